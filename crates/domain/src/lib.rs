@@ -1,0 +1,19 @@
+//! Herald's domain: the types every other crate speaks, parsed once at the edge, and the
+//! decisions between two store calls written as pure functions.
+//!
+//! Nothing here performs I/O, reads a clock or draws random numbers: time and randomness are
+//! parameters, which is what lets tests drive days of waiting with a manual clock.
+
+pub mod api_key;
+pub mod id;
+pub mod job;
+pub mod page;
+pub mod time;
+pub mod workspace;
+
+pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
+pub use id::{ApiKeyId, IdParseError, JobId, LeaseId, WorkspaceId};
+pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
+pub use page::{Cursor, Page, PageRequest};
+pub use time::Timestamp;
+pub use workspace::{Workspace, WorkspaceName};

@@ -1,0 +1,196 @@
+//! The job queue on SQLite. Claims run inside the single writer's `BEGIN IMMEDIATE`
+//! transaction, which serialises them: no two claims can see the same due row.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
+use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use crate::rows::{self, get, ts, uuid};
+use crate::{SqliteStore, db_error};
+
+macro_rules! job_columns {
+    () => {
+        "id, workspace_id, kind, payload, state, run_at, attempts, max_attempts, last_error, created_at, updated_at"
+    };
+}
+
+/// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's 32,766 limit.
+const INSERT_CHUNK: usize = 1000;
+
+/// Inserts jobs inside the caller's transaction: the outbox half of every use case that
+/// implies work.
+pub(crate) async fn insert_jobs(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace: WorkspaceId,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> StoreResult<Vec<JobId>> {
+    let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
+    for (chunk, chunk_ids) in jobs.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) ",
+        );
+        insert.push_values(chunk.iter().zip(chunk_ids), |mut row, (job, id)| {
+            row.push_bind(id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(job.kind.as_str())
+                .push_bind(job.payload.to_string())
+                .push_bind(JobState::Queued.as_str())
+                .push_bind(job.run_at.unix_millis())
+                .push_bind(job.run_at.unix_millis())
+                .push_bind(i64::from(job.max_attempts))
+                .push_bind(now.unix_millis())
+                .push_bind(now.unix_millis());
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok(ids)
+}
+
+/// Applies a run's outcome if `lease` is still the job's current lease.
+async fn finish(
+    tx: &mut Transaction<'static, Sqlite>,
+    lease: &JobLease,
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let (state, run_at, error) = match outcome {
+        JobOutcome::Done => (JobState::Done, None, None),
+        JobOutcome::Retry { at, error } => (JobState::Queued, Some(at.unix_millis()), Some(error.as_str())),
+        JobOutcome::Dead { error } => (JobState::Dead, None, Some(error.as_str())),
+    };
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), due_at = ?, last_error = COALESCE(?, last_error), \
+         lease_id = NULL, leased_by = NULL, updated_at = ? WHERE id = ? AND lease_id = ?",
+    )
+    .bind(state.as_str())
+    .bind(run_at)
+    .bind(run_at)
+    .bind(error)
+    .bind(now.unix_millis())
+    .bind(lease.job_id.as_uuid())
+    .bind(lease.lease_id.as_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue_jobs(&self, workspace: WorkspaceId, jobs: &[NewJob], now: Timestamp) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.write().await?;
+        let ids = insert_jobs(&mut tx, workspace, jobs, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(ids)
+    }
+
+    async fn claim_jobs(&self, request: &ClaimRequest) -> StoreResult<Vec<LeasedJob>> {
+        let lease_id = LeaseId::from_uuid(new_uuid(request.now));
+        let expires_at = request.now + request.lease;
+        let mut tx = self.write().await?;
+        let claimed = sqlx::query(concat!(
+            "UPDATE jobs SET state = 'running', due_at = ?, lease_id = ?, leased_by = ?, attempts = attempts + 1, updated_at = ? ",
+            "WHERE id IN (SELECT id FROM jobs WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?) ",
+            "RETURNING ",
+            job_columns!()
+        ))
+        .bind(expires_at.unix_millis())
+        .bind(lease_id.as_uuid())
+        .bind(&request.worker)
+        .bind(request.now.unix_millis())
+        .bind(request.now.unix_millis())
+        .bind(i64::from(request.limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        let mut jobs = claimed.iter().map(rows::job).collect::<StoreResult<Vec<Job>>>()?;
+        // RETURNING gives no order; hand jobs out in the order they fell due.
+        jobs.sort_by_key(|j| (j.run_at, j.id));
+        Ok(jobs
+            .into_iter()
+            .map(|job| LeasedJob { lease: JobLease { job_id: job.id, lease_id, expires_at }, job })
+            .collect())
+    }
+
+    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        finish(&mut tx, lease, outcome, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        finish(&mut tx, lease, &JobOutcome::Done, now).await?;
+        sqlx::query(
+            "INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) SELECT id, workspace_id, ?, ? FROM jobs WHERE id = ?",
+        )
+        .bind(worker)
+        .bind(now.unix_millis())
+        .bind(lease.job_id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>> {
+        let rows = sqlx::query("SELECT job_id, worker, applied_at FROM ping_log WHERE workspace_id = ? ORDER BY job_id")
+            .bind(workspace.as_uuid())
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(PingRecord {
+                    job_id: JobId::from_uuid(uuid(row, "job_id")?),
+                    worker: get(row, "worker")?,
+                    applied_at: ts(row, "applied_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_job(&self, workspace: WorkspaceId, id: JobId) -> StoreResult<Job> {
+        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs WHERE workspace_id = ? AND id = ?"))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::NotFound { entity: "job" })?;
+        rows::job(&row)
+    }
+
+    async fn next_job_due(&self) -> StoreResult<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE due_at IS NOT NULL")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(db_error)?;
+        Ok(next.map(Timestamp::from_unix_millis))
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(due_at <= ?1), 0) AS due, \
+                    COALESCE(SUM(due_at > ?1 AND state = 'queued'), 0) AS scheduled, \
+                    COALESCE(SUM(due_at > ?1 AND state = 'running'), 0) AS running, \
+                    (SELECT COUNT(*) FROM jobs WHERE state = 'dead') AS dead \
+             FROM jobs WHERE due_at IS NOT NULL",
+        )
+        .bind(now.unix_millis())
+        .fetch_one(&self.readers)
+        .await
+        .map_err(db_error)?;
+        let count = |column: &str| -> StoreResult<u64> {
+            u64::try_from(get::<i64>(&row, column)?).map_err(|e| rows::corrupt(column, e))
+        };
+        Ok(QueueStats { due: count("due")?, scheduled: count("scheduled")?, running: count("running")?, dead: count("dead")? })
+    }
+}

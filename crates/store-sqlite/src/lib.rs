@@ -1,0 +1,122 @@
+//! Herald's storage on SQLite: the zero-configuration backend.
+//!
+//! One file, WAL mode, `synchronous=FULL` (an acknowledged write survives power loss). SQLite
+//! allows one writer at a time, so the store keeps one writer connection and a pool of
+//! readers: writers queue in the pool instead of spinning on `SQLITE_BUSY`, and readers never
+//! wait for writers (WAL). Every write transaction starts with `BEGIN IMMEDIATE`, so another
+//! process writing to the same file (a CLI command while the server runs) waits on the busy
+//! timeout instead of failing a read-to-write upgrade.
+
+mod jobs;
+mod migrate;
+mod rows;
+mod workspaces;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_store::{Backend, Store, StoreError, StoreResult};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+/// A store on one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+/// Why a SQLite URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("an in-memory SQLite database cannot be shared by Herald's connections; give a file path")]
+    InMemory,
+    #[error("not a SQLite URL: {0}")]
+    BadUrl(#[source] sqlx::Error),
+    #[error("cannot open the database")]
+    Open(#[source] sqlx::Error),
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://PATH` URL. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(ConnectError::BadUrl)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if options.get_filename().as_os_str() == ":memory:" || url.contains("mode=memory") {
+            return Err(ConnectError::InMemory);
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(ConnectError::Open)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(ConnectError::Open)?;
+        Ok(Self { writer, readers })
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from its first statement.
+    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        migrate::apply(&mut tx).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.readers).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Maps a driver error onto the store's error: unique violations become `Conflict` named
+/// `<table>_<column>` (matching the unique index names in the migrations), lock contention
+/// becomes `Busy`.
+pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let primary = code.as_deref().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            match primary {
+                // SQLITE_CONSTRAINT with a UNIQUE/PRIMARY KEY message: "UNIQUE constraint failed: t.a, t.b"
+                Some(19) if db.message().starts_with("UNIQUE constraint failed: ") => {
+                    let columns = db.message().trim_start_matches("UNIQUE constraint failed: ");
+                    let table = columns.split('.').next().unwrap_or_default();
+                    let names: Vec<&str> = columns.split(", ").filter_map(|c| c.split('.').nth(1)).collect();
+                    StoreError::Conflict { constraint: format!("{table}_{}", names.join("_")) }
+                }
+                // SQLITE_BUSY, SQLITE_LOCKED
+                Some(5 | 6) => StoreError::Busy(Box::new(err)),
+                _ => StoreError::Other(Box::new(err)),
+            }
+        }
+        sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(err)),
+        _ => StoreError::Other(Box::new(err)),
+    }
+}
