@@ -1,0 +1,80 @@
+//! `herald`: parses the command line, loads settings, runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, WorkspaceCommand};
+use herald_server::config::{EXAMPLE_FILE, Loader, SettingError};
+use herald_server::{commands, telemetry};
+
+/// Exit status for unusable settings (as sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("herald: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+fn bad_setting(err: &SettingError) -> ExitCode {
+    eprintln!("herald: {err}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let loader = match Loader::new(&cli.global) {
+        Ok(loader) => loader,
+        Err(e) => return bad_setting(&e),
+    };
+    let common = match loader.common(&cli.global) {
+        Ok(common) => common,
+        Err(e) => return bad_setting(&e),
+    };
+    let result = match cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{EXAMPLE_FILE}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check(args)) => match loader.serve(&args) {
+            Ok(settings) => {
+                println!("{common:#?}\n{settings:#?}");
+                Ok(())
+            }
+            Err(e) => return bad_setting(&e),
+        },
+        command => {
+            telemetry::init_logging(common.log_format, &common.log_filter);
+            match command {
+                Command::Serve(args) => match loader.serve(&args) {
+                    Ok(settings) => commands::serve(&common, settings).await,
+                    Err(e) => return bad_setting(&e),
+                },
+                Command::Migrate => commands::migrate(&common).await,
+                Command::ApiKey(ApiKeyCommand::Create { workspace, name }) => {
+                    commands::api_key_create(&common, &workspace, &name).await
+                }
+                Command::Workspace(WorkspaceCommand::Create { name }) => commands::workspace_create(&common, &name).await,
+                Command::Workspace(WorkspaceCommand::List) => commands::workspace_list(&common).await,
+                Command::Queue(QueueCommand::Stats) => commands::queue_stats(&common).await,
+                Command::Queue(QueueCommand::Ping { count, workspace }) => {
+                    commands::queue_ping(&common, &workspace, count).await
+                }
+                Command::Config(_) => Ok(()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -105,7 +105,7 @@ pub struct PingRecord {
 
 /// Everything Herald stores, as use cases. Split by concern; `Store` is all of them.
 #[async_trait]
-pub trait Store: WorkspaceStore + JobStore + Send + Sync + 'static {
+pub trait Store: WorkspaceStore + JobStore + Send + Sync + std::fmt::Debug + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to call from several processes at once.

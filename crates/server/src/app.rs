@@ -1,0 +1,101 @@
+//! The application: bootstrapping a database for first use, and serving HTTP and running
+//! workers until shutdown. `main` and the test harness both build it here, so tests run the
+//! same code as production with only the clock and the worker loop swapped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_domain::{ApiToken, Workspace};
+use herald_store::SharedStore;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::WorkerSettings;
+use crate::http::{self, AppState};
+use crate::jobs::Worker;
+
+/// Herald's HTTP state and its worker, ready to serve.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub state: AppState,
+    pub worker: Arc<Worker>,
+}
+
+/// Makes a database ready for first use: the `default` workspace exists and, when the
+/// operator set one, the admin token is that workspace's bootstrap key.
+pub async fn bootstrap(store: &SharedStore, clock: &SharedClock, admin_token: Option<&ApiToken>) -> anyhow::Result<Workspace> {
+    let workspace = store.ensure_default_workspace(clock.now()).await.context("cannot create the default workspace")?;
+    if let Some(token) = admin_token {
+        store
+            .install_bootstrap_key(workspace.id, token.hash(), clock.now())
+            .await
+            .context("cannot install HERALD_ADMIN_TOKEN")?;
+    }
+    Ok(workspace)
+}
+
+impl App {
+    pub fn new(store: SharedStore, clock: SharedClock, public_url: &str, worker: WorkerSettings) -> Self {
+        let wake = Arc::new(Notify::new());
+        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone()));
+        let state = AppState {
+            store,
+            clock,
+            metrics: crate::telemetry::metrics_handle(),
+            wake,
+            public_url: public_url.trim_end_matches('/').into(),
+        };
+        Self { state, worker }
+    }
+
+    /// Serves on `listener` (and runs the worker loop when `run_worker`) until `shutdown` is
+    /// cancelled; then stops accepting, and gives in-flight requests and jobs `grace` to
+    /// finish before returning anyway (unfinished jobs are not lost: their leases expire).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        run_worker: bool,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            finished = &mut server => {
+                // The server stopped by itself: that is a failure, not a shutdown.
+                shutdown.cancel();
+                finished.context("HTTP server task failed")?.context("HTTP server failed")?;
+                anyhow::bail!("the HTTP server stopped unexpectedly");
+            }
+            () = shutdown.cancelled() => {}
+        }
+        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests and jobs");
+        let mut worker = worker;
+        let drain = async {
+            let served = (&mut server).await;
+            if let Some(worker) = worker.as_mut() {
+                let _ = worker.await;
+            }
+            served
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(served) => {
+                served.context("HTTP server task failed")?.context("HTTP server failed")?;
+                tracing::info!("shutdown complete");
+            }
+            Err(_) => {
+                tracing::warn!("shutdown grace period over; leaving unfinished work to expire and rerun");
+                server.abort();
+                if let Some(worker) = worker {
+                    worker.abort();
+                }
+            }
+        }
+        Ok(())
+    }
+}

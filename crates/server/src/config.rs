@@ -1,0 +1,357 @@
+//! Settings: typed, validated once at start-up, with no side effects while loading.
+//!
+//! Each setting is looked up in order: flag, environment variable (both via clap), the TOML
+//! file, the default. A bad value becomes a `SettingError` naming the setting the way the
+//! operator wrote it and saying what is wrong, printed as one line before exiting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::Uri;
+use herald_domain::ApiToken;
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+/// The commented example file, which doubles as the operator's manual of settings.
+pub const EXAMPLE_FILE: &str = include_str!("../herald.example.toml");
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
+
+/// A setting that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct SettingError {
+    /// How the operator can set it, e.g. `HERALD_BIND (--bind)` or `bind in herald.toml`.
+    pub setting: String,
+    pub reason: String,
+}
+
+/// The settings file, as written. Unknown keys are an error.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    bind: Option<String>,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    log_format: Option<String>,
+    log: Option<String>,
+    worker: Option<bool>,
+    worker_concurrency: Option<u32>,
+    job_lease_secs: Option<u64>,
+    queue_poll_ms: Option<u64>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+/// Where the database lives; the scheme picks the backend once, here.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err("an in-memory SQLite database would lose everything on exit; give a file, e.g. sqlite://herald.db".into());
+            }
+            Ok(Self::Sqlite(url.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else {
+            // Never echo the URL: it may hold a password.
+            let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+            Err(format!("must start with sqlite:// or postgres:// (the scheme given is {scheme:?})"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Sqlite(url) | Self::Postgres(url) => url,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(url) => write!(f, "{url}"),
+            // Hide credentials: show only what follows the last `@`.
+            Self::Postgres(url) => match url.rsplit_once('@') {
+                Some((_, host)) => write!(f, "postgres://<redacted>@{host}"),
+                None => write!(f, "{url}"),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings every command needs.
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub database: DatabaseUrl,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+/// Settings of `herald serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub bind: SocketAddr,
+    /// Without a trailing slash. `None`: derived from the bound address once listening.
+    pub public_url: Option<String>,
+    pub admin_token: Option<ApiToken>,
+    pub worker: WorkerSettings,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    pub concurrency: u32,
+    pub lease: Duration,
+    pub poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { enabled: true, concurrency: 16, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
+    }
+}
+
+/// Reads the settings file named by the flags, if any.
+pub struct Loader {
+    file: FileSettings,
+    file_name: String,
+}
+
+impl fmt::Debug for Loader {
+    // The file may hold the admin token: show only where it came from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader").field("file_name", &self.file_name).finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    pub fn new(global: &GlobalArgs) -> Result<Self, SettingError> {
+        let Some(path) = &global.config else {
+            return Ok(Self { file: FileSettings::default(), file_name: String::new() });
+        };
+        let file_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SettingError {
+            setting: "HERALD_CONFIG (--config)".into(),
+            reason: format!("cannot read {file_name}: {e}"),
+        })?;
+        Self::from_toml(&text, &file_name)
+    }
+
+    fn from_toml(text: &str, file_name: &str) -> Result<Self, SettingError> {
+        let file = toml::from_str(text).map_err(|e: toml::de::Error| SettingError {
+            setting: format!("HERALD_CONFIG (--config {file_name})"),
+            reason: e.message().to_owned()
+                + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+        })?;
+        Ok(Self { file, file_name: file_name.to_owned() })
+    }
+
+    /// Picks the flag/env value or else the file's, and parses it, naming the source in errors.
+    fn pick<T, R>(
+        &self,
+        flag: Option<T>,
+        from_file: Option<T>,
+        env: &str,
+        key: &str,
+        parse: impl FnOnce(T) -> Result<R, String>,
+    ) -> Result<Option<R>, SettingError> {
+        let (value, setting) = match (flag, from_file) {
+            (Some(v), _) => (v, format!("{env} (--{})", key.replace('_', "-"))),
+            (None, Some(v)) => (v, format!("{key} in {}", self.file_name)),
+            (None, None) => return Ok(None),
+        };
+        parse(value).map(Some).map_err(|reason| SettingError { setting, reason })
+    }
+
+    pub fn common(&self, global: &GlobalArgs) -> Result<CommonSettings, SettingError> {
+        let f = &self.file;
+        let database = self
+            .pick(global.database_url.clone(), f.database_url.clone(), "HERALD_DATABASE_URL", "database_url", |v| {
+                DatabaseUrl::parse(&v)
+            })?
+            .unwrap_or(DatabaseUrl::Sqlite(DEFAULT_DATABASE_URL.to_owned()));
+        let log_format = self
+            .pick(global.log_format.clone(), f.log_format.clone(), "HERALD_LOG_FORMAT", "log_format", |v| {
+                match v.as_str() {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    other => Err(format!("must be `text` or `json`, not {other:?}")),
+                }
+            })?
+            .unwrap_or(LogFormat::Text);
+        let log_filter = self
+            .pick(global.log.clone(), f.log.clone(), "HERALD_LOG", "log", |v| {
+                tracing_subscriber::EnvFilter::try_new(&v).map(|_| v).map_err(|e| format!("not a log filter: {e}"))
+            })?
+            .unwrap_or_else(|| "info".to_owned());
+        Ok(CommonSettings { database, log_format, log_filter })
+    }
+
+    pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings, SettingError> {
+        let f = &self.file;
+        let bind = self
+            .pick(args.bind.clone(), f.bind.clone(), "HERALD_BIND", "bind", |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| format!("{v:?} is not an address to listen on; expected IP:PORT, e.g. 127.0.0.1:8080"))
+            })?
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url =
+            self.pick(args.public_url.clone(), f.public_url.clone(), "HERALD_PUBLIC_URL", "public_url", |v| {
+                parse_public_url(&v)
+            })?;
+        let admin_token =
+            self.pick(args.admin_token.clone(), f.admin_token.clone(), "HERALD_ADMIN_TOKEN", "admin_token", |v| {
+                ApiToken::parse_supplied(&v).map_err(|e| e.to_string())
+            })?;
+        let defaults = WorkerSettings::default();
+        let positive = |what: &'static str| move |n: u64| if n == 0 { Err(format!("{what} must be at least 1")) } else { Ok(n) };
+        let worker = WorkerSettings {
+            enabled: self.pick(args.worker, f.worker, "HERALD_WORKER", "worker", Ok)?.unwrap_or(defaults.enabled),
+            concurrency: self
+                .pick(args.worker_concurrency, f.worker_concurrency, "HERALD_WORKER_CONCURRENCY", "worker_concurrency", |n| {
+                    if (1..=1024).contains(&n) { Ok(n) } else { Err(format!("must be between 1 and 1024, not {n}")) }
+                })?
+                .unwrap_or(defaults.concurrency),
+            lease: self
+                .pick(args.job_lease_secs, f.job_lease_secs, "HERALD_JOB_LEASE_SECS", "job_lease_secs", positive("the lease"))?
+                .map_or(defaults.lease, Duration::from_secs),
+            poll: self
+                .pick(args.queue_poll_ms, f.queue_poll_ms, "HERALD_QUEUE_POLL_MS", "queue_poll_ms", positive("the poll interval"))?
+                .map_or(defaults.poll, Duration::from_millis),
+        };
+        let shutdown_timeout = self
+            .pick(args.shutdown_timeout_secs, f.shutdown_timeout_secs, "HERALD_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs", Ok)?
+            .map_or(Duration::from_secs(10), Duration::from_secs);
+        Ok(ServeSettings { bind, public_url, admin_token, worker, shutdown_timeout })
+    }
+}
+
+/// An absolute http(s) URL without query or fragment; returned without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let uri: Uri = raw.parse().map_err(|_| format!("{raw:?} is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{raw:?} must start with http:// or https://")),
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("{raw:?} has no host"));
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err(format!("{raw:?} must not have a query or fragment"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global() -> GlobalArgs {
+        GlobalArgs { config: None, database_url: None, log_format: None, log: None }
+    }
+
+    fn serve_args() -> ServeArgs {
+        ServeArgs {
+            bind: None,
+            public_url: None,
+            admin_token: None,
+            worker: None,
+            worker_concurrency: None,
+            job_lease_secs: None,
+            queue_poll_ms: None,
+            shutdown_timeout_secs: None,
+        }
+    }
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let from_example = Loader::from_toml(EXAMPLE_FILE, "herald.example.toml").expect("example parses");
+        let none = Loader::from_toml("", "empty.toml").expect("empty parses");
+        let (a, b) = (from_example.common(&global()).expect("ok"), none.common(&global()).expect("ok"));
+        assert_eq!((a.database, a.log_format, a.log_filter), (b.database, b.log_format, b.log_filter));
+        let (a, b) = (from_example.serve(&serve_args()).expect("ok"), none.serve(&serve_args()).expect("ok"));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let loader = Loader::from_toml("bind = \"127.0.0.1:1\"\nworker_concurrency = 3", "h.toml").expect("parses");
+        let mut args = serve_args();
+        assert_eq!(loader.serve(&args).expect("ok").bind.port(), 1);
+        args.bind = Some("127.0.0.1:2".into());
+        let settings = loader.serve(&args).expect("ok");
+        assert_eq!((settings.bind.port(), settings.worker.concurrency), (2, 3));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_problem() {
+        let loader = Loader::from_toml("bind = \"nope\"", "h.toml").expect("parses");
+        let err = loader.serve(&serve_args()).expect_err("bad bind");
+        assert_eq!(err.setting, "bind in h.toml");
+        assert!(err.reason.contains("expected IP:PORT"), "{err}");
+
+        let mut args = serve_args();
+        args.bind = Some("localhost".into());
+        assert_eq!(loader.serve(&args).expect_err("bad").setting, "HERALD_BIND (--bind)");
+
+        let cases: [(fn(&mut ServeArgs), &str, &str); 5] = [
+            (|a| a.public_url = Some("ftp://x".into()), "HERALD_PUBLIC_URL", "http"),
+            (|a| a.public_url = Some("https://x/?a=1".into()), "HERALD_PUBLIC_URL", "query"),
+            (|a| a.admin_token = Some("short".into()), "HERALD_ADMIN_TOKEN", "at least 16"),
+            (|a| a.worker_concurrency = Some(0), "HERALD_WORKER_CONCURRENCY", "between 1 and 1024"),
+            (|a| a.job_lease_secs = Some(0), "HERALD_JOB_LEASE_SECS", "at least 1"),
+        ];
+        let loader = Loader::from_toml("", "h.toml").expect("parses");
+        for (set, setting, reason) in cases {
+            let mut args = serve_args();
+            set(&mut args);
+            let err = loader.serve(&args).expect_err("bad value");
+            assert!(err.setting.starts_with(setting), "{err}");
+            assert!(err.reason.contains(reason), "{err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend_and_never_echo_secrets() {
+        assert!(matches!(DatabaseUrl::parse("sqlite://x.db"), Ok(DatabaseUrl::Sqlite(_))));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u:p@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        let err = DatabaseUrl::parse("mysql://root:hunter2@h/db").expect_err("unsupported");
+        assert!(err.contains("\"mysql\"") && !err.contains("hunter2"), "{err}");
+        assert!(DatabaseUrl::parse("sqlite::memory:").is_err());
+        let shown = format!("{:?}", DatabaseUrl::parse("postgres://u:hunter2@db:5432/h").expect("ok"));
+        assert_eq!(shown, "postgres://<redacted>@db:5432/h");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_in_the_file_are_errors() {
+        let err = Loader::from_toml("bnid = \"x\"", "h.toml").err().expect("unknown key");
+        assert!(err.reason.contains("bnid"), "{err}");
+        let err = Loader::from_toml("worker = \"yes\"", "h.toml").err().expect("bad type");
+        assert!(err.setting.contains("h.toml"), "{err}");
+        let common = Loader::from_toml("log_format = \"xml\"", "h.toml").expect("parses").common(&global());
+        assert_eq!(common.expect_err("bad").setting, "log_format in h.toml");
+    }
+
+    #[test]
+    fn public_urls_lose_their_trailing_slash() {
+        assert_eq!(parse_public_url("https://herald.example.com/").as_deref(), Ok("https://herald.example.com"));
+        assert_eq!(parse_public_url("http://10.0.0.1:8080/h").as_deref(), Ok("http://10.0.0.1:8080/h"));
+    }
+}

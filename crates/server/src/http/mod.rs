@@ -1,0 +1,140 @@
+//! The HTTP surface: the authenticated admin API under `/api/v1`, its OpenAPI document, and
+//! the operations endpoints. Each resource module exposes its own `router()`; this module
+//! assembles them and adds the shared layers (auth, body limit, metrics, tracing, panics).
+
+mod api_keys;
+mod auth;
+pub mod error;
+mod list;
+mod ops;
+mod workspace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use herald_store::SharedStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::clock::SharedClock;
+use error::ApiError;
+
+/// Largest request body the admin API reads.
+const API_BODY_LIMIT: usize = 256 * 1024;
+/// A request taking longer than this is answered 408 and its work dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub metrics: PrometheusHandle,
+    /// Wakes this process's workers when a request enqueues work.
+    pub wake: Arc<Notify>,
+    /// Base URL for URLs handed out to others, without a trailing slash.
+    pub public_url: Arc<str>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.store).field("public_url", &self.public_url).finish_non_exhaustive()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald admin API",
+        description = "Manage a Herald workspace. Every `/api/v1` endpoint needs `Authorization: Bearer <API key>`; \
+            lists return `{\"data\": [...], \"next_cursor\": ...}`; errors return \
+            `{\"error\": {\"code\", \"message\", \"field\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody)),
+    tags(
+        (name = "workspace", description = "The workspace of the calling key"),
+        (name = "api-keys", description = "Admin API keys"),
+        (name = "operations", description = "Health, readiness and metrics; no authentication")
+    )
+)]
+struct ApiDoc;
+
+/// Declares bearer authentication and requires it everywhere (operations endpoints opt out).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "api_key",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of everything `router` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    build().2
+}
+
+/// The API routes, the operations routes, and the OpenAPI document describing both.
+fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (v1, v1_doc) = OpenApiRouter::new().merge(workspace::router()).merge(api_keys::router()).split_for_parts();
+    let (ops, ops_doc) = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    let doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    (v1, ops, doc)
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (v1, ops, doc) = build();
+    let spec: Arc<str> = doc.to_json().unwrap_or_else(|_| "{}".to_owned()).into();
+    let v1 = v1
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], spec.to_string()) }
+            }),
+        )
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    Router::new()
+        .nest("/api/v1", v1)
+        .merge(ops)
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(crate::telemetry::track_http))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The route template, never the path: inbound webhook paths carry secret tokens.
+            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("http", method = %request.method(), route)
+        }))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("request handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
+                .into_response()
+        }))
+        .with_state(state)
+}

@@ -1,0 +1,193 @@
+//! The job workers: claim due jobs under a lease, run them, record the outcome.
+//!
+//! One loop per process claims as many jobs as it has free slots (`worker_concurrency`) and
+//! runs each in its own task, so a slow job never holds up the others. When nothing is due it
+//! sleeps until the next job's due time, a local wake-up (work enqueued by this process), the
+//! poll interval (work enqueued by other nodes), or shutdown, whichever comes first: waiting
+//! work costs no queries beyond one probe per interval.
+//!
+//! A job's effect commits in the same transaction as its completion, fenced by the lease
+//! (`StoreError::LeaseLost` when another worker took the job over), so a crash at any point
+//! repeats no visible effect.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_domain::job::{JobOutcome, LeasedJob};
+use herald_domain::{JobKind, RetryPolicy};
+use herald_store::{ClaimRequest, SharedStore, StoreError};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::WorkerSettings;
+
+/// How long to wait before asking the database again after it failed to answer.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs jobs for this process.
+#[derive(Debug)]
+pub struct Worker {
+    store: SharedStore,
+    clock: SharedClock,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+    /// Written into claimed job rows so operators can tell which process holds a job.
+    name: String,
+}
+
+impl Worker {
+    pub fn new(store: SharedStore, clock: SharedClock, settings: WorkerSettings, wake: Arc<Notify>) -> Self {
+        let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
+        Self { store, clock, settings, wake, name }
+    }
+
+    /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
+    /// dropping this future, which aborts them; their leases expire and they run again).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.name, concurrency = self.settings.concurrency, "job worker started");
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency as usize));
+        let mut running = JoinSet::new();
+        loop {
+            while let Some(finished) = running.try_join_next() {
+                if let Err(e) = finished {
+                    tracing::error!(error = %e, "job task panicked");
+                }
+            }
+            let first_slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot { Ok(s) => s, Err(_) => break },
+                () = shutdown.cancelled() => break,
+            };
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let free = 1 + slots.available_permits();
+            let claimed = match self.claim(free).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim jobs; will retry");
+                    drop(first_slot);
+                    if sleep_or_shutdown(STORE_ERROR_PAUSE, &self.wake, &shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                drop(first_slot);
+                let wait = self.idle_wait().await;
+                if sleep_or_shutdown(wait, &self.wake, &shutdown).await {
+                    break;
+                }
+                continue;
+            }
+            let mut first_slot = Some(first_slot);
+            for job in claimed {
+                let slot = match first_slot.take() {
+                    Some(slot) => slot,
+                    None => match slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                };
+                let me = self.clone();
+                running.spawn(async move {
+                    me.run_one(job).await;
+                    drop(slot);
+                });
+            }
+        }
+        tracing::info!(in_flight = running.len(), "job worker stopping; finishing in-flight jobs");
+        while running.join_next().await.is_some() {}
+        tracing::info!("job worker stopped");
+    }
+
+    /// Runs every job due at the clock's current time, including jobs that running them makes
+    /// due, until none is due. Returns how many runs it made. This is how tests with a manual
+    /// clock drive the queue instead of sleeping.
+    pub async fn run_until_idle(&self) -> Result<usize, StoreError> {
+        let mut runs = 0;
+        loop {
+            let claimed = self.claim(self.settings.concurrency as usize).await?;
+            if claimed.is_empty() {
+                return Ok(runs);
+            }
+            runs += claimed.len();
+            futures::future::join_all(claimed.into_iter().map(|job| self.run_one(job))).await;
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<LeasedJob>, StoreError> {
+        let request = ClaimRequest {
+            worker: self.name.clone(),
+            now: self.clock.now(),
+            lease: self.settings.lease,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        };
+        self.store.claim_jobs(&request).await
+    }
+
+    /// How long to sleep when nothing is due: until the next due job, at most the poll interval.
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_job_due().await {
+            Ok(Some(due)) => due.saturating_duration_since(self.clock.now()).min(self.settings.poll),
+            Ok(None) | Err(_) => self.settings.poll,
+        }
+    }
+
+    async fn run_one(&self, leased: LeasedJob) {
+        let started = Instant::now();
+        let kind = leased.job.kind.clone();
+        let outcome = match self.execute(&leased).await {
+            Ok(outcome) => outcome,
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!(job = %leased.job.id, kind, "lease lost; another worker took the job over");
+                "lease_lost"
+            }
+            Err(e) => {
+                // The job stays leased; when the lease expires it is claimed again.
+                tracing::error!(job = %leased.job.id, kind, error = %e, "cannot record the job's outcome");
+                "store_error"
+            }
+        };
+        let labels = [("kind", kind), ("outcome", outcome.to_owned())];
+        metrics::counter!("herald_jobs_total", &labels).increment(1);
+        metrics::histogram!("herald_job_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
+    }
+
+    /// Runs one job and records its outcome; returns the outcome's metric label.
+    async fn execute(&self, leased: &LeasedJob) -> Result<&'static str, StoreError> {
+        let job = &leased.job;
+        let now = self.clock.now();
+        if job.attempts > job.max_attempts {
+            // Claimed again and again without ever finishing: its worker keeps dying on it.
+            let error = format!("claimed {} times without finishing; giving up", job.attempts);
+            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            return Ok("dead");
+        }
+        match job.kind.parse::<JobKind>() {
+            Ok(JobKind::Ping) => {
+                self.store.complete_ping(&leased.lease, &self.name, now).await?;
+                Ok("done")
+            }
+            Err(unknown) => {
+                // A newer node may know this kind (rolling upgrade): leave it for later.
+                let error = format!("{unknown}; a newer herald may run it");
+                let outcome = RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), error);
+                let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
+                self.store.finish_job(&leased.lease, &outcome, now).await?;
+                Ok(label)
+            }
+        }
+    }
+}
+
+/// Sleeps for `wait` unless woken or shut down first; returns whether shutdown was asked.
+async fn sleep_or_shutdown(wait: Duration, wake: &Notify, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => false,
+        () = wake.notified() => false,
+        () = shutdown.cancelled() => true,
+    }
+}

@@ -1,0 +1,13 @@
+//! The `herald` binary's library: configuration, the HTTP API, the job workers and the
+//! commands that tie them together. `main.rs` only parses the command line and calls in here;
+//! integration tests build the same `App`.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod jobs;
+pub mod telemetry;
