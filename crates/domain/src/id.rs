@@ -126,12 +126,27 @@ mod tests {
     #[test]
     fn rejects_other_prefixes_and_shapes() {
         let cases = [
-            ("ws_01930000000070008000000000000001", IdParseError::WrongPrefix { expected: "job" }),
-            ("job01930000000070008000000000000001", IdParseError::WrongPrefix { expected: "job" }),
+            (
+                "ws_01930000000070008000000000000001",
+                IdParseError::WrongPrefix { expected: "job" },
+            ),
+            (
+                "job01930000000070008000000000000001",
+                IdParseError::WrongPrefix { expected: "job" },
+            ),
             ("job_0193", IdParseError::Malformed { prefix: "job" }),
-            ("job_01930000-0000-7000-8000-000000000001", IdParseError::Malformed { prefix: "job" }),
-            ("job_0193000000007000800000000000000G", IdParseError::Malformed { prefix: "job" }),
-            ("job_0193000000007000800000000000000A", IdParseError::Malformed { prefix: "job" }),
+            (
+                "job_01930000-0000-7000-8000-000000000001",
+                IdParseError::Malformed { prefix: "job" },
+            ),
+            (
+                "job_0193000000007000800000000000000G",
+                IdParseError::Malformed { prefix: "job" },
+            ),
+            (
+                "job_0193000000007000800000000000000A",
+                IdParseError::Malformed { prefix: "job" },
+            ),
             ("", IdParseError::WrongPrefix { expected: "job" }),
         ];
         for (input, expected) in cases {
@@ -144,8 +159,14 @@ mod tests {
         let id = WorkspaceId::from_uuid(Uuid::from_u128(7));
         let json = serde_json::to_string(&id).expect("serializes");
         assert_eq!(json, "\"ws_00000000000000000000000000000007\"");
-        assert_eq!(serde_json::from_str::<WorkspaceId>(&json).expect("parses"), id);
-        assert!(serde_json::from_str::<WorkspaceId>("\"key_00000000000000000000000000000007\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<WorkspaceId>(&json).expect("parses"),
+            id
+        );
+        assert!(
+            serde_json::from_str::<WorkspaceId>("\"key_00000000000000000000000000000007\"")
+                .is_err()
+        );
     }
 
     proptest! {

@@ -19,7 +19,7 @@ pub struct Timestamp(i64);
 impl Timestamp {
     pub const UNIX_EPOCH: Timestamp = Timestamp(0);
 
-    pub fn from_unix_millis(millis: i64) -> Self {
+    pub const fn from_unix_millis(millis: i64) -> Self {
         Self(millis)
     }
 
@@ -113,7 +113,10 @@ mod tests {
         assert_eq!((t + Duration::from_secs(10)).unix_millis(), i64::MAX);
         let early = Timestamp::from_unix_millis(5);
         assert_eq!(early.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_duration_since(t - Duration::from_millis(7)), Duration::from_millis(7));
+        assert_eq!(
+            t.saturating_duration_since(t - Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
     }
 
     proptest! {

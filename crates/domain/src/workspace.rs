@@ -94,6 +94,9 @@ mod tests {
         for (input, err) in cases {
             assert_eq!(WorkspaceName::parse(input), Err(err), "{input:?}");
         }
-        assert_eq!(WorkspaceName::parse(&"a".repeat(64)), Err(WorkspaceNameError::TooLong));
+        assert_eq!(
+            WorkspaceName::parse(&"a".repeat(64)),
+            Err(WorkspaceNameError::TooLong)
+        );
     }
 }

@@ -26,8 +26,15 @@ pub struct App {
 
 /// Makes a database ready for first use: the `default` workspace exists and, when the
 /// operator set one, the admin token is that workspace's bootstrap key.
-pub async fn bootstrap(store: &SharedStore, clock: &SharedClock, admin_token: Option<&ApiToken>) -> anyhow::Result<Workspace> {
-    let workspace = store.ensure_default_workspace(clock.now()).await.context("cannot create the default workspace")?;
+pub async fn bootstrap(
+    store: &SharedStore,
+    clock: &SharedClock,
+    admin_token: Option<&ApiToken>,
+) -> anyhow::Result<Workspace> {
+    let workspace = store
+        .ensure_default_workspace(clock.now())
+        .await
+        .context("cannot create the default workspace")?;
     if let Some(token) = admin_token {
         store
             .install_bootstrap_key(workspace.id, token.hash(), clock.now())
@@ -38,9 +45,19 @@ pub async fn bootstrap(store: &SharedStore, clock: &SharedClock, admin_token: Op
 }
 
 impl App {
-    pub fn new(store: SharedStore, clock: SharedClock, public_url: &str, worker: WorkerSettings) -> Self {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        public_url: &str,
+        worker: WorkerSettings,
+    ) -> Self {
         let wake = Arc::new(Notify::new());
-        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone()));
+        let worker = Arc::new(Worker::new(
+            store.clone(),
+            clock.clone(),
+            worker,
+            wake.clone(),
+        ));
         let state = AppState {
             store,
             clock,
@@ -62,19 +79,26 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
-        let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let worker =
+            run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());
         tokio::select! {
+            // Checked first: once shutdown is asked, the server finishing is expected.
+            biased;
+            () = shutdown.cancelled() => {}
             finished = &mut server => {
                 // The server stopped by itself: that is a failure, not a shutdown.
                 shutdown.cancel();
                 finished.context("HTTP server task failed")?.context("HTTP server failed")?;
                 anyhow::bail!("the HTTP server stopped unexpectedly");
             }
-            () = shutdown.cancelled() => {}
         }
-        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests and jobs");
+        tracing::info!(
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: finishing in-flight requests and jobs"
+        );
         let mut worker = worker;
         let drain = async {
             let served = (&mut server).await;
@@ -85,11 +109,15 @@ impl App {
         };
         match tokio::time::timeout(grace, drain).await {
             Ok(served) => {
-                served.context("HTTP server task failed")?.context("HTTP server failed")?;
+                served
+                    .context("HTTP server task failed")?
+                    .context("HTTP server failed")?;
                 tracing::info!("shutdown complete");
             }
             Err(_) => {
-                tracing::warn!("shutdown grace period over; leaving unfinished work to expire and rerun");
+                tracing::warn!(
+                    "shutdown grace period over; leaving unfinished work to expire and rerun"
+                );
                 server.abort();
                 if let Some(worker) = worker {
                     worker.abort();

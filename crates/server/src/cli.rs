@@ -16,7 +16,12 @@ use clap::{Args, Parser, Subcommand};
 /// Settings come from flags, then environment variables, then the TOML file given by
 /// --config, then built-in defaults (`herald config example` prints a commented file).
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "herald",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -32,7 +37,13 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
     /// Database: `sqlite://PATH` (created if missing) or `postgres://USER:PASS@HOST/DB`.
     /// [default: sqlite://herald.db]
-    #[arg(long, global = true, env = "HERALD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Log line format: `text` for people, `json` for machines. [default: text]
     #[arg(long, global = true, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
@@ -82,7 +93,12 @@ pub struct ServeArgs {
     /// An admin API key for the `default` workspace, so scripts can drive a fresh server.
     /// At least 16 visible ASCII characters. Starting with a different value revokes the
     /// previous one.
-    #[arg(long, env = "HERALD_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HERALD_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// Run job workers in this process (`false` makes an API-only node). [default: true]
     #[arg(long, env = "HERALD_WORKER", value_name = "BOOL")]

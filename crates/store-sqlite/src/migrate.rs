@@ -7,7 +7,11 @@ use sqlx::{Sqlite, Transaction};
 use crate::db_error;
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
 
 pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
     sqlx::raw_sql(
@@ -16,10 +20,11 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some(&newest) = applied.last()
         && newest > known
@@ -30,7 +35,10 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<
     }
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         tracing::info!(version, name, "applying migration");
-        sqlx::raw_sql(sql).execute(&mut **tx).await.map_err(db_error)?;
+        sqlx::raw_sql(sql)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query("INSERT INTO herald_migrations (version, name) VALUES (?, ?)")
             .bind(version)
             .bind(name)

@@ -60,10 +60,14 @@ pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         kind: get(row, "kind")?,
         payload: serde_json::from_str(&payload).map_err(|e| corrupt("jobs.payload", e))?,
-        state: state.parse::<JobState>().map_err(|e| corrupt("jobs.state", e))?,
+        state: state
+            .parse::<JobState>()
+            .map_err(|e| corrupt("jobs.state", e))?,
         run_at: ts(row, "run_at")?,
-        attempts: u32::try_from(get::<i64>(row, "attempts")?).map_err(|e| corrupt("jobs.attempts", e))?,
-        max_attempts: u32::try_from(get::<i64>(row, "max_attempts")?).map_err(|e| corrupt("jobs.max_attempts", e))?,
+        attempts: u32::try_from(get::<i64>(row, "attempts")?)
+            .map_err(|e| corrupt("jobs.attempts", e))?,
+        max_attempts: u32::try_from(get::<i64>(row, "max_attempts")?)
+            .map_err(|e| corrupt("jobs.max_attempts", e))?,
         last_error: get(row, "last_error")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,

@@ -10,16 +10,16 @@
 //! - no method holds a transaction open after it returns (callers do network I/O between
 //!   calls, never inside one).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, LeasedJob};
 use herald_domain::{
-    ApiKey, ApiKeyId, ApiKeyName, Job, JobId, NewJob, Page, PageRequest, Timestamp, TokenHash, Workspace,
-    WorkspaceId, WorkspaceName,
+    ApiKey, ApiKeyId, ApiKeyName, Job, JobId, NewJob, Page, PageRequest, Timestamp, TokenHash,
+    Workspace, WorkspaceId, WorkspaceName,
 };
-use uuid::Uuid;
+use uuid::{ContextV7, Uuid};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -49,11 +49,18 @@ impl Backend {
 }
 
 /// A fresh UUIDv7 for `now`. Ids take their time from the injected clock, so records created
-/// under a manual clock sort the way the test's timeline says.
+/// under a manual clock sort the way the test's timeline says; within one process, ids made in
+/// the same millisecond still sort in creation order (uuid's `ContextV7` counter), which is
+/// what makes "ordered by id" mean "ordered by creation" for lists and cursors.
 pub fn new_uuid(now: Timestamp) -> Uuid {
+    static CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
     let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
-    let random: [u8; 10] = rand::random();
-    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+    let context = CONTEXT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let timestamp =
+        uuid::Timestamp::from_unix(&*context, millis / 1000, (millis % 1000) as u32 * 1_000_000);
+    Uuid::new_v7(timestamp)
 }
 
 /// The workspace an authenticated request acts for, and the key it used.
@@ -125,7 +132,11 @@ pub trait WorkspaceStore {
     async fn ensure_default_workspace(&self, now: Timestamp) -> StoreResult<Workspace>;
 
     /// Fails with `Conflict { constraint: "workspaces_name" }` when the name is taken.
-    async fn create_workspace(&self, name: &WorkspaceName, now: Timestamp) -> StoreResult<Workspace>;
+    async fn create_workspace(
+        &self,
+        name: &WorkspaceName,
+        now: Timestamp,
+    ) -> StoreResult<Workspace>;
 
     async fn workspace_by_name(&self, name: &WorkspaceName) -> StoreResult<Option<Workspace>>;
 
@@ -133,28 +144,52 @@ pub trait WorkspaceStore {
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
 
-    async fn create_api_key(&self, workspace: WorkspaceId, key: NewApiKey, now: Timestamp) -> StoreResult<ApiKey>;
+    async fn create_api_key(
+        &self,
+        workspace: WorkspaceId,
+        key: NewApiKey,
+        now: Timestamp,
+    ) -> StoreResult<ApiKey>;
 
     /// Makes `hash` the workspace's bootstrap key (the operator's `HERALD_ADMIN_TOKEN`),
     /// revoking a previous bootstrap key with a different hash. Idempotent across restarts.
-    async fn install_bootstrap_key(&self, workspace: WorkspaceId, hash: TokenHash, now: Timestamp) -> StoreResult<ApiKey>;
+    async fn install_bootstrap_key(
+        &self,
+        workspace: WorkspaceId,
+        hash: TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<ApiKey>;
 
     /// The principal of an unrevoked key with this hash.
     async fn authenticate(&self, hash: &TokenHash) -> StoreResult<Option<Principal>>;
 
-    async fn list_api_keys(&self, workspace: WorkspaceId, page: PageRequest<ApiKeyId>) -> StoreResult<Page<ApiKey>>;
+    async fn list_api_keys(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<ApiKeyId>,
+    ) -> StoreResult<Page<ApiKey>>;
 
     async fn get_api_key(&self, workspace: WorkspaceId, id: ApiKeyId) -> StoreResult<ApiKey>;
 
     /// Revokes a key; revoking twice keeps the first time.
-    async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey>;
+    async fn revoke_api_key(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+        now: Timestamp,
+    ) -> StoreResult<ApiKey>;
 }
 
 /// The durable job queue.
 #[async_trait]
 pub trait JobStore {
     /// Enqueues jobs in one transaction (all or none).
-    async fn enqueue_jobs(&self, workspace: WorkspaceId, jobs: &[NewJob], now: Timestamp) -> StoreResult<Vec<JobId>>;
+    async fn enqueue_jobs(
+        &self,
+        workspace: WorkspaceId,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<Vec<JobId>>;
 
     /// Claims up to `limit` due jobs, oldest due first: queued jobs whose `run_at` has come
     /// and running jobs whose lease has expired. Each claim counts as an attempt. Concurrent
@@ -163,11 +198,21 @@ pub trait JobStore {
 
     /// Records how a run ended. Fails with `LeaseLost` if the lease expired and the job was
     /// claimed again, in which case nothing is written.
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()>;
+    async fn finish_job(
+        &self,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// The effect of a ping job, committed together with the job's completion under its
     /// lease: either both happen or neither.
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()>;
+    async fn complete_ping(
+        &self,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>>;
 

@@ -51,7 +51,10 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("store", &self.store).field("public_url", &self.public_url).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +82,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
         openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
             "api_key",
             Vec::<String>::new(),
@@ -94,13 +100,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The API routes, the operations routes, and the OpenAPI document describing both.
 fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let (v1, v1_doc) = OpenApiRouter::new().merge(workspace::router()).merge(api_keys::router()).split_for_parts();
+    let (v1, v1_doc) = OpenApiRouter::new()
+        .merge(workspace::router())
+        .merge(api_keys::router())
+        .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    let doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    let doc = ApiDoc::openapi()
+        .merge_from(ops_doc)
+        .nest("/api/v1", v1_doc);
     (v1, ops, doc)
 }
 
@@ -113,28 +124,48 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || {
                 let spec = spec.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], spec.to_string()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        spec.to_string(),
+                    )
+                }
             }),
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .nest("/api/v1", v1)
         .merge(ops)
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::telemetry::track_http))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // The route template, never the path: inbound webhook paths carry secret tokens.
-            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("http", method = %request.method(), route)
-        }))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // The route template, never the path: inbound webhook paths carry secret tokens.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), route)
+            }),
+        )
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("request handler panicked");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
-                .into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the server log has details",
+            )
+            .into_response()
         }))
         .with_state(state)
 }

@@ -1,0 +1,199 @@
+//! The test harness: the real application on a random loopback port, a fresh database per
+//! test (a SQLite file in a temp dir, or a new PostgreSQL database), a manual clock, and the
+//! worker driven by `run_until_idle` instead of a background loop.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_domain::{ApiToken, Timestamp};
+use herald_server::app::{self, App};
+use herald_server::clock::{ManualClock, SharedClock};
+use herald_server::config::WorkerSettings;
+use herald_store::{SharedStore, Store};
+use herald_store_sqlite::SqliteStore;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// The admin token every test app is bootstrapped with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Where the tests start their clock: 2026-01-01T00:00:00Z.
+pub const START: Timestamp = Timestamp::from_unix_millis(1_767_225_600_000);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated store on a fresh database, and the guard that owns the database.
+pub async fn fresh_store(backend: Backend) -> (SharedStore, Box<dyn Any + Send>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+            let store = SqliteStore::connect(&url).await.expect("open sqlite");
+            store.migrate().await.expect("migrate");
+            (Arc::new(store), Box::new(dir))
+        }
+        Backend::Postgres => {
+            let (store, db) = herald_store_postgres::test_support::fresh_store().await;
+            (store, Box::new(db))
+        }
+    }
+}
+
+/// A running Herald with a manual clock.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub store: SharedStore,
+    pub app: App,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _database: Box<dyn Any + Send>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (store, database) = fresh_store(backend).await;
+    let clock = ManualClock::new(START);
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let token = ApiToken::parse_supplied(ADMIN_TOKEN).expect("valid token");
+    app::bootstrap(&store, &shared_clock, Some(&token))
+        .await
+        .expect("bootstrap");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let app = App::new(
+        store.clone(),
+        shared_clock,
+        &address,
+        WorkerSettings::default(),
+    );
+    let shutdown = CancellationToken::new();
+    // No background worker: tests step it with `run_until_idle`.
+    let server =
+        tokio::spawn(
+            app.clone()
+                .serve(listener, false, Duration::from_secs(5), shutdown.clone()),
+        );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        client,
+        clock,
+        store,
+        app,
+        shutdown,
+        server,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A request authenticated with the admin token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Runs every job due now, and what they make due, until none is.
+    pub async fn run_jobs(&self) -> usize {
+        self.app.worker.run_until_idle().await.expect("run jobs")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.server.await.expect("server task").expect("server");
+        self.store.close().await;
+    }
+}
+
+/// Reads a response's status and JSON body.
+pub async fn json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// Asserts the API's error shape and returns the body's `error` object.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let (got, body) = json(response).await;
+    assert_eq!(got, status, "{body}");
+    let error = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no `error` in {body}"))
+        .clone();
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        error.get("field").is_some(),
+        "`field` is always present: {body}"
+    );
+    error
+}
+
+/// Defines each listed `async fn name(backend: Backend)` as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

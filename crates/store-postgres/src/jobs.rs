@@ -1,0 +1,263 @@
+//! The job queue on PostgreSQL. Claims lock their rows with `FOR UPDATE SKIP LOCKED`, so
+//! claimers in any number of processes take disjoint sets of due jobs without waiting for
+//! each other, and finishing is fenced by the lease id.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
+use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
+use herald_store::{
+    ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid,
+};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+
+use crate::rows::{self, count, get, ts, uuid};
+use crate::{PgStore, db_error};
+
+macro_rules! job_columns {
+    () => {
+        "id, workspace_id, kind, payload, state, run_at, attempts, max_attempts, last_error, created_at, updated_at"
+    };
+}
+
+/// Inserts jobs inside the caller's transaction: the outbox half of every use case that
+/// implies work.
+///
+/// One statement whatever the count: the per-job values travel as five arrays that
+/// `UNNEST` turns back into rows, so 10,000 jobs cost one round trip and five bind
+/// parameters, far from PostgreSQL's limit of 65,535 parameters per statement that a
+/// multi-row `VALUES` list would have to be chunked around.
+pub(crate) async fn insert_jobs(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> StoreResult<Vec<JobId>> {
+    let ids: Vec<JobId> = jobs
+        .iter()
+        .map(|_| JobId::from_uuid(new_uuid(now)))
+        .collect();
+    let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.payload).collect();
+    let run_ats: Vec<OffsetDateTime> = jobs
+        .iter()
+        .map(|job| job.run_at.to_offset_date_time())
+        .collect();
+    let max_attempts: Vec<i64> = jobs.iter().map(|job| i64::from(job.max_attempts)).collect();
+    sqlx::query(
+        "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) \
+         SELECT t.id, $1, t.kind, t.payload, $2, t.run_at, t.run_at, t.max_attempts, $3, $3 \
+         FROM UNNEST($4::uuid[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::bigint[]) \
+              AS t (id, kind, payload, run_at, max_attempts)",
+    )
+    .bind(workspace.as_uuid())
+    .bind(JobState::Queued.as_str())
+    .bind(now.to_offset_date_time())
+    .bind(ids.iter().map(|id| id.as_uuid()).collect::<Vec<_>>())
+    .bind(kinds)
+    .bind(payloads)
+    .bind(run_ats)
+    .bind(max_attempts)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(ids)
+}
+
+/// Applies a run's outcome if `lease` is still the job's current lease.
+async fn finish(
+    tx: &mut Transaction<'static, Postgres>,
+    lease: &JobLease,
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let (state, run_at, error) = match outcome {
+        JobOutcome::Done => (JobState::Done, None, None),
+        JobOutcome::Retry { at, error } => (
+            JobState::Queued,
+            Some(at.to_offset_date_time()),
+            Some(error.as_str()),
+        ),
+        JobOutcome::Dead { error } => (JobState::Dead, None, Some(error.as_str())),
+    };
+    // If a claim races this (the lease has just expired), whichever locks the row first
+    // wins: a claim skips the row while this UPDATE holds it, and this UPDATE, having waited
+    // for a claim's lock, re-checks `lease_id` on the claimed row, matches nothing and
+    // reports `LeaseLost`.
+    let updated = sqlx::query(
+        "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), due_at = $2, \
+         last_error = COALESCE($3, last_error), lease_id = NULL, leased_by = NULL, updated_at = $4 \
+         WHERE id = $5 AND lease_id = $6",
+    )
+    .bind(state.as_str())
+    .bind(run_at)
+    .bind(error)
+    .bind(now.to_offset_date_time())
+    .bind(lease.job_id.as_uuid())
+    .bind(lease.lease_id.as_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn enqueue_jobs(
+        &self,
+        workspace: WorkspaceId,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<Vec<JobId>> {
+        let mut tx = self.begin().await?;
+        let ids = insert_jobs(&mut tx, workspace, jobs, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(ids)
+    }
+
+    async fn claim_jobs(&self, request: &ClaimRequest) -> StoreResult<Vec<LeasedJob>> {
+        let lease_id = LeaseId::from_uuid(new_uuid(request.now));
+        let expires_at = request.now + request.lease;
+        let mut tx = self.begin().await?;
+        // `SKIP LOCKED` is what lets several processes share the queue: a claimer passes over
+        // rows another claimer has locked instead of queueing behind it. A row that another
+        // claim has already committed is re-checked against `due_at <= now` on its newest
+        // version before it is locked, so it is skipped too (its `due_at` is now the lease's
+        // expiry). The CTE's column is renamed so that `RETURNING id` is not ambiguous.
+        let claimed = sqlx::query(concat!(
+            "WITH picked AS (",
+            "SELECT id AS picked_id FROM jobs WHERE due_at IS NOT NULL AND due_at <= $1 ",
+            "ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) ",
+            "UPDATE jobs SET state = 'running', due_at = $3, lease_id = $4, leased_by = $5, ",
+            "attempts = jobs.attempts + 1, updated_at = $1 ",
+            "FROM picked WHERE jobs.id = picked.picked_id ",
+            "RETURNING ",
+            job_columns!()
+        ))
+        .bind(request.now.to_offset_date_time())
+        .bind(i64::from(request.limit))
+        .bind(expires_at.to_offset_date_time())
+        .bind(lease_id.as_uuid())
+        .bind(&request.worker)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        let mut jobs = claimed
+            .iter()
+            .map(rows::job)
+            .collect::<StoreResult<Vec<Job>>>()?;
+        // RETURNING gives no order; hand jobs out in the order they fell due.
+        jobs.sort_by_key(|j| (j.run_at, j.id));
+        Ok(jobs
+            .into_iter()
+            .map(|job| LeasedJob {
+                lease: JobLease {
+                    job_id: job.id,
+                    lease_id,
+                    expires_at,
+                },
+                job,
+            })
+            .collect())
+    }
+
+    async fn finish_job(
+        &self,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        finish(&mut tx, lease, outcome, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn complete_ping(
+        &self,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // On `LeaseLost` the transaction is dropped, which rolls it back: no effect either.
+        finish(&mut tx, lease, &JobOutcome::Done, now).await?;
+        sqlx::query(
+            "INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) \
+             SELECT id, workspace_id, $1, $2 FROM jobs WHERE id = $3",
+        )
+        .bind(worker)
+        .bind(now.to_offset_date_time())
+        .bind(lease.job_id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>> {
+        let rows = sqlx::query(
+            "SELECT job_id, worker, applied_at FROM ping_log WHERE workspace_id = $1 ORDER BY job_id",
+        )
+        .bind(workspace.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(PingRecord {
+                    job_id: JobId::from_uuid(uuid(row, "job_id")?),
+                    worker: get(row, "worker")?,
+                    applied_at: ts(row, "applied_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_job(&self, workspace: WorkspaceId, id: JobId) -> StoreResult<Job> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound { entity: "job" })?;
+        rows::job(&row)
+    }
+
+    async fn next_job_due(&self) -> StoreResult<Option<Timestamp>> {
+        let next: Option<OffsetDateTime> =
+            sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE due_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(next.map(Timestamp::from_offset_date_time))
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE due_at <= $1) AS due, \
+                    COUNT(*) FILTER (WHERE due_at > $1 AND state = 'queued') AS scheduled, \
+                    COUNT(*) FILTER (WHERE due_at > $1 AND state = 'running') AS running, \
+                    (SELECT COUNT(*) FROM jobs WHERE state = 'dead') AS dead \
+             FROM jobs WHERE due_at IS NOT NULL",
+        )
+        .bind(now.to_offset_date_time())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(QueueStats {
+            due: count(&row, "due")?,
+            scheduled: count(&row, "scheduled")?,
+            running: count(&row, "running")?,
+            dead: count(&row, "dead")?,
+        })
+    }
+}
