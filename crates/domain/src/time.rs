@@ -12,15 +12,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Milliseconds since the Unix epoch, UTC.
+/// Milliseconds since the Unix epoch, UTC, kept within years -9999 to 9999 (what both
+/// backends and RFC 3339 can represent): arithmetic saturates at those bounds instead of
+/// wrapping or turning into a different instant on one backend.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
     pub const UNIX_EPOCH: Timestamp = Timestamp(0);
+    /// -9999-01-01T00:00:00.000Z
+    pub const MIN: Timestamp = Timestamp(-377_705_116_800_000);
+    /// 9999-12-31T23:59:59.999Z
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
 
+    /// Clamped to [`Timestamp::MIN`, `Timestamp::MAX`].
     pub const fn from_unix_millis(millis: i64) -> Self {
-        Self(millis)
+        if millis < Self::MIN.0 {
+            Self::MIN
+        } else if millis > Self::MAX.0 {
+            Self::MAX
+        } else {
+            Self(millis)
+        }
     }
 
     pub fn unix_millis(self) -> i64 {
@@ -30,11 +43,16 @@ impl Timestamp {
     /// Truncates to the millisecond.
     pub fn from_offset_date_time(t: OffsetDateTime) -> Self {
         let millis = t.unix_timestamp_nanos().div_euclid(1_000_000);
-        Self(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
+        Self::from_unix_millis(i64::try_from(millis).unwrap_or(if millis < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        }))
     }
 
     pub fn to_offset_date_time(self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            // Unreachable: every Timestamp lies within the `time` crate's range.
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
@@ -52,7 +70,7 @@ impl Add<Duration> for Timestamp {
     type Output = Timestamp;
 
     fn add(self, rhs: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(millis(rhs)))
+        Timestamp::from_unix_millis(self.0.saturating_add(millis(rhs)))
     }
 }
 
@@ -60,7 +78,7 @@ impl Sub<Duration> for Timestamp {
     type Output = Timestamp;
 
     fn sub(self, rhs: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_sub(millis(rhs)))
+        Timestamp::from_unix_millis(self.0.saturating_sub(millis(rhs)))
     }
 }
 
@@ -108,9 +126,21 @@ mod tests {
     }
 
     #[test]
-    fn arithmetic_saturates() {
+    fn arithmetic_saturates_at_representable_bounds() {
         let t = Timestamp::from_unix_millis(i64::MAX - 1);
-        assert_eq!((t + Duration::from_secs(10)).unix_millis(), i64::MAX);
+        assert_eq!(t, Timestamp::MAX);
+        assert_eq!(t + Duration::from_secs(10), Timestamp::MAX);
+        assert_eq!(Timestamp::UNIX_EPOCH + Duration::MAX, Timestamp::MAX);
+        assert_eq!(Timestamp::UNIX_EPOCH - Duration::MAX, Timestamp::MIN);
+        assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            Timestamp::from_offset_date_time(Timestamp::MAX.to_offset_date_time()),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            Timestamp::from_offset_date_time(Timestamp::MIN.to_offset_date_time()),
+            Timestamp::MIN
+        );
         let early = Timestamp::from_unix_millis(5);
         assert_eq!(early.saturating_duration_since(t), Duration::ZERO);
         assert_eq!(

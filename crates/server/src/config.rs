@@ -404,6 +404,9 @@ mod tests {
         assert_eq!((settings.bind.port(), settings.worker.concurrency), (2, 3));
     }
 
+    /// Spoils one argument; the setting the error must name; words the reason must contain.
+    type BadServeArg = (fn(&mut ServeArgs), &'static str, &'static str);
+
     #[test]
     fn bad_values_name_the_setting_and_the_problem() {
         let loader = Loader::from_toml("bind = \"nope\"", "h.toml").expect("parses");
@@ -418,7 +421,7 @@ mod tests {
             "HERALD_BIND (--bind)"
         );
 
-        let cases: [(fn(&mut ServeArgs), &str, &str); 5] = [
+        let cases: [BadServeArg; 5] = [
             (
                 |a| a.public_url = Some("ftp://x".into()),
                 "HERALD_PUBLIC_URL",
@@ -481,13 +484,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_types_in_the_file_are_errors() {
-        let err = Loader::from_toml("bnid = \"x\"", "h.toml")
-            .err()
-            .expect("unknown key");
+        let err = Loader::from_toml("bnid = \"x\"", "h.toml").expect_err("unknown key");
         assert!(err.reason.contains("bnid"), "{err}");
-        let err = Loader::from_toml("worker = \"yes\"", "h.toml")
-            .err()
-            .expect("bad type");
+        let err = Loader::from_toml("worker = \"yes\"", "h.toml").expect_err("bad type");
         assert!(err.setting.contains("h.toml"), "{err}");
         let common = Loader::from_toml("log_format = \"xml\"", "h.toml")
             .expect("parses")

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
