@@ -100,6 +100,21 @@ prefixed_id!(
     "key"
 );
 prefixed_id!(
+    /// A contact (a person).
+    ContactId,
+    "ct"
+);
+prefixed_id!(
+    /// An event in the event log.
+    EventId,
+    "evt"
+);
+prefixed_id!(
+    /// An inbound endpoint.
+    SourceId,
+    "src"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

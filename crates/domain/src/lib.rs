@@ -5,6 +5,7 @@
 //! parameters, which is what lets tests drive days of waiting with a manual clock.
 
 pub mod api_key;
+pub mod contact;
 pub mod id;
 pub mod job;
 pub mod page;
@@ -12,7 +13,8 @@ pub mod time;
 pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
-pub use id::{ApiKeyId, IdParseError, JobId, LeaseId, WorkspaceId};
+pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
+pub use id::{ApiKeyId, ContactId, EventId, IdParseError, JobId, LeaseId, SourceId, WorkspaceId};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};
 pub use time::Timestamp;

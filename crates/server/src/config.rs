@@ -394,6 +394,18 @@ mod tests {
     }
 
     #[test]
+    fn zero_configuration_means_local_sqlite_on_port_8080() {
+        let loader = Loader::new(&global()).expect("no file");
+        let common = loader.common(&global()).expect("ok");
+        assert_eq!(common.database, DatabaseUrl::Sqlite("sqlite://herald.db".into()));
+        assert_eq!(common.log_format, LogFormat::Text);
+        let serve = loader.serve(&serve_args()).expect("ok");
+        assert_eq!(serve.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(serve.public_url, None);
+        assert!(serve.admin_token.is_none() && serve.worker.enabled);
+    }
+
+    #[test]
     fn flags_and_env_win_over_the_file() {
         let loader = Loader::from_toml("bind = \"127.0.0.1:1\"\nworker_concurrency = 3", "h.toml")
             .expect("parses");
