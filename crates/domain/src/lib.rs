@@ -7,6 +7,7 @@
 pub mod api_key;
 pub mod contact;
 pub mod id;
+pub mod inbound;
 pub mod job;
 pub mod page;
 pub mod time;

@@ -397,7 +397,10 @@ mod tests {
     fn zero_configuration_means_local_sqlite_on_port_8080() {
         let loader = Loader::new(&global()).expect("no file");
         let common = loader.common(&global()).expect("ok");
-        assert_eq!(common.database, DatabaseUrl::Sqlite("sqlite://herald.db".into()));
+        assert_eq!(
+            common.database,
+            DatabaseUrl::Sqlite("sqlite://herald.db".into())
+        );
         assert_eq!(common.log_format, LogFormat::Text);
         let serve = loader.serve(&serve_args()).expect("ok");
         assert_eq!(serve.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
