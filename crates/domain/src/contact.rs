@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{ContactId, Timestamp, WorkspaceId};
@@ -203,21 +203,13 @@ pub enum Resolution {
 
 /// An identifier the event carried that was not applied, recorded on the event so the
 /// sender can see why; no contact is changed by a conflict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IdentityConflict {
     /// The value belongs to another contact, which was left untouched.
-    HeldByOther {
-        field: &'static str,
-        value: String,
-        contact: ContactId,
-    },
+    HeldByOther { field: String, value: String, contact: ContactId },
     /// The chosen contact already has a different value for the field; it was kept.
-    Differs {
-        field: &'static str,
-        value: String,
-        kept: String,
-    },
+    Differs { field: String, value: String, kept: String },
 }
 
 /// Decides which contact an event belongs to: the documented rule.
@@ -290,7 +282,7 @@ fn claim_field<T: Clone + PartialEq + AsRef<str>>(
     match (holder, current) {
         (Some(other), _) if other.id != target.id => {
             conflicts.push(IdentityConflict::HeldByOther {
-                field,
+                field: field.to_owned(),
                 value: value.as_ref().to_owned(),
                 contact: other.id,
             });
@@ -301,7 +293,7 @@ fn claim_field<T: Clone + PartialEq + AsRef<str>>(
         (None, Some(kept)) if kept == value => None,
         (None, Some(kept)) => {
             conflicts.push(IdentityConflict::Differs {
-                field,
+                field: field.to_owned(),
                 value: value.as_ref().to_owned(),
                 kept: kept.as_ref().to_owned(),
             });
@@ -471,7 +463,7 @@ mod tests {
                 id: x.id,
                 claim: Identity::default(),
                 conflicts: vec![IdentityConflict::HeldByOther {
-                    field: "user_id",
+                    field: "user_id".into(),
                     value: "u-y".into(),
                     contact: y.id
                 }],
@@ -486,7 +478,7 @@ mod tests {
                 id: y.id,
                 claim: Identity::default(),
                 conflicts: vec![IdentityConflict::Differs {
-                    field: "user_id",
+                    field: "user_id".into(),
                     value: "u-other".into(),
                     kept: "u-y".into()
                 }],

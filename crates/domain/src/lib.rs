@@ -6,15 +6,21 @@
 
 pub mod api_key;
 pub mod contact;
+pub mod event;
 pub mod id;
 pub mod inbound;
 pub mod job;
+pub mod mapping;
 pub mod page;
+pub mod source;
 pub mod time;
 pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
+pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
+pub use inbound::{EventName, FieldError, InboundEvent};
+pub use source::{Source, SourceKind, SourceToken};
 pub use id::{ApiKeyId, ContactId, EventId, IdParseError, JobId, LeaseId, SourceId, WorkspaceId};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};

@@ -7,13 +7,20 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use herald_domain::inbound::parse_generic;
 use herald_domain::job::{JobOutcome, JobState};
 use herald_domain::{
-    ApiKeyId, ApiKeyName, ApiToken, JobKind, NewJob, PageRequest, Timestamp, WorkspaceName,
+    ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob,
+    PageRequest, RequestRecord, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId,
+    WorkspaceName,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::{ClaimRequest, NewApiKey, QueueStats, SharedStore, StoreError};
+use crate::ingest::{IngestRequest, IngestResult, Receipt};
+use crate::{
+    ClaimRequest, ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewApiKey, NewContact,
+    NewSource, QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError,
+};
 
 /// Expands to one test per conformance case for the store built by `$make`.
 #[macro_export]
@@ -34,6 +41,17 @@ macro_rules! conformance_suite {
             concurrent_claims_never_overlap,
             claims_take_the_oldest_due_first,
             queue_stats_and_next_due,
+            sources_are_managed_per_workspace,
+            source_tokens_rotate_with_and_without_grace,
+            rejections_and_samples_are_bounded,
+            ingest_creates_then_updates_one_contact,
+            ingest_replays_idempotency_keys_for_a_day,
+            ingest_unmatched_is_refused_or_skipped,
+            ingest_records_identity_conflicts,
+            ingest_batches_race_safely,
+            events_filter_and_paginate,
+            contacts_are_created_filtered_updated_and_deleted,
+            contact_import_upserts_by_email,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -640,4 +658,1003 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         .await
         .expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
+}
+
+fn new_source(name: &str, seed: u8) -> (SourceToken, NewSource) {
+    let token = SourceToken::generate([seed; 32]);
+    let source = NewSource {
+        name: name.into(),
+        kind: SourceKind::Generic,
+        token_hash: token.hash(),
+        token_hint: token.hint(),
+    };
+    (token, source)
+}
+
+/// A store with the default workspace and one generic source.
+async fn with_source(store: &SharedStore) -> (WorkspaceId, SourceId) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let (_, source) = new_source("website", 1);
+    let source = store
+        .create_source(ws.id, source, at(0))
+        .await
+        .expect("source");
+    (ws.id, source.id)
+}
+
+fn request(
+    ws: WorkspaceId,
+    source: SourceId,
+    body: Value,
+    key: Option<&str>,
+    t: Timestamp,
+) -> IngestRequest {
+    IngestRequest {
+        workspace_id: ws,
+        source_id: source,
+        received_at: t,
+        request: RequestRecord {
+            method: "POST".into(),
+            content_type: Some("application/json".into()),
+            body: body.to_string().into_bytes(),
+        },
+        idempotency_key: key.map(str::to_owned),
+        event: parse_generic(&body).expect("valid payload"),
+    }
+}
+
+fn accepted(result: &IngestResult) -> Receipt {
+    match result {
+        IngestResult::Accepted(receipt) => receipt.clone(),
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).expect("email")
+}
+
+pub async fn sources_are_managed_per_workspace(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let other = store
+        .create_workspace(&ws_name("other"), at(0))
+        .await
+        .expect("other");
+    let (token, new) = new_source("website", 1);
+    let source = store
+        .create_source(ws.id, new, at(1))
+        .await
+        .expect("create");
+    assert_eq!(
+        (source.name.as_str(), source.kind, source.enabled),
+        ("website", SourceKind::Generic, true)
+    );
+    assert_eq!(source.token_hint, token.hint());
+    assert_eq!(
+        store.get_source(ws.id, source.id).await.expect("get"),
+        source
+    );
+    let (_, second) = new_source("posthog", 2);
+    let second = store
+        .create_source(
+            ws.id,
+            NewSource {
+                kind: SourceKind::Posthog,
+                ..second
+            },
+            at(2),
+        )
+        .await
+        .expect("create");
+    let page = store
+        .list_sources(ws.id, PageRequest::first(1))
+        .await
+        .expect("list");
+    assert_eq!(page.items, vec![source.clone()]);
+    assert!(page.next_cursor.is_some());
+    assert!(
+        store
+            .list_sources(other.id, PageRequest::first(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.get_source(other.id, source.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let update = SourceUpdate {
+        name: Some("site".into()),
+        enabled: Some(false),
+        rate_limit_per_second: Some(Some(5)),
+        mapping: Some(Some(json!({"email": "customer.email"}))),
+    };
+    let updated = store
+        .update_source(ws.id, source.id, update, at(3))
+        .await
+        .expect("update");
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.enabled,
+            updated.rate_limit_per_second
+        ),
+        ("site", false, Some(5))
+    );
+    assert_eq!(updated.mapping, Some(json!({"email": "customer.email"})));
+    assert_eq!(updated.updated_at, at(3));
+    assert!(
+        store
+            .source_by_token(&token.hash(), at(3))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "disabled"
+    );
+    let cleared = SourceUpdate {
+        mapping: Some(None),
+        rate_limit_per_second: Some(None),
+        ..SourceUpdate::default()
+    };
+    let cleared = store
+        .update_source(ws.id, source.id, cleared, at(4))
+        .await
+        .expect("update");
+    assert_eq!(
+        (
+            cleared.mapping,
+            cleared.rate_limit_per_second,
+            cleared.name.as_str()
+        ),
+        (None, None, "site")
+    );
+    assert!(matches!(
+        store
+            .update_source(other.id, source.id, SourceUpdate::default(), at(4))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    assert!(matches!(
+        store.delete_source(other.id, source.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete_source(ws.id, source.id).await.expect("delete");
+    assert!(matches!(
+        store.get_source(ws.id, source.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .list_sources(ws.id, PageRequest::first(10))
+            .await
+            .expect("list")
+            .items,
+        vec![second]
+    );
+}
+
+pub async fn source_tokens_rotate_with_and_without_grace(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let (first, new) = new_source("website", 1);
+    let source = store
+        .create_source(ws.id, new, at(0))
+        .await
+        .expect("create");
+    assert_eq!(
+        store
+            .source_by_token(&first.hash(), at(1))
+            .await
+            .expect("lookup")
+            .map(|s| s.id),
+        Some(source.id)
+    );
+    assert!(
+        store
+            .source_by_token(&SourceToken::generate([9; 32]).hash(), at(1))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    let second = SourceToken::generate([2; 32]);
+    let rotated = store
+        .rotate_source_token(ws.id, source.id, second.hash(), second.hint(), None, at(2))
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.token_hint, second.hint());
+    assert!(
+        store
+            .source_by_token(&first.hash(), at(2))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "old token dead at once"
+    );
+    assert!(
+        store
+            .source_by_token(&second.hash(), at(2))
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+
+    let third = SourceToken::generate([3; 32]);
+    let rotated = store
+        .rotate_source_token(
+            ws.id,
+            source.id,
+            third.hash(),
+            third.hint(),
+            Some(at(60)),
+            at(3),
+        )
+        .await
+        .expect("rotate with grace");
+    assert_eq!(rotated.previous_token_expires_at, Some(at(60)));
+    assert!(
+        store
+            .source_by_token(&second.hash(), at(59))
+            .await
+            .expect("lookup")
+            .is_some(),
+        "grace period"
+    );
+    assert!(
+        store
+            .source_by_token(&second.hash(), at(60))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "grace over"
+    );
+    assert!(
+        store
+            .source_by_token(&third.hash(), at(60))
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    assert!(
+        store
+            .source_by_token(&first.hash(), at(3))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let rejections: Vec<Rejection> = (0..105u64)
+        .map(|i| Rejection {
+            source_id: source,
+            received_at: at(i),
+            status: 400,
+            code: "validation_failed".into(),
+            reason: format!("email: bad #{i}"),
+            body_prefix: format!("{{\"n\": {i}}}").into_bytes(),
+        })
+        .collect();
+    store
+        .record_rejections(&rejections[..50])
+        .await
+        .expect("record");
+    store
+        .record_rejections(&rejections[50..])
+        .await
+        .expect("record");
+    let kept = store.list_rejections(ws, source).await.expect("list");
+    assert_eq!(kept.len(), 100);
+    assert_eq!(kept[0], rejections[104], "newest first");
+    assert_eq!(kept[99], rejections[5]);
+
+    let samples: Vec<Sample> = (0..25u64)
+        .map(|i| Sample {
+            source_id: source,
+            received_at: at(i),
+            body: json!({"n": i}),
+        })
+        .collect();
+    store.record_samples(&samples).await.expect("record");
+    let kept = store.list_samples(ws, source).await.expect("list");
+    assert_eq!(kept.len(), 20);
+    assert_eq!(kept[0], samples[24]);
+
+    let other = store
+        .create_workspace(&ws_name("other"), at(0))
+        .await
+        .expect("other");
+    assert!(
+        store
+            .list_rejections(other.id, source)
+            .await
+            .expect("list")
+            .is_empty(),
+        "scoped"
+    );
+    assert!(
+        store
+            .list_samples(other.id, source)
+            .await
+            .expect("list")
+            .is_empty(),
+        "scoped"
+    );
+}
+
+pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let first = json!({"email": "User@Example.com", "event": "user_signed_up", "data": {"name": "Alex", "plan": "free", "company": {"name": "Acme"}}});
+    let second = json!({"email": "user@example.com", "event": "plan_changed", "userId": "usr_1", "data": {"plan": "pro", "company": {"size": 10}}});
+    let results = store
+        .ingest(
+            &[
+                request(ws, source, first.clone(), None, at(1)),
+                request(ws, source, second, None, at(2)),
+            ],
+            at(2),
+        )
+        .await
+        .expect("ingest");
+    let (a, b) = (accepted(&results[0]), accepted(&results[1]));
+    assert_eq!(a.contact_id, b.contact_id, "one contact for both spellings");
+    let contact_id = a.contact_id.expect("contact");
+    let contact = store.get_contact(ws, contact_id).await.expect("contact");
+    assert_eq!(contact.email, Some(email("user@example.com")));
+    assert_eq!(contact.user_id.as_ref().map(UserId::as_str), Some("usr_1"));
+    assert_eq!(contact.name.as_deref(), Some("Alex"));
+    assert_eq!(
+        Value::Object(contact.attributes.clone()),
+        json!({"name": "Alex", "plan": "pro", "company": {"name": "Acme", "size": 10}})
+    );
+    assert_eq!(contact.created_at, at(2));
+
+    let event = store.get_event(ws, a.event_id).await.expect("event");
+    assert_eq!(event.name.as_deref(), Some("user_signed_up"));
+    assert_eq!(event.contact_id, Some(contact_id));
+    assert_eq!(event.source_id, Some(source));
+    assert_eq!(event.received_at, at(1));
+    assert_eq!(event.outcome.contact, ContactAction::Created);
+    let kept = event.request.expect("request kept");
+    assert_eq!(kept.body, first.to_string().into_bytes());
+    assert_eq!(
+        (kept.method.as_str(), kept.content_type.as_deref()),
+        ("POST", Some("application/json"))
+    );
+    assert_eq!(
+        store
+            .get_event(ws, b.event_id)
+            .await
+            .expect("event")
+            .outcome
+            .contact,
+        ContactAction::Updated
+    );
+
+    // A later batch with nothing new leaves the contact unchanged.
+    let again = json!({"email": "user@example.com", "data": {"plan": "pro"}});
+    let results = store
+        .ingest(&[request(ws, source, again, None, at(3))], at(3))
+        .await
+        .expect("ingest");
+    let event = store
+        .get_event(ws, accepted(&results[0]).event_id)
+        .await
+        .expect("event");
+    assert_eq!(event.outcome.contact, ContactAction::Unchanged);
+    assert!(
+        event
+            .outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("No event name")),
+        "{:?}",
+        event.outcome.notes
+    );
+    assert_eq!(
+        store
+            .get_contact(ws, contact_id)
+            .await
+            .expect("contact")
+            .updated_at,
+        at(2)
+    );
+}
+
+pub async fn ingest_replays_idempotency_keys_for_a_day(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let body = json!({"email": "a@example.com", "event": "paid"});
+    let first = store
+        .ingest(
+            &[request(ws, source, body.clone(), Some("k-1"), at(0))],
+            at(0),
+        )
+        .await
+        .expect("ingest");
+    let receipt = accepted(&first[0]);
+    // Same key later, and twice within one batch: the original receipt, nothing new.
+    let replays = store
+        .ingest(
+            &[
+                request(ws, source, body.clone(), Some("k-1"), at(10)),
+                request(ws, source, body.clone(), Some("k-1"), at(10)),
+            ],
+            at(10),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(
+        replays,
+        vec![
+            IngestResult::Replayed(receipt.clone()),
+            IngestResult::Replayed(receipt.clone())
+        ]
+    );
+    let in_batch = store
+        .ingest(
+            &[
+                request(ws, source, body.clone(), Some("k-2"), at(11)),
+                request(ws, source, body.clone(), Some("k-2"), at(11)),
+            ],
+            at(11),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(in_batch[1], IngestResult::Replayed(accepted(&in_batch[0])));
+    let events = store
+        .list_events(ws, &EventFilter::default(), PageRequest::first(50))
+        .await
+        .expect("list");
+    assert_eq!(events.items.len(), 2);
+
+    let day_later = at(24 * 3600 + 1);
+    let after = store
+        .ingest(
+            &[request(ws, source, body, Some("k-1"), day_later)],
+            day_later,
+        )
+        .await
+        .expect("ingest");
+    assert_ne!(
+        accepted(&after[0]).event_id,
+        receipt.event_id,
+        "the key expired after 24 h"
+    );
+}
+
+pub async fn ingest_unmatched_is_refused_or_skipped(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let refused = store
+        .ingest(
+            &[request(
+                ws,
+                source,
+                json!({"userId": "nobody", "event": "x"}),
+                None,
+                at(1),
+            )],
+            at(1),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(refused, vec![IngestResult::Unmatched]);
+    assert!(
+        store
+            .list_events(ws, &EventFilter::default(), PageRequest::first(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+
+    let mut skipped = request(
+        ws,
+        source,
+        json!({"userId": "anon-1", "event": "$pageview"}),
+        None,
+        at(2),
+    );
+    skipped.event.when_unmatched = herald_domain::inbound::WhenUnmatched::Skip;
+    let results = store.ingest(&[skipped], at(2)).await.expect("ingest");
+    let receipt = accepted(&results[0]);
+    assert_eq!(receipt.contact_id, None);
+    let event = store.get_event(ws, receipt.event_id).await.expect("event");
+    assert_eq!(event.outcome.contact, ContactAction::Skipped);
+    assert!(
+        store
+            .list_contacts(ws, &ContactFilter::default(), PageRequest::first(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+
+    // Known by user id: matched without an email.
+    store
+        .ingest(
+            &[request(
+                ws,
+                source,
+                json!({"email": "k@example.com", "userId": "known"}),
+                None,
+                at(3),
+            )],
+            at(3),
+        )
+        .await
+        .expect("ingest");
+    let results = store
+        .ingest(
+            &[request(
+                ws,
+                source,
+                json!({"userId": "known", "event": "x"}),
+                None,
+                at(4),
+            )],
+            at(4),
+        )
+        .await
+        .expect("ingest");
+    assert!(accepted(&results[0]).contact_id.is_some());
+}
+
+pub async fn ingest_records_identity_conflicts(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let setup = store
+        .ingest(
+            &[
+                request(ws, source, json!({"email": "x@example.com"}), None, at(1)),
+                request(
+                    ws,
+                    source,
+                    json!({"email": "y@example.com", "userId": "u-y"}),
+                    None,
+                    at(1),
+                ),
+            ],
+            at(1),
+        )
+        .await
+        .expect("ingest");
+    let (x, y) = (
+        accepted(&setup[0]).contact_id.expect("x"),
+        accepted(&setup[1]).contact_id.expect("y"),
+    );
+    let results = store
+        .ingest(
+            &[request(
+                ws,
+                source,
+                json!({"email": "x@example.com", "userId": "u-y", "data": {"plan": "pro"}}),
+                None,
+                at(2),
+            )],
+            at(2),
+        )
+        .await
+        .expect("ingest");
+    let receipt = accepted(&results[0]);
+    assert_eq!(receipt.contact_id, Some(x), "email wins");
+    let event = store.get_event(ws, receipt.event_id).await.expect("event");
+    assert_eq!(
+        event.outcome.conflicts,
+        vec![herald_domain::contact::IdentityConflict::HeldByOther {
+            field: "user_id".into(),
+            value: "u-y".into(),
+            contact: y
+        }]
+    );
+    let y_after = store.get_contact(ws, y).await.expect("y");
+    assert!(y_after.attributes.is_empty(), "y untouched");
+    assert_eq!(y_after.user_id.as_ref().map(UserId::as_str), Some("u-y"));
+    assert_eq!(
+        store.get_contact(ws, x).await.expect("x").user_id,
+        None,
+        "x does not take y's id"
+    );
+}
+
+pub async fn ingest_batches_race_safely(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let mut tasks = Vec::new();
+    for task in 0..6u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10u64 {
+                let batch: Vec<IngestRequest> = (0..20u64)
+                    .map(|n| {
+                        let body = json!({"email": format!("p{n}@example.com"), "event": "tick", "data": {format!("t{task}"): round}});
+                        request(ws, source, body, None, at(round))
+                    })
+                    .collect();
+                let results = store.ingest(&batch, at(round)).await.expect("ingest");
+                assert!(results.iter().all(|r| matches!(r, IngestResult::Accepted(_))));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let contacts = store
+        .list_contacts(ws, &ContactFilter::default(), PageRequest::first(100))
+        .await
+        .expect("list");
+    assert_eq!(contacts.items.len(), 20, "one contact per email");
+    for contact in &contacts.items {
+        for task in 0..6 {
+            assert_eq!(
+                contact.attributes[&format!("t{task}")],
+                9,
+                "no lost update: {:?}",
+                contact.attributes
+            );
+        }
+    }
+    let mut page = PageRequest::first(500);
+    let mut events = 0;
+    loop {
+        let got = store
+            .list_events(ws, &EventFilter::default(), page)
+            .await
+            .expect("events");
+        events += got.items.len();
+        match got.next_cursor {
+            Some(c) => {
+                page.after = Some(herald_domain::Cursor::decode(c.as_str()).expect("cursor"))
+            }
+            None => break,
+        }
+    }
+    assert_eq!(events, 6 * 10 * 20);
+}
+
+pub async fn events_filter_and_paginate(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let (_, other_source) = new_source("other", 2);
+    let other_source = store
+        .create_source(ws, other_source, at(0))
+        .await
+        .expect("source");
+    let mut ids = Vec::new();
+    for i in 0..6u64 {
+        let src = if i % 2 == 0 { source } else { other_source.id };
+        let body = json!({"email": format!("e{}@example.com", i % 3), "event": if i < 3 { "a" } else { "B" }});
+        let results = store
+            .ingest(&[request(ws, src, body, None, at(i * 10))], at(i * 10))
+            .await
+            .expect("ingest");
+        ids.push(accepted(&results[0]));
+    }
+    let list = |filter: EventFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_events(ws, &filter, PageRequest::first(50))
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = list(EventFilter::default()).await;
+    assert_eq!(
+        all,
+        ids.iter().rev().map(|r| r.event_id).collect::<Vec<_>>(),
+        "newest first"
+    );
+    assert_eq!(
+        list(EventFilter {
+            name: Some("B".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(EventFilter {
+            name: Some("b".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .len(),
+        0,
+        "case-sensitive"
+    );
+    assert_eq!(
+        list(EventFilter {
+            source: Some(source),
+            ..EventFilter::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(EventFilter {
+            contact: ids[0].contact_id,
+            ..EventFilter::default()
+        })
+        .await,
+        vec![ids[3].event_id, ids[0].event_id]
+    );
+    assert_eq!(
+        list(EventFilter {
+            from: Some(at(20)),
+            until: Some(at(40)),
+            ..EventFilter::default()
+        })
+        .await,
+        vec![ids[3].event_id, ids[2].event_id]
+    );
+    let page = store
+        .list_events(ws, &EventFilter::default(), PageRequest::first(4))
+        .await
+        .expect("page");
+    assert!(
+        page.items.iter().all(|e| e.request.is_none()),
+        "lists leave bodies out"
+    );
+    let cursor = page.next_cursor.expect("more");
+    let rest = store
+        .list_events(
+            ws,
+            &EventFilter::default(),
+            PageRequest {
+                after: Some(herald_domain::Cursor::decode(cursor.as_str()).expect("c")),
+                limit: 4,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(
+        rest.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[1].event_id, ids[0].event_id]
+    );
+    let other = store
+        .create_workspace(&ws_name("other"), at(0))
+        .await
+        .expect("ws");
+    assert!(matches!(
+        store.get_event(other.id, ids[0].event_id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let new = |e: &str, plan: &str| NewContact {
+        identity: herald_domain::Identity {
+            email: Some(email(e)),
+            ..Default::default()
+        },
+        first_name: Some("Ann".into()),
+        attributes: json!({"plan": plan}).as_object().cloned().expect("object"),
+        ..NewContact::default()
+    };
+    let a = store
+        .create_contact(ws, new("a@example.com", "free"), at(1))
+        .await
+        .expect("create");
+    let b = store
+        .create_contact(ws, new("b@example.com", "pro"), at(2))
+        .await
+        .expect("create");
+    let err = store
+        .create_contact(ws, new("a@example.com", "x"), at(3))
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(err, StoreError::Conflict { ref constraint } if constraint == "contacts_email"),
+        "{err:?}"
+    );
+
+    let filter = |f: ContactFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_contacts(ws, &f, PageRequest::first(10))
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|c| c.id)
+                .collect::<Vec<ContactId>>()
+        }
+    };
+    assert_eq!(filter(ContactFilter::default()).await, vec![a.id, b.id]);
+    assert_eq!(
+        filter(ContactFilter {
+            email: Some(email("b@example.com")),
+            ..Default::default()
+        })
+        .await,
+        vec![b.id]
+    );
+    assert_eq!(
+        filter(ContactFilter {
+            attribute: Some(("plan".into(), json!("free"))),
+            ..Default::default()
+        })
+        .await,
+        vec![a.id]
+    );
+
+    let patch = ContactPatch {
+        user_id: Some(Some(UserId::parse("u-a").expect("id"))),
+        last_name: Some(Some("Lee".into())),
+        first_name: Some(None),
+        attributes: json!({"plan": null, "seats": 3})
+            .as_object()
+            .cloned()
+            .expect("object"),
+        ..ContactPatch::default()
+    };
+    let updated = store
+        .update_contact(ws, a.id, patch, at(5))
+        .await
+        .expect("update");
+    assert_eq!(
+        (updated.first_name.as_deref(), updated.last_name.as_deref()),
+        (None, Some("Lee"))
+    );
+    assert_eq!(
+        Value::Object(updated.attributes.clone()),
+        json!({"seats": 3})
+    );
+    assert_eq!(updated.updated_at, at(5));
+    assert_eq!(
+        filter(ContactFilter {
+            user_id: Some(UserId::parse("u-a").expect("id")),
+            ..Default::default()
+        })
+        .await,
+        vec![a.id]
+    );
+    let taken = ContactPatch {
+        email: Some(Some(email("a@example.com"))),
+        ..ContactPatch::default()
+    };
+    assert!(matches!(
+        store.update_contact(ws, b.id, taken, at(6)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let results = store
+        .ingest(
+            &[request(
+                ws,
+                source,
+                json!({"email": "a@example.com", "event": "x"}),
+                None,
+                at(7),
+            )],
+            at(7),
+        )
+        .await
+        .expect("ingest");
+    let event_id = accepted(&results[0]).event_id;
+    let other = store
+        .create_workspace(&ws_name("other"), at(0))
+        .await
+        .expect("ws");
+    assert!(matches!(
+        store.delete_contact(other.id, a.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete_contact(ws, a.id).await.expect("delete");
+    assert!(matches!(
+        store.get_contact(ws, a.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        matches!(
+            store.get_event(ws, event_id).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "events erased"
+    );
+    assert_eq!(filter(ContactFilter::default()).await, vec![b.id]);
+}
+
+pub async fn contact_import_upserts_by_email(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let existing = store
+        .create_contact(
+            ws.id,
+            NewContact {
+                identity: herald_domain::Identity {
+                    email: Some(email("old@example.com")),
+                    user_id: Some(UserId::parse("u-old").expect("id")),
+                    phone: None,
+                },
+                ..NewContact::default()
+            },
+            at(0),
+        )
+        .await
+        .expect("create");
+    let mut rows: Vec<NewContact> = (0..2000)
+        .map(|i| NewContact {
+            identity: herald_domain::Identity {
+                email: Some(email(&format!("row{i}@example.com"))),
+                ..Default::default()
+            },
+            first_name: Some(format!("R{i}")),
+            attributes: json!({"i": i}).as_object().cloned().expect("object"),
+            ..NewContact::default()
+        })
+        .collect();
+    rows.push(NewContact {
+        identity: herald_domain::Identity {
+            email: Some(email("old@example.com")),
+            ..Default::default()
+        },
+        attributes: json!({"plan": "pro"}).as_object().cloned().expect("object"),
+        ..NewContact::default()
+    });
+    rows.push(NewContact {
+        identity: herald_domain::Identity {
+            email: Some(email("thief@example.com")),
+            user_id: Some(UserId::parse("u-old").expect("id")),
+            phone: None,
+        },
+        ..NewContact::default()
+    });
+    let results = store
+        .import_contacts(ws.id, &rows, at(1))
+        .await
+        .expect("import");
+    assert_eq!(results.len(), 2002);
+    assert!(
+        results[..2000]
+            .iter()
+            .all(|r| matches!(r, Ok(ImportOutcome::Created(_))))
+    );
+    assert_eq!(results[2000], Ok(ImportOutcome::Updated(existing.id)));
+    assert!(
+        results[2001].as_ref().is_err_and(|e| e.contains("user_id")),
+        "{:?}",
+        results[2001]
+    );
+    let old = store.get_contact(ws.id, existing.id).await.expect("get");
+    assert_eq!(old.attributes["plan"], "pro");
+    let all = store
+        .list_contacts(ws.id, &ContactFilter::default(), PageRequest::first(500))
+        .await
+        .expect("list");
+    assert_eq!(all.items.len(), 500);
+    let found = store
+        .list_contacts(
+            ws.id,
+            &ContactFilter {
+                email: Some(email("row1999@example.com")),
+                ..Default::default()
+            },
+            PageRequest::first(5),
+        )
+        .await
+        .expect("list");
+    assert_eq!(found.items[0].first_name.as_deref(), Some("R1999"));
+    assert!(
+        store
+            .list_contacts(
+                ws.id,
+                &ContactFilter {
+                    email: Some(email("thief@example.com")),
+                    ..Default::default()
+                },
+                PageRequest::first(5)
+            )
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 }

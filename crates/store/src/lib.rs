@@ -16,14 +16,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, LeasedJob};
 use herald_domain::{
-    ApiKey, ApiKeyId, ApiKeyName, Job, JobId, NewJob, Page, PageRequest, Timestamp, TokenHash,
-    Workspace, WorkspaceId, WorkspaceName,
+    ApiKey, ApiKeyId, ApiKeyName, Contact, ContactId, EmailAddress, Event, EventId, Identity, Job,
+    JobId, NewJob, Page, PageRequest, Phone, Source, SourceId, SourceKind, Timestamp, TokenHash,
+    UserId, Workspace, WorkspaceId, WorkspaceName,
 };
+use ingest::{IngestRequest, IngestResult};
+use serde_json::{Map, Value};
 use uuid::{ContextV7, Uuid};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod ingest;
 
 pub use error::StoreError;
 
@@ -112,7 +116,17 @@ pub struct PingRecord {
 
 /// Everything Herald stores, as use cases. Split by concern; `Store` is all of them.
 #[async_trait]
-pub trait Store: WorkspaceStore + JobStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    WorkspaceStore
+    + JobStore
+    + SourceStore
+    + ContactStore
+    + EventStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations. Safe to call from several processes at once.
@@ -223,4 +237,238 @@ pub trait JobStore {
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>>;
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats>;
+}
+
+/// A new source: its name and kind, and the hash of its URL token.
+#[derive(Debug, Clone)]
+pub struct NewSource {
+    pub name: String,
+    pub kind: SourceKind,
+    pub token_hash: TokenHash,
+    pub token_hint: String,
+}
+
+/// Changes to a source; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SourceUpdate {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit_per_second: Option<Option<u32>>,
+    /// `Some(None)` removes the mapping.
+    pub mapping: Option<Option<Value>>,
+}
+
+/// A request a source refused, kept in a short per-source log so a user can see why their
+/// events do not appear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub source_id: SourceId,
+    pub received_at: Timestamp,
+    pub status: u16,
+    pub code: String,
+    pub reason: String,
+    /// The first 4 KiB of the body.
+    pub body_prefix: Vec<u8>,
+}
+
+/// How many rejections each source keeps.
+pub const REJECTIONS_KEPT: u32 = 100;
+/// How many recent requests a mapped source keeps as samples.
+pub const SAMPLES_KEPT: u32 = 20;
+
+/// A request kept as a sample for building a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub source_id: SourceId,
+    pub received_at: Timestamp,
+    pub body: Value,
+}
+
+/// Inbound endpoints.
+#[async_trait]
+pub trait SourceStore {
+    async fn create_source(
+        &self,
+        workspace: WorkspaceId,
+        source: NewSource,
+        now: Timestamp,
+    ) -> StoreResult<Source>;
+
+    async fn list_sources(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<SourceId>,
+    ) -> StoreResult<Page<Source>>;
+
+    async fn get_source(&self, workspace: WorkspaceId, id: SourceId) -> StoreResult<Source>;
+
+    async fn update_source(
+        &self,
+        workspace: WorkspaceId,
+        id: SourceId,
+        update: SourceUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Source>;
+
+    /// Deletes the source, its rejections and samples; its events stay in the log.
+    async fn delete_source(&self, workspace: WorkspaceId, id: SourceId) -> StoreResult<()>;
+
+    /// Replaces the token. With `grace_until`, the old token keeps working until then;
+    /// without, it stops at once.
+    async fn rotate_source_token(
+        &self,
+        workspace: WorkspaceId,
+        id: SourceId,
+        token_hash: TokenHash,
+        token_hint: String,
+        grace_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<Source>;
+
+    /// The enabled source whose token, or previous token still in its grace period, hashes
+    /// to `hash`. Not scoped by workspace: the token is the credential, like an API key.
+    async fn source_by_token(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<Source>>;
+
+    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source.
+    async fn record_rejections(&self, rejections: &[Rejection]) -> StoreResult<()>;
+
+    /// Newest first.
+    async fn list_rejections(
+        &self,
+        workspace: WorkspaceId,
+        source: SourceId,
+    ) -> StoreResult<Vec<Rejection>>;
+
+    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source.
+    async fn record_samples(&self, samples: &[Sample]) -> StoreResult<()>;
+
+    /// Newest first.
+    async fn list_samples(
+        &self,
+        workspace: WorkspaceId,
+        source: SourceId,
+    ) -> StoreResult<Vec<Sample>>;
+}
+
+/// Which contacts to list.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub email: Option<EmailAddress>,
+    pub user_id: Option<UserId>,
+    /// An attribute (top-level key) equal to a value.
+    pub attribute: Option<(String, Value)>,
+}
+
+/// A contact to create or import.
+#[derive(Debug, Clone, Default)]
+pub struct NewContact {
+    pub identity: Identity,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+/// Changes to a contact: `Some` replaces a field (`Some(None)` clears it); attributes merge
+/// like an event's (`null` removes a key).
+#[derive(Debug, Clone, Default)]
+pub struct ContactPatch {
+    pub email: Option<Option<EmailAddress>>,
+    pub user_id: Option<Option<UserId>>,
+    pub phone: Option<Option<Phone>>,
+    pub name: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub attributes: Map<String, Value>,
+}
+
+/// What an imported row did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created(ContactId),
+    Updated(ContactId),
+}
+
+/// People.
+#[async_trait]
+pub trait ContactStore {
+    /// Ordered by id (creation).
+    async fn list_contacts(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ContactFilter,
+        page: PageRequest<ContactId>,
+    ) -> StoreResult<Page<Contact>>;
+
+    async fn get_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<Contact>;
+
+    /// Fails with `Conflict` (`contacts_email`, `contacts_user_id`, `contacts_phone`) when an
+    /// identifier is taken.
+    async fn create_contact(
+        &self,
+        workspace: WorkspaceId,
+        contact: NewContact,
+        now: Timestamp,
+    ) -> StoreResult<Contact>;
+
+    async fn update_contact(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+        patch: ContactPatch,
+        now: Timestamp,
+    ) -> StoreResult<Contact>;
+
+    /// Deletes the contact and erases their events.
+    async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()>;
+
+    /// Upserts contacts by email (rows must have one), in one transaction: new emails create
+    /// contacts, known ones merge attributes and fill names. Per-row conflicts (a user id or
+    /// phone held by another contact) are returned as errors for that row; other rows apply.
+    async fn import_contacts(
+        &self,
+        workspace: WorkspaceId,
+        rows: &[NewContact],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Result<ImportOutcome, String>>>;
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub contact: Option<ContactId>,
+    pub name: Option<String>,
+    pub source: Option<SourceId>,
+    /// Received at or after.
+    pub from: Option<Timestamp>,
+    /// Received before.
+    pub until: Option<Timestamp>,
+}
+
+/// The event log.
+#[async_trait]
+pub trait EventStore {
+    /// Commits a batch of inbound requests in one transaction: contacts, events and
+    /// idempotency records. Results are in request order.
+    async fn ingest(
+        &self,
+        requests: &[IngestRequest],
+        now: Timestamp,
+    ) -> StoreResult<Vec<IngestResult>>;
+
+    /// Newest first, without request bodies.
+    async fn list_events(
+        &self,
+        workspace: WorkspaceId,
+        filter: &EventFilter,
+        page: PageRequest<EventId>,
+    ) -> StoreResult<Page<Event>>;
+
+    /// With the request as received.
+    async fn get_event(&self, workspace: WorkspaceId, id: EventId) -> StoreResult<Event>;
 }
