@@ -49,6 +49,12 @@ pub enum IdentityError {
 pub struct EmailAddress(String);
 
 impl EmailAddress {
+    /// A value read back from the store, which was parsed on the way in: not checked again
+    /// (the ingest hot path reads many contacts per batch).
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, IdentityError> {
         let s = raw.trim();
         if s.is_empty() {
@@ -112,6 +118,12 @@ impl fmt::Display for EmailAddress {
 pub struct UserId(String);
 
 impl UserId {
+    /// A value read back from the store, which was parsed on the way in: not checked again
+    /// (the ingest hot path reads many contacts per batch).
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, IdentityError> {
         let s = raw.trim();
         if s.is_empty() {
@@ -138,6 +150,12 @@ impl UserId {
 pub struct Phone(String);
 
 impl Phone {
+    /// A value read back from the store, which was parsed on the way in: not checked again
+    /// (the ingest hot path reads many contacts per batch).
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, IdentityError> {
         let s = raw.trim();
         if s.is_empty() {
@@ -207,9 +225,17 @@ pub enum Resolution {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IdentityConflict {
     /// The value belongs to another contact, which was left untouched.
-    HeldByOther { field: String, value: String, contact: ContactId },
+    HeldByOther {
+        field: String,
+        value: String,
+        contact: ContactId,
+    },
     /// The chosen contact already has a different value for the field; it was kept.
-    Differs { field: String, value: String, kept: String },
+    Differs {
+        field: String,
+        value: String,
+        kept: String,
+    },
 }
 
 /// Decides which contact an event belongs to: the documented rule.

@@ -362,3 +362,119 @@ pub fn plan_batch(
     }
     (writes, results)
 }
+
+/// Plans a contact import: rows are upserted by email (every row has one). A row whose user
+/// id or phone belongs to another contact is refused on its own; the others apply.
+/// `existing` holds every stored contact matching the rows' emails, user ids or phones.
+pub fn plan_import(
+    workspace: WorkspaceId,
+    rows: &[crate::NewContact],
+    existing: Vec<Contact>,
+    now: Timestamp,
+) -> (BatchWrites, Vec<Result<crate::ImportOutcome, String>>) {
+    let mut set = WorkingSet::new(existing);
+    let mut results = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(email) = row.identity.email.clone() else {
+            results.push(Err("email: is required".to_owned()));
+            continue;
+        };
+        let target = set.by_email.get(&(workspace, email.clone())).copied();
+        let held = |field: &str, holder: Option<usize>| -> Option<String> {
+            holder
+                .filter(|&h| Some(h) != target)
+                .map(|h| format!("{field}: already belongs to contact {}", set.contacts[h].id))
+        };
+        let user_holder = row
+            .identity
+            .user_id
+            .as_ref()
+            .and_then(|u| set.by_user_id.get(&(workspace, u.clone())).copied());
+        let phone_holder = row
+            .identity
+            .phone
+            .as_ref()
+            .and_then(|p| set.by_phone.get(&(workspace, p.clone())).copied());
+        if let Some(error) = held("user_id", user_holder).or_else(|| held("phone", phone_holder)) {
+            results.push(Err(error));
+            continue;
+        }
+        let data = InboundEvent {
+            identity: row.identity.clone(),
+            name: None,
+            properties: Map::new(),
+            attributes: row.attributes.clone(),
+            attributes_once: Map::new(),
+            names: herald_domain::inbound::Names {
+                name: row.name.clone(),
+                first_name: row.first_name.clone(),
+                last_name: row.last_name.clone(),
+            },
+            occurred_at: None,
+            dedupe_key: None,
+            when_unmatched: WhenUnmatched::Reject,
+        };
+        match target {
+            Some(i) => {
+                let contact = &mut set.contacts[i];
+                let mut changed = apply_event_data(contact, &data);
+                if contact.user_id.is_none() && row.identity.user_id.is_some() {
+                    contact.user_id.clone_from(&row.identity.user_id);
+                    changed = true;
+                }
+                if contact.phone.is_none() && row.identity.phone.is_some() {
+                    contact.phone.clone_from(&row.identity.phone);
+                    changed = true;
+                }
+                if changed {
+                    contact.updated_at = now;
+                    set.changed[i] = true;
+                    set.index(i);
+                }
+                results.push(Ok(crate::ImportOutcome::Updated(set.contacts[i].id)));
+            }
+            None => {
+                let mut contact = Contact {
+                    id: ContactId::from_uuid(new_uuid(now)),
+                    workspace_id: workspace,
+                    email: Some(email),
+                    user_id: row.identity.user_id.clone(),
+                    phone: row.identity.phone.clone(),
+                    name: None,
+                    first_name: None,
+                    last_name: None,
+                    attributes: Map::new(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                apply_event_data(&mut contact, &data);
+                let id = contact.id;
+                set.add(contact, true);
+                results.push(Ok(crate::ImportOutcome::Created(id)));
+            }
+        }
+    }
+    let mut writes = BatchWrites::default();
+    for (i, contact) in set.contacts.into_iter().enumerate() {
+        if set.created[i] {
+            writes.new_contacts.push(contact);
+        } else if set.changed[i] {
+            writes.changed_contacts.push(contact);
+        }
+    }
+    (writes, results)
+}
+
+/// The identity values of import rows, for the backend's lookup.
+pub fn import_keys(rows: &[crate::NewContact]) -> BatchKeys {
+    let mut keys = BatchKeys::default();
+    for row in rows {
+        keys.emails
+            .extend(row.identity.email.as_ref().map(|e| e.as_str().to_owned()));
+        keys.user_ids
+            .extend(row.identity.user_id.as_ref().map(|u| u.as_str().to_owned()));
+        keys.phones
+            .extend(row.identity.phone.as_ref().map(|p| p.as_str().to_owned()));
+    }
+    keys
+}
