@@ -7,9 +7,12 @@
 //! process writing to the same file (a CLI command while the server runs) waits on the busy
 //! timeout instead of failing a read-to-write upgrade.
 
+mod contacts;
+mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod sources;
 mod workspaces;
 
 use std::str::FromStr;
@@ -121,10 +124,14 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
                         .message()
                         .trim_start_matches("UNIQUE constraint failed: ");
                     let table = columns.split('.').next().unwrap_or_default();
-                    let names: Vec<&str> = columns
+                    let mut names: Vec<&str> = columns
                         .split(", ")
                         .filter_map(|c| c.split('.').nth(1))
                         .collect();
+                    // Per-workspace unique indexes are named after their own column.
+                    if names.len() > 1 {
+                        names.retain(|c| *c != "workspace_id");
+                    }
                     StoreError::Conflict {
                         constraint: format!("{table}_{}", names.join("_")),
                     }

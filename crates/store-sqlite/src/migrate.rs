@@ -7,11 +7,14 @@ use sqlx::{Sqlite, Transaction};
 use crate::db_error;
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
+];
 
 pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
     sqlx::raw_sql(

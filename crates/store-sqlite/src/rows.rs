@@ -73,3 +73,88 @@ pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
         updated_at: ts(row, "updated_at")?,
     })
 }
+
+pub(crate) fn json_object(
+    row: &SqliteRow,
+    column: &str,
+) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+pub(crate) fn contact(row: &SqliteRow) -> StoreResult<herald_domain::Contact> {
+    use herald_domain::{EmailAddress, Phone, UserId};
+    Ok(herald_domain::Contact {
+        id: herald_domain::ContactId::from_uuid(uuid(row, "id")?),
+        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        email: get::<Option<String>>(row, "email")?.map(EmailAddress::from_stored),
+        user_id: get::<Option<String>>(row, "user_id")?.map(UserId::from_stored),
+        phone: get::<Option<String>>(row, "phone")?.map(Phone::from_stored),
+        name: get(row, "name")?,
+        first_name: get(row, "first_name")?,
+        last_name: get(row, "last_name")?,
+        attributes: json_object(row, "attributes")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn source(row: &SqliteRow) -> StoreResult<herald_domain::Source> {
+    let kind: String = get(row, "kind")?;
+    let mapping: Option<String> = get(row, "mapping")?;
+    let rate: Option<i64> = get(row, "rate_limit_per_second")?;
+    Ok(herald_domain::Source {
+        id: herald_domain::SourceId::from_uuid(uuid(row, "id")?),
+        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        name: get(row, "name")?,
+        kind: kind
+            .parse()
+            .map_err(|e: String| corrupt("sources.kind", e))?,
+        enabled: get(row, "enabled")?,
+        token_hint: get(row, "token_hint")?,
+        previous_token_expires_at: opt_ts(row, "previous_token_expires_at")?,
+        rate_limit_per_second: rate
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt("sources.rate_limit_per_second", e))?,
+        mapping: mapping
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .map_err(|e| corrupt("sources.mapping", e))?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+/// An event row; the request body is read only when `with_request`.
+pub(crate) fn event(row: &SqliteRow, with_request: bool) -> StoreResult<herald_domain::Event> {
+    let outcome: String = get(row, "outcome")?;
+    let request = if with_request {
+        let method: Option<String> = get(row, "method")?;
+        match method {
+            Some(method) => Some(herald_domain::RequestRecord {
+                method,
+                content_type: get(row, "content_type")?,
+                body: get::<Option<Vec<u8>>>(row, "body")?.unwrap_or_default(),
+            }),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(herald_domain::Event {
+        id: herald_domain::EventId::from_uuid(uuid(row, "id")?),
+        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        source_id: get::<Option<uuid::Uuid>>(row, "source_id")?
+            .map(herald_domain::SourceId::from_uuid),
+        contact_id: get::<Option<uuid::Uuid>>(row, "contact_id")?
+            .map(herald_domain::ContactId::from_uuid),
+        name: get(row, "name")?,
+        properties: json_object(row, "properties")?,
+        occurred_at: ts(row, "occurred_at")?,
+        received_at: ts(row, "received_at")?,
+        idempotency_key: get(row, "idempotency_key")?,
+        request,
+        outcome: serde_json::from_str(&outcome).map_err(|e| corrupt("events.outcome", e))?,
+    })
+}

@@ -387,6 +387,25 @@ pub struct ContactPatch {
     pub attributes: Map<String, Value>,
 }
 
+impl ContactPatch {
+    /// Applies the patch to a contact read in the same transaction.
+    pub fn apply(self, contact: &mut Contact, now: Timestamp) {
+        fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        set(&mut contact.email, self.email);
+        set(&mut contact.user_id, self.user_id);
+        set(&mut contact.phone, self.phone);
+        set(&mut contact.name, self.name);
+        set(&mut contact.first_name, self.first_name);
+        set(&mut contact.last_name, self.last_name);
+        herald_domain::contact::merge_attributes(&mut contact.attributes, &self.attributes);
+        contact.updated_at = now;
+    }
+}
+
 /// What an imported row did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportOutcome {

@@ -1,0 +1,191 @@
+//! The event log and batched ingest on SQLite. A batch is one `BEGIN IMMEDIATE` transaction
+//! on the single writer: read the contacts and idempotency keys it needs, let the shared
+//! planner decide, write with multi-row statements, commit once for every request in it.
+
+use async_trait::async_trait;
+use herald_domain::{
+    ContactId, Event, EventId, Page, PageRequest, SourceId, Timestamp, WorkspaceId,
+};
+use herald_store::ingest::{
+    BatchSnapshot, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
+};
+use herald_store::{EventFilter, EventStore, StoreError, StoreResult};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use crate::contacts::{read_contacts, write_contacts};
+use crate::rows::{self, get, ts, uuid};
+use crate::{SqliteStore, db_error};
+
+macro_rules! event_columns {
+    () => {
+        "id, workspace_id, source_id, contact_id, name, properties, occurred_at, received_at, idempotency_key, outcome"
+    };
+}
+
+async fn read_idempotency(
+    tx: &mut Transaction<'static, Sqlite>,
+    keys: &[(SourceId, String)],
+) -> StoreResult<Vec<IdempotencyRecord>> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(400) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT source_id, key, event_id, contact_id, created_at FROM idempotency_keys WHERE (source_id, key) IN (VALUES ",
+        );
+        let mut list = query.separated(", ");
+        for (source, key) in chunk {
+            list.push("(")
+                .push_bind_unseparated(source.as_uuid())
+                .push_unseparated(", ")
+                .push_bind_unseparated(key.clone())
+                .push_unseparated(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut **tx).await.map_err(db_error)? {
+            found.push(IdempotencyRecord {
+                source_id: SourceId::from_uuid(uuid(&row, "source_id")?),
+                key: get(&row, "key")?,
+                receipt: Receipt {
+                    event_id: EventId::from_uuid(uuid(&row, "event_id")?),
+                    contact_id: get::<Option<uuid::Uuid>>(&row, "contact_id")?
+                        .map(ContactId::from_uuid),
+                },
+                created_at: ts(&row, "created_at")?,
+            });
+        }
+    }
+    Ok(found)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn ingest(
+        &self,
+        requests: &[IngestRequest],
+        now: Timestamp,
+    ) -> StoreResult<Vec<IngestResult>> {
+        let mut tx = self.write().await?;
+        let mut snapshot = BatchSnapshot::default();
+        for (workspace, keys) in batch_keys(requests) {
+            snapshot
+                .contacts
+                .extend(read_contacts(&mut tx, workspace, &keys).await?);
+            snapshot
+                .idempotency
+                .extend(read_idempotency(&mut tx, &keys.idempotency).await?);
+        }
+        let (writes, results) = plan_batch(requests, snapshot, now);
+        write_contacts(&mut tx, &writes).await?;
+        // 13 parameters a row.
+        for chunk in writes.events.chunks(1000) {
+            let mut insert = QueryBuilder::<Sqlite>::new(concat!(
+                "INSERT INTO events (",
+                event_columns!(),
+                ", method, content_type, body) "
+            ));
+            insert.push_values(chunk, |mut row, e| {
+                let request = e.request.as_ref();
+                row.push_bind(e.id.as_uuid())
+                    .push_bind(e.workspace_id.as_uuid())
+                    .push_bind(e.source_id.map(|s| s.as_uuid()))
+                    .push_bind(e.contact_id.map(|c| c.as_uuid()))
+                    .push_bind(e.name.clone())
+                    .push_bind(serde_json::Value::Object(e.properties.clone()).to_string())
+                    .push_bind(e.occurred_at.unix_millis())
+                    .push_bind(e.received_at.unix_millis())
+                    .push_bind(e.idempotency_key.clone())
+                    .push_bind(
+                        serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()),
+                    )
+                    .push_bind(request.map(|r| r.method.clone()))
+                    .push_bind(request.and_then(|r| r.content_type.clone()))
+                    .push_bind(request.map(|r| r.body.clone()));
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        for chunk in writes.idempotency.chunks(1000) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO idempotency_keys (source_id, key, event_id, contact_id, created_at) ",
+            );
+            upsert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.source_id.as_uuid())
+                    .push_bind(r.key.clone())
+                    .push_bind(r.receipt.event_id.as_uuid())
+                    .push_bind(r.receipt.contact_id.map(|c| c.as_uuid()))
+                    .push_bind(r.created_at.unix_millis());
+            });
+            upsert.push(
+                " ON CONFLICT (source_id, key) DO UPDATE SET event_id = excluded.event_id, \
+                 contact_id = excluded.contact_id, created_at = excluded.created_at",
+            );
+            upsert.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(results)
+    }
+
+    async fn list_events(
+        &self,
+        workspace: WorkspaceId,
+        filter: &EventFilter,
+        page: PageRequest<EventId>,
+    ) -> StoreResult<Page<Event>> {
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE workspace_id = "
+        ));
+        query.push_bind(workspace.as_uuid());
+        if let Some(after) = page.after {
+            query.push(" AND id < ").push_bind(after.as_uuid());
+        }
+        if let Some(contact) = filter.contact {
+            query
+                .push(" AND contact_id = ")
+                .push_bind(contact.as_uuid());
+        }
+        if let Some(name) = &filter.name {
+            query.push(" AND name = ").push_bind(name.clone());
+        }
+        if let Some(source) = filter.source {
+            query.push(" AND source_id = ").push_bind(source.as_uuid());
+        }
+        if let Some(from) = filter.from {
+            query
+                .push(" AND received_at >= ")
+                .push_bind(from.unix_millis());
+        }
+        if let Some(until) = filter.until {
+            query
+                .push(" AND received_at < ")
+                .push_bind(until.unix_millis());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
+        let rows = query
+            .build()
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_error)?;
+        let events = rows
+            .iter()
+            .map(|r| rows::event(r, false))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(events, page.limit, |e| e.id))
+    }
+
+    async fn get_event(&self, workspace: WorkspaceId, id: EventId) -> StoreResult<Event> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            ", method, content_type, body FROM events WHERE workspace_id = ? AND id = ?"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound { entity: "event" })?;
+        rows::event(&row, true)
+    }
+}
