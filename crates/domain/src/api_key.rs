@@ -89,11 +89,7 @@ impl ApiToken {
 
     /// A fresh token from 32 random bytes supplied by the caller.
     pub fn generate(random: [u8; 32]) -> Self {
-        Self(format!(
-            "{}{}",
-            Self::PREFIX,
-            URL_SAFE_NO_PAD.encode(random)
-        ))
+        Self(format!("{}{}", Self::PREFIX, URL_SAFE_NO_PAD.encode(random)))
     }
 
     /// A token chosen by an operator, checked for a minimum of strength and for characters
@@ -188,18 +184,9 @@ mod tests {
 
     #[test]
     fn supplied_tokens_are_checked() {
-        assert_eq!(
-            ApiToken::parse_supplied("short").err(),
-            Some(ApiTokenError::TooShort)
-        );
-        assert_eq!(
-            ApiToken::parse_supplied("has a space in the middle").err(),
-            Some(ApiTokenError::BadChar)
-        );
-        assert_eq!(
-            ApiToken::parse_supplied(&"x".repeat(257)).err(),
-            Some(ApiTokenError::TooLong)
-        );
+        assert_eq!(ApiToken::parse_supplied("short").err(), Some(ApiTokenError::TooShort));
+        assert_eq!(ApiToken::parse_supplied("has a space in the middle").err(), Some(ApiTokenError::BadChar));
+        assert_eq!(ApiToken::parse_supplied(&"x".repeat(257)).err(), Some(ApiTokenError::TooLong));
         assert!(ApiToken::parse_supplied("0123456789abcdef").is_ok());
     }
 
@@ -207,13 +194,7 @@ mod tests {
     fn names_are_trimmed_and_checked() {
         assert_eq!(ApiKeyName::parse("  ci  ").expect("valid").as_str(), "ci");
         assert_eq!(ApiKeyName::parse("   ").err(), Some(ApiKeyNameError::Empty));
-        assert_eq!(
-            ApiKeyName::parse("a\nb").err(),
-            Some(ApiKeyNameError::ControlChar)
-        );
-        assert_eq!(
-            ApiKeyName::parse(&"é".repeat(101)).err(),
-            Some(ApiKeyNameError::TooLong)
-        );
+        assert_eq!(ApiKeyName::parse("a\nb").err(), Some(ApiKeyNameError::ControlChar));
+        assert_eq!(ApiKeyName::parse(&"é".repeat(101)).err(), Some(ApiKeyNameError::TooLong));
     }
 }

@@ -66,10 +66,7 @@ impl EmailAddress {
         if s.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
-                || matches!(
-                    c,
-                    '"' | '<' | '>' | '(' | ')' | ',' | ';' | '\\' | '[' | ']'
-                )
+                || matches!(c, '"' | '<' | '>' | '(' | ')' | ',' | ';' | '\\' | '[' | ']')
         }) {
             return Err(IdentityError::BadChar);
         }
@@ -85,9 +82,7 @@ impl EmailAddress {
         }
         let ascii = idna::domain_to_ascii(domain).map_err(|_| IdentityError::BadDomain)?;
         let labels_ok = ascii.split('.').count() >= 2
-            && ascii.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
-            });
+            && ascii.split('.').all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
         if !labels_ok {
             return Err(IdentityError::BadDomain);
         }
@@ -205,16 +200,9 @@ pub struct KnownContact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
     /// The event belongs to this existing contact; `claim` lists identifiers to add to it.
-    Existing {
-        id: ContactId,
-        claim: Identity,
-        conflicts: Vec<IdentityConflict>,
-    },
+    Existing { id: ContactId, claim: Identity, conflicts: Vec<IdentityConflict> },
     /// No contact matched and an email was given: create one with this identity.
-    Create {
-        identity: Identity,
-        conflicts: Vec<IdentityConflict>,
-    },
+    Create { identity: Identity, conflicts: Vec<IdentityConflict> },
     /// No contact matched and there is no email to create one with.
     Unmatched,
 }
@@ -225,17 +213,9 @@ pub enum Resolution {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IdentityConflict {
     /// The value belongs to another contact, which was left untouched.
-    HeldByOther {
-        field: String,
-        value: String,
-        contact: ContactId,
-    },
+    HeldByOther { field: String, value: String, contact: ContactId },
     /// The chosen contact already has a different value for the field; it was kept.
-    Differs {
-        field: String,
-        value: String,
-        kept: String,
-    },
+    Differs { field: String, value: String, kept: String },
 }
 
 /// Decides which contact an event belongs to: the documented rule.
@@ -259,10 +239,7 @@ pub fn resolve_identity(
 ) -> Resolution {
     let Some(target) = by_email.or(by_user_id).or(by_phone) else {
         return match incoming.email {
-            Some(_) => Resolution::Create {
-                identity: incoming.clone(),
-                conflicts: Vec::new(),
-            },
+            Some(_) => Resolution::Create { identity: incoming.clone(), conflicts: Vec::new() },
             None => Resolution::Unmatched,
         };
     };
@@ -272,27 +249,11 @@ pub fn resolve_identity(
         // Rule 4 (by_email is the target whenever it is present).
         claim.email = incoming.email.clone();
     }
-    claim.user_id = claim_field(
-        "user_id",
-        incoming.user_id.as_ref(),
-        by_user_id,
-        target.user_id.as_ref(),
-        target,
-        &mut conflicts,
-    );
-    claim.phone = claim_field(
-        "phone",
-        incoming.phone.as_ref(),
-        by_phone,
-        target.phone.as_ref(),
-        target,
-        &mut conflicts,
-    );
-    Resolution::Existing {
-        id: target.id,
-        claim,
-        conflicts,
-    }
+    claim.user_id =
+        claim_field("user_id", incoming.user_id.as_ref(), by_user_id, target.user_id.as_ref(), target, &mut conflicts);
+    claim.phone =
+        claim_field("phone", incoming.phone.as_ref(), by_phone, target.phone.as_ref(), target, &mut conflicts);
+    Resolution::Existing { id: target.id, claim, conflicts }
 }
 
 /// Rules 2 and 3 for one identifier: returns the value to add to `target`, if any.
@@ -366,10 +327,7 @@ pub fn merge_attributes(existing: &mut Map<String, Value>, incoming: &Map<String
 }
 
 /// Sets keys that are absent (PostHog's `$set_once`); returns whether anything changed.
-pub fn set_attributes_once(
-    existing: &mut Map<String, Value>,
-    incoming: &Map<String, Value>,
-) -> bool {
+pub fn set_attributes_once(existing: &mut Map<String, Value>, incoming: &Map<String, Value>) -> bool {
     let mut changed = false;
     for (key, value) in incoming {
         if !value.is_null() && !existing.contains_key(key) {
@@ -401,11 +359,7 @@ mod tests {
 
     fn identity(e: Option<&str>, u: Option<&str>, p: Option<&str>) -> Identity {
         let c = contact(0, e, u, p);
-        Identity {
-            email: c.email,
-            user_id: c.user_id,
-            phone: c.phone,
-        }
+        Identity { email: c.email, user_id: c.user_id, phone: c.phone }
     }
 
     #[test]
@@ -429,22 +383,13 @@ mod tests {
         for (input, err) in bad {
             assert_eq!(EmailAddress::parse(input), Err(err), "{input:?}");
         }
-        assert_eq!(
-            EmailAddress::parse(&format!("{}@example.com", "a".repeat(65))),
-            Err(IdentityError::TooLong(64))
-        );
+        assert_eq!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(65))), Err(IdentityError::TooLong(64)));
     }
 
     #[test]
     fn phones_reduce_to_digits() {
-        assert_eq!(
-            Phone::parse("+1 (555) 010-9999").expect("ok").as_str(),
-            "+15550109999"
-        );
-        assert_eq!(
-            Phone::parse("555.010.9999").expect("ok").as_str(),
-            "5550109999"
-        );
+        assert_eq!(Phone::parse("+1 (555) 010-9999").expect("ok").as_str(), "+15550109999");
+        assert_eq!(Phone::parse("555.010.9999").expect("ok").as_str(), "5550109999");
         for bad in ["", "12", "+1-555-CALL-NOW", "1".repeat(21).as_str()] {
             assert!(Phone::parse(bad).is_err(), "{bad:?}");
         }
@@ -460,25 +405,15 @@ mod tests {
         let new = identity(Some("n@example.com"), Some("u-n"), None);
         assert_eq!(
             resolve_identity(&new, None, None, None),
-            Resolution::Create {
-                identity: new.clone(),
-                conflicts: vec![]
-            }
+            Resolution::Create { identity: new.clone(), conflicts: vec![] }
         );
-        assert_eq!(
-            resolve_identity(&identity(None, Some("u-n"), None), None, None, None),
-            Resolution::Unmatched
-        );
+        assert_eq!(resolve_identity(&identity(None, Some("u-n"), None), None, None, None), Resolution::Unmatched);
 
         // Email matches X, and a user id nobody holds attaches to X.
         let event = identity(Some("x@example.com"), Some("u-new"), None);
         assert_eq!(
             resolve_identity(&event, Some(&x), None, None),
-            Resolution::Existing {
-                id: x.id,
-                claim: identity(None, Some("u-new"), None),
-                conflicts: vec![]
-            }
+            Resolution::Existing { id: x.id, claim: identity(None, Some("u-new"), None), conflicts: vec![] }
         );
 
         // Email matches X, user id matches Y: X wins, Y untouched, the conflict recorded.
@@ -526,39 +461,25 @@ mod tests {
         let event = identity(None, None, Some("+1 555 0100"));
         assert_eq!(
             resolve_identity(&event, None, None, Some(&z)),
-            Resolution::Existing {
-                id: z.id,
-                claim: Identity::default(),
-                conflicts: vec![]
-            }
+            Resolution::Existing { id: z.id, claim: Identity::default(), conflicts: vec![] }
         );
     }
 
     #[test]
     fn attributes_merge_deeply_and_null_removes() {
-        let mut existing =
-            serde_json::json!({"plan": "free", "company": {"name": "Acme", "size": 10}, "gone": 1})
-                .as_object()
-                .cloned()
-                .expect("object");
+        let mut existing = serde_json::json!({"plan": "free", "company": {"name": "Acme", "size": 10}, "gone": 1})
+            .as_object()
+            .cloned()
+            .expect("object");
         let incoming = serde_json::json!({"plan": "pro", "company": {"size": 50}, "gone": null, "new": [1, 2]});
-        assert!(merge_attributes(
-            &mut existing,
-            incoming.as_object().expect("object")
-        ));
+        assert!(merge_attributes(&mut existing, incoming.as_object().expect("object")));
         assert_eq!(
             Value::Object(existing.clone()),
             serde_json::json!({"plan": "pro", "company": {"name": "Acme", "size": 50}, "new": [1, 2]})
         );
-        assert!(
-            !merge_attributes(&mut existing, incoming.as_object().expect("object")),
-            "idempotent"
-        );
+        assert!(!merge_attributes(&mut existing, incoming.as_object().expect("object")), "idempotent");
         let once = serde_json::json!({"plan": "enterprise", "first_seen": "2026-01-01"});
-        assert!(set_attributes_once(
-            &mut existing,
-            once.as_object().expect("object")
-        ));
+        assert!(set_attributes_once(&mut existing, once.as_object().expect("object")));
         assert_eq!(existing["plan"], "pro");
         assert_eq!(existing["first_seen"], "2026-01-01");
     }

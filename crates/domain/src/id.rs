@@ -79,10 +79,7 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<Uuid, IdParseError> {
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('_'))
         .ok_or(IdParseError::WrongPrefix { expected: prefix })?;
-    let well_formed = rest.len() == 32
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let well_formed = rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
         return Err(IdParseError::Malformed { prefix });
     }
@@ -141,27 +138,12 @@ mod tests {
     #[test]
     fn rejects_other_prefixes_and_shapes() {
         let cases = [
-            (
-                "ws_01930000000070008000000000000001",
-                IdParseError::WrongPrefix { expected: "job" },
-            ),
-            (
-                "job01930000000070008000000000000001",
-                IdParseError::WrongPrefix { expected: "job" },
-            ),
+            ("ws_01930000000070008000000000000001", IdParseError::WrongPrefix { expected: "job" }),
+            ("job01930000000070008000000000000001", IdParseError::WrongPrefix { expected: "job" }),
             ("job_0193", IdParseError::Malformed { prefix: "job" }),
-            (
-                "job_01930000-0000-7000-8000-000000000001",
-                IdParseError::Malformed { prefix: "job" },
-            ),
-            (
-                "job_0193000000007000800000000000000G",
-                IdParseError::Malformed { prefix: "job" },
-            ),
-            (
-                "job_0193000000007000800000000000000A",
-                IdParseError::Malformed { prefix: "job" },
-            ),
+            ("job_01930000-0000-7000-8000-000000000001", IdParseError::Malformed { prefix: "job" }),
+            ("job_0193000000007000800000000000000G", IdParseError::Malformed { prefix: "job" }),
+            ("job_0193000000007000800000000000000A", IdParseError::Malformed { prefix: "job" }),
             ("", IdParseError::WrongPrefix { expected: "job" }),
         ];
         for (input, expected) in cases {
@@ -174,14 +156,8 @@ mod tests {
         let id = WorkspaceId::from_uuid(Uuid::from_u128(7));
         let json = serde_json::to_string(&id).expect("serializes");
         assert_eq!(json, "\"ws_00000000000000000000000000000007\"");
-        assert_eq!(
-            serde_json::from_str::<WorkspaceId>(&json).expect("parses"),
-            id
-        );
-        assert!(
-            serde_json::from_str::<WorkspaceId>("\"key_00000000000000000000000000000007\"")
-                .is_err()
-        );
+        assert_eq!(serde_json::from_str::<WorkspaceId>(&json).expect("parses"), id);
+        assert!(serde_json::from_str::<WorkspaceId>("\"key_00000000000000000000000000000007\"").is_err());
     }
 
     proptest! {

@@ -62,10 +62,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -123,20 +120,11 @@ impl InboundEvent {
     }
 
     /// Fills the name fields from `name`, `first_name`, `last_name` string attributes.
-    fn take_names_from_attributes(&mut self) {
+    pub(crate) fn take_names_from_attributes(&mut self) {
         let get = |key: &str| {
-            self.attributes
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+            self.attributes.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
         };
-        self.names = Names {
-            name: get("name"),
-            first_name: get("first_name"),
-            last_name: get("last_name"),
-        };
+        self.names = Names { name: get("name"), first_name: get("first_name"), last_name: get("last_name") };
     }
 }
 
@@ -163,17 +151,13 @@ pub fn identity_field<T>(
         return Ok(None);
     };
     let text = scalar_text(value).ok_or_else(|| FieldError::new(field, "must be a string"))?;
-    parse(&text)
-        .map(Some)
-        .map_err(|e| FieldError::new(field, e.to_string()))
+    parse(&text).map(Some).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
 fn event_name(value: Option<&Value>, field: &str) -> Result<Option<EventName>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => EventName::parse(s)
-            .map(Some)
-            .map_err(|e| FieldError::new(field, e)),
+        Some(Value::String(s)) => EventName::parse(s).map(Some).map_err(|e| FieldError::new(field, e)),
         Some(_) => Err(FieldError::new(field, "must be a string")),
     }
 }
@@ -187,34 +171,18 @@ fn object_field(value: Option<&Value>, field: &str) -> Result<Map<String, Value>
 }
 
 /// Parses an RFC 3339 timestamp field.
-pub fn timestamp_field(
-    value: Option<&Value>,
-    field: &str,
-) -> Result<Option<Timestamp>, FieldError> {
+pub fn timestamp_field(value: Option<&Value>, field: &str) -> Result<Option<Timestamp>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
             .map(|t| Some(Timestamp::from_offset_date_time(t)))
-            .map_err(|_| {
-                FieldError::new(
-                    field,
-                    "must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z",
-                )
-            }),
+            .map_err(|_| FieldError::new(field, "must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z")),
         Some(_) => Err(FieldError::new(field, "must be a string")),
     }
 }
 
 /// Top-level keys of the generic payload with a meaning of their own.
-const GENERIC_KEYS: [&str; 7] = [
-    "email",
-    "event",
-    "userId",
-    "user_id",
-    "phone",
-    "data",
-    "timestamp",
-];
+const GENERIC_KEYS: [&str; 7] = ["email", "event", "userId", "user_id", "phone", "data", "timestamp"];
 
 /// The generic webhook payload (seed 000):
 /// `{"email", "event", "userId" | "user_id", "phone", "timestamp", "data": {...}}`.
@@ -223,21 +191,11 @@ const GENERIC_KEYS: [&str; 7] = [
 /// keys (flat form posts and query strings) are treated as if they were in `data`, with
 /// `data`'s own value winning a clash.
 pub fn parse_generic(body: &Value) -> Result<InboundEvent, FieldError> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| FieldError::new("", "the body must be a JSON object"))?;
+    let object = body.as_object().ok_or_else(|| FieldError::new("", "the body must be a JSON object"))?;
     let mut event = InboundEvent::new(WhenUnmatched::Reject);
     event.identity.email = identity_field(optional(object, "email"), "email", EmailAddress::parse)?;
-    let user_id_field = if optional(object, "userId").is_some() {
-        "userId"
-    } else {
-        "user_id"
-    };
-    event.identity.user_id = identity_field(
-        optional(object, user_id_field),
-        user_id_field,
-        UserId::parse,
-    )?;
+    let user_id_field = if optional(object, "userId").is_some() { "userId" } else { "user_id" };
+    event.identity.user_id = identity_field(optional(object, user_id_field), user_id_field, UserId::parse)?;
     event.identity.phone = identity_field(optional(object, "phone"), "phone", Phone::parse)?;
     event.name = event_name(object.get("event"), "event")?;
     event.occurred_at = timestamp_field(object.get("timestamp"), "timestamp")?;
@@ -251,10 +209,7 @@ pub fn parse_generic(body: &Value) -> Result<InboundEvent, FieldError> {
     event.attributes = data;
     event.take_names_from_attributes();
     if event.identity == Identity::default() {
-        return Err(FieldError::new(
-            "email",
-            "is required (or userId or phone of an existing contact)",
-        ));
+        return Err(FieldError::new("email", "is required (or userId or phone of an existing contact)"));
     }
     Ok(event)
 }
@@ -265,9 +220,7 @@ pub fn object_from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> 
     let mut top = Map::new();
     let mut data = Map::new();
     for (key, value) in pairs {
-        let nested = key
-            .strip_prefix("data.")
-            .or_else(|| key.strip_prefix("data[").and_then(|k| k.strip_suffix(']')));
+        let nested = key.strip_prefix("data.").or_else(|| key.strip_prefix("data[").and_then(|k| k.strip_suffix(']')));
         match nested {
             Some(inner) if !inner.is_empty() => {
                 data.insert(inner.to_owned(), Value::String(value));
@@ -291,18 +244,11 @@ pub fn object_from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> 
 /// winning), `$set_once` sets attributes only where absent; the other properties are the
 /// event's. An event whose person has no email and matches no contact is skipped, not refused.
 pub fn parse_posthog(body: &Value) -> Result<InboundEvent, FieldError> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| FieldError::new("", "the body must be a JSON object"))?;
+    let object = body.as_object().ok_or_else(|| FieldError::new("", "the body must be a JSON object"))?;
     let source = object
         .get("event")
         .and_then(Value::as_object)
-        .ok_or_else(|| {
-            FieldError::new(
-                "event",
-                "must be PostHog's event object (with `event` and `distinct_id`)",
-            )
-        })?;
+        .ok_or_else(|| FieldError::new("event", "must be PostHog's event object (with `event` and `distinct_id`)"))?;
     let person = object_field(object.get("person"), "person")?;
     let person_properties = object_field(person.get("properties"), "person.properties")?;
     let mut properties = object_field(source.get("properties"), "event.properties")?;
@@ -310,52 +256,34 @@ pub fn parse_posthog(body: &Value) -> Result<InboundEvent, FieldError> {
         Some(Value::Object(set)) => set,
         Some(Value::Null) | None => Map::new(),
         Some(_) => {
-            return Err(FieldError::new(
-                "event.properties.$set",
-                "must be an object",
-            ));
+            return Err(FieldError::new("event.properties.$set", "must be an object"));
         }
     };
     let set_once = match properties.remove("$set_once") {
         Some(Value::Object(set)) => set,
         Some(Value::Null) | None => Map::new(),
         Some(_) => {
-            return Err(FieldError::new(
-                "event.properties.$set_once",
-                "must be an object",
-            ));
+            return Err(FieldError::new("event.properties.$set_once", "must be an object"));
         }
     };
 
     let mut event = InboundEvent::new(WhenUnmatched::Skip);
     event.name = event_name(source.get("event"), "event.event")?;
-    event.identity.user_id = identity_field(
-        source.get("distinct_id"),
-        "event.distinct_id",
-        UserId::parse,
-    )?;
+    event.identity.user_id = identity_field(source.get("distinct_id"), "event.distinct_id", UserId::parse)?;
     let (email, email_field) = [
         (optional(&properties, "email"), "event.properties.email"),
         (optional(&set, "email"), "event.properties.$set.email"),
-        (
-            optional(&person_properties, "email"),
-            "person.properties.email",
-        ),
+        (optional(&person_properties, "email"), "person.properties.email"),
     ]
     .into_iter()
     .find(|(value, _)| value.is_some())
     .unwrap_or((None, "email"));
     event.identity.email = identity_field(email, email_field, EmailAddress::parse)?;
     event.occurred_at = timestamp_field(source.get("timestamp"), "event.timestamp")?;
-    event.dedupe_key = source
-        .get("uuid")
-        .and_then(scalar_text)
-        .filter(|s| !s.is_empty() && s.len() <= 255);
+    event.dedupe_key = source.get("uuid").and_then(scalar_text).filter(|s| !s.is_empty() && s.len() <= 255);
     for key in ["url", "elements_chain"] {
         if let Some(value) = optional(source, key) {
-            properties
-                .entry(format!("$posthog_{key}"))
-                .or_insert_with(|| value.clone());
+            properties.entry(format!("$posthog_{key}")).or_insert_with(|| value.clone());
         }
     }
     event.properties = properties;
@@ -365,15 +293,8 @@ pub fn parse_posthog(body: &Value) -> Result<InboundEvent, FieldError> {
     if event.names.name.is_none() {
         event.take_names_from_attributes();
     }
-    if let Some(name) = person
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.trim().is_empty())
-    {
-        event
-            .names
-            .name
-            .get_or_insert_with(|| name.trim().to_owned());
+    if let Some(name) = person.get("name").and_then(Value::as_str).filter(|n| !n.trim().is_empty()) {
+        event.names.name.get_or_insert_with(|| name.trim().to_owned());
     }
     if event.identity == Identity::default() {
         return Err(FieldError::new("event.distinct_id", "is required"));
@@ -389,10 +310,7 @@ mod tests {
     #[test]
     fn seed_000_payloads() {
         let minimum = parse_generic(&json!({"email": "user@example.com"})).expect("minimum");
-        assert_eq!(
-            minimum.identity.email.as_ref().map(EmailAddress::as_str),
-            Some("user@example.com")
-        );
+        assert_eq!(minimum.identity.email.as_ref().map(EmailAddress::as_str), Some("user@example.com"));
         assert_eq!(minimum.name, None);
 
         let full = parse_generic(&json!({
@@ -402,18 +320,9 @@ mod tests {
             "data": {"name": "Alex Rivera", "first_name": "Alex", "last_name": "Rivera", "order_value": "149.00"}
         }))
         .expect("full");
-        assert_eq!(
-            full.identity.email.as_ref().map(EmailAddress::as_str),
-            Some("user@example.com")
-        );
-        assert_eq!(
-            full.identity.user_id.as_ref().map(UserId::as_str),
-            Some("usr_8a3f2d")
-        );
-        assert_eq!(
-            full.name.as_ref().map(EventName::as_str),
-            Some("checkout_completed")
-        );
+        assert_eq!(full.identity.email.as_ref().map(EmailAddress::as_str), Some("user@example.com"));
+        assert_eq!(full.identity.user_id.as_ref().map(UserId::as_str), Some("usr_8a3f2d"));
+        assert_eq!(full.name.as_ref().map(EventName::as_str), Some("checkout_completed"));
         assert_eq!(full.properties["order_value"], "149.00");
         assert_eq!(full.attributes, full.properties);
         assert_eq!(
@@ -438,10 +347,7 @@ mod tests {
             (json!({"email": "a@example.com", "event": ""}), "event"),
             (json!({"email": "a@example.com", "data": [1]}), "data"),
             (json!({"email": "a@example.com", "data": "x"}), "data"),
-            (
-                json!({"email": "a@example.com", "timestamp": "yesterday"}),
-                "timestamp",
-            ),
+            (json!({"email": "a@example.com", "timestamp": "yesterday"}), "timestamp"),
             (json!({"userId": {"a": 1}}), "userId"),
             (json!({"user_id": ""}), "user_id"),
             (json!({"phone": "call me"}), "phone"),
@@ -454,45 +360,26 @@ mod tests {
 
     #[test]
     fn generic_accepts_ids_without_email_numbers_and_flat_fields() {
-        let event = parse_generic(&json!({"user_id": 12345, "event": "Login", "plan": "pro", "data": {"plan": "team"}, "email": null}))
-            .expect("ok");
-        assert_eq!(
-            event.identity.user_id.as_ref().map(UserId::as_str),
-            Some("12345")
-        );
+        let event = parse_generic(
+            &json!({"user_id": 12345, "event": "Login", "plan": "pro", "data": {"plan": "team"}, "email": null}),
+        )
+        .expect("ok");
+        assert_eq!(event.identity.user_id.as_ref().map(UserId::as_str), Some("12345"));
         assert_eq!(event.identity.email, None);
-        assert_eq!(
-            event.name.as_ref().map(EventName::as_str),
-            Some("Login"),
-            "case kept"
-        );
-        assert_eq!(
-            event.properties["plan"], "team",
-            "data wins over flat fields"
-        );
+        assert_eq!(event.name.as_ref().map(EventName::as_str), Some("Login"), "case kept");
+        assert_eq!(event.properties["plan"], "team", "data wins over flat fields");
     }
 
     #[test]
     fn form_and_query_pairs_become_objects() {
-        let pairs = [
-            ("email", "a@example.com"),
-            ("data.plan", "pro"),
-            ("data[seats]", "5"),
-            ("utm", "x"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let pairs = [("email", "a@example.com"), ("data.plan", "pro"), ("data[seats]", "5"), ("utm", "x")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let value = object_from_pairs(pairs);
-        assert_eq!(
-            value,
-            json!({"email": "a@example.com", "utm": "x", "data": {"plan": "pro", "seats": "5"}})
-        );
+        assert_eq!(value, json!({"email": "a@example.com", "utm": "x", "data": {"plan": "pro", "seats": "5"}}));
         let event = parse_generic(&value).expect("ok");
         assert_eq!(
             event.properties,
-            json!({"utm": "x", "plan": "pro", "seats": "5"})
-                .as_object()
-                .cloned()
-                .expect("obj")
+            json!({"utm": "x", "plan": "pro", "seats": "5"}).as_object().cloned().expect("obj")
         );
     }
 
@@ -511,51 +398,21 @@ mod tests {
             "person": {"id": "p-1", "properties": {"email": "Alex@Acme.test", "name": "Alex", "company": "Old"}, "name": "Alex R", "url": "https://..."}
         });
         let event = parse_posthog(&body).expect("ok");
-        assert_eq!(
-            event.identity.user_id.as_ref().map(UserId::as_str),
-            Some("ph_user_42")
-        );
-        assert_eq!(
-            event.identity.email.as_ref().map(EmailAddress::as_str),
-            Some("alex@acme.test")
-        );
-        assert_eq!(
-            event.name.as_ref().map(EventName::as_str),
-            Some("pricing_page_viewed")
-        );
-        assert_eq!(
-            event.attributes["company"], "Acme",
-            "$set wins over person properties"
-        );
+        assert_eq!(event.identity.user_id.as_ref().map(UserId::as_str), Some("ph_user_42"));
+        assert_eq!(event.identity.email.as_ref().map(EmailAddress::as_str), Some("alex@acme.test"));
+        assert_eq!(event.name.as_ref().map(EventName::as_str), Some("pricing_page_viewed"));
+        assert_eq!(event.attributes["company"], "Acme", "$set wins over person properties");
         assert_eq!(event.attributes_once["first_touch"], "ads");
         assert!(event.properties.get("$set").is_none());
         assert_eq!(event.properties["plan"], "free");
-        assert_eq!(
-            event.dedupe_key.as_deref(),
-            Some("0190e7d2-7f0c-7a2b-8f6e-2c3d4e5f6a7b")
-        );
-        assert_eq!(
-            event.occurred_at,
-            Some(Timestamp::from_unix_millis(1_772_359_200_000))
-        );
+        assert_eq!(event.dedupe_key.as_deref(), Some("0190e7d2-7f0c-7a2b-8f6e-2c3d4e5f6a7b"));
+        assert_eq!(event.occurred_at, Some(Timestamp::from_unix_millis(1_772_359_200_000)));
         assert_eq!(event.names.name.as_deref(), Some("Alex"));
         assert_eq!(event.when_unmatched, WhenUnmatched::Skip);
 
-        let anonymous =
-            parse_posthog(&json!({"event": {"event": "$pageview", "distinct_id": "anon-1"}}))
-                .expect("ok");
+        let anonymous = parse_posthog(&json!({"event": {"event": "$pageview", "distinct_id": "anon-1"}})).expect("ok");
         assert_eq!(anonymous.identity.email, None);
-        assert_eq!(
-            parse_posthog(&json!({"event": "x"}))
-                .expect_err("bad")
-                .field,
-            "event"
-        );
-        assert_eq!(
-            parse_posthog(&json!({"event": {"event": "x"}}))
-                .expect_err("bad")
-                .field,
-            "event.distinct_id"
-        );
+        assert_eq!(parse_posthog(&json!({"event": "x"})).expect_err("bad").field, "event");
+        assert_eq!(parse_posthog(&json!({"event": {"event": "x"}})).expect_err("bad").field, "event.distinct_id");
     }
 }

@@ -104,12 +104,7 @@ pub struct NewJob {
 impl NewJob {
     /// A job due at `run_at` with the default attempt budget.
     pub fn new(kind: JobKind, payload: serde_json::Value, run_at: Timestamp) -> Self {
-        Self {
-            kind,
-            payload,
-            run_at,
-            max_attempts: RetryPolicy::DEFAULT.max_attempts,
-        }
+        Self { kind, payload, run_at, max_attempts: RetryPolicy::DEFAULT.max_attempts }
     }
 }
 
@@ -167,40 +162,25 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// For internal jobs: 5 s, doubling, at most 1 h apart, 12 attempts (about 5 hours).
-    pub const DEFAULT: RetryPolicy = RetryPolicy {
-        first_delay: Duration::from_secs(5),
-        max_delay: Duration::from_secs(3600),
-        max_attempts: 12,
-    };
+    pub const DEFAULT: RetryPolicy =
+        RetryPolicy { first_delay: Duration::from_secs(5), max_delay: Duration::from_secs(3600), max_attempts: 12 };
 
     /// The wait after the `attempts`-th failed attempt (1-based): `first_delay · 2^(attempts-1)`
     /// capped at `max_delay`, then "equal jitter": half fixed, half scaled by `jitter`, so
     /// retries of many jobs that failed together spread out instead of arriving in a herd.
     pub fn delay(&self, attempts: u32, jitter: f64) -> Duration {
         let exponent = attempts.saturating_sub(1).min(32);
-        let full = self
-            .first_delay
-            .saturating_mul(1u32 << exponent.min(31))
-            .min(self.max_delay);
+        let full = self.first_delay.saturating_mul(1u32 << exponent.min(31)).min(self.max_delay);
         let half = full / 2;
         half + half.mul_f64(jitter.clamp(0.0, 1.0))
     }
 
     /// What to do after attempt number `attempts` failed with `error`.
-    pub fn after_failure(
-        &self,
-        attempts: u32,
-        now: Timestamp,
-        jitter: f64,
-        error: String,
-    ) -> JobOutcome {
+    pub fn after_failure(&self, attempts: u32, now: Timestamp, jitter: f64, error: String) -> JobOutcome {
         if attempts >= self.max_attempts {
             JobOutcome::Dead { error }
         } else {
-            JobOutcome::Retry {
-                at: now + self.delay(attempts, jitter),
-                error,
-            }
+            JobOutcome::Retry { at: now + self.delay(attempts, jitter), error }
         }
     }
 }
@@ -210,11 +190,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: RetryPolicy = RetryPolicy {
-        first_delay: Duration::from_secs(10),
-        max_delay: Duration::from_secs(300),
-        max_attempts: 5,
-    };
+    const POLICY: RetryPolicy =
+        RetryPolicy { first_delay: Duration::from_secs(10), max_delay: Duration::from_secs(300), max_attempts: 5 };
 
     #[test]
     fn backoff_table() {
@@ -231,11 +208,7 @@ mod tests {
             (40, 0.0, 150),
         ];
         for (attempts, jitter, secs) in cases {
-            assert_eq!(
-                POLICY.delay(attempts, jitter),
-                Duration::from_secs(secs),
-                "attempt {attempts} jitter {jitter}"
-            );
+            assert_eq!(POLICY.delay(attempts, jitter), Duration::from_secs(secs), "attempt {attempts} jitter {jitter}");
         }
     }
 
@@ -244,29 +217,16 @@ mod tests {
         let now = Timestamp::from_unix_millis(1_000_000);
         assert_eq!(
             POLICY.after_failure(4, now, 0.0, "boom".into()),
-            JobOutcome::Retry {
-                at: now + Duration::from_secs(40),
-                error: "boom".into()
-            }
+            JobOutcome::Retry { at: now + Duration::from_secs(40), error: "boom".into() }
         );
-        assert_eq!(
-            POLICY.after_failure(5, now, 0.0, "boom".into()),
-            JobOutcome::Dead {
-                error: "boom".into()
-            }
-        );
+        assert_eq!(POLICY.after_failure(5, now, 0.0, "boom".into()), JobOutcome::Dead { error: "boom".into() });
     }
 
     #[test]
     fn kinds_and_states_round_trip() {
         assert_eq!("ping".parse::<JobKind>(), Ok(JobKind::Ping));
         assert!("pong".parse::<JobKind>().is_err());
-        for s in [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Done,
-            JobState::Dead,
-        ] {
+        for s in [JobState::Queued, JobState::Running, JobState::Done, JobState::Dead] {
             assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
         }
     }

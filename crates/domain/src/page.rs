@@ -51,10 +51,7 @@ impl<Id> PageRequest<Id> {
     pub const MAX_LIMIT: u32 = 500;
 
     pub fn first(limit: u32) -> Self {
-        Self {
-            after: None,
-            limit: limit.clamp(1, Self::MAX_LIMIT),
-        }
+        Self { after: None, limit: limit.clamp(1, Self::MAX_LIMIT) }
     }
 }
 
@@ -68,11 +65,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows read in order: the extra row, if present,
     /// only proves there is a next page and is dropped.
-    pub fn from_overfetch<Id: fmt::Display>(
-        mut rows: Vec<T>,
-        limit: u32,
-        id: impl Fn(&T) -> Id,
-    ) -> Self {
+    pub fn from_overfetch<Id: fmt::Display>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> Id) -> Self {
         let limit = limit as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
@@ -80,10 +73,7 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self {
-            items: rows,
-            next_cursor,
-        }
+        Self { items: rows, next_cursor }
     }
 }
 
@@ -100,10 +90,7 @@ mod tests {
         let cursor = Cursor::after(&id);
         assert_eq!(Cursor::decode::<JobId>(cursor.as_str()), Ok(id));
         assert_eq!(Cursor::decode::<JobId>("not base64!"), Err(InvalidCursor));
-        assert_eq!(
-            Cursor::decode::<JobId>(&URL_SAFE_NO_PAD.encode("job_12")),
-            Err(InvalidCursor)
-        );
+        assert_eq!(Cursor::decode::<JobId>(&URL_SAFE_NO_PAD.encode("job_12")), Err(InvalidCursor));
     }
 
     #[test]

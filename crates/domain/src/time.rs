@@ -43,11 +43,7 @@ impl Timestamp {
     /// Truncates to the millisecond.
     pub fn from_offset_date_time(t: OffsetDateTime) -> Self {
         let millis = t.unix_timestamp_nanos().div_euclid(1_000_000);
-        Self::from_unix_millis(i64::try_from(millis).unwrap_or(if millis < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        }))
+        Self::from_unix_millis(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
     }
 
     pub fn to_offset_date_time(self) -> OffsetDateTime {
@@ -106,9 +102,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        OffsetDateTime::parse(&s, &Rfc3339)
-            .map(Self::from_offset_date_time)
-            .map_err(serde::de::Error::custom)
+        OffsetDateTime::parse(&s, &Rfc3339).map(Self::from_offset_date_time).map_err(serde::de::Error::custom)
     }
 }
 
@@ -133,20 +127,11 @@ mod tests {
         assert_eq!(Timestamp::UNIX_EPOCH + Duration::MAX, Timestamp::MAX);
         assert_eq!(Timestamp::UNIX_EPOCH - Duration::MAX, Timestamp::MIN);
         assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.999Z");
-        assert_eq!(
-            Timestamp::from_offset_date_time(Timestamp::MAX.to_offset_date_time()),
-            Timestamp::MAX
-        );
-        assert_eq!(
-            Timestamp::from_offset_date_time(Timestamp::MIN.to_offset_date_time()),
-            Timestamp::MIN
-        );
+        assert_eq!(Timestamp::from_offset_date_time(Timestamp::MAX.to_offset_date_time()), Timestamp::MAX);
+        assert_eq!(Timestamp::from_offset_date_time(Timestamp::MIN.to_offset_date_time()), Timestamp::MIN);
         let early = Timestamp::from_unix_millis(5);
         assert_eq!(early.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(
-            t.saturating_duration_since(t - Duration::from_millis(7)),
-            Duration::from_millis(7)
-        );
+        assert_eq!(t.saturating_duration_since(t - Duration::from_millis(7)), Duration::from_millis(7));
     }
 
     proptest! {

@@ -49,9 +49,7 @@ impl WorkspaceName {
         if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
             return Err(WorkspaceNameError::BadStart);
         }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+        if let Some(bad) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
         {
             return Err(WorkspaceNameError::BadChar(bad));
         }
@@ -94,9 +92,6 @@ mod tests {
         for (input, err) in cases {
             assert_eq!(WorkspaceName::parse(input), Err(err), "{input:?}");
         }
-        assert_eq!(
-            WorkspaceName::parse(&"a".repeat(64)),
-            Err(WorkspaceNameError::TooLong)
-        );
+        assert_eq!(WorkspaceName::parse(&"a".repeat(64)), Err(WorkspaceNameError::TooLong));
     }
 }

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
 use crate::http::{self, AppState};
+use crate::ingest::committer::Committer;
+use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
 
 /// Herald's HTTP state and its worker, ready to serve.
@@ -31,10 +33,7 @@ pub async fn bootstrap(
     clock: &SharedClock,
     admin_token: Option<&ApiToken>,
 ) -> anyhow::Result<Workspace> {
-    let workspace = store
-        .ensure_default_workspace(clock.now())
-        .await
-        .context("cannot create the default workspace")?;
+    let workspace = store.ensure_default_workspace(clock.now()).await.context("cannot create the default workspace")?;
     if let Some(token) = admin_token {
         store
             .install_bootstrap_key(workspace.id, token.hash(), clock.now())
@@ -50,15 +49,20 @@ impl App {
         clock: SharedClock,
         public_url: &str,
         worker: WorkerSettings,
+        ingest_body_limit: usize,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let worker = Arc::new(Worker::new(
-            store.clone(),
-            clock.clone(),
-            worker,
-            wake.clone(),
-        ));
+        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone()));
+        // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
+        let committers = match store.backend() {
+            herald_store::Backend::Sqlite => 1,
+            herald_store::Backend::Postgres => 4,
+        };
         let state = AppState {
+            committer: Committer::start(store.clone(), clock.clone(), committers),
+            source_log: SourceLog::start(store.clone()),
+            limiter: Arc::default(),
+            ingest_body_limit,
             store,
             clock,
             metrics: crate::telemetry::metrics_handle(),
@@ -79,10 +83,8 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
-        let worker =
-            run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
+        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());
         tokio::select! {
             // Checked first: once shutdown is asked, the server finishing is expected.
@@ -95,10 +97,7 @@ impl App {
                 anyhow::bail!("the HTTP server stopped unexpectedly");
             }
         }
-        tracing::info!(
-            grace_secs = grace.as_secs_f64(),
-            "shutting down: finishing in-flight requests and jobs"
-        );
+        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests and jobs");
         let mut worker = worker;
         let drain = async {
             let served = (&mut server).await;
@@ -109,15 +108,11 @@ impl App {
         };
         match tokio::time::timeout(grace, drain).await {
             Ok(served) => {
-                served
-                    .context("HTTP server task failed")?
-                    .context("HTTP server failed")?;
+                served.context("HTTP server task failed")?.context("HTTP server failed")?;
                 tracing::info!("shutdown complete");
             }
             Err(_) => {
-                tracing::warn!(
-                    "shutdown grace period over; leaving unfinished work to expire and rerun"
-                );
+                tracing::warn!("shutdown grace period over; leaving unfinished work to expire and rerun");
                 server.abort();
                 if let Some(worker) = worker {
                     worker.abort();

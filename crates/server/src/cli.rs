@@ -16,12 +16,7 @@ use clap::{Args, Parser, Subcommand};
 /// Settings come from flags, then environment variables, then the TOML file given by
 /// --config, then built-in defaults (`herald config example` prints a commented file).
 #[derive(Debug, Parser)]
-#[command(
-    name = "herald",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "herald", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -37,13 +32,7 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
     /// Database: `sqlite://PATH` (created if missing) or `postgres://USER:PASS@HOST/DB`.
     /// [default: sqlite://herald.db]
-    #[arg(
-        long,
-        global = true,
-        env = "HERALD_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "HERALD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Log line format: `text` for people, `json` for machines. [default: text]
     #[arg(long, global = true, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
@@ -93,12 +82,7 @@ pub struct ServeArgs {
     /// An admin API key for the `default` workspace, so scripts can drive a fresh server.
     /// At least 16 visible ASCII characters. Starting with a different value revokes the
     /// previous one.
-    #[arg(
-        long,
-        env = "HERALD_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "HERALD_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Run job workers in this process (`false` makes an API-only node). [default: true]
     #[arg(long, env = "HERALD_WORKER", value_name = "BOOL")]
@@ -117,6 +101,10 @@ pub struct ServeArgs {
     /// Seconds to wait for in-flight requests and jobs on shutdown. [default: 10]
     #[arg(long, env = "HERALD_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Largest inbound webhook body in bytes; larger requests get 413. A batch may be 16
+    /// times this. [default: 262144]
+    #[arg(long, env = "HERALD_INGEST_BODY_LIMIT", value_name = "BYTES")]
+    pub ingest_body_limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

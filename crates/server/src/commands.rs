@@ -26,14 +26,9 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
     let listener = TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("cannot listen on {} (HERALD_BIND)", settings.bind))?;
-    let local = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
-    let app = App::new(store.clone(), clock, &public_url, settings.worker.clone());
+    let local = listener.local_addr().context("cannot read the bound address")?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let app = App::new(store.clone(), clock, &public_url, settings.worker.clone(), settings.ingest_body_limit);
     tracing::info!(
         address = %local,
         public_url,
@@ -47,14 +42,7 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let served = app
-        .serve(
-            listener,
-            settings.worker.enabled,
-            settings.shutdown_timeout,
-            shutdown,
-        )
-        .await;
+    let served = app.serve(listener, settings.worker.enabled, settings.shutdown_timeout, shutdown).await;
     store.close().await;
     served
 }
@@ -90,55 +78,35 @@ pub async fn migrate(common: &CommonSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn workspace_named(
-    store: &SharedStore,
-    clock: &SharedClock,
-    name: &str,
-) -> anyhow::Result<Workspace> {
-    let name = WorkspaceName::parse(name)
-        .map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
+async fn workspace_named(store: &SharedStore, clock: &SharedClock, name: &str) -> anyhow::Result<Workspace> {
+    let name = WorkspaceName::parse(name).map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
     if name.as_str() == WorkspaceName::DEFAULT {
         return app::bootstrap(store, clock, None).await;
     }
-    store.workspace_by_name(&name).await?.with_context(|| {
-        format!("no workspace named {name:?}; create it with `herald workspace create {name}`")
-    })
+    store
+        .workspace_by_name(&name)
+        .await?
+        .with_context(|| format!("no workspace named {name:?}; create it with `herald workspace create {name}`"))
 }
 
-pub async fn api_key_create(
-    common: &CommonSettings,
-    workspace: &str,
-    name: &str,
-) -> anyhow::Result<()> {
+pub async fn api_key_create(common: &CommonSettings, workspace: &str, name: &str) -> anyhow::Result<()> {
     let store = db::open(&common.database).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let name = ApiKeyName::parse(name).map_err(|e| anyhow::anyhow!("invalid key name: {e}"))?;
     let token = ApiToken::generate(rand::random());
     let key = store
-        .create_api_key(
-            workspace.id,
-            NewApiKey {
-                name,
-                hash: token.hash(),
-                hint: token.hint(),
-            },
-            clock.now(),
-        )
+        .create_api_key(workspace.id, NewApiKey { name, hash: token.hash(), hint: token.hint() }, clock.now())
         .await?;
     store.close().await;
-    eprintln!(
-        "Created API key {} for workspace {}. It is shown only this once:",
-        key.id, workspace.name
-    );
+    eprintln!("Created API key {} for workspace {}. It is shown only this once:", key.id, workspace.name);
     println!("{}", token.expose());
     Ok(())
 }
 
 pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Result<()> {
     let store = db::open(&common.database).await?;
-    let name = WorkspaceName::parse(name)
-        .map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
+    let name = WorkspaceName::parse(name).map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
     let workspace = match store.create_workspace(&name, system_clock().now()).await {
         Err(herald_store::StoreError::Conflict { .. }) => {
             anyhow::bail!("a workspace named {name:?} already exists")
@@ -153,10 +121,7 @@ pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Re
 pub async fn workspace_list(common: &CommonSettings) -> anyhow::Result<()> {
     let store = db::open(&common.database).await?;
     for workspace in store.list_workspaces().await? {
-        println!(
-            "{}\t{}\t{}",
-            workspace.id, workspace.name, workspace.created_at
-        );
+        println!("{}\t{}\t{}", workspace.id, workspace.name, workspace.created_at);
     }
     store.close().await;
     Ok(())
@@ -166,31 +131,18 @@ pub async fn queue_stats(common: &CommonSettings) -> anyhow::Result<()> {
     let store = db::open(&common.database).await?;
     let stats = store.queue_stats(system_clock().now()).await?;
     store.close().await;
-    println!(
-        "due\t{}\nscheduled\t{}\nrunning\t{}\ndead\t{}",
-        stats.due, stats.scheduled, stats.running, stats.dead
-    );
+    println!("due\t{}\nscheduled\t{}\nrunning\t{}\ndead\t{}", stats.due, stats.scheduled, stats.running, stats.dead);
     Ok(())
 }
 
-pub async fn queue_ping(
-    common: &CommonSettings,
-    workspace: &str,
-    count: u32,
-) -> anyhow::Result<()> {
+pub async fn queue_ping(common: &CommonSettings, workspace: &str, count: u32) -> anyhow::Result<()> {
     let store = db::open(&common.database).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let now = clock.now();
-    let jobs: Vec<NewJob> = (0..count)
-        .map(|n| NewJob::new(JobKind::Ping, json!({ "n": n }), now))
-        .collect();
+    let jobs: Vec<NewJob> = (0..count).map(|n| NewJob::new(JobKind::Ping, json!({ "n": n }), now)).collect();
     let ids = store.enqueue_jobs(workspace.id, &jobs, now).await?;
     store.close().await;
-    eprintln!(
-        "enqueued {} ping jobs in workspace {}",
-        ids.len(),
-        workspace.name
-    );
+    eprintln!("enqueued {} ping jobs in workspace {}", ids.len(), workspace.name);
     Ok(())
 }

@@ -43,6 +43,7 @@ struct FileSettings {
     job_lease_secs: Option<u64>,
     queue_poll_ms: Option<u64>,
     shutdown_timeout_secs: Option<u64>,
+    ingest_body_limit: Option<usize>,
 }
 
 /// Where the database lives; the scheme picks the backend once, here.
@@ -56,7 +57,10 @@ impl DatabaseUrl {
     fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("sqlite:") {
             if url.contains(":memory:") || url.contains("mode=memory") {
-                return Err("an in-memory SQLite database would lose everything on exit; give a file, e.g. sqlite://herald.db".into());
+                return Err(
+                    "an in-memory SQLite database would lose everything on exit; give a file, e.g. sqlite://herald.db"
+                        .into(),
+                );
             }
             Ok(Self::Sqlite(url.to_owned()))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -64,9 +68,7 @@ impl DatabaseUrl {
         } else {
             // Never echo the URL: it may hold a password.
             let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
-            Err(format!(
-                "must start with sqlite:// or postgres:// (the scheme given is {scheme:?})"
-            ))
+            Err(format!("must start with sqlite:// or postgres:// (the scheme given is {scheme:?})"))
         }
     }
 
@@ -113,6 +115,8 @@ pub struct ServeSettings {
     pub admin_token: Option<ApiToken>,
     pub worker: WorkerSettings,
     pub shutdown_timeout: Duration,
+    /// Largest inbound webhook body in bytes (a batch may be 16 times this).
+    pub ingest_body_limit: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -125,12 +129,7 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            concurrency: 16,
-            lease: Duration::from_secs(30),
-            poll: Duration::from_secs(1),
-        }
+        Self { enabled: true, concurrency: 16, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
     }
 }
 
@@ -143,19 +142,14 @@ pub struct Loader {
 impl fmt::Debug for Loader {
     // The file may hold the admin token: show only where it came from.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader")
-            .field("file_name", &self.file_name)
-            .finish_non_exhaustive()
+        f.debug_struct("Loader").field("file_name", &self.file_name).finish_non_exhaustive()
     }
 }
 
 impl Loader {
     pub fn new(global: &GlobalArgs) -> Result<Self, SettingError> {
         let Some(path) = &global.config else {
-            return Ok(Self {
-                file: FileSettings::default(),
-                file_name: String::new(),
-            });
+            return Ok(Self { file: FileSettings::default(), file_name: String::new() });
         };
         let file_name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| SettingError {
@@ -168,15 +162,9 @@ impl Loader {
     fn from_toml(text: &str, file_name: &str) -> Result<Self, SettingError> {
         let file = toml::from_str(text).map_err(|e: toml::de::Error| SettingError {
             setting: format!("HERALD_CONFIG (--config {file_name})"),
-            reason: e.message().to_owned()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
+            reason: e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
         })?;
-        Ok(Self {
-            file,
-            file_name: file_name.to_owned(),
-        })
+        Ok(Self { file, file_name: file_name.to_owned() })
     }
 
     /// Picks the flag/env value or else the file's, and parses it, naming the source in errors.
@@ -193,53 +181,31 @@ impl Loader {
             (None, Some(v)) => (v, format!("{key} in {}", self.file_name)),
             (None, None) => return Ok(None),
         };
-        parse(value)
-            .map(Some)
-            .map_err(|reason| SettingError { setting, reason })
+        parse(value).map(Some).map_err(|reason| SettingError { setting, reason })
     }
 
     pub fn common(&self, global: &GlobalArgs) -> Result<CommonSettings, SettingError> {
         let f = &self.file;
         let database = self
-            .pick(
-                global.database_url.clone(),
-                f.database_url.clone(),
-                "HERALD_DATABASE_URL",
-                "database_url",
-                |v| DatabaseUrl::parse(&v),
-            )?
+            .pick(global.database_url.clone(), f.database_url.clone(), "HERALD_DATABASE_URL", "database_url", |v| {
+                DatabaseUrl::parse(&v)
+            })?
             .unwrap_or(DatabaseUrl::Sqlite(DEFAULT_DATABASE_URL.to_owned()));
         let log_format = self
-            .pick(
-                global.log_format.clone(),
-                f.log_format.clone(),
-                "HERALD_LOG_FORMAT",
-                "log_format",
-                |v| match v.as_str() {
+            .pick(global.log_format.clone(), f.log_format.clone(), "HERALD_LOG_FORMAT", "log_format", |v| {
+                match v.as_str() {
                     "text" => Ok(LogFormat::Text),
                     "json" => Ok(LogFormat::Json),
                     other => Err(format!("must be `text` or `json`, not {other:?}")),
-                },
-            )?
+                }
+            })?
             .unwrap_or(LogFormat::Text);
         let log_filter = self
-            .pick(
-                global.log.clone(),
-                f.log.clone(),
-                "HERALD_LOG",
-                "log",
-                |v| {
-                    tracing_subscriber::EnvFilter::try_new(&v)
-                        .map(|_| v)
-                        .map_err(|e| format!("not a log filter: {e}"))
-                },
-            )?
+            .pick(global.log.clone(), f.log.clone(), "HERALD_LOG", "log", |v| {
+                tracing_subscriber::EnvFilter::try_new(&v).map(|_| v).map_err(|e| format!("not a log filter: {e}"))
+            })?
             .unwrap_or_else(|| "info".to_owned());
-        Ok(CommonSettings {
-            database,
-            log_format,
-            log_filter,
-        })
+        Ok(CommonSettings { database, log_format, log_filter })
     }
 
     pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings, SettingError> {
@@ -250,34 +216,22 @@ impl Loader {
                     .map_err(|_| format!("{v:?} is not an address to listen on; expected IP:PORT, e.g. 127.0.0.1:8080"))
             })?
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let public_url = self.pick(
-            args.public_url.clone(),
-            f.public_url.clone(),
-            "HERALD_PUBLIC_URL",
-            "public_url",
-            |v| parse_public_url(&v),
-        )?;
-        let admin_token = self.pick(
-            args.admin_token.clone(),
-            f.admin_token.clone(),
-            "HERALD_ADMIN_TOKEN",
-            "admin_token",
-            |v| ApiToken::parse_supplied(&v).map_err(|e| e.to_string()),
-        )?;
+        let public_url =
+            self.pick(args.public_url.clone(), f.public_url.clone(), "HERALD_PUBLIC_URL", "public_url", |v| {
+                parse_public_url(&v)
+            })?;
+        let admin_token =
+            self.pick(args.admin_token.clone(), f.admin_token.clone(), "HERALD_ADMIN_TOKEN", "admin_token", |v| {
+                ApiToken::parse_supplied(&v).map_err(|e| e.to_string())
+            })?;
         let defaults = WorkerSettings::default();
         let positive = |what: &'static str| {
             move |n: u64| {
-                if n == 0 {
-                    Err(format!("{what} must be at least 1"))
-                } else {
-                    Ok(n)
-                }
+                if n == 0 { Err(format!("{what} must be at least 1")) } else { Ok(n) }
             }
         };
         let worker = WorkerSettings {
-            enabled: self
-                .pick(args.worker, f.worker, "HERALD_WORKER", "worker", Ok)?
-                .unwrap_or(defaults.enabled),
+            enabled: self.pick(args.worker, f.worker, "HERALD_WORKER", "worker", Ok)?.unwrap_or(defaults.enabled),
             concurrency: self
                 .pick(
                     args.worker_concurrency,
@@ -321,13 +275,16 @@ impl Loader {
                 Ok,
             )?
             .map_or(Duration::from_secs(10), Duration::from_secs);
-        Ok(ServeSettings {
-            bind,
-            public_url,
-            admin_token,
-            worker,
-            shutdown_timeout,
-        })
+        let ingest_body_limit = self
+            .pick(args.ingest_body_limit, f.ingest_body_limit, "HERALD_INGEST_BODY_LIMIT", "ingest_body_limit", |n| {
+                if (1024..=64 * 1024 * 1024).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1024 and 67108864 bytes, not {n}"))
+                }
+            })?
+            .unwrap_or(256 * 1024);
+        Ok(ServeSettings { bind, public_url, admin_token, worker, shutdown_timeout, ingest_body_limit })
     }
 }
 
@@ -352,12 +309,7 @@ mod tests {
     use super::*;
 
     fn global() -> GlobalArgs {
-        GlobalArgs {
-            config: None,
-            database_url: None,
-            log_format: None,
-            log: None,
-        }
+        GlobalArgs { config: None, database_url: None, log_format: None, log: None }
     }
 
     fn serve_args() -> ServeArgs {
@@ -370,26 +322,17 @@ mod tests {
             job_lease_secs: None,
             queue_poll_ms: None,
             shutdown_timeout_secs: None,
+            ingest_body_limit: None,
         }
     }
 
     #[test]
     fn the_example_file_states_the_defaults() {
-        let from_example =
-            Loader::from_toml(EXAMPLE_FILE, "herald.example.toml").expect("example parses");
+        let from_example = Loader::from_toml(EXAMPLE_FILE, "herald.example.toml").expect("example parses");
         let none = Loader::from_toml("", "empty.toml").expect("empty parses");
-        let (a, b) = (
-            from_example.common(&global()).expect("ok"),
-            none.common(&global()).expect("ok"),
-        );
-        assert_eq!(
-            (a.database, a.log_format, a.log_filter),
-            (b.database, b.log_format, b.log_filter)
-        );
-        let (a, b) = (
-            from_example.serve(&serve_args()).expect("ok"),
-            none.serve(&serve_args()).expect("ok"),
-        );
+        let (a, b) = (from_example.common(&global()).expect("ok"), none.common(&global()).expect("ok"));
+        assert_eq!((a.database, a.log_format, a.log_filter), (b.database, b.log_format, b.log_filter));
+        let (a, b) = (from_example.serve(&serve_args()).expect("ok"), none.serve(&serve_args()).expect("ok"));
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 
@@ -397,10 +340,7 @@ mod tests {
     fn zero_configuration_means_local_sqlite_on_port_8080() {
         let loader = Loader::new(&global()).expect("no file");
         let common = loader.common(&global()).expect("ok");
-        assert_eq!(
-            common.database,
-            DatabaseUrl::Sqlite("sqlite://herald.db".into())
-        );
+        assert_eq!(common.database, DatabaseUrl::Sqlite("sqlite://herald.db".into()));
         assert_eq!(common.log_format, LogFormat::Text);
         let serve = loader.serve(&serve_args()).expect("ok");
         assert_eq!(serve.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -410,8 +350,7 @@ mod tests {
 
     #[test]
     fn flags_and_env_win_over_the_file() {
-        let loader = Loader::from_toml("bind = \"127.0.0.1:1\"\nworker_concurrency = 3", "h.toml")
-            .expect("parses");
+        let loader = Loader::from_toml("bind = \"127.0.0.1:1\"\nworker_concurrency = 3", "h.toml").expect("parses");
         let mut args = serve_args();
         assert_eq!(loader.serve(&args).expect("ok").bind.port(), 1);
         args.bind = Some("127.0.0.1:2".into());
@@ -431,37 +370,14 @@ mod tests {
 
         let mut args = serve_args();
         args.bind = Some("localhost".into());
-        assert_eq!(
-            loader.serve(&args).expect_err("bad").setting,
-            "HERALD_BIND (--bind)"
-        );
+        assert_eq!(loader.serve(&args).expect_err("bad").setting, "HERALD_BIND (--bind)");
 
         let cases: [BadServeArg; 5] = [
-            (
-                |a| a.public_url = Some("ftp://x".into()),
-                "HERALD_PUBLIC_URL",
-                "http",
-            ),
-            (
-                |a| a.public_url = Some("https://x/?a=1".into()),
-                "HERALD_PUBLIC_URL",
-                "query",
-            ),
-            (
-                |a| a.admin_token = Some("short".into()),
-                "HERALD_ADMIN_TOKEN",
-                "at least 16",
-            ),
-            (
-                |a| a.worker_concurrency = Some(0),
-                "HERALD_WORKER_CONCURRENCY",
-                "between 1 and 1024",
-            ),
-            (
-                |a| a.job_lease_secs = Some(0),
-                "HERALD_JOB_LEASE_SECS",
-                "at least 1",
-            ),
+            (|a| a.public_url = Some("ftp://x".into()), "HERALD_PUBLIC_URL", "http"),
+            (|a| a.public_url = Some("https://x/?a=1".into()), "HERALD_PUBLIC_URL", "query"),
+            (|a| a.admin_token = Some("short".into()), "HERALD_ADMIN_TOKEN", "at least 16"),
+            (|a| a.worker_concurrency = Some(0), "HERALD_WORKER_CONCURRENCY", "between 1 and 1024"),
+            (|a| a.job_lease_secs = Some(0), "HERALD_JOB_LEASE_SECS", "at least 1"),
         ];
         let loader = Loader::from_toml("", "h.toml").expect("parses");
         for (set, setting, reason) in cases {
@@ -476,24 +392,12 @@ mod tests {
 
     #[test]
     fn database_urls_pick_the_backend_and_never_echo_secrets() {
-        assert!(matches!(
-            DatabaseUrl::parse("sqlite://x.db"),
-            Ok(DatabaseUrl::Sqlite(_))
-        ));
-        assert!(matches!(
-            DatabaseUrl::parse("postgresql://u:p@h/db"),
-            Ok(DatabaseUrl::Postgres(_))
-        ));
+        assert!(matches!(DatabaseUrl::parse("sqlite://x.db"), Ok(DatabaseUrl::Sqlite(_))));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u:p@h/db"), Ok(DatabaseUrl::Postgres(_))));
         let err = DatabaseUrl::parse("mysql://root:hunter2@h/db").expect_err("unsupported");
-        assert!(
-            err.contains("\"mysql\"") && !err.contains("hunter2"),
-            "{err}"
-        );
+        assert!(err.contains("\"mysql\"") && !err.contains("hunter2"), "{err}");
         assert!(DatabaseUrl::parse("sqlite::memory:").is_err());
-        let shown = format!(
-            "{:?}",
-            DatabaseUrl::parse("postgres://u:hunter2@db:5432/h").expect("ok")
-        );
+        let shown = format!("{:?}", DatabaseUrl::parse("postgres://u:hunter2@db:5432/h").expect("ok"));
         assert_eq!(shown, "postgres://<redacted>@db:5432/h");
     }
 
@@ -503,21 +407,13 @@ mod tests {
         assert!(err.reason.contains("bnid"), "{err}");
         let err = Loader::from_toml("worker = \"yes\"", "h.toml").expect_err("bad type");
         assert!(err.setting.contains("h.toml"), "{err}");
-        let common = Loader::from_toml("log_format = \"xml\"", "h.toml")
-            .expect("parses")
-            .common(&global());
+        let common = Loader::from_toml("log_format = \"xml\"", "h.toml").expect("parses").common(&global());
         assert_eq!(common.expect_err("bad").setting, "log_format in h.toml");
     }
 
     #[test]
     fn public_urls_lose_their_trailing_slash() {
-        assert_eq!(
-            parse_public_url("https://herald.example.com/").as_deref(),
-            Ok("https://herald.example.com")
-        );
-        assert_eq!(
-            parse_public_url("http://10.0.0.1:8080/h").as_deref(),
-            Ok("http://10.0.0.1:8080/h")
-        );
+        assert_eq!(parse_public_url("https://herald.example.com/").as_deref(), Ok("https://herald.example.com"));
+        assert_eq!(parse_public_url("http://10.0.0.1:8080/h").as_deref(), Ok("http://10.0.0.1:8080/h"));
     }
 }

@@ -13,20 +13,13 @@ use crate::config::DatabaseUrl;
 /// Connects and applies pending migrations.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<SharedStore> {
     let store: SharedStore = match url {
-        DatabaseUrl::Sqlite(url) => Arc::new(
-            SqliteStore::connect(url)
-                .await
-                .with_context(|| format!("cannot open SQLite database {url}"))?,
-        ),
+        DatabaseUrl::Sqlite(url) => {
+            Arc::new(SqliteStore::connect(url).await.with_context(|| format!("cannot open SQLite database {url}"))?)
+        }
         DatabaseUrl::Postgres(_) => Arc::new(
-            PgStore::connect(url.as_str())
-                .await
-                .with_context(|| format!("cannot connect to PostgreSQL at {url:?}"))?,
+            PgStore::connect(url.as_str()).await.with_context(|| format!("cannot connect to PostgreSQL at {url:?}"))?,
         ),
     };
-    store
-        .migrate()
-        .await
-        .context("cannot apply database migrations")?;
+    store.migrate().await.context("cannot apply database migrations")?;
     Ok(store)
 }

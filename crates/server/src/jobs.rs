@@ -38,20 +38,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
-        store: SharedStore,
-        clock: SharedClock,
-        settings: WorkerSettings,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(store: SharedStore, clock: SharedClock, settings: WorkerSettings, wake: Arc<Notify>) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
-        Self {
-            store,
-            clock,
-            settings,
-            wake,
-            name,
-        }
+        Self { store, clock, settings, wake, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -109,10 +98,7 @@ impl Worker {
                 });
             }
         }
-        tracing::info!(
-            in_flight = running.len(),
-            "job worker stopping; finishing in-flight jobs"
-        );
+        tracing::info!(in_flight = running.len(), "job worker stopping; finishing in-flight jobs");
         while running.join_next().await.is_some() {}
         tracing::info!("job worker stopped");
     }
@@ -145,9 +131,7 @@ impl Worker {
     /// How long to sleep when nothing is due: until the next due job, at most the poll interval.
     async fn idle_wait(&self) -> Duration {
         match self.store.next_job_due().await {
-            Ok(Some(due)) => due
-                .saturating_duration_since(self.clock.now())
-                .min(self.settings.poll),
+            Ok(Some(due)) => due.saturating_duration_since(self.clock.now()).min(self.settings.poll),
             Ok(None) | Err(_) => self.settings.poll,
         }
     }
@@ -169,8 +153,7 @@ impl Worker {
         };
         let labels = [("kind", kind), ("outcome", outcome.to_owned())];
         metrics::counter!("herald_jobs_total", &labels).increment(1);
-        metrics::histogram!("herald_job_duration_seconds", &labels[..1])
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("herald_job_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
     }
 
     /// Runs one job and records its outcome; returns the outcome's metric label.
@@ -179,32 +162,20 @@ impl Worker {
         let now = self.clock.now();
         if job.attempts > job.max_attempts {
             // Claimed again and again without ever finishing: its worker keeps dying on it.
-            let error = format!(
-                "claimed {} times without finishing; giving up",
-                job.attempts
-            );
-            self.store
-                .finish_job(&leased.lease, &JobOutcome::Dead { error }, now)
-                .await?;
+            let error = format!("claimed {} times without finishing; giving up", job.attempts);
+            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         }
         match job.kind.parse::<JobKind>() {
             Ok(JobKind::Ping) => {
-                self.store
-                    .complete_ping(&leased.lease, &self.name, now)
-                    .await?;
+                self.store.complete_ping(&leased.lease, &self.name, now).await?;
                 Ok("done")
             }
             Err(unknown) => {
                 // A newer node may know this kind (rolling upgrade): leave it for later.
                 let error = format!("{unknown}; a newer herald may run it");
-                let outcome =
-                    RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), error);
-                let label = if matches!(outcome, JobOutcome::Dead { .. }) {
-                    "dead"
-                } else {
-                    "retry"
-                };
+                let outcome = RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), error);
+                let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
                 self.store.finish_job(&leased.lease, &outcome, now).await?;
                 Ok(label)
             }

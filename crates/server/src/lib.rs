@@ -9,5 +9,6 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ingest;
 pub mod jobs;
 pub mod telemetry;

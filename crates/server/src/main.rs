@@ -3,9 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_server::cli::{
-    ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, WorkspaceCommand,
-};
+use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, WorkspaceCommand};
 use herald_server::config::{EXAMPLE_FILE, Loader, SettingError};
 use herald_server::{commands, telemetry};
 
@@ -14,10 +12,7 @@ const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("herald: cannot start the async runtime: {e}");
@@ -67,9 +62,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Command::Workspace(WorkspaceCommand::Create { name }) => {
                     commands::workspace_create(&common, &name).await
                 }
-                Command::Workspace(WorkspaceCommand::List) => {
-                    commands::workspace_list(&common).await
-                }
+                Command::Workspace(WorkspaceCommand::List) => commands::workspace_list(&common).await,
                 Command::Queue(QueueCommand::Stats) => commands::queue_stats(&common).await,
                 Command::Queue(QueueCommand::Ping { count, workspace }) => {
                     commands::queue_ping(&common, &workspace, count).await

@@ -27,105 +27,39 @@ on_both_backends!(
 
 async fn health_and_readiness(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (status, body) = json(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (status, body) = json(app.client.get(app.url("/healthz")).send().await.expect("get")).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
-    let (status, body) = json(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (status, body) = json(app.client.get(app.url("/readyz")).send().await.expect("get")).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
 
     // With the database gone, readiness says so while liveness stays up.
     app.store.close().await;
-    let (status, body) = json(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (status, body) = json(app.client.get(app.url("/readyz")).send().await.expect("get")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "unavailable");
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.expect("get").status(), StatusCode::OK);
 }
 
 async fn api_requires_a_valid_bearer_key(backend: Backend) {
     let app = spawn_app(backend).await;
-    for path in [
-        "/api/v1/openapi.json",
-        "/api/v1/api-keys",
-        "/api/v1/workspace",
-        "/api/v1/no-such-thing",
-    ] {
+    for path in ["/api/v1/openapi.json", "/api/v1/api-keys", "/api/v1/workspace", "/api/v1/no-such-thing"] {
         let response = app.client.get(app.url(path)).send().await.expect("get");
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         let error = expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
-        assert!(
-            error["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("Authorization")),
-            "{error}"
-        );
+        assert!(error["message"].as_str().is_some_and(|m| m.contains("Authorization")), "{error}");
 
-        let wrong = app
-            .client
-            .get(app.url(path))
-            .bearer_auth("hk_not-a-key-of-this-server")
-            .send()
-            .await
-            .expect("get");
+        let wrong = app.client.get(app.url(path)).bearer_auth("hk_not-a-key-of-this-server").send().await.expect("get");
         expect_error(wrong, StatusCode::UNAUTHORIZED, "unauthorized").await;
-        let basic = app
-            .client
-            .get(app.url(path))
-            .basic_auth("admin", Some(ADMIN_TOKEN))
-            .send()
-            .await
-            .expect("get");
+        let basic = app.client.get(app.url(path)).basic_auth("admin", Some(ADMIN_TOKEN)).send().await.expect("get");
         expect_error(basic, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
-    let response = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .expect("post");
+    let response = app.client.post(app.url("/api/v1/api-keys")).json(&json!({"name": "x"})).send().await.expect("post");
     expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     let (status, _) = json(app.get("/api/v1/openapi.json").await).await;
     assert_eq!(status, StatusCode::OK);
-    expect_error(
-        app.get("/api/v1/no-such-thing").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    let put = app
-        .request(Method::PUT, "/api/v1/workspace")
-        .send()
-        .await
-        .expect("put");
+    expect_error(app.get("/api/v1/no-such-thing").await, StatusCode::NOT_FOUND, "not_found").await;
+    let put = app.request(Method::PUT, "/api/v1/workspace").send().await.expect("put");
     expect_error(put, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     app.stop().await;
 }
@@ -133,55 +67,24 @@ async fn api_requires_a_valid_bearer_key(backend: Backend) {
 async fn openapi_describes_every_endpoint(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, doc) = json(app.get("/api/v1/openapi.json").await).await;
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "{}",
-        doc["openapi"]
-    );
-    let paths: HashSet<&str> = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    let expected: HashSet<&str> = [
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/api/v1/workspace",
-        "/api/v1/api-keys",
-        "/api/v1/api-keys/{id}",
-    ]
-    .into();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    let paths: HashSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
+    let expected: HashSet<&str> =
+        ["/healthz", "/readyz", "/metrics", "/api/v1/workspace", "/api/v1/api-keys", "/api/v1/api-keys/{id}"].into();
     assert_eq!(paths, expected);
-    assert!(
-        doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer",
-        "{}",
-        doc["components"]
-    );
+    assert!(doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer", "{}", doc["components"]);
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     // Operations endpoints are documented as open; everything else inherits bearer auth.
     assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
-    assert!(
-        doc["paths"]["/api/v1/api-keys"]["get"]
-            .get("security")
-            .is_none()
-    );
+    assert!(doc["paths"]["/api/v1/api-keys"]["get"].get("security").is_none());
     app.stop().await;
 }
 
 async fn api_keys_are_created_shown_once_listed_and_revoked(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (status, created) = json(
-        app.post("/api/v1/api-keys", &json!({"name": "zapier"}))
-            .await,
-    )
-    .await;
+    let (status, created) = json(app.post("/api/v1/api-keys", &json!({"name": "zapier"})).await).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let token = created["token"]
-        .as_str()
-        .expect("token shown at creation")
-        .to_owned();
+    let token = created["token"].as_str().expect("token shown at creation").to_owned();
     assert!(token.starts_with("hk_") && token.len() == 46, "{token}");
     assert_eq!(created["name"], "zapier");
     assert_eq!(created["hint"], format!("{}…", &token[..7]));
@@ -190,33 +93,15 @@ async fn api_keys_are_created_shown_once_listed_and_revoked(backend: Backend) {
     assert!(id.starts_with("key_"));
 
     // The new key works on its own.
-    let (status, workspace) = json(
-        app.client
-            .get(app.url("/api/v1/workspace"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
-    assert_eq!(
-        (status, workspace["name"].clone()),
-        (StatusCode::OK, json!("default"))
-    );
+    let (status, workspace) =
+        json(app.client.get(app.url("/api/v1/workspace")).bearer_auth(&token).send().await.expect("get")).await;
+    assert_eq!((status, workspace["name"].clone()), (StatusCode::OK, json!("default")));
 
     // Listing and getting never show the token again.
     let (_, list) = json(app.get("/api/v1/api-keys").await).await;
-    let names: Vec<&str> = list["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .filter_map(|k| k["name"].as_str())
-        .collect();
+    let names: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|k| k["name"].as_str()).collect();
     assert_eq!(names, ["HERALD_ADMIN_TOKEN", "zapier"]);
-    assert!(
-        !list.to_string().contains(&token[3..]),
-        "token leaked in list"
-    );
+    assert!(!list.to_string().contains(&token[3..]), "token leaked in list");
     let (status, got) = json(app.get(&format!("/api/v1/api-keys/{id}")).await).await;
     assert_eq!(status, StatusCode::OK);
     assert!(got.get("token").is_none() && !got.to_string().contains(&token[3..]));
@@ -224,17 +109,8 @@ async fn api_keys_are_created_shown_once_listed_and_revoked(backend: Backend) {
     // Revoking stops it at once; revoking again keeps the first time.
     app.clock.advance(Duration::from_secs(60));
     let (status, revoked) = json(app.delete(&format!("/api/v1/api-keys/{id}")).await).await;
-    assert_eq!(
-        (status, revoked["revoked_at"].clone()),
-        (StatusCode::OK, json!("2026-01-01T00:01:00Z"))
-    );
-    let response = app
-        .client
-        .get(app.url("/api/v1/workspace"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
+    assert_eq!((status, revoked["revoked_at"].clone()), (StatusCode::OK, json!("2026-01-01T00:01:00Z")));
+    let response = app.client.get(app.url("/api/v1/workspace")).bearer_auth(&token).send().await.expect("get");
     expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     app.clock.advance(Duration::from_secs(60));
     let (_, again) = json(app.delete(&format!("/api/v1/api-keys/{id}")).await).await;
@@ -245,11 +121,7 @@ async fn api_keys_are_created_shown_once_listed_and_revoked(backend: Backend) {
 async fn api_key_lists_paginate_with_cursors(backend: Backend) {
     let app = spawn_app(backend).await;
     for i in 0..5 {
-        let (status, _) = json(
-            app.post("/api/v1/api-keys", &json!({"name": format!("k{i}")}))
-                .await,
-        )
-        .await;
+        let (status, _) = json(app.post("/api/v1/api-keys", &json!({"name": format!("k{i}")})).await).await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let mut names = Vec::new();
@@ -259,10 +131,7 @@ async fn api_key_lists_paginate_with_cursors(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{page}");
         let data = page["data"].as_array().expect("data");
         assert!(data.len() <= 2);
-        names.extend(
-            data.iter()
-                .map(|k| k["name"].as_str().expect("name").to_owned()),
-        );
+        names.extend(data.iter().map(|k| k["name"].as_str().expect("name").to_owned()));
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/api/v1/api-keys?limit=2&cursor={cursor}"),
             None => break,
@@ -278,31 +147,14 @@ async fn bad_input_gets_a_clear_error(backend: Backend) {
         (json!({}), "validation_failed", None),
         (json!({"name": ""}), "validation_failed", Some("name")),
         (json!({"name": "   "}), "validation_failed", Some("name")),
-        (
-            json!({"name": "a\u{0}b"}),
-            "validation_failed",
-            Some("name"),
-        ),
-        (
-            json!({"name": "x".repeat(101)}),
-            "validation_failed",
-            Some("name"),
-        ),
+        (json!({"name": "a\u{0}b"}), "validation_failed", Some("name")),
+        (json!({"name": "x".repeat(101)}), "validation_failed", Some("name")),
         (json!({"name": 5}), "validation_failed", Some("name")),
-        (
-            json!({"name": "ok", "admin": true}),
-            "validation_failed",
-            None,
-        ),
+        (json!({"name": "ok", "admin": true}), "validation_failed", None),
         (json!([1, 2]), "validation_failed", None),
     ];
     for (body, code, field) in cases {
-        let error = expect_error(
-            app.post("/api/v1/api-keys", &body).await,
-            StatusCode::BAD_REQUEST,
-            code,
-        )
-        .await;
+        let error = expect_error(app.post("/api/v1/api-keys", &body).await, StatusCode::BAD_REQUEST, code).await;
         if let Some(field) = field {
             assert_eq!(error["field"], field, "{body} → {error}");
         }
@@ -316,33 +168,13 @@ async fn bad_input_gets_a_clear_error(backend: Backend) {
         .await
         .expect("post");
     let error = expect_error(malformed, StatusCode::BAD_REQUEST, "invalid_json").await;
-    assert!(
-        error["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("line 1 column")),
-        "{error}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}");
 
-    let wrong_type = app
-        .request(Method::POST, "/api/v1/api-keys")
-        .body("name=x")
-        .send()
-        .await
-        .expect("post");
-    expect_error(
-        wrong_type,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    )
-    .await;
+    let wrong_type = app.request(Method::POST, "/api/v1/api-keys").body("name=x").send().await.expect("post");
+    expect_error(wrong_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
 
     let huge = json!({"name": "x".repeat(300 * 1024)});
-    expect_error(
-        app.post("/api/v1/api-keys", &huge).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    )
-    .await;
+    expect_error(app.post("/api/v1/api-keys", &huge).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 
     for (path, field) in [
         ("/api/v1/api-keys?limit=0", "limit"),
@@ -352,23 +184,12 @@ async fn bad_input_gets_a_clear_error(backend: Backend) {
         ("/api/v1/api-keys/ws_01930000000070008000000000000001", "id"),
         ("/api/v1/api-keys/not-an-id", "id"),
     ] {
-        let error = expect_error(
-            app.get(path).await,
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-        )
-        .await;
+        let error = expect_error(app.get(path).await, StatusCode::BAD_REQUEST, "validation_failed").await;
         assert_eq!(error["field"], field, "{path}");
     }
+    expect_error(app.get("/api/v1/api-keys?limit=-1").await, StatusCode::BAD_REQUEST, "invalid_query").await;
     expect_error(
-        app.get("/api/v1/api-keys?limit=-1").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/api-keys/key_01930000000070008000000000000001")
-            .await,
+        app.get("/api/v1/api-keys/key_01930000000070008000000000000001").await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
@@ -384,173 +205,80 @@ async fn workspaces_cannot_see_each_other(backend: Backend) {
     let app = spawn_app(backend).await;
     let other = app
         .store
-        .create_workspace(
-            &WorkspaceName::parse("other").expect("name"),
-            app.clock.now(),
-        )
+        .create_workspace(&WorkspaceName::parse("other").expect("name"), app.clock.now())
         .await
         .expect("workspace");
     let token_b = ApiToken::generate([9; 32]);
-    let key = NewApiKey {
-        name: ApiKeyName::parse("b").expect("name"),
-        hash: token_b.hash(),
-        hint: token_b.hint(),
-    };
-    app.store
-        .create_api_key(other.id, key, app.clock.now())
-        .await
-        .expect("key b");
-    let as_b = |method: Method, path: &str| {
-        app.client
-            .request(method, app.url(path))
-            .bearer_auth(token_b.expose())
-    };
+    let key = NewApiKey { name: ApiKeyName::parse("b").expect("name"), hash: token_b.hash(), hint: token_b.hint() };
+    app.store.create_api_key(other.id, key, app.clock.now()).await.expect("key b");
+    let as_b = |method: Method, path: &str| app.client.request(method, app.url(path)).bearer_auth(token_b.expose());
 
     let (_, a_keys) = json(app.get("/api/v1/api-keys").await).await;
     let a_key_id = a_keys["data"][0]["id"].as_str().expect("id").to_owned();
-    let (_, created) = json(
-        app.post("/api/v1/api-keys", &json!({"name": "a-second"}))
-            .await,
-    )
-    .await;
+    let (_, created) = json(app.post("/api/v1/api-keys", &json!({"name": "a-second"})).await).await;
     let a_second = created["id"].as_str().expect("id").to_owned();
 
-    let (_, ws) = json(
-        as_b(Method::GET, "/api/v1/workspace")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, ws) = json(as_b(Method::GET, "/api/v1/workspace").send().await.expect("get")).await;
     assert_eq!(ws["name"], "other");
-    let (_, b_keys) = json(
-        as_b(Method::GET, "/api/v1/api-keys")
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
-    let b_names: Vec<&str> = b_keys["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .filter_map(|k| k["name"].as_str())
-        .collect();
+    let (_, b_keys) = json(as_b(Method::GET, "/api/v1/api-keys").send().await.expect("get")).await;
+    let b_names: Vec<&str> =
+        b_keys["data"].as_array().expect("data").iter().filter_map(|k| k["name"].as_str()).collect();
     assert_eq!(b_names, ["b"]);
 
     for id in [&a_key_id, &a_second] {
-        let get = as_b(Method::GET, &format!("/api/v1/api-keys/{id}"))
-            .send()
-            .await
-            .expect("get");
+        let get = as_b(Method::GET, &format!("/api/v1/api-keys/{id}")).send().await.expect("get");
         expect_error(get, StatusCode::NOT_FOUND, "not_found").await;
-        let revoke = as_b(Method::DELETE, &format!("/api/v1/api-keys/{id}"))
-            .send()
-            .await
-            .expect("delete");
+        let revoke = as_b(Method::DELETE, &format!("/api/v1/api-keys/{id}")).send().await.expect("delete");
         expect_error(revoke, StatusCode::NOT_FOUND, "not_found").await;
     }
     // A's keys are untouched.
     let (_, after) = json(app.get("/api/v1/api-keys").await).await;
-    assert!(
-        after["data"]
-            .as_array()
-            .expect("data")
-            .iter()
-            .all(|k| k["revoked_at"].is_null()),
-        "{after}"
-    );
+    assert!(after["data"].as_array().expect("data").iter().all(|k| k["revoked_at"].is_null()), "{after}");
     let (_, a_names) = json(app.get("/api/v1/api-keys").await).await;
-    assert!(
-        !a_names.to_string().contains("\"b\""),
-        "A does not see B's key: {a_names}"
-    );
+    assert!(!a_names.to_string().contains("\"b\""), "A does not see B's key: {a_names}");
     app.stop().await;
 }
 
 async fn metrics_report_requests_queue_and_jobs(backend: Backend) {
     let app = spawn_app(backend).await;
-    let workspace = app
-        .store
-        .ensure_default_workspace(app.clock.now())
-        .await
-        .expect("workspace");
+    let workspace = app.store.ensure_default_workspace(app.clock.now()).await.expect("workspace");
     let now = app.clock.now();
     let jobs = [
         NewJob::new(JobKind::Ping, json!({}), now),
         NewJob::new(JobKind::Ping, json!({}), now),
         NewJob::new(JobKind::Ping, json!({}), now + Duration::from_secs(3600)),
     ];
-    app.store
-        .enqueue_jobs(workspace.id, &jobs, now)
-        .await
-        .expect("enqueue");
+    app.store.enqueue_jobs(workspace.id, &jobs, now).await.expect("enqueue");
     app.get("/api/v1/workspace").await;
 
-    let scrape = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("get")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape =
+        || async { app.client.get(app.url("/metrics")).send().await.expect("get").text().await.expect("text") };
     let text = scrape().await;
+    assert!(text.contains("herald_queue_jobs{state=\"due\"} 2"), "{text}");
+    assert!(text.contains("herald_queue_jobs{state=\"scheduled\"} 1"), "{text}");
     assert!(
-        text.contains("herald_queue_jobs{state=\"due\"} 2"),
+        text.contains("herald_http_requests_total{method=\"GET\",route=\"/api/v1/workspace\",status=\"200\"}"),
         "{text}"
     );
-    assert!(
-        text.contains("herald_queue_jobs{state=\"scheduled\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "herald_http_requests_total{method=\"GET\",route=\"/api/v1/workspace\",status=\"200\"}"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("herald_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("herald_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains("herald_database_up 1"), "{text}");
 
     assert_eq!(app.run_jobs().await, 2);
     let text = scrape().await;
-    assert!(
-        text.contains("herald_queue_jobs{state=\"due\"} 0"),
-        "{text}"
-    );
-    assert!(
-        text.contains("herald_jobs_total{kind=\"ping\",outcome=\"done\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("herald_job_duration_seconds_bucket{kind=\"ping\""),
-        "{text}"
-    );
+    assert!(text.contains("herald_queue_jobs{state=\"due\"} 0"), "{text}");
+    assert!(text.contains("herald_jobs_total{kind=\"ping\",outcome=\"done\"}"), "{text}");
+    assert!(text.contains("herald_job_duration_seconds_bucket{kind=\"ping\""), "{text}");
     app.stop().await;
 }
 
 async fn delayed_jobs_wait_for_the_clock(backend: Backend) {
     let app = spawn_app(backend).await;
-    let workspace = app
-        .store
-        .ensure_default_workspace(app.clock.now())
-        .await
-        .expect("workspace");
+    let workspace = app.store.ensure_default_workspace(app.clock.now()).await.expect("workspace");
     let now = app.clock.now();
     let in_two_days = now + Duration::from_secs(2 * 86_400);
     let ids = app
         .store
-        .enqueue_jobs(
-            workspace.id,
-            &[NewJob::new(JobKind::Ping, json!({}), in_two_days)],
-            now,
-        )
+        .enqueue_jobs(workspace.id, &[NewJob::new(JobKind::Ping, json!({}), in_two_days)], now)
         .await
         .expect("enqueue");
 

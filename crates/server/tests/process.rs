@@ -11,10 +11,7 @@ use nix::sys::signal::Signal;
 const TOKEN: &str = "process-test-admin-token";
 
 fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
 }
 
 #[test]
@@ -23,9 +20,7 @@ fn zero_config_serve_creates_a_wal_database_and_answers_within_two_seconds() {
     let mut command = herald(dir.path());
     // Port 0 instead of the default 8080, which another process on a shared machine may hold;
     // everything else is default.
-    command
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("HERALD_ADMIN_TOKEN", TOKEN);
+    command.args(["serve", "--bind", "127.0.0.1:0"]).env("HERALD_ADMIN_TOKEN", TOKEN);
     let started = Instant::now();
     let mut server = Server::start(command, dir.path().join("stderr"));
     let client = http();
@@ -38,45 +33,20 @@ fn zero_config_serve_creates_a_wal_database_and_answers_within_two_seconds() {
     assert_eq!(health.status(), 200);
     let elapsed = started.elapsed();
     // Not a performance assertion: the acceptance bound on start-up, generous here.
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "healthz answered after {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(2), "healthz answered after {elapsed:?}");
 
     assert!(dir.path().join("herald.db").exists(), "./herald.db created");
     assert!(dir.path().join("herald.db-wal").exists(), "WAL mode");
-    assert_eq!(
-        client
-            .get(server.url("/api/v1/openapi.json"))
-            .send()
-            .expect("get")
-            .status(),
-        401
-    );
-    let doc = client
-        .get(server.url("/api/v1/openapi.json"))
-        .bearer_auth(TOKEN)
-        .send()
-        .expect("get");
+    assert_eq!(client.get(server.url("/api/v1/openapi.json")).send().expect("get").status(), 401);
+    let doc = client.get(server.url("/api/v1/openapi.json")).bearer_auth(TOKEN).send().expect("get");
     assert_eq!(doc.status(), 200);
     assert!(doc.text().expect("body").contains("\"openapi\""));
 
     server.signal(Signal::SIGTERM);
     let status = server.wait(Duration::from_secs(15));
-    assert!(
-        status.success(),
-        "exit status {status:?}; stderr:\n{}",
-        server.stderr()
-    );
-    assert!(
-        server.stderr().contains("shutdown complete"),
-        "{}",
-        server.stderr()
-    );
-    assert!(
-        !server.stderr().contains(TOKEN),
-        "the admin token must never be logged"
-    );
+    assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.stderr());
+    assert!(server.stderr().contains("shutdown complete"), "{}", server.stderr());
+    assert!(!server.stderr().contains(TOKEN), "the admin token must never be logged");
 }
 
 #[test]
@@ -85,38 +55,22 @@ fn settings_come_from_a_file_under_env_and_flags() {
     let db = dir.path().join("from-file.db");
     std::fs::write(
         dir.path().join("herald.toml"),
-        format!(
-            "database_url = \"sqlite://{}\"\nbind = \"127.0.0.1:1\"\nlog_format = \"json\"\n",
-            db.display()
-        ),
+        format!("database_url = \"sqlite://{}\"\nbind = \"127.0.0.1:1\"\nlog_format = \"json\"\n", db.display()),
     )
     .expect("write config");
     let mut command = herald(dir.path());
-    command
-        .args(["--config", "herald.toml", "serve"])
-        .env("HERALD_BIND", "127.0.0.1:0");
+    command.args(["--config", "herald.toml", "serve"]).env("HERALD_BIND", "127.0.0.1:0");
     let mut server = Server::start(command, dir.path().join("stderr"));
     assert!(db.exists(), "database_url from the file");
-    assert_eq!(
-        http()
-            .get(server.url("/readyz"))
-            .send()
-            .expect("get")
-            .status(),
-        200
-    );
+    assert_eq!(http().get(server.url("/readyz")).send().expect("get").status(), 200);
     server.signal(Signal::SIGTERM);
     assert!(server.wait(Duration::from_secs(15)).success());
     // log_format = "json" from the file: every stderr line is a JSON object.
     let stderr = server.stderr();
     assert!(stderr.lines().count() >= 2, "{stderr}");
     for line in stderr.lines() {
-        let parsed: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(
-            parsed["level"].is_string() && parsed["timestamp"].is_string(),
-            "{line}"
-        );
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string() && parsed["timestamp"].is_string(), "{line}");
     }
 }
 
@@ -124,128 +78,51 @@ fn settings_come_from_a_file_under_env_and_flags() {
 fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("dir");
     let cases: [(&[&str], &str, &str); 6] = [
-        (
-            &["HERALD_BIND", "localhost"],
-            "HERALD_BIND",
-            "expected IP:PORT",
-        ),
-        (
-            &["HERALD_DATABASE_URL", "mysql://root:hunter2@db/x"],
-            "HERALD_DATABASE_URL",
-            "sqlite:// or postgres://",
-        ),
-        (
-            &["HERALD_PUBLIC_URL", "herald.example.com"],
-            "HERALD_PUBLIC_URL",
-            "http",
-        ),
-        (
-            &["HERALD_ADMIN_TOKEN", "short"],
-            "HERALD_ADMIN_TOKEN",
-            "at least 16",
-        ),
-        (
-            &["HERALD_LOG_FORMAT", "xml"],
-            "HERALD_LOG_FORMAT",
-            "`text` or `json`",
-        ),
-        (
-            &["HERALD_CONFIG", "/nonexistent/herald.toml"],
-            "HERALD_CONFIG",
-            "cannot read",
-        ),
+        (&["HERALD_BIND", "localhost"], "HERALD_BIND", "expected IP:PORT"),
+        (&["HERALD_DATABASE_URL", "mysql://root:hunter2@db/x"], "HERALD_DATABASE_URL", "sqlite:// or postgres://"),
+        (&["HERALD_PUBLIC_URL", "herald.example.com"], "HERALD_PUBLIC_URL", "http"),
+        (&["HERALD_ADMIN_TOKEN", "short"], "HERALD_ADMIN_TOKEN", "at least 16"),
+        (&["HERALD_LOG_FORMAT", "xml"], "HERALD_LOG_FORMAT", "`text` or `json`"),
+        (&["HERALD_CONFIG", "/nonexistent/herald.toml"], "HERALD_CONFIG", "cannot read"),
     ];
     for (env, setting, reason) in cases {
-        let output = herald(dir.path())
-            .arg("serve")
-            .env(env[0], env[1])
-            .output()
-            .expect("run");
+        let output = herald(dir.path()).arg("serve").env(env[0], env[1]).output().expect("run");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(78), "{setting}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(
-            stderr.contains(setting) && stderr.contains(reason),
-            "{stderr}"
-        );
-        assert!(
-            !stderr.contains("hunter2"),
-            "secrets are not echoed: {stderr}"
-        );
+        assert!(stderr.contains(setting) && stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "secrets are not echoed: {stderr}");
     }
-    assert!(
-        !dir.path().join("herald.db").exists(),
-        "nothing is created before settings are valid"
-    );
+    assert!(!dir.path().join("herald.db").exists(), "nothing is created before settings are valid");
 }
 
 #[test]
 fn api_key_create_mints_a_key_shown_once_that_the_server_accepts() {
     let dir = tempfile::tempdir().expect("dir");
-    let output = herald(dir.path())
-        .args(["api-key", "create", "--name", "deploy"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout)
-        .expect("utf8")
-        .trim()
-        .to_owned();
-    assert!(
-        token.starts_with("hk_"),
-        "stdout is just the token: {token}"
-    );
+    let output = herald(dir.path()).args(["api-key", "create", "--name", "deploy"]).output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).expect("utf8").trim().to_owned();
+    assert!(token.starts_with("hk_"), "stdout is just the token: {token}");
 
-    let missing = herald(dir.path())
-        .args(["api-key", "create", "--workspace", "acme"])
-        .output()
-        .expect("run");
+    let missing = herald(dir.path()).args(["api-key", "create", "--workspace", "acme"]).output().expect("run");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("herald workspace create acme"));
-    let created = herald(dir.path())
-        .args(["workspace", "create", "acme"])
-        .output()
-        .expect("run");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let acme = herald(dir.path())
-        .args(["api-key", "create", "--workspace", "acme"])
-        .output()
-        .expect("run");
-    let acme_token = String::from_utf8(acme.stdout)
-        .expect("utf8")
-        .trim()
-        .to_owned();
+    let created = herald(dir.path()).args(["workspace", "create", "acme"]).output().expect("run");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let acme = herald(dir.path()).args(["api-key", "create", "--workspace", "acme"]).output().expect("run");
+    let acme_token = String::from_utf8(acme.stdout).expect("utf8").trim().to_owned();
 
     let mut command = herald(dir.path());
     command.args(["serve", "--bind", "127.0.0.1:0"]);
     let mut server = Server::start(command, dir.path().join("stderr"));
     let client = http();
     let workspace_of = |token: &str| -> serde_json::Value {
-        client
-            .get(server.url("/api/v1/workspace"))
-            .bearer_auth(token)
-            .send()
-            .expect("get")
-            .json()
-            .expect("json")
+        client.get(server.url("/api/v1/workspace")).bearer_auth(token).send().expect("get").json().expect("json")
     };
     assert_eq!(workspace_of(&token)["name"], "default");
     assert_eq!(workspace_of(&acme_token)["name"], "acme");
-    let keys: serde_json::Value = client
-        .get(server.url("/api/v1/api-keys"))
-        .bearer_auth(&token)
-        .send()
-        .expect("get")
-        .json()
-        .expect("json");
+    let keys: serde_json::Value =
+        client.get(server.url("/api/v1/api-keys")).bearer_auth(&token).send().expect("get").json().expect("json");
     assert_eq!(keys["data"][0]["name"], "deploy");
     assert!(!keys.to_string().contains(&token[3..]));
     server.signal(Signal::SIGTERM);
@@ -257,54 +134,23 @@ fn help_explains_every_command() {
     let dir = tempfile::tempdir().expect("dir");
     let output = herald(dir.path()).arg("--help").output().expect("run");
     let help = String::from_utf8(output.stdout).expect("utf8");
-    for command in [
-        "serve",
-        "migrate",
-        "api-key",
-        "workspace",
-        "queue",
-        "config",
-    ] {
+    for command in ["serve", "migrate", "api-key", "workspace", "queue", "config"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
-    let serve = String::from_utf8(
-        herald(dir.path())
-            .args(["serve", "--help"])
-            .output()
-            .expect("run")
-            .stdout,
-    )
-    .expect("utf8");
-    for setting in [
-        "HERALD_BIND",
-        "HERALD_PUBLIC_URL",
-        "HERALD_ADMIN_TOKEN",
-        "HERALD_DATABASE_URL",
-        "SIGTERM",
-    ] {
+    let serve =
+        String::from_utf8(herald(dir.path()).args(["serve", "--help"]).output().expect("run").stdout).expect("utf8");
+    for setting in ["HERALD_BIND", "HERALD_PUBLIC_URL", "HERALD_ADMIN_TOKEN", "HERALD_DATABASE_URL", "SIGTERM"] {
         assert!(serve.contains(setting), "{setting} missing from:\n{serve}");
     }
-    let example = herald(dir.path())
-        .args(["config", "example"])
-        .output()
-        .expect("run");
-    assert!(
-        String::from_utf8_lossy(&example.stdout).contains("database_url = \"sqlite://herald.db\"")
-    );
+    let example = herald(dir.path()).args(["config", "example"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&example.stdout).contains("database_url = \"sqlite://herald.db\""));
 }
 
 #[test]
 fn sigterm_lets_in_flight_jobs_finish_and_loses_none() {
     let dir = tempfile::tempdir().expect("dir");
-    let queued = herald(dir.path())
-        .args(["queue", "ping", "--count", "3000"])
-        .output()
-        .expect("run");
-    assert!(
-        queued.status.success(),
-        "{}",
-        String::from_utf8_lossy(&queued.stderr)
-    );
+    let queued = herald(dir.path()).args(["queue", "ping", "--count", "3000"]).output().expect("run");
+    assert!(queued.status.success(), "{}", String::from_utf8_lossy(&queued.stderr));
 
     let mut command = herald(dir.path());
     command.args(["serve", "--bind", "127.0.0.1:0"]);
@@ -313,31 +159,18 @@ fn sigterm_lets_in_flight_jobs_finish_and_loses_none() {
     server.signal(Signal::SIGTERM);
     let status = server.wait(Duration::from_secs(15));
     assert!(status.success(), "{status:?}: {}", server.stderr());
-    assert!(
-        server.stderr().contains("job worker stopped"),
-        "{}",
-        server.stderr()
-    );
+    assert!(server.stderr().contains("job worker stopped"), "{}", server.stderr());
 
     // Every job is either done or still queued: none is stuck under a lease, none is lost.
-    let stats = herald(dir.path())
-        .args(["queue", "stats"])
-        .output()
-        .expect("run");
+    let stats = herald(dir.path()).args(["queue", "stats"]).output().expect("run");
     let text = String::from_utf8(stats.stdout).expect("utf8");
-    assert!(
-        text.contains("running\t0") && text.contains("dead\t0"),
-        "{text}"
-    );
+    assert!(text.contains("running\t0") && text.contains("dead\t0"), "{text}");
     let mut command = herald(dir.path());
     command.args(["serve", "--bind", "127.0.0.1:0"]);
     let mut again = Server::start(command, dir.path().join("stderr2"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let stats = herald(dir.path())
-            .args(["queue", "stats"])
-            .output()
-            .expect("run");
+        let stats = herald(dir.path()).args(["queue", "stats"]).output().expect("run");
         let text = String::from_utf8(stats.stdout).expect("utf8");
         if text.starts_with("due\t0\nscheduled\t0\nrunning\t0") {
             break;
@@ -349,11 +182,7 @@ fn sigterm_lets_in_flight_jobs_finish_and_loses_none() {
     assert!(again.wait(Duration::from_secs(15)).success());
 
     let (total, distinct) = ping_counts(&dir.path().join("herald.db"));
-    assert_eq!(
-        (total, distinct),
-        (3000, 3000),
-        "each job's effect applied exactly once"
-    );
+    assert_eq!((total, distinct), (3000, 3000), "each job's effect applied exactly once");
 }
 
 /// Ping effects recorded in a SQLite database: (rows, distinct jobs).
@@ -363,15 +192,9 @@ fn ping_counts(db: &std::path::Path) -> (usize, usize) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let store =
-            herald_store_sqlite::SqliteStore::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .expect("open");
+            herald_store_sqlite::SqliteStore::connect(&format!("sqlite://{}", db.display())).await.expect("open");
         let name = WorkspaceName::parse("default").expect("name");
-        let workspace = store
-            .workspace_by_name(&name)
-            .await
-            .expect("lookup")
-            .expect("default workspace");
+        let workspace = store.workspace_by_name(&name).await.expect("lookup").expect("default workspace");
         let records = store.ping_records(workspace.id).await.expect("records");
         let distinct: std::collections::HashSet<_> = records.iter().map(|r| r.job_id).collect();
         store.close().await;

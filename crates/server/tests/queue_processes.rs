@@ -19,24 +19,13 @@ const JOBS: usize = 10_000;
 /// A fresh database with `JOBS` ping jobs due now in the default workspace.
 async fn database_with_jobs() -> (TestDatabase, SharedStore, herald_domain::WorkspaceId) {
     let db = fresh_database().await;
-    let store: SharedStore = std::sync::Arc::new(
-        herald_store_postgres::PgStore::connect(db.url())
-            .await
-            .expect("connect"),
-    );
+    let store: SharedStore =
+        std::sync::Arc::new(herald_store_postgres::PgStore::connect(db.url()).await.expect("connect"));
     store.migrate().await.expect("migrate");
     let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc());
-    let workspace = store
-        .ensure_default_workspace(now)
-        .await
-        .expect("workspace");
-    let jobs: Vec<NewJob> = (0..JOBS)
-        .map(|n| NewJob::new(JobKind::Ping, json!({"n": n}), now))
-        .collect();
-    store
-        .enqueue_jobs(workspace.id, &jobs, now)
-        .await
-        .expect("enqueue");
+    let workspace = store.ensure_default_workspace(now).await.expect("workspace");
+    let jobs: Vec<NewJob> = (0..JOBS).map(|n| NewJob::new(JobKind::Ping, json!({"n": n}), now)).collect();
+    store.enqueue_jobs(workspace.id, &jobs, now).await.expect("enqueue");
     (db, store, workspace.id)
 }
 
@@ -62,19 +51,13 @@ async fn wait_until_drained(store: &SharedStore, limit: Duration) {
             assert_eq!(stats.dead, 0);
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "queue not drained within {limit:?}: {stats:?}"
-        );
+        assert!(Instant::now() < deadline, "queue not drained within {limit:?}: {stats:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Asserts every job's effect was applied exactly once; returns effects per worker.
-async fn assert_exactly_once(
-    store: &SharedStore,
-    workspace: herald_domain::WorkspaceId,
-) -> HashMap<String, usize> {
+async fn assert_exactly_once(store: &SharedStore, workspace: herald_domain::WorkspaceId) -> HashMap<String, usize> {
     let records = store.ping_records(workspace).await.expect("records");
     let distinct: HashSet<_> = records.iter().map(|r| r.job_id).collect();
     assert_eq!(distinct.len(), JOBS, "every job applied");
@@ -94,11 +77,7 @@ async fn two_processes_drain_ten_thousand_jobs_exactly_once() {
     let mut b = start_node(&db, dir.path(), "b");
     wait_until_drained(&store, Duration::from_secs(180)).await;
     let per_worker = assert_exactly_once(&store, workspace).await;
-    assert_eq!(
-        per_worker.len(),
-        2,
-        "both processes took part: {per_worker:?}"
-    );
+    assert_eq!(per_worker.len(), 2, "both processes took part: {per_worker:?}");
     for node in [&mut a, &mut b] {
         node.signal(Signal::SIGTERM);
         let status = node.wait(Duration::from_secs(15));
@@ -128,10 +107,6 @@ async fn a_process_killed_midway_loses_and_repeats_nothing() {
     let per_worker = assert_exactly_once(&store, workspace).await;
     assert_eq!(per_worker.len(), 2, "{per_worker:?}");
     survivor.signal(Signal::SIGTERM);
-    assert!(
-        survivor.wait(Duration::from_secs(15)).success(),
-        "{}",
-        survivor.stderr()
-    );
+    assert!(survivor.wait(Duration::from_secs(15)).success(), "{}", survivor.stderr());
     store.close().await;
 }

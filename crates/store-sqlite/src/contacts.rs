@@ -7,8 +7,7 @@ use herald_domain::contact::merge_attributes;
 use herald_domain::{Contact, ContactId, Page, PageRequest, Timestamp, WorkspaceId};
 use herald_store::ingest::{BatchKeys, BatchWrites, import_keys, plan_import};
 use herald_store::{
-    ContactFilter, ContactPatch, ContactStore, ImportOutcome, NewContact, StoreError, StoreResult,
-    new_uuid,
+    ContactFilter, ContactPatch, ContactStore, ImportOutcome, NewContact, StoreError, StoreResult, new_uuid,
 };
 use serde_json::Map;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
@@ -35,20 +34,14 @@ pub(crate) async fn read_contacts(
 ) -> StoreResult<Vec<Contact>> {
     let mut found = Vec::new();
     let mut seen = HashSet::new();
-    for (column, values) in [
-        ("email", &keys.emails),
-        ("user_id", &keys.user_ids),
-        ("phone", &keys.phones),
-    ] {
+    for (column, values) in [("email", &keys.emails), ("user_id", &keys.user_ids), ("phone", &keys.phones)] {
         for chunk in values.chunks(LOOKUP_CHUNK) {
             let mut query = QueryBuilder::<Sqlite>::new(concat!(
                 "SELECT ",
                 contact_columns!(),
                 " FROM contacts WHERE workspace_id = "
             ));
-            query
-                .push_bind(workspace.as_uuid())
-                .push(format_args!(" AND {column} IN ("));
+            query.push_bind(workspace.as_uuid()).push(format_args!(" AND {column} IN ("));
             let mut list = query.separated(", ");
             for value in chunk {
                 list.push_bind(value.as_str());
@@ -67,10 +60,7 @@ pub(crate) async fn read_contacts(
 
 /// Writes planned contact changes: updates first (an email may move off a contact before a
 /// new contact takes it), then inserts, in multi-row statements.
-pub(crate) async fn write_contacts(
-    tx: &mut Transaction<'static, Sqlite>,
-    writes: &BatchWrites,
-) -> StoreResult<()> {
+pub(crate) async fn write_contacts(tx: &mut Transaction<'static, Sqlite>, writes: &BatchWrites) -> StoreResult<()> {
     for contact in &writes.changed_contacts {
         sqlx::query(
             "UPDATE contacts SET email = ?, user_id = ?, phone = ?, name = ?, first_name = ?, last_name = ?, \
@@ -91,11 +81,7 @@ pub(crate) async fn write_contacts(
     }
     // 11 parameters a row.
     for chunk in writes.new_contacts.chunks(2000) {
-        let mut insert = QueryBuilder::<Sqlite>::new(concat!(
-            "INSERT INTO contacts (",
-            contact_columns!(),
-            ") "
-        ));
+        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO contacts (", contact_columns!(), ") "));
         insert.push_values(chunk, |mut row, c| {
             row.push_bind(c.id.as_uuid())
                 .push_bind(c.workspace_id.as_uuid())
@@ -122,62 +108,36 @@ impl ContactStore for SqliteStore {
         filter: &ContactFilter,
         page: PageRequest<ContactId>,
     ) -> StoreResult<Page<Contact>> {
-        let mut query = QueryBuilder::<Sqlite>::new(concat!(
-            "SELECT ",
-            contact_columns!(),
-            " FROM contacts WHERE workspace_id = "
-        ));
+        let mut query =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", contact_columns!(), " FROM contacts WHERE workspace_id = "));
         query.push_bind(workspace.as_uuid());
-        query
-            .push(" AND id > ")
-            .push_bind(page.after.map_or(Uuid::nil(), |id| id.as_uuid()));
+        query.push(" AND id > ").push_bind(page.after.map_or(Uuid::nil(), |id| id.as_uuid()));
         if let Some(email) = &filter.email {
-            query
-                .push(" AND email = ")
-                .push_bind(email.as_str().to_owned());
+            query.push(" AND email = ").push_bind(email.as_str().to_owned());
         }
         if let Some(user_id) = &filter.user_id {
-            query
-                .push(" AND user_id = ")
-                .push_bind(user_id.as_str().to_owned());
+            query.push(" AND user_id = ").push_bind(user_id.as_str().to_owned());
         }
         if let Some((key, value)) = &filter.attribute {
             // `->` returns the value as minified JSON text, which `json(?)` also produces.
             let path = format!("$.\"{}\"", key.replace('"', ""));
-            query
-                .push(" AND attributes -> ")
-                .push_bind(path)
-                .push(" = json(")
-                .push_bind(value.to_string())
-                .push(")");
+            query.push(" AND attributes -> ").push_bind(path).push(" = json(").push_bind(value.to_string()).push(")");
         }
-        query
-            .push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let rows = query
-            .build()
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_error)?;
-        let contacts = rows
-            .iter()
-            .map(rows::contact)
-            .collect::<StoreResult<Vec<_>>>()?;
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let contacts = rows.iter().map(rows::contact).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(contacts, page.limit, |c| c.id))
     }
 
     async fn get_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<Contact> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            contact_columns!(),
-            " FROM contacts WHERE workspace_id = ? AND id = ?"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?
-        .ok_or(NOT_FOUND)?;
+        let row =
+            sqlx::query(concat!("SELECT ", contact_columns!(), " FROM contacts WHERE workspace_id = ? AND id = ?"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(db_error)?
+                .ok_or(NOT_FOUND)?;
         rows::contact(&row)
     }
 
@@ -202,10 +162,7 @@ impl ContactStore for SqliteStore {
             created_at: now,
             updated_at: now,
         };
-        let writes = BatchWrites {
-            new_contacts: vec![created.clone()],
-            ..BatchWrites::default()
-        };
+        let writes = BatchWrites { new_contacts: vec![created.clone()], ..BatchWrites::default() };
         let mut tx = self.write().await?;
         write_contacts(&mut tx, &writes).await?;
         tx.commit().await.map_err(db_error)?;
@@ -220,27 +177,18 @@ impl ContactStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Contact> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            contact_columns!(),
-            " FROM contacts WHERE workspace_id = ? AND id = ?"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .ok_or(NOT_FOUND)?;
+        let row =
+            sqlx::query(concat!("SELECT ", contact_columns!(), " FROM contacts WHERE workspace_id = ? AND id = ?"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .ok_or(NOT_FOUND)?;
         let mut contact = rows::contact(&row)?;
         patch.apply(&mut contact, now);
-        write_contacts(
-            &mut tx,
-            &BatchWrites {
-                changed_contacts: vec![contact.clone()],
-                ..BatchWrites::default()
-            },
-        )
-        .await?;
+        write_contacts(&mut tx, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })
+            .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
     }

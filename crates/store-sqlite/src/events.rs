@@ -3,9 +3,7 @@
 //! planner decide, write with multi-row statements, commit once for every request in it.
 
 use async_trait::async_trait;
-use herald_domain::{
-    ContactId, Event, EventId, Page, PageRequest, SourceId, Timestamp, WorkspaceId,
-};
+use herald_domain::{ContactId, Event, EventId, Page, PageRequest, SourceId, Timestamp, WorkspaceId};
 use herald_store::ingest::{
     BatchSnapshot, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
 };
@@ -46,8 +44,7 @@ async fn read_idempotency(
                 key: get(&row, "key")?,
                 receipt: Receipt {
                     event_id: EventId::from_uuid(uuid(&row, "event_id")?),
-                    contact_id: get::<Option<uuid::Uuid>>(&row, "contact_id")?
-                        .map(ContactId::from_uuid),
+                    contact_id: get::<Option<uuid::Uuid>>(&row, "contact_id")?.map(ContactId::from_uuid),
                 },
                 created_at: ts(&row, "created_at")?,
             });
@@ -58,20 +55,12 @@ async fn read_idempotency(
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn ingest(
-        &self,
-        requests: &[IngestRequest],
-        now: Timestamp,
-    ) -> StoreResult<Vec<IngestResult>> {
+    async fn ingest(&self, requests: &[IngestRequest], now: Timestamp) -> StoreResult<Vec<IngestResult>> {
         let mut tx = self.write().await?;
         let mut snapshot = BatchSnapshot::default();
         for (workspace, keys) in batch_keys(requests) {
-            snapshot
-                .contacts
-                .extend(read_contacts(&mut tx, workspace, &keys).await?);
-            snapshot
-                .idempotency
-                .extend(read_idempotency(&mut tx, &keys.idempotency).await?);
+            snapshot.contacts.extend(read_contacts(&mut tx, workspace, &keys).await?);
+            snapshot.idempotency.extend(read_idempotency(&mut tx, &keys.idempotency).await?);
         }
         let (writes, results) = plan_batch(requests, snapshot, now);
         write_contacts(&mut tx, &writes).await?;
@@ -93,9 +82,7 @@ impl EventStore for SqliteStore {
                     .push_bind(e.occurred_at.unix_millis())
                     .push_bind(e.received_at.unix_millis())
                     .push_bind(e.idempotency_key.clone())
-                    .push_bind(
-                        serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()),
-                    )
+                    .push_bind(serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()))
                     .push_bind(request.map(|r| r.method.clone()))
                     .push_bind(request.and_then(|r| r.content_type.clone()))
                     .push_bind(request.map(|r| r.body.clone()));
@@ -129,19 +116,14 @@ impl EventStore for SqliteStore {
         filter: &EventFilter,
         page: PageRequest<EventId>,
     ) -> StoreResult<Page<Event>> {
-        let mut query = QueryBuilder::<Sqlite>::new(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE workspace_id = "
-        ));
+        let mut query =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", event_columns!(), " FROM events WHERE workspace_id = "));
         query.push_bind(workspace.as_uuid());
         if let Some(after) = page.after {
             query.push(" AND id < ").push_bind(after.as_uuid());
         }
         if let Some(contact) = filter.contact {
-            query
-                .push(" AND contact_id = ")
-                .push_bind(contact.as_uuid());
+            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
         }
         if let Some(name) = &filter.name {
             query.push(" AND name = ").push_bind(name.clone());
@@ -150,27 +132,14 @@ impl EventStore for SqliteStore {
             query.push(" AND source_id = ").push_bind(source.as_uuid());
         }
         if let Some(from) = filter.from {
-            query
-                .push(" AND received_at >= ")
-                .push_bind(from.unix_millis());
+            query.push(" AND received_at >= ").push_bind(from.unix_millis());
         }
         if let Some(until) = filter.until {
-            query
-                .push(" AND received_at < ")
-                .push_bind(until.unix_millis());
+            query.push(" AND received_at < ").push_bind(until.unix_millis());
         }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
-        let rows = query
-            .build()
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_error)?;
-        let events = rows
-            .iter()
-            .map(|r| rows::event(r, false))
-            .collect::<StoreResult<Vec<_>>>()?;
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let events = rows.iter().map(|r| rows::event(r, false)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(events, page.limit, |e| e.id))
     }
 

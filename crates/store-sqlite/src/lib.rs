@@ -33,9 +33,7 @@ pub struct SqliteStore {
 /// Why a SQLite URL cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error(
-        "an in-memory SQLite database cannot be shared by Herald's connections; give a file path"
-    )]
+    #[error("an in-memory SQLite database cannot be shared by Herald's connections; give a file path")]
     InMemory,
     #[error("not a SQLite URL: {0}")]
     BadUrl(#[source] sqlx::Error),
@@ -73,10 +71,7 @@ impl SqliteStore {
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement.
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
     }
 }
 
@@ -93,10 +88,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("SELECT 1").execute(&self.readers).await.map_err(db_error)?;
         Ok(())
     }
 
@@ -113,28 +105,18 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) => {
             let code = db.code();
-            let primary = code
-                .as_deref()
-                .and_then(|c| c.parse::<i32>().ok())
-                .map(|c| c & 0xff);
+            let primary = code.as_deref().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
             match primary {
                 // SQLITE_CONSTRAINT with a UNIQUE/PRIMARY KEY message: "UNIQUE constraint failed: t.a, t.b"
                 Some(19) if db.message().starts_with("UNIQUE constraint failed: ") => {
-                    let columns = db
-                        .message()
-                        .trim_start_matches("UNIQUE constraint failed: ");
+                    let columns = db.message().trim_start_matches("UNIQUE constraint failed: ");
                     let table = columns.split('.').next().unwrap_or_default();
-                    let mut names: Vec<&str> = columns
-                        .split(", ")
-                        .filter_map(|c| c.split('.').nth(1))
-                        .collect();
+                    let mut names: Vec<&str> = columns.split(", ").filter_map(|c| c.split('.').nth(1)).collect();
                     // Per-workspace unique indexes are named after their own column.
                     if names.len() > 1 {
                         names.retain(|c| *c != "workspace_id");
                     }
-                    StoreError::Conflict {
-                        constraint: format!("{table}_{}", names.join("_")),
-                    }
+                    StoreError::Conflict { constraint: format!("{table}_{}", names.join("_")) }
                 }
                 // SQLITE_BUSY, SQLITE_LOCKED
                 Some(5 | 6) => StoreError::Busy(Box::new(err)),

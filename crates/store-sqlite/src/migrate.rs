@@ -8,11 +8,7 @@ use crate::db_error;
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "foundation",
-        include_str!("../migrations/0001_foundation.sql"),
-    ),
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
 ];
 
@@ -23,11 +19,10 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some(&newest) = applied.last()
         && newest > known
@@ -38,10 +33,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<
     }
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         tracing::info!(version, name, "applying migration");
-        sqlx::raw_sql(sql)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::raw_sql(sql).execute(&mut **tx).await.map_err(db_error)?;
         sqlx::query("INSERT INTO herald_migrations (version, name) VALUES (?, ?)")
             .bind(version)
             .bind(name)

@@ -60,24 +60,17 @@ pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         kind: get(row, "kind")?,
         payload: serde_json::from_str(&payload).map_err(|e| corrupt("jobs.payload", e))?,
-        state: state
-            .parse::<JobState>()
-            .map_err(|e| corrupt("jobs.state", e))?,
+        state: state.parse::<JobState>().map_err(|e| corrupt("jobs.state", e))?,
         run_at: ts(row, "run_at")?,
-        attempts: u32::try_from(get::<i64>(row, "attempts")?)
-            .map_err(|e| corrupt("jobs.attempts", e))?,
-        max_attempts: u32::try_from(get::<i64>(row, "max_attempts")?)
-            .map_err(|e| corrupt("jobs.max_attempts", e))?,
+        attempts: u32::try_from(get::<i64>(row, "attempts")?).map_err(|e| corrupt("jobs.attempts", e))?,
+        max_attempts: u32::try_from(get::<i64>(row, "max_attempts")?).map_err(|e| corrupt("jobs.max_attempts", e))?,
         last_error: get(row, "last_error")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
 }
 
-pub(crate) fn json_object(
-    row: &SqliteRow,
-    column: &str,
-) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
+pub(crate) fn json_object(row: &SqliteRow, column: &str) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
     let text: String = get(row, column)?;
     serde_json::from_str(&text).map_err(|e| corrupt(column, e))
 }
@@ -107,9 +100,7 @@ pub(crate) fn source(row: &SqliteRow) -> StoreResult<herald_domain::Source> {
         id: herald_domain::SourceId::from_uuid(uuid(row, "id")?),
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
-        kind: kind
-            .parse()
-            .map_err(|e: String| corrupt("sources.kind", e))?,
+        kind: kind.parse().map_err(|e: String| corrupt("sources.kind", e))?,
         enabled: get(row, "enabled")?,
         token_hint: get(row, "token_hint")?,
         previous_token_expires_at: opt_ts(row, "previous_token_expires_at")?,
@@ -117,10 +108,7 @@ pub(crate) fn source(row: &SqliteRow) -> StoreResult<herald_domain::Source> {
             .map(u32::try_from)
             .transpose()
             .map_err(|e| corrupt("sources.rate_limit_per_second", e))?,
-        mapping: mapping
-            .map(|m| serde_json::from_str(&m))
-            .transpose()
-            .map_err(|e| corrupt("sources.mapping", e))?,
+        mapping: mapping.map(|m| serde_json::from_str(&m)).transpose().map_err(|e| corrupt("sources.mapping", e))?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
@@ -145,10 +133,8 @@ pub(crate) fn event(row: &SqliteRow, with_request: bool) -> StoreResult<herald_d
     Ok(herald_domain::Event {
         id: herald_domain::EventId::from_uuid(uuid(row, "id")?),
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        source_id: get::<Option<uuid::Uuid>>(row, "source_id")?
-            .map(herald_domain::SourceId::from_uuid),
-        contact_id: get::<Option<uuid::Uuid>>(row, "contact_id")?
-            .map(herald_domain::ContactId::from_uuid),
+        source_id: get::<Option<uuid::Uuid>>(row, "source_id")?.map(herald_domain::SourceId::from_uuid),
+        contact_id: get::<Option<uuid::Uuid>>(row, "contact_id")?.map(herald_domain::ContactId::from_uuid),
         name: get(row, "name")?,
         properties: json_object(row, "properties")?,
         occurred_at: ts(row, "occurred_at")?,

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::{Page, PageRequest, Source, SourceId, Timestamp, TokenHash, WorkspaceId};
 use herald_store::{
-    NewSource, REJECTIONS_KEPT, Rejection, SAMPLES_KEPT, Sample, SourceStore, SourceUpdate,
-    StoreError, StoreResult, new_uuid,
+    NewSource, REJECTIONS_KEPT, Rejection, SAMPLES_KEPT, Sample, SourceStore, SourceUpdate, StoreError, StoreResult,
+    new_uuid,
 };
 use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
@@ -33,12 +33,7 @@ impl SqliteStore {
         distinct.sort();
         distinct.dedup();
         for source in distinct {
-            sqlx::query(sql)
-                .bind(source.as_uuid())
-                .bind(i64::from(keep))
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+            sqlx::query(sql).bind(source.as_uuid()).bind(i64::from(keep)).execute(&mut **tx).await.map_err(db_error)?;
         }
         Ok(())
     }
@@ -46,12 +41,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl SourceStore for SqliteStore {
-    async fn create_source(
-        &self,
-        workspace: WorkspaceId,
-        source: NewSource,
-        now: Timestamp,
-    ) -> StoreResult<Source> {
+    async fn create_source(&self, workspace: WorkspaceId, source: NewSource, now: Timestamp) -> StoreResult<Source> {
         let id = SourceId::from_uuid(new_uuid(now));
         let mut tx = self.write().await?;
         let row = sqlx::query(concat!(
@@ -74,11 +64,7 @@ impl SourceStore for SqliteStore {
         rows::source(&row)
     }
 
-    async fn list_sources(
-        &self,
-        workspace: WorkspaceId,
-        page: PageRequest<SourceId>,
-    ) -> StoreResult<Page<Source>> {
+    async fn list_sources(&self, workspace: WorkspaceId, page: PageRequest<SourceId>) -> StoreResult<Page<Source>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             source_columns!(),
@@ -90,25 +76,18 @@ impl SourceStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
-        let sources = rows
-            .iter()
-            .map(rows::source)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let sources = rows.iter().map(rows::source).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(sources, page.limit, |s| s.id))
     }
 
     async fn get_source(&self, workspace: WorkspaceId, id: SourceId) -> StoreResult<Source> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            source_columns!(),
-            " FROM sources WHERE workspace_id = ? AND id = ?"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?
-        .ok_or(NOT_FOUND)?;
+        let row = sqlx::query(concat!("SELECT ", source_columns!(), " FROM sources WHERE workspace_id = ? AND id = ?"))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?
+            .ok_or(NOT_FOUND)?;
         rows::source(&row)
     }
 
@@ -190,14 +169,14 @@ impl SourceStore for SqliteStore {
         rows::source(&row)
     }
 
-    async fn source_by_token(
-        &self,
-        hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<Source>> {
+    async fn source_by_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>> {
         let row = sqlx::query(concat!(
-            "SELECT ", source_columns!(), " FROM sources WHERE enabled = 1 AND token_hash = ?1 ",
-            "UNION ALL SELECT ", source_columns!(), " FROM sources WHERE enabled = 1 AND previous_token_hash = ?1 AND previous_token_expires_at > ?2 ",
+            "SELECT ",
+            source_columns!(),
+            " FROM sources WHERE enabled = 1 AND token_hash = ?1 ",
+            "UNION ALL SELECT ",
+            source_columns!(),
+            " FROM sources WHERE enabled = 1 AND previous_token_hash = ?1 AND previous_token_expires_at > ?2 ",
             "LIMIT 1"
         ))
         .bind(hash.as_bytes().as_slice())
@@ -228,10 +207,7 @@ impl SourceStore for SqliteStore {
         // A source deleted since the request was refused has nowhere to keep it: skip quietly.
         match insert.build().execute(&mut *tx).await {
             Ok(_) => {}
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_foreign_key_violation()) =>
-            {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
                 return Ok(());
             }
             Err(e) => return Err(db_error(e)),
@@ -242,11 +218,7 @@ impl SourceStore for SqliteStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn list_rejections(
-        &self,
-        workspace: WorkspaceId,
-        source: SourceId,
-    ) -> StoreResult<Vec<Rejection>> {
+    async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>> {
         let rows = sqlx::query(
             "SELECT r.source_id, r.received_at, r.status, r.code, r.reason, r.body_prefix FROM source_rejections r \
              JOIN sources s ON s.id = r.source_id WHERE s.workspace_id = ? AND r.source_id = ? ORDER BY r.id DESC",
@@ -261,8 +233,7 @@ impl SourceStore for SqliteStore {
                 Ok(Rejection {
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
-                    status: u16::try_from(get::<i64>(row, "status")?)
-                        .map_err(|e| rows::corrupt("status", e))?,
+                    status: u16::try_from(get::<i64>(row, "status")?).map_err(|e| rows::corrupt("status", e))?,
                     code: get(row, "code")?,
                     reason: get(row, "reason")?,
                     body_prefix: get(row, "body_prefix")?,
@@ -276,21 +247,14 @@ impl SourceStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO source_samples (source_id, received_at, body) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO source_samples (source_id, received_at, body) ");
         insert.push_values(samples, |mut row, s| {
-            row.push_bind(s.source_id.as_uuid())
-                .push_bind(s.received_at.unix_millis())
-                .push_bind(s.body.to_string());
+            row.push_bind(s.source_id.as_uuid()).push_bind(s.received_at.unix_millis()).push_bind(s.body.to_string());
         });
         // A source deleted since the request arrived has nowhere to keep it: skip quietly.
         match insert.build().execute(&mut *tx).await {
             Ok(_) => {}
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_foreign_key_violation()) =>
-            {
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
                 return Ok(());
             }
             Err(e) => return Err(db_error(e)),
@@ -302,11 +266,7 @@ impl SourceStore for SqliteStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn list_samples(
-        &self,
-        workspace: WorkspaceId,
-        source: SourceId,
-    ) -> StoreResult<Vec<Sample>> {
+    async fn list_samples(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Sample>> {
         let rows = sqlx::query(
             "SELECT x.source_id, x.received_at, x.body FROM source_samples x JOIN sources s ON s.id = x.source_id \
              WHERE s.workspace_id = ? AND x.source_id = ? ORDER BY x.id DESC",
@@ -322,8 +282,7 @@ impl SourceStore for SqliteStore {
                 Ok(Sample {
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
-                    body: serde_json::from_str(&body)
-                        .map_err(|e| rows::corrupt("source_samples.body", e))?,
+                    body: serde_json::from_str(&body).map_err(|e| rows::corrupt("source_samples.body", e))?,
                 })
             })
             .collect()

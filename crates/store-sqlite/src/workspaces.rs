@@ -2,8 +2,7 @@
 
 use async_trait::async_trait;
 use herald_domain::{
-    ApiKey, ApiKeyId, ApiKeyName, Page, PageRequest, Timestamp, TokenHash, Workspace, WorkspaceId,
-    WorkspaceName,
+    ApiKey, ApiKeyId, ApiKeyName, Page, PageRequest, Timestamp, TokenHash, Workspace, WorkspaceId, WorkspaceName,
 };
 use herald_store::{NewApiKey, Principal, StoreError, StoreResult, WorkspaceStore, new_uuid};
 use sqlx::{Sqlite, Transaction};
@@ -32,11 +31,7 @@ async fn insert_workspace(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(Workspace {
-        id,
-        name: name.clone(),
-        created_at: now,
-    })
+    Ok(Workspace { id, name: name.clone(), created_at: now })
 }
 
 async fn insert_key(
@@ -60,14 +55,7 @@ async fn insert_key(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    Ok(ApiKey {
-        id,
-        workspace_id: workspace,
-        name: key.name,
-        hint: key.hint,
-        created_at: now,
-        revoked_at: None,
-    })
+    Ok(ApiKey { id, workspace_id: workspace, name: key.name, hint: key.hint, created_at: now, revoked_at: None })
 }
 
 #[async_trait]
@@ -88,11 +76,7 @@ impl WorkspaceStore for SqliteStore {
         Ok(workspace)
     }
 
-    async fn create_workspace(
-        &self,
-        name: &WorkspaceName,
-        now: Timestamp,
-    ) -> StoreResult<Workspace> {
+    async fn create_workspace(&self, name: &WorkspaceName, now: Timestamp) -> StoreResult<Workspace> {
         let mut tx = self.write().await?;
         let workspace = insert_workspace(&mut tx, name, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -115,9 +99,7 @@ impl WorkspaceStore for SqliteStore {
             .fetch_optional(&self.readers)
             .await
             .map_err(db_error)?
-            .ok_or(StoreError::NotFound {
-                entity: "workspace",
-            })?;
+            .ok_or(StoreError::NotFound { entity: "workspace" })?;
         rows::workspace(&row)
     }
 
@@ -131,12 +113,7 @@ impl WorkspaceStore for SqliteStore {
             .collect()
     }
 
-    async fn create_api_key(
-        &self,
-        workspace: WorkspaceId,
-        key: NewApiKey,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey> {
+    async fn create_api_key(&self, workspace: WorkspaceId, key: NewApiKey, now: Timestamp) -> StoreResult<ApiKey> {
         let mut tx = self.write().await?;
         let key = insert_key(&mut tx, workspace, key, false, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -150,7 +127,11 @@ impl WorkspaceStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<ApiKey> {
         let mut tx = self.write().await?;
-        let current = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE workspace_id = ? AND key_hash = ? AND bootstrap = 1 AND revoked_at IS NULL"))
+        let current = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE workspace_id = ? AND key_hash = ? AND bootstrap = 1 AND revoked_at IS NULL"
+        ))
         .bind(workspace.as_uuid())
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(&mut *tx)
@@ -167,13 +148,8 @@ impl WorkspaceStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-                let name = ApiKeyName::parse("HERALD_ADMIN_TOKEN")
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let new = NewApiKey {
-                    name,
-                    hash,
-                    hint: "from HERALD_ADMIN_TOKEN".to_owned(),
-                };
+                let name = ApiKeyName::parse("HERALD_ADMIN_TOKEN").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let new = NewApiKey { name, hash, hint: "from HERALD_ADMIN_TOKEN".to_owned() };
                 insert_key(&mut tx, workspace, new, true, now).await?
             }
         };
@@ -182,13 +158,11 @@ impl WorkspaceStore for SqliteStore {
     }
 
     async fn authenticate(&self, hash: &TokenHash) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT id, workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?;
+        let row = sqlx::query("SELECT id, workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?;
         row.map(|row| {
             Ok(Principal {
                 workspace_id: WorkspaceId::from_uuid(uuid(&row, "workspace_id")?),
@@ -198,11 +172,7 @@ impl WorkspaceStore for SqliteStore {
         .transpose()
     }
 
-    async fn list_api_keys(
-        &self,
-        workspace: WorkspaceId,
-        page: PageRequest<ApiKeyId>,
-    ) -> StoreResult<Page<ApiKey>> {
+    async fn list_api_keys(&self, workspace: WorkspaceId, page: PageRequest<ApiKeyId>) -> StoreResult<Page<ApiKey>> {
         let after = page.after.map_or(Uuid::nil(), |id| id.as_uuid());
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -215,36 +185,28 @@ impl WorkspaceStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
-        let keys = rows
-            .iter()
-            .map(rows::api_key)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let keys = rows.iter().map(rows::api_key).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(keys, page.limit, |k| k.id))
     }
 
     async fn get_api_key(&self, workspace: WorkspaceId, id: ApiKeyId) -> StoreResult<ApiKey> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys WHERE workspace_id = ? AND id = ?"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound { entity: "api key" })?;
+        let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE workspace_id = ? AND id = ?"))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::NotFound { entity: "api key" })?;
         rows::api_key(&row)
     }
 
-    async fn revoke_api_key(
-        &self,
-        workspace: WorkspaceId,
-        id: ApiKeyId,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey> {
+    async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(concat!("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE workspace_id = ? AND id = ? RETURNING ", key_columns!(), ""))
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE workspace_id = ? AND id = ? RETURNING ",
+            key_columns!(),
+            ""
+        ))
         .bind(now.unix_millis())
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())

@@ -10,16 +10,15 @@ use std::time::Duration;
 use herald_domain::inbound::parse_generic;
 use herald_domain::job::{JobOutcome, JobState};
 use herald_domain::{
-    ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob,
-    PageRequest, RequestRecord, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId,
-    WorkspaceName,
+    ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob, PageRequest,
+    RequestRecord, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId, WorkspaceName,
 };
 use serde_json::{Value, json};
 
 use crate::ingest::{IngestRequest, IngestResult, Receipt};
 use crate::{
-    ClaimRequest, ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewApiKey, NewContact,
-    NewSource, QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError,
+    ClaimRequest, ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewApiKey, NewContact, NewSource,
+    QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError,
 };
 
 /// Expands to one test per conformance case for the store built by `$make`.
@@ -79,11 +78,8 @@ fn ws_name(s: &str) -> WorkspaceName {
 
 fn new_key(name: &str, seed: u8) -> (ApiToken, NewApiKey) {
     let token = ApiToken::generate([seed; 32]);
-    let key = NewApiKey {
-        name: ApiKeyName::parse(name).expect("valid key name"),
-        hash: token.hash(),
-        hint: token.hint(),
-    };
+    let key =
+        NewApiKey { name: ApiKeyName::parse(name).expect("valid key name"), hash: token.hash(), hint: token.hint() };
     (token, key)
 }
 
@@ -92,12 +88,7 @@ fn ping_job(run_at: Timestamp) -> NewJob {
 }
 
 fn claim(now: Timestamp, limit: u32) -> ClaimRequest {
-    ClaimRequest {
-        worker: "w1".into(),
-        now,
-        lease: Duration::from_secs(30),
-        limit,
-    }
+    ClaimRequest { worker: "w1".into(), now, lease: Duration::from_secs(30), limit }
 }
 
 pub async fn migrate_is_idempotent(store: SharedStore) {
@@ -112,130 +103,55 @@ pub async fn default_workspace_is_created_once(store: SharedStore) {
     assert_eq!(first, again);
     assert_eq!(first.name.as_str(), "default");
     assert_eq!(first.created_at, at(0));
-    assert_eq!(
-        store.list_workspaces().await.expect("list"),
-        vec![first.clone()]
-    );
+    assert_eq!(store.list_workspaces().await.expect("list"), vec![first.clone()]);
     assert_eq!(store.get_workspace(first.id).await.expect("get"), first);
 }
 
 pub async fn workspace_names_are_unique(store: SharedStore) {
-    let acme = store
-        .create_workspace(&ws_name("acme"), at(0))
-        .await
-        .expect("create");
-    let err = store
-        .create_workspace(&ws_name("acme"), at(1))
-        .await
-        .expect_err("duplicate");
-    assert!(
-        matches!(err, StoreError::Conflict { ref constraint } if constraint == "workspaces_name"),
-        "{err:?}"
-    );
-    assert_eq!(
-        store
-            .workspace_by_name(&ws_name("acme"))
-            .await
-            .expect("lookup"),
-        Some(acme)
-    );
-    assert_eq!(
-        store
-            .workspace_by_name(&ws_name("nope"))
-            .await
-            .expect("lookup"),
-        None
-    );
+    let acme = store.create_workspace(&ws_name("acme"), at(0)).await.expect("create");
+    let err = store.create_workspace(&ws_name("acme"), at(1)).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "workspaces_name"), "{err:?}");
+    assert_eq!(store.workspace_by_name(&ws_name("acme")).await.expect("lookup"), Some(acme));
+    assert_eq!(store.workspace_by_name(&ws_name("nope")).await.expect("lookup"), None);
 }
 
 pub async fn api_keys_authenticate_until_revoked(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let (token, new) = new_key("ci", 1);
-    let key = store
-        .create_api_key(ws.id, new, at(1))
-        .await
-        .expect("create key");
+    let key = store.create_api_key(ws.id, new, at(1)).await.expect("create key");
     assert_eq!(key.name.as_str(), "ci");
     assert_eq!(key.hint, token.hint());
     assert_eq!(key.revoked_at, None);
 
-    let principal = store
-        .authenticate(&token.hash())
-        .await
-        .expect("auth")
-        .expect("known key");
-    assert_eq!(
-        (principal.workspace_id, principal.api_key_id),
-        (ws.id, key.id)
-    );
+    let principal = store.authenticate(&token.hash()).await.expect("auth").expect("known key");
+    assert_eq!((principal.workspace_id, principal.api_key_id), (ws.id, key.id));
     let stranger = ApiToken::generate([2; 32]);
-    assert_eq!(
-        store.authenticate(&stranger.hash()).await.expect("auth"),
-        None
-    );
+    assert_eq!(store.authenticate(&stranger.hash()).await.expect("auth"), None);
 
-    let revoked = store
-        .revoke_api_key(ws.id, key.id, at(2))
-        .await
-        .expect("revoke");
+    let revoked = store.revoke_api_key(ws.id, key.id, at(2)).await.expect("revoke");
     assert_eq!(revoked.revoked_at, Some(at(2)));
-    let again = store
-        .revoke_api_key(ws.id, key.id, at(3))
-        .await
-        .expect("revoke twice");
-    assert_eq!(
-        again.revoked_at,
-        Some(at(2)),
-        "the first revocation time is kept"
-    );
+    let again = store.revoke_api_key(ws.id, key.id, at(3)).await.expect("revoke twice");
+    assert_eq!(again.revoked_at, Some(at(2)), "the first revocation time is kept");
     assert_eq!(store.authenticate(&token.hash()).await.expect("auth"), None);
 }
 
 pub async fn api_keys_are_scoped_to_their_workspace(store: SharedStore) {
     let a = store.ensure_default_workspace(at(0)).await.expect("ws a");
-    let b = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("ws b");
+    let b = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws b");
     let (_, new_a) = new_key("a-key", 1);
     let (token_b, new_b) = new_key("b-key", 2);
-    let key_a = store
-        .create_api_key(a.id, new_a, at(1))
-        .await
-        .expect("key a");
-    let key_b = store
-        .create_api_key(b.id, new_b, at(1))
-        .await
-        .expect("key b");
+    let key_a = store.create_api_key(a.id, new_a, at(1)).await.expect("key a");
+    let key_b = store.create_api_key(b.id, new_b, at(1)).await.expect("key b");
 
-    let err = store
-        .get_api_key(a.id, key_b.id)
-        .await
-        .expect_err("cross-workspace get");
+    let err = store.get_api_key(a.id, key_b.id).await.expect_err("cross-workspace get");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    let err = store
-        .revoke_api_key(a.id, key_b.id, at(2))
-        .await
-        .expect_err("cross-workspace revoke");
+    let err = store.revoke_api_key(a.id, key_b.id, at(2)).await.expect_err("cross-workspace revoke");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    assert!(
-        store
-            .authenticate(&token_b.hash())
-            .await
-            .expect("auth")
-            .is_some(),
-        "b's key still works"
-    );
+    assert!(store.authenticate(&token_b.hash()).await.expect("auth").is_some(), "b's key still works");
 
-    let listed = store
-        .list_api_keys(a.id, PageRequest::first(50))
-        .await
-        .expect("list a");
+    let listed = store.list_api_keys(a.id, PageRequest::first(50)).await.expect("list a");
     assert_eq!(listed.items, vec![key_a]);
-    assert_eq!(
-        store.get_api_key(b.id, key_b.id).await.expect("get b"),
-        key_b
-    );
+    assert_eq!(store.get_api_key(b.id, key_b.id).await.expect("get b"), key_b);
 }
 
 pub async fn bootstrap_key_is_replaced_not_duplicated(store: SharedStore) {
@@ -243,43 +159,15 @@ pub async fn bootstrap_key_is_replaced_not_duplicated(store: SharedStore) {
     let first = ApiToken::parse_supplied("first-admin-token-0001").expect("token");
     let second = ApiToken::parse_supplied("second-admin-token-002").expect("token");
 
-    let k1 = store
-        .install_bootstrap_key(ws.id, first.hash(), at(1))
-        .await
-        .expect("install");
-    let k1_again = store
-        .install_bootstrap_key(ws.id, first.hash(), at(2))
-        .await
-        .expect("reinstall");
-    assert_eq!(
-        k1.id, k1_again.id,
-        "restarting with the same token keeps the key"
-    );
+    let k1 = store.install_bootstrap_key(ws.id, first.hash(), at(1)).await.expect("install");
+    let k1_again = store.install_bootstrap_key(ws.id, first.hash(), at(2)).await.expect("reinstall");
+    assert_eq!(k1.id, k1_again.id, "restarting with the same token keeps the key");
 
-    let k2 = store
-        .install_bootstrap_key(ws.id, second.hash(), at(3))
-        .await
-        .expect("rotate");
+    let k2 = store.install_bootstrap_key(ws.id, second.hash(), at(3)).await.expect("rotate");
     assert_ne!(k1.id, k2.id);
-    assert!(
-        store
-            .authenticate(&first.hash())
-            .await
-            .expect("auth")
-            .is_none(),
-        "old token revoked"
-    );
-    assert!(
-        store
-            .authenticate(&second.hash())
-            .await
-            .expect("auth")
-            .is_some()
-    );
-    let keys = store
-        .list_api_keys(ws.id, PageRequest::first(50))
-        .await
-        .expect("list");
+    assert!(store.authenticate(&first.hash()).await.expect("auth").is_none(), "old token revoked");
+    assert!(store.authenticate(&second.hash()).await.expect("auth").is_some());
+    let keys = store.list_api_keys(ws.id, PageRequest::first(50)).await.expect("list");
     assert_eq!(keys.items.len(), 2);
     assert_eq!(keys.items[0].revoked_at, Some(at(3)));
 }
@@ -289,13 +177,7 @@ pub async fn api_keys_paginate_in_creation_order(store: SharedStore) {
     let mut created = Vec::new();
     for i in 0..7u8 {
         let (_, new) = new_key(&format!("key-{i}"), i);
-        created.push(
-            store
-                .create_api_key(ws.id, new, at(u64::from(i)))
-                .await
-                .expect("create")
-                .id,
-        );
+        created.push(store.create_api_key(ws.id, new, at(u64::from(i))).await.expect("create").id);
     }
     let mut seen: Vec<ApiKeyId> = Vec::new();
     let mut page = PageRequest::first(3);
@@ -305,8 +187,7 @@ pub async fn api_keys_paginate_in_creation_order(store: SharedStore) {
         seen.extend(got.items.iter().map(|k| k.id));
         match got.next_cursor {
             Some(cursor) => {
-                page.after =
-                    Some(herald_domain::Cursor::decode(cursor.as_str()).expect("own cursor"));
+                page.after = Some(herald_domain::Cursor::decode(cursor.as_str()).expect("own cursor"));
             }
             None => break,
         }
@@ -316,21 +197,9 @@ pub async fn api_keys_paginate_in_creation_order(store: SharedStore) {
 
 pub async fn jobs_wait_for_their_run_at(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    let ids = store
-        .enqueue_jobs(ws.id, &[ping_job(at(60))], at(0))
-        .await
-        .expect("enqueue");
-    assert!(
-        store
-            .claim_jobs(&claim(at(59), 10))
-            .await
-            .expect("claim early")
-            .is_empty()
-    );
-    let claimed = store
-        .claim_jobs(&claim(at(60), 10))
-        .await
-        .expect("claim on time");
+    let ids = store.enqueue_jobs(ws.id, &[ping_job(at(60))], at(0)).await.expect("enqueue");
+    assert!(store.claim_jobs(&claim(at(59), 10)).await.expect("claim early").is_empty());
+    let claimed = store.claim_jobs(&claim(at(60), 10)).await.expect("claim on time");
     assert_eq!(claimed.len(), 1);
     let job = &claimed[0].job;
     assert_eq!(job.id, ids[0]);
@@ -344,173 +213,75 @@ pub async fn jobs_wait_for_their_run_at(store: SharedStore) {
 
 pub async fn claims_are_exclusive_until_the_lease_expires(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    store
-        .enqueue_jobs(ws.id, &[ping_job(at(0))], at(0))
-        .await
-        .expect("enqueue");
-    let first = store
-        .claim_jobs(&claim(at(1), 10))
-        .await
-        .expect("claim")
-        .remove(0);
-    assert!(
-        store
-            .claim_jobs(&claim(at(30), 10))
-            .await
-            .expect("claim while leased")
-            .is_empty()
-    );
+    store.enqueue_jobs(ws.id, &[ping_job(at(0))], at(0)).await.expect("enqueue");
+    let first = store.claim_jobs(&claim(at(1), 10)).await.expect("claim").remove(0);
+    assert!(store.claim_jobs(&claim(at(30), 10)).await.expect("claim while leased").is_empty());
 
     // The worker "died": its lease runs out at 31 s and the job is claimable again.
-    let second = store
-        .claim_jobs(&claim(at(31), 10))
-        .await
-        .expect("reclaim")
-        .remove(0);
+    let second = store.claim_jobs(&claim(at(31), 10)).await.expect("reclaim").remove(0);
     assert_eq!(second.job.id, first.job.id);
     assert_eq!(second.job.attempts, 2);
     assert_ne!(second.lease.lease_id, first.lease.lease_id);
 
-    let err = store
-        .finish_job(&first.lease, &JobOutcome::Done, at(32))
-        .await
-        .expect_err("stale lease");
+    let err = store.finish_job(&first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    store
-        .finish_job(&second.lease, &JobOutcome::Done, at(32))
-        .await
-        .expect("live lease");
+    store.finish_job(&second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
     let job = store.get_job(ws.id, first.job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
-    let err = store
-        .finish_job(&second.lease, &JobOutcome::Done, at(33))
-        .await
-        .expect_err("finish twice");
+    let err = store.finish_job(&second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
 }
 
 pub async fn finish_records_each_outcome(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    let ids = store
-        .enqueue_jobs(ws.id, &[ping_job(at(0)), ping_job(at(0))], at(0))
-        .await
-        .expect("enqueue");
+    let ids = store.enqueue_jobs(ws.id, &[ping_job(at(0)), ping_job(at(0))], at(0)).await.expect("enqueue");
     let claimed = store.claim_jobs(&claim(at(0), 10)).await.expect("claim");
     assert_eq!(claimed.len(), 2);
 
-    let retry = JobOutcome::Retry {
-        at: at(100),
-        error: "receiver answered 503".into(),
-    };
-    store
-        .finish_job(&claimed[0].lease, &retry, at(1))
-        .await
-        .expect("retry");
-    let dead = JobOutcome::Dead {
-        error: "gave up".into(),
-    };
-    store
-        .finish_job(&claimed[1].lease, &dead, at(1))
-        .await
-        .expect("dead");
+    let retry = JobOutcome::Retry { at: at(100), error: "receiver answered 503".into() };
+    store.finish_job(&claimed[0].lease, &retry, at(1)).await.expect("retry");
+    let dead = JobOutcome::Dead { error: "gave up".into() };
+    store.finish_job(&claimed[1].lease, &dead, at(1)).await.expect("dead");
 
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!((job.state, job.run_at), (JobState::Queued, at(100)));
     assert_eq!(job.last_error.as_deref(), Some("receiver answered 503"));
-    assert!(
-        store
-            .claim_jobs(&claim(at(99), 10))
-            .await
-            .expect("claim")
-            .is_empty()
-    );
+    assert!(store.claim_jobs(&claim(at(99), 10)).await.expect("claim").is_empty());
     let again = store.claim_jobs(&claim(at(100), 10)).await.expect("claim");
     assert_eq!(again.len(), 1, "the dead job is never claimed again");
-    assert_eq!(
-        (again[0].job.id, again[0].job.attempts),
-        (claimed[0].job.id, 2)
-    );
-    store
-        .finish_job(&again[0].lease, &JobOutcome::Done, at(101))
-        .await
-        .expect("done");
+    assert_eq!((again[0].job.id, again[0].job.attempts), (claimed[0].job.id, 2));
+    store.finish_job(&again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
-    assert_eq!(
-        job.last_error.as_deref(),
-        Some("receiver answered 503"),
-        "the last error is kept for the record"
-    );
+    assert_eq!(job.last_error.as_deref(), Some("receiver answered 503"), "the last error is kept for the record");
 
     let job = store.get_job(ws.id, claimed[1].job.id).await.expect("get");
     assert_eq!(job.state, JobState::Dead);
     assert_eq!(job.last_error.as_deref(), Some("gave up"));
     assert!(ids.contains(&job.id));
-    assert!(
-        store
-            .claim_jobs(&claim(at(10_000), 10))
-            .await
-            .expect("claim")
-            .is_empty()
-    );
+    assert!(store.claim_jobs(&claim(at(10_000), 10)).await.expect("claim").is_empty());
 
-    let other = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("ws b");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws b");
     let err = store.get_job(other.id, job.id).await.expect_err("scoped");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
 }
 
 pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    store
-        .enqueue_jobs(ws.id, &[ping_job(at(0))], at(0))
-        .await
-        .expect("enqueue");
-    let stale = store
-        .claim_jobs(&claim(at(0), 1))
-        .await
-        .expect("claim")
-        .remove(0);
-    let live = store
-        .claim_jobs(&claim(at(31), 1))
-        .await
-        .expect("reclaim")
-        .remove(0);
+    store.enqueue_jobs(ws.id, &[ping_job(at(0))], at(0)).await.expect("enqueue");
+    let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
 
-    let err = store
-        .complete_ping(&stale.lease, "slow-worker", at(32))
-        .await
-        .expect_err("stale");
+    let err = store.complete_ping(&stale.lease, "slow-worker", at(32)).await.expect_err("stale");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    assert!(
-        store.ping_records(ws.id).await.expect("records").is_empty(),
-        "no effect without the lease"
-    );
+    assert!(store.ping_records(ws.id).await.expect("records").is_empty(), "no effect without the lease");
 
-    store
-        .complete_ping(&live.lease, "w2", at(33))
-        .await
-        .expect("complete");
+    store.complete_ping(&live.lease, "w2", at(33)).await.expect("complete");
     let records = store.ping_records(ws.id).await.expect("records");
     assert_eq!(records.len(), 1);
-    assert_eq!(
-        (
-            records[0].job_id,
-            records[0].worker.as_str(),
-            records[0].applied_at
-        ),
-        (live.job.id, "w2", at(33))
-    );
-    assert_eq!(
-        store.get_job(ws.id, live.job.id).await.expect("get").state,
-        JobState::Done
-    );
-    let err = store
-        .complete_ping(&live.lease, "w2", at(34))
-        .await
-        .expect_err("twice");
+    assert_eq!((records[0].job_id, records[0].worker.as_str(), records[0].applied_at), (live.job.id, "w2", at(33)));
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("get").state, JobState::Done);
+    let err = store.complete_ping(&live.lease, "w2", at(34)).await.expect_err("twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert_eq!(store.ping_records(ws.id).await.expect("records").len(), 1);
 }
@@ -518,10 +289,7 @@ pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
 pub async fn concurrent_claims_never_overlap(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let jobs: Vec<NewJob> = (0..400).map(|_| ping_job(at(0))).collect();
-    store
-        .enqueue_jobs(ws.id, &jobs, at(0))
-        .await
-        .expect("enqueue");
+    store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
 
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -529,12 +297,8 @@ pub async fn concurrent_claims_never_overlap(store: SharedStore) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let request = ClaimRequest {
-                    worker: format!("w{w}"),
-                    now: at(1),
-                    lease: Duration::from_secs(30),
-                    limit: 7,
-                };
+                let request =
+                    ClaimRequest { worker: format!("w{w}"), now: at(1), lease: Duration::from_secs(30), limit: 7 };
                 let batch = store.claim_jobs(&request).await.expect("claim");
                 if batch.is_empty() {
                     break mine;
@@ -555,119 +319,49 @@ pub async fn concurrent_claims_never_overlap(store: SharedStore) {
 pub async fn claims_take_the_oldest_due_first(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let ids = store
-        .enqueue_jobs(
-            ws.id,
-            &[
-                ping_job(at(30)),
-                ping_job(at(10)),
-                ping_job(at(20)),
-                ping_job(at(500)),
-            ],
-            at(0),
-        )
+        .enqueue_jobs(ws.id, &[ping_job(at(30)), ping_job(at(10)), ping_job(at(20)), ping_job(at(500))], at(0))
         .await
         .expect("enqueue");
     let first = store.claim_jobs(&claim(at(40), 2)).await.expect("claim");
-    assert_eq!(
-        first.iter().map(|j| j.job.id).collect::<Vec<_>>(),
-        vec![ids[1], ids[2]]
-    );
+    assert_eq!(first.iter().map(|j| j.job.id).collect::<Vec<_>>(), vec![ids[1], ids[2]]);
     let second = store.claim_jobs(&claim(at(40), 2)).await.expect("claim");
-    assert_eq!(
-        second.iter().map(|j| j.job.id).collect::<Vec<_>>(),
-        vec![ids[0]]
-    );
+    assert_eq!(second.iter().map(|j| j.job.id).collect::<Vec<_>>(), vec![ids[0]]);
 }
 
 pub async fn queue_stats_and_next_due(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     assert_eq!(store.next_job_due().await.expect("next"), None);
-    assert_eq!(
-        store.queue_stats(at(0)).await.expect("stats"),
-        QueueStats::default()
-    );
+    assert_eq!(store.queue_stats(at(0)).await.expect("stats"), QueueStats::default());
 
-    store
-        .enqueue_jobs(
-            ws.id,
-            &[ping_job(at(5)), ping_job(at(10)), ping_job(at(3600))],
-            at(0),
-        )
-        .await
-        .expect("enqueue");
+    store.enqueue_jobs(ws.id, &[ping_job(at(5)), ping_job(at(10)), ping_job(at(3600))], at(0)).await.expect("enqueue");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(5)));
     assert_eq!(
         store.queue_stats(at(7)).await.expect("stats"),
-        QueueStats {
-            due: 1,
-            scheduled: 2,
-            running: 0,
-            dead: 0
-        }
+        QueueStats { due: 1, scheduled: 2, running: 0, dead: 0 }
     );
 
-    let leased = store
-        .claim_jobs(&claim(at(10), 1))
-        .await
-        .expect("claim")
-        .remove(0);
-    assert_eq!(
-        store.next_job_due().await.expect("next"),
-        Some(at(10)),
-        "the other due job"
-    );
+    let leased = store.claim_jobs(&claim(at(10), 1)).await.expect("claim").remove(0);
+    assert_eq!(store.next_job_due().await.expect("next"), Some(at(10)), "the other due job");
     assert_eq!(
         store.queue_stats(at(10)).await.expect("stats"),
-        QueueStats {
-            due: 1,
-            scheduled: 1,
-            running: 1,
-            dead: 0
-        }
+        QueueStats { due: 1, scheduled: 1, running: 1, dead: 0 }
     );
-    store
-        .finish_job(
-            &leased.lease,
-            &JobOutcome::Dead { error: "x".into() },
-            at(11),
-        )
-        .await
-        .expect("finish");
-    let leased = store
-        .claim_jobs(&claim(at(11), 1))
-        .await
-        .expect("claim")
-        .remove(0);
-    assert_eq!(
-        store.next_job_due().await.expect("next"),
-        Some(at(41)),
-        "lease expiry is a due time"
-    );
+    store.finish_job(&leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
+    let leased = store.claim_jobs(&claim(at(11), 1)).await.expect("claim").remove(0);
+    assert_eq!(store.next_job_due().await.expect("next"), Some(at(41)), "lease expiry is a due time");
     assert_eq!(
         store.queue_stats(at(50)).await.expect("stats"),
-        QueueStats {
-            due: 1,
-            scheduled: 1,
-            running: 0,
-            dead: 1
-        },
+        QueueStats { due: 1, scheduled: 1, running: 0, dead: 1 },
         "an expired lease counts as due"
     );
-    store
-        .finish_job(&leased.lease, &JobOutcome::Done, at(12))
-        .await
-        .expect("finish");
+    store.finish_job(&leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
 }
 
 fn new_source(name: &str, seed: u8) -> (SourceToken, NewSource) {
     let token = SourceToken::generate([seed; 32]);
-    let source = NewSource {
-        name: name.into(),
-        kind: SourceKind::Generic,
-        token_hash: token.hash(),
-        token_hint: token.hint(),
-    };
+    let source =
+        NewSource { name: name.into(), kind: SourceKind::Generic, token_hash: token.hash(), token_hint: token.hint() };
     (token, source)
 }
 
@@ -675,20 +369,11 @@ fn new_source(name: &str, seed: u8) -> (SourceToken, NewSource) {
 async fn with_source(store: &SharedStore) -> (WorkspaceId, SourceId) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let (_, source) = new_source("website", 1);
-    let source = store
-        .create_source(ws.id, source, at(0))
-        .await
-        .expect("source");
+    let source = store.create_source(ws.id, source, at(0)).await.expect("source");
     (ws.id, source.id)
 }
 
-fn request(
-    ws: WorkspaceId,
-    source: SourceId,
-    body: Value,
-    key: Option<&str>,
-    t: Timestamp,
-) -> IngestRequest {
+fn request(ws: WorkspaceId, source: SourceId, body: Value, key: Option<&str>, t: Timestamp) -> IngestRequest {
     IngestRequest {
         workspace_id: ws,
         source_id: source,
@@ -700,6 +385,7 @@ fn request(
         },
         idempotency_key: key.map(str::to_owned),
         event: parse_generic(&body).expect("valid payload"),
+        notes: Vec::new(),
     }
 }
 
@@ -716,54 +402,20 @@ fn email(s: &str) -> EmailAddress {
 
 pub async fn sources_are_managed_per_workspace(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    let other = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("other");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     let (token, new) = new_source("website", 1);
-    let source = store
-        .create_source(ws.id, new, at(1))
-        .await
-        .expect("create");
-    assert_eq!(
-        (source.name.as_str(), source.kind, source.enabled),
-        ("website", SourceKind::Generic, true)
-    );
+    let source = store.create_source(ws.id, new, at(1)).await.expect("create");
+    assert_eq!((source.name.as_str(), source.kind, source.enabled), ("website", SourceKind::Generic, true));
     assert_eq!(source.token_hint, token.hint());
-    assert_eq!(
-        store.get_source(ws.id, source.id).await.expect("get"),
-        source
-    );
+    assert_eq!(store.get_source(ws.id, source.id).await.expect("get"), source);
     let (_, second) = new_source("posthog", 2);
-    let second = store
-        .create_source(
-            ws.id,
-            NewSource {
-                kind: SourceKind::Posthog,
-                ..second
-            },
-            at(2),
-        )
-        .await
-        .expect("create");
-    let page = store
-        .list_sources(ws.id, PageRequest::first(1))
-        .await
-        .expect("list");
+    let second =
+        store.create_source(ws.id, NewSource { kind: SourceKind::Posthog, ..second }, at(2)).await.expect("create");
+    let page = store.list_sources(ws.id, PageRequest::first(1)).await.expect("list");
     assert_eq!(page.items, vec![source.clone()]);
     assert!(page.next_cursor.is_some());
-    assert!(
-        store
-            .list_sources(other.id, PageRequest::first(10))
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
-    assert!(matches!(
-        store.get_source(other.id, source.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(store.list_sources(other.id, PageRequest::first(10)).await.expect("list").items.is_empty());
+    assert!(matches!(store.get_source(other.id, source.id).await, Err(StoreError::NotFound { .. })));
 
     let update = SourceUpdate {
         name: Some("site".into()),
@@ -771,159 +423,49 @@ pub async fn sources_are_managed_per_workspace(store: SharedStore) {
         rate_limit_per_second: Some(Some(5)),
         mapping: Some(Some(json!({"email": "customer.email"}))),
     };
-    let updated = store
-        .update_source(ws.id, source.id, update, at(3))
-        .await
-        .expect("update");
-    assert_eq!(
-        (
-            updated.name.as_str(),
-            updated.enabled,
-            updated.rate_limit_per_second
-        ),
-        ("site", false, Some(5))
-    );
+    let updated = store.update_source(ws.id, source.id, update, at(3)).await.expect("update");
+    assert_eq!((updated.name.as_str(), updated.enabled, updated.rate_limit_per_second), ("site", false, Some(5)));
     assert_eq!(updated.mapping, Some(json!({"email": "customer.email"})));
     assert_eq!(updated.updated_at, at(3));
-    assert!(
-        store
-            .source_by_token(&token.hash(), at(3))
-            .await
-            .expect("lookup")
-            .is_none(),
-        "disabled"
-    );
-    let cleared = SourceUpdate {
-        mapping: Some(None),
-        rate_limit_per_second: Some(None),
-        ..SourceUpdate::default()
-    };
-    let cleared = store
-        .update_source(ws.id, source.id, cleared, at(4))
-        .await
-        .expect("update");
-    assert_eq!(
-        (
-            cleared.mapping,
-            cleared.rate_limit_per_second,
-            cleared.name.as_str()
-        ),
-        (None, None, "site")
-    );
+    assert!(store.source_by_token(&token.hash(), at(3)).await.expect("lookup").is_none(), "disabled");
+    let cleared = SourceUpdate { mapping: Some(None), rate_limit_per_second: Some(None), ..SourceUpdate::default() };
+    let cleared = store.update_source(ws.id, source.id, cleared, at(4)).await.expect("update");
+    assert_eq!((cleared.mapping, cleared.rate_limit_per_second, cleared.name.as_str()), (None, None, "site"));
     assert!(matches!(
-        store
-            .update_source(other.id, source.id, SourceUpdate::default(), at(4))
-            .await,
+        store.update_source(other.id, source.id, SourceUpdate::default(), at(4)).await,
         Err(StoreError::NotFound { .. })
     ));
 
-    assert!(matches!(
-        store.delete_source(other.id, source.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.delete_source(other.id, source.id).await, Err(StoreError::NotFound { .. })));
     store.delete_source(ws.id, source.id).await.expect("delete");
-    assert!(matches!(
-        store.get_source(ws.id, source.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert_eq!(
-        store
-            .list_sources(ws.id, PageRequest::first(10))
-            .await
-            .expect("list")
-            .items,
-        vec![second]
-    );
+    assert!(matches!(store.get_source(ws.id, source.id).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.list_sources(ws.id, PageRequest::first(10)).await.expect("list").items, vec![second]);
 }
 
 pub async fn source_tokens_rotate_with_and_without_grace(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let (first, new) = new_source("website", 1);
-    let source = store
-        .create_source(ws.id, new, at(0))
-        .await
-        .expect("create");
-    assert_eq!(
-        store
-            .source_by_token(&first.hash(), at(1))
-            .await
-            .expect("lookup")
-            .map(|s| s.id),
-        Some(source.id)
-    );
-    assert!(
-        store
-            .source_by_token(&SourceToken::generate([9; 32]).hash(), at(1))
-            .await
-            .expect("lookup")
-            .is_none()
-    );
+    let source = store.create_source(ws.id, new, at(0)).await.expect("create");
+    assert_eq!(store.source_by_token(&first.hash(), at(1)).await.expect("lookup").map(|s| s.id), Some(source.id));
+    assert!(store.source_by_token(&SourceToken::generate([9; 32]).hash(), at(1)).await.expect("lookup").is_none());
 
     let second = SourceToken::generate([2; 32]);
-    let rotated = store
-        .rotate_source_token(ws.id, source.id, second.hash(), second.hint(), None, at(2))
-        .await
-        .expect("rotate");
+    let rotated =
+        store.rotate_source_token(ws.id, source.id, second.hash(), second.hint(), None, at(2)).await.expect("rotate");
     assert_eq!(rotated.token_hint, second.hint());
-    assert!(
-        store
-            .source_by_token(&first.hash(), at(2))
-            .await
-            .expect("lookup")
-            .is_none(),
-        "old token dead at once"
-    );
-    assert!(
-        store
-            .source_by_token(&second.hash(), at(2))
-            .await
-            .expect("lookup")
-            .is_some()
-    );
+    assert!(store.source_by_token(&first.hash(), at(2)).await.expect("lookup").is_none(), "old token dead at once");
+    assert!(store.source_by_token(&second.hash(), at(2)).await.expect("lookup").is_some());
 
     let third = SourceToken::generate([3; 32]);
     let rotated = store
-        .rotate_source_token(
-            ws.id,
-            source.id,
-            third.hash(),
-            third.hint(),
-            Some(at(60)),
-            at(3),
-        )
+        .rotate_source_token(ws.id, source.id, third.hash(), third.hint(), Some(at(60)), at(3))
         .await
         .expect("rotate with grace");
     assert_eq!(rotated.previous_token_expires_at, Some(at(60)));
-    assert!(
-        store
-            .source_by_token(&second.hash(), at(59))
-            .await
-            .expect("lookup")
-            .is_some(),
-        "grace period"
-    );
-    assert!(
-        store
-            .source_by_token(&second.hash(), at(60))
-            .await
-            .expect("lookup")
-            .is_none(),
-        "grace over"
-    );
-    assert!(
-        store
-            .source_by_token(&third.hash(), at(60))
-            .await
-            .expect("lookup")
-            .is_some()
-    );
-    assert!(
-        store
-            .source_by_token(&first.hash(), at(3))
-            .await
-            .expect("lookup")
-            .is_none()
-    );
+    assert!(store.source_by_token(&second.hash(), at(59)).await.expect("lookup").is_some(), "grace period");
+    assert!(store.source_by_token(&second.hash(), at(60)).await.expect("lookup").is_none(), "grace over");
+    assert!(store.source_by_token(&third.hash(), at(60)).await.expect("lookup").is_some());
+    assert!(store.source_by_token(&first.hash(), at(3)).await.expect("lookup").is_none());
 }
 
 pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
@@ -938,51 +480,23 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
             body_prefix: format!("{{\"n\": {i}}}").into_bytes(),
         })
         .collect();
-    store
-        .record_rejections(&rejections[..50])
-        .await
-        .expect("record");
-    store
-        .record_rejections(&rejections[50..])
-        .await
-        .expect("record");
+    store.record_rejections(&rejections[..50]).await.expect("record");
+    store.record_rejections(&rejections[50..]).await.expect("record");
     let kept = store.list_rejections(ws, source).await.expect("list");
     assert_eq!(kept.len(), 100);
     assert_eq!(kept[0], rejections[104], "newest first");
     assert_eq!(kept[99], rejections[5]);
 
-    let samples: Vec<Sample> = (0..25u64)
-        .map(|i| Sample {
-            source_id: source,
-            received_at: at(i),
-            body: json!({"n": i}),
-        })
-        .collect();
+    let samples: Vec<Sample> =
+        (0..25u64).map(|i| Sample { source_id: source, received_at: at(i), body: json!({"n": i}) }).collect();
     store.record_samples(&samples).await.expect("record");
     let kept = store.list_samples(ws, source).await.expect("list");
     assert_eq!(kept.len(), 20);
     assert_eq!(kept[0], samples[24]);
 
-    let other = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("other");
-    assert!(
-        store
-            .list_rejections(other.id, source)
-            .await
-            .expect("list")
-            .is_empty(),
-        "scoped"
-    );
-    assert!(
-        store
-            .list_samples(other.id, source)
-            .await
-            .expect("list")
-            .is_empty(),
-        "scoped"
-    );
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    assert!(store.list_rejections(other.id, source).await.expect("list").is_empty(), "scoped");
+    assert!(store.list_samples(other.id, source).await.expect("list").is_empty(), "scoped");
 }
 
 pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
@@ -990,13 +504,7 @@ pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
     let first = json!({"email": "User@Example.com", "event": "user_signed_up", "data": {"name": "Alex", "plan": "free", "company": {"name": "Acme"}}});
     let second = json!({"email": "user@example.com", "event": "plan_changed", "userId": "usr_1", "data": {"plan": "pro", "company": {"size": 10}}});
     let results = store
-        .ingest(
-            &[
-                request(ws, source, first.clone(), None, at(1)),
-                request(ws, source, second, None, at(2)),
-            ],
-            at(2),
-        )
+        .ingest(&[request(ws, source, first.clone(), None, at(1)), request(ws, source, second, None, at(2))], at(2))
         .await
         .expect("ingest");
     let (a, b) = (accepted(&results[0]), accepted(&results[1]));
@@ -1020,60 +528,22 @@ pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
     assert_eq!(event.outcome.contact, ContactAction::Created);
     let kept = event.request.expect("request kept");
     assert_eq!(kept.body, first.to_string().into_bytes());
-    assert_eq!(
-        (kept.method.as_str(), kept.content_type.as_deref()),
-        ("POST", Some("application/json"))
-    );
-    assert_eq!(
-        store
-            .get_event(ws, b.event_id)
-            .await
-            .expect("event")
-            .outcome
-            .contact,
-        ContactAction::Updated
-    );
+    assert_eq!((kept.method.as_str(), kept.content_type.as_deref()), ("POST", Some("application/json")));
+    assert_eq!(store.get_event(ws, b.event_id).await.expect("event").outcome.contact, ContactAction::Updated);
 
     // A later batch with nothing new leaves the contact unchanged.
     let again = json!({"email": "user@example.com", "data": {"plan": "pro"}});
-    let results = store
-        .ingest(&[request(ws, source, again, None, at(3))], at(3))
-        .await
-        .expect("ingest");
-    let event = store
-        .get_event(ws, accepted(&results[0]).event_id)
-        .await
-        .expect("event");
+    let results = store.ingest(&[request(ws, source, again, None, at(3))], at(3)).await.expect("ingest");
+    let event = store.get_event(ws, accepted(&results[0]).event_id).await.expect("event");
     assert_eq!(event.outcome.contact, ContactAction::Unchanged);
-    assert!(
-        event
-            .outcome
-            .notes
-            .iter()
-            .any(|n| n.contains("No event name")),
-        "{:?}",
-        event.outcome.notes
-    );
-    assert_eq!(
-        store
-            .get_contact(ws, contact_id)
-            .await
-            .expect("contact")
-            .updated_at,
-        at(2)
-    );
+    assert!(event.outcome.notes.iter().any(|n| n.contains("No event name")), "{:?}", event.outcome.notes);
+    assert_eq!(store.get_contact(ws, contact_id).await.expect("contact").updated_at, at(2));
 }
 
 pub async fn ingest_replays_idempotency_keys_for_a_day(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let body = json!({"email": "a@example.com", "event": "paid"});
-    let first = store
-        .ingest(
-            &[request(ws, source, body.clone(), Some("k-1"), at(0))],
-            at(0),
-        )
-        .await
-        .expect("ingest");
+    let first = store.ingest(&[request(ws, source, body.clone(), Some("k-1"), at(0))], at(0)).await.expect("ingest");
     let receipt = accepted(&first[0]);
     // Same key later, and twice within one batch: the original receipt, nothing new.
     let replays = store
@@ -1086,13 +556,7 @@ pub async fn ingest_replays_idempotency_keys_for_a_day(store: SharedStore) {
         )
         .await
         .expect("ingest");
-    assert_eq!(
-        replays,
-        vec![
-            IngestResult::Replayed(receipt.clone()),
-            IngestResult::Replayed(receipt.clone())
-        ]
-    );
+    assert_eq!(replays, vec![IngestResult::Replayed(receipt.clone()), IngestResult::Replayed(receipt.clone())]);
     let in_batch = store
         .ingest(
             &[
@@ -1104,59 +568,26 @@ pub async fn ingest_replays_idempotency_keys_for_a_day(store: SharedStore) {
         .await
         .expect("ingest");
     assert_eq!(in_batch[1], IngestResult::Replayed(accepted(&in_batch[0])));
-    let events = store
-        .list_events(ws, &EventFilter::default(), PageRequest::first(50))
-        .await
-        .expect("list");
+    let events = store.list_events(ws, &EventFilter::default(), PageRequest::first(50)).await.expect("list");
     assert_eq!(events.items.len(), 2);
 
     let day_later = at(24 * 3600 + 1);
-    let after = store
-        .ingest(
-            &[request(ws, source, body, Some("k-1"), day_later)],
-            day_later,
-        )
-        .await
-        .expect("ingest");
-    assert_ne!(
-        accepted(&after[0]).event_id,
-        receipt.event_id,
-        "the key expired after 24 h"
-    );
+    let after = store.ingest(&[request(ws, source, body, Some("k-1"), day_later)], day_later).await.expect("ingest");
+    assert_ne!(accepted(&after[0]).event_id, receipt.event_id, "the key expired after 24 h");
 }
 
 pub async fn ingest_unmatched_is_refused_or_skipped(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let refused = store
-        .ingest(
-            &[request(
-                ws,
-                source,
-                json!({"userId": "nobody", "event": "x"}),
-                None,
-                at(1),
-            )],
-            at(1),
-        )
+        .ingest(&[request(ws, source, json!({"userId": "nobody", "event": "x"}), None, at(1))], at(1))
         .await
         .expect("ingest");
     assert_eq!(refused, vec![IngestResult::Unmatched]);
     assert!(
-        store
-            .list_events(ws, &EventFilter::default(), PageRequest::first(10))
-            .await
-            .expect("list")
-            .items
-            .is_empty()
+        store.list_events(ws, &EventFilter::default(), PageRequest::first(10)).await.expect("list").items.is_empty()
     );
 
-    let mut skipped = request(
-        ws,
-        source,
-        json!({"userId": "anon-1", "event": "$pageview"}),
-        None,
-        at(2),
-    );
+    let mut skipped = request(ws, source, json!({"userId": "anon-1", "event": "$pageview"}), None, at(2));
     skipped.event.when_unmatched = herald_domain::inbound::WhenUnmatched::Skip;
     let results = store.ingest(&[skipped], at(2)).await.expect("ingest");
     let receipt = accepted(&results[0]);
@@ -1174,29 +605,11 @@ pub async fn ingest_unmatched_is_refused_or_skipped(store: SharedStore) {
 
     // Known by user id: matched without an email.
     store
-        .ingest(
-            &[request(
-                ws,
-                source,
-                json!({"email": "k@example.com", "userId": "known"}),
-                None,
-                at(3),
-            )],
-            at(3),
-        )
+        .ingest(&[request(ws, source, json!({"email": "k@example.com", "userId": "known"}), None, at(3))], at(3))
         .await
         .expect("ingest");
     let results = store
-        .ingest(
-            &[request(
-                ws,
-                source,
-                json!({"userId": "known", "event": "x"}),
-                None,
-                at(4),
-            )],
-            at(4),
-        )
+        .ingest(&[request(ws, source, json!({"userId": "known", "event": "x"}), None, at(4))], at(4))
         .await
         .expect("ingest");
     assert!(accepted(&results[0]).contact_id.is_some());
@@ -1208,22 +621,13 @@ pub async fn ingest_records_identity_conflicts(store: SharedStore) {
         .ingest(
             &[
                 request(ws, source, json!({"email": "x@example.com"}), None, at(1)),
-                request(
-                    ws,
-                    source,
-                    json!({"email": "y@example.com", "userId": "u-y"}),
-                    None,
-                    at(1),
-                ),
+                request(ws, source, json!({"email": "y@example.com", "userId": "u-y"}), None, at(1)),
             ],
             at(1),
         )
         .await
         .expect("ingest");
-    let (x, y) = (
-        accepted(&setup[0]).contact_id.expect("x"),
-        accepted(&setup[1]).contact_id.expect("y"),
-    );
+    let (x, y) = (accepted(&setup[0]).contact_id.expect("x"), accepted(&setup[1]).contact_id.expect("y"));
     let results = store
         .ingest(
             &[request(
@@ -1251,11 +655,7 @@ pub async fn ingest_records_identity_conflicts(store: SharedStore) {
     let y_after = store.get_contact(ws, y).await.expect("y");
     assert!(y_after.attributes.is_empty(), "y untouched");
     assert_eq!(y_after.user_id.as_ref().map(UserId::as_str), Some("u-y"));
-    assert_eq!(
-        store.get_contact(ws, x).await.expect("x").user_id,
-        None,
-        "x does not take y's id"
-    );
+    assert_eq!(store.get_contact(ws, x).await.expect("x").user_id, None, "x does not take y's id");
 }
 
 pub async fn ingest_batches_race_safely(store: SharedStore) {
@@ -1279,33 +679,20 @@ pub async fn ingest_batches_race_safely(store: SharedStore) {
     for task in tasks {
         task.await.expect("task");
     }
-    let contacts = store
-        .list_contacts(ws, &ContactFilter::default(), PageRequest::first(100))
-        .await
-        .expect("list");
+    let contacts = store.list_contacts(ws, &ContactFilter::default(), PageRequest::first(100)).await.expect("list");
     assert_eq!(contacts.items.len(), 20, "one contact per email");
     for contact in &contacts.items {
         for task in 0..6 {
-            assert_eq!(
-                contact.attributes[&format!("t{task}")],
-                9,
-                "no lost update: {:?}",
-                contact.attributes
-            );
+            assert_eq!(contact.attributes[&format!("t{task}")], 9, "no lost update: {:?}", contact.attributes);
         }
     }
     let mut page = PageRequest::first(500);
     let mut events = 0;
     loop {
-        let got = store
-            .list_events(ws, &EventFilter::default(), page)
-            .await
-            .expect("events");
+        let got = store.list_events(ws, &EventFilter::default(), page).await.expect("events");
         events += got.items.len();
         match got.next_cursor {
-            Some(c) => {
-                page.after = Some(herald_domain::Cursor::decode(c.as_str()).expect("cursor"))
-            }
+            Some(c) => page.after = Some(herald_domain::Cursor::decode(c.as_str()).expect("cursor")),
             None => break,
         }
     }
@@ -1315,18 +702,12 @@ pub async fn ingest_batches_race_safely(store: SharedStore) {
 pub async fn events_filter_and_paginate(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let (_, other_source) = new_source("other", 2);
-    let other_source = store
-        .create_source(ws, other_source, at(0))
-        .await
-        .expect("source");
+    let other_source = store.create_source(ws, other_source, at(0)).await.expect("source");
     let mut ids = Vec::new();
     for i in 0..6u64 {
         let src = if i % 2 == 0 { source } else { other_source.id };
         let body = json!({"email": format!("e{}@example.com", i % 3), "event": if i < 3 { "a" } else { "B" }});
-        let results = store
-            .ingest(&[request(ws, src, body, None, at(i * 10))], at(i * 10))
-            .await
-            .expect("ingest");
+        let results = store.ingest(&[request(ws, src, body, None, at(i * 10))], at(i * 10)).await.expect("ingest");
         ids.push(accepted(&results[0]));
     }
     let list = |filter: EventFilter| {
@@ -1343,117 +724,46 @@ pub async fn events_filter_and_paginate(store: SharedStore) {
         }
     };
     let all = list(EventFilter::default()).await;
+    assert_eq!(all, ids.iter().rev().map(|r| r.event_id).collect::<Vec<_>>(), "newest first");
+    assert_eq!(list(EventFilter { name: Some("B".into()), ..EventFilter::default() }).await.len(), 3);
+    assert_eq!(list(EventFilter { name: Some("b".into()), ..EventFilter::default() }).await.len(), 0, "case-sensitive");
+    assert_eq!(list(EventFilter { source: Some(source), ..EventFilter::default() }).await.len(), 3);
     assert_eq!(
-        all,
-        ids.iter().rev().map(|r| r.event_id).collect::<Vec<_>>(),
-        "newest first"
-    );
-    assert_eq!(
-        list(EventFilter {
-            name: Some("B".into()),
-            ..EventFilter::default()
-        })
-        .await
-        .len(),
-        3
-    );
-    assert_eq!(
-        list(EventFilter {
-            name: Some("b".into()),
-            ..EventFilter::default()
-        })
-        .await
-        .len(),
-        0,
-        "case-sensitive"
-    );
-    assert_eq!(
-        list(EventFilter {
-            source: Some(source),
-            ..EventFilter::default()
-        })
-        .await
-        .len(),
-        3
-    );
-    assert_eq!(
-        list(EventFilter {
-            contact: ids[0].contact_id,
-            ..EventFilter::default()
-        })
-        .await,
+        list(EventFilter { contact: ids[0].contact_id, ..EventFilter::default() }).await,
         vec![ids[3].event_id, ids[0].event_id]
     );
     assert_eq!(
-        list(EventFilter {
-            from: Some(at(20)),
-            until: Some(at(40)),
-            ..EventFilter::default()
-        })
-        .await,
+        list(EventFilter { from: Some(at(20)), until: Some(at(40)), ..EventFilter::default() }).await,
         vec![ids[3].event_id, ids[2].event_id]
     );
-    let page = store
-        .list_events(ws, &EventFilter::default(), PageRequest::first(4))
-        .await
-        .expect("page");
-    assert!(
-        page.items.iter().all(|e| e.request.is_none()),
-        "lists leave bodies out"
-    );
+    let page = store.list_events(ws, &EventFilter::default(), PageRequest::first(4)).await.expect("page");
+    assert!(page.items.iter().all(|e| e.request.is_none()), "lists leave bodies out");
     let cursor = page.next_cursor.expect("more");
     let rest = store
         .list_events(
             ws,
             &EventFilter::default(),
-            PageRequest {
-                after: Some(herald_domain::Cursor::decode(cursor.as_str()).expect("c")),
-                limit: 4,
-            },
+            PageRequest { after: Some(herald_domain::Cursor::decode(cursor.as_str()).expect("c")), limit: 4 },
         )
         .await
         .expect("page");
-    assert_eq!(
-        rest.items.iter().map(|e| e.id).collect::<Vec<_>>(),
-        vec![ids[1].event_id, ids[0].event_id]
-    );
-    let other = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("ws");
-    assert!(matches!(
-        store.get_event(other.id, ids[0].event_id).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert_eq!(rest.items.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[1].event_id, ids[0].event_id]);
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws");
+    assert!(matches!(store.get_event(other.id, ids[0].event_id).await, Err(StoreError::NotFound { .. })));
 }
 
 pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let new = |e: &str, plan: &str| NewContact {
-        identity: herald_domain::Identity {
-            email: Some(email(e)),
-            ..Default::default()
-        },
+        identity: herald_domain::Identity { email: Some(email(e)), ..Default::default() },
         first_name: Some("Ann".into()),
         attributes: json!({"plan": plan}).as_object().cloned().expect("object"),
         ..NewContact::default()
     };
-    let a = store
-        .create_contact(ws, new("a@example.com", "free"), at(1))
-        .await
-        .expect("create");
-    let b = store
-        .create_contact(ws, new("b@example.com", "pro"), at(2))
-        .await
-        .expect("create");
-    let err = store
-        .create_contact(ws, new("a@example.com", "x"), at(3))
-        .await
-        .expect_err("duplicate");
-    assert!(
-        matches!(err, StoreError::Conflict { ref constraint } if constraint == "contacts_email"),
-        "{err:?}"
-    );
+    let a = store.create_contact(ws, new("a@example.com", "free"), at(1)).await.expect("create");
+    let b = store.create_contact(ws, new("b@example.com", "pro"), at(2)).await.expect("create");
+    let err = store.create_contact(ws, new("a@example.com", "x"), at(3)).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "contacts_email"), "{err:?}");
 
     let filter = |f: ContactFilter| {
         let store = store.clone();
@@ -1469,20 +779,9 @@ pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStor
         }
     };
     assert_eq!(filter(ContactFilter::default()).await, vec![a.id, b.id]);
+    assert_eq!(filter(ContactFilter { email: Some(email("b@example.com")), ..Default::default() }).await, vec![b.id]);
     assert_eq!(
-        filter(ContactFilter {
-            email: Some(email("b@example.com")),
-            ..Default::default()
-        })
-        .await,
-        vec![b.id]
-    );
-    assert_eq!(
-        filter(ContactFilter {
-            attribute: Some(("plan".into(), json!("free"))),
-            ..Default::default()
-        })
-        .await,
+        filter(ContactFilter { attribute: Some(("plan".into(), json!("free"))), ..Default::default() }).await,
         vec![a.id]
     );
 
@@ -1490,76 +789,30 @@ pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStor
         user_id: Some(Some(UserId::parse("u-a").expect("id"))),
         last_name: Some(Some("Lee".into())),
         first_name: Some(None),
-        attributes: json!({"plan": null, "seats": 3})
-            .as_object()
-            .cloned()
-            .expect("object"),
+        attributes: json!({"plan": null, "seats": 3}).as_object().cloned().expect("object"),
         ..ContactPatch::default()
     };
-    let updated = store
-        .update_contact(ws, a.id, patch, at(5))
-        .await
-        .expect("update");
-    assert_eq!(
-        (updated.first_name.as_deref(), updated.last_name.as_deref()),
-        (None, Some("Lee"))
-    );
-    assert_eq!(
-        Value::Object(updated.attributes.clone()),
-        json!({"seats": 3})
-    );
+    let updated = store.update_contact(ws, a.id, patch, at(5)).await.expect("update");
+    assert_eq!((updated.first_name.as_deref(), updated.last_name.as_deref()), (None, Some("Lee")));
+    assert_eq!(Value::Object(updated.attributes.clone()), json!({"seats": 3}));
     assert_eq!(updated.updated_at, at(5));
     assert_eq!(
-        filter(ContactFilter {
-            user_id: Some(UserId::parse("u-a").expect("id")),
-            ..Default::default()
-        })
-        .await,
+        filter(ContactFilter { user_id: Some(UserId::parse("u-a").expect("id")), ..Default::default() }).await,
         vec![a.id]
     );
-    let taken = ContactPatch {
-        email: Some(Some(email("a@example.com"))),
-        ..ContactPatch::default()
-    };
-    assert!(matches!(
-        store.update_contact(ws, b.id, taken, at(6)).await,
-        Err(StoreError::Conflict { .. })
-    ));
+    let taken = ContactPatch { email: Some(Some(email("a@example.com"))), ..ContactPatch::default() };
+    assert!(matches!(store.update_contact(ws, b.id, taken, at(6)).await, Err(StoreError::Conflict { .. })));
 
     let results = store
-        .ingest(
-            &[request(
-                ws,
-                source,
-                json!({"email": "a@example.com", "event": "x"}),
-                None,
-                at(7),
-            )],
-            at(7),
-        )
+        .ingest(&[request(ws, source, json!({"email": "a@example.com", "event": "x"}), None, at(7))], at(7))
         .await
         .expect("ingest");
     let event_id = accepted(&results[0]).event_id;
-    let other = store
-        .create_workspace(&ws_name("other"), at(0))
-        .await
-        .expect("ws");
-    assert!(matches!(
-        store.delete_contact(other.id, a.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws");
+    assert!(matches!(store.delete_contact(other.id, a.id).await, Err(StoreError::NotFound { .. })));
     store.delete_contact(ws, a.id).await.expect("delete");
-    assert!(matches!(
-        store.get_contact(ws, a.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(
-        matches!(
-            store.get_event(ws, event_id).await,
-            Err(StoreError::NotFound { .. })
-        ),
-        "events erased"
-    );
+    assert!(matches!(store.get_contact(ws, a.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.get_event(ws, event_id).await, Err(StoreError::NotFound { .. })), "events erased");
     assert_eq!(filter(ContactFilter::default()).await, vec![b.id]);
 }
 
@@ -1592,10 +845,7 @@ pub async fn contact_import_upserts_by_email(store: SharedStore) {
         })
         .collect();
     rows.push(NewContact {
-        identity: herald_domain::Identity {
-            email: Some(email("old@example.com")),
-            ..Default::default()
-        },
+        identity: herald_domain::Identity { email: Some(email("old@example.com")), ..Default::default() },
         attributes: json!({"plan": "pro"}).as_object().cloned().expect("object"),
         ..NewContact::default()
     });
@@ -1607,36 +857,19 @@ pub async fn contact_import_upserts_by_email(store: SharedStore) {
         },
         ..NewContact::default()
     });
-    let results = store
-        .import_contacts(ws.id, &rows, at(1))
-        .await
-        .expect("import");
+    let results = store.import_contacts(ws.id, &rows, at(1)).await.expect("import");
     assert_eq!(results.len(), 2002);
-    assert!(
-        results[..2000]
-            .iter()
-            .all(|r| matches!(r, Ok(ImportOutcome::Created(_))))
-    );
+    assert!(results[..2000].iter().all(|r| matches!(r, Ok(ImportOutcome::Created(_)))));
     assert_eq!(results[2000], Ok(ImportOutcome::Updated(existing.id)));
-    assert!(
-        results[2001].as_ref().is_err_and(|e| e.contains("user_id")),
-        "{:?}",
-        results[2001]
-    );
+    assert!(results[2001].as_ref().is_err_and(|e| e.contains("user_id")), "{:?}", results[2001]);
     let old = store.get_contact(ws.id, existing.id).await.expect("get");
     assert_eq!(old.attributes["plan"], "pro");
-    let all = store
-        .list_contacts(ws.id, &ContactFilter::default(), PageRequest::first(500))
-        .await
-        .expect("list");
+    let all = store.list_contacts(ws.id, &ContactFilter::default(), PageRequest::first(500)).await.expect("list");
     assert_eq!(all.items.len(), 500);
     let found = store
         .list_contacts(
             ws.id,
-            &ContactFilter {
-                email: Some(email("row1999@example.com")),
-                ..Default::default()
-            },
+            &ContactFilter { email: Some(email("row1999@example.com")), ..Default::default() },
             PageRequest::first(5),
         )
         .await
@@ -1646,10 +879,7 @@ pub async fn contact_import_upserts_by_email(store: SharedStore) {
         store
             .list_contacts(
                 ws.id,
-                &ContactFilter {
-                    email: Some(email("thief@example.com")),
-                    ..Default::default()
-                },
+                &ContactFilter { email: Some(email("thief@example.com")), ..Default::default() },
                 PageRequest::first(5)
             )
             .await

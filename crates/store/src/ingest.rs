@@ -7,13 +7,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use herald_domain::contact::{
-    KnownContact, Resolution, merge_attributes, resolve_identity, set_attributes_once,
-};
+use herald_domain::contact::{KnownContact, Resolution, merge_attributes, resolve_identity, set_attributes_once};
 use herald_domain::inbound::{InboundEvent, WhenUnmatched};
 use herald_domain::{
-    Contact, ContactAction, ContactId, EmailAddress, Event, EventId, EventOutcome, Phone,
-    RequestRecord, SourceId, Timestamp, UserId, WorkspaceId,
+    Contact, ContactAction, ContactId, EmailAddress, Event, EventId, EventOutcome, Phone, RequestRecord, SourceId,
+    Timestamp, UserId, WorkspaceId,
 };
 use serde_json::Map;
 
@@ -32,6 +30,8 @@ pub struct IngestRequest {
     /// From `Idempotency-Key`, `webhook-id`, or the payload (PostHog's `uuid`).
     pub idempotency_key: Option<String>,
     pub event: InboundEvent,
+    /// Explanations the receiving side adds to the outcome (a mapping that failed, say).
+    pub notes: Vec<String>,
 }
 
 /// What became of one request.
@@ -94,21 +94,10 @@ pub fn batch_keys(requests: &[IngestRequest]) -> HashMap<WorkspaceId, BatchKeys>
     for request in requests {
         let entry = keys.entry(request.workspace_id).or_default();
         let identity = &request.event.identity;
-        entry
-            .emails
-            .extend(identity.email.as_ref().map(|e| e.as_str().to_owned()));
-        entry
-            .user_ids
-            .extend(identity.user_id.as_ref().map(|u| u.as_str().to_owned()));
-        entry
-            .phones
-            .extend(identity.phone.as_ref().map(|p| p.as_str().to_owned()));
-        entry.idempotency.extend(
-            request
-                .idempotency_key
-                .clone()
-                .map(|k| (request.source_id, k)),
-        );
+        entry.emails.extend(identity.email.as_ref().map(|e| e.as_str().to_owned()));
+        entry.user_ids.extend(identity.user_id.as_ref().map(|u| u.as_str().to_owned()));
+        entry.phones.extend(identity.phone.as_ref().map(|p| p.as_str().to_owned()));
+        entry.idempotency.extend(request.idempotency_key.clone().map(|k| (request.source_id, k)));
     }
     keys
 }
@@ -163,12 +152,7 @@ impl WorkingSet {
 
     fn known(&self, i: usize) -> KnownContact {
         let c = &self.contacts[i];
-        KnownContact {
-            id: c.id,
-            email: c.email.clone(),
-            user_id: c.user_id.clone(),
-            phone: c.phone.clone(),
-        }
+        KnownContact { id: c.id, email: c.email.clone(), user_id: c.user_id.clone(), phone: c.phone.clone() }
     }
 
     fn position(&self, id: ContactId) -> Option<usize> {
@@ -212,10 +196,7 @@ pub fn plan_batch(
     let mut results = Vec::with_capacity(requests.len());
 
     for request in requests {
-        let key = request
-            .idempotency_key
-            .clone()
-            .map(|k| (request.source_id, k));
+        let key = request.idempotency_key.clone().map(|k| (request.source_id, k));
         if let Some(receipt) = key.as_ref().and_then(|k| seen.get(k)) {
             results.push(IngestResult::Replayed(receipt.clone()));
             continue;
@@ -224,25 +205,10 @@ pub fn plan_batch(
         let event = &request.event;
         let identity = &event.identity;
         let find = |i: Option<&usize>| i.map(|&i| set.known(i));
-        let by_email = find(
-            identity
-                .email
-                .as_ref()
-                .and_then(|e| set.by_email.get(&(ws, e.clone()))),
-        );
-        let by_user_id = find(
-            identity
-                .user_id
-                .as_ref()
-                .and_then(|u| set.by_user_id.get(&(ws, u.clone()))),
-        );
-        let by_phone = find(
-            identity
-                .phone
-                .as_ref()
-                .and_then(|p| set.by_phone.get(&(ws, p.clone()))),
-        );
-        let mut notes = Vec::new();
+        let by_email = find(identity.email.as_ref().and_then(|e| set.by_email.get(&(ws, e.clone()))));
+        let by_user_id = find(identity.user_id.as_ref().and_then(|u| set.by_user_id.get(&(ws, u.clone()))));
+        let by_phone = find(identity.phone.as_ref().and_then(|p| set.by_phone.get(&(ws, p.clone()))));
+        let mut notes = request.notes.clone();
         let (contact, action, conflicts) = match resolve_identity(
             identity,
             by_email.as_ref(),
@@ -254,13 +220,13 @@ pub fn plan_batch(
                 continue;
             }
             Resolution::Unmatched => {
-                notes.push("No contact matches this user id or phone and the event has no email: logged without a contact.".to_owned());
+                notes.push(
+                    "No contact matches this user id or phone and the event has no email: logged without a contact."
+                        .to_owned(),
+                );
                 (None, ContactAction::Skipped, Vec::new())
             }
-            Resolution::Create {
-                identity,
-                conflicts,
-            } => {
+            Resolution::Create { identity, conflicts } => {
                 let mut contact = Contact {
                     id: ContactId::from_uuid(new_uuid(now)),
                     workspace_id: ws,
@@ -278,14 +244,8 @@ pub fn plan_batch(
                 let i = set.add(contact, true);
                 (Some(i), ContactAction::Created, conflicts)
             }
-            Resolution::Existing {
-                id,
-                claim,
-                conflicts,
-            } => {
-                let i = set
-                    .position(id)
-                    .expect("resolved contacts come from the working set");
+            Resolution::Existing { id, claim, conflicts } => {
+                let i = set.position(id).expect("resolved contacts come from the working set");
                 let contact = &mut set.contacts[i];
                 let mut changed = apply_event_data(contact, event);
                 if let Some(email) = claim.email.filter(|e| contact.email.as_ref() != Some(e)) {
@@ -305,11 +265,7 @@ pub fn plan_batch(
                     set.changed[i] = true;
                     set.index(i);
                 }
-                let action = if changed {
-                    ContactAction::Updated
-                } else {
-                    ContactAction::Unchanged
-                };
+                let action = if changed { ContactAction::Updated } else { ContactAction::Unchanged };
                 (Some(i), action, conflicts)
             }
         };
@@ -320,10 +276,7 @@ pub fn plan_batch(
             notes.push("No event name: contact only, no campaign can start.".to_owned());
         }
         let contact_id = contact.map(|i| set.contacts[i].id);
-        let receipt = Receipt {
-            event_id: EventId::from_uuid(new_uuid(now)),
-            contact_id,
-        };
+        let receipt = Receipt { event_id: EventId::from_uuid(new_uuid(now)), contact_id };
         writes.events.push(Event {
             id: receipt.event_id,
             workspace_id: ws,
@@ -335,11 +288,7 @@ pub fn plan_batch(
             received_at: request.received_at,
             idempotency_key: request.idempotency_key.clone(),
             request: Some(request.request.clone()),
-            outcome: EventOutcome {
-                contact: action,
-                conflicts,
-                notes,
-            },
+            outcome: EventOutcome { contact: action, conflicts, notes },
         });
         if let Some(key) = key {
             writes.idempotency.push(IdempotencyRecord {
@@ -385,16 +334,9 @@ pub fn plan_import(
                 .filter(|&h| Some(h) != target)
                 .map(|h| format!("{field}: already belongs to contact {}", set.contacts[h].id))
         };
-        let user_holder = row
-            .identity
-            .user_id
-            .as_ref()
-            .and_then(|u| set.by_user_id.get(&(workspace, u.clone())).copied());
-        let phone_holder = row
-            .identity
-            .phone
-            .as_ref()
-            .and_then(|p| set.by_phone.get(&(workspace, p.clone())).copied());
+        let user_holder =
+            row.identity.user_id.as_ref().and_then(|u| set.by_user_id.get(&(workspace, u.clone())).copied());
+        let phone_holder = row.identity.phone.as_ref().and_then(|p| set.by_phone.get(&(workspace, p.clone())).copied());
         if let Some(error) = held("user_id", user_holder).or_else(|| held("phone", phone_holder)) {
             results.push(Err(error));
             continue;
@@ -469,12 +411,9 @@ pub fn plan_import(
 pub fn import_keys(rows: &[crate::NewContact]) -> BatchKeys {
     let mut keys = BatchKeys::default();
     for row in rows {
-        keys.emails
-            .extend(row.identity.email.as_ref().map(|e| e.as_str().to_owned()));
-        keys.user_ids
-            .extend(row.identity.user_id.as_ref().map(|u| u.as_str().to_owned()));
-        keys.phones
-            .extend(row.identity.phone.as_ref().map(|p| p.as_str().to_owned()));
+        keys.emails.extend(row.identity.email.as_ref().map(|e| e.as_str().to_owned()));
+        keys.user_ids.extend(row.identity.user_id.as_ref().map(|u| u.as_str().to_owned()));
+        keys.phones.extend(row.identity.phone.as_ref().map(|p| p.as_str().to_owned()));
     }
     keys
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, LeasedJob};
 use herald_domain::{
-    ApiKey, ApiKeyId, ApiKeyName, Contact, ContactId, EmailAddress, Event, EventId, Identity, Job,
-    JobId, NewJob, Page, PageRequest, Phone, Source, SourceId, SourceKind, Timestamp, TokenHash,
-    UserId, Workspace, WorkspaceId, WorkspaceName,
+    ApiKey, ApiKeyId, ApiKeyName, Contact, ContactId, EmailAddress, Event, EventId, Identity, Job, JobId, NewJob, Page,
+    PageRequest, Phone, Source, SourceId, SourceKind, Timestamp, TokenHash, UserId, Workspace, WorkspaceId,
+    WorkspaceName,
 };
 use ingest::{IngestRequest, IngestResult};
 use serde_json::{Map, Value};
@@ -59,11 +59,8 @@ impl Backend {
 pub fn new_uuid(now: Timestamp) -> Uuid {
     static CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
     let millis = u64::try_from(now.unix_millis()).unwrap_or(0);
-    let context = CONTEXT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let timestamp =
-        uuid::Timestamp::from_unix(&*context, millis / 1000, (millis % 1000) as u32 * 1_000_000);
+    let context = CONTEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let timestamp = uuid::Timestamp::from_unix(&*context, millis / 1000, (millis % 1000) as u32 * 1_000_000);
     Uuid::new_v7(timestamp)
 }
 
@@ -117,15 +114,7 @@ pub struct PingRecord {
 /// Everything Herald stores, as use cases. Split by concern; `Store` is all of them.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore
-    + JobStore
-    + SourceStore
-    + ContactStore
-    + EventStore
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + 'static
+    WorkspaceStore + JobStore + SourceStore + ContactStore + EventStore + Send + Sync + std::fmt::Debug + 'static
 {
     fn backend(&self) -> Backend;
 
@@ -146,11 +135,7 @@ pub trait WorkspaceStore {
     async fn ensure_default_workspace(&self, now: Timestamp) -> StoreResult<Workspace>;
 
     /// Fails with `Conflict { constraint: "workspaces_name" }` when the name is taken.
-    async fn create_workspace(
-        &self,
-        name: &WorkspaceName,
-        now: Timestamp,
-    ) -> StoreResult<Workspace>;
+    async fn create_workspace(&self, name: &WorkspaceName, now: Timestamp) -> StoreResult<Workspace>;
 
     async fn workspace_by_name(&self, name: &WorkspaceName) -> StoreResult<Option<Workspace>>;
 
@@ -158,12 +143,7 @@ pub trait WorkspaceStore {
 
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
 
-    async fn create_api_key(
-        &self,
-        workspace: WorkspaceId,
-        key: NewApiKey,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey>;
+    async fn create_api_key(&self, workspace: WorkspaceId, key: NewApiKey, now: Timestamp) -> StoreResult<ApiKey>;
 
     /// Makes `hash` the workspace's bootstrap key (the operator's `HERALD_ADMIN_TOKEN`),
     /// revoking a previous bootstrap key with a different hash. Idempotent across restarts.
@@ -177,33 +157,19 @@ pub trait WorkspaceStore {
     /// The principal of an unrevoked key with this hash.
     async fn authenticate(&self, hash: &TokenHash) -> StoreResult<Option<Principal>>;
 
-    async fn list_api_keys(
-        &self,
-        workspace: WorkspaceId,
-        page: PageRequest<ApiKeyId>,
-    ) -> StoreResult<Page<ApiKey>>;
+    async fn list_api_keys(&self, workspace: WorkspaceId, page: PageRequest<ApiKeyId>) -> StoreResult<Page<ApiKey>>;
 
     async fn get_api_key(&self, workspace: WorkspaceId, id: ApiKeyId) -> StoreResult<ApiKey>;
 
     /// Revokes a key; revoking twice keeps the first time.
-    async fn revoke_api_key(
-        &self,
-        workspace: WorkspaceId,
-        id: ApiKeyId,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey>;
+    async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey>;
 }
 
 /// The durable job queue.
 #[async_trait]
 pub trait JobStore {
     /// Enqueues jobs in one transaction (all or none).
-    async fn enqueue_jobs(
-        &self,
-        workspace: WorkspaceId,
-        jobs: &[NewJob],
-        now: Timestamp,
-    ) -> StoreResult<Vec<JobId>>;
+    async fn enqueue_jobs(&self, workspace: WorkspaceId, jobs: &[NewJob], now: Timestamp) -> StoreResult<Vec<JobId>>;
 
     /// Claims up to `limit` due jobs, oldest due first: queued jobs whose `run_at` has come
     /// and running jobs whose lease has expired. Each claim counts as an attempt. Concurrent
@@ -212,21 +178,11 @@ pub trait JobStore {
 
     /// Records how a run ended. Fails with `LeaseLost` if the lease expired and the job was
     /// claimed again, in which case nothing is written.
-    async fn finish_job(
-        &self,
-        lease: &JobLease,
-        outcome: &JobOutcome,
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()>;
 
     /// The effect of a ping job, committed together with the job's completion under its
     /// lease: either both happen or neither.
-    async fn complete_ping(
-        &self,
-        lease: &JobLease,
-        worker: &str,
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()>;
 
     async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>>;
 
@@ -288,18 +244,9 @@ pub struct Sample {
 /// Inbound endpoints.
 #[async_trait]
 pub trait SourceStore {
-    async fn create_source(
-        &self,
-        workspace: WorkspaceId,
-        source: NewSource,
-        now: Timestamp,
-    ) -> StoreResult<Source>;
+    async fn create_source(&self, workspace: WorkspaceId, source: NewSource, now: Timestamp) -> StoreResult<Source>;
 
-    async fn list_sources(
-        &self,
-        workspace: WorkspaceId,
-        page: PageRequest<SourceId>,
-    ) -> StoreResult<Page<Source>>;
+    async fn list_sources(&self, workspace: WorkspaceId, page: PageRequest<SourceId>) -> StoreResult<Page<Source>>;
 
     async fn get_source(&self, workspace: WorkspaceId, id: SourceId) -> StoreResult<Source>;
 
@@ -328,31 +275,19 @@ pub trait SourceStore {
 
     /// The enabled source whose token, or previous token still in its grace period, hashes
     /// to `hash`. Not scoped by workspace: the token is the credential, like an API key.
-    async fn source_by_token(
-        &self,
-        hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<Source>>;
+    async fn source_by_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>>;
 
     /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source.
     async fn record_rejections(&self, rejections: &[Rejection]) -> StoreResult<()>;
 
     /// Newest first.
-    async fn list_rejections(
-        &self,
-        workspace: WorkspaceId,
-        source: SourceId,
-    ) -> StoreResult<Vec<Rejection>>;
+    async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>>;
 
     /// Appends samples, keeping the newest `SAMPLES_KEPT` per source.
     async fn record_samples(&self, samples: &[Sample]) -> StoreResult<()>;
 
     /// Newest first.
-    async fn list_samples(
-        &self,
-        workspace: WorkspaceId,
-        source: SourceId,
-    ) -> StoreResult<Vec<Sample>>;
+    async fn list_samples(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Sample>>;
 }
 
 /// Which contacts to list.
@@ -428,12 +363,8 @@ pub trait ContactStore {
 
     /// Fails with `Conflict` (`contacts_email`, `contacts_user_id`, `contacts_phone`) when an
     /// identifier is taken.
-    async fn create_contact(
-        &self,
-        workspace: WorkspaceId,
-        contact: NewContact,
-        now: Timestamp,
-    ) -> StoreResult<Contact>;
+    async fn create_contact(&self, workspace: WorkspaceId, contact: NewContact, now: Timestamp)
+    -> StoreResult<Contact>;
 
     async fn update_contact(
         &self,
@@ -474,11 +405,7 @@ pub struct EventFilter {
 pub trait EventStore {
     /// Commits a batch of inbound requests in one transaction: contacts, events and
     /// idempotency records. Results are in request order.
-    async fn ingest(
-        &self,
-        requests: &[IngestRequest],
-        now: Timestamp,
-    ) -> StoreResult<Vec<IngestResult>>;
+    async fn ingest(&self, requests: &[IngestRequest], now: Timestamp) -> StoreResult<Vec<IngestResult>>;
 
     /// Newest first, without request bodies.
     async fn list_events(

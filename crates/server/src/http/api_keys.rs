@@ -62,9 +62,7 @@ pub struct CreatedApiKey {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(get_api_key, revoke_api_key))
+    OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(get_api_key, revoke_api_key))
 }
 
 fn parse_id(raw: &str) -> Result<ApiKeyId, ApiError> {
@@ -84,10 +82,7 @@ async fn list_api_keys(
     Auth(principal): Auth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyDto>>, ApiError> {
-    let page = state
-        .store
-        .list_api_keys(principal.workspace_id, params.page()?)
-        .await?;
+    let page = state.store.list_api_keys(principal.workspace_id, params.page()?).await?;
     Ok(Json(List::from_page(page, ApiKeyDto::from)))
 }
 
@@ -106,23 +101,10 @@ async fn create_api_key(
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let name = ApiKeyName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
     let token = ApiToken::generate(rand::random());
-    let new = NewApiKey {
-        name,
-        hash: token.hash(),
-        hint: token.hint(),
-    };
-    let key = state
-        .store
-        .create_api_key(principal.workspace_id, new, state.clock.now())
-        .await?;
+    let new = NewApiKey { name, hash: token.hash(), hint: token.hint() };
+    let key = state.store.create_api_key(principal.workspace_id, new, state.clock.now()).await?;
     tracing::info!(key = %key.id, workspace = %principal.workspace_id, "API key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiKey {
-            key: key.into(),
-            token: token.expose().to_owned(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { key: key.into(), token: token.expose().to_owned() })))
 }
 
 /// Get one API key.
@@ -138,13 +120,7 @@ async fn get_api_key(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyDto>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .get_api_key(principal.workspace_id, parse_id(&id)?)
-            .await?
-            .into(),
-    ))
+    Ok(Json(state.store.get_api_key(principal.workspace_id, parse_id(&id)?).await?.into()))
 }
 
 /// Revoke an API key. It stops working at once; revoking again changes nothing.
@@ -160,10 +136,7 @@ async fn revoke_api_key(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyDto>, ApiError> {
-    let key = state
-        .store
-        .revoke_api_key(principal.workspace_id, parse_id(&id)?, state.clock.now())
-        .await?;
+    let key = state.store.revoke_api_key(principal.workspace_id, parse_id(&id)?, state.clock.now()).await?;
     tracing::info!(key = %key.id, workspace = %principal.workspace_id, "API key revoked");
     Ok(Json(key.into()))
 }

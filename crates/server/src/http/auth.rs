@@ -13,27 +13,18 @@ use super::AppState;
 use super::error::ApiError;
 
 /// Rejects requests without a valid, unrevoked API key; stores the principal for handlers.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_api_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(header) = request.headers().get(AUTHORIZATION) else {
-        return ApiError::unauthorized("missing `Authorization: Bearer <API key>` header")
-            .into_response();
+        return ApiError::unauthorized("missing `Authorization: Bearer <API key>` header").into_response();
     };
     let presented = header
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .and_then(|token| ApiToken::parse_presented(token).ok());
     let Some(token) = presented else {
-        return ApiError::unauthorized("the Authorization header must be `Bearer <API key>`")
-            .into_response();
+        return ApiError::unauthorized("the Authorization header must be `Bearer <API key>`").into_response();
     };
     match state.store.authenticate(&token.hash()).await {
         Ok(Some(principal)) => {
@@ -58,8 +49,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .get::<Principal>()
             .copied()
             .map(Auth)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing `Authorization: Bearer <API key>` header")
-            })
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <API key>` header"))
     }
 }

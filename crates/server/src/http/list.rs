@@ -22,17 +22,10 @@ impl ListParams {
     pub fn page<Id: FromStr>(&self) -> Result<PageRequest<Id>, ApiError> {
         let limit = self.limit.unwrap_or(PageRequest::<Id>::DEFAULT_LIMIT);
         if !(1..=PageRequest::<Id>::MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {}", PageRequest::<Id>::MAX_LIMIT),
-            ));
+            return Err(ApiError::invalid("limit", format!("must be between 1 and {}", PageRequest::<Id>::MAX_LIMIT)));
         }
-        let after = self
-            .cursor
-            .as_deref()
-            .map(Cursor::decode::<Id>)
-            .transpose()
-            .map_err(|e| ApiError::invalid("cursor", e))?;
+        let after =
+            self.cursor.as_deref().map(Cursor::decode::<Id>).transpose().map_err(|e| ApiError::invalid("cursor", e))?;
         Ok(PageRequest { after, limit })
     }
 }

@@ -4,9 +4,12 @@
 
 mod api_keys;
 mod auth;
+mod contacts;
 pub mod error;
+mod events;
 mod list;
 mod ops;
+mod sources;
 mod workspace;
 
 use std::sync::Arc;
@@ -47,6 +50,13 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
+    /// Commits inbound events in shared transactions.
+    pub committer: crate::ingest::committer::Committer,
+    /// Per-source rejection log and samples, written off the request path.
+    pub source_log: crate::ingest::log::SourceLog,
+    pub limiter: Arc<crate::ingest::limiter::Limiter>,
+    /// Largest inbound webhook body, in bytes.
+    pub ingest_body_limit: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,6 +81,9 @@ impl std::fmt::Debug for AppState {
     tags(
         (name = "workspace", description = "The workspace of the calling key"),
         (name = "api-keys", description = "Admin API keys"),
+        (name = "sources", description = "Inbound webhook endpoints"),
+        (name = "contacts", description = "People"),
+        (name = "events", description = "The event log"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -82,14 +95,9 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "api_key",
-            Vec::<String>::new(),
-        )]);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security =
+            Some(vec![utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new())]);
     }
 }
 
@@ -103,15 +111,16 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (v1, v1_doc) = OpenApiRouter::new()
         .merge(workspace::router())
         .merge(api_keys::router())
+        .merge(sources::router())
+        .merge(contacts::router())
+        .merge(events::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    let doc = ApiDoc::openapi()
-        .merge_from(ops_doc)
-        .nest("/api/v1", v1_doc);
+    let doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
     (v1, ops, doc)
 }
 
@@ -124,48 +133,39 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || {
                 let spec = spec.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        spec.to_string(),
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, "application/json")], spec.to_string()) }
             }),
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    // Inbound webhooks: authenticated by the secret in the path, with their own body limit.
+    let inbound = Router::new()
+        .route(
+            "/webhooks/inbound/{token}",
+            get(crate::ingest::receive::receive)
+                .post(crate::ingest::receive::receive)
+                .put(crate::ingest::receive::receive),
+        )
+        .route("/webhooks/inbound/{token}/batch", axum::routing::post(crate::ingest::receive::receive_batch))
+        .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
         .nest("/api/v1", v1)
+        .merge(inbound)
         .merge(ops)
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::telemetry::track_http))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                // The route template, never the path: inbound webhook paths carry secret tokens.
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("http", method = %request.method(), route)
-            }),
-        )
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The route template, never the path: inbound webhook paths carry secret tokens.
+            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("http", method = %request.method(), route)
+        }))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("request handler panicked");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error; the server log has details",
-            )
-            .into_response()
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
+                .into_response()
         }))
         .with_state(state)
 }

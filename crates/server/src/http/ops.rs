@@ -27,10 +27,7 @@ pub struct Health {
 /// Liveness: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        reason: None,
-    })
+    Json(Health { status: "ok", reason: None })
 }
 
 /// Readiness: the database answers.
@@ -44,13 +41,7 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let reason = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => {
-            return (
-                StatusCode::OK,
-                Json(Health {
-                    status: "ok",
-                    reason: None,
-                }),
-            );
+            return (StatusCode::OK, Json(Health { status: "ok", reason: None }));
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %error_chain(&e), "readiness check failed");
@@ -58,13 +49,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         }
         Err(_) => format!("the database did not answer within {READY_TIMEOUT:?}"),
     };
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(Health {
-            status: "unavailable",
-            reason: Some(reason),
-        }),
-    )
+    (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable", reason: Some(reason) }))
 }
 
 /// Prometheus metrics in text format. Queue gauges are read from the database at scrape time,
@@ -73,12 +58,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.queue_stats(state.clock.now()).await {
         Ok(stats) => {
-            for (name, value) in [
-                ("due", stats.due),
-                ("scheduled", stats.scheduled),
-                ("running", stats.running),
-                ("dead", stats.dead),
-            ] {
+            for (name, value) in
+                [("due", stats.due), ("scheduled", stats.scheduled), ("running", stats.running), ("dead", stats.dead)]
+            {
                 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
                 metrics::gauge!("herald_queue_jobs", "state" => name).set(value as f64);
             }
@@ -89,11 +71,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             metrics::gauge!("herald_database_up").set(0.0);
         }
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

@@ -24,11 +24,7 @@ pub struct WorkspaceDto {
 
 impl From<Workspace> for WorkspaceDto {
     fn from(w: Workspace) -> Self {
-        Self {
-            id: w.id,
-            name: w.name.as_str().to_owned(),
-            created_at: w.created_at,
-        }
+        Self { id: w.id, name: w.name.as_str().to_owned(), created_at: w.created_at }
     }
 }
 
@@ -43,15 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "workspace",
     responses((status = 200, body = WorkspaceDto), (status = 401, body = ErrorBody))
 )]
-async fn get_workspace(
-    State(state): State<AppState>,
-    Auth(principal): Auth,
-) -> Result<Json<WorkspaceDto>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .get_workspace(principal.workspace_id)
-            .await?
-            .into(),
-    ))
+async fn get_workspace(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<WorkspaceDto>, ApiError> {
+    Ok(Json(state.store.get_workspace(principal.workspace_id).await?.into()))
 }

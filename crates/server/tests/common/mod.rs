@@ -66,41 +66,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let token = ApiToken::parse_supplied(ADMIN_TOKEN).expect("valid token");
-    app::bootstrap(&store, &shared_clock, Some(&token))
-        .await
-        .expect("bootstrap");
+    app::bootstrap(&store, &shared_clock, Some(&token)).await.expect("bootstrap");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app = App::new(
-        store.clone(),
-        shared_clock,
-        &address,
-        WorkerSettings::default(),
-    );
+    let app = App::new(store.clone(), shared_clock, &address, WorkerSettings::default(), 256 * 1024);
     let shutdown = CancellationToken::new();
     // No background worker: tests step it with `run_until_idle`.
-    let server =
-        tokio::spawn(
-            app.clone()
-                .serve(listener, false, Duration::from_secs(5), shutdown.clone()),
-        );
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    TestApp {
-        address,
-        client,
-        clock,
-        store,
-        app,
-        shutdown,
-        server,
-        _database: database,
-    }
+    let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { address, client, clock, store, app, shutdown, server, _database: database }
 }
 
 impl TestApp {
@@ -110,31 +85,19 @@ impl TestApp {
 
     /// A request authenticated with the admin token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path)
-            .send()
-            .await
-            .expect("request")
+        self.request(Method::GET, path).send().await.expect("request")
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::POST, path)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.request(Method::POST, path).json(body).send().await.expect("request")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.request(Method::DELETE, path)
-            .send()
-            .await
-            .expect("request")
+        self.request(Method::DELETE, path).send().await.expect("request")
     }
 
     /// Runs every job due now, and what they make due, until none is.
@@ -161,19 +124,10 @@ pub async fn json(response: Response) -> (StatusCode, Value) {
 pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
     let (got, body) = json(response).await;
     assert_eq!(got, status, "{body}");
-    let error = body
-        .get("error")
-        .unwrap_or_else(|| panic!("no `error` in {body}"))
-        .clone();
+    let error = body.get("error").unwrap_or_else(|| panic!("no `error` in {body}")).clone();
     assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        error.get("field").is_some(),
-        "`field` is always present: {body}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(error.get("field").is_some(), "`field` is always present: {body}");
     error
 }
 

@@ -37,11 +37,7 @@ impl Server {
     /// for the line announcing its address.
     pub fn start(mut command: Command, stderr_path: PathBuf) -> Server {
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn herald");
+        let mut child = command.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn herald");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -49,23 +45,17 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "herald did not announce its address; stderr:\n{}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                )
-            });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!(
+                "herald did not announce its address; stderr:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
+        });
         let address = line
             .strip_prefix("Herald is listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_owned();
-        Server {
-            child,
-            address,
-            stderr_path,
-        }
+        Server { child, address, stderr_path }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -87,11 +77,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "herald did not exit within {limit:?}; stderr:\n{}",
-                self.stderr()
-            );
+            assert!(Instant::now() < deadline, "herald did not exit within {limit:?}; stderr:\n{}", self.stderr());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
