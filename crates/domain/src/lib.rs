@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod job;
 pub mod mapping;
 pub mod page;
+pub mod payload;
 pub mod source;
 pub mod time;
 pub mod workspace;

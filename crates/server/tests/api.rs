@@ -69,8 +69,29 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
     let (_, doc) = json(app.get("/api/v1/openapi.json").await).await;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
     let paths: HashSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
-    let expected: HashSet<&str> =
-        ["/healthz", "/readyz", "/metrics", "/api/v1/workspace", "/api/v1/api-keys", "/api/v1/api-keys/{id}"].into();
+    let expected: HashSet<&str> = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/workspace",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/api/v1/sources",
+        "/api/v1/sources/{id}",
+        "/api/v1/sources/{id}/rotate",
+        "/api/v1/sources/{id}/enable",
+        "/api/v1/sources/{id}/disable",
+        "/api/v1/sources/{id}/rejections",
+        "/api/v1/sources/{id}/samples",
+        "/api/v1/sources/{id}/mapping/preview",
+        "/api/v1/sources/{id}/mapping/suggest",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{id}",
+        "/api/v1/contacts/import",
+        "/api/v1/events",
+        "/api/v1/events/{id}",
+    ]
+    .into();
     assert_eq!(paths, expected);
     assert!(doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer", "{}", doc["components"]);
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());

@@ -24,6 +24,7 @@ on_both_backends!(
     contacts_api_and_csv_import,
     event_log_filters_and_explains,
     identity_conflicts_are_recorded_not_merged,
+    csv_import_takes_a_hundred_thousand_rows_in_one_call,
 );
 
 /// Creates a source of `kind` and returns (id, url).
@@ -685,5 +686,22 @@ async fn identity_conflicts_are_recorded_not_merged(backend: Backend) {
     let (_, y_contact) =
         json(app.get(&format!("/api/v1/contacts/{}", y["contact_id"].as_str().expect("id"))).await).await;
     assert_eq!(y_contact["attributes"], json!({}), "the other contact is untouched");
+    app.stop().await;
+}
+
+async fn csv_import_takes_a_hundred_thousand_rows_in_one_call(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut csv = String::with_capacity(5_000_000);
+    csv.push_str("email,first_name,last_name,plan,seats\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("member{i}@example.com,First{i},Last{i},free,{}\n", i % 50));
+    }
+    let response = app.request(Method::POST, "/api/v1/contacts/import").header("content-type", "text/csv").body(csv).send().await.expect("import");
+    let (status, summary) = json(response).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!((summary["created"].clone(), summary["failed"].clone()), (json!(100_000), json!(0)));
+    let found = contacts(&app, "?email=member99999@example.com").await;
+    assert_eq!(found[0]["last_name"], "Last99999");
+    assert_eq!(found[0]["attributes"]["seats"], "49");
     app.stop().await;
 }

@@ -25,7 +25,6 @@ use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -39,6 +38,19 @@ use error::ApiError;
 const API_BODY_LIMIT: usize = 256 * 1024;
 /// A request taking longer than this is answered 408 and its work dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bulk imports (100,000 rows) get longer.
+const IMPORT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Answers 408 when a request runs past its time limit.
+async fn time_limit(request: Request, next: middleware::Next) -> axum::response::Response {
+    let bulk = request.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == "/api/v1/contacts/import");
+    let limit = if bulk { IMPORT_TIMEOUT } else { REQUEST_TIMEOUT };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the request took longer than {limit:?}"))
+            .into_response(),
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -156,7 +168,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops)
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::telemetry::track_http))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(middleware::from_fn(time_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The route template, never the path: inbound webhook paths carry secret tokens.
             let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);

@@ -3,7 +3,6 @@
 //! in shared transactions (group commit) and answers each after its commit, `log` keeps the
 //! per-source rejection log and samples off the hot path, `limiter` enforces per-source rates.
 
-pub mod body;
 pub mod committer;
 pub mod limiter;
 pub mod log;

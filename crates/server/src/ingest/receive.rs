@@ -13,13 +13,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_domain::inbound::{InboundEvent, WhenUnmatched, parse_generic, parse_posthog};
 use herald_domain::mapping::MappingSpec;
+use herald_domain::payload::{self, PayloadError};
 use herald_domain::{FieldError, Identity, RequestRecord, Source, SourceKind, SourceToken, Timestamp};
 use herald_store::ingest::{IngestRequest, IngestResult};
 use herald_store::{Rejection, Sample};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::body::{self, BodyError};
 use super::committer::CommitError;
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -113,8 +113,14 @@ fn reject(state: &AppState, inbound: &Inbound, error: ApiError) -> Response {
     error.into_response()
 }
 
-fn body_error(e: BodyError) -> ApiError {
-    ApiError::new(e.status, e.code, e.message)
+fn payload_error(e: PayloadError) -> ApiError {
+    let (status, code) = match e {
+        PayloadError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+        PayloadError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
+        PayloadError::EmptyQuery => (StatusCode::BAD_REQUEST, "empty_request"),
+        PayloadError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    };
+    ApiError::new(status, code, e.to_string())
 }
 
 fn field_error(e: FieldError) -> ApiError {
@@ -245,8 +251,8 @@ pub async fn receive(State(state): State<AppState>, Path(token): Path<String>, r
         Ok(opened) => opened,
         Err(response) => return response,
     };
-    let prepared = body::payload(&inbound.method, inbound.content_type.as_deref(), query.as_deref(), &inbound.body)
-        .map_err(body_error)
+    let prepared = payload::payload(inbound.method == Method::GET, inbound.content_type.as_deref(), query.as_deref(), &inbound.body)
+        .map_err(payload_error)
         .and_then(|payload| interpret(&state, &inbound.source, &payload, inbound.received_at))
         .and_then(|(event, notes)| Ok((event, notes, header_key(&headers)?)));
     let (event, notes, key) = match prepared {
@@ -285,7 +291,7 @@ pub async fn receive_batch(
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "send batches with POST"),
         );
     }
-    let items = match body::parse_json(&inbound.body).map_err(body_error) {
+    let items = match payload::parse_json(&inbound.body).map_err(payload_error) {
         Ok(Value::Array(items)) if items.len() <= MAX_BATCH_ITEMS => items,
         Ok(Value::Array(items)) => {
             let error = ApiError::invalid(
