@@ -201,3 +201,42 @@ fn ping_counts(db: &std::path::Path) -> (usize, usize) {
         (records.len(), distinct.len())
     })
 }
+
+#[test]
+fn source_tokens_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut command = herald(dir.path());
+    command.args(["serve", "--bind", "127.0.0.1:0"]).env("HERALD_ADMIN_TOKEN", TOKEN).env("HERALD_LOG", "debug");
+    let mut server = Server::start(command, dir.path().join("stderr"));
+    let client = http();
+    let created: serde_json::Value = client
+        .post(server.url("/api/v1/sources"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "site", "kind": "generic"}))
+        .send()
+        .expect("create")
+        .json()
+        .expect("json");
+    let url = created["url"].as_str().expect("url").to_owned();
+    let token = url.rsplit('/').next().expect("token").to_owned();
+    assert_eq!(
+        client.post(&url).json(&serde_json::json!({"email": "a@example.com"})).send().expect("post").status(),
+        200
+    );
+    assert_eq!(client.post(&url).body("{broken").send().expect("post").status(), 400);
+    assert_eq!(
+        client
+            .post(format!("{url}/batch"))
+            .json(&serde_json::json!([{"email": "b@example.com"}]))
+            .send()
+            .expect("post")
+            .status(),
+        200
+    );
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    let stderr = server.stderr();
+    assert!(stderr.contains("/webhooks/inbound/{token}"), "requests are logged by route: {stderr}");
+    assert!(!stderr.contains(&token[4..]), "the source token leaked into the log");
+    assert!(!stderr.contains(TOKEN), "the admin token leaked into the log");
+}
