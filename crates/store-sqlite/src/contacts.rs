@@ -58,46 +58,42 @@ pub(crate) async fn read_contacts(
     Ok(found)
 }
 
-/// Writes planned contact changes: updates first (an email may move off a contact before a
-/// new contact takes it), then inserts, in multi-row statements.
+/// Writes planned contact changes in multi-row statements: changed contacts first (an email
+/// may move off a contact before a new contact takes it) as an upsert on the id, then new ones.
 pub(crate) async fn write_contacts(tx: &mut Transaction<'static, Sqlite>, writes: &BatchWrites) -> StoreResult<()> {
-    for contact in &writes.changed_contacts {
-        sqlx::query(
-            "UPDATE contacts SET email = ?, user_id = ?, phone = ?, name = ?, first_name = ?, last_name = ?, \
-             attributes = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(contact.email.as_ref().map(|e| e.as_str()))
-        .bind(contact.user_id.as_ref().map(|u| u.as_str()))
-        .bind(contact.phone.as_ref().map(|p| p.as_str()))
-        .bind(&contact.name)
-        .bind(&contact.first_name)
-        .bind(&contact.last_name)
-        .bind(serde_json::Value::Object(contact.attributes.clone()).to_string())
-        .bind(contact.updated_at.unix_millis())
-        .bind(contact.id.as_uuid())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    }
     // 11 parameters a row.
+    for chunk in writes.changed_contacts.chunks(2000) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO contacts (", contact_columns!(), ") "));
+        push_contacts(&mut upsert, chunk);
+        upsert.push(
+            " ON CONFLICT (id) DO UPDATE SET email = excluded.email, user_id = excluded.user_id, phone = excluded.phone, \
+             name = excluded.name, first_name = excluded.first_name, last_name = excluded.last_name, \
+             attributes = excluded.attributes, updated_at = excluded.updated_at",
+        );
+        upsert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
     for chunk in writes.new_contacts.chunks(2000) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO contacts (", contact_columns!(), ") "));
-        insert.push_values(chunk, |mut row, c| {
-            row.push_bind(c.id.as_uuid())
-                .push_bind(c.workspace_id.as_uuid())
-                .push_bind(c.email.as_ref().map(|e| e.as_str().to_owned()))
-                .push_bind(c.user_id.as_ref().map(|u| u.as_str().to_owned()))
-                .push_bind(c.phone.as_ref().map(|p| p.as_str().to_owned()))
-                .push_bind(c.name.clone())
-                .push_bind(c.first_name.clone())
-                .push_bind(c.last_name.clone())
-                .push_bind(serde_json::Value::Object(c.attributes.clone()).to_string())
-                .push_bind(c.created_at.unix_millis())
-                .push_bind(c.updated_at.unix_millis());
-        });
+        push_contacts(&mut insert, chunk);
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
     Ok(())
+}
+
+fn push_contacts(query: &mut QueryBuilder<Sqlite>, contacts: &[Contact]) {
+    query.push_values(contacts, |mut row, c| {
+        row.push_bind(c.id.as_uuid())
+            .push_bind(c.workspace_id.as_uuid())
+            .push_bind(c.email.as_ref().map(|e| e.as_str().to_owned()))
+            .push_bind(c.user_id.as_ref().map(|u| u.as_str().to_owned()))
+            .push_bind(c.phone.as_ref().map(|p| p.as_str().to_owned()))
+            .push_bind(c.name.clone())
+            .push_bind(c.first_name.clone())
+            .push_bind(c.last_name.clone())
+            .push_bind(serde_json::Value::Object(c.attributes.clone()).to_string())
+            .push_bind(c.created_at.unix_millis())
+            .push_bind(c.updated_at.unix_millis());
+    });
 }
 
 #[async_trait]
