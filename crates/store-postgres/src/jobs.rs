@@ -5,9 +5,7 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
-use herald_store::{
-    ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid,
-};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
@@ -33,16 +31,10 @@ pub(crate) async fn insert_jobs(
     jobs: &[NewJob],
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
-    let ids: Vec<JobId> = jobs
-        .iter()
-        .map(|_| JobId::from_uuid(new_uuid(now)))
-        .collect();
+    let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.payload).collect();
-    let run_ats: Vec<OffsetDateTime> = jobs
-        .iter()
-        .map(|job| job.run_at.to_offset_date_time())
-        .collect();
+    let run_ats: Vec<OffsetDateTime> = jobs.iter().map(|job| job.run_at.to_offset_date_time()).collect();
     let max_attempts: Vec<i64> = jobs.iter().map(|job| i64::from(job.max_attempts)).collect();
     sqlx::query(
         "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) \
@@ -73,11 +65,7 @@ async fn finish(
 ) -> StoreResult<()> {
     let (state, run_at, error) = match outcome {
         JobOutcome::Done => (JobState::Done, None, None),
-        JobOutcome::Retry { at, error } => (
-            JobState::Queued,
-            Some(at.to_offset_date_time()),
-            Some(error.as_str()),
-        ),
+        JobOutcome::Retry { at, error } => (JobState::Queued, Some(at.to_offset_date_time()), Some(error.as_str())),
         JobOutcome::Dead { error } => (JobState::Dead, None, Some(error.as_str())),
     };
     // If a claim races this (the lease has just expired), whichever locks the row first
@@ -106,12 +94,7 @@ async fn finish(
 
 #[async_trait]
 impl JobStore for PgStore {
-    async fn enqueue_jobs(
-        &self,
-        workspace: WorkspaceId,
-        jobs: &[NewJob],
-        now: Timestamp,
-    ) -> StoreResult<Vec<JobId>> {
+    async fn enqueue_jobs(&self, workspace: WorkspaceId, jobs: &[NewJob], now: Timestamp) -> StoreResult<Vec<JobId>> {
         let mut tx = self.begin().await?;
         let ids = insert_jobs(&mut tx, workspace, jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -146,42 +129,22 @@ impl JobStore for PgStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        let mut jobs = claimed
-            .iter()
-            .map(rows::job)
-            .collect::<StoreResult<Vec<Job>>>()?;
+        let mut jobs = claimed.iter().map(rows::job).collect::<StoreResult<Vec<Job>>>()?;
         // RETURNING gives no order; hand jobs out in the order they fell due.
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs
             .into_iter()
-            .map(|job| LeasedJob {
-                lease: JobLease {
-                    job_id: job.id,
-                    lease_id,
-                    expires_at,
-                },
-                job,
-            })
+            .map(|job| LeasedJob { lease: JobLease { job_id: job.id, lease_id, expires_at }, job })
             .collect())
     }
 
-    async fn finish_job(
-        &self,
-        lease: &JobLease,
-        outcome: &JobOutcome,
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         finish(&mut tx, lease, outcome, now).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn complete_ping(
-        &self,
-        lease: &JobLease,
-        worker: &str,
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         // On `LeaseLost` the transaction is dropped, which rolls it back: no effect either.
         finish(&mut tx, lease, &JobOutcome::Done, now).await?;
@@ -199,13 +162,12 @@ impl JobStore for PgStore {
     }
 
     async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>> {
-        let rows = sqlx::query(
-            "SELECT job_id, worker, applied_at FROM ping_log WHERE workspace_id = $1 ORDER BY job_id",
-        )
-        .bind(workspace.as_uuid())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows =
+            sqlx::query("SELECT job_id, worker, applied_at FROM ping_log WHERE workspace_id = $1 ORDER BY job_id")
+                .bind(workspace.as_uuid())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
         rows.iter()
             .map(|row| {
                 Ok(PingRecord {
@@ -218,26 +180,21 @@ impl JobStore for PgStore {
     }
 
     async fn get_job(&self, workspace: WorkspaceId, id: JobId) -> StoreResult<Job> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound { entity: "job" })?;
+        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::NotFound { entity: "job" })?;
         rows::job(&row)
     }
 
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>> {
-        let next: Option<OffsetDateTime> =
-            sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE due_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let next: Option<OffsetDateTime> = sqlx::query_scalar("SELECT MIN(due_at) FROM jobs WHERE due_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(next.map(Timestamp::from_offset_date_time))
     }
 

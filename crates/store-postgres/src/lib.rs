@@ -5,12 +5,22 @@
 //! isolation: every store method is written so that it stays correct when another process
 //! runs the same method at the same time (claims skip rows another claim has locked, lost
 //! leases are fenced by `lease_id`, "create if missing" uses `ON CONFLICT` or a row lock),
-//! so nothing needs SERIALIZABLE and its retry loops. Unlike SQLite, writers do not queue
-//! behind one connection: PostgreSQL locks rows, not the database.
+//! so nothing needs SERIALIZABLE. Unlike SQLite, writers do not queue behind one connection:
+//! PostgreSQL locks rows, not the database.
+//!
+//! The one race row locks cannot settle is creating a row that does not exist yet: two ingest
+//! batches (or imports) may both decide to create the contact for a new email, or both see an
+//! idempotency key as new. The unique index keeps the second from writing it; that batch is
+//! rolled back and run again from the start, and then finds what the first committed (see
+//! `contacts` and `events`).
 
+mod contacts;
+mod encode;
+mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod workspaces;
@@ -86,10 +96,7 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
         Ok(())
     }
 
@@ -107,16 +114,12 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // unique_violation; PostgreSQL always names the index, but keep the cause if not.
             Some("23505") => match db.constraint() {
-                Some(constraint) => StoreError::Conflict {
-                    constraint: constraint.to_owned(),
-                },
+                Some(constraint) => StoreError::Conflict { constraint: constraint.to_owned() },
                 None => StoreError::Other(Box::new(err)),
             },
             // serialization_failure, deadlock_detected, lock_not_available,
             // too_many_connections, cannot_connect_now (starting up or shutting down).
-            Some("40001" | "40P01" | "55P03" | "53300" | "57P03") => {
-                StoreError::Busy(Box::new(err))
-            }
+            Some("40001" | "40P01" | "55P03" | "53300" | "57P03") => StoreError::Busy(Box::new(err)),
             _ => StoreError::Other(Box::new(err)),
         },
         sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(err)),

@@ -8,11 +8,10 @@ use sqlx::{Postgres, Transaction};
 use crate::db_error;
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
+];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number
 /// works; it only has to be the same in every herald process and unlikely to be used by
@@ -23,11 +22,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Postgres>) -> StoreResul
     // Taken first, and released by the commit or rollback. PostgreSQL has no database-wide
     // write lock like SQLite's `BEGIN IMMEDIATE`; without this, two processes would both see
     // a migration as missing and run it twice (the second failing on "already exists").
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut **tx).await.map_err(db_error)?;
     // Inside the lock too: concurrent `CREATE TABLE IF NOT EXISTS` is not atomic in
     // PostgreSQL (both can pass the existence check, and one then fails on the catalog's
     // unique index).
@@ -37,11 +32,10 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Postgres>) -> StoreResul
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM herald_migrations ORDER BY version")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some(&newest) = applied.last()
         && newest > known
@@ -52,10 +46,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Postgres>) -> StoreResul
     }
     for &(version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         tracing::info!(version, name, "applying migration");
-        sqlx::raw_sql(sql)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::raw_sql(sql).execute(&mut **tx).await.map_err(db_error)?;
         sqlx::query("INSERT INTO herald_migrations (version, name) VALUES ($1, $2)")
             .bind(version)
             .bind(name)

@@ -1,11 +1,17 @@
 //! Reading rows back into domain types. PostgreSQL keeps ids as `uuid`, instants as
-//! `timestamptz` (decoded through `time::OffsetDateTime`) and job payloads as `jsonb`.
+//! `timestamptz` (decoded through `time::OffsetDateTime`) and JSON (job payloads, attributes,
+//! properties, outcomes, mappings) as `jsonb`.
 
 use herald_domain::job::JobState;
-use herald_domain::{ApiKey, ApiKeyName, Job, Timestamp, Workspace, WorkspaceName};
+use herald_domain::{
+    ApiKey, ApiKeyName, Contact, ContactId, EmailAddress, Event, EventId, EventOutcome, Job, Phone, RequestRecord,
+    Source, SourceId, SourceKind, Timestamp, UserId, Workspace, WorkspaceId, WorkspaceName,
+};
 use herald_store::{StoreError, StoreResult};
+use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -68,14 +74,117 @@ pub(crate) fn job(row: &PgRow) -> StoreResult<Job> {
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         kind: get(row, "kind")?,
         payload: get(row, "payload")?,
-        state: state
-            .parse::<JobState>()
-            .map_err(|e| corrupt("jobs.state", e))?,
+        state: state.parse::<JobState>().map_err(|e| corrupt("jobs.state", e))?,
         run_at: ts(row, "run_at")?,
         attempts: count(row, "attempts")?,
         max_attempts: count(row, "max_attempts")?,
         last_error: get(row, "last_error")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn opt_uuid(row: &PgRow, column: &str) -> StoreResult<Option<Uuid>> {
+    get(row, column)
+}
+
+/// A `jsonb` object column.
+fn object(row: &PgRow, column: &str) -> StoreResult<Map<String, Value>> {
+    get::<Json<Map<String, Value>>>(row, column).map(|json| json.0)
+}
+
+/// The columns [`source`] reads.
+macro_rules! source_columns {
+    () => {
+        "id, workspace_id, name, kind, enabled, token_hint, previous_token_expires_at, \
+         rate_limit_per_second, mapping, created_at, updated_at"
+    };
+}
+pub(crate) use source_columns;
+
+pub(crate) fn source(row: &PgRow) -> StoreResult<Source> {
+    let kind: String = get(row, "kind")?;
+    let rate: Option<i64> = get(row, "rate_limit_per_second")?;
+    Ok(Source {
+        id: SourceId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        name: get(row, "name")?,
+        kind: kind.parse::<SourceKind>().map_err(|e| corrupt("sources.kind", e))?,
+        enabled: get(row, "enabled")?,
+        token_hint: get(row, "token_hint")?,
+        previous_token_expires_at: opt_ts(row, "previous_token_expires_at")?,
+        rate_limit_per_second: rate
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt("sources.rate_limit_per_second", e))?,
+        mapping: get(row, "mapping")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+/// The columns [`contact`] reads.
+macro_rules! contact_columns {
+    () => {
+        "id, workspace_id, email, user_id, phone, name, first_name, last_name, attributes, \
+         created_at, updated_at"
+    };
+}
+pub(crate) use contact_columns;
+
+/// A contact. Identifiers were parsed on the way in and are not checked again: ingest reads
+/// many contacts per batch.
+pub(crate) fn contact(row: &PgRow) -> StoreResult<Contact> {
+    Ok(Contact {
+        id: ContactId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        email: get::<Option<String>>(row, "email")?.map(EmailAddress::from_stored),
+        user_id: get::<Option<String>>(row, "user_id")?.map(UserId::from_stored),
+        phone: get::<Option<String>>(row, "phone")?.map(Phone::from_stored),
+        name: get(row, "name")?,
+        first_name: get(row, "first_name")?,
+        last_name: get(row, "last_name")?,
+        attributes: object(row, "attributes")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+/// The columns [`event`] reads; lists leave the request out.
+macro_rules! event_columns {
+    () => {
+        "id, workspace_id, source_id, contact_id, name, properties, occurred_at, received_at, \
+         idempotency_key, outcome"
+    };
+}
+pub(crate) use event_columns;
+
+/// An event; with `with_request`, the row also has `method`, `content_type` and `body`.
+pub(crate) fn event(row: &PgRow, with_request: bool) -> StoreResult<Event> {
+    let request = if with_request {
+        get::<Option<String>>(row, "method")?
+            .map(|method| -> StoreResult<RequestRecord> {
+                Ok(RequestRecord {
+                    method,
+                    content_type: get(row, "content_type")?,
+                    body: get::<Option<Vec<u8>>>(row, "body")?.unwrap_or_default(),
+                })
+            })
+            .transpose()?
+    } else {
+        None
+    };
+    Ok(Event {
+        id: EventId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        source_id: opt_uuid(row, "source_id")?.map(SourceId::from_uuid),
+        contact_id: opt_uuid(row, "contact_id")?.map(ContactId::from_uuid),
+        name: get(row, "name")?,
+        properties: object(row, "properties")?,
+        occurred_at: ts(row, "occurred_at")?,
+        received_at: ts(row, "received_at")?,
+        idempotency_key: get(row, "idempotency_key")?,
+        request,
+        outcome: get::<Json<EventOutcome>>(row, "outcome")?.0,
     })
 }

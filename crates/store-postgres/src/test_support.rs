@@ -47,10 +47,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "herald-store-postgres: keeping database {} of the failed test",
-                self.name
-            );
+            eprintln!("herald-store-postgres: keeping database {} of the failed test", self.name);
             return;
         }
         let admin = self.admin.clone();
@@ -59,17 +56,13 @@ impl Drop for TestDatabase {
         // new one would panic. Joining blocks the test's thread for the few milliseconds
         // the DROP takes, which a test can afford.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect_with(&admin).await?;
                 // FORCE (PostgreSQL 13+) ends connections still open on it, e.g. from a
                 // pool the test did not close.
                 let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
                 conn.close().await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             })
@@ -77,14 +70,8 @@ impl Drop for TestDatabase {
         .join();
         match dropped {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => eprintln!(
-                "herald-store-postgres: could not drop test database {}: {err}",
-                self.name
-            ),
-            Err(_) => eprintln!(
-                "herald-store-postgres: dropping test database {} panicked",
-                self.name
-            ),
+            Ok(Err(err)) => eprintln!("herald-store-postgres: could not drop test database {}: {err}", self.name),
+            Err(_) => eprintln!("herald-store-postgres: dropping test database {} panicked", self.name),
         }
     }
 }
@@ -103,8 +90,7 @@ pub async fn fresh_database() -> TestDatabase {
              `cargo xtask pg` and export the {URL_VAR}=... line it prints."
         )
     });
-    let admin = PgConnectOptions::from_str(&base)
-        .unwrap_or_else(|e| panic!("{URL_VAR} is not a PostgreSQL URL: {e}"));
+    let admin = PgConnectOptions::from_str(&base).unwrap_or_else(|e| panic!("{URL_VAR} is not a PostgreSQL URL: {e}"));
     // Only for a unique name, so the wall clock is fine; UUIDv7 names sort by creation,
     // which helps when looking through databases kept by failed tests.
     let id = new_uuid(Timestamp::from_offset_date_time(OffsetDateTime::now_utc()));

@@ -7,8 +7,7 @@
 
 use async_trait::async_trait;
 use herald_domain::{
-    ApiKey, ApiKeyId, ApiKeyName, Page, PageRequest, Timestamp, TokenHash, Workspace, WorkspaceId,
-    WorkspaceName,
+    ApiKey, ApiKeyId, ApiKeyName, Page, PageRequest, Timestamp, TokenHash, Workspace, WorkspaceId, WorkspaceName,
 };
 use herald_store::{NewApiKey, Principal, StoreError, StoreResult, WorkspaceStore, new_uuid};
 use sqlx::{Postgres, Transaction};
@@ -37,11 +36,7 @@ async fn insert_workspace(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(Workspace {
-        id,
-        name: name.clone(),
-        created_at: now,
-    })
+    Ok(Workspace { id, name: name.clone(), created_at: now })
 }
 
 async fn insert_key(
@@ -66,14 +61,7 @@ async fn insert_key(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    Ok(ApiKey {
-        id,
-        workspace_id: workspace,
-        name: key.name,
-        hint: key.hint,
-        created_at: now,
-        revoked_at: None,
-    })
+    Ok(ApiKey { id, workspace_id: workspace, name: key.name, hint: key.hint, created_at: now, revoked_at: None })
 }
 
 #[async_trait]
@@ -104,11 +92,7 @@ impl WorkspaceStore for PgStore {
         rows::workspace(&row)
     }
 
-    async fn create_workspace(
-        &self,
-        name: &WorkspaceName,
-        now: Timestamp,
-    ) -> StoreResult<Workspace> {
+    async fn create_workspace(&self, name: &WorkspaceName, now: Timestamp) -> StoreResult<Workspace> {
         let mut tx = self.begin().await?;
         let workspace = insert_workspace(&mut tx, name, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -131,9 +115,7 @@ impl WorkspaceStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
-            .ok_or(StoreError::NotFound {
-                entity: "workspace",
-            })?;
+            .ok_or(StoreError::NotFound { entity: "workspace" })?;
         rows::workspace(&row)
     }
 
@@ -147,12 +129,7 @@ impl WorkspaceStore for PgStore {
             .collect()
     }
 
-    async fn create_api_key(
-        &self,
-        workspace: WorkspaceId,
-        key: NewApiKey,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey> {
+    async fn create_api_key(&self, workspace: WorkspaceId, key: NewApiKey, now: Timestamp) -> StoreResult<ApiKey> {
         let mut tx = self.begin().await?;
         let key = insert_key(&mut tx, workspace, key, false, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -176,9 +153,7 @@ impl WorkspaceStore for PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?
-            .ok_or(StoreError::NotFound {
-                entity: "workspace",
-            })?;
+            .ok_or(StoreError::NotFound { entity: "workspace" })?;
         let current = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -201,13 +176,8 @@ impl WorkspaceStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-                let name = ApiKeyName::parse("HERALD_ADMIN_TOKEN")
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let new = NewApiKey {
-                    name,
-                    hash,
-                    hint: "from HERALD_ADMIN_TOKEN".to_owned(),
-                };
+                let name = ApiKeyName::parse("HERALD_ADMIN_TOKEN").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let new = NewApiKey { name, hash, hint: "from HERALD_ADMIN_TOKEN".to_owned() };
                 insert_key(&mut tx, workspace, new, true, now).await?
             }
         };
@@ -216,13 +186,11 @@ impl WorkspaceStore for PgStore {
     }
 
     async fn authenticate(&self, hash: &TokenHash) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let row = sqlx::query("SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
         row.map(|row| {
             Ok(Principal {
                 workspace_id: WorkspaceId::from_uuid(uuid(&row, "workspace_id")?),
@@ -232,11 +200,7 @@ impl WorkspaceStore for PgStore {
         .transpose()
     }
 
-    async fn list_api_keys(
-        &self,
-        workspace: WorkspaceId,
-        page: PageRequest<ApiKeyId>,
-    ) -> StoreResult<Page<ApiKey>> {
+    async fn list_api_keys(&self, workspace: WorkspaceId, page: PageRequest<ApiKeyId>) -> StoreResult<Page<ApiKey>> {
         // `uuid` compares bytewise, like SQLite's BLOB, so UUIDv7 ids page in creation order.
         let after = page.after.map_or(Uuid::nil(), |id| id.as_uuid());
         let rows = sqlx::query(concat!(
@@ -250,34 +214,22 @@ impl WorkspaceStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let keys = rows
-            .iter()
-            .map(rows::api_key)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let keys = rows.iter().map(rows::api_key).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(keys, page.limit, |k| k.id))
     }
 
     async fn get_api_key(&self, workspace: WorkspaceId, id: ApiKeyId) -> StoreResult<ApiKey> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            key_columns!(),
-            " FROM api_keys WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .ok_or(StoreError::NotFound { entity: "api key" })?;
+        let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE workspace_id = $1 AND id = $2"))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::NotFound { entity: "api key" })?;
         rows::api_key(&row)
     }
 
-    async fn revoke_api_key(
-        &self,
-        workspace: WorkspaceId,
-        id: ApiKeyId,
-        now: Timestamp,
-    ) -> StoreResult<ApiKey> {
+    async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) ",

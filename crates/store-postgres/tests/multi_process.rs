@@ -49,17 +49,9 @@ async fn claims_from_separate_pools_never_overlap() {
     const JOBS: usize = 2_000;
     const TASKS_PER_PROCESS: usize = 4;
     let (stores, _db) = processes(2).await;
-    let ws = stores[0]
-        .ensure_default_workspace(at(0))
-        .await
-        .expect("workspace");
-    let jobs: Vec<NewJob> = (0..JOBS)
-        .map(|i| NewJob::new(JobKind::Ping, json!({ "i": i }), at(0)))
-        .collect();
-    let enqueued = stores[0]
-        .enqueue_jobs(ws.id, &jobs, at(0))
-        .await
-        .expect("enqueue");
+    let ws = stores[0].ensure_default_workspace(at(0)).await.expect("workspace");
+    let jobs: Vec<NewJob> = (0..JOBS).map(|i| NewJob::new(JobKind::Ping, json!({ "i": i }), at(0))).collect();
+    let enqueued = stores[0].enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
 
     let mut tasks = Vec::new();
     for (p, store) in stores.iter().enumerate() {
@@ -90,11 +82,7 @@ async fn claims_from_separate_pools_never_overlap() {
 
     let distinct: HashSet<_> = claimed.iter().collect();
     assert_eq!(distinct.len(), claimed.len(), "no job claimed twice");
-    assert_eq!(
-        distinct,
-        enqueued.iter().collect::<HashSet<_>>(),
-        "every job claimed"
-    );
+    assert_eq!(distinct, enqueued.iter().collect::<HashSet<_>>(), "every job claimed");
     close(stores).await;
 }
 
@@ -127,10 +115,7 @@ async fn concurrent_start_ups_agree_on_the_default_workspace_and_bootstrap_key()
         assert_eq!(other_key.id, key.id, "one bootstrap key");
     }
     assert_eq!(stores[0].list_workspaces().await.expect("list").len(), 1);
-    let keys = stores[0]
-        .list_api_keys(ws.id, PageRequest::first(50))
-        .await
-        .expect("keys");
+    let keys = stores[0].list_api_keys(ws.id, PageRequest::first(50)).await.expect("keys");
     assert_eq!(keys.items.len(), 1);
     close(stores).await;
 }
@@ -139,18 +124,13 @@ async fn concurrent_start_ups_agree_on_the_default_workspace_and_bootstrap_key()
 async fn a_database_newer_than_the_binary_is_refused() {
     let (stores, db) = processes(1).await;
     // A later herald has applied a migration this binary does not know.
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
-        .await
-        .expect("connect");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.url()).await.expect("connect");
     sqlx::query("INSERT INTO herald_migrations (version, name) VALUES (9999, 'from the future')")
         .execute(&mut conn)
         .await
         .expect("insert");
     let err = stores[0].migrate().await.expect_err("newer schema");
-    assert!(
-        matches!(err, StoreError::Corrupt(ref msg) if msg.contains("9999")),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::Corrupt(ref msg) if msg.contains("9999")), "{err:?}");
     close(stores).await;
 }
 
@@ -159,13 +139,8 @@ async fn ten_thousand_jobs_enqueue_in_one_call() {
     let (stores, _db) = processes(1).await;
     let store = &stores[0];
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
-    let jobs: Vec<NewJob> = (0..10_000)
-        .map(|i| NewJob::new(JobKind::Ping, json!({ "i": i }), at(i % 100)))
-        .collect();
-    let ids = store
-        .enqueue_jobs(ws.id, &jobs, at(0))
-        .await
-        .expect("enqueue");
+    let jobs: Vec<NewJob> = (0..10_000).map(|i| NewJob::new(JobKind::Ping, json!({ "i": i }), at(i % 100))).collect();
+    let ids = store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
     assert_eq!(ids.len(), 10_000);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 10_000);
     let stats = store.queue_stats(at(1_000)).await.expect("stats");
