@@ -26,7 +26,11 @@ pub enum PayloadError {
 /// (without recursing further), which is the depth limit for inbound payloads.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        let what = if e.to_string().contains("recursion limit") { "nested deeper than 128 levels".to_owned() } else { e.to_string() };
+        let what = if e.to_string().contains("recursion limit") {
+            "nested deeper than 128 levels".to_owned()
+        } else {
+            e.to_string()
+        };
         PayloadError::InvalidJson(what)
     })
 }
@@ -37,7 +41,12 @@ fn pairs(raw: &[u8]) -> Value {
 
 /// The payload of a request to a source URL: `is_get` for GET requests, the `Content-Type`
 /// header, the query string and the body.
-pub fn payload(is_get: bool, content_type: Option<&str>, query: Option<&str>, body: &[u8]) -> Result<Value, PayloadError> {
+pub fn payload(
+    is_get: bool,
+    content_type: Option<&str>,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Value, PayloadError> {
     let blank = body.iter().all(u8::is_ascii_whitespace);
     if is_get || (blank && query.is_some_and(|q| !q.is_empty())) {
         return match query.filter(|q| !q.is_empty()) {
@@ -48,7 +57,8 @@ pub fn payload(is_get: bool, content_type: Option<&str>, query: Option<&str>, bo
     if blank {
         return Err(PayloadError::EmptyBody);
     }
-    let essence = content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()).unwrap_or_default();
+    let essence =
+        content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()).unwrap_or_default();
     match essence.as_str() {
         "" | "application/json" | "text/plain" | "text/json" => parse_json(body),
         "application/x-www-form-urlencoded" => Ok(pairs(body)),
@@ -65,10 +75,17 @@ mod tests {
     #[test]
     fn accepts_json_however_labelled_forms_and_queries() {
         let body = br#"{"email":"a@example.com"}"#;
-        for ct in [None, Some("application/json"), Some("application/json; charset=utf-8"), Some("text/plain"), Some("application/vnd.api+json")] {
+        for ct in [
+            None,
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("text/plain"),
+            Some("application/vnd.api+json"),
+        ] {
             assert_eq!(payload(false, ct, None, body), Ok(json!({"email": "a@example.com"})), "{ct:?}");
         }
-        let form = payload(false, Some("application/x-www-form-urlencoded"), None, b"email=a%40example.com&data.plan=pro");
+        let form =
+            payload(false, Some("application/x-www-form-urlencoded"), None, b"email=a%40example.com&data.plan=pro");
         assert_eq!(form, Ok(json!({"email": "a@example.com", "data": {"plan": "pro"}})));
         let query = payload(true, None, Some("email=a@example.com&event=signup"), b"");
         assert_eq!(query, Ok(json!({"email": "a@example.com", "event": "signup"})));

@@ -84,6 +84,13 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
+        if run_worker {
+            tokio::spawn(crate::housekeeping::run(
+                self.state.store.clone(),
+                self.state.clock.clone(),
+                shutdown.child_token(),
+            ));
+        }
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());
         tokio::select! {

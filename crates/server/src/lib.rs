@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod housekeeping;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

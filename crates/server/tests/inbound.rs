@@ -25,6 +25,7 @@ on_both_backends!(
     event_log_filters_and_explains,
     identity_conflicts_are_recorded_not_merged,
     csv_import_takes_a_hundred_thousand_rows_in_one_call,
+    housekeeping_purges_expired_idempotency_keys,
 );
 
 /// Creates a source of `kind` and returns (id, url).
@@ -696,12 +697,37 @@ async fn csv_import_takes_a_hundred_thousand_rows_in_one_call(backend: Backend) 
     for i in 0..100_000 {
         csv.push_str(&format!("member{i}@example.com,First{i},Last{i},free,{}\n", i % 50));
     }
-    let response = app.request(Method::POST, "/api/v1/contacts/import").header("content-type", "text/csv").body(csv).send().await.expect("import");
+    let response = app
+        .request(Method::POST, "/api/v1/contacts/import")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
     let (status, summary) = json(response).await;
     assert_eq!(status, StatusCode::OK, "{summary}");
     assert_eq!((summary["created"].clone(), summary["failed"].clone()), (json!(100_000), json!(0)));
     let found = contacts(&app, "?email=member99999@example.com").await;
     assert_eq!(found[0]["last_name"], "Last99999");
     assert_eq!(found[0]["attributes"]["seats"], "49");
+    app.stop().await;
+}
+
+async fn housekeeping_purges_expired_idempotency_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, url) = source(&app, "generic").await;
+    let payload = json!({"email": "h@example.com", "event": "paid"});
+    for key in ["a", "b"] {
+        let response = app.client.post(&url).header("idempotency-key", key).json(&payload).send().await.expect("post");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let clock: herald_server::clock::SharedClock = std::sync::Arc::new(app.clock.clone());
+    assert_eq!(
+        herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"),
+        0,
+        "still in the window"
+    );
+    app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    assert_eq!(herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
     app.stop().await;
 }

@@ -79,6 +79,8 @@ CREATE TABLE idempotency_keys (
     created_at timestamptz NOT NULL,
     PRIMARY KEY (source_id, key)
 );
+-- Expired keys are purged by created_at (housekeeping).
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 -- Short per-source logs, trimmed on every append; ids order them by arrival.
 CREATE TABLE source_rejections (

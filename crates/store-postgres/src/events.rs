@@ -262,4 +262,16 @@ impl EventStore for PgStore {
         .ok_or(StoreError::NotFound { entity: "event" })?;
         rows::event(&row, true)
     }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let purged = sqlx::query(
+            "DELETE FROM idempotency_keys k WHERE k.created_at < $1 \
+             OR NOT EXISTS (SELECT 1 FROM events e WHERE e.id = k.event_id)",
+        )
+        .bind(before.to_offset_date_time())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
 }

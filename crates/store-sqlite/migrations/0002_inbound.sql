@@ -79,6 +79,8 @@ CREATE TABLE source_rejections (
     body_prefix BLOB    NOT NULL
 ) STRICT;
 CREATE INDEX source_rejections_source ON source_rejections (source_id, id);
+-- Expired keys are purged by created_at (housekeeping).
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 CREATE TABLE source_samples (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -157,4 +157,18 @@ impl EventStore for SqliteStore {
         .ok_or(StoreError::NotFound { entity: "event" })?;
         rows::event(&row, true)
     }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let purged = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at < ? \
+             OR NOT EXISTS (SELECT 1 FROM events e WHERE e.id = idempotency_keys.event_id)",
+        )
+        .bind(before.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
 }

@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             events_filter_and_paginate,
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
+            expired_idempotency_keys_are_purged,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -887,4 +888,20 @@ pub async fn contact_import_upserts_by_email(store: SharedStore) {
             .items
             .is_empty()
     );
+}
+
+pub async fn expired_idempotency_keys_are_purged(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let body = json!({"email": "p@example.com", "event": "paid"});
+    let old = store.ingest(&[request(ws, source, body.clone(), Some("old"), at(0))], at(0)).await.expect("ingest");
+    let recent =
+        store.ingest(&[request(ws, source, body.clone(), Some("recent"), at(100))], at(100)).await.expect("ingest");
+    assert_eq!(store.purge_idempotency_keys(at(50)).await.expect("purge"), 1);
+    assert_eq!(store.purge_idempotency_keys(at(50)).await.expect("purge"), 0, "idempotent");
+    // The recent key still replays; the purged one is simply new again.
+    let again =
+        store.ingest(&[request(ws, source, body.clone(), Some("recent"), at(101))], at(101)).await.expect("ingest");
+    assert_eq!(again[0], IngestResult::Replayed(accepted(&recent[0])));
+    let fresh = store.ingest(&[request(ws, source, body, Some("old"), at(102))], at(102)).await.expect("ingest");
+    assert_ne!(accepted(&fresh[0]).event_id, accepted(&old[0]).event_id);
 }

@@ -209,66 +209,62 @@ pub fn plan_batch(
         let by_user_id = find(identity.user_id.as_ref().and_then(|u| set.by_user_id.get(&(ws, u.clone()))));
         let by_phone = find(identity.phone.as_ref().and_then(|p| set.by_phone.get(&(ws, p.clone()))));
         let mut notes = request.notes.clone();
-        let (contact, action, conflicts) = match resolve_identity(
-            identity,
-            by_email.as_ref(),
-            by_user_id.as_ref(),
-            by_phone.as_ref(),
-        ) {
-            Resolution::Unmatched if event.when_unmatched == WhenUnmatched::Reject => {
-                results.push(IngestResult::Unmatched);
-                continue;
-            }
-            Resolution::Unmatched => {
-                notes.push(
+        let (contact, action, conflicts) =
+            match resolve_identity(identity, by_email.as_ref(), by_user_id.as_ref(), by_phone.as_ref()) {
+                Resolution::Unmatched if event.when_unmatched == WhenUnmatched::Reject => {
+                    results.push(IngestResult::Unmatched);
+                    continue;
+                }
+                Resolution::Unmatched => {
+                    notes.push(
                     "No contact matches this user id or phone and the event has no email: logged without a contact."
                         .to_owned(),
                 );
-                (None, ContactAction::Skipped, Vec::new())
-            }
-            Resolution::Create { identity, conflicts } => {
-                let mut contact = Contact {
-                    id: ContactId::from_uuid(new_uuid(now)),
-                    workspace_id: ws,
-                    email: identity.email,
-                    user_id: identity.user_id,
-                    phone: identity.phone,
-                    name: None,
-                    first_name: None,
-                    last_name: None,
-                    attributes: Map::new(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                apply_event_data(&mut contact, event);
-                let i = set.add(contact, true);
-                (Some(i), ContactAction::Created, conflicts)
-            }
-            Resolution::Existing { id, claim, conflicts } => {
-                let i = set.position(id).expect("resolved contacts come from the working set");
-                let contact = &mut set.contacts[i];
-                let mut changed = apply_event_data(contact, event);
-                if let Some(email) = claim.email.filter(|e| contact.email.as_ref() != Some(e)) {
-                    contact.email = Some(email);
-                    changed = true;
+                    (None, ContactAction::Skipped, Vec::new())
                 }
-                if let Some(user_id) = claim.user_id {
-                    contact.user_id = Some(user_id);
-                    changed = true;
+                Resolution::Create { identity, conflicts } => {
+                    let mut contact = Contact {
+                        id: ContactId::from_uuid(new_uuid(now)),
+                        workspace_id: ws,
+                        email: identity.email,
+                        user_id: identity.user_id,
+                        phone: identity.phone,
+                        name: None,
+                        first_name: None,
+                        last_name: None,
+                        attributes: Map::new(),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    apply_event_data(&mut contact, event);
+                    let i = set.add(contact, true);
+                    (Some(i), ContactAction::Created, conflicts)
                 }
-                if let Some(phone) = claim.phone {
-                    contact.phone = Some(phone);
-                    changed = true;
+                Resolution::Existing { id, claim, conflicts } => {
+                    let i = set.position(id).expect("resolved contacts come from the working set");
+                    let contact = &mut set.contacts[i];
+                    let mut changed = apply_event_data(contact, event);
+                    if let Some(email) = claim.email.filter(|e| contact.email.as_ref() != Some(e)) {
+                        contact.email = Some(email);
+                        changed = true;
+                    }
+                    if let Some(user_id) = claim.user_id {
+                        contact.user_id = Some(user_id);
+                        changed = true;
+                    }
+                    if let Some(phone) = claim.phone {
+                        contact.phone = Some(phone);
+                        changed = true;
+                    }
+                    if changed {
+                        contact.updated_at = now;
+                        set.changed[i] = true;
+                        set.index(i);
+                    }
+                    let action = if changed { ContactAction::Updated } else { ContactAction::Unchanged };
+                    (Some(i), action, conflicts)
                 }
-                if changed {
-                    contact.updated_at = now;
-                    set.changed[i] = true;
-                    set.index(i);
-                }
-                let action = if changed { ContactAction::Updated } else { ContactAction::Unchanged };
-                (Some(i), action, conflicts)
-            }
-        };
+            };
         if !conflicts.is_empty() {
             notes.push("Some identifiers belong to another contact or differ from this contact's; they were not applied (see conflicts).".to_owned());
         }

@@ -417,4 +417,8 @@ pub trait EventStore {
 
     /// With the request as received.
     async fn get_event(&self, workspace: WorkspaceId, id: EventId) -> StoreResult<Event>;
+
+    /// Deletes idempotency keys created before `before` (they no longer replay), and keys of
+    /// events that were erased; returns how many went.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
 }

@@ -47,8 +47,10 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
     let limit = if bulk { IMPORT_TIMEOUT } else { REQUEST_TIMEOUT };
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the request took longer than {limit:?}"))
-            .into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the request took longer than {limit:?}"))
+                .into_response()
+        }
     }
 }
 

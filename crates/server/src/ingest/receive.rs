@@ -251,10 +251,15 @@ pub async fn receive(State(state): State<AppState>, Path(token): Path<String>, r
         Ok(opened) => opened,
         Err(response) => return response,
     };
-    let prepared = payload::payload(inbound.method == Method::GET, inbound.content_type.as_deref(), query.as_deref(), &inbound.body)
-        .map_err(payload_error)
-        .and_then(|payload| interpret(&state, &inbound.source, &payload, inbound.received_at))
-        .and_then(|(event, notes)| Ok((event, notes, header_key(&headers)?)));
+    let prepared = payload::payload(
+        inbound.method == Method::GET,
+        inbound.content_type.as_deref(),
+        query.as_deref(),
+        &inbound.body,
+    )
+    .map_err(payload_error)
+    .and_then(|payload| interpret(&state, &inbound.source, &payload, inbound.received_at))
+    .and_then(|(event, notes)| Ok((event, notes, header_key(&headers)?)));
     let (event, notes, key) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => return reject(&state, &inbound, error),
