@@ -62,6 +62,7 @@ impl App {
             committer: Committer::start(store.clone(), clock.clone(), committers),
             source_log: SourceLog::start(store.clone()),
             limiter: Arc::default(),
+            sources: Arc::default(),
             ingest_body_limit,
             store,
             clock,

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestApp, expect_error, json, spawn_app};
+use herald_server::clock::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -26,6 +27,7 @@ on_both_backends!(
     identity_conflicts_are_recorded_not_merged,
     csv_import_takes_a_hundred_thousand_rows_in_one_call,
     housekeeping_purges_expired_idempotency_keys,
+    a_change_made_by_another_node_applies_within_a_second,
 );
 
 /// Creates a source of `kind` and returns (id, url).
@@ -729,5 +731,20 @@ async fn housekeeping_purges_expired_idempotency_keys(backend: Backend) {
     );
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
     assert_eq!(herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
+    app.stop().await;
+}
+
+async fn a_change_made_by_another_node_applies_within_a_second(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, url) = source(&app, "generic").await;
+    let payload = json!({"email": "n@example.com"});
+    assert_eq!(send(&app, &url, &payload).await.0, StatusCode::OK);
+    // Another node disables the source: this node trusts its cached copy for at most a second.
+    let workspace = app.store.ensure_default_workspace(app.clock.now()).await.expect("workspace");
+    let update = herald_store::SourceUpdate { enabled: Some(false), ..Default::default() };
+    app.store.update_source(workspace.id, id.parse().expect("id"), update, app.clock.now()).await.expect("disable");
+    assert_eq!(send(&app, &url, &payload).await.0, StatusCode::OK);
+    app.clock.advance(herald_server::ingest::sources::TTL);
+    assert_eq!(send(&app, &url, &payload).await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }

@@ -69,6 +69,8 @@ pub struct AppState {
     /// Per-source rejection log and samples, written off the request path.
     pub source_log: crate::ingest::log::SourceLog,
     pub limiter: Arc<crate::ingest::limiter::Limiter>,
+    /// Sources by token hash, briefly cached for the hot path.
+    pub sources: Arc<crate::ingest::sources::SourceCache>,
     /// Largest inbound webhook body, in bytes.
     pub ingest_body_limit: usize,
 }

@@ -267,6 +267,7 @@ async fn update_source(
         mapping: body.mapping,
     };
     let source = state.store.update_source(p.workspace_id, id, update, state.clock.now()).await?;
+    state.sources.clear();
     Ok(Json(dto(&state, source)))
 }
 
@@ -279,6 +280,7 @@ async fn delete_source(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_source(p.workspace_id, parse_id(&id)?).await?;
+    state.sources.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -308,6 +310,7 @@ async fn rotate_source(
     let grace_until = (!grace.is_zero()).then(|| now + grace);
     let source =
         state.store.rotate_source_token(p.workspace_id, id, token.hash(), token.hint(), grace_until, now).await?;
+    state.sources.clear();
     tracing::info!(source = %source.id, grace_secs = grace.as_secs(), "source URL rotated");
     Ok(Json(with_url(&state, source, &token)))
 }
@@ -320,6 +323,7 @@ async fn set_enabled(
 ) -> Result<Json<SourceDto>, ApiError> {
     let update = SourceUpdate { enabled: Some(enabled), ..SourceUpdate::default() };
     let source = state.store.update_source(workspace, parse_id(id)?, update, state.clock.now()).await?;
+    state.sources.clear();
     Ok(Json(dto(state, source)))
 }
 

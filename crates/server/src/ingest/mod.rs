@@ -7,3 +7,4 @@ pub mod committer;
 pub mod limiter;
 pub mod log;
 pub mod receive;
+pub mod sources;

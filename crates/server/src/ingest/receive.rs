@@ -60,7 +60,7 @@ async fn open(
 ) -> Result<(Inbound, Option<String>, HeaderMap), Response> {
     let now = state.clock.now();
     let Some(token) = SourceToken::from_path(token) else { return Err(not_found()) };
-    let source = match state.store.source_by_token(&token.hash(), now).await {
+    let source = match state.sources.lookup(&state.store, &token.hash(), now).await {
         Ok(Some(source)) => source,
         Ok(None) => return Err(not_found()),
         Err(e) => return Err(ApiError::from(e).into_response()),
