@@ -16,12 +16,19 @@
 //!    `cargo nextest` when installed (plus `cargo test --doc`, because nextest
 //!    does not run doctests) and `cargo test` otherwise;
 //! 5. always stops the cluster and deletes its directory afterwards, also when
-//!    tests fail or the run is interrupted with Ctrl-C / SIGTERM.
+//!    tests fail or the run is interrupted with Ctrl-C / SIGTERM;
+//! 6. fuzzes the body parser and the mapping engine for `HERALD_FUZZ_SECONDS`
+//!    seconds per target (default 30, 0 skips; see [`fuzz`]).
 //!
 //! `cargo xtask pg` starts the same kind of cluster, prints the
 //! `HERALD_TEST_POSTGRES_URL=…` line and keeps it running until Ctrl-C, for
 //! developers who want to run `cargo test` by hand.
+//!
+//! `cargo xtask bench` measures Herald's durable event ingest over loopback
+//! next to a no-op HTTP handler (see [`bench`] and BENCHMARKS.md).
 
+mod bench;
+mod fuzz;
 mod pg;
 
 use std::ffi::OsString;
@@ -65,6 +72,21 @@ enum Cmd {
     /// another shell to run `cargo test` by hand. The cluster and its data are
     /// deleted on exit.
     Pg,
+    /// Benchmark Herald's durable event ingest against a no-op handler.
+    ///
+    /// Builds herald and an optimised xtask in release mode, measures a no-op
+    /// HTTP server and then Herald's ingest at each contact count over
+    /// loopback, and prints a Markdown report (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// The no-op HTTP server `bench` measures as its baseline.
+    #[command(hide = true)]
+    NoopServer(bench::NoopArgs),
+    /// Fuzz the inbound body parser and the mapping engine (cargo-fuzz).
+    ///
+    /// Installs cargo-fuzz if missing, builds the targets in fuzz/ (with
+    /// RUSTC_BOOTSTRAP=1 on a stable toolchain) and runs each one for a
+    /// bounded time from the seeds in fuzz/seeds/. Fails on any crash.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,16 +97,22 @@ struct TestArgs {
     /// Options go first, test-binary arguments after a `--`, as with the
     /// runner itself: `cargo xtask test -p herald-store outbox -- --nocapture`.
     /// Doctests are only run when no extra arguments are given.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "RUNNER_ARGS"
-    )]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "RUNNER_ARGS")]
     args: Vec<OsString>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::NoopServer(args) = &cli.command {
+        // Runs until killed: no signal handling of ours (SIGTERM must end it).
+        return match bench::noop_server(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("xtask: error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let signals = match SignalWatch::install() {
         Ok(signals) => signals,
         Err(err) => {
@@ -95,17 +123,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Test(args) => test(&signals, &args.args),
         Cmd::Pg => pg_forever(&signals),
+        Cmd::Bench(args) => bench::bench(&signals, &args),
+        Cmd::Fuzz(args) => fuzz::fuzz(&signals, &args),
+        Cmd::NoopServer(_) => unreachable!("handled above"),
     };
     // Every cluster has been dropped (stopped and deleted) by now.
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("xtask: error: {err:#}");
-            if signals.caught().is_some() {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
+            if signals.caught().is_some() { ExitCode::from(130) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -119,14 +146,7 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     signals.bail_if_caught()?;
 
     step("cargo clippy --workspace --all-targets -- -D warnings");
-    if !signals.run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))? {
+    if !signals.run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))? {
         bail!("clippy reported problems (see above); fix them before running the tests");
     }
     signals.bail_if_caught()?;
@@ -148,19 +168,14 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     if nextest {
         step("cargo nextest run --workspace --no-fail-fast");
         let mut cmd = cargo();
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"])
-            .args(extra);
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra);
         if !signals.run(cmd.env(URL_VAR, &url))? {
             failed.push("cargo nextest run");
         }
         signals.bail_if_caught()?;
         if extra.is_empty() {
             step("cargo test --workspace --doc");
-            if !signals.run(
-                cargo()
-                    .args(["test", "--workspace", "--doc"])
-                    .env(URL_VAR, &url),
-            )? {
+            if !signals.run(cargo().args(["test", "--workspace", "--doc"]).env(URL_VAR, &url))? {
                 failed.push("cargo test --doc");
             }
             signals.bail_if_caught()?;
@@ -170,8 +185,7 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     } else {
         step("cargo test --workspace --no-fail-fast (cargo-nextest not installed)");
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace", "--no-fail-fast"])
-            .args(extra);
+        cmd.args(["test", "--workspace", "--no-fail-fast"]).args(extra);
         if !signals.run(cmd.env(URL_VAR, &url))? {
             failed.push("cargo test");
         }
@@ -185,6 +199,7 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
         bail!("tests failed: {}", failed.join(", "));
     }
     drop(cluster);
+    fuzz::fuzz_for_test(signals)?;
     eprintln!("xtask: all checks and tests passed");
     Ok(())
 }
@@ -196,14 +211,8 @@ fn pg_forever(signals: &SignalWatch) -> Result<()> {
     writeln!(stdout, "{URL_VAR}={}", cluster.url())?;
     stdout.flush()?;
     drop(stdout);
-    eprintln!(
-        "xtask: PostgreSQL is running (data in {}).",
-        cluster.dir().display()
-    );
-    eprintln!(
-        "xtask: in another shell: export {URL_VAR}={} && cargo test",
-        cluster.url()
-    );
+    eprintln!("xtask: PostgreSQL is running (data in {}).", cluster.dir().display());
+    eprintln!("xtask: in another shell: export {URL_VAR}={} && cargo test", cluster.url());
     eprintln!("xtask: press Ctrl-C to stop the cluster and delete its data.");
     let signal = signals.wait();
     eprintln!("xtask: caught {}; stopping PostgreSQL", signal_name(signal));
@@ -271,8 +280,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SignalWatch {
     fn install() -> Result<Self> {
         let state = Arc::new(SignalState::default());
-        let mut signals =
-            Signals::new([SIGINT, SIGTERM, SIGHUP]).context("could not install signal handlers")?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("could not install signal handlers")?;
         let thread_state = Arc::clone(&state);
         thread::Builder::new()
             .name("signals".into())
@@ -311,19 +319,13 @@ impl SignalWatch {
             if let Some(signal) = *caught {
                 return signal;
             }
-            caught = self
-                .state
-                .caught_cond
-                .wait(caught)
-                .unwrap_or_else(PoisonError::into_inner);
+            caught = self.state.caught_cond.wait(caught).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// Runs `cmd` with inherited stdio and returns whether it succeeded.
     fn run(&self, cmd: &mut Command) -> Result<bool> {
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("could not run {cmd:?}"))?;
+        let mut child = cmd.spawn().with_context(|| format!("could not run {cmd:?}"))?;
         let pid = i32::try_from(child.id()).ok().map(Pid::from_raw);
         *lock(&self.state.child) = pid;
         let status = child.wait();
@@ -340,12 +342,8 @@ mod tests {
     fn runner_args(argv: &[&str]) -> Vec<String> {
         let cli = Cli::try_parse_from(argv).expect("arguments should parse");
         match cli.command {
-            Cmd::Test(args) => args
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
-            Cmd::Pg => panic!("expected the test subcommand"),
+            Cmd::Test(args) => args.args.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+            _ => panic!("expected the test subcommand"),
         }
     }
 
@@ -354,10 +352,7 @@ mod tests {
         assert!(runner_args(&["xtask", "test"]).is_empty());
         assert_eq!(runner_args(&["xtask", "test", "outbox"]), ["outbox"]);
         assert_eq!(runner_args(&["xtask", "test", "--", "outbox"]), ["outbox"]);
-        assert_eq!(
-            runner_args(&["xtask", "test", "outbox", "--", "--nocapture"]),
-            ["outbox", "--", "--nocapture"]
-        );
+        assert_eq!(runner_args(&["xtask", "test", "outbox", "--", "--nocapture"]), ["outbox", "--", "--nocapture"]);
         assert_eq!(
             runner_args(&["xtask", "test", "-p", "herald-domain", "--", "--nocapture"]),
             ["-p", "herald-domain", "--", "--nocapture"]

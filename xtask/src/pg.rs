@@ -74,15 +74,10 @@ impl Cluster {
                 .tempdir_in("/tmp")
                 .context("could not create a temporary directory in /tmp")?;
             std::os::unix::fs::chown(dir.path(), Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-                .with_context(|| {
-                    format!("could not hand {} to `{OS_USER}`", dir.path().display())
-                })?;
+                .with_context(|| format!("could not hand {} to `{OS_USER}`", dir.path().display()))?;
             dir
         } else {
-            tempfile::Builder::new()
-                .prefix("herald-pg-")
-                .tempdir()
-                .context("could not create a temporary directory")?
+            tempfile::Builder::new().prefix("herald-pg-").tempdir().context("could not create a temporary directory")?
         };
 
         let mut cluster = Self {
@@ -95,11 +90,7 @@ impl Cluster {
         };
         cluster.init()?;
         cluster.start_server()?;
-        eprintln!(
-            "xtask: PostgreSQL ({}) listening on 127.0.0.1:{}",
-            cluster.bin_dir.display(),
-            cluster.port
-        );
+        eprintln!("xtask: PostgreSQL ({}) listening on 127.0.0.1:{}", cluster.bin_dir.display(), cluster.port);
         Ok(cluster)
     }
 
@@ -118,10 +109,7 @@ impl Cluster {
         let log = fs::read_to_string(&self.log_file).unwrap_or_default();
         let all: Vec<&str> = log.lines().collect();
         let tail = &all[all.len().saturating_sub(lines)..];
-        eprintln!(
-            "xtask: --- last {} lines of the PostgreSQL server log ---",
-            tail.len()
-        );
+        eprintln!("xtask: --- last {} lines of the PostgreSQL server log ---", tail.len());
         for line in tail {
             eprintln!("{line}");
         }
@@ -148,31 +136,15 @@ impl Cluster {
     fn init(&self) -> Result<()> {
         // An explicit locale: the inherited one (LANG) may be unset or not
         // generated on the machine, which makes initdb fail.
-        let locale = if cfg!(target_os = "linux") {
-            "C.UTF-8"
-        } else {
-            "C"
-        };
+        let locale = if cfg!(target_os = "linux") { "C.UTF-8" } else { "C" };
         let mut cmd = self.pg_command("initdb");
         cmd.arg("-D")
             .arg(&self.data_dir)
-            .args([
-                "--auth=trust",
-                "-U",
-                SUPERUSER,
-                "--encoding=UTF8",
-                "--no-sync",
-            ])
+            .args(["--auth=trust", "-U", SUPERUSER, "--encoding=UTF8", "--no-sync"])
             .arg(format!("--locale={locale}"));
-        let output = cmd
-            .output()
-            .with_context(|| format!("could not run {cmd:?}"))?;
+        let output = cmd.output().with_context(|| format!("could not run {cmd:?}"))?;
         if !output.status.success() {
-            bail!(
-                "initdb failed ({}):\n{}",
-                output.status,
-                output_text(&output)
-            );
+            bail!("initdb failed ({}):\n{}", output.status, output_text(&output));
         }
         Ok(())
     }
@@ -180,11 +152,7 @@ impl Cluster {
     /// Starts the server on a free loopback port and waits until it accepts
     /// connections (`pg_ctl -w`).
     fn start_server(&mut self) -> Result<()> {
-        let socket_dir = self
-            .dir
-            .path()
-            .to_str()
-            .context("temporary directory path is not UTF-8")?;
+        let socket_dir = self.dir.path().to_str().context("temporary directory path is not UTF-8")?;
         if socket_dir.contains('\'') {
             // pg_ctl passes -o through /bin/sh; we single-quote the path.
             bail!("temporary directory path {socket_dir:?} contains a single quote");
@@ -203,18 +171,13 @@ impl Cluster {
                 .arg("-l")
                 .arg(&self.log_file)
                 .args(["-w", "-t", "120", "-o", &options, "start"]);
-            let output = cmd
-                .output()
-                .with_context(|| format!("could not run {cmd:?}"))?;
+            let output = cmd.output().with_context(|| format!("could not run {cmd:?}"))?;
             if output.status.success() {
                 return Ok(());
             }
             let log = fs::read_to_string(&self.log_file).unwrap_or_default();
             if attempt < START_ATTEMPTS && log.contains("Address already in use") {
-                eprintln!(
-                    "xtask: port {} was taken in the meantime; trying another",
-                    self.port
-                );
+                eprintln!("xtask: port {} was taken in the meantime; trying another", self.port);
                 // So that a later failure's log shows only that attempt.
                 let _ = fs::remove_file(&self.log_file);
                 continue;
@@ -235,25 +198,16 @@ impl Cluster {
         let Ok(pid_file) = fs::read_to_string(self.data_dir.join("postmaster.pid")) else {
             return; // Never started, or already stopped.
         };
-        let pid = pid_file
-            .lines()
-            .next()
-            .and_then(|line| line.trim().parse().ok())
-            .map(Pid::from_raw);
+        let pid = pid_file.lines().next().and_then(|line| line.trim().parse().ok()).map(Pid::from_raw);
 
         let mut cmd = self.pg_command("pg_ctl");
-        cmd.arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "-t", "30", "stop"]);
+        cmd.arg("-D").arg(&self.data_dir).args(["-m", "immediate", "-w", "-t", "30", "stop"]);
         match cmd.output() {
             Ok(output) if output.status.success() => {
                 eprintln!("xtask: PostgreSQL stopped");
                 return;
             }
-            Ok(output) => eprintln!(
-                "xtask: warning: pg_ctl stop failed:\n{}",
-                output_text(&output)
-            ),
+            Ok(output) => eprintln!("xtask: warning: pg_ctl stop failed:\n{}", output_text(&output)),
             Err(err) => eprintln!("xtask: warning: could not run pg_ctl stop: {err}"),
         }
         // pg_ctl failed (e.g. interrupted): kill the postmaster by its pid
@@ -282,19 +236,12 @@ impl Drop for Cluster {
 /// may grab it before the server binds it; `start_server` retries then.
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("could not bind a loopback port")?;
-    Ok(listener
-        .local_addr()
-        .context("could not read the bound port")?
-        .port())
+    Ok(listener.local_addr().context("could not read the bound port")?.port())
 }
 
 /// stdout and stderr of a finished command, for error messages.
 fn output_text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// The directory holding `initdb` and `pg_ctl`, installing Debian's
@@ -321,11 +268,7 @@ fn find_bin_dir() -> Option<PathBuf> {
         .filter_map(|entry| {
             let name = entry.file_name();
             // "15", "16" or old-style "9.6".
-            let version: Option<Vec<u32>> = name
-                .to_str()?
-                .split('.')
-                .map(|part| part.parse().ok())
-                .collect();
+            let version: Option<Vec<u32>> = name.to_str()?.split('.').map(|part| part.parse().ok()).collect();
             Some((version?, entry.path().join("bin")))
         })
         .filter(|(_, bin)| has_server_binaries(bin))
@@ -347,9 +290,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The first executable called `name` on PATH.
 fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| is_executable(path))
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|path| is_executable(path))
 }
 
 /// `apt-get update && apt-get install -y --no-install-recommends postgresql`,
@@ -386,9 +327,7 @@ fn install_postgresql() -> Result<()> {
         };
         cmd.args(args);
         eprintln!("xtask: running {cmd:?}");
-        let status = cmd
-            .status()
-            .with_context(|| format!("could not run {cmd:?}"))?;
+        let status = cmd.status().with_context(|| format!("could not run {cmd:?}"))?;
         if !status.success() {
             bail!("{cmd:?} failed ({status})");
         }
