@@ -117,6 +117,12 @@ impl Modify for BearerAuth {
     }
 }
 
+/// For optional fields of PATCH bodies: tells "absent" (outer `None`, with `#[serde(default)]`)
+/// from "null" (`Some(None)`).
+fn present<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// The OpenAPI document of everything `router` serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     build().2

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_domain::mapping::{MappingSpec, suggest};
+use herald_domain::mapping::{CompiledMapping, MappingSpec, suggest};
 use herald_domain::source::parse_source_name;
 use herald_domain::{Source, SourceId, SourceKind, SourceToken, Timestamp};
 use herald_store::{NewSource, SourceUpdate};
@@ -99,20 +99,15 @@ pub struct CreateSource {
 pub struct UpdateSource {
     name: Option<String>,
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<u32>)]
     rate_limit_per_second: Option<Option<u32>>,
     /// A mapping (see the `mapped` kind): `email`, `user_id`, `phone`, `event_name`
     /// (`{"path": ...}` or `{"constant": ...}`), `occurred_at`, `attributes`, `properties`,
     /// `include_body_as_properties`, `dedupe_key`.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Object>)]
     mapping: Option<Option<Value>>,
-}
-
-/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -183,9 +178,9 @@ fn fresh_token() -> SourceToken {
 }
 
 /// Checks a mapping and returns the field-named errors as one API error.
-fn check_mapping(mapping: &Value) -> Result<(), ApiError> {
+fn compile_mapping(mapping: &Value) -> Result<CompiledMapping, ApiError> {
     let spec: MappingSpec = serde_json::from_value(mapping.clone()).map_err(|e| ApiError::invalid("mapping", e))?;
-    spec.validate().map(|_| ()).map_err(|errors| {
+    spec.validate().map_err(|errors| {
         let first = errors.first().map(|e| e.field.clone()).unwrap_or_default();
         let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let mut error = ApiError::invalid("mapping", all.join("; "));
@@ -258,7 +253,7 @@ async fn update_source(
         return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or null for no limit)"));
     }
     if let Some(Some(mapping)) = &body.mapping {
-        check_mapping(mapping)?;
+        compile_mapping(mapping)?;
     }
     let update = SourceUpdate {
         name,
@@ -406,9 +401,7 @@ async fn preview_mapping(
     ApiJson(body): ApiJson<PreviewMapping>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    check_mapping(&body.mapping)?;
-    let spec: MappingSpec = serde_json::from_value(body.mapping).map_err(|e| ApiError::invalid("mapping", e))?;
-    let compiled = spec.validate().map_err(|_| ApiError::invalid("mapping", "invalid"))?;
+    let compiled = compile_mapping(&body.mapping)?;
     let payload = match body.body {
         Some(payload) => payload,
         None => {
