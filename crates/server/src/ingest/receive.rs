@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_domain::inbound::{InboundEvent, WhenUnmatched, parse_generic, parse_posthog};
-use herald_domain::mapping::MappingSpec;
+use herald_domain::mapping::{CompiledMapping, MappingSpec};
 use herald_domain::payload::{self, PayloadError};
 use herald_domain::{FieldError, Identity, RequestRecord, Source, SourceKind, SourceToken, Timestamp};
 use herald_store::ingest::{IngestRequest, IngestResult};
@@ -156,28 +156,31 @@ fn interpret(
         SourceKind::Posthog => parse_posthog(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Mapped => {
             state.source_log.sample(Sample { source_id: source.id, received_at, body: payload.clone() });
-            let compiled = source
-                .mapping
-                .as_ref()
-                .map(|m| serde_json::from_value::<MappingSpec>(m.clone()).map_err(|e| e.to_string()))
-                .transpose()
-                .and_then(|spec| {
-                    spec.map(|s| s.validate().map_err(|errors| format!("{} mapping errors", errors.len()))).transpose()
-                });
-            let outcome = match compiled {
-                Ok(Some(mapping)) => mapping.apply(payload).map_err(|errors| {
+            let outcome = saved_mapping(source).and_then(|mapping| {
+                mapping.apply(payload).map_err(|errors| {
                     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     format!("The mapping could not read this request: {}.", list.join("; "))
-                }),
-                Ok(None) => Err("No mapping is defined yet: kept as a sample. Define a mapping to turn requests into contacts and events.".to_owned()),
-                Err(e) => Err(format!("The saved mapping is invalid ({e}); fix it in the source settings.")),
-            };
+                })
+            });
             match outcome {
                 Ok(event) => Ok((event, Vec::new())),
                 Err(note) => Ok((unreadable(), vec![note])),
             }
         }
     }
+}
+
+/// The source's saved mapping, compiled; `Err` explains, for the event's outcome, why there is
+/// none to apply.
+fn saved_mapping(source: &Source) -> Result<CompiledMapping, String> {
+    let Some(raw) = &source.mapping else {
+        return Err("No mapping is defined yet: kept as a sample. \
+                    Define a mapping to turn requests into contacts and events."
+            .to_owned());
+    };
+    let invalid = |why: String| format!("The saved mapping is invalid ({why}); fix it in the source settings.");
+    let spec: MappingSpec = serde_json::from_value(raw.clone()).map_err(|e| invalid(e.to_string()))?;
+    spec.validate().map_err(|errors| invalid(format!("{} mapping errors", errors.len())))
 }
 
 /// An event that only records that a request arrived.
