@@ -23,20 +23,44 @@ pub enum PayloadError {
 }
 
 /// Parses JSON, reporting where it broke. serde_json refuses nesting deeper than 128 levels
-/// (without recursing further), which is the depth limit for inbound payloads.
+/// (without recursing further), which is the depth limit for inbound payloads. NUL characters
+/// in strings and keys become U+FFFD: PostgreSQL's `text` and `jsonb` cannot hold them, and
+/// both backends must store the same values (the raw body is kept exactly, separately).
 pub fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    let mut value = serde_json::from_slice(bytes).map_err(|e| {
         let what = if e.to_string().contains("recursion limit") {
             "nested deeper than 128 levels".to_owned()
         } else {
             e.to_string()
         };
         PayloadError::InvalidJson(what)
-    })
+    })?;
+    scrub_nul(&mut value);
+    Ok(value)
+}
+
+/// Replaces NUL characters in every string and key (depth is bounded by the parser's limit).
+fn scrub_nul(value: &mut Value) {
+    const REPLACEMENT: &str = "\u{fffd}";
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', REPLACEMENT),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                scrub_nul(&mut item);
+                map.insert(key.replace('\0', REPLACEMENT), item);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(scrub_nul),
+        _ => {}
+    }
 }
 
 fn pairs(raw: &[u8]) -> Value {
-    object_from_pairs(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())))
+    let mut value = object_from_pairs(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())));
+    scrub_nul(&mut value);
+    value
 }
 
 /// The payload of a request to a source URL: `is_get` for GET requests, the `Content-Type`
@@ -91,6 +115,14 @@ mod tests {
         assert_eq!(query, Ok(json!({"email": "a@example.com", "event": "signup"})));
         let post_with_query = payload(false, None, Some("email=a@example.com"), b"");
         assert_eq!(post_with_query, Ok(json!({"email": "a@example.com"})));
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        let value = parse_json(br#"{"a\u0000b": ["x\u0000", {"k": "\u0000"}]}"#).expect("parses");
+        assert_eq!(value, json!({"a\u{fffd}b": ["x\u{fffd}", {"k": "\u{fffd}"}]}));
+        let form = payload(false, Some("application/x-www-form-urlencoded"), None, b"email=a%00b");
+        assert_eq!(form, Ok(json!({"email": "a\u{fffd}b"})));
     }
 
     #[test]
