@@ -30,6 +30,22 @@ fn distinct_sources(ids: impl Iterator<Item = SourceId>) -> Vec<Uuid> {
     ids
 }
 
+/// Runs `trim` (a DELETE keeping the newest `$2` rows of each source in `$1`) for `sources`.
+async fn trim_per_source(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    trim: &'static str,
+    sources: impl Iterator<Item = SourceId>,
+    keep: u32,
+) -> StoreResult<()> {
+    sqlx::query(trim)
+        .bind(distinct_sources(sources))
+        .bind(i64::from(keep))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SourceStore for PgStore {
     async fn create_source(&self, workspace: WorkspaceId, source: NewSource, now: Timestamp) -> StoreResult<Source> {
@@ -212,18 +228,12 @@ impl SourceStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        sqlx::query(
-            "DELETE FROM source_rejections r USING ( \
+        let trim = "DELETE FROM source_rejections r USING ( \
                  SELECT s.id AS source_id, (SELECT id FROM source_rejections \
                      WHERE source_id = s.id ORDER BY id DESC OFFSET $2 LIMIT 1) AS cutoff \
                  FROM UNNEST($1::uuid[]) AS s (id)) c \
-             WHERE r.source_id = c.source_id AND r.id <= c.cutoff",
-        )
-        .bind(distinct_sources(rejections.iter().map(|r| r.source_id)))
-        .bind(i64::from(REJECTIONS_KEPT))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+             WHERE r.source_id = c.source_id AND r.id <= c.cutoff";
+        trim_per_source(&mut tx, trim, rejections.iter().map(|r| r.source_id), REJECTIONS_KEPT).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -276,18 +286,12 @@ impl SourceStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        sqlx::query(
-            "DELETE FROM source_samples r USING ( \
+        let trim = "DELETE FROM source_samples r USING ( \
                  SELECT s.id AS source_id, (SELECT id FROM source_samples \
                      WHERE source_id = s.id ORDER BY id DESC OFFSET $2 LIMIT 1) AS cutoff \
                  FROM UNNEST($1::uuid[]) AS s (id)) c \
-             WHERE r.source_id = c.source_id AND r.id <= c.cutoff",
-        )
-        .bind(distinct_sources(samples.iter().map(|s| s.source_id)))
-        .bind(i64::from(SAMPLES_KEPT))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+             WHERE r.source_id = c.source_id AND r.id <= c.cutoff";
+        trim_per_source(&mut tx, trim, samples.iter().map(|s| s.source_id), SAMPLES_KEPT).await?;
         tx.commit().await.map_err(db_error)
     }
 
