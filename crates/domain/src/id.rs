@@ -112,6 +112,21 @@ prefixed_id!(
     "src"
 );
 prefixed_id!(
+    /// A campaign (all its versions share the id).
+    CampaignId,
+    "cmp"
+);
+prefixed_id!(
+    /// One contact's way through one version of a campaign.
+    JourneyId,
+    "jrn"
+);
+prefixed_id!(
+    /// An email message rendered by a campaign step.
+    MessageId,
+    "msg"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

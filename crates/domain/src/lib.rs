@@ -5,6 +5,7 @@
 //! parameters, which is what lets tests drive days of waiting with a manual clock.
 
 pub mod api_key;
+pub mod campaign;
 pub mod contact;
 pub mod event;
 pub mod id;
@@ -18,9 +19,14 @@ pub mod time;
 pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
+pub use campaign::{
+    Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
+};
 pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
-pub use id::{ApiKeyId, ContactId, EventId, IdParseError, JobId, LeaseId, SourceId, WorkspaceId};
+pub use id::{
+    ApiKeyId, CampaignId, ContactId, EventId, IdParseError, JobId, JourneyId, LeaseId, MessageId, SourceId, WorkspaceId,
+};
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};

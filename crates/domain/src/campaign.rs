@@ -1,0 +1,174 @@
+//! Campaigns, journeys and messages as stored. The campaign document's format and the
+//! journey engine live in `herald-campaign`; the store keeps documents as JSON.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{CampaignId, ContactId, EventId, JourneyId, MessageId, Timestamp, WorkspaceId};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(concat!("unknown ", stringify!($name), " {:?}"), other)),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// draft → active ⇄ paused → archived.
+    CampaignState {
+        /// Editable; enrols nobody.
+        Draft = "draft",
+        /// Triggers enrol contacts; journeys run.
+        Active = "active",
+        /// Enrols nobody; journeys hold at their next step until resumed.
+        Paused = "paused",
+        /// Finished: its running journeys exited; kept for its history.
+        Archived = "archived",
+    }
+);
+
+string_enum!(
+    /// Where a journey is.
+    JourneyStatus {
+        Active = "active",
+        /// Ran its last step.
+        Completed = "completed",
+        /// Left early: an exit step, a conversion with exit, or the campaign archived.
+        Exited = "exited",
+    }
+);
+
+string_enum!(
+    /// What became of a message.
+    MessageStatus {
+        Queued = "queued",
+        Sent = "sent",
+        Failed = "failed",
+        /// The contact is on the suppression list; nothing was sent.
+        Suppressed = "suppressed",
+        /// Waiting for something (a verified sending domain) before it can be sent.
+        Held = "held",
+    }
+);
+
+/// A campaign's record, with the document of its current version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub state: CampaignState,
+    /// The newest version; new journeys start on it.
+    pub version: u32,
+    pub document: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One contact's way through one version of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Journey {
+    pub id: JourneyId,
+    pub workspace_id: WorkspaceId,
+    pub campaign_id: CampaignId,
+    pub version: u32,
+    pub contact_id: ContactId,
+    /// The event that started it, if one did.
+    pub event_id: Option<EventId>,
+    pub status: JourneyStatus,
+    /// The step that runs next (an index into the version's program) and when.
+    pub step: Option<u32>,
+    pub run_at: Option<Timestamp>,
+    /// Its campaign was paused when the step fell due; it runs again on resume.
+    pub held: bool,
+    pub custom_variables: Map<String, Value>,
+    pub entered_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub exit_reason: Option<String>,
+    pub converted_at: Option<Timestamp>,
+    /// Until when the goal event counts as a conversion.
+    pub goal_until: Option<Timestamp>,
+}
+
+/// An email a campaign step produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub workspace_id: WorkspaceId,
+    pub campaign_id: CampaignId,
+    pub journey_id: JourneyId,
+    pub step: String,
+    pub contact_id: ContactId,
+    pub status: MessageStatus,
+    /// Why it failed, was suppressed or is held.
+    pub status_reason: Option<String>,
+    pub to: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    pub headers: Map<String, Value>,
+    /// Missing variables and the like, from rendering.
+    pub warnings: Vec<String>,
+    /// `outbox` for the embedded transport.
+    pub transport: String,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// What a campaign did with an event, stored in the event's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignReaction {
+    pub campaign_id: CampaignId,
+    pub campaign: String,
+    pub action: ReactionKind,
+    /// Why, for `skipped`; what, for the others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+string_enum!(
+    ReactionKind {
+        /// A journey started.
+        Started = "started",
+        /// A drop-off window opened; the campaign decides when it closes.
+        Scheduled = "scheduled",
+        /// A journey reached its goal.
+        Converted = "converted",
+        /// A journey left because of this event.
+        Exited = "exited",
+        /// The trigger matched by name but the campaign did not fire.
+        Skipped = "skipped",
+    }
+);
