@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::campaign::CampaignReaction;
 use crate::contact::IdentityConflict;
 use crate::{ContactId, EventId, SourceId, Timestamp, WorkspaceId};
 
@@ -27,6 +28,10 @@ pub struct EventOutcome {
     /// Explanations in words: "No event name: contact only.", "Identity unmatched: skipped."
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What campaigns did with the event (started, converted, skipped and why), written when
+    /// the campaigns have evaluated it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<CampaignReaction>,
 }
 
 /// The HTTP request an event came from, as received.

@@ -22,12 +22,24 @@ pub enum JobKind {
     /// in the transaction that completes the job. Operators enqueue pings with
     /// `herald queue ping`; the multi-process queue tests count them.
     Ping,
+    /// Runs campaign triggers and goals for a batch of committed events.
+    EvaluateEvents,
+    /// Runs a journey from its current step until it waits or ends.
+    JourneyStep,
+    /// Closes a drop-off or inactivity window: enrols the contact if the awaited event did
+    /// not come.
+    WindowCheck,
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 4] = [JobKind::Ping, JobKind::EvaluateEvents, JobKind::JourneyStep, JobKind::WindowCheck];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Ping => "ping",
+            JobKind::EvaluateEvents => "evaluate_events",
+            JobKind::JourneyStep => "journey_step",
+            JobKind::WindowCheck => "window_check",
         }
     }
 }
@@ -46,10 +58,7 @@ impl FromStr for JobKind {
     type Err = UnknownJobKind;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ping" => Ok(JobKind::Ping),
-            other => Err(UnknownJobKind(other.to_owned())),
-        }
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownJobKind(s.to_owned()))
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
 use crate::http::{self, AppState};
@@ -52,7 +53,8 @@ impl App {
         ingest_body_limit: usize,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone()));
+        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone()));
+        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone()));
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
             herald_store::Backend::Sqlite => 1,
@@ -64,6 +66,7 @@ impl App {
             limiter: Arc::default(),
             sources: Arc::default(),
             ingest_body_limit,
+            campaigns,
             store,
             clock,
             metrics: crate::telemetry::metrics_handle(),

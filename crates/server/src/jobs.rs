@@ -20,6 +20,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::campaigns::{CampaignJobError, Campaigns, RACE_RETRY};
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
 
@@ -33,14 +34,21 @@ pub struct Worker {
     clock: SharedClock,
     settings: WorkerSettings,
     wake: Arc<Notify>,
+    campaigns: Arc<Campaigns>,
     /// Written into claimed job rows so operators can tell which process holds a job.
     name: String,
 }
 
 impl Worker {
-    pub fn new(store: SharedStore, clock: SharedClock, settings: WorkerSettings, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        settings: WorkerSettings,
+        wake: Arc<Notify>,
+        campaigns: Arc<Campaigns>,
+    ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
-        Self { store, clock, settings, wake, name }
+        Self { store, clock, settings, wake, campaigns, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -171,6 +179,29 @@ impl Worker {
                 self.store.complete_ping(&leased.lease, &self.name, now).await?;
                 Ok("done")
             }
+            Ok(kind) => match self.campaigns.run(kind, leased).await {
+                Ok(()) => Ok("done"),
+                Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),
+                Err(CampaignJobError::Store(StoreError::Conflict { constraint })) => {
+                    // Another node changed the same journey or enrolled the same contact first:
+                    // run again shortly and decide on what is committed now.
+                    let error = format!("lost a race ({constraint}); running again");
+                    let outcome = JobOutcome::Retry { at: now + RACE_RETRY, error };
+                    self.store.finish_job(&leased.lease, &outcome, now).await?;
+                    Ok("retry")
+                }
+                Err(CampaignJobError::Store(e)) => {
+                    let outcome = RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), e.to_string());
+                    let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
+                    self.store.finish_job(&leased.lease, &outcome, now).await?;
+                    Ok(label)
+                }
+                Err(CampaignJobError::Invalid(error)) => {
+                    tracing::error!(job = %job.id, kind = %kind, error, "campaign job cannot run");
+                    self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+                    Ok("dead")
+                }
+            },
             Err(unknown) => {
                 // A newer node may know this kind (rolling upgrade): leave it for later.
                 let error = format!("{unknown}; a newer herald may run it");

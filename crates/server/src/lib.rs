@@ -3,6 +3,7 @@
 //! integration tests build the same `App`.
 
 pub mod app;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -201,6 +201,7 @@ impl PgStore {
             // Dropping the transaction rolls it back.
             return Ok(None);
         }
+        crate::campaigns::enqueue_evaluation(&mut tx, &writes.events, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))
     }

@@ -11,6 +11,7 @@ use crate::db_error;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
+    (3, "campaigns", include_str!("../migrations/0003_campaigns.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

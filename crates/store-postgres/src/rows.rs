@@ -89,7 +89,7 @@ pub(crate) fn opt_uuid(row: &PgRow, column: &str) -> StoreResult<Option<Uuid>> {
 }
 
 /// A `jsonb` object column.
-fn object(row: &PgRow, column: &str) -> StoreResult<Map<String, Value>> {
+pub(crate) fn object(row: &PgRow, column: &str) -> StoreResult<Map<String, Value>> {
     get::<Json<Map<String, Value>>>(row, column).map(|json| json.0)
 }
 

@@ -106,6 +106,7 @@ impl EventStore for SqliteStore {
             );
             upsert.build().execute(&mut *tx).await.map_err(db_error)?;
         }
+        crate::campaigns::enqueue_evaluation(&mut tx, &writes.events, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(results)
     }

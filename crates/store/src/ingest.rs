@@ -284,7 +284,7 @@ pub fn plan_batch(
             received_at: request.received_at,
             idempotency_key: request.idempotency_key.clone(),
             request: Some(request.request.clone()),
-            outcome: EventOutcome { contact: action, conflicts, notes },
+            outcome: EventOutcome { contact: action, conflicts, notes, campaigns: Vec::new() },
         });
         if let Some(key) = key {
             writes.idempotency.push(IdempotencyRecord {

@@ -24,6 +24,7 @@ use ingest::{IngestRequest, IngestResult};
 use serde_json::{Map, Value};
 use uuid::{ContextV7, Uuid};
 
+pub mod campaign;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -114,7 +115,16 @@ pub struct PingRecord {
 /// Everything Herald stores, as use cases. Split by concern; `Store` is all of them.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + JobStore + SourceStore + ContactStore + EventStore + Send + Sync + std::fmt::Debug + 'static
+    WorkspaceStore
+    + JobStore
+    + SourceStore
+    + ContactStore
+    + EventStore
+    + campaign::CampaignStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     fn backend(&self) -> Backend;
 

@@ -4,10 +4,12 @@
 
 mod api_keys;
 mod auth;
+mod campaigns;
 mod contacts;
 pub mod error;
 mod events;
 mod list;
+mod messages;
 mod ops;
 mod sources;
 mod workspace;
@@ -73,6 +75,8 @@ pub struct AppState {
     pub sources: Arc<crate::ingest::sources::SourceCache>,
     /// Largest inbound webhook body, in bytes.
     pub ingest_body_limit: usize,
+    /// Campaign engine: enrolment through the API.
+    pub campaigns: Arc<crate::campaigns::Campaigns>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,6 +104,8 @@ impl std::fmt::Debug for AppState {
         (name = "sources", description = "Inbound webhook endpoints"),
         (name = "contacts", description = "People"),
         (name = "events", description = "The event log"),
+        (name = "campaigns", description = "Campaigns: triggers, steps, versions, enrolment and statistics"),
+        (name = "messages", description = "Emails produced by campaign steps"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -136,6 +142,8 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sources::router())
         .merge(contacts::router())
         .merge(events::router())
+        .merge(campaigns::router())
+        .merge(messages::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

@@ -1,0 +1,398 @@
+//! Validation: a document becomes a [`Program`] (steps as nodes with their successors,
+//! templates compiled) or a list of every problem, each naming the place and the step.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use herald_domain::EmailAddress;
+use herald_template::Template;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::condition::Condition;
+use crate::document::{CampaignDocument, Goal, Scope, Step, Trigger, WaitStep};
+use crate::span::Span;
+
+/// One problem in a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentError {
+    /// Where: `steps[2].then[0].subject`; empty for the document itself.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
+    }
+}
+
+/// A validated campaign: the document (with every step id filled in) and its program.
+#[derive(Debug, Clone)]
+pub struct CompiledCampaign {
+    pub document: CampaignDocument,
+    pub program: Program,
+}
+
+/// The steps as nodes: index 0 is the first step.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: String,
+    pub action: Action,
+    /// The step after this one; `None` ends the journey.
+    pub next: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Wait(Wait),
+    Email(Box<EmailTemplate>),
+    Branch { condition: Condition, then: Option<usize>, otherwise: Option<usize> },
+    Set { attribute: String, value: ValueTemplate, scope: Scope },
+    Unset { attribute: String, scope: Scope },
+    Exit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wait {
+    For(Span),
+    /// Local time of day (hour, minute) on one of the weekdays (Monday = 0).
+    Until {
+        hour: i8,
+        minute: i8,
+        weekdays: [bool; 7],
+    },
+}
+
+/// A sender or reply-to: an address with an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: EmailAddress,
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name} <{}>", self.address.as_str()),
+            None => f.write_str(self.address.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailTemplate {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub subject: Template,
+    pub html: Template,
+    pub text: Option<Template>,
+}
+
+/// A set-attribute value: a string is a template, anything else is stored as given.
+#[derive(Debug, Clone)]
+pub enum ValueTemplate {
+    Literal(Value),
+    Template(Template),
+}
+
+const MAX_STEPS: usize = 500;
+const MAX_NAME: usize = 200;
+/// Attributes a set-attribute step may not touch: they are identity, not data.
+const RESERVED_ATTRIBUTES: [&str; 4] = ["id", "email", "user_id", "phone"];
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// Validates `document`, filling in missing step ids. Returns every problem found.
+pub fn compile(mut document: CampaignDocument) -> Result<CompiledCampaign, Vec<DocumentError>> {
+    let mut errors = Vec::new();
+    let mut push = |path: &str, message: String| errors.push(DocumentError { path: path.into(), message });
+    let name = document.name.trim();
+    if name.is_empty() {
+        push("name", "must not be empty".into());
+    } else if name.chars().count() > MAX_NAME {
+        push("name", format!("is too long (at most {MAX_NAME} characters)"));
+    }
+    check_trigger(&document.trigger, &mut push);
+    if let Some(goal) = &document.goal {
+        check_goal(goal, &mut push);
+    }
+    if let Some(zone) = &document.timezone
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        push("timezone", format!("unknown time zone {zone:?}; use an IANA name such as \"Europe/Paris\""));
+    }
+    if document.steps.is_empty() {
+        push("steps", "a campaign needs at least one step".into());
+    }
+    assign_ids(&mut document.steps, &mut errors);
+    let mut builder = Builder { nodes: Vec::new(), errors };
+    if builder.count(&document.steps) > MAX_STEPS {
+        builder.error("steps", format!("a campaign may have at most {MAX_STEPS} steps"));
+    } else {
+        builder.list(&document.steps, "steps", None);
+    }
+    match builder.nodes.into_iter().collect::<Option<Vec<Node>>>() {
+        Some(nodes) if builder.errors.is_empty() => Ok(CompiledCampaign { document, program: Program { nodes } }),
+        _ => Err(builder.errors),
+    }
+}
+
+fn check_event_name(path: &str, name: &str, push: &mut impl FnMut(&str, String)) {
+    if name.is_empty() {
+        push(path, "must not be empty".into());
+    } else if name.trim() != name {
+        push(path, format!("{name:?} has leading or trailing spaces; event names are exact"));
+    } else if name.chars().count() > MAX_NAME {
+        push(path, format!("is too long (at most {MAX_NAME} characters)"));
+    }
+}
+
+fn check_trigger(trigger: &Trigger, push: &mut impl FnMut(&str, String)) {
+    match trigger {
+        Trigger::Event { event, occurrence, .. } => {
+            check_event_name("trigger.event", event, push);
+            if occurrence.is_some_and(|o| o.nth == 0) {
+                push("trigger.occurrence.nth", "counts from 1 (the first event)".into());
+            }
+        }
+        Trigger::DropOff { event, missing, .. } => {
+            check_event_name("trigger.event", event, push);
+            check_event_name("trigger.missing", missing, push);
+            if event == missing {
+                push("trigger.missing", "must differ from trigger.event".into());
+            }
+        }
+        Trigger::Inactivity { events, .. } => {
+            for (i, name) in events.iter().enumerate() {
+                check_event_name(&format!("trigger.events[{i}]"), name, push);
+            }
+        }
+        Trigger::Source { .. } | Trigger::Manual => {}
+    }
+}
+
+fn check_goal(goal: &Goal, push: &mut impl FnMut(&str, String)) {
+    check_event_name("goal.event", &goal.event, push);
+}
+
+/// Checks given ids (unique, short, URL-safe) and names the unnamed steps `<kind>-<n>`.
+fn assign_ids(steps: &mut [Step], errors: &mut Vec<DocumentError>) {
+    let mut seen = HashSet::new();
+    visit(steps, "steps", &mut |step, path| {
+        let id = step.id().to_owned();
+        if id.is_empty() {
+            return;
+        }
+        if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            errors.push(DocumentError {
+                path: format!("{path}.id"),
+                message: format!("{id:?}: use at most 64 letters, digits, '-' or '_'"),
+            });
+        } else if !seen.insert(id.clone()) {
+            errors
+                .push(DocumentError { path: format!("{path}.id"), message: format!("{id:?} is used by another step") });
+        }
+    });
+    let mut counter = 0usize;
+    visit(steps, "steps", &mut |step, _| {
+        let kind = step.kind();
+        if let Some(id) = step.id_mut().filter(|id| id.is_empty()) {
+            loop {
+                counter += 1;
+                let candidate = format!("{kind}-{counter}");
+                if seen.insert(candidate.clone()) {
+                    *id = candidate;
+                    break;
+                }
+            }
+        }
+    });
+}
+
+/// Pre-order over every step, with its path.
+fn visit(steps: &mut [Step], path: &str, f: &mut dyn FnMut(&mut Step, &str)) {
+    for (i, step) in steps.iter_mut().enumerate() {
+        let here = format!("{path}[{i}]");
+        f(step, &here);
+        if let Step::Branch(branch) = step {
+            visit(&mut branch.then, &format!("{here}.then"), f);
+            visit(&mut branch.otherwise, &format!("{here}.else"), f);
+        }
+    }
+}
+
+struct Builder {
+    nodes: Vec<Option<Node>>,
+    errors: Vec<DocumentError>,
+}
+
+impl Builder {
+    fn error(&mut self, path: &str, message: String) {
+        self.errors.push(DocumentError { path: path.into(), message });
+    }
+
+    fn count(&self, steps: &[Step]) -> usize {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Branch(b) => 1 + self.count(&b.then) + self.count(&b.otherwise),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// Compiles a list whose last step continues at `continuation`; returns its first node
+    /// (or `continuation` when the list is empty).
+    fn list(&mut self, steps: &[Step], path: &str, continuation: Option<usize>) -> Option<usize> {
+        let indices: Vec<usize> = steps
+            .iter()
+            .map(|_| {
+                self.nodes.push(None);
+                self.nodes.len() - 1
+            })
+            .collect();
+        for (i, step) in steps.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            let next = indices.get(i + 1).copied().or(continuation);
+            if matches!(step, Step::Exit(_)) && i + 1 < steps.len() {
+                self.error(
+                    &format!("{path}[{}]", i + 1),
+                    format!("step {:?} can never run: it follows the exit step {:?}", steps[i + 1].id(), step.id()),
+                );
+            }
+            let action = self.action(step, &here, next);
+            self.nodes[indices[i]] = Some(Node { id: step.id().to_owned(), action, next });
+        }
+        indices.first().copied().or(continuation)
+    }
+
+    fn action(&mut self, step: &Step, path: &str, next: Option<usize>) -> Action {
+        match step {
+            Step::Wait(wait) => self.wait(wait, path, next).map_or(Action::Exit, Action::Wait),
+            Step::Email(email) => {
+                let from = self.mailbox(&email.from, &format!("{path}.from"));
+                let reply_to = email.reply_to.as_deref().and_then(|r| self.mailbox(r, &format!("{path}.reply_to")));
+                let subject = self.template(&email.subject, &format!("{path}.subject"), true);
+                let html = self.template(&email.html, &format!("{path}.html"), true);
+                let text = email.text.as_deref().and_then(|t| self.template(t, &format!("{path}.text"), false));
+                match (from, subject, html) {
+                    (Some(from), Some(subject), Some(html)) => {
+                        Action::Email(Box::new(EmailTemplate { from, reply_to, subject, html, text }))
+                    }
+                    _ => Action::Exit,
+                }
+            }
+            Step::Branch(branch) => {
+                let then = self.list(&branch.then, &format!("{path}.then"), next);
+                let otherwise = self.list(&branch.otherwise, &format!("{path}.else"), next);
+                Action::Branch { condition: branch.condition.clone(), then, otherwise }
+            }
+            Step::SetAttribute(set) => {
+                self.attribute(&set.attribute, &format!("{path}.attribute"));
+                let value = match &set.value {
+                    Value::String(text) => self
+                        .template(text, &format!("{path}.value"), false)
+                        .map_or(ValueTemplate::Literal(Value::Null), ValueTemplate::Template),
+                    other => ValueTemplate::Literal(other.clone()),
+                };
+                Action::Set { attribute: set.attribute.clone(), value, scope: set.scope }
+            }
+            Step::UnsetAttribute(unset) => {
+                self.attribute(&unset.attribute, &format!("{path}.attribute"));
+                Action::Unset { attribute: unset.attribute.clone(), scope: unset.scope }
+            }
+            Step::Exit(_) => Action::Exit,
+            Step::Webhook(_) => {
+                self.error(&format!("{path}.type"), "webhook steps are not available yet".into());
+                Action::Exit
+            }
+        }
+    }
+
+    fn wait(&mut self, wait: &WaitStep, path: &str, next: Option<usize>) -> Option<Wait> {
+        if next.is_none() {
+            self.error(path, "a wait must be followed by a step: nothing would happen after it".into());
+        }
+        match (&wait.duration, &wait.until) {
+            (Some(span), None) => Some(Wait::For(*span)),
+            (None, Some(until)) => {
+                let (hour, minute) = parse_time(&until.time).unwrap_or_else(|| {
+                    self.error(&format!("{path}.until.time"), format!("{:?} is not a time of day HH:MM", until.time));
+                    (0, 0)
+                });
+                let mut weekdays = [until.weekdays.is_empty(); 7];
+                for (i, day) in until.weekdays.iter().enumerate() {
+                    let key: String = day.trim().to_ascii_lowercase().chars().take(3).collect();
+                    match WEEKDAYS.iter().position(|d| *d == key) {
+                        Some(d) => weekdays[d] = true,
+                        None => self.error(
+                            &format!("{path}.until.weekdays[{i}]"),
+                            format!("{day:?} is not a weekday (mon, tue, wed, thu, fri, sat, sun)"),
+                        ),
+                    }
+                }
+                Some(Wait::Until { hour, minute, weekdays })
+            }
+            _ => {
+                self.error(path, "give either \"duration\" (e.g. \"2d\") or \"until\" (a weekday and time)".into());
+                None
+            }
+        }
+    }
+
+    fn mailbox(&mut self, text: &str, path: &str) -> Option<Mailbox> {
+        let parsed = parse_mailbox(text);
+        if let Err(message) = &parsed {
+            self.error(path, message.clone());
+        }
+        parsed.ok()
+    }
+
+    fn template(&mut self, source: &str, path: &str, required: bool) -> Option<Template> {
+        if required && source.trim().is_empty() {
+            self.error(path, "must not be empty".into());
+            return None;
+        }
+        match Template::compile(source) {
+            Ok(template) => Some(template),
+            Err(e) => {
+                self.error(path, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn attribute(&mut self, name: &str, path: &str) {
+        if name.is_empty() || name.len() > 200 || name.contains('.') {
+            self.error(path, "must be a non-empty attribute name without dots".into());
+        } else if RESERVED_ATTRIBUTES.contains(&name) {
+            self.error(path, format!("{name:?} is an identity field, not an attribute"));
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Option<(i8, i8)> {
+    let (h, m) = text.trim().split_once(':')?;
+    let hour: i8 = h.parse().ok().filter(|h| (0..24).contains(h))?;
+    let minute: i8 = m.parse().ok().filter(|m| (0..60).contains(m))?;
+    (m.len() == 2).then_some((hour, minute))
+}
+
+/// `Name <address>`, `"Name" <address>` or `address`.
+pub fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
+    let text = text.trim();
+    let (name, address) = match (text.rfind('<'), text.ends_with('>')) {
+        (Some(open), true) => {
+            let name = text[..open].trim().trim_matches('"').trim();
+            (Some(name).filter(|n| !n.is_empty()).map(str::to_owned), &text[open + 1..text.len() - 1])
+        }
+        _ => (None, text),
+    };
+    let address = EmailAddress::parse(address).map_err(|e| format!("{address:?} is not an email address: {e}"))?;
+    Ok(Mailbox { name, address })
+}

@@ -1,0 +1,297 @@
+//! The journey engine: from where a journey stands, run steps until it must wait or ends.
+//!
+//! Pure: the runner (real time, real store) and the simulator (virtual clock, nothing
+//! written) call the same [`advance`], so a simulation shows exactly what a run would do.
+//! Effects are returned, not applied; the caller commits them together with the journey's
+//! next position, which is what makes a step's result and the next step's schedule atomic.
+
+use herald_domain::{Contact, EmailAddress, Timestamp};
+use herald_template::{Escape, Limits, Template, html_to_text};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::compile::{Action, CompiledCampaign, Mailbox, ValueTemplate, Wait};
+use crate::context::Scope;
+use crate::document::Scope as Target;
+
+/// What the journey carries between steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JourneyState {
+    /// The contact as the journey sees it; set-attribute steps change it as they run.
+    pub contact: Contact,
+    pub custom_variables: Map<String, Value>,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRun {
+    pub step: String,
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub effect: Effect,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    /// An email to hand to the transport.
+    Email {
+        message: Box<RenderedEmail>,
+    },
+    /// A step that could not do its work (an email without an address, a template that
+    /// failed at render time); the journey moves on.
+    Failed {
+        reason: String,
+    },
+    SetAttribute {
+        attribute: String,
+        value: Value,
+        scope: Target,
+    },
+    UnsetAttribute {
+        attribute: String,
+        scope: Target,
+    },
+    Branch {
+        took: Arm,
+        reason: String,
+    },
+    Wait {
+        until: Timestamp,
+    },
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    Then,
+    Else,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedEmail {
+    pub to: EmailAddress,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// Missing variables and the like, in words.
+    pub warnings: Vec<String>,
+}
+
+/// Where the journey goes after this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Next {
+    /// Run node `step` at `at`.
+    At { at: Timestamp, step: usize },
+    /// The last step ran.
+    Completed,
+    /// An exit step ran.
+    Exited,
+}
+
+/// What one call of [`advance`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    pub runs: Vec<StepRun>,
+    pub next: Next,
+}
+
+/// The fixed parts of a journey's surroundings.
+#[derive(Debug, Clone, Copy)]
+pub struct Surroundings<'a> {
+    pub campaign: &'a CompiledCampaign,
+    pub info: &'a crate::context::CampaignInfo,
+    pub event: Option<&'a herald_domain::Event>,
+    pub unsubscribe_url: &'a str,
+    pub limits: &'a Limits,
+}
+
+/// Runs node `from` and its successors at `now` until a wait that lies in the future, an
+/// exit, or the end. A wait whose time has already come (a journey resumed late) is passed.
+pub fn advance(surroundings: &Surroundings<'_>, state: &mut JourneyState, from: usize, now: Timestamp) -> Advance {
+    let nodes = &surroundings.campaign.program.nodes;
+    let mut runs = Vec::new();
+    let mut position = Some(from);
+    // A program is a tree walked forwards, so no node runs twice; the bound is a safeguard.
+    for _ in 0..=nodes.len() {
+        let Some(index) = position else {
+            return Advance { runs, next: Next::Completed };
+        };
+        let Some(node) = nodes.get(index) else {
+            return Advance { runs, next: Next::Completed };
+        };
+        let run = |effect| StepRun { step: node.id.clone(), at: now, effect };
+        match &node.action {
+            Action::Wait(wait) => {
+                let until = wait_until(wait, surroundings, &state.contact, now);
+                runs.push(run(Effect::Wait { until }));
+                match node.next {
+                    Some(step) if until > now => return Advance { runs, next: Next::At { at: until, step } },
+                    next => position = next,
+                }
+            }
+            Action::Email(email) => {
+                let effect = render_email(email, surroundings, state, now);
+                runs.push(run(effect));
+                position = node.next;
+            }
+            Action::Branch { condition, then, otherwise } => {
+                let variables = scope(surroundings, state).variables();
+                let holds = condition.holds(&variables);
+                let reason = condition.explain(&variables);
+                runs.push(run(Effect::Branch { took: if holds { Arm::Then } else { Arm::Else }, reason }));
+                position = if holds { *then } else { *otherwise };
+            }
+            Action::Set { attribute, value, scope: target } => {
+                let value = match value {
+                    ValueTemplate::Literal(v) => Ok(v.clone()),
+                    ValueTemplate::Template(t) => {
+                        render(t, surroundings, state, Escape::Text, now).map(|(out, _)| Value::String(out))
+                    }
+                };
+                runs.push(run(match value {
+                    Ok(value) => {
+                        target_map(state, *target).insert(attribute.clone(), value.clone());
+                        Effect::SetAttribute { attribute: attribute.clone(), value, scope: *target }
+                    }
+                    Err(reason) => Effect::Failed { reason },
+                }));
+                position = node.next;
+            }
+            Action::Unset { attribute, scope: target } => {
+                target_map(state, *target).remove(attribute);
+                runs.push(run(Effect::UnsetAttribute { attribute: attribute.clone(), scope: *target }));
+                position = node.next;
+            }
+            Action::Exit => {
+                runs.push(run(Effect::Exit));
+                return Advance { runs, next: Next::Exited };
+            }
+        }
+    }
+    Advance { runs, next: Next::Completed }
+}
+
+fn target_map(state: &mut JourneyState, target: Target) -> &mut Map<String, Value> {
+    match target {
+        Target::Contact => &mut state.contact.attributes,
+        Target::CustomVariables => &mut state.custom_variables,
+    }
+}
+
+fn scope<'a>(surroundings: &'a Surroundings<'_>, state: &'a JourneyState) -> Scope<'a> {
+    Scope {
+        contact: &state.contact,
+        event: surroundings.event,
+        custom_variables: &state.custom_variables,
+        campaign: Some(surroundings.info),
+        unsubscribe_url: surroundings.unsubscribe_url,
+    }
+}
+
+/// Renders one template; on failure the error in words.
+fn render(
+    template: &Template,
+    surroundings: &Surroundings<'_>,
+    state: &JourneyState,
+    escape: Escape,
+    now: Timestamp,
+) -> Result<(String, Vec<String>), String> {
+    let variables = scope(surroundings, state).variables();
+    template
+        .render_at(&variables, escape, surroundings.limits, now.to_offset_date_time())
+        .map(|rendered| (rendered.output, rendered.warnings.iter().map(ToString::to_string).collect()))
+        .map_err(|e| e.to_string())
+}
+
+fn render_email(
+    email: &crate::compile::EmailTemplate,
+    surroundings: &Surroundings<'_>,
+    state: &JourneyState,
+    now: Timestamp,
+) -> Effect {
+    let Some(to) = state.contact.email.clone() else {
+        return Effect::Failed { reason: "the contact has no email address".into() };
+    };
+    let mut warnings = Vec::new();
+    let mut part = |name: &str, template: &Template, escape: Escape| {
+        render(template, surroundings, state, escape, now)
+            .map(|(output, w)| {
+                warnings.extend(w.into_iter().map(|w| format!("{name}: {w}")));
+                output
+            })
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let rendered = (|| {
+        let subject = part("subject", &email.subject, Escape::Text)?;
+        let html = part("html", &email.html, Escape::Html)?;
+        let text = match &email.text {
+            Some(template) => part("text", template, Escape::Text)?,
+            None => html_to_text(&html),
+        };
+        Ok::<_, String>((subject, html, text))
+    })();
+    match rendered {
+        Ok((subject, html, text)) => Effect::Email {
+            message: Box::new(RenderedEmail {
+                to,
+                from: email.from.clone(),
+                reply_to: email.reply_to.clone(),
+                // A subject is one line, whatever the template produced.
+                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+                html,
+                text,
+                warnings,
+            }),
+        },
+        Err(reason) => Effect::Failed { reason },
+    }
+}
+
+/// When a wait reached at `now` ends.
+fn wait_until(wait: &Wait, surroundings: &Surroundings<'_>, contact: &Contact, now: Timestamp) -> Timestamp {
+    match wait {
+        Wait::For(span) => now + span.as_duration(),
+        Wait::Until { hour, minute, weekdays } => {
+            let zone = contact
+                .attributes
+                .get("timezone")
+                .and_then(Value::as_str)
+                .and_then(|name| TimeZone::get(name).ok())
+                .or_else(|| surroundings.campaign.document.timezone.as_deref().and_then(|z| TimeZone::get(z).ok()))
+                .unwrap_or(TimeZone::UTC);
+            next_local_time(now, &zone, *hour, *minute, weekdays).unwrap_or(now)
+        }
+    }
+}
+
+/// The first instant after `now` that is `hour:minute` local time in `zone` on an allowed
+/// weekday (Monday first). Times skipped by a daylight-saving change fall just after the gap.
+pub fn next_local_time(
+    now: Timestamp,
+    zone: &TimeZone,
+    hour: i8,
+    minute: i8,
+    weekdays: &[bool; 7],
+) -> Option<Timestamp> {
+    let instant = jiff::Timestamp::from_millisecond(now.unix_millis()).ok()?;
+    let today = instant.to_zoned(zone.clone()).date();
+    for offset in 0..8 {
+        let date = today.checked_add(jiff::Span::new().days(offset)).ok()?;
+        let allowed = weekdays[usize::try_from(date.weekday().to_monday_zero_offset()).ok()?];
+        if !allowed {
+            continue;
+        }
+        let candidate = date.at(hour, minute, 0, 0).to_zoned(zone.clone()).ok()?;
+        let millis = candidate.timestamp().as_millisecond();
+        if millis > now.unix_millis() {
+            return Some(Timestamp::from_unix_millis(millis));
+        }
+    }
+    None
+}

@@ -1,0 +1,387 @@
+//! Trigger evaluation: what committed events start, convert or schedule, and why campaigns
+//! with the same event name did not fire; and the closing of drop-off and inactivity windows.
+
+use std::collections::HashSet;
+
+use herald_campaign::CompiledCampaign;
+use herald_campaign::context::{CampaignInfo, Scope};
+use herald_campaign::document::{EntryRule, Trigger};
+use herald_campaign::trigger::{self, History, Role};
+use herald_domain::job::LeasedJob;
+use herald_domain::{
+    Campaign, CampaignId, CampaignReaction, CampaignState, Contact, ContactId, Event, EventId, JobKind, JourneyId,
+    JourneyStatus, NewJob, ReactionKind, Timestamp, WorkspaceId,
+};
+use herald_store::campaign::{CampaignWork, JourneyUpdate, NewJourney, StepRecord};
+use herald_store::{StoreError, new_uuid};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{CampaignJobError, Campaigns, payload};
+
+/// How many of a contact's journeys in one campaign are read to apply entry rules and goals.
+const HISTORY: u32 = 50;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EvaluatePayload {
+    pub events: Vec<EventId>,
+}
+
+/// A drop-off or inactivity window, closed by a timer.
+#[derive(Debug, Serialize, Deserialize)]
+struct WindowPayload {
+    campaign: CampaignId,
+    contact: ContactId,
+    /// The event that opened the window.
+    event: EventId,
+}
+
+/// A contact to enrol, and with what.
+#[derive(Debug)]
+struct Enrollment<'a> {
+    campaign: &'a Campaign,
+    compiled: &'a CompiledCampaign,
+    contact: &'a Contact,
+    event: Option<&'a Event>,
+    custom_variables: Map<String, Value>,
+}
+
+/// The writes of one evaluation, and the (campaign, contact) pairs it enrolled, so two events
+/// of one batch cannot both pass a `once` rule.
+#[derive(Debug, Default)]
+struct Evaluation {
+    work: CampaignWork,
+    enrolled: HashSet<(CampaignId, ContactId)>,
+}
+
+impl Campaigns {
+    pub(super) async fn evaluate_events(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
+        let EvaluatePayload { events } = payload(leased)?;
+        let workspace = leased.job.workspace_id;
+        let now = self.clock.now();
+        let live = self.store.live_campaigns(workspace).await?;
+        let mut evaluation = Evaluation::default();
+        for id in events {
+            let event = match self.store.get_event(workspace, id).await {
+                Ok(event) => event,
+                // Erased with its contact since: nothing to do.
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(contact_id) = event.contact_id else { continue };
+            let contact = match self.store.get_contact(workspace, contact_id).await {
+                Ok(contact) => contact,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut reactions = Vec::new();
+            for campaign in &live {
+                let compiled = self.program(workspace, campaign.id, campaign.version, Some(&campaign.document)).await?;
+                if let Some(reaction) = self.react(&mut evaluation, campaign, &compiled, &contact, &event, now).await? {
+                    reactions.push(reaction);
+                }
+                if let Some(reaction) =
+                    self.convert(&mut evaluation, campaign, &compiled, &contact, &event, now).await?
+                {
+                    reactions.push(reaction);
+                }
+            }
+            if !reactions.is_empty() {
+                evaluation.work.reactions.push((event.id, reactions));
+            }
+        }
+        self.store.commit_campaign_work(workspace, Some(&leased.lease), &evaluation.work, now).await?;
+        Ok(())
+    }
+
+    /// What `campaign`'s trigger makes of `event`.
+    async fn react(
+        &self,
+        evaluation: &mut Evaluation,
+        campaign: &Campaign,
+        compiled: &CompiledCampaign,
+        contact: &Contact,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Option<CampaignReaction>, CampaignJobError> {
+        let document = &compiled.document;
+        let source = event.source_id.map(|s| s.to_string());
+        let reaction = |action, detail: String| {
+            Some(CampaignReaction { campaign_id: campaign.id, campaign: campaign.name.clone(), action, detail })
+        };
+        let role = trigger::role(&document.trigger, event.name.as_deref(), source.as_deref());
+        if role == Role::None {
+            // Seed 000's top support question: the right name in the wrong case.
+            if let (Trigger::Event { event: wanted, .. }, Some(name)) = (&document.trigger, event.name.as_deref())
+                && campaign.state == CampaignState::Active
+                && trigger::did_you_mean(name, [wanted.as_str()]).is_some()
+            {
+                return Ok(reaction(
+                    ReactionKind::Skipped,
+                    format!("the trigger is {wanted:?} and names are case-sensitive: did you mean {wanted:?}?"),
+                ));
+            }
+            return Ok(None);
+        }
+        if campaign.state != CampaignState::Active {
+            return Ok(match role {
+                Role::Activity => None,
+                _ => reaction(ReactionKind::Skipped, "the campaign is paused".into()),
+            });
+        }
+        let info = info(campaign);
+        let empty = Map::new();
+        let variables =
+            Scope { contact, event: Some(event), custom_variables: &empty, campaign: Some(&info), unsubscribe_url: "" }
+                .variables();
+        if let Err(why) = trigger::check_filter(&document.trigger, &variables) {
+            return Ok(match role {
+                Role::Activity => None,
+                _ => reaction(ReactionKind::Skipped, why),
+            });
+        }
+        match (&document.trigger, role) {
+            (Trigger::DropOff { within, missing, .. }, Role::OpensWindow) => {
+                let closes = event.received_at + within.as_duration();
+                self.schedule_window(evaluation, campaign, contact, event, closes);
+                Ok(reaction(ReactionKind::Scheduled, format!("enrols at {closes} unless {missing:?} arrives first")))
+            }
+            (Trigger::Inactivity { after, .. }, Role::Activity) => {
+                self.schedule_window(evaluation, campaign, contact, event, event.received_at + after.as_duration());
+                Ok(None)
+            }
+            (Trigger::Event { occurrence, .. }, Role::Enters) => {
+                if let (Some(occurrence), Some(name)) = (occurrence, event.name.as_deref()) {
+                    let since = occurrence.within.map(|w| event.received_at - w.as_duration());
+                    let count = self.store.count_contact_events(contact.id, name, since, event.id).await?;
+                    if let Err(why) = trigger::check_occurrence(Some(occurrence), count) {
+                        return Ok(reaction(ReactionKind::Skipped, why));
+                    }
+                }
+                self.enrol_reaction(evaluation, campaign, compiled, contact, Some(event), Map::new(), now).await
+            }
+            (Trigger::Source { .. }, Role::Enters) => {
+                // Seed 003: the request's fields are the journey's custom variables.
+                let fields = event.properties.clone();
+                self.enrol_reaction(evaluation, campaign, compiled, contact, Some(event), fields, now).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn enrol_reaction(
+        &self,
+        evaluation: &mut Evaluation,
+        campaign: &Campaign,
+        compiled: &CompiledCampaign,
+        contact: &Contact,
+        event: Option<&Event>,
+        custom_variables: Map<String, Value>,
+        now: Timestamp,
+    ) -> Result<Option<CampaignReaction>, CampaignJobError> {
+        let enrollment = Enrollment { campaign, compiled, contact, event, custom_variables };
+        let (action, detail) = match self.enrol(evaluation, enrollment, now).await? {
+            Ok(journey) => (ReactionKind::Started, format!("journey {journey}")),
+            Err(why) => (ReactionKind::Skipped, why),
+        };
+        Ok(Some(CampaignReaction { campaign_id: campaign.id, campaign: campaign.name.clone(), action, detail }))
+    }
+
+    fn schedule_window(
+        &self,
+        evaluation: &mut Evaluation,
+        campaign: &Campaign,
+        contact: &Contact,
+        event: &Event,
+        closes: Timestamp,
+    ) {
+        let payload = WindowPayload { campaign: campaign.id, contact: contact.id, event: event.id };
+        evaluation.work.jobs.push(NewJob::new(JobKind::WindowCheck, json!(payload), closes));
+    }
+
+    /// Applies the entry rule and, if it allows, adds the journey and its first step's job.
+    async fn enrol(
+        &self,
+        evaluation: &mut Evaluation,
+        enrollment: Enrollment<'_>,
+        now: Timestamp,
+    ) -> Result<Result<JourneyId, String>, CampaignJobError> {
+        let Enrollment { campaign, compiled, contact, event, custom_variables } = enrollment;
+        let rule = compiled.document.entry;
+        let key = (campaign.id, contact.id);
+        let history = if rule == EntryRule::EveryTime {
+            History::default()
+        } else {
+            let journeys = self.store.contact_journeys(contact.id, campaign.id, HISTORY).await?;
+            let this_batch = evaluation.enrolled.contains(&key);
+            History {
+                entered_before: this_batch || !journeys.is_empty(),
+                active_now: this_batch || journeys.iter().any(|j| j.status == JourneyStatus::Active),
+            }
+        };
+        if let Err(why) = trigger::check_entry(rule, history) {
+            return Ok(Err(why));
+        }
+        let id = JourneyId::from_uuid(new_uuid(now));
+        evaluation.enrolled.insert(key);
+        evaluation.work.journeys.push(NewJourney {
+            id,
+            campaign_id: campaign.id,
+            version: campaign.version,
+            contact_id: contact.id,
+            event_id: event.map(|e| e.id),
+            exclusive: rule != EntryRule::EveryTime,
+            custom_variables,
+            goal_until: compiled
+                .document
+                .goal
+                .as_ref()
+                .map(|g| g.within.map_or(Timestamp::MAX, |w| now + w.as_duration())),
+            step: 0,
+            run_at: now,
+        });
+        evaluation.work.jobs.push(super::journey::step_job(id, Some(0), Some(now), now));
+        Ok(Ok(id))
+    }
+
+    /// Marks the contact's journeys whose goal this event is as converted (and exits them
+    /// when the goal says so).
+    async fn convert(
+        &self,
+        evaluation: &mut Evaluation,
+        campaign: &Campaign,
+        compiled: &CompiledCampaign,
+        contact: &Contact,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<Option<CampaignReaction>, CampaignJobError> {
+        let Some(goal) = compiled.document.goal.as_ref().filter(|g| Some(g.event.as_str()) == event.name.as_deref())
+        else {
+            return Ok(None);
+        };
+        let journeys = self.store.contact_journeys(contact.id, campaign.id, HISTORY).await?;
+        let mut converted = 0;
+        for journey in journeys.iter().filter(|j| {
+            j.status == JourneyStatus::Active
+                && j.converted_at.is_none()
+                && j.goal_until.is_some_and(|until| until >= event.received_at)
+                && j.id.as_uuid() < event.id.as_uuid()
+        }) {
+            // The goal may live in this journey's own version; it is the current one's here.
+            let (status, step, run_at, exit_reason) = if goal.exit {
+                (JourneyStatus::Exited, None, None, Some("converted".to_owned()))
+            } else {
+                (JourneyStatus::Active, journey.step, journey.run_at, None)
+            };
+            evaluation.work.updates.push(JourneyUpdate {
+                id: journey.id,
+                // Staying in, the journey keeps its place: fail rather than undo a step that
+                // ran meanwhile (the job runs again and sees the new place).
+                expect: (!goal.exit).then_some((journey.step, journey.run_at)),
+                status,
+                step,
+                run_at,
+                held: journey.held && !goal.exit,
+                custom_variables: None,
+                exit_reason,
+                converted: true,
+            });
+            evaluation.work.steps.push(StepRecord {
+                journey_id: journey.id,
+                campaign_id: campaign.id,
+                step: "goal".into(),
+                outcome: "converted".into(),
+                detail: json!({"event": event.id, "exited": goal.exit}),
+                message_id: None,
+                at: now,
+            });
+            converted += 1;
+        }
+        Ok((converted > 0).then(|| CampaignReaction {
+            campaign_id: campaign.id,
+            campaign: campaign.name.clone(),
+            action: if goal.exit { ReactionKind::Exited } else { ReactionKind::Converted },
+            detail: format!("goal {:?} reached by {converted} journey(s)", goal.event),
+        }))
+    }
+
+    /// A drop-off or inactivity window closed: enrol unless the awaited event came.
+    pub(super) async fn close_window(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
+        let WindowPayload { campaign: campaign_id, contact: contact_id, event: event_id } = payload(leased)?;
+        let workspace = leased.job.workspace_id;
+        let now = self.clock.now();
+        let mut evaluation = Evaluation::default();
+        if let Some((campaign, contact, event)) =
+            self.window_parts(workspace, campaign_id, contact_id, event_id).await?
+        {
+            let compiled = self.program(workspace, campaign.id, campaign.version, Some(&campaign.document)).await?;
+            let awaited = match &compiled.document.trigger {
+                Trigger::DropOff { missing, .. } => Some(vec![missing.clone()]),
+                Trigger::Inactivity { events, .. } => Some(events.clone()),
+                _ => None,
+            };
+            if let Some(awaited) = awaited
+                && campaign.state == CampaignState::Active
+                && !self.store.contact_event_after(contact.id, &awaited, event.id).await?
+            {
+                let enrollment = Enrollment {
+                    campaign: &campaign,
+                    compiled: &compiled,
+                    contact: &contact,
+                    event: Some(&event),
+                    custom_variables: Map::new(),
+                };
+                if let Err(why) = self.enrol(&mut evaluation, enrollment, now).await? {
+                    tracing::debug!(campaign = %campaign.id, contact = %contact.id, why, "window closed without entry");
+                }
+            }
+        }
+        self.store.commit_campaign_work(workspace, Some(&leased.lease), &evaluation.work, now).await?;
+        Ok(())
+    }
+
+    async fn window_parts(
+        &self,
+        workspace: WorkspaceId,
+        campaign: CampaignId,
+        contact: ContactId,
+        event: EventId,
+    ) -> Result<Option<(Campaign, Contact, Event)>, CampaignJobError> {
+        let found = async {
+            let campaign = self.store.get_campaign(workspace, campaign).await?;
+            let contact = self.store.get_contact(workspace, contact).await?;
+            let event = self.store.get_event(workspace, event).await?;
+            Ok::<_, StoreError>((campaign, contact, event))
+        };
+        match found.await {
+            Ok(parts) => Ok(Some(parts)),
+            // Deleted since the window opened.
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Enrols one contact now (the API's enroll), whatever the trigger, under the entry rule.
+    pub async fn enroll_now(
+        &self,
+        campaign: &Campaign,
+        contact: &Contact,
+        custom_variables: Map<String, Value>,
+    ) -> Result<Result<JourneyId, String>, CampaignJobError> {
+        let now = self.clock.now();
+        let compiled =
+            self.program(campaign.workspace_id, campaign.id, campaign.version, Some(&campaign.document)).await?;
+        let mut evaluation = Evaluation::default();
+        let enrollment = Enrollment { campaign, compiled: &compiled, contact, event: None, custom_variables };
+        let result = self.enrol(&mut evaluation, enrollment, now).await?;
+        if result.is_ok() {
+            self.store.commit_campaign_work(campaign.workspace_id, None, &evaluation.work, now).await?;
+        }
+        Ok(result)
+    }
+}
+
+pub(super) fn info(campaign: &Campaign) -> CampaignInfo {
+    CampaignInfo { id: campaign.id, name: campaign.name.clone(), version: campaign.version }
+}

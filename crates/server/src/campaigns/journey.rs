@@ -1,0 +1,193 @@
+//! The journey runner: one job per due step. It runs the step and every step after it that
+//! is due now (`herald_campaign::engine::advance`), and commits their effects, the journey's
+//! new place and the next step's job together with its own completion. A job whose journey
+//! has moved on (or ended) does nothing, so a job delivered twice repeats nothing.
+
+use herald_campaign::document::Scope as Target;
+use herald_campaign::engine::{Advance, Effect, JourneyState, Next, StepRun, Surroundings, advance};
+use herald_domain::job::LeasedJob;
+use herald_domain::{
+    CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId, MessageStatus, NewJob, Timestamp,
+};
+use herald_store::StoreError;
+use herald_store::campaign::{AttributeChange, CampaignWork, JourneyUpdate, StepRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+
+use super::evaluate::info;
+use super::{CampaignJobError, Campaigns, payload};
+
+/// Where the journey stood when the job was scheduled; the job runs only if it still does.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepPayload {
+    journey: JourneyId,
+    step: Option<u32>,
+    run_at: Option<Timestamp>,
+}
+
+pub(super) fn step_job(journey: JourneyId, step: Option<u32>, run_at: Option<Timestamp>, now: Timestamp) -> NewJob {
+    NewJob::new(JobKind::JourneyStep, json!(StepPayload { journey, step, run_at }), run_at.unwrap_or(now).max(now))
+}
+
+impl Campaigns {
+    pub(super) async fn run_journey(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
+        let StepPayload { journey: id, step, run_at } = payload(leased)?;
+        let workspace = leased.job.workspace_id;
+        let now = self.clock.now();
+        let mut work = CampaignWork::default();
+        let journey = match self.store.get_journey(workspace, id).await {
+            Ok(journey) => Some(journey),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(journey) =
+            journey.filter(|j| j.status == JourneyStatus::Active && j.step == step && j.run_at == run_at)
+        {
+            self.step(&journey, &mut work, now).await?;
+        }
+        self.store.commit_campaign_work(workspace, Some(&leased.lease), &work, now).await?;
+        Ok(())
+    }
+
+    async fn step(&self, journey: &Journey, work: &mut CampaignWork, now: Timestamp) -> Result<(), CampaignJobError> {
+        let workspace = journey.workspace_id;
+        let campaign = self.store.get_campaign(workspace, journey.campaign_id).await?;
+        let expect = Some((journey.step, journey.run_at));
+        if campaign.state == CampaignState::Paused {
+            // Held where it is; resuming gives it its job back.
+            work.updates.push(JourneyUpdate {
+                id: journey.id,
+                expect,
+                status: JourneyStatus::Active,
+                step: journey.step,
+                run_at: journey.run_at,
+                held: true,
+                custom_variables: None,
+                exit_reason: None,
+                converted: false,
+            });
+            return Ok(());
+        }
+        let Some(from) = journey.step else { return Ok(()) };
+        let current = (campaign.version == journey.version).then_some(&campaign.document);
+        let compiled = self.program(workspace, campaign.id, journey.version, current).await?;
+        let contact = self.store.get_contact(workspace, journey.contact_id).await?;
+        let event = match journey.event_id {
+            Some(event) => match self.store.get_event(workspace, event).await {
+                Ok(event) => Some(event),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let info = info(&campaign);
+        let surroundings = Surroundings {
+            campaign: &compiled,
+            info: &info,
+            event: event.as_ref(),
+            unsubscribe_url: "",
+            limits: &self.limits,
+        };
+        let mut state = JourneyState { contact, custom_variables: journey.custom_variables.clone() };
+        let Advance { runs, next } =
+            advance(&surroundings, &mut state, usize::try_from(from).unwrap_or(usize::MAX), now);
+        for run in runs {
+            record(journey, run, work, now);
+        }
+        let (status, step, run_at, exit_reason) = match next {
+            Next::At { at, step } => (JourneyStatus::Active, u32::try_from(step).ok(), Some(at), None),
+            Next::Completed => (JourneyStatus::Completed, None, None, None),
+            Next::Exited => (JourneyStatus::Exited, None, None, Some("exit step".to_owned())),
+        };
+        if status == JourneyStatus::Active {
+            work.jobs.push(step_job(journey.id, step, run_at, now));
+        }
+        work.updates.push(JourneyUpdate {
+            id: journey.id,
+            expect,
+            status,
+            step,
+            run_at,
+            held: false,
+            custom_variables: Some(state.custom_variables),
+            exit_reason,
+            converted: false,
+        });
+        Ok(())
+    }
+}
+
+/// Turns one step's result into the writes that record it.
+fn record(journey: &Journey, run: StepRun, work: &mut CampaignWork, now: Timestamp) {
+    let StepRun { step, at, effect } = run;
+    let mut message_id = None;
+    let (outcome, detail) = match effect {
+        Effect::Email { message } => {
+            let id = MessageId::from_uuid(herald_store::new_uuid(now));
+            message_id = Some(id);
+            work.messages.push(Message {
+                id,
+                workspace_id: journey.workspace_id,
+                campaign_id: journey.campaign_id,
+                journey_id: journey.id,
+                step: step.clone(),
+                contact_id: journey.contact_id,
+                // The embedded outbox is the transport until one is configured: handing the
+                // message to it is sending it.
+                status: MessageStatus::Sent,
+                status_reason: None,
+                to: message.to.as_str().to_owned(),
+                from: message.from.to_string(),
+                reply_to: message.reply_to.as_ref().map(ToString::to_string),
+                subject: message.subject,
+                html: message.html,
+                text: message.text,
+                headers: Map::new(),
+                warnings: message.warnings,
+                transport: "outbox".into(),
+                created_at: now,
+                sent_at: Some(now),
+            });
+            ("sent", json!({}))
+        }
+        Effect::Failed { reason } => ("failed", json!({ "reason": reason })),
+        Effect::SetAttribute { attribute, value, scope } => {
+            if scope == Target::Contact {
+                work.attributes.push(AttributeChange {
+                    contact_id: journey.contact_id,
+                    attribute: attribute.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+            ("set", json!({ "attribute": attribute, "value": value, "scope": scope }))
+        }
+        Effect::UnsetAttribute { attribute, scope } => {
+            if scope == Target::Contact {
+                work.attributes.push(AttributeChange {
+                    contact_id: journey.contact_id,
+                    attribute: attribute.clone(),
+                    value: None,
+                });
+            }
+            ("unset", json!({ "attribute": attribute, "scope": scope }))
+        }
+        Effect::Branch { took, reason } => (
+            match took {
+                herald_campaign::engine::Arm::Then => "then",
+                herald_campaign::engine::Arm::Else => "else",
+            },
+            json!({ "reason": reason }),
+        ),
+        Effect::Wait { until } => ("waited", json!({ "until": until })),
+        Effect::Exit => ("exited", json!({})),
+    };
+    work.steps.push(StepRecord {
+        journey_id: journey.id,
+        campaign_id: journey.campaign_id,
+        step,
+        outcome: outcome.into(),
+        detail,
+        message_id,
+        at,
+    });
+}

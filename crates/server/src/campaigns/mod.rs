@@ -1,0 +1,102 @@
+//! Campaigns at work: the jobs that evaluate triggers for committed events, run journeys,
+//! and close drop-off and inactivity windows. Every decision is made by `herald-campaign`'s
+//! pure code; this module reads what those decisions need and commits their effects in one
+//! transaction with the job's completion.
+
+mod evaluate;
+mod journey;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_campaign::{CompiledCampaign, DocumentError, compile, document_from_value};
+use herald_domain::job::LeasedJob;
+use herald_domain::{CampaignId, JobKind, WorkspaceId};
+use herald_store::{SharedStore, StoreError};
+use herald_template::Limits;
+use serde::de::DeserializeOwned;
+
+use crate::clock::SharedClock;
+
+/// Compiled programs kept in memory; versions never change, so entries never go stale.
+const PROGRAM_CACHE: usize = 1024;
+
+/// Why a campaign job could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignJobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job's payload or a stored document is unusable; retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The campaign side of a node.
+#[derive(Debug)]
+pub struct Campaigns {
+    store: SharedStore,
+    clock: SharedClock,
+    programs: Mutex<HashMap<(CampaignId, u32), Arc<CompiledCampaign>>>,
+    limits: Limits,
+}
+
+impl Campaigns {
+    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
+        Self { store, clock, programs: Mutex::default(), limits: Limits::default() }
+    }
+
+    /// Runs a campaign job; `Ok` means its effects and its completion are committed.
+    pub async fn run(&self, kind: JobKind, leased: &LeasedJob) -> Result<(), CampaignJobError> {
+        match kind {
+            JobKind::EvaluateEvents => self.evaluate_events(leased).await,
+            JobKind::JourneyStep => self.run_journey(leased).await,
+            JobKind::WindowCheck => self.close_window(leased).await,
+            JobKind::Ping => Err(CampaignJobError::Invalid("ping is not a campaign job".into())),
+        }
+    }
+
+    /// The program of one version of a campaign, compiled once per process.
+    async fn program(
+        &self,
+        workspace: WorkspaceId,
+        campaign: CampaignId,
+        version: u32,
+        current: Option<&serde_json::Value>,
+    ) -> Result<Arc<CompiledCampaign>, CampaignJobError> {
+        if let Some(program) = self.programs.lock().unwrap_or_else(|e| e.into_inner()).get(&(campaign, version)) {
+            return Ok(program.clone());
+        }
+        let document = match current {
+            Some(document) => document.clone(),
+            None => self.store.campaign_version(workspace, campaign, version).await?,
+        };
+        let compiled = Arc::new(compile_stored(document).map_err(|e| {
+            CampaignJobError::Invalid(format!("campaign {campaign} version {version} no longer compiles: {e}"))
+        })?);
+        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        if programs.len() >= PROGRAM_CACHE {
+            programs.clear();
+        }
+        programs.insert((campaign, version), compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// Compiles a stored document (validated when it was saved).
+pub fn compile_stored(document: serde_json::Value) -> Result<CompiledCampaign, String> {
+    let document = document_from_value(document).map_err(|e| e.to_string())?;
+    compile(document).map_err(|errors| join(&errors))
+}
+
+pub fn join(errors: &[DocumentError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn payload<T: DeserializeOwned>(leased: &LeasedJob) -> Result<T, CampaignJobError> {
+    serde_json::from_value(leased.job.payload.clone())
+        .map_err(|e| CampaignJobError::Invalid(format!("unreadable {} payload: {e}", leased.job.kind)))
+}
+
+/// How long a job that lost a race (a conflicting write by another node) waits to run again.
+pub const RACE_RETRY: Duration = Duration::from_millis(200);

@@ -1,0 +1,130 @@
+//! `/api/v1/messages`: every email a campaign step produced, newest first.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use herald_domain::{CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp};
+use herald_store::campaign::MessageFilter;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Auth;
+use super::error::{ApiError, ApiQuery, ErrorBody};
+use super::list::{List, ListParams};
+
+/// A message as listed: without its bodies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageSummary {
+    #[schema(value_type = String)]
+    id: MessageId,
+    #[schema(value_type = String)]
+    campaign_id: CampaignId,
+    #[schema(value_type = String)]
+    journey_id: JourneyId,
+    step: String,
+    #[schema(value_type = String)]
+    contact_id: ContactId,
+    /// `queued`, `sent`, `failed`, `suppressed` or `held`.
+    #[schema(value_type = String)]
+    status: MessageStatus,
+    status_reason: Option<String>,
+    to: String,
+    from: String,
+    subject: String,
+    /// `outbox`: the embedded transport (no SMTP configured).
+    transport: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    sent_at: Option<Timestamp>,
+}
+
+/// A whole message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageDto {
+    #[serde(flatten)]
+    summary: MessageSummary,
+    reply_to: Option<String>,
+    html: String,
+    text: String,
+    #[schema(value_type = Object)]
+    headers: Map<String, Value>,
+    /// What rendering noticed: missing variables and the like.
+    warnings: Vec<String>,
+}
+
+fn summary(m: &Message) -> MessageSummary {
+    MessageSummary {
+        id: m.id,
+        campaign_id: m.campaign_id,
+        journey_id: m.journey_id,
+        step: m.step.clone(),
+        contact_id: m.contact_id,
+        status: m.status,
+        status_reason: m.status_reason.clone(),
+        to: m.to.clone(),
+        from: m.from.clone(),
+        subject: m.subject.clone(),
+        transport: m.transport.clone(),
+        created_at: m.created_at,
+        sent_at: m.sent_at,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Only this contact's messages.
+    pub contact_id: Option<String>,
+    /// Only this campaign's messages.
+    pub campaign_id: Option<String>,
+    /// Only messages in this status.
+    pub status: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_messages)).routes(routes!(get_message))
+}
+
+/// List messages, newest first.
+#[utoipa::path(get, path = "/messages", tag = "messages", params(MessageParams),
+    responses((status = 200, body = List<MessageSummary>), (status = 400, body = ErrorBody)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(params): ApiQuery<MessageParams>,
+) -> Result<Json<List<MessageSummary>>, ApiError> {
+    let page = ListParams { limit: params.limit, cursor: params.cursor }.page()?;
+    let filter = MessageFilter {
+        contact: params.contact_id.map(|c| c.parse()).transpose().map_err(|e| ApiError::invalid("contact_id", e))?,
+        campaign: params.campaign_id.map(|c| c.parse()).transpose().map_err(|e| ApiError::invalid("campaign_id", e))?,
+        status: params.status.map(|s| s.parse()).transpose().map_err(|e: String| ApiError::invalid("status", e))?,
+    };
+    let page = state.store.list_messages(p.workspace_id, &filter, page).await?;
+    Ok(Json(List::from_page(page, |m| summary(&m))))
+}
+
+/// One message with its rendered bodies and headers.
+#[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path)),
+    responses((status = 200, body = MessageDto), (status = 404, body = ErrorBody)))]
+async fn get_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<MessageDto>, ApiError> {
+    let id: MessageId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let m = state.store.get_message(p.workspace_id, id).await?;
+    Ok(Json(MessageDto {
+        summary: summary(&m),
+        reply_to: m.reply_to,
+        html: m.html,
+        text: m.text,
+        headers: m.headers,
+        warnings: m.warnings,
+    }))
+}

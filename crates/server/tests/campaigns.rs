@@ -1,0 +1,398 @@
+//! Campaigns end to end through the API, on both backends, with the manual clock: days of
+//! waiting pass in milliseconds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestApp, expect_error, json, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    onboarding_sends_day_0_2_5_and_10,
+    filters_nth_occurrence_and_branches_decide,
+    goals_convert_and_pausing_holds_journeys,
+    drop_off_and_inactivity_fire_when_their_window_closes,
+    documents_are_validated_versioned_and_exported,
+);
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+async fn source_url(app: &TestApp) -> String {
+    let (status, body) = json(app.post("/api/v1/sources", &json!({"name": "app", "kind": "generic"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["url"].as_str().expect("url").to_owned()
+}
+
+async fn send(app: &TestApp, url: &str, body: &Value) -> Value {
+    let (status, body) = json(app.client.post(url).json(body).send().await.expect("post")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Creates and activates a campaign; returns its id.
+async fn campaign(app: &TestApp, document: Value) -> String {
+    let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("active")), "{body}");
+    id
+}
+
+async fn messages(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = json(app.get(&format!("/api/v1/messages{query}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().expect("data").clone()
+}
+
+async fn subjects(app: &TestApp, query: &str) -> Vec<String> {
+    let mut subjects: Vec<String> =
+        messages(app, query).await.iter().map(|m| m["subject"].as_str().expect("subject").to_owned()).collect();
+    subjects.reverse();
+    subjects
+}
+
+async fn campaign_stats(app: &TestApp, id: &str) -> Value {
+    let (status, body) = json(app.get(&format!("/api/v1/campaigns/{id}/stats")).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn email(id: &str, subject: &str) -> Value {
+    json!({"id": id, "type": "email", "from": "Acme <hello@acme.test>", "subject": subject,
+           "html": "<p>Hi {{ first_name | default: \"there\" }}, you are on {{ customer.plan }}.</p>"})
+}
+
+async fn onboarding_sends_day_0_2_5_and_10(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    let id = campaign(
+        &app,
+        json!({
+            "name": "Onboarding",
+            "trigger": {"type": "event", "event": "user_signed_up"},
+            "steps": [
+                email("day-0", "Welcome, {{ first_name }}"),
+                {"type": "wait", "duration": "2d"},
+                email("day-2", "Day 2 for {{ customer.first_name }}"),
+                {"type": "wait", "duration": "3d"},
+                email("day-5", "Day 5 ({{ event.data.plan }})"),
+                {"type": "wait", "duration": "5d"},
+                email("day-10", "Day 10: {{ campaign.name }}"),
+            ]
+        }),
+    )
+    .await;
+    let accepted = send(
+        &app,
+        &url,
+        &json!({"email": "Ada@Example.com", "event": "user_signed_up", "data": {"first_name": "Ada", "plan": "free"}}),
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, "").await, ["Welcome, Ada"]);
+    let sent = &messages(&app, "").await[0];
+    assert_eq!((sent["to"].as_str(), sent["status"].as_str()), (Some("ada@example.com"), Some("sent")));
+    assert_eq!(sent["contact_id"], accepted["contact_id"]);
+    let (_, full) = json(app.get(&format!("/api/v1/messages/{}", sent["id"].as_str().expect("id"))).await).await;
+    assert_eq!(full["html"], "<p>Hi Ada, you are on free.</p>");
+    assert_eq!(full["text"], "Hi Ada, you are on free.");
+
+    // The event log says what the campaign did with the event.
+    let event_id = accepted["event_id"].as_str().expect("event id");
+    let (_, event) = json(app.get(&format!("/api/v1/events/{event_id}")).await).await;
+    let reaction = &event["outcome"]["campaigns"][0];
+    assert_eq!((reaction["campaign"].as_str(), reaction["action"].as_str()), (Some("Onboarding"), Some("started")));
+
+    for (days, expected) in [(1, 1), (1, 2), (2, 2), (1, 3), (4, 3), (1, 4), (30, 4)] {
+        app.clock.advance(DAY * days);
+        app.run_jobs().await;
+        assert_eq!(messages(&app, "").await.len(), expected, "after {days} more day(s)");
+    }
+    assert_eq!(subjects(&app, "").await, ["Welcome, Ada", "Day 2 for Ada", "Day 5 (free)", "Day 10: Onboarding"]);
+    let stats = campaign_stats(&app, &id).await;
+    assert_eq!(
+        (stats["entered"].as_u64(), stats["completed"].as_u64(), stats["active"].as_u64()),
+        (Some(1), Some(1), Some(0))
+    );
+    assert_eq!(stats["steps"]["day-5"]["sent"], 1);
+    assert_eq!(stats["steps"]["wait-1"]["waited"], 1);
+
+    // Entry rule "once": signing up again does not start it again.
+    send(&app, &url, &json!({"email": "ada@example.com", "event": "user_signed_up"})).await;
+    app.run_jobs().await;
+    assert_eq!(campaign_stats(&app, &id).await["entered"], 1);
+    app.stop().await;
+}
+
+async fn filters_nth_occurrence_and_branches_decide(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    let cart = campaign(
+        &app,
+        json!({
+            "name": "Big carts",
+            "trigger": {"type": "event", "event": "checkout_started",
+                        "filter": {"field": "event.data.cart_value", "op": "gt", "value": 50}},
+            "entry": "every_time",
+            "steps": [email("cart", "Your cart of {{ event.data.cart_value }}")]
+        }),
+    )
+    .await;
+    let third = campaign(
+        &app,
+        json!({
+            "name": "Pricing nudge",
+            "trigger": {"type": "event", "event": "pricing_page_viewed", "occurrence": {"nth": 3}},
+            "steps": [
+                {"id": "plan", "type": "branch",
+                 "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
+                 "then": [email("upgrade", "Upgrade from free?"),
+                          {"type": "set_attribute", "attribute": "nudged", "value": "{{ event.name }}"}],
+                 "else": [email("thanks", "Thanks for being {{ plan }}")]},
+                {"type": "set_attribute", "attribute": "stage", "value": "nudged", "scope": "custom_variables"},
+                email("after", "Stage {{ custom_variables.stage }}")
+            ]
+        }),
+    )
+    .await;
+
+    // Numbers sent as strings compare as numbers (seed 000's "149.00").
+    send(&app, &url, &json!({"email": "a@x.test", "event": "checkout_started", "data": {"cart_value": "149.00"}}))
+        .await;
+    let small =
+        send(&app, &url, &json!({"email": "b@x.test", "event": "checkout_started", "data": {"cart_value": 20}})).await;
+    // Seed 000's top support question: the right name in the wrong case.
+    let wrong_case = send(&app, &url, &json!({"email": "b@x.test", "event": "Checkout_Started"})).await;
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, &format!("?campaign_id={cart}")).await, ["Your cart of 149.00"]);
+    let (_, event) = json(app.get(&format!("/api/v1/events/{}", small["event_id"].as_str().expect("id"))).await).await;
+    let skipped = &event["outcome"]["campaigns"][0];
+    assert_eq!(skipped["action"], "skipped", "{event}");
+    assert!(skipped["detail"].as_str().expect("detail").contains("cart_value is 20"), "{skipped}");
+    let (_, event) =
+        json(app.get(&format!("/api/v1/events/{}", wrong_case["event_id"].as_str().expect("id"))).await).await;
+    assert!(event["outcome"]["campaigns"][0]["detail"].as_str().expect("detail").contains("did you mean"), "{event}");
+
+    // The 3rd pricing_page_viewed fires, not the 2nd nor the 4th; the branch follows the plan.
+    for (who, plan) in [("free@x.test", "free"), ("pro@x.test", "pro")] {
+        for n in 1..=4 {
+            send(&app, &url, &json!({"email": who, "event": "pricing_page_viewed", "data": {"plan": plan}})).await;
+            app.run_jobs().await;
+            let count = messages(&app, &format!("?campaign_id={third}")).await.len();
+            let before = if who.starts_with("free") { 0 } else { 2 };
+            let expected = if n < 3 { before } else { before + 2 };
+            assert_eq!(count, expected, "{who} after view {n}");
+        }
+    }
+    let subjects = subjects(&app, &format!("?campaign_id={third}")).await;
+    assert_eq!(subjects, ["Upgrade from free?", "Stage nudged", "Thanks for being pro", "Stage nudged"]);
+    let (_, contacts) = json(app.get("/api/v1/contacts?email=free@x.test").await).await;
+    assert_eq!(contacts["data"][0]["attributes"]["nudged"], "pricing_page_viewed", "{contacts}");
+    let stats = campaign_stats(&app, &third).await;
+    assert_eq!((stats["steps"]["plan"]["then"].as_u64(), stats["steps"]["plan"]["else"].as_u64()), (Some(1), Some(1)));
+    app.stop().await;
+}
+
+async fn goals_convert_and_pausing_holds_journeys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    let id = campaign(
+        &app,
+        json!({
+            "name": "Trial",
+            "trigger": {"type": "event", "event": "trial_started"},
+            "goal": {"event": "subscribed", "within": "30d", "exit": true},
+            "steps": [email("one", "One"), {"type": "wait", "duration": "1d"}, email("two", "Two"),
+                      {"type": "wait", "duration": "1d"}, email("three", "Three")]
+        }),
+    )
+    .await;
+    for who in ["converts@x.test", "stays@x.test"] {
+        send(&app, &url, &json!({"email": who, "event": "trial_started"})).await;
+    }
+    app.run_jobs().await;
+    send(&app, &url, &json!({"email": "converts@x.test", "event": "subscribed"})).await;
+    app.run_jobs().await;
+
+    // Paused: the remaining journey holds at its next step, however long the pause.
+    let (status, _) = json(app.post(&format!("/api/v1/campaigns/{id}/pause"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    app.clock.advance(DAY * 5);
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, "").await, ["One", "One"]);
+    expect_error(
+        app.post(&format!("/api/v1/campaigns/{id}/pause"), &json!({})).await,
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+    // Resumed: it continues where it stopped; the converted one stays out.
+    let (status, _) = json(app.post(&format!("/api/v1/campaigns/{id}/resume"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, "").await, ["One", "One", "Two"]);
+    app.clock.advance(DAY);
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, "").await, ["One", "One", "Two", "Three"]);
+    let stats = campaign_stats(&app, &id).await;
+    assert_eq!(
+        [&stats["entered"], &stats["converted"], &stats["exited"], &stats["completed"]],
+        [&json!(2), &json!(1), &json!(1), &json!(1)],
+        "{stats}"
+    );
+
+    // Enrol through the API: once ever, so the second call is refused with the reason.
+    let (status, body) =
+        json(app.post(&format!("/api/v1/campaigns/{id}/enroll"), &json!({"email": "new@x.test"})).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown contact: {body}");
+    send(&app, &url, &json!({"email": "new@x.test"})).await;
+    let (status, body) =
+        json(app.post(&format!("/api/v1/campaigns/{id}/enroll"), &json!({"email": "new@x.test"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    expect_error(
+        app.post(&format!("/api/v1/campaigns/{id}/enroll"), &json!({"email": "new@x.test"})).await,
+        StatusCode::CONFLICT,
+        "not_enrolled",
+    )
+    .await;
+    app.stop().await;
+}
+
+async fn drop_off_and_inactivity_fire_when_their_window_closes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    let recovery = campaign(
+        &app,
+        json!({
+            "name": "Cart recovery",
+            "trigger": {"type": "drop_off", "event": "checkout_started", "missing": "checkout_completed", "within": "24h"},
+            "entry": "every_time",
+            "steps": [email("recover", "Forgot something, {{ email }}?")]
+        }),
+    )
+    .await;
+    let winback = campaign(
+        &app,
+        json!({
+            "name": "Win back",
+            "trigger": {"type": "inactivity", "after": "14d"},
+            "steps": [email("miss-you", "We miss you")]
+        }),
+    )
+    .await;
+    send(&app, &url, &json!({"email": "buys@x.test", "event": "checkout_started"})).await;
+    send(&app, &url, &json!({"email": "leaves@x.test", "event": "checkout_started"})).await;
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(3600));
+    send(&app, &url, &json!({"email": "buys@x.test", "event": "checkout_completed"})).await;
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(22 * 3600));
+    app.run_jobs().await;
+    assert!(messages(&app, "").await.is_empty(), "the window is still open");
+    app.clock.advance(Duration::from_secs(3600));
+    app.run_jobs().await;
+    assert_eq!(subjects(&app, &format!("?campaign_id={recovery}")).await, ["Forgot something, leaves@x.test?"]);
+
+    // Inactivity: 14 days after each contact's last event; activity restarts the count.
+    app.clock.advance(DAY * 12);
+    send(&app, &url, &json!({"email": "buys@x.test", "event": "page_viewed"})).await;
+    app.run_jobs().await;
+    app.clock.advance(DAY);
+    app.run_jobs().await;
+    let winners: Vec<String> = messages(&app, &format!("?campaign_id={winback}"))
+        .await
+        .iter()
+        .map(|m| m["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(winners, ["leaves@x.test"], "buys@ was active 1 day ago");
+    app.clock.advance(DAY * 13);
+    app.run_jobs().await;
+    assert_eq!(messages(&app, &format!("?campaign_id={winback}")).await.len(), 2);
+    app.stop().await;
+}
+
+async fn documents_are_validated_versioned_and_exported(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bad = json!({
+        "name": "Broken",
+        "trigger": {"type": "event", "event": "x"},
+        "steps": [
+            {"id": "a", "type": "wait", "duration": "0d"},
+        ]
+    });
+    let error =
+        expect_error(app.post("/api/v1/campaigns", &bad).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign")
+            .await;
+    assert_eq!(error["field"], "steps[0].duration", "{error}");
+    let bad = json!({
+        "name": "Broken",
+        "trigger": {"type": "event", "event": "x"},
+        "steps": [
+            {"id": "a", "type": "email", "from": "not an address", "subject": "{{ x | upcse }}", "html": "<p>"},
+            {"id": "b", "type": "exit"},
+            {"id": "a", "type": "branch", "condition": {"field": "plan", "op": "equals", "value": 1}, "then": [], "else": []}
+        ]
+    });
+    let error =
+        expect_error(app.post("/api/v1/campaigns", &bad).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign")
+            .await;
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("steps[2].condition"), "{message}");
+    assert!(message.contains("unknown operator"), "{message}");
+
+    let bad = json!({
+        "name": "Broken", "trigger": {"type": "event", "event": "x"},
+        "steps": [
+            {"id": "a", "type": "email", "from": "not an address", "subject": "{{ x | upcse }}", "html": "<p>"},
+            {"id": "b", "type": "exit"},
+            {"id": "a", "type": "exit"}
+        ]
+    });
+    let error =
+        expect_error(app.post("/api/v1/campaigns", &bad).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign")
+            .await;
+    let message = error["message"].as_str().expect("message");
+    for part in [
+        "steps[2].id: \"a\" is used by another step",
+        "steps[0].from",
+        "steps[0].subject: line 1",
+        "steps[2]: step \"a\" can never run",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+
+    let document = json!({
+        "name": "Versions",
+        "trigger": {"type": "manual"},
+        "steps": [{"type": "email", "from": "a@acme.test", "subject": "v1", "html": "<p>1</p>"}]
+    });
+    let (status, created) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!((created["version"].as_u64(), created["state"].as_str()), (Some(1), Some("draft")));
+    assert_eq!(created["document"]["steps"][0]["id"], "email-1", "ids are filled in");
+    let mut edited = created["document"].clone();
+    edited["steps"][0]["subject"] = json!("v2");
+    let (status, updated) =
+        json(app.request(Method::PUT, &format!("/api/v1/campaigns/{id}")).json(&edited).send().await.expect("put"))
+            .await;
+    assert_eq!((status, updated["version"].as_u64()), (StatusCode::OK, Some(2)), "{updated}");
+
+    let exported = app.get(&format!("/api/v1/campaigns/{id}/export")).await;
+    assert!(exported.headers()["content-disposition"].to_str().expect("header").contains("versions.campaign.json"));
+    let (_, file) = json(exported).await;
+    let (status, imported) = json(app.post("/api/v1/campaigns/import", &file).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{imported}");
+    assert_eq!(imported["document"], updated["document"]);
+    assert_ne!(imported["id"], updated["id"]);
+
+    let (status, archived) = json(app.post(&format!("/api/v1/campaigns/{id}/archive"), &json!({})).await).await;
+    assert_eq!((status, archived["state"].as_str()), (StatusCode::OK, Some("archived")));
+    let response =
+        app.request(Method::PUT, &format!("/api/v1/campaigns/{id}")).json(&edited).send().await.expect("put");
+    expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    app.stop().await;
+}

@@ -1,0 +1,655 @@
+//! Campaigns, journeys, the step log and messages on PostgreSQL.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobKind, JobLease, JobOutcome};
+use herald_domain::{
+    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+};
+use herald_store::campaign::{CampaignStats, CampaignStore, CampaignWork, MessageFilter};
+use herald_store::{StoreError, StoreResult, new_uuid};
+use serde_json::{Value, json};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
+use uuid::Uuid;
+
+use crate::encode;
+use crate::jobs::{finish, insert_jobs};
+use crate::rows::{corrupt, count, get, object, opt_ts, opt_uuid, ts, uuid};
+use crate::{PgStore, db_error};
+
+const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
+
+macro_rules! campaign_select {
+    () => {
+        "SELECT c.id, c.workspace_id, c.name, c.state, c.version, c.created_at, c.updated_at, v.document \
+         FROM campaigns c JOIN campaign_versions v ON v.campaign_id = c.id AND v.version = c.version "
+    };
+}
+
+macro_rules! journey_columns {
+    () => {
+        "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
+         entered_at, ended_at, exit_reason, converted_at, goal_until"
+    };
+}
+
+macro_rules! message_columns {
+    () => {
+        "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
+         reply_to, subject, html, text, headers, warnings, transport, created_at, sent_at"
+    };
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(row: &PgRow, column: &str) -> StoreResult<T> {
+    get::<String>(row, column)?.parse().map_err(|e: String| corrupt(column, e))
+}
+
+fn number(row: &PgRow, column: &str) -> StoreResult<u32> {
+    u32::try_from(get::<i32>(row, column)?).map_err(|e| corrupt(column, e))
+}
+
+fn campaign(row: &PgRow) -> StoreResult<Campaign> {
+    Ok(Campaign {
+        id: CampaignId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        name: get(row, "name")?,
+        state: parse(row, "state")?,
+        version: number(row, "version")?,
+        document: get::<Json<Value>>(row, "document")?.0,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn journey(row: &PgRow) -> StoreResult<Journey> {
+    Ok(Journey {
+        id: JourneyId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
+        version: number(row, "version")?,
+        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
+        event_id: opt_uuid(row, "event_id")?.map(EventId::from_uuid),
+        status: parse(row, "status")?,
+        step: get::<Option<i32>>(row, "step")?.map(|s| u32::try_from(s).map_err(|e| corrupt("step", e))).transpose()?,
+        run_at: opt_ts(row, "run_at")?,
+        held: get(row, "held")?,
+        custom_variables: object(row, "custom_variables")?,
+        entered_at: ts(row, "entered_at")?,
+        ended_at: opt_ts(row, "ended_at")?,
+        exit_reason: get(row, "exit_reason")?,
+        converted_at: opt_ts(row, "converted_at")?,
+        goal_until: opt_ts(row, "goal_until")?,
+    })
+}
+
+fn message(row: &PgRow) -> StoreResult<Message> {
+    Ok(Message {
+        id: MessageId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
+        journey_id: JourneyId::from_uuid(uuid(row, "journey_id")?),
+        step: get(row, "step")?,
+        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
+        status: parse(row, "status")?,
+        status_reason: get(row, "status_reason")?,
+        to: get(row, "to_address")?,
+        from: get(row, "from_address")?,
+        reply_to: get(row, "reply_to")?,
+        subject: get(row, "subject")?,
+        html: get(row, "html")?,
+        text: get(row, "text")?,
+        headers: object(row, "headers")?,
+        warnings: get::<Json<Vec<String>>>(row, "warnings")?.0,
+        transport: get(row, "transport")?,
+        created_at: ts(row, "created_at")?,
+        sent_at: opt_ts(row, "sent_at")?,
+    })
+}
+
+async fn load_campaign(conn: &mut PgConnection, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
+    let row = sqlx::query(concat!(campaign_select!(), "WHERE c.workspace_id = $1 AND c.id = $2"))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or(CAMPAIGN_NOT_FOUND)?;
+    campaign(&row)
+}
+
+/// The campaign row locked for the rest of the transaction.
+async fn lock_campaign(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    id: CampaignId,
+) -> StoreResult<Campaign> {
+    sqlx::query("SELECT 1 FROM campaigns WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .ok_or(CAMPAIGN_NOT_FOUND)?;
+    load_campaign(tx, workspace, id).await
+}
+
+async fn insert_version(
+    tx: &mut Transaction<'static, Postgres>,
+    id: CampaignId,
+    version: u32,
+    document: &Value,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO campaign_versions (campaign_id, version, document, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(id.as_uuid())
+        .bind(i32::try_from(version).map_err(|e| corrupt("version", e))?)
+        .bind(Json(encode::json(document)))
+        .bind(encode::ts(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Gives held journeys of `campaign` their step jobs back (on resume).
+async fn release_held(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let held = sqlx::query(
+        "UPDATE journeys SET held = false, updated_at = $2 WHERE campaign_id = $1 AND held RETURNING id, step, run_at",
+    )
+    .bind(campaign.as_uuid())
+    .bind(encode::ts(now))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let mut jobs = Vec::with_capacity(held.len());
+    for row in &held {
+        let id = JourneyId::from_uuid(uuid(row, "id")?);
+        let step = get::<Option<i32>>(row, "step")?;
+        let run_at = opt_ts(row, "run_at")?;
+        jobs.push(NewJob::new(JobKind::JourneyStep, json!({"journey": id, "step": step, "run_at": run_at}), now));
+    }
+    insert_jobs(tx, workspace, &jobs, now).await?;
+    Ok(())
+}
+
+/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+pub(crate) async fn enqueue_evaluation(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[herald_domain::Event],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut workspaces: Vec<Uuid> = events.iter().map(|e| e.workspace_id.as_uuid()).collect();
+    workspaces.sort();
+    workspaces.dedup();
+    let live: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT workspace_id FROM campaigns WHERE workspace_id = ANY($1) AND state IN ('active', 'paused')",
+    )
+    .bind(&workspaces)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w.as_uuid()), now) {
+        insert_jobs(tx, workspace, &[job], now).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CampaignStore for PgStore {
+    async fn create_campaign(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let id = CampaignId::from_uuid(new_uuid(now));
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO campaigns (id, workspace_id, name, state, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'draft', 1, $4, $4)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(encode::text(name))
+        .bind(encode::ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_version(&mut tx, id, 1, document, now).await?;
+        let created = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(created)
+    }
+
+    async fn list_campaigns(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<CampaignId>,
+    ) -> StoreResult<Page<Campaign>> {
+        let rows =
+            sqlx::query(concat!(campaign_select!(), "WHERE c.workspace_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"))
+                .bind(workspace.as_uuid())
+                .bind(page.after.map_or(Uuid::nil(), |id| id.as_uuid()))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let campaigns = rows.iter().map(campaign).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(campaigns, page.limit, |c| c.id))
+    }
+
+    async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        load_campaign(&mut conn, workspace, id).await
+    }
+
+    async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value> {
+        let document: Json<Value> = sqlx::query_scalar(
+            "SELECT v.document FROM campaign_versions v JOIN campaigns c ON c.id = v.campaign_id \
+             WHERE c.workspace_id = $1 AND v.campaign_id = $2 AND v.version = $3",
+        )
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .bind(i32::try_from(version).map_err(|e| corrupt("version", e))?)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound { entity: "campaign version" })?;
+        Ok(document.0)
+    }
+
+    async fn update_campaign(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let mut tx = self.begin().await?;
+        let current = lock_campaign(&mut tx, workspace, id).await?;
+        if current.state == CampaignState::Archived {
+            return Err(StoreError::Conflict { constraint: "campaign_archived".into() });
+        }
+        let version = current.version + 1;
+        insert_version(&mut tx, id, version, document, now).await?;
+        sqlx::query("UPDATE campaigns SET name = $1, version = $2, updated_at = $3 WHERE id = $4")
+            .bind(encode::text(name))
+            .bind(i32::try_from(version).map_err(|e| corrupt("version", e))?)
+            .bind(encode::ts(now))
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let updated = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+
+    async fn set_campaign_state(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let mut tx = self.begin().await?;
+        let current = lock_campaign(&mut tx, workspace, id).await?;
+        if !from.contains(&current.state) {
+            return Err(StoreError::Conflict { constraint: "campaign_state".into() });
+        }
+        sqlx::query("UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3")
+            .bind(to.as_str())
+            .bind(encode::ts(now))
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        match to {
+            CampaignState::Active => release_held(&mut tx, workspace, id, now).await?,
+            CampaignState::Archived => {
+                sqlx::query(
+                    "UPDATE journeys SET status = 'exited', exit_reason = 'campaign archived', ended_at = $1, \
+                     step = NULL, run_at = NULL, held = false, updated_at = $1 WHERE campaign_id = $2 AND status = 'active'",
+                )
+                .bind(encode::ts(now))
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            CampaignState::Draft | CampaignState::Paused => {}
+        }
+        let changed = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(changed)
+    }
+
+    async fn delete_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM campaigns WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(CAMPAIGN_NOT_FOUND);
+        }
+        Ok(())
+    }
+
+    async fn live_campaigns(&self, workspace: WorkspaceId) -> StoreResult<Vec<Campaign>> {
+        let rows = sqlx::query(concat!(
+            campaign_select!(),
+            "WHERE c.workspace_id = $1 AND c.state IN ('active', 'paused') ORDER BY c.id"
+        ))
+        .bind(workspace.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(campaign).collect()
+    }
+
+    async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        load_campaign(&mut conn, workspace, id).await?;
+        let mut stats = CampaignStats::default();
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n, COUNT(converted_at) AS converted FROM journeys WHERE campaign_id = $1 GROUP BY status",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for row in &rows {
+            let n: u64 = count(row, "n")?;
+            stats.entered += n;
+            stats.converted += count::<u64>(row, "converted")?;
+            match parse::<JourneyStatus>(row, "status")? {
+                JourneyStatus::Active => stats.active = n,
+                JourneyStatus::Completed => stats.completed = n,
+                JourneyStatus::Exited => stats.exited = n,
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = $1 GROUP BY step, outcome",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for row in &rows {
+            stats.steps.entry(get(row, "step")?).or_default().insert(get(row, "outcome")?, count(row, "n")?);
+        }
+        Ok(stats)
+    }
+
+    async fn count_contact_events(
+        &self,
+        contact: ContactId,
+        name: &str,
+        since: Option<Timestamp>,
+        until: EventId,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE contact_id = $1 AND id <= $2 AND name = $3 AND received_at >= $4",
+        )
+        .bind(contact.as_uuid())
+        .bind(until.as_uuid())
+        .bind(encode::text(name))
+        .bind(encode::ts(since.unwrap_or(Timestamp::MIN)))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        u64::try_from(n).map_err(|e| corrupt("count", e))
+    }
+
+    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool> {
+        let names: Vec<String> = names.iter().map(|n| encode::text(n).into_owned()).collect();
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM events WHERE contact_id = $1 AND id > $2 AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
+             LIMIT 1",
+        )
+        .bind(contact.as_uuid())
+        .bind(after.as_uuid())
+        .bind(names)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn contact_journeys(
+        &self,
+        contact: ContactId,
+        campaign: CampaignId,
+        limit: u32,
+    ) -> StoreResult<Vec<Journey>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            journey_columns!(),
+            " FROM journeys WHERE contact_id = $1 AND campaign_id = $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(contact.as_uuid())
+        .bind(campaign.as_uuid())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(journey).collect()
+    }
+
+    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey> {
+        let row =
+            sqlx::query(concat!("SELECT ", journey_columns!(), " FROM journeys WHERE workspace_id = $1 AND id = $2"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "journey" })?;
+        journey(&row)
+    }
+
+    async fn commit_campaign_work(
+        &self,
+        workspace: WorkspaceId,
+        lease: Option<&JobLease>,
+        work: &CampaignWork,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        if let Some(lease) = lease {
+            finish(&mut tx, lease, &JobOutcome::Done, now).await?;
+        }
+        let at = encode::ts(now);
+        for j in &work.journeys {
+            sqlx::query(
+                "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
+                 step, run_at, custom_variables, entered_at, goal_until, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10, $11, $12, $11)",
+            )
+            .bind(j.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(j.campaign_id.as_uuid())
+            .bind(i32::try_from(j.version).map_err(|e| corrupt("version", e))?)
+            .bind(j.contact_id.as_uuid())
+            .bind(j.event_id.map(|e| e.as_uuid()))
+            .bind(j.exclusive)
+            .bind(i32::try_from(j.step).map_err(|e| corrupt("step", e))?)
+            .bind(encode::ts(j.run_at))
+            .bind(Json(encode::json_map(&j.custom_variables)))
+            .bind(at)
+            .bind(j.goal_until.map(encode::ts))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for u in &work.updates {
+            let (guard, expect_step, expect_run_at) = match u.expect {
+                Some((step, run_at)) => (true, step, run_at),
+                None => (false, None, None),
+            };
+            let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
+            let updated = sqlx::query(
+                "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
+                 custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
+                 converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
+                 ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
+                 WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
+                 AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
+            )
+            .bind(u.status.as_str())
+            .bind(step(u.step)?)
+            .bind(u.run_at.map(encode::ts))
+            .bind(u.held)
+            .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
+            .bind(u.exit_reason.as_deref().map(encode::text))
+            .bind(u.converted)
+            .bind(at)
+            .bind(u.status != JourneyStatus::Active)
+            .bind(u.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(guard)
+            .bind(step(expect_step)?)
+            .bind(expect_run_at.map(encode::ts))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+            }
+        }
+        for m in &work.messages {
+            sqlx::query(concat!(
+                "INSERT INTO messages (",
+                message_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ))
+            .bind(m.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(m.campaign_id.as_uuid())
+            .bind(m.journey_id.as_uuid())
+            .bind(encode::text(&m.step))
+            .bind(m.contact_id.as_uuid())
+            .bind(m.status.as_str())
+            .bind(m.status_reason.as_deref().map(encode::text))
+            .bind(encode::text(&m.to))
+            .bind(encode::text(&m.from))
+            .bind(m.reply_to.as_deref().map(encode::text))
+            .bind(encode::text(&m.subject))
+            .bind(encode::text(&m.html))
+            .bind(encode::text(&m.text))
+            .bind(Json(encode::json_map(&m.headers)))
+            .bind(Json(encode::json(&json!(m.warnings))))
+            .bind(encode::text(&m.transport))
+            .bind(encode::ts(m.created_at))
+            .bind(m.sent_at.map(encode::ts))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for s in &work.steps {
+            sqlx::query(
+                "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(s.journey_id.as_uuid())
+            .bind(s.campaign_id.as_uuid())
+            .bind(encode::text(&s.step))
+            .bind(&s.outcome)
+            .bind(Json(encode::json(&s.detail)))
+            .bind(s.message_id.map(|m| m.as_uuid()))
+            .bind(encode::ts(s.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for a in &work.attributes {
+            let attribute = encode::text(&a.attribute);
+            let query = match &a.value {
+                Some(value) => sqlx::query(
+                    "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
+                     WHERE id = $4 AND workspace_id = $5",
+                )
+                .bind(attribute)
+                .bind(Json(encode::json(value))),
+                None => sqlx::query(
+                    "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
+                )
+                .bind(attribute),
+            };
+            query
+                .bind(at)
+                .bind(a.contact_id.as_uuid())
+                .bind(workspace.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
+        for (event, reactions) in &work.reactions {
+            sqlx::query(
+                "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
+            )
+            .bind(Json(encode::json(&json!(reactions))))
+            .bind(event.as_uuid())
+            .bind(workspace.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn list_messages(
+        &self,
+        workspace: WorkspaceId,
+        filter: &MessageFilter,
+        page: PageRequest<MessageId>,
+    ) -> StoreResult<Page<Message>> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE workspace_id = "
+        ));
+        query.push_bind(workspace.as_uuid());
+        if let Some(contact) = filter.contact {
+            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
+        }
+        if let Some(campaign) = filter.campaign {
+            query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = page.after {
+            query.push(" AND id < ").push_bind(after.as_uuid());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;
+        let messages = rows.iter().map(message).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(messages, page.limit, |m| m.id))
+    }
+
+    async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
+        let row =
+            sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = $1 AND id = $2"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "message" })?;
+        message(&row)
+    }
+}

@@ -1,0 +1,664 @@
+//! Campaigns, journeys, the step log and messages on SQLite.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobKind, JobLease, JobOutcome};
+use herald_domain::{
+    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+};
+use herald_store::campaign::{CampaignStats, CampaignStore, CampaignWork, MessageFilter};
+use herald_store::{StoreError, StoreResult, new_uuid};
+use serde_json::{Value, json};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::jobs::{finish, insert_jobs};
+use crate::rows::{corrupt, get, json_object, opt_ts, ts, uuid};
+use crate::{SqliteStore, db_error};
+
+const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
+
+macro_rules! campaign_select {
+    () => {
+        "SELECT c.id, c.workspace_id, c.name, c.state, c.version, c.created_at, c.updated_at, v.document \
+         FROM campaigns c JOIN campaign_versions v ON v.campaign_id = c.id AND v.version = c.version "
+    };
+}
+
+macro_rules! journey_columns {
+    () => {
+        "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
+         entered_at, ended_at, exit_reason, converted_at, goal_until"
+    };
+}
+
+macro_rules! message_columns {
+    () => {
+        "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
+         reply_to, subject, html, text, headers, warnings, transport, created_at, sent_at"
+    };
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(row: &SqliteRow, column: &str) -> StoreResult<T> {
+    get::<String>(row, column)?.parse().map_err(|e: String| corrupt(column, e))
+}
+
+fn number(row: &SqliteRow, column: &str) -> StoreResult<u32> {
+    u32::try_from(get::<i64>(row, column)?).map_err(|e| corrupt(column, e))
+}
+
+fn json_value(row: &SqliteRow, column: &str) -> StoreResult<Value> {
+    serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e))
+}
+
+fn campaign(row: &SqliteRow) -> StoreResult<Campaign> {
+    Ok(Campaign {
+        id: CampaignId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        name: get(row, "name")?,
+        state: parse(row, "state")?,
+        version: number(row, "version")?,
+        document: json_value(row, "document")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn journey(row: &SqliteRow) -> StoreResult<Journey> {
+    Ok(Journey {
+        id: JourneyId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
+        version: number(row, "version")?,
+        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
+        event_id: get::<Option<Uuid>>(row, "event_id")?.map(EventId::from_uuid),
+        status: parse(row, "status")?,
+        step: get::<Option<i64>>(row, "step")?.map(|s| u32::try_from(s).map_err(|e| corrupt("step", e))).transpose()?,
+        run_at: opt_ts(row, "run_at")?,
+        held: get::<i64>(row, "held")? != 0,
+        custom_variables: json_object(row, "custom_variables")?,
+        entered_at: ts(row, "entered_at")?,
+        ended_at: opt_ts(row, "ended_at")?,
+        exit_reason: get(row, "exit_reason")?,
+        converted_at: opt_ts(row, "converted_at")?,
+        goal_until: opt_ts(row, "goal_until")?,
+    })
+}
+
+fn message(row: &SqliteRow) -> StoreResult<Message> {
+    Ok(Message {
+        id: MessageId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
+        journey_id: JourneyId::from_uuid(uuid(row, "journey_id")?),
+        step: get(row, "step")?,
+        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
+        status: parse(row, "status")?,
+        status_reason: get(row, "status_reason")?,
+        to: get(row, "to_address")?,
+        from: get(row, "from_address")?,
+        reply_to: get(row, "reply_to")?,
+        subject: get(row, "subject")?,
+        html: get(row, "html")?,
+        text: get(row, "text")?,
+        headers: json_object(row, "headers")?,
+        warnings: serde_json::from_value(json_value(row, "warnings")?).map_err(|e| corrupt("warnings", e))?,
+        transport: get(row, "transport")?,
+        created_at: ts(row, "created_at")?,
+        sent_at: opt_ts(row, "sent_at")?,
+    })
+}
+
+async fn load_campaign(
+    conn: &mut sqlx::SqliteConnection,
+    workspace: WorkspaceId,
+    id: CampaignId,
+) -> StoreResult<Campaign> {
+    let row = sqlx::query(concat!(campaign_select!(), "WHERE c.workspace_id = ? AND c.id = ?"))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or(CAMPAIGN_NOT_FOUND)?;
+    campaign(&row)
+}
+
+async fn insert_version(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: CampaignId,
+    version: u32,
+    document: &Value,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO campaign_versions (campaign_id, version, document, created_at) VALUES (?, ?, ?, ?)")
+        .bind(id.as_uuid())
+        .bind(i64::from(version))
+        .bind(document.to_string())
+        .bind(now.unix_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Gives held journeys of `campaign` their step jobs back (on resume).
+async fn release_held(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let held = sqlx::query("SELECT id, step, run_at FROM journeys WHERE campaign_id = ? AND held = 1")
+        .bind(campaign.as_uuid())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let mut jobs = Vec::with_capacity(held.len());
+    for row in &held {
+        let id = JourneyId::from_uuid(uuid(row, "id")?);
+        let step = get::<Option<i64>>(row, "step")?;
+        let run_at = opt_ts(row, "run_at")?;
+        jobs.push(NewJob::new(JobKind::JourneyStep, json!({"journey": id, "step": step, "run_at": run_at}), now));
+    }
+    insert_jobs(tx, workspace, &jobs, now).await?;
+    sqlx::query("UPDATE journeys SET held = 0, updated_at = ? WHERE campaign_id = ? AND held = 1")
+        .bind(now.unix_millis())
+        .bind(campaign.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// `AND name IN (...)` unless `names` is empty (any event).
+fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
+    if !names.is_empty() {
+        query.push(" AND name IN (");
+        let mut list = query.separated(", ");
+        for name in names {
+            list.push_bind(name.clone());
+        }
+        query.push(")");
+    }
+}
+
+/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+pub(crate) async fn enqueue_evaluation(
+    tx: &mut Transaction<'static, Sqlite>,
+    events: &[herald_domain::Event],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut workspaces: Vec<WorkspaceId> = events.iter().map(|e| e.workspace_id).collect();
+    workspaces.sort();
+    workspaces.dedup();
+    let mut live = std::collections::HashSet::new();
+    for workspace in workspaces {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM campaigns WHERE workspace_id = ? AND state IN ('active', 'paused') LIMIT 1",
+        )
+        .bind(workspace.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if found.is_some() {
+            live.insert(workspace);
+        }
+    }
+    for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w), now) {
+        insert_jobs(tx, workspace, &[job], now).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CampaignStore for SqliteStore {
+    async fn create_campaign(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let id = CampaignId::from_uuid(new_uuid(now));
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO campaigns (id, workspace_id, name, state, version, created_at, updated_at) \
+             VALUES (?, ?, ?, 'draft', 1, ?, ?)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(name)
+        .bind(now.unix_millis())
+        .bind(now.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_version(&mut tx, id, 1, document, now).await?;
+        let created = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(created)
+    }
+
+    async fn list_campaigns(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<CampaignId>,
+    ) -> StoreResult<Page<Campaign>> {
+        let rows =
+            sqlx::query(concat!(campaign_select!(), "WHERE c.workspace_id = ? AND c.id > ? ORDER BY c.id LIMIT ?"))
+                .bind(workspace.as_uuid())
+                .bind(page.after.map_or(Uuid::nil(), |id| id.as_uuid()))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_error)?;
+        let campaigns = rows.iter().map(campaign).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(campaigns, page.limit, |c| c.id))
+    }
+
+    async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
+        let mut conn = self.readers.acquire().await.map_err(db_error)?;
+        load_campaign(&mut conn, workspace, id).await
+    }
+
+    async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value> {
+        let document: String = sqlx::query_scalar(
+            "SELECT v.document FROM campaign_versions v JOIN campaigns c ON c.id = v.campaign_id \
+             WHERE c.workspace_id = ? AND v.campaign_id = ? AND v.version = ?",
+        )
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .bind(i64::from(version))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound { entity: "campaign version" })?;
+        serde_json::from_str(&document).map_err(|e| corrupt("campaign_versions.document", e))
+    }
+
+    async fn update_campaign(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let mut tx = self.write().await?;
+        let current = load_campaign(&mut tx, workspace, id).await?;
+        if current.state == CampaignState::Archived {
+            return Err(StoreError::Conflict { constraint: "campaign_archived".into() });
+        }
+        let version = current.version + 1;
+        insert_version(&mut tx, id, version, document, now).await?;
+        sqlx::query("UPDATE campaigns SET name = ?, version = ?, updated_at = ? WHERE id = ?")
+            .bind(name)
+            .bind(i64::from(version))
+            .bind(now.unix_millis())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let updated = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+
+    async fn set_campaign_state(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Timestamp,
+    ) -> StoreResult<Campaign> {
+        let mut tx = self.write().await?;
+        let current = load_campaign(&mut tx, workspace, id).await?;
+        if !from.contains(&current.state) {
+            return Err(StoreError::Conflict { constraint: "campaign_state".into() });
+        }
+        sqlx::query("UPDATE campaigns SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(now.unix_millis())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        match to {
+            CampaignState::Active => release_held(&mut tx, workspace, id, now).await?,
+            CampaignState::Archived => {
+                sqlx::query(
+                    "UPDATE journeys SET status = 'exited', exit_reason = 'campaign archived', ended_at = ?, \
+                     step = NULL, run_at = NULL, held = 0, updated_at = ? WHERE campaign_id = ? AND status = 'active'",
+                )
+                .bind(now.unix_millis())
+                .bind(now.unix_millis())
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            CampaignState::Draft | CampaignState::Paused => {}
+        }
+        let changed = load_campaign(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(changed)
+    }
+
+    async fn delete_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let deleted = sqlx::query("DELETE FROM campaigns WHERE workspace_id = ? AND id = ?")
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(CAMPAIGN_NOT_FOUND);
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn live_campaigns(&self, workspace: WorkspaceId) -> StoreResult<Vec<Campaign>> {
+        let rows = sqlx::query(concat!(
+            campaign_select!(),
+            "WHERE c.workspace_id = ? AND c.state IN ('active', 'paused') ORDER BY c.id"
+        ))
+        .bind(workspace.as_uuid())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(campaign).collect()
+    }
+
+    async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats> {
+        let mut conn = self.readers.acquire().await.map_err(db_error)?;
+        load_campaign(&mut conn, workspace, id).await?;
+        let mut stats = CampaignStats::default();
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n, COUNT(converted_at) AS converted FROM journeys WHERE campaign_id = ? GROUP BY status",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for row in &rows {
+            let n = u64::try_from(get::<i64>(row, "n")?).map_err(|e| corrupt("n", e))?;
+            stats.entered += n;
+            stats.converted += u64::try_from(get::<i64>(row, "converted")?).map_err(|e| corrupt("converted", e))?;
+            match parse::<JourneyStatus>(row, "status")? {
+                JourneyStatus::Active => stats.active = n,
+                JourneyStatus::Completed => stats.completed = n,
+                JourneyStatus::Exited => stats.exited = n,
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = ? GROUP BY step, outcome",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        for row in &rows {
+            let n = u64::try_from(get::<i64>(row, "n")?).map_err(|e| corrupt("n", e))?;
+            stats.steps.entry(get(row, "step")?).or_default().insert(get(row, "outcome")?, n);
+        }
+        Ok(stats)
+    }
+
+    async fn count_contact_events(
+        &self,
+        contact: ContactId,
+        name: &str,
+        since: Option<Timestamp>,
+        until: EventId,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE contact_id = ? AND id <= ? AND name = ? AND received_at >= ?",
+        )
+        .bind(contact.as_uuid())
+        .bind(until.as_uuid())
+        .bind(name)
+        .bind(since.unwrap_or(Timestamp::MIN).unix_millis())
+        .fetch_one(&self.readers)
+        .await
+        .map_err(db_error)?;
+        u64::try_from(n).map_err(|e| corrupt("count", e))
+    }
+
+    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT 1 FROM events WHERE contact_id = ");
+        query.push_bind(contact.as_uuid()).push(" AND id > ").push_bind(after.as_uuid());
+        push_names(&mut query, names);
+        query.push(" LIMIT 1");
+        let found: Option<i64> = query.build_query_scalar().fetch_optional(&self.readers).await.map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn contact_journeys(
+        &self,
+        contact: ContactId,
+        campaign: CampaignId,
+        limit: u32,
+    ) -> StoreResult<Vec<Journey>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            journey_columns!(),
+            " FROM journeys WHERE contact_id = ? AND campaign_id = ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(contact.as_uuid())
+        .bind(campaign.as_uuid())
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(journey).collect()
+    }
+
+    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey> {
+        let row =
+            sqlx::query(concat!("SELECT ", journey_columns!(), " FROM journeys WHERE workspace_id = ? AND id = ?"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "journey" })?;
+        journey(&row)
+    }
+
+    async fn commit_campaign_work(
+        &self,
+        workspace: WorkspaceId,
+        lease: Option<&JobLease>,
+        work: &CampaignWork,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        if let Some(lease) = lease {
+            finish(&mut tx, lease, &JobOutcome::Done, now).await?;
+        }
+        for j in &work.journeys {
+            sqlx::query(
+                "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
+                 step, run_at, custom_variables, entered_at, goal_until, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(j.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(j.campaign_id.as_uuid())
+            .bind(i64::from(j.version))
+            .bind(j.contact_id.as_uuid())
+            .bind(j.event_id.map(|e| e.as_uuid()))
+            .bind(i64::from(j.exclusive))
+            .bind(i64::from(j.step))
+            .bind(j.run_at.unix_millis())
+            .bind(Value::Object(j.custom_variables.clone()).to_string())
+            .bind(now.unix_millis())
+            .bind(j.goal_until.map(Timestamp::unix_millis))
+            .bind(now.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for u in &work.updates {
+            let ended = u.status != JourneyStatus::Active;
+            let (expect_guard, expect_step, expect_run_at) = match u.expect {
+                Some((step, run_at)) => (1, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
+                None => (0, None, None),
+            };
+            let updated = sqlx::query(
+                "UPDATE journeys SET status = ?, step = ?, run_at = ?, held = ?, \
+                 custom_variables = COALESCE(?, custom_variables), exit_reason = COALESCE(?, exit_reason), \
+                 converted_at = CASE WHEN ? AND converted_at IS NULL THEN ? ELSE converted_at END, \
+                 ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
+                 WHERE id = ? AND workspace_id = ? AND status = 'active' \
+                 AND (? = 0 OR (step IS ? AND run_at IS ?))",
+            )
+            .bind(u.status.as_str())
+            .bind(u.step.map(i64::from))
+            .bind(u.run_at.map(Timestamp::unix_millis))
+            .bind(i64::from(u.held))
+            .bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
+            .bind(&u.exit_reason)
+            .bind(u.converted)
+            .bind(now.unix_millis())
+            .bind(ended)
+            .bind(now.unix_millis())
+            .bind(now.unix_millis())
+            .bind(u.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(expect_guard)
+            .bind(expect_step)
+            .bind(expect_run_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+            }
+        }
+        for m in &work.messages {
+            sqlx::query(concat!(
+                "INSERT INTO messages (",
+                message_columns!(),
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(m.id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(m.campaign_id.as_uuid())
+            .bind(m.journey_id.as_uuid())
+            .bind(&m.step)
+            .bind(m.contact_id.as_uuid())
+            .bind(m.status.as_str())
+            .bind(&m.status_reason)
+            .bind(&m.to)
+            .bind(&m.from)
+            .bind(&m.reply_to)
+            .bind(&m.subject)
+            .bind(&m.html)
+            .bind(&m.text)
+            .bind(Value::Object(m.headers.clone()).to_string())
+            .bind(json!(m.warnings).to_string())
+            .bind(&m.transport)
+            .bind(m.created_at.unix_millis())
+            .bind(m.sent_at.map(Timestamp::unix_millis))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for s in &work.steps {
+            sqlx::query(
+                "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.journey_id.as_uuid())
+            .bind(s.campaign_id.as_uuid())
+            .bind(&s.step)
+            .bind(&s.outcome)
+            .bind(s.detail.to_string())
+            .bind(s.message_id.map(|m| m.as_uuid()))
+            .bind(s.at.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for a in &work.attributes {
+            let sql = match &a.value {
+                Some(_) => {
+                    "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \
+                     WHERE id = ? AND workspace_id = ?"
+                }
+                None => {
+                    "UPDATE contacts SET attributes = json_remove(attributes, '$.' || json_quote(?)), updated_at = ? \
+                     WHERE id = ? AND workspace_id = ?"
+                }
+            };
+            let mut query = sqlx::query(sql).bind(&a.attribute);
+            if let Some(value) = &a.value {
+                query = query.bind(value.to_string());
+            }
+            query
+                .bind(now.unix_millis())
+                .bind(a.contact_id.as_uuid())
+                .bind(workspace.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
+        for (event, reactions) in &work.reactions {
+            sqlx::query(
+                "UPDATE events SET outcome = json_set(outcome, '$.campaigns', json(?)) WHERE id = ? AND workspace_id = ?",
+            )
+            .bind(json!(reactions).to_string())
+            .bind(event.as_uuid())
+            .bind(workspace.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn list_messages(
+        &self,
+        workspace: WorkspaceId,
+        filter: &MessageFilter,
+        page: PageRequest<MessageId>,
+    ) -> StoreResult<Page<Message>> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = "));
+        query.push_bind(workspace.as_uuid());
+        if let Some(contact) = filter.contact {
+            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
+        }
+        if let Some(campaign) = filter.campaign {
+            query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = page.after {
+            query.push(" AND id < ").push_bind(after.as_uuid());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let messages = rows.iter().map(message).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(messages, page.limit, |m| m.id))
+    }
+
+    async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
+        let row =
+            sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = ? AND id = ?"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "message" })?;
+        message(&row)
+    }
+}

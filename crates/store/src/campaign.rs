@@ -1,0 +1,216 @@
+//! Campaign storage: campaigns and their versions, journeys, the step log, messages, and the
+//! one atomic write through which triggers and journey steps commit their effects.
+
+use async_trait::async_trait;
+use herald_domain::job::JobLease;
+use herald_domain::{
+    Campaign, CampaignId, CampaignReaction, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus,
+    Message, MessageId, MessageStatus, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+};
+use serde_json::{Map, Value};
+
+use crate::StoreResult;
+
+/// A journey to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJourney {
+    pub id: JourneyId,
+    pub campaign_id: CampaignId,
+    pub version: u32,
+    pub contact_id: ContactId,
+    pub event_id: Option<EventId>,
+    /// At most one active journey per campaign and contact (entry rules `once` and
+    /// `once_at_a_time`); a second one is a `Conflict` named `journeys_exclusive`.
+    pub exclusive: bool,
+    pub custom_variables: Map<String, Value>,
+    pub goal_until: Option<Timestamp>,
+    /// Its first step and when it runs.
+    pub step: u32,
+    pub run_at: Timestamp,
+}
+
+/// A change to a journey, applied only if the journey is still where the writer saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JourneyUpdate {
+    pub id: JourneyId,
+    /// The step and due time the writer read; `None` matches any position.
+    pub expect: Option<(Option<u32>, Option<Timestamp>)>,
+    pub status: JourneyStatus,
+    pub step: Option<u32>,
+    pub run_at: Option<Timestamp>,
+    pub held: bool,
+    pub custom_variables: Option<Map<String, Value>>,
+    pub exit_reason: Option<String>,
+    pub converted: bool,
+}
+
+/// One step's result, for the journey's history and the per-step statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub journey_id: JourneyId,
+    pub campaign_id: CampaignId,
+    pub step: String,
+    /// `sent`, `failed`, `suppressed`, `held`, `waited`, `then`, `else`, `set`, `unset`,
+    /// `exited`, `converted`, `completed`.
+    pub outcome: String,
+    pub detail: Value,
+    pub message_id: Option<MessageId>,
+    pub at: Timestamp,
+}
+
+/// A contact attribute written by a step: `Some` sets, `None` removes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeChange {
+    pub contact_id: ContactId,
+    pub attribute: String,
+    pub value: Option<Value>,
+}
+
+/// Everything a trigger evaluation or a journey step commits, in one transaction, together
+/// with the completion of the job that computed it (fenced by its lease).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignWork {
+    pub journeys: Vec<NewJourney>,
+    pub updates: Vec<JourneyUpdate>,
+    pub steps: Vec<StepRecord>,
+    pub messages: Vec<Message>,
+    pub attributes: Vec<AttributeChange>,
+    pub jobs: Vec<NewJob>,
+    pub reactions: Vec<(EventId, Vec<CampaignReaction>)>,
+}
+
+/// Per-campaign statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CampaignStats {
+    pub entered: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub exited: u64,
+    pub converted: u64,
+    /// Per step id: outcome → count.
+    pub steps: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub contact: Option<ContactId>,
+    pub campaign: Option<CampaignId>,
+    pub status: Option<MessageStatus>,
+}
+
+#[async_trait]
+pub trait CampaignStore {
+    /// A new campaign in `draft` with its document as version 1.
+    async fn create_campaign(
+        &self,
+        workspace: WorkspaceId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign>;
+
+    async fn list_campaigns(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<CampaignId>,
+    ) -> StoreResult<Page<Campaign>>;
+
+    async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign>;
+
+    /// The document of one version (journeys run on the version they started on).
+    async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value>;
+
+    /// Saves `document` as the next version. Archived campaigns cannot change (`Conflict`
+    /// named `campaign_archived`).
+    async fn update_campaign(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        name: &str,
+        document: &Value,
+        now: Timestamp,
+    ) -> StoreResult<Campaign>;
+
+    /// Moves a campaign from one of `from` to `to` (`Conflict` named `campaign_state` when it
+    /// is elsewhere). Into `active` from `paused`, held journeys get their step jobs back;
+    /// into `archived`, active journeys exit.
+    async fn set_campaign_state(
+        &self,
+        workspace: WorkspaceId,
+        id: CampaignId,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Timestamp,
+    ) -> StoreResult<Campaign>;
+
+    /// Deletes a campaign with its journeys and messages.
+    async fn delete_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<()>;
+
+    /// Active and paused campaigns: the ones events can affect.
+    async fn live_campaigns(&self, workspace: WorkspaceId) -> StoreResult<Vec<Campaign>>;
+
+    async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats>;
+
+    /// How many events named `name` the contact has, received at or after `since`, up to and
+    /// including `until` (in event id order).
+    async fn count_contact_events(
+        &self,
+        contact: ContactId,
+        name: &str,
+        since: Option<Timestamp>,
+        until: EventId,
+    ) -> StoreResult<u64>;
+
+    /// Whether the contact has an event (any, or one of `names`) after `after`, in event id
+    /// order.
+    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool>;
+
+    /// The contact's journeys in `campaign`, newest first (at most `limit`).
+    async fn contact_journeys(&self, contact: ContactId, campaign: CampaignId, limit: u32)
+    -> StoreResult<Vec<Journey>>;
+
+    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey>;
+
+    /// Commits `work`; with a lease, also completes that job, or fails with `LeaseLost`. A
+    /// journey update whose expectation no longer holds fails the whole write with a
+    /// `Conflict` named `journey_moved`.
+    async fn commit_campaign_work(
+        &self,
+        workspace: WorkspaceId,
+        lease: Option<&JobLease>,
+        work: &CampaignWork,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn list_messages(
+        &self,
+        workspace: WorkspaceId,
+        filter: &MessageFilter,
+        page: PageRequest<MessageId>,
+    ) -> StoreResult<Page<Message>>;
+
+    async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message>;
+}
+
+/// The jobs that evaluate campaign triggers for newly committed events, one per workspace
+/// with live campaigns (`live` answers that), to insert in the events' own transaction: an
+/// accepted event is evaluated exactly once, even if the process dies right after the commit.
+pub fn evaluation_jobs(
+    events: &[herald_domain::Event],
+    mut live: impl FnMut(WorkspaceId) -> bool,
+    now: Timestamp,
+) -> Vec<(WorkspaceId, NewJob)> {
+    let mut by_workspace: std::collections::BTreeMap<WorkspaceId, Vec<EventId>> = Default::default();
+    for event in events.iter().filter(|e| e.contact_id.is_some()) {
+        by_workspace.entry(event.workspace_id).or_default().push(event.id);
+    }
+    by_workspace
+        .into_iter()
+        .filter(|(workspace, _)| live(*workspace))
+        .map(|(workspace, events)| {
+            let job = NewJob::new(herald_domain::JobKind::EvaluateEvents, serde_json::json!({ "events": events }), now);
+            (workspace, job)
+        })
+        .collect()
+}
