@@ -96,9 +96,10 @@ pub enum Escape {
 pub struct Limits {
     /// The most bytes a render may produce; also the largest string a filter may build.
     pub max_output_bytes: usize,
-    /// The step budget: every node rendered, loop iteration and filter call costs one step, and
-    /// every KiB of text written or built by a filter costs one more, so both CPU time and the
-    /// memory a render churns through are bounded.
+    /// The step budget: every node rendered, loop iteration and filter call costs one step;
+    /// every KiB of text written, built by a filter, or read by a filter or a comparison costs
+    /// one more (and every 64 elements of an array read), so both CPU time and the memory a
+    /// render churns through are bounded.
     pub max_steps: u64,
 }
 

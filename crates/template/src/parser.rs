@@ -449,6 +449,11 @@ impl<'s> Exprs<'s, '_> {
             } else {
                 break;
             }
+            // The renderer recurses once per `and`/`or`: bound it like nesting.
+            if ands.len() > MAX_NESTING {
+                let message = format!("a condition joins more than {MAX_NESTING} comparisons with `and`/`or`");
+                return Err(self.lines.error(self.toks.get(self.i - 1).map_or(self.end, |s| s.offset), message));
+            }
             tests.push(self.comparison()?);
         }
         let mut cond = tests.pop().ok_or_else(|| self.error_here("expected a condition"))?;

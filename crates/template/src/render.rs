@@ -64,6 +64,19 @@ impl Budget {
         self.step((len / 1024) as u64)
     }
 
+    /// Pays for reading `v` (a filter's input or argument, a compared value): a step per KiB of
+    /// a string, per 64 elements of an array or object. Without it, a template could scan one
+    /// large value over and over at one step a time.
+    pub(crate) fn read(&self, v: &Value) -> Result<(), RenderError> {
+        let weight = match v {
+            Value::String(s) => s.len() / 1024,
+            Value::Array(items) => items.len() / 64,
+            Value::Object(map) => map.len() / 64,
+            _ => 0,
+        };
+        self.step(weight as u64)
+    }
+
     /// Refuses a string about to grow past the output limit, before it is built.
     pub(crate) fn fits(&self, len: usize) -> Result<(), RenderError> {
         if len > self.max_bytes { Err(RenderError::OutputTooLarge { limit: self.max_bytes }) } else { Ok(()) }
@@ -230,6 +243,10 @@ impl<'a> Renderer<'a> {
             for (name, arg) in &call.keywords {
                 keywords.push((&**name, self.value(arg, filtered.defaulted)?));
             }
+            self.budget.read(&v)?;
+            for arg in &args {
+                self.budget.read(arg)?;
+            }
             let mut cx = FilterCx { budget: &self.budget, now: self.now, note: None };
             v = filters::apply(call.filter, v, &args, &keywords, &mut cx)?;
             if let Some(message) = cx.note {
@@ -377,6 +394,8 @@ impl<'a> Renderer<'a> {
             return Ok(same == (op == CmpOp::Eq));
         }
         let (a, b) = (self.quiet(left)?, self.quiet(right)?);
+        self.budget.read(&a)?;
+        self.budget.read(&b)?;
         use std::cmp::Ordering::{Greater, Less};
         Ok(match op {
             CmpOp::Lt => value::order(&a, &b) == Some(Less),

@@ -94,6 +94,14 @@ fn endless_loops_run_out_of_steps() {
     ] {
         assert_eq!(render_err(source, &limits), step_limit, "{source}");
     }
+    // Scanning one large value again and again costs by its size, not one step per scan.
+    let big = "{% capture s %}{% for i in (1..1000) %}0123456789{% endfor %}{% endcapture %}";
+    for scan in [
+        "{% for i in (1..100000) %}{% if s contains 'zz' %}{% endif %}{% endfor %}",
+        "{% for i in (1..100000) %}{% assign n = s | size %}{% endfor %}",
+    ] {
+        assert_eq!(render_err(&format!("{big}{scan}"), &limits), step_limit, "{scan}");
+    }
     assert_eq!(
         render_err("{% for i in (1..100) %}{% endfor %}", &Limits { max_steps: 50, ..Limits::default() }),
         RenderError::StepBudgetExceeded { limit: 50 }
@@ -173,6 +181,9 @@ fn nesting_is_bounded_at_compile_time() {
     assert!(Template::compile(&brackets(10)).is_ok());
     assert!(compile_error(&brackets(100_000)).message.contains("nest more than 64 deep"));
     assert!(Template::compile(&"{% if true %}".repeat(100_000)).is_err());
+    let chain = |n: usize| format!("{{% if a{} %}}x{{% endif %}}", " or a".repeat(n));
+    assert!(Template::compile(&chain(MAX_NESTING)).is_ok());
+    assert!(compile_error(&chain(100_000)).message.contains("joins more than 64 comparisons"));
 }
 
 /// A cheap, deterministic stand-in for the fuzz target: templates spliced from fragments must
