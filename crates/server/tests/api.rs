@@ -90,6 +90,18 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/contacts/import",
         "/api/v1/events",
         "/api/v1/events/{id}",
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/import",
+        "/api/v1/campaigns/{id}",
+        "/api/v1/campaigns/{id}/export",
+        "/api/v1/campaigns/{id}/activate",
+        "/api/v1/campaigns/{id}/pause",
+        "/api/v1/campaigns/{id}/resume",
+        "/api/v1/campaigns/{id}/archive",
+        "/api/v1/campaigns/{id}/stats",
+        "/api/v1/campaigns/{id}/enroll",
+        "/api/v1/messages",
+        "/api/v1/messages/{id}",
     ]
     .into();
     assert_eq!(paths, expected);

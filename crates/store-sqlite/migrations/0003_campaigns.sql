@@ -44,7 +44,7 @@ CREATE INDEX journeys_contact ON journeys (contact_id, campaign_id, id);
 CREATE INDEX journeys_campaign ON journeys (campaign_id, status);
 CREATE INDEX journeys_held ON journeys (campaign_id) WHERE held = 1;
 -- Entry rules "once" and "once_at_a_time": one active journey per campaign and contact.
-CREATE UNIQUE INDEX journeys_exclusive ON journeys (campaign_id, contact_id) WHERE status = 'active' AND exclusive = 1;
+CREATE UNIQUE INDEX journeys_campaign_id_contact_id ON journeys (campaign_id, contact_id) WHERE status = 'active' AND exclusive = 1;
 
 CREATE TABLE journey_steps (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

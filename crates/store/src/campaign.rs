@@ -20,7 +20,7 @@ pub struct NewJourney {
     pub contact_id: ContactId,
     pub event_id: Option<EventId>,
     /// At most one active journey per campaign and contact (entry rules `once` and
-    /// `once_at_a_time`); a second one is a `Conflict` named `journeys_exclusive`.
+    /// `once_at_a_time`); a second one is a `Conflict` named `journeys_campaign_id_contact_id`.
     pub exclusive: bool,
     pub custom_variables: Map<String, Value>,
     pub goal_until: Option<Timestamp>,

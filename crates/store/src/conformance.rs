@@ -52,6 +52,8 @@ macro_rules! conformance_suite {
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
             expired_idempotency_keys_are_purged,
+            campaigns_keep_versions_and_move_through_states,
+            campaign_work_commits_whole_and_guarded,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -904,4 +906,191 @@ pub async fn expired_idempotency_keys_are_purged(store: SharedStore) {
     assert_eq!(again[0], IngestResult::Replayed(accepted(&recent[0])));
     let fresh = store.ingest(&[request(ws, source, body, Some("old"), at(102))], at(102)).await.expect("ingest");
     assert_ne!(accepted(&fresh[0]).event_id, accepted(&old[0]).event_id);
+}
+
+// ---- Campaigns -------------------------------------------------------------------------
+
+pub async fn campaigns_keep_versions_and_move_through_states(store: SharedStore) {
+    use herald_domain::CampaignState::{Active, Archived, Draft, Paused};
+    let (ws, _) = with_source(&store).await;
+    let other = store.create_workspace(&WorkspaceName::parse("other").expect("name"), at(0)).await.expect("ws");
+    let created = store.create_campaign(ws, "Onboarding", &json!({"v": 1}), at(1)).await.expect("create");
+    assert_eq!((created.state, created.version, &created.document), (Draft, 1, &json!({"v": 1})));
+    let updated = store.update_campaign(ws, created.id, "Onboarding 2", &json!({"v": 2}), at(2)).await.expect("update");
+    assert_eq!((updated.version, updated.name.as_str(), &updated.document), (2, "Onboarding 2", &json!({"v": 2})));
+    assert_eq!(store.campaign_version(ws, created.id, 1).await.expect("v1"), json!({"v": 1}));
+    assert!(matches!(store.get_campaign(other.id, created.id).await, Err(StoreError::NotFound { .. })));
+    assert!(store.live_campaigns(ws).await.expect("live").is_empty());
+
+    let active = store.set_campaign_state(ws, created.id, &[Draft], Active, at(3)).await.expect("activate");
+    assert_eq!(active.state, Active);
+    let err = store.set_campaign_state(ws, created.id, &[Draft], Active, at(4)).await.expect_err("not a draft");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "campaign_state"), "{err:?}");
+    store.set_campaign_state(ws, created.id, &[Active], Paused, at(4)).await.expect("pause");
+    assert_eq!(store.live_campaigns(ws).await.expect("live").len(), 1);
+    store.set_campaign_state(ws, created.id, &[Paused], Archived, at(5)).await.expect("archive");
+    let err = store.update_campaign(ws, created.id, "x", &json!({}), at(6)).await.expect_err("archived");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "campaign_archived"), "{err:?}");
+    let page = store.list_campaigns(ws, PageRequest::first(10)).await.expect("list");
+    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [created.id]);
+    store.delete_campaign(ws, created.id).await.expect("delete");
+    assert!(matches!(store.get_campaign(ws, created.id).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
+    use crate::campaign::{AttributeChange, CampaignWork, JourneyUpdate, MessageFilter, NewJourney, StepRecord};
+    use herald_domain::{CampaignState, JourneyId, JourneyStatus, Message, MessageId, MessageStatus};
+    let (ws, _) = with_source(&store).await;
+    let contact = store
+        .create_contact(
+            ws,
+            NewContact {
+                identity: herald_domain::Identity { email: Some(email("j@example.com")), ..Default::default() },
+                attributes: json!({"keep": 1, "drop": 2}).as_object().cloned().expect("object"),
+                ..NewContact::default()
+            },
+            at(1),
+        )
+        .await
+        .expect("contact");
+    let campaign = store.create_campaign(ws, "C", &json!({}), at(1)).await.expect("campaign");
+    let journey = |id: JourneyId| NewJourney {
+        id,
+        campaign_id: campaign.id,
+        version: 1,
+        contact_id: contact.id,
+        event_id: None,
+        exclusive: true,
+        custom_variables: serde_json::Map::new(),
+        goal_until: None,
+        step: 0,
+        run_at: at(2),
+    };
+    let first = JourneyId::from_uuid(crate::new_uuid(at(2)));
+    let work = CampaignWork {
+        journeys: vec![journey(first)],
+        jobs: vec![NewJob::new(JobKind::JourneyStep, json!({}), at(2))],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("enrol");
+
+    // A second exclusive journey for the same contact fails, and nothing of its work stays.
+    let message = Message {
+        id: MessageId::from_uuid(crate::new_uuid(at(3))),
+        workspace_id: ws,
+        campaign_id: campaign.id,
+        journey_id: first,
+        step: "s".into(),
+        contact_id: contact.id,
+        status: MessageStatus::Sent,
+        status_reason: None,
+        to: "j@example.com".into(),
+        from: "a@acme.test".into(),
+        reply_to: None,
+        subject: "Hi \u{e9}".into(),
+        html: "<p>x</p>".into(),
+        text: "x".into(),
+        headers: serde_json::Map::new(),
+        warnings: vec!["w".into()],
+        transport: "outbox".into(),
+        created_at: at(3),
+        sent_at: Some(at(3)),
+    };
+    let second = CampaignWork {
+        journeys: vec![journey(JourneyId::from_uuid(crate::new_uuid(at(3))))],
+        messages: vec![message.clone()],
+        ..CampaignWork::default()
+    };
+    let err = store.commit_campaign_work(ws, None, &second, at(3)).await.expect_err("exclusive");
+    assert!(
+        matches!(err, StoreError::Conflict { ref constraint } if constraint == "journeys_campaign_id_contact_id"),
+        "{err:?}"
+    );
+    assert!(
+        store
+            .list_messages(ws, &MessageFilter::default(), PageRequest::first(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+
+    // An update that expects another place fails; the right one applies with its effects.
+    let update = |expect_step, status| JourneyUpdate {
+        id: first,
+        expect: Some((Some(expect_step), Some(at(2)))),
+        status,
+        step: None,
+        run_at: None,
+        held: false,
+        custom_variables: Some(json!({"stage": "done"}).as_object().cloned().expect("object")),
+        exit_reason: None,
+        converted: false,
+    };
+    let moved = CampaignWork { updates: vec![update(7, JourneyStatus::Completed)], ..CampaignWork::default() };
+    let err = store.commit_campaign_work(ws, None, &moved, at(3)).await.expect_err("moved");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "journey_moved"), "{err:?}");
+    let done = CampaignWork {
+        updates: vec![update(0, JourneyStatus::Completed)],
+        messages: vec![message.clone()],
+        steps: vec![StepRecord {
+            journey_id: first,
+            campaign_id: campaign.id,
+            step: "s".into(),
+            outcome: "sent".into(),
+            detail: json!({}),
+            message_id: Some(message.id),
+            at: at(3),
+        }],
+        attributes: vec![
+            AttributeChange { contact_id: contact.id, attribute: "added".into(), value: Some(json!({"n": [1]})) },
+            AttributeChange { contact_id: contact.id, attribute: "drop".into(), value: None },
+        ],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &done, at(3)).await.expect("complete");
+    let finished = store.get_journey(ws, first).await.expect("journey");
+    assert_eq!((finished.status, finished.ended_at, finished.step), (JourneyStatus::Completed, Some(at(3)), None));
+    assert_eq!(finished.custom_variables["stage"], "done");
+    assert_eq!(store.get_message(ws, message.id).await.expect("message"), message);
+    let filter =
+        MessageFilter { contact: Some(contact.id), status: Some(MessageStatus::Sent), ..MessageFilter::default() };
+    assert_eq!(store.list_messages(ws, &filter, PageRequest::first(10)).await.expect("list").items.len(), 1);
+    let attributes = store.get_contact(ws, contact.id).await.expect("contact").attributes;
+    assert_eq!(Value::Object(attributes), json!({"keep": 1, "added": {"n": [1]}}));
+    let stats = store.campaign_stats(ws, campaign.id).await.expect("stats");
+    assert_eq!((stats.entered, stats.completed, stats.active), (1, 1, 0));
+    assert_eq!(stats.steps["s"]["sent"], 1);
+    assert_eq!(store.contact_journeys(contact.id, campaign.id, 10).await.expect("journeys").len(), 1);
+
+    // Held journeys get their step job back when the campaign becomes active again.
+    let held = JourneyId::from_uuid(crate::new_uuid(at(4)));
+    let hold = CampaignWork { journeys: vec![journey(held)], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &hold, at(4)).await.expect("enrol again");
+    let mark = JourneyUpdate {
+        id: held,
+        expect: None,
+        status: JourneyStatus::Active,
+        step: Some(0),
+        run_at: Some(at(2)),
+        held: true,
+        custom_variables: None,
+        exit_reason: None,
+        converted: false,
+    };
+    store
+        .commit_campaign_work(ws, None, &CampaignWork { updates: vec![mark], ..CampaignWork::default() }, at(4))
+        .await
+        .expect("hold");
+    store
+        .set_campaign_state(ws, campaign.id, &[CampaignState::Draft], CampaignState::Paused, at(5))
+        .await
+        .expect("paused");
+    let before = store.queue_stats(at(5)).await.expect("stats").due;
+    store
+        .set_campaign_state(ws, campaign.id, &[CampaignState::Paused], CampaignState::Active, at(5))
+        .await
+        .expect("resume");
+    assert_eq!(store.queue_stats(at(5)).await.expect("stats").due, before + 1);
+    assert!(!store.get_journey(ws, held).await.expect("journey").held);
 }
