@@ -105,6 +105,24 @@ pub struct InboundEvent {
 }
 
 impl InboundEvent {
+    /// Applies the event's attributes and names to its contact; returns whether anything
+    /// changed.
+    pub fn apply_to(&self, contact: &mut crate::Contact) -> bool {
+        let mut changed = crate::contact::merge_attributes(&mut contact.attributes, &self.attributes);
+        changed |= crate::contact::set_attributes_once(&mut contact.attributes, &self.attributes_once);
+        for (field, value) in [
+            (&mut contact.name, &self.names.name),
+            (&mut contact.first_name, &self.names.first_name),
+            (&mut contact.last_name, &self.names.last_name),
+        ] {
+            if value.is_some() && field != value {
+                field.clone_from(value);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     fn new(when_unmatched: WhenUnmatched) -> Self {
         Self {
             identity: Identity::default(),

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use herald_domain::contact::{KnownContact, Resolution, merge_attributes, resolve_identity, set_attributes_once};
+use herald_domain::contact::{KnownContact, Resolution, resolve_identity};
 use herald_domain::inbound::{InboundEvent, WhenUnmatched};
 use herald_domain::{
     Contact, ContactAction, ContactId, EmailAddress, Event, EventId, EventOutcome, Phone, RequestRecord, SourceId,
@@ -160,23 +160,6 @@ impl WorkingSet {
     }
 }
 
-/// Applies an event's attributes and names to a contact; returns whether anything changed.
-fn apply_event_data(contact: &mut Contact, event: &InboundEvent) -> bool {
-    let mut changed = merge_attributes(&mut contact.attributes, &event.attributes);
-    changed |= set_attributes_once(&mut contact.attributes, &event.attributes_once);
-    for (field, value) in [
-        (&mut contact.name, &event.names.name),
-        (&mut contact.first_name, &event.names.first_name),
-        (&mut contact.last_name, &event.names.last_name),
-    ] {
-        if value.is_some() && field != value {
-            field.clone_from(value);
-            changed = true;
-        }
-    }
-    changed
-}
-
 /// Decides, for each request in order, which contact it belongs to and what to write.
 /// Pure apart from drawing ids for new records.
 pub fn plan_batch(
@@ -236,14 +219,14 @@ pub fn plan_batch(
                         created_at: now,
                         updated_at: now,
                     };
-                    apply_event_data(&mut contact, event);
+                    event.apply_to(&mut contact);
                     let i = set.add(contact, true);
                     (Some(i), ContactAction::Created, conflicts)
                 }
                 Resolution::Existing { id, claim, conflicts } => {
                     let i = set.position(id).expect("resolved contacts come from the working set");
                     let contact = &mut set.contacts[i];
-                    let mut changed = apply_event_data(contact, event);
+                    let mut changed = event.apply_to(contact);
                     if let Some(email) = claim.email.filter(|e| contact.email.as_ref() != Some(e)) {
                         contact.email = Some(email);
                         changed = true;
@@ -355,7 +338,7 @@ pub fn plan_import(
         match target {
             Some(i) => {
                 let contact = &mut set.contacts[i];
-                let mut changed = apply_event_data(contact, &data);
+                let mut changed = data.apply_to(contact);
                 if contact.user_id.is_none() && row.identity.user_id.is_some() {
                     contact.user_id.clone_from(&row.identity.user_id);
                     changed = true;
@@ -385,7 +368,7 @@ pub fn plan_import(
                     created_at: now,
                     updated_at: now,
                 };
-                apply_event_data(&mut contact, &data);
+                data.apply_to(&mut contact);
                 let id = contact.id;
                 set.add(contact, true);
                 results.push(Ok(crate::ImportOutcome::Created(id)));
