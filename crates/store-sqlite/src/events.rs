@@ -2,15 +2,17 @@
 //! on the single writer: read the contacts and idempotency keys it needs, let the shared
 //! planner decide, write with multi-row statements, commit once for every request in it.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use herald_domain::{ContactId, Event, EventId, Page, PageRequest, SourceId, Timestamp, WorkspaceId};
+use herald_domain::{Contact, ContactId, Event, EventId, Page, PageRequest, SourceId, Timestamp, WorkspaceId};
 use herald_store::ingest::{
     BatchSnapshot, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
 };
 use herald_store::{EventFilter, EventStore, StoreError, StoreResult};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::contacts::{read_contacts, write_contacts};
+use crate::contacts::{read_contacts, update_contact_data, write_contacts};
 use crate::rows::{self, get, ts, uuid};
 use crate::{SqliteStore, db_error};
 
@@ -53,6 +55,14 @@ async fn read_idempotency(
     Ok(found)
 }
 
+fn identity_columns(c: &Contact) -> [Option<String>; 3] {
+    [
+        c.email.as_ref().map(|e| e.as_str().to_owned()),
+        c.user_id.as_ref().map(|u| u.as_str().to_owned()),
+        c.phone.as_ref().map(|p| p.as_str().to_owned()),
+    ]
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn ingest(&self, requests: &[IngestRequest], now: Timestamp) -> StoreResult<Vec<IngestResult>> {
@@ -62,8 +72,17 @@ impl EventStore for SqliteStore {
             snapshot.contacts.extend(read_contacts(&mut tx, workspace, &keys).await?);
             snapshot.idempotency.extend(read_idempotency(&mut tx, &keys.idempotency).await?);
         }
-        let (writes, results) = plan_batch(requests, snapshot, now);
+        // The identities as read, to tell a contact that only gained attributes (most events)
+        // from one whose email, user id or phone changed.
+        let read: HashMap<ContactId, [Option<String>; 3]> =
+            snapshot.contacts.iter().map(|c| (c.id, identity_columns(c))).collect();
+        let (mut writes, results) = plan_batch(requests, snapshot, now);
+        let (same_identity, reidentified): (Vec<Contact>, Vec<Contact>) = std::mem::take(&mut writes.changed_contacts)
+            .into_iter()
+            .partition(|c| read.get(&c.id) == Some(&identity_columns(c)));
+        writes.changed_contacts = reidentified;
         write_contacts(&mut tx, &writes).await?;
+        update_contact_data(&mut tx, &same_identity).await?;
         // 13 parameters a row.
         for chunk in writes.events.chunks(1000) {
             let mut insert = QueryBuilder::<Sqlite>::new(concat!(
