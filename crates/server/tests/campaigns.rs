@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestApp, expect_error, json, spawn_app};
+use herald_server::clock::Clock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,6 +16,8 @@ on_both_backends!(
     goals_convert_and_pausing_holds_journeys,
     drop_off_and_inactivity_fire_when_their_window_closes,
     documents_are_validated_versioned_and_exported,
+    simulation_shows_what_the_live_run_then_does,
+    templates_preview_without_sending,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -394,5 +397,111 @@ async fn documents_are_validated_versioned_and_exported(backend: Backend) {
     let response =
         app.request(Method::PUT, &format!("/api/v1/campaigns/{id}")).json(&edited).send().await.expect("put");
     expect_error(response, StatusCode::CONFLICT, "conflict").await;
+    app.stop().await;
+}
+
+async fn simulation_shows_what_the_live_run_then_does(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    let document = json!({
+        "name": "Plans",
+        "trigger": {"type": "event", "event": "signed_up"},
+        "steps": [
+            email("hello", "Hello {{ first_name }}"),
+            {"type": "wait", "duration": "1d"},
+            {"id": "plan", "type": "branch", "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
+             "then": [email("free", "Still free?")],
+             "else": [email("paid", "Thanks for {{ plan }}")]},
+            {"type": "wait", "until": {"time": "09:00", "weekdays": ["mon"]}},
+            email("monday", "Monday in {{ timezone }}")
+        ]
+    });
+    let (status, created) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let t0 = app.clock.now();
+    let at = |hours: u64| (t0 + Duration::from_secs(hours * 3600)).to_string();
+    let timeline = json!({
+        "contact": {"email": "sim@x.test", "attributes": {"timezone": "Asia/Tokyo"}},
+        "events": [
+            {"event": "signed_up", "data": {"first_name": "Sim", "plan": "free"}, "at": at(0)},
+            {"event": "upgraded", "data": {"plan": "pro"}, "at": at(12)}
+        ]
+    });
+    // Works on the draft, writes nothing.
+    let (status, simulation) = json(app.post(&format!("/api/v1/campaigns/{id}/simulate"), &timeline).await).await;
+    assert_eq!(status, StatusCode::OK, "{simulation}");
+    assert!(messages(&app, "").await.is_empty());
+    let items = simulation["items"].as_array().expect("items");
+    let sent: Vec<(String, String)> = items
+        .iter()
+        .filter(|i| i["kind"] == "email")
+        .map(|i| {
+            (i["at"].as_str().expect("at").to_owned(), i["message"]["subject"].as_str().expect("subject").to_owned())
+        })
+        .collect();
+    let branch = items.iter().find(|i| i["kind"] == "branch").expect("a branch");
+    assert_eq!(branch["took"], "else", "{branch}");
+    assert!(branch["reason"].as_str().expect("reason").contains("contact.plan is \"pro\""), "{branch}");
+    assert_eq!(sent.len(), 3, "{simulation}");
+    assert_eq!(sent[0], (at(0), "Hello Sim".to_owned()));
+    assert_eq!(sent[1], (at(24), "Thanks for pro".to_owned()));
+    assert_eq!(sent[2].1, "Monday in Asia/Tokyo");
+
+    // The live run does the same at the same times.
+    let (status, _) = json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    send(&app, &url, &json!({"email": "sim@x.test", "event": "signed_up", "data": {"first_name": "Sim", "plan": "free", "timezone": "Asia/Tokyo"}})).await;
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(12 * 3600));
+    send(&app, &url, &json!({"email": "sim@x.test", "event": "upgraded", "data": {"plan": "pro"}})).await;
+    app.run_jobs().await;
+    for _ in 0..10 {
+        app.clock.advance(Duration::from_secs(12 * 3600));
+        app.run_jobs().await;
+    }
+    let mut live: Vec<(String, String)> = messages(&app, "")
+        .await
+        .iter()
+        .map(|m| {
+            (m["sent_at"].as_str().expect("sent_at").to_owned(), m["subject"].as_str().expect("subject").to_owned())
+        })
+        .collect();
+    live.reverse();
+    assert_eq!(live[..2], sent[..2]);
+    assert_eq!(live[2].1, sent[2].1);
+    // The live worker runs a due step when it looks (every 12 hours here), not before it is due.
+    assert!(live[2].0 >= sent[2].0, "{live:?} {sent:?}");
+    app.stop().await;
+}
+
+async fn templates_preview_without_sending(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = json!({
+        "templates": {
+            "subject": "Hi {{ first_name | default: \"there\" }}, {{ event.data.cart_value | plus: 1 }}",
+            "html": "<p>{{ customer.bio }} {{ missing.thing }}</p>",
+            "text": "{{ custom_variables.code }} {{ event.timestamp | date: \"%F\" }}"
+        },
+        "contact": {"email": "p@x.test", "attributes": {"bio": "<b>bold</b>"}},
+        "event": {"event": "checkout_started", "data": {"cart_value": "41"}, "timestamp": "2026-11-23T10:00:00Z"},
+        "custom_variables": {"code": "X1"}
+    });
+    let (status, parts) = json(app.post("/api/v1/templates/preview", &body).await).await;
+    assert_eq!(status, StatusCode::OK, "{parts}");
+    assert_eq!(parts["subject"]["output"], "Hi there, 42");
+    assert_eq!(parts["html"]["output"], "<p>&lt;b&gt;bold&lt;/b&gt; </p>", "contact data is escaped in HTML");
+    assert!(parts["html"]["warnings"][0].as_str().expect("warning").contains("missing.thing"), "{parts}");
+    assert_eq!(parts["text"]["output"], "X1 2026-11-23");
+    let bad = json!({"templates": {"subject": "{% if x %}open"}});
+    let error = expect_error(
+        app.post("/api/v1/templates/preview", &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_template",
+    )
+    .await;
+    assert_eq!(error["field"], "templates.subject");
+    assert!(error["message"].as_str().expect("message").contains("line 1"), "{error}");
+    assert!(messages(&app, "").await.is_empty());
     app.stop().await;
 }

@@ -2,6 +2,8 @@
 //! statistics. The document format is `herald_campaign::document`; every save is validated
 //! and a document with problems is refused with all of them, each naming its place.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -67,6 +69,43 @@ pub struct Enroll {
     custom_variables: Option<Map<String, Value>>,
 }
 
+/// A contact and a timeline of events to run a campaign against, writing nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Simulate {
+    /// An existing contact (its current fields and attributes) ...
+    #[schema(value_type = Option<String>)]
+    contact_id: Option<String>,
+    /// ... or one described inline: `email`, `user_id`, `phone`, `name`, `first_name`,
+    /// `last_name`, `attributes`.
+    #[schema(value_type = Option<Object>)]
+    contact: Option<InlineContact>,
+    /// Events as a source would receive them (`event`, `data`, ...) plus `at`, the time they
+    /// arrive (RFC 3339). At most 1,000.
+    #[schema(value_type = Vec<Object>, example = json!([
+        {"event": "checkout_started", "data": {"cart_value": "149.00"}, "at": "2026-11-23T09:00:00Z"}
+    ]))]
+    events: Vec<Map<String, Value>>,
+    /// Simulate until (default: 90 days after the last event).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    until: Option<Timestamp>,
+    /// Which version (default: the newest, which may be a draft).
+    version: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InlineContact {
+    email: Option<String>,
+    user_id: Option<String>,
+    phone: Option<String>,
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enrolled {
     #[schema(value_type = String)]
@@ -85,6 +124,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(archive_campaign))
         .routes(routes!(campaign_stats))
         .routes(routes!(enroll_contact))
+        .routes(routes!(simulate_campaign))
+        .routes(routes!(preview_templates))
 }
 
 fn parse_id(raw: &str) -> Result<CampaignId, ApiError> {
@@ -393,4 +434,218 @@ async fn enroll_contact(
         }
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", why)),
     }
+}
+
+const MAX_SIMULATED_EVENTS: usize = 1000;
+
+/// What the campaign would do for one contact and a timeline of events, and when: entries
+/// (and why not), waits, branches taken and why, rendered messages, conversions. Uses the
+/// live engine's code on a virtual clock; writes nothing, sends nothing; works on drafts.
+#[utoipa::path(post, path = "/campaigns/{id}/simulate", tag = "campaigns", params(("id" = String, Path)),
+    request_body = Simulate,
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn simulate_campaign(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Simulate>,
+) -> Result<Json<herald_campaign::simulate::Simulation>, ApiError> {
+    use herald_campaign::simulate::{SimEvent, simulate};
+    let now = state.clock.now();
+    let campaign = state.store.get_campaign(p.workspace_id, parse_id(&id)?).await?;
+    let version = body.version.unwrap_or(campaign.version);
+    let document = if version == campaign.version {
+        campaign.document.clone()
+    } else {
+        state.store.campaign_version(p.workspace_id, campaign.id, version).await?
+    };
+    let compiled = crate::campaigns::compile_stored(document)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", e))?;
+    let contact = match (body.contact_id, body.contact) {
+        (Some(raw), None) => {
+            let id: ContactId = raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
+            state.store.get_contact(p.workspace_id, id).await?
+        }
+        (None, inline) => inline_contact(inline.unwrap_or_default(), p.workspace_id, now)?,
+        (Some(_), Some(_)) => return Err(ApiError::invalid("contact", "give contact_id or contact, not both")),
+    };
+    if body.events.len() > MAX_SIMULATED_EVENTS {
+        return Err(ApiError::invalid("events", format!("at most {MAX_SIMULATED_EVENTS} events")));
+    }
+    let mut events = Vec::with_capacity(body.events.len());
+    for (i, mut raw) in body.events.into_iter().enumerate() {
+        let field = |name: &str| format!("events[{i}].{name}");
+        let at: Timestamp = match raw.remove("at") {
+            Some(value) => serde_json::from_value(value).map_err(|e| ApiError::invalid(&field("at"), e))?,
+            None => return Err(ApiError::invalid(&field("at"), "is required (RFC 3339)")),
+        };
+        let data = contact_event(raw, &contact, &format!("events[{i}]"))?;
+        events.push(SimEvent { event: preview_event(p.workspace_id, contact.id, &data, at), data });
+    }
+    events.sort_by_key(|e| e.event.received_at);
+    let last = events.last().map_or(now, |e| e.event.received_at);
+    let until = body.until.unwrap_or(last + std::time::Duration::from_secs(90 * 86_400));
+    let info = herald_campaign::CampaignInfo { id: campaign.id, name: campaign.name.clone(), version };
+    let limits = herald_template::Limits::default();
+    Ok(Json(simulate(&compiled, &info, &limits, contact, &events, until)))
+}
+
+fn inline_contact(
+    inline: InlineContact,
+    workspace: WorkspaceId,
+    now: Timestamp,
+) -> Result<herald_domain::Contact, ApiError> {
+    use herald_domain::{Phone, UserId};
+    Ok(herald_domain::Contact {
+        id: ContactId::from_uuid(herald_store::new_uuid(now)),
+        workspace_id: workspace,
+        email: inline
+            .email
+            .map(|e| EmailAddress::parse(&e))
+            .transpose()
+            .map_err(|e| ApiError::invalid("contact.email", e))?,
+        user_id: inline
+            .user_id
+            .map(|u| UserId::parse(&u))
+            .transpose()
+            .map_err(|e| ApiError::invalid("contact.user_id", e))?,
+        phone: inline.phone.map(|p| Phone::parse(&p)).transpose().map_err(|e| ApiError::invalid("contact.phone", e))?,
+        name: inline.name,
+        first_name: inline.first_name,
+        last_name: inline.last_name,
+        attributes: inline.attributes,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// An existing contact by id, or one described inline (not stored).
+async fn some_contact(
+    state: &AppState,
+    workspace: WorkspaceId,
+    id: Option<String>,
+    inline: Option<InlineContact>,
+    now: Timestamp,
+) -> Result<herald_domain::Contact, ApiError> {
+    match (id, inline) {
+        (Some(raw), None) => {
+            let id: ContactId = raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
+            Ok(state.store.get_contact(workspace, id).await?)
+        }
+        (None, inline) => inline_contact(inline.unwrap_or_default(), workspace, now),
+        (Some(_), Some(_)) => Err(ApiError::invalid("contact", "give contact_id or contact, not both")),
+    }
+}
+
+/// Templates to render, with whom.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preview {
+    /// Templates by name (`subject`, `html`, `text`, anything): `html` is HTML-escaped, the
+    /// others are text.
+    #[schema(value_type = Object, example = json!({"subject": "Hi {{ first_name | default: \"there\" }}", "html": "<p>{{ event.data.plan }}</p>"}))]
+    templates: BTreeMap<String, String>,
+    #[schema(value_type = Option<String>)]
+    contact_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    contact: Option<InlineContact>,
+    /// An event as a source would receive it (`event`, `data`, ...), seen as `event.*`.
+    #[schema(value_type = Option<Object>)]
+    event: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
+    custom_variables: Option<Map<String, Value>>,
+}
+
+/// One rendered template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewPart {
+    output: String,
+    /// Missing variables and the like, with line and column.
+    warnings: Vec<String>,
+}
+
+/// Render templates for a contact and an event, without sending anything. A template that
+/// does not compile is refused with its line and column.
+#[utoipa::path(post, path = "/templates/preview", tag = "campaigns", request_body = Preview,
+    responses((status = 200, body = BTreeMap<String, PreviewPart>), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn preview_templates(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Preview>,
+) -> Result<Json<BTreeMap<String, PreviewPart>>, ApiError> {
+    use herald_template::{Escape, Limits, Template};
+    let now = state.clock.now();
+    let contact = some_contact(&state, p.workspace_id, body.contact_id, body.contact, now).await?;
+    let event = match body.event {
+        Some(raw) => Some(preview_event(p.workspace_id, contact.id, &contact_event(raw, &contact, "event")?, now)),
+        None => None,
+    };
+    let custom_variables = body.custom_variables.unwrap_or_default();
+    let variables = herald_campaign::context::Scope {
+        contact: &contact,
+        event: event.as_ref(),
+        custom_variables: &custom_variables,
+        campaign: None,
+        unsubscribe_url: "",
+    }
+    .variables();
+    let mut parts = BTreeMap::new();
+    for (name, source) in body.templates {
+        let field = format!("templates.{name}");
+        let template = Template::compile(&source).map_err(|e| {
+            let mut error =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_template", format!("{field}: {e}"));
+            error.field = Some(field.clone());
+            error
+        })?;
+        let escape = if name == "html" { Escape::Html } else { Escape::Text };
+        let rendered = template
+            .render_at(&variables, escape, &Limits::default(), now.to_offset_date_time())
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {e}")))?;
+        let warnings = rendered.warnings.iter().map(ToString::to_string).collect();
+        parts.insert(name, PreviewPart { output: rendered.output, warnings });
+    }
+    Ok(Json(parts))
+}
+
+/// An event that is not stored: what a simulation or preview shows as `event.*`.
+fn preview_event(
+    workspace: WorkspaceId,
+    contact: ContactId,
+    data: &herald_domain::InboundEvent,
+    at: Timestamp,
+) -> herald_domain::Event {
+    herald_domain::Event {
+        id: herald_domain::EventId::from_uuid(herald_store::new_uuid(at)),
+        workspace_id: workspace,
+        source_id: None,
+        contact_id: Some(contact),
+        name: data.name.as_ref().map(|n| n.as_str().to_owned()),
+        properties: data.properties.clone(),
+        occurred_at: data.occurred_at.unwrap_or(at),
+        received_at: at,
+        idempotency_key: None,
+        request: None,
+        outcome: herald_domain::EventOutcome {
+            contact: herald_domain::ContactAction::Unchanged,
+            conflicts: Vec::new(),
+            notes: Vec::new(),
+            campaigns: Vec::new(),
+        },
+    }
+}
+
+/// Parses a generic-source payload that belongs to `contact`, so it need not name it.
+fn contact_event(
+    mut raw: Map<String, Value>,
+    contact: &herald_domain::Contact,
+    field: &str,
+) -> Result<herald_domain::InboundEvent, ApiError> {
+    if !["email", "userId", "user_id", "phone"].iter().any(|k| raw.contains_key(*k)) {
+        let email = contact.email.as_ref().map_or("contact@example.com", |e| e.as_str());
+        raw.insert("email".into(), Value::String(email.to_owned()));
+    }
+    herald_domain::inbound::parse_generic(&Value::Object(raw))
+        .map_err(|e| ApiError::invalid(&format!("{field}.{}", e.field), &e.reason))
 }

@@ -1,0 +1,294 @@
+//! Simulation: what a campaign would do for one contact and a timeline of events, on a
+//! virtual clock, writing nothing and sending nothing. It makes the same decisions as the
+//! live runner with the same code ([`crate::trigger`], [`crate::engine::advance`]); only the
+//! history it consults (earlier events, earlier journeys) is the timeline instead of the
+//! database.
+
+use std::collections::BTreeMap;
+
+use herald_domain::{Contact, Event, InboundEvent, Timestamp};
+use herald_template::Limits;
+use serde::Serialize;
+use serde_json::Map;
+
+use crate::compile::CompiledCampaign;
+use crate::context::{CampaignInfo, Scope};
+use crate::document::Trigger;
+use crate::engine::{Advance, JourneyState, Next, StepRun, Surroundings, advance};
+use crate::trigger::{self, History, Role};
+
+/// The most timeline entries a simulation produces before it stops.
+pub const MAX_ITEMS: usize = 5_000;
+
+/// One event of the timeline: as logged, and as parsed (what it does to the contact).
+#[derive(Debug, Clone)]
+pub struct SimEvent {
+    pub event: Event,
+    pub data: InboundEvent,
+}
+
+/// What happened, in time order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimItem {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum What {
+    /// An event of the timeline arrived.
+    Event {
+        name: Option<String>,
+    },
+    /// A journey started (journeys are numbered from 1 in the order they start).
+    Entered {
+        journey: usize,
+    },
+    /// The trigger matched but the contact did not enter, and why.
+    Skipped {
+        reason: String,
+    },
+    /// A drop-off or inactivity window opened; it is decided when it closes.
+    WindowOpened {
+        closes: Timestamp,
+    },
+    /// A step ran.
+    Step {
+        journey: usize,
+        #[serde(flatten)]
+        run: StepRun,
+    },
+    Converted {
+        journey: usize,
+        exits: bool,
+    },
+    Completed {
+        journey: usize,
+    },
+    Exited {
+        journey: usize,
+    },
+}
+
+/// The result of a simulation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Simulation {
+    pub items: Vec<SimItem>,
+    /// Journeys still waiting at `until`, with when their next step would run.
+    pub waiting: Vec<(usize, Timestamp)>,
+    /// Stopped at [`MAX_ITEMS`].
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Agenda {
+    /// An event of the timeline (by index).
+    Event(usize),
+    /// Journey `.0` runs node `.1`.
+    Step(usize, usize),
+    /// The window opened by event `.0` closes.
+    Window(usize),
+}
+
+struct Journey {
+    state: JourneyState,
+    event: usize,
+    active: bool,
+    converted: bool,
+    goal_until: Option<Timestamp>,
+    /// The place it waits at, so a stale agenda entry is ignored.
+    next: Option<(Timestamp, usize)>,
+}
+
+/// Runs `compiled` for `contact` over `events` (sorted by their `received_at`) until `until`.
+pub fn simulate(
+    compiled: &CompiledCampaign,
+    info: &CampaignInfo,
+    limits: &Limits,
+    mut contact: Contact,
+    events: &[SimEvent],
+    until: Timestamp,
+) -> Simulation {
+    // (time, order of insertion) → what; events before timers at the same instant.
+    let mut agenda: BTreeMap<(Timestamp, u8, usize), Agenda> = BTreeMap::new();
+    let mut order = 0;
+    let mut schedule = |agenda: &mut BTreeMap<_, _>, at: Timestamp, item: Agenda| {
+        order += 1;
+        let rank = u8::from(!matches!(item, Agenda::Event(_)));
+        agenda.insert((at, rank, order), item);
+    };
+    for (i, e) in events.iter().enumerate() {
+        schedule(&mut agenda, e.event.received_at, Agenda::Event(i));
+    }
+    let mut items = Vec::new();
+    let mut journeys: Vec<Journey> = Vec::new();
+    let mut truncated = false;
+    while let Some(((at, _, _), item)) = agenda.pop_first() {
+        if at > until {
+            break;
+        }
+        if items.len() >= MAX_ITEMS {
+            truncated = true;
+            break;
+        }
+        let enter = |items: &mut Vec<SimItem>, journeys: &mut Vec<Journey>, contact: &Contact, event: usize| {
+            let history =
+                History { entered_before: !journeys.is_empty(), active_now: journeys.iter().any(|j| j.active) };
+            if let Err(reason) = trigger::check_entry(compiled.document.entry, history) {
+                items.push(SimItem { at, what: What::Skipped { reason } });
+                return None;
+            }
+            let custom_variables = match &compiled.document.trigger {
+                Trigger::Source { .. } => events[event].event.properties.clone(),
+                _ => Map::new(),
+            };
+            journeys.push(Journey {
+                state: JourneyState { contact: contact.clone(), custom_variables },
+                event,
+                active: true,
+                converted: false,
+                goal_until: compiled
+                    .document
+                    .goal
+                    .as_ref()
+                    .map(|g| g.within.map_or(Timestamp::MAX, |w| at + w.as_duration())),
+                next: Some((at, 0)),
+            });
+            items.push(SimItem { at, what: What::Entered { journey: journeys.len() } });
+            Some(journeys.len() - 1)
+        };
+        match item {
+            Agenda::Event(i) => {
+                let sim = &events[i];
+                sim.data.apply_to(&mut contact);
+                items.push(SimItem { at, what: What::Event { name: sim.event.name.clone() } });
+                // Goals first: a journey this event starts cannot be converted by it.
+                if let Some(goal) =
+                    compiled.document.goal.as_ref().filter(|g| Some(g.event.as_str()) == sim.event.name.as_deref())
+                {
+                    for (n, journey) in journeys.iter_mut().enumerate() {
+                        if journey.active && !journey.converted && journey.goal_until.is_some_and(|u| u >= at) {
+                            journey.converted = true;
+                            items.push(SimItem { at, what: What::Converted { journey: n + 1, exits: goal.exit } });
+                            if goal.exit {
+                                journey.active = false;
+                                journey.next = None;
+                                items.push(SimItem { at, what: What::Exited { journey: n + 1 } });
+                            }
+                        }
+                    }
+                }
+                let role = trigger::role(
+                    &compiled.document.trigger,
+                    sim.event.name.as_deref(),
+                    sim.event.source_id.map(|s| s.to_string()).as_deref(),
+                );
+                if role == Role::None {
+                    continue;
+                }
+                let empty = Map::new();
+                let variables = Scope {
+                    contact: &contact,
+                    event: Some(&sim.event),
+                    custom_variables: &empty,
+                    campaign: Some(info),
+                    unsubscribe_url: "",
+                }
+                .variables();
+                if let Err(reason) = trigger::check_filter(&compiled.document.trigger, &variables) {
+                    if role != Role::Activity {
+                        items.push(SimItem { at, what: What::Skipped { reason } });
+                    }
+                    continue;
+                }
+                match (&compiled.document.trigger, role) {
+                    (Trigger::DropOff { within, .. }, Role::OpensWindow) => {
+                        let closes = at + within.as_duration();
+                        items.push(SimItem { at, what: What::WindowOpened { closes } });
+                        schedule(&mut agenda, closes, Agenda::Window(i));
+                    }
+                    (Trigger::Inactivity { after, .. }, Role::Activity) => {
+                        schedule(&mut agenda, at + after.as_duration(), Agenda::Window(i));
+                    }
+                    (Trigger::Event { occurrence, .. }, Role::Enters) => {
+                        if let Some(occurrence) = occurrence {
+                            let since = occurrence.within.map_or(Timestamp::MIN, |w| at - w.as_duration());
+                            let count = events[..=i]
+                                .iter()
+                                .filter(|e| e.event.name == sim.event.name && e.event.received_at >= since)
+                                .count();
+                            if let Err(reason) = trigger::check_occurrence(Some(occurrence), count as u64) {
+                                items.push(SimItem { at, what: What::Skipped { reason } });
+                                continue;
+                            }
+                        }
+                        if let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
+                            schedule(&mut agenda, at, Agenda::Step(j, 0));
+                        }
+                    }
+                    (Trigger::Source { .. }, Role::Enters) => {
+                        if let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
+                            schedule(&mut agenda, at, Agenda::Step(j, 0));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Agenda::Window(i) => {
+                let awaited: &[String] = match &compiled.document.trigger {
+                    Trigger::DropOff { missing, .. } => std::slice::from_ref(missing),
+                    Trigger::Inactivity { events: names, .. } => names,
+                    _ => &[],
+                };
+                let came = events[i + 1..].iter().any(|e| {
+                    e.event.received_at <= at
+                        && (awaited.is_empty() || e.event.name.as_ref().is_some_and(|n| awaited.contains(n)))
+                });
+                if !came && let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
+                    schedule(&mut agenda, at, Agenda::Step(j, 0));
+                }
+            }
+            Agenda::Step(j, node) => {
+                let journey = &mut journeys[j];
+                if !journey.active || journey.next != Some((at, node)) {
+                    continue;
+                }
+                journey.state.contact = contact.clone();
+                let surroundings = Surroundings {
+                    campaign: compiled,
+                    info,
+                    event: Some(&events[journey.event].event),
+                    unsubscribe_url: "",
+                    limits,
+                };
+                let Advance { runs, next } = advance(&surroundings, &mut journey.state, node, at);
+                contact = journey.state.contact.clone();
+                items.extend(runs.into_iter().map(|run| SimItem { at, what: What::Step { journey: j + 1, run } }));
+                match next {
+                    Next::At { at: due, step } => {
+                        journey.next = Some((due, step));
+                        schedule(&mut agenda, due, Agenda::Step(j, step));
+                    }
+                    Next::Completed | Next::Exited => {
+                        journey.active = false;
+                        journey.next = None;
+                        let what = if next == Next::Completed {
+                            What::Completed { journey: j + 1 }
+                        } else {
+                            What::Exited { journey: j + 1 }
+                        };
+                        items.push(SimItem { at, what });
+                    }
+                }
+            }
+        }
+    }
+    let waiting = journeys
+        .iter()
+        .enumerate()
+        .filter_map(|(n, j)| j.next.filter(|_| j.active).map(|(at, _)| (n + 1, at)))
+        .collect();
+    Simulation { items, waiting, truncated }
+}
