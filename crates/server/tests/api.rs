@@ -109,6 +109,18 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
     assert_eq!(paths, expected);
     assert!(doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer", "{}", doc["components"]);
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // Campaigns: one complete, valid example per trigger type.
+    let examples = &doc["paths"]["/api/v1/campaigns"]["post"]["requestBody"]["content"]["application/json"]["examples"];
+    for trigger in ["event", "drop_off", "inactivity", "source", "manual"] {
+        let example = &examples[trigger]["value"];
+        assert_eq!(example["trigger"]["type"], trigger, "{examples}");
+        let mut document = example.clone();
+        if trigger == "source" {
+            document["trigger"] = json!({"type": "manual"});
+        }
+        let document = herald_campaign::document_from_value(document).expect(trigger);
+        herald_campaign::compile(document).unwrap_or_else(|e| panic!("{trigger}: {e:?}"));
+    }
     // Operations endpoints are documented as open; everything else inherits bearer auth.
     assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([{}]));
     assert!(doc["paths"]["/api/v1/api-keys"]["get"].get("security").is_none());

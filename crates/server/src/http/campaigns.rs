@@ -193,21 +193,72 @@ async fn list_campaigns(
 /// `gt`, `gte`, `lt`, `lte`, `contains`, `not_contains`, `exists`, `not_exists`, `in`,
 /// `not_in`, combined with `{"all": [...]}` / `{"any": [...]}`.
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns",
-    request_body(content = Object, example = json!({
-        "name": "Onboarding",
-        "trigger": {"type": "event", "event": "user_signed_up"},
-        "entry": "once",
-        "goal": {"event": "subscription_started", "within": "30d", "exit": true},
-        "steps": [
-            {"id": "welcome", "type": "email", "from": "Acme <hello@acme.test>",
-             "subject": "Welcome, {{ first_name | default: \"there\" }}!", "html": "<p>Glad you're here.</p>"},
-            {"id": "day-2", "type": "wait", "duration": "2d"},
-            {"id": "plan", "type": "branch", "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
-             "then": [{"type": "email", "from": "hello@acme.test", "subject": "Try Pro", "html": "<p>...</p>"}],
-             "else": []},
-            {"id": "tag", "type": "set_attribute", "attribute": "onboarded", "value": true}
-        ]
-    })),
+    request_body(content = Object, examples(
+        ("event" = (summary = "Event trigger with a filter and an Nth occurrence; email, wait, branch, set attribute, exit",
+            value = json!({
+                "name": "Pricing nudge",
+                "trigger": {"type": "event", "event": "pricing_page_viewed", "occurrence": {"nth": 3, "within": "7d"},
+                            "filter": {"all": [{"field": "contact.plan", "op": "in", "value": ["free", "trial"]},
+                                               {"field": "event.data.seats", "op": "gte", "value": 5}]}},
+                "entry": "once",
+                "goal": {"event": "subscription_started", "within": "30d", "exit": true},
+                "steps": [
+                    {"id": "nudge", "type": "email", "from": "Acme <hello@acme.test>", "reply_to": "sales@acme.test",
+                     "subject": "{{ first_name | default: \"Hi\" }}, questions about pricing?",
+                     "html": "<p>You looked at {{ event.data.seats }} seats.</p>",
+                     "text": "You looked at {{ event.data.seats }} seats."},
+                    {"id": "two-days", "type": "wait", "duration": "2d"},
+                    {"id": "still-free", "type": "branch",
+                     "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
+                     "then": [{"id": "offer", "type": "email", "from": "hello@acme.test", "subject": "20% off",
+                               "html": "<p>Code {{ custom_variables.code | default: \"WELCOME\" }}</p>"}],
+                     "else": [{"id": "done", "type": "exit"}]},
+                    {"id": "mark", "type": "set_attribute", "attribute": "nudged_at", "value": "{{ event.occurred_at }}"}
+                ]
+            }))),
+        ("drop_off" = (summary = "Drop-off: checkout started, not completed within 24 hours; wait until a weekday and time",
+            value = json!({
+                "name": "Cart recovery",
+                "trigger": {"type": "drop_off", "event": "checkout_started", "missing": "checkout_completed", "within": "24h",
+                            "filter": {"field": "event.data.cart_value", "op": "gt", "value": 50}},
+                "entry": "every_time",
+                "timezone": "Europe/Paris",
+                "steps": [
+                    {"id": "morning", "type": "wait", "until": {"time": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]}},
+                    {"id": "reminder", "type": "email", "from": "Shop <shop@acme.test>",
+                     "subject": "Your cart of {{ event.data.cart_value }} is waiting", "html": "<p>Come back!</p>"},
+                    {"id": "clear", "type": "unset_attribute", "attribute": "cart_reminder_pending"}
+                ]
+            }))),
+        ("inactivity" = (summary = "Inactivity: no event for 14 days; a custom variable set by a step",
+            value = json!({
+                "name": "Win back",
+                "trigger": {"type": "inactivity", "after": "14d", "events": ["session_started", "page_viewed"]},
+                "entry": "once_at_a_time",
+                "steps": [
+                    {"id": "code", "type": "set_attribute", "scope": "custom_variables", "attribute": "code",
+                     "value": "BACK-{{ id | slice: -6, 6 | upcase }}"},
+                    {"id": "miss-you", "type": "email", "from": "hello@acme.test", "subject": "We miss you",
+                     "html": "<p>Here is {{ custom_variables.code }}.</p>"}
+                ]
+            }))),
+        ("source" = (summary = "Every request on one source (its fields become custom_variables)",
+            value = json!({
+                "name": "Webinar follow-up",
+                "trigger": {"type": "source", "source_id": "src_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b"},
+                "entry": "every_time",
+                "steps": [{"id": "thanks", "type": "email", "from": "events@acme.test",
+                           "subject": "Thanks for joining {{ custom_variables.webinar_title }}",
+                           "html": "<p>The recording: {{ custom_variables.recording_url }}</p>"}]
+            }))),
+        ("manual" = (summary = "Only POST /campaigns/{id}/enroll",
+            value = json!({
+                "name": "Account review",
+                "trigger": {"type": "manual"},
+                "steps": [{"id": "review", "type": "email", "from": "success@acme.test",
+                           "subject": "Your account review", "html": "<p>Hi {{ customer.first_name }}</p>"}]
+            })))
+    )),
     responses((status = 201, body = CampaignDto), (status = 422, body = ErrorBody)))]
 async fn create_campaign(
     State(state): State<AppState>,
