@@ -16,7 +16,6 @@ use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
 use crate::http::{self, AppState};
-use crate::ingest::committer::Committer;
 use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
 
@@ -53,15 +52,21 @@ impl App {
         ingest_body_limit: usize,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone()));
-        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone()));
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
             herald_store::Backend::Sqlite => 1,
             herald_store::Backend::Postgres => 4,
         };
+        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers));
+        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone()));
         let state = AppState {
-            committer: Committer::start(store.clone(), clock.clone(), committers),
+            committer: crate::ingest::committer(
+                store.clone(),
+                clock.clone(),
+                committers,
+                campaigns.clone(),
+                wake.clone(),
+            ),
             source_log: SourceLog::start(store.clone()),
             limiter: Arc::default(),
             sources: Arc::default(),

@@ -1,5 +1,11 @@
 -- Campaigns: versioned documents, journeys, the step log and messages.
 
+-- Claims take due jobs in (due_at, id) order; with the id in the index, taking the first N
+-- of many jobs due at the same instant (a campaign's 50,000 journeys) reads N entries
+-- instead of sorting all of them.
+DROP INDEX jobs_due;
+CREATE INDEX jobs_due ON jobs (due_at, id) WHERE due_at IS NOT NULL;
+
 CREATE TABLE campaigns (
     id           uuid        NOT NULL PRIMARY KEY,
     workspace_id uuid        NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,

@@ -1,12 +1,12 @@
 //! Campaigns, journeys, the step log and messages on PostgreSQL.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobKind, JobLease, JobOutcome};
+use herald_domain::job::{JobKind, JobOutcome};
 use herald_domain::{
     Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
-use herald_store::campaign::{CampaignStats, CampaignStore, CampaignWork, MessageFilter};
+use herald_store::campaign::{CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::encode;
 use crate::jobs::{finish, insert_jobs};
-use crate::rows::{corrupt, count, get, object, opt_ts, opt_uuid, ts, uuid};
+use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
 use crate::{PgStore, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
@@ -197,6 +197,152 @@ pub(crate) async fn enqueue_evaluation(
     .map_err(db_error)?;
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w.as_uuid()), now) {
         insert_jobs(tx, workspace, &[job], now).await?;
+    }
+    Ok(())
+}
+
+/// One job's work, inside the batch's transaction.
+async fn apply_work(tx: &mut Transaction<'static, Postgres>, item: &WorkCommit<'_>, now: Timestamp) -> StoreResult<()> {
+    let WorkCommit { workspace, lease, work } = *item;
+    if let Some(lease) = lease {
+        finish(tx, lease, &JobOutcome::Done, now).await?;
+    }
+    let at = encode::ts(now);
+    for j in &work.journeys {
+        sqlx::query(
+            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
+             step, run_at, custom_variables, entered_at, goal_until, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10, $11, $12, $11)",
+        )
+        .bind(j.id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(j.campaign_id.as_uuid())
+        .bind(i32::try_from(j.version).map_err(|e| corrupt("version", e))?)
+        .bind(j.contact_id.as_uuid())
+        .bind(j.event_id.map(|e| e.as_uuid()))
+        .bind(j.exclusive)
+        .bind(i32::try_from(j.step).map_err(|e| corrupt("step", e))?)
+        .bind(encode::ts(j.run_at))
+        .bind(Json(encode::json_map(&j.custom_variables)))
+        .bind(at)
+        .bind(j.goal_until.map(encode::ts))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for u in &work.updates {
+        let (guard, expect_step, expect_run_at) = match u.expect {
+            Some((step, run_at)) => (true, step, run_at),
+            None => (false, None, None),
+        };
+        let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
+        let updated = sqlx::query(
+            "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
+             custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
+             converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
+             ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
+             WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
+             AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
+        )
+        .bind(u.status.as_str())
+        .bind(step(u.step)?)
+        .bind(u.run_at.map(encode::ts))
+        .bind(u.held)
+        .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
+        .bind(u.exit_reason.as_deref().map(encode::text))
+        .bind(u.converted)
+        .bind(at)
+        .bind(u.status != JourneyStatus::Active)
+        .bind(u.id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(guard)
+        .bind(step(expect_step)?)
+        .bind(expect_run_at.map(encode::ts))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+        }
+    }
+    for m in &work.messages {
+        sqlx::query(concat!(
+            "INSERT INTO messages (",
+            message_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        ))
+        .bind(m.id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(m.campaign_id.as_uuid())
+        .bind(m.journey_id.as_uuid())
+        .bind(encode::text(&m.step))
+        .bind(m.contact_id.as_uuid())
+        .bind(m.status.as_str())
+        .bind(m.status_reason.as_deref().map(encode::text))
+        .bind(encode::text(&m.to))
+        .bind(encode::text(&m.from))
+        .bind(m.reply_to.as_deref().map(encode::text))
+        .bind(encode::text(&m.subject))
+        .bind(encode::text(&m.html))
+        .bind(encode::text(&m.text))
+        .bind(Json(encode::json_map(&m.headers)))
+        .bind(Json(encode::json(&json!(m.warnings))))
+        .bind(encode::text(&m.transport))
+        .bind(encode::ts(m.created_at))
+        .bind(m.sent_at.map(encode::ts))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for s in &work.steps {
+        sqlx::query(
+            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.journey_id.as_uuid())
+        .bind(s.campaign_id.as_uuid())
+        .bind(encode::text(&s.step))
+        .bind(&s.outcome)
+        .bind(Json(encode::json(&s.detail)))
+        .bind(s.message_id.map(|m| m.as_uuid()))
+        .bind(encode::ts(s.at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for a in &work.attributes {
+        let attribute = encode::text(&a.attribute);
+        let query = match &a.value {
+            Some(value) => sqlx::query(
+                "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
+                 WHERE id = $4 AND workspace_id = $5",
+            )
+            .bind(attribute)
+            .bind(Json(encode::json(value))),
+            None => sqlx::query(
+                "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
+            )
+            .bind(attribute),
+        };
+        query
+            .bind(at)
+            .bind(a.contact_id.as_uuid())
+            .bind(workspace.as_uuid())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    insert_jobs(tx, workspace, &work.jobs, now).await?;
+    for (event, reactions) in &work.reactions {
+        sqlx::query(
+            "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
+        )
+        .bind(Json(encode::json(&json!(reactions))))
+        .bind(event.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     }
     Ok(())
 }
@@ -460,155 +606,52 @@ impl CampaignStore for PgStore {
         journey(&row)
     }
 
-    async fn commit_campaign_work(
+    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
+        let row =
+            sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = $1 AND j.id = $2"))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "journey" })?;
+        let event = match opt_uuid(&row, "e_id")? {
+            Some(_) => Some(event_at(&row, "e_")?),
+            None => None,
+        };
+        Ok(JourneyContext {
+            journey: journey(&row)?,
+            campaign_name: get(&row, "campaign_name")?,
+            campaign_state: parse(&row, "campaign_state")?,
+            contact: contact_at(&row, "ct_")?,
+            event,
+        })
+    }
+
+    async fn commit_campaign_batch(
         &self,
-        workspace: WorkspaceId,
-        lease: Option<&JobLease>,
-        work: &CampaignWork,
+        items: &[WorkCommit<'_>],
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.begin().await?;
-        if let Some(lease) = lease {
-            finish(&mut tx, lease, &JobOutcome::Done, now).await?;
-        }
-        let at = encode::ts(now);
-        for j in &work.journeys {
-            sqlx::query(
-                "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
-                 step, run_at, custom_variables, entered_at, goal_until, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10, $11, $12, $11)",
-            )
-            .bind(j.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(j.campaign_id.as_uuid())
-            .bind(i32::try_from(j.version).map_err(|e| corrupt("version", e))?)
-            .bind(j.contact_id.as_uuid())
-            .bind(j.event_id.map(|e| e.as_uuid()))
-            .bind(j.exclusive)
-            .bind(i32::try_from(j.step).map_err(|e| corrupt("step", e))?)
-            .bind(encode::ts(j.run_at))
-            .bind(Json(encode::json_map(&j.custom_variables)))
-            .bind(at)
-            .bind(j.goal_until.map(encode::ts))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for u in &work.updates {
-            let (guard, expect_step, expect_run_at) = match u.expect {
-                Some((step, run_at)) => (true, step, run_at),
-                None => (false, None, None),
-            };
-            let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
-            let updated = sqlx::query(
-                "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
-                 custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
-                 converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
-                 ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
-                 WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
-                 AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
-            )
-            .bind(u.status.as_str())
-            .bind(step(u.step)?)
-            .bind(u.run_at.map(encode::ts))
-            .bind(u.held)
-            .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
-            .bind(u.exit_reason.as_deref().map(encode::text))
-            .bind(u.converted)
-            .bind(at)
-            .bind(u.status != JourneyStatus::Active)
-            .bind(u.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(guard)
-            .bind(step(expect_step)?)
-            .bind(expect_run_at.map(encode::ts))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if updated.rows_affected() == 0 {
-                return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            sqlx::query("SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+            match apply_work(&mut tx, item, now).await {
+                Ok(()) => {
+                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    results.push(Ok(()));
+                }
+                Err(e @ (StoreError::LeaseLost | StoreError::Conflict { .. })) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    results.push(Err(e));
+                }
+                Err(e) => return Err(e),
             }
         }
-        for m in &work.messages {
-            sqlx::query(concat!(
-                "INSERT INTO messages (",
-                message_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-            ))
-            .bind(m.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(m.campaign_id.as_uuid())
-            .bind(m.journey_id.as_uuid())
-            .bind(encode::text(&m.step))
-            .bind(m.contact_id.as_uuid())
-            .bind(m.status.as_str())
-            .bind(m.status_reason.as_deref().map(encode::text))
-            .bind(encode::text(&m.to))
-            .bind(encode::text(&m.from))
-            .bind(m.reply_to.as_deref().map(encode::text))
-            .bind(encode::text(&m.subject))
-            .bind(encode::text(&m.html))
-            .bind(encode::text(&m.text))
-            .bind(Json(encode::json_map(&m.headers)))
-            .bind(Json(encode::json(&json!(m.warnings))))
-            .bind(encode::text(&m.transport))
-            .bind(encode::ts(m.created_at))
-            .bind(m.sent_at.map(encode::ts))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for s in &work.steps {
-            sqlx::query(
-                "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(s.journey_id.as_uuid())
-            .bind(s.campaign_id.as_uuid())
-            .bind(encode::text(&s.step))
-            .bind(&s.outcome)
-            .bind(Json(encode::json(&s.detail)))
-            .bind(s.message_id.map(|m| m.as_uuid()))
-            .bind(encode::ts(s.at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for a in &work.attributes {
-            let attribute = encode::text(&a.attribute);
-            let query = match &a.value {
-                Some(value) => sqlx::query(
-                    "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
-                     WHERE id = $4 AND workspace_id = $5",
-                )
-                .bind(attribute)
-                .bind(Json(encode::json(value))),
-                None => sqlx::query(
-                    "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
-                )
-                .bind(attribute),
-            };
-            query
-                .bind(at)
-                .bind(a.contact_id.as_uuid())
-                .bind(workspace.as_uuid())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
-        for (event, reactions) in &work.reactions {
-            sqlx::query(
-                "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
-            )
-            .bind(Json(encode::json(&json!(reactions))))
-            .bind(event.as_uuid())
-            .bind(workspace.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(results)
     }
 
     async fn list_messages(

@@ -135,18 +135,24 @@ pub(crate) use contact_columns;
 /// A contact. Identifiers were parsed on the way in and are not checked again: ingest reads
 /// many contacts per batch.
 pub(crate) fn contact(row: &PgRow) -> StoreResult<Contact> {
+    contact_at(row, "")
+}
+
+/// A contact from columns named `{prefix}id`, `{prefix}email`, ... (joined queries).
+pub(crate) fn contact_at(row: &PgRow, prefix: &str) -> StoreResult<Contact> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(Contact {
-        id: ContactId::from_uuid(uuid(row, "id")?),
-        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        email: get::<Option<String>>(row, "email")?.map(EmailAddress::from_stored),
-        user_id: get::<Option<String>>(row, "user_id")?.map(UserId::from_stored),
-        phone: get::<Option<String>>(row, "phone")?.map(Phone::from_stored),
-        name: get(row, "name")?,
-        first_name: get(row, "first_name")?,
-        last_name: get(row, "last_name")?,
-        attributes: object(row, "attributes")?,
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
+        id: ContactId::from_uuid(uuid(row, &c("id"))?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, &c("workspace_id"))?),
+        email: get::<Option<String>>(row, &c("email"))?.map(EmailAddress::from_stored),
+        user_id: get::<Option<String>>(row, &c("user_id"))?.map(UserId::from_stored),
+        phone: get::<Option<String>>(row, &c("phone"))?.map(Phone::from_stored),
+        name: get(row, &c("name"))?,
+        first_name: get(row, &c("first_name"))?,
+        last_name: get(row, &c("last_name"))?,
+        attributes: object(row, &c("attributes"))?,
+        created_at: ts(row, &c("created_at"))?,
+        updated_at: ts(row, &c("updated_at"))?,
     })
 }
 
@@ -174,17 +180,23 @@ pub(crate) fn event(row: &PgRow, with_request: bool) -> StoreResult<Event> {
     } else {
         None
     };
+    Ok(Event { request, ..event_at(row, "")? })
+}
+
+/// An event without its request, from columns named `{prefix}id`, ... (joined queries).
+pub(crate) fn event_at(row: &PgRow, prefix: &str) -> StoreResult<Event> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(Event {
-        id: EventId::from_uuid(uuid(row, "id")?),
-        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        source_id: opt_uuid(row, "source_id")?.map(SourceId::from_uuid),
-        contact_id: opt_uuid(row, "contact_id")?.map(ContactId::from_uuid),
-        name: get(row, "name")?,
-        properties: object(row, "properties")?,
-        occurred_at: ts(row, "occurred_at")?,
-        received_at: ts(row, "received_at")?,
-        idempotency_key: get(row, "idempotency_key")?,
-        request,
-        outcome: get::<Json<EventOutcome>>(row, "outcome")?.0,
+        id: EventId::from_uuid(uuid(row, &c("id"))?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, &c("workspace_id"))?),
+        source_id: opt_uuid(row, &c("source_id"))?.map(SourceId::from_uuid),
+        contact_id: opt_uuid(row, &c("contact_id"))?.map(ContactId::from_uuid),
+        name: get(row, &c("name"))?,
+        properties: object(row, &c("properties"))?,
+        occurred_at: ts(row, &c("occurred_at"))?,
+        received_at: ts(row, &c("received_at"))?,
+        idempotency_key: get(row, &c("idempotency_key"))?,
+        request: None,
+        outcome: get::<Json<EventOutcome>>(row, &c("outcome"))?.0,
     })
 }

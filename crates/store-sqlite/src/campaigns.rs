@@ -1,12 +1,14 @@
 //! Campaigns, journeys, the step log and messages on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobKind, JobLease, JobOutcome};
+use herald_domain::job::{JobKind, JobOutcome};
 use herald_domain::{
     Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
-use herald_store::campaign::{CampaignStats, CampaignStore, CampaignWork, MessageFilter};
+use herald_store::campaign::{
+    AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
@@ -14,7 +16,7 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::jobs::{finish, insert_jobs};
-use crate::rows::{corrupt, get, json_object, opt_ts, ts, uuid};
+use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{SqliteStore, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
@@ -209,6 +211,189 @@ pub(crate) async fn enqueue_evaluation(
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w), now) {
         insert_jobs(tx, workspace, &[job], now).await?;
     }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT: at most 19 parameters a row stays under SQLite's limit.
+const INSERT_CHUNK: usize = 1000;
+
+/// Applies `items` inside the caller's transaction: per item the statements that can refuse
+/// it (the job's lease, the journeys' expected places), then every item's inserts as
+/// multi-row statements. A refused item fails the whole call; the caller then retries item
+/// by item.
+async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+    for item in items {
+        if let Some(lease) = item.lease {
+            finish(tx, lease, &JobOutcome::Done, now).await?;
+        }
+        for u in &item.work.updates {
+            update_journey(tx, item.workspace, u, now).await?;
+        }
+    }
+    let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
+    for chunk in journeys.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
+             step, run_at, custom_variables, entered_at, goal_until, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, (workspace, j)| {
+            row.push_bind(j.id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(j.campaign_id.as_uuid())
+                .push_bind(i64::from(j.version))
+                .push_bind(j.contact_id.as_uuid())
+                .push_bind(j.event_id.map(|e| e.as_uuid()))
+                .push_bind("active")
+                .push_bind(i64::from(j.exclusive))
+                .push_bind(i64::from(j.step))
+                .push_bind(j.run_at.unix_millis())
+                .push_bind(Value::Object(j.custom_variables.clone()).to_string())
+                .push_bind(now.unix_millis())
+                .push_bind(j.goal_until.map(Timestamp::unix_millis))
+                .push_bind(now.unix_millis());
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    let messages: Vec<_> = items.iter().flat_map(|i| i.work.messages.iter().map(move |m| (i.workspace, m))).collect();
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
+        insert.push_values(chunk, |mut row, (workspace, m)| {
+            row.push_bind(m.id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(m.campaign_id.as_uuid())
+                .push_bind(m.journey_id.as_uuid())
+                .push_bind(m.step.clone())
+                .push_bind(m.contact_id.as_uuid())
+                .push_bind(m.status.as_str())
+                .push_bind(m.status_reason.clone())
+                .push_bind(m.to.clone())
+                .push_bind(m.from.clone())
+                .push_bind(m.reply_to.clone())
+                .push_bind(m.subject.clone())
+                .push_bind(m.html.clone())
+                .push_bind(m.text.clone())
+                .push_bind(Value::Object(m.headers.clone()).to_string())
+                .push_bind(json!(m.warnings).to_string())
+                .push_bind(m.transport.clone())
+                .push_bind(m.created_at.unix_millis())
+                .push_bind(m.sent_at.map(Timestamp::unix_millis));
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
+    for chunk in steps.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) ",
+        );
+        insert.push_values(chunk, |mut row, s| {
+            row.push_bind(s.journey_id.as_uuid())
+                .push_bind(s.campaign_id.as_uuid())
+                .push_bind(s.step.clone())
+                .push_bind(s.outcome.clone())
+                .push_bind(s.detail.to_string())
+                .push_bind(s.message_id.map(|m| m.as_uuid()))
+                .push_bind(s.at.unix_millis());
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    let mut jobs: std::collections::BTreeMap<WorkspaceId, Vec<NewJob>> = std::collections::BTreeMap::new();
+    for item in items.iter().filter(|i| !i.work.jobs.is_empty()) {
+        jobs.entry(item.workspace).or_default().extend(item.work.jobs.iter().cloned());
+    }
+    for (workspace, jobs) in jobs {
+        insert_jobs(tx, workspace, &jobs, now).await?;
+    }
+    for item in items {
+        for a in &item.work.attributes {
+            set_attribute(tx, item.workspace, a, now).await?;
+        }
+        for (event, reactions) in &item.work.reactions {
+            sqlx::query(
+                "UPDATE events SET outcome = json_set(outcome, '$.campaigns', json(?)) WHERE id = ? AND workspace_id = ?",
+            )
+            .bind(json!(reactions).to_string())
+            .bind(event.as_uuid())
+            .bind(item.workspace.as_uuid())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
+async fn update_journey(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace: WorkspaceId,
+    u: &JourneyUpdate,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let ended = u.status != JourneyStatus::Active;
+    let (expect_guard, expect_step, expect_run_at) = match u.expect {
+        Some((step, run_at)) => (1, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
+        None => (0, None, None),
+    };
+    let updated = sqlx::query(
+        "UPDATE journeys SET status = ?, step = ?, run_at = ?, held = ?, \
+         custom_variables = COALESCE(?, custom_variables), exit_reason = COALESCE(?, exit_reason), \
+         converted_at = CASE WHEN ? AND converted_at IS NULL THEN ? ELSE converted_at END, \
+         ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
+         WHERE id = ? AND workspace_id = ? AND status = 'active' \
+         AND (? = 0 OR (step IS ? AND run_at IS ?))",
+    )
+    .bind(u.status.as_str())
+    .bind(u.step.map(i64::from))
+    .bind(u.run_at.map(Timestamp::unix_millis))
+    .bind(i64::from(u.held))
+    .bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
+    .bind(&u.exit_reason)
+    .bind(u.converted)
+    .bind(now.unix_millis())
+    .bind(ended)
+    .bind(now.unix_millis())
+    .bind(now.unix_millis())
+    .bind(u.id.as_uuid())
+    .bind(workspace.as_uuid())
+    .bind(expect_guard)
+    .bind(expect_step)
+    .bind(expect_run_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+    }
+    Ok(())
+}
+
+async fn set_attribute(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace: WorkspaceId,
+    a: &AttributeChange,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let sql = match &a.value {
+        Some(_) => {
+            "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \
+             WHERE id = ? AND workspace_id = ?"
+        }
+        None => {
+            "UPDATE contacts SET attributes = json_remove(attributes, '$.' || json_quote(?)), updated_at = ? \
+             WHERE id = ? AND workspace_id = ?"
+        }
+    };
+    let mut query = sqlx::query(sql).bind(&a.attribute);
+    if let Some(value) = &a.value {
+        query = query.bind(value.to_string());
+    }
+    query
+        .bind(now.unix_millis())
+        .bind(a.contact_id.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -469,158 +654,59 @@ impl CampaignStore for SqliteStore {
         journey(&row)
     }
 
-    async fn commit_campaign_work(
-        &self,
-        workspace: WorkspaceId,
-        lease: Option<&JobLease>,
-        work: &CampaignWork,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        if let Some(lease) = lease {
-            finish(&mut tx, lease, &JobOutcome::Done, now).await?;
-        }
-        for j in &work.journeys {
-            sqlx::query(
-                "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
-                 step, run_at, custom_variables, entered_at, goal_until, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(j.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(j.campaign_id.as_uuid())
-            .bind(i64::from(j.version))
-            .bind(j.contact_id.as_uuid())
-            .bind(j.event_id.map(|e| e.as_uuid()))
-            .bind(i64::from(j.exclusive))
-            .bind(i64::from(j.step))
-            .bind(j.run_at.unix_millis())
-            .bind(Value::Object(j.custom_variables.clone()).to_string())
-            .bind(now.unix_millis())
-            .bind(j.goal_until.map(Timestamp::unix_millis))
-            .bind(now.unix_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for u in &work.updates {
-            let ended = u.status != JourneyStatus::Active;
-            let (expect_guard, expect_step, expect_run_at) = match u.expect {
-                Some((step, run_at)) => (1, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
-                None => (0, None, None),
-            };
-            let updated = sqlx::query(
-                "UPDATE journeys SET status = ?, step = ?, run_at = ?, held = ?, \
-                 custom_variables = COALESCE(?, custom_variables), exit_reason = COALESCE(?, exit_reason), \
-                 converted_at = CASE WHEN ? AND converted_at IS NULL THEN ? ELSE converted_at END, \
-                 ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
-                 WHERE id = ? AND workspace_id = ? AND status = 'active' \
-                 AND (? = 0 OR (step IS ? AND run_at IS ?))",
-            )
-            .bind(u.status.as_str())
-            .bind(u.step.map(i64::from))
-            .bind(u.run_at.map(Timestamp::unix_millis))
-            .bind(i64::from(u.held))
-            .bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
-            .bind(&u.exit_reason)
-            .bind(u.converted)
-            .bind(now.unix_millis())
-            .bind(ended)
-            .bind(now.unix_millis())
-            .bind(now.unix_millis())
-            .bind(u.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(expect_guard)
-            .bind(expect_step)
-            .bind(expect_run_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if updated.rows_affected() == 0 {
-                return Err(StoreError::Conflict { constraint: "journey_moved".into() });
-            }
-        }
-        for m in &work.messages {
-            sqlx::query(concat!(
-                "INSERT INTO messages (",
-                message_columns!(),
-                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(m.id.as_uuid())
-            .bind(workspace.as_uuid())
-            .bind(m.campaign_id.as_uuid())
-            .bind(m.journey_id.as_uuid())
-            .bind(&m.step)
-            .bind(m.contact_id.as_uuid())
-            .bind(m.status.as_str())
-            .bind(&m.status_reason)
-            .bind(&m.to)
-            .bind(&m.from)
-            .bind(&m.reply_to)
-            .bind(&m.subject)
-            .bind(&m.html)
-            .bind(&m.text)
-            .bind(Value::Object(m.headers.clone()).to_string())
-            .bind(json!(m.warnings).to_string())
-            .bind(&m.transport)
-            .bind(m.created_at.unix_millis())
-            .bind(m.sent_at.map(Timestamp::unix_millis))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for s in &work.steps {
-            sqlx::query(
-                "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.journey_id.as_uuid())
-            .bind(s.campaign_id.as_uuid())
-            .bind(&s.step)
-            .bind(&s.outcome)
-            .bind(s.detail.to_string())
-            .bind(s.message_id.map(|m| m.as_uuid()))
-            .bind(s.at.unix_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        for a in &work.attributes {
-            let sql = match &a.value {
-                Some(_) => {
-                    "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \
-                     WHERE id = ? AND workspace_id = ?"
-                }
-                None => {
-                    "UPDATE contacts SET attributes = json_remove(attributes, '$.' || json_quote(?)), updated_at = ? \
-                     WHERE id = ? AND workspace_id = ?"
-                }
-            };
-            let mut query = sqlx::query(sql).bind(&a.attribute);
-            if let Some(value) = &a.value {
-                query = query.bind(value.to_string());
-            }
-            query
-                .bind(now.unix_millis())
-                .bind(a.contact_id.as_uuid())
+    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
+        let row =
+            sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = ? AND j.id = ?"))
                 .bind(workspace.as_uuid())
-                .execute(&mut *tx)
+                .bind(id.as_uuid())
+                .fetch_optional(&self.readers)
                 .await
-                .map_err(db_error)?;
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "journey" })?;
+        let outcome: Option<String> = get(&row, "e_outcome")?;
+        Ok(JourneyContext {
+            journey: journey(&row)?,
+            campaign_name: get(&row, "campaign_name")?,
+            campaign_state: parse(&row, "campaign_state")?,
+            contact: contact_at(&row, "ct_")?,
+            event: outcome.map(|outcome| event_at(&row, "e_", &outcome)).transpose()?,
+        })
+    }
+
+    async fn commit_campaign_batch(
+        &self,
+        items: &[WorkCommit<'_>],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut tx = self.write().await?;
+        match apply(&mut tx, items, now).await {
+            Ok(()) => {
+                tx.commit().await.map_err(db_error)?;
+                return Ok(items.iter().map(|_| Ok(())).collect());
+            }
+            Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
+            Err(e) => return Err(e),
         }
-        insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
-        for (event, reactions) in &work.reactions {
-            sqlx::query(
-                "UPDATE events SET outcome = json_set(outcome, '$.campaigns', json(?)) WHERE id = ? AND workspace_id = ?",
-            )
-            .bind(json!(reactions).to_string())
-            .bind(event.as_uuid())
-            .bind(workspace.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        // Some item was refused: apply them one by one, each under a savepoint.
+        let mut tx = self.write().await?;
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            sqlx::query("SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+            match apply(&mut tx, std::slice::from_ref(item), now).await {
+                Ok(()) => {
+                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    results.push(Ok(()));
+                }
+                Err(e @ (StoreError::LeaseLost | StoreError::Conflict { .. })) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+                    results.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(results)
     }
 
     async fn list_messages(

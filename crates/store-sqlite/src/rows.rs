@@ -76,19 +76,25 @@ pub(crate) fn json_object(row: &SqliteRow, column: &str) -> StoreResult<serde_js
 }
 
 pub(crate) fn contact(row: &SqliteRow) -> StoreResult<herald_domain::Contact> {
+    contact_at(row, "")
+}
+
+/// A contact from columns named `{prefix}id`, `{prefix}email`, ... (joined queries).
+pub(crate) fn contact_at(row: &SqliteRow, prefix: &str) -> StoreResult<herald_domain::Contact> {
     use herald_domain::{EmailAddress, Phone, UserId};
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(herald_domain::Contact {
-        id: herald_domain::ContactId::from_uuid(uuid(row, "id")?),
-        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        email: get::<Option<String>>(row, "email")?.map(EmailAddress::from_stored),
-        user_id: get::<Option<String>>(row, "user_id")?.map(UserId::from_stored),
-        phone: get::<Option<String>>(row, "phone")?.map(Phone::from_stored),
-        name: get(row, "name")?,
-        first_name: get(row, "first_name")?,
-        last_name: get(row, "last_name")?,
-        attributes: json_object(row, "attributes")?,
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
+        id: herald_domain::ContactId::from_uuid(uuid(row, &c("id"))?),
+        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, &c("workspace_id"))?),
+        email: get::<Option<String>>(row, &c("email"))?.map(EmailAddress::from_stored),
+        user_id: get::<Option<String>>(row, &c("user_id"))?.map(UserId::from_stored),
+        phone: get::<Option<String>>(row, &c("phone"))?.map(Phone::from_stored),
+        name: get(row, &c("name"))?,
+        first_name: get(row, &c("first_name"))?,
+        last_name: get(row, &c("last_name"))?,
+        attributes: json_object(row, &c("attributes"))?,
+        created_at: ts(row, &c("created_at"))?,
+        updated_at: ts(row, &c("updated_at"))?,
     })
 }
 
@@ -130,17 +136,23 @@ pub(crate) fn event(row: &SqliteRow, with_request: bool) -> StoreResult<herald_d
     } else {
         None
     };
+    Ok(herald_domain::Event { request, ..event_at(row, "", &outcome)? })
+}
+
+/// An event without its request, from columns named `{prefix}id`, ... (joined queries).
+pub(crate) fn event_at(row: &SqliteRow, prefix: &str, outcome: &str) -> StoreResult<herald_domain::Event> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(herald_domain::Event {
-        id: herald_domain::EventId::from_uuid(uuid(row, "id")?),
-        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        source_id: get::<Option<uuid::Uuid>>(row, "source_id")?.map(herald_domain::SourceId::from_uuid),
-        contact_id: get::<Option<uuid::Uuid>>(row, "contact_id")?.map(herald_domain::ContactId::from_uuid),
-        name: get(row, "name")?,
-        properties: json_object(row, "properties")?,
-        occurred_at: ts(row, "occurred_at")?,
-        received_at: ts(row, "received_at")?,
-        idempotency_key: get(row, "idempotency_key")?,
-        request,
-        outcome: serde_json::from_str(&outcome).map_err(|e| corrupt("events.outcome", e))?,
+        id: herald_domain::EventId::from_uuid(uuid(row, &c("id"))?),
+        workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, &c("workspace_id"))?),
+        source_id: get::<Option<uuid::Uuid>>(row, &c("source_id"))?.map(herald_domain::SourceId::from_uuid),
+        contact_id: get::<Option<uuid::Uuid>>(row, &c("contact_id"))?.map(herald_domain::ContactId::from_uuid),
+        name: get(row, &c("name"))?,
+        properties: json_object(row, &c("properties"))?,
+        occurred_at: ts(row, &c("occurred_at"))?,
+        received_at: ts(row, &c("received_at"))?,
+        idempotency_key: get(row, &c("idempotency_key"))?,
+        request: None,
+        outcome: serde_json::from_str(outcome).map_err(|e| corrupt("events.outcome", e))?,
     })
 }

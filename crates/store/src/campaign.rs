@@ -79,6 +79,46 @@ pub struct CampaignWork {
     pub reactions: Vec<(EventId, Vec<CampaignReaction>)>,
 }
 
+/// One job's work in a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkCommit<'a> {
+    pub workspace: WorkspaceId,
+    pub lease: Option<&'a JobLease>,
+    pub work: &'a CampaignWork,
+}
+
+/// A journey with everything its next step reads, fetched together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JourneyContext {
+    pub journey: Journey,
+    pub campaign_name: String,
+    pub campaign_state: herald_domain::CampaignState,
+    pub contact: herald_domain::Contact,
+    /// The event that started the journey, without its request; `None` when there was none
+    /// or it was erased.
+    pub event: Option<herald_domain::Event>,
+}
+
+/// The start of a [`JourneyContext`] query, for both backends (append the `WHERE`): the
+/// journey's own columns, then the campaign's (`campaign_*`), the contact's (`ct_*`) and the
+/// event's (`e_*`).
+#[macro_export]
+macro_rules! journey_context_select {
+    () => {
+        "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
+         j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
+         j.converted_at, j.goal_until, c.name AS campaign_name, c.state AS campaign_state, \
+         ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
+         ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
+         ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
+         e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
+         e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
+         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome \
+         FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
+         LEFT JOIN events e ON e.id = j.event_id "
+    };
+}
+
 /// Per-campaign statistics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignStats {
@@ -172,6 +212,9 @@ pub trait CampaignStore {
 
     async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey>;
 
+    /// A journey with its campaign's state, its contact and its trigger event, in one read.
+    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext>;
+
     /// Commits `work`; with a lease, also completes that job, or fails with `LeaseLost`. A
     /// journey update whose expectation no longer holds fails the whole write with a
     /// `Conflict` named `journey_moved`.
@@ -181,7 +224,19 @@ pub trait CampaignStore {
         lease: Option<&JobLease>,
         work: &CampaignWork,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let item = WorkCommit { workspace, lease, work };
+        self.commit_campaign_batch(std::slice::from_ref(&item), now).await?.pop().unwrap_or(Ok(()))
+    }
+
+    /// Commits several jobs' work in one transaction (group commit: one fsync for all). Each
+    /// item applies whole or not at all, as `commit_campaign_work` would; the results are in
+    /// item order. `Err` for the whole batch only when the transaction itself failed.
+    async fn commit_campaign_batch(
+        &self,
+        items: &[WorkCommit<'_>],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<()>>>;
 
     async fn list_messages(
         &self,

@@ -90,8 +90,7 @@ impl Campaigns {
                 evaluation.work.reactions.push((event.id, reactions));
             }
         }
-        self.store.commit_campaign_work(workspace, Some(&leased.lease), &evaluation.work, now).await?;
-        Ok(())
+        self.commit(workspace, Some(&leased.lease), evaluation.work).await
     }
 
     /// What `campaign`'s trigger makes of `event`.
@@ -337,8 +336,7 @@ impl Campaigns {
                 }
             }
         }
-        self.store.commit_campaign_work(workspace, Some(&leased.lease), &evaluation.work, now).await?;
-        Ok(())
+        self.commit(workspace, Some(&leased.lease), evaluation.work).await
     }
 
     async fn window_parts(
@@ -376,7 +374,7 @@ impl Campaigns {
         let enrollment = Enrollment { campaign, compiled: &compiled, contact, event: None, custom_variables };
         let result = self.enrol(&mut evaluation, enrollment, now).await?;
         if result.is_ok() {
-            self.store.commit_campaign_work(campaign.workspace_id, None, &evaluation.work, now).await?;
+            self.commit(campaign.workspace_id, None, evaluation.work).await?;
         }
         Ok(result)
     }

@@ -10,12 +10,12 @@ use herald_domain::{
     CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId, MessageStatus, NewJob, Timestamp,
 };
 use herald_store::StoreError;
-use herald_store::campaign::{AttributeChange, CampaignWork, JourneyUpdate, StepRecord};
+use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 
-use super::evaluate::info;
 use super::{CampaignJobError, Campaigns, payload};
+use herald_campaign::CampaignInfo;
 
 /// Where the journey stood when the job was scheduled; the job runs only if it still does.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,25 +35,29 @@ impl Campaigns {
         let workspace = leased.job.workspace_id;
         let now = self.clock.now();
         let mut work = CampaignWork::default();
-        let journey = match self.store.get_journey(workspace, id).await {
-            Ok(journey) => Some(journey),
+        let context = match self.store.journey_context(workspace, id).await {
+            Ok(context) => Some(context),
+            // Deleted with its contact or campaign.
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        if let Some(journey) =
-            journey.filter(|j| j.status == JourneyStatus::Active && j.step == step && j.run_at == run_at)
-        {
-            self.step(&journey, &mut work, now).await?;
+        if let Some(context) = context.filter(|c| {
+            c.journey.status == JourneyStatus::Active && c.journey.step == step && c.journey.run_at == run_at
+        }) {
+            self.step(context, &mut work, now).await?;
         }
-        self.store.commit_campaign_work(workspace, Some(&leased.lease), &work, now).await?;
-        Ok(())
+        self.commit(workspace, Some(&leased.lease), work).await
     }
 
-    async fn step(&self, journey: &Journey, work: &mut CampaignWork, now: Timestamp) -> Result<(), CampaignJobError> {
-        let workspace = journey.workspace_id;
-        let campaign = self.store.get_campaign(workspace, journey.campaign_id).await?;
+    async fn step(
+        &self,
+        context: JourneyContext,
+        work: &mut CampaignWork,
+        now: Timestamp,
+    ) -> Result<(), CampaignJobError> {
+        let JourneyContext { journey, campaign_name, campaign_state, contact, event } = context;
         let expect = Some((journey.step, journey.run_at));
-        if campaign.state == CampaignState::Paused {
+        if campaign_state == CampaignState::Paused {
             // Held where it is; resuming gives it its job back.
             work.updates.push(JourneyUpdate {
                 id: journey.id,
@@ -69,18 +73,8 @@ impl Campaigns {
             return Ok(());
         }
         let Some(from) = journey.step else { return Ok(()) };
-        let current = (campaign.version == journey.version).then_some(&campaign.document);
-        let compiled = self.program(workspace, campaign.id, journey.version, current).await?;
-        let contact = self.store.get_contact(workspace, journey.contact_id).await?;
-        let event = match journey.event_id {
-            Some(event) => match self.store.get_event(workspace, event).await {
-                Ok(event) => Some(event),
-                Err(StoreError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
-        let info = info(&campaign);
+        let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
+        let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
         let surroundings = Surroundings {
             campaign: &compiled,
             info: &info,
@@ -92,7 +86,7 @@ impl Campaigns {
         let Advance { runs, next } =
             advance(&surroundings, &mut state, usize::try_from(from).unwrap_or(usize::MAX), now);
         for run in runs {
-            record(journey, run, work, now);
+            record(&journey, run, work, now);
         }
         let (status, step, run_at, exit_reason) = match next {
             Next::At { at, step } => (JourneyStatus::Active, u32::try_from(step).ok(), Some(at), None),

@@ -8,16 +8,18 @@ mod journey;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_campaign::{CompiledCampaign, DocumentError, compile, document_from_value};
-use herald_domain::job::LeasedJob;
+use herald_domain::job::{JobLease, LeasedJob};
 use herald_domain::{CampaignId, JobKind, WorkspaceId};
-use herald_store::{SharedStore, StoreError};
+use herald_store::campaign::{CampaignWork, WorkCommit};
+use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
+use crate::group_commit::{CommitError, GroupCommit};
 
 /// Compiled programs kept in memory; versions never change, so entries never go stale.
 const PROGRAM_CACHE: usize = 1024;
@@ -32,6 +34,14 @@ pub enum CampaignJobError {
     Invalid(String),
 }
 
+/// One job's effects, waiting for a shared commit.
+#[derive(Debug)]
+pub struct PendingWork {
+    workspace: WorkspaceId,
+    lease: Option<JobLease>,
+    work: CampaignWork,
+}
+
 /// The campaign side of a node.
 #[derive(Debug)]
 pub struct Campaigns {
@@ -39,11 +49,74 @@ pub struct Campaigns {
     clock: SharedClock,
     programs: Mutex<HashMap<(CampaignId, u32), Arc<CompiledCampaign>>>,
     limits: Limits,
+    /// Commits the effects of many jobs in one transaction.
+    committer: GroupCommit<PendingWork, StoreResult<()>>,
+    /// Whether a workspace has active or paused campaigns, and since when that is known.
+    live: Mutex<HashMap<WorkspaceId, (bool, Instant)>>,
 }
 
 impl Campaigns {
-    pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock, programs: Mutex::default(), limits: Limits::default() }
+    pub fn new(store: SharedStore, clock: SharedClock, committers: usize) -> Self {
+        let batch_store = store.clone();
+        let committer = GroupCommit::start(
+            "campaign",
+            clock.clone(),
+            committers,
+            Arc::new(move |pending: Vec<PendingWork>, now| {
+                let store = batch_store.clone();
+                Box::pin(async move {
+                    let items: Vec<WorkCommit<'_>> = pending
+                        .iter()
+                        .map(|p| WorkCommit { workspace: p.workspace, lease: p.lease.as_ref(), work: &p.work })
+                        .collect();
+                    store.commit_campaign_batch(&items, now).await
+                })
+            }),
+        );
+        Self { store, clock, programs: Mutex::default(), limits: Limits::default(), committer, live: Mutex::default() }
+    }
+
+    /// Whether any of `workspaces` has live campaigns, so that events committed there have
+    /// evaluation jobs waiting. Known for up to a second (a campaign activated on another
+    /// node is seen within it; one activated here at once); this only decides whether to wake
+    /// the local worker now rather than at its next poll.
+    pub async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool {
+        for &workspace in workspaces {
+            let known = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(&workspace).copied();
+            let live = match known {
+                Some((live, since)) if since.elapsed() < LIVE_TTL => live,
+                _ => {
+                    let live = self.store.live_campaigns(workspace).await.is_ok_and(|c| !c.is_empty());
+                    self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(workspace, (live, Instant::now()));
+                    live
+                }
+            };
+            if live {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forgets what is known about `workspace`'s campaigns (one changed state here).
+    pub fn forget_live(&self, workspace: WorkspaceId) {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&workspace);
+    }
+
+    /// Commits one job's effects (with the job's completion when `lease` is given), sharing
+    /// the transaction with other jobs' effects.
+    async fn commit(
+        &self,
+        workspace: WorkspaceId,
+        lease: Option<&JobLease>,
+        work: CampaignWork,
+    ) -> Result<(), CampaignJobError> {
+        let pending = PendingWork { workspace, lease: lease.copied(), work };
+        match self.committer.submit(vec![pending]).await {
+            Ok(mut results) => Ok(results.pop().unwrap_or(Ok(()))?),
+            Err(CommitError::Store(e)) => Err(StoreError::Other(Box::new(e)).into()),
+            Err(CommitError::Closed) => Err(StoreError::Other("the server is shutting down".into()).into()),
+        }
     }
 
     /// Runs a campaign job; `Ok` means its effects and its completion are committed.
@@ -97,6 +170,9 @@ fn payload<T: DeserializeOwned>(leased: &LeasedJob) -> Result<T, CampaignJobErro
     serde_json::from_value(leased.job.payload.clone())
         .map_err(|e| CampaignJobError::Invalid(format!("unreadable {} payload: {e}", leased.job.kind)))
 }
+
+/// How long whether a workspace has live campaigns is trusted.
+const LIVE_TTL: Duration = Duration::from_secs(1);
 
 /// How long a job that lost a race (a conflicting write by another node) waits to run again.
 pub const RACE_RETRY: Duration = Duration::from_millis(200);

@@ -373,8 +373,9 @@ async fn transition(
             ),
             other => other.into(),
         })?;
+    state.campaigns.forget_live(workspace);
     // Released journeys have jobs due now.
-    state.wake.notify_waiters();
+    state.wake.notify_one();
     Ok(Json(dto(campaign)))
 }
 
@@ -480,7 +481,7 @@ async fn enroll_contact(
         )?;
     match outcome {
         Ok(journey_id) => {
-            state.wake.notify_waiters();
+            state.wake.notify_one();
             Ok((StatusCode::CREATED, Json(Enrolled { journey_id })))
         }
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", why)),

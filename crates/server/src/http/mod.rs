@@ -67,7 +67,7 @@ pub struct AppState {
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
     /// Commits inbound events in shared transactions.
-    pub committer: crate::ingest::committer::Committer,
+    pub committer: crate::ingest::Committer,
     /// Per-source rejection log and samples, written off the request path.
     pub source_log: crate::ingest::log::SourceLog,
     pub limiter: Arc<crate::ingest::limiter::Limiter>,

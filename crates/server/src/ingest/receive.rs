@@ -20,7 +20,7 @@ use herald_store::{Rejection, Sample};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::committer::CommitError;
+use crate::group_commit::CommitError;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
