@@ -121,10 +121,8 @@ pub fn compile(mut document: CampaignDocument) -> Result<CompiledCampaign, Vec<D
     if let Some(goal) = &document.goal {
         check_goal(goal, &mut push);
     }
-    if let Some(zone) = &document.timezone
-        && jiff::tz::TimeZone::get(zone).is_err()
-    {
-        push("timezone", format!("unknown time zone {zone:?}; use an IANA name such as \"Europe/Paris\""));
+    if let Some(Err(e)) = document.timezone.as_deref().map(check_timezone) {
+        push("timezone", e);
     }
     if document.steps.is_empty() {
         push("steps", "a campaign needs at least one step".into());
@@ -374,6 +372,13 @@ impl Builder {
             self.error(path, format!("{name:?} is an identity field, not an attribute"));
         }
     }
+}
+
+/// Whether `name` is a time zone Herald knows (IANA names, from the bundled database).
+pub fn check_timezone(name: &str) -> Result<(), String> {
+    jiff::tz::TimeZone::get(name)
+        .map(|_| ())
+        .map_err(|_| format!("unknown time zone {name:?}; use an IANA name such as \"Europe/Paris\""))
 }
 
 fn parse_time(text: &str) -> Option<(i8, i8)> {

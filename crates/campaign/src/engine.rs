@@ -109,6 +109,8 @@ pub struct Surroundings<'a> {
     pub event: Option<&'a herald_domain::Event>,
     pub unsubscribe_url: &'a str,
     pub limits: &'a Limits,
+    /// The workspace's default time zone, after the contact's and the campaign's.
+    pub workspace_timezone: Option<&'a str>,
 }
 
 /// Runs node `from` and its successors at `now` until a wait that lies in the future, an
@@ -264,6 +266,7 @@ fn wait_until(wait: &Wait, surroundings: &Surroundings<'_>, contact: &Contact, n
                 .and_then(Value::as_str)
                 .and_then(|name| TimeZone::get(name).ok())
                 .or_else(|| surroundings.campaign.document.timezone.as_deref().and_then(|z| TimeZone::get(z).ok()))
+                .or_else(|| surroundings.workspace_timezone.and_then(|z| TimeZone::get(z).ok()))
                 .unwrap_or(TimeZone::UTC);
             next_local_time(now, &zone, *hour, *minute, weekdays).unwrap_or(now)
         }

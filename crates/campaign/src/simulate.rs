@@ -107,6 +107,7 @@ pub fn simulate(
     compiled: &CompiledCampaign,
     info: &CampaignInfo,
     limits: &Limits,
+    workspace_timezone: Option<&str>,
     mut contact: Contact,
     events: &[SimEvent],
     until: Timestamp,
@@ -262,6 +263,7 @@ pub fn simulate(
                     event: Some(&events[journey.event].event),
                     unsubscribe_url: "",
                     limits,
+                    workspace_timezone,
                 };
                 let Advance { runs, next } = advance(&surroundings, &mut journey.state, node, at);
                 contact = journey.state.contact.clone();

@@ -11,6 +11,9 @@ use crate::{Timestamp, WorkspaceId};
 pub struct Workspace {
     pub id: WorkspaceId,
     pub name: WorkspaceName,
+    /// IANA time zone for campaign waits "until a time of day", for contacts without a
+    /// `timezone` attribute in campaigns without one of their own. UTC when absent.
+    pub timezone: Option<String>,
     pub created_at: Timestamp,
 }
 

@@ -18,6 +18,7 @@ on_both_backends!(
     documents_are_validated_versioned_and_exported,
     simulation_shows_what_the_live_run_then_does,
     templates_preview_without_sending,
+    the_workspace_time_zone_is_the_default_for_waits,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -503,5 +504,35 @@ async fn templates_preview_without_sending(backend: Backend) {
     assert_eq!(error["field"], "templates.subject");
     assert!(error["message"].as_str().expect("message").contains("line 1"), "{error}");
     assert!(messages(&app, "").await.is_empty());
+    app.stop().await;
+}
+
+async fn the_workspace_time_zone_is_the_default_for_waits(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let patch = |body: Value| app.request(Method::PATCH, "/api/v1/workspace").json(&body).send();
+    let error = expect_error(
+        patch(json!({"timezone": "Mars/Olympus"})).await.expect("patch"),
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error["field"], "timezone");
+    let (status, workspace) = json(patch(json!({"timezone": "Asia/Tokyo"})).await.expect("patch")).await;
+    assert_eq!((status, workspace["timezone"].as_str()), (StatusCode::OK, Some("Asia/Tokyo")), "{workspace}");
+    let document = json!({
+        "name": "Morning", "trigger": {"type": "event", "event": "go"},
+        "steps": [{"type": "wait", "until": {"time": "09:00"}}, email("m", "Good morning")]
+    });
+    let (_, created) = json(app.post("/api/v1/campaigns", &document).await).await;
+    let id = created["id"].as_str().expect("id");
+    let at = app.clock.now().to_string();
+    let timeline = json!({"contact": {"email": "t@x.test"}, "events": [{"event": "go", "at": at}]});
+    let (status, simulation) = json(app.post(&format!("/api/v1/campaigns/{id}/simulate"), &timeline).await).await;
+    assert_eq!(status, StatusCode::OK, "{simulation}");
+    let wait = simulation["items"].as_array().expect("items").iter().find(|i| i["kind"] == "wait").expect("a wait");
+    // 09:00 in Tokyo is 00:00 UTC.
+    assert!(wait["until"].as_str().expect("until").ends_with("T00:00:00Z"), "{wait}");
+    let (_, cleared) = json(patch(json!({"timezone": null})).await.expect("patch")).await;
+    assert!(cleared["timezone"].is_null(), "{cleared}");
     app.stop().await;
 }

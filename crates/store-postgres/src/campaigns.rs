@@ -624,6 +624,7 @@ impl CampaignStore for PgStore {
             campaign_name: get(&row, "campaign_name")?,
             campaign_state: parse(&row, "campaign_state")?,
             contact: contact_at(&row, "ct_")?,
+            workspace_timezone: get(&row, "workspace_timezone")?,
             event,
         })
     }

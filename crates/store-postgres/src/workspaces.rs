@@ -36,7 +36,7 @@ async fn insert_workspace(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(Workspace { id, name: name.clone(), created_at: now })
+    Ok(Workspace { id, name: name.clone(), timezone: None, created_at: now })
 }
 
 async fn insert_key(
@@ -83,7 +83,7 @@ impl WorkspaceStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let row = sqlx::query("SELECT id, name, created_at FROM workspaces WHERE name = $1")
+        let row = sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE name = $1")
             .bind(name.as_str())
             .fetch_one(&mut *tx)
             .await
@@ -100,7 +100,7 @@ impl WorkspaceStore for PgStore {
     }
 
     async fn workspace_by_name(&self, name: &WorkspaceName) -> StoreResult<Option<Workspace>> {
-        sqlx::query("SELECT id, name, created_at FROM workspaces WHERE name = $1")
+        sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -110,7 +110,7 @@ impl WorkspaceStore for PgStore {
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = sqlx::query("SELECT id, name, created_at FROM workspaces WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE id = $1")
             .bind(id.as_uuid())
             .fetch_optional(&self.pool)
             .await
@@ -119,8 +119,20 @@ impl WorkspaceStore for PgStore {
         rows::workspace(&row)
     }
 
+    async fn set_workspace_timezone(&self, id: WorkspaceId, timezone: Option<&str>) -> StoreResult<Workspace> {
+        let row =
+            sqlx::query("UPDATE workspaces SET timezone = $1 WHERE id = $2 RETURNING id, name, timezone, created_at")
+                .bind(timezone.map(crate::encode::text))
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "workspace" })?;
+        rows::workspace(&row)
+    }
+
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        sqlx::query("SELECT id, name, created_at FROM workspaces ORDER BY id")
+        sqlx::query("SELECT id, name, timezone, created_at FROM workspaces ORDER BY id")
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

@@ -1,5 +1,8 @@
 -- Campaigns: versioned documents, journeys, the step log and messages.
 
+-- The workspace's default time zone for campaign waits until a time of day.
+ALTER TABLE workspaces ADD COLUMN timezone TEXT;
+
 -- Claims take due jobs in (due_at, id) order; with the id in the index, taking the first N
 -- of many jobs due at the same instant (a campaign's 50,000 journeys) reads N entries
 -- instead of sorting all of them.

@@ -669,6 +669,7 @@ impl CampaignStore for SqliteStore {
             campaign_name: get(&row, "campaign_name")?,
             campaign_state: parse(&row, "campaign_state")?,
             contact: contact_at(&row, "ct_")?,
+            workspace_timezone: get(&row, "workspace_timezone")?,
             event: outcome.map(|outcome| event_at(&row, "e_", &outcome)).transpose()?,
         })
     }

@@ -36,6 +36,7 @@ pub(crate) fn workspace(row: &SqliteRow) -> StoreResult<Workspace> {
     Ok(Workspace {
         id: herald_domain::WorkspaceId::from_uuid(uuid(row, "id")?),
         name: WorkspaceName::parse(&name).map_err(|e| corrupt("workspaces.name", e))?,
+        timezone: get(row, "timezone")?,
         created_at: ts(row, "created_at")?,
     })
 }

@@ -31,7 +31,7 @@ async fn insert_workspace(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(Workspace { id, name: name.clone(), created_at: now })
+    Ok(Workspace { id, name: name.clone(), timezone: None, created_at: now })
 }
 
 async fn insert_key(
@@ -63,7 +63,7 @@ impl WorkspaceStore for SqliteStore {
     async fn ensure_default_workspace(&self, now: Timestamp) -> StoreResult<Workspace> {
         let name = WorkspaceName::default_name();
         let mut tx = self.write().await?;
-        let existing = sqlx::query("SELECT id, name, created_at FROM workspaces WHERE name = ?")
+        let existing = sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE name = ?")
             .bind(name.as_str())
             .fetch_optional(&mut *tx)
             .await
@@ -84,7 +84,7 @@ impl WorkspaceStore for SqliteStore {
     }
 
     async fn workspace_by_name(&self, name: &WorkspaceName) -> StoreResult<Option<Workspace>> {
-        sqlx::query("SELECT id, name, created_at FROM workspaces WHERE name = ?")
+        sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE name = ?")
             .bind(name.as_str())
             .fetch_optional(&self.readers)
             .await
@@ -94,7 +94,7 @@ impl WorkspaceStore for SqliteStore {
     }
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace> {
-        let row = sqlx::query("SELECT id, name, created_at FROM workspaces WHERE id = ?")
+        let row = sqlx::query("SELECT id, name, timezone, created_at FROM workspaces WHERE id = ?")
             .bind(id.as_uuid())
             .fetch_optional(&self.readers)
             .await
@@ -103,8 +103,22 @@ impl WorkspaceStore for SqliteStore {
         rows::workspace(&row)
     }
 
+    async fn set_workspace_timezone(&self, id: WorkspaceId, timezone: Option<&str>) -> StoreResult<Workspace> {
+        let mut tx = self.write().await?;
+        let row =
+            sqlx::query("UPDATE workspaces SET timezone = ? WHERE id = ? RETURNING id, name, timezone, created_at")
+                .bind(timezone)
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .ok_or(StoreError::NotFound { entity: "workspace" })?;
+        tx.commit().await.map_err(db_error)?;
+        rows::workspace(&row)
+    }
+
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>> {
-        sqlx::query("SELECT id, name, created_at FROM workspaces ORDER BY id")
+        sqlx::query("SELECT id, name, timezone, created_at FROM workspaces ORDER BY id")
             .fetch_all(&self.readers)
             .await
             .map_err(db_error)?

@@ -97,6 +97,8 @@ pub struct JourneyContext {
     /// The event that started the journey, without its request; `None` when there was none
     /// or it was erased.
     pub event: Option<herald_domain::Event>,
+    /// The workspace's default time zone.
+    pub workspace_timezone: Option<String>,
 }
 
 /// The start of a [`JourneyContext`] query, for both backends (append the `WHERE`): the
@@ -107,7 +109,7 @@ macro_rules! journey_context_select {
     () => {
         "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
          j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
-         j.converted_at, j.goal_until, c.name AS campaign_name, c.state AS campaign_state, \
+         j.converted_at, j.goal_until, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
          ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
          ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
          ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
@@ -115,6 +117,7 @@ macro_rules! journey_context_select {
          e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
          e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome \
          FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
+         JOIN workspaces w ON w.id = j.workspace_id \
          LEFT JOIN events e ON e.id = j.event_id "
     };
 }

@@ -151,6 +151,9 @@ pub trait WorkspaceStore {
 
     async fn get_workspace(&self, id: WorkspaceId) -> StoreResult<Workspace>;
 
+    /// Sets (or clears) the workspace's default time zone; the caller validated the name.
+    async fn set_workspace_timezone(&self, id: WorkspaceId, timezone: Option<&str>) -> StoreResult<Workspace>;
+
     async fn list_workspaces(&self) -> StoreResult<Vec<Workspace>>;
 
     async fn create_api_key(&self, workspace: WorkspaceId, key: NewApiKey, now: Timestamp) -> StoreResult<ApiKey>;

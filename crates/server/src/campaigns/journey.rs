@@ -55,7 +55,7 @@ impl Campaigns {
         work: &mut CampaignWork,
         now: Timestamp,
     ) -> Result<(), CampaignJobError> {
-        let JourneyContext { journey, campaign_name, campaign_state, contact, event } = context;
+        let JourneyContext { journey, campaign_name, campaign_state, contact, event, workspace_timezone } = context;
         let expect = Some((journey.step, journey.run_at));
         if campaign_state == CampaignState::Paused {
             // Held where it is; resuming gives it its job back.
@@ -81,6 +81,7 @@ impl Campaigns {
             event: event.as_ref(),
             unsubscribe_url: "",
             limits: &self.limits,
+            workspace_timezone: workspace_timezone.as_deref(),
         };
         let mut state = JourneyState { contact, custom_variables: journey.custom_variables.clone() };
         let Advance { runs, next } =

@@ -539,7 +539,8 @@ async fn simulate_campaign(
     let until = body.until.unwrap_or(last + std::time::Duration::from_secs(90 * 86_400));
     let info = herald_campaign::CampaignInfo { id: campaign.id, name: campaign.name.clone(), version };
     let limits = herald_template::Limits::default();
-    Ok(Json(simulate(&compiled, &info, &limits, contact, &events, until)))
+    let timezone = state.store.get_workspace(p.workspace_id).await?.timezone;
+    Ok(Json(simulate(&compiled, &info, &limits, timezone.as_deref(), contact, &events, until)))
 }
 
 fn inline_contact(

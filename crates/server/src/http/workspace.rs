@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use herald_domain::{Timestamp, Workspace, WorkspaceId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Auth;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ApiJson, ErrorBody};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceDto {
@@ -18,18 +18,32 @@ pub struct WorkspaceDto {
     id: WorkspaceId,
     #[schema(value_type = String, example = "default")]
     name: String,
+    /// Default time zone for campaign waits until a time of day (after the contact's
+    /// `timezone` attribute and the campaign's `timezone`); null: UTC.
+    #[schema(example = "Europe/Paris")]
+    timezone: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
 }
 
+/// Changes to the workspace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkspace {
+    /// An IANA time zone name, or null for UTC.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, example = "Europe/Paris")]
+    timezone: Option<Option<String>>,
+}
+
 impl From<Workspace> for WorkspaceDto {
     fn from(w: Workspace) -> Self {
-        Self { id: w.id, name: w.name.as_str().to_owned(), created_at: w.created_at }
+        Self { id: w.id, name: w.name.as_str().to_owned(), timezone: w.timezone, created_at: w.created_at }
     }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_workspace))
+    OpenApiRouter::new().routes(routes!(get_workspace, update_workspace))
 }
 
 /// The workspace this API key acts for.
@@ -41,4 +55,27 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn get_workspace(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<WorkspaceDto>, ApiError> {
     Ok(Json(state.store.get_workspace(principal.workspace_id).await?.into()))
+}
+
+/// Change the workspace's settings.
+#[utoipa::path(
+    patch,
+    path = "/workspace",
+    tag = "workspace",
+    request_body = UpdateWorkspace,
+    responses((status = 200, body = WorkspaceDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
+)]
+async fn update_workspace(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    ApiJson(body): ApiJson<UpdateWorkspace>,
+) -> Result<Json<WorkspaceDto>, ApiError> {
+    let mut workspace = state.store.get_workspace(principal.workspace_id).await?;
+    if let Some(timezone) = body.timezone {
+        if let Some(Err(e)) = timezone.as_deref().map(herald_campaign::compile::check_timezone) {
+            return Err(ApiError::invalid("timezone", e));
+        }
+        workspace = state.store.set_workspace_timezone(principal.workspace_id, timezone.as_deref()).await?;
+    }
+    Ok(Json(workspace.into()))
 }
