@@ -12,7 +12,7 @@
 //! Run: `cargo bench -p herald-server --bench campaigns` (env `HERALD_BENCH_WAITING`, comma
 //! separated, default `1000,1000000`; `HERALD_BENCH_DUE`, default 50000;
 //! `HERALD_BENCH_RATE`, default 500 events/s; `HERALD_BENCH_SECONDS`, default 60;
-//! `HERALD_BENCH_ONLY=runner|latency`). SQLite files go under `target/bench-campaigns/` (not
+//! `HERALD_BENCH_ONLY=runner|latency`; `HERALD_BENCH_CONCURRENCY`, the worker's job slots). SQLite files go under `target/bench-campaigns/` (not
 //! /tmp, which may be a tmpfs where fsync is free). The server runs in this process on a
 //! loopback port, with the system clock and its worker, as `herald serve` runs them.
 
@@ -130,7 +130,10 @@ async fn runner(waiting: usize, due: usize) -> f64 {
     eprintln!("  setup ({waiting} waiting + {due} due): {:.1} s", setup.elapsed().as_secs_f64());
 
     let clock: SharedClock = Arc::new(SystemClock);
-    let app = App::new(store.clone(), clock.clone(), "http://127.0.0.1:1", WorkerSettings::default(), 256 * 1024);
+    let concurrency = env_list("HERALD_BENCH_CONCURRENCY", &WorkerSettings::default().concurrency.to_string())[0];
+    let settings =
+        WorkerSettings { concurrency: u32::try_from(concurrency).expect("concurrency"), ..WorkerSettings::default() };
+    let app = App::new(store.clone(), clock.clone(), "http://127.0.0.1:1", settings, 256 * 1024);
     // The worker loop as `herald serve` runs it; done when the next due job is a waiting one.
     let started = Instant::now();
     let shutdown = CancellationToken::new();

@@ -129,7 +129,7 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { enabled: true, concurrency: 64, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
+        Self { enabled: true, concurrency: 128, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Campaigns, journeys, the step log and messages on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobKind, JobOutcome};
+use herald_domain::job::JobKind;
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EventId, JobId, Journey, JourneyId, JourneyStatus, LeaseId,
+    Message, MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
     AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
@@ -15,7 +15,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
-use crate::jobs::{finish, insert_jobs};
+use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{SqliteStore, db_error};
 
@@ -222,10 +222,27 @@ const INSERT_CHUNK: usize = 1000;
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
 async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    for item in items {
-        if let Some(lease) = item.lease {
-            finish(tx, lease, &JobOutcome::Done, now).await?;
+    // Jobs claimed together share a lease: complete them with one statement per claim.
+    let mut by_lease: std::collections::BTreeMap<LeaseId, Vec<JobId>> = std::collections::BTreeMap::new();
+    for lease in items.iter().filter_map(|i| i.lease) {
+        by_lease.entry(lease.lease_id).or_default().push(lease.job_id);
+    }
+    for (lease, jobs) in by_lease {
+        let mut done = QueryBuilder::<Sqlite>::new(
+            "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = ",
+        );
+        done.push_bind(now.unix_millis()).push(" WHERE lease_id = ").push_bind(lease.as_uuid()).push(" AND id IN (");
+        let mut ids = done.separated(", ");
+        for job in &jobs {
+            ids.push_bind(job.as_uuid());
         }
+        done.push(")");
+        let finished = done.build().execute(&mut **tx).await.map_err(db_error)?;
+        if finished.rows_affected() != jobs.len() as u64 {
+            return Err(StoreError::LeaseLost);
+        }
+    }
+    for item in items {
         for u in &item.work.updates {
             update_journey(tx, item.workspace, u, now).await?;
         }
