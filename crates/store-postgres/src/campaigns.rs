@@ -1,12 +1,15 @@
 //! Campaigns, journeys, the step log and messages on PostgreSQL.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobKind, JobOutcome};
+use herald_domain::job::JobKind;
 use herald_domain::{
     Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
-use herald_store::campaign::{CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
+use herald_store::campaign::{
+    CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
+    new_jobs_by_workspace,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
@@ -15,7 +18,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use crate::encode;
-use crate::jobs::{finish, insert_jobs};
+use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
 use crate::{PgStore, db_error};
 
@@ -201,148 +204,189 @@ pub(crate) async fn enqueue_evaluation(
     Ok(())
 }
 
-/// One job's work, inside the batch's transaction.
-async fn apply_work(tx: &mut Transaction<'static, Postgres>, item: &WorkCommit<'_>, now: Timestamp) -> StoreResult<()> {
-    let WorkCommit { workspace, lease, work } = *item;
-    if let Some(lease) = lease {
-        finish(tx, lease, &JobOutcome::Done, now).await?;
-    }
+/// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
+const INSERT_CHUNK: usize = 1000;
+
+/// Applies `items` inside the caller's transaction: per item the statements that can refuse
+/// it (the job's lease, the journeys' expected places), then every item's inserts as
+/// multi-row statements. A refused item fails the whole call; the caller then retries item
+/// by item.
+async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
-    for j in &work.journeys {
-        sqlx::query(
-            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
-             step, run_at, custom_variables, entered_at, goal_until, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10, $11, $12, $11)",
+    // Jobs claimed together share a lease: complete them with one statement per claim.
+    for (lease, jobs) in jobs_by_lease(items) {
+        let jobs: Vec<Uuid> = jobs.iter().map(|j| j.as_uuid()).collect();
+        let finished = sqlx::query(
+            "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = $1 \
+             WHERE lease_id = $2 AND id = ANY($3)",
         )
-        .bind(j.id.as_uuid())
-        .bind(workspace.as_uuid())
-        .bind(j.campaign_id.as_uuid())
-        .bind(i32::try_from(j.version).map_err(|e| corrupt("version", e))?)
-        .bind(j.contact_id.as_uuid())
-        .bind(j.event_id.map(|e| e.as_uuid()))
-        .bind(j.exclusive)
-        .bind(i32::try_from(j.step).map_err(|e| corrupt("step", e))?)
-        .bind(encode::ts(j.run_at))
-        .bind(Json(encode::json_map(&j.custom_variables)))
         .bind(at)
-        .bind(j.goal_until.map(encode::ts))
+        .bind(lease.as_uuid())
+        .bind(&jobs)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    }
-    for u in &work.updates {
-        let (guard, expect_step, expect_run_at) = match u.expect {
-            Some((step, run_at)) => (true, step, run_at),
-            None => (false, None, None),
-        };
-        let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
-        let updated = sqlx::query(
-            "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
-             custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
-             converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
-             ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
-             WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
-             AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
-        )
-        .bind(u.status.as_str())
-        .bind(step(u.step)?)
-        .bind(u.run_at.map(encode::ts))
-        .bind(u.held)
-        .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
-        .bind(u.exit_reason.as_deref().map(encode::text))
-        .bind(u.converted)
-        .bind(at)
-        .bind(u.status != JourneyStatus::Active)
-        .bind(u.id.as_uuid())
-        .bind(workspace.as_uuid())
-        .bind(guard)
-        .bind(step(expect_step)?)
-        .bind(expect_run_at.map(encode::ts))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict { constraint: "journey_moved".into() });
+        if finished.rows_affected() != jobs.len() as u64 {
+            return Err(StoreError::LeaseLost);
         }
     }
-    for m in &work.messages {
-        sqlx::query(concat!(
-            "INSERT INTO messages (",
-            message_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-        ))
-        .bind(m.id.as_uuid())
-        .bind(workspace.as_uuid())
-        .bind(m.campaign_id.as_uuid())
-        .bind(m.journey_id.as_uuid())
-        .bind(encode::text(&m.step))
-        .bind(m.contact_id.as_uuid())
-        .bind(m.status.as_str())
-        .bind(m.status_reason.as_deref().map(encode::text))
-        .bind(encode::text(&m.to))
-        .bind(encode::text(&m.from))
-        .bind(m.reply_to.as_deref().map(encode::text))
-        .bind(encode::text(&m.subject))
-        .bind(encode::text(&m.html))
-        .bind(encode::text(&m.text))
-        .bind(Json(encode::json_map(&m.headers)))
-        .bind(Json(encode::json(&json!(m.warnings))))
-        .bind(encode::text(&m.transport))
-        .bind(encode::ts(m.created_at))
-        .bind(m.sent_at.map(encode::ts))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    for item in items {
+        for u in &item.work.updates {
+            update_journey(tx, item.workspace, u, now).await?;
+        }
     }
-    for s in &work.steps {
-        sqlx::query(
-            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(s.journey_id.as_uuid())
-        .bind(s.campaign_id.as_uuid())
-        .bind(encode::text(&s.step))
-        .bind(&s.outcome)
-        .bind(Json(encode::json(&s.detail)))
-        .bind(s.message_id.map(|m| m.as_uuid()))
-        .bind(encode::ts(s.at))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
+    for chunk in journeys.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
+             step, run_at, custom_variables, entered_at, goal_until, updated_at) ",
+        );
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (workspace, j) in chunk {
+            let version = i32::try_from(j.version).map_err(|e| corrupt("version", e))?;
+            let step = i32::try_from(j.step).map_err(|e| corrupt("step", e))?;
+            rows.push((workspace, j, version, step));
+        }
+        insert.push_values(rows, |mut row, (workspace, j, version, step)| {
+            row.push_bind(j.id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(j.campaign_id.as_uuid())
+                .push_bind(version)
+                .push_bind(j.contact_id.as_uuid())
+                .push_bind(j.event_id.map(|e| e.as_uuid()))
+                .push_bind("active")
+                .push_bind(j.exclusive)
+                .push_bind(step)
+                .push_bind(encode::ts(j.run_at))
+                .push_bind(Json(encode::json_map(&j.custom_variables).into_owned()))
+                .push_bind(at)
+                .push_bind(j.goal_until.map(encode::ts))
+                .push_bind(at);
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    for a in &work.attributes {
-        let attribute = encode::text(&a.attribute);
-        let query = match &a.value {
-            Some(value) => sqlx::query(
-                "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
-                 WHERE id = $4 AND workspace_id = $5",
+    let messages: Vec<_> = items.iter().flat_map(|i| i.work.messages.iter().map(move |m| (i.workspace, m))).collect();
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Postgres>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
+        insert.push_values(chunk, |mut row, (workspace, m)| {
+            row.push_bind(m.id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(m.campaign_id.as_uuid())
+                .push_bind(m.journey_id.as_uuid())
+                .push_bind(encode::text(&m.step).into_owned())
+                .push_bind(m.contact_id.as_uuid())
+                .push_bind(m.status.as_str())
+                .push_bind(m.status_reason.as_deref().map(|r| encode::text(r).into_owned()))
+                .push_bind(encode::text(&m.to).into_owned())
+                .push_bind(encode::text(&m.from).into_owned())
+                .push_bind(m.reply_to.as_deref().map(|r| encode::text(r).into_owned()))
+                .push_bind(encode::text(&m.subject).into_owned())
+                .push_bind(encode::text(&m.html).into_owned())
+                .push_bind(encode::text(&m.text).into_owned())
+                .push_bind(Json(encode::json_map(&m.headers).into_owned()))
+                .push_bind(Json(encode::json(&json!(m.warnings)).into_owned()))
+                .push_bind(encode::text(&m.transport).into_owned())
+                .push_bind(encode::ts(m.created_at))
+                .push_bind(m.sent_at.map(encode::ts));
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
+    for chunk in steps.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) ",
+        );
+        insert.push_values(chunk, |mut row, s| {
+            row.push_bind(s.journey_id.as_uuid())
+                .push_bind(s.campaign_id.as_uuid())
+                .push_bind(encode::text(&s.step).into_owned())
+                .push_bind(s.outcome.clone())
+                .push_bind(Json(encode::json(&s.detail).into_owned()))
+                .push_bind(s.message_id.map(|m| m.as_uuid()))
+                .push_bind(encode::ts(s.at));
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    for (workspace, jobs) in new_jobs_by_workspace(items) {
+        insert_jobs(tx, workspace, &jobs, now).await?;
+    }
+    for item in items {
+        for a in &item.work.attributes {
+            let attribute = encode::text(&a.attribute);
+            let query = match &a.value {
+                Some(value) => sqlx::query(
+                    "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
+                     WHERE id = $4 AND workspace_id = $5",
+                )
+                .bind(attribute)
+                .bind(Json(encode::json(value))),
+                None => sqlx::query(
+                    "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
+                )
+                .bind(attribute),
+            };
+            query
+                .bind(at)
+                .bind(a.contact_id.as_uuid())
+                .bind(item.workspace.as_uuid())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        for (event, reactions) in &item.work.reactions {
+            sqlx::query(
+                "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
             )
-            .bind(attribute)
-            .bind(Json(encode::json(value))),
-            None => sqlx::query(
-                "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
-            )
-            .bind(attribute),
-        };
-        query
-            .bind(at)
-            .bind(a.contact_id.as_uuid())
-            .bind(workspace.as_uuid())
+            .bind(Json(encode::json(&json!(reactions))))
+            .bind(event.as_uuid())
+            .bind(item.workspace.as_uuid())
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
+        }
     }
-    insert_jobs(tx, workspace, &work.jobs, now).await?;
-    for (event, reactions) in &work.reactions {
-        sqlx::query(
-            "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
-        )
-        .bind(Json(encode::json(&json!(reactions))))
-        .bind(event.as_uuid())
-        .bind(workspace.as_uuid())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
+async fn update_journey(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    u: &JourneyUpdate,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let (guard, expect_step, expect_run_at) = match u.expect {
+        Some((step, run_at)) => (true, step, run_at),
+        None => (false, None, None),
+    };
+    let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
+    let updated = sqlx::query(
+        "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
+         custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
+         converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
+         ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
+         WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
+         AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
+    )
+    .bind(u.status.as_str())
+    .bind(step(u.step)?)
+    .bind(u.run_at.map(encode::ts))
+    .bind(u.held)
+    .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
+    .bind(u.exit_reason.as_deref().map(encode::text))
+    .bind(u.converted)
+    .bind(encode::ts(now))
+    .bind(u.status != JourneyStatus::Active)
+    .bind(u.id.as_uuid())
+    .bind(workspace.as_uuid())
+    .bind(guard)
+    .bind(step(expect_step)?)
+    .bind(expect_run_at.map(encode::ts))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict { constraint: "journey_moved".into() });
     }
     Ok(())
 }
@@ -635,17 +679,26 @@ impl CampaignStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.begin().await?;
+        match apply(&mut tx, items, now).await {
+            Ok(()) => {
+                tx.commit().await.map_err(db_error)?;
+                return Ok(items.iter().map(|_| Ok(())).collect());
+            }
+            Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
+            Err(e) => return Err(e),
+        }
+        // Some item was refused: apply them one by one, each under a savepoint.
+        let mut tx = self.begin().await?;
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             sqlx::query("SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-            match apply_work(&mut tx, item, now).await {
+            match apply(&mut tx, std::slice::from_ref(item), now).await {
                 Ok(()) => {
                     sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
                     results.push(Ok(()));
                 }
                 Err(e @ (StoreError::LeaseLost | StoreError::Conflict { .. })) => {
                     sqlx::query("ROLLBACK TO SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
                     results.push(Err(e));
                 }
                 Err(e) => return Err(e),

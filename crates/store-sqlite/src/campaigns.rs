@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 use herald_domain::job::JobKind;
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, JobId, Journey, JourneyId, JourneyStatus, LeaseId,
-    Message, MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
     AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
+    jobs_by_lease, new_jobs_by_workspace,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
@@ -223,11 +224,7 @@ const INSERT_CHUNK: usize = 1000;
 /// by item.
 async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     // Jobs claimed together share a lease: complete them with one statement per claim.
-    let mut by_lease: std::collections::BTreeMap<LeaseId, Vec<JobId>> = std::collections::BTreeMap::new();
-    for lease in items.iter().filter_map(|i| i.lease) {
-        by_lease.entry(lease.lease_id).or_default().push(lease.job_id);
-    }
-    for (lease, jobs) in by_lease {
+    for (lease, jobs) in jobs_by_lease(items) {
         let mut done = QueryBuilder::<Sqlite>::new(
             "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = ",
         );
@@ -313,11 +310,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    let mut jobs: std::collections::BTreeMap<WorkspaceId, Vec<NewJob>> = std::collections::BTreeMap::new();
-    for item in items.iter().filter(|i| !i.work.jobs.is_empty()) {
-        jobs.entry(item.workspace).or_default().extend(item.work.jobs.iter().cloned());
-    }
-    for (workspace, jobs) in jobs {
+    for (workspace, jobs) in new_jobs_by_workspace(items) {
         insert_jobs(tx, workspace, &jobs, now).await?;
     }
     for item in items {

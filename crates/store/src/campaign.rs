@@ -122,6 +122,27 @@ macro_rules! journey_context_select {
     };
 }
 
+/// The jobs of `items` completed by one statement each: grouped by the claim (lease) they
+/// were taken with.
+pub fn jobs_by_lease(
+    items: &[WorkCommit<'_>],
+) -> std::collections::BTreeMap<herald_domain::LeaseId, Vec<herald_domain::JobId>> {
+    let mut by_lease: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
+    for lease in items.iter().filter_map(|i| i.lease) {
+        by_lease.entry(lease.lease_id).or_default().push(lease.job_id);
+    }
+    by_lease
+}
+
+/// The new jobs of `items`, per workspace.
+pub fn new_jobs_by_workspace(items: &[WorkCommit<'_>]) -> std::collections::BTreeMap<WorkspaceId, Vec<NewJob>> {
+    let mut jobs: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
+    for item in items.iter().filter(|i| !i.work.jobs.is_empty()) {
+        jobs.entry(item.workspace).or_default().extend(item.work.jobs.iter().cloned());
+    }
+    jobs
+}
+
 /// Per-campaign statistics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignStats {
