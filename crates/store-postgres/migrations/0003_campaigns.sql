@@ -8,6 +8,8 @@ ALTER TABLE workspaces ADD COLUMN timezone text;
 -- instead of sorting all of them.
 DROP INDEX jobs_due;
 CREATE INDEX jobs_due ON jobs (due_at, id) WHERE due_at IS NOT NULL;
+-- Finished jobs (done or dead), by when they finished: housekeeping deletes the old ones.
+CREATE INDEX jobs_finished ON jobs (updated_at) WHERE due_at IS NULL;
 
 CREATE TABLE campaigns (
     id           uuid        NOT NULL PRIMARY KEY,

@@ -198,6 +198,26 @@ impl JobStore for PgStore {
         Ok(next.map(Timestamp::from_offset_date_time))
     }
 
+    async fn purge_finished_jobs(
+        &self,
+        done_before: Timestamp,
+        dead_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let purged = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE due_at IS NULL AND updated_at < $1 \
+             AND ((state = 'done' AND updated_at < $2) OR (state = 'dead' AND updated_at < $3)) LIMIT $4)",
+        )
+        .bind(crate::encode::ts(done_before.max(dead_before)))
+        .bind(crate::encode::ts(done_before))
+        .bind(crate::encode::ts(dead_before))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
+
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
         let row = sqlx::query(
             "SELECT COUNT(*) FILTER (WHERE due_at <= $1) AS due, \

@@ -177,6 +177,28 @@ impl JobStore for SqliteStore {
         Ok(next.map(Timestamp::from_unix_millis))
     }
 
+    async fn purge_finished_jobs(
+        &self,
+        done_before: Timestamp,
+        dead_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let purged = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE due_at IS NULL AND updated_at < ?1 \
+             AND ((state = 'done' AND updated_at < ?2) OR (state = 'dead' AND updated_at < ?3)) LIMIT ?4)",
+        )
+        .bind(done_before.max(dead_before).unix_millis())
+        .bind(done_before.unix_millis())
+        .bind(dead_before.unix_millis())
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
+
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(due_at <= ?1), 0) AS due, \

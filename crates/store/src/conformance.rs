@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
             expired_idempotency_keys_are_purged,
+            finished_jobs_are_purged_after_their_retention,
             campaigns_keep_versions_and_move_through_states,
             campaign_work_commits_whole_and_guarded,
         );
@@ -906,6 +907,26 @@ pub async fn expired_idempotency_keys_are_purged(store: SharedStore) {
     assert_eq!(again[0], IngestResult::Replayed(accepted(&recent[0])));
     let fresh = store.ingest(&[request(ws, source, body, Some("old"), at(102))], at(102)).await.expect("ingest");
     assert_ne!(accepted(&fresh[0]).event_id, accepted(&old[0]).event_id);
+}
+
+pub async fn finished_jobs_are_purged_after_their_retention(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let jobs = [ping_job(at(0)), ping_job(at(0)), ping_job(at(0)), ping_job(at(500))];
+    store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
+    let claimed = store.claim_jobs(&claim(at(0), 10)).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    store.finish_job(&claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
+    store.finish_job(&claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10)).await.expect("dead");
+    // claimed[2] stays running; the fourth job stays queued.
+    assert_eq!(store.purge_finished_jobs(at(10), at(10), 100).await.expect("purge"), 0, "not older than the cut");
+    assert_eq!(store.purge_finished_jobs(at(11), at(10), 100).await.expect("purge"), 1, "the done one");
+    assert!(matches!(store.get_job(ws.id, claimed[0].job.id).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.get_job(ws.id, claimed[1].job.id).await.expect("dead kept").state, JobState::Dead);
+    assert_eq!(store.purge_finished_jobs(at(11), at(11), 100).await.expect("purge"), 1, "the dead one");
+    assert_eq!(store.purge_finished_jobs(at(10_000), at(10_000), 100).await.expect("purge"), 0, "unfinished jobs stay");
+    assert_eq!(store.get_job(ws.id, claimed[2].job.id).await.expect("running").state, JobState::Running);
+    let stats = store.queue_stats(at(0)).await.expect("stats");
+    assert_eq!((stats.running, stats.scheduled), (1, 1));
 }
 
 // ---- Campaigns -------------------------------------------------------------------------

@@ -206,6 +206,12 @@ pub trait JobStore {
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>>;
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats>;
+
+    /// Deletes jobs that finished `done` before `done_before` and `dead` before
+    /// `dead_before`, at most `limit` of them; returns how many went (call again while it
+    /// returns `limit`).
+    async fn purge_finished_jobs(&self, done_before: Timestamp, dead_before: Timestamp, limit: u32)
+    -> StoreResult<u64>;
 }
 
 /// A new source: its name and kind, and the hash of its URL token.
