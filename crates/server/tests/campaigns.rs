@@ -19,6 +19,7 @@ on_both_backends!(
     simulation_shows_what_the_live_run_then_does,
     templates_preview_without_sending,
     the_workspace_time_zone_is_the_default_for_waits,
+    bad_campaign_requests_name_the_field,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -534,5 +535,58 @@ async fn the_workspace_time_zone_is_the_default_for_waits(backend: Backend) {
     assert!(wait["until"].as_str().expect("until").ends_with("T00:00:00Z"), "{wait}");
     let (_, cleared) = json(patch(json!({"timezone": null})).await.expect("patch")).await;
     assert!(cleared["timezone"].is_null(), "{cleared}");
+    app.stop().await;
+}
+
+async fn bad_campaign_requests_name_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let document = json!({"name": "D", "trigger": {"type": "manual"},
+                          "steps": [{"type": "email", "from": "a@acme.test", "subject": "s", "html": "h"}]});
+    let (_, created) = json(app.post("/api/v1/campaigns", &document).await).await;
+    let id = created["id"].as_str().expect("id");
+    let bad = [
+        ("/api/v1/campaigns/cmp_nope", "id"),
+        ("/api/v1/messages?status=lost", "status"),
+        ("/api/v1/messages?contact_id=ct_x", "contact_id"),
+    ];
+    for (path, field) in bad {
+        let error = expect_error(app.get(path).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert_eq!(error["field"], field, "{path}: {error}");
+    }
+    let posts = [
+        (format!("/api/v1/campaigns/{id}/simulate"), json!({"events": [{"event": "x"}]}), "events[0].at"),
+        (
+            format!("/api/v1/campaigns/{id}/simulate"),
+            json!({"events": [{"event": 5, "at": "2026-01-01T00:00:00Z"}]}),
+            "events[0].event",
+        ),
+        (
+            format!("/api/v1/campaigns/{id}/simulate"),
+            json!({"contact_id": "ct_1", "contact": {}, "events": []}),
+            "contact",
+        ),
+        (format!("/api/v1/campaigns/{id}/enroll"), json!({}), "contact_id"),
+        (
+            "/api/v1/templates/preview".to_owned(),
+            json!({"templates": {}, "contact": {"email": "nope"}}),
+            "contact.email",
+        ),
+    ];
+    for (path, body, field) in posts {
+        let error = expect_error(app.post(&path, &body).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert_eq!(error["field"], field, "{path}: {error}");
+    }
+    // Enrolling into a draft is refused with the reason; the body's JSON is checked first.
+    let (status, body) =
+        json(app.post(&format!("/api/v1/campaigns/{id}/enroll"), &json!({"email": "a@x.test"})).await).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_state")), "{body}");
+    let response = app
+        .request(Method::POST, "/api/v1/campaigns")
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }

@@ -446,6 +446,16 @@ async fn enroll_contact(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Enroll>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    // The request first (400), then the campaign (404, 409), then the contact (404).
+    enum Who {
+        Id(ContactId),
+        Email(EmailAddress),
+    }
+    let who = match (body.contact_id, body.email) {
+        (Some(raw), None) => Who::Id(raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?),
+        (None, Some(raw)) => Who::Email(EmailAddress::parse(&raw).map_err(|e| ApiError::invalid("email", e))?),
+        _ => return Err(ApiError::invalid("contact_id", "give either contact_id or email")),
+    };
     let campaign = state.store.get_campaign(p.workspace_id, parse_id(&id)?).await?;
     if campaign.state != CampaignState::Active {
         return Err(ApiError::new(
@@ -454,13 +464,9 @@ async fn enroll_contact(
             format!("the campaign is {}; only an active campaign enrols contacts", campaign.state),
         ));
     }
-    let contact = match (body.contact_id, body.email) {
-        (Some(raw), None) => {
-            let id: ContactId = raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
-            state.store.get_contact(p.workspace_id, id).await?
-        }
-        (None, Some(raw)) => {
-            let email = EmailAddress::parse(&raw).map_err(|e| ApiError::invalid("email", e))?;
+    let contact = match who {
+        Who::Id(id) => state.store.get_contact(p.workspace_id, id).await?,
+        Who::Email(email) => {
             let filter = ContactFilter { email: Some(email), ..ContactFilter::default() };
             let page = state
                 .store
@@ -468,7 +474,6 @@ async fn enroll_contact(
                 .await?;
             page.items.into_iter().next().ok_or_else(|| ApiError::not_found("contact"))?
         }
-        _ => return Err(ApiError::invalid("contact_id", "give either contact_id or email")),
     };
     let outcome =
         state.campaigns.enroll_now(&campaign, &contact, body.custom_variables.unwrap_or_default()).await.map_err(
