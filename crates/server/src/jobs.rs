@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::{JobKind, RetryPolicy};
+use herald_domain::{JobKind, RetryPolicy, Timestamp};
 use herald_store::{ClaimRequest, SharedStore, StoreError};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -193,12 +193,7 @@ impl Worker {
                     self.store.finish_job(&leased.lease, &outcome, now).await?;
                     Ok("retry")
                 }
-                Err(CampaignJobError::Store(e)) => {
-                    let outcome = RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), e.to_string());
-                    let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
-                    self.store.finish_job(&leased.lease, &outcome, now).await?;
-                    Ok(label)
-                }
+                Err(CampaignJobError::Store(e)) => self.retry_later(leased, e.to_string(), now).await,
                 Err(CampaignJobError::Invalid(error)) => {
                     tracing::error!(job = %job.id, kind = %kind, error, "campaign job cannot run");
                     self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
@@ -207,13 +202,18 @@ impl Worker {
             },
             Err(unknown) => {
                 // A newer node may know this kind (rolling upgrade): leave it for later.
-                let error = format!("{unknown}; a newer herald may run it");
-                let outcome = RetryPolicy::DEFAULT.after_failure(job.attempts, now, rand::random(), error);
-                let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
-                self.store.finish_job(&leased.lease, &outcome, now).await?;
-                Ok(label)
+                self.retry_later(leased, format!("{unknown}; a newer herald may run it"), now).await
             }
         }
+    }
+
+    /// Records a failed run: again after the retry policy's backoff, or dead when the attempts
+    /// are spent. Returns the outcome's metric label.
+    async fn retry_later(&self, leased: &LeasedJob, error: String, now: Timestamp) -> Result<&'static str, StoreError> {
+        let outcome = RetryPolicy::DEFAULT.after_failure(leased.job.attempts, now, rand::random(), error);
+        let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
+        self.store.finish_job(&leased.lease, &outcome, now).await?;
+        Ok(label)
     }
 }
 

@@ -638,18 +638,6 @@ impl CampaignStore for PgStore {
         rows.iter().map(journey).collect()
     }
 
-    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey> {
-        let row =
-            sqlx::query(concat!("SELECT ", journey_columns!(), " FROM journeys WHERE workspace_id = $1 AND id = $2"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "journey" })?;
-        journey(&row)
-    }
-
     async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
         let row =
             sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = $1 AND j.id = $2"))

@@ -652,18 +652,6 @@ impl CampaignStore for SqliteStore {
         rows.iter().map(journey).collect()
     }
 
-    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey> {
-        let row =
-            sqlx::query(concat!("SELECT ", journey_columns!(), " FROM journeys WHERE workspace_id = ? AND id = ?"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "journey" })?;
-        journey(&row)
-    }
-
     async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
         let row =
             sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = ? AND j.id = ?"))

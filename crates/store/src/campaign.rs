@@ -234,8 +234,6 @@ pub trait CampaignStore {
     async fn contact_journeys(&self, contact: ContactId, campaign: CampaignId, limit: u32)
     -> StoreResult<Vec<Journey>>;
 
-    async fn get_journey(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<Journey>;
-
     /// A journey with its campaign's state, its contact and its trigger event, in one read.
     async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext>;
 

@@ -1070,7 +1070,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &done, at(3)).await.expect("complete");
-    let finished = store.get_journey(ws, first).await.expect("journey");
+    let finished = store.journey_context(ws, first).await.expect("journey").journey;
     assert_eq!((finished.status, finished.ended_at, finished.step), (JourneyStatus::Completed, Some(at(3)), None));
     assert_eq!(finished.custom_variables["stage"], "done");
     assert_eq!(store.get_message(ws, message.id).await.expect("message"), message);
@@ -1113,5 +1113,5 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         .await
         .expect("resume");
     assert_eq!(store.queue_stats(at(5)).await.expect("stats").due, before + 1);
-    assert!(!store.get_journey(ws, held).await.expect("journey").held);
+    assert!(!store.journey_context(ws, held).await.expect("journey").journey.held);
 }
