@@ -1,0 +1,9 @@
+//! Herald's email delivery parts, free of storage: DKIM keys and signing, MIME composition,
+//! the SMTP client, and the DNS records a sending domain publishes and their verification.
+
+pub mod dkim;
+pub mod dns;
+pub mod message;
+pub mod smtp;
+#[cfg(feature = "test-support")]
+pub mod testing;
