@@ -43,6 +43,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// draft → active ⇄ paused → archived.
     CampaignState {
@@ -141,8 +143,15 @@ pub struct Message {
     pub headers: Map<String, Value>,
     /// Missing variables and the like, from rendering.
     pub warnings: Vec<String>,
-    /// `outbox` for the embedded transport.
+    /// `outbox` for the embedded transport, `smtp` for an SMTP server.
     pub transport: String,
+    /// The `Message-ID` header (without angle brackets), fixed when the message is created so
+    /// that a retried delivery carries the same one and receivers can deduplicate.
+    pub internet_message_id: String,
+    /// Hand-overs to the transport tried so far.
+    pub attempts: u32,
+    /// The transport's last reply (for SMTP: the server's reply line, e.g. `250 2.0.0 Ok`).
+    pub reply: Option<String>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
 }

@@ -127,6 +127,11 @@ prefixed_id!(
     "msg"
 );
 prefixed_id!(
+    /// A sending domain (its DKIM key and DNS records).
+    DomainId,
+    "dom"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

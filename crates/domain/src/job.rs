@@ -29,10 +29,13 @@ pub enum JobKind {
     /// Closes a drop-off or inactivity window: enrols the contact if the awaited event did
     /// not come.
     WindowCheck,
+    /// Hands one queued message to the SMTP transport (or holds, suppresses or fails it).
+    DeliverMessage,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [JobKind::Ping, JobKind::EvaluateEvents, JobKind::JourneyStep, JobKind::WindowCheck];
+    pub const ALL: [JobKind; 5] =
+        [JobKind::Ping, JobKind::EvaluateEvents, JobKind::JourneyStep, JobKind::WindowCheck, JobKind::DeliverMessage];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl JobKind {
             JobKind::EvaluateEvents => "evaluate_events",
             JobKind::JourneyStep => "journey_step",
             JobKind::WindowCheck => "window_check",
+            JobKind::DeliverMessage => "deliver_message",
         }
     }
 }

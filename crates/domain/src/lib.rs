@@ -7,6 +7,7 @@
 pub mod api_key;
 pub mod campaign;
 pub mod contact;
+pub mod email;
 pub mod event;
 pub mod id;
 pub mod inbound;
@@ -23,9 +24,11 @@ pub use campaign::{
     Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
 };
 pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
+pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
-    ApiKeyId, CampaignId, ContactId, EventId, IdParseError, JobId, JourneyId, LeaseId, MessageId, SourceId, WorkspaceId,
+    ApiKeyId, CampaignId, ContactId, DomainId, EventId, IdParseError, JobId, JourneyId, LeaseId, MessageId, SourceId,
+    WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};

@@ -41,7 +41,8 @@ macro_rules! journey_columns {
 macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
-         reply_to, subject, html, text, headers, warnings, transport, created_at, sent_at"
+         reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
+         created_at, sent_at"
     };
 }
 
@@ -106,6 +107,9 @@ fn message(row: &PgRow) -> StoreResult<Message> {
         headers: object(row, "headers")?,
         warnings: get::<Json<Vec<String>>>(row, "warnings")?.0,
         transport: get(row, "transport")?,
+        internet_message_id: get(row, "internet_message_id")?,
+        attempts: number(row, "attempts")?,
+        reply: get(row, "reply")?,
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -286,6 +290,10 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
                 .push_bind(Json(encode::json_map(&m.headers).into_owned()))
                 .push_bind(Json(encode::json(&json!(m.warnings)).into_owned()))
                 .push_bind(encode::text(&m.transport).into_owned())
+                .push_bind(encode::text(&m.internet_message_id).into_owned())
+                .push_bind(i32::try_from(m.attempts).unwrap_or(i32::MAX))
+                .push_bind(m.reply.as_deref().map(|r| encode::text(r).into_owned()))
+                .push_bind(encode::text(&herald_store::email::from_domain(&m.from)).into_owned())
                 .push_bind(encode::ts(m.created_at))
                 .push_bind(m.sent_at.map(encode::ts));
         });
@@ -657,6 +665,8 @@ impl CampaignStore for PgStore {
             campaign_state: parse(&row, "campaign_state")?,
             contact: contact_at(&row, "ct_")?,
             workspace_timezone: get(&row, "workspace_timezone")?,
+            suppressed: get(&row, "suppressed")?,
+            workspace_smtp: get(&row, "workspace_smtp")?,
             event,
         })
     }

@@ -16,6 +16,7 @@
 
 mod campaigns;
 mod contacts;
+mod email;
 mod encode;
 mod events;
 mod jobs;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
     (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
     (3, "campaigns", include_str!("../migrations/0003_campaigns.sql")),
+    (4, "email", include_str!("../migrations/0004_email.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

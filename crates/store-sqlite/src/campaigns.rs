@@ -39,7 +39,8 @@ macro_rules! journey_columns {
 macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
-         reply_to, subject, html, text, headers, warnings, transport, created_at, sent_at"
+         reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
+         created_at, sent_at"
     };
 }
 
@@ -108,6 +109,9 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
         headers: json_object(row, "headers")?,
         warnings: serde_json::from_value(json_value(row, "warnings")?).map_err(|e| corrupt("warnings", e))?,
         transport: get(row, "transport")?,
+        internet_message_id: get(row, "internet_message_id")?,
+        attempts: number(row, "attempts")?,
+        reply: get(row, "reply")?,
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -289,6 +293,10 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
                 .push_bind(Value::Object(m.headers.clone()).to_string())
                 .push_bind(json!(m.warnings).to_string())
                 .push_bind(m.transport.clone())
+                .push_bind(m.internet_message_id.clone())
+                .push_bind(i64::from(m.attempts))
+                .push_bind(m.reply.clone())
+                .push_bind(herald_store::email::from_domain(&m.from))
                 .push_bind(m.created_at.unix_millis())
                 .push_bind(m.sent_at.map(Timestamp::unix_millis));
         });
@@ -668,6 +676,8 @@ impl CampaignStore for SqliteStore {
             campaign_state: parse(&row, "campaign_state")?,
             contact: contact_at(&row, "ct_")?,
             workspace_timezone: get(&row, "workspace_timezone")?,
+            suppressed: get(&row, "suppressed")?,
+            workspace_smtp: get(&row, "workspace_smtp")?,
             event: outcome.map(|outcome| event_at(&row, "e_", &outcome)).transpose()?,
         })
     }

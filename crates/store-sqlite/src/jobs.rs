@@ -50,7 +50,7 @@ pub(crate) async fn insert_jobs(
 }
 
 /// Applies a run's outcome if `lease` is still the job's current lease.
-async fn finish(
+pub(crate) async fn finish(
     tx: &mut Transaction<'static, Sqlite>,
     lease: &JobLease,
     outcome: &JobOutcome,

@@ -9,6 +9,7 @@
 
 mod campaigns;
 mod contacts;
+mod email;
 mod events;
 mod jobs;
 mod migrate;

@@ -99,6 +99,10 @@ pub struct JourneyContext {
     pub event: Option<herald_domain::Event>,
     /// The workspace's default time zone.
     pub workspace_timezone: Option<String>,
+    /// The contact's address is on the suppression list.
+    pub suppressed: bool,
+    /// The workspace has an SMTP transport of its own.
+    pub workspace_smtp: bool,
 }
 
 /// The start of a [`JourneyContext`] query, for both backends (append the `WHERE`): the
@@ -115,7 +119,9 @@ macro_rules! journey_context_select {
          ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
          e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
          e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
-         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome \
+         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome, \
+         EXISTS (SELECT 1 FROM suppressions s WHERE s.workspace_id = j.workspace_id AND s.email = ct.email) AS suppressed, \
+         EXISTS (SELECT 1 FROM transports t WHERE t.workspace_id = j.workspace_id) AS workspace_smtp \
          FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
          JOIN workspaces w ON w.id = j.workspace_id \
          LEFT JOIN events e ON e.id = j.event_id "

@@ -55,6 +55,9 @@ macro_rules! conformance_suite {
             finished_jobs_are_purged_after_their_retention,
             campaigns_keep_versions_and_move_through_states,
             campaign_work_commits_whole_and_guarded,
+            domains_release_held_messages_when_verified,
+            deliveries_are_fenced_by_the_lease,
+            suppressions_transports_and_secrets,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1014,6 +1017,9 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         headers: serde_json::Map::new(),
         warnings: vec!["w".into()],
         transport: "outbox".into(),
+        internet_message_id: "m1@acme.test".into(),
+        attempts: 0,
+        reply: None,
         created_at: at(3),
         sent_at: Some(at(3)),
     };
@@ -1114,4 +1120,248 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         .expect("resume");
     assert_eq!(store.queue_stats(at(5)).await.expect("stats").due, before + 1);
     assert!(!store.journey_context(ws, held).await.expect("journey").journey.held);
+}
+
+/// A contact with a journey in a fresh campaign, for the email cases.
+async fn journey_for(store: &SharedStore, address: &str) -> (WorkspaceId, ContactId, herald_domain::JourneyId) {
+    use crate::campaign::{CampaignWork, NewJourney};
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws").id;
+    let contact = store
+        .create_contact(
+            ws,
+            NewContact {
+                identity: herald_domain::Identity { email: Some(email(address)), ..Default::default() },
+                ..NewContact::default()
+            },
+            at(1),
+        )
+        .await
+        .expect("contact");
+    let campaign = store.create_campaign(ws, address, &json!({}), at(1)).await.expect("campaign");
+    let journey = herald_domain::JourneyId::from_uuid(crate::new_uuid(at(1)));
+    let work = CampaignWork {
+        journeys: vec![NewJourney {
+            id: journey,
+            campaign_id: campaign.id,
+            version: 1,
+            contact_id: contact.id,
+            event_id: None,
+            exclusive: false,
+            custom_variables: serde_json::Map::new(),
+            goal_until: None,
+            step: 0,
+            run_at: at(1),
+        }],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(1)).await.expect("enrol");
+    (ws, contact.id, journey)
+}
+
+fn queued_message(
+    ws: WorkspaceId,
+    contact: ContactId,
+    journey: herald_domain::JourneyId,
+    campaign: herald_domain::CampaignId,
+    from: &str,
+    status: herald_domain::MessageStatus,
+) -> herald_domain::Message {
+    let id = herald_domain::MessageId::from_uuid(crate::new_uuid(at(2)));
+    herald_domain::Message {
+        id,
+        workspace_id: ws,
+        campaign_id: campaign,
+        journey_id: journey,
+        step: "s".into(),
+        contact_id: contact,
+        status,
+        status_reason: (status == herald_domain::MessageStatus::Held).then(|| crate::email::DOMAIN_UNVERIFIED.into()),
+        to: "to@example.com".into(),
+        from: from.into(),
+        reply_to: None,
+        subject: "s".into(),
+        html: "h".into(),
+        text: "t".into(),
+        headers: serde_json::Map::new(),
+        warnings: vec![],
+        transport: "smtp".into(),
+        internet_message_id: format!("{id}@example.com"),
+        attempts: 0,
+        reply: None,
+        created_at: at(2),
+        sent_at: None,
+    }
+}
+
+fn new_domain(name: &str) -> crate::email::NewDomain {
+    crate::email::NewDomain {
+        name: name.into(),
+        selector: "herald1".into(),
+        algorithm: "ed25519".into(),
+        private_key: format!("secret-of-{name}"),
+        records: json!([{"purpose": "dkim", "name": format!("herald1._domainkey.{name}")}]),
+    }
+}
+
+pub async fn domains_release_held_messages_when_verified(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::email::DomainCheck;
+    use herald_domain::{DomainStatus, MessageStatus};
+    let (ws, contact, journey) = journey_for(&store, "held@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let domain = store.create_domain(ws, new_domain("mail.acme.test"), at(1)).await.expect("domain");
+    assert_eq!((domain.status, domain.checked_at), (DomainStatus::Pending, None));
+    let err = store.create_domain(ws, new_domain("mail.acme.test"), at(1)).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "domains_name"), "{err:?}");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    store.create_domain(other.id, new_domain("mail.acme.test"), at(1)).await.expect("same name elsewhere");
+    assert!(matches!(store.get_domain(other.id, domain.id).await, Err(StoreError::NotFound { .. })));
+    let (found, key) = store.domain_key(ws, "mail.acme.test").await.expect("key").expect("present");
+    assert_eq!((found.id, key.as_str()), (domain.id, "secret-of-mail.acme.test"));
+    assert!(store.domain_key(ws, "other.test").await.expect("key").is_none());
+
+    let held = queued_message(ws, contact, journey, campaign, "Acme <News@Mail.Acme.test>", MessageStatus::Held);
+    let elsewhere = queued_message(ws, contact, journey, campaign, "x@other.test", MessageStatus::Held);
+    let work = CampaignWork { messages: vec![held.clone(), elsewhere.clone()], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("messages");
+
+    // A failed check releases nothing; a passing one releases this domain's held messages.
+    let failed = DomainCheck { status: DomainStatus::Failed, checks: json!([{"status": "missing"}]), warning: None };
+    let (after, released) = store.record_domain_check(ws, domain.id, &failed, at(3)).await.expect("check");
+    assert_eq!(
+        (after.status, after.checked_at, after.verified_at, released),
+        (DomainStatus::Failed, Some(at(3)), None, 0)
+    );
+    let before = store.queue_stats(at(4)).await.expect("stats").due;
+    let passed = DomainCheck { status: DomainStatus::Verified, checks: json!([{"status": "matching"}]), warning: None };
+    let (after, released) = store.record_domain_check(ws, domain.id, &passed, at(4)).await.expect("check");
+    assert_eq!((after.status, after.verified_at, released), (DomainStatus::Verified, Some(at(4)), 1));
+    assert_eq!(after.checks, json!([{"status": "matching"}]));
+    assert_eq!(store.queue_stats(at(4)).await.expect("stats").due, before + 1);
+    let released = store.get_message(ws, held.id).await.expect("message");
+    assert_eq!((released.status, released.status_reason), (MessageStatus::Queued, None));
+    assert_eq!(store.get_message(ws, elsewhere.id).await.expect("message").status, MessageStatus::Held);
+    let jobs = store.claim_jobs(&claim(at(4), 10)).await.expect("claim");
+    let delivery = jobs.iter().find(|j| j.job.kind == JobKind::DeliverMessage.as_str()).expect("delivery job");
+    assert_eq!(delivery.job.payload["message"], json!(held.id));
+
+    // Verified stays verified (and keeps its first verification time) with a warning.
+    let warned = DomainCheck { warning: Some("the SPF record disappeared".into()), ..passed };
+    let (after, _) = store.record_domain_check(ws, domain.id, &warned, at(9)).await.expect("check");
+    assert_eq!((after.verified_at, after.warning.as_deref()), (Some(at(4)), Some("the SPF record disappeared")));
+    assert_eq!(store.domains_to_check(at(9), 10).await.expect("due").len(), 1, "the other workspace's");
+    assert_eq!(store.domains_to_check(at(10), 10).await.expect("due").len(), 2);
+    store.delete_domain(ws, domain.id).await.expect("delete");
+    assert!(store.list_domains(ws).await.expect("list").is_empty());
+    assert!(matches!(store.delete_domain(ws, domain.id).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::email::{Delivery, delivery_job};
+    use herald_domain::MessageStatus;
+    let (ws, contact, journey) = journey_for(&store, "d@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let message = queued_message(ws, contact, journey, campaign, "a@acme.test", MessageStatus::Queued);
+    let work = CampaignWork {
+        messages: vec![message.clone()],
+        jobs: vec![delivery_job(message.id, at(2))],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("queue");
+    let first = store.claim_jobs(&claim(at(2), 1)).await.expect("claim").pop().expect("job");
+    // The lease expires and another worker claims the job: the first one's result is refused.
+    let second = store.claim_jobs(&claim(at(40), 1)).await.expect("claim").pop().expect("job again");
+    let sent = Delivery {
+        status: MessageStatus::Sent,
+        reason: None,
+        reply: Some("250 2.0.0 Ok: queued as A1".into()),
+        attempts: 1,
+        sent_at: Some(at(40)),
+    };
+    let err = store
+        .record_delivery(ws, &first.lease, message.id, &sent, &JobOutcome::Done, at(40))
+        .await
+        .expect_err("stale lease");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.get_message(ws, message.id).await.expect("message").status, MessageStatus::Queued);
+    // A transient failure keeps the message queued and the job coming back.
+    let retry = Delivery {
+        status: MessageStatus::Queued,
+        reason: Some("451 4.3.0 Try again later".into()),
+        reply: Some("451 4.3.0 Try again later".into()),
+        attempts: 1,
+        sent_at: None,
+    };
+    let outcome = JobOutcome::Retry { at: at(100), error: "451".into() };
+    store.record_delivery(ws, &second.lease, message.id, &retry, &outcome, at(41)).await.expect("retry");
+    let third = store.claim_jobs(&claim(at(100), 1)).await.expect("claim").pop().expect("retried job");
+    let sent = Delivery { attempts: 2, sent_at: Some(at(100)), ..sent };
+    store.record_delivery(ws, &third.lease, message.id, &sent, &JobOutcome::Done, at(100)).await.expect("sent");
+    let stored = store.get_message(ws, message.id).await.expect("message");
+    assert_eq!(
+        (stored.status, stored.status_reason, stored.reply.as_deref(), stored.attempts, stored.sent_at),
+        (MessageStatus::Sent, None, Some("250 2.0.0 Ok: queued as A1"), 2, Some(at(100)))
+    );
+    assert_eq!(stored.internet_message_id, message.internet_message_id);
+    assert_eq!(store.get_job(ws, third.job.id).await.expect("job").state, JobState::Done);
+}
+
+pub async fn suppressions_transports_and_secrets(store: SharedStore) {
+    use crate::email::TransportRecord;
+    use herald_domain::Suppression;
+    let (ws, contact, journey) = journey_for(&store, "s@example.com").await;
+    let context = store.journey_context(ws, journey).await.expect("journey");
+    assert_eq!((context.suppressed, context.workspace_smtp), (false, false));
+
+    let suppression = |address: &str, reason: &str, t| Suppression {
+        email: address.into(),
+        contact_id: Some(contact),
+        reason: reason.into(),
+        detail: Some("from a test".into()),
+        created_at: at(t),
+    };
+    let first = store.add_suppression(ws, &suppression("s@example.com", "unsubscribed", 3)).await.expect("add");
+    let again = store.add_suppression(ws, &suppression("s@example.com", "manual", 4)).await.expect("again");
+    assert_eq!(again, first, "the first record stays");
+    assert_eq!(store.suppression(ws, "s@example.com").await.expect("read"), Some(first.clone()));
+    assert!(store.journey_context(ws, journey).await.expect("journey").suppressed);
+    for address in ["a@example.com", "b@example.com", "c@example.com"] {
+        store.add_suppression(ws, &suppression(address, "manual", 5)).await.expect("add");
+    }
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let listed = store.list_suppressions(ws, page.clone()).await.expect("list");
+        seen.extend(listed.items.into_iter().map(|s| s.email));
+        match listed.next_cursor {
+            Some(c) => page.after = Some(herald_domain::Cursor::decode(c.as_str()).expect("cursor")),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a@example.com", "b@example.com", "c@example.com", "s@example.com"]);
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    assert_eq!(store.suppression(other.id, "s@example.com").await.expect("read"), None);
+    store.remove_suppression(ws, "s@example.com").await.expect("remove");
+    assert!(matches!(store.remove_suppression(ws, "s@example.com").await, Err(StoreError::NotFound { .. })));
+    assert!(!store.journey_context(ws, journey).await.expect("journey").suppressed);
+
+    let transport = TransportRecord {
+        settings: json!({"host": "smtp.example.com", "port": 587}),
+        password: Some("hunter2".into()),
+        updated_at: at(6),
+    };
+    assert_eq!(store.transport(ws).await.expect("none"), None);
+    store.set_transport(ws, Some(&transport)).await.expect("set");
+    store.set_transport(ws, Some(&transport)).await.expect("replace");
+    assert_eq!(store.transport(ws).await.expect("read"), Some(transport));
+    assert!(store.journey_context(ws, journey).await.expect("journey").workspace_smtp);
+    assert_eq!(store.transport(other.id).await.expect("other"), None);
+    store.set_transport(ws, None).await.expect("clear");
+    assert_eq!(store.transport(ws).await.expect("cleared"), None);
+
+    let secret = store.email_secret(ws, "first").await.expect("secret");
+    assert_eq!(secret, "first");
+    assert_eq!(store.email_secret(ws, "second").await.expect("secret"), "first");
+    assert_eq!(store.email_secret(other.id, "third").await.expect("secret"), "third");
 }

@@ -27,6 +27,7 @@ use uuid::{ContextV7, Uuid};
 pub mod campaign;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod email;
 mod error;
 pub mod ingest;
 
@@ -121,6 +122,7 @@ pub trait Store:
     + ContactStore
     + EventStore
     + campaign::CampaignStore
+    + email::EmailStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -1,0 +1,357 @@
+//! Sending domains, the suppression list, transports and delivery results on PostgreSQL.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome};
+use herald_domain::{
+    ContactId, DomainId, DomainStatus, MessageId, Page, PageRequest, SendingDomain, Suppression, Timestamp, WorkspaceId,
+};
+use herald_store::email::{
+    DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
+};
+use herald_store::{StoreError, StoreResult, new_uuid};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::jobs::{finish, insert_jobs};
+use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
+use crate::{PgStore, db_error, encode};
+
+const DOMAIN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "domain" };
+
+macro_rules! domain_columns {
+    () => {
+        "id, workspace_id, name, selector, algorithm, status, records, checks, warning, created_at, checked_at, \
+         verified_at"
+    };
+}
+
+fn domain(row: &PgRow) -> StoreResult<SendingDomain> {
+    Ok(SendingDomain {
+        id: DomainId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        name: get(row, "name")?,
+        selector: get(row, "selector")?,
+        algorithm: get(row, "algorithm")?,
+        status: get::<String>(row, "status")?.parse().map_err(|e: String| corrupt("status", e))?,
+        records: get::<Json<Value>>(row, "records")?.0,
+        checks: get::<Json<Value>>(row, "checks")?.0,
+        warning: get(row, "warning")?,
+        created_at: ts(row, "created_at")?,
+        checked_at: opt_ts(row, "checked_at")?,
+        verified_at: opt_ts(row, "verified_at")?,
+    })
+}
+
+fn suppression(row: &PgRow) -> StoreResult<Suppression> {
+    Ok(Suppression {
+        email: get(row, "email")?,
+        contact_id: opt_uuid(row, "contact_id")?.map(ContactId::from_uuid),
+        reason: get(row, "reason")?,
+        detail: get(row, "detail")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+async fn load_domain(
+    conn: &mut sqlx::PgConnection,
+    workspace: WorkspaceId,
+    id: DomainId,
+) -> StoreResult<SendingDomain> {
+    let row = sqlx::query(concat!("SELECT ", domain_columns!(), " FROM domains WHERE workspace_id = $1 AND id = $2"))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)?
+        .ok_or(DOMAIN_NOT_FOUND)?;
+    domain(&row)
+}
+
+#[async_trait]
+impl EmailStore for PgStore {
+    async fn create_domain(
+        &self,
+        workspace: WorkspaceId,
+        new: NewDomain,
+        now: Timestamp,
+    ) -> StoreResult<SendingDomain> {
+        let id = DomainId::from_uuid(new_uuid(now));
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO domains (id, workspace_id, name, selector, algorithm, private_key, status, records, checks, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]', $9)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .bind(encode::text(&new.name))
+        .bind(encode::text(&new.selector))
+        .bind(&new.algorithm)
+        .bind(&new.private_key)
+        .bind(DomainStatus::Pending.as_str())
+        .bind(Json(encode::json(&new.records)))
+        .bind(encode::ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let created = load_domain(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(created)
+    }
+
+    async fn list_domains(&self, workspace: WorkspaceId) -> StoreResult<Vec<SendingDomain>> {
+        let rows =
+            sqlx::query(concat!("SELECT ", domain_columns!(), " FROM domains WHERE workspace_id = $1 ORDER BY name"))
+                .bind(workspace.as_uuid())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        rows.iter().map(domain).collect()
+    }
+
+    async fn get_domain(&self, workspace: WorkspaceId, id: DomainId) -> StoreResult<SendingDomain> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        load_domain(&mut conn, workspace, id).await
+    }
+
+    async fn delete_domain(&self, workspace: WorkspaceId, id: DomainId) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM domains WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(DOMAIN_NOT_FOUND);
+        }
+        Ok(())
+    }
+
+    async fn domain_key(&self, workspace: WorkspaceId, name: &str) -> StoreResult<Option<(SendingDomain, String)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            domain_columns!(),
+            ", private_key FROM domains WHERE workspace_id = $1 AND name = $2"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(encode::text(name))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| Ok((domain(&row)?, get(&row, "private_key")?))).transpose()
+    }
+
+    async fn record_domain_check(
+        &self,
+        workspace: WorkspaceId,
+        id: DomainId,
+        check: &DomainCheck,
+        now: Timestamp,
+    ) -> StoreResult<(SendingDomain, u64)> {
+        let mut tx = self.begin().await?;
+        // The row lock orders concurrent checks of one domain.
+        sqlx::query("SELECT 1 FROM domains WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let before = load_domain(&mut tx, workspace, id).await?;
+        let verified = check.status == DomainStatus::Verified;
+        sqlx::query(
+            "UPDATE domains SET status = $1, checks = $2, warning = $3, checked_at = $4, \
+             verified_at = CASE WHEN $5 THEN COALESCE(verified_at, $4) ELSE verified_at END \
+             WHERE workspace_id = $6 AND id = $7",
+        )
+        .bind(check.status.as_str())
+        .bind(Json(encode::json(&check.checks)))
+        .bind(encode::opt_text(check.warning.as_deref()))
+        .bind(encode::ts(now))
+        .bind(verified)
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let mut released = 0;
+        if verified {
+            let held: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE messages SET status = 'queued', status_reason = NULL \
+                 WHERE workspace_id = $1 AND from_domain = $2 AND status = 'held' AND status_reason = $3 RETURNING id",
+            )
+            .bind(workspace.as_uuid())
+            .bind(&before.name)
+            .bind(DOMAIN_UNVERIFIED)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let jobs: Vec<_> = held.into_iter().map(|m| delivery_job(MessageId::from_uuid(m), now)).collect();
+            insert_jobs(&mut tx, workspace, &jobs, now).await?;
+            released = jobs.len() as u64;
+        }
+        let after = load_domain(&mut tx, workspace, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((after, released))
+    }
+
+    async fn domains_to_check(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, DomainId)>> {
+        let rows = sqlx::query(
+            "SELECT workspace_id, id FROM domains WHERE checked_at IS NULL OR checked_at < $1 \
+             ORDER BY checked_at NULLS FIRST LIMIT $2",
+        )
+        .bind(encode::ts(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| Ok((WorkspaceId::from_uuid(uuid(row, "workspace_id")?), DomainId::from_uuid(uuid(row, "id")?))))
+            .collect()
+    }
+
+    async fn add_suppression(&self, workspace: WorkspaceId, new: &Suppression) -> StoreResult<Suppression> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, email) DO NOTHING",
+        )
+        .bind(workspace.as_uuid())
+        .bind(encode::text(&new.email))
+        .bind(new.contact_id.map(|c| c.as_uuid()))
+        .bind(encode::text(&new.reason))
+        .bind(encode::opt_text(new.detail.as_deref()))
+        .bind(encode::ts(new.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let row = sqlx::query("SELECT * FROM suppressions WHERE workspace_id = $1 AND email = $2")
+            .bind(workspace.as_uuid())
+            .bind(encode::text(&new.email))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        suppression(&row)
+    }
+
+    async fn remove_suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM suppressions WHERE workspace_id = $1 AND email = $2")
+            .bind(workspace.as_uuid())
+            .bind(encode::text(email))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "suppression" });
+        }
+        Ok(())
+    }
+
+    async fn suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<Option<Suppression>> {
+        let row = sqlx::query("SELECT * FROM suppressions WHERE workspace_id = $1 AND email = $2")
+            .bind(workspace.as_uuid())
+            .bind(encode::text(email))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(suppression).transpose()
+    }
+
+    async fn list_suppressions(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<String>,
+    ) -> StoreResult<Page<Suppression>> {
+        let rows = sqlx::query(
+            "SELECT * FROM suppressions WHERE workspace_id = $1 AND ($2::text IS NULL OR email COLLATE \"C\" > $2) \
+             ORDER BY email COLLATE \"C\" LIMIT $3",
+        )
+        .bind(workspace.as_uuid())
+        .bind(page.after.as_deref().map(encode::text))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let items = rows.iter().map(suppression).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |s| s.email.clone()))
+    }
+
+    async fn set_transport(&self, workspace: WorkspaceId, transport: Option<&TransportRecord>) -> StoreResult<()> {
+        match transport {
+            Some(t) => sqlx::query(
+                "INSERT INTO transports (workspace_id, settings, password, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, password = excluded.password, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(workspace.as_uuid())
+            .bind(Json(encode::json(&t.settings)))
+            .bind(encode::opt_text(t.password.as_deref()))
+            .bind(encode::ts(t.updated_at)),
+            None => sqlx::query("DELETE FROM transports WHERE workspace_id = $1").bind(workspace.as_uuid()),
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn transport(&self, workspace: WorkspaceId) -> StoreResult<Option<TransportRecord>> {
+        let row = sqlx::query("SELECT settings, password, updated_at FROM transports WHERE workspace_id = $1")
+            .bind(workspace.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(|row| {
+            Ok(TransportRecord {
+                settings: get::<Json<Value>>(&row, "settings")?.0,
+                password: get(&row, "password")?,
+                updated_at: ts(&row, "updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn email_secret(&self, workspace: WorkspaceId, candidate: &str) -> StoreResult<String> {
+        let secret: Option<String> = sqlx::query_scalar(
+            "UPDATE workspaces SET email_secret = COALESCE(email_secret, $1) WHERE id = $2 RETURNING email_secret",
+        )
+        .bind(candidate)
+        .bind(workspace.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        secret.ok_or(StoreError::NotFound { entity: "workspace" })
+    }
+
+    async fn record_delivery(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        message: MessageId,
+        delivery: &Delivery,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        finish(&mut tx, lease, outcome, now).await?;
+        let updated = sqlx::query(
+            "UPDATE messages SET status = $1, status_reason = $2, reply = COALESCE($3, reply), attempts = $4, \
+             sent_at = COALESCE($5, sent_at) WHERE workspace_id = $6 AND id = $7",
+        )
+        .bind(delivery.status.as_str())
+        .bind(encode::opt_text(delivery.reason.as_deref()))
+        .bind(encode::opt_text(delivery.reply.as_deref()))
+        .bind(i32::try_from(delivery.attempts).unwrap_or(i32::MAX))
+        .bind(delivery.sent_at.map(encode::ts))
+        .bind(workspace.as_uuid())
+        .bind(message.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "message" });
+        }
+        tx.commit().await.map_err(db_error)
+    }
+}

@@ -1,0 +1,173 @@
+//! Email storage: sending domains with their DKIM keys and checks, the suppression list, the
+//! workspace's transport settings, and each delivery attempt's result.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome};
+use herald_domain::{
+    DomainId, DomainStatus, MessageId, MessageStatus, Page, PageRequest, SendingDomain, Suppression, Timestamp,
+    WorkspaceId,
+};
+use serde_json::Value;
+
+use crate::StoreResult;
+
+/// A sending domain to add, with its freshly generated DKIM key.
+#[derive(Clone)]
+pub struct NewDomain {
+    pub name: String,
+    pub selector: String,
+    pub algorithm: String,
+    /// A secret: stored, used to sign, never returned by the API.
+    pub private_key: String,
+    pub records: Value,
+}
+
+impl std::fmt::Debug for NewDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDomain")
+            .field("name", &self.name)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("private_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of checking a domain's DNS records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainCheck {
+    pub status: DomainStatus,
+    pub checks: Value,
+    pub warning: Option<String>,
+}
+
+/// A workspace's transport: its settings (JSON, without the password) and the password.
+#[derive(Clone, PartialEq)]
+pub struct TransportRecord {
+    pub settings: Value,
+    /// A secret: write-only through the API.
+    pub password: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for TransportRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportRecord")
+            .field("settings", &self.settings)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// What one delivery attempt did to a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub status: MessageStatus,
+    pub reason: Option<String>,
+    pub reply: Option<String>,
+    pub attempts: u32,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// The reason held messages carry while their sending domain is not verified.
+pub const DOMAIN_UNVERIFIED: &str = "domain_unverified";
+
+#[async_trait]
+pub trait EmailStore {
+    /// `Conflict` named `domains_name` when the workspace has it already.
+    async fn create_domain(
+        &self,
+        workspace: WorkspaceId,
+        domain: NewDomain,
+        now: Timestamp,
+    ) -> StoreResult<SendingDomain>;
+
+    async fn list_domains(&self, workspace: WorkspaceId) -> StoreResult<Vec<SendingDomain>>;
+
+    async fn get_domain(&self, workspace: WorkspaceId, id: DomainId) -> StoreResult<SendingDomain>;
+
+    async fn delete_domain(&self, workspace: WorkspaceId, id: DomainId) -> StoreResult<()>;
+
+    /// The domain named `name` (lower-case) with its DKIM private key.
+    async fn domain_key(&self, workspace: WorkspaceId, name: &str) -> StoreResult<Option<(SendingDomain, String)>>;
+
+    /// Records a check of the domain's DNS records. When the domain is verified by it, the
+    /// messages held for it (`domain_unverified`) are queued again with a delivery job each, in
+    /// the same transaction; returns the domain and how many were released.
+    async fn record_domain_check(
+        &self,
+        workspace: WorkspaceId,
+        id: DomainId,
+        check: &DomainCheck,
+        now: Timestamp,
+    ) -> StoreResult<(SendingDomain, u64)>;
+
+    /// Domains last checked before `before` (or never), least recently checked first.
+    async fn domains_to_check(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, DomainId)>>;
+
+    /// Puts `email` (lower-case) on the suppression list. An address already there keeps its
+    /// first record, which is returned.
+    async fn add_suppression(&self, workspace: WorkspaceId, suppression: &Suppression) -> StoreResult<Suppression>;
+
+    /// Takes `email` off the list (`NotFound` when it is not on it).
+    async fn remove_suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<()>;
+
+    async fn suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<Option<Suppression>>;
+
+    /// The list in address order.
+    async fn list_suppressions(
+        &self,
+        workspace: WorkspaceId,
+        page: PageRequest<String>,
+    ) -> StoreResult<Page<Suppression>>;
+
+    /// Replaces the workspace's transport (`None`: back to the embedded outbox).
+    async fn set_transport(&self, workspace: WorkspaceId, transport: Option<&TransportRecord>) -> StoreResult<()>;
+
+    async fn transport(&self, workspace: WorkspaceId) -> StoreResult<Option<TransportRecord>>;
+
+    /// The workspace's secret for signing unsubscribe links: `candidate` becomes it the first
+    /// time, and the stored one is returned ever after.
+    async fn email_secret(&self, workspace: WorkspaceId, candidate: &str) -> StoreResult<String>;
+
+    /// Records one delivery attempt and finishes its job with `outcome`, in one transaction
+    /// fenced by the lease (`LeaseLost` when the job was claimed again meanwhile).
+    async fn record_delivery(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        message: MessageId,
+        delivery: &Delivery,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// The job that delivers one message.
+pub fn delivery_job(message: MessageId, now: Timestamp) -> herald_domain::NewJob {
+    herald_domain::NewJob::new(herald_domain::JobKind::DeliverMessage, serde_json::json!({ "message": message }), now)
+}
+
+/// The domain of a stored From address (`Name <user@example.com>` or `user@example.com`),
+/// lower-case: the messages held for a domain are found by it.
+pub fn from_domain(from: &str) -> String {
+    let address = match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &from[open + 1..close],
+        _ => from,
+    };
+    address.rsplit_once('@').map(|(_, domain)| domain.trim().to_ascii_lowercase()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_domain;
+
+    #[test]
+    fn from_domain_reads_both_forms() {
+        assert_eq!(from_domain("Ada <ada@Mail.Example.com>"), "mail.example.com");
+        assert_eq!(from_domain("ada@example.com"), "example.com");
+        assert_eq!(from_domain("\"a@b\" <ada@example.org>"), "example.org");
+        assert_eq!(from_domain("nobody"), "");
+    }
+}
