@@ -23,6 +23,7 @@ use herald_domain::{CampaignState, ContactId, JobKind, JourneyId, NewJob, Timest
 use herald_server::app::App;
 use herald_server::clock::{SharedClock, SystemClock};
 use herald_server::config::WorkerSettings;
+use herald_server::email::EmailSettings;
 use herald_store::campaign::{CampaignWork, NewJourney};
 use herald_store::{ImportOutcome, NewContact, SharedStore};
 use serde_json::json;
@@ -133,7 +134,9 @@ async fn runner(waiting: usize, due: usize) -> f64 {
     let concurrency = env_list("HERALD_BENCH_CONCURRENCY", &WorkerSettings::default().concurrency.to_string())[0];
     let settings =
         WorkerSettings { concurrency: u32::try_from(concurrency).expect("concurrency"), ..WorkerSettings::default() };
-    let app = App::new(store.clone(), clock.clone(), "http://127.0.0.1:1", settings, 256 * 1024);
+    let app =
+        App::new(store.clone(), clock.clone(), "http://127.0.0.1:1", settings, 256 * 1024, EmailSettings::default())
+            .expect("app");
     // The worker loop as `herald serve` runs it; done when the next due job is a waiting one.
     let started = Instant::now();
     let shutdown = CancellationToken::new();
@@ -173,7 +176,8 @@ async fn latency(rate: u32, seconds: u64) {
     herald_server::app::bootstrap(&store, &clock, Some(&token)).await.expect("bootstrap");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
-    let app = App::new(store.clone(), clock, &base, WorkerSettings::default(), 256 * 1024);
+    let app = App::new(store.clone(), clock, &base, WorkerSettings::default(), 256 * 1024, EmailSettings::default())
+        .expect("app");
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.serve(listener, true, Duration::from_secs(5), shutdown.clone()));
     let client = reqwest::Client::new();

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
+use crate::email::{Email, EmailSettings};
 use crate::http::{self, AppState};
 use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
@@ -50,15 +51,18 @@ impl App {
         public_url: &str,
         worker: WorkerSettings,
         ingest_body_limit: usize,
-    ) -> Self {
+        email: EmailSettings,
+    ) -> anyhow::Result<Self> {
         let wake = Arc::new(Notify::new());
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
             herald_store::Backend::Sqlite => 1,
             herald_store::Backend::Postgres => 4,
         };
-        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers));
-        let worker = Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone()));
+        let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
+        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
+        let worker =
+            Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone(), email.clone()));
         let state = AppState {
             committer: crate::ingest::committer(
                 store.clone(),
@@ -72,13 +76,14 @@ impl App {
             sources: Arc::default(),
             ingest_body_limit,
             campaigns,
+            email,
             store,
             clock,
             metrics: crate::telemetry::metrics_handle(),
             wake,
             public_url: public_url.trim_end_matches('/').into(),
         };
-        Self { state, worker }
+        Ok(Self { state, worker })
     }
 
     /// Serves on `listener` (and runs the worker loop when `run_worker`) until `shutdown` is
@@ -99,6 +104,7 @@ impl App {
                 self.state.clock.clone(),
                 shutdown.child_token(),
             ));
+            tokio::spawn(self.state.email.clone().run_rechecks(shutdown.child_token()));
         }
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());

@@ -105,6 +105,24 @@ pub struct ServeArgs {
     /// times this. [default: 262144]
     #[arg(long, env = "HERALD_INGEST_BODY_LIMIT", value_name = "BYTES")]
     pub ingest_body_limit: Option<usize>,
+    /// The SMTP relay of workspaces without their own, e.g.
+    /// `smtp://user:password@smtp.example.com:587` (STARTTLS), `smtps://…:465` (implicit TLS)
+    /// or `smtp://127.0.0.1:25?security=none`. [default: none: email goes to the outbox]
+    #[arg(long, env = "HERALD_SMTP_URL", value_name = "URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The DNS server that sending-domain checks ask. [default: the system's resolver]
+    #[arg(long, env = "HERALD_DNS_RESOLVER", value_name = "IP:PORT")]
+    pub dns_resolver: Option<String>,
+    /// The SPF mechanism covering this node's sending IPs (`include:_spf.example.net` or
+    /// `ip4:203.0.113.7`), shown in every domain's SPF record and required by verification.
+    #[arg(long, env = "HERALD_SPF", value_name = "MECHANISM")]
+    pub spf: Option<String>,
+    /// Seconds between checks of each sending domain's DNS records. [default: 21600]
+    #[arg(long, env = "HERALD_DOMAIN_RECHECK_SECS", value_name = "SECS")]
+    pub domain_recheck_secs: Option<u64>,
+    /// The most messages per second this node hands to SMTP. [default: no limit]
+    #[arg(long, env = "HERALD_SEND_RATE", value_name = "N")]
+    pub send_rate: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

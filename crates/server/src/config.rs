@@ -13,6 +13,8 @@ use herald_domain::ApiToken;
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, ServeArgs};
+use crate::email::EmailSettings;
+use crate::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
 
 /// The commented example file, which doubles as the operator's manual of settings.
 pub const EXAMPLE_FILE: &str = include_str!("../herald.example.toml");
@@ -44,6 +46,11 @@ struct FileSettings {
     queue_poll_ms: Option<u64>,
     shutdown_timeout_secs: Option<u64>,
     ingest_body_limit: Option<usize>,
+    smtp_url: Option<String>,
+    dns_resolver: Option<String>,
+    spf: Option<String>,
+    domain_recheck_secs: Option<u64>,
+    send_rate: Option<u32>,
 }
 
 /// Where the database lives; the scheme picks the backend once, here.
@@ -117,6 +124,7 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     /// Largest inbound webhook body in bytes (a batch may be 16 times this).
     pub ingest_body_limit: usize,
+    pub email: EmailSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -284,8 +292,117 @@ impl Loader {
                 }
             })?
             .unwrap_or(256 * 1024);
-        Ok(ServeSettings { bind, public_url, admin_token, worker, shutdown_timeout, ingest_body_limit })
+        Ok(ServeSettings {
+            bind,
+            public_url,
+            admin_token,
+            worker,
+            shutdown_timeout,
+            ingest_body_limit,
+            email: self.email(args)?,
+        })
     }
+
+    fn email(&self, args: &ServeArgs) -> Result<EmailSettings, SettingError> {
+        let f = &self.file;
+        let defaults = EmailSettings::default();
+        Ok(EmailSettings {
+            smtp: self.pick(args.smtp_url.clone(), f.smtp_url.clone(), "HERALD_SMTP_URL", "smtp_url", |v| {
+                parse_smtp_url(&v)
+            })?,
+            dns_resolver: self.pick(
+                args.dns_resolver.clone(),
+                f.dns_resolver.clone(),
+                "HERALD_DNS_RESOLVER",
+                "dns_resolver",
+                |v| v.parse::<SocketAddr>().map_err(|_| format!("{v:?} is not IP:PORT, e.g. 127.0.0.1:53")),
+            )?,
+            spf: self.pick(args.spf.clone(), f.spf.clone(), "HERALD_SPF", "spf", |v| {
+                let ok =
+                    ["include:", "ip4:", "ip6:", "a:", "mx:"].iter().any(|p| v.starts_with(p)) || v == "a" || v == "mx";
+                if ok && !v.contains(char::is_whitespace) {
+                    Ok(v)
+                } else {
+                    Err(format!(
+                        "{v:?} is not one SPF mechanism; expected e.g. include:_spf.example.net or ip4:203.0.113.7"
+                    ))
+                }
+            })?,
+            recheck: self
+                .pick(
+                    args.domain_recheck_secs,
+                    f.domain_recheck_secs,
+                    "HERALD_DOMAIN_RECHECK_SECS",
+                    "domain_recheck_secs",
+                    |n| if n < 60 { Err(format!("must be at least 60 seconds, not {n}")) } else { Ok(n) },
+                )?
+                .map_or(defaults.recheck, Duration::from_secs),
+            rate_per_second: self.pick(args.send_rate, f.send_rate, "HERALD_SEND_RATE", "send_rate", |n| {
+                if n == 0 { Err("must be at least 1 (leave it out for no limit)".into()) } else { Ok(n) }
+            })?,
+        })
+    }
+}
+
+/// An SMTP relay given as a URL: `smtp://` (STARTTLS unless `?security=` says otherwise),
+/// `smtps://` (implicit TLS); user and password percent-encoded in the authority; `pool`,
+/// `timeout` (seconds) and `rate` (messages per second) as query parameters.
+fn parse_smtp_url(raw: &str) -> Result<NodeSmtp, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    let (default_security, default_port) = match url.scheme() {
+        "smtp" => (SecurityName::Starttls, 587),
+        "smtps" => (SecurityName::Tls, 465),
+        other => return Err(format!("the scheme must be smtp or smtps, not {other:?}")),
+    };
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
+    let decode = |s: &str| percent_decode(s).ok_or_else(|| format!("{s:?} is not valid percent-encoding"));
+    let username = Some(url.username()).filter(|u| !u.is_empty()).map(decode).transpose()?;
+    let password = url.password().map(decode).transpose()?;
+    let mut config = SmtpConfig {
+        host,
+        port: url.port().unwrap_or(default_port),
+        security: default_security,
+        username,
+        pool_size: 8,
+        timeout_secs: 30,
+        hello_name: None,
+        accept_invalid_certs: false,
+        rate_per_second: None,
+        domain_rate_per_second: None,
+    };
+    for (key, value) in url.query_pairs() {
+        let number = |v: &str| v.parse::<u32>().map_err(|_| format!("{key}={v:?} is not a whole number"));
+        match key.as_ref() {
+            "security" => {
+                config.security = serde_json::from_value(serde_json::Value::String(value.to_string()))
+                    .map_err(|_| format!("security={value:?}: expected starttls, tls or none"))?;
+            }
+            "pool" => config.pool_size = number(&value)?,
+            "timeout" => config.timeout_secs = u64::from(number(&value)?),
+            "rate" => config.rate_per_second = Some(number(&value)?),
+            "domain_rate" => config.domain_rate_per_second = Some(number(&value)?),
+            other => {
+                return Err(format!("unknown parameter {other:?}; known: security, pool, timeout, rate, domain_rate"));
+            }
+        }
+    }
+    config.validate().map_err(|(field, reason)| format!("{field}: {reason}"))?;
+    Ok(NodeSmtp { config, password })
+}
+
+/// Decodes `%XX` escapes (the URL crate leaves user and password encoded).
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An absolute http(s) URL without query or fragment; returned without a trailing slash.
@@ -323,7 +440,36 @@ mod tests {
             queue_poll_ms: None,
             shutdown_timeout_secs: None,
             ingest_body_limit: None,
+            smtp_url: None,
+            dns_resolver: None,
+            spf: None,
+            domain_recheck_secs: None,
+            send_rate: None,
         }
+    }
+
+    #[test]
+    fn smtp_urls_name_relay_security_and_limits() {
+        let node = parse_smtp_url("smtp://ann%40x:p%2Fss@smtp.example.com?pool=4&rate=50").expect("parses");
+        assert_eq!((node.config.host.as_str(), node.config.port), ("smtp.example.com", 587));
+        assert_eq!(node.config.security, SecurityName::Starttls);
+        assert_eq!((node.config.username.as_deref(), node.password.as_deref()), (Some("ann@x"), Some("p/ss")));
+        assert_eq!((node.config.pool_size, node.config.rate_per_second), (4, Some(50)));
+        let tls = parse_smtp_url("smtps://relay.example.com").expect("parses");
+        assert_eq!((tls.config.port, tls.config.security), (465, SecurityName::Tls));
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525?security=none").expect("parses");
+        assert_eq!((plain.config.port, plain.config.security, plain.password), (2525, SecurityName::None, None));
+        for (bad, says) in [
+            ("http://x", "scheme"),
+            ("smtp://x?security=ssl", "security"),
+            ("smtp://x?pool=0", "pool_size"),
+            ("smtp://x?colour=red", "unknown parameter"),
+            ("smtp://", "host"),
+        ] {
+            let err = parse_smtp_url(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(!format!("{:?}", parse_smtp_url("smtp://u:hunter2@x").expect("parses")).contains("hunter2"));
     }
 
     #[test]

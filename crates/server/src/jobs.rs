@@ -35,6 +35,7 @@ pub struct Worker {
     settings: WorkerSettings,
     wake: Arc<Notify>,
     campaigns: Arc<Campaigns>,
+    email: Arc<crate::email::Email>,
     /// Written into claimed job rows so operators can tell which process holds a job.
     name: String,
 }
@@ -46,9 +47,10 @@ impl Worker {
         settings: WorkerSettings,
         wake: Arc<Notify>,
         campaigns: Arc<Campaigns>,
+        email: Arc<crate::email::Email>,
     ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
-        Self { store, clock, settings, wake, campaigns, name }
+        Self { store, clock, settings, wake, campaigns, email, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -182,6 +184,10 @@ impl Worker {
                 self.store.complete_ping(&leased.lease, &self.name, now).await?;
                 Ok("done")
             }
+            Ok(JobKind::DeliverMessage) => match self.email.deliver(leased).await {
+                Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
+                other => other,
+            },
             Ok(kind) => match self.campaigns.run(kind, leased).await {
                 Ok(()) => Ok("done"),
                 Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),

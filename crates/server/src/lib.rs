@@ -9,6 +9,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod group_commit;
 pub mod housekeeping;
 pub mod http;

@@ -11,8 +11,9 @@ use herald_domain::{
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
+use herald_store::email::delivery_job;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde_json::json;
 
 use super::{CampaignJobError, Campaigns, payload};
 use herald_campaign::CampaignInfo;
@@ -55,7 +56,16 @@ impl Campaigns {
         work: &mut CampaignWork,
         now: Timestamp,
     ) -> Result<(), CampaignJobError> {
-        let JourneyContext { journey, campaign_name, campaign_state, contact, event, workspace_timezone } = context;
+        let JourneyContext {
+            journey,
+            campaign_name,
+            campaign_state,
+            contact,
+            event,
+            workspace_timezone,
+            suppressed,
+            workspace_smtp,
+        } = context;
         let expect = Some((journey.step, journey.run_at));
         if campaign_state == CampaignState::Paused {
             // Held where it is; resuming gives it its job back.
@@ -75,19 +85,22 @@ impl Campaigns {
         let Some(from) = journey.step else { return Ok(()) };
         let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
+        let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id).await?;
         let surroundings = Surroundings {
             campaign: &compiled,
             info: &info,
             event: event.as_ref(),
-            unsubscribe_url: "",
+            unsubscribe_url: &unsubscribe_url,
             limits: &self.limits,
             workspace_timezone: workspace_timezone.as_deref(),
         };
         let mut state = JourneyState { contact, custom_variables: journey.custom_variables.clone() };
         let Advance { runs, next } =
             advance(&surroundings, &mut state, usize::try_from(from).unwrap_or(usize::MAX), now);
+        let delivery =
+            Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
         for run in runs {
-            record(&journey, run, work, now);
+            record(&journey, run, &delivery, work, now);
         }
         let (status, step, run_at, exit_reason) = match next {
             Next::At { at, step } => (JourneyStatus::Active, u32::try_from(step).ok(), Some(at), None),
@@ -112,14 +125,34 @@ impl Campaigns {
     }
 }
 
+/// What decides how an email step's message leaves.
+struct Delivery<'a> {
+    /// The contact's address is on the suppression list: nothing is sent.
+    suppressed: bool,
+    /// Messages go to an SMTP relay (queued for the delivery job) rather than the outbox.
+    smtp: bool,
+    unsubscribe_url: &'a str,
+}
+
 /// Turns one step's result into the writes that record it.
-fn record(journey: &Journey, run: StepRun, work: &mut CampaignWork, now: Timestamp) {
+fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut CampaignWork, now: Timestamp) {
     let StepRun { step, at, effect } = run;
     let mut message_id = None;
     let (outcome, detail) = match effect {
         Effect::Email { message } => {
             let id = MessageId::from_uuid(herald_store::new_uuid(now));
             message_id = Some(id);
+            let domain = message.from.address.as_str().rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+            // The embedded outbox is the transport until one is configured: handing the
+            // message to it is sending it.
+            let (status, reason, sent_at, outcome) = if delivery.suppressed {
+                (MessageStatus::Suppressed, Some("the address is suppressed".to_owned()), None, "suppressed")
+            } else if delivery.smtp {
+                work.jobs.push(delivery_job(id, now));
+                (MessageStatus::Queued, None, None, "queued")
+            } else {
+                (MessageStatus::Sent, None, Some(now), "sent")
+            };
             work.messages.push(Message {
                 id,
                 workspace_id: journey.workspace_id,
@@ -127,23 +160,24 @@ fn record(journey: &Journey, run: StepRun, work: &mut CampaignWork, now: Timesta
                 journey_id: journey.id,
                 step: step.clone(),
                 contact_id: journey.contact_id,
-                // The embedded outbox is the transport until one is configured: handing the
-                // message to it is sending it.
-                status: MessageStatus::Sent,
-                status_reason: None,
+                status,
+                status_reason: reason,
                 to: message.to.as_str().to_owned(),
                 from: message.from.to_string(),
                 reply_to: message.reply_to.as_ref().map(ToString::to_string),
                 subject: message.subject,
                 html: message.html,
                 text: message.text,
-                headers: Map::new(),
+                headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
                 warnings: message.warnings,
-                transport: "outbox".into(),
+                transport: if delivery.smtp { "smtp" } else { "outbox" }.into(),
+                internet_message_id: format!("{id}@{domain}"),
+                attempts: 0,
+                reply: None,
                 created_at: now,
-                sent_at: Some(now),
+                sent_at,
             });
-            ("sent", json!({}))
+            (outcome, json!({}))
         }
         Effect::Failed { reason } => ("failed", json!({ "reason": reason })),
         Effect::SetAttribute { attribute, value, scope } => {

@@ -19,6 +19,7 @@ use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
+use crate::email::Email;
 use crate::group_commit::{CommitError, GroupCommit};
 
 /// Compiled programs kept in memory; versions never change, so entries never go stale.
@@ -53,10 +54,12 @@ pub struct Campaigns {
     committer: GroupCommit<PendingWork, StoreResult<()>>,
     /// Whether a workspace has active or paused campaigns, and since when that is known.
     live: Mutex<HashMap<WorkspaceId, (bool, Instant)>>,
+    /// Unsubscribe links and the choice of transport for email steps.
+    email: Arc<Email>,
 }
 
 impl Campaigns {
-    pub fn new(store: SharedStore, clock: SharedClock, committers: usize) -> Self {
+    pub fn new(store: SharedStore, clock: SharedClock, committers: usize, email: Arc<Email>) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(
             "campaign",
@@ -73,7 +76,15 @@ impl Campaigns {
                 })
             }),
         );
-        Self { store, clock, programs: Mutex::default(), limits: Limits::default(), committer, live: Mutex::default() }
+        Self {
+            store,
+            clock,
+            programs: Mutex::default(),
+            limits: Limits::default(),
+            committer,
+            live: Mutex::default(),
+            email,
+        }
     }
 
     /// Whether any of `workspaces` has live campaigns, so that events committed there have
@@ -125,7 +136,9 @@ impl Campaigns {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
             JobKind::JourneyStep => self.run_journey(leased).await,
             JobKind::WindowCheck => self.close_window(leased).await,
-            JobKind::Ping => Err(CampaignJobError::Invalid("ping is not a campaign job".into())),
+            JobKind::Ping | JobKind::DeliverMessage => {
+                Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
+            }
         }
     }
 

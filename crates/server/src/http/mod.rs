@@ -6,12 +6,16 @@ mod api_keys;
 mod auth;
 mod campaigns;
 mod contacts;
+mod domains;
 pub mod error;
 mod events;
 mod list;
 mod messages;
 mod ops;
 mod sources;
+mod suppressions;
+mod transport;
+mod unsubscribe;
 mod workspace;
 
 use std::sync::Arc;
@@ -77,6 +81,8 @@ pub struct AppState {
     pub ingest_body_limit: usize,
     /// Campaign engine: enrolment through the API.
     pub campaigns: Arc<crate::campaigns::Campaigns>,
+    /// Sending domains, transports and unsubscribe links.
+    pub email: Arc<crate::email::Email>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -106,6 +112,9 @@ impl std::fmt::Debug for AppState {
         (name = "events", description = "The event log"),
         (name = "campaigns", description = "Campaigns: triggers, steps, versions, enrolment and statistics"),
         (name = "messages", description = "Emails produced by campaign steps"),
+        (name = "domains", description = "Sending domains: DKIM keys, DNS records and verification"),
+        (name = "suppressions", description = "Addresses campaign email never goes to"),
+        (name = "transport", description = "The SMTP relay the workspace sends with"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -144,6 +153,9 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(campaigns::router())
         .merge(messages::router())
+        .merge(domains::router())
+        .merge(suppressions::router())
+        .merge(transport::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
@@ -179,6 +191,8 @@ pub fn router(state: AppState) -> Router {
                 .put(crate::ingest::receive::receive),
         )
         .route("/webhooks/inbound/{token}/batch", axum::routing::post(crate::ingest::receive::receive_batch))
+        // Unsubscribe links: authenticated by the signed token in the path.
+        .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::unsubscribe))
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
         .nest("/api/v1", v1)

@@ -1,7 +1,9 @@
-//! Per-source rate limits: a token bucket per source, refilled by the injected clock, so a
-//! test can exhaust and refill it without sleeping. Off unless a source sets a rate.
+//! Rate limits: a token bucket per key (a source for inbound requests, a sending domain or the
+//! whole node for email), refilled by the injected clock, so a test can exhaust and refill it
+//! without sleeping. Off unless a rate is set.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,18 +16,24 @@ struct Bucket {
     last: Timestamp,
 }
 
-/// Token buckets by source. Capacity is one second's worth of requests.
-#[derive(Debug, Default)]
-pub struct Limiter {
-    buckets: Mutex<HashMap<SourceId, Bucket>>,
+/// Token buckets by key. Capacity is one second's worth of requests.
+#[derive(Debug)]
+pub struct Limiter<K = SourceId> {
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl Limiter {
-    /// Takes a token for `source` limited to `rate` per second; `Err(wait)` says how long
-    /// until one is available.
-    pub fn check(&self, source: SourceId, rate: u32, now: Timestamp) -> Result<(), Duration> {
+impl<K> Default for Limiter<K> {
+    fn default() -> Self {
+        Self { buckets: Mutex::default() }
+    }
+}
+
+impl<K: Hash + Eq> Limiter<K> {
+    /// Takes a token for `key` limited to `rate` per second; `Err(wait)` says how long until
+    /// one is available.
+    pub fn check(&self, key: K, rate: u32, now: Timestamp) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bucket = buckets.entry(source).or_insert(Bucket { rate, tokens: f64::from(rate), last: now });
+        let bucket = buckets.entry(key).or_insert(Bucket { rate, tokens: f64::from(rate), last: now });
         if bucket.rate != rate {
             *bucket = Bucket { rate, tokens: f64::from(rate), last: now };
         }

@@ -14,6 +14,7 @@ use herald_domain::{ApiToken, Timestamp};
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
 use herald_server::config::WorkerSettings;
+use herald_server::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -62,6 +63,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, EmailSettings::default()).await
+}
+
+/// A running Herald with a manual clock and these email settings.
+pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
     let (store, database) = fresh_store(backend).await;
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
@@ -70,7 +76,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app = App::new(store.clone(), shared_clock, &address, WorkerSettings::default(), 256 * 1024);
+    let app =
+        App::new(store.clone(), shared_clock, &address, WorkerSettings::default(), 256 * 1024, email).expect("app");
     let shutdown = CancellationToken::new();
     // No background worker: tests step it with `run_until_idle`.
     let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));
