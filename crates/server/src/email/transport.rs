@@ -52,12 +52,25 @@ pub struct SmtpConfig {
 }
 
 /// [`Security`] by name, for JSON and settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecurityName {
     None,
     Starttls,
     Tls,
+}
+
+impl<'de> Deserialize<'de> for SecurityName {
+    // By hand, so that the error names the field even inside flattened bodies.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "none" => Ok(Self::None),
+            "starttls" => Ok(Self::Starttls),
+            "tls" => Ok(Self::Tls),
+            other => Err(serde::de::Error::custom(format!("security must be starttls, tls or none, not {other:?}"))),
+        }
+    }
 }
 
 fn default_port() -> u16 {

@@ -34,8 +34,14 @@ pub struct MessageSummary {
     to: String,
     from: String,
     subject: String,
-    /// `outbox`: the embedded transport (no SMTP configured).
+    /// `outbox` (the embedded transport: no SMTP relay configured) or `smtp`.
     transport: String,
+    /// The `Message-ID` header, the same on every delivery attempt.
+    internet_message_id: String,
+    /// Hand-overs to the relay so far.
+    attempts: u32,
+    /// The relay's last reply, e.g. `250 2.0.0 Ok: queued as 4BX2Lk` or `550 5.1.1 No such user`.
+    reply: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -69,6 +75,9 @@ fn summary(m: &Message) -> MessageSummary {
         from: m.from.clone(),
         subject: m.subject.clone(),
         transport: m.transport.clone(),
+        internet_message_id: m.internet_message_id.clone(),
+        attempts: m.attempts,
+        reply: m.reply.clone(),
         created_at: m.created_at,
         sent_at: m.sent_at,
     }

@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use herald_domain::{DomainStatus, EmailAddress, MessageId};
-use herald_email::message::{Mailbox, Outgoing, compose};
+use herald_email::message::{EmailError, Mailbox, Outgoing, compose};
+use herald_email::smtp::SmtpClient;
 use herald_store::email::TransportRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,7 +16,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
-use crate::email::transport::{SmtpConfig, Transport, build};
+use crate::email::transport::{SmtpConfig, Transport};
 
 /// The workspace's transport.
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,9 +118,12 @@ async fn put_transport(
         None => state.store.transport(workspace).await?.and_then(|t| t.password),
     };
     let settings = serde_json::to_value(&body.smtp).map_err(|e| ApiError::invalid("smtp", e))?;
+    // Refuses settings the client cannot use before storing them.
+    SmtpClient::new(&body.smtp.client_settings(password.as_deref())).map_err(|e| match e {
+        EmailError::InvalidSettings { field, reason } => ApiError::invalid(field, reason),
+        other => ApiError::invalid("host", other),
+    })?;
     let record = TransportRecord { settings, password, updated_at: state.clock.now() };
-    // Refuses settings the client cannot use (e.g. an unusable host name) before storing.
-    build(&record).map_err(|e| ApiError::invalid("host", e))?;
     state.store.set_transport(workspace, Some(&record)).await?;
     state.email.forget_transport(workspace);
     tracing::info!(workspace = %workspace, host = %body.smtp.host, "SMTP transport set");
