@@ -198,7 +198,7 @@ fn classify(err: &lettre::transport::smtp::Error) -> SmtpFailure {
     SmtpFailure::transient(err.to_string())
 }
 
-/// A client for one relay. Clones share the pool. Create it inside a tokio runtime.
+/// A client for one relay. Clones share the pool. `new` needs no runtime; `send` runs on tokio.
 #[derive(Clone)]
 pub struct SmtpClient {
     inner: Arc<Inner>,
