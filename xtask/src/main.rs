@@ -8,7 +8,10 @@
 //! 1. `cargo fmt --all -- --check` and
 //!    `cargo clippy --workspace --all-targets -- -D warnings` (fail fast);
 //! 2. makes sure the PostgreSQL server binaries (`initdb`, `pg_ctl`) exist,
-//!    installing Debian's `postgresql` package when they don't;
+//!    installing Debian's `postgresql` package when they don't, and that a
+//!    python3 with `aiosmtpd` (a real SMTP server) and `dkimpy` (an independent
+//!    DKIM verifier) exists, installing Debian's packages when not (see
+//!    [`python`]); its path reaches the tests as `HERALD_TEST_PYTHON`;
 //! 3. starts a throwaway PostgreSQL cluster in a temporary directory, listening
 //!    on a free loopback port only (see [`pg`]);
 //! 4. runs the tests with `HERALD_TEST_POSTGRES_URL` pointing at that cluster
@@ -30,6 +33,7 @@
 mod bench;
 mod fuzz;
 mod pg;
+mod python;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -151,6 +155,11 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     }
     signals.bail_if_caught()?;
 
+    step("Python test tools: aiosmtpd, dkimpy");
+    let python = python::ensure().context("could not provide the Python packages the email tests need")?;
+    eprintln!("xtask: {}={}", python::PYTHON_VAR, python.display());
+    signals.bail_if_caught()?;
+
     step("PostgreSQL: starting a throwaway cluster");
     let cluster = pg::Cluster::start().context("could not start a throwaway PostgreSQL cluster")?;
     let url = cluster.url();
@@ -169,13 +178,15 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
         step("cargo nextest run --workspace --no-fail-fast");
         let mut cmd = cargo();
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra);
-        if !signals.run(cmd.env(URL_VAR, &url))? {
+        if !signals.run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python))? {
             failed.push("cargo nextest run");
         }
         signals.bail_if_caught()?;
         if extra.is_empty() {
             step("cargo test --workspace --doc");
-            if !signals.run(cargo().args(["test", "--workspace", "--doc"]).env(URL_VAR, &url))? {
+            if !signals.run(
+                cargo().args(["test", "--workspace", "--doc"]).env(URL_VAR, &url).env(python::PYTHON_VAR, &python),
+            )? {
                 failed.push("cargo test --doc");
             }
             signals.bail_if_caught()?;
@@ -186,7 +197,7 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
         step("cargo test --workspace --no-fail-fast (cargo-nextest not installed)");
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--no-fail-fast"]).args(extra);
-        if !signals.run(cmd.env(URL_VAR, &url))? {
+        if !signals.run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python))? {
             failed.push("cargo test");
         }
         signals.bail_if_caught()?;

@@ -289,27 +289,30 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The first executable called `name` on PATH.
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|path| is_executable(path))
 }
 
-/// `apt-get update && apt-get install -y --no-install-recommends postgresql`,
-/// through `sudo` when we are not root.
+/// `apt-get install postgresql`, through `sudo` when we are not root.
 fn install_postgresql() -> Result<()> {
+    apt_install(&["postgresql"], "PostgreSQL server binaries (initdb, pg_ctl) not found")
+}
+
+/// `apt-get update && apt-get install -y --no-install-recommends PACKAGES`, through `sudo`
+/// when we are not root; `why` says what was missing, for the error when this cannot run.
+pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     if find_on_path("apt-get").is_none() {
-        bail!(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found and apt-get is not available: \
-             install the PostgreSQL server with your package manager and put its bin directory \
-             on PATH"
-        );
+        bail!("{why}, and apt-get is not available: install {} with your package manager", packages.join(" "));
     }
     let sudo = if geteuid().is_root() {
         None
     } else {
-        Some(find_on_path("sudo").context(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found; not root and no sudo to \
-             install them with: run `apt-get install postgresql` as root",
-        )?)
+        Some(find_on_path("sudo").with_context(|| {
+            format!(
+                "{why}; not root and no sudo to install them with: run `apt-get install {}` as root",
+                packages.join(" ")
+            )
+        })?)
     };
     let apt_get = |args: &[&str]| -> Result<()> {
         let mut cmd = match &sudo {
@@ -334,5 +337,5 @@ fn install_postgresql() -> Result<()> {
         Ok(())
     };
     apt_get(&["update"])?;
-    apt_get(&["install", "-y", "--no-install-recommends", "postgresql"])
+    apt_get(&[&["install", "-y", "--no-install-recommends"][..], packages].concat())
 }

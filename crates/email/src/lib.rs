@@ -7,3 +7,5 @@ pub mod message;
 pub mod smtp;
 #[cfg(feature = "test-support")]
 pub mod testing;
+
+pub use message::EmailError;

@@ -170,5 +170,5 @@ pub enum ConfigCommand {
     Example,
     /// Print the settings in effect (secrets redacted) and exit; fails like `serve` would on
     /// a bad setting.
-    Check(ServeArgs),
+    Check(Box<ServeArgs>),
 }

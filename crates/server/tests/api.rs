@@ -104,6 +104,13 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/templates/preview",
         "/api/v1/messages",
         "/api/v1/messages/{id}",
+        "/api/v1/domains",
+        "/api/v1/domains/{id}",
+        "/api/v1/domains/{id}/verify",
+        "/api/v1/suppressions",
+        "/api/v1/suppressions/{email}",
+        "/api/v1/transport",
+        "/api/v1/transport/test",
     ]
     .into();
     assert_eq!(paths, expected);
