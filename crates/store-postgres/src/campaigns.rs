@@ -579,14 +579,19 @@ impl CampaignStore for PgStore {
             }
         }
         let rows = sqlx::query(
-            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = $1 GROUP BY step, outcome",
+            // An email step handed to SMTP is counted by what became of its message.
+            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = $1 AND outcome <> 'queued' \
+             GROUP BY step, outcome \
+             UNION ALL SELECT step, status AS outcome, COUNT(*) AS n FROM messages \
+             WHERE campaign_id = $1 AND transport = 'smtp' GROUP BY step, status",
         )
         .bind(id.as_uuid())
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
         for row in &rows {
-            stats.steps.entry(get(row, "step")?).or_default().insert(get(row, "outcome")?, count(row, "n")?);
+            *stats.steps.entry(get(row, "step")?).or_default().entry(get(row, "outcome")?).or_default() +=
+                count::<u64>(row, "n")?;
         }
         Ok(stats)
     }

@@ -598,15 +598,20 @@ impl CampaignStore for SqliteStore {
             }
         }
         let rows = sqlx::query(
-            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = ? GROUP BY step, outcome",
+            // An email step handed to SMTP is counted by what became of its message.
+            "SELECT step, outcome, COUNT(*) AS n FROM journey_steps WHERE campaign_id = ? AND outcome <> 'queued' \
+             GROUP BY step, outcome \
+             UNION ALL SELECT step, status AS outcome, COUNT(*) AS n FROM messages \
+             WHERE campaign_id = ? AND transport = 'smtp' GROUP BY step, status",
         )
+        .bind(id.as_uuid())
         .bind(id.as_uuid())
         .fetch_all(&mut *conn)
         .await
         .map_err(db_error)?;
         for row in &rows {
             let n = u64::try_from(get::<i64>(row, "n")?).map_err(|e| corrupt("n", e))?;
-            stats.steps.entry(get(row, "step")?).or_default().insert(get(row, "outcome")?, n);
+            *stats.steps.entry(get(row, "step")?).or_default().entry(get(row, "outcome")?).or_default() += n;
         }
         Ok(stats)
     }

@@ -170,7 +170,13 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
                 text: message.text,
                 headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
                 warnings: message.warnings,
-                transport: if delivery.smtp { "smtp" } else { "outbox" }.into(),
+                // Suppressed: handed to no transport at all.
+                transport: match (delivery.suppressed, delivery.smtp) {
+                    (true, _) => "none",
+                    (false, true) => "smtp",
+                    (false, false) => "outbox",
+                }
+                .into(),
                 internet_message_id: format!("{id}@{domain}"),
                 attempts: 0,
                 reply: None,

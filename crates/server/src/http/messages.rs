@@ -34,7 +34,8 @@ pub struct MessageSummary {
     to: String,
     from: String,
     subject: String,
-    /// `outbox` (the embedded transport: no SMTP relay configured) or `smtp`.
+    /// `outbox` (the embedded transport: no SMTP relay configured), `smtp`, or `none` (suppressed
+    /// when the step ran: nothing was handed over).
     transport: String,
     /// The `Message-ID` header, the same on every delivery attempt.
     internet_message_id: String,
