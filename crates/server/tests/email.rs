@@ -20,6 +20,7 @@ on_both_backends!(
     a_verified_domain_delivers_signed_mail_and_unsubscribe_works,
     relay_refusals_fail_or_retry,
     domains_transport_and_suppressions_reject_bad_input,
+    send_rates_hold_back_and_rechecks_warn,
 );
 
 const DOMAIN: &str = "mail.acme.test";
@@ -364,5 +365,46 @@ async fn domains_transport_and_suppressions_reject_bad_input(backend: Backend) {
     {
         assert_eq!(app.client.post(app.url(bad)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "{bad}");
     }
+    world.app.stop().await;
+}
+
+async fn send_rates_hold_back_and_rechecks_warn(backend: Backend) {
+    let world = world(backend).await;
+    let app = &world.app;
+    let transport = json!({"host": "127.0.0.1", "port": world.sink.port(), "security": "none", "username": "herald",
+                           "domain_rate_per_second": 1});
+    let (status, body) =
+        json(app.request(Method::PUT, "/api/v1/transport").json(&transport).send().await.unwrap()).await;
+    assert_eq!((status, body["password_set"].as_bool()), (StatusCode::OK, Some(true)), "the password is kept: {body}");
+    let (domain, records) = add_domain(app).await;
+    publish(&world.dns, &records);
+    assert_eq!(verify(app, &domain).await["status"], "verified");
+    activate(
+        app,
+        json!({"name": "Ping", "trigger": {"type": "event", "event": "ping"},
+               "steps": [{"type": "email", "from": "news@mail.acme.test", "subject": "Hi", "html": "<p>Hi</p>"}]}),
+    )
+    .await;
+    for n in 0..4 {
+        send(&world, json!({"email": format!("p{n}@example.com"), "event": "ping"})).await;
+    }
+    // One message per second from the domain: one at once, two more in reserved slots within
+    // the next two seconds, the fourth put back until its slot comes.
+    app.run_jobs().await;
+    let list = messages(app, "").await;
+    let count = |status: &str| list.iter().filter(|m| m["status"] == status).count();
+    assert_eq!((count("sent"), count("queued")), (3, 1), "{list:?}");
+    app.clock.advance(Duration::from_secs(2));
+    app.run_jobs().await;
+    assert_eq!(messages(app, "").await.iter().filter(|m| m["status"] == "sent").count(), 4);
+    assert_eq!(world.sink.wait_for(4, Duration::from_secs(10)).await.len(), 4);
+
+    // A record that disappears from a verified domain: it stays verified, with a warning.
+    world.dns.remove(record(&records, "dkim")["name"].as_str().unwrap());
+    let body = verify(app, &domain).await;
+    assert_eq!(body["status"], "verified");
+    assert!(body["warning"].as_str().is_some_and(|w| w.contains("dkim")), "{body}");
+    publish(&world.dns, &records);
+    assert_eq!(verify(app, &domain).await["warning"], Value::Null, "cleared once it is back");
     world.app.stop().await;
 }

@@ -144,9 +144,20 @@ pub trait EmailStore {
     ) -> StoreResult<()>;
 }
 
+/// Claims a delivery job may take: its message's own attempts (SMTP retries) are bounded
+/// separately, and a send-rate deferral also counts as a claim, so this only stops a job
+/// that keeps dying with its process.
+pub const DELIVERY_MAX_CLAIMS: u32 = 1_000;
+
 /// The job that delivers one message.
 pub fn delivery_job(message: MessageId, now: Timestamp) -> herald_domain::NewJob {
-    herald_domain::NewJob::new(herald_domain::JobKind::DeliverMessage, serde_json::json!({ "message": message }), now)
+    let mut job = herald_domain::NewJob::new(
+        herald_domain::JobKind::DeliverMessage,
+        serde_json::json!({ "message": message }),
+        now,
+    );
+    job.max_attempts = DELIVERY_MAX_CLAIMS;
+    job
 }
 
 /// The domain of a stored From address (`Name <user@example.com>` or `user@example.com`),

@@ -131,19 +131,29 @@ impl Email {
         })
     }
 
-    /// `None` when a send may go now (a token was taken from each limit), else how long until
-    /// one may (when that is longer than a job should wait).
+    /// `None` when a send may go now (after waiting for the slots reserved in the node's and
+    /// the domain's send rates), else how long until one may, when that is longer than a job
+    /// should wait (nothing is then reserved).
     async fn rate_wait(&self, domain: &str, rate: Option<u32>, domain_rate: Option<u32>) -> Option<Duration> {
-        let limits = [("", rate.or(self.settings.rate_per_second)), (domain, domain_rate)];
-        for (key, rate) in limits {
-            let Some(rate) = rate else { continue };
-            loop {
-                match self.limits.check(key.to_owned(), rate, self.clock.now()) {
-                    Ok(()) => break,
-                    Err(wait) if wait <= MAX_RATE_WAIT => tokio::time::sleep(wait).await,
-                    Err(wait) => return Some(wait),
+        let now = self.clock.now();
+        let mut limits: Vec<(String, u32)> = Vec::new();
+        limits.extend(rate.or(self.settings.rate_per_second).map(|r| (String::new(), r)));
+        limits.extend(domain_rate.map(|r| (domain.to_owned(), r)));
+        let mut wait = Duration::ZERO;
+        for (taken, (key, rate)) in limits.iter().enumerate() {
+            match self.limits.reserve(key.clone(), *rate, now, MAX_RATE_WAIT) {
+                Ok(slot) => wait = wait.max(slot),
+                Err(later) => {
+                    // Give back what was reserved in the limits before this one.
+                    for (key, rate) in &limits[..taken] {
+                        self.limits.release(key.clone(), *rate);
+                    }
+                    return Some(later.saturating_sub(MAX_RATE_WAIT).max(Duration::from_millis(100)));
                 }
             }
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         None
     }
