@@ -697,7 +697,7 @@ fn log_tail(path: &Path, lines: usize) -> Vec<String> {
 }
 
 /// Cargo's target directory.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| if dir.is_absolute() { dir } else { workspace_root().join(dir) })

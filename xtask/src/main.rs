@@ -9,9 +9,10 @@
 //!    `cargo clippy --workspace --all-targets -- -D warnings` (fail fast);
 //! 2. makes sure the PostgreSQL server binaries (`initdb`, `pg_ctl`) exist,
 //!    installing Debian's `postgresql` package when they don't, and that a
-//!    python3 with `aiosmtpd` (a real SMTP server) and `dkimpy` (an independent
-//!    DKIM verifier) exists, installing Debian's packages when not (see
-//!    [`python`]); its path reaches the tests as `HERALD_TEST_PYTHON`;
+//!    python3 with `aiosmtpd` (a real SMTP server), `dkimpy` (an independent
+//!    DKIM verifier) and `standardwebhooks` (an independent webhook signature
+//!    verifier) exists: Debian's packages plus a virtual environment under
+//!    `target/` (see [`python`]); it reaches the tests as `HERALD_TEST_PYTHON`;
 //! 3. starts a throwaway PostgreSQL cluster in a temporary directory, listening
 //!    on a free loopback port only (see [`pg`]);
 //! 4. runs the tests with `HERALD_TEST_POSTGRES_URL` pointing at that cluster
@@ -155,8 +156,9 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     }
     signals.bail_if_caught()?;
 
-    step("Python test tools: aiosmtpd, dkimpy");
-    let python = python::ensure().context("could not provide the Python packages the email tests need")?;
+    step("Python test tools: aiosmtpd, dkimpy, standardwebhooks");
+    let python = python::ensure(&bench::target_dir())
+        .context("could not provide the Python packages the email and webhook tests need")?;
     eprintln!("xtask: {}={}", python::PYTHON_VAR, python.display());
     signals.bail_if_caught()?;
 

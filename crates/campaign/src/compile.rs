@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::document::{CampaignDocument, Goal, Scope, Step, Trigger, WaitStep};
+use crate::document::{CampaignDocument, Goal, Scope, Step, Trigger, WaitStep, WebhookStep};
 use crate::span::Span;
 
 /// One problem in a document.
@@ -53,6 +53,7 @@ pub enum Action {
     Wait(Wait),
     Email(Box<EmailTemplate>),
     Branch { condition: Condition, then: Option<usize>, otherwise: Option<usize> },
+    Webhook(Box<WebhookTemplate>),
     Set { attribute: String, value: ValueTemplate, scope: Scope },
     Unset { attribute: String, scope: Scope },
     Exit,
@@ -93,6 +94,29 @@ pub struct EmailTemplate {
     pub html: Template,
     pub text: Option<Template>,
 }
+
+/// A webhook step, compiled.
+#[derive(Debug, Clone)]
+pub struct WebhookTemplate {
+    /// Upper case: GET, POST, PUT, PATCH or DELETE.
+    pub method: String,
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    pub basic_auth: Option<(String, String)>,
+    pub content_type: String,
+    pub body: Option<Template>,
+    pub timeout: std::time::Duration,
+    pub log_response_body: bool,
+    pub set_attributes: Vec<(String, Template)>,
+}
+
+/// Methods a webhook step may use.
+pub const WEBHOOK_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+/// Body types a webhook step may send.
+pub const WEBHOOK_CONTENT_TYPES: [&str; 4] =
+    ["application/json", "application/x-www-form-urlencoded", "text/plain", "text/xml"];
+/// The longest a webhook attempt may take.
+pub const WEBHOOK_MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A set-attribute value: a string is a template, anything else is stored as given.
 #[derive(Debug, Clone)]
@@ -305,10 +329,79 @@ impl Builder {
                 Action::Unset { attribute: unset.attribute.clone(), scope: unset.scope }
             }
             Step::Exit(_) => Action::Exit,
-            Step::Webhook(_) => {
-                self.error(&format!("{path}.type"), "webhook steps are not available yet".into());
-                Action::Exit
+            Step::Webhook(webhook) => self.webhook(webhook, path),
+        }
+    }
+
+    fn webhook(&mut self, step: &WebhookStep, path: &str) -> Action {
+        let method = step.method.to_ascii_uppercase();
+        if !WEBHOOK_METHODS.contains(&method.as_str()) {
+            self.error(
+                &format!("{path}.method"),
+                format!("{:?} is not one of {}", step.method, WEBHOOK_METHODS.join(", ")),
+            );
+        }
+        let url = self.template(&step.url, &format!("{path}.url"), true);
+        let literal = !step.url.contains("{{") && !step.url.contains("{%");
+        if literal && !(step.url.starts_with("https://") || step.url.starts_with("http://")) {
+            self.error(
+                &format!("{path}.url"),
+                "must start with https:// (or http:// where the operator allows it)".into(),
+            );
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &step.headers {
+            let at = format!("{path}.headers.{name}");
+            let token =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                self.error(&at, "is not a valid header name".into());
+            } else if name.eq_ignore_ascii_case("content-type") {
+                self.error(&at, "set the body's type with content_type instead".into());
+            } else if ["host", "content-length", "authorization"].iter().any(|h| name.eq_ignore_ascii_case(h))
+                && !(name.eq_ignore_ascii_case("authorization") && step.basic_auth.is_none())
+            {
+                self.error(&at, "is set by Herald".into());
+            } else if name.to_ascii_lowercase().starts_with("webhook-")
+                || name.to_ascii_lowercase().starts_with("x-herald-")
+            {
+                self.error(&at, "is a signature header set by Herald".into());
             }
+            headers.extend(self.template(value, &at, false).map(|t| (name.clone(), t)));
+        }
+        if !WEBHOOK_CONTENT_TYPES.contains(&step.content_type.as_str()) {
+            self.error(
+                &format!("{path}.content_type"),
+                format!("{:?} is not one of {}", step.content_type, WEBHOOK_CONTENT_TYPES.join(", ")),
+            );
+        }
+        let body = (!step.body.is_empty()).then(|| self.template(&step.body, &format!("{path}.body"), false)).flatten();
+        if method == "GET" && body.is_some() {
+            self.error(&format!("{path}.body"), "a GET request has no body; put values in the URL".into());
+        }
+        let timeout = step.timeout.map_or(std::time::Duration::from_secs(4), Span::as_duration);
+        if timeout.is_zero() || timeout > WEBHOOK_MAX_TIMEOUT {
+            self.error(&format!("{path}.timeout"), "must be between 1s and 30s".into());
+        }
+        let mut set_attributes = Vec::new();
+        for (attribute, value) in &step.set_attributes {
+            let at = format!("{path}.set_attributes.{attribute}");
+            self.attribute(attribute, &at);
+            set_attributes.extend(self.template(value, &at, false).map(|t| (attribute.clone(), t)));
+        }
+        match url {
+            Some(url) => Action::Webhook(Box::new(WebhookTemplate {
+                method,
+                url,
+                headers,
+                basic_auth: step.basic_auth.as_ref().map(|a| (a.username.clone(), a.password.clone())),
+                content_type: step.content_type.clone(),
+                body,
+                timeout,
+                log_response_body: step.log_response_body,
+                set_attributes,
+            })),
+            None => Action::Exit,
         }
     }
 

@@ -139,8 +139,8 @@ pub enum Step {
     SetAttribute(SetAttributeStep),
     UnsetAttribute(UnsetAttributeStep),
     Exit(ExitStep),
-    /// Reserved for outbound webhooks; not accepted yet.
-    Webhook(serde_json::Map<String, Value>),
+    /// Calls another system; the journey goes on once the call succeeded or failed for good.
+    Webhook(WebhookStep),
 }
 
 /// Reads a step by its `type`, keeping the path inside it (`duration`, `then[0].subject`) in
@@ -163,7 +163,7 @@ impl<'de> Deserialize<'de> for Step {
             Some(_) => return Err(D::Error::custom("type: must be a string")),
             None => {
                 return Err(D::Error::custom(
-                    "type: is required (wait, email, branch, set_attribute, unset_attribute, exit)",
+                    "type: is required (wait, email, webhook, branch, set_attribute, unset_attribute, exit)",
                 ));
             }
         };
@@ -176,7 +176,7 @@ impl<'de> Deserialize<'de> for Step {
             "exit" => inner(value).map(Step::Exit),
             "webhook" => inner(value).map(Step::Webhook),
             other => Err(format!(
-                "type: unknown step type {other:?}; use wait, email, branch, set_attribute, unset_attribute or exit"
+                "type: unknown step type {other:?}; use wait, email, webhook, branch, set_attribute, unset_attribute or exit"
             )),
         }
         .map_err(D::Error::custom)
@@ -219,6 +219,56 @@ pub struct EmailStep {
     /// Derived from the HTML when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+}
+
+/// An HTTP request to another system (seed 002's "Send and receive data").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookStep {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// GET, POST, PUT, PATCH or DELETE.
+    #[serde(default = "post")]
+    pub method: String,
+    /// A template: `https://crm.example.com/leads/{{ customer.id }}`.
+    pub url: String,
+    /// Header name → value template. `Content-Type` comes from `content_type`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `application/json` (the rendered body must parse), `application/x-www-form-urlencoded`,
+    /// `text/plain` or `text/xml`.
+    #[serde(default = "json_type")]
+    pub content_type: String,
+    /// A template; `{{ customer | json }}` emits any value as JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// How long one attempt may take; default 4 s, at most 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    /// Keep the response body (up to 64 KiB) with each attempt.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub log_response_body: bool,
+    /// Contact attribute → value template over `response` (the parsed JSON response) and the
+    /// usual variables, applied when the call succeeds: `{"lead_id": "{{ response.lead_id }}"}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set_attributes: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+fn json_type() -> String {
+    "application/json".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,7 +335,7 @@ impl Step {
             Step::SetAttribute(s) => &s.id,
             Step::UnsetAttribute(s) => &s.id,
             Step::Exit(s) => &s.id,
-            Step::Webhook(map) => map.get("id").and_then(Value::as_str).unwrap_or_default(),
+            Step::Webhook(s) => &s.id,
         }
     }
 
@@ -297,7 +347,7 @@ impl Step {
             Step::SetAttribute(s) => Some(&mut s.id),
             Step::UnsetAttribute(s) => Some(&mut s.id),
             Step::Exit(s) => Some(&mut s.id),
-            Step::Webhook(_) => None,
+            Step::Webhook(s) => Some(&mut s.id),
         }
     }
 

@@ -60,7 +60,65 @@ pub enum Effect {
     Wait {
         until: Timestamp,
     },
+    /// A request to send; the journey waits at this step until it succeeded or failed for good.
+    Webhook {
+        request: Box<WebhookRequest>,
+    },
+    /// How a webhook call ended (the journey moved on after it).
+    WebhookDone {
+        outcome: WebhookOutcome,
+        status: Option<u16>,
+    },
     Exit,
+}
+
+/// A webhook step's request, rendered. Basic credentials are not serialized: callers that
+/// keep a request keep them apart (they are a secret).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct WebhookRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub basic_auth: Option<(String, String)>,
+    pub content_type: String,
+    pub body: String,
+    #[serde(with = "millis")]
+    pub timeout: std::time::Duration,
+    pub log_response_body: bool,
+}
+
+mod millis {
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        u64::deserialize(d).map(std::time::Duration::from_millis)
+    }
+}
+
+/// How a webhook call ended, as branches see it (`custom_variables.last_webhook.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOutcome {
+    /// A 2xx answer.
+    Succeeded,
+    /// A final refusal (a 4xx other than 408/409/429, a refused address).
+    Failed,
+    /// Every retry failed.
+    Exhausted,
+}
+
+/// A finished webhook call, handed back to the journey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookResult {
+    pub outcome: WebhookOutcome,
+    pub status: Option<u16>,
+    /// The response body: parsed JSON, else the text, else null.
+    pub response: Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,6 +150,8 @@ pub enum Next {
     Completed,
     /// An exit step ran.
     Exited,
+    /// Node `step` (a webhook) is waiting for its call to finish; [`after_webhook`] resumes.
+    AwaitWebhook { step: usize },
 }
 
 /// What one call of [`advance`] did.
@@ -170,6 +230,17 @@ pub fn advance(surroundings: &Surroundings<'_>, state: &mut JourneyState, from: 
                 runs.push(run(Effect::UnsetAttribute { attribute: attribute.clone(), scope: *target }));
                 position = node.next;
             }
+            Action::Webhook(webhook) => match render_webhook(webhook, surroundings, state, now) {
+                Ok(request) => {
+                    runs.push(run(Effect::Webhook { request: Box::new(request) }));
+                    return Advance { runs, next: Next::AwaitWebhook { step: index } };
+                }
+                Err(reason) => {
+                    record_webhook(state, &node.id, WebhookOutcome::Failed, None, Value::Null);
+                    runs.push(run(Effect::Failed { reason }));
+                    position = node.next;
+                }
+            },
             Action::Exit => {
                 runs.push(run(Effect::Exit));
                 return Advance { runs, next: Next::Exited };
@@ -177,6 +248,103 @@ pub fn advance(surroundings: &Surroundings<'_>, state: &mut JourneyState, from: 
         }
     }
     Advance { runs, next: Next::Completed }
+}
+
+/// Resumes a journey waiting at webhook node `at` once its call finished: records the result
+/// for later branches (`custom_variables.webhooks.<step>` and `custom_variables.last_webhook`),
+/// applies the step's `set_attributes` over `response` if it succeeded, then runs on.
+pub fn after_webhook(
+    surroundings: &Surroundings<'_>,
+    state: &mut JourneyState,
+    at: usize,
+    result: &WebhookResult,
+    now: Timestamp,
+) -> Advance {
+    let nodes = &surroundings.campaign.program.nodes;
+    let Some(node) = nodes.get(at) else { return Advance { runs: Vec::new(), next: Next::Completed } };
+    let run = |effect| StepRun { step: node.id.clone(), at: now, effect };
+    let mut runs = vec![run(Effect::WebhookDone { outcome: result.outcome, status: result.status })];
+    record_webhook(state, &node.id, result.outcome, result.status, result.response.clone());
+    if let (Action::Webhook(webhook), WebhookOutcome::Succeeded) = (&node.action, result.outcome) {
+        let mut variables = scope(surroundings, state).variables();
+        if let Some(top) = variables.as_object_mut() {
+            top.insert("response".into(), result.response.clone());
+        }
+        for (attribute, template) in &webhook.set_attributes {
+            let rendered = template.render_at(&variables, Escape::Text, surroundings.limits, now.to_offset_date_time());
+            runs.push(run(match rendered {
+                Ok(rendered) => {
+                    let value = Value::String(rendered.output);
+                    state.contact.attributes.insert(attribute.clone(), value.clone());
+                    Effect::SetAttribute { attribute: attribute.clone(), value, scope: Target::Contact }
+                }
+                Err(e) => Effect::Failed { reason: format!("set_attributes.{attribute}: {e}") },
+            }));
+        }
+    }
+    let rest = match node.next {
+        Some(next) => advance(surroundings, state, next, now),
+        None => Advance { runs: Vec::new(), next: Next::Completed },
+    };
+    runs.extend(rest.runs);
+    Advance { runs, next: rest.next }
+}
+
+/// Keeps a webhook's result where templates and branches can read it.
+fn record_webhook(state: &mut JourneyState, step: &str, outcome: WebhookOutcome, status: Option<u16>, response: Value) {
+    let result = serde_json::json!({ "step": step, "outcome": outcome, "status": status, "response": response });
+    let webhooks = state.custom_variables.entry("webhooks").or_insert_with(|| Value::Object(Map::new()));
+    if let Some(webhooks) = webhooks.as_object_mut() {
+        webhooks.insert(step.to_owned(), result.clone());
+    }
+    state.custom_variables.insert("last_webhook".into(), result);
+}
+
+/// Renders a webhook step's request; a JSON body must parse.
+fn render_webhook(
+    webhook: &crate::compile::WebhookTemplate,
+    surroundings: &Surroundings<'_>,
+    state: &JourneyState,
+    now: Timestamp,
+) -> Result<WebhookRequest, String> {
+    let text = |name: &str, template: &Template| {
+        render(template, surroundings, state, Escape::Text, now).map(|(out, _)| out).map_err(|e| format!("{name}: {e}"))
+    };
+    let url = text("url", &webhook.url)?.trim().to_owned();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("url: {url:?} is not an http(s) URL"));
+    }
+    let mut headers = Vec::with_capacity(webhook.headers.len());
+    for (name, template) in &webhook.headers {
+        let value = text(&format!("headers.{name}"), template)?;
+        if value.contains(['\r', '\n']) {
+            return Err(format!("headers.{name}: the value contains a line break"));
+        }
+        headers.push((name.clone(), value));
+    }
+    let body = match &webhook.body {
+        Some(template) => text("body", template)?,
+        None => String::new(),
+    };
+    if webhook.content_type == "application/json"
+        && !body.is_empty()
+        && let Err(e) = serde_json::from_str::<Value>(&body)
+    {
+        return Err(format!(
+            "body: the rendered body is not JSON: {e} (line {} of the body template's output)",
+            e.line()
+        ));
+    }
+    Ok(WebhookRequest {
+        method: webhook.method.clone(),
+        url,
+        headers,
+        basic_auth: webhook.basic_auth.clone(),
+        content_type: webhook.content_type.clone(),
+        body,
+        timeout: webhook.timeout,
+        log_response_body: webhook.log_response_body,
+    })
 }
 
 fn target_map(state: &mut JourneyState, target: Target) -> &mut Map<String, Value> {

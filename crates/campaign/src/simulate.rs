@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use herald_domain::{Contact, Event, InboundEvent, Timestamp};
 use herald_template::Limits;
 use serde::Serialize;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::compile::CompiledCampaign;
 use crate::context::{CampaignInfo, Scope};
 use crate::document::Trigger;
-use crate::engine::{Advance, JourneyState, Next, StepRun, Surroundings, advance};
+use crate::engine::{
+    Advance, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
+};
 use crate::trigger::{self, History, Role};
 
 /// The most timeline entries a simulation produces before it stops.
@@ -265,7 +267,15 @@ pub fn simulate(
                     limits,
                     workspace_timezone,
                 };
-                let Advance { runs, next } = advance(&surroundings, &mut journey.state, node, at);
+                let Advance { mut runs, mut next } = advance(&surroundings, &mut journey.state, node, at);
+                // A simulation calls nobody: a webhook counts as answered 2xx with an empty body.
+                while let Next::AwaitWebhook { step } = next {
+                    let answered =
+                        WebhookResult { outcome: WebhookOutcome::Succeeded, status: None, response: Value::Null };
+                    let more = after_webhook(&surroundings, &mut journey.state, step, &answered, at);
+                    runs.extend(more.runs);
+                    next = more.next;
+                }
                 contact = journey.state.contact.clone();
                 items.extend(runs.into_iter().map(|run| SimItem { at, what: What::Step { journey: j + 1, run } }));
                 match next {
@@ -273,7 +283,8 @@ pub fn simulate(
                         journey.next = Some((due, step));
                         schedule(&mut agenda, due, Agenda::Step(j, step));
                     }
-                    Next::Completed | Next::Exited => {
+                    // (A webhook's wait was resolved just above.)
+                    Next::Completed | Next::Exited | Next::AwaitWebhook { .. } => {
                         journey.active = false;
                         journey.next = None;
                         let what = if next == Next::Completed {

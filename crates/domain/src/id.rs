@@ -132,6 +132,11 @@ prefixed_id!(
     "dom"
 );
 prefixed_id!(
+    /// One outbound webhook call (all its attempts).
+    WebhookDeliveryId,
+    "whd"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

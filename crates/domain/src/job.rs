@@ -31,11 +31,19 @@ pub enum JobKind {
     WindowCheck,
     /// Hands one queued message to the SMTP transport (or holds, suppresses or fails it).
     DeliverMessage,
+    /// Makes one attempt of an outbound webhook call.
+    DeliverWebhook,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] =
-        [JobKind::Ping, JobKind::EvaluateEvents, JobKind::JourneyStep, JobKind::WindowCheck, JobKind::DeliverMessage];
+    pub const ALL: [JobKind; 6] = [
+        JobKind::Ping,
+        JobKind::EvaluateEvents,
+        JobKind::JourneyStep,
+        JobKind::WindowCheck,
+        JobKind::DeliverMessage,
+        JobKind::DeliverWebhook,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +52,7 @@ impl JobKind {
             JobKind::JourneyStep => "journey_step",
             JobKind::WindowCheck => "window_check",
             JobKind::DeliverMessage => "deliver_message",
+            JobKind::DeliverWebhook => "deliver_webhook",
         }
     }
 }

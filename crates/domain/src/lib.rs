@@ -17,6 +17,7 @@ pub mod page;
 pub mod payload;
 pub mod source;
 pub mod time;
+pub mod webhook;
 pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
@@ -28,11 +29,12 @@ pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
     ApiKeyId, CampaignId, ContactId, DomainId, EventId, IdParseError, JobId, JourneyId, LeaseId, MessageId, SourceId,
-    WorkspaceId,
+    WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;
+pub use webhook::{WebhookAttempt, WebhookDelivery, WebhookStatus};
 pub use workspace::{Workspace, WorkspaceName};

@@ -19,6 +19,8 @@ use crate::email::{Email, EmailSettings};
 use crate::http::{self, AppState};
 use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
+use crate::webhooks::Webhooks;
+use herald_webhook::client::{ClientSettings, WebhookClient};
 
 /// Herald's HTTP state and its worker, ready to serve.
 #[derive(Debug, Clone)]
@@ -53,6 +55,20 @@ impl App {
         ingest_body_limit: usize,
         email: EmailSettings,
     ) -> anyhow::Result<Self> {
+        Self::with_webhooks(store, clock, public_url, worker, ingest_body_limit, email, ClientSettings::default())
+    }
+
+    /// [`App::new`] with the outbound webhooks' address policy and scheme rules.
+    pub fn with_webhooks(
+        store: SharedStore,
+        clock: SharedClock,
+        public_url: &str,
+        worker: WorkerSettings,
+        ingest_body_limit: usize,
+        email: EmailSettings,
+        webhooks: ClientSettings,
+    ) -> anyhow::Result<Self> {
+        let webhooks = WebhookClient::new(webhooks).context("cannot build the webhook client")?;
         let wake = Arc::new(Notify::new());
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
@@ -61,8 +77,16 @@ impl App {
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
         let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
-        let worker =
-            Arc::new(Worker::new(store.clone(), clock.clone(), worker, wake.clone(), campaigns.clone(), email.clone()));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), webhooks));
+        let worker = Arc::new(Worker::new(
+            store.clone(),
+            clock.clone(),
+            worker,
+            wake.clone(),
+            campaigns.clone(),
+            email.clone(),
+            webhooks.clone(),
+        ));
         let state = AppState {
             committer: crate::ingest::committer(
                 store.clone(),
@@ -77,6 +101,7 @@ impl App {
             ingest_body_limit,
             campaigns,
             email,
+            webhooks,
             store,
             clock,
             metrics: crate::telemetry::metrics_handle(),

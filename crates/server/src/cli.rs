@@ -50,7 +50,7 @@ pub enum Command {
     /// HERALD_ADMIN_TOKEN as that workspace's admin key when set, then listens and prints the
     /// URL. SIGTERM or Ctrl-C stops accepting, lets in-flight requests and jobs finish
     /// (bounded by --shutdown-timeout-secs) and exits 0.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     ///
     /// `serve` migrates on start too; run this explicitly before rolling out a new version to
@@ -123,6 +123,13 @@ pub struct ServeArgs {
     /// The most messages per second this node hands to SMTP. [default: no limit]
     #[arg(long, env = "HERALD_SEND_RATE", value_name = "N")]
     pub send_rate: Option<u32>,
+    /// Address ranges outbound webhooks may reach although they are private, loopback or
+    /// otherwise special, comma separated (e.g. `10.1.0.0/16,127.0.0.1/32`). [default: none]
+    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_CIDRS", value_name = "CIDRS")]
+    pub webhook_allow_cidrs: Option<String>,
+    /// Let webhooks use plain `http://` URLs (local tests). [default: false: https only]
+    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_HTTP", value_name = "BOOL")]
+    pub webhook_allow_http: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

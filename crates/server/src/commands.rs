@@ -28,13 +28,14 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         .with_context(|| format!("cannot listen on {} (HERALD_BIND)", settings.bind))?;
     let local = listener.local_addr().context("cannot read the bound address")?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let app = App::new(
+    let app = App::with_webhooks(
         store.clone(),
         clock,
         &public_url,
         settings.worker.clone(),
         settings.ingest_body_limit,
         settings.email.clone(),
+        settings.webhooks.clone(),
     )?;
     tracing::info!(
         address = %local,

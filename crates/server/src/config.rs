@@ -15,6 +15,8 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::email::EmailSettings;
 use crate::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
+use herald_webhook::client::ClientSettings;
+use herald_webhook::policy::AddressPolicy;
 
 /// The commented example file, which doubles as the operator's manual of settings.
 pub const EXAMPLE_FILE: &str = include_str!("../herald.example.toml");
@@ -51,6 +53,8 @@ struct FileSettings {
     spf: Option<String>,
     domain_recheck_secs: Option<u64>,
     send_rate: Option<u32>,
+    webhook_allow_cidrs: Option<String>,
+    webhook_allow_http: Option<bool>,
 }
 
 /// Where the database lives; the scheme picks the backend once, here.
@@ -125,6 +129,7 @@ pub struct ServeSettings {
     /// Largest inbound webhook body in bytes (a batch may be 16 times this).
     pub ingest_body_limit: usize,
     pub email: EmailSettings,
+    pub webhooks: ClientSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -300,7 +305,25 @@ impl Loader {
             shutdown_timeout,
             ingest_body_limit,
             email: self.email(args)?,
+            webhooks: self.webhooks(args)?,
         })
+    }
+
+    fn webhooks(&self, args: &ServeArgs) -> Result<ClientSettings, SettingError> {
+        let f = &self.file;
+        let policy = self
+            .pick(
+                args.webhook_allow_cidrs.clone(),
+                f.webhook_allow_cidrs.clone(),
+                "HERALD_WEBHOOK_ALLOW_CIDRS",
+                "webhook_allow_cidrs",
+                |v| AddressPolicy::from_allow_list(&v).map_err(|e| e.to_string()),
+            )?
+            .unwrap_or_default();
+        let allow_http = self
+            .pick(args.webhook_allow_http, f.webhook_allow_http, "HERALD_WEBHOOK_ALLOW_HTTP", "webhook_allow_http", Ok)?
+            .unwrap_or(false);
+        Ok(ClientSettings { policy, allow_http, ..ClientSettings::default() })
     }
 
     fn email(&self, args: &ServeArgs) -> Result<EmailSettings, SettingError> {
@@ -445,6 +468,8 @@ mod tests {
             spf: None,
             domain_recheck_secs: None,
             send_rate: None,
+            webhook_allow_cidrs: None,
+            webhook_allow_http: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub struct Worker {
     wake: Arc<Notify>,
     campaigns: Arc<Campaigns>,
     email: Arc<crate::email::Email>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     /// Written into claimed job rows so operators can tell which process holds a job.
     name: String,
 }
@@ -48,9 +49,10 @@ impl Worker {
         wake: Arc<Notify>,
         campaigns: Arc<Campaigns>,
         email: Arc<crate::email::Email>,
+        webhooks: Arc<crate::webhooks::Webhooks>,
     ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
-        Self { store, clock, settings, wake, campaigns, email, name }
+        Self { store, clock, settings, wake, campaigns, email, webhooks, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -188,6 +190,10 @@ impl Worker {
                 Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
                 other => other,
             },
+            Ok(JobKind::DeliverWebhook) => match self.webhooks.deliver(leased).await {
+                Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
+                other => other,
+            },
             Ok(kind) => match self.campaigns.run(kind, leased).await {
                 Ok(()) => Ok("done"),
                 Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),
@@ -216,6 +222,7 @@ impl Worker {
     /// Records a failed run: again after the retry policy's backoff, or dead when the attempts
     /// are spent. Returns the outcome's metric label.
     async fn retry_later(&self, leased: &LeasedJob, error: String, now: Timestamp) -> Result<&'static str, StoreError> {
+        tracing::warn!(job = %leased.job.id, kind = %leased.job.kind, error, "job failed; it runs again later");
         let outcome = RetryPolicy::DEFAULT.after_failure(leased.job.attempts, now, rand::random(), error);
         let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
         self.store.finish_job(&leased.lease, &outcome, now).await?;

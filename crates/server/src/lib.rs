@@ -16,3 +16,4 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod telemetry;
+pub mod webhooks;

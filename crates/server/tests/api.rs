@@ -111,6 +111,10 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/suppressions/{email}",
         "/api/v1/transport",
         "/api/v1/transport/test",
+        "/api/v1/webhook-deliveries",
+        "/api/v1/webhook-deliveries/{id}",
+        "/api/v1/webhook-signing-key",
+        "/api/v1/webhook-signing-key/rotate",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -25,6 +25,7 @@ mod rows;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;

@@ -15,6 +15,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod sources;
+mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;

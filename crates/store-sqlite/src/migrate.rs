@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "inbound", include_str!("../migrations/0002_inbound.sql")),
     (3, "campaigns", include_str!("../migrations/0003_campaigns.sql")),
     (4, "email", include_str!("../migrations/0004_email.sql")),
+    (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
 ];
 
 pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {

@@ -58,6 +58,8 @@ macro_rules! conformance_suite {
             domains_release_held_messages_when_verified,
             deliveries_are_fenced_by_the_lease,
             suppressions_transports_and_secrets,
+            webhook_deliveries_are_idempotent_and_fenced,
+            signing_keys_rotate_with_an_overlap,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1364,4 +1366,100 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
     assert_eq!(secret, "first");
     assert_eq!(store.email_secret(ws, "second").await.expect("secret"), "first");
     assert_eq!(store.email_secret(other.id, "third").await.expect("secret"), "third");
+}
+
+pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
+    use crate::webhook::{DeliveryFilter, DeliveryProgress, NewDelivery, webhook_job};
+    use herald_domain::{WebhookAttempt, WebhookStatus};
+    let (ws, contact, journey) = journey_for(&store, "w@example.com").await;
+    let new = NewDelivery {
+        journey_id: Some(journey),
+        campaign_id: None,
+        contact_id: Some(contact),
+        step: Some("crm".into()),
+        idempotency_key: "jrn.crm".into(),
+        endpoint: "https://crm.example.com:443".into(),
+        request: json!({"method": "POST", "url": "https://crm.example.com/leads", "body": "{}"}),
+        basic_auth: Some("u:p".into()),
+    };
+    let (first, auth) = store.open_delivery(ws, &new, at(2)).await.expect("open");
+    assert_eq!((first.status, first.attempts, auth.as_deref()), (WebhookStatus::Pending, 0, Some("u:p")));
+    let (again, _) = store.open_delivery(ws, &new, at(3)).await.expect("open again");
+    assert_eq!(again.id, first.id, "the same idempotency key is the same call");
+
+    store.enqueue_jobs(ws, &[webhook_job(json!({"delivery": first.id}), at(2))], at(2)).await.expect("job");
+    let stale = store.claim_jobs(&claim(at(2), 1)).await.expect("claim").pop().expect("job");
+    let current = store.claim_jobs(&claim(at(40), 1)).await.expect("claim").pop().expect("job again");
+    let attempt = |number, status: Option<u16>| WebhookAttempt {
+        number,
+        at: at(40),
+        request_line: "POST https://crm.example.com/leads".into(),
+        request_headers: json!({"authorization": "***"}),
+        status,
+        latency_ms: 12,
+        response_body: None,
+        error: status.is_none().then(|| "timed out after 4 s".into()),
+    };
+    let retry = DeliveryProgress {
+        status: WebhookStatus::Pending,
+        last_status: Some(500),
+        last_error: Some("500".into()),
+        response: Value::Null,
+    };
+    let again_later = JobOutcome::Retry { at: at(100), error: "500".into() };
+    let err = store
+        .record_attempt(ws, &stale.lease, first.id, &attempt(1, Some(500)), &retry, &again_later, &[], at(40))
+        .await
+        .expect_err("stale lease");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    store
+        .record_attempt(ws, &current.lease, first.id, &attempt(1, Some(500)), &retry, &again_later, &[], at(41))
+        .await
+        .expect("retry");
+    let next = store.claim_jobs(&claim(at(100), 1)).await.expect("claim").pop().expect("retried");
+    let done = DeliveryProgress {
+        status: WebhookStatus::Succeeded,
+        last_status: Some(200),
+        last_error: None,
+        response: json!({"lead_id": 7}),
+    };
+    let follow = NewJob::new(JobKind::JourneyStep, json!({"journey": journey}), at(100));
+    store
+        .record_attempt(ws, &next.lease, first.id, &attempt(2, Some(200)), &done, &JobOutcome::Done, &[follow], at(100))
+        .await
+        .expect("succeeded");
+    let (stored, attempts) = store.get_delivery(ws, first.id).await.expect("get");
+    assert_eq!(
+        (stored.status, stored.attempts, stored.last_status, stored.finished_at),
+        (WebhookStatus::Succeeded, 2, Some(200), Some(at(100)))
+    );
+    assert_eq!(stored.response, json!({"lead_id": 7}));
+    assert_eq!(attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [Some(500), Some(200)]);
+    assert_eq!(attempts[0].request_headers, json!({"authorization": "***"}));
+    let follow_up = store.claim_jobs(&claim(at(100), 5)).await.expect("claim");
+    assert!(follow_up.iter().any(|j| j.job.kind == JobKind::JourneyStep.as_str()), "the journey goes on");
+    let by_contact = DeliveryFilter { contact: Some(contact), ..DeliveryFilter::default() };
+    assert_eq!(store.list_deliveries(ws, &by_contact, PageRequest::first(10)).await.expect("list").items.len(), 1);
+    let failed = DeliveryFilter { status: Some(WebhookStatus::Failed), ..DeliveryFilter::default() };
+    assert!(store.list_deliveries(ws, &failed, PageRequest::first(10)).await.expect("list").items.is_empty());
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    assert!(matches!(store.get_delivery(other.id, first.id).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn signing_keys_rotate_with_an_overlap(store: SharedStore) {
+    use crate::webhook::SigningKeyRecord;
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws").id;
+    assert!(store.signing_keys(ws, at(1)).await.expect("keys").is_empty());
+    let key = |id: &str, t| SigningKeyRecord {
+        id: id.into(),
+        secret: id.as_bytes().to_vec(),
+        created_at: at(t),
+        retires_at: None,
+    };
+    store.rotate_signing_key(ws, &key("k1", 1), at(1)).await.expect("first");
+    store.rotate_signing_key(ws, &key("k2", 10), at(10 + 3600)).await.expect("rotate");
+    let ids = |keys: Vec<SigningKeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.signing_keys(ws, at(11)).await.expect("keys")), ["k2", "k1"], "both sign during the overlap");
+    assert_eq!(ids(store.signing_keys(ws, at(10 + 3600)).await.expect("keys")), ["k2"], "then only the new one");
+    assert_eq!(store.signing_keys(ws, at(11)).await.expect("keys")[0].secret, b"k2".to_vec());
 }

@@ -30,6 +30,7 @@ pub mod conformance;
 pub mod email;
 mod error;
 pub mod ingest;
+pub mod webhook;
 
 pub use error::StoreError;
 
@@ -123,6 +124,7 @@ pub trait Store:
     + EventStore
     + campaign::CampaignStore
     + email::EmailStore
+    + webhook::WebhookStore
     + Send
     + Sync
     + std::fmt::Debug

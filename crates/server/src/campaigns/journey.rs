@@ -4,10 +4,13 @@
 //! has moved on (or ended) does nothing, so a job delivered twice repeats nothing.
 
 use herald_campaign::document::Scope as Target;
-use herald_campaign::engine::{Advance, Effect, JourneyState, Next, StepRun, Surroundings, advance};
+use herald_campaign::engine::{
+    Advance, Effect, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
+};
 use herald_domain::job::LeasedJob;
 use herald_domain::{
     CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId, MessageStatus, NewJob, Timestamp,
+    WebhookDeliveryId, WebhookStatus,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
@@ -24,15 +27,25 @@ struct StepPayload {
     journey: JourneyId,
     step: Option<u32>,
     run_at: Option<Timestamp>,
+    /// The finished webhook call the journey was waiting for at `step`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook: Option<WebhookDeliveryId>,
 }
 
 pub(super) fn step_job(journey: JourneyId, step: Option<u32>, run_at: Option<Timestamp>, now: Timestamp) -> NewJob {
-    NewJob::new(JobKind::JourneyStep, json!(StepPayload { journey, step, run_at }), run_at.unwrap_or(now).max(now))
+    let payload = StepPayload { journey, step, run_at, webhook: None };
+    NewJob::new(JobKind::JourneyStep, json!(payload), run_at.unwrap_or(now).max(now))
+}
+
+/// The job that resumes a journey waiting at webhook step `step` once `delivery` finished.
+pub fn resume_job(journey: JourneyId, step: u32, delivery: WebhookDeliveryId, now: Timestamp) -> NewJob {
+    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: Some(delivery) };
+    NewJob::new(JobKind::JourneyStep, json!(payload), now)
 }
 
 impl Campaigns {
     pub(super) async fn run_journey(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
-        let StepPayload { journey: id, step, run_at } = payload(leased)?;
+        let StepPayload { journey: id, step, run_at, webhook } = payload(leased)?;
         let workspace = leased.job.workspace_id;
         let now = self.clock.now();
         let mut work = CampaignWork::default();
@@ -45,14 +58,37 @@ impl Campaigns {
         if let Some(context) = context.filter(|c| {
             c.journey.status == JourneyStatus::Active && c.journey.step == step && c.journey.run_at == run_at
         }) {
-            self.step(context, &mut work, now).await?;
+            let called = match webhook {
+                Some(delivery) => Some(self.webhook_result(workspace, delivery).await?),
+                None => None,
+            };
+            self.step(context, called.as_ref(), &mut work, now).await?;
         }
         self.commit(workspace, Some(&leased.lease), work).await
+    }
+
+    /// How a finished call ended, for the journey that waited for it.
+    async fn webhook_result(
+        &self,
+        workspace: herald_domain::WorkspaceId,
+        delivery: WebhookDeliveryId,
+    ) -> Result<WebhookResult, CampaignJobError> {
+        let (delivery, _) = self.store.get_delivery(workspace, delivery).await?;
+        let outcome = match delivery.status {
+            WebhookStatus::Succeeded => WebhookOutcome::Succeeded,
+            WebhookStatus::Failed => WebhookOutcome::Failed,
+            WebhookStatus::Exhausted => WebhookOutcome::Exhausted,
+            WebhookStatus::Pending => {
+                return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
+            }
+        };
+        Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
     }
 
     async fn step(
         &self,
         context: JourneyContext,
+        called: Option<&WebhookResult>,
         work: &mut CampaignWork,
         now: Timestamp,
     ) -> Result<(), CampaignJobError> {
@@ -95,20 +131,33 @@ impl Campaigns {
             workspace_timezone: workspace_timezone.as_deref(),
         };
         let mut state = JourneyState { contact, custom_variables: journey.custom_variables.clone() };
-        let Advance { runs, next } =
-            advance(&surroundings, &mut state, usize::try_from(from).unwrap_or(usize::MAX), now);
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        let Advance { runs, next } = match called {
+            Some(result) => after_webhook(&surroundings, &mut state, from, result, now),
+            None => advance(&surroundings, &mut state, from, now),
+        };
+        let mut call = None;
         let delivery =
             Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
         for run in runs {
+            if let Effect::Webhook { request } = &run.effect {
+                call = Some((run.step.clone(), request.clone()));
+            }
             record(&journey, run, &delivery, work, now);
         }
         let (status, step, run_at, exit_reason) = match next {
             Next::At { at, step } => (JourneyStatus::Active, u32::try_from(step).ok(), Some(at), None),
+            Next::AwaitWebhook { step } => (JourneyStatus::Active, u32::try_from(step).ok(), None, None),
             Next::Completed => (JourneyStatus::Completed, None, None, None),
             Next::Exited => (JourneyStatus::Exited, None, None, Some("exit step".to_owned())),
         };
-        if status == JourneyStatus::Active {
-            work.jobs.push(step_job(journey.id, step, run_at, now));
+        match (call, step) {
+            // Waiting for the call: its delivery job resumes the journey when it is over.
+            (Some((step_id, request)), Some(index)) if run_at.is_none() => {
+                work.jobs.push(crate::webhooks::call_job(&journey, index, &step_id, *request, now));
+            }
+            _ if status == JourneyStatus::Active => work.jobs.push(step_job(journey.id, step, run_at, now)),
+            _ => {}
         }
         work.updates.push(JourneyUpdate {
             id: journey.id,
@@ -214,6 +263,15 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
             json!({ "reason": reason }),
         ),
         Effect::Wait { until } => ("waited", json!({ "until": until })),
+        Effect::Webhook { request } => ("called", json!({ "method": request.method, "url": request.url })),
+        Effect::WebhookDone { outcome, status } => (
+            match outcome {
+                WebhookOutcome::Succeeded => "succeeded",
+                WebhookOutcome::Failed => "failed",
+                WebhookOutcome::Exhausted => "exhausted",
+            },
+            json!({ "status": status }),
+        ),
         Effect::Exit => ("exited", json!({})),
     };
     work.steps.push(StepRecord {

@@ -6,6 +6,8 @@
 mod evaluate;
 mod journey;
 
+pub use journey::resume_job;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -136,7 +138,7 @@ impl Campaigns {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
             JobKind::JourneyStep => self.run_journey(leased).await,
             JobKind::WindowCheck => self.close_window(leased).await,
-            JobKind::Ping | JobKind::DeliverMessage => {
+            JobKind::Ping | JobKind::DeliverMessage | JobKind::DeliverWebhook => {
                 Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
             }
         }

@@ -16,6 +16,7 @@ mod sources;
 mod suppressions;
 mod transport;
 mod unsubscribe;
+mod webhooks;
 mod workspace;
 
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     /// Sending domains, transports and unsubscribe links.
     pub email: Arc<crate::email::Email>,
+    /// Outbound webhook calls and signing keys.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -115,6 +118,7 @@ impl std::fmt::Debug for AppState {
         (name = "domains", description = "Sending domains: DKIM keys, DNS records and verification"),
         (name = "suppressions", description = "Addresses campaign email never goes to"),
         (name = "transport", description = "The SMTP relay the workspace sends with"),
+        (name = "webhooks", description = "Outbound webhook calls, their attempts, and the signing keys"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -156,6 +160,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(domains::router())
         .merge(suppressions::router())
         .merge(transport::router())
+        .merge(webhooks::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

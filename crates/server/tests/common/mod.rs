@@ -17,6 +17,8 @@ use herald_server::config::WorkerSettings;
 use herald_server::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
+use herald_webhook::client::ClientSettings;
+use herald_webhook::policy::AddressPolicy;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +68,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, EmailSettings::default()).await
 }
 
-/// A running Herald with a manual clock and these email settings.
+/// A running Herald with a manual clock and these email settings; webhooks may reach loopback
+/// over plain http.
 pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
+    let loopback = AddressPolicy::allowing(["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")]);
+    let webhooks = ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() };
+    spawn_app_full(backend, email, webhooks).await
+}
+
+/// A running Herald with a manual clock, these email settings and this webhook policy.
+pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
     let (store, database) = fresh_store(backend).await;
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
@@ -76,8 +86,16 @@ pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app =
-        App::new(store.clone(), shared_clock, &address, WorkerSettings::default(), 256 * 1024, email).expect("app");
+    let app = App::with_webhooks(
+        store.clone(),
+        shared_clock,
+        &address,
+        WorkerSettings::default(),
+        256 * 1024,
+        email,
+        webhooks,
+    )
+    .expect("app");
     let shutdown = CancellationToken::new();
     // No background worker: tests step it with `run_until_idle`.
     let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));

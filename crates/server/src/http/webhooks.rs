@@ -1,0 +1,233 @@
+//! `/api/v1/webhook-deliveries`: every outbound webhook call with its attempts; and
+//! `/api/v1/webhook-signing-key`: the keys that sign them (rotation shows the new secret once).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use herald_domain::{
+    CampaignId, ContactId, JourneyId, Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookStatus,
+};
+use herald_store::webhook::DeliveryFilter;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Auth;
+use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use super::list::List;
+use crate::webhooks::KEY_OVERLAP;
+
+/// One outbound call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDto {
+    #[schema(value_type = String, example = "whd_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b")]
+    id: WebhookDeliveryId,
+    #[schema(value_type = Option<String>)]
+    journey_id: Option<JourneyId>,
+    #[schema(value_type = Option<String>)]
+    campaign_id: Option<CampaignId>,
+    #[schema(value_type = Option<String>)]
+    contact_id: Option<ContactId>,
+    /// The campaign step that made the call.
+    step: Option<String>,
+    /// Sent as `Idempotency-Key` and `webhook-id`, the same on every attempt.
+    idempotency_key: String,
+    endpoint: String,
+    /// `pending`, `succeeded`, `failed` (refused for good) or `exhausted` (every retry failed).
+    #[schema(value_type = String)]
+    status: WebhookStatus,
+    attempts: u32,
+    last_status: Option<u16>,
+    last_error: Option<String>,
+    /// The request as rendered (secret-looking header values masked).
+    #[schema(value_type = Object)]
+    request: Value,
+    /// The response of the successful attempt (parsed JSON or text).
+    #[schema(value_type = Object)]
+    response: Value,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    finished_at: Option<Timestamp>,
+}
+
+impl From<WebhookDelivery> for DeliveryDto {
+    fn from(d: WebhookDelivery) -> Self {
+        Self {
+            id: d.id,
+            journey_id: d.journey_id,
+            campaign_id: d.campaign_id,
+            contact_id: d.contact_id,
+            step: d.step,
+            idempotency_key: d.idempotency_key,
+            endpoint: d.endpoint,
+            status: d.status,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            request: d.request,
+            response: d.response,
+            created_at: d.created_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+/// A call with every attempt: request line, headers (secrets masked), status, latency,
+/// response body (when the step keeps it) and error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryWithAttempts {
+    #[serde(flatten)]
+    delivery: DeliveryDto,
+    #[schema(value_type = Vec<Object>)]
+    attempts: Vec<WebhookAttempt>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Only this contact's calls (`ct_…`).
+    pub contact: Option<String>,
+    /// Only this campaign's calls (`cmp_…`).
+    pub campaign: Option<String>,
+    /// Only this journey's calls (`jrn_…`).
+    pub journey: Option<String>,
+    /// `pending`, `succeeded`, `failed` or `exhausted`.
+    pub status: Option<String>,
+}
+
+/// The signing keys, without their secrets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyDto {
+    id: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    /// When it stops signing (set on the older key during a rotation's overlap).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    retires_at: Option<Timestamp>,
+}
+
+/// A new signing key: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    id: String,
+    /// The Standard Webhooks secret (`whsec_` + base64) receivers verify with; the same
+    /// bytes key the `X-Herald-Signature` HMAC.
+    secret: String,
+    /// Until then the previous key signs too.
+    #[schema(value_type = String, format = DateTime)]
+    previous_retires_at: Timestamp,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// Seconds the previous key keeps signing beside the new one (default 86400; 0 ends it now).
+    #[serde(default)]
+    overlap_secs: Option<u64>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
+        .routes(routes!(list_signing_keys))
+        .routes(routes!(rotate_signing_key))
+}
+
+fn parse<T: std::str::FromStr>(raw: Option<&str>, field: &str) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.map(|r| r.parse().map_err(|e| ApiError::invalid(field, e))).transpose()
+}
+
+/// List webhook calls, newest first.
+#[utoipa::path(
+    get,
+    path = "/webhook-deliveries",
+    tag = "webhooks",
+    params(DeliveryParams),
+    responses((status = 200, body = List<DeliveryDto>), (status = 400, body = ErrorBody))
+)]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    ApiQuery(params): ApiQuery<DeliveryParams>,
+) -> Result<Json<List<DeliveryDto>>, ApiError> {
+    let filter = DeliveryFilter {
+        contact: parse(params.contact.as_deref(), "contact")?,
+        campaign: parse(params.campaign.as_deref(), "campaign")?,
+        journey: parse(params.journey.as_deref(), "journey")?,
+        status: parse(params.status.as_deref(), "status")?,
+    };
+    let paging = super::list::ListParams { limit: params.limit, cursor: params.cursor };
+    let page = state.store.list_deliveries(principal.workspace_id, &filter, paging.page()?).await?;
+    Ok(Json(List::from_page(page, DeliveryDto::from)))
+}
+
+/// One webhook call with every attempt.
+#[utoipa::path(
+    get,
+    path = "/webhook-deliveries/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Delivery id (`whd_…`)")),
+    responses((status = 200, body = DeliveryWithAttempts), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_delivery(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryWithAttempts>, ApiError> {
+    let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let (delivery, attempts) = state.store.get_delivery(principal.workspace_id, id).await?;
+    Ok(Json(DeliveryWithAttempts { delivery: delivery.into(), attempts }))
+}
+
+/// The keys that sign webhooks now, newest first (secrets are never shown again).
+#[utoipa::path(get, path = "/webhook-signing-key", tag = "webhooks", responses((status = 200, body = Vec<SigningKeyDto>)))]
+async fn list_signing_keys(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> Result<Json<Vec<SigningKeyDto>>, ApiError> {
+    // Makes the first key if there is none yet.
+    state.webhooks.signing_keys(principal.workspace_id).await?;
+    let keys = state.store.signing_keys(principal.workspace_id, state.clock.now()).await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|k| SigningKeyDto { id: k.id, created_at: k.created_at, retires_at: k.retires_at })
+            .collect(),
+    ))
+}
+
+/// Make a new signing key. The previous one keeps signing for the overlap, so receivers can
+/// switch without missing a request; the new secret is in this response only.
+#[utoipa::path(
+    post,
+    path = "/webhook-signing-key/rotate",
+    tag = "webhooks",
+    request_body = RotateKey,
+    responses((status = 200, body = RotatedKey), (status = 400, body = ErrorBody))
+)]
+async fn rotate_signing_key(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    ApiJson(body): ApiJson<RotateKey>,
+) -> Result<Json<RotatedKey>, ApiError> {
+    let overlap = match body.overlap_secs {
+        Some(secs) if secs > 30 * 86_400 => return Err(ApiError::invalid("overlap_secs", "must be at most 30 days")),
+        Some(secs) => std::time::Duration::from_secs(secs),
+        None => KEY_OVERLAP,
+    };
+    let key = state.webhooks.rotate(principal.workspace_id, overlap).await?;
+    tracing::info!(workspace = %principal.workspace_id, key = %key.id, "webhook signing key rotated");
+    Ok(Json(RotatedKey {
+        id: key.id.clone(),
+        secret: key.to_standard_secret(),
+        previous_retires_at: state.clock.now() + overlap,
+    }))
+}

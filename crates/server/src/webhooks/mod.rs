@@ -1,0 +1,260 @@
+//! Outbound webhooks at work: the delivery job that makes one attempt of a journey's webhook
+//! call, signs it with the workspace's keys, records it, and when the call is over (success,
+//! a final refusal, or retries exhausted) resumes the journey, all in one commit per attempt.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_campaign::engine::WebhookRequest;
+use herald_domain::job::{JobOutcome, LeasedJob};
+use herald_domain::{
+    CampaignId, ContactId, Journey, JourneyId, NewJob, Timestamp, WebhookAttempt, WebhookDelivery, WebhookStatus,
+    WorkspaceId,
+};
+use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
+use herald_store::{SharedStore, StoreError, StoreResult};
+use herald_webhook::client::{OutboundRequest, WebhookClient};
+use herald_webhook::retry::{AttemptOutcome, RetrySchedule, Verdict};
+use herald_webhook::sign::{SigningKey, sign};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::clock::SharedClock;
+
+/// Requests in flight to one endpoint at most, so a slow or dead endpoint cannot hold up
+/// deliveries to others.
+pub const ENDPOINT_CONCURRENCY: usize = 16;
+/// How long a rotated signing key keeps signing beside its successor.
+pub const KEY_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// A journey's call, as its delivery job carries it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallPayload {
+    journey: JourneyId,
+    campaign: CampaignId,
+    contact: ContactId,
+    /// The webhook step's index in the journey's program and its id.
+    step_index: u32,
+    step: String,
+    request: WebhookRequest,
+    /// `user:password` for Basic authentication (a secret, kept out of the delivery's request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<String>,
+}
+
+/// The key that makes a call's `Idempotency-Key` and `webhook-id`: the same for the same
+/// journey and step, however often the step or the delivery runs.
+pub fn idempotency_key(journey: JourneyId, step: &str) -> String {
+    let digest = Sha256::digest(format!("{journey}:{step}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("whk_{hex}")
+}
+
+/// The delivery job of a journey waiting at webhook node `index` (step `step`).
+pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp) -> NewJob {
+    let basic_auth = request.basic_auth.as_ref().map(|(user, password)| format!("{user}:{password}"));
+    let payload = CallPayload {
+        journey: journey.id,
+        campaign: journey.campaign_id,
+        contact: journey.contact_id,
+        step_index: index,
+        step: step.to_owned(),
+        request,
+        basic_auth,
+    };
+    webhook_job(json!(payload), now)
+}
+
+/// The webhook side of a node.
+#[derive(Debug)]
+pub struct Webhooks {
+    store: SharedStore,
+    clock: SharedClock,
+    client: WebhookClient,
+    schedule: RetrySchedule,
+    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Webhooks {
+    pub fn new(store: SharedStore, clock: SharedClock, client: WebhookClient) -> Self {
+        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default() }
+    }
+
+    /// The keys that sign now, making the workspace's first key on first use.
+    pub async fn signing_keys(&self, workspace: WorkspaceId) -> StoreResult<Vec<SigningKey>> {
+        let now = self.clock.now();
+        let mut keys = self.store.signing_keys(workspace, now).await?;
+        if keys.is_empty() {
+            self.rotate(workspace, Duration::ZERO).await?;
+            keys = self.store.signing_keys(workspace, now).await?;
+        }
+        Ok(keys.into_iter().map(|k| SigningKey::from_secret(k.id, k.secret)).collect())
+    }
+
+    /// Makes a new signing key; the current ones keep signing for `overlap`. Returns the new
+    /// key (its secret is shown to the caller once).
+    pub async fn rotate(&self, workspace: WorkspaceId, overlap: Duration) -> StoreResult<SigningKey> {
+        let now = self.clock.now();
+        let key = SigningKey::generate();
+        let record =
+            SigningKeyRecord { id: key.id.clone(), secret: key.secret().to_vec(), created_at: now, retires_at: None };
+        self.store.rotate_signing_key(workspace, &record, now + overlap).await?;
+        Ok(key)
+    }
+
+    fn endpoint_slots(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints.entry(endpoint.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(ENDPOINT_CONCURRENCY))).clone()
+    }
+
+    /// Runs one delivery job; returns the outcome's metric label.
+    pub async fn deliver(&self, leased: &LeasedJob) -> Result<&'static str, StoreError> {
+        let workspace = leased.job.workspace_id;
+        let Ok(call) = serde_json::from_value::<CallPayload>(leased.job.payload.clone()) else {
+            let error = "the job's payload is not a webhook call".to_owned();
+            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
+            return Ok("dead");
+        };
+        let new = NewDelivery {
+            journey_id: Some(call.journey),
+            campaign_id: Some(call.campaign),
+            contact_id: Some(call.contact),
+            step: Some(call.step.clone()),
+            idempotency_key: idempotency_key(call.journey, &call.step),
+            endpoint: endpoint(&call.request.url),
+            request: json!({
+                "method": call.request.method,
+                "url": call.request.url,
+                "headers": mask_headers(&call.request.headers),
+                "content_type": call.request.content_type,
+                "body": call.request.body,
+                "timeout_ms": call.request.timeout.as_millis(),
+                "log_response_body": call.request.log_response_body,
+            }),
+            basic_auth: call.basic_auth.clone(),
+        };
+        let (delivery, basic_auth) = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
+        let resume = crate::campaigns::resume_job(call.journey, call.step_index, delivery.id, self.clock.now());
+        if delivery.status != WebhookStatus::Pending {
+            // Already over (a journey resumed twice, a replayed job): no second call; the
+            // journey is resumed with the result on record.
+            self.store.finish_job(&leased.lease, &JobOutcome::Done, self.clock.now()).await?;
+            self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
+            return Ok("done");
+        }
+        let keys = self.signing_keys(workspace).await?;
+        let (attempt, outcome) = self.attempt(&call.request, &delivery, basic_auth, &keys).await;
+        let retries_done = delivery.attempts;
+        let verdict = self.schedule.next(retries_done, &outcome, rand::random());
+        let now = self.clock.now();
+        let response = response_value(&attempt.response_body, attempt.status);
+        let (status, job, follow_up, label) = match verdict {
+            Verdict::Success => (WebhookStatus::Succeeded, JobOutcome::Done, vec![resume], "succeeded"),
+            Verdict::Retry { after } => {
+                let error = attempt.error.clone().unwrap_or_else(|| format!("HTTP {}", attempt.status.unwrap_or(0)));
+                (WebhookStatus::Pending, JobOutcome::Retry { at: now + after, error }, vec![], "retry")
+            }
+            Verdict::Final { .. } => (WebhookStatus::Failed, JobOutcome::Done, vec![resume], "failed"),
+            Verdict::Exhausted => (WebhookStatus::Exhausted, JobOutcome::Done, vec![resume], "exhausted"),
+        };
+        let progress = DeliveryProgress {
+            status,
+            last_status: attempt.status,
+            last_error: attempt.error.clone(),
+            response: if status == WebhookStatus::Succeeded { response } else { Value::Null },
+        };
+        let logged =
+            if call.request.log_response_body { attempt } else { WebhookAttempt { response_body: None, ..attempt } };
+        self.store
+            .record_attempt(workspace, &leased.lease, delivery.id, &logged, &progress, &job, &follow_up, now)
+            .await?;
+        metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);
+        Ok(if matches!(job, JobOutcome::Retry { .. }) { "retry" } else { "done" })
+    }
+
+    /// Makes one signed attempt and describes it for the log.
+    async fn attempt(
+        &self,
+        request: &WebhookRequest,
+        delivery: &WebhookDelivery,
+        basic_auth: Option<String>,
+        keys: &[SigningKey],
+    ) -> (WebhookAttempt, AttemptOutcome) {
+        let at = self.clock.now();
+        let body = request.body.as_bytes().to_vec();
+        let timestamp = at.unix_millis() / 1000;
+        let mut headers = request.headers.clone();
+        if !body.is_empty() || request.method != "GET" {
+            headers.push(("Content-Type".into(), request.content_type.clone()));
+        }
+        headers.extend(sign(keys, &delivery.idempotency_key, timestamp, &body).into_pairs());
+        let outbound = OutboundRequest {
+            method: request.method.parse().unwrap_or(reqwest::Method::POST),
+            url: request.url.clone(),
+            headers: headers.clone(),
+            body,
+            timeout: request.timeout,
+            basic_auth: basic_auth.and_then(|auth| auth.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))),
+        };
+        let slots = self.endpoint_slots(&delivery.endpoint);
+        let result = match slots.acquire().await {
+            Ok(_permit) => self.client.send(&outbound).await,
+            // The semaphore is never closed.
+            Err(_) => self.client.send(&outbound).await,
+        };
+        let masked = mask_headers(&headers);
+        let attempt = WebhookAttempt {
+            number: delivery.attempts + 1,
+            at,
+            request_line: format!("{} {}", request.method, request.url),
+            request_headers: masked,
+            status: result.status,
+            latency_ms: u64::try_from(result.latency.as_millis()).unwrap_or(u64::MAX),
+            response_body: Some(String::from_utf8_lossy(&result.body).into_owned()),
+            error: result.error.clone(),
+        };
+        (attempt, result.outcome)
+    }
+}
+
+/// Headers as the delivery log shows them: values of secret-looking headers (credentials,
+/// API keys, tokens, signatures) replaced by `***`.
+pub fn mask_headers(headers: &[(String, String)]) -> Value {
+    const SECRET: [&str; 7] = ["authorization", "signature", "secret", "token", "key", "password", "cookie"];
+    let masked: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            // `Idempotency-Key` is an identifier, not a secret.
+            let secret = lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s));
+            (lower, Value::String(if secret { "***".into() } else { value.clone() }))
+        })
+        .collect();
+    Value::Object(masked)
+}
+
+/// `scheme://host:port` of a URL (the unit of concurrency limits).
+fn endpoint(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(url) => format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        ),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// A response body as templates see it: parsed JSON, else the text, else null.
+fn response_value(body: &Option<String>, status: Option<u16>) -> Value {
+    match (body, status) {
+        (Some(text), Some(_)) if !text.is_empty() => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        }
+        _ => Value::Null,
+    }
+}

@@ -1,0 +1,308 @@
+//! Webhook steps end to end, on both backends, against real HTTP receivers on loopback:
+//! retries with one effect and one idempotency key, a final refusal, a hanging endpoint, a
+//! response field landing on the contact, branches on the outcome, signatures checked by the
+//! independent `standardwebhooks` package, and the outbound address policy.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use axum::response::IntoResponse;
+use common::{Backend, TestApp, json, spawn_app_full, spawn_app_with};
+use herald_server::clock::Clock;
+use herald_server::email::EmailSettings;
+use herald_webhook::client::ClientSettings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_both_backends!(
+    retries_make_one_effect_and_the_response_lands_on_the_contact,
+    final_refusals_and_timeouts_are_branched_on,
+    signatures_verify_with_an_independent_library,
+    private_addresses_and_plain_http_are_refused_by_default,
+);
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Receiver {
+    fn seen(&self, path: &str) -> Vec<Seen> {
+        self.seen.lock().unwrap().iter().filter(|s| s.path == path).cloned().collect()
+    }
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let headers: HashMap<String, String> =
+        headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
+    let count = {
+        let mut seen = receiver.seen.lock().unwrap();
+        seen.push(Seen { path: path.clone(), headers, body: body.to_vec() });
+        seen.iter().filter(|s| s.path == path).count()
+    };
+    match path.as_str() {
+        // 500 twice, then 200 with a body whose field lands on the contact.
+        "flaky" if count <= 2 => (AxumStatus::INTERNAL_SERVER_ERROR, "try later".to_owned()).into_response(),
+        "flaky" => {
+            (AxumStatus::OK, [("content-type", "application/json")], r#"{"lead_id": "L-7", "amount": 5}"#.to_owned())
+                .into_response()
+        }
+        "gone" => (AxumStatus::GONE, "no such hook".to_owned()).into_response(),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            (AxumStatus::OK, String::new()).into_response()
+        }
+        _ => (AxumStatus::OK, "{}".to_owned()).into_response(),
+    }
+}
+
+async fn receiver() -> (Receiver, String) {
+    let receiver = Receiver::default();
+    let app = Router::new().route("/{path}", axum::routing::any(receive)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (receiver, base)
+}
+
+async fn source(app: &TestApp) -> String {
+    let (status, body) = json(app.post("/api/v1/sources", &json!({"name": "app", "kind": "generic"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["url"].as_str().unwrap().to_owned()
+}
+
+async fn activate(app: &TestApp, steps: Value) {
+    let document = json!({"name": "Hooks", "trigger": {"type": "event", "event": "go"}, "steps": steps});
+    let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn send(app: &TestApp, url: &str, body: Value) -> Value {
+    let (status, body) = json(app.client.post(url).json(&body).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn contact(app: &TestApp, id: &str) -> Value {
+    json(app.get(&format!("/api/v1/contacts/{id}")).await).await.1
+}
+
+async fn deliveries(app: &TestApp) -> Vec<Value> {
+    let (status, body) = json(app.get("/api/v1/webhook-deliveries").await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().unwrap().clone()
+}
+
+fn hook(id: &str, url: &str) -> Value {
+    json!({"id": id, "type": "webhook", "url": url, "timeout": "1s",
+           "body": "{\"email\": {{ email | json }}, \"customer\": {{ customer | json }}}"})
+}
+
+async fn retries_make_one_effect_and_the_response_lands_on_the_contact(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let mut crm = hook("crm", &format!("{base}/flaky"));
+    crm["set_attributes"] =
+        json!({"lead_id": "{{ response.lead_id }}", "score": "{{ customer.score | plus: response.amount }}"});
+    crm["log_response_body"] = json!(true);
+    activate(&app, json!([crm, {"id": "after", "type": "set_attribute", "attribute": "after_hook", "value": "{{ custom_variables.last_webhook.outcome }}"}]))
+        .await;
+    let url = source(&app).await;
+    let accepted = send(&app, &url, json!({"email": "ada@example.com", "event": "go", "data": {"score": 10}})).await;
+    let contact_id = accepted["contact_id"].as_str().unwrap();
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("flaky").len(), 1);
+    // Retries follow the schedule on the manual clock.
+    for _ in 0..4 {
+        app.clock.advance(Duration::from_secs(600));
+        app.run_jobs().await;
+    }
+    let seen = receiver.seen("flaky");
+    assert_eq!(seen.len(), 3, "500, 500, 200");
+    let keys: Vec<&String> = seen.iter().map(|s| &s.headers["idempotency-key"]).collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "one idempotency key across retries: {keys:?}");
+    assert_eq!(seen[0].headers["webhook-id"], *keys[0]);
+    let body: Value = serde_json::from_slice(&seen[2].body).unwrap();
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(body["customer"]["score"], 10);
+    assert_eq!(seen[2].headers["content-type"], "application/json");
+
+    let attributes = &contact(&app, contact_id).await["attributes"];
+    assert_eq!(
+        (attributes["lead_id"].as_str(), attributes["score"].as_str()),
+        (Some("L-7"), Some("15")),
+        "{attributes}"
+    );
+    assert_eq!(attributes["after_hook"], "succeeded");
+    let list = deliveries(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(3)));
+    let id = list[0]["id"].as_str().unwrap();
+    let (_, one) = json(app.get(&format!("/api/v1/webhook-deliveries/{id}")).await).await;
+    let attempts = one["attempts"].as_array().unwrap();
+    assert_eq!(attempts.iter().map(|a| a["status"].as_u64().unwrap()).collect::<Vec<_>>(), [500, 500, 200]);
+    assert_eq!(attempts[0]["request_headers"]["webhook-signature"], "***", "signatures are masked in the log");
+    assert!(attempts[2]["response_body"].as_str().unwrap().contains("L-7"));
+
+    // A replayed event (same idempotency key) makes no second call.
+    let replay = json!({"email": "zed@example.com", "event": "go"});
+    for _ in 0..2 {
+        let response = app.client.post(&url).header("Idempotency-Key", "evt-1").json(&replay).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(600));
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("flaky").len(), 4, "the replayed request started one journey, one call");
+    app.stop().await;
+}
+
+async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    activate(
+        &app,
+        json!([
+            hook("gone", &format!("{base}/gone")),
+            {"type": "branch", "condition": {"field": "custom_variables.last_webhook.outcome", "op": "eq", "value": "failed"},
+             "then": [{"type": "set_attribute", "attribute": "crm", "value": "refused {{ custom_variables.last_webhook.status }}"}],
+             "else": [{"type": "set_attribute", "attribute": "crm", "value": "ok"}]},
+            hook("hang", &format!("{base}/hang")),
+        ]),
+    )
+    .await;
+    let url = source(&app).await;
+    let accepted = send(&app, &url, json!({"email": "bob@example.com", "event": "go"})).await;
+    let contact_id = accepted["contact_id"].as_str().unwrap();
+    app.run_jobs().await;
+    // 410 is final: one attempt, the branch saw it.
+    assert_eq!(receiver.seen("gone").len(), 1);
+    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410");
+    // The hanging endpoint timed out after 1 s and waits for its retry.
+    assert_eq!(receiver.seen("hang").len(), 1);
+    let list = deliveries(&app).await;
+    let hang = list.iter().find(|d| d["step"] == "hang").unwrap();
+    assert_eq!((hang["status"].as_str(), hang["attempts"].as_u64()), (Some("pending"), Some(1)), "{hang}");
+    assert!(hang["last_error"].as_str().unwrap().contains("time"), "{hang}");
+    let gone = list.iter().find(|d| d["step"] == "gone").unwrap();
+    assert_eq!((gone["status"].as_str(), gone["last_status"].as_u64()), (Some("failed"), Some(410)));
+    app.stop().await;
+}
+
+async fn signatures_verify_with_an_independent_library(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let (status, key) = json(app.post("/api/v1/webhook-signing-key/rotate", &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    // Receivers refuse old timestamps: sign at the real time, not the test clock's 2026-01-01.
+    let real = herald_domain::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc());
+    app.clock.advance(real.saturating_duration_since(app.clock.now()));
+    activate(&app, json!([hook("ok", &format!("{base}/ok"))])).await;
+    let url = source(&app).await;
+    send(&app, &url, json!({"email": "cy@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    let seen = receiver.seen("ok");
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    let script = r#"
+import base64, hashlib, hmac, json, sys
+from standardwebhooks.webhooks import Webhook
+secret, body, headers = sys.argv[1], sys.stdin.buffer.read(), json.loads(sys.argv[2])
+Webhook(secret).verify(body, headers)
+raw = base64.b64decode(secret[len("whsec_"):])
+ts = headers["x-herald-timestamp"]
+expected = hmac.new(raw, b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+assert expected in headers["x-herald-signature"], (expected, headers["x-herald-signature"])
+try:
+    Webhook(secret).verify(body + b" ", headers)
+    sys.exit("a changed body verified")
+except Exception:
+    pass
+print("verified")
+"#;
+    let python = std::env::var("HERALD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(python)
+        .args(["-c", script, &secret, &serde_json::to_string(&request.headers).unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &request.body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    app.stop().await;
+}
+
+async fn private_addresses_and_plain_http_are_refused_by_default(backend: Backend) {
+    let app = spawn_app_full(
+        backend,
+        EmailSettings::default(),
+        ClientSettings { allow_http: true, ..ClientSettings::default() },
+    )
+    .await;
+    let (receiver, base) = receiver().await;
+    activate(
+        &app,
+        json!([
+            hook("loopback", &format!("{base}/ok")),
+            hook("metadata", "http://169.254.169.254/latest/meta-data/"),
+            hook("private", "http://10.0.0.1/hook"),
+        ]),
+    )
+    .await;
+    let url = source(&app).await;
+    send(&app, &url, json!({"email": "dee@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    assert!(receiver.seen("ok").is_empty(), "no request reached loopback");
+    let list = deliveries(&app).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    for d in &list {
+        assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(1)), "{d}");
+        assert!(d["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
+    }
+    app.stop().await;
+
+    let strict = spawn_app_full(backend, EmailSettings::default(), ClientSettings::default()).await;
+    activate(&strict, json!([hook("plain", "http://example.com/hook")])).await;
+    let url = source(&strict).await;
+    send(&strict, &url, json!({"email": "eve@example.com", "event": "go"})).await;
+    strict.run_jobs().await;
+    let list = deliveries(&strict).await;
+    assert_eq!(list[0]["status"], "failed");
+    assert!(list[0]["last_error"].as_str().unwrap().contains("http"), "{}", list[0]);
+    strict.stop().await;
+}

@@ -1,0 +1,277 @@
+//! Outbound webhook deliveries, their attempts and the signing keys on SQLite.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome};
+use herald_domain::{
+    CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookStatus, WorkspaceId,
+};
+use herald_store::webhook::{DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore};
+use herald_store::{StoreError, StoreResult, new_uuid};
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+use crate::jobs::{finish, insert_jobs};
+use crate::rows::{corrupt, get, opt_ts, ts, uuid};
+use crate::{SqliteStore, db_error};
+
+const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
+
+macro_rules! delivery_columns {
+    () => {
+        "id, workspace_id, journey_id, campaign_id, contact_id, step, idempotency_key, endpoint, request, status, \
+         attempts, last_status, last_error, response, created_at, updated_at, finished_at"
+    };
+}
+
+fn json(row: &SqliteRow, column: &str) -> StoreResult<Value> {
+    serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e))
+}
+
+fn delivery(row: &SqliteRow) -> StoreResult<WebhookDelivery> {
+    let id = |column| get::<Option<Uuid>>(row, column);
+    Ok(WebhookDelivery {
+        id: WebhookDeliveryId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        journey_id: id("journey_id")?.map(JourneyId::from_uuid),
+        campaign_id: id("campaign_id")?.map(CampaignId::from_uuid),
+        contact_id: id("contact_id")?.map(ContactId::from_uuid),
+        step: get(row, "step")?,
+        idempotency_key: get(row, "idempotency_key")?,
+        endpoint: get(row, "endpoint")?,
+        request: json(row, "request")?,
+        status: get::<String>(row, "status")?.parse().map_err(|e: String| corrupt("status", e))?,
+        attempts: u32::try_from(get::<i64>(row, "attempts")?).map_err(|e| corrupt("attempts", e))?,
+        last_status: get::<Option<i64>>(row, "last_status")?.and_then(|s| u16::try_from(s).ok()),
+        last_error: get(row, "last_error")?,
+        response: json(row, "response")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        finished_at: opt_ts(row, "finished_at")?,
+    })
+}
+
+fn attempt(row: &SqliteRow) -> StoreResult<WebhookAttempt> {
+    Ok(WebhookAttempt {
+        number: u32::try_from(get::<i64>(row, "number")?).map_err(|e| corrupt("number", e))?,
+        at: ts(row, "at")?,
+        request_line: get(row, "request_line")?,
+        request_headers: json(row, "request_headers")?,
+        status: get::<Option<i64>>(row, "status")?.and_then(|s| u16::try_from(s).ok()),
+        latency_ms: u64::try_from(get::<i64>(row, "latency_ms")?).unwrap_or(0),
+        response_body: get(row, "response_body")?,
+        error: get(row, "error")?,
+    })
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn open_delivery(
+        &self,
+        workspace: WorkspaceId,
+        new: &NewDelivery,
+        now: Timestamp,
+    ) -> StoreResult<(WebhookDelivery, Option<String>)> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
+             idempotency_key, endpoint, request, basic_auth, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) \
+             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
+        )
+        .bind(new_uuid(now))
+        .bind(workspace.as_uuid())
+        .bind(new.journey_id.map(|j| j.as_uuid()))
+        .bind(new.campaign_id.map(|c| c.as_uuid()))
+        .bind(new.contact_id.map(|c| c.as_uuid()))
+        .bind(&new.step)
+        .bind(&new.idempotency_key)
+        .bind(&new.endpoint)
+        .bind(new.request.to_string())
+        .bind(&new.basic_auth)
+        .bind(now.unix_millis())
+        .bind(now.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            ", basic_auth FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(&new.idempotency_key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((delivery(&row)?, get(&row, "basic_auth")?))
+    }
+
+    async fn record_attempt(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        id: WebhookDeliveryId,
+        attempt: &WebhookAttempt,
+        progress: &DeliveryProgress,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        finish(&mut tx, lease, outcome, now).await?;
+        let finished = progress.status != WebhookStatus::Pending;
+        let updated = sqlx::query(
+            "UPDATE webhook_deliveries SET status = ?, attempts = MAX(attempts, ?), last_status = ?, last_error = ?, \
+             response = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE NULL END \
+             WHERE workspace_id = ? AND id = ?",
+        )
+        .bind(progress.status.as_str())
+        .bind(i64::from(attempt.number))
+        .bind(progress.last_status.map(i64::from))
+        .bind(&progress.last_error)
+        .bind(progress.response.to_string())
+        .bind(now.unix_millis())
+        .bind(finished)
+        .bind(now.unix_millis())
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if updated.rows_affected() == 0 {
+            return Err(NOT_FOUND);
+        }
+        sqlx::query(
+            "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
+             response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING",
+        )
+        .bind(id.as_uuid())
+        .bind(i64::from(attempt.number))
+        .bind(attempt.at.unix_millis())
+        .bind(&attempt.request_line)
+        .bind(attempt.request_headers.to_string())
+        .bind(attempt.status.map(i64::from))
+        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+        .bind(&attempt.response_body)
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_jobs(&mut tx, workspace, follow_up, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_delivery(
+        &self,
+        workspace: WorkspaceId,
+        id: WebhookDeliveryId,
+    ) -> StoreResult<(WebhookDelivery, Vec<WebhookAttempt>)> {
+        let mut conn = self.readers.acquire().await.map_err(db_error)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE workspace_id = ? AND id = ?"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .ok_or(NOT_FOUND)?;
+        let attempts = sqlx::query("SELECT * FROM webhook_attempts WHERE delivery_id = ? ORDER BY number")
+            .bind(id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok((delivery(&row)?, attempts.iter().map(attempt).collect::<StoreResult<_>>()?))
+    }
+
+    async fn list_deliveries(
+        &self,
+        workspace: WorkspaceId,
+        filter: &DeliveryFilter,
+        page: PageRequest<WebhookDeliveryId>,
+    ) -> StoreResult<Page<WebhookDelivery>> {
+        let mut query = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE workspace_id = "
+        ));
+        query.push_bind(workspace.as_uuid());
+        if let Some(journey) = filter.journey {
+            query.push(" AND journey_id = ").push_bind(journey.as_uuid());
+        }
+        if let Some(contact) = filter.contact {
+            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
+        }
+        if let Some(campaign) = filter.campaign {
+            query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(after) = page.after {
+            query.push(" AND id < ").push_bind(after.as_uuid());
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
+        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let items = rows.iter().map(delivery).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |d| d.id))
+    }
+
+    async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, secret, created_at, retires_at FROM webhook_keys \
+             WHERE workspace_id = ? AND (retires_at IS NULL OR retires_at > ?) ORDER BY created_at DESC, id DESC",
+        )
+        .bind(workspace.as_uuid())
+        .bind(now.unix_millis())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    id: get(row, "id")?,
+                    secret: get(row, "secret")?,
+                    created_at: ts(row, "created_at")?,
+                    retires_at: opt_ts(row, "retires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        workspace: WorkspaceId,
+        key: &SigningKeyRecord,
+        retire_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE webhook_keys SET retires_at = ? WHERE workspace_id = ? AND (retires_at IS NULL OR retires_at > ?)",
+        )
+        .bind(retire_at.unix_millis())
+        .bind(workspace.as_uuid())
+        .bind(retire_at.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO webhook_keys (workspace_id, id, secret, created_at, retires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(workspace.as_uuid())
+        .bind(&key.id)
+        .bind(&key.secret)
+        .bind(key.created_at.unix_millis())
+        .bind(key.retires_at.map(Timestamp::unix_millis))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+}

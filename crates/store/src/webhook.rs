@@ -1,0 +1,136 @@
+//! Outbound webhook storage: deliveries with their attempts, and the workspace's signing keys.
+
+use async_trait::async_trait;
+use herald_domain::job::{JobLease, JobOutcome};
+use herald_domain::{
+    CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookStatus, WorkspaceId,
+};
+use serde_json::Value;
+
+use crate::StoreResult;
+
+/// A call to record before its first attempt.
+#[derive(Clone, PartialEq)]
+pub struct NewDelivery {
+    pub journey_id: Option<JourneyId>,
+    pub campaign_id: Option<CampaignId>,
+    pub contact_id: Option<ContactId>,
+    pub step: Option<String>,
+    /// Unique in the workspace: a second call with the same key is the first one.
+    pub idempotency_key: String,
+    pub endpoint: String,
+    pub request: Value,
+    /// `user:password` for Basic authentication: a secret, never returned.
+    pub basic_auth: Option<String>,
+}
+
+impl std::fmt::Debug for NewDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDelivery")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("endpoint", &self.endpoint)
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an attempt changed on its delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryProgress {
+    pub status: WebhookStatus,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub response: Value,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub journey: Option<JourneyId>,
+    pub contact: Option<ContactId>,
+    pub campaign: Option<CampaignId>,
+    pub status: Option<WebhookStatus>,
+}
+
+/// A workspace's key for signing webhooks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub id: String,
+    /// A secret: shown once, when created.
+    pub secret: Vec<u8>,
+    pub created_at: Timestamp,
+    /// When it stops signing (a rotated key signs beside its successor until then).
+    pub retires_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("retires_at", &self.retires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait WebhookStore {
+    /// Records a call, or returns the one already recorded with its idempotency key (so a
+    /// replayed job or event never makes a second call), with its Basic credentials.
+    async fn open_delivery(
+        &self,
+        workspace: WorkspaceId,
+        delivery: &NewDelivery,
+        now: Timestamp,
+    ) -> StoreResult<(WebhookDelivery, Option<String>)>;
+
+    /// Records an attempt and its effect on the delivery, finishes the job with `outcome` and
+    /// enqueues `follow_up` (the journey's next step once the call is over), in one
+    /// transaction fenced by the lease.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_attempt(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        delivery: WebhookDeliveryId,
+        attempt: &WebhookAttempt,
+        progress: &DeliveryProgress,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn get_delivery(
+        &self,
+        workspace: WorkspaceId,
+        id: WebhookDeliveryId,
+    ) -> StoreResult<(WebhookDelivery, Vec<WebhookAttempt>)>;
+
+    async fn list_deliveries(
+        &self,
+        workspace: WorkspaceId,
+        filter: &DeliveryFilter,
+        page: PageRequest<WebhookDeliveryId>,
+    ) -> StoreResult<Page<WebhookDelivery>>;
+
+    /// The keys that sign now (not retired at `now`), newest first.
+    async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    /// Adds `key` as the newest signing key; keys signing until now retire at `retire_at`.
+    async fn rotate_signing_key(
+        &self,
+        workspace: WorkspaceId,
+        key: &SigningKeyRecord,
+        retire_at: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// The job that makes a delivery's next attempt.
+pub fn webhook_job(delivery: Value, run_at: Timestamp) -> NewJob {
+    let mut job = NewJob::new(herald_domain::JobKind::DeliverWebhook, delivery, run_at);
+    // The delivery counts its own attempts; this only stops a job that keeps dying with its
+    // process.
+    job.max_attempts = crate::email::DELIVERY_MAX_CLAIMS;
+    job
+}
