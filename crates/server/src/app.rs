@@ -77,7 +77,7 @@ impl App {
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
         let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
-        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), webhooks));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), webhooks, wake.clone()));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),

@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ on_both_backends!(
     final_refusals_and_timeouts_are_branched_on,
     signatures_verify_with_an_independent_library,
     private_addresses_and_plain_http_are_refused_by_default,
+    a_recovered_endpoint_gets_its_backlog_at_once,
+    a_hanging_endpoint_holds_up_no_other,
 );
 
 /// One request as the receiver saw it.
@@ -42,6 +45,13 @@ struct Seen {
 #[derive(Clone, Default)]
 struct Receiver {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// `/recovering` answers 503 while this is set.
+    down: Arc<AtomicBool>,
+    /// Requests being answered by `/slow`, and the most at once.
+    slow_in_flight: Arc<AtomicUsize>,
+    slow_max: Arc<AtomicUsize>,
+    /// For each request to `/ok`, how many `/slow` requests were in flight.
+    slow_during_ok: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Receiver {
@@ -74,6 +84,20 @@ async fn receive(
         "hang" => {
             tokio::time::sleep(Duration::from_secs(10)).await;
             (AxumStatus::OK, String::new()).into_response()
+        }
+        "recovering" if receiver.down.load(Ordering::SeqCst) => {
+            (AxumStatus::SERVICE_UNAVAILABLE, "down".to_owned()).into_response()
+        }
+        "slow" => {
+            let now = receiver.slow_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            receiver.slow_max.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            receiver.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
+            (AxumStatus::OK, "{}".to_owned()).into_response()
+        }
+        "ok" => {
+            receiver.slow_during_ok.lock().unwrap().push(receiver.slow_in_flight.load(Ordering::SeqCst));
+            (AxumStatus::OK, "{}".to_owned()).into_response()
         }
         _ => (AxumStatus::OK, "{}".to_owned()).into_response(),
     }
@@ -305,4 +329,62 @@ async fn private_addresses_and_plain_http_are_refused_by_default(backend: Backen
     assert_eq!(list[0]["status"], "failed");
     assert!(list[0]["last_error"].as_str().unwrap().contains("http"), "{}", list[0]);
     strict.stop().await;
+}
+
+async fn a_recovered_endpoint_gets_its_backlog_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    activate(&app, json!([hook("sync", &format!("{base}/recovering"))])).await;
+    let url = source(&app).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    for n in 0..20 {
+        send(&app, &url, json!({"email": format!("r{n}@example.com"), "event": "go"})).await;
+    }
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(10));
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("recovering").len(), 40, "two failed attempts each");
+    // The endpoint comes back; the next retries are due in about 30 s, but a fresh call's
+    // success releases them now: no clock advance needed.
+    receiver.down.store(false, Ordering::SeqCst);
+    send(&app, &url, json!({"email": "fresh@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    let list = deliveries(&app).await;
+    assert_eq!(list.len(), 21);
+    assert!(list.iter().all(|d| d["status"] == "succeeded"), "{list:?}");
+    let mut keys: Vec<String> =
+        receiver.seen("recovering").iter().skip(40).map(|s| s.headers["idempotency-key"].clone()).collect();
+    assert_eq!(keys.len(), 21, "each call delivered once after the recovery");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 21);
+    app.stop().await;
+}
+
+async fn a_hanging_endpoint_holds_up_no_other(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    activate(&app, json!([hook("slow", &format!("{base}/slow")), hook("ok", &format!("{base}/ok"))])).await;
+    let url = source(&app).await;
+    for n in 0..40 {
+        send(&app, &url, json!({"email": format!("s{n}@example.com"), "event": "go"})).await;
+    }
+    // A campaign of a different shape calls the healthy endpoint first.
+    let document = json!({"name": "Direct", "trigger": {"type": "event", "event": "direct"},
+                          "steps": [hook("direct", &format!("{base}/ok"))]});
+    let (_, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    for n in 0..5 {
+        send(&app, &url, json!({"email": format!("d{n}@example.com"), "event": "direct"})).await;
+    }
+    app.run_jobs().await;
+    assert_eq!(receiver.slow_max.load(Ordering::SeqCst), 16, "at most 16 requests in flight to one endpoint");
+    let during = receiver.slow_during_ok.lock().unwrap().clone();
+    assert!(during.len() >= 5, "{during:?}");
+    assert!(
+        during[..5].iter().all(|&n| n > 0),
+        "the healthy endpoint was served while the slow one was busy: {during:?}"
+    );
+    app.stop().await;
 }

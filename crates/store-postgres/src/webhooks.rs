@@ -222,6 +222,28 @@ impl WebhookStore for PgStore {
         Ok(Page::from_overfetch(items, page.limit, |d| d.id))
     }
 
+    async fn release_endpoint_retries(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let released = sqlx::query(
+            "UPDATE jobs SET run_at = $1, due_at = $1, updated_at = $1 WHERE id IN (\
+             SELECT id FROM jobs WHERE due_at > $1 AND state = 'queued' AND kind = 'deliver_webhook' \
+             AND workspace_id = $2 AND payload->>'endpoint' = $3 ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(encode::ts(now))
+        .bind(workspace.as_uuid())
+        .bind(encode::text(endpoint))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(released.rows_affected())
+    }
+
     async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
             "SELECT id, secret, created_at, retires_at FROM webhook_keys \

@@ -223,6 +223,30 @@ impl WebhookStore for SqliteStore {
         Ok(Page::from_overfetch(items, page.limit, |d| d.id))
     }
 
+    async fn release_endpoint_retries(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let released = sqlx::query(
+            "UPDATE jobs SET run_at = ?1, due_at = ?1, updated_at = ?1 WHERE id IN (\
+             SELECT id FROM jobs WHERE due_at > ?1 AND state = 'queued' AND kind = 'deliver_webhook' \
+             AND workspace_id = ?2 AND json_extract(payload, '$.endpoint') = ?3 ORDER BY due_at LIMIT ?4)",
+        )
+        .bind(now.unix_millis())
+        .bind(workspace.as_uuid())
+        .bind(endpoint)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(released.rows_affected())
+    }
+
     async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
             "SELECT id, secret, created_at, retires_at FROM webhook_keys \

@@ -114,6 +114,16 @@ pub trait WebhookStore {
         page: PageRequest<WebhookDeliveryId>,
     ) -> StoreResult<Page<WebhookDelivery>>;
 
+    /// Makes up to `limit` waiting retries to `endpoint` due now (fast recovery: the endpoint
+    /// answered again); returns how many.
+    async fn release_endpoint_retries(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
+
     /// The keys that sign now (not retired at `now`), newest first.
     async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>>;
 

@@ -20,13 +20,16 @@ use herald_webhook::sign::{SigningKey, sign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::SharedClock;
 
 /// Requests in flight to one endpoint at most, so a slow or dead endpoint cannot hold up
 /// deliveries to others.
 pub const ENDPOINT_CONCURRENCY: usize = 16;
+/// Waiting retries released at once when a failing endpoint answers again; each released call
+/// that succeeds releases the next ones, so the backlog drains at the endpoint's own pace.
+pub const RELEASE_BATCH: u32 = 50;
 /// How long a rotated signing key keeps signing beside its successor.
 pub const KEY_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 
@@ -40,6 +43,8 @@ pub struct CallPayload {
     step_index: u32,
     step: String,
     request: WebhookRequest,
+    /// `scheme://host:port`: fast recovery finds an endpoint's waiting retries by it.
+    endpoint: String,
     /// `user:password` for Basic authentication (a secret, kept out of the delivery's request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     basic_auth: Option<String>,
@@ -57,6 +62,7 @@ pub fn idempotency_key(journey: JourneyId, step: &str) -> String {
 pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp) -> NewJob {
     let basic_auth = request.basic_auth.as_ref().map(|(user, password)| format!("{user}:{password}"));
     let payload = CallPayload {
+        endpoint: endpoint(&request.url),
         journey: journey.id,
         campaign: journey.campaign_id,
         contact: journey.contact_id,
@@ -75,12 +81,22 @@ pub struct Webhooks {
     clock: SharedClock,
     client: WebhookClient,
     schedule: RetrySchedule,
-    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+    /// Wakes this node's workers when retries are released.
+    wake: Arc<Notify>,
+}
+
+/// What a node knows of one endpoint.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    slots: Arc<Semaphore>,
+    /// Its last attempt failed in a way worth retrying.
+    failing: bool,
 }
 
 impl Webhooks {
-    pub fn new(store: SharedStore, clock: SharedClock, client: WebhookClient) -> Self {
-        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default() }
+    pub fn new(store: SharedStore, clock: SharedClock, client: WebhookClient, wake: Arc<Notify>) -> Self {
+        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default(), wake }
     }
 
     /// The keys that sign now, making the workspace's first key on first use.
@@ -105,9 +121,18 @@ impl Webhooks {
         Ok(key)
     }
 
-    fn endpoint_slots(&self, endpoint: &str) -> Arc<Semaphore> {
+    fn endpoint(&self, endpoint: &str) -> Endpoint {
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        endpoints.entry(endpoint.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(ENDPOINT_CONCURRENCY))).clone()
+        endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Endpoint { slots: Arc::new(Semaphore::new(ENDPOINT_CONCURRENCY)), failing: false })
+            .clone()
+    }
+
+    /// Records whether `endpoint` is failing; returns whether it was.
+    fn mark(&self, endpoint: &str, failing: bool) -> bool {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        endpoints.get_mut(endpoint).is_some_and(|e| std::mem::replace(&mut e.failing, failing))
     }
 
     /// Runs one delivery job; returns the outcome's metric label.
@@ -124,7 +149,7 @@ impl Webhooks {
             contact_id: Some(call.contact),
             step: Some(call.step.clone()),
             idempotency_key: idempotency_key(call.journey, &call.step),
-            endpoint: endpoint(&call.request.url),
+            endpoint: call.endpoint.clone(),
             request: json!({
                 "method": call.request.method,
                 "url": call.request.url,
@@ -171,6 +196,16 @@ impl Webhooks {
         self.store
             .record_attempt(workspace, &leased.lease, delivery.id, &logged, &progress, &job, &follow_up, now)
             .await?;
+        let was_failing = self.mark(&delivery.endpoint, matches!(verdict, Verdict::Retry { .. } | Verdict::Exhausted));
+        if verdict == Verdict::Success && (was_failing || retries_done > 0) {
+            // The endpoint answers again: its waiting retries need not wait out their backoff.
+            let released =
+                self.store.release_endpoint_retries(workspace, &delivery.endpoint, now, RELEASE_BATCH).await?;
+            if released > 0 {
+                tracing::info!(endpoint = %delivery.endpoint, released, "endpoint recovered; retries released");
+                self.wake.notify_one();
+            }
+        }
         metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);
         Ok(if matches!(job, JobOutcome::Retry { .. }) { "retry" } else { "done" })
     }
@@ -199,7 +234,7 @@ impl Webhooks {
             timeout: request.timeout,
             basic_auth: basic_auth.and_then(|auth| auth.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))),
         };
-        let slots = self.endpoint_slots(&delivery.endpoint);
+        let slots = self.endpoint(&delivery.endpoint).slots;
         let result = match slots.acquire().await {
             Ok(_permit) => self.client.send(&outbound).await,
             // The semaphore is never closed.
