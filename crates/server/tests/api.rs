@@ -113,6 +113,8 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/transport/test",
         "/api/v1/webhook-deliveries",
         "/api/v1/webhook-deliveries/{id}",
+        "/api/v1/webhook-deliveries/{id}/resend",
+        "/api/v1/webhook-deliveries/resend",
         "/api/v1/webhook-signing-key",
         "/api/v1/webhook-signing-key/rotate",
     ]

@@ -236,6 +236,24 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     assert!(hang["last_error"].as_str().unwrap().contains("time"), "{hang}");
     let gone = list.iter().find(|d| d["step"] == "gone").unwrap();
     assert_eq!((gone["status"].as_str(), gone["last_status"].as_u64()), (Some("failed"), Some(410)));
+
+    // Resend: one by id (same idempotency key), then every failed call in a time range.
+    let id = gone["id"].as_str().unwrap();
+    let (status, body) = json(app.post(&format!("/api/v1/webhook-deliveries/{id}/resend"), &json!({})).await).await;
+    assert_eq!((status, body["resent"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{body}");
+    app.run_jobs().await;
+    let seen = receiver.seen("gone");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].headers["idempotency-key"], seen[1].headers["idempotency-key"]);
+    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410", "the journey is not re-run");
+    let range = json!({"status": "failed", "from": "2025-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"});
+    let (status, body) = json(app.post("/api/v1/webhook-deliveries/resend", &range).await).await;
+    assert_eq!((status, body["resent"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{body}");
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("gone").len(), 3);
+    let hang_id = hang["id"].as_str().unwrap();
+    let (status, _) = json(app.post(&format!("/api/v1/webhook-deliveries/{hang_id}/resend"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a pending call is not resent");
     app.stop().await;
 }
 

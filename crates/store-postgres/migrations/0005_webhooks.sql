@@ -10,7 +10,9 @@ CREATE TABLE webhook_deliveries (
     idempotency_key text        NOT NULL,
     endpoint        text        NOT NULL,
     request         jsonb       NOT NULL,
-    basic_auth      text,
+    -- The job payload that makes the call, with its secrets (Basic credentials, header values):
+    -- kept for resending, never shown.
+    call            jsonb       NOT NULL,
     status          text        NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'exhausted')),
     attempts        integer     NOT NULL DEFAULT 0,
     last_status     integer,

@@ -6,7 +6,9 @@ use herald_domain::{
     CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore};
+use herald_store::webhook::{
+    DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -73,11 +75,11 @@ impl WebhookStore for PgStore {
         workspace: WorkspaceId,
         new: &NewDelivery,
         now: Timestamp,
-    ) -> StoreResult<(WebhookDelivery, Option<String>)> {
+    ) -> StoreResult<WebhookDelivery> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, basic_auth, status, created_at, updated_at) \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11) \
              ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
         )
@@ -90,7 +92,7 @@ impl WebhookStore for PgStore {
         .bind(encode::text(&new.idempotency_key))
         .bind(encode::text(&new.endpoint))
         .bind(Json(encode::json(&new.request)))
-        .bind(encode::opt_text(new.basic_auth.as_deref()))
+        .bind(Json(encode::json(&new.call)))
         .bind(encode::ts(now))
         .execute(&mut *tx)
         .await
@@ -98,7 +100,7 @@ impl WebhookStore for PgStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             delivery_columns!(),
-            ", basic_auth FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
+            " FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
         ))
         .bind(workspace.as_uuid())
         .bind(encode::text(&new.idempotency_key))
@@ -106,7 +108,7 @@ impl WebhookStore for PgStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok((delivery(&row)?, get(&row, "basic_auth")?))
+        delivery(&row)
     }
 
     async fn record_attempt(
@@ -242,6 +244,47 @@ impl WebhookStore for PgStore {
         .await
         .map_err(db_error)?;
         Ok(released.rows_affected())
+    }
+
+    async fn resend_deliveries(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[WebhookDeliveryId],
+        status: Option<WebhookStatus>,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WebhookDeliveryId>> {
+        let mut tx = self.begin().await?;
+        let mut query = QueryBuilder::<Postgres>::new(
+            "UPDATE webhook_deliveries SET status = 'pending', finished_at = NULL, updated_at = ",
+        );
+        query.push_bind(encode::ts(now));
+        query.push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE workspace_id = ");
+        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending'");
+        if ids.is_empty() {
+            query.push(" AND finished_at >= ").push_bind(encode::ts(from));
+            query.push(" AND finished_at < ").push_bind(encode::ts(to));
+            if let Some(status) = status {
+                query.push(" AND status = ").push_bind(status.as_str());
+            }
+        } else {
+            let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+            query.push(" AND id = ANY(").push_bind(ids).push(")");
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit)).push(")");
+        query.push(" RETURNING id, call");
+        let rows = query.build().fetch_all(&mut *tx).await.map_err(db_error)?;
+        let mut resent = Vec::with_capacity(rows.len());
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            resent.push(WebhookDeliveryId::from_uuid(uuid(row, "id")?));
+            jobs.push(webhook_job(json(row, "call")?, now));
+        }
+        insert_jobs(&mut tx, workspace, &jobs, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(resent)
     }
 
     async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -10,7 +10,9 @@ CREATE TABLE webhook_deliveries (
     idempotency_key TEXT    NOT NULL,
     endpoint        TEXT    NOT NULL,
     request         TEXT    NOT NULL,
-    basic_auth      TEXT,
+    -- The job payload that makes the call, with its secrets (Basic credentials, header values):
+    -- kept for resending, never shown.
+    call            TEXT    NOT NULL,
     status          TEXT    NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'exhausted')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_status     INTEGER,

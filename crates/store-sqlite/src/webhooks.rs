@@ -6,7 +6,9 @@ use herald_domain::{
     CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore};
+use herald_store::webhook::{
+    DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -73,11 +75,11 @@ impl WebhookStore for SqliteStore {
         workspace: WorkspaceId,
         new: &NewDelivery,
         now: Timestamp,
-    ) -> StoreResult<(WebhookDelivery, Option<String>)> {
+    ) -> StoreResult<WebhookDelivery> {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, basic_auth, status, created_at, updated_at) \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) \
              ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
         )
@@ -90,7 +92,7 @@ impl WebhookStore for SqliteStore {
         .bind(&new.idempotency_key)
         .bind(&new.endpoint)
         .bind(new.request.to_string())
-        .bind(&new.basic_auth)
+        .bind(new.call.to_string())
         .bind(now.unix_millis())
         .bind(now.unix_millis())
         .execute(&mut *tx)
@@ -99,7 +101,7 @@ impl WebhookStore for SqliteStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             delivery_columns!(),
-            ", basic_auth FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
+            " FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
         ))
         .bind(workspace.as_uuid())
         .bind(&new.idempotency_key)
@@ -107,7 +109,7 @@ impl WebhookStore for SqliteStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok((delivery(&row)?, get(&row, "basic_auth")?))
+        delivery(&row)
     }
 
     async fn record_attempt(
@@ -245,6 +247,51 @@ impl WebhookStore for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(released.rows_affected())
+    }
+
+    async fn resend_deliveries(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[WebhookDeliveryId],
+        status: Option<WebhookStatus>,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WebhookDeliveryId>> {
+        let mut tx = self.write().await?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "UPDATE webhook_deliveries SET status = 'pending', finished_at = NULL, updated_at = ",
+        );
+        query.push_bind(now.unix_millis());
+        query.push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE workspace_id = ");
+        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending'");
+        if ids.is_empty() {
+            query.push(" AND finished_at >= ").push_bind(from.unix_millis());
+            query.push(" AND finished_at < ").push_bind(to.unix_millis());
+            if let Some(status) = status {
+                query.push(" AND status = ").push_bind(status.as_str());
+            }
+        } else {
+            query.push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id.as_uuid());
+            }
+            query.push(")");
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit)).push(")");
+        query.push(" RETURNING id, call");
+        let rows = query.build().fetch_all(&mut *tx).await.map_err(db_error)?;
+        let mut resent = Vec::with_capacity(rows.len());
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            resent.push(WebhookDeliveryId::from_uuid(uuid(row, "id")?));
+            jobs.push(webhook_job(json(row, "call")?, now));
+        }
+        insert_jobs(&mut tx, workspace, &jobs, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(resent)
     }
 
     async fn signing_keys(&self, workspace: WorkspaceId, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {

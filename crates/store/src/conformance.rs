@@ -1380,11 +1380,11 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
         idempotency_key: "jrn.crm".into(),
         endpoint: "https://crm.example.com:443".into(),
         request: json!({"method": "POST", "url": "https://crm.example.com/leads", "body": "{}"}),
-        basic_auth: Some("u:p".into()),
+        call: json!({"endpoint": "https://crm.example.com:443", "basic_auth": "u:p"}),
     };
-    let (first, auth) = store.open_delivery(ws, &new, at(2)).await.expect("open");
-    assert_eq!((first.status, first.attempts, auth.as_deref()), (WebhookStatus::Pending, 0, Some("u:p")));
-    let (again, _) = store.open_delivery(ws, &new, at(3)).await.expect("open again");
+    let first = store.open_delivery(ws, &new, at(2)).await.expect("open");
+    assert_eq!((first.status, first.attempts), (WebhookStatus::Pending, 0));
+    let again = store.open_delivery(ws, &new, at(3)).await.expect("open again");
     assert_eq!(again.id, first.id, "the same idempotency key is the same call");
 
     store.enqueue_jobs(ws, &[webhook_job(json!({"delivery": first.id}), at(2))], at(2)).await.expect("job");
@@ -1444,6 +1444,33 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
     assert!(store.list_deliveries(ws, &failed, PageRequest::first(10)).await.expect("list").items.is_empty());
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     assert!(matches!(store.get_delivery(other.id, first.id).await, Err(StoreError::NotFound { .. })));
+
+    // Resending: by id, or every call of a status finished in a time range; each gets its
+    // stored call back as a job.
+    let none = store
+        .resend_deliveries(ws, &[], Some(WebhookStatus::Failed), at(0), at(1000), 10, at(200))
+        .await
+        .expect("none failed");
+    assert!(none.is_empty());
+    let by_range = store
+        .resend_deliveries(ws, &[], Some(WebhookStatus::Succeeded), at(0), at(1000), 10, at(200))
+        .await
+        .expect("resend");
+    assert_eq!(by_range, [first.id]);
+    let (stored, _) = store.get_delivery(ws, first.id).await.expect("get");
+    assert_eq!((stored.status, stored.finished_at), (WebhookStatus::Pending, None));
+    let jobs = store.claim_jobs(&claim(at(200), 10)).await.expect("claim");
+    let resent = jobs.iter().find(|j| j.job.kind == JobKind::DeliverWebhook.as_str()).expect("a delivery job");
+    assert_eq!(resent.job.payload["basic_auth"], "u:p", "the stored call, secrets included");
+    let pending = store.resend_deliveries(ws, &[first.id], None, at(0), at(0), 10, at(201)).await.expect("pending");
+    assert!(pending.is_empty(), "a pending call is not resent twice");
+    assert!(
+        store
+            .resend_deliveries(other.id, &[first.id], None, at(0), at(0), 10, at(201))
+            .await
+            .expect("other")
+            .is_empty()
+    );
 }
 
 pub async fn signing_keys_rotate_with_an_overlap(store: SharedStore) {

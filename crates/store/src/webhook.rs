@@ -21,8 +21,9 @@ pub struct NewDelivery {
     pub idempotency_key: String,
     pub endpoint: String,
     pub request: Value,
-    /// `user:password` for Basic authentication: a secret, never returned.
-    pub basic_auth: Option<String>,
+    /// The job payload that makes the call, secrets included: kept for resending, never
+    /// returned by the API.
+    pub call: Value,
 }
 
 impl std::fmt::Debug for NewDelivery {
@@ -30,7 +31,6 @@ impl std::fmt::Debug for NewDelivery {
         f.debug_struct("NewDelivery")
             .field("idempotency_key", &self.idempotency_key)
             .field("endpoint", &self.endpoint)
-            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -77,13 +77,28 @@ impl std::fmt::Debug for SigningKeyRecord {
 #[async_trait]
 pub trait WebhookStore {
     /// Records a call, or returns the one already recorded with its idempotency key (so a
-    /// replayed job or event never makes a second call), with its Basic credentials.
+    /// replayed job or event never makes a second call).
     async fn open_delivery(
         &self,
         workspace: WorkspaceId,
         delivery: &NewDelivery,
         now: Timestamp,
-    ) -> StoreResult<(WebhookDelivery, Option<String>)>;
+    ) -> StoreResult<WebhookDelivery>;
+
+    /// Makes finished calls pending again with a delivery job each (the stored call), in one
+    /// transaction: `ids`, or with `ids` empty every call in `status` finished between `from`
+    /// and `to` (at most `limit`). Returns the calls resent.
+    #[allow(clippy::too_many_arguments)]
+    async fn resend_deliveries(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[WebhookDeliveryId],
+        status: Option<WebhookStatus>,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WebhookDeliveryId>>;
 
     /// Records an attempt and its effect on the delivery, finishes the job with `outcome` and
     /// enqueues `follow_up` (the journey's next step once the call is over), in one

@@ -131,10 +131,38 @@ pub struct RotateKey {
     overlap_secs: Option<u64>,
 }
 
+/// Which finished calls to send again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkResend {
+    /// `failed`, `exhausted` or `succeeded`; default `failed`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "failed")]
+    status: Option<String>,
+    /// Calls finished at or after this instant (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    from: Timestamp,
+    /// Calls finished before this instant.
+    #[schema(value_type = String, format = DateTime)]
+    to: Timestamp,
+}
+
+/// The calls queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resent {
+    #[schema(value_type = Vec<String>)]
+    resent: Vec<WebhookDeliveryId>,
+}
+
+/// Most calls one bulk resend queues.
+const BULK_RESEND_LIMIT: u32 = 10_000;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
+        .routes(routes!(resend_delivery))
+        .routes(routes!(resend_deliveries))
         .routes(routes!(list_signing_keys))
         .routes(routes!(rotate_signing_key))
 }
@@ -186,6 +214,64 @@ async fn get_delivery(
     let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     let (delivery, attempts) = state.store.get_delivery(principal.workspace_id, id).await?;
     Ok(Json(DeliveryWithAttempts { delivery: delivery.into(), attempts }))
+}
+
+/// Send a finished call again (same request, same idempotency key, signed afresh). Its
+/// journey has moved on and is not affected.
+#[utoipa::path(
+    post,
+    path = "/webhook-deliveries/{id}/resend",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Delivery id (`whd_…`)")),
+    responses((status = 200, body = Resent), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+async fn resend_delivery(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Resent>, ApiError> {
+    let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let (delivery, _) = state.store.get_delivery(principal.workspace_id, id).await?;
+    if delivery.status == WebhookStatus::Pending {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "delivery_pending",
+            "the call is still being delivered; resend it once it has finished",
+        ));
+    }
+    let now = state.clock.now();
+    let resent = state.store.resend_deliveries(principal.workspace_id, &[id], None, now, now, 1, now).await?;
+    state.wake.notify_one();
+    Ok(Json(Resent { resent }))
+}
+
+/// Send again every call of a status that finished in a time range (at most 10,000).
+#[utoipa::path(
+    post,
+    path = "/webhook-deliveries/resend",
+    tag = "webhooks",
+    request_body = BulkResend,
+    responses((status = 200, body = Resent), (status = 400, body = ErrorBody))
+)]
+async fn resend_deliveries(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    ApiJson(body): ApiJson<BulkResend>,
+) -> Result<Json<Resent>, ApiError> {
+    let status = match body.status.as_deref().unwrap_or("failed") {
+        "pending" => return Err(ApiError::invalid("status", "pending calls are being delivered already")),
+        other => other.parse::<WebhookStatus>().map_err(|e| ApiError::invalid("status", e))?,
+    };
+    if body.to <= body.from {
+        return Err(ApiError::invalid("to", "must be after from"));
+    }
+    let now = state.clock.now();
+    let resent = state
+        .store
+        .resend_deliveries(principal.workspace_id, &[], Some(status), body.from, body.to, BULK_RESEND_LIMIT, now)
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(Resent { resent }))
 }
 
 /// The keys that sign webhooks now, newest first (secrets are never shown again).

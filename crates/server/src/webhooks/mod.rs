@@ -159,9 +159,9 @@ impl Webhooks {
                 "timeout_ms": call.request.timeout.as_millis(),
                 "log_response_body": call.request.log_response_body,
             }),
-            basic_auth: call.basic_auth.clone(),
+            call: leased.job.payload.clone(),
         };
-        let (delivery, basic_auth) = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
+        let delivery = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
         let resume = crate::campaigns::resume_job(call.journey, call.step_index, delivery.id, self.clock.now());
         if delivery.status != WebhookStatus::Pending {
             // Already over (a journey resumed twice, a replayed job): no second call; the
@@ -171,7 +171,7 @@ impl Webhooks {
             return Ok("done");
         }
         let keys = self.signing_keys(workspace).await?;
-        let (attempt, outcome) = self.attempt(&call.request, &delivery, basic_auth, &keys).await;
+        let (attempt, outcome) = self.attempt(&call.request, &delivery, call.basic_auth.clone(), &keys).await;
         let retries_done = delivery.attempts;
         let verdict = self.schedule.next(retries_done, &outcome, rand::random());
         let now = self.clock.now();
