@@ -93,11 +93,17 @@ impl Email {
         };
         let domain_name = from_domain(&message.from);
         let signer = match self.store.domain_key(workspace, &domain_name).await? {
-            Some((domain, key)) if domain.status == DomainStatus::Verified => super::signer(&domain, &key),
+            Some((domain, key)) if domain.status == DomainStatus::Verified => self.signer(&domain, &key),
             _ => return Ok(finished(MessageStatus::Held, Some(DOMAIN_UNVERIFIED.into()), None, "held")),
         };
         let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
-        let composed = match signer.and_then(|signer| compose_message(message, &signer, unsubscribe_url)) {
+        // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
+        let owned = message.clone();
+        let built =
+            tokio::task::spawn_blocking(move || signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url)))
+                .await
+                .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
+        let composed = match built {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
         };

@@ -87,6 +87,8 @@ pub struct Email {
     transports: TransportCache,
     /// Send rates: the node's (key `""`) and each sending domain's.
     limits: Limiter<String>,
+    /// Parsed DKIM keys by workspace and domain, with the stored key they came from.
+    signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
 }
 
 impl Email {
@@ -107,6 +109,7 @@ impl Email {
             secrets: Mutex::default(),
             transports,
             limits: Limiter::default(),
+            signers: Mutex::default(),
         })
     }
 
@@ -142,6 +145,19 @@ impl Email {
     /// The transport `workspace` sends with now.
     pub async fn transport(&self, workspace: WorkspaceId) -> StoreResult<Transport> {
         self.transports.get(&self.store, workspace).await
+    }
+
+    /// The signer of a verified domain, parsed once per stored key.
+    pub fn signer(&self, domain: &herald_domain::SendingDomain, key: &str) -> Result<DkimSigner, String> {
+        let cache_key = (domain.workspace_id, domain.name.clone());
+        if let Some((stored, signer)) = self.signers.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key)
+            && stored == key
+        {
+            return Ok(signer.clone());
+        }
+        let signer = signer(domain, key)?;
+        self.signers.lock().unwrap_or_else(|e| e.into_inner()).insert(cache_key, (key.to_owned(), signer.clone()));
+        Ok(signer)
     }
 
     /// Forgets the cached transport of `workspace` (its settings changed here).
