@@ -137,6 +137,11 @@ prefixed_id!(
     "whd"
 );
 prefixed_id!(
+    /// A saved webhook action, reusable by campaigns and runnable for one contact.
+    ActionId,
+    "act"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

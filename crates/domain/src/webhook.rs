@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
-use crate::{CampaignId, ContactId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
+use crate::{ActionId, CampaignId, ContactId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
 
 string_enum!(
     /// Where a call stands.
@@ -65,4 +65,27 @@ pub struct WebhookAttempt {
     /// Kept when the step asks for it, at most 64 KiB.
     pub response_body: Option<String>,
     pub error: Option<String>,
+}
+
+/// A webhook request saved under a name: campaign steps refer to it by id (`"action":
+/// "act_…"`), and it can be run for one contact outside any campaign (a shortcut).
+#[derive(Clone, PartialEq)]
+pub struct SavedAction {
+    pub id: ActionId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    /// The request as a webhook step describes it (without `id`), secrets included: the API
+    /// shows it with the Basic password masked.
+    pub definition: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Deleted actions are kept for the journeys still running on campaign versions that use
+    /// them, but cannot be run, listed, or used by new versions.
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for SavedAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedAction").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
 }

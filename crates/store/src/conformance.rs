@@ -11,7 +11,7 @@ use herald_domain::inbound::parse_generic;
 use herald_domain::job::{JobOutcome, JobState};
 use herald_domain::{
     ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob, PageRequest,
-    RequestRecord, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId, WorkspaceName,
+    RequestRecord, SavedAction, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId, WorkspaceName,
 };
 use serde_json::{Value, json};
 
@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
             signing_keys_rotate_with_an_overlap,
+            saved_actions_are_named_updated_and_soft_deleted,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1489,4 +1490,44 @@ pub async fn signing_keys_rotate_with_an_overlap(store: SharedStore) {
     assert_eq!(ids(store.signing_keys(ws, at(11)).await.expect("keys")), ["k2", "k1"], "both sign during the overlap");
     assert_eq!(ids(store.signing_keys(ws, at(10 + 3600)).await.expect("keys")), ["k2"], "then only the new one");
     assert_eq!(store.signing_keys(ws, at(11)).await.expect("keys")[0].secret, b"k2".to_vec());
+}
+
+pub async fn saved_actions_are_named_updated_and_soft_deleted(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws").id;
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other ws").id;
+    let definition = json!({"method": "POST", "url": "https://crm.example.com/leads", "basic_auth": {"username": "u", "password": "p\u{0}w"}});
+    let created = store.create_action(ws, "Create lead", &definition, at(1)).await.expect("create");
+    assert_eq!((created.name.as_str(), created.created_at, created.deleted_at), ("Create lead", at(1), None));
+    let conflict = store.create_action(ws, "Create lead", &json!({}), at(2)).await.expect_err("same name");
+    assert!(
+        matches!(conflict, StoreError::Conflict { ref constraint } if constraint == "actions_name"),
+        "{conflict:?}"
+    );
+    store.create_action(other, "Create lead", &json!({}), at(2)).await.expect("the name is per workspace");
+    let second = store.create_action(ws, "Alert", &json!({"url": "https://a.example"}), at(3)).await.expect("second");
+    let names = |list: Vec<SavedAction>| list.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(names(store.list_actions(ws).await.expect("list")), ["Alert", "Create lead"]);
+
+    let changed = json!({"method": "PUT", "url": "https://crm.example.com/leads/{{ customer.id }}"});
+    let updated = store.update_action(ws, created.id, "Upsert lead", &changed, at(4)).await.expect("update");
+    assert_eq!((updated.definition.clone(), updated.updated_at, updated.created_at), (changed, at(4), at(1)));
+    let missing = store.update_action(other, created.id, "x", &json!({}), at(4)).await.expect_err("other workspace");
+    assert!(matches!(missing, StoreError::NotFound { .. }));
+
+    store.delete_action(ws, second.id, at(5)).await.expect("delete");
+    assert!(matches!(store.delete_action(ws, second.id, at(6)).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.update_action(ws, second.id, "x", &json!({}), at(6)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(names(store.list_actions(ws).await.expect("list")), ["Upsert lead"]);
+    store.create_action(ws, "Alert", &json!({}), at(7)).await.expect("a deleted action's name is free again");
+    // Journeys on older campaign versions still find deleted actions; other workspaces' ids
+    // are left out.
+    let found = store.actions_by_ids(ws, &[created.id, second.id]).await.expect("by ids");
+    let mut found: Vec<_> = found.into_iter().map(|a| (a.id, a.deleted_at)).collect();
+    found.sort_by_key(|(id, _)| id.as_uuid());
+    assert_eq!(found, [(created.id, None), (second.id, Some(at(5)))]);
+    assert!(store.actions_by_ids(other, &[created.id]).await.expect("other").is_empty());
+    assert!(store.actions_by_ids(ws, &[]).await.expect("none").is_empty());
 }

@@ -24,6 +24,7 @@ use ingest::{IngestRequest, IngestResult};
 use serde_json::{Map, Value};
 use uuid::{ContextV7, Uuid};
 
+pub mod action;
 pub mod campaign;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -125,6 +126,7 @@ pub trait Store:
     + campaign::CampaignStore
     + email::EmailStore
     + webhook::WebhookStore
+    + action::ActionStore
     + Send
     + Sync
     + std::fmt::Debug
