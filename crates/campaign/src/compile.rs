@@ -132,7 +132,58 @@ const RESERVED_ATTRIBUTES: [&str; 4] = ["id", "email", "user_id", "phone"];
 const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Validates `document`, filling in missing step ids. Returns every problem found.
-pub fn compile(mut document: CampaignDocument) -> Result<CompiledCampaign, Vec<DocumentError>> {
+pub fn compile(document: CampaignDocument) -> Result<CompiledCampaign, Vec<DocumentError>> {
+    compile_with(document, &Actions::new())
+}
+
+/// Saved actions by id (`act_…`), as webhook steps that use them see them.
+pub type Actions = std::collections::BTreeMap<String, WebhookStep>;
+
+/// The saved actions a document's webhook steps use.
+pub fn action_references(document: &CampaignDocument) -> Vec<String> {
+    fn walk(steps: &[Step], found: &mut Vec<String>) {
+        for step in steps {
+            match step {
+                Step::Webhook(WebhookStep { action: Some(id), .. }) if !found.contains(id) => found.push(id.clone()),
+                Step::Branch(branch) => {
+                    walk(&branch.then, found);
+                    walk(&branch.otherwise, found);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&document.steps, &mut found);
+    found
+}
+
+/// Validates a saved action's request on its own; errors name its fields (`url`, `body`).
+pub fn compile_action(action: &WebhookStep) -> Result<WebhookTemplate, Vec<DocumentError>> {
+    let mut builder = Builder { nodes: Vec::new(), errors: Vec::new(), actions: &Actions::new() };
+    for (set, field) in [(!action.id.is_empty(), "id"), (action.action.is_some(), "action")] {
+        if set {
+            builder.error(field, "belongs to a campaign step, not to a saved action".into());
+        }
+    }
+    for (set, field) in [(action.draft, "draft"), (action.conversion, "conversion")] {
+        if set {
+            builder.error(field, "is set per campaign step that uses the action".into());
+        }
+    }
+    let compiled = builder.webhook(action, "");
+    let mut errors = builder.errors;
+    for error in &mut errors {
+        error.path = error.path.trim_start_matches('.').to_owned();
+    }
+    match compiled {
+        Action::Webhook(template) if errors.is_empty() => Ok(*template),
+        _ => Err(errors),
+    }
+}
+
+/// Compiles a document whose webhook steps may use the saved `actions`.
+pub fn compile_with(mut document: CampaignDocument, actions: &Actions) -> Result<CompiledCampaign, Vec<DocumentError>> {
     let mut errors = Vec::new();
     let mut push = |path: &str, message: String| errors.push(DocumentError { path: path.into(), message });
     let name = document.name.trim();
@@ -152,7 +203,7 @@ pub fn compile(mut document: CampaignDocument) -> Result<CompiledCampaign, Vec<D
         push("steps", "a campaign needs at least one step".into());
     }
     assign_ids(&mut document.steps, &mut errors);
-    let mut builder = Builder { nodes: Vec::new(), errors };
+    let mut builder = Builder { nodes: Vec::new(), errors, actions };
     if builder.count(&document.steps) > MAX_STEPS {
         builder.error("steps", format!("a campaign may have at most {MAX_STEPS} steps"));
     } else {
@@ -248,12 +299,13 @@ fn visit(steps: &mut [Step], path: &str, f: &mut dyn FnMut(&mut Step, &str)) {
     }
 }
 
-struct Builder {
+struct Builder<'a> {
     nodes: Vec<Option<Node>>,
     errors: Vec<DocumentError>,
+    actions: &'a Actions,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn error(&mut self, path: &str, message: String) {
         self.errors.push(DocumentError { path: path.into(), message });
     }
@@ -329,7 +381,25 @@ impl Builder {
                 Action::Unset { attribute: unset.attribute.clone(), scope: unset.scope }
             }
             Step::Exit(_) => Action::Exit,
-            Step::Webhook(webhook) => self.webhook(webhook, path),
+            Step::Webhook(webhook) => match &webhook.action {
+                None => self.webhook(webhook, path),
+                Some(_) if webhook.has_request() => {
+                    self.error(
+                        path,
+                        "a step that uses a saved action takes its request from it; leave out url, method, \
+                         headers, body and the other request fields"
+                            .into(),
+                    );
+                    Action::Exit
+                }
+                Some(id) => match self.actions.get(id) {
+                    Some(action) => self.webhook(&webhook.with_request_of(action), &format!("{path}.action")),
+                    None => {
+                        self.error(&format!("{path}.action"), format!("no saved action {id:?} in this workspace"));
+                        Action::Exit
+                    }
+                },
+            },
         }
     }
 

@@ -227,10 +227,22 @@ pub struct EmailStep {
 pub struct WebhookStep {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// A saved action (`act_…`) whose request this step sends; the request fields below are
+    /// then left out. Journeys use the action as it is when they reach the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Hold each journey here until someone sends or skips the rendered request.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub draft: bool,
+    /// A successful call counts toward the campaign's conversions (conversions are credited
+    /// to the last email or conversion webhook before the goal event).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub conversion: bool,
     /// GET, POST, PUT, PATCH or DELETE.
     #[serde(default = "post")]
     pub method: String,
     /// A template: `https://crm.example.com/leads/{{ customer.id }}`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
     /// Header name → value template. `Content-Type` comes from `content_type`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -261,6 +273,45 @@ pub struct WebhookStep {
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
+}
+
+impl WebhookStep {
+    /// Whether any request field is set (a step that uses a saved action sets none).
+    pub fn has_request(&self) -> bool {
+        let request_only =
+            WebhookStep { id: String::new(), action: None, draft: false, conversion: false, ..self.clone() };
+        request_only != WebhookStep::from_action_defaults()
+    }
+
+    /// A step with every request field at its default.
+    fn from_action_defaults() -> Self {
+        WebhookStep {
+            id: String::new(),
+            action: None,
+            draft: false,
+            conversion: false,
+            method: post(),
+            url: String::new(),
+            headers: Default::default(),
+            basic_auth: None,
+            content_type: json_type(),
+            body: String::new(),
+            timeout: None,
+            log_response_body: false,
+            set_attributes: Default::default(),
+        }
+    }
+
+    /// This step's flags and id over a saved action's request.
+    pub fn with_request_of(&self, action: &WebhookStep) -> WebhookStep {
+        WebhookStep {
+            id: self.id.clone(),
+            action: self.action.clone(),
+            draft: self.draft,
+            conversion: self.conversion,
+            ..action.clone()
+        }
+    }
 }
 
 fn post() -> String {
@@ -366,6 +417,15 @@ impl Step {
 
 /// Reads a document from JSON with errors naming the path (`steps[2].duration: ...`).
 pub fn document_from_value(value: Value) -> Result<CampaignDocument, crate::DocumentError> {
+    from_value(value)
+}
+
+/// Reads a saved action's request (a webhook step's fields) with errors naming the field.
+pub fn action_from_value(value: Value) -> Result<WebhookStep, crate::DocumentError> {
+    from_value(value)
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, crate::DocumentError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = e.path().to_string();
         let mut message = e.into_inner().to_string();

@@ -117,6 +117,8 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/webhook-deliveries/resend",
         "/api/v1/webhook-signing-key",
         "/api/v1/webhook-signing-key/rotate",
+        "/api/v1/actions",
+        "/api/v1/actions/{id}",
     ]
     .into();
     assert_eq!(paths, expected);

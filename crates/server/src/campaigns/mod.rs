@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use herald_campaign::{CompiledCampaign, DocumentError, compile, document_from_value};
+use herald_campaign::document::WebhookStep;
+use herald_campaign::{Actions, CompiledCampaign, DocumentError, action_references, compile_with, document_from_value};
 use herald_domain::job::{JobLease, LeasedJob};
-use herald_domain::{CampaignId, JobKind, WorkspaceId};
+use herald_domain::{ActionId, CampaignId, JobKind, WorkspaceId};
 use herald_store::campaign::{CampaignWork, WorkCommit};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
@@ -24,8 +25,13 @@ use crate::clock::SharedClock;
 use crate::email::Email;
 use crate::group_commit::{CommitError, GroupCommit};
 
-/// Compiled programs kept in memory; versions never change, so entries never go stale.
+/// Compiled programs kept in memory. Versions never change; programs that use saved actions
+/// are compiled again after [`ACTION_REFRESH`], so an edited action reaches every node.
 const PROGRAM_CACHE: usize = 1024;
+const ACTION_REFRESH: Duration = Duration::from_secs(10);
+
+/// A compiled version, and when it must be compiled again (it uses saved actions).
+type CachedProgram = (Arc<CompiledCampaign>, Option<Instant>);
 
 /// Why a campaign job could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +56,7 @@ pub struct PendingWork {
 pub struct Campaigns {
     store: SharedStore,
     clock: SharedClock,
-    programs: Mutex<HashMap<(CampaignId, u32), Arc<CompiledCampaign>>>,
+    programs: Mutex<HashMap<(CampaignId, u32), CachedProgram>>,
     limits: Limits,
     /// Commits the effects of many jobs in one transaction.
     committer: GroupCommit<PendingWork, StoreResult<()>>,
@@ -152,29 +158,70 @@ impl Campaigns {
         version: u32,
         current: Option<&serde_json::Value>,
     ) -> Result<Arc<CompiledCampaign>, CampaignJobError> {
-        if let Some(program) = self.programs.lock().unwrap_or_else(|e| e.into_inner()).get(&(campaign, version)) {
+        if let Some((program, expires)) =
+            self.programs.lock().unwrap_or_else(|e| e.into_inner()).get(&(campaign, version))
+            && expires.is_none_or(|at| at > Instant::now())
+        {
             return Ok(program.clone());
         }
         let document = match current {
             Some(document) => document.clone(),
             None => self.store.campaign_version(workspace, campaign, version).await?,
         };
-        let compiled = Arc::new(compile_stored(document).map_err(|e| {
-            CampaignJobError::Invalid(format!("campaign {campaign} version {version} no longer compiles: {e}"))
-        })?);
+        let compiled =
+            Arc::new(compile_document(&self.store, workspace, document, true).await.map_err(|e| match e {
+                CompileFailure::Store(e) => CampaignJobError::Store(e),
+                CompileFailure::Invalid(errors) => CampaignJobError::Invalid(format!(
+                    "campaign {campaign} version {version} no longer compiles: {}",
+                    join(&errors)
+                )),
+            })?);
+        // Versions never change, but the saved actions a program uses may.
+        let expires = (!action_references(&compiled.document).is_empty()).then(|| Instant::now() + ACTION_REFRESH);
         let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
         if programs.len() >= PROGRAM_CACHE {
             programs.clear();
         }
-        programs.insert((campaign, version), compiled.clone());
+        programs.insert((campaign, version), (compiled.clone(), expires));
         Ok(compiled)
+    }
+
+    /// Forgets compiled programs, so this node sees an edited saved action at once.
+    pub fn forget_programs(&self) {
+        self.programs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
-/// Compiles a stored document (validated when it was saved).
-pub fn compile_stored(document: serde_json::Value) -> Result<CompiledCampaign, String> {
-    let document = document_from_value(document).map_err(|e| e.to_string())?;
-    compile(document).map_err(|errors| join(&errors))
+/// Why a document did not compile.
+#[derive(Debug)]
+pub enum CompileFailure {
+    Store(StoreError),
+    Invalid(Vec<DocumentError>),
+}
+
+/// Compiles a document with the saved actions its webhook steps use. Deleted actions count
+/// only with `deleted_ok` (journeys on versions saved before the deletion still run them; new
+/// versions may not use them).
+pub async fn compile_document(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    document: serde_json::Value,
+    deleted_ok: bool,
+) -> Result<CompiledCampaign, CompileFailure> {
+    let document = document_from_value(document).map_err(|e| CompileFailure::Invalid(vec![e]))?;
+    let ids: Vec<ActionId> = action_references(&document).iter().filter_map(|id| id.parse().ok()).collect();
+    let mut actions = Actions::new();
+    for saved in store.actions_by_ids(workspace, &ids).await.map_err(CompileFailure::Store)? {
+        if saved.deleted_at.is_some() && !deleted_ok {
+            continue;
+        }
+        // Saved actions are validated when saved; one that no longer reads is left out and
+        // the step using it is reported.
+        if let Ok(step) = serde_json::from_value::<WebhookStep>(saved.definition) {
+            actions.insert(saved.id.to_string(), step);
+        }
+    }
+    compile_with(document, &actions).map_err(CompileFailure::Invalid)
 }
 
 pub fn join(errors: &[DocumentError]) -> String {

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use herald_campaign::CompiledCampaign;
 use herald_campaign::document::Trigger;
-use herald_campaign::{CompiledCampaign, compile, document_from_value};
 use herald_domain::{Campaign, CampaignId, CampaignState, ContactId, EmailAddress, JourneyId, Timestamp, WorkspaceId};
 use herald_store::ContactFilter;
 use herald_store::campaign::CampaignStats;
@@ -23,6 +23,7 @@ use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use super::list::{List, ListParams};
+use crate::campaigns::{CompileFailure, compile_document};
 
 /// A campaign with the document of its newest version.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,17 +135,7 @@ fn parse_id(raw: &str) -> Result<CampaignId, ApiError> {
 
 /// Validates a document; the normalised document (step ids filled in) is what gets stored.
 async fn validate(state: &AppState, workspace: WorkspaceId, body: Value) -> Result<CompiledCampaign, ApiError> {
-    let document = document_from_value(body).map_err(|e| {
-        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", e.to_string());
-        error.field = Some(e.path).filter(|p| !p.is_empty());
-        error
-    })?;
-    let compiled = compile(document).map_err(|errors| {
-        let mut error =
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", crate::campaigns::join(&errors));
-        error.field = errors.first().map(|e| e.path.clone()).filter(|p| !p.is_empty());
-        error
-    })?;
+    let compiled = compile_document(&state.store, workspace, body, false).await.map_err(compile_error)?;
     if let Trigger::Source { source_id } = &compiled.document.trigger {
         state.store.get_source(workspace, *source_id).await.map_err(|_| {
             let mut error = ApiError::new(
@@ -157,6 +148,18 @@ async fn validate(state: &AppState, workspace: WorkspaceId, body: Value) -> Resu
         })?;
     }
     Ok(compiled)
+}
+
+fn compile_error(failure: CompileFailure) -> ApiError {
+    match failure {
+        CompileFailure::Store(e) => e.into(),
+        CompileFailure::Invalid(errors) => {
+            let mut error =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", crate::campaigns::join(&errors));
+            error.field = errors.first().map(|e| e.path.clone()).filter(|p| !p.is_empty());
+            error
+        }
+    }
 }
 
 fn stored(compiled: &CompiledCampaign) -> Result<Value, ApiError> {
@@ -516,8 +519,7 @@ async fn simulate_campaign(
     } else {
         state.store.campaign_version(p.workspace_id, campaign.id, version).await?
     };
-    let compiled = crate::campaigns::compile_stored(document)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", e))?;
+    let compiled = compile_document(&state.store, p.workspace_id, document, true).await.map_err(compile_error)?;
     let contact = match (body.contact_id, body.contact) {
         (Some(raw), None) => {
             let id: ContactId = raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?;

@@ -2,6 +2,7 @@
 //! the operations endpoints. Each resource module exposes its own `router()`; this module
 //! assembles them and adds the shared layers (auth, body limit, metrics, tracing, panics).
 
+mod actions;
 mod api_keys;
 mod auth;
 mod campaigns;
@@ -119,6 +120,7 @@ impl std::fmt::Debug for AppState {
         (name = "suppressions", description = "Addresses campaign email never goes to"),
         (name = "transport", description = "The SMTP relay the workspace sends with"),
         (name = "webhooks", description = "Outbound webhook calls, their attempts, and the signing keys"),
+        (name = "actions", description = "Saved webhook actions: reused by campaign steps, run for one contact"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -161,6 +163,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(suppressions::router())
         .merge(transport::router())
         .merge(webhooks::router())
+        .merge(actions::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

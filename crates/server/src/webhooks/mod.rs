@@ -258,17 +258,25 @@ impl Webhooks {
 /// Headers as the delivery log shows them: values of secret-looking headers (credentials,
 /// API keys, tokens, signatures) replaced by `***`.
 pub fn mask_headers(headers: &[(String, String)]) -> Value {
-    const SECRET: [&str; 7] = ["authorization", "signature", "secret", "token", "key", "password", "cookie"];
     let masked: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
-            let lower = name.to_ascii_lowercase();
-            // `Idempotency-Key` is an identifier, not a secret.
-            let secret = lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s));
-            (lower, Value::String(if secret { "***".into() } else { value.clone() }))
+            let shown = if secret_header(name) { MASK.into() } else { value.clone() };
+            (name.to_ascii_lowercase(), Value::String(shown))
         })
         .collect();
     Value::Object(masked)
+}
+
+/// What a masked secret shows.
+pub const MASK: &str = "***";
+
+/// Whether a header's value looks like a secret (credentials, API keys, tokens, signatures).
+pub fn secret_header(name: &str) -> bool {
+    const SECRET: [&str; 7] = ["authorization", "signature", "secret", "token", "key", "password", "cookie"];
+    let lower = name.to_ascii_lowercase();
+    // `Idempotency-Key` is an identifier, not a secret.
+    lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s))
 }
 
 /// `scheme://host:port` of a URL (the unit of concurrency limits).
