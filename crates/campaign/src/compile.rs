@@ -34,6 +34,13 @@ pub struct CompiledCampaign {
     pub program: Program,
 }
 
+impl CompiledCampaign {
+    /// Whether step `id` is a webhook whose success counts toward conversions.
+    pub fn counts_conversion(&self, id: &str) -> bool {
+        self.program.nodes.iter().any(|n| n.id == id && matches!(&n.action, Action::Webhook(w) if w.conversion))
+    }
+}
+
 /// The steps as nodes: index 0 is the first step.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -108,6 +115,10 @@ pub struct WebhookTemplate {
     pub timeout: std::time::Duration,
     pub log_response_body: bool,
     pub set_attributes: Vec<(String, Template)>,
+    /// A success counts toward the campaign's conversions.
+    pub conversion: bool,
+    /// Journeys wait here until someone sends or skips the rendered request.
+    pub draft: bool,
 }
 
 /// Methods a webhook step may use.
@@ -470,6 +481,8 @@ impl Builder<'_> {
                 timeout,
                 log_response_body: step.log_response_body,
                 set_attributes,
+                conversion: step.conversion,
+                draft: step.draft,
             })),
             None => Action::Exit,
         }

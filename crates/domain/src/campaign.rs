@@ -120,6 +120,9 @@ pub struct Journey {
     pub converted_at: Option<Timestamp>,
     /// Until when the goal event counts as a conversion.
     pub goal_until: Option<Timestamp>,
+    /// The last step credited with a conversion so far: an email handed to its transport, or
+    /// a webhook step marked `conversion` that succeeded.
+    pub conversion_step: Option<String>,
 }
 
 /// An email a campaign step produced.

@@ -33,6 +33,7 @@ on_both_backends!(
     a_recovered_endpoint_gets_its_backlog_at_once,
     a_hanging_endpoint_holds_up_no_other,
     saved_actions_are_reused_and_keep_their_secrets,
+    conversions_are_credited_to_the_last_email_or_conversion_webhook,
 );
 
 /// One request as the receiver saw it.
@@ -459,7 +460,11 @@ async fn saved_actions_are_reused_and_keep_their_secrets(backend: Backend) {
     let mut both = uses("C", "go");
     both["steps"][0]["url"] = json!("https://a.example");
     let (status, error) = json(app.post("/api/v1/campaigns", &both).await).await;
-    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("steps[0]")), "{error}");
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("steps[0]")),
+        "{error}"
+    );
     let mut unknown = uses("C", "go");
     unknown["steps"][0]["action"] = json!("act_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b");
     let (status, error) = json(app.post("/api/v1/campaigns", &unknown).await).await;
@@ -509,4 +514,53 @@ async fn saved_actions_are_reused_and_keep_their_secrets(backend: Backend) {
     // The first two calls failed (500); when the same endpoint answered the edited request, fast
     // recovery released their retries, and the third call's response landed.
     assert_eq!(lead, "L-7");
+}
+
+async fn conversions_are_credited_to_the_last_email_or_conversion_webhook(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (_receiver, base) = receiver().await;
+    let mut crm = hook("crm", &format!("{base}/{{{{ customer.crm }}}}"));
+    crm["conversion"] = json!(true);
+    let document = json!({
+        "name": "Trial", "trigger": {"type": "event", "event": "go"},
+        "goal": {"event": "purchased", "within": "30d", "exit": true},
+        "steps": [
+            {"id": "welcome", "type": "email", "from": "hi@acme.test", "subject": "Hi", "html": "<p>Hi</p>"},
+            crm,
+            hook("analytics", &format!("{base}/ok")),
+            {"id": "pause", "type": "wait", "duration": "1d"},
+            {"id": "late", "type": "email", "from": "hi@acme.test", "subject": "Still there?", "html": "<p>?</p>"},
+            {"id": "cooldown", "type": "wait", "duration": "7d"},
+            {"id": "done", "type": "exit"}
+        ]
+    });
+    let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    let url = source(&app).await;
+    // Ada's CRM call succeeds, Bob's is refused (410): Bob's conversion goes to the email.
+    // Cy converts only after the second email.
+    for (email, crm) in [("ada@example.com", "ok"), ("bob@example.com", "gone"), ("cy@example.com", "ok")] {
+        send(&app, &url, json!({"email": email, "event": "go", "data": {"crm": crm}})).await;
+    }
+    app.run_jobs().await;
+    for email in ["ada@example.com", "bob@example.com"] {
+        send(&app, &url, json!({"email": email, "event": "purchased"})).await;
+    }
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(86_400 + 60));
+    app.run_jobs().await;
+    send(&app, &url, json!({"email": "cy@example.com", "event": "purchased"})).await;
+    app.run_jobs().await;
+
+    let (_, stats) = json(app.get(&format!("/api/v1/campaigns/{id}/stats")).await).await;
+    let converted = |step: &str| stats["steps"][step]["converted"].as_u64().unwrap_or(0);
+    assert_eq!(stats["converted"], 3, "{stats}");
+    assert_eq!(
+        [converted("welcome"), converted("crm"), converted("analytics"), converted("late")],
+        [1, 1, 0, 1],
+        "Bob's to the email (his call failed), Ada's to the CRM webhook, none to a webhook without the toggle: {stats}"
+    );
+    assert_eq!(converted("goal"), 3);
 }

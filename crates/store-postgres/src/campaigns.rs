@@ -34,7 +34,7 @@ macro_rules! campaign_select {
 macro_rules! journey_columns {
     () => {
         "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
-         entered_at, ended_at, exit_reason, converted_at, goal_until"
+         entered_at, ended_at, exit_reason, converted_at, goal_until, conversion_step"
     };
 }
 
@@ -85,6 +85,7 @@ fn journey(row: &PgRow) -> StoreResult<Journey> {
         exit_reason: get(row, "exit_reason")?,
         converted_at: opt_ts(row, "converted_at")?,
         goal_until: opt_ts(row, "goal_until")?,
+        conversion_step: get(row, "conversion_step")?,
     })
 }
 
@@ -372,7 +373,7 @@ async fn update_journey(
         "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
          custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
          converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
-         ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
+         conversion_step = COALESCE($15, conversion_step), ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
          WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
          AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
     )
@@ -390,6 +391,7 @@ async fn update_journey(
     .bind(guard)
     .bind(step(expect_step)?)
     .bind(expect_run_at.map(encode::ts))
+    .bind(u.conversion_step.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;

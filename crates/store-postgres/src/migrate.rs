@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "email", include_str!("../migrations/0004_email.sql")),
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
     (7, "actions", include_str!("../migrations/0007_actions.sql")),
+    (8, "conversions", include_str!("../migrations/0008_conversions.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

@@ -32,7 +32,7 @@ macro_rules! campaign_select {
 macro_rules! journey_columns {
     () => {
         "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
-         entered_at, ended_at, exit_reason, converted_at, goal_until"
+         entered_at, ended_at, exit_reason, converted_at, goal_until, conversion_step"
     };
 }
 
@@ -87,6 +87,7 @@ fn journey(row: &SqliteRow) -> StoreResult<Journey> {
         exit_reason: get(row, "exit_reason")?,
         converted_at: opt_ts(row, "converted_at")?,
         goal_until: opt_ts(row, "goal_until")?,
+        conversion_step: get(row, "conversion_step")?,
     })
 }
 
@@ -356,7 +357,7 @@ async fn update_journey(
         "UPDATE journeys SET status = ?, step = ?, run_at = ?, held = ?, \
          custom_variables = COALESCE(?, custom_variables), exit_reason = COALESCE(?, exit_reason), \
          converted_at = CASE WHEN ? AND converted_at IS NULL THEN ? ELSE converted_at END, \
-         ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
+         conversion_step = COALESCE(?, conversion_step), ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
          WHERE id = ? AND workspace_id = ? AND status = 'active' \
          AND (? = 0 OR (step IS ? AND run_at IS ?))",
     )
@@ -368,6 +369,7 @@ async fn update_journey(
     .bind(&u.exit_reason)
     .bind(u.converted)
     .bind(now.unix_millis())
+    .bind(&u.conversion_step)
     .bind(ended)
     .bind(now.unix_millis())
     .bind(now.unix_millis())

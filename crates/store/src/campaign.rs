@@ -42,6 +42,8 @@ pub struct JourneyUpdate {
     pub custom_variables: Option<Map<String, Value>>,
     pub exit_reason: Option<String>,
     pub converted: bool,
+    /// The step to credit with a later conversion (kept when `None`).
+    pub conversion_step: Option<String>,
 }
 
 /// One step's result, for the journey's history and the per-step statistics.
@@ -113,7 +115,7 @@ macro_rules! journey_context_select {
     () => {
         "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
          j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
-         j.converted_at, j.goal_until, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
+         j.converted_at, j.goal_until, j.conversion_step, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
          ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
          ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
          ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \

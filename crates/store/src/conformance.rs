@@ -1056,6 +1056,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         custom_variables: Some(json!({"stage": "done"}).as_object().cloned().expect("object")),
         exit_reason: None,
         converted: false,
+        conversion_step: None,
     };
     let moved = CampaignWork { updates: vec![update(7, JourneyStatus::Completed)], ..CampaignWork::default() };
     let err = store.commit_campaign_work(ws, None, &moved, at(3)).await.expect_err("moved");
@@ -1107,6 +1108,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         custom_variables: None,
         exit_reason: None,
         converted: false,
+        conversion_step: None,
     };
     store
         .commit_campaign_work(ws, None, &CampaignWork { updates: vec![mark], ..CampaignWork::default() }, at(4))

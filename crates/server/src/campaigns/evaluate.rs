@@ -285,16 +285,22 @@ impl Campaigns {
                 custom_variables: None,
                 exit_reason,
                 converted: true,
+                conversion_step: None,
             });
-            evaluation.work.steps.push(StepRecord {
-                journey_id: journey.id,
-                campaign_id: campaign.id,
-                step: "goal".into(),
-                outcome: "converted".into(),
-                detail: json!({"event": event.id, "exited": goal.exit}),
-                message_id: None,
-                at: now,
-            });
+            let credited = journey.conversion_step.iter().map(|step| (step.clone(), json!({"event": event.id})));
+            for (step, detail) in
+                std::iter::once(("goal".to_owned(), json!({"event": event.id, "exited": goal.exit}))).chain(credited)
+            {
+                evaluation.work.steps.push(StepRecord {
+                    journey_id: journey.id,
+                    campaign_id: campaign.id,
+                    step,
+                    outcome: "converted".into(),
+                    detail,
+                    message_id: None,
+                    at: now,
+                });
+            }
             converted += 1;
         }
         Ok((converted > 0).then(|| CampaignReaction {

@@ -115,6 +115,7 @@ impl Campaigns {
                 custom_variables: None,
                 exit_reason: None,
                 converted: false,
+                conversion_step: None,
             });
             return Ok(());
         }
@@ -136,6 +137,17 @@ impl Campaigns {
             Some(result) => after_webhook(&surroundings, &mut state, from, result, now),
             None => advance(&surroundings, &mut state, from, now),
         };
+        // A conversion is credited to the last email handed to a transport, or the last
+        // successful webhook marked `conversion`, before the goal event.
+        let conversion_step = runs
+            .iter()
+            .rev()
+            .find(|run| match &run.effect {
+                Effect::Email { .. } => !suppressed,
+                Effect::WebhookDone { outcome: WebhookOutcome::Succeeded, .. } => compiled.counts_conversion(&run.step),
+                _ => false,
+            })
+            .map(|run| run.step.clone());
         let mut call = None;
         let delivery =
             Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
@@ -169,6 +181,7 @@ impl Campaigns {
             custom_variables: Some(state.custom_variables),
             exit_reason,
             converted: false,
+            conversion_step,
         });
         Ok(())
     }
