@@ -142,6 +142,11 @@ prefixed_id!(
     "act"
 );
 prefixed_id!(
+    /// A webhook call a draft step holds until someone sends or skips it.
+    DraftId,
+    "drf"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

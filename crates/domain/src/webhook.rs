@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
-use crate::{ActionId, CampaignId, ContactId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
+use crate::{ActionId, CampaignId, ContactId, DraftId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
 
 string_enum!(
     /// Where a call stands.
@@ -87,5 +87,33 @@ pub struct SavedAction {
 impl fmt::Debug for SavedAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SavedAction").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A journey's webhook call held at a draft step until someone sends or skips it (seed 002:
+/// the journey moves on only after the call and its attribute update are done).
+#[derive(Clone, PartialEq, Serialize)]
+pub struct WebhookDraft {
+    pub id: DraftId,
+    pub workspace_id: WorkspaceId,
+    pub journey_id: JourneyId,
+    pub campaign_id: CampaignId,
+    pub contact_id: ContactId,
+    pub step: String,
+    /// The rendered request as the delivery log shows it (secrets masked).
+    pub request: Value,
+    /// The delivery job's payload that sends it, secrets included: never serialized.
+    #[serde(skip)]
+    pub call: Value,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for WebhookDraft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookDraft")
+            .field("id", &self.id)
+            .field("journey_id", &self.journey_id)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
     }
 }

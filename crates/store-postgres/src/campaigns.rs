@@ -300,6 +300,25 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
+    let drafts: Vec<_> = items.iter().flat_map(|i| i.work.drafts.iter()).collect();
+    for chunk in drafts.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
+             created_at) ",
+        );
+        insert.push_values(chunk, |mut row, d| {
+            row.push_bind(d.id.as_uuid())
+                .push_bind(d.workspace_id.as_uuid())
+                .push_bind(d.journey_id.as_uuid())
+                .push_bind(d.campaign_id.as_uuid())
+                .push_bind(d.contact_id.as_uuid())
+                .push_bind(encode::text(&d.step).into_owned())
+                .push_bind(Json(encode::json(&d.request).into_owned()))
+                .push_bind(Json(encode::json(&d.call).into_owned()))
+                .push_bind(encode::ts(d.created_at));
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
     let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
     for chunk in steps.chunks(INSERT_CHUNK) {
         let mut insert = QueryBuilder::<Postgres>::new(

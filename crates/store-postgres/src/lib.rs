@@ -17,6 +17,7 @@
 mod actions;
 mod campaigns;
 mod contacts;
+mod drafts;
 mod email;
 mod encode;
 mod events;

@@ -10,6 +10,7 @@
 mod actions;
 mod campaigns;
 mod contacts;
+mod drafts;
 mod email;
 mod events;
 mod jobs;

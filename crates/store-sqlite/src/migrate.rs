@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
     (7, "actions", include_str!("../migrations/0007_actions.sql")),
     (8, "conversions", include_str!("../migrations/0008_conversions.sql")),
+    (9, "drafts", include_str!("../migrations/0009_drafts.sql")),
 ];
 
 pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {

@@ -79,6 +79,8 @@ pub struct CampaignWork {
     pub attributes: Vec<AttributeChange>,
     pub jobs: Vec<NewJob>,
     pub reactions: Vec<(EventId, Vec<CampaignReaction>)>,
+    /// Webhook calls held at draft steps.
+    pub drafts: Vec<herald_domain::WebhookDraft>,
 }
 
 /// One job's work in a batch.

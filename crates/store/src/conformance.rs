@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             webhook_deliveries_are_idempotent_and_fenced,
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
+            drafts_are_held_listed_and_settled_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1532,4 +1533,53 @@ pub async fn saved_actions_are_named_updated_and_soft_deleted(store: SharedStore
     assert_eq!(found, [(created.id, None), (second.id, Some(at(5)))]);
     assert!(store.actions_by_ids(other, &[created.id]).await.expect("other").is_empty());
     assert!(store.actions_by_ids(ws, &[]).await.expect("none").is_empty());
+}
+
+pub async fn drafts_are_held_listed_and_settled_once(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::webhook::DraftSelection;
+    use herald_domain::{DraftId, WebhookDraft};
+    let (ws, contact, journey) = journey_for(&store, "drafts@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("context").journey.campaign_id;
+    let draft = |step: &str, n: u64| WebhookDraft {
+        id: DraftId::from_uuid(crate::new_uuid(at(10 + n))),
+        workspace_id: ws,
+        journey_id: journey,
+        campaign_id: campaign,
+        contact_id: contact,
+        step: step.into(),
+        request: json!({"method": "POST", "url": "https://crm.example.com", "headers": {"authorization": "***"}}),
+        call: json!({"basic_auth": "u:secret", "n": n}),
+        created_at: at(10 + n),
+    };
+    let drafts = vec![draft("crm", 1), draft("crm", 2), draft("slack", 3)];
+    let work = CampaignWork { drafts: drafts.clone(), ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(10)).await.expect("hold");
+
+    let all = DraftSelection { campaign: Some(campaign), ..DraftSelection::default() };
+    let page = store.list_drafts(ws, &all, PageRequest::first(2)).await.expect("list");
+    assert_eq!(page.items, drafts[..2], "oldest first, with the call kept for sending");
+    let cursor = page.next_cursor.expect("a second page");
+    let after = PageRequest { after: Some(herald_domain::Cursor::decode(cursor.as_str()).expect("cursor")), limit: 2 };
+    assert_eq!(store.list_drafts(ws, &all, after).await.expect("page 2").items, drafts[2..]);
+    let crm = DraftSelection { step: Some("crm".into()), ..all.clone() };
+    assert_eq!(store.list_drafts(ws, &crm, PageRequest::first(10)).await.expect("crm").items.len(), 2);
+    let other = store.create_workspace(&ws_name("drafts-other"), at(0)).await.expect("ws").id;
+    assert!(store.list_drafts(other, &all, PageRequest::first(10)).await.expect("other").items.is_empty());
+
+    // Settling removes the draft and enqueues its job in one transaction, exactly once.
+    let job = |d: &WebhookDraft| NewJob::new(JobKind::Ping, d.call.clone(), at(20));
+    let one = DraftSelection { ids: vec![drafts[0].id], ..DraftSelection::default() };
+    let settled = store.settle_drafts(ws, &one, 100, &job, at(20)).await.expect("settle one");
+    assert_eq!(settled, drafts[..1]);
+    assert!(store.settle_drafts(ws, &one, 100, &job, at(21)).await.expect("again").is_empty(), "settled once");
+    assert_eq!(store.queue_stats(at(20)).await.expect("stats").due, 1);
+    let rest = store.settle_drafts(ws, &all, 1, &job, at(22)).await.expect("limit");
+    assert_eq!(rest, drafts[1..2], "at most `limit`, oldest first");
+    store.settle_drafts(ws, &all, 100, &job, at(22)).await.expect("the rest");
+    assert!(store.list_drafts(ws, &all, PageRequest::first(10)).await.expect("none left").items.is_empty());
+    let claimed = store.claim_jobs(&claim(at(30), 10)).await.expect("claim");
+    let mut payloads: Vec<_> = claimed.iter().map(|l| l.job.payload["n"].as_u64()).collect();
+    payloads.sort();
+    assert_eq!(payloads, [Some(1), Some(2), Some(3)]);
 }

@@ -127,6 +127,7 @@ pub trait Store:
     + email::EmailStore
     + webhook::WebhookStore
     + action::ActionStore
+    + webhook::DraftStore
     + Send
     + Sync
     + std::fmt::Debug

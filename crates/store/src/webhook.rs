@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, ContactId, DraftId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -158,4 +158,38 @@ pub fn webhook_job(delivery: Value, run_at: Timestamp) -> NewJob {
     // process.
     job.max_attempts = crate::email::DELIVERY_MAX_CLAIMS;
     job
+}
+
+/// Which drafts to list or settle: `ids`, or with `ids` empty every draft of `campaign`
+/// (at `step`, when given).
+#[derive(Debug, Clone, Default)]
+pub struct DraftSelection {
+    pub ids: Vec<DraftId>,
+    pub campaign: Option<CampaignId>,
+    pub step: Option<String>,
+}
+
+/// Makes the job that carries out a draft's decision (its call, or its journey resumed).
+pub type DraftJob<'a> = &'a (dyn Fn(&WebhookDraft) -> NewJob + Send + Sync);
+
+#[async_trait]
+pub trait DraftStore {
+    /// Drafts waiting for a decision, oldest first.
+    async fn list_drafts(
+        &self,
+        workspace: WorkspaceId,
+        selection: &DraftSelection,
+        page: PageRequest<DraftId>,
+    ) -> StoreResult<Page<WebhookDraft>>;
+
+    /// Removes up to `limit` selected drafts and enqueues `job(draft)` for each, in one
+    /// transaction, so every draft is sent or skipped exactly once. Returns them.
+    async fn settle_drafts(
+        &self,
+        workspace: WorkspaceId,
+        selection: &DraftSelection,
+        limit: u32,
+        job: DraftJob<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WebhookDraft>>;
 }
