@@ -39,6 +39,11 @@ impl CompiledCampaign {
     pub fn counts_conversion(&self, id: &str) -> bool {
         self.program.nodes.iter().any(|n| n.id == id && matches!(&n.action, Action::Webhook(w) if w.conversion))
     }
+
+    /// Whether step `id` is a webhook held as a draft until someone sends or skips it.
+    pub fn is_draft(&self, id: &str) -> bool {
+        self.program.nodes.iter().any(|n| n.id == id && matches!(&n.action, Action::Webhook(w) if w.draft))
+    }
 }
 
 /// The steps as nodes: index 0 is the first step.

@@ -110,6 +110,8 @@ pub enum WebhookOutcome {
     Failed,
     /// Every retry failed.
     Exhausted,
+    /// A draft someone chose not to send.
+    Skipped,
 }
 
 /// A finished webhook call, handed back to the journey.

@@ -119,6 +119,11 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/webhook-signing-key/rotate",
         "/api/v1/actions",
         "/api/v1/actions/{id}",
+        "/api/v1/webhook-drafts",
+        "/api/v1/webhook-drafts/send",
+        "/api/v1/webhook-drafts/skip",
+        "/api/v1/webhook-drafts/{id}/send",
+        "/api/v1/webhook-drafts/{id}/skip",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -34,6 +34,7 @@ on_both_backends!(
     a_hanging_endpoint_holds_up_no_other,
     saved_actions_are_reused_and_keep_their_secrets,
     conversions_are_credited_to_the_last_email_or_conversion_webhook,
+    draft_steps_hold_journeys_until_sent_or_skipped,
 );
 
 /// One request as the receiver saw it.
@@ -563,4 +564,95 @@ async fn conversions_are_credited_to_the_last_email_or_conversion_webhook(backen
         "Bob's to the email (his call failed), Ada's to the CRM webhook, none to a webhook without the toggle: {stats}"
     );
     assert_eq!(converted("goal"), 3);
+}
+
+async fn draft_steps_hold_journeys_until_sent_or_skipped(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let mut crm = hook("crm", &format!("{base}/drafted"));
+    crm["draft"] = json!(true);
+    crm["headers"] = json!({"X-Api-Key": "sk-draft"});
+    crm["set_attributes"] = json!({"crm_status": "synced"});
+    let after = json!({"id": "after", "type": "set_attribute", "attribute": "after",
+                       "value": "{{ custom_variables.last_webhook.outcome }}"});
+    let document = json!({"name": "Drafts", "trigger": {"type": "event", "event": "go"}, "steps": [crm, after]});
+    let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let campaign = body["id"].as_str().unwrap().to_owned();
+    json(app.post(&format!("/api/v1/campaigns/{campaign}/activate"), &json!({})).await).await;
+    let url = source(&app).await;
+    let mut contacts = Vec::new();
+    for email in ["ada@example.com", "bob@example.com", "cy@example.com", "di@example.com"] {
+        contacts.push(
+            send(&app, &url, json!({"email": email, "event": "go"})).await["contact_id"].as_str().unwrap().to_owned(),
+        );
+    }
+    app.run_jobs().await;
+    assert!(receiver.seen("drafted").is_empty(), "drafts wait for someone");
+    let (status, list) = json(app.get(&format!("/api/v1/webhook-drafts?campaign={campaign}&step=crm")).await).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let drafts = list["data"].as_array().unwrap().clone();
+    assert_eq!(drafts.len(), 4);
+    assert_eq!(drafts[0]["request"]["headers"]["x-api-key"], "***", "secrets masked: {}", drafts[0]);
+    for contact_id in &contacts {
+        assert!(contact(&app, contact_id).await["attributes"]["after"].is_null(), "held at the draft");
+    }
+    // The draft of the nth contact's journey.
+    let draft = |n: usize| {
+        let of = drafts.iter().find(|d| d["contact_id"] == contacts[n].as_str()).expect("a draft per contact");
+        of["id"].as_str().unwrap().to_owned()
+    };
+
+    // Sent: the call is made, then the attribute update, then the journey moves on.
+    let (status, body) = json(app.post(&format!("/api/v1/webhook-drafts/{}/send", draft(0)), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.run_jobs().await;
+    let seen = receiver.seen("drafted");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["x-api-key"], "sk-draft");
+    assert_eq!(serde_json::from_slice::<Value>(&seen[0].body).unwrap()["email"], "ada@example.com");
+    let ada = contact(&app, &contacts[0]).await;
+    assert_eq!(
+        (ada["attributes"]["crm_status"].as_str(), ada["attributes"]["after"].as_str()),
+        (Some("synced"), Some("succeeded"))
+    );
+    let again = app.post(&format!("/api/v1/webhook-drafts/{}/send", draft(0)), &json!({})).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "sent once");
+
+    // Skipped: no call; the journey moves on and can branch on it.
+    let (status, _) = json(app.post(&format!("/api/v1/webhook-drafts/{}/skip", draft(1)), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    app.run_jobs().await;
+    let bob = contact(&app, &contacts[1]).await;
+    assert_eq!(
+        (bob["attributes"]["crm_status"].as_str(), bob["attributes"]["after"].as_str()),
+        (None, Some("skipped"))
+    );
+    assert_eq!(receiver.seen("drafted").len(), 1);
+
+    // Bad input names the field.
+    for (body, field) in
+        [(json!({}), "ids"), (json!({"step": "crm", "ids": [draft(2)]}), "step"), (json!({"ids": ["nope"]}), "ids[0]")]
+    {
+        let (status, error) = json(app.post("/api/v1/webhook-drafts/send", &body).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {error}"
+        );
+    }
+    // All the rest of the campaign's drafts at once.
+    let (status, body) =
+        json(app.post("/api/v1/webhook-drafts/send", &json!({"campaign_id": campaign, "step": "crm"})).await).await;
+    assert_eq!(
+        (status, body["ids"].as_array().map(Vec::len), body["more"].as_bool()),
+        (StatusCode::OK, Some(2), Some(false))
+    );
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("drafted").len(), 3);
+    for contact_id in &contacts[2..] {
+        assert_eq!(contact(&app, contact_id).await["attributes"]["after"], "succeeded");
+    }
+    let (_, list) = json(app.get("/api/v1/webhook-drafts").await).await;
+    assert!(list["data"].as_array().unwrap().is_empty());
 }

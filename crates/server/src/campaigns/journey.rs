@@ -16,7 +16,7 @@ use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use herald_store::email::delivery_job;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{CampaignJobError, Campaigns, payload};
 use herald_campaign::CampaignInfo;
@@ -30,22 +30,31 @@ struct StepPayload {
     /// The finished webhook call the journey was waiting for at `step`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     webhook: Option<WebhookDeliveryId>,
+    /// The draft the journey was held at, at `step`, was skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    skipped: bool,
 }
 
 pub(super) fn step_job(journey: JourneyId, step: Option<u32>, run_at: Option<Timestamp>, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step, run_at, webhook: None };
+    let payload = StepPayload { journey, step, run_at, webhook: None, skipped: false };
     NewJob::new(JobKind::JourneyStep, json!(payload), run_at.unwrap_or(now).max(now))
 }
 
 /// The job that resumes a journey waiting at webhook step `step` once `delivery` finished.
 pub fn resume_job(journey: JourneyId, step: u32, delivery: WebhookDeliveryId, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: Some(delivery) };
+    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: Some(delivery), skipped: false };
+    NewJob::new(JobKind::JourneyStep, json!(payload), now)
+}
+
+/// The job that moves a journey on past the draft at step `step` that someone skipped.
+pub fn skip_job(journey: JourneyId, step: u32, now: Timestamp) -> NewJob {
+    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: None, skipped: true };
     NewJob::new(JobKind::JourneyStep, json!(payload), now)
 }
 
 impl Campaigns {
     pub(super) async fn run_journey(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
-        let StepPayload { journey: id, step, run_at, webhook } = payload(leased)?;
+        let StepPayload { journey: id, step, run_at, webhook, skipped } = payload(leased)?;
         let workspace = leased.job.workspace_id;
         let now = self.clock.now();
         let mut work = CampaignWork::default();
@@ -58,9 +67,12 @@ impl Campaigns {
         if let Some(context) = context.filter(|c| {
             c.journey.status == JourneyStatus::Active && c.journey.step == step && c.journey.run_at == run_at
         }) {
-            let called = match webhook {
-                Some(delivery) => Some(self.webhook_result(workspace, delivery).await?),
-                None => None,
+            let called = match (webhook, skipped) {
+                (Some(delivery), _) => Some(self.webhook_result(workspace, delivery).await?),
+                (None, true) => {
+                    Some(WebhookResult { outcome: WebhookOutcome::Skipped, status: None, response: Value::Null })
+                }
+                (None, false) => None,
             };
             self.step(context, called.as_ref(), &mut work, now).await?;
         }
@@ -165,6 +177,10 @@ impl Campaigns {
         };
         match (call, step) {
             // Waiting for the call: its delivery job resumes the journey when it is over.
+            // A draft waits for someone to send or skip it.
+            (Some((step_id, request)), Some(index)) if run_at.is_none() && compiled.is_draft(&step_id) => {
+                work.drafts.push(crate::webhooks::draft(&journey, index, &step_id, *request, now));
+            }
             (Some((step_id, request)), Some(index)) if run_at.is_none() => {
                 work.jobs.push(crate::webhooks::call_job(&journey, index, &step_id, *request, now));
             }
@@ -282,6 +298,7 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
                 WebhookOutcome::Succeeded => "succeeded",
                 WebhookOutcome::Failed => "failed",
                 WebhookOutcome::Exhausted => "exhausted",
+                WebhookOutcome::Skipped => "skipped",
             },
             json!({ "status": status }),
         ),

@@ -6,7 +6,7 @@
 mod evaluate;
 mod journey;
 
-pub use journey::resume_job;
+pub use journey::{resume_job, skip_job};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

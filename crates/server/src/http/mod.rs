@@ -8,6 +8,7 @@ mod auth;
 mod campaigns;
 mod contacts;
 mod domains;
+mod drafts;
 pub mod error;
 mod events;
 mod list;
@@ -164,6 +165,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(transport::router())
         .merge(webhooks::router())
         .merge(actions::router())
+        .merge(drafts::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

@@ -9,8 +9,8 @@ use std::time::Duration;
 use herald_campaign::engine::WebhookRequest;
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{
-    CampaignId, ContactId, Journey, JourneyId, NewJob, Timestamp, WebhookAttempt, WebhookDelivery, WebhookStatus,
-    WorkspaceId,
+    CampaignId, ContactId, DraftId, Journey, JourneyId, NewJob, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
@@ -72,6 +72,42 @@ pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookReque
         basic_auth,
     };
     webhook_job(json!(payload), now)
+}
+
+/// The draft of a journey held at webhook node `index` (step `step`): the call it would make,
+/// kept until someone sends or skips it.
+pub fn draft(journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp) -> WebhookDraft {
+    let shown = logged_request(&request);
+    WebhookDraft {
+        id: DraftId::from_uuid(herald_store::new_uuid(now)),
+        workspace_id: journey.workspace_id,
+        journey_id: journey.id,
+        campaign_id: journey.campaign_id,
+        contact_id: journey.contact_id,
+        step: step.to_owned(),
+        request: shown,
+        call: call_job(journey, index, step, request, now).payload,
+        created_at: now,
+    }
+}
+
+/// The webhook step index a draft's call resumes its journey at.
+pub fn draft_step_index(draft: &WebhookDraft) -> Option<u32> {
+    serde_json::from_value::<CallPayload>(draft.call.clone()).ok().map(|call| call.step_index)
+}
+
+/// A request as the delivery log and drafts show it (secret-looking headers masked, Basic
+/// credentials left out).
+fn logged_request(request: &WebhookRequest) -> Value {
+    json!({
+        "method": request.method,
+        "url": request.url,
+        "headers": mask_headers(&request.headers),
+        "content_type": request.content_type,
+        "body": request.body,
+        "timeout_ms": request.timeout.as_millis(),
+        "log_response_body": request.log_response_body,
+    })
 }
 
 /// The webhook side of a node.
@@ -150,15 +186,7 @@ impl Webhooks {
             step: Some(call.step.clone()),
             idempotency_key: idempotency_key(call.journey, &call.step),
             endpoint: call.endpoint.clone(),
-            request: json!({
-                "method": call.request.method,
-                "url": call.request.url,
-                "headers": mask_headers(&call.request.headers),
-                "content_type": call.request.content_type,
-                "body": call.request.body,
-                "timeout_ms": call.request.timeout.as_millis(),
-                "log_response_body": call.request.log_response_body,
-            }),
+            request: logged_request(&call.request),
             call: leased.job.payload.clone(),
         };
         let delivery = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
