@@ -147,6 +147,11 @@ prefixed_id!(
     "drf"
 );
 prefixed_id!(
+    /// An outbound webhook endpoint (`scheme://host:port`) and its health.
+    EndpointId,
+    "wep"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

@@ -28,13 +28,13 @@ pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
 pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
-    ActionId, ApiKeyId, CampaignId, ContactId, DomainId, DraftId, EventId, IdParseError, JobId, JourneyId, LeaseId,
-    MessageId, SourceId, WebhookDeliveryId, WorkspaceId,
+    ActionId, ApiKeyId, CampaignId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError, JobId, JourneyId,
+    LeaseId, MessageId, SourceId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;
-pub use webhook::{SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus};
+pub use webhook::{EndpointHealth, SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus};
 pub use workspace::{Workspace, WorkspaceName};

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
-use crate::{ActionId, CampaignId, ContactId, DraftId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
+use crate::{
+    ActionId, CampaignId, ContactId, DraftId, EndpointId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId,
+};
 
 string_enum!(
     /// Where a call stands.
@@ -116,4 +118,19 @@ impl fmt::Debug for WebhookDraft {
             .field("step", &self.step)
             .finish_non_exhaustive()
     }
+}
+
+/// An endpoint Herald calls (`scheme://host:port`), and whether it answers. One that has
+/// failed every attempt for the disable period is disabled: its calls fail at once, without a
+/// request, until it is enabled again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointHealth {
+    pub id: EndpointId,
+    pub workspace_id: WorkspaceId,
+    pub endpoint: String,
+    /// Since when every attempt failed; `None` while it answers.
+    pub failing_since: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
 }

@@ -20,6 +20,7 @@ mod contacts;
 mod drafts;
 mod email;
 mod encode;
+mod endpoints;
 mod events;
 mod jobs;
 mod migrate;

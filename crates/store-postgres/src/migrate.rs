@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "actions", include_str!("../migrations/0007_actions.sql")),
     (8, "conversions", include_str!("../migrations/0008_conversions.sql")),
     (9, "drafts", include_str!("../migrations/0009_drafts.sql")),
+    (10, "endpoints", include_str!("../migrations/0010_endpoints.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

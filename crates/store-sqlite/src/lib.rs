@@ -12,6 +12,7 @@ mod campaigns;
 mod contacts;
 mod drafts;
 mod email;
+mod endpoints;
 mod events;
 mod jobs;
 mod migrate;

@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
             drafts_are_held_listed_and_settled_once,
+            endpoints_fail_recover_and_are_disabled_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1582,4 +1583,35 @@ pub async fn drafts_are_held_listed_and_settled_once(store: SharedStore) {
     let mut payloads: Vec<_> = claimed.iter().map(|l| l.job.payload["n"].as_u64()).collect();
     payloads.sort();
     assert_eq!(payloads, [Some(1), Some(2), Some(3)]);
+}
+
+pub async fn endpoints_fail_recover_and_are_disabled_once(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws").id;
+    let crm = "https://crm.example.com:443";
+    let first = store.endpoint_failed(ws, crm, at(10)).await.expect("failed");
+    assert_eq!((first.failing_since, first.disabled_at), (Some(at(10)), None));
+    let later = store.endpoint_failed(ws, crm, at(20)).await.expect("failed again");
+    assert_eq!((later.id, later.failing_since), (first.id, Some(at(10))), "the streak keeps its start");
+    store.endpoint_succeeded(ws, crm, at(30)).await.expect("answered");
+    let streak = store.endpoint_failed(ws, crm, at(40)).await.expect("a new streak");
+    assert_eq!(streak.failing_since, Some(at(40)));
+    assert!(
+        !store.disable_endpoint(ws, crm, at(10), "old streak", at(50)).await.expect("stale"),
+        "a success since the streak began keeps it enabled"
+    );
+    assert!(store.disable_endpoint(ws, crm, at(40), "failed for 5 days", at(50)).await.expect("disable"));
+    assert!(!store.disable_endpoint(ws, crm, at(40), "again", at(51)).await.expect("once"), "disabled once");
+    store.endpoint_succeeded(ws, "https://ok.example.com:443", at(52)).await.expect("healthy");
+    let list = store.list_endpoints(ws).await.expect("list");
+    assert_eq!(list.iter().map(|e| e.endpoint.as_str()).collect::<Vec<_>>(), [crm, "https://ok.example.com:443"]);
+    assert_eq!(
+        (list[0].disabled_at, list[0].disabled_reason.as_deref(), list[1].last_success_at),
+        (Some(at(50)), Some("failed for 5 days"), Some(at(52)))
+    );
+    assert_eq!(store.disabled_endpoints().await.expect("disabled"), [(ws, crm.to_owned())]);
+    let other = store.create_workspace(&ws_name("endpoints-other"), at(0)).await.expect("ws").id;
+    assert!(matches!(store.enable_endpoint(other, first.id).await, Err(StoreError::NotFound { .. })));
+    let enabled = store.enable_endpoint(ws, first.id).await.expect("enable");
+    assert_eq!((enabled.disabled_at, enabled.failing_since), (None, None), "enabled with a fresh streak");
+    assert!(store.disabled_endpoints().await.expect("none").is_empty());
 }

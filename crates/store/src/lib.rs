@@ -29,6 +29,7 @@ pub mod campaign;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod email;
+pub mod endpoint;
 mod error;
 pub mod ingest;
 pub mod webhook;
@@ -128,6 +129,7 @@ pub trait Store:
     + webhook::WebhookStore
     + action::ActionStore
     + webhook::DraftStore
+    + endpoint::EndpointStore
     + Send
     + Sync
     + std::fmt::Debug

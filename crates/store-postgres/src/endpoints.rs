@@ -1,0 +1,128 @@
+//! Outbound webhook endpoint health on PostgreSQL.
+
+use async_trait::async_trait;
+use herald_domain::{EndpointHealth, EndpointId, Timestamp, WorkspaceId};
+use herald_store::endpoint::EndpointStore;
+use herald_store::{StoreError, StoreResult, new_uuid};
+use sqlx::postgres::PgRow;
+
+use crate::rows::{get, opt_ts, uuid};
+use crate::{PgStore, db_error, encode};
+
+macro_rules! columns {
+    () => {
+        "id, workspace_id, endpoint, failing_since, last_success_at, disabled_at, disabled_reason"
+    };
+}
+
+fn health(row: &PgRow) -> StoreResult<EndpointHealth> {
+    Ok(EndpointHealth {
+        id: EndpointId::from_uuid(uuid(row, "id")?),
+        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
+        endpoint: get(row, "endpoint")?,
+        failing_since: opt_ts(row, "failing_since")?,
+        last_success_at: opt_ts(row, "last_success_at")?,
+        disabled_at: opt_ts(row, "disabled_at")?,
+        disabled_reason: get(row, "disabled_reason")?,
+    })
+}
+
+#[async_trait]
+impl EndpointStore for PgStore {
+    async fn endpoint_failed(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        now: Timestamp,
+    ) -> StoreResult<EndpointHealth> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO webhook_endpoints AS w (id, workspace_id, endpoint, failing_since) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace_id, endpoint) DO UPDATE SET failing_since = COALESCE(w.failing_since, excluded.failing_since) \
+             RETURNING ",
+            columns!()
+        ))
+        .bind(new_uuid(now))
+        .bind(workspace.as_uuid())
+        .bind(encode::text(endpoint))
+        .bind(encode::ts(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        health(&row)
+    }
+
+    async fn endpoint_succeeded(&self, workspace: WorkspaceId, endpoint: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, workspace_id, endpoint, last_success_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workspace_id, endpoint) DO UPDATE SET failing_since = NULL, \
+             last_success_at = excluded.last_success_at",
+        )
+        .bind(new_uuid(now))
+        .bind(workspace.as_uuid())
+        .bind(encode::text(endpoint))
+        .bind(encode::ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn disable_endpoint(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        failing_since: Timestamp,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 \
+             WHERE workspace_id = $3 AND endpoint = $4 AND failing_since = $5 AND disabled_at IS NULL",
+        )
+        .bind(encode::ts(now))
+        .bind(encode::text(reason))
+        .bind(workspace.as_uuid())
+        .bind(encode::text(endpoint))
+        .bind(encode::ts(failing_since))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_endpoints(&self, workspace: WorkspaceId) -> StoreResult<Vec<EndpointHealth>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM webhook_endpoints WHERE workspace_id = $1 \
+             ORDER BY disabled_at IS NULL, failing_since IS NULL, endpoint"
+        ))
+        .bind(workspace.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(health).collect()
+    }
+
+    async fn disabled_endpoints(&self) -> StoreResult<Vec<(WorkspaceId, String)>> {
+        let rows = sqlx::query("SELECT workspace_id, endpoint FROM webhook_endpoints WHERE disabled_at IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(|row| Ok((WorkspaceId::from_uuid(uuid(row, "workspace_id")?), get(row, "endpoint")?))).collect()
+    }
+
+    async fn enable_endpoint(&self, workspace: WorkspaceId, id: EndpointId) -> StoreResult<EndpointHealth> {
+        let row = sqlx::query(concat!(
+            "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL \
+             WHERE workspace_id = $1 AND id = $2 RETURNING ",
+            columns!()
+        ))
+        .bind(workspace.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        health(&row.ok_or(StoreError::NotFound { entity: "endpoint" })?)
+    }
+}
