@@ -36,5 +36,7 @@ pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, R
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;
-pub use webhook::{EndpointHealth, SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus};
+pub use webhook::{
+    EndpointHealth, SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus, endpoint_disabled_event,
+};
 pub use workspace::{Workspace, WorkspaceName};

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
+use crate::event::{ContactAction, Event, EventOutcome};
 use crate::{
-    ActionId, CampaignId, ContactId, DraftId, EndpointId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId,
+    ActionId, CampaignId, ContactId, DraftId, EndpointId, EventId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId,
 };
 
 string_enum!(
@@ -133,4 +134,41 @@ pub struct EndpointHealth {
     pub last_success_at: Option<Timestamp>,
     pub disabled_at: Option<Timestamp>,
     pub disabled_reason: Option<String>,
+}
+
+/// The `endpoint_disabled` event the event log keeps when an endpoint is disabled.
+pub fn endpoint_disabled_event(
+    id: EventId,
+    health: &EndpointHealth,
+    failing_since: Timestamp,
+    reason: &str,
+    now: Timestamp,
+) -> Event {
+    let mut properties = serde_json::Map::new();
+    properties.insert("endpoint".into(), Value::String(health.endpoint.clone()));
+    properties.insert("endpoint_id".into(), Value::String(health.id.to_string()));
+    properties.insert("reason".into(), Value::String(reason.to_owned()));
+    properties.insert("failing_since".into(), serde_json::json!(failing_since));
+    Event {
+        id,
+        workspace_id: health.workspace_id,
+        source_id: None,
+        contact_id: None,
+        name: Some("endpoint_disabled".into()),
+        properties,
+        occurred_at: now,
+        received_at: now,
+        idempotency_key: None,
+        request: None,
+        outcome: EventOutcome {
+            contact: ContactAction::Skipped,
+            conflicts: Vec::new(),
+            notes: vec![format!(
+                "Herald disabled {} ({reason}); its calls fail without a request until it is enabled again: \
+                 POST /api/v1/webhook-endpoints/{}/enable.",
+                health.endpoint, health.id
+            )],
+            campaigns: Vec::new(),
+        },
+    }
 }

@@ -1,7 +1,7 @@
 //! Outbound webhook endpoint health on PostgreSQL.
 
 use async_trait::async_trait;
-use herald_domain::{EndpointHealth, EndpointId, Timestamp, WorkspaceId};
+use herald_domain::{EndpointHealth, EndpointId, Event, Timestamp, WorkspaceId};
 use herald_store::endpoint::EndpointStore;
 use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
@@ -73,8 +73,10 @@ impl EndpointStore for PgStore {
         endpoint: &str,
         failing_since: Timestamp,
         reason: &str,
-        now: Timestamp,
+        event: &Event,
     ) -> StoreResult<bool> {
+        let now = event.received_at;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 \
              WHERE workspace_id = $3 AND endpoint = $4 AND failing_since = $5 AND disabled_at IS NULL",
@@ -84,10 +86,15 @@ impl EndpointStore for PgStore {
         .bind(workspace.as_uuid())
         .bind(encode::text(endpoint))
         .bind(encode::ts(failing_since))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+        let disabled = done.rows_affected() == 1;
+        if disabled {
+            crate::events::insert_events(&mut tx, std::slice::from_ref(event)).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(disabled)
     }
 
     async fn list_endpoints(&self, workspace: WorkspaceId) -> StoreResult<Vec<EndpointHealth>> {

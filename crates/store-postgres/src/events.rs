@@ -89,7 +89,7 @@ fn outcome(outcome: &EventOutcome) -> Cow<'_, EventOutcome> {
 }
 
 /// Inserts events in one statement.
-async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> StoreResult<()> {
+pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }

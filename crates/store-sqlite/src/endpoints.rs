@@ -1,7 +1,7 @@
 //! Outbound webhook endpoint health on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::{EndpointHealth, EndpointId, Timestamp, WorkspaceId};
+use herald_domain::{EndpointHealth, EndpointId, Event, Timestamp, WorkspaceId};
 use herald_store::endpoint::EndpointStore;
 use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::sqlite::SqliteRow;
@@ -77,8 +77,9 @@ impl EndpointStore for SqliteStore {
         endpoint: &str,
         failing_since: Timestamp,
         reason: &str,
-        now: Timestamp,
+        event: &Event,
     ) -> StoreResult<bool> {
+        let now = event.received_at;
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? \
@@ -92,8 +93,12 @@ impl EndpointStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        let disabled = done.rows_affected() == 1;
+        if disabled {
+            crate::events::insert_events(&mut tx, std::slice::from_ref(event)).await?;
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+        Ok(disabled)
     }
 
     async fn list_endpoints(&self, workspace: WorkspaceId) -> StoreResult<Vec<EndpointHealth>> {

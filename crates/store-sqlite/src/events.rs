@@ -83,31 +83,7 @@ impl EventStore for SqliteStore {
         writes.changed_contacts = reidentified;
         write_contacts(&mut tx, &writes).await?;
         update_contact_data(&mut tx, &same_identity).await?;
-        // 13 parameters a row.
-        for chunk in writes.events.chunks(1000) {
-            let mut insert = QueryBuilder::<Sqlite>::new(concat!(
-                "INSERT INTO events (",
-                event_columns!(),
-                ", method, content_type, body) "
-            ));
-            insert.push_values(chunk, |mut row, e| {
-                let request = e.request.as_ref();
-                row.push_bind(e.id.as_uuid())
-                    .push_bind(e.workspace_id.as_uuid())
-                    .push_bind(e.source_id.map(|s| s.as_uuid()))
-                    .push_bind(e.contact_id.map(|c| c.as_uuid()))
-                    .push_bind(e.name.clone())
-                    .push_bind(serde_json::Value::Object(e.properties.clone()).to_string())
-                    .push_bind(e.occurred_at.unix_millis())
-                    .push_bind(e.received_at.unix_millis())
-                    .push_bind(e.idempotency_key.clone())
-                    .push_bind(serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()))
-                    .push_bind(request.map(|r| r.method.clone()))
-                    .push_bind(request.and_then(|r| r.content_type.clone()))
-                    .push_bind(request.map(|r| r.body.clone()));
-            });
-            insert.build().execute(&mut *tx).await.map_err(db_error)?;
-        }
+        insert_events(&mut tx, &writes.events).await?;
         for chunk in writes.idempotency.chunks(1000) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO idempotency_keys (source_id, key, event_id, contact_id, created_at) ",
@@ -191,4 +167,33 @@ impl EventStore for SqliteStore {
         tx.commit().await.map_err(db_error)?;
         Ok(purged.rows_affected())
     }
+}
+
+/// Inserts events, 13 parameters a row.
+pub(crate) async fn insert_events(tx: &mut Transaction<'static, Sqlite>, events: &[Event]) -> StoreResult<()> {
+    for chunk in events.chunks(1000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ", method, content_type, body) "
+        ));
+        insert.push_values(chunk, |mut row, e| {
+            let request = e.request.as_ref();
+            row.push_bind(e.id.as_uuid())
+                .push_bind(e.workspace_id.as_uuid())
+                .push_bind(e.source_id.map(|s| s.as_uuid()))
+                .push_bind(e.contact_id.map(|c| c.as_uuid()))
+                .push_bind(e.name.clone())
+                .push_bind(serde_json::Value::Object(e.properties.clone()).to_string())
+                .push_bind(e.occurred_at.unix_millis())
+                .push_bind(e.received_at.unix_millis())
+                .push_bind(e.idempotency_key.clone())
+                .push_bind(serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()))
+                .push_bind(request.map(|r| r.method.clone()))
+                .push_bind(request.and_then(|r| r.content_type.clone()))
+                .push_bind(request.map(|r| r.body.clone()));
+        });
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok(())
 }

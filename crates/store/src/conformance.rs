@@ -1595,12 +1595,24 @@ pub async fn endpoints_fail_recover_and_are_disabled_once(store: SharedStore) {
     store.endpoint_succeeded(ws, crm, at(30)).await.expect("answered");
     let streak = store.endpoint_failed(ws, crm, at(40)).await.expect("a new streak");
     assert_eq!(streak.failing_since, Some(at(40)));
+    let event = |since, reason: &str, t| {
+        let id = herald_domain::EventId::from_uuid(crate::new_uuid(at(t)));
+        herald_domain::endpoint_disabled_event(id, &streak, at(since), reason, at(t))
+    };
     assert!(
-        !store.disable_endpoint(ws, crm, at(10), "old streak", at(50)).await.expect("stale"),
+        !store.disable_endpoint(ws, crm, at(10), "old streak", &event(10, "old streak", 50)).await.expect("stale"),
         "a success since the streak began keeps it enabled"
     );
-    assert!(store.disable_endpoint(ws, crm, at(40), "failed for 5 days", at(50)).await.expect("disable"));
-    assert!(!store.disable_endpoint(ws, crm, at(40), "again", at(51)).await.expect("once"), "disabled once");
+    let disabling = event(40, "failed for 5 days", 50);
+    assert!(store.disable_endpoint(ws, crm, at(40), "failed for 5 days", &disabling).await.expect("disable"));
+    assert!(
+        !store.disable_endpoint(ws, crm, at(40), "again", &event(40, "again", 51)).await.expect("once"),
+        "disabled once"
+    );
+    let filter = EventFilter { name: Some("endpoint_disabled".into()), ..EventFilter::default() };
+    let logged = store.list_events(ws, &filter, PageRequest::first(10)).await.expect("events").items;
+    assert_eq!(logged.len(), 1, "one endpoint_disabled event in the log");
+    assert_eq!((logged[0].id, &logged[0].properties["endpoint"]), (disabling.id, &json!(crm)));
     store.endpoint_succeeded(ws, "https://ok.example.com:443", at(52)).await.expect("healthy");
     let list = store.list_endpoints(ws).await.expect("list");
     assert_eq!(list.iter().map(|e| e.endpoint.as_str()).collect::<Vec<_>>(), [crm, "https://ok.example.com:443"]);

@@ -1,7 +1,7 @@
 //! The health of outbound webhook endpoints: failing since when, disabled or not.
 
 use async_trait::async_trait;
-use herald_domain::{EndpointHealth, EndpointId, Timestamp, WorkspaceId};
+use herald_domain::{EndpointHealth, EndpointId, Event, Timestamp, WorkspaceId};
 
 use crate::StoreResult;
 
@@ -20,14 +20,15 @@ pub trait EndpointStore {
     async fn endpoint_succeeded(&self, workspace: WorkspaceId, endpoint: &str, now: Timestamp) -> StoreResult<()>;
 
     /// Disables the endpoint if it is still failing since `failing_since` (no success came in
-    /// between) and not disabled yet; returns whether this call disabled it.
+    /// between) and not disabled yet, and then records `event` (`endpoint_disabled`) in the
+    /// event log in the same transaction; returns whether this call disabled it.
     async fn disable_endpoint(
         &self,
         workspace: WorkspaceId,
         endpoint: &str,
         failing_since: Timestamp,
         reason: &str,
-        now: Timestamp,
+        event: &Event,
     ) -> StoreResult<bool>;
 
     /// Every endpoint the workspace has called, failing and disabled ones first.
