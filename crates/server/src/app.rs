@@ -19,7 +19,7 @@ use crate::email::{Email, EmailSettings};
 use crate::http::{self, AppState};
 use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
-use crate::webhooks::Webhooks;
+use crate::webhooks::{WebhookSettings, Webhooks};
 use herald_webhook::client::{ClientSettings, WebhookClient};
 
 /// Herald's HTTP state and its worker, ready to serve.
@@ -66,9 +66,10 @@ impl App {
         worker: WorkerSettings,
         ingest_body_limit: usize,
         email: EmailSettings,
-        webhooks: ClientSettings,
+        webhooks: impl Into<WebhookSettings>,
     ) -> anyhow::Result<Self> {
-        let webhooks = WebhookClient::new(webhooks).context("cannot build the webhook client")?;
+        let WebhookSettings { client, disable_after } = webhooks.into();
+        let client = WebhookClient::new(client).context("cannot build the webhook client")?;
         let wake = Arc::new(Notify::new());
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
@@ -77,7 +78,7 @@ impl App {
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
         let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
-        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), webhooks, wake.clone()));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),

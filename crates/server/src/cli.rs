@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// Let webhooks use plain `http://` URLs (local tests). [default: false: https only]
     #[arg(long, env = "HERALD_WEBHOOK_ALLOW_HTTP", value_name = "BOOL")]
     pub webhook_allow_http: Option<bool>,
+    /// Seconds an endpoint may fail every attempt before its calls are turned off.
+    /// [default: 432000, 5 days]
+    #[arg(long, env = "HERALD_WEBHOOK_DISABLE_AFTER_SECS", value_name = "SECS")]
+    pub webhook_disable_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::email::EmailSettings;
 use crate::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
+use crate::webhooks::WebhookSettings;
+use crate::webhooks::health::DISABLE_AFTER;
 use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
 
@@ -55,6 +57,7 @@ struct FileSettings {
     send_rate: Option<u32>,
     webhook_allow_cidrs: Option<String>,
     webhook_allow_http: Option<bool>,
+    webhook_disable_after_secs: Option<u64>,
 }
 
 /// Where the database lives; the scheme picks the backend once, here.
@@ -129,7 +132,7 @@ pub struct ServeSettings {
     /// Largest inbound webhook body in bytes (a batch may be 16 times this).
     pub ingest_body_limit: usize,
     pub email: EmailSettings,
-    pub webhooks: ClientSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -309,7 +312,7 @@ impl Loader {
         })
     }
 
-    fn webhooks(&self, args: &ServeArgs) -> Result<ClientSettings, SettingError> {
+    fn webhooks(&self, args: &ServeArgs) -> Result<WebhookSettings, SettingError> {
         let f = &self.file;
         let policy = self
             .pick(
@@ -323,7 +326,19 @@ impl Loader {
         let allow_http = self
             .pick(args.webhook_allow_http, f.webhook_allow_http, "HERALD_WEBHOOK_ALLOW_HTTP", "webhook_allow_http", Ok)?
             .unwrap_or(false);
-        Ok(ClientSettings { policy, allow_http, ..ClientSettings::default() })
+        let disable_after = self
+            .pick(
+                args.webhook_disable_after_secs,
+                f.webhook_disable_after_secs,
+                "HERALD_WEBHOOK_DISABLE_AFTER_SECS",
+                "webhook_disable_after_secs",
+                |n| if n < 3600 { Err(format!("must be at least 3600 seconds, not {n}")) } else { Ok(n) },
+            )?
+            .map_or(DISABLE_AFTER, Duration::from_secs);
+        Ok(WebhookSettings {
+            client: ClientSettings { policy, allow_http, ..ClientSettings::default() },
+            disable_after,
+        })
     }
 
     fn email(&self, args: &ServeArgs) -> Result<EmailSettings, SettingError> {
@@ -470,6 +485,7 @@ mod tests {
             send_rate: None,
             webhook_allow_cidrs: None,
             webhook_allow_http: None,
+            webhook_disable_after_secs: None,
         }
     }
 

@@ -124,6 +124,8 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/webhook-drafts/skip",
         "/api/v1/webhook-drafts/{id}/send",
         "/api/v1/webhook-drafts/{id}/skip",
+        "/api/v1/webhook-endpoints",
+        "/api/v1/webhook-endpoints/{id}/enable",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -35,6 +35,7 @@ on_both_backends!(
     saved_actions_are_reused_and_keep_their_secrets,
     conversions_are_credited_to_the_last_email_or_conversion_webhook,
     draft_steps_hold_journeys_until_sent_or_skipped,
+    an_endpoint_failing_for_days_is_disabled_until_enabled,
 );
 
 /// One request as the receiver saw it.
@@ -655,4 +656,70 @@ async fn draft_steps_hold_journeys_until_sent_or_skipped(backend: Backend) {
     }
     let (_, list) = json(app.get("/api/v1/webhook-drafts").await).await;
     assert!(list["data"].as_array().unwrap().is_empty());
+}
+
+async fn an_endpoint_failing_for_days_is_disabled_until_enabled(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let after = json!({"id": "after", "type": "set_attribute", "attribute": "outcome",
+                       "value": "{{ custom_variables.last_webhook.outcome }}"});
+    activate(&app, json!([hook("call", &format!("{base}/{{{{ customer.path }}}}")), after])).await;
+    let url = source(&app).await;
+    let day = Duration::from_secs(86_400);
+    let mut n = 0;
+    let mut call = |path: &'static str| {
+        n += 1;
+        let app = &app;
+        let url = url.clone();
+        async move {
+            let id =
+                send(app, &url, json!({"email": format!("c{n}@example.com"), "event": "go", "data": {"path": path}}))
+                    .await;
+            app.run_jobs().await;
+            contact(app, id["contact_id"].as_str().unwrap()).await["attributes"]["outcome"].clone()
+        }
+    };
+    let disabled_events = || async {
+        let (_, events) = json(app.get("/api/v1/events?name=endpoint_disabled").await).await;
+        events["data"].as_array().unwrap().clone()
+    };
+    // A streak broken by a success starts over: 3 days failing, one success, 3 more days.
+    assert_eq!(call("gone").await, "failed");
+    app.clock.advance(3 * day);
+    assert_eq!(call("ok").await, "succeeded");
+    assert_eq!(call("gone").await, "failed");
+    app.clock.advance(3 * day);
+    assert_eq!(call("gone").await, "failed");
+    assert!(disabled_events().await.is_empty(), "no 5 days of failures yet");
+    let (_, endpoints) = json(app.get("/api/v1/webhook-endpoints").await).await;
+    assert_eq!(endpoints[0]["status"], "failing", "{endpoints}");
+
+    // Five days of nothing but failures: disabled, with the reason and an event.
+    app.clock.advance(2 * day + Duration::from_secs(60));
+    assert_eq!(call("gone").await, "failed");
+    let (_, endpoints) = json(app.get("/api/v1/webhook-endpoints").await).await;
+    assert_eq!(
+        (endpoints[0]["status"].as_str(), endpoints[0]["endpoint"].as_str()),
+        (Some("disabled"), Some(base.as_str()))
+    );
+    assert!(endpoints[0]["disabled_reason"].as_str().unwrap().contains("every attempt failed"), "{endpoints}");
+    let events = disabled_events().await;
+    assert_eq!(events.len(), 1, "one endpoint_disabled event");
+    assert_eq!(events[0]["properties"]["endpoint"], base.as_str());
+
+    // Disabled: calls fail at once without a request; journeys go on.
+    let requests = receiver.seen.lock().unwrap().len();
+    assert_eq!(call("ok").await, "failed");
+    assert_eq!(receiver.seen.lock().unwrap().len(), requests, "no request to a disabled endpoint");
+    let list = deliveries(&app).await;
+    assert!(list[0]["last_error"].as_str().unwrap().contains("disabled"), "{}", list[0]);
+
+    // One call enables it again.
+    let id = endpoints[0]["id"].as_str().unwrap();
+    let (status, enabled) = json(app.post(&format!("/api/v1/webhook-endpoints/{id}/enable"), &json!({})).await).await;
+    assert_eq!((status, enabled["status"].as_str()), (StatusCode::OK, Some("healthy")), "{enabled}");
+    assert_eq!(call("ok").await, "succeeded");
+    assert_eq!(receiver.seen.lock().unwrap().len(), requests + 1);
+    let missing = app.post("/api/v1/webhook-endpoints/wep_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b/enable", &json!({})).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

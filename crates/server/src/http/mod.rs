@@ -9,6 +9,7 @@ mod campaigns;
 mod contacts;
 mod domains;
 mod drafts;
+mod endpoints;
 pub mod error;
 mod events;
 mod list;
@@ -166,6 +167,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(webhooks::router())
         .merge(actions::router())
         .merge(drafts::router())
+        .merge(endpoints::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

@@ -15,7 +15,7 @@ use herald_domain::{
 use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::{OutboundRequest, WebhookClient};
-use herald_webhook::retry::{AttemptOutcome, RetrySchedule, Verdict};
+use herald_webhook::retry::{AttemptOutcome, Class, RetrySchedule, Verdict};
 use herald_webhook::sign::{SigningKey, sign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::SharedClock;
+
+pub mod health;
 
 /// Requests in flight to one endpoint at most, so a slow or dead endpoint cannot hold up
 /// deliveries to others.
@@ -32,6 +34,20 @@ pub const ENDPOINT_CONCURRENCY: usize = 16;
 pub const RELEASE_BATCH: u32 = 50;
 /// How long a rotated signing key keeps signing beside its successor.
 pub const KEY_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// How a node makes outbound calls.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub client: herald_webhook::client::ClientSettings,
+    /// How long an endpoint may fail every attempt before it is disabled.
+    pub disable_after: Duration,
+}
+
+impl From<herald_webhook::client::ClientSettings> for WebhookSettings {
+    fn from(client: herald_webhook::client::ClientSettings) -> Self {
+        Self { client, disable_after: health::DISABLE_AFTER }
+    }
+}
 
 /// A journey's call, as its delivery job carries it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,6 +136,8 @@ pub struct Webhooks {
     endpoints: Mutex<HashMap<String, Endpoint>>,
     /// Wakes this node's workers when retries are released.
     wake: Arc<Notify>,
+    /// Failure streaks and disabled endpoints.
+    pub health: health::Health,
 }
 
 /// What a node knows of one endpoint.
@@ -131,8 +149,15 @@ struct Endpoint {
 }
 
 impl Webhooks {
-    pub fn new(store: SharedStore, clock: SharedClock, client: WebhookClient, wake: Arc<Notify>) -> Self {
-        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default(), wake }
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        client: WebhookClient,
+        wake: Arc<Notify>,
+        disable_after: Duration,
+    ) -> Self {
+        let health = health::Health::new(store.clone(), clock.clone(), disable_after);
+        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default(), wake, health }
     }
 
     /// The keys that sign now, making the workspace's first key on first use.
@@ -198,8 +223,14 @@ impl Webhooks {
             self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
             return Ok("done");
         }
-        let keys = self.signing_keys(workspace).await?;
-        let (attempt, outcome) = self.attempt(&call.request, &delivery, call.basic_auth.clone(), &keys).await;
+        let (attempt, outcome) = if self.health.is_disabled(workspace, &delivery.endpoint).await? {
+            disabled_attempt(&call.request, &delivery, self.clock.now())
+        } else {
+            let keys = self.signing_keys(workspace).await?;
+            let made = self.attempt(&call.request, &delivery, call.basic_auth.clone(), &keys).await;
+            self.health.observe(workspace, &delivery.endpoint, made.1.class() == Class::Success).await?;
+            made
+        };
         let retries_done = delivery.attempts;
         let verdict = self.schedule.next(retries_done, &outcome, rand::random());
         let now = self.clock.now();
@@ -281,6 +312,29 @@ impl Webhooks {
         };
         (attempt, result.outcome)
     }
+}
+
+/// The attempt a call to a disabled endpoint gets: no request, a final failure saying why.
+fn disabled_attempt(
+    request: &WebhookRequest,
+    delivery: &WebhookDelivery,
+    at: Timestamp,
+) -> (WebhookAttempt, AttemptOutcome) {
+    let error = format!(
+        "{} is disabled after failing for days; enable it with POST /api/v1/webhook-endpoints/{{id}}/enable",
+        delivery.endpoint
+    );
+    let attempt = WebhookAttempt {
+        number: delivery.attempts + 1,
+        at,
+        request_line: format!("{} {}", request.method, request.url),
+        request_headers: mask_headers(&request.headers),
+        status: None,
+        latency_ms: 0,
+        response_body: None,
+        error: Some(error),
+    };
+    (attempt, AttemptOutcome::Refused)
 }
 
 /// Headers as the delivery log shows them: values of secret-looking headers (credentials,
