@@ -268,19 +268,14 @@ pub fn after_webhook(
     let mut runs = vec![run(Effect::WebhookDone { outcome: result.outcome, status: result.status })];
     record_webhook(state, &node.id, result.outcome, result.status, result.response.clone());
     if let (Action::Webhook(webhook), WebhookOutcome::Succeeded) = (&node.action, result.outcome) {
-        let mut variables = scope(surroundings, state).variables();
-        if let Some(top) = variables.as_object_mut() {
-            top.insert("response".into(), result.response.clone());
-        }
-        for (attribute, template) in &webhook.set_attributes {
-            let rendered = template.render_at(&variables, Escape::Text, surroundings.limits, now.to_offset_date_time());
+        let variables = scope(surroundings, state).variables();
+        for rendered in response_attributes(webhook, variables, &result.response, surroundings.limits, now) {
             runs.push(run(match rendered {
-                Ok(rendered) => {
-                    let value = Value::String(rendered.output);
+                Ok((attribute, value)) => {
                     state.contact.attributes.insert(attribute.clone(), value.clone());
-                    Effect::SetAttribute { attribute: attribute.clone(), value, scope: Target::Contact }
+                    Effect::SetAttribute { attribute, value, scope: Target::Contact }
                 }
-                Err(e) => Effect::Failed { reason: format!("set_attributes.{attribute}: {e}") },
+                Err(reason) => Effect::Failed { reason },
             }));
         }
     }
@@ -290,6 +285,30 @@ pub fn after_webhook(
     };
     runs.extend(rest.runs);
     Advance { runs, next: rest.next }
+}
+
+/// A successful call's `set_attributes`, rendered over `variables` with `response` added: each
+/// attribute and its value, or why it could not be rendered.
+pub fn response_attributes(
+    webhook: &crate::compile::WebhookTemplate,
+    mut variables: Value,
+    response: &Value,
+    limits: &Limits,
+    now: Timestamp,
+) -> Vec<Result<(String, Value), String>> {
+    if let Some(top) = variables.as_object_mut() {
+        top.insert("response".into(), response.clone());
+    }
+    webhook
+        .set_attributes
+        .iter()
+        .map(|(attribute, template)| {
+            template
+                .render_at(&variables, Escape::Text, limits, now.to_offset_date_time())
+                .map(|rendered| (attribute.clone(), Value::String(rendered.output)))
+                .map_err(|e| format!("set_attributes.{attribute}: {e}"))
+        })
+        .collect()
 }
 
 /// Keeps a webhook's result where templates and branches can read it.
@@ -309,8 +328,22 @@ fn render_webhook(
     state: &JourneyState,
     now: Timestamp,
 ) -> Result<WebhookRequest, String> {
+    render_request(webhook, &scope(surroundings, state).variables(), surroundings.limits, now)
+}
+
+/// Renders a webhook request over `variables` (a journey's, or a contact's alone for a saved
+/// action run outside any campaign); a JSON body must parse.
+pub fn render_request(
+    webhook: &crate::compile::WebhookTemplate,
+    variables: &Value,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<WebhookRequest, String> {
     let text = |name: &str, template: &Template| {
-        render(template, surroundings, state, Escape::Text, now).map(|(out, _)| out).map_err(|e| format!("{name}: {e}"))
+        template
+            .render_at(variables, Escape::Text, limits, now.to_offset_date_time())
+            .map(|rendered| rendered.output)
+            .map_err(|e| format!("{name}: {e}"))
     };
     let url = text("url", &webhook.url)?.trim().to_owned();
     if !(url.starts_with("https://") || url.starts_with("http://")) {
