@@ -313,7 +313,11 @@ pub fn response_attributes(
 
 /// Keeps a webhook's result where templates and branches can read it.
 fn record_webhook(state: &mut JourneyState, step: &str, outcome: WebhookOutcome, status: Option<u16>, response: Value) {
-    let result = serde_json::json!({ "step": step, "outcome": outcome, "status": status, "response": response });
+    // `4xx`, `5xx`: branches route on the kind of refusal without listing codes.
+    let class = status.map(|code| format!("{}xx", code / 100));
+    let result = serde_json::json!({
+        "step": step, "outcome": outcome, "status": status, "status_class": class, "response": response
+    });
     let webhooks = state.custom_variables.entry("webhooks").or_insert_with(|| Value::Object(Map::new()));
     if let Some(webhooks) = webhooks.as_object_mut() {
         webhooks.insert(step.to_owned(), result.clone());

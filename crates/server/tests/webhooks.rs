@@ -219,7 +219,7 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
         json!([
             hook("gone", &format!("{base}/gone")),
             {"type": "branch", "condition": {"field": "custom_variables.last_webhook.outcome", "op": "eq", "value": "failed"},
-             "then": [{"type": "set_attribute", "attribute": "crm", "value": "refused {{ custom_variables.last_webhook.status }}"}],
+             "then": [{"type": "set_attribute", "attribute": "crm", "value": "refused {{ custom_variables.last_webhook.status }} ({{ custom_variables.last_webhook.status_class }})"}],
              "else": [{"type": "set_attribute", "attribute": "crm", "value": "ok"}]},
             hook("hang", &format!("{base}/hang")),
         ]),
@@ -231,7 +231,7 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     app.run_jobs().await;
     // 410 is final: one attempt, the branch saw it.
     assert_eq!(receiver.seen("gone").len(), 1);
-    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410");
+    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410 (4xx)");
     // The hanging endpoint timed out after 1 s and waits for its retry.
     assert_eq!(receiver.seen("hang").len(), 1);
     let list = deliveries(&app).await;
@@ -249,7 +249,7 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     let seen = receiver.seen("gone");
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].headers["idempotency-key"], seen[1].headers["idempotency-key"]);
-    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410", "the journey is not re-run");
+    assert_eq!(contact(&app, contact_id).await["attributes"]["crm"], "refused 410 (4xx)", "the journey is not re-run");
     let range = json!({"status": "failed", "from": "2025-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"});
     let (status, body) = json(app.post("/api/v1/webhook-deliveries/resend", &range).await).await;
     assert_eq!((status, body["resent"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{body}");
