@@ -2,21 +2,21 @@
 //! the operations endpoints. Each resource module exposes its own `router()`; this module
 //! assembles them and adds the shared layers (auth, body limit, metrics, tracing, panics).
 
-mod api_keys;
+pub(crate) mod api_keys;
 mod auth;
-mod campaigns;
+pub(crate) mod campaigns;
 mod contacts;
-mod domains;
+pub(crate) mod domains;
 pub mod error;
 mod events;
 mod list;
 mod messages;
 mod ops;
-mod sources;
+pub(crate) mod sources;
 mod suppressions;
-mod transport;
+pub(crate) mod transport;
 mod unsubscribe;
-mod webhooks;
+pub(crate) mod webhooks;
 mod workspace;
 
 use std::sync::Arc;
@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1)
         .merge(inbound)
         .merge(ops)
+        .merge(crate::ui::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))
