@@ -13,6 +13,9 @@
 //!    DKIM verifier) and `standardwebhooks` (an independent webhook signature
 //!    verifier) exists: Debian's packages plus a virtual environment under
 //!    `target/` (see [`python`]); it reaches the tests as `HERALD_TEST_PYTHON`;
+//!    and that Debian's `chromium` and `chromium-driver` are installed (see
+//!    [`chromium`]): the driver reaches the web UI tests as
+//!    `HERALD_TEST_CHROMEDRIVER`;
 //! 3. starts a throwaway PostgreSQL cluster in a temporary directory, listening
 //!    on a free loopback port only (see [`pg`]);
 //! 4. runs the tests with `HERALD_TEST_POSTGRES_URL` pointing at that cluster
@@ -32,6 +35,7 @@
 //! next to a no-op HTTP handler (see [`bench`] and BENCHMARKS.md).
 
 mod bench;
+mod chromium;
 mod fuzz;
 mod pg;
 mod python;
@@ -162,6 +166,11 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
     eprintln!("xtask: {}={}", python::PYTHON_VAR, python.display());
     signals.bail_if_caught()?;
 
+    step("Chromium and chromedriver for the web UI tests");
+    let chromedriver = chromium::ensure().context("could not provide the browser the web UI tests drive")?;
+    eprintln!("xtask: {}={}", chromium::DRIVER_VAR, chromedriver.display());
+    signals.bail_if_caught()?;
+
     step("PostgreSQL: starting a throwaway cluster");
     let cluster = pg::Cluster::start().context("could not start a throwaway PostgreSQL cluster")?;
     let url = cluster.url();
@@ -180,14 +189,20 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
         step("cargo nextest run --workspace --no-fail-fast");
         let mut cmd = cargo();
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra);
-        if !signals.run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python))? {
+        if !signals
+            .run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python).env(chromium::DRIVER_VAR, &chromedriver))?
+        {
             failed.push("cargo nextest run");
         }
         signals.bail_if_caught()?;
         if extra.is_empty() {
             step("cargo test --workspace --doc");
             if !signals.run(
-                cargo().args(["test", "--workspace", "--doc"]).env(URL_VAR, &url).env(python::PYTHON_VAR, &python),
+                cargo()
+                    .args(["test", "--workspace", "--doc"])
+                    .env(URL_VAR, &url)
+                    .env(python::PYTHON_VAR, &python)
+                    .env(chromium::DRIVER_VAR, &chromedriver),
             )? {
                 failed.push("cargo test --doc");
             }
@@ -199,7 +214,9 @@ fn test(signals: &SignalWatch, extra: &[OsString]) -> Result<()> {
         step("cargo test --workspace --no-fail-fast (cargo-nextest not installed)");
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--no-fail-fast"]).args(extra);
-        if !signals.run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python))? {
+        if !signals
+            .run(cmd.env(URL_VAR, &url).env(python::PYTHON_VAR, &python).env(chromium::DRIVER_VAR, &chromedriver))?
+        {
             failed.push("cargo test");
         }
         signals.bail_if_caught()?;

@@ -16,4 +16,5 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod telemetry;
+pub mod ui;
 pub mod webhooks;

@@ -65,6 +65,31 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(get_api_key, revoke_api_key))
 }
 
+/// Creates an API key (the API's and the web UI's one way to); the token is returned once.
+pub(crate) async fn create(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    name: &str,
+) -> Result<(ApiKey, ApiToken), ApiError> {
+    let name = ApiKeyName::parse(name).map_err(|e| ApiError::invalid("name", e))?;
+    let token = ApiToken::generate(rand::random());
+    let new = NewApiKey { name, hash: token.hash(), hint: token.hint() };
+    let key = state.store.create_api_key(workspace, new, state.clock.now()).await?;
+    tracing::info!(key = %key.id, workspace = %workspace, "API key created");
+    Ok((key, token))
+}
+
+/// Revokes an API key; it stops working at once (web UI sessions made with it too).
+pub(crate) async fn revoke(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: ApiKeyId,
+) -> Result<ApiKey, ApiError> {
+    let key = state.store.revoke_api_key(workspace, id, state.clock.now()).await?;
+    tracing::info!(key = %key.id, workspace = %workspace, "API key revoked");
+    Ok(key)
+}
+
 fn parse_id(raw: &str) -> Result<ApiKeyId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
@@ -99,11 +124,7 @@ async fn create_api_key(
     Auth(principal): Auth,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let name = ApiKeyName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
-    let token = ApiToken::generate(rand::random());
-    let new = NewApiKey { name, hash: token.hash(), hint: token.hint() };
-    let key = state.store.create_api_key(principal.workspace_id, new, state.clock.now()).await?;
-    tracing::info!(key = %key.id, workspace = %principal.workspace_id, "API key created");
+    let (key, token) = create(&state, principal.workspace_id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key: key.into(), token: token.expose().to_owned() })))
 }
 
@@ -136,7 +157,6 @@ async fn revoke_api_key(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyDto>, ApiError> {
-    let key = state.store.revoke_api_key(principal.workspace_id, parse_id(&id)?, state.clock.now()).await?;
-    tracing::info!(key = %key.id, workspace = %principal.workspace_id, "API key revoked");
+    let key = revoke(&state, principal.workspace_id, parse_id(&id)?).await?;
     Ok(Json(key.into()))
 }

@@ -363,7 +363,17 @@ async fn transition(
     from: &[CampaignState],
     to: CampaignState,
 ) -> Result<Json<CampaignDto>, ApiError> {
-    let id = parse_id(id)?;
+    Ok(Json(dto(set_state(state, workspace, parse_id(id)?, from, to).await?)))
+}
+
+/// Moves a campaign between states (the API's and the web UI's one way to).
+pub(crate) async fn set_state(
+    state: &AppState,
+    workspace: WorkspaceId,
+    id: CampaignId,
+    from: &[CampaignState],
+    to: CampaignState,
+) -> Result<Campaign, ApiError> {
     let campaign =
         state.store.set_campaign_state(workspace, id, from, to, state.clock.now()).await.map_err(|e| match e {
             herald_store::StoreError::Conflict { .. } => ApiError::new(
@@ -379,7 +389,7 @@ async fn transition(
     state.campaigns.forget_live(workspace);
     // Released journeys have jobs due now.
     state.wake.notify_one();
-    Ok(Json(dto(campaign)))
+    Ok(campaign)
 }
 
 /// draft → active: triggers start enrolling contacts.

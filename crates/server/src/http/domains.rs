@@ -104,6 +104,41 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_domain))
 }
 
+/// Adds a sending domain (the API's and the web UI's one way to).
+pub(crate) async fn add(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    name: String,
+    algorithm: Option<&str>,
+    selector: Option<String>,
+    return_path_target: Option<String>,
+) -> Result<SendingDomain, ApiError> {
+    let algorithm = match algorithm {
+        None | Some("rsa") => DkimAlgorithm::Rsa2048,
+        Some("ed25519") => DkimAlgorithm::Ed25519,
+        Some(other) => return Err(ApiError::invalid("algorithm", format!("must be rsa or ed25519, not {other:?}"))),
+    };
+    let request = DomainRequest { name, algorithm, selector, return_path_target };
+    state.email.add_domain(workspace, request).await.map_err(|e| match e {
+        AddDomainError::Invalid(field, reason) => ApiError::invalid(field, reason),
+        AddDomainError::Store(e) => e.into(),
+    })
+}
+
+/// Checks a domain's DNS records now (the API's and the web UI's one way to); returns how
+/// many held messages its verification released.
+pub(crate) async fn verify(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: DomainId,
+) -> Result<(SendingDomain, u64), ApiError> {
+    let (domain, released) = state.email.verify_domain(workspace, id).await?;
+    if released > 0 {
+        state.wake.notify_one();
+    }
+    Ok((domain, released))
+}
+
 fn parse_id(raw: &str) -> Result<DomainId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
@@ -129,21 +164,15 @@ async fn create_domain(
     Auth(principal): Auth,
     ApiJson(body): ApiJson<CreateDomain>,
 ) -> Result<(StatusCode, Json<DomainDto>), ApiError> {
-    let algorithm = match body.algorithm.as_deref() {
-        None | Some("rsa") => DkimAlgorithm::Rsa2048,
-        Some("ed25519") => DkimAlgorithm::Ed25519,
-        Some(other) => return Err(ApiError::invalid("algorithm", format!("must be rsa or ed25519, not {other:?}"))),
-    };
-    let request = DomainRequest {
-        name: body.name,
-        algorithm,
-        selector: body.selector,
-        return_path_target: body.return_path_target,
-    };
-    let domain = state.email.add_domain(principal.workspace_id, request).await.map_err(|e| match e {
-        AddDomainError::Invalid(field, reason) => ApiError::invalid(field, reason),
-        AddDomainError::Store(e) => e.into(),
-    })?;
+    let domain = add(
+        &state,
+        principal.workspace_id,
+        body.name,
+        body.algorithm.as_deref(),
+        body.selector,
+        body.return_path_target,
+    )
+    .await?;
     tracing::info!(domain = %domain.name, workspace = %principal.workspace_id, "sending domain added");
     Ok((StatusCode::CREATED, Json(domain.into())))
 }
@@ -195,9 +224,6 @@ async fn verify_domain(
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<VerifiedDomain>, ApiError> {
-    let (domain, released) = state.email.verify_domain(principal.workspace_id, parse_id(&id)?).await?;
-    if released > 0 {
-        state.wake.notify_one();
-    }
+    let (domain, released) = verify(&state, principal.workspace_id, parse_id(&id)?).await?;
     Ok(Json(VerifiedDomain { domain: domain.into(), released }))
 }

@@ -3,11 +3,11 @@
 //! assembles them and adds the shared layers (auth, body limit, metrics, tracing, panics).
 
 mod actions;
-mod api_keys;
+pub(crate) mod api_keys;
 mod auth;
-mod campaigns;
+pub(crate) mod campaigns;
 mod contacts;
-mod domains;
+pub(crate) mod domains;
 mod drafts;
 mod endpoints;
 pub mod error;
@@ -15,11 +15,11 @@ mod events;
 mod list;
 mod messages;
 mod ops;
-mod sources;
+pub(crate) mod sources;
 mod suppressions;
-mod transport;
+pub(crate) mod transport;
 mod unsubscribe;
-mod webhooks;
+pub(crate) mod webhooks;
 mod workspace;
 
 use std::sync::Arc;
@@ -210,6 +210,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1)
         .merge(inbound)
         .merge(ops)
+        .merge(crate::ui::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))

@@ -177,6 +177,56 @@ fn fresh_token() -> SourceToken {
     SourceToken::generate(rand::random())
 }
 
+/// Creates a source (the API's and the web UI's one way to): validates the name, kind and
+/// rate, and returns the source with its new token.
+pub(crate) async fn create(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    name: &str,
+    kind: &str,
+    rate_limit_per_second: Option<u32>,
+) -> Result<(Source, SourceToken), ApiError> {
+    let name = parse_source_name(name).map_err(|e| ApiError::invalid("name", e))?;
+    let kind: SourceKind = kind.parse().map_err(|e: String| ApiError::invalid("kind", e))?;
+    if rate_limit_per_second == Some(0) {
+        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or absent for no limit)"));
+    }
+    let token = fresh_token();
+    let new = NewSource { name, kind, token_hash: token.hash(), token_hint: token.hint() };
+    let now = state.clock.now();
+    let mut source = state.store.create_source(workspace, new, now).await?;
+    if let Some(rate) = rate_limit_per_second {
+        let update = SourceUpdate { rate_limit_per_second: Some(Some(rate)), ..SourceUpdate::default() };
+        source = state.store.update_source(workspace, source.id, update, now).await?;
+    }
+    tracing::info!(source = %source.id, kind = kind.as_str(), "source created");
+    Ok((source, token))
+}
+
+/// Gives a source a new token; the old one works for `grace` more (at most 7 days).
+pub(crate) async fn rotate(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: SourceId,
+    grace: Duration,
+) -> Result<(Source, SourceToken), ApiError> {
+    if grace > MAX_ROTATION_GRACE {
+        return Err(ApiError::invalid("grace_seconds", "must be at most 604800 (7 days)"));
+    }
+    let now = state.clock.now();
+    let token = fresh_token();
+    let grace_until = (!grace.is_zero()).then(|| now + grace);
+    let source = state.store.rotate_source_token(workspace, id, token.hash(), token.hint(), grace_until, now).await?;
+    state.sources.clear();
+    tracing::info!(source = %source.id, grace_secs = grace.as_secs(), "source URL rotated");
+    Ok((source, token))
+}
+
+/// The inbound URL of a token (or of a token hint, for display).
+pub(crate) fn inbound_url(state: &AppState, token: &str) -> String {
+    format!("{}/webhooks/inbound/{token}", state.public_url)
+}
+
 /// Checks a mapping and returns the field-named errors as one API error.
 fn compile_mapping(mapping: &Value) -> Result<CompiledMapping, ApiError> {
     let spec: MappingSpec = serde_json::from_value(mapping.clone()).map_err(|e| ApiError::invalid("mapping", e))?;
@@ -209,20 +259,7 @@ async fn create_source(
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateSource>,
 ) -> Result<(StatusCode, Json<SourceWithUrl>), ApiError> {
-    let name = parse_source_name(&body.name).map_err(|e| ApiError::invalid("name", e))?;
-    let kind: SourceKind = body.kind.parse().map_err(|e: String| ApiError::invalid("kind", e))?;
-    if body.rate_limit_per_second == Some(0) {
-        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or absent for no limit)"));
-    }
-    let token = fresh_token();
-    let new = NewSource { name, kind, token_hash: token.hash(), token_hint: token.hint() };
-    let now = state.clock.now();
-    let mut source = state.store.create_source(p.workspace_id, new, now).await?;
-    if let Some(rate) = body.rate_limit_per_second {
-        let update = SourceUpdate { rate_limit_per_second: Some(Some(rate)), ..SourceUpdate::default() };
-        source = state.store.update_source(p.workspace_id, source.id, update, now).await?;
-    }
-    tracing::info!(source = %source.id, kind = kind.as_str(), "source created");
+    let (source, token) = create(&state, p.workspace_id, &body.name, &body.kind, body.rate_limit_per_second).await?;
     Ok((StatusCode::CREATED, Json(with_url(&state, source, &token))))
 }
 
@@ -295,18 +332,8 @@ async fn rotate_source(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e))?
     };
-    let grace = options.grace_seconds.unwrap_or(0);
-    let grace = Duration::from_secs(grace);
-    if grace > MAX_ROTATION_GRACE {
-        return Err(ApiError::invalid("grace_seconds", "must be at most 604800 (7 days)"));
-    }
-    let now = state.clock.now();
-    let token = fresh_token();
-    let grace_until = (!grace.is_zero()).then(|| now + grace);
-    let source =
-        state.store.rotate_source_token(p.workspace_id, id, token.hash(), token.hint(), grace_until, now).await?;
-    state.sources.clear();
-    tracing::info!(source = %source.id, grace_secs = grace.as_secs(), "source URL rotated");
+    let grace = Duration::from_secs(options.grace_seconds.unwrap_or(0));
+    let (source, token) = rotate(&state, p.workspace_id, id, grace).await?;
     Ok(Json(with_url(&state, source, &token)))
 }
 

@@ -23,14 +23,14 @@ use crate::email::transport::{SmtpConfig, Transport};
 pub struct TransportDto {
     /// `smtp` or `outbox` (the embedded outbox: messages are stored, not sent).
     #[schema(example = "smtp")]
-    kind: &'static str,
+    pub(crate) kind: &'static str,
     /// `workspace` (set here), `node` (the server's HERALD_SMTP_URL) or `none`.
     #[schema(example = "workspace")]
-    source: &'static str,
+    pub(crate) source: &'static str,
     /// The relay's settings; `null` for the outbox.
-    smtp: Option<SmtpConfig>,
+    pub(crate) smtp: Option<SmtpConfig>,
     /// Whether a password is stored (it is never shown).
-    password_set: bool,
+    pub(crate) password_set: bool,
 }
 
 /// The relay's settings and, optionally, its password.
@@ -59,22 +59,25 @@ pub struct TestSend {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestResult {
     /// The relay accepted the message.
-    accepted: bool,
+    pub(crate) accepted: bool,
     /// The relay's reply code, when it answered.
-    code: Option<u16>,
+    pub(crate) code: Option<u16>,
     /// The relay's reply (e.g. `250 2.0.0 Ok: queued as 4BX2Lk`) or what went wrong.
-    reply: String,
+    pub(crate) reply: String,
     /// `transient` or `permanent` for a refusal; `null` when accepted.
-    failure: Option<&'static str>,
+    pub(crate) failure: Option<&'static str>,
     /// Whether the message was DKIM-signed (its From domain is verified).
-    signed: bool,
+    pub(crate) signed: bool,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_transport, put_transport, delete_transport)).routes(routes!(test_transport))
 }
 
-async fn describe(state: &AppState, workspace: herald_domain::WorkspaceId) -> Result<TransportDto, ApiError> {
+pub(crate) async fn describe(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+) -> Result<TransportDto, ApiError> {
     let record = state.store.transport(workspace).await?;
     Ok(match record {
         Some(record) => TransportDto {
@@ -111,23 +114,35 @@ async fn put_transport(
     Auth(principal): Auth,
     super::error::ApiJson(body): super::error::ApiJson<PutTransport>,
 ) -> Result<Json<TransportDto>, ApiError> {
-    body.smtp.validate().map_err(|(field, reason)| ApiError::invalid(field, reason))?;
     let workspace = principal.workspace_id;
-    let password = match body.password {
+    set(&state, workspace, body.smtp, body.password).await?;
+    Ok(Json(describe(&state, workspace).await?))
+}
+
+/// Stores the workspace's relay (the API's and the web UI's one way to). `password`: `None`
+/// keeps the stored one, `Some(None)` removes it.
+pub(crate) async fn set(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    smtp: SmtpConfig,
+    password: Option<Option<String>>,
+) -> Result<(), ApiError> {
+    smtp.validate().map_err(|(field, reason)| ApiError::invalid(field, reason))?;
+    let password = match password {
         Some(password) => password,
         None => state.store.transport(workspace).await?.and_then(|t| t.password),
     };
-    let settings = serde_json::to_value(&body.smtp).map_err(|e| ApiError::invalid("smtp", e))?;
+    let settings = serde_json::to_value(&smtp).map_err(|e| ApiError::invalid("smtp", e))?;
     // Refuses settings the client cannot use before storing them.
-    SmtpClient::new(&body.smtp.client_settings(password.as_deref())).map_err(|e| match e {
+    SmtpClient::new(&smtp.client_settings(password.as_deref())).map_err(|e| match e {
         EmailError::InvalidSettings { field, reason } => ApiError::invalid(field, reason),
         other => ApiError::invalid("host", other),
     })?;
     let record = TransportRecord { settings, password, updated_at: state.clock.now() };
     state.store.set_transport(workspace, Some(&record)).await?;
     state.email.forget_transport(workspace);
-    tracing::info!(workspace = %workspace, host = %body.smtp.host, "SMTP transport set");
-    Ok(Json(describe(&state, workspace).await?))
+    tracing::info!(workspace = %workspace, host = %smtp.host, "SMTP transport set");
+    Ok(())
 }
 
 /// Remove the workspace's relay: it sends through the node's relay, or to the outbox.
@@ -151,9 +166,19 @@ async fn test_transport(
     Auth(principal): Auth,
     super::error::ApiJson(body): super::error::ApiJson<TestSend>,
 ) -> Result<Json<TestResult>, ApiError> {
-    let to = EmailAddress::parse(&body.to).map_err(|e| ApiError::invalid("to", e))?;
-    let from = EmailAddress::parse(&body.from).map_err(|e| ApiError::invalid("from", e))?;
-    let workspace = principal.workspace_id;
+    Ok(Json(test_send(&state, principal.workspace_id, &body.to, &body.from).await?))
+}
+
+/// Sends a test message through the workspace's relay (the API's and the web UI's one way
+/// to) and reports the relay's answer.
+pub(crate) async fn test_send(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    to: &str,
+    from: &str,
+) -> Result<TestResult, ApiError> {
+    let to = EmailAddress::parse(to).map_err(|e| ApiError::invalid("to", e))?;
+    let from = EmailAddress::parse(from).map_err(|e| ApiError::invalid("from", e))?;
     let Transport::Smtp { client, .. } = state.email.transport(workspace).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -197,5 +222,5 @@ async fn test_transport(
             signed: signer.is_some(),
         },
     };
-    Ok(Json(result))
+    Ok(result)
 }

@@ -114,13 +114,13 @@ pub struct SigningKeyDto {
 /// A new signing key: the only time its secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedKey {
-    id: String,
+    pub(crate) id: String,
     /// The Standard Webhooks secret (`whsec_` + base64) receivers verify with; the same
     /// bytes key the `X-Herald-Signature` HMAC.
-    secret: String,
+    pub(crate) secret: String,
     /// Until then the previous key signs too.
     #[schema(value_type = String, format = DateTime)]
-    previous_retires_at: Timestamp,
+    pub(crate) previous_retires_at: Timestamp,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -304,16 +304,26 @@ async fn rotate_signing_key(
     Auth(principal): Auth,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> Result<Json<RotatedKey>, ApiError> {
-    let overlap = match body.overlap_secs {
+    Ok(Json(rotate_key(&state, principal.workspace_id, body.overlap_secs).await?))
+}
+
+/// Makes a new signing key (the API's and the web UI's one way to); the secret is returned
+/// once.
+pub(crate) async fn rotate_key(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    overlap_secs: Option<u64>,
+) -> Result<RotatedKey, ApiError> {
+    let overlap = match overlap_secs {
         Some(secs) if secs > 30 * 86_400 => return Err(ApiError::invalid("overlap_secs", "must be at most 30 days")),
         Some(secs) => std::time::Duration::from_secs(secs),
         None => KEY_OVERLAP,
     };
-    let key = state.webhooks.rotate(principal.workspace_id, overlap).await?;
-    tracing::info!(workspace = %principal.workspace_id, key = %key.id, "webhook signing key rotated");
-    Ok(Json(RotatedKey {
+    let key = state.webhooks.rotate(workspace, overlap).await?;
+    tracing::info!(workspace = %workspace, key = %key.id, "webhook signing key rotated");
+    Ok(RotatedKey {
         id: key.id.clone(),
         secret: key.to_standard_secret(),
         previous_retires_at: state.clock.now() + overlap,
-    }))
+    })
 }

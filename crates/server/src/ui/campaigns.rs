@@ -1,0 +1,224 @@
+//! Campaigns: the list with state and statistics, activate / pause / resume / archive, one
+//! campaign's per-step statistics and messages, and one message as rendered.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use herald_domain::{CampaignId, CampaignState, Cursor, MessageId, PageRequest};
+use herald_store::campaign::{CampaignStats, MessageFilter};
+use serde::Deserialize;
+
+use super::{Form, Layout, NoticeQuery, Session, UiError, UiResult, non_blank, parse_id, render, see_other, when};
+use crate::http::AppState;
+use crate::http::campaigns as api;
+use crate::http::error::ApiError;
+
+pub struct CampaignRow {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub badge: &'static str,
+    pub version: u32,
+    pub stats: CampaignStats,
+    pub actions: Vec<(&'static str, &'static str, bool)>,
+}
+
+fn badge(state: CampaignState) -> &'static str {
+    match state {
+        CampaignState::Active => "ok",
+        CampaignState::Paused => "warn",
+        _ => "",
+    }
+}
+
+/// The state changes a campaign in `state` offers: (form value, button label, primary).
+fn actions(state: CampaignState) -> Vec<(&'static str, &'static str, bool)> {
+    match state {
+        CampaignState::Draft => vec![("activate", "Activate", true)],
+        CampaignState::Active => vec![("pause", "Pause", false)],
+        CampaignState::Paused => vec![("resume", "Resume", true), ("archive", "Archive", false)],
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "campaigns.html")]
+struct CampaignsPage {
+    l: Layout,
+    rows: Vec<CampaignRow>,
+    next: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    notice: Option<String>,
+}
+
+/// Campaigns per page: each row reads its statistics.
+const PAGE: u32 = 20;
+
+pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<ListQuery>) -> UiResult {
+    let ws = session.workspace_id;
+    let after = non_blank(&q.cursor)
+        .map(Cursor::decode::<CampaignId>)
+        .transpose()
+        .map_err(|_| UiError(ApiError::invalid("cursor", "is not a cursor")))?;
+    let page = state.store.list_campaigns(ws, PageRequest { after, limit: PAGE }).await?;
+    let mut rows = Vec::with_capacity(page.items.len());
+    for c in &page.items {
+        rows.push(CampaignRow {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            state: c.state.to_string(),
+            badge: badge(c.state),
+            version: c.version,
+            stats: state.store.campaign_stats(ws, c.id).await?,
+            actions: actions(c.state),
+        });
+    }
+    let mut l = Layout::new(&session, "/campaigns", "Campaigns");
+    l.notice = NoticeQuery { notice: q.notice }.message();
+    Ok(render(&CampaignsPage { l, rows, next: page.next_cursor.map(|c| c.as_str().to_owned()) }))
+}
+
+pub struct StepLine {
+    pub step: String,
+    pub outcomes: String,
+}
+
+pub struct MessageLine {
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    pub status: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "campaign.html")]
+struct CampaignPage {
+    l: Layout,
+    c: CampaignRow,
+    steps: Vec<StepLine>,
+    messages: Vec<MessageLine>,
+    document: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(notice): Query<NoticeQuery>,
+) -> UiResult {
+    let ws = session.workspace_id;
+    let id: CampaignId = parse_id(&id)?;
+    let campaign = state.store.get_campaign(ws, id).await?;
+    let stats = state.store.campaign_stats(ws, id).await?;
+    let steps = stats
+        .steps
+        .iter()
+        .map(|(step, outcomes)| StepLine {
+            step: step.clone(),
+            outcomes: outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect::<Vec<_>>().join(", "),
+        })
+        .collect();
+    let filter = MessageFilter { campaign: Some(id), ..MessageFilter::default() };
+    let messages = state.store.list_messages(ws, &filter, PageRequest { after: None, limit: 50 }).await?;
+    let page = CampaignPage {
+        l: Layout::new(&session, "/campaigns", campaign.name.clone()).with_notice(notice.message()),
+        c: CampaignRow {
+            id: campaign.id.to_string(),
+            name: campaign.name.clone(),
+            state: campaign.state.to_string(),
+            badge: badge(campaign.state),
+            version: campaign.version,
+            stats,
+            actions: actions(campaign.state),
+        },
+        steps,
+        messages: messages
+            .items
+            .iter()
+            .map(|m| MessageLine {
+                id: m.id.to_string(),
+                to: m.to.clone(),
+                subject: m.subject.clone(),
+                status: m.status.to_string(),
+                created: when(m.created_at),
+            })
+            .collect(),
+        document: super::pretty(&campaign.document),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateForm {
+    #[serde(default)]
+    action: String,
+    /// Where to go back to: the list or the campaign's page.
+    back: Option<String>,
+}
+
+pub async fn change_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(session, form): Form<StateForm>,
+) -> UiResult {
+    let id: CampaignId = parse_id(&id)?;
+    let (from, to, notice): (&[CampaignState], _, _) = match form.action.as_str() {
+        "activate" => (&[CampaignState::Draft], CampaignState::Active, "active"),
+        "pause" => (&[CampaignState::Active], CampaignState::Paused, "paused"),
+        "resume" => (&[CampaignState::Paused], CampaignState::Active, "active"),
+        "archive" => {
+            (&[CampaignState::Draft, CampaignState::Active, CampaignState::Paused], CampaignState::Archived, "archived")
+        }
+        _ => return Err(UiError(ApiError::invalid("action", "must be activate, pause, resume or archive"))),
+    };
+    api::set_state(&state, session.workspace_id, id, from, to).await?;
+    let back = if form.back.as_deref() == Some("list") { "/campaigns".to_owned() } else { format!("/campaigns/{id}") };
+    Ok(see_other(&back, notice))
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    l: Layout,
+    campaign_id: String,
+    contact_id: String,
+    to: String,
+    from: String,
+    subject: String,
+    status: String,
+    reason: Option<String>,
+    transport: String,
+    reply: Option<String>,
+    created: String,
+    sent: Option<String>,
+    text: String,
+    html: String,
+    warnings: Vec<String>,
+}
+
+pub async fn message(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+    let id: MessageId = parse_id(&id)?;
+    let m = state.store.get_message(session.workspace_id, id).await?;
+    let page = MessagePage {
+        l: Layout::new(&session, "/campaigns", m.subject.clone()),
+        campaign_id: m.campaign_id.to_string(),
+        contact_id: m.contact_id.to_string(),
+        to: m.to,
+        from: m.from,
+        subject: m.subject,
+        status: m.status.to_string(),
+        reason: m.status_reason,
+        transport: m.transport,
+        reply: m.reply,
+        created: when(m.created_at),
+        sent: m.sent_at.map(when),
+        text: m.text,
+        html: m.html,
+        warnings: m.warnings,
+    };
+    Ok(render(&page))
+}
