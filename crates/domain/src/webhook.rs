@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
-use crate::{CampaignId, ContactId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
+use crate::{CampaignId, CampaignWebhookId, ContactId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId};
 
 string_enum!(
     /// Where a call stands.
@@ -34,6 +34,8 @@ pub struct WebhookDelivery {
     pub contact_id: Option<ContactId>,
     /// The campaign step that made the call.
     pub step: Option<String>,
+    /// The campaign event webhook that made the call.
+    pub campaign_webhook_id: Option<CampaignWebhookId>,
     /// Sent as `Idempotency-Key` and `webhook-id`: the same on every attempt.
     pub idempotency_key: String,
     /// `scheme://host:port`: concurrency limits and fast recovery are per endpoint.

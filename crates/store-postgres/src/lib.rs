@@ -14,6 +14,7 @@
 //! rolled back and run again from the start, and then finds what the first committed (see
 //! `contacts` and `events`).
 
+mod campaign_webhooks;
 mod campaigns;
 mod contacts;
 mod email;

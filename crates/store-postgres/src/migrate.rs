@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "campaigns", include_str!("../migrations/0003_campaigns.sql")),
     (4, "email", include_str!("../migrations/0004_email.sql")),
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
+    (6, "campaign_webhooks", include_str!("../migrations/0006_campaign_webhooks.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

@@ -7,6 +7,7 @@
 //! process writing to the same file (a CLI command while the server runs) waits on the busy
 //! timeout instead of failing a read-to-write upgrade.
 
+mod campaign_webhooks;
 mod campaigns;
 mod contacts;
 mod email;

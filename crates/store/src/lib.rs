@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use uuid::{ContextV7, Uuid};
 
 pub mod campaign;
+pub mod campaign_webhook;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod email;
@@ -123,6 +124,7 @@ pub trait Store:
     + ContactStore
     + EventStore
     + campaign::CampaignStore
+    + campaign_webhook::CampaignWebhookStore
     + email::EmailStore
     + webhook::WebhookStore
     + Send

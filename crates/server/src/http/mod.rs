@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth;
+mod campaign_webhooks;
 mod campaigns;
 mod contacts;
 mod domains;
@@ -114,6 +115,7 @@ impl std::fmt::Debug for AppState {
         (name = "contacts", description = "People"),
         (name = "events", description = "The event log"),
         (name = "campaigns", description = "Campaigns: triggers, steps, versions, enrolment and statistics"),
+        (name = "campaign-webhooks", description = "Campaign event webhooks: a campaign's events sent to other systems"),
         (name = "messages", description = "Emails produced by campaign steps"),
         (name = "domains", description = "Sending domains: DKIM keys, DNS records and verification"),
         (name = "suppressions", description = "Addresses campaign email never goes to"),
@@ -156,6 +158,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(contacts::router())
         .merge(events::router())
         .merge(campaigns::router())
+        .merge(campaign_webhooks::router())
         .merge(messages::router())
         .merge(domains::router())
         .merge(suppressions::router())
