@@ -152,6 +152,11 @@ prefixed_id!(
     "wep"
 );
 prefixed_id!(
+    /// A campaign event webhook (a campaign's subscription to its own events).
+    CampaignWebhookId,
+    "cwh"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

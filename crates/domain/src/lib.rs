@@ -6,6 +6,7 @@
 
 pub mod api_key;
 pub mod campaign;
+pub mod campaign_webhook;
 pub mod contact;
 pub mod email;
 pub mod event;
@@ -24,12 +25,15 @@ pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use campaign::{
     Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
 };
+pub use campaign_webhook::{
+    CampaignEvent, CampaignEventKind, CampaignWebhook, HookMethod, PayloadEncoding, PayloadMapping,
+};
 pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
 pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
-    ActionId, ApiKeyId, CampaignId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError, JobId, JourneyId,
-    LeaseId, MessageId, SourceId, WebhookDeliveryId, WorkspaceId,
+    ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError,
+    JobId, JourneyId, LeaseId, MessageId, SourceId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};

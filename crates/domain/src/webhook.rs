@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::campaign::string_enum;
 use crate::event::{ContactAction, Event, EventOutcome};
 use crate::{
-    ActionId, CampaignId, ContactId, DraftId, EndpointId, EventId, JourneyId, Timestamp, WebhookDeliveryId, WorkspaceId,
+    ActionId, CampaignId, CampaignWebhookId, ContactId, DraftId, EndpointId, EventId, JourneyId, Timestamp,
+    WebhookDeliveryId, WorkspaceId,
 };
 
 string_enum!(
@@ -37,6 +38,8 @@ pub struct WebhookDelivery {
     pub contact_id: Option<ContactId>,
     /// The campaign step that made the call.
     pub step: Option<String>,
+    /// The campaign event webhook that made the call.
+    pub campaign_webhook_id: Option<CampaignWebhookId>,
     /// Sent as `Idempotency-Key` and `webhook-id`: the same on every attempt.
     pub idempotency_key: String,
     /// `scheme://host:port`: concurrency limits and fast recovery are per endpoint.

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    ContactId, DomainId, DomainStatus, MessageId, Page, PageRequest, SendingDomain, Suppression, Timestamp, WorkspaceId,
+    ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
+    WorkspaceId,
 };
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
@@ -210,9 +211,14 @@ impl EmailStore for PgStore {
             .collect()
     }
 
-    async fn add_suppression(&self, workspace: WorkspaceId, new: &Suppression) -> StoreResult<Suppression> {
+    async fn add_suppression(
+        &self,
+        workspace: WorkspaceId,
+        new: &Suppression,
+        follow_up: &[NewJob],
+    ) -> StoreResult<Suppression> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, email) DO NOTHING",
         )
@@ -231,6 +237,9 @@ impl EmailStore for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
+        if inserted.rows_affected() == 1 {
+            insert_jobs(&mut tx, workspace, follow_up, new.created_at).await?;
+        }
         tx.commit().await.map_err(db_error)?;
         suppression(&row)
     }
@@ -331,6 +340,7 @@ impl EmailStore for PgStore {
         message: MessageId,
         delivery: &Delivery,
         outcome: &JobOutcome,
+        follow_up: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
@@ -352,6 +362,7 @@ impl EmailStore for PgStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "message" });
         }
+        insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
     }
 }

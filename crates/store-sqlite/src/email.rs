@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    ContactId, DomainId, DomainStatus, MessageId, Page, PageRequest, SendingDomain, Suppression, Timestamp, WorkspaceId,
+    ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
+    WorkspaceId,
 };
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
@@ -208,9 +209,14 @@ impl EmailStore for SqliteStore {
             .collect()
     }
 
-    async fn add_suppression(&self, workspace: WorkspaceId, new: &Suppression) -> StoreResult<Suppression> {
+    async fn add_suppression(
+        &self,
+        workspace: WorkspaceId,
+        new: &Suppression,
+        follow_up: &[NewJob],
+    ) -> StoreResult<Suppression> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
         )
@@ -229,6 +235,9 @@ impl EmailStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
+        if inserted.rows_affected() == 1 {
+            insert_jobs(&mut tx, workspace, follow_up, new.created_at).await?;
+        }
         tx.commit().await.map_err(db_error)?;
         suppression(&row)
     }
@@ -333,6 +342,7 @@ impl EmailStore for SqliteStore {
         message: MessageId,
         delivery: &Delivery,
         outcome: &JobOutcome,
+        follow_up: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
@@ -354,6 +364,7 @@ impl EmailStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "message" });
         }
+        insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
     }
 }

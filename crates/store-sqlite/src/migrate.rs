@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "campaigns", include_str!("../migrations/0003_campaigns.sql")),
     (4, "email", include_str!("../migrations/0004_email.sql")),
     (5, "webhooks", include_str!("../migrations/0005_webhooks.sql")),
+    (6, "campaign_webhooks", include_str!("../migrations/0006_campaign_webhooks.sql")),
     (7, "actions", include_str!("../migrations/0007_actions.sql")),
     (8, "conversions", include_str!("../migrations/0008_conversions.sql")),
     (9, "drafts", include_str!("../migrations/0009_drafts.sql")),

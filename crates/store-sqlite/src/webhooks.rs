@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{
     DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job,
@@ -23,7 +23,7 @@ const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" 
 
 macro_rules! delivery_columns {
     () => {
-        "id, workspace_id, journey_id, campaign_id, contact_id, step, idempotency_key, endpoint, request, status, \
+        "id, workspace_id, journey_id, campaign_id, contact_id, step, campaign_webhook_id, idempotency_key, endpoint, request, status, \
          attempts, last_status, last_error, response, created_at, updated_at, finished_at"
     };
 }
@@ -41,6 +41,7 @@ fn delivery(row: &SqliteRow) -> StoreResult<WebhookDelivery> {
         campaign_id: id("campaign_id")?.map(CampaignId::from_uuid),
         contact_id: id("contact_id")?.map(ContactId::from_uuid),
         step: get(row, "step")?,
+        campaign_webhook_id: id("campaign_webhook_id")?.map(CampaignWebhookId::from_uuid),
         idempotency_key: get(row, "idempotency_key")?,
         endpoint: get(row, "endpoint")?,
         request: json(row, "request")?,
@@ -79,8 +80,8 @@ impl WebhookStore for SqliteStore {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) \
              ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
         )
         .bind(new_uuid(now))
@@ -95,6 +96,7 @@ impl WebhookStore for SqliteStore {
         .bind(new.call.to_string())
         .bind(now.unix_millis())
         .bind(now.unix_millis())
+        .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -212,6 +214,9 @@ impl WebhookStore for SqliteStore {
         }
         if let Some(campaign) = filter.campaign {
             query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
+        }
+        if let Some(hook) = filter.campaign_webhook {
+            query.push(" AND campaign_webhook_id = ").push_bind(hook.as_uuid());
         }
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());

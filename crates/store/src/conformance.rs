@@ -63,6 +63,8 @@ macro_rules! conformance_suite {
             saved_actions_are_named_updated_and_soft_deleted,
             drafts_are_held_listed_and_settled_once,
             endpoints_fail_recover_and_are_disabled_once,
+            campaign_webhooks_are_scoped_and_keep_their_secrets,
+            follow_ups_commit_with_suppressions_and_deliveries,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1287,7 +1289,7 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         sent_at: Some(at(40)),
     };
     let err = store
-        .record_delivery(ws, &first.lease, message.id, &sent, &JobOutcome::Done, at(40))
+        .record_delivery(ws, &first.lease, message.id, &sent, &JobOutcome::Done, &[], at(40))
         .await
         .expect_err("stale lease");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
@@ -1301,10 +1303,10 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         sent_at: None,
     };
     let outcome = JobOutcome::Retry { at: at(100), error: "451".into() };
-    store.record_delivery(ws, &second.lease, message.id, &retry, &outcome, at(41)).await.expect("retry");
+    store.record_delivery(ws, &second.lease, message.id, &retry, &outcome, &[], at(41)).await.expect("retry");
     let third = store.claim_jobs(&claim(at(100), 1)).await.expect("claim").pop().expect("retried job");
     let sent = Delivery { attempts: 2, sent_at: Some(at(100)), ..sent };
-    store.record_delivery(ws, &third.lease, message.id, &sent, &JobOutcome::Done, at(100)).await.expect("sent");
+    store.record_delivery(ws, &third.lease, message.id, &sent, &JobOutcome::Done, &[], at(100)).await.expect("sent");
     let stored = store.get_message(ws, message.id).await.expect("message");
     assert_eq!(
         (stored.status, stored.status_reason, stored.reply.as_deref(), stored.attempts, stored.sent_at),
@@ -1328,13 +1330,13 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
         detail: Some("from a test".into()),
         created_at: at(t),
     };
-    let first = store.add_suppression(ws, &suppression("s@example.com", "unsubscribed", 3)).await.expect("add");
-    let again = store.add_suppression(ws, &suppression("s@example.com", "manual", 4)).await.expect("again");
+    let first = store.add_suppression(ws, &suppression("s@example.com", "unsubscribed", 3), &[]).await.expect("add");
+    let again = store.add_suppression(ws, &suppression("s@example.com", "manual", 4), &[]).await.expect("again");
     assert_eq!(again, first, "the first record stays");
     assert_eq!(store.suppression(ws, "s@example.com").await.expect("read"), Some(first.clone()));
     assert!(store.journey_context(ws, journey).await.expect("journey").suppressed);
     for address in ["a@example.com", "b@example.com", "c@example.com"] {
-        store.add_suppression(ws, &suppression(address, "manual", 5)).await.expect("add");
+        store.add_suppression(ws, &suppression(address, "manual", 5), &[]).await.expect("add");
     }
     let mut seen = Vec::new();
     let mut page = PageRequest::first(2);
@@ -1382,6 +1384,7 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
         campaign_id: None,
         contact_id: Some(contact),
         step: Some("crm".into()),
+        campaign_webhook_id: None,
         idempotency_key: "jrn.crm".into(),
         endpoint: "https://crm.example.com:443".into(),
         request: json!({"method": "POST", "url": "https://crm.example.com/leads", "body": "{}"}),
@@ -1626,4 +1629,130 @@ pub async fn endpoints_fail_recover_and_are_disabled_once(store: SharedStore) {
     let enabled = store.enable_endpoint(ws, first.id).await.expect("enable");
     assert_eq!((enabled.disabled_at, enabled.failing_since), (None, None), "enabled with a fresh streak");
     assert!(store.disabled_endpoints().await.expect("none").is_empty());
+}
+
+pub async fn campaign_webhooks_are_scoped_and_keep_their_secrets(store: SharedStore) {
+    use crate::webhook::{DeliveryFilter, NewDelivery};
+    use herald_domain::{
+        CampaignEventKind, CampaignWebhook, CampaignWebhookId, HookMethod, PayloadEncoding, PayloadMapping,
+    };
+    let (ws, contact, journey) = journey_for(&store, "cw@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let mapping = PayloadMapping::parse(&json!({"email": {"from": "contact.email"}}), "payload").expect("mapping");
+    let hook = CampaignWebhook {
+        id: CampaignWebhookId::from_uuid(crate::new_uuid(at(2))),
+        workspace_id: ws,
+        campaign_id: campaign,
+        url: "https://crm.example.com/events".into(),
+        content_type: PayloadEncoding::Form,
+        method: HookMethod::Post,
+        basic_auth: Some(("user".into(), "pass".into())),
+        secret: Some("a-secret-of-enough-length".into()),
+        log_response_body: true,
+        active: true,
+        events: vec![CampaignEventKind::ContactEntered, CampaignEventKind::EmailSent],
+        payload: Some(mapping),
+        created_at: at(2),
+        updated_at: at(2),
+    };
+    let created = store.create_campaign_webhook(&hook).await.expect("create");
+    assert_eq!(created, hook, "every field round-trips, secrets included");
+    let second = CampaignWebhook {
+        id: CampaignWebhookId::from_uuid(crate::new_uuid(at(3))),
+        method: HookMethod::Get,
+        content_type: PayloadEncoding::Json,
+        basic_auth: None,
+        secret: None,
+        payload: None,
+        events: vec![CampaignEventKind::ContactUnsubscribed],
+        ..hook.clone()
+    };
+    store.create_campaign_webhook(&second).await.expect("second");
+    let ids = |hooks: Vec<CampaignWebhook>| hooks.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_campaign_webhooks(ws, Some(campaign)).await.expect("list")), [hook.id, second.id]);
+    assert_eq!(ids(store.list_campaign_webhooks(ws, None).await.expect("all")), [hook.id, second.id]);
+
+    // Another workspace sees nothing and cannot attach a webhook to this campaign.
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    assert!(store.list_campaign_webhooks(other.id, None).await.expect("other list").is_empty());
+    assert!(matches!(store.get_campaign_webhook(other.id, campaign, hook.id).await, Err(StoreError::NotFound { .. })));
+    let foreign = CampaignWebhook {
+        id: CampaignWebhookId::from_uuid(crate::new_uuid(at(4))),
+        workspace_id: other.id,
+        ..hook.clone()
+    };
+    assert!(matches!(store.create_campaign_webhook(&foreign).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.update_campaign_webhook(&foreign).await, Err(StoreError::NotFound { .. })));
+
+    let changed =
+        CampaignWebhook { active: false, secret: None, events: vec![], updated_at: at(5), created_at: at(99), ..hook };
+    let updated = store.update_campaign_webhook(&changed).await.expect("update");
+    assert_eq!((updated.active, updated.secret.as_deref(), updated.events.len()), (false, None, 0));
+    assert_eq!((updated.created_at, updated.updated_at), (at(2), at(5)), "created_at stays");
+
+    // Calls are tagged with the webhook and filtered by it, and outlive it.
+    let delivery = NewDelivery {
+        journey_id: Some(journey),
+        campaign_id: Some(campaign),
+        contact_id: Some(contact),
+        step: None,
+        campaign_webhook_id: Some(changed.id),
+        idempotency_key: "cwh.contact_entered".into(),
+        endpoint: "https://crm.example.com:443".into(),
+        request: json!({"method": "POST"}),
+        call: json!({}),
+    };
+    let opened = store.open_delivery(ws, &delivery, at(6)).await.expect("open");
+    assert_eq!(opened.campaign_webhook_id, Some(changed.id));
+    store.delete_campaign_webhook(ws, campaign, changed.id).await.expect("delete");
+    assert!(matches!(store.delete_campaign_webhook(ws, campaign, changed.id).await, Err(StoreError::NotFound { .. })));
+    let by_hook = |id| DeliveryFilter { campaign_webhook: Some(id), ..DeliveryFilter::default() };
+    let listed = store.list_deliveries(ws, &by_hook(changed.id), PageRequest::first(10)).await.expect("list");
+    assert_eq!(listed.items.iter().map(|d| d.id).collect::<Vec<_>>(), [opened.id]);
+    let none = store.list_deliveries(ws, &by_hook(second.id), PageRequest::first(10)).await.expect("list");
+    assert!(none.items.is_empty());
+
+    // Deleting the campaign deletes its webhooks.
+    store.delete_campaign(ws, campaign).await.expect("delete campaign");
+    assert!(store.list_campaign_webhooks(ws, None).await.expect("list").is_empty());
+}
+
+pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::email::{Delivery, delivery_job};
+    use herald_domain::{MessageStatus, Suppression};
+    let (ws, contact, journey) = journey_for(&store, "f@example.com").await;
+    let follow = |n: u32| NewJob::new(JobKind::Ping, json!({"n": n}), at(2));
+    let suppression = Suppression {
+        email: "f@example.com".into(),
+        contact_id: Some(contact),
+        reason: "unsubscribed".into(),
+        detail: None,
+        created_at: at(2),
+    };
+    store.add_suppression(ws, &suppression, &[follow(1)]).await.expect("add");
+    // Already suppressed: nothing new happened, so nothing follows.
+    store.add_suppression(ws, &suppression, &[follow(2)]).await.expect("again");
+    let jobs = store.claim_jobs(&claim(at(2), 10)).await.expect("claim");
+    assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(1)]);
+    for job in &jobs {
+        store.finish_job(&job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
+    }
+
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let message = queued_message(ws, contact, journey, campaign, "a@acme.test", MessageStatus::Queued);
+    let work = CampaignWork {
+        messages: vec![message.clone()],
+        jobs: vec![delivery_job(message.id, at(3))],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(3)).await.expect("queue");
+    let delivering = store.claim_jobs(&claim(at(3), 1)).await.expect("claim").pop().expect("job");
+    let sent = Delivery { status: MessageStatus::Sent, reason: None, reply: None, attempts: 1, sent_at: Some(at(3)) };
+    store
+        .record_delivery(ws, &delivering.lease, message.id, &sent, &JobOutcome::Done, &[follow(3)], at(3))
+        .await
+        .expect("sent");
+    let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
+    assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(3)]);
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    DomainId, DomainStatus, MessageId, MessageStatus, Page, PageRequest, SendingDomain, Suppression, Timestamp,
+    DomainId, DomainStatus, MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
     WorkspaceId,
 };
 use serde_json::Value;
@@ -106,9 +106,15 @@ pub trait EmailStore {
     /// Domains last checked before `before` (or never), least recently checked first.
     async fn domains_to_check(&self, before: Timestamp, limit: u32) -> StoreResult<Vec<(WorkspaceId, DomainId)>>;
 
-    /// Puts `email` (lower-case) on the suppression list. An address already there keeps its
-    /// first record, which is returned.
-    async fn add_suppression(&self, workspace: WorkspaceId, suppression: &Suppression) -> StoreResult<Suppression>;
+    /// Puts `email` (lower-case) on the suppression list and, when it was not there yet,
+    /// enqueues `follow_up` (the campaign event webhooks it fires), in one transaction. An
+    /// address already there keeps its first record, which is returned.
+    async fn add_suppression(
+        &self,
+        workspace: WorkspaceId,
+        suppression: &Suppression,
+        follow_up: &[NewJob],
+    ) -> StoreResult<Suppression>;
 
     /// Takes `email` off the list (`NotFound` when it is not on it).
     async fn remove_suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<()>;
@@ -131,8 +137,10 @@ pub trait EmailStore {
     /// time, and the stored one is returned ever after.
     async fn email_secret(&self, workspace: WorkspaceId, candidate: &str) -> StoreResult<String>;
 
-    /// Records one delivery attempt and finishes its job with `outcome`, in one transaction
-    /// fenced by the lease (`LeaseLost` when the job was claimed again meanwhile).
+    /// Records one delivery attempt, finishes its job with `outcome` and enqueues `follow_up`
+    /// (the campaign event webhooks the result fires), in one transaction fenced by the lease
+    /// (`LeaseLost` when the job was claimed again meanwhile).
+    #[allow(clippy::too_many_arguments)]
     async fn record_delivery(
         &self,
         workspace: WorkspaceId,
@@ -140,6 +148,7 @@ pub trait EmailStore {
         message: MessageId,
         delivery: &Delivery,
         outcome: &JobOutcome,
+        follow_up: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<()>;
 }

@@ -26,6 +26,7 @@ use uuid::{ContextV7, Uuid};
 
 pub mod action;
 pub mod campaign;
+pub mod campaign_webhook;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod email;
@@ -125,6 +126,7 @@ pub trait Store:
     + ContactStore
     + EventStore
     + campaign::CampaignStore
+    + campaign_webhook::CampaignWebhookStore
     + email::EmailStore
     + webhook::WebhookStore
     + action::ActionStore

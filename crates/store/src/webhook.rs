@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, ContactId, DraftId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, DraftId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -17,6 +17,8 @@ pub struct NewDelivery {
     pub campaign_id: Option<CampaignId>,
     pub contact_id: Option<ContactId>,
     pub step: Option<String>,
+    /// The campaign event webhook making the call.
+    pub campaign_webhook_id: Option<CampaignWebhookId>,
     /// Unique in the workspace: a second call with the same key is the first one.
     pub idempotency_key: String,
     pub endpoint: String,
@@ -50,6 +52,7 @@ pub struct DeliveryFilter {
     pub journey: Option<JourneyId>,
     pub contact: Option<ContactId>,
     pub campaign: Option<CampaignId>,
+    pub campaign_webhook: Option<CampaignWebhookId>,
     pub status: Option<WebhookStatus>,
 }
 

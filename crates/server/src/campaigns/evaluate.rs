@@ -9,8 +9,8 @@ use herald_campaign::document::{EntryRule, Trigger};
 use herald_campaign::trigger::{self, History, Role};
 use herald_domain::job::LeasedJob;
 use herald_domain::{
-    Campaign, CampaignId, CampaignReaction, CampaignState, Contact, ContactId, Event, EventId, JobKind, JourneyId,
-    JourneyStatus, NewJob, ReactionKind, Timestamp, WorkspaceId,
+    Campaign, CampaignEvent, CampaignEventKind, CampaignId, CampaignReaction, CampaignState, Contact, ContactId, Event,
+    EventId, JobKind, JourneyId, JourneyStatus, NewJob, ReactionKind, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{CampaignWork, JourneyUpdate, NewJourney, StepRecord};
 use herald_store::{StoreError, new_uuid};
@@ -241,6 +241,9 @@ impl Campaigns {
             run_at: now,
         });
         evaluation.work.jobs.push(super::journey::step_job(id, Some(0), Some(now), now));
+        let data = json!({ "event_id": event.map(|e| e.id) });
+        let entered = hook_event(CampaignEventKind::ContactEntered, campaign, contact, id, data, now);
+        self.emit(&mut evaluation.work, entered).await?;
         Ok(Ok(id))
     }
 
@@ -300,6 +303,14 @@ impl Campaigns {
                     message_id: None,
                     at: now,
                 });
+            }
+            let data = json!({ "event_id": event.id, "goal": goal.event, "exited": goal.exit });
+            let conversion = hook_event(CampaignEventKind::ContactConverted, campaign, contact, journey.id, data, now);
+            self.emit(&mut evaluation.work, conversion).await?;
+            if goal.exit {
+                let data = json!({ "reason": "converted" });
+                let exit = hook_event(CampaignEventKind::ContactExited, campaign, contact, journey.id, data, now);
+                self.emit(&mut evaluation.work, exit).await?;
             }
             converted += 1;
         }
@@ -383,6 +394,27 @@ impl Campaigns {
             self.commit(campaign.workspace_id, None, evaluation.work).await?;
         }
         Ok(result)
+    }
+}
+
+/// A campaign event of one journey, for its webhooks.
+fn hook_event<'a>(
+    kind: CampaignEventKind,
+    campaign: &'a Campaign,
+    contact: &'a Contact,
+    journey: JourneyId,
+    data: Value,
+    now: Timestamp,
+) -> CampaignEvent<'a> {
+    CampaignEvent {
+        kind,
+        at: now,
+        campaign_id: campaign.id,
+        campaign_name: &campaign.name,
+        journey_id: Some(journey),
+        contact,
+        data,
+        occurrence: journey.to_string(),
     }
 }
 

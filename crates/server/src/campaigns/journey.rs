@@ -7,10 +7,11 @@ use herald_campaign::document::Scope as Target;
 use herald_campaign::engine::{
     Advance, Effect, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
 };
+use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
 use herald_domain::{
-    CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId, MessageStatus, NewJob, Timestamp,
-    WebhookDeliveryId, WebhookStatus,
+    CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    MessageStatus, NewJob, Timestamp, WebhookDeliveryId, WebhookStatus,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
@@ -161,6 +162,7 @@ impl Campaigns {
             })
             .map(|run| run.step.clone());
         let mut call = None;
+        let first_message = work.messages.len();
         let delivery =
             Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
         for run in runs {
@@ -186,6 +188,42 @@ impl Campaigns {
             }
             _ if status == JourneyStatus::Active => work.jobs.push(step_job(journey.id, step, run_at, now)),
             _ => {}
+        }
+        // Campaign event webhooks: the messages this run recorded as sent or suppressed (queued
+        // ones fire when delivered), and the journey's end.
+        let mut events: Vec<(CampaignEventKind, serde_json::Value, String)> = work.messages[first_message..]
+            .iter()
+            .filter_map(|m| {
+                let kind = match m.status {
+                    MessageStatus::Sent => CampaignEventKind::EmailSent,
+                    MessageStatus::Suppressed => CampaignEventKind::EmailSuppressed,
+                    _ => return None,
+                };
+                let data =
+                    message_data(m.id, &m.step, &m.to, &m.subject, m.status.as_str(), m.status_reason.as_deref());
+                Some((kind, data, m.id.to_string()))
+            })
+            .collect();
+        let ended = match status {
+            JourneyStatus::Completed => Some("completed"),
+            JourneyStatus::Exited => Some("exit_step"),
+            JourneyStatus::Active => None,
+        };
+        if let Some(reason) = ended {
+            events.push((CampaignEventKind::ContactExited, json!({ "reason": reason }), journey.id.to_string()));
+        }
+        for (kind, data, occurrence) in events {
+            let event = CampaignEvent {
+                kind,
+                at: now,
+                campaign_id: journey.campaign_id,
+                campaign_name: &info.name,
+                journey_id: Some(journey.id),
+                contact: &state.contact,
+                data,
+                occurrence,
+            };
+            self.emit(work, event).await?;
         }
         work.updates.push(JourneyUpdate {
             id: journey.id,

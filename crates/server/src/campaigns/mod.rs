@@ -24,6 +24,8 @@ use serde::de::DeserializeOwned;
 use crate::clock::SharedClock;
 use crate::email::Email;
 use crate::group_commit::{CommitError, GroupCommit};
+use crate::webhooks::campaign_events::{Hooks, jobs};
+use herald_domain::CampaignEvent;
 
 /// Compiled programs kept in memory. Versions never change; programs that use saved actions
 /// are compiled again after [`ACTION_REFRESH`], so an edited action reaches every node.
@@ -64,6 +66,8 @@ pub struct Campaigns {
     live: Mutex<HashMap<WorkspaceId, (bool, Instant)>>,
     /// Unsubscribe links and the choice of transport for email steps.
     email: Arc<Email>,
+    /// Each campaign's event webhooks, for the events journeys commit.
+    hooks: Hooks,
 }
 
 impl Campaigns {
@@ -85,13 +89,14 @@ impl Campaigns {
             }),
         );
         Self {
-            store,
+            store: store.clone(),
             clock,
             programs: Mutex::default(),
             limits: Limits::default(),
             committer,
             live: Mutex::default(),
             email,
+            hooks: Hooks::new(store.clone()),
         }
     }
 
@@ -120,6 +125,18 @@ impl Campaigns {
     /// Forgets what is known about `workspace`'s campaigns (one changed state here).
     pub fn forget_live(&self, workspace: WorkspaceId) {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&workspace);
+    }
+
+    /// Forgets a campaign's event webhooks (one changed through this node's API).
+    pub fn forget_hooks(&self, workspace: WorkspaceId, campaign: CampaignId) {
+        self.hooks.forget(workspace, campaign);
+    }
+
+    /// Adds the delivery jobs of a campaign event to `work`, which records the event.
+    async fn emit(&self, work: &mut CampaignWork, event: CampaignEvent<'_>) -> Result<(), CampaignJobError> {
+        let hooks = self.hooks.of(event.contact.workspace_id, event.campaign_id).await?;
+        work.jobs.extend(jobs(&hooks, &event, self.clock.now()));
+        Ok(())
     }
 
     /// Commits one job's effects (with the job's completion when `lease` is given), sharing

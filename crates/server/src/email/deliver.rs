@@ -4,8 +4,11 @@
 //! its lease) between the relay's acceptance and that commit: the retried delivery then sends
 //! the same message again, with the same `Message-ID`, so receivers can drop it.
 
+use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::{DomainStatus, Message, MessageId, MessageStatus, RetryPolicy, Timestamp};
+use herald_domain::{
+    CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, RetryPolicy, Timestamp,
+};
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
 use herald_email::smtp::SmtpFailure;
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use super::Email;
 use super::transport::Transport;
+use crate::webhooks::campaign_events::{Occurrence, jobs_for};
 
 /// Transient SMTP failures are retried with backoff: from 30 s, doubling, at most an hour
 /// apart, 10 attempts (about 6 hours in all), then the message fails.
@@ -57,13 +61,48 @@ impl Email {
             Err(e) => return Err(e),
         };
         let decision = self.decide(&message, now).await?;
-        self.store.record_delivery(workspace, &leased.lease, id, &decision.delivery, &decision.outcome, now).await?;
+        let follow_up = self.hook_jobs(&message, &decision.delivery, now).await?;
+        self.store
+            .record_delivery(workspace, &leased.lease, id, &decision.delivery, &decision.outcome, &follow_up, now)
+            .await?;
         metrics::counter!("herald_email_deliveries_total", "status" => decision.label).increment(1);
         Ok(match decision.outcome {
             JobOutcome::Done => "done",
             JobOutcome::Retry { .. } => "retry",
             JobOutcome::Dead { .. } => "dead",
         })
+    }
+
+    /// The campaign event webhook calls a delivery result fires, committed with it.
+    async fn hook_jobs(
+        &self,
+        message: &Message,
+        delivery: &Delivery,
+        now: Timestamp,
+    ) -> Result<Vec<NewJob>, StoreError> {
+        let kind = match delivery.status {
+            MessageStatus::Sent => CampaignEventKind::EmailSent,
+            MessageStatus::Failed => CampaignEventKind::EmailFailed,
+            MessageStatus::Suppressed => CampaignEventKind::EmailSuppressed,
+            MessageStatus::Queued | MessageStatus::Held => return Ok(Vec::new()),
+        };
+        let data = message_data(
+            message.id,
+            &message.step,
+            &message.to,
+            &message.subject,
+            delivery.status.as_str(),
+            delivery.reason.as_deref(),
+        );
+        let occurrence = Occurrence {
+            kind,
+            campaign: message.campaign_id,
+            contact: message.contact_id,
+            journey: Some(message.journey_id),
+            data,
+            occurrence: message.id.to_string(),
+        };
+        jobs_for(&self.store, message.workspace_id, occurrence, now).await
     }
 
     async fn decide(&self, message: &Message, now: Timestamp) -> Result<Decision, StoreError> {

@@ -5,6 +5,7 @@
 mod actions;
 pub(crate) mod api_keys;
 mod auth;
+mod campaign_webhooks;
 pub(crate) mod campaigns;
 mod contacts;
 pub(crate) mod domains;
@@ -117,6 +118,7 @@ impl std::fmt::Debug for AppState {
         (name = "contacts", description = "People"),
         (name = "events", description = "The event log"),
         (name = "campaigns", description = "Campaigns: triggers, steps, versions, enrolment and statistics"),
+        (name = "campaign-webhooks", description = "Campaign event webhooks: a campaign's events sent to other systems"),
         (name = "messages", description = "Emails produced by campaign steps"),
         (name = "domains", description = "Sending domains: DKIM keys, DNS records and verification"),
         (name = "suppressions", description = "Addresses campaign email never goes to"),
@@ -160,6 +162,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(contacts::router())
         .merge(events::router())
         .merge(campaigns::router())
+        .merge(campaign_webhooks::router())
         .merge(messages::router())
         .merge(domains::router())
         .merge(suppressions::router())

@@ -107,7 +107,8 @@ async fn add_suppression(
         detail: body.detail,
         created_at: now,
     };
-    let stored = state.store.add_suppression(workspace, &new).await?;
+    // Added by the API, not by the contact: no `contact_unsubscribed` event.
+    let stored = state.store.add_suppression(workspace, &new, &[]).await?;
     let status = if stored == new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored.into())))
 }

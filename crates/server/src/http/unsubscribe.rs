@@ -13,6 +13,7 @@ use herald_store::StoreError;
 use super::AppState;
 use super::error::ApiError;
 use crate::email::unsubscribe::Claim;
+use crate::webhooks::campaign_events::unsubscribe_jobs;
 
 /// The reason recorded on the suppression list.
 const REASON: &str = "unsubscribed";
@@ -75,7 +76,11 @@ pub async fn unsubscribe(
                     ),
                     created_at: state.clock.now(),
                 };
-                state.store.add_suppression(claim.workspace, &suppression).await?;
+                let hooks = unsubscribe_jobs(&state.store, claim.workspace, &suppression, state.clock.now()).await?;
+                state.store.add_suppression(claim.workspace, &suppression, &hooks).await?;
+                if !hooks.is_empty() {
+                    state.wake.notify_one();
+                }
                 tracing::info!(workspace = %claim.workspace, contact = %contact.id, one_click, "contact unsubscribed");
             }
         }

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use herald_domain::{
-    CampaignId, ContactId, JourneyId, Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookStatus,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId,
+    WebhookStatus,
 };
 use herald_store::webhook::DeliveryFilter;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,9 @@ pub struct DeliveryDto {
     contact_id: Option<ContactId>,
     /// The campaign step that made the call.
     step: Option<String>,
+    /// The campaign event webhook that made the call.
+    #[schema(value_type = Option<String>)]
+    campaign_webhook_id: Option<CampaignWebhookId>,
     /// Sent as `Idempotency-Key` and `webhook-id`, the same on every attempt.
     idempotency_key: String,
     endpoint: String,
@@ -61,6 +65,7 @@ impl From<WebhookDelivery> for DeliveryDto {
             campaign_id: d.campaign_id,
             contact_id: d.contact_id,
             step: d.step,
+            campaign_webhook_id: d.campaign_webhook_id,
             idempotency_key: d.idempotency_key,
             endpoint: d.endpoint,
             status: d.status,
@@ -96,6 +101,8 @@ pub struct DeliveryParams {
     pub campaign: Option<String>,
     /// Only this journey's calls (`jrn_…`).
     pub journey: Option<String>,
+    /// Only this campaign event webhook's calls (`cwh_…`).
+    pub campaign_webhook: Option<String>,
     /// `pending`, `succeeded`, `failed` or `exhausted`.
     pub status: Option<String>,
 }
@@ -191,6 +198,7 @@ async fn list_deliveries(
         contact: parse(params.contact.as_deref(), "contact")?,
         campaign: parse(params.campaign.as_deref(), "campaign")?,
         journey: parse(params.journey.as_deref(), "journey")?,
+        campaign_webhook: parse(params.campaign_webhook.as_deref(), "campaign_webhook")?,
         status: parse(params.status.as_deref(), "status")?,
     };
     let paging = super::list::ListParams { limit: params.limit, cursor: params.cursor };

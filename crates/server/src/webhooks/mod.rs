@@ -1,6 +1,10 @@
-//! Outbound webhooks at work: the delivery job that makes one attempt of a journey's webhook
-//! call, signs it with the workspace's keys, records it, and when the call is over (success,
-//! a final refusal, or retries exhausted) resumes the journey, all in one commit per attempt.
+//! Outbound webhooks at work: the delivery job that makes one attempt of a call, signs it with
+//! the workspace's keys (or a campaign event webhook's own secret), records it, and when the
+//! call is over (success, a final refusal, or retries exhausted) does what follows: a journey's
+//! call resumes the journey, all in one commit per attempt. `campaign_events` makes the calls
+//! of campaign event webhooks.
+
+pub mod campaign_events;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,8 +13,8 @@ use std::time::Duration;
 use herald_campaign::engine::WebhookRequest;
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{
-    CampaignId, ContactId, DraftId, Journey, JourneyId, NewJob, Timestamp, WebhookAttempt, WebhookDelivery,
-    WebhookDraft, WebhookStatus, WorkspaceId,
+    CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob, Timestamp,
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
@@ -49,21 +53,80 @@ impl From<herald_webhook::client::ClientSettings> for WebhookSettings {
     }
 }
 
-/// A journey's call, as its delivery job carries it.
+/// A call, as its delivery job carries it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CallPayload {
-    journey: JourneyId,
-    campaign: CampaignId,
-    contact: ContactId,
-    /// The webhook step's index in the journey's program and its id.
-    step_index: u32,
-    step: String,
+    #[serde(flatten)]
+    origin: CallOrigin,
     request: WebhookRequest,
     /// `scheme://host:port`: fast recovery finds an endpoint's waiting retries by it.
     endpoint: String,
     /// `user:password` for Basic authentication (a secret, kept out of the delivery's request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     basic_auth: Option<String>,
+    /// A campaign event webhook's own secret, which signs instead of the workspace's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+/// What made a call: where its delivery is filed and what follows when it is over. Untagged,
+/// so journey calls queued before campaign event webhooks existed still read.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum CallOrigin {
+    /// A journey's webhook step: the journey waits at it and resumes when the call is over.
+    Journey {
+        journey: JourneyId,
+        campaign: CampaignId,
+        contact: ContactId,
+        /// The webhook step's index in the journey's program and its id.
+        step_index: u32,
+        step: String,
+    },
+    /// A campaign event webhook: nothing waits for it.
+    CampaignEvent {
+        campaign_webhook: CampaignWebhookId,
+        campaign: CampaignId,
+        contact: ContactId,
+        journey: Option<JourneyId>,
+        event: CampaignEventKind,
+        idempotency_key: String,
+    },
+}
+
+impl CallOrigin {
+    /// The delivery to open (or find) for the call.
+    fn delivery(&self, endpoint: String, request: Value, call: Value) -> NewDelivery {
+        let (journey_id, campaign, contact, step, campaign_webhook_id, key) = match self {
+            CallOrigin::Journey { journey, campaign, contact, step, .. } => {
+                (Some(*journey), *campaign, *contact, Some(step.clone()), None, idempotency_key(*journey, step))
+            }
+            CallOrigin::CampaignEvent { campaign_webhook, campaign, contact, journey, idempotency_key, .. } => {
+                (*journey, *campaign, *contact, None, Some(*campaign_webhook), idempotency_key.clone())
+            }
+        };
+        NewDelivery {
+            journey_id,
+            campaign_id: Some(campaign),
+            contact_id: Some(contact),
+            step,
+            campaign_webhook_id,
+            idempotency_key: key,
+            endpoint,
+            request,
+            call,
+        }
+    }
+
+    /// The job resuming the journey that waits for the call, if one does.
+    fn resume(&self, delivery: WebhookDeliveryId, now: Timestamp) -> Option<NewJob> {
+        match self {
+            CallOrigin::Journey { journey, step_index, .. } => {
+                Some(crate::campaigns::resume_job(*journey, *step_index, delivery, now))
+            }
+            CallOrigin::CampaignEvent { .. } => None,
+        }
+    }
 }
 
 /// The key that makes a call's `Idempotency-Key` and `webhook-id`: the same for the same
@@ -79,13 +142,16 @@ pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookReque
     let basic_auth = request.basic_auth.as_ref().map(|(user, password)| format!("{user}:{password}"));
     let payload = CallPayload {
         endpoint: endpoint(&request.url),
-        journey: journey.id,
-        campaign: journey.campaign_id,
-        contact: journey.contact_id,
-        step_index: index,
-        step: step.to_owned(),
+        origin: CallOrigin::Journey {
+            journey: journey.id,
+            campaign: journey.campaign_id,
+            contact: journey.contact_id,
+            step_index: index,
+            step: step.to_owned(),
+        },
         request,
         basic_auth,
+        secret: None,
     };
     webhook_job(json!(payload), now)
 }
@@ -109,7 +175,10 @@ pub fn draft(journey: &Journey, index: u32, step: &str, request: WebhookRequest,
 
 /// The webhook step index a draft's call resumes its journey at.
 pub fn draft_step_index(draft: &WebhookDraft) -> Option<u32> {
-    serde_json::from_value::<CallPayload>(draft.call.clone()).ok().map(|call| call.step_index)
+    match serde_json::from_value::<CallPayload>(draft.call.clone()).ok()?.origin {
+        CallOrigin::Journey { step_index, .. } => Some(step_index),
+        CallOrigin::CampaignEvent { .. } => None,
+    }
 }
 
 /// A request as the delivery log and drafts show it (secret-looking headers masked, Basic
@@ -160,6 +229,11 @@ impl Webhooks {
         Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default(), wake, health }
     }
 
+    /// The client's address policy and scheme rules, which endpoints are checked against.
+    pub fn client_settings(&self) -> &herald_webhook::client::ClientSettings {
+        self.client.settings()
+    }
+
     /// The keys that sign now, making the workspace's first key on first use.
     pub async fn signing_keys(&self, workspace: WorkspaceId) -> StoreResult<Vec<SigningKey>> {
         let now = self.clock.now();
@@ -204,29 +278,26 @@ impl Webhooks {
             self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
             return Ok("dead");
         };
-        let new = NewDelivery {
-            journey_id: Some(call.journey),
-            campaign_id: Some(call.campaign),
-            contact_id: Some(call.contact),
-            step: Some(call.step.clone()),
-            idempotency_key: idempotency_key(call.journey, &call.step),
-            endpoint: call.endpoint.clone(),
-            request: logged_request(&call.request),
-            call: leased.job.payload.clone(),
-        };
+        let new =
+            call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), leased.job.payload.clone());
         let delivery = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
-        let resume = crate::campaigns::resume_job(call.journey, call.step_index, delivery.id, self.clock.now());
+        let resume = call.origin.resume(delivery.id, self.clock.now());
         if delivery.status != WebhookStatus::Pending {
-            // Already over (a journey resumed twice, a replayed job): no second call; the
-            // journey is resumed with the result on record.
+            // Already over (a journey resumed twice, a replayed job or event): no second
+            // call; a waiting journey is resumed with the result on record.
             self.store.finish_job(&leased.lease, &JobOutcome::Done, self.clock.now()).await?;
-            self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
+            if let Some(resume) = resume {
+                self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
+            }
             return Ok("done");
         }
         let (attempt, outcome) = if self.health.is_disabled(workspace, &delivery.endpoint).await? {
             disabled_attempt(&call.request, &delivery, self.clock.now())
         } else {
-            let keys = self.signing_keys(workspace).await?;
+            let keys = match &call.secret {
+                Some(secret) => vec![campaign_events::signing_key(secret)],
+                None => self.signing_keys(workspace).await?,
+            };
             let made = self.attempt(&call.request, &delivery, call.basic_auth.clone(), &keys).await;
             self.health.observe(workspace, &delivery.endpoint, made.1.class() == Class::Success).await?;
             made
@@ -235,15 +306,36 @@ impl Webhooks {
         let verdict = self.schedule.next(retries_done, &outcome, rand::random());
         let now = self.clock.now();
         let response = response_value(&attempt.response_body, attempt.status);
-        let (status, job, follow_up, label) = match verdict {
-            Verdict::Success => (WebhookStatus::Succeeded, JobOutcome::Done, vec![resume], "succeeded"),
+        let (status, job, label) = match verdict {
+            Verdict::Success => (WebhookStatus::Succeeded, JobOutcome::Done, "succeeded"),
             Verdict::Retry { after } => {
                 let error = attempt.error.clone().unwrap_or_else(|| format!("HTTP {}", attempt.status.unwrap_or(0)));
-                (WebhookStatus::Pending, JobOutcome::Retry { at: now + after, error }, vec![], "retry")
+                (WebhookStatus::Pending, JobOutcome::Retry { at: now + after, error }, "retry")
             }
-            Verdict::Final { .. } => (WebhookStatus::Failed, JobOutcome::Done, vec![resume], "failed"),
-            Verdict::Exhausted => (WebhookStatus::Exhausted, JobOutcome::Done, vec![resume], "exhausted"),
+            Verdict::Final { .. } => (WebhookStatus::Failed, JobOutcome::Done, "failed"),
+            Verdict::Exhausted => (WebhookStatus::Exhausted, JobOutcome::Done, "exhausted"),
         };
+        let mut follow_up: Vec<NewJob> = Vec::new();
+        if status != WebhookStatus::Pending {
+            follow_up.extend(resume);
+        }
+        if matches!(status, WebhookStatus::Failed | WebhookStatus::Exhausted)
+            && let CallOrigin::Journey { journey, campaign, contact, step, .. } = &call.origin
+        {
+            let data = json!({
+                "delivery_id": delivery.id, "step": step, "url": call.request.url, "status": status,
+                "attempts": delivery.attempts + 1, "last_status": attempt.status, "error": attempt.error,
+            });
+            let occurrence = campaign_events::Occurrence {
+                kind: CampaignEventKind::WebhookFailed,
+                campaign: *campaign,
+                contact: *contact,
+                journey: Some(*journey),
+                data,
+                occurrence: delivery.id.to_string(),
+            };
+            follow_up.extend(campaign_events::jobs_for(&self.store, workspace, occurrence, now).await?);
+        }
         let progress = DeliveryProgress {
             status,
             last_status: attempt.status,

@@ -1,0 +1,278 @@
+//! Campaign event webhooks at work (seed 001): turning a campaign event into one delivery job
+//! per webhook listening to it. The jobs join the transaction that records the event (the
+//! journey commit, the message's delivery result, the webhook attempt, the suppression), so an
+//! event recorded is an event delivered, once: the idempotency key comes from the webhook, the
+//! event kind and the occurrence (journey, message, delivery…), so a repeated job or replayed
+//! event reopens the same delivery instead of calling twice. From there on a call is an
+//! ordinary delivery: the same job, retries, log, resend, address policy and fast recovery as
+//! a journey's webhook step, except that no journey waits for it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald_campaign::engine::WebhookRequest;
+use herald_domain::campaign_webhook::form_encode;
+use herald_domain::{
+    CampaignEvent, CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, ContactId, HookMethod, JourneyId,
+    NewJob, PayloadEncoding, Suppression, Timestamp, WorkspaceId,
+};
+use herald_store::webhook::webhook_job;
+use herald_store::{SharedStore, StoreError, StoreResult};
+use herald_webhook::client::DEFAULT_TIMEOUT;
+use herald_webhook::sign::{STANDARD_SECRET_PREFIX, SigningKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{CallOrigin, CallPayload, endpoint};
+
+/// How long a campaign's webhooks read by the journey runner are trusted: a change made
+/// through another node is seen within it, one made through this node at once.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Plain-text secrets shorter than this are refused (a short HMAC key is a guessable one).
+pub const MIN_SECRET_LEN: usize = 16;
+pub const MAX_SECRET_LEN: usize = 256;
+
+/// Each campaign's webhooks, briefly cached for the journey runner's hot path.
+#[derive(Debug)]
+pub struct Hooks {
+    store: SharedStore,
+    known: Mutex<HashMap<(WorkspaceId, CampaignId), Known>>,
+}
+
+/// A campaign's webhooks and when they were read.
+type Known = (Arc<Vec<CampaignWebhook>>, Instant);
+
+impl Hooks {
+    pub fn new(store: SharedStore) -> Self {
+        Self { store, known: Mutex::default() }
+    }
+
+    /// The campaign's webhooks (active or not).
+    pub async fn of(&self, workspace: WorkspaceId, campaign: CampaignId) -> StoreResult<Arc<Vec<CampaignWebhook>>> {
+        let key = (workspace, campaign);
+        if let Some((hooks, since)) = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && since.elapsed() < CACHE_TTL
+        {
+            return Ok(hooks.clone());
+        }
+        let hooks = Arc::new(self.store.list_campaign_webhooks(workspace, Some(campaign)).await?);
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= 4096 {
+            known.clear();
+        }
+        known.insert(key, (hooks.clone(), Instant::now()));
+        Ok(hooks)
+    }
+
+    /// Forgets a campaign's webhooks (one changed through this node).
+    pub fn forget(&self, workspace: WorkspaceId, campaign: CampaignId) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(&(workspace, campaign));
+    }
+}
+
+/// The delivery jobs of `event`: one per webhook of `hooks` listening to it.
+pub fn jobs(hooks: &[CampaignWebhook], event: &CampaignEvent<'_>, now: Timestamp) -> Vec<NewJob> {
+    hooks.iter().filter(|hook| hook.listens_to(event.kind)).map(|hook| call_job(hook, event, now)).collect()
+}
+
+/// What an event is about, for [`jobs_for`].
+#[derive(Debug, Clone)]
+pub struct Occurrence {
+    pub kind: CampaignEventKind,
+    pub campaign: CampaignId,
+    pub contact: ContactId,
+    pub journey: Option<JourneyId>,
+    pub data: Value,
+    /// See [`CampaignEvent::occurrence`].
+    pub occurrence: String,
+}
+
+/// The delivery jobs of one event, reading the campaign and the contact only when a webhook
+/// listens. For the paths that run once per message or call (delivery results, suppressions),
+/// which read the webhooks afresh rather than through [`Hooks`].
+pub async fn jobs_for(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    occurrence: Occurrence,
+    now: Timestamp,
+) -> StoreResult<Vec<NewJob>> {
+    let hooks = store.list_campaign_webhooks(workspace, Some(occurrence.campaign)).await?;
+    if !hooks.iter().any(|hook| hook.listens_to(occurrence.kind)) {
+        return Ok(Vec::new());
+    }
+    let parts = async {
+        Ok::<_, StoreError>((
+            store.get_campaign(workspace, occurrence.campaign).await?,
+            store.get_contact(workspace, occurrence.contact).await?,
+        ))
+    };
+    let (campaign, contact) = match parts.await {
+        Ok(parts) => parts,
+        // Deleted meanwhile: there is no one left to tell about.
+        Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let event = CampaignEvent {
+        kind: occurrence.kind,
+        at: now,
+        campaign_id: campaign.id,
+        campaign_name: &campaign.name,
+        journey_id: occurrence.journey,
+        contact: &contact,
+        data: occurrence.data,
+        occurrence: occurrence.occurrence,
+    };
+    Ok(jobs(&hooks, &event, now))
+}
+
+/// The calls an unsubscription fires: one per listening webhook of each campaign the contact
+/// has a journey in (the link names the contact, not the campaign), to commit with the
+/// suppression.
+pub async fn unsubscribe_jobs(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    suppression: &Suppression,
+    now: Timestamp,
+) -> StoreResult<Vec<NewJob>> {
+    let Some(contact) = suppression.contact_id else { return Ok(Vec::new()) };
+    let hooks = store.list_campaign_webhooks(workspace, None).await?;
+    let campaigns: BTreeSet<CampaignId> = hooks
+        .iter()
+        .filter(|hook| hook.listens_to(CampaignEventKind::ContactUnsubscribed))
+        .map(|hook| hook.campaign_id)
+        .collect();
+    let mut jobs = Vec::new();
+    for campaign in campaigns {
+        let Some(journey) = store.contact_journeys(contact, campaign, 1).await?.pop() else { continue };
+        let occurrence = Occurrence {
+            kind: CampaignEventKind::ContactUnsubscribed,
+            campaign,
+            contact,
+            journey: Some(journey.id),
+            data: json!({"email": suppression.email, "reason": suppression.reason, "detail": suppression.detail}),
+            // A contact who is unsubscribed, taken off the list and unsubscribed again is
+            // two events.
+            occurrence: format!("{contact}:{}", suppression.created_at.unix_millis()),
+        };
+        jobs.extend(jobs_for(store, workspace, occurrence, now).await?);
+    }
+    Ok(jobs)
+}
+
+/// The key that makes a call's `Idempotency-Key` and `webhook-id`: one per webhook, event
+/// kind and occurrence.
+fn idempotency_key(hook: CampaignWebhookId, kind: CampaignEventKind, occurrence: &str) -> String {
+    let digest = Sha256::digest(format!("campaign-event:{hook}:{kind}:{occurrence}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("whk_{hex}")
+}
+
+fn call_job(hook: &CampaignWebhook, event: &CampaignEvent<'_>, now: Timestamp) -> NewJob {
+    let payload = event.payload_for(hook);
+    let (url, body, content_type) = match (hook.method, hook.content_type) {
+        // Query parameters are form-encoded whatever the content type; there is no body.
+        (HookMethod::Get, encoding) => (with_query(&hook.url, &form_encode(&payload)), String::new(), encoding),
+        (HookMethod::Post, PayloadEncoding::Json) => (hook.url.clone(), payload.to_string(), PayloadEncoding::Json),
+        (HookMethod::Post, PayloadEncoding::Form) => (hook.url.clone(), form_encode(&payload), PayloadEncoding::Form),
+    };
+    let request = WebhookRequest {
+        method: hook.method.as_str().to_owned(),
+        url,
+        headers: Vec::new(),
+        basic_auth: None,
+        content_type: mime(content_type).to_owned(),
+        body,
+        timeout: DEFAULT_TIMEOUT,
+        log_response_body: hook.log_response_body,
+    };
+    let call = CallPayload {
+        origin: CallOrigin::CampaignEvent {
+            campaign_webhook: hook.id,
+            campaign: event.campaign_id,
+            contact: event.contact.id,
+            journey: event.journey_id,
+            event: event.kind,
+            idempotency_key: idempotency_key(hook.id, event.kind, &event.occurrence),
+        },
+        endpoint: endpoint(&request.url),
+        request,
+        basic_auth: hook.basic_auth.as_ref().map(|(user, password)| format!("{user}:{password}")),
+        secret: hook.secret.clone(),
+    };
+    webhook_job(json!(call), now)
+}
+
+fn mime(encoding: PayloadEncoding) -> &'static str {
+    match encoding {
+        PayloadEncoding::Json => "application/json",
+        PayloadEncoding::Form => "application/x-www-form-urlencoded",
+    }
+}
+
+fn with_query(url: &str, query: &str) -> String {
+    match (query.is_empty(), url.contains('?')) {
+        (true, _) => url.to_owned(),
+        (false, true) => format!("{url}&{query}"),
+        (false, false) => format!("{url}?{query}"),
+    }
+}
+
+/// Checks a webhook's own secret: a Standard Webhooks secret (`whsec_` + base64 of 24 to 64
+/// bytes) or any text of [`MIN_SECRET_LEN`] to [`MAX_SECRET_LEN`] characters.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.starts_with(STANDARD_SECRET_PREFIX) {
+        return SigningKey::parse_standard(secret).map(|_| ()).map_err(|e| e.to_string());
+    }
+    let len = secret.chars().count();
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
+        Ok(())
+    } else {
+        Err(format!("must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} characters, or a whsec_ secret"))
+    }
+}
+
+/// The key a webhook's own secret signs with: a `whsec_` secret's decoded bytes, else the
+/// text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
+/// `whsec_` + base64 of those bytes).
+pub fn signing_key(secret: &str) -> SigningKey {
+    SigningKey::parse_standard(secret)
+        .ok()
+        .filter(|_| secret.starts_with(STANDARD_SECRET_PREFIX))
+        .unwrap_or_else(|| SigningKey::from_secret("campaign-webhook", secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_by_webhook_kind_and_occurrence_and_nothing_else() {
+        let a = CampaignWebhookId::from_uuid(uuid::Uuid::from_u128(1));
+        let b = CampaignWebhookId::from_uuid(uuid::Uuid::from_u128(2));
+        let key = idempotency_key(a, CampaignEventKind::EmailSent, "msg_1");
+        assert_eq!(key, idempotency_key(a, CampaignEventKind::EmailSent, "msg_1"));
+        assert_ne!(key, idempotency_key(b, CampaignEventKind::EmailSent, "msg_1"));
+        assert_ne!(key, idempotency_key(a, CampaignEventKind::EmailFailed, "msg_1"));
+        assert_ne!(key, idempotency_key(a, CampaignEventKind::EmailSent, "msg_2"));
+    }
+
+    #[test]
+    fn secrets_are_standard_or_long_enough_text() {
+        assert!(check_secret("a-long-enough-secret").is_ok());
+        assert!(check_secret("short").is_err());
+        assert!(check_secret("whsec_notbase64!!").is_err());
+        let standard = SigningKey::generate().to_standard_secret();
+        assert!(check_secret(&standard).is_ok());
+        assert_eq!(signing_key(&standard).to_standard_secret(), standard);
+        assert_eq!(signing_key("a-long-enough-secret").secret(), b"a-long-enough-secret");
+    }
+
+    #[test]
+    fn queries_append_to_the_url() {
+        assert_eq!(with_query("https://x.test/h", "a=1"), "https://x.test/h?a=1");
+        assert_eq!(with_query("https://x.test/h?k=v", "a=1"), "https://x.test/h?k=v&a=1");
+        assert_eq!(with_query("https://x.test/h", ""), "https://x.test/h");
+    }
+}
