@@ -101,6 +101,8 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/campaigns/{id}/stats",
         "/api/v1/campaigns/{id}/enroll",
         "/api/v1/campaigns/{id}/simulate",
+        "/api/v1/campaigns/{id}/webhooks",
+        "/api/v1/campaigns/{id}/webhooks/{webhook_id}",
         "/api/v1/templates/preview",
         "/api/v1/messages",
         "/api/v1/messages/{id}",
