@@ -16,85 +16,20 @@
 //! /tmp, which may be a tmpfs where fsync is free). The server runs in this process on a
 //! loopback port, with the system clock and its worker, as `herald serve` runs them.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_domain::{CampaignState, ContactId, JobKind, JourneyId, NewJob, Timestamp, WorkspaceId};
+use common::{contacts, enrol, env_list, percentile};
+use herald_domain::{CampaignState, Timestamp};
 use herald_server::app::App;
 use herald_server::clock::{SharedClock, SystemClock};
 use herald_server::config::WorkerSettings;
 use herald_server::email::EmailSettings;
-use herald_store::campaign::{CampaignWork, NewJourney};
-use herald_store::{ImportOutcome, NewContact, SharedStore};
+use herald_store::SharedStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-const CHUNK: usize = 20_000;
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.to_owned())
-        .split(',')
-        .map(|n| n.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{name}: not a number list")))
-        .collect()
-}
-
-async fn contacts(store: &SharedStore, workspace: WorkspaceId, count: usize, now: Timestamp) -> Vec<ContactId> {
-    let mut ids = Vec::with_capacity(count);
-    for start in (0..count).step_by(CHUNK) {
-        let rows: Vec<NewContact> = (start..(start + CHUNK).min(count))
-            .map(|n| NewContact {
-                identity: herald_domain::Identity {
-                    email: Some(herald_domain::EmailAddress::parse(&format!("c{n}@bench.test")).expect("email")),
-                    ..Default::default()
-                },
-                ..NewContact::default()
-            })
-            .collect();
-        for outcome in store.import_contacts(workspace, &rows, now).await.expect("import") {
-            match outcome {
-                Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => ids.push(id),
-                Err(e) => panic!("import: {e}"),
-            }
-        }
-    }
-    ids
-}
-
-/// Journeys at step 0 due at `run_at`, with their step jobs.
-async fn enrol(
-    store: &SharedStore,
-    workspace: WorkspaceId,
-    campaign: herald_domain::CampaignId,
-    contacts: &[ContactId],
-    run_at: Timestamp,
-    now: Timestamp,
-) {
-    for chunk in contacts.chunks(CHUNK) {
-        let mut work = CampaignWork::default();
-        for contact in chunk {
-            let id = JourneyId::from_uuid(herald_store::new_uuid(now));
-            work.journeys.push(NewJourney {
-                id,
-                campaign_id: campaign,
-                version: 1,
-                contact_id: *contact,
-                event_id: None,
-                exclusive: false,
-                custom_variables: serde_json::Map::new(),
-                goal_until: None,
-                step: 0,
-                run_at,
-            });
-            work.jobs.push(NewJob::new(
-                JobKind::JourneyStep,
-                json!({"journey": id, "step": 0, "run_at": run_at}),
-                run_at,
-            ));
-        }
-        store.commit_campaign_work(workspace, None, &work, now).await.expect("enrol");
-    }
-}
 
 /// Steps per second for `due` journeys falling due at once with `waiting` others waiting.
 /// A fresh SQLite store in a temporary directory under `target/`.
@@ -126,8 +61,9 @@ async fn runner(waiting: usize, due: usize) -> f64 {
     let setup = Instant::now();
     let people = contacts(&store, workspace, waiting + due, start).await;
     let (waiting_people, due_people) = people.split_at(waiting);
-    enrol(&store, workspace, campaign.id, waiting_people, start + Duration::from_secs(365 * 86_400), start).await;
-    enrol(&store, workspace, campaign.id, due_people, start, start).await;
+    let far = start + Duration::from_secs(365 * 86_400);
+    enrol(&store, workspace, campaign.id, waiting_people, |_| far, start).await;
+    enrol(&store, workspace, campaign.id, due_people, |_| start, start).await;
     eprintln!("  setup ({waiting} waiting + {due} due): {:.1} s", setup.elapsed().as_secs_f64());
 
     let clock: SharedClock = Arc::new(SystemClock);
@@ -158,11 +94,6 @@ async fn runner(waiting: usize, due: usize) -> f64 {
 }
 
 const TOKEN: &str = "hk_benchmark-token-0123456789abcdefghijklmnopqrstuvwxyz";
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or(f64::NAN)
-}
 
 fn wall_millis() -> i64 {
     Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).unix_millis()

@@ -30,6 +30,8 @@
 //! `target/bench-email/` (not /tmp, which may be a tmpfs where fsync is free). The server runs
 //! in this process on a loopback port, with the system clock and its worker.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::{env_list, percentile};
 use herald_domain::SendingDomain;
 use herald_email::dkim::{DkimAlgorithm, DkimKey};
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
@@ -63,25 +66,12 @@ fn bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-email")
 }
 
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.to_owned())
-        .split(',')
-        .map(|n| n.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{name}: not a number list")))
-        .collect()
-}
-
 fn millis(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs_f64() * 1000.0
 }
 
 fn now_ms() -> f64 {
     millis(SystemTime::now())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or(f64::NAN)
 }
 
 fn show_ms(ms: f64) -> String {

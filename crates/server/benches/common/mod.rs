@@ -1,0 +1,90 @@
+//! What the server's benchmarks share: their `HERALD_BENCH_*` number knobs, percentiles, and
+//! contacts and journeys written straight into the store (setup, not what is measured).
+
+#![allow(dead_code)] // each benchmark binary uses a different part
+
+use herald_domain::{CampaignId, ContactId, JobKind, JourneyId, NewJob, Timestamp, WorkspaceId};
+use herald_store::campaign::{CampaignWork, NewJourney};
+use herald_store::{ImportOutcome, NewContact, SharedStore};
+use serde_json::json;
+
+/// Rows per setup transaction.
+const CHUNK: usize = 20_000;
+
+/// A comma separated list of numbers from the environment (`_` allowed as a separator).
+pub fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|n| n.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{name}: not a number list")))
+        .collect()
+}
+
+/// The `p` quantile of `sorted` (nearest rank).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or(f64::NAN)
+}
+
+/// `count` contacts `c0@bench.test`, `c1@bench.test`, …, imported in chunks; their ids.
+pub async fn contacts(store: &SharedStore, workspace: WorkspaceId, count: usize, now: Timestamp) -> Vec<ContactId> {
+    let mut ids = Vec::with_capacity(count);
+    for start in (0..count).step_by(CHUNK) {
+        let rows: Vec<NewContact> = (start..(start + CHUNK).min(count))
+            .map(|n| NewContact {
+                identity: herald_domain::Identity {
+                    email: Some(herald_domain::EmailAddress::parse(&format!("c{n}@bench.test")).expect("email")),
+                    ..Default::default()
+                },
+                ..NewContact::default()
+            })
+            .collect();
+        for outcome in store.import_contacts(workspace, &rows, now).await.expect("import") {
+            match outcome {
+                Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => ids.push(id),
+                Err(e) => panic!("import: {e}"),
+            }
+        }
+    }
+    ids
+}
+
+/// One journey per contact at step 0 of `campaign`, the `n`th due at `run_at(n)`, with their
+/// step jobs, as the trigger would write them; their ids in the contacts' order.
+pub async fn enrol(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    contacts: &[ContactId],
+    run_at: impl Fn(usize) -> Timestamp,
+    now: Timestamp,
+) -> Vec<JourneyId> {
+    let mut ids = Vec::with_capacity(contacts.len());
+    for (chunk_index, chunk) in contacts.chunks(CHUNK).enumerate() {
+        let mut work = CampaignWork::default();
+        for (offset, contact) in chunk.iter().enumerate() {
+            let id = JourneyId::from_uuid(herald_store::new_uuid(now));
+            let run_at = run_at(chunk_index * CHUNK + offset);
+            work.journeys.push(NewJourney {
+                id,
+                campaign_id: campaign,
+                version: 1,
+                contact_id: *contact,
+                event_id: None,
+                exclusive: false,
+                custom_variables: serde_json::Map::new(),
+                goal_until: None,
+                step: 0,
+                run_at,
+            });
+            work.jobs.push(NewJob::new(
+                JobKind::JourneyStep,
+                json!({"journey": id, "step": 0, "run_at": run_at}),
+                run_at,
+            ));
+            ids.push(id);
+        }
+        store.commit_campaign_work(workspace, None, &work, now).await.expect("enrol");
+    }
+    ids
+}
