@@ -14,7 +14,7 @@ use crate::document::{CampaignDocument, Goal, Scope, Step, Trigger, WaitStep, We
 use crate::span::Span;
 
 /// One problem in a document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DocumentError {
     /// Where: `steps[2].then[0].subject`; empty for the document itself.
     pub path: String,

@@ -33,16 +33,19 @@ pub enum JobKind {
     DeliverMessage,
     /// Makes one attempt of an outbound webhook call.
     DeliverWebhook,
+    /// Applies a saved action run's `set_attributes` to its contact after the call succeeded.
+    ActionResult,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
         JobKind::WindowCheck,
         JobKind::DeliverMessage,
         JobKind::DeliverWebhook,
+        JobKind::ActionResult,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl JobKind {
             JobKind::WindowCheck => "window_check",
             JobKind::DeliverMessage => "deliver_message",
             JobKind::DeliverWebhook => "deliver_webhook",
+            JobKind::ActionResult => "action_result",
         }
     }
 }

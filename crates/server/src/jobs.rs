@@ -194,6 +194,10 @@ impl Worker {
                 Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
                 other => other,
             },
+            Ok(JobKind::ActionResult) => match self.webhooks.apply_action_result(leased).await {
+                Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
+                other => other,
+            },
             Ok(kind) => match self.campaigns.run(kind, leased).await {
                 Ok(()) => Ok("done"),
                 Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),

@@ -121,6 +121,7 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/webhook-signing-key/rotate",
         "/api/v1/actions",
         "/api/v1/actions/{id}",
+        "/api/v1/actions/{id}/run",
         "/api/v1/webhook-drafts",
         "/api/v1/webhook-drafts/send",
         "/api/v1/webhook-drafts/skip",

@@ -36,6 +36,7 @@ on_both_backends!(
     conversions_are_credited_to_the_last_email_or_conversion_webhook,
     draft_steps_hold_journeys_until_sent_or_skipped,
     an_endpoint_failing_for_days_is_disabled_until_enabled,
+    a_saved_action_runs_for_one_contact_outside_any_campaign,
 );
 
 /// One request as the receiver saw it.
@@ -722,4 +723,90 @@ async fn an_endpoint_failing_for_days_is_disabled_until_enabled(backend: Backend
     assert_eq!(receiver.seen.lock().unwrap().len(), requests + 1);
     let missing = app.post("/api/v1/webhook-endpoints/wep_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b/enable", &json!({})).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+async fn a_saved_action_runs_for_one_contact_outside_any_campaign(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let action = json!({
+        "name": "Open ticket", "url": format!("{base}/{{{{ customer.desk }}}}"), "timeout": "1s",
+        "body": "{\"email\": {{ email | json }}, \"plan\": {{ customer.plan | json }}}",
+        "set_attributes": {"ticket": "{{ response.lead_id }}"}
+    });
+    let (status, created) = json(app.post("/api/v1/actions", &action).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let run = format!("/api/v1/actions/{}/run", created["id"].as_str().unwrap());
+    let url = source(&app).await;
+    // A contact, and no campaign at all.
+    let ada = send(&app, &url, json!({"email": "ada@example.com", "data": {"plan": "pro", "desk": "flaky"}})).await;
+    let ada = ada["contact_id"].as_str().unwrap().to_owned();
+
+    // 500, 500, then 200: retried like any call, and the response lands on the contact.
+    let (status, queued) = json(app.post(&run, &json!({"contact_id": ada})).await).await;
+    assert_eq!((status, queued["status"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{queued}");
+    app.run_jobs().await;
+    for _ in 0..4 {
+        app.clock.advance(Duration::from_secs(600));
+        app.run_jobs().await;
+    }
+    let seen = receiver.seen("flaky");
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&seen[0].body).unwrap(),
+        json!({"email": "ada@example.com", "plan": "pro"})
+    );
+    assert_eq!(seen[0].headers["idempotency-key"], queued["idempotency_key"].as_str().unwrap());
+    assert!(seen[2].headers.contains_key("webhook-signature"), "signed like every call");
+    assert_eq!(contact(&app, &ada).await["attributes"]["ticket"], "L-7");
+    let (_, logged) = json(app.get(&format!("/api/v1/webhook-deliveries?contact={ada}")).await).await;
+    assert_eq!(
+        (logged["data"][0]["status"].as_str(), logged["data"][0]["attempts"].as_u64()),
+        (Some("succeeded"), Some(3))
+    );
+
+    // The same Idempotency-Key twice: one call.
+    for _ in 0..2 {
+        let response = app
+            .request(reqwest::Method::POST, &run)
+            .header("Idempotency-Key", "run-1")
+            .json(&json!({"contact_id": ada}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        app.run_jobs().await;
+    }
+    assert_eq!(receiver.seen("flaky").len(), 4, "one call for one key");
+
+    // A refused call leaves the contact as it was.
+    let bob = send(&app, &url, json!({"email": "bob@example.com", "data": {"desk": "gone"}})).await;
+    let bob = bob["contact_id"].as_str().unwrap().to_owned();
+    json(app.post(&run, &json!({"contact_id": bob})).await).await;
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("gone").len(), 1);
+    assert!(contact(&app, &bob).await["attributes"]["ticket"].is_null());
+
+    // Bad input.
+    let (status, error) = json(app.post(&run, &json!({"contact_id": "nope"})).await).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("contact_id")));
+    let missing = app.post(&run, &json!({"contact_id": "ct_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b"})).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let cy = send(&app, &url, json!({"email": "cy@example.com", "data": {"desk": "x\ny"}})).await;
+    let mut broken = action.clone();
+    broken["name"] = json!("Broken");
+    broken["url"] = json!("{{ customer.desk }}");
+    let (_, broken) = json(app.post("/api/v1/actions", &broken).await).await;
+    let (status, error) = json(
+        app.post(
+            &format!("/api/v1/actions/{}/run", broken["id"].as_str().unwrap()),
+            &json!({"contact_id": cy["contact_id"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str(), error["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("render_failed"), Some("url")),
+        "{error}"
+    );
 }

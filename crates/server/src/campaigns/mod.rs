@@ -161,7 +161,7 @@ impl Campaigns {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
             JobKind::JourneyStep => self.run_journey(leased).await,
             JobKind::WindowCheck => self.close_window(leased).await,
-            JobKind::Ping | JobKind::DeliverMessage | JobKind::DeliverWebhook => {
+            JobKind::Ping | JobKind::DeliverMessage | JobKind::DeliverWebhook | JobKind::ActionResult => {
                 Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
             }
         }

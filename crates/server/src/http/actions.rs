@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ApiJson, ErrorBody};
+use crate::webhooks::actions::RunError;
 use crate::webhooks::{MASK, secret_header};
 
 /// Longest action name, in characters.
@@ -69,11 +70,10 @@ impl From<SavedAction> for ActionDto {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_actions, create_action)).routes(routes!(
-        get_action,
-        update_action,
-        delete_action
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(list_actions, create_action))
+        .routes(routes!(get_action, update_action, delete_action))
+        .routes(routes!(run_action))
 }
 
 fn parse_id(raw: &str) -> Result<ActionId, ApiError> {
@@ -214,4 +214,57 @@ async fn delete_action(
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_action(p.workspace_id, parse_id(&id)?, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunAction {
+    /// The contact to run the action for (`ct_…`).
+    #[schema(example = "ct_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b")]
+    contact_id: String,
+}
+
+/// A queued run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunQueued {
+    #[schema(example = "queued")]
+    status: &'static str,
+    /// The call's `Idempotency-Key` and `webhook-id`; find the call and its attempts in
+    /// `GET /api/v1/webhook-deliveries?contact=…`.
+    idempotency_key: String,
+}
+
+/// Run a saved action for one contact, outside any campaign (a shortcut): the request is
+/// rendered over the contact now and sent with the same signing, retries and log as campaign
+/// calls; on success its `set_attributes` update the contact. An `Idempotency-Key` header makes
+/// a retried API call send nothing twice.
+#[utoipa::path(post, path = "/actions/{id}/run", tag = "actions", params(("id" = String, Path)),
+    request_body = RunAction,
+    responses((status = 202, body = RunQueued), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The request does not render for this contact")))]
+async fn run_action(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<RunAction>,
+) -> Result<(StatusCode, Json<RunQueued>), ApiError> {
+    let action = load(&state, p.workspace_id, &id).await?;
+    let contact_id: herald_domain::ContactId =
+        body.contact_id.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
+    let contact = state.store.get_contact(p.workspace_id, contact_id).await?;
+    let unsubscribe_url = state.email.unsubscribe_url(p.workspace_id, contact.id).await?;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let queued = state.webhooks.run_action(p.workspace_id, &action, &contact, &unsubscribe_url, key).await.map_err(
+        |e| match e {
+            RunError::Store(e) => e.into(),
+            RunError::Render { field, reason } => {
+                let mut error =
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {reason}"));
+                error.field = Some(field).filter(|f| !f.is_empty());
+                error
+            }
+        },
+    )?;
+    Ok((StatusCode::ACCEPTED, Json(RunQueued { status: "queued", idempotency_key: queued })))
 }

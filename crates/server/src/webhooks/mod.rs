@@ -13,8 +13,8 @@ use std::time::Duration;
 use herald_campaign::engine::WebhookRequest;
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{
-    CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob, Timestamp,
-    WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
+    ActionId, CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob,
+    Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
@@ -28,6 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::SharedClock;
 
+pub mod actions;
 pub mod health;
 
 /// Requests in flight to one endpoint at most, so a slow or dead endpoint cannot hold up
@@ -92,6 +93,9 @@ enum CallOrigin {
         event: CampaignEventKind,
         idempotency_key: String,
     },
+    /// A saved action run for one contact (a shortcut): on success its `set_attributes` are
+    /// applied to the contact.
+    Action { action: ActionId, contact: ContactId, idempotency_key: String },
 }
 
 impl CallOrigin {
@@ -99,15 +103,18 @@ impl CallOrigin {
     fn delivery(&self, endpoint: String, request: Value, call: Value) -> NewDelivery {
         let (journey_id, campaign, contact, step, campaign_webhook_id, key) = match self {
             CallOrigin::Journey { journey, campaign, contact, step, .. } => {
-                (Some(*journey), *campaign, *contact, Some(step.clone()), None, idempotency_key(*journey, step))
+                (Some(*journey), Some(*campaign), *contact, Some(step.clone()), None, idempotency_key(*journey, step))
             }
             CallOrigin::CampaignEvent { campaign_webhook, campaign, contact, journey, idempotency_key, .. } => {
-                (*journey, *campaign, *contact, None, Some(*campaign_webhook), idempotency_key.clone())
+                (*journey, Some(*campaign), *contact, None, Some(*campaign_webhook), idempotency_key.clone())
+            }
+            CallOrigin::Action { contact, idempotency_key, .. } => {
+                (None, None, *contact, None, None, idempotency_key.clone())
             }
         };
         NewDelivery {
             journey_id,
-            campaign_id: Some(campaign),
+            campaign_id: campaign,
             contact_id: Some(contact),
             step,
             campaign_webhook_id,
@@ -118,13 +125,17 @@ impl CallOrigin {
         }
     }
 
-    /// The job resuming the journey that waits for the call, if one does.
-    fn resume(&self, delivery: WebhookDeliveryId, now: Timestamp) -> Option<NewJob> {
+    /// What follows a call that ended with `status`: the journey waiting for it resumes; a
+    /// saved action's successful run updates the contact.
+    fn resume(&self, delivery: WebhookDeliveryId, status: WebhookStatus, now: Timestamp) -> Option<NewJob> {
         match self {
             CallOrigin::Journey { journey, step_index, .. } => {
                 Some(crate::campaigns::resume_job(*journey, *step_index, delivery, now))
             }
-            CallOrigin::CampaignEvent { .. } => None,
+            CallOrigin::Action { action, contact, .. } if status == WebhookStatus::Succeeded => {
+                Some(actions::result_job(delivery, *action, *contact, now))
+            }
+            CallOrigin::CampaignEvent { .. } | CallOrigin::Action { .. } => None,
         }
     }
 }
@@ -177,7 +188,7 @@ pub fn draft(journey: &Journey, index: u32, step: &str, request: WebhookRequest,
 pub fn draft_step_index(draft: &WebhookDraft) -> Option<u32> {
     match serde_json::from_value::<CallPayload>(draft.call.clone()).ok()?.origin {
         CallOrigin::Journey { step_index, .. } => Some(step_index),
-        CallOrigin::CampaignEvent { .. } => None,
+        CallOrigin::CampaignEvent { .. } | CallOrigin::Action { .. } => None,
     }
 }
 
@@ -281,8 +292,8 @@ impl Webhooks {
         let new =
             call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), leased.job.payload.clone());
         let delivery = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
-        let resume = call.origin.resume(delivery.id, self.clock.now());
         if delivery.status != WebhookStatus::Pending {
+            let resume = call.origin.resume(delivery.id, delivery.status, self.clock.now());
             // Already over (a journey resumed twice, a replayed job or event): no second
             // call; a waiting journey is resumed with the result on record.
             self.store.finish_job(&leased.lease, &JobOutcome::Done, self.clock.now()).await?;
@@ -317,7 +328,7 @@ impl Webhooks {
         };
         let mut follow_up: Vec<NewJob> = Vec::new();
         if status != WebhookStatus::Pending {
-            follow_up.extend(resume);
+            follow_up.extend(call.origin.resume(delivery.id, status, now));
         }
         if matches!(status, WebhookStatus::Failed | WebhookStatus::Exhausted)
             && let CallOrigin::Journey { journey, campaign, contact, step, .. } = &call.origin
