@@ -38,6 +38,8 @@ pub enum EmailError {
         #[source]
         source: Option<Box<dyn StdError + Send + Sync>>,
     },
+    #[error("DKIM signing failed")]
+    DkimSigning(#[source] aws_lc_rs::error::Unspecified),
     #[error("the message could not be built")]
     Build(#[from] lettre::error::Error),
     #[error("invalid SMTP settings: {field}: {reason}")]
@@ -148,21 +150,18 @@ pub fn compose(msg: &Outgoing, dkim: Option<&DkimSigner>) -> Result<Composed, Em
             ));
     }
     let (content_type, body) = alternative(&msg.text, &msg.html)?;
-    let mut message = builder.header(content_type).body(body)?;
-    if let Some(signer) = dkim {
-        message.sign(signer.config());
-    }
-    Ok(Composed {
-        envelope_from: envelope_from.to_string(),
-        recipients: vec![recipient.to_string()],
-        bytes: message.formatted(),
-    })
+    let unsigned = builder.header(content_type).body(body)?.formatted();
+    let bytes = match dkim {
+        Some(signer) => signer.sign(&unsigned, OffsetDateTime::now_utc())?,
+        None => unsigned,
+    };
+    Ok(Composed { envelope_from: envelope_from.to_string(), recipients: vec![recipient.to_string()], bytes })
 }
 
 /// The `multipart/alternative` body, text first (the fallback) and HTML last (preferred), with
 /// its `Content-Type` kept among the message's own headers. lettre would otherwise write the
-/// multipart's `Content-Type` after the message headers where its DKIM signer does not see it,
-/// and a signature covering `Content-Type` would not verify.
+/// multipart's `Content-Type` after the message headers, in the body, where a signature covering
+/// `Content-Type` would not find it.
 fn alternative(text: &str, html: &str) -> Result<(ContentType, Body), EmailError> {
     let parts = [
         SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text.to_owned()),
