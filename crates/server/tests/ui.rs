@@ -98,6 +98,11 @@ async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.expect("click");
 }
 
+async fn select(client: &Client, css: &str, value: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+    field.select_by_value(value).await.expect("select");
+}
+
 async fn path(client: &Client) -> String {
     let url = client.current_url().await.expect("url");
     url.path().to_owned()
@@ -155,25 +160,50 @@ async fn walk(app: &TestApp, client: &Client, shots: bool) {
     assert!(text(client, "#snippet-python").await.contains(&url));
     screenshot(client, shots, "source-created").await;
 
-    // A campaign made through the API (there is no step editor yet), activated in the UI.
-    let (status, body) = json(
-        app.post(
-            "/api/v1/campaigns",
-            &json!({
-                "name": "Onboarding",
-                "trigger": {"type": "event", "event": "user_signed_up"},
-                "steps": [
-                    {"type": "wait", "duration": "1h"},
-                    {"id": "welcome", "type": "email", "from": "Acme <hello@acme.test>",
-                     "subject": "Welcome, {{ first_name }}", "html": "<p>Hi {{ first_name }}, you are on {{ customer.plan }}.</p>"}
-                ]
-            }),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let campaign = body["id"].as_str().expect("id").to_owned();
+    // A campaign built in the editor: a wait and an email, with a preview and a field error.
+    client.goto(&app.url("/campaigns")).await.expect("goto");
+    click(client, "#new-campaign").await;
+    fill(client, "[name='name']", "Onboarding").await;
+    click(client, "button[value='add:steps']").await;
+    fill(client, "[name='steps[0].duration']", "1h").await;
+    select(client, "[name='kind:steps']", "email").await;
+    click(client, "button[value='add:steps']").await;
+    fill(client, "[name='steps[1].from']", "Acme <hello@acme.test>").await;
+    fill(client, "[name='steps[1].subject']", "Welcome, {{ first_name }}").await;
+    fill(client, "[name='steps[1].html']", "<p>Hi {{ first_name }}, you are on {{ customer.plan }}.</p>").await;
+    assert_eq!(
+        client
+            .find(Locator::Css("[name='steps[0].duration']"))
+            .await
+            .expect("kept")
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some("1h"),
+        "typed values survive each round trip"
+    );
+    click(client, "button[value='preview:steps[1]']").await;
+    assert_eq!(text(client, "#preview-subject").await, "Welcome, Jane", "the example contact");
+    client.find(Locator::Css("#preview iframe")).await.expect("the rendered HTML in a sandboxed frame");
+    if shots {
+        client.execute("document.getElementById('preview').scrollIntoView()", vec![]).await.expect("scroll");
+        screenshot(client, shots, "campaign-editor-steps").await;
+    }
+    click(client, "#save").await;
+    let error = text(client, "#trigger .field-error").await;
+    assert!(error.contains("Must not be empty"), "the blank event name is named next to its field: {error}");
+    fill(client, "[name='trigger.event']", "user_signed_up").await;
+    screenshot(client, shots, "campaign-editor").await;
+    click(client, "#save").await;
+    assert!(text(client, ".notice").await.contains("Campaign saved"));
+    let campaign = path(client).await.trim_start_matches("/campaigns/").to_owned();
+    assert!(campaign.starts_with("cmp_"), "{campaign}");
+    click(client, "#edit-campaign").await;
+    let subject = client.find(Locator::Css("[name='steps[1].subject']")).await.expect("subject");
+    assert_eq!(subject.prop("value").await.expect("value").as_deref(), Some("Welcome, {{ first_name }}"));
+
+    // Activated in the list.
     client.goto(&app.url("/campaigns")).await.expect("goto");
     assert!(text(client, "#campaigns").await.contains("draft"));
     click(client, "#campaigns button[value=activate]").await;
@@ -312,8 +342,10 @@ async fn log_in(app: &TestApp, key: &str) -> reqwest::Response {
         .expect("login")
 }
 
-const FORMS: [&str; 11] = [
+const FORMS: [&str; 13] = [
     "/logout",
+    "/campaigns/new",
+    "/campaigns/cmp_x/edit",
     "/sources",
     "/sources/src_x/rotate",
     "/domains",
@@ -326,8 +358,10 @@ const FORMS: [&str; 11] = [
     "/campaigns/cmp_x/state",
 ];
 
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 12] = [
     "/events",
+    "/campaigns/new",
+    "/campaigns/cmp_x/edit",
     "/events/evt_x",
     "/sources",
     "/sources/src_x",
@@ -437,4 +471,125 @@ async fn pages_and_forms_need_a_session_and_a_csrf_token(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(browser_walks_the_main_flow, pages_and_forms_need_a_session_and_a_csrf_token);
+/// A logged-in session over plain HTTP: (cookie, CSRF token).
+async fn session(app: &TestApp) -> (String, String) {
+    let response = log_in(app, ADMIN_TOKEN).await;
+    let cookie = set_cookie(&response, "herald_session").expect("session").split(';').next().expect("pair").to_owned();
+    let page = app.client.get(app.url("/campaigns/new")).header(COOKIE, &cookie).send().await.expect("get");
+    let token = csrf_of(&page.text().await.expect("html"));
+    (cookie, token)
+}
+
+async fn post_form(app: &TestApp, cookie: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    app.client.post(app.url(path)).header(COOKIE, cookie).form_body(fields).send().await.expect("post")
+}
+
+async fn the_campaign_editor_saves_what_the_form_describes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (cookie, token) = session(&app).await;
+    let mut fields = vec![
+        ("csrf", token.as_str()),
+        ("name", "Cart recovery"),
+        ("trigger.type", "event"),
+        ("trigger.event", "checkout_started"),
+        ("trigger.filter.match", "all"),
+        ("trigger.filter.rules[0].field", "event.data.cart_value"),
+        ("trigger.filter.rules[0].op", "gt"),
+        ("trigger.filter.rules[0].value", "50"),
+        ("entry", "once_at_a_time"),
+        ("goal.event", "checkout_completed"),
+        ("goal.within", "3d"),
+        ("goal.exit", "on"),
+        ("steps[0].type", "wait"),
+        ("steps[0].duration", "2d"),
+        ("steps[1].type", "branch"),
+        ("steps[1].condition.match", "any"),
+        ("steps[1].condition.rules[0].field", "contact.plan"),
+        ("steps[1].condition.rules[0].op", "in"),
+        ("steps[1].condition.rules[0].value", "free, trial"),
+        ("steps[1].then[0].type", "webhook"),
+        ("steps[1].then[0].method", "POST"),
+        ("steps[1].then[0].url", "https://crm.example.com/leads"),
+        ("steps[1].then[0].basic_auth.username", "herald"),
+        ("steps[1].then[0].basic_auth.password", "s3cret-password"),
+        ("steps[1].then[0].content_type", "application/json"),
+        ("steps[1].then[0].body", "{{ customer | json }}"),
+        ("steps[1].then[0].set_attributes", "lead_id = {{ response.id }}"),
+        ("steps[1].else[0].type", "exit"),
+    ];
+
+    // Adding a step shows the form again with everything typed kept and the new step last.
+    let mut adding = fields.clone();
+    adding.extend([("kind:steps", "email"), ("op", "add:steps")]);
+    let page = post_form(&app, &cookie, "/campaigns/new", &adding).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("name=\"steps[2].subject\""), "the new email step");
+    assert!(html.contains("value=\"checkout_started\""), "typed values kept");
+    assert!(!html.contains("s3cret-password"), "passwords are never shown");
+
+    // A bad duration is refused next to its field, and nothing is stored.
+    let mut bad = fields.clone();
+    bad[13] = ("steps[0].duration", "2x");
+    bad.push(("op", "save"));
+    let refused = post_form(&app, &cookie, "/campaigns/new", &bad).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.expect("html");
+    let at = html.find("name=\"steps[0].duration\"").expect("the field");
+    assert!(html[at..].split("</div>").next().expect("field").contains("field-error"), "error next to the field");
+    let (_, list) = json(app.get("/api/v1/campaigns").await).await;
+    assert_eq!(list["data"], json!([]));
+
+    // Saved: the document is what the form described.
+    fields.push(("op", "save"));
+    let saved = post_form(&app, &cookie, "/campaigns/new", &fields).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let location = saved.headers()[LOCATION].to_str().expect("location").to_owned();
+    let id = location.trim_start_matches("/campaigns/").split('?').next().expect("id").to_owned();
+    let (_, campaign) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
+    let doc = &campaign["document"];
+    assert_eq!(doc["trigger"]["filter"], json!({"all": [{"field": "event.data.cart_value", "op": "gt", "value": 50}]}));
+    assert_eq!(doc["entry"], "once_at_a_time");
+    assert_eq!(doc["goal"], json!({"event": "checkout_completed", "within": "3d", "exit": true}));
+    assert_eq!(doc["steps"][0]["duration"], "2d");
+    assert_eq!(
+        doc["steps"][1]["condition"],
+        json!({"any": [{"field": "contact.plan", "op": "in", "value": ["free", "trial"]}]})
+    );
+    let hook = &doc["steps"][1]["then"][0];
+    assert_eq!(hook["set_attributes"], json!({"lead_id": "{{ response.id }}"}));
+    assert_eq!(doc["steps"][1]["else"][0]["type"], "exit");
+
+    // Edited: the form shows the stored document; a blank password keeps the stored one.
+    let edit =
+        app.client.get(app.url(&format!("/campaigns/{id}/edit"))).header(COOKIE, &cookie).send().await.expect("get");
+    let html = edit.text().await.expect("html");
+    assert!(html.contains("value=\"free, trial\""));
+    assert!(!html.contains("s3cret-password"), "the stored password is not in the page");
+    let ids: Vec<String> = [&doc["steps"][0], &doc["steps"][1], hook, &doc["steps"][1]["else"][0]]
+        .iter()
+        .map(|s| s["id"].as_str().expect("step id").to_owned())
+        .collect();
+    let mut again = fields.clone();
+    again[1] = ("name", "Cart recovery v2");
+    again[23] = ("steps[1].then[0].basic_auth.password", "");
+    again.extend([
+        ("steps[0].id", ids[0].as_str()),
+        ("steps[1].id", ids[1].as_str()),
+        ("steps[1].then[0].id", ids[2].as_str()),
+        ("steps[1].else[0].id", ids[3].as_str()),
+    ]);
+    let saved = post_form(&app, &cookie, &format!("/campaigns/{id}/edit"), &again).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let (_, campaign) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
+    assert_eq!(campaign["name"], "Cart recovery v2");
+    assert_eq!(campaign["version"], 2);
+    assert_eq!(campaign["document"]["steps"][1]["then"][0]["basic_auth"]["password"], "s3cret-password");
+    app.stop().await;
+}
+
+on_both_backends!(
+    browser_walks_the_main_flow,
+    pages_and_forms_need_a_session_and_a_csrf_token,
+    the_campaign_editor_saves_what_the_form_describes
+);

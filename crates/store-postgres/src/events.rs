@@ -264,6 +264,23 @@ impl EventStore for PgStore {
         rows::event(&row, true)
     }
 
+    async fn event_names(&self, workspace: WorkspaceId, limit: u32) -> StoreResult<Vec<String>> {
+        // A skip scan over the (workspace_id, name, id) index: one seek per distinct name.
+        sqlx::query_scalar(
+            "WITH RECURSIVE names(name) AS ( \
+               SELECT MIN(name) FROM events WHERE workspace_id = $1 AND name IS NOT NULL \
+               UNION ALL \
+               SELECT (SELECT MIN(e.name) FROM events e WHERE e.workspace_id = $1 AND e.name > names.name) \
+               FROM names WHERE names.name IS NOT NULL) \
+             SELECT name FROM names WHERE name IS NOT NULL LIMIT $2",
+        )
+        .bind(workspace.as_uuid())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
         let purged = sqlx::query(
             "DELETE FROM idempotency_keys k WHERE k.created_at < $1 \

@@ -764,6 +764,12 @@ pub async fn events_filter_and_paginate(store: SharedStore) {
     assert_eq!(rest.items.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[1].event_id, ids[0].event_id]);
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws");
     assert!(matches!(store.get_event(other.id, ids[0].event_id).await, Err(StoreError::NotFound { .. })));
+
+    let mut names = store.event_names(ws, 10).await.expect("names");
+    names.sort();
+    assert_eq!(names, vec!["B".to_owned(), "a".to_owned()], "each name once, case kept");
+    assert_eq!(store.event_names(ws, 1).await.expect("names").len(), 1, "limited");
+    assert!(store.event_names(other.id, 10).await.expect("names").is_empty(), "scoped to the workspace");
 }
 
 pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStore) {

@@ -448,6 +448,10 @@ pub trait EventStore {
     /// With the request as received.
     async fn get_event(&self, workspace: WorkspaceId, id: EventId) -> StoreResult<Event>;
 
+    /// The distinct event names the workspace has received, sorted by the database's collation,
+    /// at most `limit` (for autocomplete). Each name costs one index seek, however many events there are.
+    async fn event_names(&self, workspace: WorkspaceId, limit: u32) -> StoreResult<Vec<String>>;
+
     /// Deletes idempotency keys created before `before` (they no longer replay), and keys of
     /// events that were erased; returns how many went.
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;

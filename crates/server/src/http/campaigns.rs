@@ -96,7 +96,7 @@ pub struct Simulate {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InlineContact {
+pub(crate) struct InlineContact {
     email: Option<String>,
     user_id: Option<String>,
     phone: Option<String>,
@@ -268,13 +268,25 @@ async fn create_campaign(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<CampaignDto>), ApiError> {
-    let compiled = validate(&state, p.workspace_id, body).await?;
-    let document = stored(&compiled)?;
-    let campaign = state
-        .store
-        .create_campaign(p.workspace_id, compiled.document.name.trim(), &document, state.clock.now())
-        .await?;
+    let campaign = save_campaign(&state, p.workspace_id, None, body).await?;
     Ok((StatusCode::CREATED, Json(dto(campaign))))
+}
+
+/// Validates a document and stores it: as a new campaign, or as `id`'s next version.
+pub(crate) async fn save_campaign(
+    state: &AppState,
+    workspace: WorkspaceId,
+    id: Option<CampaignId>,
+    body: Value,
+) -> Result<Campaign, ApiError> {
+    let compiled = validate(state, workspace, body).await?;
+    let document = stored(&compiled)?;
+    let name = compiled.document.name.trim();
+    let now = state.clock.now();
+    Ok(match id {
+        None => state.store.create_campaign(workspace, name, &document, now).await?,
+        Some(id) => state.store.update_campaign(workspace, id, name, &document, now).await?,
+    })
 }
 
 /// Import a campaign exported with `GET /campaigns/{id}/export` (created in `draft`).
@@ -309,13 +321,7 @@ async fn update_campaign(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<CampaignDto>, ApiError> {
-    let id = parse_id(&id)?;
-    let compiled = validate(&state, p.workspace_id, body).await?;
-    let document = stored(&compiled)?;
-    let campaign = state
-        .store
-        .update_campaign(p.workspace_id, id, compiled.document.name.trim(), &document, state.clock.now())
-        .await?;
+    let campaign = save_campaign(&state, p.workspace_id, Some(parse_id(&id)?), body).await?;
     Ok(Json(dto(campaign)))
 }
 
@@ -590,7 +596,7 @@ fn inline_contact(
 }
 
 /// An existing contact by id, or one described inline (not stored).
-async fn some_contact(
+pub(crate) async fn some_contact(
     state: &AppState,
     workspace: WorkspaceId,
     id: Option<String>,
@@ -629,9 +635,9 @@ pub struct Preview {
 /// One rendered template.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PreviewPart {
-    output: String,
+    pub output: String,
     /// Missing variables and the like, with line and column.
-    warnings: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Render templates for a contact and an event, without sending anything. A template that
@@ -644,7 +650,6 @@ async fn preview_templates(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Preview>,
 ) -> Result<Json<BTreeMap<String, PreviewPart>>, ApiError> {
-    use herald_template::{Escape, Limits, Template};
     let now = state.clock.now();
     let contact = some_contact(&state, p.workspace_id, body.contact_id, body.contact, now).await?;
     let event = match body.event {
@@ -652,16 +657,27 @@ async fn preview_templates(
         None => None,
     };
     let custom_variables = body.custom_variables.unwrap_or_default();
-    let variables = herald_campaign::context::Scope {
+    let scope = herald_campaign::context::Scope {
         contact: &contact,
         event: event.as_ref(),
         custom_variables: &custom_variables,
         campaign: None,
         unsubscribe_url: "",
-    }
-    .variables();
+    };
+    Ok(Json(render_preview(&scope, body.templates, now)?))
+}
+
+/// Renders templates by name (`html` HTML-escaped, the others as text) over a scope; a
+/// template that does not compile or render is refused naming `templates.<name>`.
+pub(crate) fn render_preview(
+    scope: &herald_campaign::context::Scope<'_>,
+    templates: BTreeMap<String, String>,
+    now: Timestamp,
+) -> Result<BTreeMap<String, PreviewPart>, ApiError> {
+    use herald_template::{Escape, Limits, Template};
+    let variables = scope.variables();
     let mut parts = BTreeMap::new();
-    for (name, source) in body.templates {
+    for (name, source) in templates {
         let field = format!("templates.{name}");
         let template = Template::compile(&source).map_err(|e| {
             let mut error =
@@ -676,7 +692,7 @@ async fn preview_templates(
         let warnings = rendered.warnings.iter().map(ToString::to_string).collect();
         parts.insert(name, PreviewPart { output: rendered.output, warnings });
     }
-    Ok(Json(parts))
+    Ok(parts)
 }
 
 /// An event that is not stored: what a simulation or preview shows as `event.*`.

@@ -9,6 +9,7 @@ mod assets;
 mod campaigns;
 mod contacts;
 mod domains;
+mod editor;
 mod events;
 mod login;
 pub mod session;
@@ -45,7 +46,9 @@ pub fn router() -> Router<AppState> {
         .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(contacts::show))
         .route("/campaigns", get(campaigns::list))
+        .route("/campaigns/new", get(editor::new).post(editor::submit_new))
         .route("/campaigns/{id}", get(campaigns::show))
+        .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
         .route("/campaigns/{id}/state", post(campaigns::change_state))
         .route("/messages/{id}", get(campaigns::message))
         .route("/domains", get(domains::list).post(domains::create))
@@ -188,6 +191,7 @@ impl NoticeQuery {
             "active" => "Campaign active: its trigger now enrols contacts.",
             "paused" => "Campaign paused: nobody enters, and journeys hold at their next step.",
             "archived" => "Campaign archived: running journeys have exited.",
+            "saved" => "Campaign saved. Journeys already running finish on the version they started on.",
             _ => return None,
         };
         Some(text.to_owned())

@@ -44,3 +44,11 @@ for (const body of document.querySelectorAll("[data-poll]")) {
   };
   setInterval(refresh, 5000);
 }
+
+// Selects marked data-refresh (the editor's trigger type) re-show the form when changed.
+for (const select of document.querySelectorAll("select[data-refresh]")) {
+  select.addEventListener("change", () => {
+    const refresh = document.getElementById("refresh");
+    if (refresh && select.form) select.form.requestSubmit(refresh);
+  });
+}
