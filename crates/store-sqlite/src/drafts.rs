@@ -30,6 +30,10 @@ fn draft(row: &SqliteRow) -> StoreResult<WebhookDraft> {
     })
 }
 
+/// A draft whose journey is still running: one whose journey ended (exited at a goal, its
+/// campaign archived, its contact deleted) is never shown or sent.
+const LIVE: &str = "EXISTS (SELECT 1 FROM journeys j WHERE j.id = webhook_drafts.journey_id AND j.status = 'active')";
+
 /// `WHERE …` for a selection, oldest first after `after`.
 fn select(query: &mut QueryBuilder<Sqlite>, workspace: WorkspaceId, s: &DraftSelection, after: Option<DraftId>) {
     query.push(" FROM webhook_drafts WHERE workspace_id = ").push_bind(workspace.as_uuid());
@@ -50,7 +54,7 @@ fn select(query: &mut QueryBuilder<Sqlite>, workspace: WorkspaceId, s: &DraftSel
     if let Some(after) = after {
         query.push(" AND id > ").push_bind(after.as_uuid());
     }
-    query.push(" ORDER BY id");
+    query.push(format!(" AND {LIVE} ORDER BY id"));
 }
 
 #[async_trait]
@@ -86,6 +90,11 @@ impl DraftStore for SqliteStore {
         drafts.sort_by_key(|d| d.id.as_uuid());
         let jobs: Vec<_> = drafts.iter().map(job).collect();
         insert_jobs(&mut tx, workspace, &jobs, now).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM webhook_drafts WHERE workspace_id = ? AND NOT {LIVE}")))
+            .bind(workspace.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(drafts)
     }

@@ -1592,6 +1592,29 @@ pub async fn drafts_are_held_listed_and_settled_once(store: SharedStore) {
     let mut payloads: Vec<_> = claimed.iter().map(|l| l.job.payload["n"].as_u64()).collect();
     payloads.sort();
     assert_eq!(payloads, [Some(1), Some(2), Some(3)]);
+
+    // A draft whose journey has ended is neither shown nor sent, and goes at the next settle.
+    let late = draft("crm", 4);
+    let work = CampaignWork { drafts: vec![late.clone()], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(40)).await.expect("hold");
+    let exit = crate::campaign::JourneyUpdate {
+        id: journey,
+        expect: None,
+        status: herald_domain::JourneyStatus::Exited,
+        step: None,
+        run_at: None,
+        held: false,
+        custom_variables: None,
+        exit_reason: Some("converted".into()),
+        converted: true,
+        conversion_step: None,
+    };
+    let work = CampaignWork { updates: vec![exit], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(41)).await.expect("exit");
+    assert!(store.list_drafts(ws, &all, PageRequest::first(10)).await.expect("list").items.is_empty());
+    let late_one = DraftSelection { ids: vec![late.id], ..DraftSelection::default() };
+    assert!(store.settle_drafts(ws, &late_one, 100, &job, at(42)).await.expect("settle").is_empty(), "not sent");
+    assert_eq!(store.queue_stats(at(50)).await.expect("stats").due, 0, "no job for it");
 }
 
 pub async fn endpoints_fail_recover_and_are_disabled_once(store: SharedStore) {
