@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, ClientBuilder, Locator};
+use herald_domain::{EmailAddress, Password, UserAccount, WorkspaceName};
+use herald_server::clock::Clock;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -124,6 +126,47 @@ async fn browser_walks_the_main_flow(backend: Backend) {
     let result = tokio::time::timeout(Duration::from_secs(120), walk(&app, &client, shots)).await;
     client.close().await.expect("close the browser");
     result.expect("the flow took over 2 minutes");
+    app.stop().await;
+}
+
+/// A user made as `herald user create` makes one.
+async fn create_user(app: &TestApp, email: &str, password: &str) -> UserAccount {
+    let workspace = app
+        .store
+        .workspace_by_name(&WorkspaceName::parse("default").expect("name"))
+        .await
+        .expect("read")
+        .expect("default workspace");
+    let hash = herald_server::users::hash(Password::parse_new(password).expect("password")).await;
+    let email = EmailAddress::parse(email).expect("email");
+    app.store.create_user(workspace.id, &email, &hash, app.clock.now()).await.expect("create user")
+}
+
+async fn browser_logs_in_with_email_and_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_user(&app, "ada@example.com", "correct horse battery").await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let result = tokio::time::timeout(Duration::from_secs(60), async {
+        client.goto(&app.url("/events")).await.expect("goto");
+        assert_eq!(path(&client).await, "/login");
+        fill(&client, "#email", "ada@example.com").await;
+        fill(&client, "#password", "wrong horse battery").await;
+        click(&client, "#with-password button[type=submit]").await;
+        assert_eq!(text(&client, "#password-error").await, "Email or password is wrong.");
+        // Enter in the password field submits the form, as people do.
+        fill(&client, "#password", "correct horse battery\u{E007}").await;
+        text(&client, "#events").await;
+        assert_eq!(path(&client).await, "/events");
+        assert_eq!(text(&client, "#who").await, "ada@example.com");
+        click(&client, "form.logout button").await;
+        text(&client, "#email").await;
+        client.goto(&app.url("/events")).await.expect("goto");
+        assert_eq!(path(&client).await, "/login");
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    result.expect("logging in took over a minute");
     app.stop().await;
 }
 
@@ -437,4 +480,168 @@ async fn pages_and_forms_need_a_session_and_a_csrf_token(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(browser_walks_the_main_flow, pages_and_forms_need_a_session_and_a_csrf_token);
+/// Logs in with an email and a password over plain HTTP.
+async fn log_in_with_password(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    log_in_to(app, "default", email, password).await
+}
+
+/// Logs in to a workspace with an email and a password over plain HTTP.
+async fn log_in_to(app: &TestApp, workspace: &str, email: &str, password: &str) -> reqwest::Response {
+    let page = app.client.get(app.url("/login")).send().await.expect("login page");
+    let login_cookie =
+        set_cookie(&page, "herald_login").expect("login cookie").split(';').next().expect("pair").to_owned();
+    let token = csrf_of(&page.text().await.expect("html"));
+    app.client
+        .post(app.url("/login"))
+        .header(COOKIE, login_cookie)
+        .form_body(&[
+            ("csrf", token.as_str()),
+            ("workspace", workspace),
+            ("email", email),
+            ("password", password),
+            ("key", ""),
+            ("next", "/sources"),
+        ])
+        .send()
+        .await
+        .expect("login")
+}
+
+/// The session cookie (`herald_session=...`) a login set.
+fn session_of(response: &reqwest::Response) -> String {
+    set_cookie(response, "herald_session").expect("a session cookie").split(';').next().expect("pair").to_owned()
+}
+
+/// The status of `/events` with this cookie: 200 with a live session, 303 to the login page
+/// without.
+async fn events_status(app: &TestApp, session: &str) -> StatusCode {
+    app.client.get(app.url("/events")).header(COOKIE, session).send().await.expect("get").status()
+}
+
+/// The error paragraph of the password part of the login page.
+fn password_error(html: &str) -> &str {
+    let start = html.find("id=\"password-error\">").expect("a password error") + "id=\"password-error\">".len();
+    html[start..].split('<').next().expect("text")
+}
+
+async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = create_user(&app, "ada@example.com", "correct horse battery").await;
+
+    // The login page offers both ways in.
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains("id=\"email\"") && page.contains("id=\"password\"") && page.contains("id=\"key\""));
+
+    // A wrong password, an unknown email or a malformed one: the same error, no session.
+    let mut errors = Vec::new();
+    for (email, password) in [
+        ("ada@example.com", "wrong horse battery"),
+        ("eve@example.com", "correct horse battery"),
+        ("not an email", "correct horse battery"),
+        ("ada@example.com", "short"),
+    ] {
+        let refused = log_in_with_password(&app, email, password).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{email}");
+        assert!(set_cookie(&refused, "herald_session").is_none(), "{email}");
+        let html = refused.text().await.expect("html");
+        assert!(!html.contains("correct horse") && !html.contains("wrong horse"), "the password is not echoed");
+        errors.push(password_error(&html).to_owned());
+    }
+    assert!(errors.iter().all(|e| e == "Email or password is wrong."), "{errors:?}");
+    let missing = log_in_with_password(&app, "ada@example.com", "").await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert!(password_error(&missing.text().await.expect("html")).contains("both"));
+
+    // The right password, with the email typed in another case: a session for Ada.
+    let response = log_in_with_password(&app, " ADA@Example.com ", "correct horse battery").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/sources");
+    let header = set_cookie(&response, "herald_session").expect("cookie").to_owned();
+    assert!(header.contains("HttpOnly") && header.contains("SameSite=Lax"), "{header}");
+    let first = session_of(&response);
+    assert!(first.contains(&ada.id.to_string()), "the cookie names the user: {first}");
+    let page = app.client.get(app.url("/sources")).header(COOKIE, &first).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<span class=\"who\" id=\"who\">ada@example.com</span>"), "who is logged in");
+
+    // Forms work with the session's token, and only with it.
+    let token = csrf_of(&html);
+    let form = |csrf: &str| {
+        app.client.post(app.url("/sources")).header(COOKIE, &first).form_body(&[
+            ("csrf", csrf),
+            ("name", "Shop"),
+            ("kind", "generic"),
+        ])
+    };
+    assert_eq!(form("wrong").send().await.expect("post").status(), StatusCode::FORBIDDEN);
+    assert_eq!(form(&token).send().await.expect("post").status(), StatusCode::OK);
+
+    // The settings page lists keys without marking one as this session's.
+    let settings = app.client.get(app.url("/settings")).header(COOKIE, &first).send().await.expect("get");
+    assert_eq!(settings.status(), StatusCode::OK);
+    let html = settings.text().await.expect("html");
+    assert!(html.contains("/settings/api-keys/key_"), "keys listed");
+    assert!(!html.contains("this session"), "no key is this session's");
+
+    // A key's session says so in the header.
+    let with_key = session_of(&log_in(&app, ADMIN_TOKEN).await);
+    let html = app.client.get(app.url("/events")).header(COOKIE, &with_key).send().await.expect("get");
+    assert!(html.text().await.expect("html").contains("id=\"who\">API key "));
+
+    // A new password (as `herald user set-password` sets it) ends every session made before.
+    let second = session_of(&log_in_with_password(&app, "ada@example.com", "correct horse battery").await);
+    assert_eq!(events_status(&app, &second).await, StatusCode::OK);
+    let new_hash = herald_server::users::hash(Password::parse_new("battery staple horse").expect("pw")).await;
+    app.store.set_user_password(ada.workspace_id, ada.id, &new_hash, app.clock.now()).await.expect("set password");
+    assert_eq!(events_status(&app, &first).await, StatusCode::SEE_OTHER);
+    assert_eq!(events_status(&app, &second).await, StatusCode::SEE_OTHER);
+    let old = log_in_with_password(&app, "ada@example.com", "correct horse battery").await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let third = session_of(&log_in_with_password(&app, "ada@example.com", "battery staple horse").await);
+    assert_eq!(events_status(&app, &third).await, StatusCode::OK);
+
+    // A forged cookie naming the user with another MAC is no session.
+    let (payload, _) = third.rsplit_once('.').expect("signed");
+    assert_eq!(events_status(&app, &format!("{payload}.AAAA")).await, StatusCode::SEE_OTHER);
+
+    // Deleting the user ends their session, and they cannot log in again.
+    app.store.delete_user(ada.workspace_id, ada.id).await.expect("delete");
+    assert_eq!(events_status(&app, &third).await, StatusCode::SEE_OTHER);
+    let gone = log_in_with_password(&app, "ada@example.com", "battery staple horse").await;
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(events_status(&app, &with_key).await, StatusCode::OK, "the key's session is unaffected");
+
+    // A user's session expires after 12 hours like a key's.
+    create_user(&app, "bob@example.com", "another long password").await;
+    let bob = session_of(&log_in_with_password(&app, "bob@example.com", "another long password").await);
+    app.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    assert_eq!(events_status(&app, &bob).await, StatusCode::SEE_OTHER);
+
+    // With a second workspace the login page asks which (without listing them); the same
+    // email is another person there.
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(!page.contains("id=\"workspace\""), "one workspace: nothing to ask");
+    let acme = app.store.create_workspace(&WorkspaceName::parse("acme").expect("name"), app.clock.now()).await;
+    let acme = acme.expect("workspace");
+    let hash = herald_server::users::hash(Password::parse_new("acme's own password").expect("pw")).await;
+    let email = EmailAddress::parse("bob@example.com").expect("email");
+    app.store.create_user(acme.id, &email, &hash, app.clock.now()).await.expect("user in acme");
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains("id=\"workspace\"") && !page.contains("acme"), "asked, not listed");
+    let wrong = log_in_to(&app, "default", "bob@example.com", "acme's own password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let nowhere = log_in_to(&app, "nowhere", "bob@example.com", "acme's own password").await;
+    assert_eq!(nowhere.status(), StatusCode::UNAUTHORIZED);
+    let in_acme = session_of(&log_in_to(&app, "acme", "bob@example.com", "acme's own password").await);
+    assert_eq!(events_status(&app, &in_acme).await, StatusCode::OK);
+
+    app.stop().await;
+}
+
+on_both_backends!(
+    browser_walks_the_main_flow,
+    pages_and_forms_need_a_session_and_a_csrf_token,
+    users_log_in_with_a_password_until_deleted_or_changed,
+    browser_logs_in_with_email_and_password,
+);

@@ -136,6 +136,8 @@ pub fn render(template: &impl Template) -> Response {
 pub struct Layout {
     pub title: String,
     pub csrf: String,
+    /// Who is logged in: an email, or `API key <name>`.
+    pub who: String,
     pub nav: Vec<NavItem>,
     pub notice: Option<String>,
 }
@@ -161,6 +163,7 @@ impl Layout {
         Self {
             title: title.into(),
             csrf: session.csrf.clone(),
+            who: session.who.clone(),
             nav: NAV.iter().map(|&(href, label)| NavItem { href, label, current: href == section }).collect(),
             notice: None,
         }
