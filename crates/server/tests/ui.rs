@@ -355,10 +355,11 @@ async fn log_in(app: &TestApp, key: &str) -> reqwest::Response {
         .expect("login")
 }
 
-const FORMS: [&str; 11] = [
+const FORMS: [&str; 12] = [
     "/logout",
     "/sources",
     "/sources/src_x/rotate",
+    "/sources/src_x/mapping",
     "/domains",
     "/domains/dom_x/verify",
     "/settings/api-keys",
@@ -639,9 +640,159 @@ async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend)
     app.stop().await;
 }
 
+/// A page's HTML with askama's escapes undone, for reading JSON shown in it.
+fn unescaped(html: &str) -> String {
+    html.replace("&#34;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The `value` of the input with this id.
+fn input_value(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+    let rest = &html[start..];
+    let value = rest.find("value=\"").expect("a value") + "value=\"".len();
+    rest[value..].split('"').next().expect("value").to_owned()
+}
+
+async fn mapped_sources_are_previewed_and_saved_in_the_ui(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = session_of(&log_in(&app, ADMIN_TOKEN).await);
+    let get = async |path: &str| {
+        let response = app.client.get(app.url(path)).header(COOKIE, &session).send().await.expect("get");
+        (response.status(), response.text().await.expect("html"))
+    };
+    let (status, created) = json(app.post("/api/v1/sources", &json!({"name": "Shop", "kind": "mapped"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let url = created["url"].as_str().expect("url").to_owned();
+    let (status, html) = get(&format!("/sources/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No requests captured yet"), "{html}");
+
+    // Two requests: kept as samples, newest first, pretty-printed.
+    for body in [
+        json!({"type": "order.paid", "customer": {"email": "Ada@Shop.test", "plan": "pro"}, "total": 49}),
+        json!({"type": "order.refunded", "customer": {"email": "bob@shop.test"}, "total": 12}),
+    ] {
+        let sent = app.client.post(&url).json(&body).send().await.expect("send");
+        assert_eq!(sent.status(), StatusCode::OK);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    for _ in 0..200 {
+        let (_, samples) = json(app.get(&format!("/api/v1/sources/{id}/samples")).await).await;
+        if samples["data"].as_array().is_some_and(|d| d.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, html) = get(&format!("/sources/{id}")).await;
+    let text = unescaped(&html);
+    let newest = text.find("id=\"sample-0\">").expect("sample 0");
+    assert!(text[newest..].starts_with("id=\"sample-0\">{\n  \""), "pretty-printed: {text}");
+    assert!(text[newest..].contains("\"email\": \"bob@shop.test\""), "the newest is first: {text}");
+    assert!(text.find("order.refunded").expect("newer") < text.find("order.paid").expect("older"), "newest first");
+
+    // The form starts from the suggestion for the newest sample.
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+    assert_eq!(input_value(&html, "map-event_path"), "type");
+    let csrf = csrf_of(&html);
+    let post = async |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let response = app
+            .client
+            .post(app.url(&format!("/sources/{id}/mapping")))
+            .header(COOKIE, &session)
+            .form_body(&all)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status();
+        let location = response.headers().get(LOCATION).map(|l| l.to_str().expect("location").to_owned());
+        (status, location, response.text().await.expect("html"))
+    };
+    let mapping = [
+        ("email", "customer.email"),
+        ("event_path", "type"),
+        ("data_key", "plan"),
+        ("data_path", "customer.plan"),
+        ("data_key", ""),
+        ("data_path", ""),
+    ];
+
+    // Preview on the older sample: the mapped result, nothing saved.
+    let (status, _, html) = post(&[&mapping[..], &[("sample", "1"), ("action", "preview")]].concat()).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = unescaped(&html);
+    let preview = text[text.find("id=\"mapping-preview\"").expect("a preview")..].split("</pre>").next().expect("pre");
+    assert!(preview.contains("\"email\": \"ada@shop.test\""), "{preview}");
+    assert!(preview.contains("\"name\": \"order.paid\""), "{preview}");
+    assert!(preview.contains("\"plan\": \"pro\""), "{preview}");
+    assert!(!preview.contains("\"total\""), "only mapped data: {preview}");
+    assert_eq!(input_value(&html, "map-email"), "customer.email", "the form keeps what was typed");
+
+    // A path that cannot be parsed, a name and a path at once, a line without a name: each
+    // error next to its field, nothing saved.
+    let (status, _, html) = post(&[
+        ("email", "customer..email"),
+        ("event_path", "type"),
+        ("event_constant", "order_paid"),
+        ("data_key", ""),
+        ("data_path", "customer.plan"),
+        ("sample", "0"),
+        ("action", "save"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("id=\"error-email\""), "{html}");
+    assert!(html.contains("id=\"error-event_path\">Give a path or a fixed name, not both"), "{html}");
+    let (status, _, html) =
+        post(&[("email", "customer.email"), ("data_key", ""), ("data_path", "customer.plan"), ("action", "save")])
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("The name must not be empty"), "the line's own error: {html}");
+    let (_, source) = json(app.get(&format!("/api/v1/sources/{id}")).await).await;
+    assert!(source["mapping"].is_null(), "nothing saved: {source}");
+
+    // A mapping that reads the sample wrongly: the preview names the field.
+    let (status, _, html) = post(&[("email", "type"), ("sample", "0"), ("action", "preview")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"error-email\""), "{html}");
+    assert!(!html.contains("id=\"mapping-preview\""));
+
+    // Save: stored as the API would store it, used for the next request at once.
+    let (status, location, _) = post(&[&mapping[..], &[("action", "save")]].concat()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some(format!("/sources/{id}?notice=mapping").as_str()));
+    let (_, source) = json(app.get(&format!("/api/v1/sources/{id}")).await).await;
+    assert_eq!(source["mapping"]["email"], "customer.email");
+    assert_eq!(source["mapping"]["event_name"], json!({"path": "type"}));
+    assert_eq!(source["mapping"]["properties"], json!({"plan": "customer.plan"}));
+    let (_, html) = get(&format!("/sources/{id}?notice=mapping")).await;
+    assert!(html.contains("Mapping saved"));
+    assert!(html.contains("This is the saved mapping."));
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+    let sent = app
+        .client
+        .post(&url)
+        .json(&json!({"type": "order.paid", "customer": {"email": "cy@shop.test", "plan": "team"}}))
+        .send()
+        .await
+        .expect("send");
+    let (_, accepted) = json(sent).await;
+    assert!(accepted["contact_id"].as_str().is_some_and(|c| c.starts_with("ct_")), "{accepted}");
+
+    // Asking for the suggestion again replaces the form, not the saved mapping.
+    let (_, html) = get(&format!("/sources/{id}?sample=1&suggest=1")).await;
+    assert!(html.contains("Started from a suggestion for sample #1"), "{html}");
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+
+    app.stop().await;
+}
+
 on_both_backends!(
     browser_walks_the_main_flow,
     pages_and_forms_need_a_session_and_a_csrf_token,
     users_log_in_with_a_password_until_deleted_or_changed,
     browser_logs_in_with_email_and_password,
+    mapped_sources_are_previewed_and_saved_in_the_ui,
 );

@@ -11,6 +11,7 @@ mod contacts;
 mod domains;
 mod events;
 mod login;
+mod mapping;
 pub mod session;
 mod settings;
 mod sources;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/sources", get(sources::list).post(sources::create))
         .route("/sources/{id}", get(sources::show))
         .route("/sources/{id}/rotate", get(sources::confirm_rotate).post(sources::rotate))
+        .route("/sources/{id}/mapping", post(mapping::submit))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::show))
         .route("/contacts", get(contacts::list))
@@ -191,6 +193,7 @@ impl NoticeQuery {
             "active" => "Campaign active: its trigger now enrols contacts.",
             "paused" => "Campaign paused: nobody enters, and journeys hold at their next step.",
             "archived" => "Campaign archived: running journeys have exited.",
+            "mapping" => "Mapping saved: requests to this source are read with it from now on.",
             _ => return None,
         };
         Some(text.to_owned())
@@ -264,6 +267,11 @@ impl FieldErrors {
             Some(field) => Self { errors: vec![(field.to_owned(), message)], general: None },
             None => Self { errors: Vec::new(), general: Some(message) },
         }
+    }
+
+    /// Several fields' errors at once (a form checked as a whole), each under its field.
+    pub fn per_field(errors: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { errors: errors.into_iter().map(|(f, m)| (f, capitalize(&m))).collect(), general: None }
     }
 
     pub fn get(&self, field: &str) -> Option<&str> {
