@@ -157,6 +157,12 @@ prefixed_id!(
     "cwh"
 );
 prefixed_id!(
+    /// A person who logs in to the web UI with an email and a password (not a contact's
+    /// `user_id`, which is the sender's id for a contact).
+    UserAccountId,
+    "usr"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

@@ -18,6 +18,7 @@ pub mod page;
 pub mod payload;
 pub mod source;
 pub mod time;
+pub mod user_account;
 pub mod webhook;
 pub mod workspace;
 
@@ -33,13 +34,14 @@ pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError,
-    JobId, JourneyId, LeaseId, MessageId, SourceId, WebhookDeliveryId, WorkspaceId,
+    JobId, JourneyId, LeaseId, MessageId, SourceId, UserAccountId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;
+pub use user_account::{Password, PasswordError, PasswordHash, UserAccount};
 pub use webhook::{
     EndpointHealth, SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus, endpoint_disabled_event,
 };

@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage workspaces (tenants).
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Manage the people who log in to the web UI with an email and a password.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Inspect and exercise the durable job queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -159,6 +162,52 @@ pub enum WorkspaceCommand {
     },
     /// List workspaces.
     List,
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from standard input (one trailing newline is dropped) instead of
+    /// asking for it on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user who logs in to the web UI with this email and a password of at least 12
+    /// characters, asked for on the terminal without echo (or read with --password-stdin).
+    Create {
+        /// Their email address, which is how they log in (kept lower-cased).
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// Workspace the user works in.
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        workspace: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List a workspace's users: id, email, created, password last set.
+    List {
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        workspace: String,
+    },
+    /// Delete a user. Their web UI sessions end at once.
+    Delete {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        workspace: String,
+    },
+    /// Give a user a new password. Every session made with the old one ends.
+    SetPassword {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        workspace: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
 }
 
 #[derive(Debug, Subcommand)]

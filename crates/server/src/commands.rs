@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use herald_domain::{ApiKeyName, ApiToken, JobKind, NewJob, Workspace, WorkspaceName};
+use herald_domain::{
+    ApiKeyName, ApiToken, EmailAddress, JobKind, NewJob, Password, UserAccount, Workspace, WorkspaceName,
+};
 use herald_store::{NewApiKey, SharedStore};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -13,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, App};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{CommonSettings, ServeSettings};
-use crate::db;
+use crate::{db, users};
 
 fn system_clock() -> SharedClock {
     Arc::new(SystemClock)
@@ -132,6 +134,108 @@ pub async fn workspace_list(common: &CommonSettings) -> anyhow::Result<()> {
         println!("{}\t{}\t{}", workspace.id, workspace.name, workspace.created_at);
     }
     store.close().await;
+    Ok(())
+}
+
+/// A new password from stdin (`--password-stdin`) or typed twice on the terminal, held to the
+/// length rule before anything is hashed or stored.
+fn read_new_password(from_stdin: bool) -> anyhow::Result<Password> {
+    use std::io::{IsTerminal, Read};
+    let typed = if from_stdin {
+        let mut input = String::new();
+        std::io::stdin().read_to_string(&mut input).context("cannot read the password from stdin")?;
+        let line = input.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&input);
+        line.to_owned()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("no terminal to ask for the password on: pass it on stdin with --password-stdin");
+        }
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")
+            .context("cannot read the password from the terminal")?;
+        let again = rpassword::prompt_password("Repeat it: ").context("cannot read the password from the terminal")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    };
+    Password::parse_new(&typed).map_err(|e| anyhow::anyhow!("password refused: it {e}"))
+}
+
+fn parse_email(email: &str) -> anyhow::Result<EmailAddress> {
+    EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("invalid --email {email:?}: {e}"))
+}
+
+async fn user_named(store: &SharedStore, workspace: &Workspace, email: &str) -> anyhow::Result<UserAccount> {
+    let email = parse_email(email)?;
+    store
+        .user_by_email(workspace.id, &email)
+        .await?
+        .with_context(|| format!("workspace {} has no user {email}", workspace.name))
+}
+
+pub async fn user_create(
+    common: &CommonSettings,
+    workspace: &str,
+    email: &str,
+    from_stdin: bool,
+) -> anyhow::Result<()> {
+    let email = parse_email(email)?;
+    let password = read_new_password(from_stdin)?;
+    let store = db::open(&common.database).await?;
+    let clock = system_clock();
+    let workspace = workspace_named(&store, &clock, workspace).await?;
+    let hash = users::hash(password).await;
+    let user = match store.create_user(workspace.id, &email, &hash, clock.now()).await {
+        Err(herald_store::StoreError::Conflict { .. }) => {
+            anyhow::bail!("workspace {} already has a user {email}; use `herald user set-password`", workspace.name)
+        }
+        other => other?,
+    };
+    store.close().await;
+    eprintln!("Created user {} in workspace {}: they can log in to the web UI now.", user.email, workspace.name);
+    println!("{}", user.id);
+    Ok(())
+}
+
+pub async fn user_list(common: &CommonSettings, workspace: &str) -> anyhow::Result<()> {
+    let store = db::open(&common.database).await?;
+    let workspace = workspace_named(&store, &system_clock(), workspace).await?;
+    for user in store.list_users(workspace.id).await? {
+        println!("{}\t{}\t{}\t{}", user.id, user.email, user.created_at, user.password_changed_at);
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn user_delete(common: &CommonSettings, workspace: &str, email: &str) -> anyhow::Result<()> {
+    let store = db::open(&common.database).await?;
+    let workspace = workspace_named(&store, &system_clock(), workspace).await?;
+    let user = user_named(&store, &workspace, email).await?;
+    store.delete_user(workspace.id, user.id).await?;
+    store.close().await;
+    eprintln!("Deleted user {} from workspace {}; their sessions have ended.", user.email, workspace.name);
+    Ok(())
+}
+
+pub async fn user_set_password(
+    common: &CommonSettings,
+    workspace: &str,
+    email: &str,
+    from_stdin: bool,
+) -> anyhow::Result<()> {
+    parse_email(email)?;
+    let password = read_new_password(from_stdin)?;
+    let store = db::open(&common.database).await?;
+    let clock = system_clock();
+    let workspace = workspace_named(&store, &clock, workspace).await?;
+    let user = user_named(&store, &workspace, email).await?;
+    let hash = users::hash(password).await;
+    store.set_user_password(workspace.id, user.id, &hash, clock.now()).await?;
+    store.close().await;
+    eprintln!(
+        "Set a new password for {} in workspace {}; every session made with the old one has ended.",
+        user.email, workspace.name
+    );
     Ok(())
 }
 

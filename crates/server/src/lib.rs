@@ -17,4 +17,5 @@ pub mod ingest;
 pub mod jobs;
 pub mod telemetry;
 pub mod ui;
+pub mod users;
 pub mod webhooks;

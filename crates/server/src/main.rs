@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, WorkspaceCommand};
+use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand};
 use herald_server::config::{EXAMPLE_FILE, Loader, SettingError};
 use herald_server::{commands, telemetry};
 
@@ -63,6 +63,16 @@ async fn run(cli: Cli) -> ExitCode {
                     commands::workspace_create(&common, &name).await
                 }
                 Command::Workspace(WorkspaceCommand::List) => commands::workspace_list(&common).await,
+                Command::User(UserCommand::Create { email, workspace, password }) => {
+                    commands::user_create(&common, &workspace, &email, password.password_stdin).await
+                }
+                Command::User(UserCommand::List { workspace }) => commands::user_list(&common, &workspace).await,
+                Command::User(UserCommand::Delete { email, workspace }) => {
+                    commands::user_delete(&common, &workspace, &email).await
+                }
+                Command::User(UserCommand::SetPassword { email, workspace, password }) => {
+                    commands::user_set_password(&common, &workspace, &email, password.password_stdin).await
+                }
                 Command::Queue(QueueCommand::Stats) => commands::queue_stats(&common).await,
                 Command::Queue(QueueCommand::Ping { count, workspace }) => {
                     commands::queue_ping(&common, &workspace, count).await

@@ -134,7 +134,7 @@ fn help_explains_every_command() {
     let dir = tempfile::tempdir().expect("dir");
     let output = herald(dir.path()).arg("--help").output().expect("run");
     let help = String::from_utf8(output.stdout).expect("utf8");
-    for command in ["serve", "migrate", "api-key", "workspace", "queue", "config"] {
+    for command in ["serve", "migrate", "api-key", "workspace", "user", "queue", "config"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
     let serve =

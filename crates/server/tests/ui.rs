@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, ClientBuilder, Locator};
+use herald_domain::{EmailAddress, Password, UserAccount, WorkspaceName};
+use herald_server::clock::Clock;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -129,6 +131,47 @@ async fn browser_walks_the_main_flow(backend: Backend) {
     let result = tokio::time::timeout(Duration::from_secs(120), walk(&app, &client, shots)).await;
     client.close().await.expect("close the browser");
     result.expect("the flow took over 2 minutes");
+    app.stop().await;
+}
+
+/// A user made as `herald user create` makes one.
+async fn create_user(app: &TestApp, email: &str, password: &str) -> UserAccount {
+    let workspace = app
+        .store
+        .workspace_by_name(&WorkspaceName::parse("default").expect("name"))
+        .await
+        .expect("read")
+        .expect("default workspace");
+    let hash = herald_server::users::hash(Password::parse_new(password).expect("password")).await;
+    let email = EmailAddress::parse(email).expect("email");
+    app.store.create_user(workspace.id, &email, &hash, app.clock.now()).await.expect("create user")
+}
+
+async fn browser_logs_in_with_email_and_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_user(&app, "ada@example.com", "correct horse battery").await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let result = tokio::time::timeout(Duration::from_secs(60), async {
+        client.goto(&app.url("/events")).await.expect("goto");
+        assert_eq!(path(&client).await, "/login");
+        fill(&client, "#email", "ada@example.com").await;
+        fill(&client, "#password", "wrong horse battery").await;
+        click(&client, "#with-password button[type=submit]").await;
+        assert_eq!(text(&client, "#password-error").await, "Email or password is wrong.");
+        // Enter in the password field submits the form, as people do.
+        fill(&client, "#password", "correct horse battery\u{E007}").await;
+        text(&client, "#events").await;
+        assert_eq!(path(&client).await, "/events");
+        assert_eq!(text(&client, "#who").await, "ada@example.com");
+        click(&client, "form.logout button").await;
+        text(&client, "#email").await;
+        client.goto(&app.url("/events")).await.expect("goto");
+        assert_eq!(path(&client).await, "/login");
+    })
+    .await;
+    client.close().await.expect("close the browser");
+    result.expect("logging in took over a minute");
     app.stop().await;
 }
 
@@ -342,12 +385,13 @@ async fn log_in(app: &TestApp, key: &str) -> reqwest::Response {
         .expect("login")
 }
 
-const FORMS: [&str; 13] = [
+const FORMS: [&str; 14] = [
     "/logout",
     "/campaigns/new",
     "/campaigns/cmp_x/edit",
     "/sources",
     "/sources/src_x/rotate",
+    "/sources/src_x/mapping",
     "/domains",
     "/domains/dom_x/verify",
     "/settings/api-keys",
@@ -588,8 +632,319 @@ async fn the_campaign_editor_saves_what_the_form_describes(backend: Backend) {
     app.stop().await;
 }
 
+/// Logs in with an email and a password over plain HTTP.
+async fn log_in_with_password(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    log_in_to(app, "default", email, password).await
+}
+
+/// Logs in to a workspace with an email and a password over plain HTTP.
+async fn log_in_to(app: &TestApp, workspace: &str, email: &str, password: &str) -> reqwest::Response {
+    let page = app.client.get(app.url("/login")).send().await.expect("login page");
+    let login_cookie =
+        set_cookie(&page, "herald_login").expect("login cookie").split(';').next().expect("pair").to_owned();
+    let token = csrf_of(&page.text().await.expect("html"));
+    app.client
+        .post(app.url("/login"))
+        .header(COOKIE, login_cookie)
+        .form_body(&[
+            ("csrf", token.as_str()),
+            ("workspace", workspace),
+            ("email", email),
+            ("password", password),
+            ("key", ""),
+            ("next", "/sources"),
+        ])
+        .send()
+        .await
+        .expect("login")
+}
+
+/// The session cookie (`herald_session=...`) a login set.
+fn session_of(response: &reqwest::Response) -> String {
+    set_cookie(response, "herald_session").expect("a session cookie").split(';').next().expect("pair").to_owned()
+}
+
+/// The status of `/events` with this cookie: 200 with a live session, 303 to the login page
+/// without.
+async fn events_status(app: &TestApp, session: &str) -> StatusCode {
+    app.client.get(app.url("/events")).header(COOKIE, session).send().await.expect("get").status()
+}
+
+/// The error paragraph of the password part of the login page.
+fn password_error(html: &str) -> &str {
+    let start = html.find("id=\"password-error\">").expect("a password error") + "id=\"password-error\">".len();
+    html[start..].split('<').next().expect("text")
+}
+
+async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ada = create_user(&app, "ada@example.com", "correct horse battery").await;
+
+    // The login page offers both ways in.
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains("id=\"email\"") && page.contains("id=\"password\"") && page.contains("id=\"key\""));
+
+    // A wrong password, an unknown email or a malformed one: the same error, no session.
+    let mut errors = Vec::new();
+    for (email, password) in [
+        ("ada@example.com", "wrong horse battery"),
+        ("eve@example.com", "correct horse battery"),
+        ("not an email", "correct horse battery"),
+        ("ada@example.com", "short"),
+    ] {
+        let refused = log_in_with_password(&app, email, password).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{email}");
+        assert!(set_cookie(&refused, "herald_session").is_none(), "{email}");
+        let html = refused.text().await.expect("html");
+        assert!(!html.contains("correct horse") && !html.contains("wrong horse"), "the password is not echoed");
+        errors.push(password_error(&html).to_owned());
+    }
+    assert!(errors.iter().all(|e| e == "Email or password is wrong."), "{errors:?}");
+    let missing = log_in_with_password(&app, "ada@example.com", "").await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert!(password_error(&missing.text().await.expect("html")).contains("both"));
+
+    // The right password, with the email typed in another case: a session for Ada.
+    let response = log_in_with_password(&app, " ADA@Example.com ", "correct horse battery").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/sources");
+    let header = set_cookie(&response, "herald_session").expect("cookie").to_owned();
+    assert!(header.contains("HttpOnly") && header.contains("SameSite=Lax"), "{header}");
+    let first = session_of(&response);
+    assert!(first.contains(&ada.id.to_string()), "the cookie names the user: {first}");
+    let page = app.client.get(app.url("/sources")).header(COOKIE, &first).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<span class=\"who\" id=\"who\">ada@example.com</span>"), "who is logged in");
+
+    // Forms work with the session's token, and only with it.
+    let token = csrf_of(&html);
+    let form = |csrf: &str| {
+        app.client.post(app.url("/sources")).header(COOKIE, &first).form_body(&[
+            ("csrf", csrf),
+            ("name", "Shop"),
+            ("kind", "generic"),
+        ])
+    };
+    assert_eq!(form("wrong").send().await.expect("post").status(), StatusCode::FORBIDDEN);
+    assert_eq!(form(&token).send().await.expect("post").status(), StatusCode::OK);
+
+    // The settings page lists keys without marking one as this session's.
+    let settings = app.client.get(app.url("/settings")).header(COOKIE, &first).send().await.expect("get");
+    assert_eq!(settings.status(), StatusCode::OK);
+    let html = settings.text().await.expect("html");
+    assert!(html.contains("/settings/api-keys/key_"), "keys listed");
+    assert!(!html.contains("this session"), "no key is this session's");
+
+    // A key's session says so in the header.
+    let with_key = session_of(&log_in(&app, ADMIN_TOKEN).await);
+    let html = app.client.get(app.url("/events")).header(COOKIE, &with_key).send().await.expect("get");
+    assert!(html.text().await.expect("html").contains("id=\"who\">API key "));
+
+    // A new password (as `herald user set-password` sets it) ends every session made before.
+    let second = session_of(&log_in_with_password(&app, "ada@example.com", "correct horse battery").await);
+    assert_eq!(events_status(&app, &second).await, StatusCode::OK);
+    let new_hash = herald_server::users::hash(Password::parse_new("battery staple horse").expect("pw")).await;
+    app.store.set_user_password(ada.workspace_id, ada.id, &new_hash, app.clock.now()).await.expect("set password");
+    assert_eq!(events_status(&app, &first).await, StatusCode::SEE_OTHER);
+    assert_eq!(events_status(&app, &second).await, StatusCode::SEE_OTHER);
+    let old = log_in_with_password(&app, "ada@example.com", "correct horse battery").await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let third = session_of(&log_in_with_password(&app, "ada@example.com", "battery staple horse").await);
+    assert_eq!(events_status(&app, &third).await, StatusCode::OK);
+
+    // A forged cookie naming the user with another MAC is no session.
+    let (payload, _) = third.rsplit_once('.').expect("signed");
+    assert_eq!(events_status(&app, &format!("{payload}.AAAA")).await, StatusCode::SEE_OTHER);
+
+    // Deleting the user ends their session, and they cannot log in again.
+    app.store.delete_user(ada.workspace_id, ada.id).await.expect("delete");
+    assert_eq!(events_status(&app, &third).await, StatusCode::SEE_OTHER);
+    let gone = log_in_with_password(&app, "ada@example.com", "battery staple horse").await;
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(events_status(&app, &with_key).await, StatusCode::OK, "the key's session is unaffected");
+
+    // A user's session expires after 12 hours like a key's.
+    create_user(&app, "bob@example.com", "another long password").await;
+    let bob = session_of(&log_in_with_password(&app, "bob@example.com", "another long password").await);
+    app.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    assert_eq!(events_status(&app, &bob).await, StatusCode::SEE_OTHER);
+
+    // With a second workspace the login page asks which (without listing them); the same
+    // email is another person there.
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(!page.contains("id=\"workspace\""), "one workspace: nothing to ask");
+    let acme = app.store.create_workspace(&WorkspaceName::parse("acme").expect("name"), app.clock.now()).await;
+    let acme = acme.expect("workspace");
+    let hash = herald_server::users::hash(Password::parse_new("acme's own password").expect("pw")).await;
+    let email = EmailAddress::parse("bob@example.com").expect("email");
+    app.store.create_user(acme.id, &email, &hash, app.clock.now()).await.expect("user in acme");
+    let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");
+    assert!(page.contains("id=\"workspace\"") && !page.contains("acme"), "asked, not listed");
+    let wrong = log_in_to(&app, "default", "bob@example.com", "acme's own password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let nowhere = log_in_to(&app, "nowhere", "bob@example.com", "acme's own password").await;
+    assert_eq!(nowhere.status(), StatusCode::UNAUTHORIZED);
+    let in_acme = session_of(&log_in_to(&app, "acme", "bob@example.com", "acme's own password").await);
+    assert_eq!(events_status(&app, &in_acme).await, StatusCode::OK);
+
+    app.stop().await;
+}
+
+/// A page's HTML with askama's escapes undone, for reading JSON shown in it.
+fn unescaped(html: &str) -> String {
+    html.replace("&#34;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// The `value` of the input with this id.
+fn input_value(html: &str, id: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+    let rest = &html[start..];
+    let value = rest.find("value=\"").expect("a value") + "value=\"".len();
+    rest[value..].split('"').next().expect("value").to_owned()
+}
+
+async fn mapped_sources_are_previewed_and_saved_in_the_ui(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = session_of(&log_in(&app, ADMIN_TOKEN).await);
+    let get = async |path: &str| {
+        let response = app.client.get(app.url(path)).header(COOKIE, &session).send().await.expect("get");
+        (response.status(), response.text().await.expect("html"))
+    };
+    let (status, created) = json(app.post("/api/v1/sources", &json!({"name": "Shop", "kind": "mapped"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let url = created["url"].as_str().expect("url").to_owned();
+    let (status, html) = get(&format!("/sources/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No requests captured yet"), "{html}");
+
+    // Two requests: kept as samples, newest first, pretty-printed.
+    for body in [
+        json!({"type": "order.paid", "customer": {"email": "Ada@Shop.test", "plan": "pro"}, "total": 49}),
+        json!({"type": "order.refunded", "customer": {"email": "bob@shop.test"}, "total": 12}),
+    ] {
+        let sent = app.client.post(&url).json(&body).send().await.expect("send");
+        assert_eq!(sent.status(), StatusCode::OK);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    for _ in 0..200 {
+        let (_, samples) = json(app.get(&format!("/api/v1/sources/{id}/samples")).await).await;
+        if samples["data"].as_array().is_some_and(|d| d.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, html) = get(&format!("/sources/{id}")).await;
+    let text = unescaped(&html);
+    let newest = text.find("id=\"sample-0\">").expect("sample 0");
+    assert!(text[newest..].starts_with("id=\"sample-0\">{\n  \""), "pretty-printed: {text}");
+    assert!(text[newest..].contains("\"email\": \"bob@shop.test\""), "the newest is first: {text}");
+    assert!(text.find("order.refunded").expect("newer") < text.find("order.paid").expect("older"), "newest first");
+
+    // The form starts from the suggestion for the newest sample.
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+    assert_eq!(input_value(&html, "map-event_path"), "type");
+    let csrf = csrf_of(&html);
+    let post = async |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let response = app
+            .client
+            .post(app.url(&format!("/sources/{id}/mapping")))
+            .header(COOKIE, &session)
+            .form_body(&all)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status();
+        let location = response.headers().get(LOCATION).map(|l| l.to_str().expect("location").to_owned());
+        (status, location, response.text().await.expect("html"))
+    };
+    let mapping = [
+        ("email", "customer.email"),
+        ("event_path", "type"),
+        ("data_key", "plan"),
+        ("data_path", "customer.plan"),
+        ("data_key", ""),
+        ("data_path", ""),
+    ];
+
+    // Preview on the older sample: the mapped result, nothing saved.
+    let (status, _, html) = post(&[&mapping[..], &[("sample", "1"), ("action", "preview")]].concat()).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = unescaped(&html);
+    let preview = text[text.find("id=\"mapping-preview\"").expect("a preview")..].split("</pre>").next().expect("pre");
+    assert!(preview.contains("\"email\": \"ada@shop.test\""), "{preview}");
+    assert!(preview.contains("\"name\": \"order.paid\""), "{preview}");
+    assert!(preview.contains("\"plan\": \"pro\""), "{preview}");
+    assert!(!preview.contains("\"total\""), "only mapped data: {preview}");
+    assert_eq!(input_value(&html, "map-email"), "customer.email", "the form keeps what was typed");
+
+    // A path that cannot be parsed, a name and a path at once, a line without a name: each
+    // error next to its field, nothing saved.
+    let (status, _, html) = post(&[
+        ("email", "customer..email"),
+        ("event_path", "type"),
+        ("event_constant", "order_paid"),
+        ("data_key", ""),
+        ("data_path", "customer.plan"),
+        ("sample", "0"),
+        ("action", "save"),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("id=\"error-email\""), "{html}");
+    assert!(html.contains("id=\"error-event_path\">Give a path or a fixed name, not both"), "{html}");
+    let (status, _, html) =
+        post(&[("email", "customer.email"), ("data_key", ""), ("data_path", "customer.plan"), ("action", "save")])
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("The name must not be empty"), "the line's own error: {html}");
+    let (_, source) = json(app.get(&format!("/api/v1/sources/{id}")).await).await;
+    assert!(source["mapping"].is_null(), "nothing saved: {source}");
+
+    // A mapping that reads the sample wrongly: the preview names the field.
+    let (status, _, html) = post(&[("email", "type"), ("sample", "0"), ("action", "preview")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"error-email\""), "{html}");
+    assert!(!html.contains("id=\"mapping-preview\""));
+
+    // Save: stored as the API would store it, used for the next request at once.
+    let (status, location, _) = post(&[&mapping[..], &[("action", "save")]].concat()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some(format!("/sources/{id}?notice=mapping").as_str()));
+    let (_, source) = json(app.get(&format!("/api/v1/sources/{id}")).await).await;
+    assert_eq!(source["mapping"]["email"], "customer.email");
+    assert_eq!(source["mapping"]["event_name"], json!({"path": "type"}));
+    assert_eq!(source["mapping"]["properties"], json!({"plan": "customer.plan"}));
+    let (_, html) = get(&format!("/sources/{id}?notice=mapping")).await;
+    assert!(html.contains("Mapping saved"));
+    assert!(html.contains("This is the saved mapping."));
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+    let sent = app
+        .client
+        .post(&url)
+        .json(&json!({"type": "order.paid", "customer": {"email": "cy@shop.test", "plan": "team"}}))
+        .send()
+        .await
+        .expect("send");
+    let (_, accepted) = json(sent).await;
+    assert!(accepted["contact_id"].as_str().is_some_and(|c| c.starts_with("ct_")), "{accepted}");
+
+    // Asking for the suggestion again replaces the form, not the saved mapping.
+    let (_, html) = get(&format!("/sources/{id}?sample=1&suggest=1")).await;
+    assert!(html.contains("Started from a suggestion for sample #1"), "{html}");
+    assert_eq!(input_value(&html, "map-email"), "customer.email");
+
+    app.stop().await;
+}
+
 on_both_backends!(
     browser_walks_the_main_flow,
     pages_and_forms_need_a_session_and_a_csrf_token,
-    the_campaign_editor_saves_what_the_form_describes
+    the_campaign_editor_saves_what_the_form_describes,
+    users_log_in_with_a_password_until_deleted_or_changed,
+    browser_logs_in_with_email_and_password,
+    mapped_sources_are_previewed_and_saved_in_the_ui,
 );

@@ -29,6 +29,7 @@ mod rows;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod users;
 mod webhooks;
 mod workspaces;
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "conversions", include_str!("../migrations/0008_conversions.sql")),
     (9, "drafts", include_str!("../migrations/0009_drafts.sql")),
     (10, "endpoints", include_str!("../migrations/0010_endpoints.sql")),
+    (11, "users", include_str!("../migrations/0011_users.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

@@ -19,6 +19,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod sources;
+mod users;
 mod webhooks;
 mod workspaces;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use herald_domain::inbound::parse_generic;
 use herald_domain::job::{JobOutcome, JobState};
 use herald_domain::{
-    ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob, PageRequest,
+    ApiKeyId, ApiKeyName, ApiToken, ContactAction, ContactId, EmailAddress, JobKind, NewJob, PageRequest, PasswordHash,
     RequestRecord, SavedAction, SourceId, SourceKind, SourceToken, Timestamp, UserId, WorkspaceId, WorkspaceName,
 };
 use serde_json::{Value, json};
@@ -33,6 +33,7 @@ macro_rules! conformance_suite {
             api_keys_are_scoped_to_their_workspace,
             bootstrap_key_is_replaced_not_duplicated,
             api_keys_paginate_in_creation_order,
+            users_are_unique_per_workspace_and_change_passwords,
             jobs_wait_for_their_run_at,
             claims_are_exclusive_until_the_lease_expires,
             finish_records_each_outcome,
@@ -207,6 +208,54 @@ pub async fn api_keys_paginate_in_creation_order(store: SharedStore) {
         }
     }
     assert_eq!(seen, created);
+}
+
+pub async fn users_are_unique_per_workspace_and_change_passwords(store: SharedStore) {
+    let a = store.ensure_default_workspace(at(0)).await.expect("ws a");
+    let b = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws b");
+    let email = |s: &str| EmailAddress::parse(s).expect("valid email");
+    // The store keeps hashes opaque: any PHC-looking string will do here.
+    let hash = |s: &str| PasswordHash::from_phc(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${s}"));
+
+    let ada = store.create_user(a.id, &email(" Ada@Example.com "), &hash("one"), at(1)).await.expect("create");
+    assert_eq!(ada.email.as_str(), "ada@example.com");
+    assert_eq!((ada.workspace_id, ada.created_at, ada.password_changed_at), (a.id, at(1), at(1)));
+    assert_eq!(ada.password_hash, hash("one"));
+    let err = store.create_user(a.id, &email("ADA@example.com"), &hash("two"), at(2)).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "users_email"), "{err:?}");
+    let other = store.create_user(b.id, &email("ada@example.com"), &hash("three"), at(2)).await.expect("other ws");
+    let bob = store.create_user(a.id, &email("bob@example.com"), &hash("four"), at(3)).await.expect("bob");
+
+    assert_eq!(store.user_by_email(a.id, &email("ada@example.com")).await.expect("find"), Some(ada.clone()));
+    assert_eq!(store.user_by_email(b.id, &email("ada@example.com")).await.expect("find"), Some(other.clone()));
+    assert_eq!(store.user_by_email(a.id, &email("eve@example.com")).await.expect("find"), None);
+    assert_eq!(store.get_user(a.id, ada.id).await.expect("get"), ada);
+    let err = store.get_user(a.id, other.id).await.expect_err("cross-workspace get");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let listed = store.list_users(a.id).await.expect("list");
+    assert_eq!(listed, vec![ada.clone(), bob.clone()]);
+
+    let changed = store.set_user_password(a.id, ada.id, &hash("five"), at(4)).await.expect("set password");
+    assert_eq!(
+        (changed.password_hash.clone(), changed.password_changed_at, changed.created_at),
+        (hash("five"), at(4), at(1))
+    );
+    assert_eq!(store.get_user(a.id, ada.id).await.expect("get"), changed);
+    let err = store.set_user_password(a.id, other.id, &hash("six"), at(5)).await.expect_err("cross-workspace set");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.get_user(b.id, other.id).await.expect("get"), other, "untouched");
+
+    let err = store.delete_user(a.id, other.id).await.expect_err("cross-workspace delete");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    store.delete_user(a.id, ada.id).await.expect("delete");
+    let err = store.get_user(a.id, ada.id).await.expect_err("gone");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = store.delete_user(a.id, ada.id).await.expect_err("delete twice");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.list_users(a.id).await.expect("list"), vec![bob]);
+    // The email is free again.
+    let again = store.create_user(a.id, &email("ada@example.com"), &hash("seven"), at(6)).await.expect("re-create");
+    assert_ne!(again.id, ada.id);
 }
 
 pub async fn jobs_wait_for_their_run_at(store: SharedStore) {

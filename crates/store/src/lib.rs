@@ -33,6 +33,7 @@ pub mod email;
 pub mod endpoint;
 mod error;
 pub mod ingest;
+pub mod user;
 pub mod webhook;
 
 pub use error::StoreError;
@@ -132,6 +133,7 @@ pub trait Store:
     + action::ActionStore
     + webhook::DraftStore
     + endpoint::EndpointStore
+    + user::UserAccountStore
     + Send
     + Sync
     + std::fmt::Debug

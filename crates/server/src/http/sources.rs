@@ -227,6 +227,25 @@ pub(crate) fn inbound_url(state: &AppState, token: &str) -> String {
     format!("{}/webhooks/inbound/{token}", state.public_url)
 }
 
+/// Changes a source (the API's and the web UI's one way to): checks the rate and mapping,
+/// writes, and makes this node's ingest see the change at once.
+pub(crate) async fn update(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: SourceId,
+    update: SourceUpdate,
+) -> Result<Source, ApiError> {
+    if update.rate_limit_per_second == Some(Some(0)) {
+        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or null for no limit)"));
+    }
+    if let Some(Some(mapping)) = &update.mapping {
+        compile_mapping(mapping)?;
+    }
+    let source = state.store.update_source(workspace, id, update, state.clock.now()).await?;
+    state.sources.clear();
+    Ok(source)
+}
+
 /// Checks a mapping and returns the field-named errors as one API error.
 fn compile_mapping(mapping: &Value) -> Result<CompiledMapping, ApiError> {
     let spec: MappingSpec = serde_json::from_value(mapping.clone()).map_err(|e| ApiError::invalid("mapping", e))?;
@@ -286,20 +305,13 @@ async fn update_source(
 ) -> Result<Json<SourceDto>, ApiError> {
     let id = parse_id(&id)?;
     let name = body.name.as_deref().map(parse_source_name).transpose().map_err(|e| ApiError::invalid("name", e))?;
-    if body.rate_limit_per_second == Some(Some(0)) {
-        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or null for no limit)"));
-    }
-    if let Some(Some(mapping)) = &body.mapping {
-        compile_mapping(mapping)?;
-    }
-    let update = SourceUpdate {
+    let changes = SourceUpdate {
         name,
         enabled: body.enabled,
         rate_limit_per_second: body.rate_limit_per_second,
         mapping: body.mapping,
     };
-    let source = state.store.update_source(p.workspace_id, id, update, state.clock.now()).await?;
-    state.sources.clear();
+    let source = update(&state, p.workspace_id, id, changes).await?;
     Ok(Json(dto(&state, source)))
 }
 
@@ -395,13 +407,43 @@ async fn list_rejections(
     Ok(Json(List { data, next_cursor: None }))
 }
 
-async fn samples(
+/// A source's captured samples, newest first (404 for a source of another workspace).
+pub(crate) async fn samples(
     state: &AppState,
     workspace: herald_domain::WorkspaceId,
     id: SourceId,
 ) -> Result<Vec<herald_store::Sample>, ApiError> {
     state.store.get_source(workspace, id).await?;
     Ok(state.store.list_samples(workspace, id).await?)
+}
+
+/// Captured sample `index` (0 = newest), or an error naming `sample`.
+pub(crate) async fn sample(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: SourceId,
+    index: usize,
+) -> Result<herald_store::Sample, ApiError> {
+    samples(state, workspace, id).await?.into_iter().nth(index).ok_or_else(|| {
+        ApiError::invalid("sample", format!("there is no sample #{index}; send a request to the source first"))
+    })
+}
+
+/// What a mapping makes of a body, as the preview shows it: the contact fields, event name
+/// and properties, or every field that was refused.
+pub(crate) fn mapped(compiled: &CompiledMapping, body: &Value) -> Result<Value, Vec<herald_domain::FieldError>> {
+    compiled.apply(body).map(|event| {
+        serde_json::json!({
+            "email": event.identity.email,
+            "user_id": event.identity.user_id,
+            "phone": event.identity.phone,
+            "name": event.name,
+            "occurred_at": event.occurred_at,
+            "attributes": event.attributes,
+            "properties": event.properties,
+            "dedupe_key": event.dedupe_key,
+        })
+    })
 }
 
 /// The last 20 requests a mapped source received, newest first, to build a mapping from.
@@ -431,35 +473,10 @@ async fn preview_mapping(
     let compiled = compile_mapping(&body.mapping)?;
     let payload = match body.body {
         Some(payload) => payload,
-        None => {
-            let index = body.sample.unwrap_or(0);
-            samples(&state, p.workspace_id, id)
-                .await?
-                .into_iter()
-                .nth(index)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "sample",
-                        format!("there is no sample #{index}; send a request to the source first"),
-                    )
-                })?
-                .body
-        }
+        None => sample(&state, p.workspace_id, id, body.sample.unwrap_or(0)).await?.body,
     };
-    Ok(Json(match compiled.apply(&payload) {
-        Ok(event) => serde_json::json!({
-            "ok": true,
-            "event": {
-                "email": event.identity.email,
-                "user_id": event.identity.user_id,
-                "phone": event.identity.phone,
-                "name": event.name,
-                "occurred_at": event.occurred_at,
-                "attributes": event.attributes,
-                "properties": event.properties,
-                "dedupe_key": event.dedupe_key,
-            }
-        }),
+    Ok(Json(match mapped(&compiled, &payload) {
+        Ok(event) => serde_json::json!({"ok": true, "event": event}),
         Err(errors) => serde_json::json!({
             "ok": false,
             "errors": errors.iter().map(|e| serde_json::json!({"field": e.field, "message": e.reason})).collect::<Vec<_>>()
@@ -476,9 +493,6 @@ async fn suggest_mapping(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<SuggestParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let index = params.sample.unwrap_or(0);
-    let sample = samples(&state, p.workspace_id, parse_id(&id)?).await?.into_iter().nth(index).ok_or_else(|| {
-        ApiError::invalid("sample", format!("there is no sample #{index}; send a request to the source first"))
-    })?;
+    let sample = sample(&state, p.workspace_id, parse_id(&id)?, params.sample.unwrap_or(0)).await?;
     serde_json::to_value(suggest(&sample.body)).map(Json).map_err(|e| ApiError::invalid("sample", e))
 }

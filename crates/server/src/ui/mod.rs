@@ -12,6 +12,7 @@ mod domains;
 mod editor;
 mod events;
 mod login;
+mod mapping;
 pub mod session;
 mod settings;
 mod sources;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/sources", get(sources::list).post(sources::create))
         .route("/sources/{id}", get(sources::show))
         .route("/sources/{id}/rotate", get(sources::confirm_rotate).post(sources::rotate))
+        .route("/sources/{id}/mapping", post(mapping::submit))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::show))
         .route("/contacts", get(contacts::list))
@@ -139,6 +141,8 @@ pub fn render(template: &impl Template) -> Response {
 pub struct Layout {
     pub title: String,
     pub csrf: String,
+    /// Who is logged in: an email, or `API key <name>`.
+    pub who: String,
     pub nav: Vec<NavItem>,
     pub notice: Option<String>,
 }
@@ -164,6 +168,7 @@ impl Layout {
         Self {
             title: title.into(),
             csrf: session.csrf.clone(),
+            who: session.who.clone(),
             nav: NAV.iter().map(|&(href, label)| NavItem { href, label, current: href == section }).collect(),
             notice: None,
         }
@@ -192,6 +197,7 @@ impl NoticeQuery {
             "paused" => "Campaign paused: nobody enters, and journeys hold at their next step.",
             "archived" => "Campaign archived: running journeys have exited.",
             "saved" => "Campaign saved. Journeys already running finish on the version they started on.",
+            "mapping" => "Mapping saved: requests to this source are read with it from now on.",
             _ => return None,
         };
         Some(text.to_owned())
@@ -265,6 +271,11 @@ impl FieldErrors {
             Some(field) => Self { errors: vec![(field.to_owned(), message)], general: None },
             None => Self { errors: Vec::new(), general: Some(message) },
         }
+    }
+
+    /// Several fields' errors at once (a form checked as a whole), each under its field.
+    pub fn per_field(errors: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { errors: errors.into_iter().map(|(f, m)| (f, capitalize(&m))).collect(), general: None }
     }
 
     pub fn get(&self, field: &str) -> Option<&str> {

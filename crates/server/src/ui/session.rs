@@ -1,11 +1,17 @@
 //! Web UI sessions: a signed cookie, so any node can check it without shared memory.
 //!
-//! The cookie is `v1.<workspace id>.<API key id>.<expiry, unix seconds>.<MAC>`, the MAC being
-//! HMAC-SHA256 over everything before it under a key derived from the workspace's secret
-//! (the one stored in the database for unsubscribe links, through `Email::secret`, with its
-//! own derivation label so the two uses never share a key). Every request also checks that
-//! the API key it was made with still exists unrevoked in that workspace: revoking the key
-//! ends its sessions on every node at once. Logging out removes the cookie from the browser.
+//! The cookie is `v1.<workspace id>.<principal>.<expiry, unix seconds>.<MAC>`, where the
+//! principal is the typed id of who logged in: an API key (`key_…`) or a user (`usr_…`). The
+//! MAC is HMAC-SHA256 over everything before it under a key derived from the workspace's
+//! secret (the one stored in the database for unsubscribe links, through `Email::secret`, with
+//! its own derivation label so the two uses never share a key). Every request also reads the
+//! principal (one indexed read), so a change there ends its sessions on every node at once:
+//! - an API key must still exist unrevoked in that workspace;
+//! - a user must still exist, and a user's MAC also covers their current password hash (never
+//!   shown in the cookie): setting a new password makes a new hash with a new salt, so every
+//!   session made before no longer verifies.
+//!
+//! Logging out removes the cookie from the browser.
 //!
 //! CSRF: every form carries a token that is an HMAC of the session cookie (a synchronizer
 //! token derived from the session, nothing stored); the login form, which has no session
@@ -19,7 +25,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use herald_domain::{ApiKeyId, Timestamp, WorkspaceId};
+use herald_domain::{ApiKeyId, PasswordHash, Timestamp, UserAccount, UserAccountId, WorkspaceId};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -35,11 +41,38 @@ pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A logged-in person: the workspace every page is scoped to, and the key they logged in with.
+/// Who a session acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    ApiKey(ApiKeyId),
+    User(UserAccountId),
+}
+
+impl Principal {
+    /// Reads the cookie's principal field by its id prefix.
+    fn parse(field: &str) -> Option<Self> {
+        if field.starts_with(UserAccountId::PREFIX) {
+            field.parse().ok().map(Principal::User)
+        } else {
+            field.parse().ok().map(Principal::ApiKey)
+        }
+    }
+
+    fn as_field(self) -> String {
+        match self {
+            Principal::ApiKey(id) => id.to_string(),
+            Principal::User(id) => id.to_string(),
+        }
+    }
+}
+
+/// A logged-in person: the workspace every page is scoped to, and who logged in.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub workspace_id: WorkspaceId,
-    pub api_key_id: ApiKeyId,
+    pub principal: Principal,
+    /// Who is logged in, as the page header shows it: the user's email, or the key's name.
+    pub who: String,
     /// The token every form of this session carries.
     pub csrf: String,
 }
@@ -61,28 +94,54 @@ fn csrf_for(key: &[u8; 32], cookie: &str) -> String {
     URL_SAFE_NO_PAD.encode(&mac(key, &[b"csrf.", cookie.as_bytes()])[..24])
 }
 
-/// Makes a session cookie value for this principal, valid for [`LIFETIME`] from now.
-pub async fn issue(
+/// What the MAC covers besides the cookie's text: nothing for an API key, the current
+/// password hash for a user.
+fn mac_input<'a>(payload: &'a str, password_hash: Option<&'a PasswordHash>) -> [&'a [u8]; 3] {
+    match password_hash {
+        Some(hash) => [payload.as_bytes(), b"\0password:", hash.as_str().as_bytes()],
+        None => [payload.as_bytes(), b"", b""],
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    workspace: WorkspaceId,
+    principal: Principal,
+    password_hash: Option<&PasswordHash>,
+) -> Result<String, herald_store::StoreError> {
+    let expires = state.clock.now().unix_millis() / 1000 + LIFETIME.as_secs() as i64;
+    let payload = format!("v1.{workspace}.{}.{expires}", principal.as_field());
+    let signature = mac(&session_key(state, workspace).await?, &mac_input(&payload, password_hash));
+    Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// A session cookie value for an API key, valid for [`LIFETIME`] from now.
+pub async fn issue_for_key(
     state: &AppState,
     workspace: WorkspaceId,
     key: ApiKeyId,
 ) -> Result<String, herald_store::StoreError> {
-    let expires = state.clock.now().unix_millis() / 1000 + LIFETIME.as_secs() as i64;
-    let payload = format!("v1.{workspace}.{key}.{expires}");
-    let signature = mac(&session_key(state, workspace).await?, &[payload.as_bytes()]);
-    Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    issue(state, workspace, Principal::ApiKey(key), None).await
 }
 
-/// The session a cookie value stands for, if it is genuine, unexpired and its key unrevoked.
+/// A session cookie value for a user, valid for [`LIFETIME`] from now or until their password
+/// changes.
+pub async fn issue_for_user(state: &AppState, user: &UserAccount) -> Result<String, herald_store::StoreError> {
+    issue(state, user.workspace_id, Principal::User(user.id), Some(&user.password_hash)).await
+}
+
+/// The session a cookie value stands for, if it is genuine, unexpired and its principal still
+/// valid (key unrevoked; user present, password unchanged).
 pub async fn verify(state: &AppState, cookie: &str) -> Result<Option<Session>, herald_store::StoreError> {
+    use herald_store::StoreError::NotFound;
     let Some((payload, signature)) = cookie.rsplit_once('.') else { return Ok(None) };
     let fields: Vec<&str> = payload.split('.').collect();
-    let [version, workspace, key, expires] = fields.as_slice() else { return Ok(None) };
+    let [version, workspace, principal, expires] = fields.as_slice() else { return Ok(None) };
     if *version != "v1" {
         return Ok(None);
     }
-    let (Ok(workspace), Ok(key), Ok(expires)) =
-        (workspace.parse::<WorkspaceId>(), key.parse::<ApiKeyId>(), expires.parse::<i64>())
+    let (Ok(workspace), Some(principal), Ok(expires)) =
+        (workspace.parse::<WorkspaceId>(), Principal::parse(principal), expires.parse::<i64>())
     else {
         return Ok(None);
     };
@@ -90,22 +149,37 @@ pub async fn verify(state: &AppState, cookie: &str) -> Result<Option<Session>, h
         return Ok(None);
     }
     let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else { return Ok(None) };
-    // The key is looked up before the workspace's secret is read: a forged workspace id finds
-    // no key and never makes a secret.
-    match state.store.get_api_key(workspace, key).await {
-        Ok(k) if k.revoked_at.is_none() => {}
-        Ok(_) | Err(herald_store::StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    }
+    // The principal is looked up before the workspace's secret is read: a forged workspace id
+    // finds no key or user and never makes a secret.
+    let (who, password_hash) = match principal {
+        Principal::ApiKey(id) => match state.store.get_api_key(workspace, id).await {
+            Ok(key) if key.revoked_at.is_none() => (format!("API key {}", key.name.as_str()), None),
+            Ok(_) | Err(NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+        Principal::User(id) => match state.store.get_user(workspace, id).await {
+            Ok(user) => (user.email.to_string(), Some(user.password_hash)),
+            Err(NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        },
+    };
     let session_key = session_key(state, workspace).await?;
-    let expected = mac(&session_key, &[payload.as_bytes()]);
+    let expected = mac(&session_key, &mac_input(payload, password_hash.as_ref()));
     if !bool::from(expected.as_slice().ct_eq(&signature)) {
         return Ok(None);
     }
-    Ok(Some(Session { workspace_id: workspace, api_key_id: key, csrf: csrf_for(&session_key, cookie) }))
+    Ok(Some(Session { workspace_id: workspace, principal, who, csrf: csrf_for(&session_key, cookie) }))
 }
 
 impl Session {
+    /// The API key this session was made with, if it was made with one.
+    pub fn api_key_id(&self) -> Option<ApiKeyId> {
+        match self.principal {
+            Principal::ApiKey(id) => Some(id),
+            Principal::User(_) => None,
+        }
+    }
+
     /// Whether a form's token is this session's.
     pub fn csrf_matches(&self, presented: Option<&str>) -> bool {
         presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(self.csrf.as_bytes())))
@@ -184,6 +258,26 @@ mod tests {
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; herald_session_x=2; herald_session=3"));
         assert_eq!(cookie(&headers, COOKIE), Some("3"));
         assert_eq!(cookie(&headers, "b"), None);
+    }
+
+    #[test]
+    fn principals_are_told_apart_by_their_id_prefix() {
+        let key: ApiKeyId = "key_01930000000070008000000000000001".parse().expect("key id");
+        let user: UserAccountId = "usr_01930000000070008000000000000001".parse().expect("user id");
+        assert_eq!(Principal::parse(&key.to_string()), Some(Principal::ApiKey(key)));
+        assert_eq!(Principal::parse(&user.to_string()), Some(Principal::User(user)));
+        assert_eq!(Principal::parse("ws_01930000000070008000000000000001"), None);
+        assert_eq!(Principal::parse(&Principal::User(user).as_field()), Some(Principal::User(user)));
+    }
+
+    #[test]
+    fn a_user_mac_covers_the_password_hash() {
+        let key = [7; 32];
+        let one = PasswordHash::from_phc("$argon2id$one".to_owned());
+        let two = PasswordHash::from_phc("$argon2id$two".to_owned());
+        let payload = "v1.ws.usr.1";
+        assert_ne!(mac(&key, &mac_input(payload, Some(&one))), mac(&key, &mac_input(payload, Some(&two))));
+        assert_ne!(mac(&key, &mac_input(payload, Some(&one))), mac(&key, &mac_input(payload, None)));
     }
 
     #[test]

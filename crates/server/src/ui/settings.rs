@@ -104,7 +104,7 @@ impl SettingsPage {
                 hint: k.hint.clone(),
                 created: when(k.created_at),
                 revoked: k.revoked_at.map(when),
-                current: k.id == session.api_key_id,
+                current: session.api_key_id() == Some(k.id),
             })
             .collect();
         let signing = state
@@ -189,7 +189,7 @@ pub async fn revoke_key(
 ) -> UiResult {
     let id: ApiKeyId = parse_id(&id)?;
     api_keys::revoke(&state, session.workspace_id, id).await?;
-    if id == session.api_key_id {
+    if session.api_key_id() == Some(id) {
         // This session's own key: the session has ended with it.
         return Ok(Redirect::to("/login").into_response());
     }

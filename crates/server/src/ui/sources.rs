@@ -1,6 +1,6 @@
 //! Sources: list, create (generic, PostHog, mapped), the URL with ready-to-paste snippets
 //! (shown at creation and rotation only: Herald keeps a hash of the token), rotation with a
-//! confirmation, and the recent rejections.
+//! confirmation, the recent rejections, and a mapped source's samples and mapping (`mapping.rs`).
 
 use std::time::Duration;
 
@@ -8,9 +8,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use herald_domain::{PageRequest, Source, SourceId};
+use herald_domain::{PageRequest, Source, SourceId, SourceKind};
 use serde::Deserialize;
 
+use super::mapping::{self, MappingEditor};
 use super::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, when};
 use crate::http::AppState;
 use crate::http::sources as api;
@@ -202,25 +203,28 @@ struct SourcePage {
     s: SourceRow,
     rate: Option<u32>,
     previous_expires: Option<String>,
-    mapping: Option<String>,
     rejections: Vec<RejectionRow>,
+    /// A mapped source's samples and mapping form.
+    editor: Option<MappingEditor>,
+    /// Another kind's mapping, if one was set through the API (not used by that kind).
+    mapping: Option<String>,
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    Query(notice): Query<NoticeQuery>,
+/// The source's page; `editor` for a mapped source.
+pub(super) async fn page(
+    state: &AppState,
+    session: &Session,
+    source: &Source,
+    notice: Option<String>,
+    editor: Option<MappingEditor>,
+    status: StatusCode,
 ) -> UiResult {
-    let id: SourceId = parse_id(&id)?;
-    let source = state.store.get_source(session.workspace_id, id).await?;
-    let rejections = state.store.list_rejections(session.workspace_id, id).await?;
+    let rejections = state.store.list_rejections(session.workspace_id, source.id).await?;
     let page = SourcePage {
-        l: Layout::new(&session, "/sources", source.name.clone()).with_notice(notice.message()),
-        s: row(&state, &source),
+        l: Layout::new(session, "/sources", source.name.clone()).with_notice(notice),
+        s: row(state, source),
         rate: source.rate_limit_per_second,
         previous_expires: source.previous_token_expires_at.map(when),
-        mapping: source.mapping.as_ref().map(super::pretty),
         rejections: rejections
             .into_iter()
             .take(20)
@@ -231,8 +235,36 @@ pub async fn show(
                 body: String::from_utf8_lossy(&r.body_prefix).into_owned(),
             })
             .collect(),
+        mapping: source.mapping.as_ref().filter(|_| editor.is_none()).map(super::pretty),
+        editor,
     };
-    Ok(render(&page))
+    Ok((status, render(&page)).into_response())
+}
+
+/// `?sample=N&suggest=1`: start the mapping form from the suggestion for sample N.
+#[derive(Debug, Default, Deserialize)]
+pub struct SampleQuery {
+    sample: Option<usize>,
+    suggest: Option<String>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(notice): Query<NoticeQuery>,
+    Query(q): Query<SampleQuery>,
+) -> UiResult {
+    let id: SourceId = parse_id(&id)?;
+    let source = state.store.get_source(session.workspace_id, id).await?;
+    let editor = match source.kind {
+        SourceKind::Mapped => {
+            let suggested = non_blank(&q.suggest).is_some();
+            Some(mapping::editor(&state, &session, &source, q.sample.unwrap_or(0), suggested).await?)
+        }
+        _ => None,
+    };
+    page(&state, &session, &source, notice.message(), editor, StatusCode::OK).await
 }
 
 #[derive(Template)]
