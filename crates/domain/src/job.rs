@@ -35,10 +35,13 @@ pub enum JobKind {
     DeliverWebhook,
     /// Applies a saved action run's `set_attributes` to its contact after the call succeeded.
     ActionResult,
+    /// Tells a campaign's event webhooks about the journeys that exited because the campaign
+    /// was archived (`contact_exited`, reason `campaign archived`).
+    ArchiveExits,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
@@ -46,6 +49,7 @@ impl JobKind {
         JobKind::DeliverMessage,
         JobKind::DeliverWebhook,
         JobKind::ActionResult,
+        JobKind::ArchiveExits,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl JobKind {
             JobKind::DeliverMessage => "deliver_message",
             JobKind::DeliverWebhook => "deliver_webhook",
             JobKind::ActionResult => "action_result",
+            JobKind::ArchiveExits => "archive_exits",
         }
     }
 }

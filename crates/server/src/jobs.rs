@@ -198,6 +198,13 @@ impl Worker {
                 Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
                 other => other,
             },
+            Ok(JobKind::ArchiveExits) => {
+                match crate::webhooks::campaign_events::archive_exits(&self.store, leased, now).await {
+                    Ok(()) => Ok("done"),
+                    Err(StoreError::LeaseLost) => Err(StoreError::LeaseLost),
+                    Err(e) => self.retry_later(leased, e.to_string(), now).await,
+                }
+            }
             Ok(kind) => match self.campaigns.run(kind, leased).await {
                 Ok(()) => Ok("done"),
                 Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),

@@ -30,6 +30,7 @@ on_both_backends!(
     bad_webhooks_are_refused_and_secrets_stay_hidden,
     inactive_webhooks_send_nothing,
     unsubscribed_suppressed_failed_and_converted_events_fire,
+    archiving_tells_the_webhooks_each_journey_exited,
 );
 
 /// One request as the receiver saw it.
@@ -502,5 +503,42 @@ async fn unsubscribed_suppressed_failed_and_converted_events_fire(backend: Backe
         (Some("suppressed"), Some("hello"))
     );
     assert!(events("email_sent").is_empty(), "not subscribed");
+    app.stop().await;
+}
+
+async fn archiving_tells_the_webhooks_each_journey_exited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (log, base) = receiver().await;
+    let document = json!({"name": "Slow drip", "trigger": {"type": "event", "event": "signed_up"},
+        "steps": [{"type": "wait", "duration": "3d"},
+                  {"type": "email", "from": "news@acme.test", "subject": "Hi", "html": "<p>Hi</p>"}]});
+    let campaign = campaign(&app, document).await;
+    add_hook(&app, &campaign, json!({"url": format!("{base}/exits"), "events": ["contact_exited"]})).await;
+    let url = source(&app).await;
+    for who in ["ada@example.com", "bob@example.com"] {
+        send(&app, &url, None, json!({"email": who, "event": "signed_up"})).await;
+    }
+    app.run_jobs().await;
+    assert!(seen(&log, "exits").is_empty(), "both journeys are waiting");
+
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{campaign}/archive"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.run_jobs().await;
+    let calls = seen(&log, "exits");
+    let mut who: Vec<String> =
+        calls.iter().map(|c| c.json()["contact"]["email"].as_str().unwrap_or_default().to_owned()).collect();
+    who.sort();
+    assert_eq!(who, ["ada@example.com", "bob@example.com"], "one call per exited journey");
+    for call in &calls {
+        let body = call.json();
+        assert_eq!(body["event"], "contact_exited");
+        assert_eq!(body["data"], json!({"reason": "campaign archived"}));
+        assert_eq!(body["campaign"]["id"], campaign.as_str());
+    }
+
+    // Days later nothing more is sent: the journeys are over.
+    app.clock.advance(std::time::Duration::from_secs(4 * 86_400));
+    app.run_jobs().await;
+    assert_eq!(seen(&log, "exits").len(), 2);
     app.stop().await;
 }

@@ -7,7 +7,7 @@ use herald_domain::{
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
-    CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
+    ARCHIVED, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
     new_jobs_by_workspace,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -536,15 +536,20 @@ impl CampaignStore for PgStore {
         match to {
             CampaignState::Active => release_held(&mut tx, workspace, id, now).await?,
             CampaignState::Archived => {
-                sqlx::query(
-                    "UPDATE journeys SET status = 'exited', exit_reason = 'campaign archived', ended_at = $1, \
+                let exited = sqlx::query(
+                    "UPDATE journeys SET status = 'exited', exit_reason = $3, ended_at = $1, \
                      step = NULL, run_at = NULL, held = false, updated_at = $1 WHERE campaign_id = $2 AND status = 'active'",
                 )
                 .bind(encode::ts(now))
                 .bind(id.as_uuid())
+                .bind(ARCHIVED)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+                if exited.rows_affected() > 0 {
+                    let job = NewJob::new(JobKind::ArchiveExits, json!({ "campaign": id }), now);
+                    insert_jobs(&mut tx, workspace, &[job], now).await?;
+                }
             }
             CampaignState::Draft | CampaignState::Paused => {}
         }
@@ -650,6 +655,30 @@ impl CampaignStore for PgStore {
         .await
         .map_err(db_error)?;
         Ok(found.is_some())
+    }
+
+    async fn archived_journeys(
+        &self,
+        workspace: WorkspaceId,
+        campaign: CampaignId,
+        after: Option<JourneyId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(JourneyId, ContactId)>> {
+        let rows = sqlx::query(
+            "SELECT id, contact_id FROM journeys WHERE workspace_id = $1 AND campaign_id = $2 \
+             AND status = 'exited' AND exit_reason = $3 AND id > $4 ORDER BY id LIMIT $5",
+        )
+        .bind(workspace.as_uuid())
+        .bind(campaign.as_uuid())
+        .bind(ARCHIVED)
+        .bind(after.map_or(Uuid::nil(), |a| a.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| Ok((JourneyId::from_uuid(uuid(row, "id")?), ContactId::from_uuid(uuid(row, "contact_id")?))))
+            .collect()
     }
 
     async fn contact_journeys(

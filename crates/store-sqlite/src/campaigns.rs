@@ -7,7 +7,7 @@ use herald_domain::{
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
-    AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
+    ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
     jobs_by_lease, new_jobs_by_workspace,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -553,16 +553,21 @@ impl CampaignStore for SqliteStore {
         match to {
             CampaignState::Active => release_held(&mut tx, workspace, id, now).await?,
             CampaignState::Archived => {
-                sqlx::query(
-                    "UPDATE journeys SET status = 'exited', exit_reason = 'campaign archived', ended_at = ?, \
+                let exited = sqlx::query(
+                    "UPDATE journeys SET status = 'exited', exit_reason = ?, ended_at = ?, \
                      step = NULL, run_at = NULL, held = 0, updated_at = ? WHERE campaign_id = ? AND status = 'active'",
                 )
+                .bind(ARCHIVED)
                 .bind(now.unix_millis())
                 .bind(now.unix_millis())
                 .bind(id.as_uuid())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+                if exited.rows_affected() > 0 {
+                    let job = NewJob::new(JobKind::ArchiveExits, json!({ "campaign": id }), now);
+                    insert_jobs(&mut tx, workspace, &[job], now).await?;
+                }
             }
             CampaignState::Draft | CampaignState::Paused => {}
         }
@@ -664,6 +669,30 @@ impl CampaignStore for SqliteStore {
         query.push(" LIMIT 1");
         let found: Option<i64> = query.build_query_scalar().fetch_optional(&self.readers).await.map_err(db_error)?;
         Ok(found.is_some())
+    }
+
+    async fn archived_journeys(
+        &self,
+        workspace: WorkspaceId,
+        campaign: CampaignId,
+        after: Option<JourneyId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(JourneyId, ContactId)>> {
+        let rows = sqlx::query(
+            "SELECT id, contact_id FROM journeys WHERE workspace_id = ? AND campaign_id = ? \
+             AND status = 'exited' AND exit_reason = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(workspace.as_uuid())
+        .bind(campaign.as_uuid())
+        .bind(ARCHIVED)
+        .bind(after.map_or(Uuid::nil(), |a| a.as_uuid()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| Ok((JourneyId::from_uuid(uuid(row, "id")?), ContactId::from_uuid(uuid(row, "contact_id")?))))
+            .collect()
     }
 
     async fn contact_journeys(

@@ -83,6 +83,9 @@ pub struct CampaignWork {
     pub drafts: Vec<herald_domain::WebhookDraft>,
 }
 
+/// The exit reason of journeys whose campaign was archived.
+pub const ARCHIVED: &str = "campaign archived";
+
 /// One job's work in a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkCommit<'a> {
@@ -208,7 +211,8 @@ pub trait CampaignStore {
 
     /// Moves a campaign from one of `from` to `to` (`Conflict` named `campaign_state` when it
     /// is elsewhere). Into `active` from `paused`, held journeys get their step jobs back;
-    /// into `archived`, active journeys exit.
+    /// into `archived`, active journeys exit (reason [`ARCHIVED`]) and, when any did, an
+    /// `archive_exits` job (payload `{"campaign"}`) is queued in the same transaction.
     async fn set_campaign_state(
         &self,
         workspace: WorkspaceId,
@@ -243,6 +247,16 @@ pub trait CampaignStore {
     /// The contact's journeys in `campaign`, newest first (at most `limit`).
     async fn contact_journeys(&self, contact: ContactId, campaign: CampaignId, limit: u32)
     -> StoreResult<Vec<Journey>>;
+
+    /// Journeys of a campaign that exited because it was archived, by id after `after`, at
+    /// most `limit`: (journey, contact).
+    async fn archived_journeys(
+        &self,
+        workspace: WorkspaceId,
+        campaign: CampaignId,
+        after: Option<JourneyId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(JourneyId, ContactId)>>;
 
     /// A journey with its campaign's state, its contact and its trigger event, in one read.
     async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext>;

@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
             drafts_are_held_listed_and_settled_once,
+            archiving_exits_journeys_and_queues_their_calls,
             endpoints_fail_recover_and_are_disabled_once,
             campaign_webhooks_are_scoped_and_keep_their_secrets,
             follow_ups_commit_with_suppressions_and_deliveries,
@@ -1592,6 +1593,22 @@ pub async fn saved_actions_are_named_updated_and_soft_deleted(store: SharedStore
     assert_eq!(found, [(created.id, None), (second.id, Some(at(5)))]);
     assert!(store.actions_by_ids(other, &[created.id]).await.expect("other").is_empty());
     assert!(store.actions_by_ids(ws, &[]).await.expect("none").is_empty());
+}
+
+pub async fn archiving_exits_journeys_and_queues_their_calls(store: SharedStore) {
+    use herald_domain::CampaignState::{Archived, Draft};
+    let (ws, contact, journey) = journey_for(&store, "archived@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("context").journey.campaign_id;
+    assert!(store.archived_journeys(ws, campaign, None, 10).await.expect("none yet").is_empty());
+    store.set_campaign_state(ws, campaign, &[Draft], Archived, at(5)).await.expect("archive");
+    let exited = store.journey_context(ws, journey).await.expect("context").journey;
+    assert_eq!(exited.status, herald_domain::JourneyStatus::Exited);
+    assert_eq!(store.archived_journeys(ws, campaign, None, 10).await.expect("listed"), [(journey, contact)]);
+    assert!(store.archived_journeys(ws, campaign, Some(journey), 10).await.expect("after").is_empty(), "paged by id");
+    let claimed = store.claim_jobs(&claim(at(5), 100)).await.expect("claim");
+    let archive = claimed.iter().filter(|l| l.job.kind == "archive_exits").collect::<Vec<_>>();
+    assert_eq!(archive.len(), 1, "one archive_exits job, committed with the exits");
+    assert_eq!(archive[0].job.payload, json!({"campaign": campaign}));
 }
 
 pub async fn drafts_are_held_listed_and_settled_once(store: SharedStore) {

@@ -161,9 +161,11 @@ impl Campaigns {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
             JobKind::JourneyStep => self.run_journey(leased).await,
             JobKind::WindowCheck => self.close_window(leased).await,
-            JobKind::Ping | JobKind::DeliverMessage | JobKind::DeliverWebhook | JobKind::ActionResult => {
-                Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
-            }
+            JobKind::Ping
+            | JobKind::DeliverMessage
+            | JobKind::DeliverWebhook
+            | JobKind::ActionResult
+            | JobKind::ArchiveExits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
         }
     }
 

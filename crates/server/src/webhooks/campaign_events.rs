@@ -12,15 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_campaign::engine::WebhookRequest;
+use herald_domain::LeasedJob;
 use herald_domain::campaign_webhook::form_encode;
+use herald_domain::job::JobKind;
 use herald_domain::{
     CampaignEvent, CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, ContactId, HookMethod, JourneyId,
     NewJob, PayloadEncoding, Suppression, Timestamp, WorkspaceId,
 };
+use herald_store::campaign::{ARCHIVED, CampaignWork};
 use herald_store::webhook::webhook_job;
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::DEFAULT_TIMEOUT;
 use herald_webhook::sign::{STANDARD_SECRET_PREFIX, SigningKey};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -125,6 +129,60 @@ pub async fn jobs_for(
         occurrence: occurrence.occurrence,
     };
     Ok(jobs(&hooks, &event, now))
+}
+
+/// Journeys whose `contact_exited` calls one `archive_exits` job queues.
+const ARCHIVE_PAGE: u32 = 500;
+
+/// Runs an `archive_exits` job (queued when archiving a campaign ended journeys): the
+/// `contact_exited` calls of one page of those journeys, committed with the job's completion
+/// and, when more remain, the job for the next page. A job run again after a crash queues the
+/// same calls again, which reopen the same deliveries (no second call).
+pub async fn archive_exits(store: &SharedStore, leased: &LeasedJob, now: Timestamp) -> StoreResult<()> {
+    let workspace = leased.job.workspace_id;
+    let page: ArchivePage = serde_json::from_value(leased.job.payload.clone())
+        .map_err(|e| StoreError::Other(format!("archive_exits payload: {e}").into()))?;
+    let mut work = CampaignWork::default();
+    let hooks = store.list_campaign_webhooks(workspace, Some(page.campaign)).await?;
+    let campaign = match store.get_campaign(workspace, page.campaign).await {
+        Ok(campaign) if hooks.iter().any(|hook| hook.listens_to(CampaignEventKind::ContactExited)) => Some(campaign),
+        Ok(_) | Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(campaign) = campaign {
+        let journeys = store.archived_journeys(workspace, page.campaign, page.after, ARCHIVE_PAGE).await?;
+        for (journey, contact) in &journeys {
+            let contact = match store.get_contact(workspace, *contact).await {
+                Ok(contact) => contact,
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let event = CampaignEvent {
+                kind: CampaignEventKind::ContactExited,
+                at: now,
+                campaign_id: campaign.id,
+                campaign_name: &campaign.name,
+                journey_id: Some(*journey),
+                contact: &contact,
+                data: json!({ "reason": ARCHIVED }),
+                occurrence: journey.to_string(),
+            };
+            work.jobs.extend(jobs(&hooks, &event, now));
+        }
+        if journeys.len() == ARCHIVE_PAGE as usize {
+            let next = ArchivePage { campaign: page.campaign, after: journeys.last().map(|(j, _)| *j) };
+            work.jobs.push(NewJob::new(JobKind::ArchiveExits, json!(next), now));
+        }
+    }
+    store.commit_campaign_work(workspace, Some(&leased.lease), &work, now).await
+}
+
+/// An `archive_exits` job's payload.
+#[derive(Debug, Serialize, Deserialize)]
+struct ArchivePage {
+    campaign: CampaignId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<JourneyId>,
 }
 
 /// The calls an unsubscription fires: one per listening webhook of each campaign the contact
