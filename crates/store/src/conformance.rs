@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             ingest_records_identity_conflicts,
             ingest_batches_race_safely,
             events_filter_and_paginate,
+            events_filter_by_outcome,
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
             expired_idempotency_keys_are_purged,
@@ -765,6 +766,61 @@ pub async fn events_filter_and_paginate(store: SharedStore) {
     assert_eq!(rest.items.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[1].event_id, ids[0].event_id]);
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("ws");
     assert!(matches!(store.get_event(other.id, ids[0].event_id).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn events_filter_by_outcome(store: SharedStore) {
+    use crate::OutcomeFilter;
+    use crate::campaign::CampaignWork;
+    use herald_domain::campaign::{CampaignReaction, ReactionKind};
+    let (ws, source) = with_source(&store).await;
+    let mut ids = Vec::new();
+    // Created, updated, unchanged (then a journey starts with it), unchanged (a campaign skips it).
+    let bodies = [
+        json!({"email": "o@example.com", "event": "a"}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+    ];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let t = at(10 * (i as u64 + 1));
+        let results = store.ingest(&[request(ws, source, body, None, t)], t).await.expect("ingest");
+        ids.push(accepted(&results[0]).event_id);
+    }
+    let reaction = |action| CampaignReaction {
+        campaign_id: herald_domain::CampaignId::from_uuid(crate::new_uuid(at(1))),
+        campaign: "Welcome".into(),
+        action,
+        detail: String::new(),
+    };
+    let work = CampaignWork {
+        reactions: vec![
+            (ids[2], vec![reaction(ReactionKind::Started)]),
+            (ids[3], vec![reaction(ReactionKind::Skipped)]),
+        ],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(50)).await.expect("reactions");
+    let list = |outcome| {
+        let store = store.clone();
+        async move {
+            let filter = EventFilter { outcome: Some(outcome), ..EventFilter::default() };
+            store
+                .list_events(ws, &filter, PageRequest::first(50))
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(OutcomeFilter::ContactCreated).await, [ids[0]]);
+    assert_eq!(list(OutcomeFilter::ContactUpdated).await, [ids[1]]);
+    assert_eq!(list(OutcomeFilter::StartedCampaign).await, [ids[2]]);
+    assert_eq!(list(OutcomeFilter::Nothing).await, [ids[3]], "a skip is nothing; a start is something");
+    let with_name =
+        EventFilter { outcome: Some(OutcomeFilter::ContactCreated), name: Some("b".into()), ..EventFilter::default() };
+    assert!(store.list_events(ws, &with_name, PageRequest::first(50)).await.expect("list").items.is_empty());
 }
 
 pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStore) {

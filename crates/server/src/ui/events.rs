@@ -160,7 +160,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
     let rows_and_next = if contact_error.is_some() {
         (Vec::new(), None)
     } else {
-        let filter = EventFilter { contact, name: name.clone(), source, from: None, until: None };
+        let filter = EventFilter { contact, name: name.clone(), source, from: None, until: None, outcome: None };
         let page = state.store.list_events(ws, &filter, PageRequest { after, limit: 50 }).await?;
         // Source names for the rows and the filter: the first 100 sources.
         (page.items, page.next_cursor.map(|c| c.as_str().to_owned()))
