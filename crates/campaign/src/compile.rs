@@ -157,21 +157,40 @@ pub type Actions = std::collections::BTreeMap<String, WebhookStep>;
 
 /// The saved actions a document's webhook steps use.
 pub fn action_references(document: &CampaignDocument) -> Vec<String> {
-    fn walk(steps: &[Step], found: &mut Vec<String>) {
-        for step in steps {
-            match step {
-                Step::Webhook(WebhookStep { action: Some(id), .. }) if !found.contains(id) => found.push(id.clone()),
-                Step::Branch(branch) => {
-                    walk(&branch.then, found);
-                    walk(&branch.otherwise, found);
-                }
-                _ => {}
+    let mut found = Vec::new();
+    each_webhook_step(&document.steps, &mut |step| {
+        if let Some(id) = &step.action
+            && !found.contains(id)
+        {
+            found.push(id.clone());
+        }
+    });
+    found
+}
+
+/// The ids of a document's webhook steps that use saved action `action` (`act_…`).
+pub fn steps_using_action(document: &CampaignDocument, action: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    each_webhook_step(&document.steps, &mut |step| {
+        if step.action.as_deref() == Some(action) {
+            found.push(step.id.clone());
+        }
+    });
+    found
+}
+
+/// Calls `f` with every webhook step, in branches too.
+fn each_webhook_step(steps: &[Step], f: &mut impl FnMut(&WebhookStep)) {
+    for step in steps {
+        match step {
+            Step::Webhook(webhook) => f(webhook),
+            Step::Branch(branch) => {
+                each_webhook_step(&branch.then, f);
+                each_webhook_step(&branch.otherwise, f);
             }
+            _ => {}
         }
     }
-    let mut found = Vec::new();
-    walk(&document.steps, &mut found);
-    found
 }
 
 /// Validates a saved action's request on its own; errors name its fields (`url`, `body`).
@@ -581,4 +600,29 @@ pub fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     };
     let address = EmailAddress::parse(address).map_err(|e| format!("{address:?} is not an email address: {e}"))?;
     Ok(Mailbox { name, address })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::document_from_value;
+
+    #[test]
+    fn steps_using_an_action_are_found_in_branches_too() {
+        let document = document_from_value(json!({
+            "name": "x", "trigger": {"type": "manual"},
+            "steps": [
+                {"type": "webhook", "id": "crm", "action": "act_a"},
+                {"type": "branch", "condition": {"field": "a", "op": "exists"},
+                 "then": [{"type": "webhook", "id": "again", "action": "act_a"}],
+                 "else": [{"type": "webhook", "id": "other", "action": "act_b"}]}
+            ]
+        }))
+        .expect("document");
+        assert_eq!(steps_using_action(&document, "act_a"), ["crm", "again"]);
+        assert_eq!(steps_using_action(&document, "act_c"), Vec::<String>::new());
+        assert_eq!(action_references(&document), ["act_a", "act_b"]);
+    }
 }

@@ -12,7 +12,10 @@ pub mod simulate;
 pub mod span;
 pub mod trigger;
 
-pub use compile::{Actions, CompiledCampaign, DocumentError, action_references, compile, compile_action, compile_with};
+pub use compile::{
+    Actions, CompiledCampaign, DocumentError, action_references, compile, compile_action, compile_with,
+    steps_using_action,
+};
 pub use condition::Condition;
 pub use context::CampaignInfo;
 pub use document::{CampaignDocument, EntryRule, Step, Trigger, document_from_value};

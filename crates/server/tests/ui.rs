@@ -940,6 +940,431 @@ async fn mapped_sources_are_previewed_and_saved_in_the_ui(backend: Backend) {
     app.stop().await;
 }
 
+// ---------------------------------------------------------------- messages, deliveries, actions
+
+/// A logged-in session: its cookie and its CSRF token.
+struct Ui {
+    cookie: String,
+    csrf: String,
+}
+
+impl Ui {
+    async fn log_in(app: &TestApp) -> Self {
+        let response = log_in(app, ADMIN_TOKEN).await;
+        let cookie =
+            set_cookie(&response, "herald_session").expect("cookie").split(';').next().expect("pair").to_owned();
+        let page = app.client.get(app.url("/events")).header(COOKIE, &cookie).send().await.expect("get");
+        let csrf = csrf_of(&page.text().await.expect("html"));
+        Self { cookie, csrf }
+    }
+
+    async fn get(&self, app: &TestApp, path: &str) -> (StatusCode, String) {
+        let response = app.client.get(app.url(path)).header(COOKIE, &self.cookie).send().await.expect("get");
+        (response.status(), response.text().await.expect("html"))
+    }
+
+    /// Posts a form with this session's token; returns the status and where it redirects.
+    async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let response =
+            app.client.post(app.url(path)).header(COOKIE, &self.cookie).form_body(&all).send().await.expect("post");
+        let status = response.status();
+        let location = response.headers().get(LOCATION).map(|l| l.to_str().expect("location").to_owned());
+        (status, location.unwrap_or_default(), response.text().await.expect("body"))
+    }
+}
+
+/// A loopback receiver answering every path with 200 `{"ok": true}`, except `/down` (500).
+async fn receiver() -> String {
+    let app = axum::Router::new().route(
+        "/{path}",
+        axum::routing::any(|axum::extract::Path(path): axum::extract::Path<String>| async move {
+            let status = if path == "down" { 500 } else { 200 };
+            (axum::http::StatusCode::from_u16(status).expect("status"), "{\"ok\": true}")
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// An active campaign (an email, then a call to `base/hook` through a saved action, then a
+/// draft call), a source, and Ada's event that runs it. Returns (campaign id, action id,
+/// Ada's contact id).
+async fn campaign_with_calls(app: &TestApp, base: &str) -> (String, String, String) {
+    let (status, action) = json(
+        app.post("/api/v1/actions", &json!({"name": "Tell CRM", "url": format!("{base}/hook"), "timeout": "1s"})).await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{action}");
+    let action = action["id"].as_str().expect("id").to_owned();
+    let document = json!({
+        "name": "Onboarding", "trigger": {"type": "event", "event": "signed_up"},
+        "steps": [
+            {"id": "welcome", "type": "email", "from": "Acme <hello@acme.test>", "subject": "Welcome, {{ first_name }}",
+             "html": "<p style=\"color: red\">Hi {{ first_name }}</p>"},
+            {"id": "crm", "type": "webhook", "action": action},
+            {"id": "review", "type": "webhook", "url": format!("{base}/review"), "timeout": "1s", "draft": true}
+        ]
+    });
+    let (status, campaign) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let campaign = campaign["id"].as_str().expect("id").to_owned();
+    let (status, _) = json(app.post(&format!("/api/v1/campaigns/{campaign}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, source) = json(app.post("/api/v1/sources", &json!({"name": "app", "kind": "generic"})).await).await;
+    let url = source["url"].as_str().expect("url").to_owned();
+    let body = json!({"email": "ada@example.com", "event": "signed_up", "data": {"first_name": "Ada"}});
+    let (status, sent) = json(app.client.post(&url).json(&body).send().await.expect("send")).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    app.run_jobs().await;
+    (campaign, action, sent["contact_id"].as_str().expect("contact").to_owned())
+}
+
+/// The first `href` in `html` that starts with `prefix`.
+fn link(html: &str, prefix: &str) -> String {
+    let start = html.find(&format!("href=\"{prefix}")).unwrap_or_else(|| panic!("no link to {prefix}")) + 6;
+    html[start..].split('"').next().expect("href").to_owned()
+}
+
+const NEW_PAGES: [&str; 7] = [
+    "/messages",
+    "/deliveries",
+    "/deliveries/whd_x",
+    "/contacts/ct_x/delete",
+    "/campaigns/cmp_x/webhooks/cwh_x",
+    "/events?outcome=nothing",
+    "/messages/msg_x",
+];
+
+const NEW_FORMS: [&str; 8] = [
+    "/deliveries/whd_x/resend",
+    "/contacts/ct_x/unsubscribe",
+    "/contacts/ct_x/delete",
+    "/contacts/ct_x/run-action",
+    "/campaigns/cmp_x/drafts",
+    "/campaigns/cmp_x/webhooks",
+    "/campaigns/cmp_x/webhooks/cwh_x",
+    "/campaigns/cmp_x/webhooks/cwh_x/delete",
+];
+
+async fn new_screens_need_a_session_and_a_csrf_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for page in NEW_PAGES {
+        let response = app.client.get(app.url(page)).send().await.expect("get");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
+        assert!(response.headers()[LOCATION].to_str().expect("location").starts_with("/login?next="), "{page}");
+    }
+    let ui = Ui::log_in(&app).await;
+    for form in NEW_FORMS {
+        let response = app.client.post(app.url(form)).form_body(&[("csrf", "x")]).send().await.expect("post");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{form} without a session");
+        for fields in [vec![("decision", "send")], vec![("csrf", "wrong"), ("decision", "send")]] {
+            let response = app
+                .client
+                .post(app.url(form))
+                .header(COOKIE, &ui.cookie)
+                .form_body(&fields)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{form} with {fields:?}");
+        }
+    }
+    // Empty states say what to do next.
+    for (page, words) in [
+        ("/messages", "Messages appear when"),
+        ("/deliveries", "No webhook calls yet"),
+        ("/events?outcome=contact_created", "No events match"),
+    ] {
+        let (status, html) = ui.get(&app, page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(html.contains(words), "{page}: {html}");
+    }
+    app.stop().await;
+}
+
+async fn messages_and_deliveries_show_what_was_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let base = receiver().await;
+    let (campaign, action, ada) = campaign_with_calls(&app, &base).await;
+    let ui = Ui::log_in(&app).await;
+
+    // Messages: listed, filtered, and one shown in a sandboxed frame with its own policy.
+    let (status, html) = ui.get(&app, "/messages").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Welcome, Ada"), "{html}");
+    for (query, listed) in [
+        ("status=sent", true),
+        ("status=failed", false),
+        (&*format!("campaign={campaign}"), true),
+        ("contact=ada%40example.com", true),
+        ("contact=bob%40example.com", false),
+    ] {
+        let (status, html) = ui.get(&app, &format!("/messages?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(html.contains("Welcome, Ada"), listed, "{query}");
+    }
+    let (_, html) = ui.get(&app, "/messages?contact=bob%40example.com").await;
+    assert!(html.contains("No contact has the email"), "the filter's error is next to it");
+    let message = link(&ui.get(&app, "/messages").await.1, "/messages/msg_");
+    let response = app.client.get(app.url(&message)).header(COOKIE, &ui.cookie).send().await.expect("get");
+    let csp = response.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    assert!(csp.contains("style-src 'self' 'unsafe-inline'") && csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = response.text().await.expect("html");
+    assert!(html.contains(" sandbox srcdoc=\"&#60;p "), "the email is framed, escaped, with no permission: {html}");
+    assert!(html.contains("&#60;p style=&#34;color: red&#34;&#62;Hi Ada&#60;/p&#62;"), "{html}");
+    assert!(!html.contains("<p style=\"color: red\">"), "the email's HTML never reaches the page itself");
+    assert!(html.contains("id=\"message-text\""), "the text part too");
+    let other = app.client.get(app.url("/events")).header(COOKIE, &ui.cookie).send().await.expect("get");
+    let csp = other.headers()["content-security-policy"].to_str().expect("csp");
+    assert!(!csp.contains("unsafe-inline"), "inline styles only where an email is shown: {csp}");
+
+    // Deliveries: the saved action's call, filtered by action, campaign and step, status.
+    let (status, html) = ui.get(&app, "/deliveries").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("{base}/hook")), "{html}");
+    for (query, listed) in [
+        (format!("action={action}"), true),
+        (format!("campaign={campaign}&step=crm"), true),
+        (format!("campaign={campaign}&step=other"), false),
+        ("status=failed".to_owned(), false),
+        (format!("contact={ada}"), true),
+    ] {
+        let (status, html) = ui.get(&app, &format!("/deliveries?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(html.contains(&format!("{base}/hook")), listed, "{query}: {html}");
+    }
+    let (_, html) = ui.get(&app, "/deliveries?step=crm").await;
+    assert!(html.contains("Needs campaign"), "a step needs its campaign, said next to the field: {html}");
+
+    // One call: its attempt, and Resend (same code as the API) adds another.
+    let delivery = link(&ui.get(&app, "/deliveries").await.1, "/deliveries/whd_");
+    let (_, html) = ui.get(&app, &delivery).await;
+    assert!(html.contains("Attempt 1") && html.contains(&format!("POST {base}/hook")), "{html}");
+    assert!(html.contains("webhook-signature") && html.contains("***"), "headers shown, secrets masked: {html}");
+    let (status, location, _) = ui.post(&app, &format!("{delivery}/resend"), &[]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{delivery}?notice=resent")));
+    app.run_jobs().await;
+    let (_, html) = ui.get(&app, &format!("{delivery}?notice=resent")).await;
+    assert!(html.contains("Attempt 2") && html.contains("Queued to be sent again"), "{html}");
+    let (_, resent) =
+        json(app.get(&format!("/api/v1/webhook-deliveries/{}", &delivery["/deliveries/".len()..])).await).await;
+    assert_eq!(resent["attempts"].as_array().map(Vec::len), Some(2), "{resent}");
+    app.stop().await;
+}
+
+async fn contact_page_runs_unsubscribes_and_deletes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let base = receiver().await;
+    let (_, action, ada) = campaign_with_calls(&app, &base).await;
+    let ui = Ui::log_in(&app).await;
+    let page = format!("/contacts/{ada}");
+
+    // The timeline interleaves the event, the email and the call.
+    let (_, html) = ui.get(&app, &page).await;
+    for what in ["signed_up", "Welcome, Ada", &format!("{base}/hook")] {
+        assert!(html.contains(what), "{what}: {html}");
+    }
+    assert!(html.contains("Tell CRM"), "saved actions to pick from");
+
+    // Run a saved action: queued, with a link to its calls.
+    let (status, location, _) = ui.post(&app, &format!("{page}/run-action"), &[("action", action.as_str())]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("{page}?notice=action_queued&ran={action}"));
+    app.run_jobs().await;
+    let (_, html) = ui.get(&app, &location).await;
+    assert!(html.contains(&format!("/deliveries?action={action}&amp;contact={ada}")), "{html}");
+    let (_, calls) = json(app.get(&format!("/api/v1/webhook-deliveries?action={action}&contact={ada}")).await).await;
+    assert_eq!(calls["data"].as_array().map(Vec::len), Some(2), "the step's call and the run: {calls}");
+    // A missing action is an error next to the picker.
+    let (status, _, html) =
+        ui.post(&app, &format!("{page}/run-action"), &[("action", "act_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("class=\"field-error\">The action cannot run for this contact"), "{html}");
+
+    // Unsubscribe: suppressed, as the API's suppression list says.
+    let (status, location, _) = ui.post(&app, &format!("{page}/unsubscribe"), &[]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{page}?notice=unsubscribed")));
+    let (_, suppressions) = json(app.get("/api/v1/suppressions").await).await;
+    assert_eq!(suppressions["data"][0]["email"], "ada@example.com", "{suppressions}");
+    let (_, html) = ui.get(&app, &page).await;
+    assert!(html.contains("suppressed") && !html.contains("id=\"unsubscribe\""), "{html}");
+
+    // Delete: a confirmation page first, then the contact and their events are gone.
+    let (status, html) = ui.get(&app, &format!("{page}/delete")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Delete for good") && html.contains("ada@example.com"), "{html}");
+    let (status, location, _) = ui.post(&app, &format!("{page}/delete"), &[]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/contacts?notice=contact_deleted"));
+    assert_eq!(app.get(&format!("/api/v1/contacts/{ada}")).await.status(), StatusCode::NOT_FOUND);
+    let (_, events) = json(app.get("/api/v1/events").await).await;
+    assert_eq!(events["data"], json!([]), "their events went with them");
+    assert_eq!(ui.get(&app, &page).await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+async fn event_log_filters_by_outcome(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let base = receiver().await;
+    campaign_with_calls(&app, &base).await;
+    let (_, source) = json(app.post("/api/v1/sources", &json!({"name": "more", "kind": "generic"})).await).await;
+    let url = source["url"].as_str().expect("url").to_owned();
+    for body in [
+        json!({"email": "ada@example.com", "event": "clicked"}),
+        json!({"email": "ada@example.com", "event": "paid", "data": {"plan": "pro"}}),
+    ] {
+        assert_eq!(app.client.post(&url).json(&body).send().await.expect("send").status(), StatusCode::OK);
+    }
+    app.run_jobs().await;
+    let ui = Ui::log_in(&app).await;
+    for (outcome, shown, hidden) in [
+        ("contact_created", "signed_up", "paid"),
+        ("started_campaign", "signed_up", "clicked"),
+        ("contact_updated", "paid", "signed_up"),
+        ("nothing", "clicked", "paid"),
+    ] {
+        let (status, html) = ui.get(&app, &format!("/events?outcome={outcome}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let rows = &html[html.find("<tbody").expect("rows")..];
+        assert!(rows.contains(&format!(">{shown}<")) && !rows.contains(&format!(">{hidden}<")), "{outcome}: {rows}");
+        assert!(html.contains(&format!("<option value=\"{outcome}\" selected>")), "the filter keeps its choice");
+    }
+    let (_, api) = json(app.get("/api/v1/events?outcome=nothing").await).await;
+    assert_eq!(api["data"][0]["name"], "clicked", "{api}");
+    let (status, _) = json(app.get("/api/v1/events?outcome=maybe").await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+async fn campaign_page_settles_drafts_and_manages_webhooks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let base = receiver().await;
+    let (campaign, _, _) = campaign_with_calls(&app, &base).await;
+    let ui = Ui::log_in(&app).await;
+    let page = format!("/campaigns/{campaign}");
+
+    // The draft call is waiting; Send sends it (the same code as the API).
+    let (_, html) = ui.get(&app, &page).await;
+    assert!(html.contains(&format!("POST {base}/review")), "{html}");
+    let draft =
+        html.split("name=\"draft\" value=\"").nth(1).expect("a draft").split('"').next().expect("id").to_owned();
+    let (status, location, _) =
+        ui.post(&app, &format!("{page}/drafts"), &[("draft", draft.as_str()), ("decision", "send")]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{page}?notice=drafts_sent")));
+    app.run_jobs().await;
+    let (_, calls) = json(app.get(&format!("/api/v1/webhook-deliveries?campaign={campaign}&step=review")).await).await;
+    assert_eq!(calls["data"][0]["status"], "succeeded", "{calls}");
+    let (_, html) = ui.get(&app, &page).await;
+    assert!(html.contains("No drafts waiting"), "{html}");
+    let (_, location, _) = ui.post(&app, &format!("{page}/drafts"), &[("decision", "skip")]).await;
+    assert_eq!(location, format!("{page}?notice=no_drafts"), "nothing left to skip");
+
+    // Event webhooks: a field error next to its field, then created, edited, deleted.
+    let create = format!("{page}/webhooks");
+    let (status, _, html) =
+        ui.post(&app, &create, &[("url", "ftp://x.example"), ("events", "contact_entered"), ("active", "1")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"hook-url\" name=\"url\" value=\"ftp://x.example\""), "kept as typed: {html}");
+    assert!(html.contains("<p class=\"field-error\">Unsupported scheme"), "{html}");
+    let (status, _, html) = ui.post(&app, &create, &[("url", &format!("{base}/events")), ("active", "1")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("<p class=\"field-error\">Subscribe to at least one event"), "{html}");
+    let fields = [
+        ("url", format!("{base}/events")),
+        ("method", "POST".to_owned()),
+        ("content_type", "form".to_owned()),
+        ("auth", "basic".to_owned()),
+        ("username", "herald".to_owned()),
+        ("password", "pw-secret-1".to_owned()),
+        ("secret", "a-long-random-shared-secret-123".to_owned()),
+        ("events", "contact_entered".to_owned()),
+        ("events", "email_sent".to_owned()),
+        ("active", "1".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location, _) = ui.post(&app, &create, &fields).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{page}?notice=webhook_saved")));
+    let (_, hooks) = json(app.get(&format!("/api/v1/campaigns/{campaign}/webhooks")).await).await;
+    let hook = &hooks["data"][0];
+    assert_eq!(
+        (
+            hook["content_type"].as_str(),
+            hook["auth"].as_str(),
+            hook["password_set"].as_bool(),
+            hook["secret_set"].as_bool()
+        ),
+        (Some("form"), Some("basic"), Some(true), Some(true)),
+        "{hooks}"
+    );
+    assert_eq!(hook["events"], json!(["contact_entered", "email_sent"]));
+    let edit = format!("{page}/webhooks/{}", hook["id"].as_str().expect("id"));
+    let (_, html) = ui.get(&app, &edit).await;
+    assert!(html.contains("stored; blank keeps it"), "{html}");
+    assert!(!html.contains("pw-secret-1") && !html.contains("a-long-random-shared-secret-123"), "secrets never shown");
+    let (_, html) = ui.get(&app, &page).await;
+    assert!(!html.contains("pw-secret-1") && !html.contains("a-long-random-shared-secret-123"), "secrets never shown");
+    // Blank password and secret keep the stored ones; unticked boxes turn things off.
+    let edited = [
+        ("url", format!("{base}/events2")),
+        ("auth", "basic".to_owned()),
+        ("username", "herald".to_owned()),
+        ("method", "POST".to_owned()),
+        ("content_type", "json".to_owned()),
+        ("events", "contact_exited".to_owned()),
+    ];
+    let edited: Vec<(&str, &str)> = edited.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location, _) = ui.post(&app, &edit, &edited).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{page}?notice=webhook_saved")));
+    let (_, hook) = json(app.get(&format!("/api/v1{}", &edit)).await).await;
+    assert_eq!(
+        (hook["active"].as_bool(), hook["password_set"].as_bool(), hook["secret_set"].as_bool(), hook["url"].as_str()),
+        (Some(false), Some(true), Some(true), Some(&*format!("{base}/events2"))),
+        "{hook}"
+    );
+    assert_eq!(hook["events"], json!(["contact_exited"]));
+    let (status, location, _) = ui.post(&app, &format!("{edit}/delete"), &[]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, &*format!("{page}?notice=webhook_deleted")));
+    let (_, hooks) = json(app.get(&format!("/api/v1/campaigns/{campaign}/webhooks")).await).await;
+    assert_eq!(hooks["data"], json!([]));
+    app.stop().await;
+}
+
+async fn browser_opens_the_delivery_log(backend: Backend) {
+    let shots = backend == Backend::Sqlite && std::env::var("HERALD_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let app = spawn_app(backend).await;
+    let base = receiver().await;
+    campaign_with_calls(&app, &base).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let flow = async {
+        client.goto(&app.url("/deliveries")).await.expect("goto");
+        fill(&client, "#key", ADMIN_TOKEN).await;
+        click(&client, "form button[type=submit]").await;
+        assert!(text(&client, "#deliveries").await.contains(&format!("{base}/hook")));
+        assert_eq!(path(&client).await, "/deliveries");
+        screenshot(&client, shots, "deliveries").await;
+        click(&client, "#deliveries tbody a[href^='/deliveries/']").await;
+        assert_eq!(text(&client, "#delivery-status").await, "succeeded");
+        assert!(text(&client, "#attempts").await.contains("Attempt 1"));
+        screenshot(&client, shots, "delivery").await;
+        click(&client, "#resend button").await;
+        client.accept_alert().await.expect("confirm the resend");
+        assert!(text(&client, ".notice").await.contains("Queued to be sent again"));
+        client.goto(&app.url("/messages")).await.expect("goto");
+        click(&client, "#messages tbody a[href^='/messages/']").await;
+        assert!(text(&client, "#message-text").await.contains("Hi Ada"));
+        screenshot(&client, shots, "message").await;
+    };
+    let result = tokio::time::timeout(Duration::from_secs(60), flow).await;
+    client.close().await.expect("close the browser");
+    result.expect("the flow took over a minute");
+    app.stop().await;
+}
+
 on_both_backends!(
     browser_walks_the_main_flow,
     pages_and_forms_need_a_session_and_a_csrf_token,
@@ -947,4 +1372,10 @@ on_both_backends!(
     users_log_in_with_a_password_until_deleted_or_changed,
     browser_logs_in_with_email_and_password,
     mapped_sources_are_previewed_and_saved_in_the_ui,
+    new_screens_need_a_session_and_a_csrf_token,
+    messages_and_deliveries_show_what_was_sent,
+    contact_page_runs_unsubscribes_and_deletes,
+    event_log_filters_by_outcome,
+    campaign_page_settles_drafts_and_manages_webhooks,
+    browser_opens_the_delivery_log,
 );

@@ -37,6 +37,7 @@ on_both_backends!(
     draft_steps_hold_journeys_until_sent_or_skipped,
     an_endpoint_failing_for_days_is_disabled_until_enabled,
     a_saved_action_runs_for_one_contact_outside_any_campaign,
+    deliveries_filter_by_action_campaign_and_step,
 );
 
 /// One request as the receiver saw it.
@@ -809,4 +810,68 @@ async fn a_saved_action_runs_for_one_contact_outside_any_campaign(backend: Backe
         (StatusCode::UNPROCESSABLE_ENTITY, Some("render_failed"), Some("url")),
         "{error}"
     );
+}
+
+async fn deliveries_filter_by_action_campaign_and_step(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (_receiver, base) = receiver().await;
+    let new_action = |name: &str| json!({"name": name, "url": format!("{base}/ok"), "timeout": "1s"});
+    let (_, lead) = json(app.post("/api/v1/actions", &new_action("Lead")).await).await;
+    let (_, other) = json(app.post("/api/v1/actions", &new_action("Other")).await).await;
+    let (lead, other) = (lead["id"].as_str().unwrap().to_owned(), other["id"].as_str().unwrap().to_owned());
+    let document = json!({"name": "Hooks", "trigger": {"type": "event", "event": "go"}, "steps": [
+        {"id": "lead", "type": "webhook", "action": lead},
+        hook("plain", &format!("{base}/ok")),
+    ]});
+    let (_, campaign) = json(app.post("/api/v1/campaigns", &document).await).await;
+    let campaign = campaign["id"].as_str().unwrap().to_owned();
+    json(app.post(&format!("/api/v1/campaigns/{campaign}/activate"), &json!({})).await).await;
+    let url = source(&app).await;
+    let ada = send(&app, &url, json!({"email": "ada@example.com", "event": "go"})).await;
+    let bob = send(&app, &url, json!({"email": "bob@example.com"})).await;
+    app.run_jobs().await;
+    for (action, contact) in [(&lead, &bob), (&other, &ada)] {
+        let (status, body) = json(
+            app.post(&format!("/api/v1/actions/{action}/run"), &json!({"contact_id": contact["contact_id"]})).await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    app.run_jobs().await;
+    assert_eq!(deliveries(&app).await.len(), 4, "two steps and two runs");
+
+    let list = |query: String| {
+        let app = &app;
+        async move {
+            let (status, body) = json(app.get(&format!("/api/v1/webhook-deliveries?{query}")).await).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["contact_id"].as_str().unwrap().to_owned(), d["step"].as_str().map(str::to_owned)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (ada, bob) = (ada["contact_id"].as_str().unwrap().to_owned(), bob["contact_id"].as_str().unwrap().to_owned());
+    // The action's calls: the step that uses it and its run for Bob, newest first.
+    assert_eq!(list(format!("action={lead}")).await, [(bob.clone(), None), (ada.clone(), Some("lead".into()))]);
+    assert_eq!(list(format!("action={other}")).await, [(ada.clone(), None)]);
+    assert_eq!(list(format!("action={lead}&contact={ada}")).await, [(ada.clone(), Some("lead".into()))]);
+    assert_eq!(list(format!("campaign={campaign}&step=plain")).await, [(ada.clone(), Some("plain".into()))]);
+    assert_eq!(list(format!("campaign={campaign}")).await.len(), 2);
+
+    // Bad filters name their parameter.
+    for (query, field) in [
+        ("step=plain".to_owned(), "step"),
+        ("action=nope".to_owned(), "action"),
+        ("action=act_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b".to_owned(), "action"),
+    ] {
+        let (status, error) = json(app.get(&format!("/api/v1/webhook-deliveries?{query}")).await).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{query}: {error}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use herald_domain::{ContactId, Event, EventId, EventOutcome, Page, PageRequest, 
 use herald_store::ingest::{
     BatchSnapshot, IDEMPOTENCY_WINDOW, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
 };
-use herald_store::{EventFilter, EventStore, StoreError, StoreResult};
+use herald_store::{EventFilter, EventStore, OutcomeFilter, StoreError, StoreResult};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
@@ -242,6 +242,16 @@ impl EventStore for PgStore {
         }
         if let Some(until) = filter.until {
             query.push(" AND received_at < ").push_bind(encode::ts(until));
+        }
+        if let Some(outcome) = filter.outcome {
+            query.push(match outcome {
+                OutcomeFilter::ContactCreated => " AND outcome->>'contact' = 'created'",
+                OutcomeFilter::ContactUpdated => " AND outcome->>'contact' = 'updated'",
+                OutcomeFilter::StartedCampaign => " AND COALESCE(outcome->'campaigns' @> '[{\"action\": \"started\"}]', FALSE)",
+                OutcomeFilter::Nothing => {
+                    " AND outcome->>'contact' IN ('unchanged', 'skipped') AND NOT COALESCE(outcome->'campaigns' @> '[{\"action\": \"started\"}]', FALSE)"
+                }
+            });
         }
         query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;

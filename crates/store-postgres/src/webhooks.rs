@@ -220,6 +220,17 @@ impl WebhookStore for PgStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
+        if let Some(step) = &filter.step {
+            query.push(" AND step = ").push_bind(encode::text(step).into_owned());
+        }
+        if let Some(calls) = &filter.action {
+            query.push(" AND (call->>'action' = ").push_bind(calls.action.to_string());
+            for (campaign, step) in &calls.steps {
+                query.push(" OR (campaign_id = ").push_bind(campaign.as_uuid());
+                query.push(" AND step = ").push_bind(encode::text(step).into_owned()).push(")");
+            }
+            query.push(")");
+        }
         if let Some(after) = page.after {
             query.push(" AND id < ").push_bind(after.as_uuid());
         }

@@ -9,7 +9,7 @@ use herald_domain::{Contact, ContactId, Event, EventId, Page, PageRequest, Sourc
 use herald_store::ingest::{
     BatchSnapshot, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
 };
-use herald_store::{EventFilter, EventStore, StoreError, StoreResult};
+use herald_store::{EventFilter, EventStore, OutcomeFilter, StoreError, StoreResult};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::contacts::{read_contacts, update_contact_data, write_contacts};
@@ -132,6 +132,16 @@ impl EventStore for SqliteStore {
         }
         if let Some(until) = filter.until {
             query.push(" AND received_at < ").push_bind(until.unix_millis());
+        }
+        if let Some(outcome) = filter.outcome {
+            query.push(match outcome {
+                OutcomeFilter::ContactCreated => " AND json_extract(outcome, '$.contact') = 'created'",
+                OutcomeFilter::ContactUpdated => " AND json_extract(outcome, '$.contact') = 'updated'",
+                OutcomeFilter::StartedCampaign => " AND EXISTS (SELECT 1 FROM json_each(outcome, '$.campaigns') WHERE json_extract(value, '$.action') = 'started')",
+                OutcomeFilter::Nothing => {
+                    " AND json_extract(outcome, '$.contact') IN ('unchanged', 'skipped') AND NOT EXISTS (SELECT 1 FROM json_each(outcome, '$.campaigns') WHERE json_extract(value, '$.action') = 'started')"
+                }
+            });
         }
         query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
         let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;

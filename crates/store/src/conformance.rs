@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             ingest_records_identity_conflicts,
             ingest_batches_race_safely,
             events_filter_and_paginate,
+            events_filter_by_outcome,
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
             expired_idempotency_keys_are_purged,
@@ -60,6 +61,7 @@ macro_rules! conformance_suite {
             deliveries_are_fenced_by_the_lease,
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
+            webhook_deliveries_filter_by_action_and_step,
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
             drafts_are_held_listed_and_settled_once,
@@ -822,6 +824,61 @@ pub async fn events_filter_and_paginate(store: SharedStore) {
     assert!(store.event_names(other.id, 10).await.expect("names").is_empty(), "scoped to the workspace");
 }
 
+pub async fn events_filter_by_outcome(store: SharedStore) {
+    use crate::OutcomeFilter;
+    use crate::campaign::CampaignWork;
+    use herald_domain::campaign::{CampaignReaction, ReactionKind};
+    let (ws, source) = with_source(&store).await;
+    let mut ids = Vec::new();
+    // Created, updated, unchanged (then a journey starts with it), unchanged (a campaign skips it).
+    let bodies = [
+        json!({"email": "o@example.com", "event": "a"}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+        json!({"email": "o@example.com", "event": "a", "data": {"plan": "pro"}}),
+    ];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let t = at(10 * (i as u64 + 1));
+        let results = store.ingest(&[request(ws, source, body, None, t)], t).await.expect("ingest");
+        ids.push(accepted(&results[0]).event_id);
+    }
+    let reaction = |action| CampaignReaction {
+        campaign_id: herald_domain::CampaignId::from_uuid(crate::new_uuid(at(1))),
+        campaign: "Welcome".into(),
+        action,
+        detail: String::new(),
+    };
+    let work = CampaignWork {
+        reactions: vec![
+            (ids[2], vec![reaction(ReactionKind::Started)]),
+            (ids[3], vec![reaction(ReactionKind::Skipped)]),
+        ],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(50)).await.expect("reactions");
+    let list = |outcome| {
+        let store = store.clone();
+        async move {
+            let filter = EventFilter { outcome: Some(outcome), ..EventFilter::default() };
+            store
+                .list_events(ws, &filter, PageRequest::first(50))
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(OutcomeFilter::ContactCreated).await, [ids[0]]);
+    assert_eq!(list(OutcomeFilter::ContactUpdated).await, [ids[1]]);
+    assert_eq!(list(OutcomeFilter::StartedCampaign).await, [ids[2]]);
+    assert_eq!(list(OutcomeFilter::Nothing).await, [ids[3]], "a skip is nothing; a start is something");
+    let with_name =
+        EventFilter { outcome: Some(OutcomeFilter::ContactCreated), name: Some("b".into()), ..EventFilter::default() };
+    assert!(store.list_events(ws, &with_name, PageRequest::first(50)).await.expect("list").items.is_empty());
+}
+
 pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let new = |e: &str, plan: &str| NewContact {
@@ -1535,6 +1592,69 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
             .expect("other")
             .is_empty()
     );
+}
+
+pub async fn webhook_deliveries_filter_by_action_and_step(store: SharedStore) {
+    use crate::webhook::{ActionCalls, DeliveryFilter, NewDelivery};
+    use herald_domain::{ActionId, CampaignId, WebhookDeliveryId};
+    let (ws, contact, journey) = journey_for(&store, "f@example.com").await;
+    let campaign = CampaignId::from_uuid(crate::new_uuid(at(1)));
+    let other_campaign = CampaignId::from_uuid(crate::new_uuid(at(1)));
+    let action = ActionId::from_uuid(crate::new_uuid(at(1)));
+    let other_action = ActionId::from_uuid(crate::new_uuid(at(1)));
+    let open = |secs: u64, campaign: Option<CampaignId>, step: Option<&'static str>, call: Value| {
+        let store = store.clone();
+        async move {
+            let new = NewDelivery {
+                journey_id: campaign.map(|_| journey),
+                campaign_id: campaign,
+                contact_id: Some(contact),
+                step: step.map(str::to_owned),
+                campaign_webhook_id: None,
+                idempotency_key: format!("key-{secs}"),
+                endpoint: "https://crm.example.com:443".into(),
+                request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
+                call,
+            };
+            store.open_delivery(ws, &new, at(secs)).await.expect("open").id
+        }
+    };
+    // A campaign step that uses the action, another step of the same campaign, the same step
+    // id in another campaign, a run of the action for one contact and a run of another action.
+    let crm = open(2, Some(campaign), Some("crm"), json!({"step": "crm"})).await;
+    let mail = open(3, Some(campaign), Some("notify"), json!({"step": "notify"})).await;
+    let elsewhere = open(4, Some(other_campaign), Some("crm"), json!({"step": "crm"})).await;
+    let run = open(5, None, None, json!({"action": action.to_string(), "contact": contact})).await;
+    let other_run = open(6, None, None, json!({"action": other_action.to_string(), "contact": contact})).await;
+    let ids = |filter: DeliveryFilter| {
+        let store = store.clone();
+        async move {
+            let page = store.list_deliveries(ws, &filter, PageRequest::first(10)).await.expect("list");
+            page.items.iter().map(|d| d.id).collect::<Vec<WebhookDeliveryId>>()
+        }
+    };
+    let by_action = |steps| DeliveryFilter { action: Some(ActionCalls { action, steps }), ..DeliveryFilter::default() };
+    assert_eq!(ids(by_action(vec![(campaign, "crm".into())])).await, [run, crm], "newest first");
+    assert_eq!(ids(by_action(Vec::new())).await, [run], "no step uses it: only its runs");
+    let step = |campaign, step: &str| DeliveryFilter {
+        campaign: Some(campaign),
+        step: Some(step.into()),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(ids(step(campaign, "crm")).await, [crm]);
+    assert_eq!(ids(step(other_campaign, "crm")).await, [elsewhere]);
+    assert_eq!(ids(step(campaign, "notify")).await, [mail]);
+    assert!(ids(step(campaign, "missing")).await.is_empty());
+    let with_status = DeliveryFilter { status: Some(herald_domain::WebhookStatus::Succeeded), ..by_action(Vec::new()) };
+    assert!(ids(with_status).await.is_empty(), "filters combine");
+    let everything = ids(DeliveryFilter::default()).await;
+    assert_eq!(everything, [other_run, run, elsewhere, mail, crm]);
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    let elsewhere_ws = store
+        .list_deliveries(other.id, &by_action(vec![(campaign, "crm".into())]), PageRequest::first(10))
+        .await
+        .expect("list");
+    assert!(elsewhere_ws.items.is_empty(), "scoped to the workspace");
 }
 
 pub async fn signing_keys_rotate_with_an_overlap(store: SharedStore) {

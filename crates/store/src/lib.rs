@@ -430,6 +430,22 @@ pub struct EventFilter {
     pub from: Option<Timestamp>,
     /// Received before.
     pub until: Option<Timestamp>,
+    /// Only events with this outcome.
+    pub outcome: Option<OutcomeFilter>,
+}
+
+/// What an event did, as the event log filters by it (read from the stored outcome: a scan of
+/// the workspace's events in id order, stopped once a page is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeFilter {
+    /// It created its contact.
+    ContactCreated,
+    /// It changed its contact.
+    ContactUpdated,
+    /// A campaign started a journey with it.
+    StartedCampaign,
+    /// Nothing: its contact was unchanged or skipped, and no journey started.
+    Nothing,
 }
 
 /// The event log.

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, CampaignWebhookId, ContactId, DraftId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
+    ActionId, CampaignId, CampaignWebhookId, ContactId, DraftId, JourneyId, NewJob, Page, PageRequest, Timestamp,
+    WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -54,6 +54,20 @@ pub struct DeliveryFilter {
     pub campaign: Option<CampaignId>,
     pub campaign_webhook: Option<CampaignWebhookId>,
     pub status: Option<WebhookStatus>,
+    /// Only calls of this campaign step (a step id; usually with `campaign`).
+    pub step: Option<String>,
+    /// Only calls of a saved action.
+    pub action: Option<ActionCalls>,
+}
+
+/// The calls of one saved action: its runs for one contact (their call names the action) and
+/// the calls of the campaign steps that use it. Which steps those are is read from the
+/// campaigns' documents by the caller: the store keeps no index of them.
+#[derive(Debug, Clone)]
+pub struct ActionCalls {
+    pub action: ActionId,
+    /// `(campaign, step id)` of every step that uses the action.
+    pub steps: Vec<(CampaignId, String)>,
 }
 
 /// A workspace's key for signing webhooks.

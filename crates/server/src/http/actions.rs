@@ -5,9 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_campaign::compile_action;
 use herald_campaign::document::{WebhookStep, action_from_value};
+use herald_campaign::{compile_action, steps_using_action};
 use herald_domain::{ActionId, SavedAction, Timestamp};
+use herald_store::webhook::ActionCalls;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -249,22 +250,63 @@ async fn run_action(
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<RunAction>,
 ) -> Result<(StatusCode, Json<RunQueued>), ApiError> {
-    let action = load(&state, p.workspace_id, &id).await?;
     let contact_id: herald_domain::ContactId =
         body.contact_id.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
-    let contact = state.store.get_contact(p.workspace_id, contact_id).await?;
-    let unsubscribe_url = state.email.unsubscribe_url(p.workspace_id, contact.id).await?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let queued = state.webhooks.run_action(p.workspace_id, &action, &contact, &unsubscribe_url, key).await.map_err(
-        |e| match e {
-            RunError::Store(e) => e.into(),
-            RunError::Render { field, reason } => {
-                let mut error =
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {reason}"));
-                error.field = Some(field).filter(|f| !f.is_empty());
-                error
-            }
-        },
-    )?;
+    let queued = run(&state, p.workspace_id, &id, contact_id, key).await?;
     Ok((StatusCode::ACCEPTED, Json(RunQueued { status: "queued", idempotency_key: queued })))
+}
+
+/// Runs saved action `id` for one contact (the API's and the web UI's one way to); returns
+/// the call's idempotency key.
+pub(crate) async fn run(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: &str,
+    contact_id: herald_domain::ContactId,
+    key: Option<&str>,
+) -> Result<String, ApiError> {
+    let action = load(state, workspace, id).await?;
+    let contact = state.store.get_contact(workspace, contact_id).await?;
+    let unsubscribe_url = state.email.unsubscribe_url(workspace, contact.id).await?;
+    state.webhooks.run_action(workspace, &action, &contact, &unsubscribe_url, key).await.map_err(|e| match e {
+        RunError::Store(e) => e.into(),
+        RunError::Render { field, reason } => {
+            let mut error =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {reason}"));
+            error.field = Some(field).filter(|f| !f.is_empty());
+            error
+        }
+    })
+}
+
+/// The calls of saved action `id` (deleted ones too): its runs, and those of the campaign
+/// steps that use it in their campaign's current version. Reads every campaign of the
+/// workspace, a page at a time: a workspace has tens of campaigns, not thousands.
+pub(crate) async fn calls_of(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: ActionId,
+) -> Result<ActionCalls, ApiError> {
+    if state.store.actions_by_ids(workspace, &[id]).await?.is_empty() {
+        return Err(ApiError::invalid("action", "is not a saved action of this workspace"));
+    }
+    let name = id.to_string();
+    let mut steps = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state.store.list_campaigns(workspace, herald_domain::PageRequest { after, limit: 100 }).await?;
+        for campaign in &page.items {
+            // A stored document always reads (it was validated when saved); one that no
+            // longer does names no action.
+            if let Ok(document) = herald_campaign::document_from_value(campaign.document.clone()) {
+                steps.extend(steps_using_action(&document, &name).into_iter().map(|step| (campaign.id, step)));
+            }
+        }
+        match (page.next_cursor, page.items.last()) {
+            (Some(_), Some(last)) => after = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(ActionCalls { action: id, steps })
 }

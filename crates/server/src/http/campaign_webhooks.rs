@@ -88,37 +88,37 @@ pub struct WebhookInput {
     /// HTTPS only (plain `http://` only when the operator sets `HERALD_WEBHOOK_ALLOW_HTTP`).
     /// Required on create.
     #[schema(example = "https://api.example.com/webhooks/campaign-events")]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// `json` (default, `application/json`) or `form` (`application/x-www-form-urlencoded`,
     /// nested fields as `contact[email]`).
     #[schema(example = "json")]
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// `POST` (default) or `GET`, which sends the payload as query parameters and no body.
     #[schema(example = "POST")]
-    method: Option<String>,
+    pub(crate) method: Option<String>,
     /// `none` or `basic` (POST only); `basic` by default when a username is given.
     #[schema(example = "none")]
-    auth: Option<String>,
-    username: Option<String>,
+    pub(crate) auth: Option<String>,
+    pub(crate) username: Option<String>,
     /// Write-only. Absent or blank: keep the stored one.
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    password: Option<Option<String>>,
+    pub(crate) password: Option<Option<String>>,
     /// Signs the calls instead of the workspace's keys: a `whsec_` secret or 16 to 256
     /// characters of text (whose UTF-8 bytes are the HMAC key). Write-only. Absent or blank:
     /// keep the stored one; `null`: remove it (the workspace's keys sign again).
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    secret: Option<Option<String>>,
+    pub(crate) secret: Option<Option<String>>,
     /// Keep response bodies (up to 64 KiB) in the delivery log. Default false.
-    log_response_body: Option<bool>,
+    pub(crate) log_response_body: Option<bool>,
     /// Default true; an inactive webhook sends nothing.
-    active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Required on create, at least one of `contact_entered`, `email_sent`, `email_failed`,
     /// `email_suppressed`, `webhook_failed`, `contact_converted`, `contact_exited`,
     /// `contact_unsubscribed`.
     #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]))]
-    events: Option<Vec<String>>,
+    pub(crate) events: Option<Vec<String>>,
     /// A custom payload: field name → `{"from": path}` or `{"value": any JSON}`. Paths:
     /// `event`, `timestamp`, `journey_id`, `campaign.id`, `campaign.name`, `contact.id`,
     /// `contact.email`, `contact.user_id`, `contact.phone`, `contact.attributes[.name…]`,
@@ -130,7 +130,7 @@ pub struct WebhookInput {
         "campaign_name": {"from": "campaign.name"},
         "source": {"value": "webhook"}
     }))]
-    payload: Option<Option<Value>>,
+    pub(crate) payload: Option<Option<Value>>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -352,11 +352,21 @@ async fn create_webhook(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CampaignWebhookDto>), ApiError> {
-    let campaign = campaign_id(&id)?;
+    let created = create(&state, p.workspace_id, campaign_id(&id)?, input).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+/// Adds a webhook to a campaign (the API's and the web UI's one way to).
+pub(crate) async fn create(
+    state: &AppState,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    input: WebhookInput,
+) -> Result<CampaignWebhook, ApiError> {
     let now = state.clock.now();
     let blank = CampaignWebhook {
         id: CampaignWebhookId::from_uuid(herald_store::new_uuid(now)),
-        workspace_id: p.workspace_id,
+        workspace_id: workspace,
         campaign_id: campaign,
         url: String::new(),
         content_type: PayloadEncoding::Json,
@@ -370,11 +380,11 @@ async fn create_webhook(
         created_at: now,
         updated_at: now,
     };
-    let hook = apply(&state, blank, input)?;
+    let hook = apply(state, blank, input)?;
     let created = state.store.create_campaign_webhook(&hook).await?;
-    state.campaigns.forget_hooks(p.workspace_id, campaign);
-    tracing::info!(workspace = %p.workspace_id, campaign = %campaign, webhook = %created.id, "campaign webhook created");
-    Ok((StatusCode::CREATED, Json(created.into())))
+    state.campaigns.forget_hooks(workspace, campaign);
+    tracing::info!(workspace = %workspace, campaign = %campaign, webhook = %created.id, "campaign webhook created");
+    Ok(created)
 }
 
 #[utoipa::path(get, path = "/campaigns/{id}/webhooks/{webhook_id}", tag = "campaign-webhooks",
@@ -404,12 +414,23 @@ async fn update_webhook(
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<CampaignWebhookDto>, ApiError> {
     let (campaign, hook) = ids(&id, &webhook_id)?;
-    let stored = state.store.get_campaign_webhook(p.workspace_id, campaign, hook).await?;
-    let mut changed = apply(&state, stored, input)?;
+    Ok(Json(update(&state, p.workspace_id, campaign, hook, input).await?.into()))
+}
+
+/// Changes the fields `input` gives (the API's and the web UI's one way to).
+pub(crate) async fn update(
+    state: &AppState,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    hook: CampaignWebhookId,
+    input: WebhookInput,
+) -> Result<CampaignWebhook, ApiError> {
+    let stored = state.store.get_campaign_webhook(workspace, campaign, hook).await?;
+    let mut changed = apply(state, stored, input)?;
     changed.updated_at = state.clock.now();
     let updated = state.store.update_campaign_webhook(&changed).await?;
-    state.campaigns.forget_hooks(p.workspace_id, campaign);
-    Ok(Json(updated.into()))
+    state.campaigns.forget_hooks(workspace, campaign);
+    Ok(updated)
 }
 
 /// Delete an event webhook; its past calls stay in the delivery log.
@@ -423,7 +444,18 @@ async fn delete_webhook(
     Path((id, webhook_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (campaign, hook) = ids(&id, &webhook_id)?;
-    state.store.delete_campaign_webhook(p.workspace_id, campaign, hook).await?;
-    state.campaigns.forget_hooks(p.workspace_id, campaign);
+    delete(&state, p.workspace_id, campaign, hook).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a webhook (the API's and the web UI's one way to); its calls stay in the log.
+pub(crate) async fn delete(
+    state: &AppState,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    hook: CampaignWebhookId,
+) -> Result<(), ApiError> {
+    state.store.delete_campaign_webhook(workspace, campaign, hook).await?;
+    state.campaigns.forget_hooks(workspace, campaign);
+    Ok(())
 }

@@ -19,7 +19,7 @@ use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use super::list::{List, ListParams};
 
 /// Most drafts one bulk call settles; call again for the rest.
-const BULK_LIMIT: u32 = 1000;
+pub(crate) const BULK_LIMIT: u32 = 1000;
 
 /// A call waiting for a decision.
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,7 +118,7 @@ async fn list_drafts(
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Decision {
+pub(crate) enum Decision {
     Send,
     Skip,
 }
@@ -132,7 +132,7 @@ fn decision_job(decision: Decision, draft: &WebhookDraft, now: Timestamp) -> New
     }
 }
 
-async fn settle(
+pub(crate) async fn settle(
     state: &AppState,
     workspace: herald_domain::WorkspaceId,
     selection: DraftSelection,

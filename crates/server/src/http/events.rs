@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_domain::{ContactId, Event, EventId, EventOutcome, SourceId, Timestamp};
-use herald_store::EventFilter;
+use herald_store::{EventFilter, OutcomeFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -88,12 +88,34 @@ pub struct EventQuery {
     from: Option<String>,
     /// Received before (RFC 3339).
     until: Option<String>,
+    /// What the event did: `contact_created`, `contact_updated`, `started_campaign` (a
+    /// campaign started a journey with it) or `nothing`.
+    outcome: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events)).routes(routes!(get_event))
+}
+
+/// The outcomes the event log filters by: (query value, the words the web UI shows).
+pub(crate) const OUTCOMES: [(&str, &str, OutcomeFilter); 4] = [
+    ("contact_created", "Created a contact", OutcomeFilter::ContactCreated),
+    ("contact_updated", "Updated a contact", OutcomeFilter::ContactUpdated),
+    ("started_campaign", "Started a campaign", OutcomeFilter::StartedCampaign),
+    ("nothing", "Nothing happened", OutcomeFilter::Nothing),
+];
+
+/// An `outcome` filter (the API's and the web UI's).
+pub(crate) fn outcome_param(value: Option<&str>) -> Result<Option<OutcomeFilter>, ApiError> {
+    value
+        .map(|v| {
+            OUTCOMES.iter().find(|(name, _, _)| *name == v).map(|(_, _, f)| *f).ok_or_else(|| {
+                ApiError::invalid("outcome", "must be contact_created, contact_updated, started_campaign or nothing")
+            })
+        })
+        .transpose()
 }
 
 fn time_param(value: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
@@ -121,6 +143,7 @@ async fn list_events(
         source: q.source_id.as_deref().map(str::parse).transpose().map_err(|e| ApiError::invalid("source_id", e))?,
         from: time_param(q.from.as_deref(), "from")?,
         until: time_param(q.until.as_deref(), "until")?,
+        outcome: outcome_param(q.outcome.as_deref())?,
     };
     let events = state.store.list_events(p.workspace_id, &filter, page).await?;
     Ok(Json(List::from_page(events, EventDto::from)))

@@ -2,22 +2,22 @@
 //! the operations endpoints. Each resource module exposes its own `router()`; this module
 //! assembles them and adds the shared layers (auth, body limit, metrics, tracing, panics).
 
-mod actions;
+pub(crate) mod actions;
 pub(crate) mod api_keys;
 mod auth;
-mod campaign_webhooks;
+pub(crate) mod campaign_webhooks;
 pub(crate) mod campaigns;
 mod contacts;
 pub(crate) mod domains;
-mod drafts;
+pub(crate) mod drafts;
 mod endpoints;
 pub mod error;
-mod events;
+pub(crate) mod events;
 mod list;
 mod messages;
 mod ops;
 pub(crate) mod sources;
-mod suppressions;
+pub(crate) mod suppressions;
 pub(crate) mod transport;
 mod unsubscribe;
 pub(crate) mod webhooks;

@@ -90,27 +90,40 @@ async fn add_suppression(
 ) -> Result<(StatusCode, Json<SuppressionDto>), ApiError> {
     let email = address(&body.email, "email")?;
     let reason = body.reason.unwrap_or_else(|| "manual".to_owned());
+    let (stored, created) = suppress(&state, principal.workspace_id, &email, reason, body.detail).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(stored.into())))
+}
+
+/// Suppresses an address for the workspace by hand (the API's and the web UI's one way to);
+/// returns the record kept and whether it is new (an address already suppressed keeps its
+/// first record).
+pub(crate) async fn suppress(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    email: &EmailAddress,
+    reason: String,
+    detail: Option<String>,
+) -> Result<(Suppression, bool), ApiError> {
     if reason.trim().is_empty() || reason.len() > 100 {
         return Err(ApiError::invalid("reason", "must be 1–100 characters"));
     }
-    if body.detail.as_ref().is_some_and(|d| d.len() > 1000) {
+    if detail.as_ref().is_some_and(|d| d.len() > 1000) {
         return Err(ApiError::invalid("detail", "must be at most 1000 characters"));
     }
-    let workspace = principal.workspace_id;
     let filter = ContactFilter { email: Some(email.clone()), ..ContactFilter::default() };
     let contact = state.store.list_contacts(workspace, &filter, herald_domain::PageRequest::first(1)).await?;
-    let now = state.clock.now();
     let new = Suppression {
         email: email.as_str().to_owned(),
         contact_id: contact.items.first().map(|c| c.id),
         reason,
-        detail: body.detail,
-        created_at: now,
+        detail,
+        created_at: state.clock.now(),
     };
-    // Added by the API, not by the contact: no `contact_unsubscribed` event.
+    // Added by hand, not by the contact: no `contact_unsubscribed` event.
     let stored = state.store.add_suppression(workspace, &new, &[]).await?;
-    let status = if stored == new { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(stored.into())))
+    let created = stored == new;
+    Ok((stored, created))
 }
 
 /// Re-subscribe an address: campaign email reaches it again.

@@ -90,7 +90,7 @@ pub struct DeliveryWithAttempts {
     attempts: Vec<WebhookAttempt>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     pub limit: Option<u32>,
@@ -105,6 +105,11 @@ pub struct DeliveryParams {
     pub campaign_webhook: Option<String>,
     /// `pending`, `succeeded`, `failed` or `exhausted`.
     pub status: Option<String>,
+    /// Only calls of this campaign step (its id; needs `campaign`).
+    pub step: Option<String>,
+    /// Only calls of this saved action (`act_…`): its runs for one contact and the calls of
+    /// the campaign steps that use it (in their campaign's current version).
+    pub action: Option<String>,
 }
 
 /// The signing keys, without their secrets.
@@ -192,18 +197,37 @@ where
 async fn list_deliveries(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    ApiQuery(params): ApiQuery<DeliveryParams>,
+    ApiQuery(mut params): ApiQuery<DeliveryParams>,
 ) -> Result<Json<List<DeliveryDto>>, ApiError> {
-    let filter = DeliveryFilter {
+    let paging = super::list::ListParams { limit: params.limit.take(), cursor: params.cursor.take() };
+    let filter = delivery_filter(&state, principal.workspace_id, params).await?;
+    let page = state.store.list_deliveries(principal.workspace_id, &filter, paging.page()?).await?;
+    Ok(Json(List::from_page(page, DeliveryDto::from)))
+}
+
+/// Reads the filters of a delivery list (the API's and the web UI's).
+pub(crate) async fn delivery_filter(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    params: DeliveryParams,
+) -> Result<DeliveryFilter, ApiError> {
+    let campaign = parse(params.campaign.as_deref(), "campaign")?;
+    if params.step.is_some() && campaign.is_none() {
+        return Err(ApiError::invalid("step", "needs campaign: step ids are per campaign"));
+    }
+    let action = match parse(params.action.as_deref(), "action")? {
+        Some(id) => Some(super::actions::calls_of(state, workspace, id).await?),
+        None => None,
+    };
+    Ok(DeliveryFilter {
         contact: parse(params.contact.as_deref(), "contact")?,
-        campaign: parse(params.campaign.as_deref(), "campaign")?,
+        campaign,
         journey: parse(params.journey.as_deref(), "journey")?,
         campaign_webhook: parse(params.campaign_webhook.as_deref(), "campaign_webhook")?,
         status: parse(params.status.as_deref(), "status")?,
-    };
-    let paging = super::list::ListParams { limit: params.limit, cursor: params.cursor };
-    let page = state.store.list_deliveries(principal.workspace_id, &filter, paging.page()?).await?;
-    Ok(Json(List::from_page(page, DeliveryDto::from)))
+        step: params.step,
+        action,
+    })
 }
 
 /// One webhook call with every attempt.
@@ -239,7 +263,17 @@ async fn resend_delivery(
     Path(id): Path<String>,
 ) -> Result<Json<Resent>, ApiError> {
     let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
-    let (delivery, _) = state.store.get_delivery(principal.workspace_id, id).await?;
+    Ok(Json(Resent { resent: resend(&state, principal.workspace_id, id).await? }))
+}
+
+/// Sends a finished call again (the API's and the web UI's one way to); `409` while it is
+/// still pending.
+pub(crate) async fn resend(
+    state: &AppState,
+    workspace: herald_domain::WorkspaceId,
+    id: WebhookDeliveryId,
+) -> Result<Vec<WebhookDeliveryId>, ApiError> {
+    let (delivery, _) = state.store.get_delivery(workspace, id).await?;
     if delivery.status == WebhookStatus::Pending {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -248,9 +282,9 @@ async fn resend_delivery(
         ));
     }
     let now = state.clock.now();
-    let resent = state.store.resend_deliveries(principal.workspace_id, &[id], None, now, now, 1, now).await?;
+    let resent = state.store.resend_deliveries(workspace, &[id], None, now, now, 1, now).await?;
     state.wake.notify_one();
-    Ok(Json(Resent { resent }))
+    Ok(resent)
 }
 
 /// Send again every call of a status that finished in a time range (at most 10,000).

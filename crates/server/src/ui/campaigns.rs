@@ -1,13 +1,18 @@
 //! Campaigns: the list with state and statistics, activate / pause / resume / archive, one
-//! campaign's per-step statistics and messages, and one message as rendered.
+//! campaign's per-step statistics, messages, pending drafts (`drafts.rs`) and event webhooks
+//! (`campaign_webhooks.rs`).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use herald_domain::{CampaignId, CampaignState, Cursor, MessageId, PageRequest};
+use herald_domain::{CampaignId, CampaignState, Cursor, DraftId, PageRequest};
 use herald_store::campaign::{CampaignStats, MessageFilter};
 use serde::Deserialize;
 
-use super::{Form, Layout, NoticeQuery, Session, UiError, UiResult, non_blank, parse_id, render, see_other, when};
+use super::campaign_webhooks::{self, HookForm, HookRow};
+use super::drafts::{self, DraftRow};
+use super::{
+    FieldErrors, Form, Layout, NoticeQuery, Session, UiError, UiResult, non_blank, parse_id, render, see_other, when,
+};
 use crate::http::AppState;
 use crate::http::campaigns as api;
 use crate::http::error::ApiError;
@@ -96,59 +101,89 @@ pub struct MessageLine {
 
 #[derive(Template)]
 #[template(path = "campaign.html")]
-struct CampaignPage {
-    l: Layout,
+pub(super) struct CampaignPage {
+    pub(super) l: Layout,
     c: CampaignRow,
     steps: Vec<StepLine>,
     messages: Vec<MessageLine>,
     document: String,
+    drafts: Vec<DraftRow>,
+    drafts_next: Option<String>,
+    hooks: Vec<HookRow>,
+    /// The new-webhook form, as typed when it came back with errors.
+    pub(super) hook_form: HookForm,
+    pub(super) hook_errors: FieldErrors,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CampaignQuery {
+    notice: Option<String>,
+    drafts_cursor: Option<String>,
+}
+
+impl CampaignPage {
+    pub(super) async fn load(
+        state: &AppState,
+        session: &Session,
+        id: CampaignId,
+        drafts_cursor: Option<DraftId>,
+    ) -> Result<Self, UiError> {
+        let ws = session.workspace_id;
+        let campaign = state.store.get_campaign(ws, id).await?;
+        let stats = state.store.campaign_stats(ws, id).await?;
+        let steps = stats
+            .steps
+            .iter()
+            .map(|(step, outcomes)| StepLine {
+                step: step.clone(),
+                outcomes: outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect::<Vec<_>>().join(", "),
+            })
+            .collect();
+        let filter = MessageFilter { campaign: Some(id), ..MessageFilter::default() };
+        let messages = state.store.list_messages(ws, &filter, PageRequest { after: None, limit: 50 }).await?;
+        let (drafts, drafts_next) = drafts::section(state, ws, id, drafts_cursor).await?;
+        Ok(Self {
+            l: Layout::new(session, "/campaigns", campaign.name.clone()),
+            c: CampaignRow {
+                id: campaign.id.to_string(),
+                name: campaign.name.clone(),
+                state: campaign.state.to_string(),
+                badge: badge(campaign.state),
+                version: campaign.version,
+                stats,
+                actions: actions(campaign.state),
+            },
+            steps,
+            messages: messages
+                .items
+                .iter()
+                .map(|m| MessageLine {
+                    id: m.id.to_string(),
+                    to: m.to.clone(),
+                    subject: m.subject.clone(),
+                    status: m.status.to_string(),
+                    created: when(m.created_at),
+                })
+                .collect(),
+            document: super::pretty(&campaign.document),
+            drafts,
+            drafts_next,
+            hooks: campaign_webhooks::rows(state, ws, id).await?,
+            hook_form: HookForm::default(),
+            hook_errors: FieldErrors::default(),
+        })
+    }
 }
 
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(notice): Query<NoticeQuery>,
+    Query(q): Query<CampaignQuery>,
 ) -> UiResult {
-    let ws = session.workspace_id;
     let id: CampaignId = parse_id(&id)?;
-    let campaign = state.store.get_campaign(ws, id).await?;
-    let stats = state.store.campaign_stats(ws, id).await?;
-    let steps = stats
-        .steps
-        .iter()
-        .map(|(step, outcomes)| StepLine {
-            step: step.clone(),
-            outcomes: outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect::<Vec<_>>().join(", "),
-        })
-        .collect();
-    let filter = MessageFilter { campaign: Some(id), ..MessageFilter::default() };
-    let messages = state.store.list_messages(ws, &filter, PageRequest { after: None, limit: 50 }).await?;
-    let page = CampaignPage {
-        l: Layout::new(&session, "/campaigns", campaign.name.clone()).with_notice(notice.message()),
-        c: CampaignRow {
-            id: campaign.id.to_string(),
-            name: campaign.name.clone(),
-            state: campaign.state.to_string(),
-            badge: badge(campaign.state),
-            version: campaign.version,
-            stats,
-            actions: actions(campaign.state),
-        },
-        steps,
-        messages: messages
-            .items
-            .iter()
-            .map(|m| MessageLine {
-                id: m.id.to_string(),
-                to: m.to.clone(),
-                subject: m.subject.clone(),
-                status: m.status.to_string(),
-                created: when(m.created_at),
-            })
-            .collect(),
-        document: super::pretty(&campaign.document),
-    };
+    let mut page = CampaignPage::load(&state, &session, id, super::cursor::<DraftId>(&q.drafts_cursor)?).await?;
+    page.l.notice = NoticeQuery { notice: q.notice }.message();
     Ok(render(&page))
 }
 
@@ -178,47 +213,4 @@ pub async fn change_state(
     api::set_state(&state, session.workspace_id, id, from, to).await?;
     let back = if form.back.as_deref() == Some("list") { "/campaigns".to_owned() } else { format!("/campaigns/{id}") };
     Ok(see_other(&back, notice))
-}
-
-#[derive(Template)]
-#[template(path = "message.html")]
-struct MessagePage {
-    l: Layout,
-    campaign_id: String,
-    contact_id: String,
-    to: String,
-    from: String,
-    subject: String,
-    status: String,
-    reason: Option<String>,
-    transport: String,
-    reply: Option<String>,
-    created: String,
-    sent: Option<String>,
-    text: String,
-    html: String,
-    warnings: Vec<String>,
-}
-
-pub async fn message(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
-    let id: MessageId = parse_id(&id)?;
-    let m = state.store.get_message(session.workspace_id, id).await?;
-    let page = MessagePage {
-        l: Layout::new(&session, "/campaigns", m.subject.clone()),
-        campaign_id: m.campaign_id.to_string(),
-        contact_id: m.contact_id.to_string(),
-        to: m.to,
-        from: m.from,
-        subject: m.subject,
-        status: m.status.to_string(),
-        reason: m.status_reason,
-        transport: m.transport,
-        reply: m.reply,
-        created: when(m.created_at),
-        sent: m.sent_at.map(when),
-        text: m.text,
-        html: m.html,
-        warnings: m.warnings,
-    };
-    Ok(render(&page))
 }

@@ -1,16 +1,25 @@
 //! Contacts: search by email, user id or attribute; a contact page with identifiers,
-//! attributes, suppression, recent events and messages.
+//! attributes, suppression and a timeline of their events, emails and webhook calls; and what
+//! can be done to one: unsubscribe, delete (after a confirmation page), run a saved action.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use herald_domain::{Contact, ContactId, Cursor, EmailAddress, PageRequest, UserId};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use herald_domain::{ActionId, Contact, ContactId, Cursor, EmailAddress, PageRequest, Timestamp, UserId};
 use herald_store::campaign::MessageFilter;
+use herald_store::webhook::DeliveryFilter;
 use herald_store::{ContactFilter, EventFilter};
 use serde::Deserialize;
 
-use super::{Layout, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
+use super::{
+    Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, non_blank, parse_id,
+    pretty, render, see_other, status_badge, when,
+};
 use crate::http::AppState;
+use crate::http::actions;
 use crate::http::error::ApiError;
+use crate::http::suppressions::suppress;
 
 pub struct ContactRow {
     pub id: String,
@@ -40,6 +49,7 @@ fn row(c: &Contact) -> ContactRow {
 pub struct SearchQuery {
     q: Option<String>,
     cursor: Option<String>,
+    notice: Option<String>,
 }
 
 #[derive(Template)]
@@ -98,21 +108,23 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
         }
         None => (Vec::new(), None),
     };
-    Ok(render(&ContactsPage { l: Layout::new(&session, "/contacts", "Contacts"), q, rows, next, error }))
+    let l = Layout::new(&session, "/contacts", "Contacts").with_notice(NoticeQuery { notice: query.notice }.message());
+    Ok(render(&ContactsPage { l, q, rows, next, error }))
 }
 
-pub struct EventLine {
-    pub id: String,
-    pub name: String,
-    pub received: String,
+/// One line of a contact's timeline: an event, an email or a webhook call.
+pub struct TimelineItem {
+    at: Timestamp,
+    pub when: String,
+    pub kind: &'static str,
+    pub label: String,
+    pub href: String,
+    pub status: Option<String>,
+    pub badge: &'static str,
 }
 
-pub struct MessageLine {
-    pub id: String,
-    pub subject: String,
-    pub status: String,
-    pub created: String,
-}
+/// Lines of each kind a contact page reads; the timeline shows them merged, newest first.
+const TIMELINE_EACH: u32 = 20;
 
 #[derive(Template)]
 #[template(path = "contact.html")]
@@ -123,66 +135,211 @@ struct ContactPage {
     updated: String,
     attributes: String,
     suppressed: Option<String>,
-    events: Vec<EventLine>,
+    timeline: Vec<TimelineItem>,
     more_events: bool,
-    messages: Vec<MessageLine>,
+    more_messages: bool,
+    more_deliveries: bool,
+    actions: Vec<SelectOption>,
+    ran: Option<String>,
+    run_errors: FieldErrors,
 }
 
-pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
-    let id: ContactId = parse_id(&id)?;
-    let ws = session.workspace_id;
-    let contact = state.store.get_contact(ws, id).await?;
-    let filter = EventFilter { contact: Some(id), ..EventFilter::default() };
-    let events = state.store.list_events(ws, &filter, PageRequest { after: None, limit: 20 }).await?;
-    let messages = state
-        .store
-        .list_messages(
-            ws,
-            &MessageFilter { contact: Some(id), ..MessageFilter::default() },
-            PageRequest { after: None, limit: 20 },
-        )
-        .await?;
-    let suppressed = match &contact.email {
-        Some(email) => state
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactQuery {
+    notice: Option<String>,
+    /// The saved action just queued (`act_…`): the page links to its calls.
+    ran: Option<String>,
+}
+
+impl ContactPage {
+    async fn load(state: &AppState, session: &Session, id: ContactId) -> Result<Self, UiError> {
+        let ws = session.workspace_id;
+        let contact = state.store.get_contact(ws, id).await?;
+        let events = state
             .store
-            .suppression(ws, email.as_str())
+            .list_events(
+                ws,
+                &EventFilter { contact: Some(id), ..EventFilter::default() },
+                PageRequest { after: None, limit: TIMELINE_EACH },
+            )
+            .await?;
+        let messages = state
+            .store
+            .list_messages(
+                ws,
+                &MessageFilter { contact: Some(id), ..MessageFilter::default() },
+                PageRequest { after: None, limit: TIMELINE_EACH },
+            )
+            .await?;
+        let deliveries = state
+            .store
+            .list_deliveries(
+                ws,
+                &DeliveryFilter { contact: Some(id), ..DeliveryFilter::default() },
+                PageRequest { after: None, limit: TIMELINE_EACH },
+            )
+            .await?;
+        let suppressed = match &contact.email {
+            Some(email) => state
+                .store
+                .suppression(ws, email.as_str())
+                .await?
+                .map(|s| format!("{} since {}", s.reason, when(s.created_at))),
+            None => None,
+        };
+        let mut timeline: Vec<TimelineItem> = events
+            .items
+            .iter()
+            .map(|e| TimelineItem {
+                at: e.received_at,
+                when: when(e.received_at),
+                kind: "event",
+                label: e.name.clone().unwrap_or_else(|| "(contact only)".into()),
+                href: format!("/events/{}", e.id),
+                status: None,
+                badge: "",
+            })
+            .chain(messages.items.iter().map(|m| TimelineItem {
+                at: m.created_at,
+                when: when(m.created_at),
+                kind: "email",
+                label: m.subject.clone(),
+                href: format!("/messages/{}", m.id),
+                status: Some(m.status.to_string()),
+                badge: status_badge(m.status.as_str()),
+            }))
+            .chain(deliveries.items.iter().map(|d| TimelineItem {
+                at: d.created_at,
+                when: when(d.created_at),
+                kind: "webhook",
+                label: d.request["url"].as_str().unwrap_or(&d.endpoint).to_owned(),
+                href: format!("/deliveries/{}", d.id),
+                status: Some(d.status.to_string()),
+                badge: status_badge(d.status.as_str()),
+            }))
+            .collect();
+        timeline.sort_by_key(|t| std::cmp::Reverse(t.at));
+        let actions = state
+            .store
+            .list_actions(ws)
             .await?
-            .map(|s| format!("{} since {}", s.reason, when(s.created_at))),
-        None => None,
-    };
-    let page = ContactPage {
-        l: Layout::new(
-            &session,
-            "/contacts",
-            contact.email.as_ref().map_or_else(|| contact.id.to_string(), |e| e.as_str().to_owned()),
-        ),
-        c: row(&contact),
-        phone: contact.phone.as_ref().map(|p| p.as_str().to_owned()),
-        updated: when(contact.updated_at),
-        attributes: pretty(&serde_json::Value::Object(contact.attributes.clone())),
-        suppressed,
-        more_events: events.next_cursor.is_some(),
-        events: events
-            .items
-            .iter()
-            .map(|e| EventLine {
-                id: e.id.to_string(),
-                name: e.name.clone().unwrap_or_else(|| "(contact only)".into()),
-                received: when(e.received_at),
-            })
-            .collect(),
-        messages: messages
-            .items
-            .iter()
-            .map(|m| MessageLine {
-                id: m.id.to_string(),
-                subject: m.subject.clone(),
-                status: m.status.to_string(),
-                created: when(m.created_at),
-            })
-            .collect(),
-    };
+            .into_iter()
+            .map(|a| SelectOption { value: a.id.to_string(), label: a.name, selected: false })
+            .collect();
+        Ok(Self {
+            l: Layout::new(
+                session,
+                "/contacts",
+                contact.email.as_ref().map_or_else(|| contact.id.to_string(), |e| e.as_str().to_owned()),
+            ),
+            c: row(&contact),
+            phone: contact.phone.as_ref().map(|p| p.as_str().to_owned()),
+            updated: when(contact.updated_at),
+            attributes: pretty(&serde_json::Value::Object(contact.attributes.clone())),
+            suppressed,
+            timeline,
+            more_events: events.next_cursor.is_some(),
+            more_messages: messages.next_cursor.is_some(),
+            more_deliveries: deliveries.next_cursor.is_some(),
+            actions,
+            ran: None,
+            run_errors: FieldErrors::default(),
+        })
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<ContactQuery>,
+) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    let mut page = ContactPage::load(&state, &session, id).await?;
+    page.l.notice = NoticeQuery { notice: q.notice }.message();
+    // Only an action id is echoed back, and only as part of a link.
+    page.ran = non_blank(&q.ran).and_then(|a| a.parse::<ActionId>().ok()).map(|a| a.to_string());
     Ok(render(&page))
+}
+
+/// Unsubscribes the contact's address by hand, as `POST /api/v1/suppressions` does.
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(session, Empty {}): Form<Empty>,
+) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    let contact = state.store.get_contact(session.workspace_id, id).await?;
+    let Some(email) = contact.email else {
+        return Err(UiError(ApiError::invalid("email", "this contact has no email address to unsubscribe")));
+    };
+    suppress(&state, session.workspace_id, &email, "manual".to_owned(), Some("unsubscribed in the web UI".to_owned()))
+        .await?;
+    Ok(see_other(&format!("/contacts/{id}"), "unsubscribed"))
+}
+
+#[derive(Template)]
+#[template(path = "contact_delete.html")]
+struct DeletePage {
+    l: Layout,
+    c: ContactRow,
+}
+
+/// Asks before deleting: the contact and their events go for good.
+pub async fn confirm_delete(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    let contact = state.store.get_contact(session.workspace_id, id).await?;
+    let page = DeletePage { l: Layout::new(&session, "/contacts", "Delete contact"), c: row(&contact) };
+    Ok(render(&page))
+}
+
+/// Erases the contact and their events, as `DELETE /api/v1/contacts/{id}` does.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(session, Empty {}): Form<Empty>,
+) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    state.store.delete_contact(session.workspace_id, id).await?;
+    tracing::info!(workspace = %session.workspace_id, contact = %id, "contact deleted in the web UI");
+    Ok(see_other("/contacts", "contact_deleted"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RunForm {
+    #[serde(default)]
+    action: String,
+}
+
+/// Runs a saved action for this contact, as `POST /api/v1/actions/{id}/run` does.
+pub async fn run_action(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(session, form): Form<RunForm>,
+) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    // The contact first: a missing one is a 404 page, and every later error is the action's.
+    state.store.get_contact(session.workspace_id, id).await?;
+    let action = form.action.trim();
+    let result = if action.is_empty() {
+        Err(ApiError::invalid("action", "choose an action to run"))
+    } else {
+        actions::run(&state, session.workspace_id, action, id, None).await
+    };
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/contacts/{id}?notice=action_queued&ran={action}")).into_response()),
+        Err(mut e) => {
+            // A missing action, or its request (`url`, `body`) not rendering for this contact:
+            // shown next to the action picker.
+            if e.field.as_deref() != Some("action") {
+                e.message = format!("The action cannot run for this contact: {}", e.message);
+                e.field = Some("action".to_owned());
+            }
+            let mut page = ContactPage::load(&state, &session, id).await?;
+            page.run_errors = FieldErrors::from_api(e, &["action"]);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use herald_domain::{DomainId, DomainStatus, SendingDomain};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when};
+use super::{
+    Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
+};
 use crate::http::AppState;
 use crate::http::domains as api;
 
@@ -156,9 +158,6 @@ pub async fn show(
     };
     Ok(render(&page))
 }
-
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 pub async fn verify(
     State(state): State<AppState>,

@@ -1,4 +1,4 @@
-//! The event log: newest first, filtered by source, event name and contact, refreshed every
+//! The event log: newest first, filtered by source, event name, contact and outcome, refreshed every
 //! few seconds on its first page; one event with its parsed fields, its outcome in words and
 //! the raw request, pretty-printed.
 
@@ -11,9 +11,10 @@ use herald_domain::{ContactAction, ContactId, Cursor, EmailAddress, Event, Event
 use herald_store::{ContactFilter, EventFilter};
 use serde::Deserialize;
 
-use super::{Layout, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
+use super::{Layout, SelectOption, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::events::{OUTCOMES, outcome_param};
 
 pub struct EventRow {
     pub id: String,
@@ -91,6 +92,8 @@ pub struct EventQuery {
     source: Option<String>,
     name: Option<String>,
     contact: Option<String>,
+    /// What the event did (`contact_created`, …; see `http::events::OUTCOMES`).
+    outcome: Option<String>,
     cursor: Option<String>,
     /// `rows`: only the table rows (for polling).
     partial: Option<String>,
@@ -108,6 +111,7 @@ struct EventsPage {
     l: Layout,
     rows: Vec<EventRow>,
     sources: Vec<SourceOption>,
+    outcomes: Vec<SelectOption>,
     name: String,
     contact: String,
     filtered: bool,
@@ -124,7 +128,11 @@ struct EventRows {
 }
 
 /// The contact a filter box names: an id, or an email address looked up.
-async fn contact_filter(state: &AppState, session: &Session, raw: &str) -> Result<Option<ContactId>, String> {
+pub(super) async fn contact_filter(
+    state: &AppState,
+    session: &Session,
+    raw: &str,
+) -> Result<Option<ContactId>, String> {
     if let Ok(id) = raw.parse::<ContactId>() {
         return Ok(Some(id));
     }
@@ -145,6 +153,9 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
     let ws = session.workspace_id;
     let source: Option<SourceId> = non_blank(&q.source).and_then(|s| s.parse().ok());
     let name = non_blank(&q.name).map(str::to_owned);
+    // Unknown values are ignored like an unknown source: the select offers only known ones.
+    let outcome_name = non_blank(&q.outcome).filter(|o| OUTCOMES.iter().any(|(name, _, _)| name == o));
+    let outcome = outcome_param(outcome_name)?;
     let (contact, contact_error) = match non_blank(&q.contact) {
         Some(raw) => match contact_filter(&state, &session, raw).await {
             Ok(id) => (id, None),
@@ -156,11 +167,11 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
         .map(Cursor::decode::<EventId>)
         .transpose()
         .map_err(|_| UiError(ApiError::invalid("cursor", "is not a cursor")))?;
-    let filtered = source.is_some() || name.is_some() || contact.is_some();
+    let filtered = source.is_some() || name.is_some() || contact.is_some() || outcome.is_some();
     let rows_and_next = if contact_error.is_some() {
         (Vec::new(), None)
     } else {
-        let filter = EventFilter { contact, name: name.clone(), source, from: None, until: None };
+        let filter = EventFilter { contact, name: name.clone(), source, from: None, until: None, outcome };
         let page = state.store.list_events(ws, &filter, PageRequest { after, limit: 50 }).await?;
         // Source names for the rows and the filter: the first 100 sources.
         (page.items, page.next_cursor.map(|c| c.as_str().to_owned()))
@@ -194,6 +205,9 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
     if let Some(c) = non_blank(&q.contact) {
         query.push(("contact", c.to_owned()));
     }
+    if let Some(o) = outcome_name {
+        query.push(("outcome", o.to_owned()));
+    }
     let base = serde_urlencoded::to_string(&query).unwrap_or_default();
     let poll = (after.is_none() && contact_error.is_none()).then(|| format!("/events?{base}&partial=rows"));
     let next = next.map(|c| {
@@ -207,6 +221,14 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
         sources: all_sources
             .iter()
             .map(|s| SourceOption { id: s.id.to_string(), name: s.name.clone(), selected: Some(s.id) == source })
+            .collect(),
+        outcomes: OUTCOMES
+            .iter()
+            .map(|(value, label, _)| SelectOption {
+                value: (*value).to_owned(),
+                label: (*label).to_owned(),
+                selected: outcome_name == Some(*value),
+            })
             .collect(),
         name: name.unwrap_or_default(),
         contact: non_blank(&q.contact).unwrap_or_default().to_owned(),

@@ -6,13 +6,17 @@
 //! copies of the rules.
 
 mod assets;
+mod campaign_webhooks;
 mod campaigns;
 mod contacts;
+mod deliveries;
 mod domains;
+mod drafts;
 mod editor;
 mod events;
 mod login;
 mod mapping;
+mod messages;
 pub mod session;
 mod settings;
 mod sources;
@@ -47,12 +51,23 @@ pub fn router() -> Router<AppState> {
         .route("/events/{id}", get(events::show))
         .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(contacts::show))
+        .route("/contacts/{id}/unsubscribe", post(contacts::unsubscribe))
+        .route("/contacts/{id}/delete", get(contacts::confirm_delete).post(contacts::delete))
+        .route("/contacts/{id}/run-action", post(contacts::run_action))
         .route("/campaigns", get(campaigns::list))
         .route("/campaigns/new", get(editor::new).post(editor::submit_new))
         .route("/campaigns/{id}", get(campaigns::show))
         .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
         .route("/campaigns/{id}/state", post(campaigns::change_state))
-        .route("/messages/{id}", get(campaigns::message))
+        .route("/campaigns/{id}/drafts", post(drafts::settle))
+        .route("/campaigns/{id}/webhooks", post(campaign_webhooks::create))
+        .route("/campaigns/{id}/webhooks/{hook}", get(campaign_webhooks::edit).post(campaign_webhooks::update))
+        .route("/campaigns/{id}/webhooks/{hook}/delete", post(campaign_webhooks::delete))
+        .route("/messages", get(messages::list))
+        .route("/messages/{id}", get(messages::show))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::show))
+        .route("/deliveries/{id}/resend", post(deliveries::resend))
         .route("/domains", get(domains::list).post(domains::create))
         .route("/domains/{id}", get(domains::show))
         .route("/domains/{id}/verify", post(domains::verify))
@@ -65,18 +80,22 @@ pub fn router() -> Router<AppState> {
         .layer(middleware::from_fn(security_headers))
 }
 
+/// The Content-Security-Policy of every page.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// The policy of a page showing an email in `<iframe sandbox srcdoc>`: a srcdoc frame inherits
+/// its parent's policy, and emails style themselves inline, so inline styles are allowed here
+/// and nowhere else. Scripts stay our own (and the sandbox runs none in the frame); remote
+/// images stay blocked, so opening a message fetches nothing a sender could count.
+const EMAIL_PREVIEW_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
 /// Pages are never cached (some show secrets once), never framed, and run only our own
-/// scripts and styles.
+/// scripts and styles. A handler may set a stricter or page-specific policy itself.
 async fn security_headers(request: Request, next: middleware::Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ),
-    );
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
@@ -154,11 +173,13 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 8] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
     ("/campaigns", "Campaigns"),
+    ("/messages", "Messages"),
+    ("/deliveries", "Deliveries"),
     ("/domains", "Domains"),
     ("/settings", "Settings"),
 ];
@@ -198,6 +219,15 @@ impl NoticeQuery {
             "archived" => "Campaign archived: running journeys have exited.",
             "saved" => "Campaign saved. Journeys already running finish on the version they started on.",
             "mapping" => "Mapping saved: requests to this source are read with it from now on.",
+            "resent" => "Queued to be sent again: the new attempts appear below as they happen.",
+            "unsubscribed" => "Unsubscribed: campaign email no longer reaches this address.",
+            "contact_deleted" => "Contact deleted, with their events.",
+            "action_queued" => "Action queued: its call runs in a moment, with retries like every call.",
+            "drafts_sent" => "Sent: the calls are queued and their journeys go on when they finish.",
+            "drafts_skipped" => "Skipped: the journeys go on without the calls.",
+            "no_drafts" => "Those drafts were already sent or skipped.",
+            "webhook_saved" => "Webhook saved.",
+            "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
             _ => return None,
         };
         Some(text.to_owned())
@@ -213,6 +243,10 @@ pub fn see_other(path: &str, notice: &str) -> Response {
 struct CsrfField {
     csrf: Option<String>,
 }
+
+/// A form with nothing but its CSRF token (a button).
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
 
 /// A form posted by a logged-in person with this session's CSRF token; anything else is
 /// refused before the handler runs (no session: to the login page; bad token: 403).
@@ -314,6 +348,69 @@ pub fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
+/// The badge class of a message's or a call's status: done well, waiting, or failed.
+pub fn status_badge(status: &str) -> &'static str {
+    match status {
+        "sent" | "succeeded" => "ok",
+        "queued" | "pending" | "held" => "warn",
+        "failed" | "exhausted" => "bad",
+        _ => "",
+    }
+}
+
+/// One choice of a filter's `<select>`.
+#[derive(Debug)]
+pub struct SelectOption {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl SelectOption {
+    /// The options of a status filter.
+    pub fn statuses(all: &[&'static str], selected: Option<&str>) -> Vec<Self> {
+        all.iter()
+            .map(|s| Self { value: (*s).to_owned(), label: (*s).to_owned(), selected: selected == Some(*s) })
+            .collect()
+    }
+
+    /// The campaigns a list may be filtered by: the first 100.
+    pub async fn campaigns(
+        state: &AppState,
+        workspace: herald_domain::WorkspaceId,
+        selected: Option<herald_domain::CampaignId>,
+    ) -> Result<Vec<Self>, UiError> {
+        let page =
+            state.store.list_campaigns(workspace, herald_domain::PageRequest { after: None, limit: 100 }).await?;
+        Ok(page
+            .items
+            .iter()
+            .map(|c| Self { value: c.id.to_string(), label: c.name.clone(), selected: Some(c.id) == selected })
+            .collect())
+    }
+}
+
+/// A list's URL with its filters (blank ones left out) and, for the next page, a cursor.
+pub fn list_url(path: &str, filters: &[(&str, Option<&str>)], cursor: Option<&str>) -> String {
+    let mut pairs: Vec<(&str, &str)> =
+        filters.iter().filter_map(|(k, v)| v.filter(|v| !v.trim().is_empty()).map(|v| (*k, v))).collect();
+    if let Some(c) = cursor {
+        pairs.push(("cursor", c));
+    }
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+}
+
+/// A cursor from a query, or a 400 page.
+pub fn cursor<T: std::str::FromStr>(raw: &Option<String>) -> Result<Option<T>, UiError> {
+    non_blank(raw)
+        .map(herald_domain::Cursor::decode::<T>)
+        .transpose()
+        .map_err(|_| UiError(ApiError::invalid("cursor", "is not a cursor")))
+}
+
 /// An id from a path, or a 404 page.
 pub fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, UiError> {
     raw.parse().map_err(|_| UiError(ApiError::not_found("page")))
@@ -336,6 +433,15 @@ mod tests {
         let errors = FieldErrors::from_api(ApiError::invalid("other", "bad"), &["name"]);
         assert_eq!(errors.get("name"), None);
         assert_eq!(errors.general.as_deref(), Some("Bad"));
+    }
+
+    #[test]
+    fn list_urls_keep_their_filters_and_drop_blank_ones() {
+        assert_eq!(list_url("/messages", &[("status", None), ("contact", Some(" "))], None), "/messages");
+        assert_eq!(
+            list_url("/messages", &[("status", Some("sent")), ("contact", Some("a@b.c"))], Some("abc")),
+            "/messages?status=sent&contact=a%40b.c&cursor=abc"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Redirect};
 use herald_domain::{ApiKeyId, PageRequest};
 use serde::Deserialize;
 
-use super::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when};
+use super::{
+    Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
+};
 use crate::email::transport::{SecurityName, SmtpConfig};
 use crate::http::AppState;
 use crate::http::{api_keys, transport, webhooks};
@@ -178,9 +180,6 @@ pub async fn create_key(State(state): State<AppState>, Form(session, form): Form
         }
     }
 }
-
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 pub async fn revoke_key(
     State(state): State<AppState>,
