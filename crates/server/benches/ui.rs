@@ -89,8 +89,12 @@ async fn time_page(client: &reqwest::Client, base: &str, cookie: &str, page: &st
     let mut millis = Vec::with_capacity(requests);
     for round in 0..requests + 2 {
         let started = Instant::now();
-        let response =
-            client.get(format!("{base}{page}")).header(reqwest::header::COOKIE, cookie).send().await.expect("get");
+        let mut request = client.get(format!("{base}{page}"));
+        // The login page is the no-database baseline: without a session (with one it redirects).
+        if page != "/login" {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        let response = request.send().await.expect("get");
         let status = response.status();
         let body = response.bytes().await.expect("body");
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
@@ -175,7 +179,8 @@ async fn run() {
     let shutdown = CancellationToken::new();
     // No workers: only the pages are measured.
     let server = tokio::spawn(app.serve(listener, false, Duration::from_secs(5), shutdown.clone()));
-    let client = reqwest::Client::new();
+    // Redirects are not followed: the login's answer carries the session cookie.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let source: serde_json::Value = client
         .post(format!("{base}/api/v1/sources"))
         .bearer_auth(TOKEN)

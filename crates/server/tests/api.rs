@@ -106,6 +106,7 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/templates/preview",
         "/api/v1/messages",
         "/api/v1/messages/{id}",
+        "/api/v1/messages/{id}/resend",
         "/api/v1/domains",
         "/api/v1/domains/{id}",
         "/api/v1/domains/{id}/verify",

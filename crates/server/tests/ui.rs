@@ -288,6 +288,8 @@ async fn walk(app: &TestApp, client: &Client, shots: bool) {
     click(client, "#contacts tbody a").await;
     assert!(text(client, "#attributes").await.contains("\"plan\": \"pro\""));
     assert!(text(client, "main").await.contains("user_signed_up"));
+    let timeline = text(client, "#timeline").await;
+    assert!(timeline.contains("Entered Onboarding") && timeline.contains("active"), "the journey: {timeline}");
     screenshot(client, shots, "contact").await;
 
     // An hour later the email step has run: the message is on the campaign's page.
@@ -1039,8 +1041,9 @@ const NEW_PAGES: [&str; 7] = [
     "/messages/msg_x",
 ];
 
-const NEW_FORMS: [&str; 8] = [
+const NEW_FORMS: [&str; 9] = [
     "/deliveries/whd_x/resend",
+    "/messages/msg_x/resend",
     "/contacts/ct_x/unsubscribe",
     "/contacts/ct_x/delete",
     "/contacts/ct_x/run-action",
@@ -1358,6 +1361,32 @@ async fn browser_opens_the_delivery_log(backend: Backend) {
         click(&client, "#messages tbody a[href^='/messages/']").await;
         assert!(text(&client, "#message-text").await.contains("Hi Ada"));
         screenshot(&client, shots, "message").await;
+
+        // Resend: a copy is queued, then sent; the original stays as it was.
+        let original = path(&client).await;
+        click(&client, "#resend button").await;
+        client.accept_alert().await.expect("confirm the resend");
+        assert!(text(&client, ".notice").await.contains("A copy of the message is queued"));
+        let copy = path(&client).await;
+        assert_ne!(copy, original, "the copy has its own page");
+        app.run_jobs().await;
+        client.refresh().await.expect("reload");
+        assert_eq!(text(&client, "#message-status").await, "sent");
+        assert!(text(&client, "#message-text").await.contains("Hi Ada"));
+        let (_, listed) = json(app.get("/api/v1/messages").await).await;
+        assert_eq!(listed["data"].as_array().map(Vec::len), Some(2), "the original and its copy: {listed}");
+        let id = copy.trim_start_matches("/messages/");
+        let (status, _) = json(app.post(&format!("/api/v1/messages/{id}/resend"), &json!({})).await).await;
+        assert_eq!(status, StatusCode::CREATED, "a sent message can be sent again through the API too");
+        let (_, listed) = json(app.get("/api/v1/messages").await).await;
+        let queued = listed["data"].as_array().and_then(|d| d.iter().find(|m| m["status"] == "queued")).cloned();
+        let queued = queued.expect("the API's copy is queued");
+        let (status, body) = json(
+            app.post(&format!("/api/v1/messages/{}/resend", queued["id"].as_str().unwrap_or_default()), &json!({}))
+                .await,
+        )
+        .await;
+        assert_eq!((status, &body["error"]["code"]), (StatusCode::CONFLICT, &json!("message_pending")), "{body}");
     };
     let result = tokio::time::timeout(Duration::from_secs(60), flow).await;
     client.close().await.expect("close the browser");

@@ -698,16 +698,16 @@ impl CampaignStore for SqliteStore {
     async fn contact_journeys(
         &self,
         contact: ContactId,
-        campaign: CampaignId,
+        campaign: Option<CampaignId>,
         limit: u32,
     ) -> StoreResult<Vec<Journey>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             journey_columns!(),
-            " FROM journeys WHERE contact_id = ? AND campaign_id = ? ORDER BY id DESC LIMIT ?"
+            " FROM journeys WHERE contact_id = ?1 AND (?2 IS NULL OR campaign_id = ?2) ORDER BY id DESC LIMIT ?3"
         ))
         .bind(contact.as_uuid())
-        .bind(campaign.as_uuid())
+        .bind(campaign.map(|c| c.as_uuid()))
         .bind(i64::from(limit))
         .fetch_all(&self.readers)
         .await

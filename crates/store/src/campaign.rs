@@ -244,9 +244,14 @@ pub trait CampaignStore {
     /// order.
     async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool>;
 
-    /// The contact's journeys in `campaign`, newest first (at most `limit`).
-    async fn contact_journeys(&self, contact: ContactId, campaign: CampaignId, limit: u32)
-    -> StoreResult<Vec<Journey>>;
+    /// The contact's journeys in `campaign` (in every campaign when `None`), newest first (at
+    /// most `limit`).
+    async fn contact_journeys(
+        &self,
+        contact: ContactId,
+        campaign: Option<CampaignId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Journey>>;
 
     /// Journeys of a campaign that exited because it was archived, by id after `after`, at
     /// most `limit`: (journey, contact).

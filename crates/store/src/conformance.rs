@@ -1209,7 +1209,28 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     let stats = store.campaign_stats(ws, campaign.id).await.expect("stats");
     assert_eq!((stats.entered, stats.completed, stats.active), (1, 1, 0));
     assert_eq!(stats.steps["s"]["sent"], 1);
-    assert_eq!(store.contact_journeys(contact.id, campaign.id, 10).await.expect("journeys").len(), 1);
+    assert_eq!(store.contact_journeys(contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
+    let other = store.create_campaign(ws, "other", &json!({}), at(1)).await.expect("campaign");
+    assert!(store.contact_journeys(contact.id, Some(other.id), 10).await.expect("none").is_empty());
+    let elsewhere = JourneyId::from_uuid(crate::new_uuid(at(4)));
+    let enrol = CampaignWork {
+        journeys: vec![NewJourney {
+            id: elsewhere,
+            campaign_id: other.id,
+            version: 1,
+            contact_id: contact.id,
+            event_id: None,
+            exclusive: false,
+            custom_variables: serde_json::Map::new(),
+            goal_until: None,
+            step: 0,
+            run_at: at(4),
+        }],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &enrol, at(4)).await.expect("enrol elsewhere");
+    let all = store.contact_journeys(contact.id, None, 10).await.expect("all campaigns");
+    assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), [elsewhere, first], "every campaign, newest first");
 
     // Held journeys get their step job back when the campaign becomes active again.
     let held = JourneyId::from_uuid(crate::new_uuid(at(4)));

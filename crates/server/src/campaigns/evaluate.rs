@@ -212,7 +212,7 @@ impl Campaigns {
         let history = if rule == EntryRule::EveryTime {
             History::default()
         } else {
-            let journeys = self.store.contact_journeys(contact.id, campaign.id, HISTORY).await?;
+            let journeys = self.store.contact_journeys(contact.id, Some(campaign.id), HISTORY).await?;
             let this_batch = evaluation.enrolled.contains(&key);
             History {
                 entered_before: this_batch || !journeys.is_empty(),
@@ -262,7 +262,7 @@ impl Campaigns {
         else {
             return Ok(None);
         };
-        let journeys = self.store.contact_journeys(contact.id, campaign.id, HISTORY).await?;
+        let journeys = self.store.contact_journeys(contact.id, Some(campaign.id), HISTORY).await?;
         let mut converted = 0;
         for journey in journeys.iter().filter(|j| {
             j.status == JourneyStatus::Active

@@ -2,8 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use herald_domain::{CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp};
-use herald_store::campaign::MessageFilter;
+use axum::http::StatusCode;
+use herald_domain::{CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp, WorkspaceId};
+use herald_store::campaign::{CampaignWork, MessageFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -98,7 +99,7 @@ pub struct MessageParams {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_messages)).routes(routes!(get_message))
+    OpenApiRouter::new().routes(routes!(list_messages)).routes(routes!(get_message)).routes(routes!(resend_message))
 }
 
 /// List messages, newest first.
@@ -137,4 +138,54 @@ async fn get_message(
         headers: m.headers,
         warnings: m.warnings,
     }))
+}
+
+/// Send a message again: a copy with a new id and `Message-ID` is queued for delivery, the
+/// suppression list and the transport checked anew when it goes; the original stays as it
+/// was. Refused (409) while the message itself is still queued or held.
+#[utoipa::path(post, path = "/messages/{id}/resend", tag = "messages", params(("id" = String, Path)),
+    responses((status = 201, body = MessageSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn resend_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<MessageSummary>), ApiError> {
+    let id: MessageId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
+    let copy = resend(&state, p.workspace_id, id).await?;
+    Ok((StatusCode::CREATED, Json(summary(&copy))))
+}
+
+/// Queues a copy of message `id` for delivery (see [`resend_message`]); the copy.
+pub(crate) async fn resend(state: &AppState, workspace: WorkspaceId, id: MessageId) -> Result<Message, ApiError> {
+    let original = state.store.get_message(workspace, id).await?;
+    if matches!(original.status, MessageStatus::Queued | MessageStatus::Held) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "message_pending",
+            format!("the message is still {}: it goes out without being resent", original.status),
+        ));
+    }
+    let now = state.clock.now();
+    let copy_id = MessageId::from_uuid(herald_store::new_uuid(now));
+    let domain = original.internet_message_id.rsplit_once('@').map_or("herald.invalid", |(_, d)| d).to_owned();
+    let copy = Message {
+        id: copy_id,
+        status: MessageStatus::Queued,
+        status_reason: None,
+        transport: if original.transport == "smtp" { "smtp" } else { "outbox" }.into(),
+        internet_message_id: format!("{copy_id}@{domain}"),
+        attempts: 0,
+        reply: None,
+        created_at: now,
+        sent_at: None,
+        ..original
+    };
+    let work = CampaignWork {
+        messages: vec![copy.clone()],
+        jobs: vec![herald_store::email::delivery_job(copy_id, now)],
+        ..CampaignWork::default()
+    };
+    state.store.commit_campaign_work(workspace, None, &work, now).await?;
+    state.wake.notify_one();
+    Ok(copy)
 }

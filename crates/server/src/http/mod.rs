@@ -14,7 +14,7 @@ mod endpoints;
 pub mod error;
 pub(crate) mod events;
 mod list;
-mod messages;
+pub(crate) mod messages;
 mod ops;
 pub(crate) mod sources;
 pub(crate) mod suppressions;

@@ -1,5 +1,5 @@
 //! Contacts: search by email, user id or attribute; a contact page with identifiers,
-//! attributes, suppression and a timeline of their events, emails and webhook calls; and what
+//! attributes, suppression and a timeline of their events, journeys, emails and webhook calls; and what
 //! can be done to one: unsubscribe, delete (after a confirmation page), run a saved action.
 
 use askama::Template;
@@ -112,7 +112,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
     Ok(render(&ContactsPage { l, q, rows, next, error }))
 }
 
-/// One line of a contact's timeline: an event, an email or a webhook call.
+/// One line of a contact's timeline: an event, a journey, an email or a webhook call.
 pub struct TimelineItem {
     at: Timestamp,
     pub when: String,
@@ -179,6 +179,18 @@ impl ContactPage {
                 PageRequest { after: None, limit: TIMELINE_EACH },
             )
             .await?;
+        let journeys = state.store.contact_journeys(id, None, TIMELINE_EACH).await?;
+        let mut campaign_names = std::collections::HashMap::new();
+        for journey in &journeys {
+            if let std::collections::hash_map::Entry::Vacant(slot) = campaign_names.entry(journey.campaign_id) {
+                let name = match state.store.get_campaign(ws, journey.campaign_id).await {
+                    Ok(campaign) => campaign.name,
+                    Err(herald_store::StoreError::NotFound { .. }) => journey.campaign_id.to_string(),
+                    Err(e) => return Err(e.into()),
+                };
+                slot.insert(name);
+            }
+        }
         let suppressed = match &contact.email {
             Some(email) => state
                 .store
@@ -216,6 +228,22 @@ impl ContactPage {
                 href: format!("/deliveries/{}", d.id),
                 status: Some(d.status.to_string()),
                 badge: status_badge(d.status.as_str()),
+            }))
+            .chain(journeys.iter().map(|j| TimelineItem {
+                at: j.entered_at,
+                when: when(j.entered_at),
+                kind: "journey",
+                label: format!("Entered {}", campaign_names.get(&j.campaign_id).map_or("a campaign", String::as_str)),
+                href: format!("/campaigns/{}", j.campaign_id),
+                status: Some(match (&j.exit_reason, j.status) {
+                    (Some(reason), _) => format!("exited: {reason}"),
+                    (None, status) => status.to_string(),
+                }),
+                badge: match j.status {
+                    herald_domain::JourneyStatus::Active => "warn",
+                    herald_domain::JourneyStatus::Completed => "ok",
+                    herald_domain::JourneyStatus::Exited => "",
+                },
             }))
             .collect();
         timeline.sort_by_key(|t| std::cmp::Reverse(t.at));

@@ -10,8 +10,8 @@ use herald_store::campaign::MessageFilter;
 use serde::Deserialize;
 
 use super::{
-    EMAIL_PREVIEW_CSP, Layout, SelectOption, Session, UiError, UiResult, cursor, list_url, non_blank, parse_id, render,
-    status_badge, when,
+    EMAIL_PREVIEW_CSP, Empty, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, cursor, list_url,
+    non_blank, parse_id, render, status_badge, when,
 };
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -127,13 +127,23 @@ struct MessagePage {
     html: String,
     headers: Vec<(String, String)>,
     warnings: Vec<String>,
+    id: String,
+    /// Sent, failed or suppressed: it can be sent again (as a copy).
+    can_resend: bool,
 }
 
-pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(notice): Query<NoticeQuery>,
+) -> UiResult {
     let id: MessageId = parse_id(&id)?;
     let m = state.store.get_message(session.workspace_id, id).await?;
     let page = MessagePage {
-        l: Layout::new(&session, "/messages", m.subject.clone()),
+        l: Layout::new(&session, "/messages", m.subject.clone()).with_notice(notice.message()),
+        id: m.id.to_string(),
+        can_resend: !matches!(m.status, MessageStatus::Queued | MessageStatus::Held),
         campaign_id: m.campaign_id.to_string(),
         contact_id: m.contact_id.to_string(),
         step: m.step,
@@ -168,4 +178,15 @@ pub async fn show(State(state): State<AppState>, session: Session, Path(id): Pat
     let mut response = render(&page);
     response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EMAIL_PREVIEW_CSP));
     Ok(response)
+}
+
+/// Sends a message again as a copy; shows the copy.
+pub async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(session, Empty {}): Form<Empty>,
+) -> UiResult {
+    let id: MessageId = parse_id(&id)?;
+    let copy = crate::http::messages::resend(&state, session.workspace_id, id).await?;
+    Ok(super::see_other(&format!("/messages/{}", copy.id), "message_resent"))
 }

@@ -68,6 +68,7 @@ pub fn router() -> Router<AppState> {
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::show))
         .route("/deliveries/{id}/resend", post(deliveries::resend))
+        .route("/messages/{id}/resend", post(messages::resend))
         .route("/domains", get(domains::list).post(domains::create))
         .route("/domains/{id}", get(domains::show))
         .route("/domains/{id}/verify", post(domains::verify))
@@ -219,6 +220,7 @@ impl NoticeQuery {
             "archived" => "Campaign archived: running journeys have exited.",
             "saved" => "Campaign saved. Journeys already running finish on the version they started on.",
             "mapping" => "Mapping saved: requests to this source are read with it from now on.",
+            "message_resent" => "A copy of the message is queued: this is the copy; the original is unchanged.",
             "resent" => "Queued to be sent again: the new attempts appear below as they happen.",
             "unsubscribed" => "Unsubscribed: campaign email no longer reaches this address.",
             "contact_deleted" => "Contact deleted, with their events.",
