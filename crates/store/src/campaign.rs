@@ -29,6 +29,25 @@ pub struct NewJourney {
     pub run_at: Timestamp,
 }
 
+impl NewJourney {
+    /// A journey on version 1 at step 0, due at `run_at`, with nothing else set (setup in
+    /// tests and benchmarks).
+    pub fn at_start(id: JourneyId, campaign_id: CampaignId, contact_id: ContactId, run_at: Timestamp) -> Self {
+        Self {
+            id,
+            campaign_id,
+            version: 1,
+            contact_id,
+            event_id: None,
+            exclusive: false,
+            custom_variables: Map::new(),
+            goal_until: None,
+            step: 0,
+            run_at,
+        }
+    }
+}
+
 /// A change to a journey, applied only if the journey is still where the writer saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JourneyUpdate {

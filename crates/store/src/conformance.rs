@@ -1214,18 +1214,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     assert!(store.contact_journeys(contact.id, Some(other.id), 10).await.expect("none").is_empty());
     let elsewhere = JourneyId::from_uuid(crate::new_uuid(at(4)));
     let enrol = CampaignWork {
-        journeys: vec![NewJourney {
-            id: elsewhere,
-            campaign_id: other.id,
-            version: 1,
-            contact_id: contact.id,
-            event_id: None,
-            exclusive: false,
-            custom_variables: serde_json::Map::new(),
-            goal_until: None,
-            step: 0,
-            run_at: at(4),
-        }],
+        journeys: vec![crate::campaign::NewJourney::at_start(elsewhere, other.id, contact.id, at(4))],
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &enrol, at(4)).await.expect("enrol elsewhere");
@@ -1267,7 +1256,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
 
 /// A contact with a journey in a fresh campaign, for the email cases.
 async fn journey_for(store: &SharedStore, address: &str) -> (WorkspaceId, ContactId, herald_domain::JourneyId) {
-    use crate::campaign::{CampaignWork, NewJourney};
+    use crate::campaign::CampaignWork;
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws").id;
     let contact = store
         .create_contact(
@@ -1283,18 +1272,7 @@ async fn journey_for(store: &SharedStore, address: &str) -> (WorkspaceId, Contac
     let campaign = store.create_campaign(ws, address, &json!({}), at(1)).await.expect("campaign");
     let journey = herald_domain::JourneyId::from_uuid(crate::new_uuid(at(1)));
     let work = CampaignWork {
-        journeys: vec![NewJourney {
-            id: journey,
-            campaign_id: campaign.id,
-            version: 1,
-            contact_id: contact.id,
-            event_id: None,
-            exclusive: false,
-            custom_variables: serde_json::Map::new(),
-            goal_until: None,
-            step: 0,
-            run_at: at(1),
-        }],
+        journeys: vec![crate::campaign::NewJourney::at_start(journey, campaign.id, contact.id, at(1))],
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &work, at(1)).await.expect("enrol");

@@ -65,18 +65,7 @@ pub async fn enrol(
         for (offset, contact) in chunk.iter().enumerate() {
             let id = JourneyId::from_uuid(herald_store::new_uuid(now));
             let run_at = run_at(chunk_index * CHUNK + offset);
-            work.journeys.push(NewJourney {
-                id,
-                campaign_id: campaign,
-                version: 1,
-                contact_id: *contact,
-                event_id: None,
-                exclusive: false,
-                custom_variables: serde_json::Map::new(),
-                goal_until: None,
-                step: 0,
-                run_at,
-            });
+            work.journeys.push(NewJourney::at_start(id, campaign, *contact, run_at));
             work.jobs.push(NewJob::new(
                 JobKind::JourneyStep,
                 json!({"journey": id, "step": 0, "run_at": run_at}),
