@@ -1387,6 +1387,11 @@ async fn browser_opens_the_delivery_log(backend: Backend) {
         )
         .await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::CONFLICT, &json!("message_pending")), "{body}");
+        let (status, body) = json(app.post("/api/v1/messages/not-a-message/resend", &json!({})).await).await;
+        assert_eq!((status, &body["error"]["field"]), (StatusCode::BAD_REQUEST, &json!("id")), "{body}");
+        let unknown = "msg_00000000000000000000000000000000";
+        let (status, _) = json(app.post(&format!("/api/v1/messages/{unknown}/resend"), &json!({})).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     };
     let result = tokio::time::timeout(Duration::from_secs(60), flow).await;
     client.close().await.expect("close the browser");

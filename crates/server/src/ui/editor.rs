@@ -762,7 +762,7 @@ impl Flatten<'_> {
 
 /// Puts each error next to the field (or step) it names; the rest go above the form.
 fn place_errors(
-    head: &mut [FieldView],
+    groups: [&mut [FieldView]; 3],
     condition: Option<&mut ConditionView>,
     rows: &mut [Row],
     mut errors: BTreeMap<String, String>,
@@ -794,7 +794,7 @@ fn place_errors(
             }
         }
     }
-    for field in head.iter_mut() {
+    for field in groups.into_iter().flatten() {
         take(field, &mut errors);
     }
     if let Some(c) = condition {
@@ -945,13 +945,8 @@ fn editor_page(e: Editing<'_>, choices: Choices) -> EditorPage {
     let mut flatten = Flatten { rows: Vec::new(), actions: &choices.actions, previews: &mut previews };
     flatten.list(&doc["steps"], "steps", 0);
     let mut rows = flatten.rows;
-    let mut errors = e.errors;
-    // The trigger's own fields and the goal's share one pass with the head.
-    let mut all_head: Vec<FieldView> =
-        head.drain(..).chain(trigger_fields.drain(..)).chain(goal_fields.drain(..)).collect();
-    let general = place_errors(&mut all_head, filter.as_mut(), &mut rows, std::mem::take(&mut errors));
-    let goal_fields = all_head.split_off(all_head.len() - 3);
-    let trigger_fields = all_head.split_off(5);
+    let general =
+        place_errors([&mut head, &mut trigger_fields, &mut goal_fields], filter.as_mut(), &mut rows, e.errors);
     let (action, campaign_id, state) = match e.id {
         Some((id, state)) => (format!("/campaigns/{id}/edit"), Some(id.to_string()), Some(state.to_string())),
         None => ("/campaigns/new".to_owned(), None, None),
@@ -965,7 +960,7 @@ fn editor_page(e: Editing<'_>, choices: Choices) -> EditorPage {
         action,
         campaign_id,
         state,
-        head: all_head,
+        head,
         trigger_kind,
         trigger: trigger_fields,
         filter,
@@ -1258,7 +1253,21 @@ mod tests {
         assert_eq!(doc["trigger"]["filter"]["all"].as_array().map(Vec::len), None, "no trigger object to hold it");
         apply(&mut doc, "remove:steps[1]", &f);
         assert_eq!(doc["steps"].as_array().map(Vec::len), Some(2));
-        for stale in ["remove:steps[9]", "up:steps[0]", "down:steps[1]", "add:nowhere", "unrule:x:1", "bogus"] {
+        for stale in [
+            "remove:steps[9]",
+            "up:steps[0]",
+            "down:steps[1]",
+            "add:nowhere",
+            "unrule:x:1",
+            "bogus",
+            "add:",
+            "remove:[",
+            "up:steps[99999999999999999999999]",
+            "add:steps]]",
+            "rule:",
+            "unrule:steps[0]:-1",
+            "remove:steps[0].then[0].then[0]",
+        ] {
             let before = doc.clone();
             apply(&mut doc, stale, &f);
             assert_eq!(doc, before, "{stale} changes nothing");
