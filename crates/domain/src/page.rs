@@ -75,6 +75,24 @@ impl<T> Page<T> {
         };
         Self { items: rows, next_cursor }
     }
+
+    /// Like [`Page::from_overfetch`], for a read that examined only the rows up to
+    /// `window_end` (a scan bounded so that a filter few rows match cannot read a whole table;
+    /// `None`: the window reached the end of the list). When the matches do not fill the page,
+    /// the cursor continues after the window, so such a page may hold fewer than `limit`
+    /// items, even none, and still have a next one.
+    pub fn from_window<Id: fmt::Display>(
+        rows: Vec<T>,
+        limit: u32,
+        id: impl Fn(&T) -> Id,
+        window_end: Option<Id>,
+    ) -> Self {
+        let mut page = Self::from_overfetch(rows, limit, id);
+        if page.next_cursor.is_none() {
+            page.next_cursor = window_end.map(|end| Cursor::after(&end));
+        }
+        page
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +118,16 @@ mod tests {
         assert_eq!(full.next_cursor, Some(Cursor::after(&2)));
         let last = Page::from_overfetch(vec![1, 2], 2, |n| *n);
         assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn a_window_continues_after_its_end_unless_the_page_is_full() {
+        let none_found = Page::<u32>::from_window(vec![], 2, |n| *n, Some(900));
+        assert_eq!((none_found.items.len(), none_found.next_cursor), (0, Some(Cursor::after(&900))));
+        let full = Page::from_window(vec![5, 6, 7], 2, |n| *n, Some(900));
+        assert_eq!(full.next_cursor, Some(Cursor::after(&6)));
+        let at_the_end = Page::from_window(vec![5], 2, |n| *n, None);
+        assert_eq!(at_the_end.next_cursor, None);
     }
 
     proptest! {

@@ -6,7 +6,8 @@
 //! M events committed through the store's ingest (the path inbound webhooks take), in batches,
 //! spread over the contacts and 20 event names, each merging `plan` and `amount` into its
 //! contact's attributes; a campaign with one journey per contact (waiting a year, so nothing
-//! runs), and 20 more campaigns (drafts), one triggered by each event name.
+//! runs), with one sent email each (in the outbox) and a webhook call each (up to 100,000);
+//! and 20 more campaigns (drafts), one triggered by each event name.
 //!
 //! Measured: each page fetched `HERALD_BENCH_REQUESTS` times (default 20) one after another,
 //! after two unmeasured fetches, from the request's start to its body's last byte. Baseline in
@@ -34,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 const TOKEN: &str = "hk_benchmark-token-0123456789abcdefghijklmnopqrstuvwxyz";
 /// Events per ingest transaction during setup.
 const BATCH: usize = 5_000;
+/// Webhook calls recorded during setup (each its own transaction, as the delivery job opens
+/// it).
+const DELIVERIES: usize = 100_000;
 /// The bar each page is held to.
 const BAR_MS: f64 = 200.0;
 
@@ -43,6 +47,79 @@ fn now() -> Timestamp {
 
 fn event_name(i: usize) -> String {
     format!("event_{:02}", i % 20)
+}
+
+/// One sent email per journey (in the outbox, as an email step with no relay records it),
+/// committed in chunks as the runner commits them.
+async fn seed_messages(
+    store: &SharedStore,
+    workspace: herald_domain::WorkspaceId,
+    campaign: herald_domain::CampaignId,
+    journeys: &[(herald_domain::JourneyId, herald_domain::ContactId)],
+) {
+    for chunk in journeys.chunks(BATCH) {
+        let mut work = herald_store::campaign::CampaignWork::default();
+        for (n, (journey, contact)) in chunk.iter().enumerate() {
+            let id = herald_domain::MessageId::from_uuid(herald_store::new_uuid(now()));
+            work.messages.push(herald_domain::Message {
+                id,
+                workspace_id: workspace,
+                campaign_id: campaign,
+                journey_id: *journey,
+                step: "hello".into(),
+                contact_id: *contact,
+                status: herald_domain::MessageStatus::Sent,
+                status_reason: None,
+                to: format!("c{n}@bench.test"),
+                from: "Acme <a@acme.test>".into(),
+                reply_to: None,
+                subject: "Hi".into(),
+                html: "<p>Hi there, this is the body of a short email.</p>".into(),
+                text: "Hi there, this is the body of a short email.".into(),
+                headers: serde_json::Map::new(),
+                warnings: Vec::new(),
+                transport: "outbox".into(),
+                internet_message_id: format!("{id}@acme.test"),
+                attempts: 1,
+                reply: None,
+                created_at: now(),
+                sent_at: Some(now()),
+            });
+        }
+        store.commit_campaign_work(workspace, None, &work, now()).await.expect("messages");
+    }
+}
+
+/// One webhook call per journey, recorded as a webhook step's delivery job opens it, 16 at a
+/// time.
+async fn seed_deliveries(
+    store: &SharedStore,
+    workspace: herald_domain::WorkspaceId,
+    campaign: herald_domain::CampaignId,
+    journeys: &[(herald_domain::JourneyId, herald_domain::ContactId)],
+) {
+    use futures::StreamExt;
+    futures::stream::iter(journeys.iter().copied())
+        .map(|(journey, contact)| {
+            let store = store.clone();
+            async move {
+                let call = herald_store::webhook::NewDelivery {
+                    journey_id: Some(journey),
+                    campaign_id: Some(campaign),
+                    contact_id: Some(contact),
+                    step: Some("notify".into()),
+                    campaign_webhook_id: None,
+                    idempotency_key: format!("{journey}:notify"),
+                    endpoint: "https://crm.example/hook".into(),
+                    request: json!({"method": "POST", "url": "https://crm.example/hook", "body": {"id": contact}}),
+                    call: json!({}),
+                };
+                store.open_delivery(workspace, &call, now()).await.expect("delivery");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<()>()
+        .await;
 }
 
 async fn seed_events(
@@ -202,7 +279,13 @@ async fn run() {
         "steps": [{"id": "hello", "type": "email", "from": "Acme <a@acme.test>", "subject": "Hi", "html": "<p>Hi</p>"}]});
     let waiting = store.create_campaign(workspace, "Waiting", &document, now()).await.expect("campaign");
     let far = now() + Duration::from_secs(365 * 86_400);
-    enrol(&store, workspace, waiting.id, &ids, |_| far, now()).await;
+    let journeys = enrol(&store, workspace, waiting.id, &ids, |_| far, now()).await;
+    let journeys: Vec<_> = journeys.into_iter().zip(ids.iter().copied()).collect();
+    seed_messages(&store, workspace, waiting.id, &journeys).await;
+    eprintln!("  {} messages: {:.1} s", journeys.len(), setup.elapsed().as_secs_f64());
+    let calls = &journeys[..journeys.len().min(DELIVERIES)];
+    seed_deliveries(&store, workspace, waiting.id, calls).await;
+    eprintln!("  {} webhook calls: {:.1} s", calls.len(), setup.elapsed().as_secs_f64());
     for i in 0..20 {
         let name = event_name(i);
         let document = json!({"name": name, "trigger": {"type": "event", "event": name},
@@ -220,6 +303,24 @@ async fn run() {
         .items[0]
         .id;
     let middle = ids[people / 2];
+    let message = store
+        .list_messages(
+            workspace,
+            &herald_store::campaign::MessageFilter::default(),
+            herald_domain::PageRequest::first(1),
+        )
+        .await
+        .expect("messages");
+    let message = message.items[0].id;
+    let delivery = store
+        .list_deliveries(
+            workspace,
+            &herald_store::webhook::DeliveryFilter::default(),
+            herald_domain::PageRequest::first(1),
+        )
+        .await
+        .expect("deliveries");
+    let delivery = delivery.items[0].id;
     let pages = [
         "/assets/app.css".to_owned(),
         "/login".to_owned(),
@@ -236,6 +337,14 @@ async fn run() {
         format!("/campaigns/{}", waiting.id),
         format!("/campaigns/{}/edit", waiting.id),
         "/campaigns/new".to_owned(),
+        "/messages".to_owned(),
+        "/messages?status=failed".to_owned(),
+        format!("/messages?contact=c{}%40bench.test", people / 3),
+        format!("/messages/{message}"),
+        "/deliveries".to_owned(),
+        "/deliveries?status=failed".to_owned(),
+        format!("/deliveries?campaign={}&step=notify", waiting.id),
+        format!("/deliveries/{delivery}"),
         "/sources".to_owned(),
         "/domains".to_owned(),
         "/settings".to_owned(),

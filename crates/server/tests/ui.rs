@@ -795,7 +795,12 @@ async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend)
 
 /// A page's HTML with askama's escapes undone, for reading JSON shown in it.
 fn unescaped(html: &str) -> String {
-    html.replace("&#34;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    html.replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
 }
 
 /// The `value` of the input with this id.
@@ -1243,6 +1248,45 @@ async fn event_log_filters_by_outcome(backend: Backend) {
     app.stop().await;
 }
 
+async fn attribute_search_goes_on_window_by_window(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // More contacts than one search window, all on the free plan, then one on a rare plan,
+    // created last so that it sorts after the first window.
+    let mut csv = String::from("email,plan\n");
+    for i in 0..10_050 {
+        csv.push_str(&format!("p{i}@example.com,free\n"));
+    }
+    let response = app
+        .request(reqwest::Method::POST, "/api/v1/contacts/import")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, rare) =
+        json(app.post("/api/v1/contacts", &json!({"email": "rare@example.com", "attributes": {"plan": "rare"}})).await)
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{rare}");
+
+    let ui = Ui::log_in(&app).await;
+    let (status, html) = ui.get(&app, "/contacts?q=plan%3Drare").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No match in these 10,000 contacts."), "{html}");
+    let further = unescaped(&link(&html, "/contacts?q=plan%3Drare&#38;cursor="));
+    let (_, html) = ui.get(&app, &further).await;
+    assert!(html.contains("rare@example.com") && !html.contains("id=\"search-further\""), "{html}");
+
+    // The API pages the same way: an empty page with a cursor, then the match.
+    let (_, first) = json(app.get("/api/v1/contacts?attribute=plan&value=rare").await).await;
+    assert_eq!(first["data"], json!([]), "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a cursor after the window");
+    let (_, second) = json(app.get(&format!("/api/v1/contacts?attribute=plan&value=rare&cursor={cursor}")).await).await;
+    assert_eq!(second["data"][0]["id"], rare["id"], "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    app.stop().await;
+}
+
 async fn campaign_page_settles_drafts_and_manages_webhooks(backend: Backend) {
     let app = spawn_app(backend).await;
     let base = receiver().await;
@@ -1410,6 +1454,7 @@ on_both_backends!(
     messages_and_deliveries_show_what_was_sent,
     contact_page_runs_unsubscribes_and_deletes,
     event_log_filters_by_outcome,
+    attribute_search_goes_on_window_by_window,
     campaign_page_settles_drafts_and_manages_webhooks,
     browser_opens_the_delivery_log,
 );

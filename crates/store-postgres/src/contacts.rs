@@ -334,6 +334,19 @@ impl ContactStore for PgStore {
         page: PageRequest<ContactId>,
     ) -> StoreResult<Page<Contact>> {
         let after = page.after.map_or(Uuid::nil(), |id| id.as_uuid());
+        let window_end: Option<Uuid> = if filter.scans() {
+            sqlx::query_scalar(
+                "SELECT id FROM contacts WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT 1 OFFSET $3",
+            )
+            .bind(workspace.as_uuid())
+            .bind(after)
+            .bind(i64::from(ContactFilter::SCAN_WINDOW) - 1)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+        } else {
+            None
+        };
         let mut query = QueryBuilder::<Postgres>::new(concat!(
             "SELECT ",
             contact_columns!(),
@@ -341,6 +354,9 @@ impl ContactStore for PgStore {
         ));
         query.push_bind(workspace.as_uuid());
         query.push(" AND id > ").push_bind(after);
+        if let Some(end) = window_end {
+            query.push(" AND id <= ").push_bind(end);
+        }
         if let Some(email) = &filter.email {
             query.push(" AND email = ").push_bind(email.as_str().to_owned());
         }
@@ -359,7 +375,7 @@ impl ContactStore for PgStore {
         query.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;
         let contacts = rows.iter().map(rows::contact).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(contacts, page.limit, |c| c.id))
+        Ok(Page::from_window(contacts, page.limit, |c| c.id, window_end.map(ContactId::from_uuid)))
     }
 
     async fn get_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<Contact> {

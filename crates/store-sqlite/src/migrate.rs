@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "drafts", include_str!("../migrations/0009_drafts.sql")),
     (10, "endpoints", include_str!("../migrations/0010_endpoints.sql")),
     (11, "users", include_str!("../migrations/0011_users.sql")),
+    (12, "delivery_filters", include_str!("../migrations/0012_delivery_filters.sql")),
 ];
 
 pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {

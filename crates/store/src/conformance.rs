@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             events_filter_by_outcome,
             contacts_are_created_filtered_updated_and_deleted,
             contact_import_upserts_by_email,
+            attribute_search_examines_a_bounded_window,
             expired_idempotency_keys_are_purged,
             finished_jobs_are_purged_after_their_retention,
             campaigns_keep_versions_and_move_through_states,
@@ -1014,6 +1015,66 @@ pub async fn contact_import_upserts_by_email(store: SharedStore) {
             .items
             .is_empty()
     );
+}
+
+pub async fn attribute_search_examines_a_bounded_window(store: SharedStore) {
+    let (ws, _) = with_source(&store).await;
+    let total = ContactFilter::SCAN_WINDOW as usize + 5;
+    let rows: Vec<NewContact> = (0..total)
+        .map(|i| NewContact {
+            identity: herald_domain::Identity {
+                email: Some(email(&format!("w{i}@example.com"))),
+                ..Default::default()
+            },
+            attributes: json!({"plan": "free"}).as_object().cloned().expect("object"),
+            ..NewContact::default()
+        })
+        .collect();
+    store.import_contacts(ws, &rows, at(1)).await.expect("import");
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            store.list_contacts(ws, &ContactFilter::default(), PageRequest { after, limit: 500 }).await.expect("list");
+        ids.extend(page.items.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(cursor) => after = Some(herald_domain::Cursor::decode(cursor.as_str()).expect("cursor")),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), total);
+    let rare = ContactPatch {
+        attributes: json!({"plan": "rare"}).as_object().cloned().expect("object"),
+        ..ContactPatch::default()
+    };
+    // One match past the first window only.
+    let late = ids[ContactFilter::SCAN_WINDOW as usize + 2];
+    store.update_contact(ws, late, rare.clone(), at(2)).await.expect("update");
+    let search = ContactFilter { attribute: Some(("plan".into(), json!("rare"))), ..ContactFilter::default() };
+    let first = store.list_contacts(ws, &search, PageRequest::first(10)).await.expect("list");
+    assert!(first.items.is_empty(), "the first window holds no match");
+    let window_end = ids[ContactFilter::SCAN_WINDOW as usize - 1];
+    assert_eq!(
+        first.next_cursor,
+        Some(herald_domain::Cursor::after(&window_end)),
+        "continues after the contacts examined"
+    );
+    let second =
+        store.list_contacts(ws, &search, PageRequest { after: Some(window_end), limit: 10 }).await.expect("list");
+    assert_eq!(second.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![late]);
+    assert_eq!(second.next_cursor, None, "the window reached the end");
+
+    // Matches that fill a page end it at the last match, as any list does.
+    for id in &ids[..2] {
+        store.update_contact(ws, *id, rare.clone(), at(3)).await.expect("update");
+    }
+    let full = store.list_contacts(ws, &search, PageRequest::first(1)).await.expect("list");
+    assert_eq!(full.items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert_eq!(full.next_cursor, Some(herald_domain::Cursor::after(&ids[0])));
+    // An exact identifier is an index lookup, not a window.
+    let by_email = ContactFilter { email: Some(email("w3@example.com")), ..search.clone() };
+    let found = store.list_contacts(ws, &by_email, PageRequest::first(10)).await.expect("list");
+    assert_eq!((found.items.len(), found.next_cursor), (0, None));
 }
 
 pub async fn expired_idempotency_keys_are_purged(store: SharedStore) {

@@ -327,8 +327,21 @@ pub trait SourceStore {
 pub struct ContactFilter {
     pub email: Option<EmailAddress>,
     pub user_id: Option<UserId>,
-    /// An attribute (top-level key) equal to a value.
+    /// An attribute (top-level key) equal to a value. No index serves an arbitrary attribute,
+    /// so without `email` or `user_id` a page examines at most [`ContactFilter::SCAN_WINDOW`]
+    /// contacts: it may hold fewer matches than asked, even none, and still have a next
+    /// cursor (after the last contact examined).
     pub attribute: Option<(String, Value)>,
+}
+
+impl ContactFilter {
+    /// How many contacts one page of an attribute search examines.
+    pub const SCAN_WINDOW: u32 = 10_000;
+
+    /// Whether a page must be bounded to a window of [`ContactFilter::SCAN_WINDOW`] contacts.
+    pub fn scans(&self) -> bool {
+        self.attribute.is_some() && self.email.is_none() && self.user_id.is_none()
+    }
 }
 
 /// A contact to create or import.

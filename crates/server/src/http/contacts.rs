@@ -79,7 +79,10 @@ pub struct ContactQuery {
     email: Option<String>,
     user_id: Option<String>,
     /// With `value`: contacts whose attribute `attribute` equals `value` (`value` is read as
-    /// JSON when it parses, e.g. `3` or `true`, else as a string).
+    /// JSON when it parses, e.g. `3` or `true`, else as a string). Without `email` or
+    /// `user_id`, each page examines at most 10,000 contacts, so a page may hold fewer
+    /// matches than `limit`, even none, with a `next_cursor` to go on from: follow it until
+    /// it is absent.
     attribute: Option<String>,
     value: Option<String>,
     limit: Option<u32>,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, non_blank, parse_id,
-    pretty, render, see_other, status_badge, when,
+    pretty, render, see_other, status_badge, thousands, when,
 };
 use crate::http::AppState;
 use crate::http::actions;
@@ -60,6 +60,8 @@ struct ContactsPage {
     rows: Vec<ContactRow>,
     next: Option<String>,
     error: Option<String>,
+    /// How many contacts an attribute search examines a page.
+    window: String,
 }
 
 /// What a search box means: `key=value` an attribute (the value as JSON when it parses,
@@ -109,7 +111,8 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
         None => (Vec::new(), None),
     };
     let l = Layout::new(&session, "/contacts", "Contacts").with_notice(NoticeQuery { notice: query.notice }.message());
-    Ok(render(&ContactsPage { l, q, rows, next, error }))
+    let window = thousands(ContactFilter::SCAN_WINDOW);
+    Ok(render(&ContactsPage { l, q, rows, next, error, window }))
 }
 
 /// One line of a contact's timeline: an event, a journey, an email or a webhook call.

@@ -345,6 +345,19 @@ pub fn when(t: Timestamp) -> String {
     )
 }
 
+/// A count as people read it: `10,000`.
+pub fn thousands(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// JSON, indented.
 pub fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -444,6 +457,12 @@ mod tests {
             list_url("/messages", &[("status", Some("sent")), ("contact", Some("a@b.c"))], Some("abc")),
             "/messages?status=sent&contact=a%40b.c&cursor=abc"
         );
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        let grouped: Vec<String> = [0, 999, 1_000, 10_000, 1_234_567, u32::MAX].into_iter().map(thousands).collect();
+        assert_eq!(grouped, ["0", "999", "1,000", "10,000", "1,234,567", "4,294,967,295"]);
     }
 
     #[test]
