@@ -630,7 +630,10 @@ async fn the_campaign_editor_saves_what_the_form_describes(backend: Backend) {
     let (_, campaign) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
     assert_eq!(campaign["name"], "Cart recovery v2");
     assert_eq!(campaign["version"], 2);
-    assert_eq!(campaign["document"]["steps"][1]["then"][0]["basic_auth"]["password"], "s3cret-password");
+    assert_eq!(campaign["document"]["steps"][1]["then"][0]["basic_auth"]["password"], "***", "never returned");
+    let workspace = app.store.ensure_default_workspace(app.clock.now()).await.expect("workspace").id;
+    let stored = app.store.get_campaign(workspace, id.parse().expect("id")).await.expect("campaign");
+    assert_eq!(stored.document["steps"][1]["then"][0]["basic_auth"]["password"], "s3cret-password", "kept");
     app.stop().await;
 }
 

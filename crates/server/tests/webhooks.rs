@@ -38,6 +38,7 @@ on_both_backends!(
     an_endpoint_failing_for_days_is_disabled_until_enabled,
     a_saved_action_runs_for_one_contact_outside_any_campaign,
     deliveries_filter_by_action_campaign_and_step,
+    inline_step_secrets_are_never_returned_yet_sent,
 );
 
 /// One request as the receiver saw it.
@@ -874,4 +875,66 @@ async fn deliveries_filter_by_action_campaign_and_step(backend: Backend) {
             "{query}: {error}"
         );
     }
+}
+
+async fn inline_step_secrets_are_never_returned_yet_sent(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let mut crm = hook("crm", &format!("{base}/ok"));
+    crm["headers"] = json!({"X-Api-Key": "sk-live-1", "X-Team": "growth"});
+    crm["basic_auth"] = json!({"username": "crm", "password": "pw-live-1"});
+    let document = json!({"name": "Secrets", "trigger": {"type": "event", "event": "go"}, "steps": [crm]});
+    let (status, created) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let shown = |doc: &Value| {
+        let step = &doc["steps"][0];
+        (step["headers"].clone(), step["basic_auth"].clone())
+    };
+    let masked = (json!({"X-Api-Key": "***", "X-Team": "growth"}), json!({"username": "crm", "password": "***"}));
+    assert_eq!(shown(&created["document"]), masked, "the create response");
+    let (_, got) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
+    assert_eq!(shown(&got["document"]), masked, "a read");
+    let (_, listed) = json(app.get("/api/v1/campaigns").await).await;
+    assert_eq!(shown(&listed["data"][0]["document"]), masked, "the list");
+    let (_, exported) = json(app.get(&format!("/api/v1/campaigns/{id}/export")).await).await;
+    assert_eq!(shown(&exported), masked, "the export");
+
+    // What was read is saved back as it is: the stored secrets stay, and are sent.
+    let mut edited = got["document"].clone();
+    edited["name"] = json!("Secrets v2");
+    let (status, saved) =
+        json(app.request(reqwest::Method::PUT, &format!("/api/v1/campaigns/{id}")).json(&edited).send().await.unwrap())
+            .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(shown(&saved["document"]), masked);
+    let (status, _) = json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let url = source(&app).await;
+    send(&app, &url, json!({"email": "ada@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    let seen = receiver.seen("ok");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["x-api-key"], "sk-live-1");
+    let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "crm:pw-live-1");
+    assert_eq!(seen[0].headers["authorization"], format!("Basic {basic}"));
+
+    // An export imported elsewhere has no secret to keep: refused, naming the place.
+    let (status, refused) = json(app.post("/api/v1/campaigns/import", &exported).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_campaign");
+    assert_eq!(refused["error"]["field"], "steps[0].basic_auth.password", "{refused}");
+    // A new secret written in place of the mask replaces the stored one.
+    let mut rotated = got["document"].clone();
+    rotated["steps"][0]["headers"]["X-Api-Key"] = json!("sk-live-2");
+    let (status, _) = json(
+        app.request(reqwest::Method::PUT, &format!("/api/v1/campaigns/{id}")).json(&rotated).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let workspace = app.store.ensure_default_workspace(app.clock.now()).await.unwrap().id;
+    let stored = app.store.get_campaign(workspace, id.parse().unwrap()).await.unwrap().document;
+    assert_eq!(stored["steps"][0]["headers"]["X-Api-Key"], "sk-live-2");
+    assert_eq!(stored["steps"][0]["basic_auth"]["password"], "pw-live-1");
+    app.stop().await;
 }

@@ -5,6 +5,7 @@
 
 mod evaluate;
 mod journey;
+pub mod secrets;
 
 pub use journey::{resume_job, skip_job};
 

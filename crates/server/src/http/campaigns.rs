@@ -23,7 +23,7 @@ use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use super::list::{List, ListParams};
-use crate::campaigns::{CompileFailure, compile_document};
+use crate::campaigns::{CompileFailure, compile_document, secrets};
 
 /// A campaign with the document of its newest version.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,7 +37,9 @@ pub struct CampaignDto {
     state: CampaignState,
     /// The newest version: new journeys start on it; running journeys finish on theirs.
     version: u32,
-    /// The campaign document (see `POST /campaigns`).
+    /// The campaign document (see `POST /campaigns`). Secrets of inline webhook steps (the
+    /// Basic password, values of headers such as `Authorization` or `X-Api-Key`) read `***`;
+    /// a document saved with `***` there keeps the stored secret of the same step.
     #[schema(value_type = Object)]
     document: Value,
     #[schema(value_type = String, format = DateTime)]
@@ -52,7 +54,7 @@ fn dto(c: Campaign) -> CampaignDto {
         name: c.name,
         state: c.state,
         version: c.version,
-        document: c.document,
+        document: secrets::masked(&c.document),
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -277,8 +279,21 @@ pub(crate) async fn save_campaign(
     state: &AppState,
     workspace: WorkspaceId,
     id: Option<CampaignId>,
-    body: Value,
+    mut body: Value,
 ) -> Result<Campaign, ApiError> {
+    let current = match id {
+        Some(id) => Some(state.store.get_campaign(workspace, id).await?.document),
+        None => None,
+    };
+    secrets::restore(&mut body, current.as_ref()).map_err(|path| {
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_campaign",
+            format!("{path}: {}", secrets::NOTHING_TO_KEEP),
+        );
+        error.field = Some(path);
+        error
+    })?;
     let compiled = validate(state, workspace, body).await?;
     let document = stored(&compiled)?;
     let name = compiled.document.name.trim();
@@ -346,7 +361,7 @@ async fn export_campaign(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let campaign = state.store.get_campaign(p.workspace_id, parse_id(&id)?).await?;
-    let body = serde_json::to_string_pretty(&campaign.document)
+    let body = serde_json::to_string_pretty(&secrets::masked(&campaign.document))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let file: String = campaign
         .name

@@ -165,7 +165,7 @@ impl CampaignPage {
                     created: when(m.created_at),
                 })
                 .collect(),
-            document: super::pretty(&campaign.document),
+            document: super::pretty(&crate::campaigns::secrets::masked(&campaign.document)),
             drafts,
             drafts_next,
             hooks: campaign_webhooks::rows(state, ws, id).await?,

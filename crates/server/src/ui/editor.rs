@@ -19,7 +19,7 @@ use herald_store::ContactFilter;
 use serde_json::{Map, Value, json};
 
 use super::{Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
-use crate::campaigns::{CompileFailure, compile_document};
+use crate::campaigns::{CompileFailure, compile_document, secrets};
 use crate::http::AppState;
 use crate::http::campaigns as api;
 
@@ -417,55 +417,6 @@ fn rule_list(condition: &mut Value) -> Option<&mut Vec<Value>> {
     let object = condition.as_object_mut()?;
     let key = if object.contains_key("any") { "any" } else { "all" };
     object.get_mut(key)?.as_array_mut()
-}
-
-/// Inline webhook steps never show their Basic password: a blank one on save keeps the
-/// password the same step (by id) had in the stored version.
-fn keep_passwords(doc: &mut Value, stored: &Value) {
-    let mut old = BTreeMap::new();
-    collect_passwords(stored, &mut old);
-    fill_passwords(doc, &old);
-}
-
-fn collect_passwords(value: &Value, out: &mut BTreeMap<String, String>) {
-    for_each_step(value, &mut |step| {
-        if let (Some(id), Some(password)) = (step["id"].as_str(), step["basic_auth"]["password"].as_str()) {
-            out.insert(id.to_owned(), password.to_owned());
-        }
-    });
-}
-
-fn fill_passwords(doc: &mut Value, old: &BTreeMap<String, String>) {
-    fn walk(steps: &mut Value, old: &BTreeMap<String, String>) {
-        for step in steps.as_array_mut().into_iter().flatten() {
-            let id = step["id"].as_str().unwrap_or_default().to_owned();
-            if let Some(auth) = step.get_mut("basic_auth").and_then(Value::as_object_mut)
-                && auth.get("password").and_then(Value::as_str).is_none_or(str::is_empty)
-                && let Some(password) = old.get(&id)
-            {
-                auth.insert("password".into(), password.clone().into());
-            }
-            for arm in ["then", "else"] {
-                if let Some(nested) = step.get_mut(arm) {
-                    walk(nested, old);
-                }
-            }
-        }
-    }
-    if let Some(steps) = doc.get_mut("steps") {
-        walk(steps, old);
-    }
-}
-
-fn for_each_step(doc: &Value, f: &mut dyn FnMut(&Value)) {
-    fn walk(steps: &Value, f: &mut dyn FnMut(&Value)) {
-        for step in steps.as_array().into_iter().flatten() {
-            f(step);
-            walk(&step["then"], f);
-            walk(&step["else"], f);
-        }
-    }
-    walk(&doc["steps"], f);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -996,7 +947,7 @@ pub async fn edit(State(state): State<AppState>, session: Session, Path(id): Pat
     let editing = Editing {
         session: &session,
         id: Some((id, campaign.state)),
-        doc: &campaign.document,
+        doc: &secrets::masked(&campaign.document),
         errors: BTreeMap::new(),
         previews: BTreeMap::new(),
         preview_contact: String::new(),
@@ -1029,25 +980,28 @@ async fn submit(state: AppState, session: Session, id: Option<CampaignId>, f: Fi
     let mut errors = BTreeMap::new();
     let mut previews = BTreeMap::new();
     if op == "save" {
-        if let Some(campaign) = &stored {
-            keep_passwords(&mut doc, &campaign.document);
-        }
-        match compile_document(&state.store, ws, doc.clone(), false).await {
-            Err(CompileFailure::Store(e)) => return Err(e.into()),
-            Err(CompileFailure::Invalid(found)) => {
-                for error in found {
-                    errors.entry(error.path).or_insert(error.message);
+        // Secrets show as `***` (or, for a password, not at all): the stored ones stay.
+        if let Err(path) = secrets::restore(&mut doc, stored.as_ref().map(|c| &c.document)) {
+            errors.insert(path, secrets::NOTHING_TO_KEEP.to_owned());
+        } else {
+            match compile_document(&state.store, ws, doc.clone(), false).await {
+                Err(CompileFailure::Store(e)) => return Err(e.into()),
+                Err(CompileFailure::Invalid(found)) => {
+                    for error in found {
+                        errors.entry(error.path).or_insert(error.message);
+                    }
                 }
+                Ok(_) => match api::save_campaign(&state, ws, id, doc.clone()).await {
+                    Ok(campaign) => return Ok(see_other(&format!("/campaigns/{}", campaign.id), "saved")),
+                    Err(e) => {
+                        let prefix = e.field.as_ref().map(|f| format!("{f}: "));
+                        let message = prefix
+                            .and_then(|p| e.message.strip_prefix(&p).map(str::to_owned))
+                            .unwrap_or(e.message.clone());
+                        errors.insert(e.field.unwrap_or_default(), message);
+                    }
+                },
             }
-            Ok(_) => match api::save_campaign(&state, ws, id, doc.clone()).await {
-                Ok(campaign) => return Ok(see_other(&format!("/campaigns/{}", campaign.id), "saved")),
-                Err(e) => {
-                    let prefix = e.field.as_ref().map(|f| format!("{f}: "));
-                    let message =
-                        prefix.and_then(|p| e.message.strip_prefix(&p).map(str::to_owned)).unwrap_or(e.message.clone());
-                    errors.insert(e.field.unwrap_or_default(), message);
-                }
-            },
         }
     } else if let Some(step) = op.strip_prefix("preview:") {
         previews.insert(step.to_owned(), preview(&state, ws, &doc, step, &preview_contact).await?);
@@ -1057,7 +1011,7 @@ async fn submit(state: AppState, session: Session, id: Option<CampaignId>, f: Fi
     let editing = Editing {
         session: &session,
         id: stored.as_ref().map(|c| (c.id, c.state)),
-        doc: &doc,
+        doc: &secrets::masked(&doc),
         errors,
         previews,
         preview_contact,
@@ -1272,15 +1226,5 @@ mod tests {
             apply(&mut doc, stale, &f);
             assert_eq!(doc, before, "{stale} changes nothing");
         }
-    }
-
-    #[test]
-    fn blank_basic_passwords_keep_the_stored_one() {
-        let stored = json!({"steps": [{"type": "branch", "id": "b", "then": [
-            {"type": "webhook", "id": "call", "basic_auth": {"username": "u", "password": "s3cret"}}], "else": []}]});
-        let mut doc = json!({"steps": [{"type": "branch", "id": "b", "then": [
-            {"type": "webhook", "id": "call", "basic_auth": {"username": "u", "password": ""}}], "else": []}]});
-        keep_passwords(&mut doc, &stored);
-        assert_eq!(doc["steps"][0]["then"][0]["basic_auth"]["password"], "s3cret");
     }
 }
