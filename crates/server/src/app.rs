@@ -98,6 +98,7 @@ impl App {
             ),
             source_log: SourceLog::start(store.clone()),
             limiter: Arc::default(),
+            login_throttle: Arc::default(),
             sources: Arc::default(),
             ingest_body_limit,
             campaigns,

@@ -681,6 +681,45 @@ fn password_error(html: &str) -> &str {
     html[start..].split('<').next().expect("text")
 }
 
+async fn password_guessing_is_throttled_per_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_user(&app, "ada@example.com", "correct horse battery").await;
+    create_user(&app, "bob@example.com", "another long password").await;
+    for _ in 0..5 {
+        let refused = log_in_with_password(&app, "ada@example.com", "wrong horse battery").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The sixth try is refused before the password is checked, even the right one.
+    let throttled = log_in_with_password(&app, "ADA@example.com", "correct horse battery").await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.headers()["retry-after"], "900");
+    assert!(set_cookie(&throttled, "herald_session").is_none());
+    assert!(password_error(&throttled.text().await.expect("html")).starts_with("Too many wrong passwords"));
+    // An unknown email is counted the same way, so the answer tells nothing about accounts.
+    for _ in 0..5 {
+        log_in_with_password(&app, "eve@example.com", "guess guess guess").await;
+    }
+    assert_eq!(log_in_with_password(&app, "eve@example.com", "x").await.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other accounts are not held up.
+    assert_eq!(
+        log_in_with_password(&app, "bob@example.com", "another long password").await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Fifteen minutes after the first failure, Ada may try again; a success clears her count.
+    app.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(
+        log_in_with_password(&app, "ada@example.com", "correct horse battery").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..4 {
+        log_in_with_password(&app, "ada@example.com", "wrong horse battery").await;
+    }
+    let fifth = log_in_with_password(&app, "ada@example.com", "wrong horse battery").await;
+    assert_eq!(fifth.status(), StatusCode::UNAUTHORIZED, "the count started again after the success");
+    app.stop().await;
+}
+
 async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend) {
     let app = spawn_app(backend).await;
     let ada = create_user(&app, "ada@example.com", "correct horse battery").await;
@@ -1451,6 +1490,7 @@ on_both_backends!(
     pages_and_forms_need_a_session_and_a_csrf_token,
     the_campaign_editor_saves_what_the_form_describes,
     users_log_in_with_a_password_until_deleted_or_changed,
+    password_guessing_is_throttled_per_account,
     browser_logs_in_with_email_and_password,
     mapped_sources_are_previewed_and_saved_in_the_ui,
     new_screens_need_a_session_and_a_csrf_token,

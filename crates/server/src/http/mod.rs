@@ -90,6 +90,8 @@ pub struct AppState {
     pub email: Arc<crate::email::Email>,
     /// Outbound webhook calls and signing keys.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Wrong web UI passwords per account, to slow guessing.
+    pub login_throttle: Arc<crate::ui::throttle::LoginThrottle>,
 }
 
 impl std::fmt::Debug for AppState {

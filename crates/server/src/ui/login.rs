@@ -58,6 +58,10 @@ const LOGIN_COOKIE_AGE: std::time::Duration = std::time::Duration::from_secs(360
 /// The one answer to a wrong email or password, whichever it was.
 const WRONG_PASSWORD: &str = "Email or password is wrong.";
 
+/// The answer once an account's tries are used up (see `throttle`).
+const TOO_MANY_FAILURES: &str =
+    "Too many wrong passwords for this email. Wait up to 15 minutes, then try again (or log in with an API key).";
+
 /// Which way in a submitted form takes: the fields filled decide, not the button, since
 /// pressing Enter in any field submits with the form's first button.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,12 +147,26 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: axu
             }
             let password = Password::presented(&form.password);
             let workspace = Some(form.workspace.trim()).filter(|w| !w.is_empty()).unwrap_or(WorkspaceName::DEFAULT);
+            let now = state.clock.now();
+            if let Err(wait) = state.login_throttle.check(workspace, &form.email, now) {
+                let mut response = refuse(Some(TOO_MANY_FAILURES), None, &form.email).await;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+                }
+                return response;
+            }
             match users::authenticate(&state.store, workspace, &form.email, password).await {
                 Ok(Some(user)) => {
                     tracing::info!(workspace = %user.workspace_id, user = %user.id, "web UI login");
+                    state.login_throttle.succeeded(workspace, &form.email);
                     session::issue_for_user(&state, &user).await
                 }
-                Ok(None) => return refuse(Some(WRONG_PASSWORD), None, &form.email).await,
+                Ok(None) => {
+                    state.login_throttle.failed(workspace, &form.email, now);
+                    return refuse(Some(WRONG_PASSWORD), None, &form.email).await;
+                }
                 Err(e) => return UiError::from(e).into_response(),
             }
         }

@@ -20,6 +20,7 @@ mod messages;
 pub mod session;
 mod settings;
 mod sources;
+pub mod throttle;
 
 use askama::Template;
 use axum::Router;
