@@ -78,7 +78,8 @@ impl App {
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
         let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
-        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after));
+        let webhooks =
+            Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after, committers));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),

@@ -1,19 +1,16 @@
 //! Outbound webhook deliveries, their attempts and the signing keys on PostgreSQL.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, CampaignWebhookId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{
-    DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job,
-};
+use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
@@ -71,101 +68,39 @@ fn attempt(row: &PgRow) -> StoreResult<WebhookAttempt> {
 
 #[async_trait]
 impl WebhookStore for PgStore {
-    async fn open_delivery(
+    async fn open_deliveries(
         &self,
-        workspace: WorkspaceId,
-        new: &NewDelivery,
+        calls: &[(WorkspaceId, NewDelivery)],
         now: Timestamp,
-    ) -> StoreResult<WebhookDelivery> {
+    ) -> StoreResult<Vec<StoreResult<WebhookDelivery>>> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11, $12) \
-             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
-        )
-        .bind(new_uuid(now))
-        .bind(workspace.as_uuid())
-        .bind(new.journey_id.map(|j| j.as_uuid()))
-        .bind(new.campaign_id.map(|c| c.as_uuid()))
-        .bind(new.contact_id.map(|c| c.as_uuid()))
-        .bind(encode::opt_text(new.step.as_deref()))
-        .bind(encode::text(&new.idempotency_key))
-        .bind(encode::text(&new.endpoint))
-        .bind(Json(encode::json(&new.request)))
-        .bind(Json(encode::json(&new.call)))
-        .bind(encode::ts(now))
-        .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(encode::text(&new.idempotency_key))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        // In key order, so that two batches that share keys (replays) cannot deadlock.
+        let mut order: Vec<usize> = (0..calls.len()).collect();
+        order.sort_by_key(|&i| (calls[i].0, &calls[i].1.idempotency_key));
+        let mut results: Vec<Option<StoreResult<WebhookDelivery>>> = calls.iter().map(|_| None).collect();
+        for i in order {
+            let (workspace, new) = &calls[i];
+            savepoint(&mut tx).await?;
+            let opened = open(&mut tx, *workspace, new, now).await;
+            results[i] = Some(settle(&mut tx, opened).await?);
+        }
         tx.commit().await.map_err(db_error)?;
-        delivery(&row)
+        Ok(results.into_iter().flatten().collect())
     }
 
-    async fn record_attempt(
-        &self,
-        workspace: WorkspaceId,
-        lease: &JobLease,
-        id: WebhookDeliveryId,
-        attempt: &WebhookAttempt,
-        progress: &DeliveryProgress,
-        outcome: &JobOutcome,
-        follow_up: &[NewJob],
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn record_attempts(&self, records: &[AttemptRecord], now: Timestamp) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.begin().await?;
-        finish(&mut tx, lease, outcome, now).await?;
-        let finished = progress.status != WebhookStatus::Pending;
-        let updated = sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, attempts = GREATEST(attempts, $2), last_status = $3, \
-             last_error = $4, response = $5, updated_at = $6, finished_at = CASE WHEN $7 THEN $6 ELSE NULL END \
-             WHERE workspace_id = $8 AND id = $9",
-        )
-        .bind(progress.status.as_str())
-        .bind(i32::try_from(attempt.number).unwrap_or(i32::MAX))
-        .bind(progress.last_status.map(i32::from))
-        .bind(encode::opt_text(progress.last_error.as_deref()))
-        .bind(Json(encode::json(&progress.response)))
-        .bind(encode::ts(now))
-        .bind(finished)
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(NOT_FOUND);
+        // In row order, so that concurrent batches cannot deadlock.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| (records[i].lease.job_id, records[i].delivery));
+        let mut results: Vec<Option<StoreResult<()>>> = records.iter().map(|_| None).collect();
+        for i in order {
+            savepoint(&mut tx).await?;
+            let recorded = record_attempt(&mut tx, &records[i], now).await;
+            results[i] = Some(settle(&mut tx, recorded).await?);
         }
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
-             response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (delivery_id, number) DO NOTHING",
-        )
-        .bind(id.as_uuid())
-        .bind(i32::try_from(attempt.number).unwrap_or(i32::MAX))
-        .bind(encode::ts(attempt.at))
-        .bind(encode::text(&attempt.request_line))
-        .bind(Json(encode::json(&attempt.request_headers)))
-        .bind(attempt.status.map(i32::from))
-        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-        .bind(encode::opt_text(attempt.response_body.as_deref()))
-        .bind(encode::opt_text(attempt.error.as_deref()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_jobs(&mut tx, workspace, follow_up, now).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(results.into_iter().flatten().collect())
     }
 
     async fn get_delivery(
@@ -353,4 +288,111 @@ impl WebhookStore for PgStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
+async fn savepoint(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+    sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
+async fn settle<T>(tx: &mut Transaction<'static, Postgres>, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    }
+    sqlx::query("RELEASE SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(result)
+}
+
+/// Records a call, or reads the one already recorded with its idempotency key.
+async fn open(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    new: &NewDelivery,
+    now: Timestamp,
+) -> StoreResult<WebhookDelivery> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11, $12) \
+             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
+    )
+    .bind(new_uuid(now))
+    .bind(workspace.as_uuid())
+    .bind(new.journey_id.map(|j| j.as_uuid()))
+    .bind(new.campaign_id.map(|c| c.as_uuid()))
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(encode::opt_text(new.step.as_deref()))
+    .bind(encode::text(&new.idempotency_key))
+    .bind(encode::text(&new.endpoint))
+    .bind(Json(encode::json(&new.request)))
+    .bind(Json(encode::json(&new.call)))
+    .bind(encode::ts(now))
+    .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(workspace.as_uuid())
+    .bind(encode::text(&new.idempotency_key))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    delivery(&row)
+}
+
+/// Records one job's attempt, fenced by its lease.
+async fn record_attempt(
+    tx: &mut Transaction<'static, Postgres>,
+    record: &AttemptRecord,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
+    let workspace = *workspace;
+    finish(tx, lease, outcome, now).await?;
+    let finished = progress.status != WebhookStatus::Pending;
+    let updated = sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = GREATEST(attempts, $2), last_status = $3, \
+             last_error = $4, response = $5, updated_at = $6, finished_at = CASE WHEN $7 THEN $6 ELSE NULL END \
+             WHERE workspace_id = $8 AND id = $9",
+    )
+    .bind(progress.status.as_str())
+    .bind(i32::try_from(attempt.number).unwrap_or(i32::MAX))
+    .bind(progress.last_status.map(i32::from))
+    .bind(encode::opt_text(progress.last_error.as_deref()))
+    .bind(Json(encode::json(&progress.response)))
+    .bind(encode::ts(now))
+    .bind(finished)
+    .bind(workspace.as_uuid())
+    .bind(id.as_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(NOT_FOUND);
+    }
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
+             response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (delivery_id, number) DO NOTHING",
+    )
+    .bind(id.as_uuid())
+    .bind(i32::try_from(attempt.number).unwrap_or(i32::MAX))
+    .bind(encode::ts(attempt.at))
+    .bind(encode::text(&attempt.request_line))
+    .bind(Json(encode::json(&attempt.request_headers)))
+    .bind(attempt.status.map(i32::from))
+    .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+    .bind(encode::opt_text(attempt.response_body.as_deref()))
+    .bind(encode::opt_text(attempt.error.as_deref()))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    insert_jobs(tx, workspace, follow_up, now).await?;
+    Ok(())
 }

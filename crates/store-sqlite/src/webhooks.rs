@@ -1,18 +1,15 @@
 //! Outbound webhook deliveries, their attempts and the signing keys on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    CampaignId, CampaignWebhookId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{
-    DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job,
-};
+use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::jobs::{finish, insert_jobs};
@@ -71,102 +68,32 @@ fn attempt(row: &SqliteRow) -> StoreResult<WebhookAttempt> {
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
-    async fn open_delivery(
+    async fn open_deliveries(
         &self,
-        workspace: WorkspaceId,
-        new: &NewDelivery,
+        calls: &[(WorkspaceId, NewDelivery)],
         now: Timestamp,
-    ) -> StoreResult<WebhookDelivery> {
+    ) -> StoreResult<Vec<StoreResult<WebhookDelivery>>> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) \
-             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
-        )
-        .bind(new_uuid(now))
-        .bind(workspace.as_uuid())
-        .bind(new.journey_id.map(|j| j.as_uuid()))
-        .bind(new.campaign_id.map(|c| c.as_uuid()))
-        .bind(new.contact_id.map(|c| c.as_uuid()))
-        .bind(&new.step)
-        .bind(&new.idempotency_key)
-        .bind(&new.endpoint)
-        .bind(new.request.to_string())
-        .bind(new.call.to_string())
-        .bind(now.unix_millis())
-        .bind(now.unix_millis())
-        .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(&new.idempotency_key)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let mut results = Vec::with_capacity(calls.len());
+        for (workspace, new) in calls {
+            savepoint(&mut tx).await?;
+            let opened = open(&mut tx, *workspace, new, now).await;
+            results.push(settle(&mut tx, opened).await?);
+        }
         tx.commit().await.map_err(db_error)?;
-        delivery(&row)
+        Ok(results)
     }
 
-    async fn record_attempt(
-        &self,
-        workspace: WorkspaceId,
-        lease: &JobLease,
-        id: WebhookDeliveryId,
-        attempt: &WebhookAttempt,
-        progress: &DeliveryProgress,
-        outcome: &JobOutcome,
-        follow_up: &[NewJob],
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn record_attempts(&self, records: &[AttemptRecord], now: Timestamp) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.write().await?;
-        finish(&mut tx, lease, outcome, now).await?;
-        let finished = progress.status != WebhookStatus::Pending;
-        let updated = sqlx::query(
-            "UPDATE webhook_deliveries SET status = ?, attempts = MAX(attempts, ?), last_status = ?, last_error = ?, \
-             response = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE NULL END \
-             WHERE workspace_id = ? AND id = ?",
-        )
-        .bind(progress.status.as_str())
-        .bind(i64::from(attempt.number))
-        .bind(progress.last_status.map(i64::from))
-        .bind(&progress.last_error)
-        .bind(progress.response.to_string())
-        .bind(now.unix_millis())
-        .bind(finished)
-        .bind(now.unix_millis())
-        .bind(workspace.as_uuid())
-        .bind(id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if updated.rows_affected() == 0 {
-            return Err(NOT_FOUND);
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            savepoint(&mut tx).await?;
+            let recorded = record_attempt(&mut tx, record, now).await;
+            results.push(settle(&mut tx, recorded).await?);
         }
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
-             response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING",
-        )
-        .bind(id.as_uuid())
-        .bind(i64::from(attempt.number))
-        .bind(attempt.at.unix_millis())
-        .bind(&attempt.request_line)
-        .bind(attempt.request_headers.to_string())
-        .bind(attempt.status.map(i64::from))
-        .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-        .bind(&attempt.response_body)
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_jobs(&mut tx, workspace, follow_up, now).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(results)
     }
 
     async fn get_delivery(
@@ -361,4 +288,112 @@ impl WebhookStore for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
+async fn savepoint(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+    sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
+async fn settle<T>(tx: &mut Transaction<'static, Sqlite>, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    }
+    sqlx::query("RELEASE SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(result)
+}
+
+/// Records a call, or reads the one already recorded with its idempotency key.
+async fn open(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace: WorkspaceId,
+    new: &NewDelivery,
+    now: Timestamp,
+) -> StoreResult<WebhookDelivery> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) \
+             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
+    )
+    .bind(new_uuid(now))
+    .bind(workspace.as_uuid())
+    .bind(new.journey_id.map(|j| j.as_uuid()))
+    .bind(new.campaign_id.map(|c| c.as_uuid()))
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(&new.step)
+    .bind(&new.idempotency_key)
+    .bind(&new.endpoint)
+    .bind(new.request.to_string())
+    .bind(new.call.to_string())
+    .bind(now.unix_millis())
+    .bind(now.unix_millis())
+    .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
+    ))
+    .bind(workspace.as_uuid())
+    .bind(&new.idempotency_key)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    delivery(&row)
+}
+
+/// Records one job's attempt, fenced by its lease.
+async fn record_attempt(
+    tx: &mut Transaction<'static, Sqlite>,
+    record: &AttemptRecord,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
+    let workspace = *workspace;
+    finish(tx, lease, outcome, now).await?;
+    let finished = progress.status != WebhookStatus::Pending;
+    let updated = sqlx::query(
+        "UPDATE webhook_deliveries SET status = ?, attempts = MAX(attempts, ?), last_status = ?, last_error = ?, \
+             response = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE NULL END \
+             WHERE workspace_id = ? AND id = ?",
+    )
+    .bind(progress.status.as_str())
+    .bind(i64::from(attempt.number))
+    .bind(progress.last_status.map(i64::from))
+    .bind(&progress.last_error)
+    .bind(progress.response.to_string())
+    .bind(now.unix_millis())
+    .bind(finished)
+    .bind(now.unix_millis())
+    .bind(workspace.as_uuid())
+    .bind(id.as_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if updated.rows_affected() == 0 {
+        return Err(NOT_FOUND);
+    }
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
+             response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING",
+    )
+    .bind(id.as_uuid())
+    .bind(i64::from(attempt.number))
+    .bind(attempt.at.unix_millis())
+    .bind(&attempt.request_line)
+    .bind(attempt.request_headers.to_string())
+    .bind(attempt.status.map(i64::from))
+    .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+    .bind(&attempt.response_body)
+    .bind(&attempt.error)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    insert_jobs(tx, workspace, follow_up, now).await?;
+    Ok(())
 }

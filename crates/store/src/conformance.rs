@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             deliveries_are_fenced_by_the_lease,
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
+            webhook_batches_apply_each_item_alone,
             webhook_deliveries_filter_by_action_and_step,
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
@@ -1652,6 +1653,76 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
             .expect("other")
             .is_empty()
     );
+}
+
+pub async fn webhook_batches_apply_each_item_alone(store: SharedStore) {
+    use crate::webhook::{AttemptRecord, DeliveryProgress, NewDelivery, webhook_job};
+    use herald_domain::{WebhookAttempt, WebhookStatus};
+    let (ws, contact, journey) = journey_for(&store, "b@example.com").await;
+    let call = |key: &str| NewDelivery {
+        journey_id: Some(journey),
+        campaign_id: None,
+        contact_id: Some(contact),
+        step: Some(key.into()),
+        campaign_webhook_id: None,
+        idempotency_key: key.into(),
+        endpoint: "https://crm.example.com:443".into(),
+        request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
+        call: json!({}),
+    };
+    // Opened together, a key seen twice in one batch is still one call.
+    let calls = [(ws, call("b")), (ws, call("a")), (ws, call("b"))];
+    let opened: Vec<_> =
+        store.open_deliveries(&calls, at(2)).await.expect("batch").into_iter().map(|r| r.expect("open")).collect();
+    assert_eq!(opened[0].id, opened[2].id);
+    assert_ne!(opened[0].id, opened[1].id);
+    assert_eq!(opened[1].step.as_deref(), Some("a"), "results in the order given");
+
+    let jobs = [webhook_job(json!({"n": 0}), at(2)), webhook_job(json!({"n": 1}), at(2))];
+    store.enqueue_jobs(ws, &jobs, at(2)).await.expect("jobs");
+    let leased = store.claim_jobs(&claim(at(2), 2)).await.expect("claim");
+    assert_eq!(leased.len(), 2);
+    let record =
+        |lease: herald_domain::job::JobLease, delivery: &herald_domain::WebhookDelivery, status: u16| AttemptRecord {
+            workspace: ws,
+            lease,
+            delivery: delivery.id,
+            attempt: WebhookAttempt {
+                number: 1,
+                at: at(3),
+                request_line: "POST https://crm.example.com/leads".into(),
+                request_headers: json!({}),
+                status: Some(status),
+                latency_ms: 5,
+                response_body: None,
+                error: None,
+            },
+            progress: DeliveryProgress {
+                status: WebhookStatus::Succeeded,
+                last_status: Some(status),
+                last_error: None,
+                response: Value::Null,
+            },
+            outcome: JobOutcome::Done,
+            follow_up: vec![NewJob::new(JobKind::JourneyStep, json!({"after": delivery.id}), at(3))],
+        };
+    let mut stale = leased[1].lease;
+    stale.lease_id = herald_domain::LeaseId::from_uuid(crate::new_uuid(at(3)));
+    let records = [
+        record(leased[0].lease, &opened[0], 200),
+        record(stale, &opened[1], 201),
+        record(leased[1].lease, &opened[1], 202),
+    ];
+    let results = store.record_attempts(&records, at(3)).await.expect("batch");
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::LeaseLost)), "only the stale record is refused: {results:?}");
+    for (delivery, status) in [(&opened[0], 200), (&opened[1], 202)] {
+        let (stored, attempts) = store.get_delivery(ws, delivery.id).await.expect("get");
+        assert_eq!((stored.status, stored.last_status), (WebhookStatus::Succeeded, Some(status)));
+        assert_eq!(attempts.len(), 1, "the refused record left nothing behind");
+    }
+    let follow_ups = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
+    assert_eq!(follow_ups.len(), 2, "one follow-up per applied record: {follow_ups:?}");
 }
 
 pub async fn webhook_deliveries_filter_by_action_and_step(store: SharedStore) {

@@ -46,6 +46,19 @@ pub struct DeliveryProgress {
     pub response: Value,
 }
 
+/// One job's attempt to record (see [`WebhookStore::record_attempt`]).
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub workspace: WorkspaceId,
+    pub lease: JobLease,
+    pub delivery: WebhookDeliveryId,
+    pub attempt: WebhookAttempt,
+    pub progress: DeliveryProgress,
+    pub outcome: JobOutcome,
+    /// Jobs enqueued with it (the journey's next step once the call is over).
+    pub follow_up: Vec<NewJob>,
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -100,7 +113,19 @@ pub trait WebhookStore {
         workspace: WorkspaceId,
         delivery: &NewDelivery,
         now: Timestamp,
-    ) -> StoreResult<WebhookDelivery>;
+    ) -> StoreResult<WebhookDelivery> {
+        let calls = [(workspace, delivery.clone())];
+        self.open_deliveries(&calls, now).await?.pop().unwrap_or(Err(crate::StoreError::Corrupt("no result".into())))
+    }
+
+    /// [`open_delivery`](Self::open_delivery) for several calls in one transaction (group
+    /// commit): one result per call, in order; `Err` for the whole batch only when the
+    /// transaction itself failed.
+    async fn open_deliveries(
+        &self,
+        calls: &[(WorkspaceId, NewDelivery)],
+        now: Timestamp,
+    ) -> StoreResult<Vec<StoreResult<WebhookDelivery>>>;
 
     /// Makes finished calls pending again with a delivery job each (the stored call), in one
     /// transaction: `ids`, or with `ids` empty every call in `status` finished between `from`
@@ -131,7 +156,24 @@ pub trait WebhookStore {
         outcome: &JobOutcome,
         follow_up: &[NewJob],
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let record = AttemptRecord {
+            workspace,
+            lease: *lease,
+            delivery,
+            attempt: attempt.clone(),
+            progress: progress.clone(),
+            outcome: outcome.clone(),
+            follow_up: follow_up.to_vec(),
+        };
+        self.record_attempts(std::slice::from_ref(&record), now).await?.pop().unwrap_or(Ok(()))
+    }
+
+    /// [`record_attempt`](Self::record_attempt) for several jobs in one transaction (group
+    /// commit): each record applies whole or not at all (a lost lease refuses only its own),
+    /// one result per record, in order; `Err` for the whole batch only when the transaction
+    /// itself failed.
+    async fn record_attempts(&self, records: &[AttemptRecord], now: Timestamp) -> StoreResult<Vec<StoreResult<()>>>;
 
     async fn get_delivery(
         &self,

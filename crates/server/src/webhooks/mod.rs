@@ -16,7 +16,7 @@ use herald_domain::{
     ActionId, CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob,
     Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
+use herald_store::webhook::{AttemptRecord, DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::{OutboundRequest, WebhookClient};
 use herald_webhook::retry::{AttemptOutcome, Class, RetrySchedule, Verdict};
@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::SharedClock;
+use crate::group_commit::{CommitError, GroupCommit};
 
 pub mod actions;
 pub mod health;
@@ -218,6 +219,10 @@ pub struct Webhooks {
     wake: Arc<Notify>,
     /// Failure streaks and disabled endpoints.
     pub health: health::Health,
+    /// Opens deliveries in shared transactions.
+    opens: GroupCommit<(WorkspaceId, NewDelivery), StoreResult<WebhookDelivery>>,
+    /// Records attempts in shared transactions.
+    attempts: GroupCommit<AttemptRecord, StoreResult<()>>,
 }
 
 /// What a node knows of one endpoint.
@@ -235,9 +240,40 @@ impl Webhooks {
         client: WebhookClient,
         wake: Arc<Notify>,
         disable_after: Duration,
+        committers: usize,
     ) -> Self {
         let health = health::Health::new(store.clone(), clock.clone(), disable_after);
-        Self { store, clock, client, schedule: RetrySchedule::DEFAULT, endpoints: Mutex::default(), wake, health }
+        let batch_store = store.clone();
+        let opens = GroupCommit::start(
+            "webhook_open",
+            clock.clone(),
+            committers,
+            Arc::new(move |calls: Vec<(WorkspaceId, NewDelivery)>, now| {
+                let store = batch_store.clone();
+                Box::pin(async move { store.open_deliveries(&calls, now).await })
+            }),
+        );
+        let batch_store = store.clone();
+        let attempts = GroupCommit::start(
+            "webhook_attempt",
+            clock.clone(),
+            committers,
+            Arc::new(move |records: Vec<AttemptRecord>, now| {
+                let store = batch_store.clone();
+                Box::pin(async move { store.record_attempts(&records, now).await })
+            }),
+        );
+        Self {
+            store,
+            clock,
+            client,
+            schedule: RetrySchedule::DEFAULT,
+            endpoints: Mutex::default(),
+            wake,
+            health,
+            opens,
+            attempts,
+        }
     }
 
     /// The client's address policy and scheme rules, which endpoints are checked against.
@@ -291,7 +327,7 @@ impl Webhooks {
         };
         let new =
             call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), leased.job.payload.clone());
-        let delivery = self.store.open_delivery(workspace, &new, self.clock.now()).await?;
+        let delivery = one(self.opens.submit(vec![(workspace, new)]).await)?;
         if delivery.status != WebhookStatus::Pending {
             let resume = call.origin.resume(delivery.id, delivery.status, self.clock.now());
             // Already over (a journey resumed twice, a replayed job or event): no second
@@ -355,9 +391,17 @@ impl Webhooks {
         };
         let logged =
             if call.request.log_response_body { attempt } else { WebhookAttempt { response_body: None, ..attempt } };
-        self.store
-            .record_attempt(workspace, &leased.lease, delivery.id, &logged, &progress, &job, &follow_up, now)
-            .await?;
+        let result = if matches!(job, JobOutcome::Retry { .. }) { "retry" } else { "done" };
+        let record = AttemptRecord {
+            workspace,
+            lease: leased.lease,
+            delivery: delivery.id,
+            attempt: logged,
+            progress,
+            outcome: job,
+            follow_up,
+        };
+        one(self.attempts.submit(vec![record]).await)?;
         let was_failing = self.mark(&delivery.endpoint, matches!(verdict, Verdict::Retry { .. } | Verdict::Exhausted));
         if verdict == Verdict::Success && (was_failing || retries_done > 0) {
             // The endpoint answers again: its waiting retries need not wait out their backoff.
@@ -369,7 +413,7 @@ impl Webhooks {
             }
         }
         metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);
-        Ok(if matches!(job, JobOutcome::Retry { .. }) { "retry" } else { "done" })
+        Ok(result)
     }
 
     /// Makes one signed attempt and describes it for the log.
@@ -438,6 +482,15 @@ fn disabled_attempt(
         error: Some(error),
     };
     (attempt, AttemptOutcome::Refused)
+}
+
+/// The result of a group-committed submission of one item.
+fn one<T>(committed: Result<Vec<StoreResult<T>>, CommitError>) -> StoreResult<T> {
+    match committed {
+        Ok(mut results) => results.pop().unwrap_or_else(|| Err(StoreError::Corrupt("no result".into()))),
+        Err(CommitError::Store(e)) => Err(StoreError::Other(Box::new(e))),
+        Err(CommitError::Closed) => Err(StoreError::Other("the server is shutting down".into())),
+    }
 }
 
 /// Headers as the delivery log shows them: values of secret-looking headers (credentials,
