@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::encode;
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error};
+use crate::{PgStore, db_error, savepoint, settle};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -744,17 +744,11 @@ impl CampaignStore for PgStore {
         let mut tx = self.begin().await?;
         let mut results = Vec::with_capacity(items.len());
         for item in items {
-            sqlx::query("SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+            savepoint(&mut tx).await?;
             match apply(&mut tx, std::slice::from_ref(item), now).await {
-                Ok(()) => {
-                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    results.push(Ok(()));
-                }
-                Err(e @ (StoreError::LeaseLost | StoreError::Conflict { .. })) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    results.push(Err(e));
-                }
-                Err(e) => return Err(e),
+                // Only a refusal is the item's own; anything else fails the batch.
+                Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
+                applied => results.push(settle(&mut tx, applied).await?),
             }
         }
         tx.commit().await.map_err(db_error)?;

@@ -14,7 +14,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error, encode};
+use crate::{PgStore, db_error, encode, savepoint, settle};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
 
@@ -288,21 +288,6 @@ impl WebhookStore for PgStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
-}
-
-/// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
-async fn savepoint(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
-    sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    Ok(())
-}
-
-/// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
-async fn settle<T>(tx: &mut Transaction<'static, Postgres>, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
-    if result.is_err() {
-        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    }
-    sqlx::query("RELEASE SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    Ok(result)
 }
 
 /// Records a call, or reads the one already recorded with its idempotency key.

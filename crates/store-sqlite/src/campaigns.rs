@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
-use crate::{SqliteStore, db_error};
+use crate::{SqliteStore, db_error, savepoint, settle};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -755,18 +755,11 @@ impl CampaignStore for SqliteStore {
         let mut tx = self.write().await?;
         let mut results = Vec::with_capacity(items.len());
         for item in items {
-            sqlx::query("SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
+            savepoint(&mut tx).await?;
             match apply(&mut tx, std::slice::from_ref(item), now).await {
-                Ok(()) => {
-                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    results.push(Ok(()));
-                }
-                Err(e @ (StoreError::LeaseLost | StoreError::Conflict { .. })) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    sqlx::query("RELEASE SAVEPOINT work").execute(&mut *tx).await.map_err(db_error)?;
-                    results.push(Err(e));
-                }
-                Err(e) => return Err(e),
+                // Only a refusal is the item's own; anything else fails the batch.
+                Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
+                applied => results.push(settle(&mut tx, applied).await?),
             }
         }
         tx.commit().await.map_err(db_error)?;

@@ -143,3 +143,21 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
         _ => StoreError::Other(Box::new(err)),
     }
 }
+
+/// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
+pub(crate) async fn savepoint(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+    sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
+pub(crate) async fn settle<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    result: StoreResult<T>,
+) -> StoreResult<StoreResult<T>> {
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    }
+    sqlx::query("RELEASE SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(result)
+}

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
-use crate::{SqliteStore, db_error};
+use crate::{SqliteStore, db_error, savepoint, settle};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
 
@@ -288,21 +288,6 @@ impl WebhookStore for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
-}
-
-/// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
-async fn savepoint(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
-    sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    Ok(())
-}
-
-/// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
-async fn settle<T>(tx: &mut Transaction<'static, Sqlite>, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
-    if result.is_err() {
-        sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    }
-    sqlx::query("RELEASE SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
-    Ok(result)
 }
 
 /// Records a call, or reads the one already recorded with its idempotency key.
