@@ -1,7 +1,8 @@
 //! The job workers: claim due jobs under a lease, run them, record the outcome.
 //!
 //! One loop per process claims as many jobs as it has free slots (`worker_concurrency`) and
-//! runs each in its own task, so a slow job never holds up the others. When nothing is due it
+//! runs each in its own task, so a slow job never holds up the others; the journey steps of a
+//! claim, which do no network I/O, run together in one task (one read, one commit). When nothing is due it
 //! sleeps until the next job's due time, a local wake-up (work enqueued by this process), the
 //! poll interval (work enqueued by other nodes), or shutdown, whichever comes first: waiting
 //! work costs no queries beyond one probe per interval.
@@ -97,16 +98,24 @@ impl Worker {
                 }
                 continue;
             }
-            let mut first_slot = Some(first_slot);
-            for job in claimed {
-                let slot = match first_slot.take() {
-                    Some(slot) => slot,
-                    None => match slots.clone().acquire_owned().await {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                };
-                let me = self.clone();
+            // One slot per claimed job: the claim asked for no more than were free.
+            let mut held = first_slot;
+            if let Some(more) = claimed.len().checked_sub(1).filter(|n| *n > 0) {
+                match slots.clone().acquire_many_owned(u32::try_from(more).unwrap_or(u32::MAX)).await {
+                    Ok(more) => held.merge(more),
+                    Err(_) => break,
+                }
+            }
+            let (steps, others) = split_steps(claimed);
+            if !steps.is_empty() {
+                let (me, slot) = (self.clone(), held.split(steps.len()));
+                running.spawn(async move {
+                    me.run_steps(steps).await;
+                    drop(slot);
+                });
+            }
+            for job in others {
+                let (me, slot) = (self.clone(), held.split(1));
                 running.spawn(async move {
                     me.run_one(job).await;
                     drop(slot);
@@ -129,7 +138,12 @@ impl Worker {
                 return Ok(runs);
             }
             runs += claimed.len();
-            futures::future::join_all(claimed.into_iter().map(|job| self.run_one(job))).await;
+            let (steps, others) = split_steps(claimed);
+            futures::future::join(
+                self.run_steps(steps),
+                futures::future::join_all(others.into_iter().map(|job| self.run_one(job))),
+            )
+            .await;
         }
     }
 
@@ -153,22 +167,22 @@ impl Worker {
 
     async fn run_one(&self, leased: LeasedJob) {
         let started = Instant::now();
-        let kind = leased.job.kind.clone();
-        let outcome = match self.execute(&leased).await {
-            Ok(outcome) => outcome,
-            Err(StoreError::LeaseLost) => {
-                tracing::warn!(job = %leased.job.id, kind, "lease lost; another worker took the job over");
-                "lease_lost"
-            }
-            Err(e) => {
-                // The job stays leased; when the lease expires it is claimed again.
-                tracing::error!(job = %leased.job.id, kind, error = %e, "cannot record the job's outcome");
-                "store_error"
-            }
-        };
-        let labels = [("kind", kind), ("outcome", outcome.to_owned())];
-        metrics::counter!("herald_jobs_total", &labels).increment(1);
-        metrics::histogram!("herald_job_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
+        let outcome = self.execute(&leased).await;
+        record(&leased, outcome, started);
+    }
+
+    /// Runs journey steps claimed together as one batch ([`Campaigns::run_journeys`]).
+    async fn run_steps(&self, jobs: Vec<LeasedJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let results = self.campaigns.run_journeys(&jobs).await;
+        let now = self.clock.now();
+        for (leased, result) in jobs.iter().zip(results) {
+            let outcome = self.settle_campaign_job(leased, result, now).await;
+            record(leased, outcome, started);
+        }
     }
 
     /// Runs one job and records its outcome; returns the outcome's metric label.
@@ -205,27 +219,41 @@ impl Worker {
                     Err(e) => self.retry_later(leased, e.to_string(), now).await,
                 }
             }
-            Ok(kind) => match self.campaigns.run(kind, leased).await {
-                Ok(()) => Ok("done"),
-                Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),
-                Err(CampaignJobError::Store(StoreError::Conflict { constraint })) => {
-                    // Another node changed the same journey or enrolled the same contact first:
-                    // run again shortly and decide on what is committed now.
-                    let error = format!("lost a race ({constraint}); running again");
-                    let outcome = JobOutcome::Retry { at: now + RACE_RETRY, error };
-                    self.store.finish_job(&leased.lease, &outcome, now).await?;
-                    Ok("retry")
-                }
-                Err(CampaignJobError::Store(e)) => self.retry_later(leased, e.to_string(), now).await,
-                Err(CampaignJobError::Invalid(error)) => {
-                    tracing::error!(job = %job.id, kind = %kind, error, "campaign job cannot run");
-                    self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
-                    Ok("dead")
-                }
-            },
+            Ok(kind) => {
+                let result = self.campaigns.run(kind, leased).await;
+                self.settle_campaign_job(leased, result, now).await
+            }
             Err(unknown) => {
                 // A newer node may know this kind (rolling upgrade): leave it for later.
                 self.retry_later(leased, format!("{unknown}; a newer herald may run it"), now).await
+            }
+        }
+    }
+
+    /// Records how a campaign job's run ended, unless its effects already completed it.
+    /// Returns the outcome's metric label.
+    async fn settle_campaign_job(
+        &self,
+        leased: &LeasedJob,
+        result: Result<(), CampaignJobError>,
+        now: Timestamp,
+    ) -> Result<&'static str, StoreError> {
+        match result {
+            Ok(()) => Ok("done"),
+            Err(CampaignJobError::Store(StoreError::LeaseLost)) => Err(StoreError::LeaseLost),
+            Err(CampaignJobError::Store(StoreError::Conflict { constraint })) => {
+                // Another node changed the same journey or enrolled the same contact first:
+                // run again shortly and decide on what is committed now.
+                let error = format!("lost a race ({constraint}); running again");
+                let outcome = JobOutcome::Retry { at: now + RACE_RETRY, error };
+                self.store.finish_job(&leased.lease, &outcome, now).await?;
+                Ok("retry")
+            }
+            Err(CampaignJobError::Store(e)) => self.retry_later(leased, e.to_string(), now).await,
+            Err(CampaignJobError::Invalid(error)) => {
+                tracing::error!(job = %leased.job.id, kind = %leased.job.kind, error, "campaign job cannot run");
+                self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+                Ok("dead")
             }
         }
     }
@@ -239,6 +267,34 @@ impl Worker {
         self.store.finish_job(&leased.lease, &outcome, now).await?;
         Ok(label)
     }
+}
+
+/// Separates the journey steps that run as one batch from the jobs that run alone (including
+/// steps claimed too often, which `execute` gives up on).
+fn split_steps(claimed: Vec<LeasedJob>) -> (Vec<LeasedJob>, Vec<LeasedJob>) {
+    claimed.into_iter().partition(|leased| {
+        leased.job.attempts <= leased.job.max_attempts && leased.job.kind.parse() == Ok(JobKind::JourneyStep)
+    })
+}
+
+/// Counts a finished run in the metrics, and logs what the worker could not record.
+fn record(leased: &LeasedJob, outcome: Result<&'static str, StoreError>, started: Instant) {
+    let kind = leased.job.kind.clone();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(StoreError::LeaseLost) => {
+            tracing::warn!(job = %leased.job.id, kind, "lease lost; another worker took the job over");
+            "lease_lost"
+        }
+        Err(e) => {
+            // The job stays leased; when the lease expires it is claimed again.
+            tracing::error!(job = %leased.job.id, kind, error = %e, "cannot record the job's outcome");
+            "store_error"
+        }
+    };
+    let labels = [("kind", kind), ("outcome", outcome.to_owned())];
+    metrics::counter!("herald_jobs_total", &labels).increment(1);
+    metrics::histogram!("herald_job_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
 }
 
 /// Sleeps for `wait` unless woken or shut down first; returns whether shutdown was asked.

@@ -701,29 +701,35 @@ impl CampaignStore for PgStore {
         rows.iter().map(journey).collect()
     }
 
-    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
-        let row =
-            sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = $1 AND j.id = $2"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "journey" })?;
-        let event = match opt_uuid(&row, "e_id")? {
-            Some(_) => Some(event_at(&row, "e_")?),
-            None => None,
-        };
-        Ok(JourneyContext {
-            journey: journey(&row)?,
-            campaign_name: get(&row, "campaign_name")?,
-            campaign_state: parse(&row, "campaign_state")?,
-            contact: contact_at(&row, "ct_")?,
-            workspace_timezone: get(&row, "workspace_timezone")?,
-            suppressed: get(&row, "suppressed")?,
-            workspace_smtp: get(&row, "workspace_smtp")?,
-            event,
-        })
+    async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = sqlx::query(concat!(
+            herald_store::journey_context_select!(),
+            "WHERE j.workspace_id = $1 AND j.id = ANY($2)"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let event = match opt_uuid(row, "e_id")? {
+                    Some(_) => Some(event_at(row, "e_")?),
+                    None => None,
+                };
+                Ok(JourneyContext {
+                    journey: journey(row)?,
+                    campaign_name: get(row, "campaign_name")?,
+                    campaign_state: parse(row, "campaign_state")?,
+                    contact: contact_at(row, "ct_")?,
+                    workspace_timezone: get(row, "workspace_timezone")?,
+                    suppressed: get(row, "suppressed")?,
+                    workspace_smtp: get(row, "workspace_smtp")?,
+                    event,
+                })
+            })
+            .collect()
     }
 
     async fn commit_campaign_batch(

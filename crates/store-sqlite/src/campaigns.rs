@@ -220,7 +220,7 @@ pub(crate) async fn enqueue_evaluation(
     Ok(())
 }
 
-/// Rows per multi-row INSERT: at most 19 parameters a row stays under SQLite's limit.
+/// Rows per multi-row statement: at most 23 parameters a row stays under SQLite's limit.
 const INSERT_CHUNK: usize = 1000;
 
 /// Applies `items` inside the caller's transaction: per item the statements that can refuse
@@ -244,10 +244,9 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
             return Err(StoreError::LeaseLost);
         }
     }
-    for item in items {
-        for u in &item.work.updates {
-            update_journey(tx, item.workspace, u, now).await?;
-        }
+    let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
+    for chunk in updates.chunks(INSERT_CHUNK) {
+        update_journeys(tx, chunk, now).await?;
     }
     let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
     for chunk in journeys.chunks(INSERT_CHUNK) {
@@ -360,47 +359,59 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
     Ok(())
 }
 
-/// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
-async fn update_journey(
+/// Moves journeys, in one statement, if each is still where the writer saw it (`Conflict`
+/// `journey_moved` if any is not, or if two updates name the same journey).
+async fn update_journeys(
     tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    u: &JourneyUpdate,
+    updates: &[(WorkspaceId, &JourneyUpdate)],
     now: Timestamp,
 ) -> StoreResult<()> {
-    let ended = u.status != JourneyStatus::Active;
-    let (expect_guard, expect_step, expect_run_at) = match u.expect {
-        Some((step, run_at)) => (1, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
-        None => (0, None, None),
-    };
-    let updated = sqlx::query(
-        "UPDATE journeys SET status = ?, step = ?, run_at = ?, held = ?, \
-         custom_variables = COALESCE(?, custom_variables), exit_reason = COALESCE(?, exit_reason), \
-         converted_at = CASE WHEN ? AND converted_at IS NULL THEN ? ELSE converted_at END, \
-         conversion_step = COALESCE(?, conversion_step), ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE NULL END, updated_at = ? \
-         WHERE id = ? AND workspace_id = ? AND status = 'active' \
-         AND (? = 0 OR (step IS ? AND run_at IS ?))",
-    )
-    .bind(u.status.as_str())
-    .bind(u.step.map(i64::from))
-    .bind(u.run_at.map(Timestamp::unix_millis))
-    .bind(i64::from(u.held))
-    .bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
-    .bind(&u.exit_reason)
-    .bind(u.converted)
-    .bind(now.unix_millis())
-    .bind(&u.conversion_step)
-    .bind(ended)
-    .bind(now.unix_millis())
-    .bind(now.unix_millis())
-    .bind(u.id.as_uuid())
-    .bind(workspace.as_uuid())
-    .bind(expect_guard)
-    .bind(expect_step)
-    .bind(expect_run_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    if updated.rows_affected() == 0 {
+    let mut update = QueryBuilder::<Sqlite>::new(
+        "WITH u (id, workspace_id, status, step, run_at, held, custom_variables, exit_reason, converted, \
+         conversion_step, ended, guarded, expect_step, expect_run_at) AS (",
+    );
+    update.push_values(updates, |mut row, (workspace, u)| {
+        let (guarded, expect_step, expect_run_at) = match u.expect {
+            Some((step, run_at)) => (true, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
+            None => (false, None, None),
+        };
+        row.push_bind(u.id.as_uuid())
+            .push_bind(workspace.as_uuid())
+            .push_bind(u.status.as_str())
+            .push_bind(u.step.map(i64::from))
+            .push_bind(u.run_at.map(Timestamp::unix_millis))
+            .push_bind(i64::from(u.held))
+            .push_bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
+            .push_bind(u.exit_reason.clone())
+            .push_bind(u.converted)
+            .push_bind(u.conversion_step.clone())
+            .push_bind(u.status != JourneyStatus::Active)
+            .push_bind(guarded)
+            .push_bind(expect_step)
+            .push_bind(expect_run_at);
+    });
+    update
+        .push(
+            ") UPDATE journeys SET status = u.status, step = u.step, run_at = u.run_at, held = u.held, \
+             custom_variables = COALESCE(u.custom_variables, journeys.custom_variables), \
+             exit_reason = COALESCE(u.exit_reason, journeys.exit_reason), \
+             converted_at = CASE WHEN u.converted AND journeys.converted_at IS NULL THEN ",
+        )
+        .push_bind(now.unix_millis())
+        .push(
+            " ELSE journeys.converted_at END, conversion_step = COALESCE(u.conversion_step, journeys.conversion_step), \
+             ended_at = CASE WHEN u.ended THEN COALESCE(journeys.ended_at, ",
+        )
+        .push_bind(now.unix_millis())
+        .push(") ELSE NULL END, updated_at = ")
+        .push_bind(now.unix_millis())
+        .push(
+            " FROM u WHERE journeys.id = u.id AND journeys.workspace_id = u.workspace_id \
+             AND journeys.status = 'active' \
+             AND (NOT u.guarded OR (journeys.step IS u.expect_step AND journeys.run_at IS u.expect_run_at))",
+        );
+    let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
+    if updated.rows_affected() != updates.len() as u64 {
         return Err(StoreError::Conflict { constraint: "journey_moved".into() });
     }
     Ok(())
@@ -715,26 +726,34 @@ impl CampaignStore for SqliteStore {
         rows.iter().map(journey).collect()
     }
 
-    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
-        let row =
-            sqlx::query(concat!(herald_store::journey_context_select!(), "WHERE j.workspace_id = ? AND j.id = ?"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "journey" })?;
-        let outcome: Option<String> = get(&row, "e_outcome")?;
-        Ok(JourneyContext {
-            journey: journey(&row)?,
-            campaign_name: get(&row, "campaign_name")?,
-            campaign_state: parse(&row, "campaign_state")?,
-            contact: contact_at(&row, "ct_")?,
-            workspace_timezone: get(&row, "workspace_timezone")?,
-            suppressed: get(&row, "suppressed")?,
-            workspace_smtp: get(&row, "workspace_smtp")?,
-            event: outcome.map(|outcome| event_at(&row, "e_", &outcome)).transpose()?,
-        })
+    async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(concat!(
+                herald_store::journey_context_select!(),
+                "WHERE j.workspace_id = "
+            ));
+            query.push_bind(workspace.as_uuid()).push(" AND j.id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_uuid());
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&self.readers).await.map_err(db_error)? {
+                let outcome: Option<String> = get(&row, "e_outcome")?;
+                found.push(JourneyContext {
+                    journey: journey(&row)?,
+                    campaign_name: get(&row, "campaign_name")?,
+                    campaign_state: parse(&row, "campaign_state")?,
+                    contact: contact_at(&row, "ct_")?,
+                    workspace_timezone: get(&row, "workspace_timezone")?,
+                    suppressed: get(&row, "suppressed")?,
+                    workspace_smtp: get(&row, "workspace_smtp")?,
+                    event: outcome.map(|outcome| event_at(&row, "e_", &outcome)).transpose()?,
+                });
+            }
+        }
+        Ok(found)
     }
 
     async fn commit_campaign_batch(

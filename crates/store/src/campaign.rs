@@ -282,8 +282,15 @@ pub trait CampaignStore {
         limit: u32,
     ) -> StoreResult<Vec<(JourneyId, ContactId)>>;
 
-    /// A journey with its campaign's state, its contact and its trigger event, in one read.
-    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext>;
+    /// Journeys with their campaigns' state, their contacts and their trigger events, in one
+    /// read. Ids that name no journey of `workspace` are left out; the order is unspecified.
+    async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>>;
+
+    /// One journey's context ([`Self::journey_contexts`]).
+    async fn journey_context(&self, workspace: WorkspaceId, id: JourneyId) -> StoreResult<JourneyContext> {
+        let mut found = self.journey_contexts(workspace, &[id]).await?;
+        found.pop().ok_or(crate::StoreError::NotFound { entity: "journey" })
+    }
 
     /// Commits `work`; with a lease, also completes that job, or fails with `LeaseLost`. A
     /// journey update whose expectation no longer holds fails the whole write with a

@@ -1314,6 +1314,57 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         .expect("resume");
     assert_eq!(store.queue_stats(at(5)).await.expect("stats").due, before + 1);
     assert!(!store.journey_context(ws, held).await.expect("journey").journey.held);
+
+    // Journeys read together: unknown ids and other workspaces' journeys are left out.
+    let unknown = JourneyId::from_uuid(crate::new_uuid(at(6)));
+    let mut read: Vec<JourneyId> = store
+        .journey_contexts(ws, &[held, unknown, first, elsewhere])
+        .await
+        .expect("contexts")
+        .into_iter()
+        .map(|c| c.journey.id)
+        .collect();
+    read.sort();
+    let mut expected = vec![first, held, elsewhere];
+    expected.sort();
+    assert_eq!(read, expected);
+    let stranger = store.create_workspace(&ws_name("stranger"), at(6)).await.expect("workspace").id;
+    assert!(store.journey_contexts(stranger, &[first, held]).await.expect("none").is_empty());
+    assert!(matches!(store.journey_context(stranger, held).await, Err(StoreError::NotFound { .. })));
+
+    // Updates committed together: one whose journey moved is refused alone, as is a second
+    // update of a journey in the same batch; the others apply.
+    let place = |id, expect_step, step| JourneyUpdate {
+        id,
+        expect: Some((Some(expect_step), Some(at(2)))),
+        status: JourneyStatus::Active,
+        step: Some(step),
+        run_at: Some(at(9)),
+        held: false,
+        custom_variables: None,
+        exit_reason: None,
+        converted: false,
+        conversion_step: None,
+    };
+    let works = [
+        CampaignWork { updates: vec![place(held, 0, 1)], ..CampaignWork::default() },
+        CampaignWork { updates: vec![place(elsewhere, 5, 1)], ..CampaignWork::default() },
+        CampaignWork { updates: vec![place(held, 0, 2)], ..CampaignWork::default() },
+    ];
+    let items: Vec<_> =
+        works.iter().map(|work| crate::campaign::WorkCommit { workspace: ws, lease: None, work }).collect();
+    let results = store.commit_campaign_batch(&items, at(7)).await.expect("batch");
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for refused in &results[1..] {
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { constraint }) if constraint == "journey_moved"),
+            "{refused:?}"
+        );
+    }
+    let moved = store.journey_context(ws, held).await.expect("journey").journey;
+    assert_eq!((moved.step, moved.run_at), (Some(1), Some(at(9))));
+    let kept = store.journey_context(ws, elsewhere).await.expect("journey").journey;
+    assert_eq!((kept.step, kept.run_at), (Some(0), Some(at(4))));
 }
 
 /// A contact with a journey in a fresh campaign, for the email cases.

@@ -1,7 +1,8 @@
 //! The journey runner: one job per due step. It runs the step and every step after it that
 //! is due now (`herald_campaign::engine::advance`), and commits their effects, the journey's
 //! new place and the next step's job together with its own completion. A job whose journey
-//! has moved on (or ended) does nothing, so a job delivered twice repeats nothing.
+//! has moved on (or ended) does nothing, so a job delivered twice repeats nothing. Jobs
+//! claimed together run together: one read of their journeys, one commit of their effects.
 
 use herald_campaign::document::Scope as Target;
 use herald_campaign::engine::{
@@ -13,13 +14,17 @@ use herald_domain::{
     CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
     MessageStatus, NewJob, Timestamp, WebhookDeliveryId, WebhookStatus,
 };
-use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use herald_store::email::delivery_job;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{CampaignJobError, Campaigns, payload};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use herald_domain::WorkspaceId;
+
+use super::{CampaignJobError, Campaigns, PendingWork, payload, shared};
 use herald_campaign::CampaignInfo;
 
 /// Where the journey stood when the job was scheduled; the job runs only if it still does.
@@ -54,30 +59,80 @@ pub fn skip_job(journey: JourneyId, step: u32, now: Timestamp) -> NewJob {
 }
 
 impl Campaigns {
-    pub(super) async fn run_journey(&self, leased: &LeasedJob) -> Result<(), CampaignJobError> {
-        let StepPayload { journey: id, step, run_at, webhook, skipped } = payload(leased)?;
-        let workspace = leased.job.workspace_id;
+    /// Runs journey-step jobs claimed together: one read for all their journeys and one
+    /// commit (shared with other work) for all their effects, each effect still fenced by its
+    /// own job's lease. Returns one result per job, in order.
+    pub async fn run_journeys(&self, jobs: &[LeasedJob]) -> Vec<Result<(), CampaignJobError>> {
         let now = self.clock.now();
-        let mut work = CampaignWork::default();
-        let context = match self.store.journey_context(workspace, id).await {
-            Ok(context) => Some(context),
-            // Deleted with its contact or campaign.
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(context) = context.filter(|c| {
-            c.journey.status == JourneyStatus::Active && c.journey.step == step && c.journey.run_at == run_at
-        }) {
-            let called = match (webhook, skipped) {
-                (Some(delivery), _) => Some(self.webhook_result(workspace, delivery).await?),
-                (None, true) => {
-                    Some(WebhookResult { outcome: WebhookOutcome::Skipped, status: None, response: Value::Null })
-                }
-                (None, false) => None,
-            };
-            self.step(context, called.as_ref(), &mut work, now).await?;
+        let mut results: Vec<Option<Result<(), CampaignJobError>>> = jobs.iter().map(|_| None).collect();
+        let mut steps = Vec::with_capacity(jobs.len());
+        for (index, leased) in jobs.iter().enumerate() {
+            match payload::<StepPayload>(leased) {
+                Ok(step) => steps.push((index, step)),
+                Err(e) => results[index] = Some(Err(e)),
+            }
         }
-        self.commit(workspace, Some(&leased.lease), work).await
+        let mut wanted: BTreeMap<WorkspaceId, Vec<JourneyId>> = BTreeMap::new();
+        for (index, step) in &steps {
+            wanted.entry(jobs[*index].job.workspace_id).or_default().push(step.journey);
+        }
+        let mut contexts = HashMap::with_capacity(steps.len());
+        let mut unread = HashMap::new();
+        for (workspace, ids) in wanted {
+            match self.store.journey_contexts(workspace, &ids).await {
+                Ok(found) => contexts.extend(found.into_iter().map(|c| (c.journey.id, c))),
+                Err(e) => {
+                    unread.insert(workspace, Arc::new(e));
+                }
+            }
+        }
+        let mut pending = Vec::with_capacity(steps.len());
+        for (index, step) in steps {
+            let leased = &jobs[index];
+            let workspace = leased.job.workspace_id;
+            if let Some(e) = unread.get(&workspace) {
+                results[index] = Some(Err(shared(e.clone()).into()));
+                continue;
+            }
+            // Absent: deleted with its contact or campaign.
+            let context = contexts.get(&step.journey).filter(|c| {
+                c.journey.status == JourneyStatus::Active
+                    && c.journey.step == step.step
+                    && c.journey.run_at == step.run_at
+            });
+            let mut work = CampaignWork::default();
+            if let Some(context) = context
+                && let Err(e) = self.run_step(context.clone(), &step, &mut work, now).await
+            {
+                results[index] = Some(Err(e));
+                continue;
+            }
+            pending.push((index, PendingWork { workspace, lease: Some(leased.lease), work }));
+        }
+        let (indexes, pending): (Vec<usize>, Vec<PendingWork>) = pending.into_iter().unzip();
+        for (index, result) in indexes.into_iter().zip(self.commit_all(pending).await) {
+            results[index] = Some(result);
+        }
+        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    }
+
+    /// Runs a journey from where the job found it, resuming after the call or draft it
+    /// waited for.
+    async fn run_step(
+        &self,
+        context: JourneyContext,
+        payload: &StepPayload,
+        work: &mut CampaignWork,
+        now: Timestamp,
+    ) -> Result<(), CampaignJobError> {
+        let called = match (payload.webhook, payload.skipped) {
+            (Some(delivery), _) => Some(self.webhook_result(context.journey.workspace_id, delivery).await?),
+            (None, true) => {
+                Some(WebhookResult { outcome: WebhookOutcome::Skipped, status: None, response: Value::Null })
+            }
+            (None, false) => None,
+        };
+        self.step(context, called.as_ref(), work, now).await
     }
 
     /// How a finished call ended, for the journey that waited for it.

@@ -149,10 +149,21 @@ impl Campaigns {
         work: CampaignWork,
     ) -> Result<(), CampaignJobError> {
         let pending = PendingWork { workspace, lease: lease.copied(), work };
-        match self.committer.submit(vec![pending]).await {
-            Ok(mut results) => Ok(results.pop().unwrap_or(Ok(()))?),
-            Err(CommitError::Store(e)) => Err(StoreError::Other(Box::new(e)).into()),
-            Err(CommitError::Closed) => Err(StoreError::Other("the server is shutting down".into()).into()),
+        self.commit_all(vec![pending]).await.pop().unwrap_or(Ok(()))
+    }
+
+    /// Commits several jobs' effects in one shared transaction; one result per item, in order.
+    async fn commit_all(&self, pending: Vec<PendingWork>) -> Vec<Result<(), CampaignJobError>> {
+        let count = pending.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        match self.committer.submit(pending).await {
+            Ok(results) => results.into_iter().map(|r| r.map_err(CampaignJobError::from)).collect(),
+            Err(CommitError::Store(e)) => (0..count).map(|_| Err(shared(e.clone()).into())).collect(),
+            Err(CommitError::Closed) => {
+                (0..count).map(|_| Err(StoreError::Other("the server is shutting down".into()).into())).collect()
+            }
         }
     }
 
@@ -160,7 +171,7 @@ impl Campaigns {
     pub async fn run(&self, kind: JobKind, leased: &LeasedJob) -> Result<(), CampaignJobError> {
         match kind {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
-            JobKind::JourneyStep => self.run_journey(leased).await,
+            JobKind::JourneyStep => self.run_journeys(std::slice::from_ref(leased)).await.pop().unwrap_or(Ok(())),
             JobKind::WindowCheck => self.close_window(leased).await,
             JobKind::Ping
             | JobKind::DeliverMessage
@@ -246,6 +257,11 @@ pub async fn compile_document(
 
 pub fn join(errors: &[DocumentError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A store error shared by several jobs, as each one's own.
+fn shared(e: Arc<StoreError>) -> StoreError {
+    StoreError::Other(Box::new(e))
 }
 
 fn payload<T: DeserializeOwned>(leased: &LeasedJob) -> Result<T, CampaignJobError> {
