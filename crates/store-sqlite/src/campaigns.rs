@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
-use crate::{SqliteStore, db_error, savepoint, settle};
+use crate::{CHUNK, SqliteStore, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -220,9 +220,6 @@ pub(crate) async fn enqueue_evaluation(
     Ok(())
 }
 
-/// Rows per multi-row statement: at most 23 parameters a row stays under SQLite's limit.
-const INSERT_CHUNK: usize = 1000;
-
 /// Applies `items` inside the caller's transaction: per item the statements that can refuse
 /// it (the job's lease, the journeys' expected places), then every item's inserts as
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
@@ -245,11 +242,11 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         }
     }
     let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
-    for chunk in updates.chunks(INSERT_CHUNK) {
+    for chunk in updates.chunks(CHUNK) {
         update_journeys(tx, chunk, now).await?;
     }
     let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
-    for chunk in journeys.chunks(INSERT_CHUNK) {
+    for chunk in journeys.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
              step, run_at, custom_variables, entered_at, goal_until, updated_at) ",
@@ -273,7 +270,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
     let messages: Vec<_> = items.iter().flat_map(|i| i.work.messages.iter().map(move |m| (i.workspace, m))).collect();
-    for chunk in messages.chunks(INSERT_CHUNK) {
+    for chunk in messages.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
         insert.push_values(chunk, |mut row, (workspace, m)| {
             row.push_bind(m.id.as_uuid())
@@ -303,7 +300,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
     let drafts: Vec<_> = items.iter().flat_map(|i| i.work.drafts.iter()).collect();
-    for chunk in drafts.chunks(INSERT_CHUNK) {
+    for chunk in drafts.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
              created_at) ",
@@ -322,7 +319,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
     let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
-    for chunk in steps.chunks(INSERT_CHUNK) {
+    for chunk in steps.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) ",
         );
@@ -728,7 +725,7 @@ impl CampaignStore for SqliteStore {
 
     async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
         let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(INSERT_CHUNK) {
+        for chunk in ids.chunks(CHUNK) {
             let mut query = QueryBuilder::<Sqlite>::new(concat!(
                 herald_store::journey_context_select!(),
                 "WHERE j.workspace_id = "
@@ -761,28 +758,14 @@ impl CampaignStore for SqliteStore {
         items: &[WorkCommit<'_>],
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
-        let mut tx = self.write().await?;
-        match apply(&mut tx, items, now).await {
-            Ok(()) => {
-                tx.commit().await.map_err(db_error)?;
-                return Ok(items.iter().map(|_| Ok(())).collect());
-            }
-            Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
-            Err(e) => return Err(e),
-        }
-        // Some item was refused: apply them one by one, each under a savepoint.
-        let mut tx = self.write().await?;
-        let mut results = Vec::with_capacity(items.len());
-        for item in items {
-            savepoint(&mut tx).await?;
-            match apply(&mut tx, std::slice::from_ref(item), now).await {
-                // Only a refusal is the item's own; anything else fails the batch.
-                Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
-                applied => results.push(settle(&mut tx, applied).await?),
-            }
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        // Only a refusal is an item's own; anything else fails the batch.
+        crate::batch_or_each(
+            self,
+            items,
+            |tx, items| Box::pin(async move { apply(tx, items, now).await.map(|()| vec![(); items.len()]) }),
+            |e| matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }),
+        )
+        .await
     }
 
     async fn list_messages(

@@ -8,16 +8,13 @@ use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, S
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::rows::{self, get, ts, uuid};
-use crate::{SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, db_error};
 
 macro_rules! job_columns {
     () => {
         "id, workspace_id, kind, payload, state, run_at, attempts, max_attempts, last_error, created_at, updated_at"
     };
 }
-
-/// Rows per multi-row INSERT: 9 parameters each stays well under SQLite's 32,766 limit.
-const INSERT_CHUNK: usize = 1000;
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
 /// implies work.
@@ -28,7 +25,7 @@ pub(crate) async fn insert_jobs(
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
-    for (chunk, chunk_ids) in jobs.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+    for (chunk, chunk_ids) in jobs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) ",
         );
@@ -56,27 +53,41 @@ pub(crate) async fn finish(
     outcome: &JobOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let (state, run_at, error) = match outcome {
-        JobOutcome::Done => (JobState::Done, None, None),
-        JobOutcome::Retry { at, error } => (JobState::Queued, Some(at.unix_millis()), Some(error.as_str())),
-        JobOutcome::Dead { error } => (JobState::Dead, None, Some(error.as_str())),
-    };
-    let updated = sqlx::query(
-        "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), due_at = ?, last_error = COALESCE(?, last_error), \
-         lease_id = NULL, leased_by = NULL, updated_at = ? WHERE id = ? AND lease_id = ?",
-    )
-    .bind(state.as_str())
-    .bind(run_at)
-    .bind(run_at)
-    .bind(error)
-    .bind(now.unix_millis())
-    .bind(lease.job_id.as_uuid())
-    .bind(lease.lease_id.as_uuid())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::LeaseLost);
+    finish_all(tx, &[(lease, outcome)], now).await
+}
+
+/// Applies runs' outcomes in one statement per chunk if every lease is still its job's
+/// current lease; `LeaseLost` (and nothing applied by that statement) if any is not.
+pub(crate) async fn finish_all(
+    tx: &mut Transaction<'static, Sqlite>,
+    runs: &[(&JobLease, &JobOutcome)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for chunk in runs.chunks(CHUNK) {
+        let mut update = QueryBuilder::<Sqlite>::new("WITH f (job, lease, state, retry_at, error) AS (");
+        update.push_values(chunk, |mut row, (lease, outcome)| {
+            let (state, retry_at, error) = match outcome {
+                JobOutcome::Done => (JobState::Done, None, None),
+                JobOutcome::Retry { at, error } => (JobState::Queued, Some(at.unix_millis()), Some(error.clone())),
+                JobOutcome::Dead { error } => (JobState::Dead, None, Some(error.clone())),
+            };
+            row.push_bind(lease.job_id.as_uuid())
+                .push_bind(lease.lease_id.as_uuid())
+                .push_bind(state.as_str())
+                .push_bind(retry_at)
+                .push_bind(error);
+        });
+        update
+            .push(
+                ") UPDATE jobs SET state = f.state, run_at = COALESCE(f.retry_at, jobs.run_at), due_at = f.retry_at, \
+                 last_error = COALESCE(f.error, jobs.last_error), lease_id = NULL, leased_by = NULL, updated_at = ",
+            )
+            .push_bind(now.unix_millis())
+            .push(" FROM f WHERE jobs.id = f.job AND jobs.lease_id = f.lease");
+        let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::LeaseLost);
+        }
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use herald_store::{Backend, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -142,6 +143,43 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(err)),
         _ => StoreError::Other(Box::new(err)),
     }
+}
+
+/// Rows per multi-row statement: at most 23 parameters a row stays under SQLite's limit.
+pub(crate) const CHUNK: usize = 1000;
+
+/// Commits a batch in one transaction: all items at once through `apply` (a few multi-row
+/// statements), or, when that fails with an error `own` says belongs to some item, again item
+/// by item under savepoints, so only the refused items fail. Other errors fail the batch.
+pub(crate) async fn batch_or_each<T: Sync, R: Send>(
+    store: &SqliteStore,
+    items: &[T],
+    apply: impl for<'a> Fn(&'a mut Transaction<'static, Sqlite>, &'a [T]) -> BoxFuture<'a, StoreResult<Vec<R>>> + Sync,
+    own: impl Fn(&StoreError) -> bool + Sync,
+) -> StoreResult<Vec<StoreResult<R>>> {
+    let mut tx = store.write().await?;
+    match apply(&mut tx, items).await {
+        Ok(results) => {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(results.into_iter().map(Ok).collect());
+        }
+        Err(e) if own(&e) => tx.rollback().await.map_err(db_error)?,
+        Err(e) => return Err(e),
+    }
+    let mut tx = store.write().await?;
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        savepoint(&mut tx).await?;
+        let applied = apply(&mut tx, std::slice::from_ref(item))
+            .await
+            .and_then(|mut one| one.pop().ok_or_else(|| StoreError::Corrupt("a batch of one gave no result".into())));
+        match applied {
+            Err(e) if !own(&e) => return Err(e),
+            applied => results.push(settle(&mut tx, applied).await?),
+        }
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(results)
 }
 
 /// Starts one item of a batch: [`settle`] undoes only its writes if it fails.

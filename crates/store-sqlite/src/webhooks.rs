@@ -1,9 +1,11 @@
 //! Outbound webhook deliveries, their attempts and the signing keys on SQLite.
 
+use std::collections::{BTreeMap, HashMap};
+
 use async_trait::async_trait;
 use herald_domain::{
-    CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
-    WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -12,9 +14,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
-use crate::jobs::{finish, insert_jobs};
+use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
-use crate::{SqliteStore, db_error, savepoint, settle};
+use crate::{CHUNK, SqliteStore, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
 
@@ -73,27 +75,11 @@ impl WebhookStore for SqliteStore {
         calls: &[(WorkspaceId, NewDelivery)],
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<WebhookDelivery>>> {
-        let mut tx = self.write().await?;
-        let mut results = Vec::with_capacity(calls.len());
-        for (workspace, new) in calls {
-            savepoint(&mut tx).await?;
-            let opened = open(&mut tx, *workspace, new, now).await;
-            results.push(settle(&mut tx, opened).await?);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        crate::batch_or_each(self, calls, |tx, calls| Box::pin(open_all(tx, calls, now)), |_| true).await
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord], now: Timestamp) -> StoreResult<Vec<StoreResult<()>>> {
-        let mut tx = self.write().await?;
-        let mut results = Vec::with_capacity(records.len());
-        for record in records {
-            savepoint(&mut tx).await?;
-            let recorded = record_attempt(&mut tx, record, now).await;
-            results.push(settle(&mut tx, recorded).await?);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        crate::batch_or_each(self, records, |tx, records| Box::pin(record_all(tx, records, now)), |_| true).await
     }
 
     async fn get_delivery(
@@ -290,95 +276,130 @@ impl WebhookStore for SqliteStore {
     }
 }
 
-/// Records a call, or reads the one already recorded with its idempotency key.
-async fn open(
+/// Opens deliveries (or finds the ones already open under the same idempotency keys), with
+/// one statement per chunk to insert and one per workspace and chunk to read them back.
+async fn open_all(
     tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    new: &NewDelivery,
+    calls: &[(WorkspaceId, NewDelivery)],
     now: Timestamp,
-) -> StoreResult<WebhookDelivery> {
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) \
-             ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
-    )
-    .bind(new_uuid(now))
-    .bind(workspace.as_uuid())
-    .bind(new.journey_id.map(|j| j.as_uuid()))
-    .bind(new.campaign_id.map(|c| c.as_uuid()))
-    .bind(new.contact_id.map(|c| c.as_uuid()))
-    .bind(&new.step)
-    .bind(&new.idempotency_key)
-    .bind(&new.endpoint)
-    .bind(new.request.to_string())
-    .bind(new.call.to_string())
-    .bind(now.unix_millis())
-    .bind(now.unix_millis())
-    .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM webhook_deliveries WHERE workspace_id = ? AND idempotency_key = ?"
-    ))
-    .bind(workspace.as_uuid())
-    .bind(&new.idempotency_key)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    delivery(&row)
+) -> StoreResult<Vec<WebhookDelivery>> {
+    for chunk in calls.chunks(CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) ",
+        );
+        insert.push_values(chunk, |mut row, (workspace, new)| {
+            row.push_bind(new_uuid(now))
+                .push_bind(workspace.as_uuid())
+                .push_bind(new.journey_id.map(|j| j.as_uuid()))
+                .push_bind(new.campaign_id.map(|c| c.as_uuid()))
+                .push_bind(new.contact_id.map(|c| c.as_uuid()))
+                .push_bind(new.step.clone())
+                .push_bind(new.idempotency_key.clone())
+                .push_bind(new.endpoint.clone())
+                .push_bind(new.request.to_string())
+                .push_bind(new.call.to_string())
+                .push_bind("pending")
+                .push_bind(now.unix_millis())
+                .push_bind(now.unix_millis())
+                .push_bind(new.campaign_webhook_id.map(|h| h.as_uuid()));
+        });
+        insert.push(" ON CONFLICT (workspace_id, idempotency_key) DO NOTHING");
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    let mut keys: BTreeMap<WorkspaceId, Vec<&str>> = BTreeMap::new();
+    for (workspace, new) in calls {
+        keys.entry(*workspace).or_default().push(&new.idempotency_key);
+    }
+    let mut open = HashMap::with_capacity(calls.len());
+    for (workspace, keys) in keys {
+        for chunk in keys.chunks(CHUNK) {
+            let mut select = QueryBuilder::<Sqlite>::new(concat!(
+                "SELECT ",
+                delivery_columns!(),
+                " FROM webhook_deliveries WHERE workspace_id = "
+            ));
+            select.push_bind(workspace.as_uuid()).push(" AND idempotency_key IN (");
+            let mut list = select.separated(", ");
+            for key in chunk {
+                list.push_bind(*key);
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut **tx).await.map_err(db_error)? {
+                let delivery = delivery(&row)?;
+                open.insert((workspace, delivery.idempotency_key.clone()), delivery);
+            }
+        }
+    }
+    calls
+        .iter()
+        .map(|(workspace, new)| open.get(&(*workspace, new.idempotency_key.clone())).cloned().ok_or(NOT_FOUND))
+        .collect()
 }
 
-/// Records one job's attempt, fenced by its lease.
-async fn record_attempt(
+/// Records jobs' attempts, each fenced by its job's lease, with a few multi-row statements.
+async fn record_all(
     tx: &mut Transaction<'static, Sqlite>,
-    record: &AttemptRecord,
+    records: &[AttemptRecord],
     now: Timestamp,
-) -> StoreResult<()> {
-    let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
-    let workspace = *workspace;
-    finish(tx, lease, outcome, now).await?;
-    let finished = progress.status != WebhookStatus::Pending;
-    let updated = sqlx::query(
-        "UPDATE webhook_deliveries SET status = ?, attempts = MAX(attempts, ?), last_status = ?, last_error = ?, \
-             response = ?, updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE NULL END \
-             WHERE workspace_id = ? AND id = ?",
-    )
-    .bind(progress.status.as_str())
-    .bind(i64::from(attempt.number))
-    .bind(progress.last_status.map(i64::from))
-    .bind(&progress.last_error)
-    .bind(progress.response.to_string())
-    .bind(now.unix_millis())
-    .bind(finished)
-    .bind(now.unix_millis())
-    .bind(workspace.as_uuid())
-    .bind(id.as_uuid())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    if updated.rows_affected() == 0 {
-        return Err(NOT_FOUND);
+) -> StoreResult<Vec<()>> {
+    let runs: Vec<_> = records.iter().map(|r| (&r.lease, &r.outcome)).collect();
+    finish_all(tx, &runs, now).await?;
+    for chunk in records.chunks(CHUNK) {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "WITH p (workspace, delivery, status, number, last_status, last_error, response, finished) AS (",
+        );
+        update.push_values(chunk, |mut row, r| {
+            row.push_bind(r.workspace.as_uuid())
+                .push_bind(r.delivery.as_uuid())
+                .push_bind(r.progress.status.as_str())
+                .push_bind(i64::from(r.attempt.number))
+                .push_bind(r.progress.last_status.map(i64::from))
+                .push_bind(r.progress.last_error.clone())
+                .push_bind(r.progress.response.to_string())
+                .push_bind(r.progress.status != WebhookStatus::Pending);
+        });
+        update
+            .push(
+                ") UPDATE webhook_deliveries SET status = p.status, attempts = MAX(webhook_deliveries.attempts, p.number), \
+                 last_status = p.last_status, last_error = p.last_error, response = p.response, updated_at = ",
+            )
+            .push_bind(now.unix_millis())
+            .push(", finished_at = CASE WHEN p.finished THEN ")
+            .push_bind(now.unix_millis())
+            .push(
+                " ELSE NULL END FROM p WHERE webhook_deliveries.workspace_id = p.workspace \
+                 AND webhook_deliveries.id = p.delivery",
+            );
+        let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(NOT_FOUND);
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
+             response_body, error) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            let attempt = &r.attempt;
+            row.push_bind(r.delivery.as_uuid())
+                .push_bind(i64::from(attempt.number))
+                .push_bind(attempt.at.unix_millis())
+                .push_bind(attempt.request_line.clone())
+                .push_bind(attempt.request_headers.to_string())
+                .push_bind(attempt.status.map(i64::from))
+                .push_bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
+                .push_bind(attempt.response_body.clone())
+                .push_bind(attempt.error.clone());
+        });
+        insert.push(" ON CONFLICT (delivery_id, number) DO NOTHING");
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    sqlx::query(
-        "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
-             response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, number) DO NOTHING",
-    )
-    .bind(id.as_uuid())
-    .bind(i64::from(attempt.number))
-    .bind(attempt.at.unix_millis())
-    .bind(&attempt.request_line)
-    .bind(attempt.request_headers.to_string())
-    .bind(attempt.status.map(i64::from))
-    .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
-    .bind(&attempt.response_body)
-    .bind(&attempt.error)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    insert_jobs(tx, workspace, follow_up, now).await?;
-    Ok(())
+    let mut follow_ups: BTreeMap<WorkspaceId, Vec<NewJob>> = BTreeMap::new();
+    for record in records.iter().filter(|r| !r.follow_up.is_empty()) {
+        follow_ups.entry(record.workspace).or_default().extend(record.follow_up.iter().cloned());
+    }
+    for (workspace, jobs) in follow_ups {
+        insert_jobs(tx, workspace, &jobs, now).await?;
+    }
+    Ok(vec![(); records.len()])
 }

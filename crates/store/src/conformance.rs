@@ -1774,6 +1774,34 @@ pub async fn webhook_batches_apply_each_item_alone(store: SharedStore) {
     }
     let follow_ups = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
     assert_eq!(follow_ups.len(), 2, "one follow-up per applied record: {follow_ups:?}");
+
+    // A batch nobody refuses applies whole: a retry and a success side by side.
+    let opened: Vec<_> = store
+        .open_deliveries(&[(ws, call("c")), (ws, call("d"))], at(4))
+        .await
+        .expect("batch")
+        .into_iter()
+        .map(|r| r.expect("open"))
+        .collect();
+    store.enqueue_jobs(ws, &jobs, at(4)).await.expect("jobs");
+    let leased = store.claim_jobs(&claim(at(4), 2)).await.expect("claim");
+    let mut retried = record(leased[0].lease, &opened[0], 503);
+    retried.progress.status = WebhookStatus::Pending;
+    retried.outcome = JobOutcome::Retry { at: at(20), error: "HTTP 503".into() };
+    retried.follow_up.clear();
+    let records = [retried, record(leased[1].lease, &opened[1], 200)];
+    let results = store.record_attempts(&records, at(5)).await.expect("batch");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let (pending, attempts) = store.get_delivery(ws, opened[0].id).await.expect("get");
+    assert_eq!((pending.status, pending.attempts, pending.finished_at), (WebhookStatus::Pending, 1, None));
+    assert_eq!(attempts[0].status, Some(503));
+    let (done, _) = store.get_delivery(ws, opened[1].id).await.expect("get");
+    assert_eq!((done.status, done.finished_at), (WebhookStatus::Succeeded, Some(at(5))));
+    let due: Vec<_> = store.claim_jobs(&claim(at(5), 10)).await.expect("claim");
+    assert_eq!(due.len(), 1, "the success's follow-up only; the retry waits: {due:?}");
+    let later = store.claim_jobs(&claim(at(20), 10)).await.expect("claim");
+    assert_eq!(later.iter().map(|j| j.job.id).collect::<Vec<_>>(), [leased[0].job.id], "the retry is due at its time");
+    assert_eq!(later[0].job.last_error.as_deref(), Some("HTTP 503"));
 }
 
 pub async fn webhook_deliveries_filter_by_action_and_step(store: SharedStore) {

@@ -86,6 +86,9 @@ impl Campaigns {
                 }
             }
         }
+        // The journeys still where their jobs expect them (absent: deleted with their contact
+        // or campaign), and the results of the calls they waited for, read concurrently.
+        let mut runnable = Vec::with_capacity(steps.len());
         let mut pending = Vec::with_capacity(steps.len());
         for (index, step) in steps {
             let leased = &jobs[index];
@@ -94,20 +97,31 @@ impl Campaigns {
                 results[index] = Some(Err(shared(e.clone()).into()));
                 continue;
             }
-            // Absent: deleted with its contact or campaign.
-            let context = contexts.get(&step.journey).filter(|c| {
+            match contexts.get(&step.journey).filter(|c| {
                 c.journey.status == JourneyStatus::Active
                     && c.journey.step == step.step
                     && c.journey.run_at == step.run_at
-            });
-            let mut work = CampaignWork::default();
-            if let Some(context) = context
-                && let Err(e) = self.run_step(context.clone(), &step, &mut work, now).await
-            {
-                results[index] = Some(Err(e));
-                continue;
+            }) {
+                Some(context) => runnable.push((index, step, context)),
+                None => pending
+                    .push((index, PendingWork { workspace, lease: Some(leased.lease), work: CampaignWork::default() })),
             }
-            pending.push((index, PendingWork { workspace, lease: Some(leased.lease), work }));
+        }
+        let calls =
+            futures::future::join_all(runnable.iter().map(|(_, step, context)| self.called(context, step))).await;
+        for ((index, _, context), called) in runnable.into_iter().zip(calls) {
+            let mut work = CampaignWork::default();
+            let ran = match called {
+                Ok(called) => self.step(context.clone(), called.as_ref(), &mut work, now).await,
+                Err(e) => Err(e),
+            };
+            match ran {
+                Ok(()) => pending.push((
+                    index,
+                    PendingWork { workspace: context.journey.workspace_id, lease: Some(jobs[index].lease), work },
+                )),
+                Err(e) => results[index] = Some(Err(e)),
+            }
         }
         let (indexes, pending): (Vec<usize>, Vec<PendingWork>) = pending.into_iter().unzip();
         for (index, result) in indexes.into_iter().zip(self.commit_all(pending).await) {
@@ -116,23 +130,19 @@ impl Campaigns {
         results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
     }
 
-    /// Runs a journey from where the job found it, resuming after the call or draft it
-    /// waited for.
-    async fn run_step(
+    /// The result of the call or draft the journey waited for at its step, if any.
+    async fn called(
         &self,
-        context: JourneyContext,
+        context: &JourneyContext,
         payload: &StepPayload,
-        work: &mut CampaignWork,
-        now: Timestamp,
-    ) -> Result<(), CampaignJobError> {
-        let called = match (payload.webhook, payload.skipped) {
+    ) -> Result<Option<WebhookResult>, CampaignJobError> {
+        Ok(match (payload.webhook, payload.skipped) {
             (Some(delivery), _) => Some(self.webhook_result(context.journey.workspace_id, delivery).await?),
             (None, true) => {
                 Some(WebhookResult { outcome: WebhookOutcome::Skipped, status: None, response: Value::Null })
             }
             (None, false) => None,
-        };
-        self.step(context, called.as_ref(), work, now).await
+        })
     }
 
     /// How a finished call ended, for the journey that waited for it.
