@@ -14,6 +14,7 @@ use herald_domain::{
     CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
     MessageStatus, NewJob, Timestamp, WebhookDeliveryId, WebhookStatus,
 };
+use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use herald_store::email::delivery_job;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,11 @@ impl Campaigns {
         for (index, result) in indexes.into_iter().zip(self.commit_all(pending).await) {
             results[index] = Some(result);
         }
-        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+        // Every job got its result above; a gap would be a bug, reported as the job's failure.
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Corrupt("the batch gave this job no result".into()).into())))
+            .collect()
     }
 
     /// The result of the call or draft the journey waited for at its step, if any.
