@@ -1,14 +1,14 @@
 //! Campaigns, journeys, the step log and messages on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::job::JobKind;
+use herald_domain::job::{JobKind, JobOutcome};
 use herald_domain::{
     Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
     NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
     ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
-    jobs_by_lease, new_jobs_by_workspace,
+    new_jobs_by_workspace,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
-use crate::jobs::insert_jobs;
+use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, db_error};
 
@@ -225,22 +225,8 @@ pub(crate) async fn enqueue_evaluation(
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
 async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    // Jobs claimed together share a lease: complete them with one statement per claim.
-    for (lease, jobs) in jobs_by_lease(items) {
-        let mut done = QueryBuilder::<Sqlite>::new(
-            "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = ",
-        );
-        done.push_bind(now.unix_millis()).push(" WHERE lease_id = ").push_bind(lease.as_uuid()).push(" AND id IN (");
-        let mut ids = done.separated(", ");
-        for job in &jobs {
-            ids.push_bind(job.as_uuid());
-        }
-        done.push(")");
-        let finished = done.build().execute(&mut **tx).await.map_err(db_error)?;
-        if finished.rows_affected() != jobs.len() as u64 {
-            return Err(StoreError::LeaseLost);
-        }
-    }
+    let done: Vec<_> = items.iter().filter_map(|i| i.lease).map(|lease| (lease, &JobOutcome::Done)).collect();
+    finish_all(tx, &done, now).await?;
     let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
     for chunk in updates.chunks(CHUNK) {
         update_journeys(tx, chunk, now).await?;

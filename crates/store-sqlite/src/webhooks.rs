@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use herald_domain::{
-    CampaignId, CampaignWebhookId, ContactId, JourneyId, NewJob, Page, PageRequest, Timestamp, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryId, WebhookStatus, WorkspaceId,
+    CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
+    WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
 use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -394,11 +394,8 @@ async fn record_all(
         insert.push(" ON CONFLICT (delivery_id, number) DO NOTHING");
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    let mut follow_ups: BTreeMap<WorkspaceId, Vec<NewJob>> = BTreeMap::new();
-    for record in records.iter().filter(|r| !r.follow_up.is_empty()) {
-        follow_ups.entry(record.workspace).or_default().extend(record.follow_up.iter().cloned());
-    }
-    for (workspace, jobs) in follow_ups {
+    let follow_ups = records.iter().map(|r| (r.workspace, r.follow_up.as_slice()));
+    for (workspace, jobs) in herald_store::campaign::jobs_by_workspace(follow_ups) {
         insert_jobs(tx, workspace, &jobs, now).await?;
     }
     Ok(vec![(); records.len()])

@@ -166,13 +166,20 @@ pub fn jobs_by_lease(
     by_lease
 }
 
+/// New jobs grouped per workspace (each workspace's jobs are inserted by one statement).
+pub fn jobs_by_workspace<'a>(
+    jobs: impl IntoIterator<Item = (WorkspaceId, &'a [NewJob])>,
+) -> std::collections::BTreeMap<WorkspaceId, Vec<NewJob>> {
+    let mut by_workspace: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
+    for (workspace, jobs) in jobs.into_iter().filter(|(_, jobs)| !jobs.is_empty()) {
+        by_workspace.entry(workspace).or_default().extend(jobs.iter().cloned());
+    }
+    by_workspace
+}
+
 /// The new jobs of `items`, per workspace.
 pub fn new_jobs_by_workspace(items: &[WorkCommit<'_>]) -> std::collections::BTreeMap<WorkspaceId, Vec<NewJob>> {
-    let mut jobs: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
-    for item in items.iter().filter(|i| !i.work.jobs.is_empty()) {
-        jobs.entry(item.workspace).or_default().extend(item.work.jobs.iter().cloned());
-    }
-    jobs
+    jobs_by_workspace(items.iter().map(|i| (i.workspace, i.work.jobs.as_slice())))
 }
 
 /// Per-campaign statistics.

@@ -149,7 +149,10 @@ impl Campaigns {
         work: CampaignWork,
     ) -> Result<(), CampaignJobError> {
         let pending = PendingWork { workspace, lease: lease.copied(), work };
-        self.commit_all(vec![pending]).await.pop().unwrap_or(Ok(()))
+        self.commit_all(vec![pending])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("the commit gave no result".into()).into()))
     }
 
     /// Commits several jobs' effects in one shared transaction; one result per item, in order.
