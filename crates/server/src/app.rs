@@ -77,9 +77,10 @@ impl App {
             herald_store::Backend::Postgres => 4,
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
-        let campaigns = Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone()));
         let webhooks =
             Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after, committers));
+        let campaigns =
+            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), webhooks.clone()));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{JobKind, RetryPolicy, Timestamp};
 use herald_store::{ClaimRequest, SharedStore, StoreError};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -108,11 +108,9 @@ impl Worker {
             }
             let (steps, others) = split_steps(claimed);
             if !steps.is_empty() {
-                let (me, slot) = (self.clone(), held.split(steps.len()));
-                running.spawn(async move {
-                    me.run_steps(steps).await;
-                    drop(slot);
-                });
+                // A slot each: a step waiting for its call holds only its own.
+                let (me, slots) = (self.clone(), steps.iter().map(|_| held.split(1)).collect());
+                running.spawn(async move { me.run_steps(steps, slots).await });
             }
             for job in others {
                 let (me, slot) = (self.clone(), held.split(1));
@@ -140,7 +138,7 @@ impl Worker {
             runs += claimed.len();
             let (steps, others) = split_steps(claimed);
             futures::future::join(
-                self.run_steps(steps),
+                self.run_steps(steps, Vec::new()),
                 futures::future::join_all(others.into_iter().map(|job| self.run_one(job))),
             )
             .await;
@@ -171,18 +169,22 @@ impl Worker {
         record(&leased, outcome, started);
     }
 
-    /// Runs journey steps claimed together as one batch ([`Campaigns::run_journeys`]).
-    async fn run_steps(&self, jobs: Vec<LeasedJob>) {
+    /// Runs journey steps claimed together as one batch ([`Campaigns::run_journeys`]); each
+    /// job gives back its slot (when it has one) as soon as its own result is recorded.
+    async fn run_steps(&self, jobs: Vec<LeasedJob>, mut slots: Vec<Option<OwnedSemaphorePermit>>) {
         if jobs.is_empty() {
             return;
         }
         let started = Instant::now();
+        slots.resize_with(jobs.len(), || None);
         let results = self.campaigns.run_journeys(&jobs).await;
-        let now = self.clock.now();
-        for (leased, result) in jobs.iter().zip(results) {
-            let outcome = self.settle_campaign_job(leased, result, now).await;
+        let settled = jobs.iter().zip(results).zip(slots).map(|((leased, result), slot)| async move {
+            let result = result.await;
+            let outcome = self.settle_campaign_job(leased, result, self.clock.now()).await;
             record(leased, outcome, started);
-        }
+            drop(slot);
+        });
+        futures::future::join_all(settled).await;
     }
 
     /// Runs one job and records its outcome; returns the outcome's metric label.

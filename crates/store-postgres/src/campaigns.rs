@@ -319,6 +319,10 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
+    for item in items {
+        let calls: Vec<_> = item.work.calls.iter().map(|c| (item.workspace, c)).collect();
+        crate::webhooks::record_calls(tx, &calls, now).await?;
+    }
     let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
     for chunk in steps.chunks(INSERT_CHUNK) {
         let mut insert = QueryBuilder::<Postgres>::new(

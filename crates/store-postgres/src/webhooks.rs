@@ -5,7 +5,10 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
+use herald_store::webhook::{
+    AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
+    webhook_job,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -297,13 +300,36 @@ async fn open(
     new: &NewDelivery,
     now: Timestamp,
 ) -> StoreResult<WebhookDelivery> {
+    insert_delivery(tx, workspace, WebhookDeliveryId::from_uuid(new_uuid(now)), new, now).await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(workspace.as_uuid())
+    .bind(encode::text(&new.idempotency_key))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    delivery(&row)
+}
+
+/// Inserts a delivery under `id`; one already open under the same idempotency key is left as
+/// it is (and keeps its own id).
+async fn insert_delivery(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    id: WebhookDeliveryId,
+    new: &NewDelivery,
+    now: Timestamp,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
              idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11, $12) \
              ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
     )
-    .bind(new_uuid(now))
+    .bind(id.as_uuid())
     .bind(workspace.as_uuid())
     .bind(new.journey_id.map(|j| j.as_uuid()))
     .bind(new.campaign_id.map(|c| c.as_uuid()))
@@ -318,17 +344,21 @@ async fn open(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM webhook_deliveries WHERE workspace_id = $1 AND idempotency_key = $2"
-    ))
-    .bind(workspace.as_uuid())
-    .bind(encode::text(&new.idempotency_key))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    delivery(&row)
+    Ok(())
+}
+
+/// Records calls a journey step made at once: each delivery opened under its id, with its
+/// first attempt.
+pub(crate) async fn record_calls(
+    tx: &mut Transaction<'static, Postgres>,
+    calls: &[(WorkspaceId, &CallRecord)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for (workspace, call) in calls {
+        insert_delivery(tx, *workspace, call.id, &call.delivery, now).await?;
+        record_progress(tx, *workspace, call.id, &call.attempt, &call.progress, now).await?;
+    }
+    Ok(())
 }
 
 /// Records one job's attempt, fenced by its lease.
@@ -338,8 +368,21 @@ async fn record_attempt(
     now: Timestamp,
 ) -> StoreResult<()> {
     let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
-    let workspace = *workspace;
     finish(tx, lease, outcome, now).await?;
+    record_progress(tx, *workspace, *id, attempt, progress, now).await?;
+    insert_jobs(tx, *workspace, follow_up, now).await?;
+    Ok(())
+}
+
+/// Applies an attempt to its delivery and logs it.
+async fn record_progress(
+    tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
+    id: WebhookDeliveryId,
+    attempt: &WebhookAttempt,
+    progress: &DeliveryProgress,
+    now: Timestamp,
+) -> StoreResult<()> {
     let finished = progress.status != WebhookStatus::Pending;
     let updated = sqlx::query(
         "UPDATE webhook_deliveries SET status = $1, attempts = GREATEST(attempts, $2), last_status = $3, \
@@ -378,6 +421,5 @@ async fn record_attempt(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    insert_jobs(tx, workspace, follow_up, now).await?;
     Ok(())
 }

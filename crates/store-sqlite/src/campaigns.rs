@@ -304,6 +304,8 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
+    let calls: Vec<_> = items.iter().flat_map(|i| i.work.calls.iter().map(move |c| (i.workspace, c))).collect();
+    crate::webhooks::record_calls(tx, &calls, now).await?;
     let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
     for chunk in steps.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(

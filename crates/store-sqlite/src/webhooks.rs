@@ -7,7 +7,10 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{AttemptRecord, DeliveryFilter, NewDelivery, SigningKeyRecord, WebhookStore, webhook_job};
+use herald_store::webhook::{
+    AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
+    webhook_job,
+};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -283,30 +286,9 @@ async fn open_all(
     calls: &[(WorkspaceId, NewDelivery)],
     now: Timestamp,
 ) -> StoreResult<Vec<WebhookDelivery>> {
-    for chunk in calls.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) ",
-        );
-        insert.push_values(chunk, |mut row, (workspace, new)| {
-            row.push_bind(new_uuid(now))
-                .push_bind(workspace.as_uuid())
-                .push_bind(new.journey_id.map(|j| j.as_uuid()))
-                .push_bind(new.campaign_id.map(|c| c.as_uuid()))
-                .push_bind(new.contact_id.map(|c| c.as_uuid()))
-                .push_bind(new.step.clone())
-                .push_bind(new.idempotency_key.clone())
-                .push_bind(new.endpoint.clone())
-                .push_bind(new.request.to_string())
-                .push_bind(new.call.to_string())
-                .push_bind("pending")
-                .push_bind(now.unix_millis())
-                .push_bind(now.unix_millis())
-                .push_bind(new.campaign_webhook_id.map(|h| h.as_uuid()));
-        });
-        insert.push(" ON CONFLICT (workspace_id, idempotency_key) DO NOTHING");
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
+    let rows: Vec<_> =
+        calls.iter().map(|(workspace, new)| (*workspace, WebhookDeliveryId::from_uuid(new_uuid(now)), new)).collect();
+    insert_deliveries(tx, &rows, now).await?;
     let mut keys: BTreeMap<WorkspaceId, Vec<&str>> = BTreeMap::new();
     for (workspace, new) in calls {
         keys.entry(*workspace).or_default().push(&new.idempotency_key);
@@ -345,19 +327,51 @@ async fn record_all(
 ) -> StoreResult<Vec<()>> {
     let runs: Vec<_> = records.iter().map(|r| (&r.lease, &r.outcome)).collect();
     finish_all(tx, &runs, now).await?;
+    let progress: Vec<_> = records.iter().map(|r| (r.workspace, r.delivery, &r.attempt, &r.progress)).collect();
+    record_progress(tx, &progress, now).await?;
+    let follow_ups = records.iter().map(|r| (r.workspace, r.follow_up.as_slice()));
+    for (workspace, jobs) in herald_store::campaign::jobs_by_workspace(follow_ups) {
+        insert_jobs(tx, workspace, &jobs, now).await?;
+    }
+    Ok(vec![(); records.len()])
+}
+
+/// Records calls a journey step made at once: each delivery opened under its id, with its
+/// first attempt.
+pub(crate) async fn record_calls(
+    tx: &mut Transaction<'static, Sqlite>,
+    calls: &[(WorkspaceId, &CallRecord)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let rows: Vec<_> = calls.iter().map(|(workspace, call)| (*workspace, call.id, &call.delivery)).collect();
+    insert_deliveries(tx, &rows, now).await?;
+    let progress: Vec<_> =
+        calls.iter().map(|(workspace, call)| (*workspace, call.id, &call.attempt, &call.progress)).collect();
+    record_progress(tx, &progress, now).await
+}
+
+/// An attempt and what it changed on its delivery.
+type Progress<'a> = (WorkspaceId, WebhookDeliveryId, &'a WebhookAttempt, &'a DeliveryProgress);
+
+/// Applies attempts to their deliveries and logs them, with two statements per chunk.
+async fn record_progress(
+    tx: &mut Transaction<'static, Sqlite>,
+    records: &[Progress<'_>],
+    now: Timestamp,
+) -> StoreResult<()> {
     for chunk in records.chunks(CHUNK) {
         let mut update = QueryBuilder::<Sqlite>::new(
             "WITH p (workspace, delivery, status, number, last_status, last_error, response, finished) AS (",
         );
-        update.push_values(chunk, |mut row, r| {
-            row.push_bind(r.workspace.as_uuid())
-                .push_bind(r.delivery.as_uuid())
-                .push_bind(r.progress.status.as_str())
-                .push_bind(i64::from(r.attempt.number))
-                .push_bind(r.progress.last_status.map(i64::from))
-                .push_bind(r.progress.last_error.clone())
-                .push_bind(r.progress.response.to_string())
-                .push_bind(r.progress.status != WebhookStatus::Pending);
+        update.push_values(chunk, |mut row, (workspace, delivery, attempt, progress)| {
+            row.push_bind(workspace.as_uuid())
+                .push_bind(delivery.as_uuid())
+                .push_bind(progress.status.as_str())
+                .push_bind(i64::from(attempt.number))
+                .push_bind(progress.last_status.map(i64::from))
+                .push_bind(progress.last_error.clone())
+                .push_bind(progress.response.to_string())
+                .push_bind(progress.status != WebhookStatus::Pending);
         });
         update
             .push(
@@ -379,9 +393,8 @@ async fn record_all(
             "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
              response_body, error) ",
         );
-        insert.push_values(chunk, |mut row, r| {
-            let attempt = &r.attempt;
-            row.push_bind(r.delivery.as_uuid())
+        insert.push_values(chunk, |mut row, (_, delivery, attempt, _)| {
+            row.push_bind(delivery.as_uuid())
                 .push_bind(i64::from(attempt.number))
                 .push_bind(attempt.at.unix_millis())
                 .push_bind(attempt.request_line.clone())
@@ -394,9 +407,39 @@ async fn record_all(
         insert.push(" ON CONFLICT (delivery_id, number) DO NOTHING");
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    let follow_ups = records.iter().map(|r| (r.workspace, r.follow_up.as_slice()));
-    for (workspace, jobs) in herald_store::campaign::jobs_by_workspace(follow_ups) {
-        insert_jobs(tx, workspace, &jobs, now).await?;
+    Ok(())
+}
+
+/// Inserts deliveries under the given ids; one already open under the same idempotency key
+/// is left as it is (and keeps its own id).
+async fn insert_deliveries(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[(WorkspaceId, WebhookDeliveryId, &NewDelivery)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
+             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) ",
+        );
+        insert.push_values(chunk, |mut row, (workspace, id, new)| {
+            row.push_bind(id.as_uuid())
+                .push_bind(workspace.as_uuid())
+                .push_bind(new.journey_id.map(|j| j.as_uuid()))
+                .push_bind(new.campaign_id.map(|c| c.as_uuid()))
+                .push_bind(new.contact_id.map(|c| c.as_uuid()))
+                .push_bind(new.step.clone())
+                .push_bind(new.idempotency_key.clone())
+                .push_bind(new.endpoint.clone())
+                .push_bind(new.request.to_string())
+                .push_bind(new.call.to_string())
+                .push_bind("pending")
+                .push_bind(now.unix_millis())
+                .push_bind(now.unix_millis())
+                .push_bind(new.campaign_webhook_id.map(|h| h.as_uuid()));
+        });
+        insert.push(" ON CONFLICT (workspace_id, idempotency_key) DO NOTHING");
+        insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
-    Ok(vec![(); records.len()])
+    Ok(())
 }

@@ -100,6 +100,8 @@ pub struct CampaignWork {
     pub reactions: Vec<(EventId, Vec<CampaignReaction>)>,
     /// Webhook calls held at draft steps.
     pub drafts: Vec<herald_domain::WebhookDraft>,
+    /// Webhook calls made while the step ran, with their first attempt.
+    pub calls: Vec<crate::webhook::CallRecord>,
 }
 
 /// The exit reason of journeys whose campaign was archived.

@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
             webhook_batches_apply_each_item_alone,
+            journey_steps_record_the_calls_they_made,
             webhook_deliveries_filter_by_action_and_step,
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
@@ -1704,6 +1705,83 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
             .expect("other")
             .is_empty()
     );
+}
+
+pub async fn journey_steps_record_the_calls_they_made(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::webhook::{CallRecord, DeliveryProgress, NewDelivery, webhook_job};
+    use herald_domain::{WebhookAttempt, WebhookDeliveryId, WebhookStatus};
+    let (ws, contact, journey) = journey_for(&store, "calls@example.com").await;
+    let call = |key: &str, status: u16, progress: WebhookStatus| CallRecord {
+        id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(2))),
+        delivery: NewDelivery {
+            journey_id: Some(journey),
+            campaign_id: None,
+            contact_id: Some(contact),
+            step: Some(key.into()),
+            campaign_webhook_id: None,
+            idempotency_key: key.into(),
+            endpoint: "https://crm.example.com:443".into(),
+            request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
+            call: json!({"endpoint": "https://crm.example.com:443"}),
+        },
+        attempt: WebhookAttempt {
+            number: 1,
+            at: at(2),
+            request_line: "POST https://crm.example.com/leads".into(),
+            request_headers: json!({"x-herald-signature": "***"}),
+            status: Some(status),
+            latency_ms: 3,
+            response_body: Some(format!("{{\"status\": {status}}}")),
+            error: None,
+        },
+        progress: DeliveryProgress {
+            status: progress,
+            last_status: Some(status),
+            last_error: (status >= 300).then(|| format!("HTTP {status}")),
+            response: if status < 300 { json!({"lead_id": 7}) } else { Value::Null },
+        },
+    };
+    // A call that succeeded at once, and one that will be retried by its delivery job.
+    let succeeded = call("jrn.crm", 200, WebhookStatus::Succeeded);
+    let retried = call("jrn.erp", 503, WebhookStatus::Pending);
+    let work = CampaignWork {
+        calls: vec![succeeded.clone(), retried.clone()],
+        jobs: vec![webhook_job(retried.delivery.call.clone(), at(60))],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("commit");
+    let (stored, attempts) = store.get_delivery(ws, succeeded.id).await.expect("succeeded call");
+    assert_eq!(
+        (stored.status, stored.attempts, stored.last_status, stored.finished_at),
+        (WebhookStatus::Succeeded, 1, Some(200), Some(at(2)))
+    );
+    assert_eq!((stored.journey_id, stored.step.as_deref()), (Some(journey), Some("jrn.crm")));
+    assert_eq!(stored.response, json!({"lead_id": 7}));
+    assert_eq!(attempts, std::slice::from_ref(&succeeded.attempt));
+    let (stored, attempts) = store.get_delivery(ws, retried.id).await.expect("retried call");
+    assert_eq!(
+        (stored.status, stored.attempts, stored.last_error.as_deref(), stored.finished_at),
+        (WebhookStatus::Pending, 1, Some("HTTP 503"), None)
+    );
+    assert_eq!(attempts.len(), 1);
+    // The delivery job finds the call already open, with its first attempt counted.
+    let reopened = store.open_delivery(ws, &retried.delivery, at(60)).await.expect("open");
+    assert_eq!((reopened.id, reopened.attempts), (retried.id, 1));
+    let jobs = store.claim_jobs(&claim(at(60), 10)).await.expect("claim");
+    assert!(jobs.iter().any(|j| j.job.kind == JobKind::DeliverWebhook.as_str()), "the retry is queued");
+
+    // A second call under a key already open is refused with the work that made it.
+    let twice = CallRecord {
+        id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(3))),
+        ..call("jrn.crm", 200, WebhookStatus::Succeeded)
+    };
+    let work = CampaignWork { calls: vec![twice.clone()], ..CampaignWork::default() };
+    let err = store.commit_campaign_work(ws, None, &work, at(3)).await.expect_err("already open");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(matches!(store.get_delivery(ws, twice.id).await, Err(StoreError::NotFound { .. })));
+    let (kept, attempts) = store.get_delivery(ws, succeeded.id).await.expect("first call");
+    assert_eq!((kept.finished_at, attempts.len()), (Some(at(2)), 1), "the first call is untouched");
 }
 
 pub async fn webhook_batches_apply_each_item_alone(store: SharedStore) {

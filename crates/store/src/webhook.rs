@@ -59,6 +59,17 @@ pub struct AttemptRecord {
     pub follow_up: Vec<NewJob>,
 }
 
+/// A call a journey step made at once, recorded with the step's effects (see
+/// [`CampaignWork::calls`](crate::campaign::CampaignWork::calls)): the delivery, opened under
+/// `id`, and its first attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub id: WebhookDeliveryId,
+    pub delivery: NewDelivery,
+    pub attempt: WebhookAttempt,
+    pub progress: DeliveryProgress,
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {

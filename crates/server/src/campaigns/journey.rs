@@ -4,6 +4,7 @@
 //! has moved on (or ended) does nothing, so a job delivered twice repeats nothing. Jobs
 //! claimed together run together: one read of their journeys, one commit of their effects.
 
+use futures::future::BoxFuture;
 use herald_campaign::document::Scope as Target;
 use herald_campaign::engine::{
     Advance, Effect, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
@@ -62,15 +63,18 @@ pub fn skip_job(journey: JourneyId, step: u32, now: Timestamp) -> NewJob {
 impl Campaigns {
     /// Runs journey-step jobs claimed together: one read for all their journeys and one
     /// commit (shared with other work) for all their effects, each effect still fenced by its
-    /// own job's lease. Returns one result per job, in order.
-    pub async fn run_journeys(&self, jobs: &[LeasedJob]) -> Vec<Result<(), CampaignJobError>> {
+    /// own job's lease. Returns one result per job, in order: ready, except for a journey that
+    /// reached a webhook step, whose call is made at once ([`Self::call_and_go_on`]) and
+    /// whose result comes when the call and its own commit are done, so a slow endpoint
+    /// holds up only its own journeys.
+    pub async fn run_journeys<'a>(&'a self, jobs: &'a [LeasedJob]) -> Vec<StepResult<'a>> {
         let now = self.clock.now();
-        let mut results: Vec<Option<Result<(), CampaignJobError>>> = jobs.iter().map(|_| None).collect();
+        let mut results: Vec<Option<StepResult<'a>>> = jobs.iter().map(|_| None).collect();
         let mut steps = Vec::with_capacity(jobs.len());
         for (index, leased) in jobs.iter().enumerate() {
             match payload::<StepPayload>(leased) {
                 Ok(step) => steps.push((index, step)),
-                Err(e) => results[index] = Some(Err(e)),
+                Err(e) => results[index] = Some(ready(Err(e))),
             }
         }
         let mut wanted: BTreeMap<WorkspaceId, Vec<JourneyId>> = BTreeMap::new();
@@ -95,7 +99,7 @@ impl Campaigns {
             let leased = &jobs[index];
             let workspace = leased.job.workspace_id;
             if let Some(e) = unread.get(&workspace) {
-                results[index] = Some(Err(shared(e.clone()).into()));
+                results[index] = Some(ready(Err(shared(e.clone()).into())));
                 continue;
             }
             match contexts.get(&step.journey).filter(|c| {
@@ -110,29 +114,79 @@ impl Campaigns {
         }
         let calls =
             futures::future::join_all(runnable.iter().map(|(_, step, context)| self.called(context, step))).await;
+        let mut calling = Vec::new();
         for ((index, _, context), called) in runnable.into_iter().zip(calls) {
             let mut work = CampaignWork::default();
             let ran = match called {
                 Ok(called) => self.step(context.clone(), called.as_ref(), &mut work, now).await,
                 Err(e) => Err(e),
             };
+            let lease = Some(jobs[index].lease);
+            let workspace = context.journey.workspace_id;
             match ran {
-                Ok(()) => pending.push((
-                    index,
-                    PendingWork { workspace: context.journey.workspace_id, lease: Some(jobs[index].lease), work },
-                )),
-                Err(e) => results[index] = Some(Err(e)),
+                // A first run calls at once; a run again (after a crash or a lost race) leaves
+                // the call to its delivery job, which finds it if it was made.
+                Ok(Some(waiting)) if jobs[index].job.attempts <= 1 => calling.push((index, context, work, waiting)),
+                Ok(Some(waiting)) => {
+                    work.jobs.push(waiting.job(now));
+                    pending.push((index, PendingWork { workspace, lease, work }));
+                }
+                Ok(None) => pending.push((index, PendingWork { workspace, lease, work })),
+                Err(e) => results[index] = Some(ready(Err(e))),
             }
         }
         let (indexes, pending): (Vec<usize>, Vec<PendingWork>) = pending.into_iter().unzip();
         for (index, result) in indexes.into_iter().zip(self.commit_all(pending).await) {
-            results[index] = Some(result);
+            results[index] = Some(ready(result));
+        }
+        for (index, context, work, waiting) in calling {
+            results[index] = Some(Box::pin(self.call_and_go_on(&jobs[index], context.clone(), work, waiting)));
         }
         // Every job got its result above; a gap would be a bug, reported as the job's failure.
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(StoreError::Corrupt("the batch gave this job no result".into()).into())))
+            .map(|r| {
+                r.unwrap_or_else(|| ready(Err(StoreError::Corrupt("the batch gave this job no result".into()).into())))
+            })
             .collect()
+    }
+
+    /// Makes the call a journey reached, and when it is over at once (most are), runs the
+    /// journey on from the webhook step with its result; commits all of it with the step's
+    /// effects and the job's completion. A call to retry leaves the journey waiting for its
+    /// delivery job, as a call made by that job does.
+    async fn call_and_go_on(
+        &self,
+        leased: &LeasedJob,
+        context: JourneyContext,
+        mut work: CampaignWork,
+        waiting: Waiting,
+    ) -> Result<(), CampaignJobError> {
+        let workspace = context.journey.workspace_id;
+        let Waiting { journey, contact, index, step, request } = waiting;
+        let call = self.webhooks.call_now(&journey, index, &step, *request).await?;
+        work.calls.push(call.record.clone());
+        work.jobs.extend(call.jobs.iter().cloned());
+        if let Some(result) = &call.result {
+            let now = self.clock.now();
+            let resumed = JourneyContext { journey, contact, ..context };
+            // A second webhook step right after is called by its delivery job.
+            if let Some(next) = self.step(resumed, Some(result), &mut work, now).await? {
+                work.jobs.push(next.job(now));
+            }
+            // One move of the journey: from where the job found it to where it is now.
+            if let Some(last) = work.updates.pop()
+                && let Some(first) = work.updates.last_mut()
+            {
+                let conversion_step = last.conversion_step.or_else(|| first.conversion_step.take());
+                *first = JourneyUpdate { expect: first.expect, conversion_step, ..last };
+            }
+        }
+        self.commit(workspace, Some(&leased.lease), work).await?;
+        if let Err(e) = call.recorded(&self.webhooks).await {
+            tracing::warn!(error = %e, "the call is recorded, but what follows it (fast recovery) failed");
+        }
+        Ok(())
     }
 
     /// The result of the call or draft the journey waited for at its step, if any.
@@ -168,13 +222,15 @@ impl Campaigns {
         Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
     }
 
+    /// Runs a journey's due steps into `work`; returns the call it reached and now waits for
+    /// (not a draft's), which the caller makes or leaves to a delivery job.
     async fn step(
         &self,
         context: JourneyContext,
         called: Option<&WebhookResult>,
         work: &mut CampaignWork,
         now: Timestamp,
-    ) -> Result<(), CampaignJobError> {
+    ) -> Result<Option<Waiting>, CampaignJobError> {
         let JourneyContext {
             journey,
             campaign_name,
@@ -200,9 +256,9 @@ impl Campaigns {
                 converted: false,
                 conversion_step: None,
             });
-            return Ok(());
+            return Ok(None);
         }
-        let Some(from) = journey.step else { return Ok(()) };
+        let Some(from) = journey.step else { return Ok(None) };
         let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
         let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id).await?;
@@ -247,14 +303,21 @@ impl Campaigns {
             Next::Completed => (JourneyStatus::Completed, None, None, None),
             Next::Exited => (JourneyStatus::Exited, None, None, Some("exit step".to_owned())),
         };
+        let mut waiting = None;
         match (call, step) {
-            // Waiting for the call: its delivery job resumes the journey when it is over.
-            // A draft waits for someone to send or skip it.
+            // Waiting for the call: it is made at once or by its delivery job, and the journey
+            // goes on when it is over. A draft waits for someone to send or skip it.
             (Some((step_id, request)), Some(index)) if run_at.is_none() && compiled.is_draft(&step_id) => {
                 work.drafts.push(crate::webhooks::draft(&journey, index, &step_id, *request, now));
             }
-            (Some((step_id, request)), Some(index)) if run_at.is_none() => {
-                work.jobs.push(crate::webhooks::call_job(&journey, index, &step_id, *request, now));
+            (Some((step, request)), Some(index)) if run_at.is_none() => {
+                let journey = Journey {
+                    step: Some(index),
+                    run_at: None,
+                    custom_variables: state.custom_variables.clone(),
+                    ..journey.clone()
+                };
+                waiting = Some(Waiting { journey, contact: state.contact.clone(), index, step, request });
             }
             _ if status == JourneyStatus::Active => work.jobs.push(step_job(journey.id, step, run_at, now)),
             _ => {}
@@ -307,7 +370,32 @@ impl Campaigns {
             converted: false,
             conversion_step,
         });
-        Ok(())
+        Ok(waiting)
+    }
+}
+
+/// A job's result: ready, or coming once the call its journey reached is made and committed.
+pub type StepResult<'a> = BoxFuture<'a, Result<(), CampaignJobError>>;
+
+fn ready<'a>(result: Result<(), CampaignJobError>) -> StepResult<'a> {
+    Box::pin(std::future::ready(result))
+}
+
+/// A journey that reached a webhook step and waits there for its call.
+struct Waiting {
+    /// The journey as it waits (at the step, with the variables set on the way).
+    journey: Journey,
+    /// The contact as the steps on the way left it.
+    contact: herald_domain::Contact,
+    index: u32,
+    step: String,
+    request: Box<herald_campaign::engine::WebhookRequest>,
+}
+
+impl Waiting {
+    /// The delivery job that makes the call.
+    fn job(self, now: Timestamp) -> NewJob {
+        crate::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
     }
 }
 

@@ -7,7 +7,7 @@ mod evaluate;
 mod journey;
 pub mod secrets;
 
-pub use journey::{resume_job, skip_job};
+pub use journey::{StepResult, resume_job, skip_job};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,10 +69,18 @@ pub struct Campaigns {
     email: Arc<Email>,
     /// Each campaign's event webhooks, for the events journeys commit.
     hooks: Hooks,
+    /// Makes the calls journeys reach.
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Campaigns {
-    pub fn new(store: SharedStore, clock: SharedClock, committers: usize, email: Arc<Email>) -> Self {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        committers: usize,
+        email: Arc<Email>,
+        webhooks: Arc<crate::webhooks::Webhooks>,
+    ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(
             "campaign",
@@ -98,6 +106,7 @@ impl Campaigns {
             live: Mutex::default(),
             email,
             hooks: Hooks::new(store.clone()),
+            webhooks,
         }
     }
 
@@ -174,7 +183,10 @@ impl Campaigns {
     pub async fn run(&self, kind: JobKind, leased: &LeasedJob) -> Result<(), CampaignJobError> {
         match kind {
             JobKind::EvaluateEvents => self.evaluate_events(leased).await,
-            JobKind::JourneyStep => self.run_journeys(std::slice::from_ref(leased)).await.pop().unwrap_or(Ok(())),
+            JobKind::JourneyStep => match self.run_journeys(std::slice::from_ref(leased)).await.pop() {
+                Some(result) => result.await,
+                None => Ok(()),
+            },
             JobKind::WindowCheck => self.close_window(leased).await,
             JobKind::Ping
             | JobKind::DeliverMessage

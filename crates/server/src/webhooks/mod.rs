@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_campaign::engine::WebhookRequest;
+use herald_campaign::engine::{WebhookOutcome, WebhookRequest, WebhookResult};
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{
     ActionId, CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob,
     Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
-use herald_store::webhook::{AttemptRecord, DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
+use herald_store::webhook::{AttemptRecord, CallRecord, DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::{OutboundRequest, WebhookClient};
 use herald_webhook::retry::{AttemptOutcome, Class, RetrySchedule, Verdict};
@@ -338,19 +338,93 @@ impl Webhooks {
             }
             return Ok("done");
         }
-        let (attempt, outcome) = if self.health.is_disabled(workspace, &delivery.endpoint).await? {
-            disabled_attempt(&call.request, &delivery, self.clock.now())
+        let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, delivery.attempts).await?;
+        let now = self.clock.now();
+        let mut follow_up: Vec<NewJob> = Vec::new();
+        if judged.progress.status != WebhookStatus::Pending {
+            follow_up.extend(call.origin.resume(delivery.id, judged.progress.status, now));
+        }
+        follow_up.extend(self.failure_events(workspace, &call, delivery.id, delivery.attempts, &judged, now).await?);
+        let result = if matches!(judged.job, JobOutcome::Retry { .. }) { "retry" } else { "done" };
+        let record = AttemptRecord {
+            workspace,
+            lease: leased.lease,
+            delivery: delivery.id,
+            attempt: judged.attempt,
+            progress: judged.progress,
+            outcome: judged.job,
+            follow_up,
+        };
+        one(self.attempts.submit(vec![record]).await)?;
+        self.recorded(workspace, &delivery.endpoint, judged.verdict, delivery.attempts, judged.label).await?;
+        Ok(result)
+    }
+
+    /// Makes a journey's call at once, as its step runs: its first attempt, and what the step
+    /// commits with it (the delivery and attempt; the retry's job, or the `webhook_failed`
+    /// events), and when the call is over, its result for the journey to go on with. Once the
+    /// step's commit holds it, [`FirstCall::recorded`] does what follows a recorded attempt.
+    pub async fn call_now(
+        &self,
+        journey: &Journey,
+        index: u32,
+        step: &str,
+        request: WebhookRequest,
+    ) -> StoreResult<FirstCall> {
+        let workspace = journey.workspace_id;
+        let now = self.clock.now();
+        let mut job = call_job(journey, index, step, request, now);
+        let call: CallPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| StoreError::Corrupt(format!("a webhook call does not read back: {e}")))?;
+        let id = WebhookDeliveryId::from_uuid(herald_store::new_uuid(now));
+        let delivery = call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), job.payload.clone());
+        let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, 0).await?;
+        let now = self.clock.now();
+        let mut jobs = self.failure_events(workspace, &call, id, 0, &judged, now).await?;
+        let result = match judged.progress.status {
+            WebhookStatus::Pending => {
+                if let JobOutcome::Retry { at, .. } = judged.job {
+                    job.run_at = at;
+                    jobs.push(job);
+                }
+                None
+            }
+            status => Some(WebhookResult {
+                outcome: match status {
+                    WebhookStatus::Succeeded => WebhookOutcome::Succeeded,
+                    WebhookStatus::Exhausted => WebhookOutcome::Exhausted,
+                    _ => WebhookOutcome::Failed,
+                },
+                status: judged.attempt.status,
+                response: judged.progress.response.clone(),
+            }),
+        };
+        let after = Recorded { workspace, endpoint: call.endpoint, verdict: judged.verdict, label: judged.label };
+        let record = CallRecord { id, delivery, attempt: judged.attempt, progress: judged.progress };
+        Ok(FirstCall { record, jobs, result, after })
+    }
+
+    /// Makes an attempt of `call` (its `attempts` made before) unless its endpoint is
+    /// disabled, and judges it: what the delivery and the job become.
+    async fn attempt_call(
+        &self,
+        workspace: WorkspaceId,
+        call: &CallPayload,
+        key: &str,
+        attempts: u32,
+    ) -> StoreResult<Judged> {
+        let (attempt, outcome) = if self.health.is_disabled(workspace, &call.endpoint).await? {
+            disabled_attempt(&call.request, &call.endpoint, attempts, self.clock.now())
         } else {
             let keys = match &call.secret {
                 Some(secret) => vec![campaign_events::signing_key(secret)],
                 None => self.signing_keys(workspace).await?,
             };
-            let made = self.attempt(&call.request, &delivery, call.basic_auth.clone(), &keys).await;
-            self.health.observe(workspace, &delivery.endpoint, made.1.class() == Class::Success).await?;
+            let made = self.attempt(&call.request, key, attempts, &call.endpoint, call.basic_auth.clone(), &keys).await;
+            self.health.observe(workspace, &call.endpoint, made.1.class() == Class::Success).await?;
             made
         };
-        let retries_done = delivery.attempts;
-        let verdict = self.schedule.next(retries_done, &outcome, rand::random());
+        let verdict = self.schedule.next(attempts, &outcome, rand::random());
         let now = self.clock.now();
         let response = response_value(&attempt.response_body, attempt.status);
         let (status, job, label) = match verdict {
@@ -362,65 +436,78 @@ impl Webhooks {
             Verdict::Final { .. } => (WebhookStatus::Failed, JobOutcome::Done, "failed"),
             Verdict::Exhausted => (WebhookStatus::Exhausted, JobOutcome::Done, "exhausted"),
         };
-        let mut follow_up: Vec<NewJob> = Vec::new();
-        if status != WebhookStatus::Pending {
-            follow_up.extend(call.origin.resume(delivery.id, status, now));
-        }
-        if matches!(status, WebhookStatus::Failed | WebhookStatus::Exhausted)
-            && let CallOrigin::Journey { journey, campaign, contact, step, .. } = &call.origin
-        {
-            let data = json!({
-                "delivery_id": delivery.id, "step": step, "url": call.request.url, "status": status,
-                "attempts": delivery.attempts + 1, "last_status": attempt.status, "error": attempt.error,
-            });
-            let occurrence = campaign_events::Occurrence {
-                kind: CampaignEventKind::WebhookFailed,
-                campaign: *campaign,
-                contact: *contact,
-                journey: Some(*journey),
-                data,
-                occurrence: delivery.id.to_string(),
-            };
-            follow_up.extend(campaign_events::jobs_for(&self.store, workspace, occurrence, now).await?);
-        }
         let progress = DeliveryProgress {
             status,
             last_status: attempt.status,
             last_error: attempt.error.clone(),
             response: if status == WebhookStatus::Succeeded { response } else { Value::Null },
         };
-        let logged =
+        let attempt =
             if call.request.log_response_body { attempt } else { WebhookAttempt { response_body: None, ..attempt } };
-        let result = if matches!(job, JobOutcome::Retry { .. }) { "retry" } else { "done" };
-        let record = AttemptRecord {
-            workspace,
-            lease: leased.lease,
-            delivery: delivery.id,
-            attempt: logged,
-            progress,
-            outcome: job,
-            follow_up,
+        Ok(Judged { attempt, verdict, job, label, progress })
+    }
+
+    /// The `webhook_failed` campaign events of a journey's call that just failed for good.
+    async fn failure_events(
+        &self,
+        workspace: WorkspaceId,
+        call: &CallPayload,
+        delivery: WebhookDeliveryId,
+        attempts: u32,
+        judged: &Judged,
+        now: Timestamp,
+    ) -> StoreResult<Vec<NewJob>> {
+        let status = judged.progress.status;
+        let CallOrigin::Journey { journey, campaign, contact, step, .. } = &call.origin else { return Ok(Vec::new()) };
+        if !matches!(status, WebhookStatus::Failed | WebhookStatus::Exhausted) {
+            return Ok(Vec::new());
+        }
+        let data = json!({
+            "delivery_id": delivery, "step": step, "url": call.request.url, "status": status,
+            "attempts": attempts + 1, "last_status": judged.attempt.status, "error": judged.attempt.error,
+        });
+        let occurrence = campaign_events::Occurrence {
+            kind: CampaignEventKind::WebhookFailed,
+            campaign: *campaign,
+            contact: *contact,
+            journey: Some(*journey),
+            data,
+            occurrence: delivery.to_string(),
         };
-        one(self.attempts.submit(vec![record]).await)?;
-        let was_failing = self.mark(&delivery.endpoint, matches!(verdict, Verdict::Retry { .. } | Verdict::Exhausted));
+        campaign_events::jobs_for(&self.store, workspace, occurrence, now).await
+    }
+
+    /// What follows a recorded attempt: the endpoint's state noted, and when a failing
+    /// endpoint answers again, its waiting retries released.
+    async fn recorded(
+        &self,
+        workspace: WorkspaceId,
+        endpoint: &str,
+        verdict: Verdict,
+        retries_done: u32,
+        label: &'static str,
+    ) -> StoreResult<()> {
+        let was_failing = self.mark(endpoint, matches!(verdict, Verdict::Retry { .. } | Verdict::Exhausted));
         if verdict == Verdict::Success && (was_failing || retries_done > 0) {
             // The endpoint answers again: its waiting retries need not wait out their backoff.
-            let released =
-                self.store.release_endpoint_retries(workspace, &delivery.endpoint, now, RELEASE_BATCH).await?;
+            let now = self.clock.now();
+            let released = self.store.release_endpoint_retries(workspace, endpoint, now, RELEASE_BATCH).await?;
             if released > 0 {
-                tracing::info!(endpoint = %delivery.endpoint, released, "endpoint recovered; retries released");
+                tracing::info!(endpoint, released, "endpoint recovered; retries released");
                 self.wake.notify_one();
             }
         }
         metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);
-        Ok(result)
+        Ok(())
     }
 
     /// Makes one signed attempt and describes it for the log.
     async fn attempt(
         &self,
         request: &WebhookRequest,
-        delivery: &WebhookDelivery,
+        key: &str,
+        attempts: u32,
+        endpoint: &str,
         basic_auth: Option<String>,
         keys: &[SigningKey],
     ) -> (WebhookAttempt, AttemptOutcome) {
@@ -431,7 +518,7 @@ impl Webhooks {
         if !body.is_empty() || request.method != "GET" {
             headers.push(("Content-Type".into(), request.content_type.clone()));
         }
-        headers.extend(sign(keys, &delivery.idempotency_key, timestamp, &body).into_pairs());
+        headers.extend(sign(keys, key, timestamp, &body).into_pairs());
         let outbound = OutboundRequest {
             method: request.method.parse().unwrap_or(reqwest::Method::POST),
             url: request.url.clone(),
@@ -440,7 +527,7 @@ impl Webhooks {
             timeout: request.timeout,
             basic_auth: basic_auth.and_then(|auth| auth.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))),
         };
-        let slots = self.endpoint(&delivery.endpoint).slots;
+        let slots = self.endpoint(endpoint).slots;
         let result = match slots.acquire().await {
             Ok(_permit) => self.client.send(&outbound).await,
             // The semaphore is never closed.
@@ -448,7 +535,7 @@ impl Webhooks {
         };
         let masked = mask_headers(&headers);
         let attempt = WebhookAttempt {
-            number: delivery.attempts + 1,
+            number: attempts + 1,
             at,
             request_line: format!("{} {}", request.method, request.url),
             request_headers: masked,
@@ -464,15 +551,15 @@ impl Webhooks {
 /// The attempt a call to a disabled endpoint gets: no request, a final failure saying why.
 fn disabled_attempt(
     request: &WebhookRequest,
-    delivery: &WebhookDelivery,
+    endpoint: &str,
+    attempts: u32,
     at: Timestamp,
 ) -> (WebhookAttempt, AttemptOutcome) {
     let error = format!(
-        "{} is disabled after failing for days; enable it with POST /api/v1/webhook-endpoints/{{id}}/enable",
-        delivery.endpoint
+        "{endpoint} is disabled after failing for days; enable it with POST /api/v1/webhook-endpoints/{{id}}/enable"
     );
     let attempt = WebhookAttempt {
-        number: delivery.attempts + 1,
+        number: attempts + 1,
         at,
         request_line: format!("{} {}", request.method, request.url),
         request_headers: mask_headers(&request.headers),
@@ -482,6 +569,45 @@ fn disabled_attempt(
         error: Some(error),
     };
     (attempt, AttemptOutcome::Refused)
+}
+
+/// An attempt made and judged: what it records and what becomes of its job.
+struct Judged {
+    /// As logged (the response body only when the call logs it).
+    attempt: WebhookAttempt,
+    verdict: Verdict,
+    job: JobOutcome,
+    label: &'static str,
+    progress: DeliveryProgress,
+}
+
+/// A journey's call made as its step ran ([`Webhooks::call_now`]).
+#[derive(Debug)]
+pub struct FirstCall {
+    /// The delivery and its first attempt, for the step's commit.
+    pub record: CallRecord,
+    /// Jobs the step's commit enqueues: the retry, or the `webhook_failed` events.
+    pub jobs: Vec<NewJob>,
+    /// How the call ended; `None` while it waits for a retry.
+    pub result: Option<WebhookResult>,
+    after: Recorded,
+}
+
+/// What [`FirstCall::recorded`] needs.
+#[derive(Debug)]
+struct Recorded {
+    workspace: WorkspaceId,
+    endpoint: String,
+    verdict: Verdict,
+    label: &'static str,
+}
+
+impl FirstCall {
+    /// Does what follows the attempt once the step's commit holds it.
+    pub async fn recorded(&self, webhooks: &Webhooks) -> StoreResult<()> {
+        let Recorded { workspace, endpoint, verdict, label } = &self.after;
+        webhooks.recorded(*workspace, endpoint, *verdict, 0, label).await
+    }
 }
 
 /// The result of a group-committed submission of one item.
