@@ -39,6 +39,7 @@ on_both_backends!(
     a_saved_action_runs_for_one_contact_outside_any_campaign,
     deliveries_filter_by_action_campaign_and_step,
     inline_step_secrets_are_never_returned_yet_sent,
+    a_call_answered_at_once_is_made_and_followed_in_its_step_run,
 );
 
 /// One request as the receiver saw it.
@@ -936,5 +937,33 @@ async fn inline_step_secrets_are_never_returned_yet_sent(backend: Backend) {
     let stored = app.store.get_campaign(workspace, id.parse().unwrap()).await.unwrap().document;
     assert_eq!(stored["steps"][0]["headers"]["X-Api-Key"], "sk-live-2");
     assert_eq!(stored["steps"][0]["basic_auth"]["password"], "pw-live-1");
+    app.stop().await;
+}
+
+async fn a_call_answered_at_once_is_made_and_followed_in_its_step_run(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let after = json!({"id": "after", "type": "set_attribute", "attribute": "after_hook",
+                       "value": "{{ custom_variables.last_webhook.outcome }}"});
+    activate(&app, json!([hook("ok", &format!("{base}/ok")), after])).await;
+    let url = source(&app).await;
+    let accepted = send(&app, &url, json!({"email": "ada@example.com", "event": "go"})).await;
+    // The trigger's evaluation, then the journey's step: the call, its record and the steps
+    // after it in that one run; no delivery job, no job to resume the journey.
+    assert_eq!(app.run_jobs().await, 2);
+    assert_eq!(receiver.seen("ok").len(), 1);
+    let list = deliveries(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    let (_, one) =
+        json(app.get(&format!("/api/v1/webhook-deliveries/{}", list[0]["id"].as_str().unwrap())).await).await;
+    assert_eq!(one["attempts"][0]["status"], 200);
+    let contact_id = accepted["contact_id"].as_str().unwrap();
+    assert_eq!(contact(&app, contact_id).await["attributes"]["after_hook"], "succeeded");
+    let (_, campaigns) = json(app.get("/api/v1/campaigns").await).await;
+    let id = campaigns["data"][0]["id"].as_str().unwrap();
+    let (_, stats) = json(app.get(&format!("/api/v1/campaigns/{id}/stats")).await).await;
+    assert_eq!((stats["completed"].as_u64(), stats["active"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(stats["steps"]["ok"]["succeeded"], 1, "{stats}");
     app.stop().await;
 }
