@@ -78,31 +78,33 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a Chromium session")
 }
 
-async fn text(client: &Client, css: &str) -> String {
+/// The element `css` selects, waited for: a form submitted by the last click may still be
+/// loading the page that has it.
+async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .expect("text")
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    element(client, css).await.text().await.expect("text")
 }
 
 async fn fill(client: &Client, css: &str, value: &str) {
-    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+    let field = element(client, css).await;
     field.clear().await.expect("clear");
     field.send_keys(value).await.expect("type");
 }
 
 async fn click(client: &Client, css: &str) {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.expect("click");
+    element(client, css).await.click().await.expect("click");
 }
 
 async fn select(client: &Client, css: &str, value: &str) {
-    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
-    field.select_by_value(value).await.expect("select");
+    element(client, css).await.select_by_value(value).await.expect("select");
 }
 
 async fn path(client: &Client) -> String {

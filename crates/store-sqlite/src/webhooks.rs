@@ -286,8 +286,10 @@ async fn open_all(
     calls: &[(WorkspaceId, NewDelivery)],
     now: Timestamp,
 ) -> StoreResult<Vec<WebhookDelivery>> {
-    let rows: Vec<_> =
-        calls.iter().map(|(workspace, new)| (*workspace, WebhookDeliveryId::from_uuid(new_uuid(now)), new)).collect();
+    let rows: Vec<_> = calls
+        .iter()
+        .map(|(workspace, new)| (*workspace, WebhookDeliveryId::from_uuid(new_uuid(now)), new, None))
+        .collect();
     insert_deliveries(tx, &rows, now).await?;
     let mut keys: BTreeMap<WorkspaceId, Vec<&str>> = BTreeMap::new();
     for (workspace, new) in calls {
@@ -336,18 +338,23 @@ async fn record_all(
     Ok(vec![(); records.len()])
 }
 
-/// Records calls a journey step made at once: each delivery opened under its id, with its
-/// first attempt.
+/// Records calls a journey step made at once: each delivery inserted under its id as its
+/// first attempt left it, with that attempt. A call whose idempotency key is already open is
+/// refused (`NotFound`: its delivery is not the one recorded).
 pub(crate) async fn record_calls(
     tx: &mut Transaction<'static, Sqlite>,
     calls: &[(WorkspaceId, &CallRecord)],
     now: Timestamp,
 ) -> StoreResult<()> {
-    let rows: Vec<_> = calls.iter().map(|(workspace, call)| (*workspace, call.id, &call.delivery)).collect();
-    insert_deliveries(tx, &rows, now).await?;
-    let progress: Vec<_> =
-        calls.iter().map(|(workspace, call)| (*workspace, call.id, &call.attempt, &call.progress)).collect();
-    record_progress(tx, &progress, now).await
+    let rows: Vec<_> = calls
+        .iter()
+        .map(|(workspace, call)| (*workspace, call.id, &call.delivery, Some((&call.attempt, &call.progress))))
+        .collect();
+    if insert_deliveries(tx, &rows, now).await? != calls.len() as u64 {
+        return Err(NOT_FOUND);
+    }
+    let attempts: Vec<_> = calls.iter().map(|(_, call)| (call.id, &call.attempt)).collect();
+    insert_attempts(tx, &attempts).await
 }
 
 /// An attempt and what it changed on its delivery.
@@ -389,11 +396,22 @@ async fn record_progress(
         if updated.rows_affected() != chunk.len() as u64 {
             return Err(NOT_FOUND);
         }
+    }
+    let attempts: Vec<_> = records.iter().map(|(_, delivery, attempt, _)| (*delivery, *attempt)).collect();
+    insert_attempts(tx, &attempts).await
+}
+
+/// Logs attempts (an attempt already logged is kept).
+async fn insert_attempts(
+    tx: &mut Transaction<'static, Sqlite>,
+    attempts: &[(WebhookDeliveryId, &WebhookAttempt)],
+) -> StoreResult<()> {
+    for chunk in attempts.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
              response_body, error) ",
         );
-        insert.push_values(chunk, |mut row, (_, delivery, attempt, _)| {
+        insert.push_values(chunk, |mut row, (delivery, attempt)| {
             row.push_bind(delivery.as_uuid())
                 .push_bind(i64::from(attempt.number))
                 .push_bind(attempt.at.unix_millis())
@@ -410,19 +428,28 @@ async fn record_progress(
     Ok(())
 }
 
-/// Inserts deliveries under the given ids; one already open under the same idempotency key
-/// is left as it is (and keeps its own id).
+/// A delivery to insert under its id, pending or as its first attempt left it.
+type DeliveryRow<'a> =
+    (WorkspaceId, WebhookDeliveryId, &'a NewDelivery, Option<(&'a WebhookAttempt, &'a DeliveryProgress)>);
+
+/// Inserts deliveries under the given ids, pending or as the given attempt left them; one
+/// already open under the same idempotency key is left as it is (and keeps its own id).
+/// Returns how many were inserted.
 async fn insert_deliveries(
     tx: &mut Transaction<'static, Sqlite>,
-    rows: &[(WorkspaceId, WebhookDeliveryId, &NewDelivery)],
+    rows: &[DeliveryRow<'_>],
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<u64> {
+    let mut inserted = 0;
     for chunk in rows.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) ",
+             idempotency_key, endpoint, request, call, status, attempts, last_status, last_error, response, \
+             created_at, updated_at, finished_at, campaign_webhook_id) ",
         );
-        insert.push_values(chunk, |mut row, (workspace, id, new)| {
+        insert.push_values(chunk, |mut row, (workspace, id, new, attempted)| {
+            let progress = attempted.map(|(_, progress)| progress);
+            let finished = progress.is_some_and(|p| p.status != WebhookStatus::Pending);
             row.push_bind(id.as_uuid())
                 .push_bind(workspace.as_uuid())
                 .push_bind(new.journey_id.map(|j| j.as_uuid()))
@@ -433,13 +460,18 @@ async fn insert_deliveries(
                 .push_bind(new.endpoint.clone())
                 .push_bind(new.request.to_string())
                 .push_bind(new.call.to_string())
-                .push_bind("pending")
+                .push_bind(progress.map_or(WebhookStatus::Pending, |p| p.status).as_str())
+                .push_bind(attempted.map_or(0, |(attempt, _)| i64::from(attempt.number)))
+                .push_bind(progress.and_then(|p| p.last_status).map(i64::from))
+                .push_bind(progress.and_then(|p| p.last_error.clone()))
+                .push_bind(progress.map_or(Value::Null, |p| p.response.clone()).to_string())
                 .push_bind(now.unix_millis())
                 .push_bind(now.unix_millis())
+                .push_bind(finished.then_some(now.unix_millis()))
                 .push_bind(new.campaign_webhook_id.map(|h| h.as_uuid()));
         });
         insert.push(" ON CONFLICT (workspace_id, idempotency_key) DO NOTHING");
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+        inserted += insert.build().execute(&mut **tx).await.map_err(db_error)?.rows_affected();
     }
-    Ok(())
+    Ok(inserted)
 }
