@@ -40,6 +40,7 @@ on_both_backends!(
     deliveries_filter_by_action_campaign_and_step,
     inline_step_secrets_are_never_returned_yet_sent,
     a_call_answered_at_once_is_made_and_followed_in_its_step_run,
+    a_call_whose_journey_moves_meanwhile_is_still_logged,
 );
 
 /// One request as the receiver saw it.
@@ -60,6 +61,8 @@ struct Receiver {
     slow_max: Arc<AtomicUsize>,
     /// For each request to `/ok`, how many `/slow` requests were in flight.
     slow_during_ok: Arc<Mutex<Vec<usize>>>,
+    /// A request `/leave` sends (the contact's deletion) before it answers.
+    on_leave: Arc<Mutex<Option<reqwest::RequestBuilder>>>,
 }
 
 impl Receiver {
@@ -101,6 +104,13 @@ async fn receive(
             receiver.slow_max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(600)).await;
             receiver.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
+            (AxumStatus::OK, "{}".to_owned()).into_response()
+        }
+        "leave" => {
+            let request = receiver.on_leave.lock().unwrap().take();
+            if let Some(request) = request {
+                assert!(request.send().await.unwrap().status().is_success());
+            }
             (AxumStatus::OK, "{}".to_owned()).into_response()
         }
         "ok" => {
@@ -965,5 +975,28 @@ async fn a_call_answered_at_once_is_made_and_followed_in_its_step_run(backend: B
     let (_, stats) = json(app.get(&format!("/api/v1/campaigns/{id}/stats")).await).await;
     assert_eq!((stats["completed"].as_u64(), stats["active"].as_u64()), (Some(1), Some(0)), "{stats}");
     assert_eq!(stats["steps"]["ok"]["succeeded"], 1, "{stats}");
+    app.stop().await;
+}
+
+async fn a_call_whose_journey_moves_meanwhile_is_still_logged(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    let after = json!({"id": "after", "type": "set_attribute", "attribute": "after_hook", "value": "yes"});
+    activate(&app, json!([hook("leave", &format!("{base}/leave")), after])).await;
+    let url = source(&app).await;
+    let accepted = send(&app, &url, json!({"email": "ada@example.com", "event": "go"})).await;
+    let contact_id = accepted["contact_id"].as_str().unwrap().to_owned();
+    // The receiver deletes the contact (and with it the journey) before it answers.
+    *receiver.on_leave.lock().unwrap() =
+        Some(app.request(reqwest::Method::DELETE, &format!("/api/v1/contacts/{contact_id}")));
+    app.run_jobs().await;
+    app.clock.advance(Duration::from_secs(3600));
+    app.run_jobs().await;
+    assert_eq!(receiver.seen("leave").len(), 1, "one call, not made again");
+    let list = deliveries(&app).await;
+    assert_eq!(list.len(), 1, "the call is in the delivery log: {list:?}");
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    let (status, _) = json(app.get(&format!("/api/v1/contacts/{contact_id}")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing after the call wrote to the deleted contact");
     app.stop().await;
 }

@@ -182,7 +182,17 @@ impl Campaigns {
                 *first = JourneyUpdate { expect: first.expect, conversion_step, ..last };
             }
         }
-        self.commit(workspace, Some(&leased.lease), work).await?;
+        match self.commit(workspace, Some(&leased.lease), work).await {
+            // The journey moved while its call was made (its contact deleted, its campaign
+            // archived, another node first): the call is recorded all the same, with its
+            // retry, as its delivery job would have recorded it.
+            Err(CampaignJobError::Store(StoreError::Conflict { .. })) => {
+                let logged =
+                    CampaignWork { calls: vec![call.record.clone()], jobs: call.jobs.clone(), ..Default::default() };
+                self.commit(workspace, Some(&leased.lease), logged).await?;
+            }
+            committed => committed?,
+        }
         if let Err(e) = call.recorded(&self.webhooks).await {
             tracing::warn!(error = %e, "the call is recorded, but what follows it (fast recovery) failed");
         }
