@@ -1707,24 +1707,29 @@ pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
     );
 }
 
+/// A call of journey step `key` (its idempotency key too) to a CRM.
+fn crm_call(journey: herald_domain::JourneyId, contact: ContactId, key: &str) -> crate::webhook::NewDelivery {
+    crate::webhook::NewDelivery {
+        journey_id: Some(journey),
+        campaign_id: None,
+        contact_id: Some(contact),
+        step: Some(key.into()),
+        campaign_webhook_id: None,
+        idempotency_key: key.into(),
+        endpoint: "https://crm.example.com:443".into(),
+        request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
+        call: json!({"endpoint": "https://crm.example.com:443"}),
+    }
+}
+
 pub async fn journey_steps_record_the_calls_they_made(store: SharedStore) {
     use crate::campaign::CampaignWork;
-    use crate::webhook::{CallRecord, DeliveryProgress, NewDelivery, webhook_job};
+    use crate::webhook::{CallRecord, DeliveryProgress, webhook_job};
     use herald_domain::{WebhookAttempt, WebhookDeliveryId, WebhookStatus};
     let (ws, contact, journey) = journey_for(&store, "calls@example.com").await;
     let call = |key: &str, status: u16, progress: WebhookStatus| CallRecord {
         id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(2))),
-        delivery: NewDelivery {
-            journey_id: Some(journey),
-            campaign_id: None,
-            contact_id: Some(contact),
-            step: Some(key.into()),
-            campaign_webhook_id: None,
-            idempotency_key: key.into(),
-            endpoint: "https://crm.example.com:443".into(),
-            request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
-            call: json!({"endpoint": "https://crm.example.com:443"}),
-        },
+        delivery: crm_call(journey, contact, key),
         attempt: WebhookAttempt {
             number: 1,
             at: at(2),
@@ -1785,20 +1790,10 @@ pub async fn journey_steps_record_the_calls_they_made(store: SharedStore) {
 }
 
 pub async fn webhook_batches_apply_each_item_alone(store: SharedStore) {
-    use crate::webhook::{AttemptRecord, DeliveryProgress, NewDelivery, webhook_job};
+    use crate::webhook::{AttemptRecord, DeliveryProgress, webhook_job};
     use herald_domain::{WebhookAttempt, WebhookStatus};
     let (ws, contact, journey) = journey_for(&store, "b@example.com").await;
-    let call = |key: &str| NewDelivery {
-        journey_id: Some(journey),
-        campaign_id: None,
-        contact_id: Some(contact),
-        step: Some(key.into()),
-        campaign_webhook_id: None,
-        idempotency_key: key.into(),
-        endpoint: "https://crm.example.com:443".into(),
-        request: json!({"method": "POST", "url": "https://crm.example.com/leads"}),
-        call: json!({}),
-    };
+    let call = |key: &str| crm_call(journey, contact, key);
     // Opened together, a key seen twice in one batch is still one call.
     let calls = [(ws, call("b")), (ws, call("a")), (ws, call("b"))];
     let opened: Vec<_> =
