@@ -4,8 +4,9 @@
 //! once, never waiting for company. SQLite runs one committer (it has one writer anyway);
 //! PostgreSQL runs several so transactions overlap.
 //!
-//! Two kinds use it: inbound events (`store.ingest`) and campaign work, the effects of
-//! trigger evaluations and journey steps (`store.commit_campaign_batch`).
+//! It carries inbound events (`store.ingest`); campaign work, the effects of trigger
+//! evaluations and journey steps (`store.commit_campaign_batch`); and webhook deliveries
+//! opened and attempts recorded by delivery jobs.
 
 use std::sync::Arc;
 

@@ -2,7 +2,8 @@
 //!
 //! One loop per process claims as many jobs as it has free slots (`worker_concurrency`) and
 //! runs each in its own task, so a slow job never holds up the others; the journey steps of a
-//! claim, which do no network I/O, run together in one task (one read, one commit). When nothing is due it
+//! claim run together in one task (one read, one commit; a step that makes a webhook call
+//! commits when the call is over, and each gives back its own slot). When nothing is due it
 //! sleeps until the next job's due time, a local wake-up (work enqueued by this process), the
 //! poll interval (work enqueued by other nodes), or shutdown, whichever comes first: waiting
 //! work costs no queries beyond one probe per interval.
