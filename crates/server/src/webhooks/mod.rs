@@ -84,6 +84,10 @@ enum CallOrigin {
         /// The webhook step's index in the journey's program and its id.
         step_index: u32,
         step: String,
+        /// The call's idempotency key; calls queued before keys were time-ordered have none
+        /// and keep the key they were made with ([`legacy_idempotency_key`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<String>,
     },
     /// A campaign event webhook: nothing waits for it.
     CampaignEvent {
@@ -103,8 +107,9 @@ impl CallOrigin {
     /// The delivery to open (or find) for the call.
     fn delivery(&self, endpoint: String, request: Value, call: Value) -> NewDelivery {
         let (journey_id, campaign, contact, step, campaign_webhook_id, key) = match self {
-            CallOrigin::Journey { journey, campaign, contact, step, .. } => {
-                (Some(*journey), Some(*campaign), *contact, Some(step.clone()), None, idempotency_key(*journey, step))
+            CallOrigin::Journey { journey, campaign, contact, step, idempotency_key: key, .. } => {
+                let key = key.clone().unwrap_or_else(|| legacy_idempotency_key(*journey, step));
+                (Some(*journey), Some(*campaign), *contact, Some(step.clone()), None, key)
             }
             CallOrigin::CampaignEvent { campaign_webhook, campaign, contact, journey, idempotency_key, .. } => {
                 (*journey, Some(*campaign), *contact, None, Some(*campaign_webhook), idempotency_key.clone())
@@ -142,8 +147,18 @@ impl CallOrigin {
 }
 
 /// The key that makes a call's `Idempotency-Key` and `webhook-id`: the same for the same
-/// journey and step, however often the step or the delivery runs.
+/// journey and step, however often the step or the delivery runs. It starts with the journey's
+/// id, which is time-ordered, so the index of keys grows at its end instead of taking a write
+/// on a random page for every call; a digest of the step id follows.
 pub fn idempotency_key(journey: JourneyId, step: &str) -> String {
+    let digest = Sha256::digest(step.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("whk_{}_{hex}", journey.as_uuid().simple())
+}
+
+/// The key of calls queued before [`idempotency_key`] was time-ordered: a digest of the
+/// journey and the step.
+fn legacy_idempotency_key(journey: JourneyId, step: &str) -> String {
     let digest = Sha256::digest(format!("{journey}:{step}").as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("whk_{hex}")
@@ -160,6 +175,7 @@ pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookReque
             contact: journey.contact_id,
             step_index: index,
             step: step.to_owned(),
+            idempotency_key: Some(idempotency_key(journey.id, step)),
         },
         request,
         basic_auth,
@@ -663,5 +679,43 @@ fn response_value(body: &Option<String>, status: Option<u16>) -> Value {
             serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
         }
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journey_at(millis: i64) -> JourneyId {
+        JourneyId::from_uuid(herald_store::new_uuid(Timestamp::from_unix_millis(millis)))
+    }
+
+    #[test]
+    fn keys_are_stable_distinct_and_ordered_by_journey() {
+        let (early, late) = (journey_at(1_767_225_600_000), journey_at(1_767_225_660_000));
+        assert_eq!(idempotency_key(early, "crm"), idempotency_key(early, "crm"));
+        assert_ne!(idempotency_key(early, "crm"), idempotency_key(early, "erp"));
+        assert_ne!(idempotency_key(early, "crm"), idempotency_key(late, "crm"));
+        assert!(idempotency_key(early, "zzz") < idempotency_key(late, "aaa"), "a later journey's keys sort after");
+    }
+
+    #[test]
+    fn calls_queued_before_ordered_keys_keep_their_key() {
+        let journey = journey_at(1_767_225_600_000);
+        let request = json!({"method": "POST", "url": "https://crm.example/leads", "headers": [], "content_type": "application/json",
+                             "body": "{}", "timeout": 4000, "log_response_body": false});
+        let uuid = herald_store::new_uuid(Timestamp::from_unix_millis(1_767_225_600_000));
+        let (campaign, contact) = (CampaignId::from_uuid(uuid), ContactId::from_uuid(uuid));
+        let old = json!({"journey": journey, "campaign": campaign, "contact": contact, "step_index": 0, "step": "crm",
+                         "request": request, "endpoint": "https://crm.example:443"});
+        let call: CallPayload = serde_json::from_value(old).expect("a call queued before");
+        let delivery = call.origin.delivery(call.endpoint.clone(), Value::Null, Value::Null);
+        assert_eq!(delivery.idempotency_key, legacy_idempotency_key(journey, "crm"));
+
+        let mut new = call;
+        let CallOrigin::Journey { idempotency_key: key, .. } = &mut new.origin else { panic!("a journey's call") };
+        *key = Some(idempotency_key(journey, "crm"));
+        let delivery = new.origin.delivery(new.endpoint.clone(), Value::Null, Value::Null);
+        assert_eq!(delivery.idempotency_key, idempotency_key(journey, "crm"));
     }
 }
