@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,7 +30,12 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver with the browsers it started (its process group), also when a test
+    /// panicked before closing its session.
     fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -43,6 +49,8 @@ async fn start_driver() -> Driver {
     let path = std::env::var("HERALD_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
     let port = free_port();
     let child = Command::new(&path)
+        // A group of its own, which its browsers join: see `Drop for Driver`.
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
