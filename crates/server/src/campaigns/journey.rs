@@ -13,7 +13,7 @@ use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
 use herald_domain::{
     CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    MessageStatus, NewJob, Timestamp, WebhookDeliveryId, WebhookStatus,
+    MessageStatus, NewJob, Timestamp, WebhookDeliveryId,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
@@ -221,13 +221,8 @@ impl Campaigns {
         delivery: WebhookDeliveryId,
     ) -> Result<WebhookResult, CampaignJobError> {
         let (delivery, _) = self.store.get_delivery(workspace, delivery).await?;
-        let outcome = match delivery.status {
-            WebhookStatus::Succeeded => WebhookOutcome::Succeeded,
-            WebhookStatus::Failed => WebhookOutcome::Failed,
-            WebhookStatus::Exhausted => WebhookOutcome::Exhausted,
-            WebhookStatus::Pending => {
-                return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
-            }
+        let Some(outcome) = crate::webhooks::outcome(delivery.status) else {
+            return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
         };
         Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
     }

@@ -166,8 +166,13 @@ fn legacy_idempotency_key(journey: JourneyId, step: &str) -> String {
 
 /// The delivery job of a journey waiting at webhook node `index` (step `step`).
 pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp) -> NewJob {
+    webhook_job(json!(journey_call(journey, index, step, request)), now)
+}
+
+/// The call of a journey waiting at webhook node `index` (step `step`).
+fn journey_call(journey: &Journey, index: u32, step: &str, request: WebhookRequest) -> CallPayload {
     let basic_auth = request.basic_auth.as_ref().map(|(user, password)| format!("{user}:{password}"));
-    let payload = CallPayload {
+    CallPayload {
         endpoint: endpoint(&request.url),
         origin: CallOrigin::Journey {
             journey: journey.id,
@@ -180,8 +185,18 @@ pub fn call_job(journey: &Journey, index: u32, step: &str, request: WebhookReque
         request,
         basic_auth,
         secret: None,
-    };
-    webhook_job(json!(payload), now)
+    }
+}
+
+/// How a finished call ended, as the journey that waited for it sees it; `None` while it is
+/// pending.
+pub fn outcome(status: WebhookStatus) -> Option<WebhookOutcome> {
+    match status {
+        WebhookStatus::Succeeded => Some(WebhookOutcome::Succeeded),
+        WebhookStatus::Failed => Some(WebhookOutcome::Failed),
+        WebhookStatus::Exhausted => Some(WebhookOutcome::Exhausted),
+        WebhookStatus::Pending => None,
+    }
 }
 
 /// The draft of a journey held at webhook node `index` (step `step`): the call it would make,
@@ -196,7 +211,7 @@ pub fn draft(journey: &Journey, index: u32, step: &str, request: WebhookRequest,
         contact_id: journey.contact_id,
         step: step.to_owned(),
         request: shown,
-        call: call_job(journey, index, step, request, now).payload,
+        call: json!(journey_call(journey, index, step, request)),
         created_at: now,
     }
 }
@@ -388,33 +403,21 @@ impl Webhooks {
         request: WebhookRequest,
     ) -> StoreResult<FirstCall> {
         let workspace = journey.workspace_id;
-        let now = self.clock.now();
-        let mut job = call_job(journey, index, step, request, now);
-        let call: CallPayload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| StoreError::Corrupt(format!("a webhook call does not read back: {e}")))?;
-        let id = WebhookDeliveryId::from_uuid(herald_store::new_uuid(now));
-        let delivery = call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), job.payload.clone());
+        let call = journey_call(journey, index, step, request);
+        let payload = json!(call);
+        let id = WebhookDeliveryId::from_uuid(herald_store::new_uuid(self.clock.now()));
+        let delivery = call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), payload.clone());
         let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, 0).await?;
         let now = self.clock.now();
         let mut jobs = self.failure_events(workspace, &call, id, 0, &judged, now).await?;
-        let result = match judged.progress.status {
-            WebhookStatus::Pending => {
-                if let JobOutcome::Retry { at, .. } = judged.job {
-                    job.run_at = at;
-                    jobs.push(job);
-                }
-                None
-            }
-            status => Some(WebhookResult {
-                outcome: match status {
-                    WebhookStatus::Succeeded => WebhookOutcome::Succeeded,
-                    WebhookStatus::Exhausted => WebhookOutcome::Exhausted,
-                    _ => WebhookOutcome::Failed,
-                },
-                status: judged.attempt.status,
-                response: judged.progress.response.clone(),
-            }),
-        };
+        if let JobOutcome::Retry { at, .. } = judged.job {
+            jobs.push(webhook_job(payload, at));
+        }
+        let result = outcome(judged.progress.status).map(|outcome| WebhookResult {
+            outcome,
+            status: judged.attempt.status,
+            response: judged.progress.response.clone(),
+        });
         let after = Recorded { workspace, endpoint: call.endpoint, verdict: judged.verdict, label: judged.label };
         let record = CallRecord { id, delivery, attempt: judged.attempt, progress: judged.progress };
         Ok(FirstCall { record, jobs, result, after })
