@@ -7,7 +7,7 @@ use herald_domain::{
 };
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
-    webhook_job,
+    call_already_open, webhook_job,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
@@ -315,15 +315,15 @@ async fn open(
 }
 
 /// Inserts a delivery under `id`; one already open under the same idempotency key is left as
-/// it is (and keeps its own id).
+/// it is (and keeps its own id). Returns whether it was inserted.
 async fn insert_delivery(
     tx: &mut Transaction<'static, Postgres>,
     workspace: WorkspaceId,
     id: WebhookDeliveryId,
     new: &NewDelivery,
     now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(
+) -> StoreResult<bool> {
+    let inserted = sqlx::query(
         "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
              idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11, $12) \
@@ -344,18 +344,21 @@ async fn insert_delivery(
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// Records calls a journey step made at once: each delivery opened under its id, with its
-/// first attempt.
+/// first attempt. A call whose idempotency key is already open is refused
+/// ([`call_already_open`]).
 pub(crate) async fn record_calls(
     tx: &mut Transaction<'static, Postgres>,
     calls: &[(WorkspaceId, &CallRecord)],
     now: Timestamp,
 ) -> StoreResult<()> {
     for (workspace, call) in calls {
-        insert_delivery(tx, *workspace, call.id, &call.delivery, now).await?;
+        if !insert_delivery(tx, *workspace, call.id, &call.delivery, now).await? {
+            return Err(call_already_open());
+        }
         record_progress(tx, *workspace, call.id, &call.attempt, &call.progress, now).await?;
     }
     Ok(())

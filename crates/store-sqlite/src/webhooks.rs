@@ -9,7 +9,7 @@ use herald_domain::{
 };
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
-    webhook_job,
+    call_already_open, webhook_job,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
@@ -351,7 +351,7 @@ pub(crate) async fn record_calls(
         .map(|(workspace, call)| (*workspace, call.id, &call.delivery, Some((&call.attempt, &call.progress))))
         .collect();
     if insert_deliveries(tx, &rows, now).await? != calls.len() as u64 {
-        return Err(NOT_FOUND);
+        return Err(call_already_open());
     }
     let attempts: Vec<_> = calls.iter().map(|(_, call)| (call.id, &call.attempt)).collect();
     insert_attempts(tx, &attempts).await

@@ -1776,15 +1776,30 @@ pub async fn journey_steps_record_the_calls_they_made(store: SharedStore) {
     let jobs = store.claim_jobs(&claim(at(60), 10)).await.expect("claim");
     assert!(jobs.iter().any(|j| j.job.kind == JobKind::DeliverWebhook.as_str()), "the retry is queued");
 
-    // A second call under a key already open is refused with the work that made it.
+    // A second call under a key already open is refused with the work that made it, and only
+    // that work: the rest of its batch applies.
     let twice = CallRecord {
         id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(3))),
         ..call("jrn.crm", 200, WebhookStatus::Succeeded)
     };
-    let work = CampaignWork { calls: vec![twice.clone()], ..CampaignWork::default() };
-    let err = store.commit_campaign_work(ws, None, &work, at(3)).await.expect_err("already open");
-    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let fresh = CallRecord {
+        id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(3))),
+        ..call("jrn.billing", 200, WebhookStatus::Succeeded)
+    };
+    let refused = CampaignWork { calls: vec![twice.clone()], ..CampaignWork::default() };
+    let applied = CampaignWork { calls: vec![fresh.clone()], ..CampaignWork::default() };
+    let items = [
+        crate::campaign::WorkCommit { workspace: ws, lease: None, work: &refused },
+        crate::campaign::WorkCommit { workspace: ws, lease: None, work: &applied },
+    ];
+    let results = store.commit_campaign_batch(&items, at(3)).await.expect("batch");
+    assert!(
+        matches!(&results[0], Err(StoreError::Conflict { constraint }) if constraint == "webhook_deliveries_idempotency_key"),
+        "{results:?}"
+    );
+    assert!(results[1].is_ok(), "{results:?}");
     assert!(matches!(store.get_delivery(ws, twice.id).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.get_delivery(ws, fresh.id).await.expect("the other call").0.status, WebhookStatus::Succeeded);
     let (kept, attempts) = store.get_delivery(ws, succeeded.id).await.expect("first call");
     assert_eq!((kept.finished_at, attempts.len()), (Some(at(2)), 1), "the first call is untouched");
 }

@@ -70,6 +70,12 @@ pub struct CallRecord {
     pub progress: DeliveryProgress,
 }
 
+/// How a store refuses a [`CallRecord`] whose idempotency key is already open (the call was
+/// made and recorded before): a `Conflict`, so that only the work carrying it is refused.
+pub fn call_already_open() -> crate::StoreError {
+    crate::StoreError::Conflict { constraint: "webhook_deliveries_idempotency_key".into() }
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
