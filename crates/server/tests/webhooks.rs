@@ -41,6 +41,7 @@ on_both_backends!(
     inline_step_secrets_are_never_returned_yet_sent,
     a_call_answered_at_once_is_made_and_followed_in_its_step_run,
     a_call_whose_journey_moves_meanwhile_is_still_logged,
+    a_rotated_key_signs_beside_its_successor_until_it_retires,
 );
 
 /// One request as the receiver saw it.
@@ -998,5 +999,49 @@ async fn a_call_whose_journey_moves_meanwhile_is_still_logged(backend: Backend) 
     assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
     let (status, _) = json(app.get(&format!("/api/v1/contacts/{contact_id}")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing after the call wrote to the deleted contact");
+    app.stop().await;
+}
+
+/// The request's signatures (`X-Herald-Signature`, one per signing key), and whether one of
+/// them is by `secret` (a `whsec_` secret as the rotation returned it).
+fn signed_by(seen: &Seen, secret: &str) -> (usize, bool) {
+    let header = &seen.headers["x-herald-signature"];
+    let timestamp = seen.headers["x-herald-timestamp"].parse().unwrap();
+    let key = herald_webhook::sign::SigningKey::parse_standard(secret).unwrap();
+    (header.split(',').count(), herald_webhook::sign::verify_v0(key.secret(), timestamp, &seen.body, header))
+}
+
+async fn a_rotated_key_signs_beside_its_successor_until_it_retires(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    activate(&app, json!([hook("ok", &format!("{base}/ok"))])).await;
+    let url = source(&app).await;
+    let rotate = async |overlap_secs: u64| {
+        let (status, key) =
+            json(app.post("/api/v1/webhook-signing-key/rotate", &json!({"overlap_secs": overlap_secs})).await).await;
+        assert_eq!(status, StatusCode::OK, "{key}");
+        key["secret"].as_str().unwrap().to_owned()
+    };
+    let first = rotate(0).await;
+    send(&app, &url, json!({"email": "a@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    assert_eq!(signed_by(&receiver.seen("ok")[0], &first), (1, true));
+
+    // The next call is signed by both keys at once, though this node read the keys just now.
+    let second = rotate(3600).await;
+    send(&app, &url, json!({"email": "b@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    let seen = receiver.seen("ok");
+    assert_eq!(signed_by(&seen[1], &second), (2, true));
+    assert_eq!(signed_by(&seen[1], &first), (2, true));
+
+    // An hour on (the test clock's), the first key has retired: only the second signs.
+    app.clock.advance(Duration::from_secs(3601));
+    send(&app, &url, json!({"email": "c@example.com", "event": "go"})).await;
+    app.run_jobs().await;
+    let seen = receiver.seen("ok");
+    assert_eq!(seen.len(), 3);
+    assert_eq!(signed_by(&seen[2], &second), (1, true));
+    assert_eq!(signed_by(&seen[2], &first), (1, false));
     app.stop().await;
 }

@@ -8,7 +8,7 @@ pub mod campaign_events;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_campaign::engine::{WebhookOutcome, WebhookRequest, WebhookResult};
 use herald_domain::job::{JobOutcome, LeasedJob};
@@ -40,6 +40,9 @@ pub const ENDPOINT_CONCURRENCY: usize = 16;
 pub const RELEASE_BATCH: u32 = 50;
 /// How long a rotated signing key keeps signing beside its successor.
 pub const KEY_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// How long a node signs with the keys it read before it reads them again. A rotation made on
+/// this node applies at once; one made on another node, within this time.
+const KEYS_REFRESH: Duration = Duration::from_secs(1);
 
 /// How a node makes outbound calls.
 #[derive(Debug, Clone)]
@@ -250,10 +253,21 @@ pub struct Webhooks {
     wake: Arc<Notify>,
     /// Failure streaks and disabled endpoints.
     pub health: health::Health,
+    /// Each workspace's signing keys as last read, so a call does not read them from the
+    /// database.
+    keys: Mutex<KeyCache>,
     /// Opens deliveries in shared transactions.
     opens: GroupCommit<(WorkspaceId, NewDelivery), StoreResult<WebhookDelivery>>,
     /// Records attempts in shared transactions.
     attempts: GroupCommit<AttemptRecord, StoreResult<()>>,
+}
+
+/// Signing keys as read: when, and each key with its retirement. `rotations` counts this
+/// node's rotations, so a read that a rotation overtook is not kept.
+#[derive(Debug, Default)]
+struct KeyCache {
+    rotations: u64,
+    workspaces: HashMap<WorkspaceId, (Instant, Vec<(SigningKey, Option<Timestamp>)>)>,
 }
 
 /// What a node knows of one endpoint.
@@ -302,6 +316,7 @@ impl Webhooks {
             endpoints: Mutex::default(),
             wake,
             health,
+            keys: Mutex::default(),
             opens,
             attempts,
         }
@@ -312,15 +327,34 @@ impl Webhooks {
         self.client.settings()
     }
 
-    /// The keys that sign now, making the workspace's first key on first use.
+    /// The keys that sign now, making the workspace's first key on first use. They are read
+    /// from the database at most once per [`KEYS_REFRESH`]; a key retires on time regardless.
     pub async fn signing_keys(&self, workspace: WorkspaceId) -> StoreResult<Vec<SigningKey>> {
         let now = self.clock.now();
-        let mut keys = self.store.signing_keys(workspace, now).await?;
-        if keys.is_empty() {
+        let live = |keys: &[(SigningKey, Option<Timestamp>)]| -> Vec<SigningKey> {
+            keys.iter().filter(|(_, retires)| retires.is_none_or(|at| at > now)).map(|(k, _)| k.clone()).collect()
+        };
+        let rotations = {
+            let cache = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            let cached = cache.workspaces.get(&workspace).filter(|(read, _)| read.elapsed() < KEYS_REFRESH);
+            if let Some(keys) = cached.map(|(_, keys)| live(keys)).filter(|keys| !keys.is_empty()) {
+                return Ok(keys);
+            }
+            cache.rotations
+        };
+        let mut records = self.store.signing_keys(workspace, now).await?;
+        if records.is_empty() {
             self.rotate(workspace, Duration::ZERO).await?;
-            keys = self.store.signing_keys(workspace, now).await?;
+            records = self.store.signing_keys(workspace, now).await?;
         }
-        Ok(keys.into_iter().map(|k| SigningKey::from_secret(k.id, k.secret)).collect())
+        let keys: Vec<_> =
+            records.into_iter().map(|k| (SigningKey::from_secret(k.id, k.secret), k.retires_at)).collect();
+        let signing = live(&keys);
+        let mut cache = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.rotations == rotations {
+            cache.workspaces.insert(workspace, (Instant::now(), keys));
+        }
+        Ok(signing)
     }
 
     /// Makes a new signing key; the current ones keep signing for `overlap`. Returns the new
@@ -331,6 +365,9 @@ impl Webhooks {
         let record =
             SigningKeyRecord { id: key.id.clone(), secret: key.secret().to_vec(), created_at: now, retires_at: None };
         self.store.rotate_signing_key(workspace, &record, now + overlap).await?;
+        let mut cache = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        cache.rotations += 1;
+        cache.workspaces.remove(&workspace);
         Ok(key)
     }
 
