@@ -110,6 +110,11 @@ struct TestArgs {
     args: Vec<OsString>,
 }
 
+/// The allocator `herald` runs with, so the bench's no-op baseline server (this process) is
+/// measured on the same footing.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Cmd::NoopServer(args) = &cli.command {

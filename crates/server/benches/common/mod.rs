@@ -77,3 +77,8 @@ pub async fn enrol(
     }
     ids
 }
+
+/// The allocator `herald serve` runs with, so Herald measured in this process allocates as it
+/// does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
