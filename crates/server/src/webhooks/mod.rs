@@ -267,8 +267,11 @@ pub struct Webhooks {
 #[derive(Debug, Default)]
 struct KeyCache {
     rotations: u64,
-    workspaces: HashMap<WorkspaceId, (Instant, Vec<(SigningKey, Option<Timestamp>)>)>,
+    workspaces: HashMap<WorkspaceId, (Instant, Vec<RetiringKey>)>,
 }
+
+/// A signing key and when it stops signing.
+type RetiringKey = (SigningKey, Option<Timestamp>);
 
 /// What a node knows of one endpoint.
 #[derive(Debug, Clone)]
@@ -331,7 +334,7 @@ impl Webhooks {
     /// from the database at most once per [`KEYS_REFRESH`]; a key retires on time regardless.
     pub async fn signing_keys(&self, workspace: WorkspaceId) -> StoreResult<Vec<SigningKey>> {
         let now = self.clock.now();
-        let live = |keys: &[(SigningKey, Option<Timestamp>)]| -> Vec<SigningKey> {
+        let live = |keys: &[RetiringKey]| -> Vec<SigningKey> {
             keys.iter().filter(|(_, retires)| retires.is_none_or(|at| at > now)).map(|(k, _)| k.clone()).collect()
         };
         let rotations = {
