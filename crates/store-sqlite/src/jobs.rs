@@ -104,22 +104,23 @@ impl JobStore for SqliteStore {
     async fn claim_jobs(&self, request: &ClaimRequest) -> StoreResult<Vec<LeasedJob>> {
         let lease_id = LeaseId::from_uuid(new_uuid(request.now));
         let expires_at = request.now + request.lease;
-        let mut tx = self.write().await?;
-        let claimed = sqlx::query(concat!(
-            "UPDATE jobs SET state = 'running', due_at = ?, lease_id = ?, leased_by = ?, attempts = attempts + 1, updated_at = ? ",
-            "WHERE id IN (SELECT id FROM jobs WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id LIMIT ?) ",
-            "RETURNING ",
-            job_columns!()
-        ))
-        .bind(expires_at.unix_millis())
-        .bind(lease_id.as_uuid())
-        .bind(&request.worker)
-        .bind(request.now.unix_millis())
-        .bind(request.now.unix_millis())
-        .bind(i64::from(request.limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let mut tx = self.write_unsynced().await?;
+        // The limit is written into the text, not bound: SQLite prepares a statement with a
+        // bound LIMIT again whenever the bound value changes, and free slots vary per claim.
+        let mut claim = QueryBuilder::<Sqlite>::new("UPDATE jobs SET state = 'running', due_at = ");
+        claim
+            .push_bind(expires_at.unix_millis())
+            .push(", lease_id = ")
+            .push_bind(lease_id.as_uuid())
+            .push(", leased_by = ")
+            .push_bind(&request.worker)
+            .push(", attempts = attempts + 1, updated_at = ")
+            .push_bind(request.now.unix_millis())
+            .push(" WHERE id IN (SELECT id FROM jobs WHERE due_at IS NOT NULL AND due_at <= ")
+            .push_bind(request.now.unix_millis())
+            .push(format_args!(" ORDER BY due_at, id LIMIT {}) RETURNING ", request.limit))
+            .push(job_columns!());
+        let claimed = claim.build().fetch_all(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         let mut jobs = claimed.iter().map(rows::job).collect::<StoreResult<Vec<Job>>>()?;
         // RETURNING gives no order; hand jobs out in the order they fell due.
