@@ -2,9 +2,9 @@
 //! signed webhooks to a local receiver, by the real path end to end: journeys of a campaign
 //! whose only step is a webhook, at that step (written into the store as the trigger writes
 //! them, with their step jobs), run by the worker loop `herald serve` runs. Each journey's
-//! step job renders the call and queues its delivery job; the delivery job records the
-//! delivery, signs the request with the workspace's key, sends it, records the attempt and
-//! queues the job that resumes the journey, which then completes.
+//! step job renders the call, signs it with the workspace's key and sends it as the step runs;
+//! the answer ends the call, the journey completes in memory, and one commit records the
+//! delivery with its attempt, the journey's move and the job's end.
 //!
 //! - `capacity`: the receiver alone, as the ceiling: the same requests (same body size, the
 //!   same signature headers, made once) POSTed by plain `reqwest` over 16 connections, the
