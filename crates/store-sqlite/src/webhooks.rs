@@ -340,7 +340,7 @@ async fn record_all(
 
 /// Records calls a journey step made at once: each delivery inserted under its id as its
 /// first attempt left it, with that attempt. A call whose idempotency key is already open is
-/// refused (`NotFound`: its delivery is not the one recorded).
+/// refused ([`call_already_open`]).
 pub(crate) async fn record_calls(
     tx: &mut Transaction<'static, Sqlite>,
     calls: &[(WorkspaceId, &CallRecord)],
