@@ -16,6 +16,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
+use crate::direct::direct_error;
 use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, db_error};
@@ -193,8 +194,8 @@ fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
 }
 
 /// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
-pub(crate) async fn enqueue_evaluation(
-    tx: &mut Transaction<'static, Sqlite>,
+pub(crate) fn enqueue_evaluation(
+    db: &rusqlite::Connection,
     events: &[herald_domain::Event],
     now: Timestamp,
 ) -> StoreResult<()> {
@@ -202,20 +203,16 @@ pub(crate) async fn enqueue_evaluation(
     workspaces.sort();
     workspaces.dedup();
     let mut live = std::collections::HashSet::new();
+    let mut probe = db
+        .prepare_cached("SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') LIMIT 1")
+        .map_err(direct_error)?;
     for workspace in workspaces {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM campaigns WHERE workspace_id = ? AND state IN ('active', 'paused') LIMIT 1",
-        )
-        .bind(workspace.as_uuid())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        if found.is_some() {
+        if probe.exists([&workspace.as_uuid().as_bytes()[..]]).map_err(direct_error)? {
             live.insert(workspace);
         }
     }
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w), now) {
-        insert_jobs(tx, workspace, &[job], now).await?;
+        crate::jobs::insert_job_direct(db, workspace, &job, now)?;
     }
     Ok(())
 }

@@ -4,15 +4,17 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use herald_domain::contact::merge_attributes;
-use herald_domain::{Contact, ContactId, Page, PageRequest, Timestamp, WorkspaceId};
+use herald_domain::{Contact, ContactId, EmailAddress, Page, PageRequest, Phone, Timestamp, UserId, WorkspaceId};
 use herald_store::ingest::{BatchKeys, BatchWrites, import_keys, plan_import};
 use herald_store::{
     ContactFilter, ContactPatch, ContactStore, ImportOutcome, NewContact, StoreError, StoreResult, new_uuid,
 };
+use rusqlite::{Connection, params};
 use serde_json::Map;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
+use crate::direct::{self, direct_error};
 use crate::rows;
 use crate::{SqliteStore, db_error};
 
@@ -22,33 +24,30 @@ macro_rules! contact_columns {
     };
 }
 
-const NOT_FOUND: StoreError = StoreError::NotFound { entity: "contact" };
-/// Keys per `IN (...)` list, under SQLite's parameter limit.
-const LOOKUP_CHUNK: usize = 500;
+/// The columns [`direct::contact`] reads, in its order.
+pub(crate) const CONTACT_COLUMNS: &str = contact_columns!();
 
-/// Every contact of `workspace` whose email, user id or phone is among `keys`.
-pub(crate) async fn read_contacts(
-    tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    keys: &BatchKeys,
-) -> StoreResult<Vec<Contact>> {
+const NOT_FOUND: StoreError = StoreError::NotFound { entity: "contact" };
+
+/// Every contact of `workspace` whose email, user id or phone is among `keys`: one indexed
+/// lookup per value.
+pub(crate) fn read_contacts(db: &Connection, workspace: WorkspaceId, keys: &BatchKeys) -> StoreResult<Vec<Contact>> {
     let mut found = Vec::new();
     let mut seen = HashSet::new();
+    let workspace = workspace.as_uuid();
     for (column, values) in [("email", &keys.emails), ("user_id", &keys.user_ids), ("phone", &keys.phones)] {
-        for chunk in values.chunks(LOOKUP_CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new(concat!(
-                "SELECT ",
-                contact_columns!(),
-                " FROM contacts WHERE workspace_id = "
-            ));
-            query.push_bind(workspace.as_uuid()).push(format_args!(" AND {column} IN ("));
-            let mut list = query.separated(", ");
-            for value in chunk {
-                list.push_bind(value.as_str());
-            }
-            query.push(")");
-            for row in query.build().fetch_all(&mut **tx).await.map_err(db_error)? {
-                let contact = rows::contact(&row)?;
+        if values.is_empty() {
+            continue;
+        }
+        let mut select = db
+            .prepare_cached(&format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE workspace_id = ?1 AND {column} = ?2"
+            ))
+            .map_err(direct_error)?;
+        for value in values {
+            let mut rows = select.query(params![&workspace.as_bytes()[..], value]).map_err(direct_error)?;
+            if let Some(row) = rows.next().map_err(direct_error)? {
+                let contact = direct::contact(row)?;
                 if seen.insert(contact.id) {
                     found.push(contact);
                 }
@@ -58,25 +57,51 @@ pub(crate) async fn read_contacts(
     Ok(found)
 }
 
-/// Writes planned contact changes in multi-row statements: changed contacts first (an email
-/// may move off a contact before a new contact takes it) as an upsert on the id, then new ones.
-pub(crate) async fn write_contacts(tx: &mut Transaction<'static, Sqlite>, writes: &BatchWrites) -> StoreResult<()> {
-    // 11 parameters a row.
-    for chunk in writes.changed_contacts.chunks(2000) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO contacts (", contact_columns!(), ") "));
-        push_contacts(&mut upsert, chunk);
-        upsert.push(
-            " ON CONFLICT (id) DO UPDATE SET email = excluded.email, user_id = excluded.user_id, phone = excluded.phone, \
-             name = excluded.name, first_name = excluded.first_name, last_name = excluded.last_name, \
-             attributes = excluded.attributes, updated_at = excluded.updated_at",
-        );
-        upsert.build().execute(&mut **tx).await.map_err(db_error)?;
+/// Writes planned contact changes: changed contacts first (an email may move off a contact
+/// before a new contact takes it) as an upsert on the id, then new ones.
+pub(crate) fn write_contacts(db: &Connection, writes: &BatchWrites) -> StoreResult<()> {
+    if !writes.changed_contacts.is_empty() {
+        let mut upsert = db
+            .prepare_cached(&format!(
+                "INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (id) DO UPDATE SET email = excluded.email, user_id = excluded.user_id, \
+                 phone = excluded.phone, name = excluded.name, first_name = excluded.first_name, \
+                 last_name = excluded.last_name, attributes = excluded.attributes, updated_at = excluded.updated_at"
+            ))
+            .map_err(direct_error)?;
+        for contact in &writes.changed_contacts {
+            write_contact(&mut upsert, contact)?;
+        }
     }
-    for chunk in writes.new_contacts.chunks(2000) {
-        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO contacts (", contact_columns!(), ") "));
-        push_contacts(&mut insert, chunk);
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+    if !writes.new_contacts.is_empty() {
+        let mut insert = db
+            .prepare_cached(&format!(
+                "INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .map_err(direct_error)?;
+        for contact in &writes.new_contacts {
+            write_contact(&mut insert, contact)?;
+        }
     }
+    Ok(())
+}
+
+fn write_contact(statement: &mut rusqlite::Statement<'_>, c: &Contact) -> StoreResult<()> {
+    statement
+        .execute(params![
+            &c.id.as_uuid().as_bytes()[..],
+            &c.workspace_id.as_uuid().as_bytes()[..],
+            c.email.as_ref().map(EmailAddress::as_str),
+            c.user_id.as_ref().map(UserId::as_str),
+            c.phone.as_ref().map(Phone::as_str),
+            c.name,
+            c.first_name,
+            c.last_name,
+            serde_json::Value::Object(c.attributes.clone()).to_string(),
+            c.created_at.unix_millis(),
+            c.updated_at.unix_millis(),
+        ])
+        .map_err(direct_error)?;
     Ok(())
 }
 
@@ -84,45 +109,29 @@ pub(crate) async fn write_contacts(tx: &mut Transaction<'static, Sqlite>, writes
 /// only merged attributes). Only the changed columns are set, so SQLite leaves the three
 /// identity indexes alone; a full upsert would rewrite an index entry (a random page in the
 /// WAL) per contact even when the value is the same.
-pub(crate) async fn update_contact_data(
-    tx: &mut Transaction<'static, Sqlite>,
-    contacts: &[Contact],
-) -> StoreResult<()> {
-    // 6 parameters a row.
-    for chunk in contacts.chunks(5000) {
-        let mut update =
-            QueryBuilder::<Sqlite>::new("WITH v (id, name, first_name, last_name, attributes, updated_at) AS (");
-        update.push_values(chunk, |mut row, c| {
-            row.push_bind(c.id.as_uuid())
-                .push_bind(c.name.clone())
-                .push_bind(c.first_name.clone())
-                .push_bind(c.last_name.clone())
-                .push_bind(serde_json::Value::Object(c.attributes.clone()).to_string())
-                .push_bind(c.updated_at.unix_millis());
-        });
-        update.push(
-            ") UPDATE contacts SET name = v.name, first_name = v.first_name, last_name = v.last_name, \
-             attributes = v.attributes, updated_at = v.updated_at FROM v WHERE contacts.id = v.id",
-        );
-        update.build().execute(&mut **tx).await.map_err(db_error)?;
+pub(crate) fn update_contact_data(db: &Connection, contacts: &[Contact]) -> StoreResult<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let mut update = db
+        .prepare_cached(
+            "UPDATE contacts SET name = ?2, first_name = ?3, last_name = ?4, attributes = ?5, updated_at = ?6 \
+             WHERE id = ?1",
+        )
+        .map_err(direct_error)?;
+    for c in contacts {
+        update
+            .execute(params![
+                &c.id.as_uuid().as_bytes()[..],
+                c.name,
+                c.first_name,
+                c.last_name,
+                serde_json::Value::Object(c.attributes.clone()).to_string(),
+                c.updated_at.unix_millis(),
+            ])
+            .map_err(direct_error)?;
     }
     Ok(())
-}
-
-fn push_contacts(query: &mut QueryBuilder<Sqlite>, contacts: &[Contact]) {
-    query.push_values(contacts, |mut row, c| {
-        row.push_bind(c.id.as_uuid())
-            .push_bind(c.workspace_id.as_uuid())
-            .push_bind(c.email.as_ref().map(|e| e.as_str().to_owned()))
-            .push_bind(c.user_id.as_ref().map(|u| u.as_str().to_owned()))
-            .push_bind(c.phone.as_ref().map(|p| p.as_str().to_owned()))
-            .push_bind(c.name.clone())
-            .push_bind(c.first_name.clone())
-            .push_bind(c.last_name.clone())
-            .push_bind(serde_json::Value::Object(c.attributes.clone()).to_string())
-            .push_bind(c.created_at.unix_millis())
-            .push_bind(c.updated_at.unix_millis());
-    });
 }
 
 #[async_trait]
@@ -203,9 +212,7 @@ impl ContactStore for SqliteStore {
             updated_at: now,
         };
         let writes = BatchWrites { new_contacts: vec![created.clone()], ..BatchWrites::default() };
-        let mut tx = self.write().await?;
-        write_contacts(&mut tx, &writes).await?;
-        tx.commit().await.map_err(db_error)?;
+        self.write_direct(|db| write_contacts(db, &writes)).await?;
         Ok(created)
     }
 
@@ -216,21 +223,23 @@ impl ContactStore for SqliteStore {
         patch: ContactPatch,
         now: Timestamp,
     ) -> StoreResult<Contact> {
-        let mut tx = self.write().await?;
-        let row =
-            sqlx::query(concat!("SELECT ", contact_columns!(), " FROM contacts WHERE workspace_id = ? AND id = ?"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .ok_or(NOT_FOUND)?;
-        let mut contact = rows::contact(&row)?;
-        patch.apply(&mut contact, now);
-        write_contacts(&mut tx, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })
-            .await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(contact)
+        self.write_direct(|db| {
+            let mut contact = {
+                let mut select = db
+                    .prepare_cached(&format!(
+                        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE workspace_id = ?1 AND id = ?2"
+                    ))
+                    .map_err(direct_error)?;
+                let mut rows = select
+                    .query(params![&workspace.as_uuid().as_bytes()[..], &id.as_uuid().as_bytes()[..]])
+                    .map_err(direct_error)?;
+                direct::contact(rows.next().map_err(direct_error)?.ok_or(NOT_FOUND)?)?
+            };
+            patch.apply(&mut contact, now);
+            write_contacts(db, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })?;
+            Ok(contact)
+        })
+        .await
     }
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
@@ -254,15 +263,16 @@ impl ContactStore for SqliteStore {
         rows: &[NewContact],
         now: Timestamp,
     ) -> StoreResult<Vec<Result<ImportOutcome, String>>> {
-        let mut tx = self.write().await?;
-        let mut results = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(1000) {
-            let existing = read_contacts(&mut tx, workspace, &import_keys(chunk)).await?;
-            let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
-            write_contacts(&mut tx, &writes).await?;
-            results.extend(chunk_results);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        self.write_direct(|db| {
+            let mut results = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(1000) {
+                let existing = read_contacts(db, workspace, &import_keys(chunk))?;
+                let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
+                write_contacts(db, &writes)?;
+                results.extend(chunk_results);
+            }
+            Ok(results)
+        })
+        .await
     }
 }

@@ -80,25 +80,27 @@ impl EndpointStore for SqliteStore {
         event: &Event,
     ) -> StoreResult<bool> {
         let now = event.received_at;
-        let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? \
-             WHERE workspace_id = ? AND endpoint = ? AND failing_since = ? AND disabled_at IS NULL",
-        )
-        .bind(now.unix_millis())
-        .bind(reason)
-        .bind(workspace.as_uuid())
-        .bind(endpoint)
-        .bind(failing_since.unix_millis())
-        .execute(&mut *tx)
+        self.write_direct(|db| {
+            let disabled = db
+                .execute(
+                    "UPDATE webhook_endpoints SET disabled_at = ?1, disabled_reason = ?2 \
+                     WHERE workspace_id = ?3 AND endpoint = ?4 AND failing_since = ?5 AND disabled_at IS NULL",
+                    rusqlite::params![
+                        now.unix_millis(),
+                        reason,
+                        &workspace.as_uuid().as_bytes()[..],
+                        endpoint,
+                        failing_since.unix_millis(),
+                    ],
+                )
+                .map_err(crate::direct::direct_error)?
+                == 1;
+            if disabled {
+                crate::events::insert_events(db, std::slice::from_ref(event))?;
+            }
+            Ok(disabled)
+        })
         .await
-        .map_err(db_error)?;
-        let disabled = done.rows_affected() == 1;
-        if disabled {
-            crate::events::insert_events(&mut tx, std::slice::from_ref(event)).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(disabled)
     }
 
     async fn list_endpoints(&self, workspace: WorkspaceId) -> StoreResult<Vec<EndpointHealth>> {

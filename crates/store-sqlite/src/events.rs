@@ -10,10 +10,12 @@ use herald_store::ingest::{
     BatchSnapshot, IdempotencyRecord, IngestRequest, IngestResult, Receipt, batch_keys, plan_batch,
 };
 use herald_store::{EventFilter, EventStore, OutcomeFilter, StoreError, StoreResult};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use rusqlite::{Connection, params};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::contacts::{read_contacts, update_contact_data, write_contacts};
-use crate::rows::{self, get, ts, uuid};
+use crate::direct::{self, direct_error};
+use crate::rows;
 use crate::{SqliteStore, db_error};
 
 macro_rules! event_columns {
@@ -22,33 +24,27 @@ macro_rules! event_columns {
     };
 }
 
-async fn read_idempotency(
-    tx: &mut Transaction<'static, Sqlite>,
-    keys: &[(SourceId, String)],
-) -> StoreResult<Vec<IdempotencyRecord>> {
+fn read_idempotency(db: &Connection, keys: &[(SourceId, String)]) -> StoreResult<Vec<IdempotencyRecord>> {
     let mut found = Vec::new();
-    for chunk in keys.chunks(400) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT source_id, key, event_id, contact_id, created_at FROM idempotency_keys WHERE (source_id, key) IN (VALUES ",
-        );
-        let mut list = query.separated(", ");
-        for (source, key) in chunk {
-            list.push("(")
-                .push_bind_unseparated(source.as_uuid())
-                .push_unseparated(", ")
-                .push_bind_unseparated(key.clone())
-                .push_unseparated(")");
-        }
-        query.push(")");
-        for row in query.build().fetch_all(&mut **tx).await.map_err(db_error)? {
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let mut select = db
+        .prepare_cached(
+            "SELECT event_id, contact_id, created_at FROM idempotency_keys WHERE source_id = ?1 AND key = ?2",
+        )
+        .map_err(direct_error)?;
+    for (source, key) in keys {
+        let mut rows = select.query(params![&source.as_uuid().as_bytes()[..], key]).map_err(direct_error)?;
+        if let Some(row) = rows.next().map_err(direct_error)? {
             found.push(IdempotencyRecord {
-                source_id: SourceId::from_uuid(uuid(&row, "source_id")?),
-                key: get(&row, "key")?,
+                source_id: *source,
+                key: key.clone(),
                 receipt: Receipt {
-                    event_id: EventId::from_uuid(uuid(&row, "event_id")?),
-                    contact_id: get::<Option<uuid::Uuid>>(&row, "contact_id")?.map(ContactId::from_uuid),
+                    event_id: EventId::from_uuid(direct::id(row, 0)?),
+                    contact_id: direct::opt_id(row, 1)?.map(ContactId::from_uuid),
                 },
-                created_at: ts(&row, "created_at")?,
+                created_at: Timestamp::from_unix_millis(row.get(2).map_err(direct_error)?),
             });
         }
     }
@@ -66,44 +62,49 @@ fn identity_columns(c: &Contact) -> [Option<String>; 3] {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn ingest(&self, requests: &[IngestRequest], now: Timestamp) -> StoreResult<Vec<IngestResult>> {
-        let mut tx = self.write().await?;
-        let mut snapshot = BatchSnapshot::default();
-        for (workspace, keys) in batch_keys(requests) {
-            snapshot.contacts.extend(read_contacts(&mut tx, workspace, &keys).await?);
-            snapshot.idempotency.extend(read_idempotency(&mut tx, &keys.idempotency).await?);
-        }
-        // The identities as read, to tell a contact that only gained attributes (most events)
-        // from one whose email, user id or phone changed.
-        let read: HashMap<ContactId, [Option<String>; 3]> =
-            snapshot.contacts.iter().map(|c| (c.id, identity_columns(c))).collect();
-        let (mut writes, results) = plan_batch(requests, snapshot, now);
-        let (same_identity, reidentified): (Vec<Contact>, Vec<Contact>) = std::mem::take(&mut writes.changed_contacts)
-            .into_iter()
-            .partition(|c| read.get(&c.id) == Some(&identity_columns(c)));
-        writes.changed_contacts = reidentified;
-        write_contacts(&mut tx, &writes).await?;
-        update_contact_data(&mut tx, &same_identity).await?;
-        insert_events(&mut tx, &writes.events).await?;
-        for chunk in writes.idempotency.chunks(1000) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO idempotency_keys (source_id, key, event_id, contact_id, created_at) ",
-            );
-            upsert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.source_id.as_uuid())
-                    .push_bind(r.key.clone())
-                    .push_bind(r.receipt.event_id.as_uuid())
-                    .push_bind(r.receipt.contact_id.map(|c| c.as_uuid()))
-                    .push_bind(r.created_at.unix_millis());
-            });
-            upsert.push(
-                " ON CONFLICT (source_id, key) DO UPDATE SET event_id = excluded.event_id, \
-                 contact_id = excluded.contact_id, created_at = excluded.created_at",
-            );
-            upsert.build().execute(&mut *tx).await.map_err(db_error)?;
-        }
-        crate::campaigns::enqueue_evaluation(&mut tx, &writes.events, now).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        self.write_direct(|db| {
+            let mut snapshot = BatchSnapshot::default();
+            for (workspace, keys) in batch_keys(requests) {
+                snapshot.contacts.extend(read_contacts(db, workspace, &keys)?);
+                snapshot.idempotency.extend(read_idempotency(db, &keys.idempotency)?);
+            }
+            // The identities as read, to tell a contact that only gained attributes (most
+            // events) from one whose email, user id or phone changed.
+            let read: HashMap<ContactId, [Option<String>; 3]> =
+                snapshot.contacts.iter().map(|c| (c.id, identity_columns(c))).collect();
+            let (mut writes, results) = plan_batch(requests, snapshot, now);
+            let (same_identity, reidentified): (Vec<Contact>, Vec<Contact>) =
+                std::mem::take(&mut writes.changed_contacts)
+                    .into_iter()
+                    .partition(|c| read.get(&c.id) == Some(&identity_columns(c)));
+            writes.changed_contacts = reidentified;
+            write_contacts(db, &writes)?;
+            update_contact_data(db, &same_identity)?;
+            insert_events(db, &writes.events)?;
+            if !writes.idempotency.is_empty() {
+                let mut upsert = db
+                    .prepare_cached(
+                        "INSERT INTO idempotency_keys (source_id, key, event_id, contact_id, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (source_id, key) DO UPDATE SET \
+                         event_id = excluded.event_id, contact_id = excluded.contact_id, created_at = excluded.created_at",
+                    )
+                    .map_err(direct_error)?;
+                for r in &writes.idempotency {
+                    upsert
+                        .execute(params![
+                            &r.source_id.as_uuid().as_bytes()[..],
+                            r.key,
+                            &r.receipt.event_id.as_uuid().as_bytes()[..],
+                            r.receipt.contact_id.map(|c| c.as_uuid().as_bytes().to_vec()),
+                            r.created_at.unix_millis(),
+                        ])
+                        .map_err(direct_error)?;
+                }
+            }
+            crate::campaigns::enqueue_evaluation(db, &writes.events, now)?;
+            Ok(results)
+        })
+        .await
     }
 
     async fn list_events(
@@ -196,31 +197,37 @@ impl EventStore for SqliteStore {
     }
 }
 
-/// Inserts events, 13 parameters a row.
-pub(crate) async fn insert_events(tx: &mut Transaction<'static, Sqlite>, events: &[Event]) -> StoreResult<()> {
-    for chunk in events.chunks(1000) {
-        let mut insert = QueryBuilder::<Sqlite>::new(concat!(
+/// Inserts events.
+pub(crate) fn insert_events(db: &Connection, events: &[Event]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = db
+        .prepare_cached(concat!(
             "INSERT INTO events (",
             event_columns!(),
-            ", method, content_type, body) "
-        ));
-        insert.push_values(chunk, |mut row, e| {
-            let request = e.request.as_ref();
-            row.push_bind(e.id.as_uuid())
-                .push_bind(e.workspace_id.as_uuid())
-                .push_bind(e.source_id.map(|s| s.as_uuid()))
-                .push_bind(e.contact_id.map(|c| c.as_uuid()))
-                .push_bind(e.name.clone())
-                .push_bind(serde_json::Value::Object(e.properties.clone()).to_string())
-                .push_bind(e.occurred_at.unix_millis())
-                .push_bind(e.received_at.unix_millis())
-                .push_bind(e.idempotency_key.clone())
-                .push_bind(serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()))
-                .push_bind(request.map(|r| r.method.clone()))
-                .push_bind(request.and_then(|r| r.content_type.clone()))
-                .push_bind(request.map(|r| r.body.clone()));
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
+            ", method, content_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ))
+        .map_err(direct_error)?;
+    for e in events {
+        let request = e.request.as_ref();
+        insert
+            .execute(params![
+                &e.id.as_uuid().as_bytes()[..],
+                &e.workspace_id.as_uuid().as_bytes()[..],
+                e.source_id.map(|s| s.as_uuid().as_bytes().to_vec()),
+                e.contact_id.map(|c| c.as_uuid().as_bytes().to_vec()),
+                e.name,
+                serde_json::Value::Object(e.properties.clone()).to_string(),
+                e.occurred_at.unix_millis(),
+                e.received_at.unix_millis(),
+                e.idempotency_key,
+                serde_json::to_string(&e.outcome).unwrap_or_else(|_| "{}".to_owned()),
+                request.map(|r| r.method.as_str()),
+                request.and_then(|r| r.content_type.as_deref()),
+                request.map(|r| r.body.as_slice()),
+            ])
+            .map_err(direct_error)?;
     }
     Ok(())
 }

@@ -46,6 +46,32 @@ pub(crate) async fn insert_jobs(
     Ok(ids)
 }
 
+/// Inserts one job inside a [direct](crate::direct) transaction.
+pub(crate) fn insert_job_direct(
+    db: &rusqlite::Connection,
+    workspace: WorkspaceId,
+    job: &NewJob,
+    now: Timestamp,
+) -> StoreResult<JobId> {
+    let id = JobId::from_uuid(new_uuid(now));
+    db.execute(
+        "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?8)",
+        rusqlite::params![
+            &id.as_uuid().as_bytes()[..],
+            &workspace.as_uuid().as_bytes()[..],
+            job.kind.as_str(),
+            job.payload.to_string(),
+            JobState::Queued.as_str(),
+            job.run_at.unix_millis(),
+            i64::from(job.max_attempts),
+            now.unix_millis(),
+        ],
+    )
+    .map_err(crate::direct::direct_error)?;
+    Ok(id)
+}
+
 /// Applies a run's outcome if `lease` is still the job's current lease.
 pub(crate) async fn finish(
     tx: &mut Transaction<'static, Sqlite>,

@@ -11,6 +11,7 @@ mod actions;
 mod campaign_webhooks;
 mod campaigns;
 mod contacts;
+mod direct;
 mod drafts;
 mod email;
 mod endpoints;
@@ -24,6 +25,7 @@ mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,10 +34,19 @@ use herald_store::{Backend, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+/// How long a write waits for another process's write lock (a CLI command, say).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A store on one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
+    /// Batch writes' own connection (see [`direct`]).
+    direct: direct::DirectWriter,
+    /// Taken by a direct write for its whole transaction, by a sqlx write until its
+    /// `BEGIN IMMEDIATE` holds SQLite's write lock: the two writers take turns in order, and
+    /// neither sleeps in SQLite's busy handler waiting for the other.
+    gate: Arc<tokio::sync::Mutex<()>>,
     readers: SqlitePool,
 }
 
@@ -48,6 +59,8 @@ pub enum ConnectError {
     BadUrl(#[source] sqlx::Error),
     #[error("cannot open the database")]
     Open(#[source] sqlx::Error),
+    #[error("cannot open the database")]
+    Direct(#[source] rusqlite::Error),
 }
 
 impl SqliteStore {
@@ -59,7 +72,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             // Statement journals (kept by every multi-row write inside a transaction) stay in
             // memory: spilled to a temporary file they cost ~40% of ingest's write syscalls.
             .pragma("temp_store", "memory");
@@ -69,6 +82,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(std::env::var_os("XP_TBA").is_some())
             // A larger page cache for the one writer (ingest's contact pages stay hot), and
             // rarer checkpoints: a page rewritten by many commits is copied to the database
             // file once per checkpoint, not once per ~1,000 WAL frames.
@@ -84,6 +98,7 @@ impl SqliteStore {
             )
             .await
             .map_err(ConnectError::Open)?;
+        let direct = direct::DirectWriter::open(options.get_filename()).map_err(ConnectError::Direct)?;
         // Readers get a page cache of their own (16 MiB each instead of SQLite's 2 MiB), so
         // the journeys and contacts a runner reads stay in memory as the tables grow.
         let readers = SqlitePoolOptions::new()
@@ -92,12 +107,13 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { writer, readers })
+        Ok(Self { writer, direct, gate: Arc::new(tokio::sync::Mutex::new(())), readers })
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement and
     /// whose commit is durable: it returns once the WAL is synced to disk.
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        let _gate = self.gate.lock().await;
         self.writer.begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE").await.map_err(db_error)
     }
 
@@ -107,6 +123,7 @@ impl SqliteStore {
     /// claim: its job is claimed again, as it would be after the lease of a dead worker).
     /// Each transaction sets the level it needs, so none inherits another's.
     async fn write_unsynced(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        let _gate = self.gate.lock().await;
         self.writer.begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE").await.map_err(db_error)
     }
 }
@@ -142,25 +159,35 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => {
             let code = db.code();
             let primary = code.as_deref().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-            match primary {
-                // SQLITE_CONSTRAINT with a UNIQUE/PRIMARY KEY message: "UNIQUE constraint failed: t.a, t.b"
-                Some(19) if db.message().starts_with("UNIQUE constraint failed: ") => {
-                    let columns = db.message().trim_start_matches("UNIQUE constraint failed: ");
-                    let table = columns.split('.').next().unwrap_or_default();
-                    let mut names: Vec<&str> = columns.split(", ").filter_map(|c| c.split('.').nth(1)).collect();
-                    // Per-workspace unique indexes are named after their own column.
-                    if names.len() > 1 {
-                        names.retain(|c| *c != "workspace_id");
-                    }
-                    StoreError::Conflict { constraint: format!("{table}_{}", names.join("_")) }
-                }
-                // SQLITE_BUSY, SQLITE_LOCKED
-                Some(5 | 6) => StoreError::Busy(Box::new(err)),
-                _ => StoreError::Other(Box::new(err)),
-            }
+            let message = db.message().to_owned();
+            sqlite_error(primary, &message, Box::new(err))
         }
         sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(err)),
         _ => StoreError::Other(Box::new(err)),
+    }
+}
+
+/// What SQLite's primary result code and message mean to the store, for both drivers.
+pub(crate) fn sqlite_error(
+    primary: Option<i32>,
+    message: &str,
+    err: Box<dyn std::error::Error + Send + Sync>,
+) -> StoreError {
+    match primary {
+        // SQLITE_CONSTRAINT with a UNIQUE/PRIMARY KEY message: "UNIQUE constraint failed: t.a, t.b"
+        Some(19) if message.starts_with("UNIQUE constraint failed: ") => {
+            let columns = message.trim_start_matches("UNIQUE constraint failed: ");
+            let table = columns.split('.').next().unwrap_or_default();
+            let mut names: Vec<&str> = columns.split(", ").filter_map(|c| c.split('.').nth(1)).collect();
+            // Per-workspace unique indexes are named after their own column.
+            if names.len() > 1 {
+                names.retain(|c| *c != "workspace_id");
+            }
+            StoreError::Conflict { constraint: format!("{table}_{}", names.join("_")) }
+        }
+        // SQLITE_BUSY, SQLITE_LOCKED
+        Some(5 | 6) => StoreError::Busy(err),
+        _ => StoreError::Other(err),
     }
 }
 
