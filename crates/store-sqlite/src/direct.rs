@@ -39,8 +39,9 @@ impl DirectWriter {
         connection.busy_handler(Some(wait_for_lock))?;
         connection.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = memory; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8000;",
+             PRAGMA temp_store = memory; PRAGMA cache_size = -65536;",
         )?;
+        connection.pragma_update(None, "wal_autocheckpoint", crate::checkpoint::BACKSTOP)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(Self(Arc::new(Mutex::new(connection))))
     }

@@ -10,6 +10,7 @@
 mod actions;
 mod campaign_webhooks;
 mod campaigns;
+mod checkpoint;
 mod contacts;
 mod direct;
 mod drafts;
@@ -47,6 +48,8 @@ pub struct SqliteStore {
     /// `BEGIN IMMEDIATE` holds SQLite's write lock: the two writers take turns in order, and
     /// neither sleeps in SQLite's busy handler waiting for the other.
     gate: Arc<tokio::sync::Mutex<()>>,
+    /// The thread that checkpoints the WAL, off the commit path.
+    checkpointer: checkpoint::Checkpointer,
     readers: SqlitePool,
 }
 
@@ -82,10 +85,8 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .test_before_acquire(std::env::var_os("XP_TBA").is_some())
-            // A larger page cache for the one writer (ingest's contact pages stay hot), and
-            // rarer checkpoints: a page rewritten by many commits is copied to the database
-            // file once per checkpoint, not once per ~1,000 WAL frames.
+            // A larger page cache for the one writer (ingest's contact pages stay hot).
+            // Checkpoints run on a thread of their own (`checkpoint`), not in a commit.
             // Batches write multi-row statements whose text depends on the row count: the
             // writer keeps many prepared (sqlx's default of 100 kept a fifth of its CPU busy
             // preparing them again).
@@ -94,11 +95,14 @@ impl SqliteStore {
                     .clone()
                     .statement_cache_capacity(WRITER_STATEMENTS)
                     .pragma("cache_size", "-65536")
-                    .pragma("wal_autocheckpoint", "8000"),
+                    .pragma("wal_autocheckpoint", checkpoint::BACKSTOP.to_string()),
             )
             .await
             .map_err(ConnectError::Open)?;
         let direct = direct::DirectWriter::open(options.get_filename()).map_err(ConnectError::Direct)?;
+        let gate = Arc::new(tokio::sync::Mutex::new(()));
+        let checkpointer =
+            checkpoint::Checkpointer::start(options.get_filename(), gate.clone()).map_err(ConnectError::Direct)?;
         // Readers get a page cache of their own (16 MiB each instead of SQLite's 2 MiB), so
         // the journeys and contacts a runner reads stay in memory as the tables grow.
         let readers = SqlitePoolOptions::new()
@@ -107,7 +111,7 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { writer, direct, gate: Arc::new(tokio::sync::Mutex::new(())), readers })
+        Ok(Self { writer, direct, gate, checkpointer, readers })
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement and
@@ -146,6 +150,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpointer.stop();
         self.readers.close().await;
         self.writer.close().await;
     }
