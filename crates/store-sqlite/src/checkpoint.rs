@@ -8,8 +8,9 @@
 //! catches up with a steady stream of commits, and SQLite only starts the WAL over once
 //! every frame in it has been copied; so when the WAL has grown past [`RESTART_AFTER`]
 //! frames, the thread repeats passive passes until few frames came in during one, then takes
-//! the write gate and copies those: the next write starts the WAL over. The writers keep SQLite's automatic
-//! checkpoint as a backstop at [`BACKSTOP`] frames, should this thread fall behind.
+//! the write gate and copies those: the next write starts the WAL over. The writers keep
+//! SQLite's automatic checkpoint as a backstop at [`BACKSTOP`] frames, should this thread
+//! fall behind.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use crate::ConnectError;
 
 /// How often the WAL is checkpointed.
 const EVERY: Duration = Duration::from_secs(1);
@@ -46,9 +49,9 @@ pub(crate) struct Pass {
 
 impl Checkpointer {
     /// Starts the thread for the database at `path`; `gate` is the store's write gate.
-    pub(crate) fn start(path: &Path, gate: Arc<tokio::sync::Mutex<()>>) -> rusqlite::Result<Self> {
-        let connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_secs(1))?;
+    pub(crate) fn start(path: &Path, gate: Arc<tokio::sync::Mutex<()>>) -> Result<Self, ConnectError> {
+        let connection = Connection::open(path).map_err(ConnectError::Direct)?;
+        connection.busy_timeout(Duration::from_secs(1)).map_err(ConnectError::Direct)?;
         let (stop, stopped) = mpsc::channel();
         let path = PathBuf::from(path);
         std::thread::Builder::new()
@@ -60,7 +63,7 @@ impl Checkpointer {
                     }
                 }
             })
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(ConnectError::Thread)?;
         Ok(Self { stop: Arc::new(stop) })
     }
 

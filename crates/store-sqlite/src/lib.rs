@@ -64,6 +64,8 @@ pub enum ConnectError {
     Open(#[source] sqlx::Error),
     #[error("cannot open the database")]
     Direct(#[source] rusqlite::Error),
+    #[error("cannot start the WAL checkpoint thread")]
+    Thread(#[source] std::io::Error),
 }
 
 impl SqliteStore {
@@ -85,7 +87,8 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            // A larger page cache for the one writer (ingest's contact pages stay hot).
+            // A larger page cache for the writer (the journeys and jobs campaign work rewrites stay
+            // hot; the direct writer has one as large for ingest's contacts).
             // Checkpoints run on a thread of their own (`checkpoint`), not in a commit.
             // Batches write multi-row statements whose text depends on the row count: the
             // writer keeps many prepared (sqlx's default of 100 kept a fifth of its CPU busy
@@ -101,8 +104,7 @@ impl SqliteStore {
             .map_err(ConnectError::Open)?;
         let direct = direct::DirectWriter::open(options.get_filename()).map_err(ConnectError::Direct)?;
         let gate = Arc::new(tokio::sync::Mutex::new(()));
-        let checkpointer =
-            checkpoint::Checkpointer::start(options.get_filename(), gate.clone()).map_err(ConnectError::Direct)?;
+        let checkpointer = checkpoint::Checkpointer::start(options.get_filename(), gate.clone())?;
         // Readers get a page cache of their own (16 MiB each instead of SQLite's 2 MiB), so
         // the journeys and contacts a runner reads stay in memory as the tables grow.
         let readers = SqlitePoolOptions::new()
