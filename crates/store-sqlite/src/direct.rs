@@ -1,13 +1,13 @@
 //! Write transactions run synchronously on a connection of their own, for the hot batch
-//! writes (ingest, contact imports).
+//! writes (ingest, contact imports and edits, and the endpoint disabling that logs an event).
 //!
 //! Through sqlx, every statement is a round trip to the connection's worker thread and back
 //! to the async task; an ingest batch took a dozen of them, and on two busy cores each waited
 //! for a scheduler slot, so a 32-event batch spent most of its 3 ms waiting (BENCHMARKS.md,
 //! 2026-11-24). Here the whole transaction runs in one go with rusqlite and prepared
-//! statements kept across batches: its statements cost only SQLite's own time. The writer
-//! pool's one connection is held meanwhile, so writes still queue in one place and never meet
-//! `SQLITE_BUSY` from each other.
+//! statements kept across batches: its statements cost only SQLite's own time. It holds the
+//! store's write gate throughout, so it and the sqlx writer take turns in order instead of
+//! meeting `SQLITE_BUSY`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
