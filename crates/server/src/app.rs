@@ -16,7 +16,7 @@ use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
 use crate::email::{Email, EmailSettings};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
 use crate::ingest::log::SourceLog;
 use crate::jobs::Worker;
 use crate::webhooks::{WebhookSettings, Webhooks};
@@ -90,7 +90,7 @@ impl App {
             email.clone(),
             webhooks.clone(),
         ));
-        let state = AppState {
+        let state = AppState::new(Services {
             committer: crate::ingest::committer(
                 store.clone(),
                 clock.clone(),
@@ -111,7 +111,7 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             wake,
             public_url: public_url.trim_end_matches('/').into(),
-        };
+        });
         Ok(Self { state, worker })
     }
 

@@ -65,9 +65,27 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
     }
 }
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler can reach. Cloned for every request (axum hands each handler its own
+/// state), so it is one shared pointer rather than a struct of them.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub metrics: PrometheusHandle,
@@ -94,9 +112,9 @@ pub struct AppState {
     pub login_throttle: Arc<crate::ui::throttle::LoginThrottle>,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("Services")
             .field("store", &self.store)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()

@@ -4,6 +4,7 @@
 //! error shape naming the field, and are kept in the source's rejection log. An unknown,
 //! rotated or disabled token is a plain 404 that does not say which.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -40,7 +41,7 @@ struct Accepted {
 
 /// The parts of a request every step needs.
 struct Inbound {
-    source: Source,
+    source: Arc<Source>,
     method: Method,
     content_type: Option<String>,
     body: Vec<u8>,

@@ -6,7 +6,7 @@
 //! cached, so random tokens cannot fill memory.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use herald_domain::{Source, Timestamp, TokenHash};
@@ -17,14 +17,22 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most; past it the cache is cleared (cheap, and rare).
 const CAPACITY: usize = 10_000;
 
+/// A source and when it was read.
+type Entry = (Arc<Source>, Timestamp);
+
 #[derive(Debug, Default)]
 pub struct SourceCache {
-    entries: RwLock<HashMap<[u8; 32], (Source, Timestamp)>>,
+    entries: RwLock<HashMap<[u8; 32], Entry>>,
 }
 
 impl SourceCache {
     /// The enabled source for this token hash, from the cache or the store.
-    pub async fn lookup(&self, store: &SharedStore, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>> {
+    pub async fn lookup(
+        &self,
+        store: &SharedStore,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<Arc<Source>>> {
         let key = *hash.as_bytes();
         if let Some((source, fetched)) =
             self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key)
@@ -33,7 +41,7 @@ impl SourceCache {
         {
             return Ok(Some(source.clone()));
         }
-        let found = store.source_by_token(hash, now).await?;
+        let found = store.source_by_token(hash, now).await?.map(Arc::new);
         if let Some(source) = found.as_ref().filter(|s| s.previous_token_expires_at.is_none()) {
             let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             if entries.len() >= CAPACITY {
