@@ -37,9 +37,14 @@ impl DirectWriter {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.busy_handler(Some(wait_for_lock))?;
+        // A small page cache (4 MiB): the operating system's file cache holds the database
+        // anyway, and SQLite scans its whole cache at the end of a transaction whenever a
+        // b-tree balance renumbered pages (it parks one past `PENDING_BYTE`), which is most
+        // commits once indexes grow at random. At 1,000,000 contacts that scan was 9% of
+        // herald's CPU with 64 MiB, 1% with 4 MiB (see BENCHMARKS.md).
         connection.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = memory; PRAGMA cache_size = -65536;",
+             PRAGMA temp_store = memory; PRAGMA cache_size = -4096;",
         )?;
         connection.pragma_update(None, "wal_autocheckpoint", crate::checkpoint::BACKSTOP)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
