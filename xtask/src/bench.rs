@@ -171,12 +171,30 @@ pub struct NoopArgs {
     /// the first line of stdout.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     bind: String,
+    /// Store every body durably in this SQLite database before answering:
+    /// one INSERT per request, group commit (WAL, `synchronous=FULL`), the
+    /// answer after the commit. The floor under any durable ingest here.
+    #[arg(long, value_name = "PATH")]
+    durable: Option<PathBuf>,
 }
 
 /// `cargo xtask noop-server`: an axum server on a multi-thread tokio runtime
 /// whose only handler reads the request body and answers 200
-/// `{"status":"accepted"}`. Runs until killed.
+/// `{"status":"accepted"}` (with `--durable`, after committing the body).
+/// Runs until killed.
 pub fn noop_server(args: &NoopArgs) -> Result<()> {
+    let app = match &args.durable {
+        None => axum::Router::new().fallback(noop_handler),
+        Some(path) => {
+            let (queue, received) = mpsc::channel();
+            let db = open_durable(path)?;
+            thread::Builder::new()
+                .name("durable-writer".to_owned())
+                .spawn(move || durable_writer(&db, &received))
+                .context("cannot start the writer thread")?;
+            axum::Router::new().fallback(durable_handler).with_state(queue)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -190,7 +208,6 @@ pub fn noop_server(args: &NoopArgs) -> Result<()> {
         writeln!(stdout, "noop server listening on http://{local}")?;
         stdout.flush()?;
         drop(stdout);
-        let app = axum::Router::new().fallback(noop_handler);
         axum::serve(listener, app).await.context("the no-op server failed")
     })
 }
@@ -199,6 +216,56 @@ async fn noop_handler(body: Bytes) -> impl axum::response::IntoResponse {
     // The `Bytes` extractor has read the whole body; that is all we do.
     drop(body);
     ([(CONTENT_TYPE, "application/json")], NOOP_RESPONSE)
+}
+
+/// A body waiting for its commit, and who to tell.
+type Durable = (Bytes, tokio::sync::oneshot::Sender<()>);
+
+fn open_durable(path: &Path) -> Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);",
+    )
+    .with_context(|| format!("cannot set up {}", path.display()))?;
+    Ok(db)
+}
+
+/// Group commit at its simplest: everything queued goes into one transaction,
+/// and each sender hears after the commit.
+fn durable_writer(db: &rusqlite::Connection, received: &mpsc::Receiver<Durable>) {
+    while let Ok(first) = received.recv() {
+        let batch: Vec<Durable> = std::iter::once(first).chain(received.try_iter().take(511)).collect();
+        let committed = (|| -> rusqlite::Result<()> {
+            let tx = db.unchecked_transaction()?;
+            let mut insert = tx.prepare_cached("INSERT INTO bodies (body) VALUES (?1)")?;
+            for (body, _) in &batch {
+                insert.execute([&body[..]])?;
+            }
+            drop(insert);
+            tx.commit()
+        })();
+        if let Err(e) = committed {
+            eprintln!("durable no-op: commit failed: {e}");
+            // Dropping the replies answers 500.
+            continue;
+        }
+        for (_, reply) in batch {
+            let _ = reply.send(());
+        }
+    }
+}
+
+async fn durable_handler(
+    axum::extract::State(queue): axum::extract::State<mpsc::Sender<Durable>>,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (reply, committed) = tokio::sync::oneshot::channel();
+    if queue.send((body, reply)).is_err() || committed.await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([(CONTENT_TYPE, "application/json")], NOOP_RESPONSE).into_response()
 }
 
 /// `cargo xtask bench`.
@@ -274,17 +341,22 @@ struct Scenario {
 impl Scenario {
     /// The scenario's name in the report.
     fn label(&self) -> String {
-        match self.kind {
-            ScenarioKind::Baseline { again: false } => "no-op axum handler (baseline)".to_owned(),
-            ScenarioKind::Baseline { again: true } => "no-op axum handler, again after Herald".to_owned(),
-            ScenarioKind::Target => "`--target-url`".to_owned(),
-            ScenarioKind::Ingest { contacts } => {
-                let mut name = format!("Herald ingest, {} contacts", thousands(contacts));
-                if let Some(import) = self.import {
-                    let _ = write!(name, " (import: {:.1} s)", import.as_secs_f64());
-                }
-                name
-            }
+        let mut name = self.kind.name();
+        if let Some(import) = self.import {
+            let _ = write!(name, " (import: {:.1} s)", import.as_secs_f64());
+        }
+        name
+    }
+}
+
+impl ScenarioKind {
+    fn name(self) -> String {
+        match self {
+            Self::Baseline { again: false } => "no-op axum handler (baseline)".to_owned(),
+            Self::Baseline { again: true } => "no-op axum handler, again after Herald".to_owned(),
+            Self::DurableNoop => "durable no-op: one SQLite INSERT per request, group commit".to_owned(),
+            Self::Target => "`--target-url`".to_owned(),
+            Self::Ingest { contacts } => format!("Herald ingest, {} contacts", thousands(contacts)),
         }
     }
 }
@@ -295,6 +367,9 @@ enum ScenarioKind {
     Baseline {
         again: bool,
     },
+    /// The no-op handler storing each body in SQLite before answering: what
+    /// durability alone costs on this disk, measured after the first baseline.
+    DurableNoop,
     Ingest {
         contacts: u64,
     },
@@ -338,7 +413,10 @@ fn run(signals: &SignalWatch, args: &BenchArgs) -> Result<()> {
         };
 
         eprintln!("xtask: load average before the run: {load_before}");
-        scenarios.push(baseline_scenario(signals, &runtime, &settings, false)?);
+        scenarios.push(baseline_scenario(signals, &runtime, &settings, ScenarioKind::Baseline { again: false })?);
+        if herald.is_some() && args.postgres.is_none() {
+            scenarios.push(baseline_scenario(signals, &runtime, &settings, ScenarioKind::DurableNoop)?);
+        }
 
         if let Some(herald) = herald {
             for &contacts in &settings.contacts {
@@ -356,7 +434,7 @@ fn run(signals: &SignalWatch, args: &BenchArgs) -> Result<()> {
             }
             // The machine is shared: measuring the no-op handler before and
             // after the Herald scenarios shows whether its load changed.
-            scenarios.push(baseline_scenario(signals, &runtime, &settings, true)?);
+            scenarios.push(baseline_scenario(signals, &runtime, &settings, ScenarioKind::Baseline { again: true })?);
         }
     }
 
@@ -388,30 +466,39 @@ fn run(signals: &SignalWatch, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// The no-op server in a process of its own, measured, then stopped.
+/// The no-op server (a `Baseline` or the `DurableNoop`) in a process of its
+/// own, measured, then stopped.
 fn baseline_scenario(
     signals: &SignalWatch,
     runtime: &tokio::runtime::Runtime,
     settings: &Settings,
-    again: bool,
+    kind: ScenarioKind,
 ) -> Result<Scenario> {
-    step(if again {
-        "scenario: no-op handler again (has the machine's load changed?)"
-    } else {
-        "scenario: no-op handler (baseline)"
-    });
+    step(&format!("scenario: {}", kind.name()));
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
     let mut cmd = Command::new(exe);
     cmd.arg("noop-server").arg("--bind").arg("127.0.0.1:0");
+    // Like Herald's, in the target directory: /tmp may be a tmpfs.
+    let dir = if kind == ScenarioKind::DurableNoop {
+        let dir = tempfile::Builder::new()
+            .prefix("noop-bench-")
+            .tempdir_in(target_dir())
+            .context("cannot create a temporary directory")?;
+        cmd.arg("--durable").arg(dir.path().join("noop.db"));
+        Some(dir)
+    } else {
+        None
+    };
     let noop = ServerProcess::start(signals, "noop server", cmd, None)?;
     let target = Target::parse(&format!("{}/ingest", noop.base_url))?;
     let pool = EmailPool::new(settings, settings.first_pool(), "");
     runtime.block_on(preflight(&target, &pool))?;
     let stats = runtime.block_on(generate_load(signals, settings, &target, &pool))?;
     drop(noop);
+    drop(dir);
     signals.bail_if_caught()?;
     eprintln!("xtask: {}", stats.summary());
-    Ok(Scenario { kind: ScenarioKind::Baseline { again }, stats, import: None })
+    Ok(Scenario { kind, stats, import: None })
 }
 
 /// One Herald scenario: fresh server and database, K imported contacts, load.
@@ -1226,6 +1313,23 @@ impl Report<'_> {
                 ms(p99),
                 ms(TARGET_P99_US),
                 verdict(p99 <= TARGET_P99_US),
+            );
+        }
+        if let Some(durable) = self.scenarios.iter().find(|sc| sc.kind == ScenarioKind::DurableNoop) {
+            let floor = durable.stats.requests_per_sec();
+            let _ = writeln!(
+                out,
+                "- for reference, not a target: the durable no-op reached {} of the no-op, and Herald's ingest {} of the durable no-op",
+                percent(floor, baseline),
+                ingest
+                    .iter()
+                    .map(|(contacts, st)| format!(
+                        "{} (at {} contacts)",
+                        percent(st.requests_per_sec(), floor),
+                        thousands(*contacts)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
         let smallest = ingest.iter().min_by_key(|(contacts, _)| *contacts);
