@@ -15,7 +15,10 @@
 //!    arguments. That process builds `target/release/herald`
 //!    (`cargo build --release -p herald-server`).
 //! 2. Scenario "no-op": starts `xtask noop-server` on a free loopback port and
-//!    measures it, then stops it.
+//!    measures it, then stops it. On SQLite runs, scenario "durable no-op"
+//!    does the same with `xtask noop-server --durable PATH`, which commits
+//!    every body to SQLite (one INSERT, group commit) before answering: the
+//!    cost of durability alone, which no durable ingest can undercut.
 //! 3. For each contact count K of `--contacts` (default 1,000 and 1,000,000):
 //!    starts `herald serve` on a fresh SQLite database in a temporary
 //!    directory (or on `--postgres URL`), creates a `generic` source, imports
@@ -1542,6 +1545,39 @@ fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_durable_noop_commits_every_body_before_answering() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("noop.db");
+        let (queue, received) = mpsc::channel::<Durable>();
+        let db = open_durable(&path).expect("open");
+        let writer = thread::spawn(move || durable_writer(&db, &received));
+        let answers: Vec<_> = (0..300)
+            .map(|i| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                queue.send((Bytes::from(format!("body {i}")), reply)).expect("queue");
+                answer
+            })
+            .collect();
+        for answer in answers {
+            answer.blocking_recv().expect("answered after its commit");
+        }
+        // Read from another connection while the writer still runs: every answered body is
+        // committed.
+        let check = rusqlite::Connection::open(&path).expect("reopen");
+        let (count, last): (i64, Vec<u8>) = check
+            .query_row("SELECT COUNT(*), (SELECT body FROM bodies ORDER BY id DESC LIMIT 1) FROM bodies", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .expect("count");
+        assert_eq!(count, 300);
+        assert_eq!(last, b"body 299");
+        let mode: String = check.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("journal mode");
+        assert_eq!(mode, "wal");
+        drop(queue);
+        writer.join().expect("the writer stops when the server's queue is gone");
+    }
 
     #[test]
     fn durations_parse() {
