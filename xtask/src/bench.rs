@@ -18,7 +18,8 @@
 //!    measures it, then stops it. On SQLite runs, scenario "durable no-op"
 //!    does the same with `xtask noop-server --durable PATH`, which commits
 //!    every body to SQLite (one INSERT, group commit) before answering: the
-//!    cost of durability alone, which no durable ingest can undercut.
+//!    cost of committing to SQLite alone, which Herald's ingest, doing more,
+//!    cannot undercut.
 //! 3. For each contact count K of `--contacts` (default 1,000 and 1,000,000):
 //!    starts `herald serve` on a fresh SQLite database in a temporary
 //!    directory (or on `--postgres URL`), creates a `generic` source, imports
@@ -176,7 +177,8 @@ pub struct NoopArgs {
     bind: String,
     /// Store every body durably in this SQLite database before answering:
     /// one INSERT per request, group commit (WAL, `synchronous=FULL`), the
-    /// answer after the commit. The floor under any durable ingest here.
+    /// answer after the commit. The floor under any ingest that commits to
+    /// SQLite on this machine.
     #[arg(long, value_name = "PATH")]
     durable: Option<PathBuf>,
 }
