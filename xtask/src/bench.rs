@@ -223,6 +223,9 @@ async fn noop_handler(body: Bytes) -> impl axum::response::IntoResponse {
     ([(CONTENT_TYPE, "application/json")], NOOP_RESPONSE)
 }
 
+/// Most bodies the durable no-op commits in one transaction, as Herald's group commit.
+const DURABLE_BATCH: usize = 512;
+
 /// A body waiting for its commit, and who to tell.
 type Durable = (Bytes, tokio::sync::oneshot::Sender<()>);
 
@@ -240,7 +243,7 @@ fn open_durable(path: &Path) -> Result<rusqlite::Connection> {
 /// and each sender hears after the commit.
 fn durable_writer(db: &rusqlite::Connection, received: &mpsc::Receiver<Durable>) {
     while let Ok(first) = received.recv() {
-        let batch: Vec<Durable> = std::iter::once(first).chain(received.try_iter().take(511)).collect();
+        let batch: Vec<Durable> = std::iter::once(first).chain(received.try_iter().take(DURABLE_BATCH - 1)).collect();
         let committed = (|| -> rusqlite::Result<()> {
             let tx = db.unchecked_transaction()?;
             let mut insert = tx.prepare_cached("INSERT INTO bodies (body) VALUES (?1)")?;

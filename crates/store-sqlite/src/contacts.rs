@@ -97,7 +97,7 @@ fn write_contact(statement: &mut rusqlite::Statement<'_>, c: &Contact) -> StoreR
             c.name,
             c.first_name,
             c.last_name,
-            serde_json::Value::Object(c.attributes.clone()).to_string(),
+            direct::object_text(&c.attributes),
             c.created_at.unix_millis(),
             c.updated_at.unix_millis(),
         ])
@@ -126,7 +126,7 @@ pub(crate) fn update_contact_data(db: &Connection, contacts: &[Contact]) -> Stor
                 c.name,
                 c.first_name,
                 c.last_name,
-                serde_json::Value::Object(c.attributes.clone()).to_string(),
+                direct::object_text(&c.attributes),
                 c.updated_at.unix_millis(),
             ])
             .map_err(direct_error)?;

@@ -116,6 +116,12 @@ pub(crate) fn contact(row: &rusqlite::Row<'_>) -> StoreResult<Contact> {
     })
 }
 
+/// A JSON object as stored in a TEXT column, serialized from the borrowed map.
+pub(crate) fn object_text(map: &serde_json::Map<String, serde_json::Value>) -> String {
+    // A map with string keys always serializes.
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// A 16-byte BLOB id, as sqlx stores a `Uuid`.
 pub(crate) fn id(row: &rusqlite::Row<'_>, index: usize) -> StoreResult<uuid::Uuid> {
     let bytes: Vec<u8> = row.get(index).map_err(|e| corrupt("id", e))?;

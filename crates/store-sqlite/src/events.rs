@@ -95,7 +95,7 @@ impl EventStore for SqliteStore {
                             &r.source_id.as_uuid().as_bytes()[..],
                             r.key,
                             &r.receipt.event_id.as_uuid().as_bytes()[..],
-                            r.receipt.contact_id.map(|c| c.as_uuid().as_bytes().to_vec()),
+                            r.receipt.contact_id.map(|c| c.as_uuid().into_bytes()),
                             r.created_at.unix_millis(),
                         ])
                         .map_err(direct_error)?;
@@ -215,10 +215,10 @@ pub(crate) fn insert_events(db: &Connection, events: &[Event]) -> StoreResult<()
             .execute(params![
                 &e.id.as_uuid().as_bytes()[..],
                 &e.workspace_id.as_uuid().as_bytes()[..],
-                e.source_id.map(|s| s.as_uuid().as_bytes().to_vec()),
-                e.contact_id.map(|c| c.as_uuid().as_bytes().to_vec()),
+                e.source_id.map(|s| s.as_uuid().into_bytes()),
+                e.contact_id.map(|c| c.as_uuid().into_bytes()),
                 e.name,
-                serde_json::Value::Object(e.properties.clone()).to_string(),
+                direct::object_text(&e.properties),
                 e.occurred_at.unix_millis(),
                 e.received_at.unix_millis(),
                 e.idempotency_key,

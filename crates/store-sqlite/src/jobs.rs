@@ -10,6 +10,13 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use crate::rows::{self, get, ts, uuid};
 use crate::{CHUNK, SqliteStore, db_error};
 
+/// The columns a new job is inserted with, by [`insert_jobs`] and [`insert_job_direct`].
+macro_rules! new_job_columns {
+    () => {
+        "id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at"
+    };
+}
+
 macro_rules! job_columns {
     () => {
         "id, workspace_id, kind, payload, state, run_at, attempts, max_attempts, last_error, created_at, updated_at"
@@ -26,9 +33,7 @@ pub(crate) async fn insert_jobs(
 ) -> StoreResult<Vec<JobId>> {
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     for (chunk, chunk_ids) in jobs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO jobs (", new_job_columns!(), ") "));
         insert.push_values(chunk.iter().zip(chunk_ids), |mut row, (job, id)| {
             row.push_bind(id.as_uuid())
                 .push_bind(workspace.as_uuid())
@@ -52,13 +57,11 @@ pub(crate) fn insert_job_direct(
     workspace: WorkspaceId,
     job: &NewJob,
     now: Timestamp,
-) -> StoreResult<JobId> {
-    let id = JobId::from_uuid(new_uuid(now));
+) -> StoreResult<()> {
     db.execute(
-        "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?8)",
+        concat!("INSERT INTO jobs (", new_job_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?8)"),
         rusqlite::params![
-            &id.as_uuid().as_bytes()[..],
+            &new_uuid(now).as_bytes()[..],
             &workspace.as_uuid().as_bytes()[..],
             job.kind.as_str(),
             job.payload.to_string(),
@@ -69,7 +72,7 @@ pub(crate) fn insert_job_direct(
         ],
     )
     .map_err(crate::direct::direct_error)?;
-    Ok(id)
+    Ok(())
 }
 
 /// Applies a run's outcome if `lease` is still the job's current lease.

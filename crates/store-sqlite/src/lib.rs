@@ -88,7 +88,7 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             // A larger page cache for the writer (the journeys and jobs campaign work rewrites
-            // stay hot; the direct writer has one as large for ingest's contacts).
+            // stay hot; the direct writer keeps a small one, see `direct`).
             // Checkpoints run on a thread of their own (`checkpoint`), not in a commit.
             // Batches write multi-row statements whose text depends on the row count: the
             // writer keeps many prepared (sqlx's default of 100 kept a fifth of its CPU busy
