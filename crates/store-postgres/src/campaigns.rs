@@ -219,11 +219,11 @@ const INSERT_CHUNK: usize = 1000;
 async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
-    for (lease, jobs) in jobs_by_lease(items) {
+    for ((lease, workspace), jobs) in jobs_by_lease(items) {
         let jobs: Vec<Uuid> = jobs.iter().map(|j| j.as_uuid()).collect();
         let finished = sqlx::query(
             "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = $1 \
-             WHERE lease_id = $2 AND id = ANY($3)",
+             WHERE lease_id = $2 AND workspace_id = $3 AND id = ANY($4)",
         )
         .bind(at)
         .bind(lease.as_uuid())
@@ -248,6 +248,7 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
         );
         let mut rows = Vec::with_capacity(chunk.len());
         for (workspace, j) in chunk {
+        .bind(workspace.as_uuid())
             let version = i32::try_from(j.version).map_err(|e| corrupt("version", e))?;
             let step = i32::try_from(j.step).map_err(|e| corrupt("step", e))?;
             rows.push((workspace, j, version, step));

@@ -222,7 +222,8 @@ pub(crate) fn enqueue_evaluation(
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
 async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    let done: Vec<_> = items.iter().filter_map(|i| i.lease).map(|lease| (lease, &JobOutcome::Done)).collect();
+    let done: Vec<_> =
+        items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
     finish_all(tx, &done, now).await?;
     let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
     for chunk in updates.chunks(CHUNK) {

@@ -157,13 +157,13 @@ macro_rules! journey_context_select {
 }
 
 /// The jobs of `items` completed by one statement each: grouped by the claim (lease) they
-/// were taken with.
+/// were taken with and the workspace they belong to.
 pub fn jobs_by_lease(
     items: &[WorkCommit<'_>],
-) -> std::collections::BTreeMap<herald_domain::LeaseId, Vec<herald_domain::JobId>> {
+) -> std::collections::BTreeMap<(herald_domain::LeaseId, WorkspaceId), Vec<herald_domain::JobId>> {
     let mut by_lease: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
-    for lease in items.iter().filter_map(|i| i.lease) {
-        by_lease.entry(lease.lease_id).or_default().push(lease.job_id);
+    for (workspace, lease) in items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease))) {
+        by_lease.entry((lease.lease_id, workspace)).or_default().push(lease.job_id);
     }
     by_lease
 }

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             claims_are_exclusive_until_the_lease_expires,
             finish_records_each_outcome,
             ping_effect_is_fenced_by_the_lease,
+            follow_ups_commit_with_the_job_under_its_lease,
             concurrent_claims_never_overlap,
             claims_take_the_oldest_due_first,
             queue_stats_and_next_due,
@@ -292,12 +293,12 @@ pub async fn claims_are_exclusive_until_the_lease_expires(store: SharedStore) {
     assert_eq!(second.job.attempts, 2);
     assert_ne!(second.lease.lease_id, first.lease.lease_id);
 
-    let err = store.finish_job(&first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
+    let err = store.finish_job(ws.id, &first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    store.finish_job(&second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
+    store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
     let job = store.get_job(ws.id, first.job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
-    let err = store.finish_job(&second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
+    let err = store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
 }
 
@@ -308,9 +309,9 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     assert_eq!(claimed.len(), 2);
 
     let retry = JobOutcome::Retry { at: at(100), error: "receiver answered 503".into() };
-    store.finish_job(&claimed[0].lease, &retry, at(1)).await.expect("retry");
+    store.finish_job(ws.id, &claimed[0].lease, &retry, at(1)).await.expect("retry");
     let dead = JobOutcome::Dead { error: "gave up".into() };
-    store.finish_job(&claimed[1].lease, &dead, at(1)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[1].lease, &dead, at(1)).await.expect("dead");
 
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!((job.state, job.run_at), (JobState::Queued, at(100)));
@@ -319,7 +320,7 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     let again = store.claim_jobs(&claim(at(100), 10)).await.expect("claim");
     assert_eq!(again.len(), 1, "the dead job is never claimed again");
     assert_eq!((again[0].job.id, again[0].job.attempts), (claimed[0].job.id, 2));
-    store.finish_job(&again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
+    store.finish_job(ws.id, &again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.last_error.as_deref(), Some("receiver answered 503"), "the last error is kept for the record");
@@ -341,21 +342,90 @@ pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
     let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
     let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
 
-    let err = store.complete_ping(&stale.lease, "slow-worker", at(32)).await.expect_err("stale");
+    let err = store.complete_ping(ws.id, &stale.lease, "slow-worker", at(32)).await.expect_err("stale");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert!(store.ping_records(ws.id).await.expect("records").is_empty(), "no effect without the lease");
 
-    store.complete_ping(&live.lease, "w2", at(33)).await.expect("complete");
+    store.complete_ping(ws.id, &live.lease, "w2", at(33)).await.expect("complete");
     let records = store.ping_records(ws.id).await.expect("records");
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].job_id, records[0].worker.as_str(), records[0].applied_at), (live.job.id, "w2", at(33)));
     assert_eq!(store.get_job(ws.id, live.job.id).await.expect("get").state, JobState::Done);
-    let err = store.complete_ping(&live.lease, "w2", at(34)).await.expect_err("twice");
+    let err = store.complete_ping(ws.id, &live.lease, "w2", at(34)).await.expect_err("twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert_eq!(store.ping_records(ws.id).await.expect("records").len(), 1);
 }
 
 pub async fn concurrent_claims_never_overlap(store: SharedStore) {
+pub async fn follow_ups_commit_with_the_job_under_its_lease(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    store.enqueue_jobs(ws.id, &[ping_job(at(0))], at(0)).await.expect("enqueue");
+    let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
+    let follow = |n: u32| NewJob::new(JobKind::Ping, json!({"follow": n}), at(40));
+    let only_the_job_running = QueueStats { due: 0, scheduled: 0, running: 1, dead: 0 };
+
+    // A lost lease, or another workspace's id, finishes nothing and enqueues nothing.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &stale.lease, &JobOutcome::Done, &[follow(1)], at(32))
+        .await
+        .expect_err("stale lease");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .finish_job_and_enqueue(other.id, &live.lease, &JobOutcome::Done, &[follow(2)], at(32))
+        .await
+        .expect_err("another workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.queue_stats(at(40)).await.expect("stats"), only_the_job_running);
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Running);
+
+    // The live lease finishes the job and enqueues its follow-ups together, in its workspace.
+    store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(3), follow(4)], at(33))
+        .await
+        .expect("finish");
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Done);
+    assert!(store.claim_jobs(&claim(at(39), 10)).await.expect("not yet").is_empty(), "follow-ups keep their run_at");
+    let followed = store.claim_jobs(&claim(at(40), 10)).await.expect("claim follow-ups");
+    let mut payloads: Vec<_> = followed.iter().map(|j| j.job.payload["follow"].as_u64()).collect();
+    payloads.sort();
+    assert_eq!(payloads, [Some(3), Some(4)]);
+    assert!(followed.iter().all(|j| j.job.workspace_id == ws.id));
+
+    // Finishing again is refused whole: no second set of follow-ups.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(5)], at(41))
+        .await
+        .expect_err("finish twice");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    for job in &followed {
+        store.finish_job(ws.id, &job.lease, &JobOutcome::Done, at(41)).await.expect("finish follow-up");
+    }
+    assert_eq!(store.queue_stats(at(10_000)).await.expect("stats"), QueueStats::default());
+
+    // A retry with follow-ups: the job waits for its next run and the follow-ups are queued.
+    store.enqueue_jobs(ws.id, &[ping_job(at(50))], at(50)).await.expect("enqueue");
+    let leased = store.claim_jobs(&claim(at(50), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(200), error: "later".into() };
+    store.finish_job_and_enqueue(ws.id, &leased.lease, &retry, &[follow(6)], at(51)).await.expect("retry");
+    let job = store.get_job(ws.id, leased.job.id).await.expect("job");
+    assert_eq!((job.state, job.run_at), (JobState::Queued, at(200)));
+    assert_eq!(
+        store.queue_stats(at(60)).await.expect("stats"),
+        QueueStats { due: 1, scheduled: 1, running: 0, dead: 0 }
+    );
+
+    // The ping effect is fenced by the workspace too.
+    let again = store.claim_jobs(&claim(at(200), 10)).await.expect("claim");
+    let ping = again.iter().find(|j| j.job.id == leased.job.id).expect("the retried job");
+    let err = store.complete_ping(other.id, &ping.lease, "w1", at(201)).await.expect_err("other workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert!(store.ping_records(other.id).await.expect("records").is_empty());
+    assert!(store.ping_records(ws.id).await.expect("records").is_empty());
+    assert_eq!(store.get_job(ws.id, ping.job.id).await.expect("job").state, JobState::Running);
+}
+
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let jobs: Vec<NewJob> = (0..400).map(|_| ping_job(at(0))).collect();
     store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
@@ -415,7 +485,7 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         store.queue_stats(at(10)).await.expect("stats"),
         QueueStats { due: 1, scheduled: 1, running: 1, dead: 0 }
     );
-    store.finish_job(&leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
     let leased = store.claim_jobs(&claim(at(11), 1)).await.expect("claim").remove(0);
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(41)), "lease expiry is a due time");
     assert_eq!(
@@ -423,7 +493,7 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         QueueStats { due: 1, scheduled: 1, running: 0, dead: 1 },
         "an expired lease counts as due"
     );
-    store.finish_job(&leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
 }
 
@@ -1101,8 +1171,11 @@ pub async fn finished_jobs_are_purged_after_their_retention(store: SharedStore) 
     store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
     let claimed = store.claim_jobs(&claim(at(0), 10)).await.expect("claim");
     assert_eq!(claimed.len(), 3);
-    store.finish_job(&claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
-    store.finish_job(&claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
+    store
+        .finish_job(ws.id, &claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10))
+        .await
+        .expect("dead");
     // claimed[2] stays running; the fourth job stays queued.
     assert_eq!(store.purge_finished_jobs(at(10), at(10), 100).await.expect("purge"), 0, "not older than the cut");
     assert_eq!(store.purge_finished_jobs(at(11), at(10), 100).await.expect("purge"), 1, "the done one");
@@ -2249,7 +2322,7 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
     let jobs = store.claim_jobs(&claim(at(2), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(1)]);
     for job in &jobs {
-        store.finish_job(&job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
+        store.finish_job(ws, &job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
     }
 
     let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
