@@ -73,6 +73,7 @@ macro_rules! conformance_suite {
             endpoints_fail_recover_and_are_disabled_once,
             campaign_webhooks_are_scoped_and_keep_their_secrets,
             follow_ups_commit_with_suppressions_and_deliveries,
+            contact_history_is_scoped_to_its_workspace,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -356,7 +357,6 @@ pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
     assert_eq!(store.ping_records(ws.id).await.expect("records").len(), 1);
 }
 
-pub async fn concurrent_claims_never_overlap(store: SharedStore) {
 pub async fn follow_ups_commit_with_the_job_under_its_lease(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
@@ -426,6 +426,7 @@ pub async fn follow_ups_commit_with_the_job_under_its_lease(store: SharedStore) 
     assert_eq!(store.get_job(ws.id, ping.job.id).await.expect("job").state, JobState::Running);
 }
 
+pub async fn concurrent_claims_never_overlap(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let jobs: Vec<NewJob> = (0..400).map(|_| ping_job(at(0))).collect();
     store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
@@ -611,6 +612,7 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let rejections: Vec<Rejection> = (0..105u64)
         .map(|i| Rejection {
+            workspace_id: ws,
             source_id: source,
             received_at: at(i),
             status: 400,
@@ -626,8 +628,9 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     assert_eq!(kept[0], rejections[104], "newest first");
     assert_eq!(kept[99], rejections[5]);
 
-    let samples: Vec<Sample> =
-        (0..25u64).map(|i| Sample { source_id: source, received_at: at(i), body: json!({"n": i}) }).collect();
+    let samples: Vec<Sample> = (0..25u64)
+        .map(|i| Sample { workspace_id: ws, source_id: source, received_at: at(i), body: json!({"n": i}) })
+        .collect();
     store.record_samples(&samples).await.expect("record");
     let kept = store.list_samples(ws, source).await.expect("list");
     assert_eq!(kept.len(), 20);
@@ -636,6 +639,19 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     assert!(store.list_rejections(other.id, source).await.expect("list").is_empty(), "scoped");
     assert!(store.list_samples(other.id, source).await.expect("list").is_empty(), "scoped");
+
+    // Written with another workspace's id, the source's log gets nothing; the rest of the
+    // batch is kept.
+    let stray = Rejection { workspace_id: other.id, received_at: at(200), ..rejections[0].clone() };
+    let last = Rejection { received_at: at(201), ..rejections[0].clone() };
+    store.record_rejections(&[stray, last.clone()]).await.expect("record");
+    let kept = store.list_rejections(ws, source).await.expect("list");
+    assert_eq!((kept.len(), &kept[0], &kept[1]), (100, &last, &rejections[104]));
+    let stray =
+        Sample { workspace_id: other.id, source_id: source, received_at: at(200), body: json!({"stray": true}) };
+    store.record_samples(&[stray]).await.expect("record");
+    assert_eq!(store.list_samples(ws, source).await.expect("list")[0], samples[24]);
+    assert!(store.list_samples(other.id, source).await.expect("list").is_empty());
 }
 
 pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
@@ -1345,16 +1361,16 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     let stats = store.campaign_stats(ws, campaign.id).await.expect("stats");
     assert_eq!((stats.entered, stats.completed, stats.active), (1, 1, 0));
     assert_eq!(stats.steps["s"]["sent"], 1);
-    assert_eq!(store.contact_journeys(contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
+    assert_eq!(store.contact_journeys(ws, contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
     let other = store.create_campaign(ws, "other", &json!({}), at(1)).await.expect("campaign");
-    assert!(store.contact_journeys(contact.id, Some(other.id), 10).await.expect("none").is_empty());
+    assert!(store.contact_journeys(ws, contact.id, Some(other.id), 10).await.expect("none").is_empty());
     let elsewhere = JourneyId::from_uuid(crate::new_uuid(at(4)));
     let enrol = CampaignWork {
         journeys: vec![crate::campaign::NewJourney::at_start(elsewhere, other.id, contact.id, at(4))],
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &enrol, at(4)).await.expect("enrol elsewhere");
-    let all = store.contact_journeys(contact.id, None, 10).await.expect("all campaigns");
+    let all = store.contact_journeys(ws, contact.id, None, 10).await.expect("all campaigns");
     assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), [elsewhere, first], "every campaign, newest first");
 
     // Held journeys get their step job back when the campaign becomes active again.
@@ -2341,4 +2357,35 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         .expect("sent");
     let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(3)]);
+}
+
+pub async fn contact_history_is_scoped_to_its_workspace(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other").id;
+    let go = |t: u64| request(ws, source, json!({"email": "s@example.com", "event": "go"}), None, at(t));
+    let results = store.ingest(&[go(1), go(2)], at(2)).await.expect("ingest");
+    let (first, second) = (accepted(&results[0]), accepted(&results[1]));
+    let contact = first.contact_id.expect("contact");
+    let campaign = store.create_campaign(ws, "c", &json!({}), at(2)).await.expect("campaign");
+    let journey = herald_domain::JourneyId::from_uuid(crate::new_uuid(at(2)));
+    let enrol = crate::campaign::CampaignWork {
+        journeys: vec![crate::campaign::NewJourney::at_start(journey, campaign.id, contact, at(2))],
+        ..Default::default()
+    };
+    store.commit_campaign_work(ws, None, &enrol, at(2)).await.expect("enrol");
+
+    // The contact's own workspace sees its events and journeys.
+    let go_names = ["go".to_owned()];
+    assert_eq!(store.count_contact_events(ws, contact, "go", None, second.event_id).await.expect("count"), 2);
+    assert!(store.contact_event_after(ws, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(store.contact_event_after(ws, contact, &[], first.event_id).await.expect("any after"));
+    let journeys = store.contact_journeys(ws, contact, Some(campaign.id), 10).await.expect("journeys");
+    assert_eq!(journeys.iter().map(|j| j.id).collect::<Vec<_>>(), [journey]);
+
+    // Another workspace, given the same ids, sees none of it.
+    assert_eq!(store.count_contact_events(other, contact, "go", None, second.event_id).await.expect("count"), 0);
+    assert!(!store.contact_event_after(other, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(!store.contact_event_after(other, contact, &[], first.event_id).await.expect("any after"));
+    assert!(store.contact_journeys(other, contact, Some(campaign.id), 10).await.expect("journeys").is_empty());
+    assert!(store.contact_journeys(other, contact, None, 10).await.expect("journeys").is_empty());
 }

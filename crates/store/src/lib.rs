@@ -280,6 +280,7 @@ pub struct SourceUpdate {
 /// events do not appear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub status: u16,
@@ -297,6 +298,7 @@ pub const SAMPLES_KEPT: u32 = 20;
 /// A request kept as a sample for building a mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub body: Value,
@@ -338,13 +340,16 @@ pub trait SourceStore {
     /// to `hash`. Not scoped by workspace: the token is the credential, like an API key.
     async fn source_by_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>>;
 
-    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source.
+    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source. A rejection whose
+    /// source is not (or no longer) in its workspace is dropped: the log is best effort and
+    /// must not fail the others.
     async fn record_rejections(&self, rejections: &[Rejection]) -> StoreResult<()>;
 
     /// Newest first.
     async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>>;
 
-    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source.
+    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source; like rejections, those
+    /// of a source not in their workspace are dropped.
     async fn record_samples(&self, samples: &[Sample]) -> StoreResult<()>;
 
     /// Newest first.
