@@ -195,12 +195,12 @@ impl Worker {
         if job.attempts > job.max_attempts {
             // Claimed again and again without ever finishing: its worker keeps dying on it.
             let error = format!("claimed {} times without finishing; giving up", job.attempts);
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            self.store.finish_job(leased.job.workspace_id, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         }
         match job.kind.parse::<JobKind>() {
             Ok(JobKind::Ping) => {
-                self.store.complete_ping(&leased.lease, &self.name, now).await?;
+                self.store.complete_ping(job.workspace_id, &leased.lease, &self.name, now).await?;
                 Ok("done")
             }
             Ok(JobKind::DeliverMessage) => match self.email.deliver(leased).await {
@@ -249,13 +249,13 @@ impl Worker {
                 // run again shortly and decide on what is committed now.
                 let error = format!("lost a race ({constraint}); running again");
                 let outcome = JobOutcome::Retry { at: now + RACE_RETRY, error };
-                self.store.finish_job(&leased.lease, &outcome, now).await?;
+                self.store.finish_job(leased.job.workspace_id, &leased.lease, &outcome, now).await?;
                 Ok("retry")
             }
             Err(CampaignJobError::Store(e)) => self.retry_later(leased, e.to_string(), now).await,
             Err(CampaignJobError::Invalid(error)) => {
                 tracing::error!(job = %leased.job.id, kind = %leased.job.kind, error, "campaign job cannot run");
-                self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+                self.store.finish_job(leased.job.workspace_id, &leased.lease, &JobOutcome::Dead { error }, now).await?;
                 Ok("dead")
             }
         }
@@ -267,7 +267,7 @@ impl Worker {
         tracing::warn!(job = %leased.job.id, kind = %leased.job.kind, error, "job failed; it runs again later");
         let outcome = RetryPolicy::DEFAULT.after_failure(leased.job.attempts, now, rand::random(), error);
         let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
-        self.store.finish_job(&leased.lease, &outcome, now).await?;
+        self.store.finish_job(leased.job.workspace_id, &leased.lease, &outcome, now).await?;
         Ok(label)
     }
 }

@@ -38,6 +38,27 @@ macro_rules! journey_columns {
     };
 }
 
+/// The start of a [`JourneyContext`] query (append the `WHERE`): the journey's own columns,
+/// then the campaign's (`campaign_*`), the contact's (`ct_*`) and the event's (`e_*`).
+macro_rules! journey_context_select {
+    () => {
+        "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
+         j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
+         j.converted_at, j.goal_until, j.conversion_step, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
+         ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
+         ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
+         ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
+         e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
+         e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
+         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome, \
+         EXISTS (SELECT 1 FROM suppressions s WHERE s.workspace_id = j.workspace_id AND s.email = ct.email) AS suppressed, \
+         EXISTS (SELECT 1 FROM transports t WHERE t.workspace_id = j.workspace_id) AS workspace_smtp \
+         FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
+         JOIN workspaces w ON w.id = j.workspace_id \
+         LEFT JOIN events e ON e.id = j.event_id "
+    };
+}
+
 macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
@@ -219,14 +240,15 @@ const INSERT_CHUNK: usize = 1000;
 async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
-    for (lease, jobs) in jobs_by_lease(items) {
+    for ((lease, workspace), jobs) in jobs_by_lease(items) {
         let jobs: Vec<Uuid> = jobs.iter().map(|j| j.as_uuid()).collect();
         let finished = sqlx::query(
             "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = $1 \
-             WHERE lease_id = $2 AND id = ANY($3)",
+             WHERE lease_id = $2 AND workspace_id = $3 AND id = ANY($4)",
         )
         .bind(at)
         .bind(lease.as_uuid())
+        .bind(workspace.as_uuid())
         .bind(&jobs)
         .execute(&mut **tx)
         .await
@@ -628,33 +650,43 @@ impl CampaignStore for PgStore {
 
     async fn count_contact_events(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         name: &str,
         since: Option<Timestamp>,
         until: EventId,
     ) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM events WHERE contact_id = $1 AND id <= $2 AND name = $3 AND received_at >= $4",
+            "SELECT COUNT(*) FROM events WHERE contact_id = $1 AND id <= $2 AND name = $3 AND received_at >= $4 \
+             AND workspace_id = $5",
         )
         .bind(contact.as_uuid())
         .bind(until.as_uuid())
         .bind(encode::text(name))
         .bind(encode::ts(since.unwrap_or(Timestamp::MIN)))
+        .bind(workspace.as_uuid())
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
         u64::try_from(n).map_err(|e| corrupt("count", e))
     }
 
-    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool> {
+    async fn contact_event_after(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        names: &[String],
+        after: EventId,
+    ) -> StoreResult<bool> {
         let names: Vec<String> = names.iter().map(|n| encode::text(n).into_owned()).collect();
         let found: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM events WHERE contact_id = $1 AND id > $2 AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             LIMIT 1",
+             AND workspace_id = $4 LIMIT 1",
         )
         .bind(contact.as_uuid())
         .bind(after.as_uuid())
         .bind(names)
+        .bind(workspace.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -687,6 +719,7 @@ impl CampaignStore for PgStore {
 
     async fn contact_journeys(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         campaign: Option<CampaignId>,
         limit: u32,
@@ -694,11 +727,13 @@ impl CampaignStore for PgStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             journey_columns!(),
-            " FROM journeys WHERE contact_id = $1 AND ($2::uuid IS NULL OR campaign_id = $2) ORDER BY id DESC LIMIT $3"
+            " FROM journeys WHERE contact_id = $1 AND ($2::uuid IS NULL OR campaign_id = $2) AND workspace_id = $4 \
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(contact.as_uuid())
         .bind(campaign.map(|c| c.as_uuid()))
         .bind(i64::from(limit))
+        .bind(workspace.as_uuid())
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -707,15 +742,12 @@ impl CampaignStore for PgStore {
 
     async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
         let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows = sqlx::query(concat!(
-            herald_store::journey_context_select!(),
-            "WHERE j.workspace_id = $1 AND j.id = ANY($2)"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows = sqlx::query(concat!(journey_context_select!(), "WHERE j.workspace_id = $1 AND j.id = ANY($2)"))
+            .bind(workspace.as_uuid())
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         rows.iter()
             .map(|row| {
                 let event = match opt_uuid(row, "e_id")? {

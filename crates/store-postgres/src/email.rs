@@ -344,7 +344,7 @@ impl EmailStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = $1, status_reason = $2, reply = COALESCE($3, reply), attempts = $4, \
              sent_at = COALESCE($5, sent_at) WHERE workspace_id = $6 AND id = $7",

@@ -56,9 +56,10 @@ pub(crate) async fn insert_jobs(
     Ok(ids)
 }
 
-/// Applies a run's outcome if `lease` is still the job's current lease.
+/// Applies a run's outcome if `lease` is still the current lease of `workspace`'s job.
 pub(crate) async fn finish(
     tx: &mut Transaction<'static, Postgres>,
+    workspace: WorkspaceId,
     lease: &JobLease,
     outcome: &JobOutcome,
     now: Timestamp,
@@ -75,7 +76,7 @@ pub(crate) async fn finish(
     let updated = sqlx::query(
         "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), due_at = $2, \
          last_error = COALESCE($3, last_error), lease_id = NULL, leased_by = NULL, updated_at = $4 \
-         WHERE id = $5 AND lease_id = $6",
+         WHERE id = $5 AND lease_id = $6 AND workspace_id = $7",
     )
     .bind(state.as_str())
     .bind(run_at)
@@ -83,6 +84,7 @@ pub(crate) async fn finish(
     .bind(now.to_offset_date_time())
     .bind(lease.job_id.as_uuid())
     .bind(lease.lease_id.as_uuid())
+    .bind(workspace.as_uuid())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -138,26 +140,41 @@ impl JobStore for PgStore {
             .collect())
     }
 
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()> {
+    async fn finish_job_and_enqueue(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        // On `LeaseLost` the transaction is dropped, which rolls it back: nothing enqueued.
+        finish(&mut tx, workspace, lease, outcome, now).await?;
+        if !follow_up.is_empty() {
+            insert_jobs(&mut tx, workspace, follow_up, now).await?;
+        }
         tx.commit().await.map_err(db_error)
     }
 
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()> {
+    async fn complete_ping(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         // On `LeaseLost` the transaction is dropped, which rolls it back: no effect either.
-        finish(&mut tx, lease, &JobOutcome::Done, now).await?;
-        sqlx::query(
-            "INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) \
-             SELECT id, workspace_id, $1, $2 FROM jobs WHERE id = $3",
-        )
-        .bind(worker)
-        .bind(now.to_offset_date_time())
-        .bind(lease.job_id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        finish(&mut tx, workspace, lease, &JobOutcome::Done, now).await?;
+        sqlx::query("INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) VALUES ($1, $2, $3, $4)")
+            .bind(lease.job_id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(worker)
+            .bind(now.to_offset_date_time())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 

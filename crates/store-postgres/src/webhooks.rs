@@ -372,7 +372,7 @@ async fn record_attempt(
     now: Timestamp,
 ) -> StoreResult<()> {
     let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
-    finish(tx, lease, outcome, now).await?;
+    finish(tx, *workspace, lease, outcome, now).await?;
     record_progress(tx, *workspace, *id, attempt, progress, now).await?;
     insert_jobs(tx, *workspace, follow_up, now).await?;
     Ok(())

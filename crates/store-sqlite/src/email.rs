@@ -346,7 +346,7 @@ impl EmailStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = ?, status_reason = ?, reply = COALESCE(?, reply), attempts = ?, \
              sent_at = COALESCE(?, sent_at) WHERE workspace_id = ? AND id = ?",

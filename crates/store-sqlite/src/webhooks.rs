@@ -328,7 +328,7 @@ async fn record_all(
     records: &[AttemptRecord],
     now: Timestamp,
 ) -> StoreResult<Vec<()>> {
-    let runs: Vec<_> = records.iter().map(|r| (&r.lease, &r.outcome)).collect();
+    let runs: Vec<_> = records.iter().map(|r| (r.workspace, &r.lease, &r.outcome)).collect();
     finish_all(tx, &runs, now).await?;
     let progress: Vec<_> = records.iter().map(|r| (r.workspace, r.delivery, &r.attempt, &r.progress)).collect();
     record_progress(tx, &progress, now).await?;

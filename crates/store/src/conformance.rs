@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             claims_are_exclusive_until_the_lease_expires,
             finish_records_each_outcome,
             ping_effect_is_fenced_by_the_lease,
+            follow_ups_commit_with_the_job_under_its_lease,
             concurrent_claims_never_overlap,
             claims_take_the_oldest_due_first,
             queue_stats_and_next_due,
@@ -73,6 +74,7 @@ macro_rules! conformance_suite {
             endpoints_fail_recover_and_are_disabled_once,
             campaign_webhooks_are_scoped_and_keep_their_secrets,
             follow_ups_commit_with_suppressions_and_deliveries,
+            contact_history_is_scoped_to_its_workspace,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -293,12 +295,12 @@ pub async fn claims_are_exclusive_until_the_lease_expires(store: SharedStore) {
     assert_eq!(second.job.attempts, 2);
     assert_ne!(second.lease.lease_id, first.lease.lease_id);
 
-    let err = store.finish_job(&first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
+    let err = store.finish_job(ws.id, &first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    store.finish_job(&second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
+    store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
     let job = store.get_job(ws.id, first.job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
-    let err = store.finish_job(&second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
+    let err = store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
 }
 
@@ -309,9 +311,9 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     assert_eq!(claimed.len(), 2);
 
     let retry = JobOutcome::Retry { at: at(100), error: "receiver answered 503".into() };
-    store.finish_job(&claimed[0].lease, &retry, at(1)).await.expect("retry");
+    store.finish_job(ws.id, &claimed[0].lease, &retry, at(1)).await.expect("retry");
     let dead = JobOutcome::Dead { error: "gave up".into() };
-    store.finish_job(&claimed[1].lease, &dead, at(1)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[1].lease, &dead, at(1)).await.expect("dead");
 
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!((job.state, job.run_at), (JobState::Queued, at(100)));
@@ -320,7 +322,7 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     let again = store.claim_jobs(&claim(at(100), 10)).await.expect("claim");
     assert_eq!(again.len(), 1, "the dead job is never claimed again");
     assert_eq!((again[0].job.id, again[0].job.attempts), (claimed[0].job.id, 2));
-    store.finish_job(&again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
+    store.finish_job(ws.id, &again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.last_error.as_deref(), Some("receiver answered 503"), "the last error is kept for the record");
@@ -342,18 +344,87 @@ pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
     let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
     let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
 
-    let err = store.complete_ping(&stale.lease, "slow-worker", at(32)).await.expect_err("stale");
+    let err = store.complete_ping(ws.id, &stale.lease, "slow-worker", at(32)).await.expect_err("stale");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert!(store.ping_records(ws.id).await.expect("records").is_empty(), "no effect without the lease");
 
-    store.complete_ping(&live.lease, "w2", at(33)).await.expect("complete");
+    store.complete_ping(ws.id, &live.lease, "w2", at(33)).await.expect("complete");
     let records = store.ping_records(ws.id).await.expect("records");
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].job_id, records[0].worker.as_str(), records[0].applied_at), (live.job.id, "w2", at(33)));
     assert_eq!(store.get_job(ws.id, live.job.id).await.expect("get").state, JobState::Done);
-    let err = store.complete_ping(&live.lease, "w2", at(34)).await.expect_err("twice");
+    let err = store.complete_ping(ws.id, &live.lease, "w2", at(34)).await.expect_err("twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert_eq!(store.ping_records(ws.id).await.expect("records").len(), 1);
+}
+
+pub async fn follow_ups_commit_with_the_job_under_its_lease(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    store.enqueue_jobs(ws.id, &[ping_job(at(0))], at(0)).await.expect("enqueue");
+    let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
+    let follow = |n: u32| NewJob::new(JobKind::Ping, json!({"follow": n}), at(40));
+    let only_the_job_running = QueueStats { due: 0, scheduled: 0, running: 1, dead: 0 };
+
+    // A lost lease, or another workspace's id, finishes nothing and enqueues nothing.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &stale.lease, &JobOutcome::Done, &[follow(1)], at(32))
+        .await
+        .expect_err("stale lease");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .finish_job_and_enqueue(other.id, &live.lease, &JobOutcome::Done, &[follow(2)], at(32))
+        .await
+        .expect_err("another workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.queue_stats(at(40)).await.expect("stats"), only_the_job_running);
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Running);
+
+    // The live lease finishes the job and enqueues its follow-ups together, in its workspace.
+    store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(3), follow(4)], at(33))
+        .await
+        .expect("finish");
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Done);
+    assert!(store.claim_jobs(&claim(at(39), 10)).await.expect("not yet").is_empty(), "follow-ups keep their run_at");
+    let followed = store.claim_jobs(&claim(at(40), 10)).await.expect("claim follow-ups");
+    let mut payloads: Vec<_> = followed.iter().map(|j| j.job.payload["follow"].as_u64()).collect();
+    payloads.sort();
+    assert_eq!(payloads, [Some(3), Some(4)]);
+    assert!(followed.iter().all(|j| j.job.workspace_id == ws.id));
+
+    // Finishing again is refused whole: no second set of follow-ups.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(5)], at(41))
+        .await
+        .expect_err("finish twice");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    for job in &followed {
+        store.finish_job(ws.id, &job.lease, &JobOutcome::Done, at(41)).await.expect("finish follow-up");
+    }
+    assert_eq!(store.queue_stats(at(10_000)).await.expect("stats"), QueueStats::default());
+
+    // A retry with follow-ups: the job waits for its next run and the follow-ups are queued.
+    store.enqueue_jobs(ws.id, &[ping_job(at(50))], at(50)).await.expect("enqueue");
+    let leased = store.claim_jobs(&claim(at(50), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(200), error: "later".into() };
+    store.finish_job_and_enqueue(ws.id, &leased.lease, &retry, &[follow(6)], at(51)).await.expect("retry");
+    let job = store.get_job(ws.id, leased.job.id).await.expect("job");
+    assert_eq!((job.state, job.run_at), (JobState::Queued, at(200)));
+    assert_eq!(
+        store.queue_stats(at(60)).await.expect("stats"),
+        QueueStats { due: 1, scheduled: 1, running: 0, dead: 0 }
+    );
+
+    // The ping effect is fenced by the workspace too.
+    let again = store.claim_jobs(&claim(at(200), 10)).await.expect("claim");
+    let ping = again.iter().find(|j| j.job.id == leased.job.id).expect("the retried job");
+    let err = store.complete_ping(other.id, &ping.lease, "w1", at(201)).await.expect_err("other workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert!(store.ping_records(other.id).await.expect("records").is_empty());
+    assert!(store.ping_records(ws.id).await.expect("records").is_empty());
+    assert_eq!(store.get_job(ws.id, ping.job.id).await.expect("job").state, JobState::Running);
 }
 
 pub async fn concurrent_claims_never_overlap(store: SharedStore) {
@@ -416,7 +487,7 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         store.queue_stats(at(10)).await.expect("stats"),
         QueueStats { due: 1, scheduled: 1, running: 1, dead: 0 }
     );
-    store.finish_job(&leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
     let leased = store.claim_jobs(&claim(at(11), 1)).await.expect("claim").remove(0);
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(41)), "lease expiry is a due time");
     assert_eq!(
@@ -424,7 +495,7 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         QueueStats { due: 1, scheduled: 1, running: 0, dead: 1 },
         "an expired lease counts as due"
     );
-    store.finish_job(&leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
 }
 
@@ -542,6 +613,7 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let rejections: Vec<Rejection> = (0..105u64)
         .map(|i| Rejection {
+            workspace_id: ws,
             source_id: source,
             received_at: at(i),
             status: 400,
@@ -557,8 +629,9 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     assert_eq!(kept[0], rejections[104], "newest first");
     assert_eq!(kept[99], rejections[5]);
 
-    let samples: Vec<Sample> =
-        (0..25u64).map(|i| Sample { source_id: source, received_at: at(i), body: json!({"n": i}) }).collect();
+    let samples: Vec<Sample> = (0..25u64)
+        .map(|i| Sample { workspace_id: ws, source_id: source, received_at: at(i), body: json!({"n": i}) })
+        .collect();
     store.record_samples(&samples).await.expect("record");
     let kept = store.list_samples(ws, source).await.expect("list");
     assert_eq!(kept.len(), 20);
@@ -567,6 +640,19 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     assert!(store.list_rejections(other.id, source).await.expect("list").is_empty(), "scoped");
     assert!(store.list_samples(other.id, source).await.expect("list").is_empty(), "scoped");
+
+    // Written with another workspace's id, the source's log gets nothing; the rest of the
+    // batch is kept.
+    let stray = Rejection { workspace_id: other.id, received_at: at(200), ..rejections[0].clone() };
+    let last = Rejection { received_at: at(201), ..rejections[0].clone() };
+    store.record_rejections(&[stray, last.clone()]).await.expect("record");
+    let kept = store.list_rejections(ws, source).await.expect("list");
+    assert_eq!((kept.len(), &kept[0], &kept[1]), (100, &last, &rejections[104]));
+    let stray =
+        Sample { workspace_id: other.id, source_id: source, received_at: at(200), body: json!({"stray": true}) };
+    store.record_samples(&[stray]).await.expect("record");
+    assert_eq!(store.list_samples(ws, source).await.expect("list")[0], samples[24]);
+    assert!(store.list_samples(other.id, source).await.expect("list").is_empty());
 }
 
 pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
@@ -1102,8 +1188,11 @@ pub async fn finished_jobs_are_purged_after_their_retention(store: SharedStore) 
     store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
     let claimed = store.claim_jobs(&claim(at(0), 10)).await.expect("claim");
     assert_eq!(claimed.len(), 3);
-    store.finish_job(&claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
-    store.finish_job(&claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
+    store
+        .finish_job(ws.id, &claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10))
+        .await
+        .expect("dead");
     // claimed[2] stays running; the fourth job stays queued.
     assert_eq!(store.purge_finished_jobs(at(10), at(10), 100).await.expect("purge"), 0, "not older than the cut");
     assert_eq!(store.purge_finished_jobs(at(11), at(10), 100).await.expect("purge"), 1, "the done one");
@@ -1273,16 +1362,16 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     let stats = store.campaign_stats(ws, campaign.id).await.expect("stats");
     assert_eq!((stats.entered, stats.completed, stats.active), (1, 1, 0));
     assert_eq!(stats.steps["s"]["sent"], 1);
-    assert_eq!(store.contact_journeys(contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
+    assert_eq!(store.contact_journeys(ws, contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
     let other = store.create_campaign(ws, "other", &json!({}), at(1)).await.expect("campaign");
-    assert!(store.contact_journeys(contact.id, Some(other.id), 10).await.expect("none").is_empty());
+    assert!(store.contact_journeys(ws, contact.id, Some(other.id), 10).await.expect("none").is_empty());
     let elsewhere = JourneyId::from_uuid(crate::new_uuid(at(4)));
     let enrol = CampaignWork {
         journeys: vec![crate::campaign::NewJourney::at_start(elsewhere, other.id, contact.id, at(4))],
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &enrol, at(4)).await.expect("enrol elsewhere");
-    let all = store.contact_journeys(contact.id, None, 10).await.expect("all campaigns");
+    let all = store.contact_journeys(ws, contact.id, None, 10).await.expect("all campaigns");
     assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), [elsewhere, first], "every campaign, newest first");
 
     // Held journeys get their step job back when the campaign becomes active again.
@@ -2331,7 +2420,7 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
     let jobs = store.claim_jobs(&claim(at(2), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(1)]);
     for job in &jobs {
-        store.finish_job(&job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
+        store.finish_job(ws, &job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
     }
 
     let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
@@ -2350,4 +2439,35 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         .expect("sent");
     let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(3)]);
+}
+
+pub async fn contact_history_is_scoped_to_its_workspace(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other").id;
+    let go = |t: u64| request(ws, source, json!({"email": "s@example.com", "event": "go"}), None, at(t));
+    let results = store.ingest(&[go(1), go(2)], at(2)).await.expect("ingest");
+    let (first, second) = (accepted(&results[0]), accepted(&results[1]));
+    let contact = first.contact_id.expect("contact");
+    let campaign = store.create_campaign(ws, "c", &json!({}), at(2)).await.expect("campaign");
+    let journey = herald_domain::JourneyId::from_uuid(crate::new_uuid(at(2)));
+    let enrol = crate::campaign::CampaignWork {
+        journeys: vec![crate::campaign::NewJourney::at_start(journey, campaign.id, contact, at(2))],
+        ..Default::default()
+    };
+    store.commit_campaign_work(ws, None, &enrol, at(2)).await.expect("enrol");
+
+    // The contact's own workspace sees its events and journeys.
+    let go_names = ["go".to_owned()];
+    assert_eq!(store.count_contact_events(ws, contact, "go", None, second.event_id).await.expect("count"), 2);
+    assert!(store.contact_event_after(ws, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(store.contact_event_after(ws, contact, &[], first.event_id).await.expect("any after"));
+    let journeys = store.contact_journeys(ws, contact, Some(campaign.id), 10).await.expect("journeys");
+    assert_eq!(journeys.iter().map(|j| j.id).collect::<Vec<_>>(), [journey]);
+
+    // Another workspace, given the same ids, sees none of it.
+    assert_eq!(store.count_contact_events(other, contact, "go", None, second.event_id).await.expect("count"), 0);
+    assert!(!store.contact_event_after(other, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(!store.contact_event_after(other, contact, &[], first.event_id).await.expect("any after"));
+    assert!(store.contact_journeys(other, contact, Some(campaign.id), 10).await.expect("journeys").is_empty());
+    assert!(store.contact_journeys(other, contact, None, 10).await.expect("journeys").is_empty());
 }

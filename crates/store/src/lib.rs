@@ -191,7 +191,9 @@ pub trait WorkspaceStore {
     async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey>;
 }
 
-/// The durable job queue.
+/// The durable job queue. Claiming, the queue's statistics and purging serve every workspace
+/// at once (one worker pool runs all tenants' jobs); everything done with a claimed job is
+/// fenced by its lease and scoped by the job's workspace.
 #[async_trait]
 pub trait JobStore {
     /// Enqueues jobs in one transaction (all or none).
@@ -203,12 +205,39 @@ pub trait JobStore {
     async fn claim_jobs(&self, request: &ClaimRequest) -> StoreResult<Vec<LeasedJob>>;
 
     /// Records how a run ended. Fails with `LeaseLost` if the lease expired and the job was
-    /// claimed again, in which case nothing is written.
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()>;
+    /// claimed again, or the job is not `workspace`'s, in which case nothing is written.
+    async fn finish_job(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_job_and_enqueue(workspace, lease, outcome, &[], now).await
+    }
+
+    /// Records how a run ended and enqueues `follow_up` (the work that follows from it, e.g. a
+    /// waiting journey's resumption) in `workspace`, in one transaction fenced by the lease:
+    /// with `LeaseLost` neither happens, so the job runs again and nothing it implied is lost
+    /// between two commits.
+    async fn finish_job_and_enqueue(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// The effect of a ping job, committed together with the job's completion under its
     /// lease: either both happen or neither.
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()>;
+    async fn complete_ping(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>>;
 
@@ -251,6 +280,7 @@ pub struct SourceUpdate {
 /// events do not appear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub status: u16,
@@ -268,6 +298,7 @@ pub const SAMPLES_KEPT: u32 = 20;
 /// A request kept as a sample for building a mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub body: Value,
@@ -309,13 +340,16 @@ pub trait SourceStore {
     /// to `hash`. Not scoped by workspace: the token is the credential, like an API key.
     async fn source_by_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>>;
 
-    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source.
+    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source. A rejection whose
+    /// source is not (or no longer) in its workspace is dropped: the log is best effort and
+    /// must not fail the others.
     async fn record_rejections(&self, rejections: &[Rejection]) -> StoreResult<()>;
 
     /// Newest first.
     async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>>;
 
-    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source.
+    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source; like rejections, those
+    /// of a source not in their workspace are dropped.
     async fn record_samples(&self, samples: &[Sample]) -> StoreResult<()>;
 
     /// Newest first.

@@ -103,6 +103,7 @@ async fn open(
 /// Logs a refusal in the source's rejection log and turns it into the response.
 fn reject(state: &AppState, inbound: &Inbound, error: ApiError) -> Response {
     state.source_log.rejection(Rejection {
+        workspace_id: inbound.source.workspace_id,
         source_id: inbound.source.id,
         received_at: inbound.received_at,
         status: error.status.as_u16(),
@@ -156,7 +157,8 @@ fn interpret(
         SourceKind::Generic => parse_generic(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Posthog => parse_posthog(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Mapped => {
-            state.source_log.sample(Sample { source_id: source.id, received_at, body: payload.clone() });
+            let workspace_id = source.workspace_id;
+            state.source_log.sample(Sample { workspace_id, source_id: source.id, received_at, body: payload.clone() });
             let outcome = saved_mapping(source).and_then(|mapping| {
                 mapping.apply(payload).map_err(|errors| {
                     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -353,6 +355,7 @@ pub async fn receive_batch(
             format!("{rejected} of {} events refused; see the response for each", items.len()),
         );
         state.source_log.rejection(Rejection {
+            workspace_id: inbound.source.workspace_id,
             source_id: inbound.source.id,
             received_at: inbound.received_at,
             status: 200,

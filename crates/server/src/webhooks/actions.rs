@@ -102,7 +102,7 @@ impl Webhooks {
         let now = self.clock.now();
         let Ok(run) = serde_json::from_value::<ActionResult>(leased.job.payload.clone()) else {
             let error = "the job's payload is not an action result".to_owned();
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         };
         let mut work = CampaignWork::default();

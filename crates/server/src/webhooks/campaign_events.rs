@@ -203,7 +203,9 @@ pub async fn unsubscribe_jobs(
         .collect();
     let mut jobs = Vec::new();
     for campaign in campaigns {
-        let Some(journey) = store.contact_journeys(contact, Some(campaign), 1).await?.pop() else { continue };
+        let Some(journey) = store.contact_journeys(workspace, contact, Some(campaign), 1).await?.pop() else {
+            continue;
+        };
         let occurrence = Occurrence {
             kind: CampaignEventKind::ContactUnsubscribed,
             campaign,

@@ -450,20 +450,19 @@ impl Webhooks {
         let workspace = leased.job.workspace_id;
         let Ok(call) = serde_json::from_value::<CallPayload>(leased.job.payload.clone()) else {
             let error = "the job's payload is not a webhook call".to_owned();
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
             return Ok("dead");
         };
         let new =
             call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), leased.job.payload.clone());
         let delivery = one(self.opens.submit(vec![(workspace, new)]).await)?;
         if delivery.status != WebhookStatus::Pending {
-            let resume = call.origin.resume(delivery.id, delivery.status, self.clock.now());
+            let now = self.clock.now();
+            let resume: Vec<NewJob> = call.origin.resume(delivery.id, delivery.status, now).into_iter().collect();
             // Already over (a journey resumed twice, a replayed job or event): no second
-            // call; a waiting journey is resumed with the result on record.
-            self.store.finish_job(&leased.lease, &JobOutcome::Done, self.clock.now()).await?;
-            if let Some(resume) = resume {
-                self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
-            }
+            // call; a waiting journey is resumed with the result on record, committed with
+            // the job's completion so that no crash can come between them.
+            self.store.finish_job_and_enqueue(workspace, &leased.lease, &JobOutcome::Done, &resume, now).await?;
             return Ok("done");
         }
         let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, delivery.attempts).await?;

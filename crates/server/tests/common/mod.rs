@@ -125,6 +125,12 @@ impl TestApp {
         self.request(Method::DELETE, path).send().await.expect("request")
     }
 
+    /// What owns the app's database: the SQLite file's `tempfile::TempDir`, or PostgreSQL's
+    /// `TestDatabase` (for tests that reach the database behind the store's back).
+    pub fn database(&self) -> &(dyn Any + Send) {
+        &*self._database
+    }
+
     /// Runs every job due now, and what they make due, until none is.
     pub async fn run_jobs(&self) -> usize {
         self.app.worker.run_until_idle().await.expect("run jobs")
