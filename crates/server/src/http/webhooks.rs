@@ -282,9 +282,7 @@ pub(crate) async fn resend(
         ));
     }
     let now = state.clock.now();
-    let resent = state.store.resend_deliveries(workspace, &[id], None, now, now, 1, now).await?;
-    state.wake.notify_one();
-    Ok(resent)
+    Ok(state.store.resend_deliveries(workspace, &[id], None, now, now, 1, now).await?)
 }
 
 /// Send again every call of a status that finished in a time range (at most 10,000).
@@ -312,7 +310,6 @@ async fn resend_deliveries(
         .store
         .resend_deliveries(principal.workspace_id, &[], Some(status), body.from, body.to, BULK_RESEND_LIMIT, now)
         .await?;
-    state.wake.notify_one();
     Ok(Json(Resent { resent }))
 }
 
