@@ -9,7 +9,6 @@ use anyhow::Context;
 use herald_domain::{ApiToken, Workspace};
 use herald_store::SharedStore;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::campaigns::Campaigns;
@@ -70,34 +69,25 @@ impl App {
     ) -> anyhow::Result<Self> {
         let WebhookSettings { client, disable_after } = webhooks.into();
         let client = WebhookClient::new(client).context("cannot build the webhook client")?;
-        let wake = Arc::new(Notify::new());
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
             herald_store::Backend::Sqlite => 1,
             herald_store::Backend::Postgres => 4,
         };
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
-        let webhooks =
-            Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after, committers));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
         let campaigns =
             Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), webhooks.clone()));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),
             worker,
-            wake.clone(),
             campaigns.clone(),
             email.clone(),
             webhooks.clone(),
         ));
         let state = AppState::new(Services {
-            committer: crate::ingest::committer(
-                store.clone(),
-                clock.clone(),
-                committers,
-                campaigns.clone(),
-                wake.clone(),
-            ),
+            committer: crate::ingest::committer(store.clone(), clock.clone(), committers),
             source_log: SourceLog::start(store.clone()),
             limiter: Arc::default(),
             login_throttle: Arc::default(),
@@ -109,7 +99,6 @@ impl App {
             store,
             clock,
             metrics: crate::telemetry::metrics_handle(),
-            wake,
             public_url: public_url.trim_end_matches('/').into(),
         });
         Ok(Self { state, worker })

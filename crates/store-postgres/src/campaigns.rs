@@ -14,13 +14,13 @@ use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::encode;
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error, savepoint, settle};
+use crate::{PgStore, Tx, db_error, savepoint, settle};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -149,11 +149,7 @@ async fn load_campaign(conn: &mut PgConnection, workspace: WorkspaceId, id: Camp
 }
 
 /// The campaign row locked for the rest of the transaction.
-async fn lock_campaign(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    id: CampaignId,
-) -> StoreResult<Campaign> {
+async fn lock_campaign(tx: &mut Tx, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
     sqlx::query("SELECT 1 FROM campaigns WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
@@ -165,7 +161,7 @@ async fn lock_campaign(
 }
 
 async fn insert_version(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     id: CampaignId,
     version: u32,
     document: &Value,
@@ -183,12 +179,7 @@ async fn insert_version(
 }
 
 /// Gives held journeys of `campaign` their step jobs back (on resume).
-async fn release_held(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId, now: Timestamp) -> StoreResult<()> {
     let held = sqlx::query(
         "UPDATE journeys SET held = false, updated_at = $2 WHERE campaign_id = $1 AND held RETURNING id, step, run_at",
     )
@@ -210,7 +201,7 @@ async fn release_held(
 
 /// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
 pub(crate) async fn enqueue_evaluation(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     events: &[herald_domain::Event],
     now: Timestamp,
 ) -> StoreResult<()> {
@@ -237,7 +228,7 @@ const INSERT_CHUNK: usize = 1000;
 /// it (the job's lease, the journeys' expected places), then every item's inserts as
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
-async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
     for ((lease, workspace), jobs) in jobs_by_lease(items) {
@@ -403,12 +394,7 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
 }
 
 /// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
-async fn update_journey(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    u: &JourneyUpdate,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn update_journey(tx: &mut Tx, workspace: WorkspaceId, u: &JourneyUpdate, now: Timestamp) -> StoreResult<()> {
     let (guard, expect_step, expect_run_at) = match u.expect {
         Some((step, run_at)) => (true, step, run_at),
         None => (false, None, None),

@@ -292,7 +292,7 @@ impl PgStore {
             let mut tries = 0;
             let outcomes = loop {
                 tries += 1;
-                let mut savepoint = Acquire::begin(&mut tx).await.map_err(db_error)?;
+                let mut savepoint = Acquire::begin(&mut *tx).await.map_err(db_error)?;
                 // Later chunks see earlier chunks' writes: same transaction.
                 let written = async {
                     let existing = lock_matching(&mut savepoint, workspace, &keys).await?;

@@ -2,15 +2,16 @@
 //! claimers in any number of processes take disjoint sets of due jobs without waiting for
 //! each other, and finishing is fenced by the lease id.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
-use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
-use sqlx::{Postgres, Transaction};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueSignal, QueueStats, StoreError, StoreResult, new_uuid};
 use time::OffsetDateTime;
 
 use crate::rows::{self, count, get, ts, uuid};
-use crate::{PgStore, db_error};
+use crate::{PgStore, Tx, db_error};
 
 macro_rules! job_columns {
     () => {
@@ -19,18 +20,21 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work.
+/// implies work. The transaction announces them when it commits.
 ///
 /// One statement whatever the count: the per-job values travel as five arrays that
 /// `UNNEST` turns back into rows, so 10,000 jobs cost one round trip and five bind
 /// parameters, far from PostgreSQL's limit of 65,535 parameters per statement that a
 /// multi-row `VALUES` list would have to be chunked around.
 pub(crate) async fn insert_jobs(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     jobs: &[NewJob],
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
+    if let Some(due) = jobs.iter().map(|job| job.run_at).min() {
+        tx.jobs_due(due);
+    }
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.payload).collect();
@@ -58,7 +62,7 @@ pub(crate) async fn insert_jobs(
 
 /// Applies a run's outcome if `lease` is still the current lease of `workspace`'s job.
 pub(crate) async fn finish(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     lease: &JobLease,
     outcome: &JobOutcome,
@@ -90,6 +94,9 @@ pub(crate) async fn finish(
     .map_err(db_error)?;
     if updated.rows_affected() == 0 {
         return Err(StoreError::LeaseLost);
+    }
+    if let JobOutcome::Retry { at, .. } = outcome {
+        tx.jobs_due(*at);
     }
     Ok(())
 }
@@ -233,6 +240,10 @@ impl JobStore for PgStore {
         .await
         .map_err(db_error)?;
         Ok(purged.rows_affected())
+    }
+
+    fn queue_signal(&self) -> &Arc<QueueSignal> {
+        &self.signal
     }
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {

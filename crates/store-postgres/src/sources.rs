@@ -32,7 +32,7 @@ fn distinct_sources(ids: impl Iterator<Item = SourceId>) -> Vec<Uuid> {
 
 /// Runs `trim` (a DELETE keeping the newest `$2` rows of each source in `$1`) for `sources`.
 async fn trim_per_source(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tx: &mut crate::Tx,
     trim: &'static str,
     sources: impl Iterator<Item = SourceId>,
     keep: u32,

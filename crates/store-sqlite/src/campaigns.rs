@@ -13,13 +13,13 @@ use herald_store::campaign::{
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::direct::direct_error;
 use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
-use crate::{CHUNK, SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -156,7 +156,7 @@ async fn load_campaign(
 }
 
 async fn insert_version(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     id: CampaignId,
     version: u32,
     document: &Value,
@@ -174,12 +174,7 @@ async fn insert_version(
 }
 
 /// Gives held journeys of `campaign` their step jobs back (on resume).
-async fn release_held(
-    tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId, now: Timestamp) -> StoreResult<()> {
     let held = sqlx::query("SELECT id, step, run_at FROM journeys WHERE campaign_id = ? AND held = 1")
         .bind(campaign.as_uuid())
         .fetch_all(&mut **tx)
@@ -214,12 +209,13 @@ fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
     }
 }
 
-/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`. Returns
+/// when the earliest is due, if any was enqueued (for the caller to announce after commit).
 pub(crate) fn enqueue_evaluation(
     db: &rusqlite::Connection,
     events: &[herald_domain::Event],
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<Option<Timestamp>> {
     let mut workspaces: Vec<WorkspaceId> = events.iter().map(|e| e.workspace_id).collect();
     workspaces.sort();
     workspaces.dedup();
@@ -232,17 +228,19 @@ pub(crate) fn enqueue_evaluation(
             live.insert(workspace);
         }
     }
+    let mut due = None;
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w), now) {
         crate::jobs::insert_job_direct(db, workspace, &job, now)?;
+        due = Some(due.map_or(job.run_at, |due: Timestamp| due.min(job.run_at)));
     }
-    Ok(())
+    Ok(due)
 }
 
 /// Applies `items` inside the caller's transaction: per item the statements that can refuse
 /// it (the job's lease, the journeys' expected places), then every item's inserts as
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
-async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let done: Vec<_> =
         items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
     finish_all(tx, &done, now).await?;
@@ -365,11 +363,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
 
 /// Moves journeys, in one statement, if each is still where the writer saw it (`Conflict`
 /// `journey_moved` if any is not, or if two updates name the same journey).
-async fn update_journeys(
-    tx: &mut Transaction<'static, Sqlite>,
-    updates: &[(WorkspaceId, &JourneyUpdate)],
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn update_journeys(tx: &mut Tx, updates: &[(WorkspaceId, &JourneyUpdate)], now: Timestamp) -> StoreResult<()> {
     let mut update = QueryBuilder::<Sqlite>::new(
         "WITH u (id, workspace_id, status, step, run_at, held, custom_variables, exit_reason, converted, \
          conversion_step, ended, guarded, expect_step, expect_run_at) AS (",
@@ -421,12 +415,7 @@ async fn update_journeys(
     Ok(())
 }
 
-async fn set_attribute(
-    tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    a: &AttributeChange,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn set_attribute(tx: &mut Tx, workspace: WorkspaceId, a: &AttributeChange, now: Timestamp) -> StoreResult<()> {
     let sql = match &a.value {
         Some(_) => {
             "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \

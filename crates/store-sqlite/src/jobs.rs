@@ -1,14 +1,16 @@
 //! The job queue on SQLite. Claims run inside the single writer's `BEGIN IMMEDIATE`
 //! transaction, which serialises them: no two claims can see the same due row.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
-use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueSignal, QueueStats, StoreError, StoreResult, new_uuid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{self, get, ts, uuid};
-use crate::{CHUNK, SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 /// The columns a new job is inserted with, by [`insert_jobs`] and [`insert_job_direct`].
 macro_rules! new_job_columns {
@@ -24,13 +26,16 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work.
+/// implies work. The transaction announces them when it commits.
 pub(crate) async fn insert_jobs(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     jobs: &[NewJob],
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
+    if let Some(due) = jobs.iter().map(|job| job.run_at).min() {
+        tx.jobs_due(due);
+    }
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     for (chunk, chunk_ids) in jobs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO jobs (", new_job_columns!(), ") "));
@@ -77,7 +82,7 @@ pub(crate) fn insert_job_direct(
 
 /// Applies a run's outcome if `lease` is still the current lease of `workspace`'s job.
 pub(crate) async fn finish(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     lease: &JobLease,
     outcome: &JobOutcome,
@@ -90,7 +95,7 @@ pub(crate) async fn finish(
 /// current lease, in the workspace given with it; `LeaseLost` (and nothing applied by that
 /// statement) if any is not.
 pub(crate) async fn finish_all(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     runs: &[(WorkspaceId, &JobLease, &JobOutcome)],
     now: Timestamp,
 ) -> StoreResult<()> {
@@ -119,6 +124,11 @@ pub(crate) async fn finish_all(
         let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
         if updated.rows_affected() != chunk.len() as u64 {
             return Err(StoreError::LeaseLost);
+        }
+    }
+    for (_, _, outcome) in runs {
+        if let JobOutcome::Retry { at, .. } = outcome {
+            tx.jobs_due(*at);
         }
     }
     Ok(())
@@ -254,6 +264,10 @@ impl JobStore for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(purged.rows_affected())
+    }
+
+    fn queue_signal(&self) -> &Arc<QueueSignal> {
+        &self.signal
     }
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {

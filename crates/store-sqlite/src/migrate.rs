@@ -2,9 +2,8 @@
 //! write transaction (so two processes starting together apply each migration once).
 
 use herald_store::{StoreError, StoreResult};
-use sqlx::{Sqlite, Transaction};
 
-use crate::db_error;
+use crate::{Tx, db_error};
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -22,7 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "delivery_filters", include_str!("../migrations/0012_delivery_filters.sql")),
 ];
 
-pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+pub(crate) async fn apply(tx: &mut Tx) -> StoreResult<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS herald_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL) STRICT",
     )

@@ -23,7 +23,7 @@ const NOT_FOUND: StoreError = StoreError::NotFound { entity: "source" };
 impl SqliteStore {
     /// Runs `trim` (a DELETE keeping the newest `?2` rows of source `?1`) for each source.
     async fn trim_per_source(
-        tx: &mut sqlx::Transaction<'static, Sqlite>,
+        tx: &mut crate::Tx,
         trim: &'static str,
         sources: &[SourceId],
         keep: u32,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::ingest::{IngestRequest, IngestResult, Receipt};
 use crate::{
     ClaimRequest, ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewApiKey, NewContact, NewSource,
-    QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError,
+    QueueSignal, QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError, StoreResult,
 };
 
 /// Expands to one test per conformance case for the store built by `$make`.
@@ -75,6 +75,7 @@ macro_rules! conformance_suite {
             campaign_webhooks_are_scoped_and_keep_their_secrets,
             follow_ups_commit_with_suppressions_and_deliveries,
             contact_history_is_scoped_to_its_workspace,
+            commits_that_make_jobs_due_wake_the_worker,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -497,6 +498,40 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
     );
     store.finish_job(ws.id, &leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
+}
+
+/// Whether a worker asleep until `until` is woken by `commit`. Each poll of the sleep is
+/// immediate (a zero timeout polls it once): the signal is given before the commit returns.
+async fn wakes<T>(signal: &QueueSignal, until: Timestamp, commit: impl Future<Output = StoreResult<T>>) -> bool {
+    signal.looking();
+    let mut sleep = std::pin::pin!(signal.woken_before(until));
+    assert!(tokio::time::timeout(Duration::ZERO, sleep.as_mut()).await.is_err(), "asleep before the commit");
+    commit.await.expect("commit");
+    tokio::time::timeout(Duration::ZERO, sleep.as_mut()).await.is_ok()
+}
+
+pub async fn commits_that_make_jobs_due_wake_the_worker(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let signal = store.queue_signal().clone();
+    assert!(!wakes(&signal, at(60), store.enqueue_jobs(ws, &[ping_job(at(61))], at(0))).await, "due after the sleep");
+    assert!(wakes(&signal, at(60), store.enqueue_jobs(ws, &[ping_job(at(3600)), ping_job(at(0))], at(0))).await);
+
+    // A retry sooner than the sleep's end; then one later.
+    let leased = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(10), error: "busy".into() };
+    assert!(wakes(&signal, at(60), store.finish_job(ws, &leased.lease, &retry, at(1))).await);
+    let leased = store.claim_jobs(&claim(at(10), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(100), error: "busy".into() };
+    assert!(!wakes(&signal, at(60), store.finish_job(ws, &leased.lease, &retry, at(11))).await);
+
+    // Ingest wakes it only where a live campaign gives the events an evaluation job.
+    let event =
+        |n: u32| vec![request(ws, source, json!({"email": format!("u{n}@example.com"), "event": "e"}), None, at(1))];
+    assert!(!wakes(&signal, at(60), store.ingest(&event(1), at(1))).await, "no campaign, nothing to evaluate");
+    let campaign = store.create_campaign(ws, "Welcome", &json!({}), at(1)).await.expect("campaign");
+    let draft = [herald_domain::CampaignState::Draft];
+    store.set_campaign_state(ws, campaign.id, &draft, herald_domain::CampaignState::Active, at(1)).await.expect("on");
+    assert!(wakes(&signal, at(60), store.ingest(&event(2), at(2))).await);
 }
 
 fn new_source(name: &str, seed: u8) -> (SourceToken, NewSource) {

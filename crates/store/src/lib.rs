@@ -33,10 +33,12 @@ pub mod email;
 pub mod endpoint;
 mod error;
 pub mod ingest;
+mod signal;
 pub mod user;
 pub mod webhook;
 
 pub use error::StoreError;
+pub use signal::QueueSignal;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -246,6 +248,10 @@ pub trait JobStore {
     /// When the earliest queued or leased job becomes due, if any: how long a worker may
     /// sleep.
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>>;
+
+    /// What this store announces after each commit that made jobs due (inserted them, or
+    /// brought queued ones forward): this process's worker sleeps on it.
+    fn queue_signal(&self) -> &Arc<QueueSignal>;
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats>;
 

@@ -407,9 +407,6 @@ pub(crate) async fn set_state(
             ),
             other => other.into(),
         })?;
-    state.campaigns.forget_live(workspace);
-    // Released journeys have jobs due now.
-    state.wake.notify_one();
     Ok(campaign)
 }
 
@@ -519,10 +516,7 @@ async fn enroll_contact(
             },
         )?;
     match outcome {
-        Ok(journey_id) => {
-            state.wake.notify_one();
-            Ok((StatusCode::CREATED, Json(Enrolled { journey_id })))
-        }
+        Ok(journey_id) => Ok((StatusCode::CREATED, Json(Enrolled { journey_id }))),
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", why)),
     }
 }

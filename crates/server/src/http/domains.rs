@@ -132,11 +132,7 @@ pub(crate) async fn verify(
     workspace: herald_domain::WorkspaceId,
     id: DomainId,
 ) -> Result<(SendingDomain, u64), ApiError> {
-    let (domain, released) = state.email.verify_domain(workspace, id).await?;
-    if released > 0 {
-        state.wake.notify_one();
-    }
-    Ok((domain, released))
+    Ok(state.email.verify_domain(workspace, id).await?)
 }
 
 fn parse_id(raw: &str) -> Result<DomainId, ApiError> {

@@ -34,7 +34,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -89,8 +88,6 @@ pub struct Services {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub metrics: PrometheusHandle,
-    /// Wakes this process's workers when a request enqueues work.
-    pub wake: Arc<Notify>,
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
     /// Commits inbound events in shared transactions.

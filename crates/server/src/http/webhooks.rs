@@ -295,7 +295,6 @@ pub(crate) async fn resend(
             "the call's request was never rendered (see last_error): there is nothing to send again",
         ));
     }
-    state.wake.notify_one();
     Ok(resent)
 }
 
@@ -324,7 +323,6 @@ async fn resend_deliveries(
         .store
         .resend_deliveries(principal.workspace_id, &[], Some(status), body.from, body.to, BULK_RESEND_LIMIT, now)
         .await?;
-    state.wake.notify_one();
     Ok(Json(Resent { resent }))
 }
 

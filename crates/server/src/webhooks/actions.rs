@@ -92,7 +92,6 @@ impl Webhooks {
         };
         let now = self.clock.now();
         self.store.enqueue_jobs(workspace, &[webhook_job(json!(payload), now)], now).await?;
-        self.wake.notify_one();
         Ok(idempotency_key)
     }
 

@@ -24,7 +24,7 @@ use herald_webhook::sign::{SigningKey, sign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::clock::SharedClock;
 use crate::group_commit::{CommitError, GroupCommit};
@@ -306,8 +306,6 @@ pub struct Webhooks {
     client: WebhookClient,
     schedule: RetrySchedule,
     endpoints: Mutex<HashMap<String, Endpoint>>,
-    /// Wakes this node's workers when retries are released.
-    wake: Arc<Notify>,
     /// Failure streaks and disabled endpoints.
     pub health: health::Health,
     /// Each workspace's signing keys as last read, so a call does not read them from the
@@ -343,7 +341,6 @@ impl Webhooks {
         store: SharedStore,
         clock: SharedClock,
         client: WebhookClient,
-        wake: Arc<Notify>,
         disable_after: Duration,
         committers: usize,
     ) -> Self {
@@ -374,7 +371,6 @@ impl Webhooks {
             client,
             schedule: RetrySchedule::DEFAULT,
             endpoints: Mutex::default(),
-            wake,
             health,
             keys: Mutex::default(),
             opens,
@@ -605,7 +601,6 @@ impl Webhooks {
             let released = self.store.release_endpoint_retries(workspace, endpoint, now, RELEASE_BATCH).await?;
             if released > 0 {
                 tracing::info!(endpoint, released, "endpoint recovered; retries released");
-                self.wake.notify_one();
             }
         }
         metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);

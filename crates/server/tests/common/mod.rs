@@ -1,6 +1,7 @@
 //! The test harness: the real application on a random loopback port, a fresh database per
 //! test (a SQLite file in a temp dir, or a new PostgreSQL database), a manual clock, and the
-//! worker driven by `run_until_idle` instead of a background loop.
+//! worker driven by `run_until_idle` instead of a background loop (except in
+//! [`spawn_app_running`], which tests the loop itself).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -71,13 +72,33 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// A running Herald with a manual clock and these email settings; webhooks may reach loopback
 /// over plain http.
 pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
+    spawn_app_full(backend, email, loopback_webhooks()).await
+}
+
+/// Webhooks that may reach loopback over plain http.
+fn loopback_webhooks() -> ClientSettings {
     let loopback = AddressPolicy::allowing(["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")]);
-    let webhooks = ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() };
-    spawn_app_full(backend, email, webhooks).await
+    ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() }
 }
 
 /// A running Herald with a manual clock, these email settings and this webhook policy.
 pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
+    start(backend, email, webhooks, WorkerSettings::default(), false).await
+}
+
+/// A running Herald with a manual clock and these email settings whose worker loop runs in
+/// the background with these settings, as `herald serve` runs it.
+pub async fn spawn_app_running(backend: Backend, email: EmailSettings, worker: WorkerSettings) -> TestApp {
+    start(backend, email, loopback_webhooks(), worker, true).await
+}
+
+async fn start(
+    backend: Backend,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    worker: WorkerSettings,
+    run_worker: bool,
+) -> TestApp {
     let (store, database) = fresh_store(backend).await;
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
@@ -86,19 +107,11 @@ pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: Cl
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app = App::with_webhooks(
-        store.clone(),
-        shared_clock,
-        &address,
-        WorkerSettings::default(),
-        256 * 1024,
-        email,
-        webhooks,
-    )
-    .expect("app");
+    let app =
+        App::with_webhooks(store.clone(), shared_clock, &address, worker, 256 * 1024, email, webhooks).expect("app");
     let shutdown = CancellationToken::new();
-    // No background worker: tests step it with `run_until_idle`.
-    let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));
+    // Without the background worker, tests step it with `run_until_idle`.
+    let server = tokio::spawn(app.clone().serve(listener, run_worker, Duration::from_secs(5), shutdown.clone()));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     TestApp { address, client, clock, store, app, shutdown, server, _database: database }
 }
