@@ -240,3 +240,45 @@ fn source_tokens_never_reach_the_log() {
     assert!(!stderr.contains(&token[4..]), "the source token leaked into the log");
     assert!(!stderr.contains(TOKEN), "the admin token leaked into the log");
 }
+
+/// The report this answers: 1,100 connections that send nothing used up a 1,024 open-file
+/// limit and `/healthz` timed out. Under that limit (hard and soft), Herald caps connections
+/// below it and closes the silent ones after the header timeout.
+#[test]
+fn idle_connections_beyond_the_file_limit_do_not_stop_healthz() {
+    let dir = tempfile::tempdir().expect("dir");
+    let command = herald(dir.path());
+    let program = command.get_program().to_owned();
+    // The shell sets the limit for the server it then becomes.
+    let mut shell = std::process::Command::new("sh");
+    shell.current_dir(dir.path()).env("HERALD_ADMIN_TOKEN", TOKEN).env("NO_COLOR", "1").arg("-c").arg(format!(
+        "ulimit -n 1024 && exec '{}' serve --bind 127.0.0.1:0 --header-timeout-secs 2",
+        program.to_string_lossy()
+    ));
+    for (key, _) in command.get_envs() {
+        shell.env_remove(key);
+    }
+    let mut server = Server::start(shell, dir.path().join("stderr"));
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let idle: Vec<std::net::TcpStream> =
+        (0..1_100).map(|_| std::net::TcpStream::connect(&address).expect("connect")).collect();
+
+    let asked = Instant::now();
+    let health = http().get(server.url("/healthz")).timeout(Duration::from_secs(20)).send();
+    let waited = asked.elapsed();
+    let health = health.unwrap_or_else(|e| panic!("/healthz failed after {waited:?}: {e}"));
+    assert_eq!(health.status(), 200);
+    assert!(waited < Duration::from_secs(10), "/healthz answered after {waited:?}");
+    for (i, mut stream) in idle.into_iter().enumerate() {
+        use std::io::Read;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut rest = Vec::new();
+        assert!(stream.read_to_end(&mut rest).is_ok(), "idle connection {i} was not closed");
+    }
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    let stderr = server.stderr();
+    // The cap leaves room under the limit: 1,024 less 128 files less two per job slot (128).
+    assert!(stderr.contains("max_connections=640 file_limit=1024"), "{stderr}");
+    assert!(!stderr.contains("cannot accept"), "no descriptor ran out: {stderr}");
+}

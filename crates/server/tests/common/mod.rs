@@ -14,6 +14,7 @@ use herald_domain::{ApiToken, Timestamp};
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
 use herald_server::config::WorkerSettings;
+use herald_server::connections::ConnectionLimits;
 use herald_server::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
@@ -78,6 +79,16 @@ pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
 
 /// A running Herald with a manual clock, these email settings and this webhook policy.
 pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
+    spawn_app_limited(backend, email, webhooks, ConnectionLimits::default()).await
+}
+
+/// [`spawn_app_full`] with these connection limits.
+pub async fn spawn_app_limited(
+    backend: Backend,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    limits: ConnectionLimits,
+) -> TestApp {
     let (store, database) = fresh_store(backend).await;
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
@@ -95,7 +106,8 @@ pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: Cl
         email,
         webhooks,
     )
-    .expect("app");
+    .expect("app")
+    .with_connection_limits(limits);
     let shutdown = CancellationToken::new();
     // No background worker: tests step it with `run_until_idle`.
     let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));
