@@ -51,6 +51,14 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         "herald listening"
     );
     println!("Herald is listening on http://{local}");
+    let clock = app.state.clock.clone();
+    if let Some(link) = crate::ui::first_run::link(&store, &clock, workspace.id, &public_url).await? {
+        // Only the first run on a database gets here (no API key or user exists), so the link
+        // goes to stdout beside the address, not to the log.
+        println!(
+            "Nobody can log in yet. Open this link within 15 minutes to sign in to the web UI and create the first user (it works once):\n  {link}"
+        );
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -50,6 +50,47 @@ fn zero_config_serve_creates_a_wal_database_and_answers_within_two_seconds() {
 }
 
 #[test]
+fn a_first_run_prints_a_login_link_that_opens_the_ui_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let start = || {
+        let mut command = herald(dir.path());
+        command.args(["serve", "--bind", "127.0.0.1:0"]);
+        Server::start(command, dir.path().join("stderr"))
+    };
+    let mut server = start();
+    let said = server.stdout.recv_timeout(Duration::from_secs(10)).expect("the first-run notice");
+    assert!(said.contains("within 15 minutes"), "{said}");
+    let link = server.stdout.recv_timeout(Duration::from_secs(10)).expect("the link").trim().to_owned();
+    assert!(link.starts_with(&server.url("/login/link/")), "{link}");
+
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let opened = client.get(&link).send().expect("open the link");
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/welcome");
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let welcome = client.get(server.url("/welcome")).header("cookie", &cookie).send().expect("welcome");
+    assert_eq!(welcome.status(), 200);
+    assert!(welcome.text().expect("html").contains("Create the first user"));
+    assert_eq!(client.get(&link).send().expect("open again").status(), 410, "the link works once");
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    assert!(!server.stderr().contains(link.rsplit('/').next().expect("token")), "the link's token is not logged");
+
+    // The link made a key, so the next start prints none.
+    let mut server = start();
+    assert_eq!(client.get(server.url("/healthz")).send().expect("healthz").status(), 200);
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    // The process has exited: its stdout ends, and held nothing after the address.
+    let rest: Vec<String> = server.stdout.iter().collect();
+    assert!(rest.is_empty(), "no link once someone can log in: {rest:?}");
+}
+
+#[test]
 fn settings_come_from_a_file_under_env_and_flags() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("from-file.db");

@@ -39,7 +39,7 @@ async fn insert_workspace(
     Ok(Workspace { id, name: name.clone(), timezone: None, created_at: now })
 }
 
-async fn insert_key(
+pub(crate) async fn insert_key(
     tx: &mut Transaction<'static, Postgres>,
     workspace: WorkspaceId,
     key: NewApiKey,
