@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::config::WorkerSettings;
+use crate::connections::{self, ConnectionLimits};
 use crate::email::{Email, EmailSettings};
 use crate::http::{self, AppState, Services};
 use crate::ingest::log::SourceLog;
@@ -26,6 +27,7 @@ use herald_webhook::client::{ClientSettings, WebhookClient};
 pub struct App {
     pub state: AppState,
     pub worker: Arc<Worker>,
+    pub connections: ConnectionLimits,
 }
 
 /// Makes a database ready for first use: the `default` workspace exists and, when the
@@ -46,6 +48,11 @@ pub async fn bootstrap(
 }
 
 impl App {
+    /// This app with other connection limits than the defaults.
+    pub fn with_connection_limits(self, connections: ConnectionLimits) -> Self {
+        Self { connections, ..self }
+    }
+
     pub fn new(
         store: SharedStore,
         clock: SharedClock,
@@ -101,7 +108,7 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             public_url: public_url.trim_end_matches('/').into(),
         });
-        Ok(Self { state, worker })
+        Ok(Self { state, worker, connections: ConnectionLimits::default() })
     }
 
     /// Serves on `listener` (and runs the worker loop when `run_worker`) until `shutdown` is
@@ -124,8 +131,8 @@ impl App {
             ));
             tokio::spawn(self.state.email.clone().run_rechecks(shutdown.child_token()));
         }
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
+        let server = connections::serve(listener, router, self.connections, shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server);
         tokio::select! {
             // Checked first: once shutdown is asked, the server finishing is expected.
             biased;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, App};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{CommonSettings, ServeSettings};
+use crate::connections::{self, ConnectionLimits};
 use crate::{db, users};
 
 fn system_clock() -> SharedClock {
@@ -38,7 +39,8 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         settings.ingest_body_limit,
         settings.email.clone(),
         settings.webhooks.clone(),
-    )?;
+    )?
+    .with_connection_limits(connection_limits(&settings));
     tracing::info!(
         address = %local,
         public_url,
@@ -49,12 +51,54 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         "herald listening"
     );
     println!("Herald is listening on http://{local}");
+    let clock = app.state.clock.clone();
+    if let Some(link) = crate::ui::first_run::link(&store, &clock, workspace.id, &public_url).await? {
+        // Only the first run on a database gets here (no API key or user exists), so the link
+        // goes to stdout beside the address, not to the log.
+        println!(
+            "Nobody can log in yet. Open this link within 15 minutes to sign in to the web UI and create the first user (it works once):\n  {link}"
+        );
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let served = app.serve(listener, settings.worker.enabled, settings.shutdown_timeout, shutdown).await;
     store.close().await;
     served
+}
+
+/// The header timeout as set, and the connection cap as set or derived from the open-file
+/// limit (raised first to its hard value), never above what that limit leaves room for.
+fn connection_limits(settings: &ServeSettings) -> ConnectionLimits {
+    let file_limit = match connections::raise_file_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            None
+        }
+    };
+    let room = file_limit.map(|limit| connections::cap_for_file_limit(limit, settings.worker.concurrency));
+    let max_connections = match (settings.max_connections, room) {
+        (Some(set), Some(room)) if set > room => {
+            tracing::warn!(
+                max_connections = set,
+                file_limit,
+                using = room,
+                "HERALD_MAX_CONNECTIONS is more than the open-file limit leaves room for; using less"
+            );
+            room
+        }
+        (Some(set), _) => set,
+        (None, Some(room)) => room,
+        (None, None) => ConnectionLimits::default().max_connections,
+    };
+    tracing::info!(
+        max_connections,
+        file_limit,
+        header_timeout_secs = settings.header_timeout.as_secs(),
+        "connection limits"
+    );
+    ConnectionLimits { header_timeout: settings.header_timeout, max_connections }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT (Ctrl-C).

@@ -34,7 +34,7 @@ async fn insert_workspace(tx: &mut Tx, name: &WorkspaceName, now: Timestamp) -> 
     Ok(Workspace { id, name: name.clone(), timezone: None, created_at: now })
 }
 
-async fn insert_key(
+pub(crate) async fn insert_key(
     tx: &mut Tx,
     workspace: WorkspaceId,
     key: NewApiKey,

@@ -34,6 +34,7 @@ macro_rules! conformance_suite {
             bootstrap_key_is_replaced_not_duplicated,
             api_keys_paginate_in_creation_order,
             users_are_unique_per_workspace_and_change_passwords,
+            first_run_links_work_once_and_only_while_nobody_can_log_in,
             jobs_wait_for_their_run_at,
             claims_are_exclusive_until_the_lease_expires,
             finish_records_each_outcome,
@@ -266,6 +267,49 @@ pub async fn users_are_unique_per_workspace_and_change_passwords(store: SharedSt
     // The email is free again.
     let again = store.create_user(a.id, &email("ada@example.com"), &hash("seven"), at(6)).await.expect("re-create");
     assert_ne!(again.id, ada.id);
+}
+
+pub async fn first_run_links_work_once_and_only_while_nobody_can_log_in(store: SharedStore) {
+    use crate::user::LoginLinkUse;
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let token = |n: u8| ApiToken::generate([n; 32]).hash();
+    let new_key = |n: u8| NewApiKey {
+        name: ApiKeyName::parse("first-run link").expect("name"),
+        hash: ApiToken::generate([100 + n; 32]).hash(),
+        hint: "first-run link".into(),
+    };
+    let expires = at(900);
+    assert!(store.create_first_run_link(ws.id, &token(1), expires, at(0)).await.expect("create"));
+    assert!(store.create_first_run_link(ws.id, &token(2), expires, at(0)).await.expect("a second start"));
+    assert_eq!(store.redeem_login_link(&token(9), new_key(9), at(1)).await.expect("use"), LoginLinkUse::Unknown);
+    assert_eq!(store.redeem_login_link(&token(2), new_key(2), at(900)).await.expect("use"), LoginLinkUse::Expired);
+
+    // Used at the same time twice: one redeems, the other finds it used.
+    let link = token(1);
+    let (one, two) = tokio::join!(
+        store.redeem_login_link(&link, new_key(1), at(899)),
+        store.redeem_login_link(&link, new_key(3), at(899)),
+    );
+    let mut uses = [one.expect("first use"), two.expect("second use")];
+    uses.sort_by_key(|u| matches!(u, LoginLinkUse::Used));
+    let [LoginLinkUse::Redeemed(key), LoginLinkUse::Used] = &uses else { panic!("{uses:?}") };
+    assert_eq!((key.workspace_id, key.name.as_str(), key.revoked_at), (ws.id, "first-run link", None));
+    let principal = store.authenticate(&new_key(1).hash).await.expect("auth");
+    let principal = principal.or(store.authenticate(&new_key(3).hash).await.expect("auth")).expect("the key works");
+    assert_eq!(principal.api_key_id, key.id);
+    assert_eq!(store.redeem_login_link(&token(1), new_key(4), at(2)).await.expect("use"), LoginLinkUse::Used);
+
+    // Not while a key lives; again once it is revoked; not while a user exists.
+    assert!(!store.create_first_run_link(ws.id, &token(5), at(1000), at(100)).await.expect("create"));
+    store.revoke_api_key(ws.id, key.id, at(101)).await.expect("revoke");
+    assert!(store.create_first_run_link(ws.id, &token(6), at(1000), at(102)).await.expect("create"));
+    let other = store.create_workspace(&ws_name("other"), at(103)).await.expect("ws");
+    let hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned());
+    store
+        .create_user(other.id, &EmailAddress::parse("ada@example.com").expect("email"), &hash, at(104))
+        .await
+        .expect("user");
+    assert!(!store.create_first_run_link(ws.id, &token(7), at(1000), at(105)).await.expect("create"));
 }
 
 pub async fn jobs_wait_for_their_run_at(store: SharedStore) {

@@ -14,6 +14,7 @@ mod domains;
 mod drafts;
 mod editor;
 mod events;
+pub mod first_run;
 mod login;
 mod mapping;
 mod messages;
@@ -43,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/events") }))
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/login/link/{token}", get(first_run::redeem))
+        .route("/welcome", get(first_run::show).post(first_run::create))
         .route("/assets/{file}", get(assets::serve))
         .route("/sources", get(sources::list).post(sources::create))
         .route("/sources/{id}", get(sources::show))
@@ -231,6 +234,7 @@ impl NoticeQuery {
             "no_drafts" => "Those drafts were already sent or skipped.",
             "webhook_saved" => "Webhook saved.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
+            "welcome" => "Your user is created and you are logged in with it; the first-run link's key is revoked.",
             _ => return None,
         };
         Some(text.to_owned())

@@ -15,6 +15,7 @@ use herald_domain::{ApiToken, Timestamp};
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
 use herald_server::config::WorkerSettings;
+use herald_server::connections::ConnectionLimits;
 use herald_server::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
@@ -83,13 +84,23 @@ fn loopback_webhooks() -> ClientSettings {
 
 /// A running Herald with a manual clock, these email settings and this webhook policy.
 pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
-    start(backend, email, webhooks, WorkerSettings::default(), false).await
+    spawn_app_limited(backend, email, webhooks, ConnectionLimits::default()).await
+}
+
+/// [`spawn_app_full`] with these connection limits.
+pub async fn spawn_app_limited(
+    backend: Backend,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    limits: ConnectionLimits,
+) -> TestApp {
+    start(backend, email, webhooks, WorkerSettings::default(), false, limits).await
 }
 
 /// A running Herald with a manual clock and these email settings whose worker loop runs in
 /// the background with these settings, as `herald serve` runs it.
 pub async fn spawn_app_running(backend: Backend, email: EmailSettings, worker: WorkerSettings) -> TestApp {
-    start(backend, email, loopback_webhooks(), worker, true).await
+    start(backend, email, loopback_webhooks(), worker, true, ConnectionLimits::default()).await
 }
 
 async fn start(
@@ -98,6 +109,7 @@ async fn start(
     webhooks: ClientSettings,
     worker: WorkerSettings,
     run_worker: bool,
+    limits: ConnectionLimits,
 ) -> TestApp {
     let (store, database) = fresh_store(backend).await;
     let clock = ManualClock::new(START);
@@ -107,8 +119,9 @@ async fn start(
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app =
-        App::with_webhooks(store.clone(), shared_clock, &address, worker, 256 * 1024, email, webhooks).expect("app");
+    let app = App::with_webhooks(store.clone(), shared_clock, &address, worker, 256 * 1024, email, webhooks)
+        .expect("app")
+        .with_connection_limits(limits);
     let shutdown = CancellationToken::new();
     // Without the background worker, tests step it with `run_until_idle`.
     let server = tokio::spawn(app.clone().serve(listener, run_worker, Duration::from_secs(5), shutdown.clone()));

@@ -30,6 +30,8 @@ pub struct Server {
     child: Child,
     pub address: String,
     pub stderr_path: PathBuf,
+    /// The lines of stdout after the address.
+    pub stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -55,7 +57,7 @@ impl Server {
             .strip_prefix("Herald is listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_owned();
-        Server { child, address, stderr_path }
+        Server { child, address, stderr_path, stdout: rx }
     }
 
     pub fn url(&self, path: &str) -> String {
