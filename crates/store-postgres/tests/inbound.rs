@@ -72,7 +72,7 @@ fn receipt(result: &IngestResult) -> (EventId, Option<ContactId>, bool) {
     match result {
         IngestResult::Accepted(r) => (r.event_id, r.contact_id, true),
         IngestResult::Replayed(r) => (r.event_id, r.contact_id, false),
-        IngestResult::Unmatched => panic!("unexpected Unmatched"),
+        other @ (IngestResult::Unmatched | IngestResult::OverLimit(_)) => panic!("unexpected {other:?}"),
     }
 }
 

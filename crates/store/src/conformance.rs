@@ -54,6 +54,8 @@ macro_rules! conformance_suite {
             events_filter_and_paginate,
             events_filter_by_outcome,
             contacts_are_created_filtered_updated_and_deleted,
+            numbers_round_trip_exactly,
+            attribute_limits_hold_in_every_write,
             contact_import_upserts_by_email,
             attribute_search_examines_a_bounded_window,
             expired_idempotency_keys_are_purged,
@@ -1110,6 +1112,88 @@ pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStor
     assert!(matches!(store.get_contact(ws, a.id).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get_event(ws, event_id).await, Err(StoreError::NotFound { .. })), "events erased");
     assert_eq!(filter(ContactFilter::default()).await, vec![b.id]);
+}
+
+/// Every number serde_json holds comes back as it went in: integers of 64 bits on both sides
+/// of 2^53, floats from the smallest subnormal to the largest, through ingest, a contact
+/// update and a campaign step's attribute change (SQLite's `json_set`, PostgreSQL's `jsonb`).
+pub async fn numbers_round_trip_exactly(store: SharedStore) {
+    use crate::campaign::{AttributeChange, CampaignWork};
+    let (ws, source) = with_source(&store).await;
+    let numbers = json!({
+        "u64": u64::MAX, "i64": i64::MIN, "p53": 9_007_199_254_740_993_u64, "id": 12_345_678_901_234_567_890_u64,
+        "tenth": 0.1, "third": 1.0 / 3.0, "avogadro": 6.02e23, "max": f64::MAX, "tiny": 5e-324, "neg": -2.5e-300,
+    });
+    let body = json!({"email": "n@example.com", "event": "numbers", "data": numbers});
+    let results = store.ingest(&[request(ws, source, body, None, at(1))], at(1)).await.expect("ingest");
+    let receipt = accepted(&results[0]);
+    let contact_id = receipt.contact_id.expect("contact");
+    assert_eq!(Value::Object(store.get_event(ws, receipt.event_id).await.expect("event").properties), numbers);
+    assert_eq!(Value::Object(store.get_contact(ws, contact_id).await.expect("contact").attributes), numbers);
+
+    let patched = json!({"patched": u64::MAX - 1, "tenth": -0.1});
+    let patch = ContactPatch { attributes: patched.as_object().cloned().expect("object"), ..ContactPatch::default() };
+    store.update_contact(ws, contact_id, patch, at(2)).await.expect("update");
+    let stepped = json!([u64::MAX, i64::MIN, f64::MAX, 5e-324, 9_007_199_254_740_993_u64]);
+    let change = AttributeChange { contact_id, attribute: "stepped".into(), value: Some(stepped.clone()) };
+    let work = CampaignWork { attributes: vec![change], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(3)).await.expect("step");
+    let mut expected = numbers.clone();
+    expected["patched"] = json!(u64::MAX - 1);
+    expected["tenth"] = json!(-0.1);
+    expected["stepped"] = stepped;
+    assert_eq!(Value::Object(store.get_contact(ws, contact_id).await.expect("contact").attributes), expected);
+}
+
+/// The attribute limits hold in every write that merges attributes, and a refused write
+/// changes nothing.
+pub async fn attribute_limits_hold_in_every_write(store: SharedStore) {
+    use herald_domain::contact::{AttributeLimit, MAX_ATTRIBUTES};
+    let (ws, source) = with_source(&store).await;
+    let full: serde_json::Map<String, Value> = (0..MAX_ATTRIBUTES).map(|i| (format!("a{i:03}"), json!(i))).collect();
+    let body = json!({"email": "full@example.com", "data": full});
+    let results = store.ingest(&[request(ws, source, body, None, at(1))], at(1)).await.expect("ingest");
+    let contact_id = accepted(&results[0]).contact_id.expect("contact");
+
+    let over = json!({"email": "full@example.com", "event": "more", "data": {"more": 1}});
+    let fine = json!({"email": "full@example.com", "data": {"a000": "changed"}});
+    let results = store
+        .ingest(&[request(ws, source, over, None, at(2)), request(ws, source, fine, None, at(2))], at(2))
+        .await
+        .expect("ingest");
+    match &results[0] {
+        IngestResult::OverLimit(e) => assert_eq!((e.name.as_str(), &e.reason), ("more", &AttributeLimit::TooMany)),
+        other => panic!("expected OverLimit, got {other:?}"),
+    }
+    accepted(&results[1]);
+    let filter = EventFilter { name: Some("more".into()), ..EventFilter::default() };
+    assert!(store.list_events(ws, &filter, PageRequest::first(10)).await.expect("events").items.is_empty());
+
+    let patch = |value: Value| ContactPatch {
+        name: Some(Some("Changed".into())),
+        attributes: value.as_object().cloned().expect("object"),
+        ..ContactPatch::default()
+    };
+    let err = store.update_contact(ws, contact_id, patch(json!({"more": 1})), at(3)).await.expect_err("over");
+    assert!(matches!(&err, StoreError::OverLimit(e) if e.name == "more"), "{err:?}");
+    let contact = store.get_contact(ws, contact_id).await.expect("contact");
+    assert_eq!((contact.name, contact.attributes.len()), (None, MAX_ATTRIBUTES), "nothing changed");
+    assert_eq!(contact.attributes["a000"], "changed");
+    store.update_contact(ws, contact_id, patch(json!({"a001": null, "more": 1})), at(3)).await.expect("room made");
+
+    let wide = NewContact {
+        identity: herald_domain::Identity { email: Some(email("wide@example.com")), ..Default::default() },
+        attributes: (0..=MAX_ATTRIBUTES).map(|i| (format!("w{i:03}"), json!(i))).collect(),
+        ..NewContact::default()
+    };
+    let err = store.create_contact(ws, wide.clone(), at(4)).await.expect_err("over");
+    assert!(matches!(&err, StoreError::OverLimit(e) if e.name == "w300"), "{err:?}");
+    let results = store.import_contacts(ws, &[wide], at(4)).await.expect("import");
+    assert!(matches!(&results[0], Err(message) if message.starts_with("attributes.w300: ")), "{results:?}");
+    assert!(
+        store.list_contacts(ws, &ContactFilter::default(), PageRequest::first(10)).await.expect("list").items.len()
+            == 1
+    );
 }
 
 pub async fn contact_import_upserts_by_email(store: SharedStore) {

@@ -408,8 +408,10 @@ pub struct ContactPatch {
 }
 
 impl ContactPatch {
-    /// Applies the patch to a contact read in the same transaction.
-    pub fn apply(self, contact: &mut Contact, now: Timestamp) {
+    /// Applies the patch to a contact read in the same transaction, unless its attributes
+    /// would pass a limit.
+    pub fn apply(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
+        self.check(contact)?;
         fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
             if let Some(value) = value {
                 *field = value;
@@ -423,6 +425,13 @@ impl ContactPatch {
         set(&mut contact.last_name, self.last_name);
         herald_domain::contact::merge_attributes(&mut contact.attributes, &self.attributes);
         contact.updated_at = now;
+        Ok(())
+    }
+
+    /// Whether merging the patch's attributes keeps `contact` within the attribute limits.
+    pub fn check(&self, contact: &Contact) -> StoreResult<()> {
+        herald_domain::contact::check_attribute_merge(&contact.attributes, &self.attributes, &Map::new())?;
+        Ok(())
     }
 }
 

@@ -3,9 +3,12 @@
 //! are for people and may change.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use herald_domain::number;
 use herald_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -89,6 +92,7 @@ impl From<StoreError> for ApiError {
                 message: format!("conflicts with an existing record ({constraint})"),
                 field: conflict_field(&constraint).map(str::to_owned),
             },
+            StoreError::OverLimit(e) => ApiError::invalid(&e.field(), &e.reason),
             StoreError::Busy(_) => {
                 tracing::warn!(error = %error_chain(&err), "database busy");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; try again shortly")
@@ -179,10 +183,48 @@ fn innermost(err: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// `Json` whose rejections answer in the API's error shape.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections answer in the API's error shape, and which refuses, naming the
+/// field, a number it could not keep as written (an integer beyond 64 bits, a number beyond a
+/// 64-bit float) rather than storing a rounded one.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let essence = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let is_json =
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+        if !is_json {
+            return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        let unkept = |bytes: &[u8]| {
+            number::first_unkept(bytes).map(|n| {
+                let field = if n.path.is_empty() { "body" } else { n.path.as_str() };
+                ApiError::invalid(field, n.reason)
+            })
+        };
+        match axum::Json::<T>::from_bytes(&bytes) {
+            // Parsed first, so that malformed JSON is reported as such.
+            Ok(axum::Json(value)) => unkept(&bytes).map_or(Ok(ApiJson(value)), Err),
+            Err(JsonRejection::JsonSyntaxError(e)) if innermost(&e).contains("number out of range") => {
+                Err(unkept(&bytes).unwrap_or_else(|| JsonRejection::JsonSyntaxError(e).into()))
+            }
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
 
 /// `Query` whose rejections answer in the API's error shape.
 #[derive(Debug, axum::extract::FromRequestParts)]

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use herald_domain::contact::AttributeError;
 use herald_domain::inbound::{InboundEvent, WhenUnmatched, parse_generic, parse_posthog};
 use herald_domain::mapping::{CompiledMapping, MappingSpec};
 use herald_domain::payload::{self, PayloadError};
@@ -121,8 +122,17 @@ fn payload_error(e: PayloadError) -> ApiError {
         PayloadError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
         PayloadError::EmptyQuery => (StatusCode::BAD_REQUEST, "empty_request"),
         PayloadError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        PayloadError::InvalidUtf8 { .. } | PayloadError::UnkeptNumber(_) => {
+            let mut error = ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", e.to_string());
+            error.field = e.field();
+            return error;
+        }
     };
     ApiError::new(status, code, e.to_string())
+}
+
+fn over_limit(e: &AttributeError) -> ApiError {
+    ApiError::invalid(&e.field(), &e.reason)
 }
 
 fn field_error(e: FieldError) -> ApiError {
@@ -157,8 +167,11 @@ fn interpret(
         SourceKind::Generic => parse_generic(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Posthog => parse_posthog(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Mapped => {
+            // Samples are stored as the events are: NUL as U+FFFD on both backends.
+            let mut body = payload.clone();
+            payload::replace_nul(&mut body);
             let workspace_id = source.workspace_id;
-            state.source_log.sample(Sample { workspace_id, source_id: source.id, received_at, body: payload.clone() });
+            state.source_log.sample(Sample { workspace_id, source_id: source.id, received_at, body });
             let outcome = saved_mapping(source).and_then(|mapping| {
                 mapping.apply(payload).map_err(|errors| {
                     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -280,6 +293,7 @@ pub async fn receive(State(state): State<AppState>, Path(token): Path<String>, r
             Json(accepted(&receipt)).into_response()
         }
         Ok(Some(IngestResult::Unmatched)) => reject(&state, &inbound, unmatched()),
+        Ok(Some(IngestResult::OverLimit(e))) => reject(&state, &inbound, over_limit(&e)),
         Ok(None) => commit_error(CommitError::Closed).into_response(),
         Err(e) => commit_error(e).into_response(),
     }
@@ -322,10 +336,17 @@ pub async fn receive_batch(
     let mut requests = Vec::new();
     let mut positions = Vec::new();
     for (index, item) in items.iter().enumerate() {
+        // Each event is held to the single-event limit, measured as the compact JSON it is
+        // stored as, so a batch cannot carry what the single-event URL refuses.
+        let body = item.to_string().into_bytes();
+        if body.len() > state.ingest_body_limit {
+            results[index] = item_error(index, &event_too_large(state.ingest_body_limit, body.len()));
+            continue;
+        }
         match interpret(&state, &inbound.source, item, inbound.received_at) {
             Ok((event, notes)) => {
                 let item_key = key.as_ref().map(|k| format!("{k}:{index}"));
-                requests.push(ingest_request(&inbound, item.to_string().into_bytes(), item_key, event, notes));
+                requests.push(ingest_request(&inbound, body, item_key, event, notes));
                 positions.push(index);
             }
             Err(error) => results[index] = item_error(index, &error),
@@ -342,6 +363,7 @@ pub async fn receive_batch(
                             value
                         }
                         IngestResult::Unmatched => item_error(index, &unmatched()),
+                        IngestResult::OverLimit(e) => item_error(index, &over_limit(&e)),
                     };
                 }
             }
@@ -365,6 +387,14 @@ pub async fn receive_batch(
         });
     }
     Json(json!({"accepted": results.len() - rejected, "rejected": rejected, "results": results})).into_response()
+}
+
+fn event_too_large(limit: usize, size: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("this event is {size} bytes as compact JSON; one event may be at most {limit} bytes"),
+    )
 }
 
 fn item_error(index: usize, error: &ApiError) -> Value {
