@@ -40,6 +40,15 @@ pub struct GlobalArgs {
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,sqlx=warn`. [default: info]
     #[arg(long, global = true, env = "HERALD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// The key stored secrets are encrypted with: 32 bytes in base64 (`openssl rand -base64
+    /// 32`). [default with SQLite: a key file beside the database, created on first start;
+    /// required with PostgreSQL]
+    #[arg(long, global = true, env = "HERALD_SECRET_KEY", value_name = "BASE64", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Earlier secret keys, comma-separated: secrets they sealed are read and sealed again
+    /// with the current key on start (key rotation).
+    #[arg(long, global = true, env = "HERALD_SECRET_KEY_PREVIOUS", value_name = "BASE64,…", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

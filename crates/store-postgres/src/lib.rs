@@ -26,6 +26,7 @@ mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod secrets;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -34,9 +35,11 @@ mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use herald_store::secrets::SecretKeys;
 use herald_store::{Backend, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -53,6 +56,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals and opens the secrets this store keeps (`herald_store::secrets`).
+    secrets: Arc<SecretKeys>,
 }
 
 /// Why a PostgreSQL URL cannot be used.
@@ -82,7 +87,14 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { pool })
+        Ok(Self { pool, secrets: Arc::new(SecretKeys::ephemeral()) })
+    }
+
+    /// The store sealing secrets with `keys` instead of a key that lives as long as the
+    /// process.
+    #[must_use]
+    pub fn with_secrets(self, keys: SecretKeys) -> Self {
+        Self { secrets: Arc::new(keys), ..self }
     }
 
     /// Starts a transaction (READ COMMITTED; see the module comment for why that suffices).
@@ -101,6 +113,10 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         migrate::apply(&mut tx).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        self.reseal().await
     }
 
     async fn ping(&self) -> StoreResult<()> {

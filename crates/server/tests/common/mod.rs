@@ -79,6 +79,16 @@ pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
 /// A running Herald with a manual clock, these email settings and this webhook policy.
 pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
     let (store, database) = fresh_store(backend).await;
+    spawn_app_on(store, database, email, webhooks).await
+}
+
+/// A running Herald with a manual clock on this store; `database` keeps it alive.
+pub async fn spawn_app_on(
+    store: SharedStore,
+    database: Box<dyn Any + Send>,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+) -> TestApp {
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let token = ApiToken::parse_supplied(ADMIN_TOKEN).expect("valid token");
