@@ -38,6 +38,10 @@ pub struct GlobalArgs {
     pub log_format: Option<String>,
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    #[arg(long, global = true, value_name = "BASE64", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[arg(long, global = true, value_name = "BASE64,…", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,7 +23,7 @@ fn system_clock() -> SharedClock {
 }
 
 pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = app::bootstrap(&store, &clock, settings.admin_token.as_ref()).await?;
     let listener = TcpListener::bind(settings.bind)
@@ -126,7 +126,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 }
 
 pub async fn migrate(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     store.close().await;
     eprintln!("migrations applied");
     Ok(())
@@ -144,7 +144,7 @@ async fn workspace_named(store: &SharedStore, clock: &SharedClock, name: &str) -
 }
 
 pub async fn api_key_create(common: &CommonSettings, workspace: &str, name: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let name = ApiKeyName::parse(name).map_err(|e| anyhow::anyhow!("invalid key name: {e}"))?;
@@ -159,7 +159,7 @@ pub async fn api_key_create(common: &CommonSettings, workspace: &str, name: &str
 }
 
 pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let name = WorkspaceName::parse(name).map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
     let workspace = match store.create_workspace(&name, system_clock().now()).await {
         Err(herald_store::StoreError::Conflict { .. }) => {
@@ -173,7 +173,7 @@ pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Re
 }
 
 pub async fn workspace_list(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     for workspace in store.list_workspaces().await? {
         println!("{}\t{}\t{}", workspace.id, workspace.name, workspace.created_at);
     }
@@ -225,7 +225,7 @@ pub async fn user_create(
 ) -> anyhow::Result<()> {
     let email = parse_email(email)?;
     let password = read_new_password(from_stdin)?;
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let hash = users::hash(password).await;
@@ -242,7 +242,7 @@ pub async fn user_create(
 }
 
 pub async fn user_list(common: &CommonSettings, workspace: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let workspace = workspace_named(&store, &system_clock(), workspace).await?;
     for user in store.list_users(workspace.id).await? {
         println!("{}\t{}\t{}\t{}", user.id, user.email, user.created_at, user.password_changed_at);
@@ -252,7 +252,7 @@ pub async fn user_list(common: &CommonSettings, workspace: &str) -> anyhow::Resu
 }
 
 pub async fn user_delete(common: &CommonSettings, workspace: &str, email: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let workspace = workspace_named(&store, &system_clock(), workspace).await?;
     let user = user_named(&store, &workspace, email).await?;
     store.delete_user(workspace.id, user.id).await?;
@@ -269,7 +269,7 @@ pub async fn user_set_password(
 ) -> anyhow::Result<()> {
     parse_email(email)?;
     let password = read_new_password(from_stdin)?;
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let user = user_named(&store, &workspace, email).await?;
@@ -284,7 +284,7 @@ pub async fn user_set_password(
 }
 
 pub async fn queue_stats(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let stats = store.queue_stats(system_clock().now()).await?;
     store.close().await;
     println!("due\t{}\nscheduled\t{}\nrunning\t{}\ndead\t{}", stats.due, stats.scheduled, stats.running, stats.dead);
@@ -292,7 +292,7 @@ pub async fn queue_stats(common: &CommonSettings) -> anyhow::Result<()> {
 }
 
 pub async fn queue_ping(common: &CommonSettings, workspace: &str, count: u32) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let now = clock.now();

@@ -42,6 +42,8 @@ struct FileSettings {
     admin_token: Option<String>,
     log_format: Option<String>,
     log: Option<String>,
+    secret_key: Option<String>,
+    secret_key_previous: Option<String>,
     worker: Option<bool>,
     worker_concurrency: Option<u32>,
     job_lease_secs: Option<u64>,
@@ -118,6 +120,38 @@ pub struct CommonSettings {
     pub database: DatabaseUrl,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// `HERALD_SECRET_KEY`; `None`: the SQLite key file (`crate::db`).
+    pub secret_key: Option<SecretKey>,
+    /// `HERALD_SECRET_KEY_PREVIOUS`.
+    pub previous_secret_keys: Vec<SecretKey>,
+}
+
+/// A key that encrypts stored secrets. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub [u8; herald_store::secrets::KEY_LEN]);
+
+impl SecretKey {
+    /// Parses base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<SecretKey, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let text = text.trim().trim_end_matches('=');
+        let bytes = STANDARD_NO_PAD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| "is not base64; generate a key with `openssl rand -base64 32`".to_owned())?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map(SecretKey)
+            .map_err(|_| format!("is {len} bytes; it must be 32 bytes in base64, e.g. from `openssl rand -base64 32`"))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
 }
 
 /// Settings of `herald serve`.
@@ -223,7 +257,14 @@ impl Loader {
                 tracing_subscriber::EnvFilter::try_new(&v).map(|_| v).map_err(|e| format!("not a log filter: {e}"))
             })?
             .unwrap_or_else(|| "info".to_owned());
-        Ok(CommonSettings { database, log_format, log_filter })
+        let secret_key =
+            self.pick(global.secret_key.clone(), f.secret_key.clone(), "secret_key", |v| SecretKey::parse(&v))?;
+        let previous_secret_keys = self
+            .pick(global.secret_key_previous.clone(), f.secret_key_previous.clone(), "secret_key_previous", |v| {
+                v.split(',').filter(|k| !k.trim().is_empty()).map(SecretKey::parse).collect()
+            })?
+            .unwrap_or_default();
+        Ok(CommonSettings { database, log_format, log_filter, secret_key, previous_secret_keys })
     }
 
     pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings, SettingError> {
@@ -434,7 +475,14 @@ mod tests {
     use super::*;
 
     fn global() -> GlobalArgs {
-        GlobalArgs { config: None, database_url: None, log_format: None, log: None }
+        GlobalArgs {
+            config: None,
+            database_url: None,
+            log_format: None,
+            log: None,
+            secret_key: None,
+            secret_key_previous: None,
+        }
     }
 
     fn serve_args() -> ServeArgs {
@@ -548,6 +596,26 @@ mod tests {
             assert!(err.setting.starts_with(setting), "{err}");
             assert!(err.reason.contains(reason), "{err}");
             assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_32_bytes_of_base64_and_never_shown() {
+        let key = "++++//vvvv/7777/++++//vvvv/7777/++++//vvvv8=";
+        let mut global = global();
+        global.secret_key = Some(key.into());
+        global.secret_key_previous =
+            Some(format!("{},{}", key.trim_end_matches('='), key.replace('+', "-").replace('/', "_")));
+        let loader = Loader::from_toml("", "h.toml").expect("parses");
+        let common = loader.common(&global).expect("ok");
+        let parsed = common.secret_key.clone().expect("a key");
+        assert_eq!(common.previous_secret_keys, [parsed.clone(), parsed.clone()], "padding and alphabet are optional");
+        assert!(!format!("{common:?}").contains("++++"), "{common:?}");
+        for (bad, says) in [("c2hvcnQ=", "is 5 bytes"), ("not base64!", "not base64")] {
+            global.secret_key = Some(bad.into());
+            let err = loader.common(&global).expect_err(bad);
+            assert!(err.setting.starts_with("HERALD_SECRET_KEY") && err.reason.contains(says), "{err}");
+            assert!(!err.to_string().contains(bad), "the value is not echoed: {err}");
         }
     }
 

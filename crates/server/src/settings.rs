@@ -83,6 +83,28 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Log filter, in tracing's syntax: a level, or per-module levels like \"info,herald=debug\".",
     },
     Setting {
+        key: "secret_key",
+        env: "HERALD_SECRET_KEY",
+        scope: Global,
+        default: Unset {
+            means: "with SQLite, a key file beside the database, created on first start; required with PostgreSQL",
+            example: "\"…32 bytes in base64…\"",
+        },
+        doc: "The key that encrypts the secrets Herald stores (SMTP and webhook passwords, signing
+              secrets, DKIM keys, saved actions): 32 bytes in base64, e.g. `openssl rand -base64 32`.
+              Unset with SQLite, Herald creates a key file beside the database on first start (e.g.
+              herald.db.key, mode 0600): back it up with the database. Required with PostgreSQL, the
+              same on every node. Prefer the environment variable over writing a secret into a file.",
+    },
+    Setting {
+        key: "secret_key_previous",
+        env: "HERALD_SECRET_KEY_PREVIOUS",
+        scope: Global,
+        default: Unset { means: "none", example: "\"…an older key…,…\"" },
+        doc: "Earlier secret keys, comma-separated: what they sealed is read and sealed again with the
+              current key on start (key rotation).",
+    },
+    Setting {
         key: "bind",
         env: "HERALD_BIND",
         scope: Serve,

@@ -26,6 +26,7 @@ mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod secrets;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_domain::Timestamp;
+use herald_store::secrets::SecretKeys;
 use herald_store::{Backend, QueueSignal, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -55,6 +57,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals and opens the secrets this store keeps (`herald_store::secrets`).
+    secrets: Arc<SecretKeys>,
     /// Told by each commit that made jobs due (see [`Tx`]).
     signal: Arc<QueueSignal>,
 }
@@ -128,7 +132,14 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { pool, signal: Arc::default() })
+        Ok(Self { pool, signal: Arc::default(), secrets: Arc::new(SecretKeys::ephemeral()) })
+    }
+
+    /// The store sealing secrets with `keys` instead of a key that lives as long as the
+    /// process.
+    #[must_use]
+    pub fn with_secrets(self, keys: SecretKeys) -> Self {
+        Self { secrets: Arc::new(keys), ..self }
     }
 
     /// Starts a transaction (READ COMMITTED; see the module comment for why that suffices).
@@ -148,6 +159,10 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         migrate::apply(&mut tx).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        self.reseal().await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -20,6 +20,7 @@ mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod secrets;
 mod sources;
 mod users;
 mod webhooks;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use herald_domain::Timestamp;
+use herald_store::secrets::SecretKeys;
 use herald_store::{Backend, QueueSignal, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -52,6 +54,8 @@ pub struct SqliteStore {
     /// The thread that checkpoints the WAL, off the commit path.
     checkpointer: checkpoint::Checkpointer,
     readers: SqlitePool,
+    /// Seals and opens the secrets this store keeps (`herald_store::secrets`).
+    secrets: Arc<SecretKeys>,
     /// Told by each commit that made jobs due (see [`Tx`]).
     signal: Arc<QueueSignal>,
 }
@@ -158,7 +162,27 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { writer, direct, gate, checkpointer, readers, signal: Arc::default() })
+        Ok(Self {
+            writer,
+            direct,
+            gate,
+            checkpointer,
+            readers,
+            signal: Arc::default(),
+            secrets: Arc::new(SecretKeys::ephemeral()),
+        })
+    }
+
+    /// The database file a `sqlite://PATH` URL names.
+    pub fn file_path(url: &str) -> Option<std::path::PathBuf> {
+        SqliteConnectOptions::from_str(url).ok().map(|options| options.get_filename().to_path_buf())
+    }
+
+    /// The store sealing secrets with `keys` instead of a key that lives as long as the
+    /// process.
+    #[must_use]
+    pub fn with_secrets(self, keys: SecretKeys) -> Self {
+        Self { secrets: Arc::new(keys), ..self }
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement and
@@ -191,6 +215,10 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         migrate::apply(&mut tx).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        self.reseal().await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -7,6 +7,7 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
+use herald_store::secrets::columns;
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
     call_already_open, webhook_job,
@@ -244,7 +245,7 @@ impl WebhookStore for SqliteStore {
             .map(|row| {
                 Ok(SigningKeyRecord {
                     id: get(row, "id")?,
-                    secret: get(row, "secret")?,
+                    secret: self.secrets.open(columns::SIGNING_SECRET, &get::<Vec<u8>>(row, "secret")?)?,
                     created_at: ts(row, "created_at")?,
                     retires_at: opt_ts(row, "retires_at")?,
                 })
@@ -273,7 +274,7 @@ impl WebhookStore for SqliteStore {
         )
         .bind(workspace.as_uuid())
         .bind(&key.id)
-        .bind(&key.secret)
+        .bind(self.secrets.seal(columns::SIGNING_SECRET, &key.secret).into_bytes())
         .bind(key.created_at.unix_millis())
         .bind(key.retires_at.map(Timestamp::unix_millis))
         .execute(&mut *tx)

@@ -79,6 +79,7 @@ macro_rules! conformance_suite {
             follow_ups_commit_with_suppressions_and_deliveries,
             contact_history_is_scoped_to_its_workspace,
             commits_that_make_jobs_due_wake_the_worker,
+            sealed_secrets_read_back_and_need_no_second_sealing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -1852,6 +1853,28 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
     assert_eq!(secret, "first");
     assert_eq!(store.email_secret(ws, "second").await.expect("secret"), "first");
     assert_eq!(store.email_secret(other.id, "third").await.expect("secret"), "third");
+}
+
+/// Secrets written through the store are sealed with the store's current key: they read back
+/// as written, and sealing again on start finds nothing to do.
+pub async fn sealed_secrets_read_back_and_need_no_second_sealing(store: SharedStore) {
+    use crate::email::TransportRecord;
+    use crate::webhook::SigningKeyRecord;
+    assert_eq!(store.reseal_secrets().await.expect("an empty database"), 0);
+    let ws = store.ensure_default_workspace(at(0)).await.expect("workspace").id;
+    let transport =
+        TransportRecord { settings: json!({"host": "relay.test"}), password: Some("pw".into()), updated_at: at(1) };
+    store.set_transport(ws, Some(&transport)).await.expect("transport");
+    let key = SigningKeyRecord { id: "whk_1".into(), secret: vec![7; 32], created_at: at(1), retires_at: None };
+    store.rotate_signing_key(ws, &key, at(1)).await.expect("key");
+    let definition = json!({"url": "https://crm.test/x", "basic_auth": {"username": "u", "password": "p"}});
+    let action = store.create_action(ws, "Ticket", &definition, at(1)).await.expect("action");
+    assert_eq!(store.email_secret(ws, "unsubscribe-secret").await.expect("secret"), "unsubscribe-secret");
+    assert_eq!(store.reseal_secrets().await.expect("reseal"), 0, "everything is sealed with the current key already");
+    assert_eq!(store.transport(ws).await.expect("read"), Some(transport));
+    assert_eq!(store.signing_keys(ws, at(2)).await.expect("keys")[0].secret, key.secret);
+    assert_eq!(store.actions_by_ids(ws, &[action.id]).await.expect("actions")[0].definition, definition);
+    assert_eq!(store.email_secret(ws, "other").await.expect("secret"), "unsubscribe-secret");
 }
 
 pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {

@@ -33,6 +33,7 @@ pub mod email;
 pub mod endpoint;
 mod error;
 pub mod ingest;
+pub mod secrets;
 mod signal;
 pub mod user;
 pub mod webhook;
@@ -145,6 +146,11 @@ pub trait Store:
 
     /// Applies pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> StoreResult<()>;
+
+    /// Seals with the current secret key every stored secret still in clear (written before
+    /// secrets were sealed) or sealed with a previous key, and returns how many it sealed. One
+    /// transaction; a secret sealed with a key the store was not given fails it.
+    async fn reseal_secrets(&self) -> StoreResult<u64>;
 
     /// Succeeds when the database answers a trivial query (readiness).
     async fn ping(&self) -> StoreResult<()>;

@@ -130,8 +130,9 @@ pub struct SigningKeyDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedKey {
     pub(crate) id: String,
-    /// The Standard Webhooks secret (`whsec_` + base64) receivers verify with; the same
-    /// bytes key the `X-Herald-Signature` HMAC.
+    /// The secret receivers verify with, in the Standard Webhooks form (`whsec_` + base64).
+    /// Standard Webhooks keys its HMAC with the decoded bytes; `X-Herald-Signature` with this
+    /// whole string as UTF-8 bytes.
     pub(crate) secret: String,
     /// Until then the previous key signs too.
     #[schema(value_type = String, format = DateTime)]
@@ -344,6 +345,27 @@ async fn list_signing_keys(
 
 /// Make a new signing key. The previous one keeps signing for the overlap, so receivers can
 /// switch without missing a request; the new secret is in this response only.
+///
+/// Every call is signed twice with it. Standard Webhooks (`webhook-signature`): verify with
+/// any Standard Webhooks library given the `whsec_…` secret (its HMAC key is the base64-decoded
+/// bytes after `whsec_`). `X-Herald-Signature`: the hex HMAC-SHA256 of
+/// `v0:<X-Herald-Timestamp>:<raw body>` keyed with the secret exactly as shown, the whole
+/// `whsec_…` string as UTF-8 bytes; comma-separated while two keys sign. In Python:
+///
+/// ```python
+/// expected = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
+/// ok = any(hmac.compare_digest(expected, s.strip()) for s in headers["X-Herald-Signature"].split(","))
+/// ```
+///
+/// In Node.js:
+///
+/// ```js
+/// const expected = crypto.createHmac("sha256", secret).update(`v0:${ts}:`).update(rawBody).digest("hex");
+/// const ok = headers["x-herald-signature"].split(",").some((s) => crypto.timingSafeEqual(Buffer.from(s.trim()), Buffer.from(expected)));
+/// ```
+///
+/// (`timingSafeEqual` throws on different lengths: compare lengths first in real code.)
+/// Refuse timestamps older than a few minutes.
 #[utoipa::path(
     post,
     path = "/webhook-signing-key/rotate",

@@ -293,14 +293,15 @@ pub fn check_secret(secret: &str) -> Result<(), String> {
     }
 }
 
-/// The key a webhook's own secret signs with: a `whsec_` secret's decoded bytes, else the
-/// text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
+/// The key a webhook's own secret signs with. `X-Herald-Signature` is keyed with the secret
+/// as written, whatever it is; Standard Webhooks with a `whsec_` secret's decoded bytes, else
+/// the text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
 /// `whsec_` + base64 of those bytes).
 pub fn signing_key(secret: &str) -> SigningKey {
     SigningKey::parse_standard(secret)
         .ok()
         .filter(|_| secret.starts_with(STANDARD_SECRET_PREFIX))
-        .unwrap_or_else(|| SigningKey::from_secret("campaign-webhook", secret.as_bytes()))
+        .unwrap_or_else(|| SigningKey::from_text("campaign-webhook", secret))
 }
 
 #[cfg(test)]
@@ -326,7 +327,9 @@ mod tests {
         let standard = SigningKey::generate().to_standard_secret();
         assert!(check_secret(&standard).is_ok());
         assert_eq!(signing_key(&standard).to_standard_secret(), standard);
+        assert_eq!(signing_key(&standard).shown(), standard);
         assert_eq!(signing_key("a-long-enough-secret").secret(), b"a-long-enough-secret");
+        assert_eq!(signing_key("a-long-enough-secret").shown(), "a-long-enough-secret");
     }
 
     #[test]

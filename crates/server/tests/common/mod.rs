@@ -112,6 +112,28 @@ async fn start(
     limits: ConnectionLimits,
 ) -> TestApp {
     let (store, database) = fresh_store(backend).await;
+    start_on(store, database, email, webhooks, worker, run_worker, limits).await
+}
+
+/// A running Herald with a manual clock on this store; `database` keeps it alive.
+pub async fn spawn_app_on(
+    store: SharedStore,
+    database: Box<dyn Any + Send>,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+) -> TestApp {
+    start_on(store, database, email, webhooks, WorkerSettings::default(), false, ConnectionLimits::default()).await
+}
+
+async fn start_on(
+    store: SharedStore,
+    database: Box<dyn Any + Send>,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    worker: WorkerSettings,
+    run_worker: bool,
+    limits: ConnectionLimits,
+) -> TestApp {
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let token = ApiToken::parse_supplied(ADMIN_TOKEN).expect("valid token");
