@@ -2,12 +2,16 @@
 //! every failure onto it. Codes are stable snake_case strings clients may match on; messages
 //! are for people and may change.
 
+use std::marker::PhantomData;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald_store::StoreError;
-use serde::Serialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// An error answered by the API.
@@ -139,7 +143,11 @@ impl From<JsonRejection> for ApiError {
             }
             JsonRejection::JsonDataError(e) => {
                 let detail = innermost(&e);
-                let field = detail.split_once(": ").map(|(path, _)| path.to_owned()).filter(|p| !p.contains(' '));
+                let field = detail
+                    .split_once(": ")
+                    .map(|(path, _)| path.to_owned())
+                    .filter(|p| !p.contains(' '))
+                    .or_else(|| detail.contains(OBJECT_EXPECTED).then(|| "body".to_owned()));
                 ApiError {
                     status: StatusCode::BAD_REQUEST,
                     code: "validation_failed",
@@ -179,10 +187,49 @@ fn innermost(err: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// `Json` whose rejections answer in the API's error shape.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections answer in the API's error shape, and which takes only a JSON
+/// object: every request body of this API is one.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(JsonObject(value)) = axum::Json::<JsonObject<T>>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// What a body that is not a JSON object is told it should have been; its error names the
+/// field `body`.
+const OBJECT_EXPECTED: &str = "a JSON object as the request body";
+
+/// A value that must come as a JSON object. serde's derived structs also accept a JSON array
+/// (their fields by position), so `[]` would pass as a struct whose fields all have
+/// defaults, and `["Website", "generic"]` as one with two fields: refused here instead.
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(OBJECT_EXPECTED)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectOnly(PhantomData)).map(JsonObject)
+    }
+}
 
 /// `Query` whose rejections answer in the API's error shape.
 #[derive(Debug, axum::extract::FromRequestParts)]
