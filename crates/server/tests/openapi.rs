@@ -13,7 +13,11 @@ use common::{ADMIN_TOKEN, Backend, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-on_both_backends!(a_webhook_call_reads_as_its_schema_says, bodies_that_are_not_objects_are_refused);
+on_both_backends!(
+    a_webhook_call_reads_as_its_schema_says,
+    bodies_that_are_not_objects_are_refused,
+    a_taken_name_is_a_documented_conflict,
+);
 
 /// A contact, and a saved action run for them against a loopback port nobody listens on:
 /// one failed attempt, its call pending a retry with no response. Returns the contact's id.
@@ -70,6 +74,25 @@ async fn a_webhook_call_reads_as_its_schema_says(backend: Backend) {
     assert_eq!((status, &error["error"]["field"]), (StatusCode::BAD_REQUEST, &json!("id")), "{error}");
     let unauthorized = app.client.get(app.url("/api/v1/webhook-deliveries")).send().await.unwrap();
     assert_eq!(spec.check(&Method::GET, unauthorized).await.0, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Renaming a saved action to a taken name, or adding a domain twice, answers 409 as the
+/// document says.
+async fn a_taken_name_is_a_documented_conflict(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let spec = Spec::fetch(&app).await;
+    let action = |name: &str| json!({"name": name, "method": "POST", "url": "https://crm.example.com/leads"});
+    let (status, _) = spec.check(&Method::POST, app.post("/api/v1/actions", &action("Lead")).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, other) = spec.check(&Method::POST, app.post("/api/v1/actions", &action("Other")).await).await;
+    let path = format!("/api/v1/actions/{}", other["id"].as_str().unwrap());
+    let renamed = app.request(Method::PUT, &path).json(&action("Lead")).send().await.unwrap();
+    let (status, error) = spec.check(&Method::PUT, renamed).await;
+    assert_eq!((status, &error["error"]["field"]), (StatusCode::CONFLICT, &json!("name")), "{error}");
+    let domain = json!({"name": "mail.example.com"});
+    assert_eq!(spec.check(&Method::POST, app.post("/api/v1/domains", &domain).await).await.0, StatusCode::CREATED);
+    assert_eq!(spec.check(&Method::POST, app.post("/api/v1/domains", &domain).await).await.0, StatusCode::CONFLICT);
     app.stop().await;
 }
 
