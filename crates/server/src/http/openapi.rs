@@ -1,11 +1,11 @@
 //! What every operation of the OpenAPI document shares, written once instead of in each
-//! handler's annotation: the error answers (the one error shape), the form of ids in paths,
-//! and the range of `limit`. So the document says what the server does for every route,
+//! handler's annotation: the error answers (the one error shape), the form of ids in paths
+//! and in the query parameters that filter by id, and the range of `limit`. So the document says what the server does for every route,
 //! including routes added later.
 
 use herald_domain::{
-    ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, MessageId,
-    PageRequest, SourceId, WebhookDeliveryId,
+    ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, JourneyId,
+    MessageId, PageRequest, SourceId, WebhookDeliveryId,
 };
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
@@ -30,6 +30,18 @@ const PATH_IDS: [(&str, &str); 13] = [
     ("webhooks", CampaignWebhookId::PREFIX),
     // `/suppressions/{email}` holds an address, not an id.
     ("suppressions", ""),
+];
+
+/// The id a query parameter holds, by its name: a filter by id is named alike everywhere.
+const QUERY_IDS: [(&str, &str); 8] = [
+    ("action", ActionId::PREFIX),
+    ("campaign", CampaignId::PREFIX),
+    ("campaign_id", CampaignId::PREFIX),
+    ("campaign_webhook", CampaignWebhookId::PREFIX),
+    ("contact", ContactId::PREFIX),
+    ("contact_id", ContactId::PREFIX),
+    ("journey", JourneyId::PREFIX),
+    ("source_id", SourceId::PREFIX),
 ];
 
 /// The error answers an operation can give, by what it takes: every one needs its key; one
@@ -72,7 +84,7 @@ fn complete_operation(path: &str, operation: &mut Operation) {
             ParameterIn::Path => {
                 path_params = true;
                 if let Some(prefix) = id_prefix(path, &parameter.name).filter(|p| !p.is_empty()) {
-                    schema.pattern = Some(format!("^{prefix}_[0-9a-f]{{32}}$"));
+                    schema.pattern = Some(id_pattern(prefix));
                 } else {
                     schema.min_length = Some(1);
                 }
@@ -81,6 +93,11 @@ fn complete_operation(path: &str, operation: &mut Operation) {
                 // `ListParams::page` (and every list) refuses anything outside this range.
                 schema.minimum = Some(1.into());
                 schema.maximum = Some(PageRequest::<SourceId>::MAX_LIMIT.into());
+            }
+            ParameterIn::Query => {
+                if let Some((_, prefix)) = QUERY_IDS.iter().find(|(name, _)| *name == parameter.name) {
+                    schema.pattern = Some(id_pattern(prefix));
+                }
             }
             _ => {}
         }
@@ -98,6 +115,11 @@ fn complete_operation(path: &str, operation: &mut Operation) {
                 .into()
         });
     }
+}
+
+/// How an id with this prefix reads (`herald_domain`'s prefixed ids).
+fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-9a-f]{{32}}$")
 }
 
 /// The id prefix of the path parameter `name` in `path`, from the segment before it; `None`
@@ -148,6 +170,24 @@ mod tests {
             );
             assert!(operation.responses.responses.contains_key("404"), "{path}: no 404");
         }
+    }
+
+    #[test]
+    fn filters_by_id_state_the_form_of_the_id() {
+        let doc = super::super::openapi();
+        let pattern = |path: &str, name: &str| {
+            let operation = doc.paths.paths[path].get.as_ref().expect("a GET");
+            operation.parameters.iter().flatten().find_map(|p| match p {
+                RefOr::T(p) if p.name == name => match &p.schema {
+                    Some(RefOr::T(Schema::Object(schema))) => schema.pattern.clone(),
+                    _ => None,
+                },
+                _ => None,
+            })
+        };
+        assert_eq!(pattern("/api/v1/events", "contact_id").as_deref(), Some("^ct_[0-9a-f]{32}$"));
+        assert_eq!(pattern("/api/v1/webhook-deliveries", "action").as_deref(), Some("^act_[0-9a-f]{32}$"));
+        assert_eq!(pattern("/api/v1/contacts", "user_id"), None, "a user id is the customer's, of any form");
     }
 
     #[test]

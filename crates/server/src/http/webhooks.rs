@@ -135,16 +135,12 @@ pub struct DeliveryParams {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
     /// Only this contact's calls (`ct_…`).
-    #[param(pattern = "^ct_[0-9a-f]{32}$")]
     pub contact: Option<String>,
     /// Only this campaign's calls (`cmp_…`).
-    #[param(pattern = "^cmp_[0-9a-f]{32}$")]
     pub campaign: Option<String>,
     /// Only this journey's calls (`jrn_…`).
-    #[param(pattern = "^jrn_[0-9a-f]{32}$")]
     pub journey: Option<String>,
     /// Only this campaign event webhook's calls (`cwh_…`).
-    #[param(pattern = "^cwh_[0-9a-f]{32}$")]
     pub campaign_webhook: Option<String>,
     /// `pending`, `succeeded`, `failed` or `exhausted`.
     #[param(pattern = "^(pending|succeeded|failed|exhausted)$")]
@@ -153,7 +149,6 @@ pub struct DeliveryParams {
     pub step: Option<String>,
     /// Only calls of this saved action (`act_…`): its runs for one contact and the calls of
     /// the campaign steps that use it (in their campaign's current version).
-    #[param(pattern = "^act_[0-9a-f]{32}$")]
     pub action: Option<String>,
 }
 
