@@ -158,8 +158,8 @@ fn concrete_path(template: &str, operation: &Value) -> String {
 /// schemathesis finds its id in `GET /api-keys` (tests/api.rs checks revocation).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_server_as_documented() {
-    let python = std::env::var("HERALD_TEST_PYTHON")
-        .expect("HERALD_TEST_PYTHON: a python with schemathesis (cargo xtask test sets it up)");
+    // `HERALD_TEST_PYTHON` (cargo xtask test installs schemathesis there), else `python3`.
+    let python = herald_email::testing::python();
     let app = spawn_app(Backend::Sqlite).await;
     seed_a_failed_call(&app).await;
     let (status, source) =
