@@ -208,7 +208,7 @@ async fn retries_make_one_effect_and_the_response_lands_on_the_contact(backend: 
     assert_eq!(attributes["after_hook"], "succeeded");
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(3)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(3)));
     let id = list[0]["id"].as_str().unwrap();
     let (_, one) = json(app.get(&format!("/api/v1/webhook-deliveries/{id}")).await).await;
     let attempts = one["attempts"].as_array().unwrap();
@@ -254,7 +254,7 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     assert_eq!(receiver.seen("hang").len(), 1);
     let list = deliveries(&app).await;
     let hang = list.iter().find(|d| d["step"] == "hang").unwrap();
-    assert_eq!((hang["status"].as_str(), hang["attempts"].as_u64()), (Some("pending"), Some(1)), "{hang}");
+    assert_eq!((hang["status"].as_str(), hang["attempt_count"].as_u64()), (Some("pending"), Some(1)), "{hang}");
     assert!(hang["last_error"].as_str().unwrap().contains("time"), "{hang}");
     let gone = list.iter().find(|d| d["step"] == "gone").unwrap();
     assert_eq!((gone["status"].as_str(), gone["last_status"].as_u64()), (Some("failed"), Some(410)));
@@ -397,7 +397,7 @@ async fn private_addresses_and_plain_http_are_refused_by_default(backend: Backen
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 3, "{list:?}");
     for d in &list {
-        assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(1)), "{d}");
+        assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("failed"), Some(1)), "{d}");
         assert!(d["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
     }
     app.stop().await;
@@ -819,7 +819,7 @@ async fn a_saved_action_runs_for_one_contact_outside_any_campaign(backend: Backe
     assert_eq!(contact(&app, &ada).await["attributes"]["ticket"], "L-7");
     let (_, logged) = json(app.get(&format!("/api/v1/webhook-deliveries?contact={ada}")).await).await;
     assert_eq!(
-        (logged["data"][0]["status"].as_str(), logged["data"][0]["attempts"].as_u64()),
+        (logged["data"][0]["status"].as_str(), logged["data"][0]["attempt_count"].as_u64()),
         (Some("succeeded"), Some(3))
     );
 
@@ -1010,7 +1010,7 @@ async fn a_call_answered_at_once_is_made_and_followed_in_its_step_run(backend: B
     assert_eq!(receiver.seen("ok").len(), 1);
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(1)));
     let (_, one) =
         json(app.get(&format!("/api/v1/webhook-deliveries/{}", list[0]["id"].as_str().unwrap())).await).await;
     assert_eq!(one["attempts"][0]["status"], 200);
@@ -1041,7 +1041,7 @@ async fn a_call_whose_journey_moves_meanwhile_is_still_logged(backend: Backend) 
     assert_eq!(receiver.seen("leave").len(), 1, "one call, not made again");
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1, "the call is in the delivery log: {list:?}");
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(1)));
     let (status, _) = json(app.get(&format!("/api/v1/contacts/{contact_id}")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing after the call wrote to the deleted contact");
     app.stop().await;

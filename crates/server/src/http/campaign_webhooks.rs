@@ -119,7 +119,7 @@ pub struct WebhookInput {
     /// Required on create, at least one of `contact_entered`, `email_sent`, `email_failed`,
     /// `email_suppressed`, `webhook_failed`, `contact_converted`, `contact_exited`,
     /// `contact_unsubscribed`.
-    #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]))]
+    #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]), min_items = 1)]
     pub(crate) events: Option<Vec<String>>,
     /// A custom payload: field name → `{"from": path}` or `{"value": any JSON}`. Paths:
     /// `event`, `timestamp`, `journey_id`, `campaign.id`, `campaign.name`, `contact.id`,

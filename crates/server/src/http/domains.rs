@@ -74,7 +74,7 @@ impl From<SendingDomain> for DomainDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateDomain {
     /// The domain in From addresses (IDNs are accepted and stored in punycode).
-    #[schema(example = "mail.example.com")]
+    #[schema(example = "mail.example.com", min_length = 1)]
     name: String,
     /// `rsa` (default; every receiver verifies it) or `ed25519`.
     #[serde(default)]

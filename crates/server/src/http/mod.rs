@@ -15,6 +15,7 @@ pub mod error;
 pub(crate) mod events;
 mod list;
 pub(crate) mod messages;
+mod openapi;
 mod ops;
 pub(crate) mod sources;
 pub(crate) mod suppressions;
@@ -194,7 +195,8 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    let doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    let mut doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    openapi::complete(&mut doc);
     (v1, ops, doc)
 }
 
