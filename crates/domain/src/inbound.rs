@@ -1,4 +1,4 @@
-//! Inbound payloads turned into one shape, `InboundEvent`: the generic webhook (seed 000's
+//! Inbound payloads turned into one shape, `InboundEvent`: the generic webhook (hosted tools'
 //! `email`/`event`/`userId`/`data`, also sent as a form or query string) and PostHog's webhook
 //! destination. Mapped sources produce the same shape through `mapping`. Every refusal names
 //! the field at fault.
@@ -240,7 +240,7 @@ pub fn timestamp_field(value: Option<&Value>, field: &str) -> Result<Option<Time
 /// Top-level keys of the generic payload with a meaning of their own.
 const GENERIC_KEYS: [&str; 7] = ["email", "event", "userId", "user_id", "phone", "data", "timestamp"];
 
-/// The generic webhook payload (seed 000):
+/// The generic webhook payload, as hosted tools such as Humanic accept it:
 /// `{"email", "event", "userId" | "user_id", "phone", "timestamp", "data": {...}}`.
 ///
 /// `data` becomes both the event's properties and the contact's attributes. Other top-level
@@ -292,7 +292,7 @@ pub fn object_from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> 
     Value::Object(top)
 }
 
-/// PostHog's webhook destination payload (seed 004):
+/// PostHog's webhook destination payload:
 /// `{"event": {"uuid", "event", "distinct_id", "properties", "timestamp", ...}, "person": {"id", "properties", ...}}`.
 ///
 /// `distinct_id` is the user id; the email is `properties.email`, else `properties.$set.email`,
