@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [--seconds N] [TARGET]`: runs the `cargo fuzz` targets in `fuzz/` (the
-//! inbound body parser and the mapping engine of `herald-domain`, the template language of
-//! `herald-template`) for a bounded time each, and fails on any crash, printing the libFuzzer
+//! inbound body parser, the JSON number scan and the mapping engine of `herald-domain`, the
+//! template language of `herald-template`) for a bounded time each, and fails on any crash, printing the libFuzzer
 //! report, the artifact's path and its bytes.
 //!
 //! It is also the last step of `cargo xtask test`, for `HERALD_FUZZ_SECONDS` seconds per
@@ -30,7 +30,7 @@ use clap::Args;
 use crate::{SignalWatch, cargo, step, workspace_root};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
-pub const TARGETS: [&str; 3] = ["inbound_payload", "mapping", "template"];
+pub const TARGETS: [&str; 4] = ["inbound_payload", "json_numbers", "mapping", "template"];
 
 /// Seconds per target for `cargo xtask test` (and the default of `cargo xtask fuzz`).
 const SECONDS_VAR: &str = "HERALD_FUZZ_SECONDS";

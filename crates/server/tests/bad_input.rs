@@ -250,6 +250,16 @@ async fn attribute_limits_hold_at_ingest_in_the_api_and_in_imports(backend: Back
     )
     .await;
     assert_eq!(summary["failed"], 1, "importing into a full contact: {summary}");
+
+    // The OpenAPI document states the limits the server holds.
+    let (_, openapi) = json(app.get("/api/v1/openapi.json").await).await;
+    let described = openapi["components"]["schemas"]["ContactInput"]["properties"]["attributes"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for limit in [MAX_ATTRIBUTES, MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES] {
+        assert!(described.contains(&format!(" {limit} ")), "{limit} in {described:?}");
+    }
     app.stop().await;
 }
 

@@ -112,6 +112,10 @@ pub struct ContactInput {
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     last_name: Option<Option<String>>,
+    /// Merged into the contact's attributes: objects key by key, `null` removes a key.
+    /// Limits: at most 300 attributes per contact, names of at most 150 bytes, values of at
+    /// most 8192 bytes as compact JSON. A change past a limit is refused naming the attribute
+    /// (`attributes.<name>`); removals in the same request make room.
     #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
 }
@@ -310,7 +314,9 @@ async fn delete_contact(
 /// Import contacts from CSV (`Content-Type: text/csv`), upserting by email. Columns:
 /// `email` (required), `user_id`, `phone`, `name`, `first_name`, `last_name`; every other
 /// column becomes an attribute (empty cells are skipped). Up to 100,000 rows per call; bad
-/// rows are reported and skipped, good rows are imported.
+/// rows (including a row that would take its contact past an attribute limit: 300
+/// attributes, names of 150 bytes, values of 8192 bytes) are reported and skipped, good rows
+/// are imported.
 #[utoipa::path(post, path = "/contacts/import", tag = "contacts", request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportSummary), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 async fn import_contacts(

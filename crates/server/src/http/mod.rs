@@ -125,7 +125,9 @@ impl std::fmt::Debug for Services {
         title = "Herald admin API",
         description = "Manage a Herald workspace. Every `/api/v1` endpoint needs `Authorization: Bearer <API key>`; \
             lists return `{\"data\": [...], \"next_cursor\": ...}`; errors return \
-            `{\"error\": {\"code\", \"message\", \"field\"}}`."
+            `{\"error\": {\"code\", \"message\", \"field\"}}`. JSON numbers are kept exactly (integers from \
+            -2^63 to 2^64-1, others as 64-bit floats); an integer beyond 64 bits or a number beyond a float's \
+            range is refused with `validation_failed` naming its field: send such values as strings."
     ),
     modifiers(&BearerAuth),
     components(schemas(error::ErrorBody)),
