@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand};
-use herald_server::config::{EXAMPLE_FILE, Loader, SettingError};
-use herald_server::{commands, telemetry};
+use herald_server::app::cli::{
+    ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand,
+};
+use herald_server::app::config::{EXAMPLE_FILE, Loader, SettingError};
+use herald_server::app::{commands, telemetry};
 
 /// mimalloc rather than the system's allocator: Herald allocates and frees many small values
 /// per request (JSON trees, SQL text, HTTP headers) across threads, where glibc's malloc took

@@ -734,12 +734,12 @@ async fn housekeeping_purges_expired_idempotency_keys(backend: Backend) {
     }
     let clock: herald_server::clock::SharedClock = std::sync::Arc::new(app.clock.clone());
     assert_eq!(
-        herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"),
+        herald_server::app::housekeeping::run_once(&app.store, &clock).await.expect("purge"),
         0,
         "still in the window"
     );
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
-    assert_eq!(herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
+    assert_eq!(herald_server::app::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
     app.stop().await;
 }
 

@@ -19,6 +19,7 @@ use herald_store::{SharedStore, StoreResult};
 
 use crate::clock::SharedClock;
 use crate::ingest::limiter::Limiter;
+use crate::web::secret::WorkspaceSecrets;
 use transport::{Transport, TransportCache};
 
 /// The `mailto:` target of `List-Unsubscribe`: a message to the sender asking to be removed
@@ -82,8 +83,8 @@ pub struct Email {
     settings: EmailSettings,
     public_url: Arc<str>,
     dns: DnsVerifier,
-    /// Unsubscribe-link secrets by workspace; they never change once made.
-    secrets: Mutex<HashMap<WorkspaceId, Arc<[u8]>>>,
+    /// Unsubscribe-link secrets by workspace.
+    secrets: Arc<WorkspaceSecrets>,
     transports: TransportCache,
     /// Send rates: the node's (key `""`) and each sending domain's.
     limits: Limiter<String>,
@@ -97,6 +98,7 @@ impl Email {
         clock: SharedClock,
         settings: EmailSettings,
         public_url: &str,
+        secrets: Arc<WorkspaceSecrets>,
     ) -> anyhow::Result<Self> {
         let dns = DnsVerifier::new(settings.dns_resolver, Duration::from_secs(5))?;
         let transports = TransportCache::new(settings.smtp.clone())?;
@@ -106,7 +108,7 @@ impl Email {
             settings,
             public_url: public_url.trim_end_matches('/').into(),
             dns,
-            secrets: Mutex::default(),
+            secrets,
             transports,
             limits: Limiter::default(),
             signers: Mutex::default(),
@@ -119,15 +121,7 @@ impl Email {
 
     /// The workspace's secret for unsubscribe links, made on first use.
     pub async fn secret(&self, workspace: WorkspaceId) -> StoreResult<Arc<[u8]>> {
-        if let Some(secret) = self.secrets.lock().unwrap_or_else(|e| e.into_inner()).get(&workspace) {
-            return Ok(secret.clone());
-        }
-        let candidate: [u8; 32] = rand::random();
-        let hex: String = candidate.iter().map(|b| format!("{b:02x}")).collect();
-        let stored = self.store.email_secret(workspace, &hex).await?;
-        let secret: Arc<[u8]> = stored.into_bytes().into();
-        self.secrets.lock().unwrap_or_else(|e| e.into_inner()).insert(workspace, secret.clone());
-        Ok(secret)
+        self.secrets.get(workspace).await
     }
 
     /// The link that unsubscribes `contact` (`{{ unsubscribe_url }}` and `List-Unsubscribe`).

@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 /// An API key as listed. The token itself is never returned after creation.
 #[derive(Debug, Serialize, ToSchema)]

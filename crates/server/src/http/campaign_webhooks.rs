@@ -18,10 +18,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ErrorBody};
-use super::list::List;
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ErrorBody};
+use crate::web::list::List;
 use crate::webhooks::campaign_events::check_secret;
 
 /// A campaign event webhook. The password and the secret are never shown.
@@ -101,13 +101,13 @@ pub struct WebhookInput {
     pub(crate) auth: Option<String>,
     pub(crate) username: Option<String>,
     /// Write-only. Absent or blank: keep the stored one.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     pub(crate) password: Option<Option<String>>,
     /// Signs the calls instead of the workspace's keys: a `whsec_` secret or 16 to 256
     /// characters of text (whose UTF-8 bytes are the HMAC key). Write-only. Absent or blank:
     /// keep the stored one; `null`: remove it (the workspace's keys sign again).
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     pub(crate) secret: Option<Option<String>>,
     /// Keep response bodies (up to 64 KiB) in the delivery log. Default false.
@@ -124,7 +124,7 @@ pub struct WebhookInput {
     /// `contact.email`, `contact.user_id`, `contact.phone`, `contact.attributes[.name…]`,
     /// `data[.field…]` (a path absent in an event gives `null`). `null` or absent on create:
     /// the default payload.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<Object>, example = json!({
         "email": {"from": "contact.email"},
         "campaign_name": {"from": "campaign.name"},

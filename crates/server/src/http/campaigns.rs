@@ -19,11 +19,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
 use crate::campaigns::{CompileFailure, compile_document, secrets};
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 /// A campaign with the document of its newest version.
 #[derive(Debug, Serialize, ToSchema)]

@@ -13,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use super::events::EventDto;
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 /// Most rows one import takes.
 const MAX_IMPORT_ROWS: usize = 100_000;
@@ -94,22 +94,22 @@ pub struct ContactQuery {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     user_id: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     phone: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     last_name: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]

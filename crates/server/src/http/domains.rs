@@ -12,10 +12,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ErrorBody};
+use crate::app::state::AppState;
 use crate::email::domains::{AddDomainError, DomainRequest};
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
 /// A sending domain. Its DKIM private key never leaves the server.
 #[derive(Debug, Serialize, ToSchema)]

@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 /// Most drafts one bulk call settles; call again for the rest.
 pub(crate) const BULK_LIMIT: u32 = 1000;

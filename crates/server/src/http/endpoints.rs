@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ErrorBody};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ErrorBody};
 
 /// An endpoint (`scheme://host:port`) and whether it answers.
 #[derive(Debug, Serialize, ToSchema)]

@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiQuery, ErrorBody};
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventDto {

@@ -16,11 +16,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::list::{List, ListParams};
+use crate::app::state::AppState;
 use crate::ingest::receive::MAX_ROTATION_GRACE;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::{List, ListParams};
 
 /// A source as listed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,13 +99,13 @@ pub struct CreateSource {
 pub struct UpdateSource {
     name: Option<String>,
     enabled: Option<bool>,
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<u32>)]
     rate_limit_per_second: Option<Option<u32>>,
     /// A mapping (see the `mapped` kind): `email`, `user_id`, `phone`, `event_name`
     /// (`{"path": ...}` or `{"constant": ...}`), `occurred_at`, `attributes`, `properties`,
     /// `include_body_as_properties`, `dedupe_key`.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<Object>)]
     mapping: Option<Option<Value>>,
 }

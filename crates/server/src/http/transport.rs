@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ErrorBody};
+use crate::app::state::AppState;
 use crate::email::transport::{SmtpConfig, Transport};
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ErrorBody};
 
 /// The workspace's transport.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,7 +39,7 @@ pub struct PutTransport {
     #[serde(flatten)]
     smtp: SmtpConfig,
     /// Write-only. Absent: keep the stored one; `null`: remove it.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     password: Option<Option<String>>,
 }
@@ -112,7 +112,7 @@ async fn get_transport(State(state): State<AppState>, Auth(principal): Auth) -> 
 async fn put_transport(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    super::error::ApiJson(body): super::error::ApiJson<PutTransport>,
+    crate::web::error::ApiJson(body): crate::web::error::ApiJson<PutTransport>,
 ) -> Result<Json<TransportDto>, ApiError> {
     let workspace = principal.workspace_id;
     set(&state, workspace, body.smtp, body.password).await?;
@@ -164,7 +164,7 @@ async fn delete_transport(State(state): State<AppState>, Auth(principal): Auth) 
 async fn test_transport(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    super::error::ApiJson(body): super::error::ApiJson<TestSend>,
+    crate::web::error::ApiJson(body): crate::web::error::ApiJson<TestSend>,
 ) -> Result<Json<TestResult>, ApiError> {
     Ok(Json(test_send(&state, principal.workspace_id, &body.to, &body.from).await?))
 }

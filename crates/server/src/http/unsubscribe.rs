@@ -10,9 +10,9 @@ use axum::response::{Html, IntoResponse, Response};
 use herald_domain::Suppression;
 use herald_store::StoreError;
 
-use super::AppState;
-use super::error::ApiError;
+use crate::app::state::AppState;
 use crate::email::unsubscribe::Claim;
+use crate::web::error::ApiError;
 use crate::webhooks::campaign_events::unsubscribe_jobs;
 
 /// The reason recorded on the suppression list.

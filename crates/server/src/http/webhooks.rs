@@ -14,10 +14,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
-use super::list::List;
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
+use crate::web::list::List;
 use crate::webhooks::KEY_OVERLAP;
 
 /// One outbound call.
@@ -199,7 +199,7 @@ async fn list_deliveries(
     Auth(principal): Auth,
     ApiQuery(mut params): ApiQuery<DeliveryParams>,
 ) -> Result<Json<List<DeliveryDto>>, ApiError> {
-    let paging = super::list::ListParams { limit: params.limit.take(), cursor: params.cursor.take() };
+    let paging = crate::web::list::ListParams { limit: params.limit.take(), cursor: params.cursor.take() };
     let filter = delivery_filter(&state, principal.workspace_id, params).await?;
     let page = state.store.list_deliveries(principal.workspace_id, &filter, paging.page()?).await?;
     Ok(Json(List::from_page(page, DeliveryDto::from)))

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use super::auth::Auth;
-use super::error::{ApiError, ApiJson, ErrorBody};
+use crate::app::state::AppState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceDto {
@@ -31,7 +31,7 @@ pub struct WorkspaceDto {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspace {
     /// An IANA time zone name, or null for UTC.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>, example = "Europe/Paris")]
     timezone: Option<Option<String>>,
 }

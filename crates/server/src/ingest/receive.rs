@@ -21,9 +21,9 @@ use herald_store::{Rejection, Sample};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::app::state::AppState;
 use crate::group_commit::CommitError;
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::web::error::ApiError;
 
 /// Most events one batch request may carry.
 pub const MAX_BATCH_ITEMS: usize = 1000;

@@ -11,9 +11,9 @@ use axum::response::IntoResponse;
 use herald_domain::{CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, WorkspaceId};
 
 use super::campaigns::CampaignPage;
-use super::{Empty, FieldErrors, Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
-use crate::http::AppState;
+use crate::app::state::AppState;
 use crate::http::campaign_webhooks::{self as api, WebhookInput};
+use crate::web::{Empty, FieldErrors, Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
 
 pub struct HookRow {
     pub id: String,
@@ -139,7 +139,7 @@ impl HookForm {
 /// The fields an API error may name; `events[2]` goes to `events`.
 const FIELDS: [&str; 8] = ["url", "content_type", "method", "auth", "username", "password", "secret", "events"];
 
-fn errors(mut error: crate::http::error::ApiError) -> FieldErrors {
+fn errors(mut error: crate::web::error::ApiError) -> FieldErrors {
     if error.field.as_deref().is_some_and(|f| f.starts_with("events[")) {
         error.field = Some("events".into());
     }

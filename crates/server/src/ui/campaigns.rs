@@ -10,12 +10,12 @@ use serde::Deserialize;
 
 use super::campaign_webhooks::{self, HookForm, HookRow};
 use super::drafts::{self, DraftRow};
-use super::{
+use crate::app::state::AppState;
+use crate::http::campaigns as api;
+use crate::web::error::ApiError;
+use crate::web::{
     FieldErrors, Form, Layout, NoticeQuery, Session, UiError, UiResult, non_blank, parse_id, render, see_other, when,
 };
-use crate::http::AppState;
-use crate::http::campaigns as api;
-use crate::http::error::ApiError;
 
 pub struct CampaignRow {
     pub id: String,
@@ -165,7 +165,7 @@ impl CampaignPage {
                     created: when(m.created_at),
                 })
                 .collect(),
-            document: super::pretty(&crate::campaigns::secrets::masked(&campaign.document)),
+            document: crate::web::pretty(&crate::campaigns::secrets::masked(&campaign.document)),
             drafts,
             drafts_next,
             hooks: campaign_webhooks::rows(state, ws, id).await?,
@@ -182,7 +182,7 @@ pub async fn show(
     Query(q): Query<CampaignQuery>,
 ) -> UiResult {
     let id: CampaignId = parse_id(&id)?;
-    let mut page = CampaignPage::load(&state, &session, id, super::cursor::<DraftId>(&q.drafts_cursor)?).await?;
+    let mut page = CampaignPage::load(&state, &session, id, crate::web::cursor::<DraftId>(&q.drafts_cursor)?).await?;
     page.l.notice = NoticeQuery { notice: q.notice }.message();
     Ok(render(&page))
 }

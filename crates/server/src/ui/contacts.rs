@@ -12,14 +12,14 @@ use herald_store::webhook::DeliveryFilter;
 use herald_store::{ContactFilter, EventFilter};
 use serde::Deserialize;
 
-use super::{
+use crate::app::state::AppState;
+use crate::http::actions;
+use crate::http::suppressions::suppress;
+use crate::web::error::ApiError;
+use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, non_blank, parse_id,
     pretty, render, see_other, status_badge, thousands, when,
 };
-use crate::http::AppState;
-use crate::http::actions;
-use crate::http::error::ApiError;
-use crate::http::suppressions::suppress;
 
 pub struct ContactRow {
     pub id: String,

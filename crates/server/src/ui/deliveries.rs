@@ -9,12 +9,12 @@ use herald_domain::{ActionId, WebhookDeliveryId, WebhookStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
+use crate::app::state::AppState;
+use crate::http::webhooks::{DeliveryParams, delivery_filter, resend as resend_call};
+use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiResult, cursor, list_url, non_blank,
     parse_id, pretty, render, see_other, status_badge, when,
 };
-use crate::http::AppState;
-use crate::http::webhooks::{DeliveryParams, delivery_filter, resend as resend_call};
 
 pub struct DeliveryRow {
     pub id: String,
@@ -75,7 +75,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
         Some(raw) => match super::events::contact_filter(&state, &session, raw).await {
             Ok(id) => id.map(|c| c.to_string()),
             Err(e) => {
-                errors = FieldErrors::from_api(crate::http::error::ApiError::invalid("contact", e), &FILTER_FIELDS);
+                errors = FieldErrors::from_api(crate::web::error::ApiError::invalid("contact", e), &FILTER_FIELDS);
                 None
             }
         },
@@ -152,7 +152,8 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
             &WebhookStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             selected_status,
         ),
-        campaigns: SelectOption::campaigns(&state, ws, non_blank(&q.campaign).and_then(|c| c.parse().ok())).await?,
+        campaigns: SelectOption::campaigns(&state.store, ws, non_blank(&q.campaign).and_then(|c| c.parse().ok()))
+            .await?,
         actions,
         step: non_blank(&q.step).unwrap_or_default().to_owned(),
         contact: non_blank(&q.contact).unwrap_or_default().to_owned(),

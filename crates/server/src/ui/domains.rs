@@ -9,11 +9,11 @@ use herald_domain::{DomainId, DomainStatus, SendingDomain};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
+use crate::app::state::AppState;
+use crate::http::domains as api;
+use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
 };
-use crate::http::AppState;
-use crate::http::domains as api;
 
 pub struct DomainRow {
     pub id: String,

@@ -7,10 +7,10 @@ use herald_domain::{CampaignId, DraftId, PageRequest, WorkspaceId};
 use herald_store::webhook::DraftSelection;
 use serde::Deserialize;
 
-use super::{Form, UiError, UiResult, list_url, non_blank, parse_id, see_other, when};
-use crate::http::AppState;
+use crate::app::state::AppState;
 use crate::http::drafts::{BULK_LIMIT, Decision, settle as settle_drafts};
-use crate::http::error::ApiError;
+use crate::web::error::ApiError;
+use crate::web::{Form, UiError, UiResult, list_url, non_blank, parse_id, see_other, when};
 
 pub struct DraftRow {
     pub id: String,

@@ -18,10 +18,10 @@ use herald_domain::{CampaignId, CampaignState, Contact, ContactId, EmailAddress,
 use herald_store::ContactFilter;
 use serde_json::{Map, Value, json};
 
-use super::{Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
+use crate::app::state::AppState;
 use crate::campaigns::{CompileFailure, compile_document, secrets};
-use crate::http::AppState;
 use crate::http::campaigns as api;
+use crate::web::{Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
 
 /// Branches nest at most this deep in the editor (the form is read no deeper).
 const MAX_DEPTH: usize = 8;
@@ -492,7 +492,7 @@ fn condition_view(path: &str, condition: &Value) -> ConditionView {
         let text = if condition.is_string() {
             condition.as_str().unwrap_or_default().to_owned()
         } else {
-            super::pretty(condition)
+            crate::web::pretty(condition)
         };
         return ConditionView {
             path: path.to_owned(),
@@ -719,7 +719,7 @@ fn place_errors(
     mut errors: BTreeMap<String, String>,
 ) -> Vec<String> {
     fn take(field: &mut FieldView, errors: &mut BTreeMap<String, String>) {
-        field.error = errors.remove(&field.name).map(|message| super::capitalize(&message));
+        field.error = errors.remove(&field.name).map(|message| crate::web::capitalize(&message));
     }
     fn take_condition(c: &mut ConditionView, errors: &mut BTreeMap<String, String>) {
         for rule in &mut c.rules {

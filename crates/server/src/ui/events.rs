@@ -11,10 +11,10 @@ use herald_domain::{ContactAction, ContactId, Cursor, EmailAddress, Event, Event
 use herald_store::{ContactFilter, EventFilter};
 use serde::Deserialize;
 
-use super::{Layout, SelectOption, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::app::state::AppState;
 use crate::http::events::{OUTCOMES, outcome_param};
+use crate::web::error::ApiError;
+use crate::web::{Layout, SelectOption, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
 
 pub struct EventRow {
     pub id: String,

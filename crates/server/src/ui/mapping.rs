@@ -12,10 +12,10 @@ use herald_domain::mapping::{EventNameSource, MappingSpec, suggest};
 use herald_domain::{Source, SourceId};
 use herald_store::SourceUpdate;
 
-use super::{FieldErrors, Form, Session, UiResult, parse_id, pretty, see_other, when};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::app::state::AppState;
 use crate::http::sources as api;
+use crate::web::error::ApiError;
+use crate::web::{FieldErrors, Form, Session, UiResult, parse_id, pretty, see_other, when};
 
 /// A captured request, as listed.
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl MappingForm {
         let mut fields = Vec::new();
         for (field, message) in errors {
             let line = |rows: &mut Vec<Row>, key: &str| {
-                rows.iter_mut().find(|r| r.key.trim() == key).map(|r| r.error = Some(super::capitalize(&message)))
+                rows.iter_mut().find(|r| r.key.trim() == key).map(|r| r.error = Some(crate::web::capitalize(&message)))
             };
             let placed = if let Some(key) = field.strip_prefix("properties.") {
                 line(&mut self.properties, key)

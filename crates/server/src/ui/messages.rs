@@ -9,12 +9,12 @@ use herald_domain::{CampaignId, MessageId, MessageStatus};
 use herald_store::campaign::MessageFilter;
 use serde::Deserialize;
 
-use super::{
+use crate::app::state::AppState;
+use crate::web::error::ApiError;
+use crate::web::{
     EMAIL_PREVIEW_CSP, Empty, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, cursor, list_url,
     non_blank, parse_id, render, status_badge, when,
 };
-use crate::http::AppState;
-use crate::http::error::ApiError;
 
 pub struct MessageRow {
     pub id: String,
@@ -94,7 +94,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
             &MessageStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             status.map(MessageStatus::as_str),
         ),
-        campaigns: SelectOption::campaigns(&state, ws, campaign).await?,
+        campaigns: SelectOption::campaigns(&state.store, ws, campaign).await?,
         contact: non_blank(&q.contact).unwrap_or_default().to_owned(),
         filtered: status.is_some() || campaign.is_some() || non_blank(&q.contact).is_some(),
         contact_error,
@@ -188,5 +188,5 @@ pub async fn resend(
 ) -> UiResult {
     let id: MessageId = parse_id(&id)?;
     let copy = crate::http::messages::resend(&state, session.workspace_id, id).await?;
-    Ok(super::see_other(&format!("/messages/{}", copy.id), "message_resent"))
+    Ok(crate::web::see_other(&format!("/messages/{}", copy.id), "message_resent"))
 }

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Redirect};
 use herald_domain::{ApiKeyId, PageRequest};
 use serde::Deserialize;
 
-use super::{
+use crate::app::state::AppState;
+use crate::email::transport::{SecurityName, SmtpConfig};
+use crate::http::{api_keys, transport, webhooks};
+use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
 };
-use crate::email::transport::{SecurityName, SmtpConfig};
-use crate::http::AppState;
-use crate::http::{api_keys, transport, webhooks};
 
 pub struct KeyRow {
     pub id: String,
@@ -93,7 +93,7 @@ pub struct SettingsQuery {
 }
 
 impl SettingsPage {
-    async fn load(state: &AppState, session: &Session, keys_cursor: Option<&str>) -> Result<Self, super::UiError> {
+    async fn load(state: &AppState, session: &Session, keys_cursor: Option<&str>) -> Result<Self, crate::web::UiError> {
         let ws = session.workspace_id;
         let after = keys_cursor.and_then(|c| herald_domain::Cursor::decode::<ApiKeyId>(c).ok());
         let page = state.store.list_api_keys(ws, PageRequest { after, limit: 50 }).await?;
@@ -217,16 +217,16 @@ pub async fn set_transport(State(state): State<AppState>, Form(session, form): F
             form.port
                 .trim()
                 .parse::<u16>()
-                .map_err(|_| crate::http::error::ApiError::invalid("port", "must be a number from 1 to 65535"))?
+                .map_err(|_| crate::web::error::ApiError::invalid("port", "must be a number from 1 to 65535"))?
         };
         let security = serde_json::from_value::<SecurityName>(serde_json::Value::String(form.security.clone()))
-            .map_err(|e| crate::http::error::ApiError::invalid("security", e))?;
+            .map_err(|e| crate::web::error::ApiError::invalid("security", e))?;
         let mut smtp: SmtpConfig = serde_json::from_value(serde_json::json!({"host": form.host.trim()}))
-            .map_err(|e| crate::http::error::ApiError::invalid("host", e))?;
+            .map_err(|e| crate::web::error::ApiError::invalid("host", e))?;
         smtp.port = port;
         smtp.security = security;
         smtp.username = Some(form.username.trim().to_owned()).filter(|u| !u.is_empty());
-        Ok::<_, crate::http::error::ApiError>(smtp)
+        Ok::<_, crate::web::error::ApiError>(smtp)
     })();
     let result = match parsed {
         Ok(smtp) => {

@@ -12,9 +12,9 @@ use herald_domain::{PageRequest, Source, SourceId, SourceKind};
 use serde::Deserialize;
 
 use super::mapping::{self, MappingEditor};
-use super::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, when};
-use crate::http::AppState;
+use crate::app::state::AppState;
 use crate::http::sources as api;
+use crate::web::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, when};
 
 pub struct SourceRow {
     pub id: String,
@@ -69,7 +69,7 @@ async fn list_page(
     let after = cursor
         .map(herald_domain::Cursor::decode::<SourceId>)
         .transpose()
-        .map_err(|_| super::UiError(crate::http::error::ApiError::invalid("cursor", "is not a cursor")))?;
+        .map_err(|_| crate::web::UiError(crate::web::error::ApiError::invalid("cursor", "is not a cursor")))?;
     let page = state.store.list_sources(session.workspace_id, PageRequest { after, limit: 50 }).await?;
     let rows = page.items.iter().map(|s| row(state, s)).collect();
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
@@ -235,7 +235,7 @@ pub(super) async fn page(
                 body: String::from_utf8_lossy(&r.body_prefix).into_owned(),
             })
             .collect(),
-        mapping: source.mapping.as_ref().filter(|_| editor.is_none()).map(super::pretty),
+        mapping: source.mapping.as_ref().filter(|_| editor.is_none()).map(crate::web::pretty),
         editor,
     };
     Ok((status, render(&page)).into_response())

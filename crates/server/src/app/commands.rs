@@ -12,10 +12,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, App};
+use super::config::{CommonSettings, ServeSettings};
+use super::db;
+use super::{self as app, App};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{CommonSettings, ServeSettings};
-use crate::{db, users};
+use crate::web::users;
 
 fn system_clock() -> SharedClock {
     Arc::new(SystemClock)

@@ -22,9 +22,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::config::WorkerSettings;
 use crate::campaigns::{CampaignJobError, Campaigns, RACE_RETRY};
 use crate::clock::SharedClock;
-use crate::config::WorkerSettings;
 
 /// How long to wait before asking the database again after it failed to answer.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);

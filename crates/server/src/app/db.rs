@@ -8,7 +8,7 @@ use herald_store::SharedStore;
 use herald_store_postgres::PgStore;
 use herald_store_sqlite::SqliteStore;
 
-use crate::config::DatabaseUrl;
+use super::config::DatabaseUrl;
 
 /// Connects and applies pending migrations.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<SharedStore> {

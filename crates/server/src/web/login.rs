@@ -7,10 +7,10 @@ use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use herald_domain::{ApiToken, Password, WorkspaceName};
 use serde::Deserialize;
 
+use super::WebState;
 use super::session::{self, COOKIE, LIFETIME, LOGIN_COOKIE};
+use super::users;
 use super::{Form, UiError, render};
-use crate::http::AppState;
-use crate::users;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -83,7 +83,7 @@ fn method(form: &LoginForm) -> Method {
 
 /// The login page, with the workspace field shown only when there is a choice to make.
 async fn page(
-    state: &AppState,
+    state: &WebState,
     csrf: String,
     next: String,
     workspace: Option<&str>,
@@ -101,7 +101,7 @@ async fn page(
     Ok(LoginPage { csrf, next, ask_workspace, workspace, email, password_error: None, key_error: None })
 }
 
-pub async fn show(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+pub async fn show(State(state): State<WebState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref()).to_owned();
     if let Some(value) = session::cookie(&headers, COOKIE)
         && let Ok(Some(_)) = session::verify(&state, value).await
@@ -116,7 +116,7 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
     }
 }
 
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn submit(State(state): State<WebState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else { return super::csrf_failure() };
     if !session::login_token_matches(&headers, form.csrf.as_deref()) {
         return super::csrf_failure();
@@ -206,7 +206,7 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: axu
 #[derive(Debug, Deserialize)]
 pub struct Empty {}
 
-pub async fn logout(State(state): State<AppState>, Form(_session, Empty {}): Form<Empty>) -> Response {
+pub async fn logout(State(state): State<WebState>, Form(_session, Empty {}): Form<Empty>) -> Response {
     (
         AppendHeaders([(header::SET_COOKIE, session::set_cookie(&state, COOKIE, "", std::time::Duration::ZERO))]),
         Redirect::to("/login"),

@@ -40,7 +40,7 @@ pub async fn run(store: SharedStore, clock: SharedClock, shutdown: CancellationT
         match run_once(&store, &clock).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys and finished jobs purged"),
-            Err(e) => tracing::warn!(error = %crate::http::error::error_chain(&e), "housekeeping failed; will retry"),
+            Err(e) => tracing::warn!(error = %crate::web::error::error_chain(&e), "housekeeping failed; will retry"),
         }
         tokio::select! {
             () = tokio::time::sleep(INTERVAL) => {}

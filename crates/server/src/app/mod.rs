@@ -1,6 +1,19 @@
-//! The application: bootstrapping a database for first use, and serving HTTP and running
-//! workers until shutdown. `main` and the test harness both build it here, so tests run the
-//! same code as production with only the clock and the worker loop swapped.
+//! The application: bootstrapping a database for first use, wiring the slices together, and
+//! serving HTTP and running workers until shutdown. `main` and the test harness both build it
+//! here, so tests run the same code as production with only the clock and the worker loop
+//! swapped. Beside it: the command line and settings, the commands, the router and state, the
+//! job worker loop, housekeeping and telemetry.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod housekeeping;
+mod ops;
+pub mod router;
+pub mod state;
+pub mod telemetry;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +27,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
-use crate::config::WorkerSettings;
 use crate::email::{Email, EmailSettings};
-use crate::http::{self, AppState, Services};
 use crate::ingest::log::SourceLog;
-use crate::jobs::Worker;
+use crate::web::WebState;
+use crate::web::secret::WorkspaceSecrets;
 use crate::webhooks::{WebhookSettings, Webhooks};
+use config::WorkerSettings;
 use herald_webhook::client::{ClientSettings, WebhookClient};
+use state::{AppState, Services};
+use worker::Worker;
 
 /// Herald's HTTP state and its worker, ready to serve.
 #[derive(Debug, Clone)]
@@ -76,7 +91,9 @@ impl App {
             herald_store::Backend::Sqlite => 1,
             herald_store::Backend::Postgres => 4,
         };
-        let email = Arc::new(Email::new(store.clone(), clock.clone(), email, public_url)?);
+        let public_url: Arc<str> = public_url.trim_end_matches('/').into();
+        let secrets = Arc::new(WorkspaceSecrets::new(store.clone()));
+        let email = Arc::new(Email::new(store.clone(), clock.clone(), email, &public_url, secrets.clone())?);
         let webhooks =
             Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after, committers));
         let campaigns =
@@ -100,7 +117,13 @@ impl App {
             ),
             source_log: SourceLog::start(store.clone()),
             limiter: Arc::default(),
-            login_throttle: Arc::default(),
+            web: WebState {
+                store: store.clone(),
+                clock: clock.clone(),
+                public_url: public_url.clone(),
+                secrets,
+                login_throttle: Arc::default(),
+            },
             sources: Arc::default(),
             ingest_body_limit,
             campaigns,
@@ -108,9 +131,9 @@ impl App {
             webhooks,
             store,
             clock,
-            metrics: crate::telemetry::metrics_handle(),
+            metrics: telemetry::metrics_handle(),
             wake,
-            public_url: public_url.trim_end_matches('/').into(),
+            public_url,
         });
         Ok(Self { state, worker })
     }
@@ -125,14 +148,10 @@ impl App {
         grace: Duration,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let router = http::router(self.state.clone());
+        let router = router::router(self.state.clone());
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
         if run_worker {
-            tokio::spawn(crate::housekeeping::run(
-                self.state.store.clone(),
-                self.state.clock.clone(),
-                shutdown.child_token(),
-            ));
+            tokio::spawn(housekeeping::run(self.state.store.clone(), self.state.clock.clone(), shutdown.child_token()));
             tokio::spawn(self.state.email.clone().run_rechecks(shutdown.child_token()));
         }
         let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -10,7 +10,7 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use super::config::LogFormat;
 
 /// Installs the log subscriber for the process. Calling it twice keeps the first.
 pub fn init_logging(format: LogFormat, filter: &str) {

@@ -3,7 +3,7 @@
 //! The cookie is `v1.<workspace id>.<principal>.<expiry, unix seconds>.<MAC>`, where the
 //! principal is the typed id of who logged in: an API key (`key_…`) or a user (`usr_…`). The
 //! MAC is HMAC-SHA256 over everything before it under a key derived from the workspace's
-//! secret (the one stored in the database for unsubscribe links, through `Email::secret`, with
+//! secret (the one stored in the database for unsubscribe links, through `WorkspaceSecrets`, with
 //! its own derivation label so the two uses never share a key). Every request also reads the
 //! principal (one indexed read), so a change there ends its sessions on every node at once:
 //! - an API key must still exist unrevoked in that workspace;
@@ -30,7 +30,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::http::AppState;
+use axum::extract::FromRef;
+
+use super::WebState;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "herald_session";
@@ -85,8 +87,8 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-async fn session_key(state: &AppState, workspace: WorkspaceId) -> Result<[u8; 32], herald_store::StoreError> {
-    let secret = state.email.secret(workspace).await?;
+async fn session_key(state: &WebState, workspace: WorkspaceId) -> Result<[u8; 32], herald_store::StoreError> {
+    let secret = state.secrets.get(workspace).await?;
     Ok(mac(&secret, &[b"herald-ui-session-v1"]))
 }
 
@@ -104,7 +106,7 @@ fn mac_input<'a>(payload: &'a str, password_hash: Option<&'a PasswordHash>) -> [
 }
 
 async fn issue(
-    state: &AppState,
+    state: &WebState,
     workspace: WorkspaceId,
     principal: Principal,
     password_hash: Option<&PasswordHash>,
@@ -117,7 +119,7 @@ async fn issue(
 
 /// A session cookie value for an API key, valid for [`LIFETIME`] from now.
 pub async fn issue_for_key(
-    state: &AppState,
+    state: &WebState,
     workspace: WorkspaceId,
     key: ApiKeyId,
 ) -> Result<String, herald_store::StoreError> {
@@ -126,13 +128,13 @@ pub async fn issue_for_key(
 
 /// A session cookie value for a user, valid for [`LIFETIME`] from now or until their password
 /// changes.
-pub async fn issue_for_user(state: &AppState, user: &UserAccount) -> Result<String, herald_store::StoreError> {
+pub async fn issue_for_user(state: &WebState, user: &UserAccount) -> Result<String, herald_store::StoreError> {
     issue(state, user.workspace_id, Principal::User(user.id), Some(&user.password_hash)).await
 }
 
 /// The session a cookie value stands for, if it is genuine, unexpired and its principal still
 /// valid (key unrevoked; user present, password unchanged).
-pub async fn verify(state: &AppState, cookie: &str) -> Result<Option<Session>, herald_store::StoreError> {
+pub async fn verify(state: &WebState, cookie: &str) -> Result<Option<Session>, herald_store::StoreError> {
     use herald_store::StoreError::NotFound;
     let Some((payload, signature)) = cookie.rsplit_once('.') else { return Ok(None) };
     let fields: Vec<&str> = payload.split('.').collect();
@@ -199,7 +201,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, and Secure when the public URL is https.
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Duration) -> String {
+pub fn set_cookie(state: &WebState, name: &str, value: &str, max_age: Duration) -> String {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", max_age.as_secs())
 }
@@ -213,15 +215,19 @@ fn to_login(parts: &Parts) -> Response {
     Redirect::to(&format!("/login?{query}")).into_response()
 }
 
-impl FromRequestParts<AppState> for Session {
+impl<S: Send + Sync> FromRequestParts<S> for Session
+where
+    WebState: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = WebState::from_ref(state);
         if let Some(session) = parts.extensions.get::<Session>() {
             return Ok(session.clone());
         }
         let Some(value) = cookie(&parts.headers, COOKIE) else { return Err(to_login(parts)) };
-        match verify(state, value).await {
+        match verify(&state, value).await {
             Ok(Some(session)) => {
                 parts.extensions.insert(session.clone());
                 Ok(session)

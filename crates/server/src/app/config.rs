@@ -12,7 +12,7 @@ use axum::http::Uri;
 use herald_domain::ApiToken;
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, ServeArgs};
+use super::cli::{GlobalArgs, ServeArgs};
 use crate::email::EmailSettings;
 use crate::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
 use crate::webhooks::WebhookSettings;
@@ -21,7 +21,7 @@ use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
 
 /// The commented example file, which doubles as the operator's manual of settings.
-pub const EXAMPLE_FILE: &str = include_str!("../herald.example.toml");
+pub const EXAMPLE_FILE: &str = include_str!("../../herald.example.toml");
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
 

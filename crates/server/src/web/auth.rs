@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use herald_domain::ApiToken;
 use herald_store::Principal;
 
-use super::AppState;
+use super::WebState;
 use super::error::ApiError;
 
 /// Rejects requests without a valid, unrevoked API key; stores the principal for handlers.
-pub async fn require_api_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_key(State(state): State<WebState>, mut request: Request, next: Next) -> Response {
     let Some(header) = request.headers().get(AUTHORIZATION) else {
         return ApiError::unauthorized("missing `Authorization: Bearer <API key>` header").into_response();
     };

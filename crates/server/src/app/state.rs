@@ -1,0 +1,73 @@
+//! The application's state: what handlers reach, handed to each as the part it uses.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use herald_store::SharedStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::web::WebState;
+
+/// What every handler can reach. Cloned for every request (axum hands each handler its own
+/// state), so it is one shared pointer rather than a struct of them.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub metrics: PrometheusHandle,
+    /// Wakes this process's workers when a request enqueues work.
+    pub wake: Arc<Notify>,
+    /// Base URL for URLs handed out to others, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// Commits inbound events in shared transactions.
+    pub committer: crate::ingest::Committer,
+    /// Per-source rejection log and samples, written off the request path.
+    pub source_log: crate::ingest::log::SourceLog,
+    pub limiter: Arc<crate::ingest::limiter::Limiter>,
+    /// Sources by token hash, briefly cached for the hot path.
+    pub sources: Arc<crate::ingest::sources::SourceCache>,
+    /// Largest inbound webhook body, in bytes.
+    pub ingest_body_limit: usize,
+    /// Campaign engine: enrolment through the API.
+    pub campaigns: Arc<crate::campaigns::Campaigns>,
+    /// Sending domains, transports and unsubscribe links.
+    pub email: Arc<crate::email::Email>,
+    /// Outbound webhook calls and signing keys.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// What the web layer (sessions, logins, API keys) uses.
+    pub web: WebState,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for WebState {
+    fn from_ref(state: &AppState) -> Self {
+        state.web.clone()
+    }
+}
