@@ -753,7 +753,7 @@ async fn a_change_made_by_another_node_applies_within_a_second(backend: Backend)
     let update = herald_store::SourceUpdate { enabled: Some(false), ..Default::default() };
     app.store.update_source(workspace.id, id.parse().expect("id"), update, app.clock.now()).await.expect("disable");
     assert_eq!(send(&app, &url, &payload).await.0, StatusCode::OK);
-    app.clock.advance(herald_server::ingest::sources::TTL);
+    app.clock.advance(herald_server::ingest::cache::TTL);
     assert_eq!(send(&app, &url, &payload).await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }

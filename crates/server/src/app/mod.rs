@@ -29,6 +29,7 @@ use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::email::{Email, EmailSettings};
 use crate::ingest::log::SourceLog;
+use crate::ingest::{self, IngestState};
 use crate::web::WebState;
 use crate::web::secret::WorkspaceSecrets;
 use crate::webhooks::{WebhookSettings, Webhooks};
@@ -108,15 +109,16 @@ impl App {
             webhooks.clone(),
         ));
         let state = AppState::new(Services {
-            committer: crate::ingest::committer(
-                store.clone(),
-                clock.clone(),
-                committers,
-                campaigns.clone(),
-                wake.clone(),
-            ),
-            source_log: SourceLog::start(store.clone()),
-            limiter: Arc::default(),
+            ingest: IngestState {
+                store: store.clone(),
+                clock: clock.clone(),
+                public_url: public_url.clone(),
+                committer: ingest::committer(store.clone(), clock.clone(), committers, campaigns.clone(), wake.clone()),
+                source_log: SourceLog::start(store.clone()),
+                limiter: Arc::default(),
+                sources: Arc::default(),
+                body_limit: ingest_body_limit,
+            },
             web: WebState {
                 store: store.clone(),
                 clock: clock.clone(),
@@ -124,8 +126,6 @@ impl App {
                 secrets,
                 login_throttle: Arc::default(),
             },
-            sources: Arc::default(),
-            ingest_body_limit,
             campaigns,
             email,
             webhooks,

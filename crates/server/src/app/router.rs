@@ -23,13 +23,13 @@ use utoipa_axum::routes;
 use super::ops;
 use super::state::AppState;
 use crate::http::{
-    actions, api_keys, campaign_webhooks, campaigns, contacts, domains, drafts, endpoints, events, messages, sources,
+    actions, api_keys, campaign_webhooks, campaigns, contacts, domains, drafts, endpoints, events, messages,
     suppressions, transport, unsubscribe, webhooks, workspace,
 };
+use crate::ingest;
 use crate::ui::{
     campaign_webhooks as campaign_webhook_pages, campaigns as campaign_pages, contacts as contact_pages, deliveries,
-    domains as domain_pages, drafts as draft_pages, editor, events as event_pages, mapping, messages as message_pages,
-    settings, sources as source_pages,
+    domains as domain_pages, drafts as draft_pages, editor, events as event_pages, messages as message_pages, settings,
 };
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, login};
@@ -105,7 +105,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (v1, v1_doc) = OpenApiRouter::new()
         .merge(workspace::router())
         .merge(api_keys::router())
-        .merge(sources::router())
+        .merge(ingest::api::router())
         .merge(contacts::router())
         .merge(events::router())
         .merge(campaigns::router())
@@ -135,10 +135,6 @@ fn pages() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{file}", get(assets::serve))
-        .route("/sources", get(source_pages::list).post(source_pages::create))
-        .route("/sources/{id}", get(source_pages::show))
-        .route("/sources/{id}/rotate", get(source_pages::confirm_rotate).post(source_pages::rotate))
-        .route("/sources/{id}/mapping", post(mapping::submit))
         .route("/events", get(event_pages::list))
         .route("/events/{id}", get(event_pages::show))
         .route("/contacts", get(contact_pages::list))
@@ -194,13 +190,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     // Inbound webhooks: authenticated by the secret in the path, with their own body limit.
     let inbound = Router::new()
-        .route(
-            "/webhooks/inbound/{token}",
-            get(crate::ingest::receive::receive)
-                .post(crate::ingest::receive::receive)
-                .put(crate::ingest::receive::receive),
-        )
-        .route("/webhooks/inbound/{token}/batch", axum::routing::post(crate::ingest::receive::receive_batch))
+        .merge(ingest::receive::router())
         // Unsubscribe links: authenticated by the signed token in the path.
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::unsubscribe))
         .method_not_allowed_fallback(error::method_not_allowed);
@@ -209,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .merge(inbound)
         .merge(ops)
         .merge(pages())
+        .merge(ingest::pages::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::app::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
+use crate::ingest::IngestState;
 use crate::web::WebState;
 
 /// What every handler can reach. Cloned for every request (axum hands each handler its own
@@ -38,15 +39,7 @@ pub struct Services {
     pub wake: Arc<Notify>,
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
-    /// Commits inbound events in shared transactions.
-    pub committer: crate::ingest::Committer,
-    /// Per-source rejection log and samples, written off the request path.
-    pub source_log: crate::ingest::log::SourceLog,
-    pub limiter: Arc<crate::ingest::limiter::Limiter>,
-    /// Sources by token hash, briefly cached for the hot path.
-    pub sources: Arc<crate::ingest::sources::SourceCache>,
-    /// Largest inbound webhook body, in bytes.
-    pub ingest_body_limit: usize,
+    pub ingest: IngestState,
     /// Campaign engine: enrolment through the API.
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     /// Sending domains, transports and unsubscribe links.
@@ -69,5 +62,11 @@ impl std::fmt::Debug for Services {
 impl FromRef<AppState> for WebState {
     fn from_ref(state: &AppState) -> Self {
         state.web.clone()
+    }
+}
+
+impl FromRef<AppState> for IngestState {
+    fn from_ref(state: &AppState) -> Self {
+        state.ingest.clone()
     }
 }

@@ -238,6 +238,13 @@ impl Campaigns {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::ingest::LiveCampaigns for Campaigns {
+    async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool {
+        Campaigns::any_live(self, workspaces).await
+    }
+}
+
 /// Why a document did not compile.
 #[derive(Debug)]
 pub enum CompileFailure {

@@ -10,7 +10,6 @@ pub(crate) mod drafts;
 pub(crate) mod endpoints;
 pub(crate) mod events;
 pub(crate) mod messages;
-pub(crate) mod sources;
 pub(crate) mod suppressions;
 pub(crate) mod transport;
 pub(crate) mod unsubscribe;

@@ -1,12 +1,18 @@
-//! Ingest: the inbound half of the pipeline. `receive` turns an HTTP request on a source URL
+//! Ingest: the first stage of the pipeline. `receive` turns an HTTP request on a source URL
 //! into an `IngestRequest` (or a rejection naming the field), [`Committer`] commits requests
 //! in shared transactions (group commit) and answers each after its commit, `log` keeps the
-//! per-source rejection log and samples off the hot path, `limiter` enforces per-source rates.
+//! per-source rejection log and samples off the hot path, `limiter` enforces per-source rates
+//! and `cache` keeps sources by token. `service` holds the use cases on sources, which the
+//! sources API (`api`) and the sources pages (`pages`, `mapping`) both call.
 
+pub mod api;
+pub mod cache;
 pub mod limiter;
 pub mod log;
+pub(crate) mod mapping;
+pub(crate) mod pages;
 pub mod receive;
-pub mod sources;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -16,12 +22,36 @@ use herald_store::ingest::{IngestRequest, IngestResult};
 use herald_domain::WorkspaceId;
 use tokio::sync::Notify;
 
-use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
 use crate::group_commit::GroupCommit;
 
 /// Commits inbound requests in shared transactions.
 pub type Committer = GroupCommit<IngestRequest, IngestResult>;
+
+/// What ingest and the sources' pages and API use.
+#[derive(Clone, Debug)]
+pub struct IngestState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    /// Base URL of the source URLs handed out, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// Commits inbound events in shared transactions.
+    pub committer: Committer,
+    /// Per-source rejection log and samples, written off the request path.
+    pub source_log: log::SourceLog,
+    pub limiter: Arc<limiter::Limiter>,
+    /// Sources by token hash, briefly cached for the hot path.
+    pub sources: Arc<cache::SourceCache>,
+    /// Largest inbound webhook body, in bytes.
+    pub body_limit: usize,
+}
+
+/// The next stage as ingest sees it: whether events committed in these workspaces have
+/// campaigns waiting to evaluate them (so the worker is worth waking now).
+#[async_trait::async_trait]
+pub trait LiveCampaigns: Send + Sync + 'static {
+    async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool;
+}
 
 /// Starts the ingest committers. After a commit that accepted events in a workspace with
 /// live campaigns, the local worker is woken: their evaluation jobs are due now.
@@ -29,7 +59,7 @@ pub fn committer(
     store: SharedStore,
     clock: SharedClock,
     committers: usize,
-    campaigns: Arc<Campaigns>,
+    campaigns: Arc<dyn LiveCampaigns>,
     wake: Arc<Notify>,
 ) -> Committer {
     GroupCommit::start(

@@ -8,7 +8,5 @@ pub(crate) mod domains;
 pub(crate) mod drafts;
 pub(crate) mod editor;
 pub(crate) mod events;
-pub(crate) mod mapping;
 pub(crate) mod messages;
 pub(crate) mod settings;
-pub(crate) mod sources;

@@ -4,20 +4,20 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_domain::mapping::{CompiledMapping, MappingSpec, suggest};
+use herald_domain::mapping::suggest;
 use herald_domain::source::parse_source_name;
 use herald_domain::{Source, SourceId, SourceKind, SourceToken, Timestamp};
-use herald_store::{NewSource, SourceUpdate};
+use herald_store::SourceUpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
-use crate::ingest::receive::MAX_ROTATION_GRACE;
+use super::IngestState;
+use super::service::{self, compile_mapping, mapped, sample, samples};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -59,7 +59,7 @@ pub struct SourceWithUrl {
     url: String,
 }
 
-fn dto(state: &AppState, s: Source) -> SourceDto {
+fn dto(state: &IngestState, s: Source) -> SourceDto {
     SourceDto {
         id: s.id,
         url_hint: format!("{}/webhooks/inbound/{}", state.public_url, s.token_hint),
@@ -74,7 +74,7 @@ fn dto(state: &AppState, s: Source) -> SourceDto {
     }
 }
 
-fn with_url(state: &AppState, source: Source, token: &SourceToken) -> SourceWithUrl {
+fn with_url(state: &IngestState, source: Source, token: &SourceToken) -> SourceWithUrl {
     SourceWithUrl {
         url: format!("{}/webhooks/inbound/{}", state.public_url, token.expose()),
         source: dto(state, source),
@@ -156,7 +156,11 @@ pub struct SuggestParams {
     sample: Option<usize>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    IngestState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_sources, create_source))
         .routes(routes!(get_source, update_source, delete_source))
@@ -173,96 +177,11 @@ fn parse_id(raw: &str) -> Result<SourceId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
-fn fresh_token() -> SourceToken {
-    SourceToken::generate(rand::random())
-}
-
-/// Creates a source (the API's and the web UI's one way to): validates the name, kind and
-/// rate, and returns the source with its new token.
-pub(crate) async fn create(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    name: &str,
-    kind: &str,
-    rate_limit_per_second: Option<u32>,
-) -> Result<(Source, SourceToken), ApiError> {
-    let name = parse_source_name(name).map_err(|e| ApiError::invalid("name", e))?;
-    let kind: SourceKind = kind.parse().map_err(|e: String| ApiError::invalid("kind", e))?;
-    if rate_limit_per_second == Some(0) {
-        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or absent for no limit)"));
-    }
-    let token = fresh_token();
-    let new = NewSource { name, kind, token_hash: token.hash(), token_hint: token.hint() };
-    let now = state.clock.now();
-    let mut source = state.store.create_source(workspace, new, now).await?;
-    if let Some(rate) = rate_limit_per_second {
-        let update = SourceUpdate { rate_limit_per_second: Some(Some(rate)), ..SourceUpdate::default() };
-        source = state.store.update_source(workspace, source.id, update, now).await?;
-    }
-    tracing::info!(source = %source.id, kind = kind.as_str(), "source created");
-    Ok((source, token))
-}
-
-/// Gives a source a new token; the old one works for `grace` more (at most 7 days).
-pub(crate) async fn rotate(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: SourceId,
-    grace: Duration,
-) -> Result<(Source, SourceToken), ApiError> {
-    if grace > MAX_ROTATION_GRACE {
-        return Err(ApiError::invalid("grace_seconds", "must be at most 604800 (7 days)"));
-    }
-    let now = state.clock.now();
-    let token = fresh_token();
-    let grace_until = (!grace.is_zero()).then(|| now + grace);
-    let source = state.store.rotate_source_token(workspace, id, token.hash(), token.hint(), grace_until, now).await?;
-    state.sources.clear();
-    tracing::info!(source = %source.id, grace_secs = grace.as_secs(), "source URL rotated");
-    Ok((source, token))
-}
-
-/// The inbound URL of a token (or of a token hint, for display).
-pub(crate) fn inbound_url(state: &AppState, token: &str) -> String {
-    format!("{}/webhooks/inbound/{token}", state.public_url)
-}
-
-/// Changes a source (the API's and the web UI's one way to): checks the rate and mapping,
-/// writes, and makes this node's ingest see the change at once.
-pub(crate) async fn update(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: SourceId,
-    update: SourceUpdate,
-) -> Result<Source, ApiError> {
-    if update.rate_limit_per_second == Some(Some(0)) {
-        return Err(ApiError::invalid("rate_limit_per_second", "must be at least 1 (or null for no limit)"));
-    }
-    if let Some(Some(mapping)) = &update.mapping {
-        compile_mapping(mapping)?;
-    }
-    let source = state.store.update_source(workspace, id, update, state.clock.now()).await?;
-    state.sources.clear();
-    Ok(source)
-}
-
-/// Checks a mapping and returns the field-named errors as one API error.
-fn compile_mapping(mapping: &Value) -> Result<CompiledMapping, ApiError> {
-    let spec: MappingSpec = serde_json::from_value(mapping.clone()).map_err(|e| ApiError::invalid("mapping", e))?;
-    spec.validate().map_err(|errors| {
-        let first = errors.first().map(|e| e.field.clone()).unwrap_or_default();
-        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        let mut error = ApiError::invalid("mapping", all.join("; "));
-        error.field = Some(format!("mapping.{first}"));
-        error
-    })
-}
-
 /// List sources, oldest first.
 #[utoipa::path(get, path = "/sources", tag = "sources", params(ListParams),
     responses((status = 200, body = List<SourceDto>), (status = 400, body = ErrorBody)))]
 async fn list_sources(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<SourceDto>>, ApiError> {
@@ -274,11 +193,12 @@ async fn list_sources(
 #[utoipa::path(post, path = "/sources", tag = "sources", request_body = CreateSource,
     responses((status = 201, body = SourceWithUrl), (status = 400, body = ErrorBody)))]
 async fn create_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateSource>,
 ) -> Result<(StatusCode, Json<SourceWithUrl>), ApiError> {
-    let (source, token) = create(&state, p.workspace_id, &body.name, &body.kind, body.rate_limit_per_second).await?;
+    let (source, token) =
+        service::create(&state, p.workspace_id, &body.name, &body.kind, body.rate_limit_per_second).await?;
     Ok((StatusCode::CREATED, Json(with_url(&state, source, &token))))
 }
 
@@ -286,7 +206,7 @@ async fn create_source(
 #[utoipa::path(get, path = "/sources/{id}", tag = "sources", params(("id" = String, Path)),
     responses((status = 200, body = SourceDto), (status = 404, body = ErrorBody)))]
 async fn get_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<SourceDto>, ApiError> {
@@ -298,7 +218,7 @@ async fn get_source(
 #[utoipa::path(patch, path = "/sources/{id}", tag = "sources", params(("id" = String, Path)), request_body = UpdateSource,
     responses((status = 200, body = SourceDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateSource>,
@@ -311,7 +231,7 @@ async fn update_source(
         rate_limit_per_second: body.rate_limit_per_second,
         mapping: body.mapping,
     };
-    let source = update(&state, p.workspace_id, id, changes).await?;
+    let source = service::update(&state, p.workspace_id, id, changes).await?;
     Ok(Json(dto(&state, source)))
 }
 
@@ -319,7 +239,7 @@ async fn update_source(
 #[utoipa::path(delete, path = "/sources/{id}", tag = "sources", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -332,7 +252,7 @@ async fn delete_source(
 #[utoipa::path(post, path = "/sources/{id}/rotate", tag = "sources", params(("id" = String, Path)), request_body(content = Rotate, description = "optional"),
     responses((status = 200, body = SourceWithUrl), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn rotate_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -345,12 +265,12 @@ async fn rotate_source(
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e))?
     };
     let grace = Duration::from_secs(options.grace_seconds.unwrap_or(0));
-    let (source, token) = rotate(&state, p.workspace_id, id, grace).await?;
+    let (source, token) = service::rotate(&state, p.workspace_id, id, grace).await?;
     Ok(Json(with_url(&state, source, &token)))
 }
 
 async fn set_enabled(
-    state: &AppState,
+    state: &IngestState,
     workspace: herald_domain::WorkspaceId,
     id: &str,
     enabled: bool,
@@ -365,7 +285,7 @@ async fn set_enabled(
 #[utoipa::path(post, path = "/sources/{id}/enable", tag = "sources", params(("id" = String, Path)),
     responses((status = 200, body = SourceDto), (status = 404, body = ErrorBody)))]
 async fn enable_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<SourceDto>, ApiError> {
@@ -376,7 +296,7 @@ async fn enable_source(
 #[utoipa::path(post, path = "/sources/{id}/disable", tag = "sources", params(("id" = String, Path)),
     responses((status = 200, body = SourceDto), (status = 404, body = ErrorBody)))]
 async fn disable_source(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<SourceDto>, ApiError> {
@@ -387,7 +307,7 @@ async fn disable_source(
 #[utoipa::path(get, path = "/sources/{id}/rejections", tag = "sources", params(("id" = String, Path)),
     responses((status = 200, body = List<RejectionDto>), (status = 404, body = ErrorBody)))]
 async fn list_rejections(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<List<RejectionDto>>, ApiError> {
@@ -407,50 +327,11 @@ async fn list_rejections(
     Ok(Json(List { data, next_cursor: None }))
 }
 
-/// A source's captured samples, newest first (404 for a source of another workspace).
-pub(crate) async fn samples(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: SourceId,
-) -> Result<Vec<herald_store::Sample>, ApiError> {
-    state.store.get_source(workspace, id).await?;
-    Ok(state.store.list_samples(workspace, id).await?)
-}
-
-/// Captured sample `index` (0 = newest), or an error naming `sample`.
-pub(crate) async fn sample(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: SourceId,
-    index: usize,
-) -> Result<herald_store::Sample, ApiError> {
-    samples(state, workspace, id).await?.into_iter().nth(index).ok_or_else(|| {
-        ApiError::invalid("sample", format!("there is no sample #{index}; send a request to the source first"))
-    })
-}
-
-/// What a mapping makes of a body, as the preview shows it: the contact fields, event name
-/// and properties, or every field that was refused.
-pub(crate) fn mapped(compiled: &CompiledMapping, body: &Value) -> Result<Value, Vec<herald_domain::FieldError>> {
-    compiled.apply(body).map(|event| {
-        serde_json::json!({
-            "email": event.identity.email,
-            "user_id": event.identity.user_id,
-            "phone": event.identity.phone,
-            "name": event.name,
-            "occurred_at": event.occurred_at,
-            "attributes": event.attributes,
-            "properties": event.properties,
-            "dedupe_key": event.dedupe_key,
-        })
-    })
-}
-
 /// The last 20 requests a mapped source received, newest first, to build a mapping from.
 #[utoipa::path(get, path = "/sources/{id}/samples", tag = "sources", params(("id" = String, Path)),
     responses((status = 200, body = List<SampleDto>), (status = 404, body = ErrorBody)))]
 async fn list_samples(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<List<SampleDto>>, ApiError> {
@@ -464,7 +345,7 @@ async fn list_samples(
 #[utoipa::path(post, path = "/sources/{id}/mapping/preview", tag = "sources", params(("id" = String, Path)), request_body = PreviewMapping,
     responses((status = 200, description = "`{\"ok\": true, \"event\": {...}}` or `{\"ok\": false, \"errors\": [...]}`"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn preview_mapping(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PreviewMapping>,
@@ -488,7 +369,7 @@ async fn preview_mapping(
 #[utoipa::path(get, path = "/sources/{id}/mapping/suggest", tag = "sources", params(("id" = String, Path), SuggestParams),
     responses((status = 200, description = "a mapping", body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn suggest_mapping(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<SuggestParams>,

@@ -12,8 +12,8 @@ use herald_domain::mapping::{EventNameSource, MappingSpec, suggest};
 use herald_domain::{Source, SourceId};
 use herald_store::SourceUpdate;
 
-use crate::app::state::AppState;
-use crate::http::sources as api;
+use super::IngestState;
+use super::service;
 use crate::web::error::ApiError;
 use crate::web::{FieldErrors, Form, Session, UiResult, parse_id, pretty, see_other, when};
 
@@ -239,13 +239,13 @@ impl MappingEditor {
 /// The editor as the source page first shows it: the saved mapping, or else (or when asked
 /// with `suggest`) the suggestion for sample `sample`.
 pub async fn editor(
-    state: &AppState,
+    state: &IngestState,
     session: &Session,
     source: &Source,
     sample: usize,
     suggested: bool,
 ) -> Result<MappingEditor, ApiError> {
-    let samples = api::samples(state, session.workspace_id, source.id).await?;
+    let samples = service::samples(state, session.workspace_id, source.id).await?;
     let sample = sample.min(samples.len().saturating_sub(1));
     let saved = source.mapping.as_ref().and_then(|m| serde_json::from_value::<MappingSpec>(m.clone()).ok());
     let (spec, origin) = match (saved, samples.get(sample)) {
@@ -274,7 +274,7 @@ fn views(samples: &[herald_store::Sample]) -> Vec<SampleView> {
 
 /// Preview (the default: Enter in a field) or Save the posted mapping.
 pub async fn submit(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(id): Path<String>,
     Form(session, pairs): Form<Vec<(String, String)>>,
 ) -> UiResult {
@@ -284,7 +284,7 @@ pub async fn submit(
     let save = field("action") == Some("save");
     let sample = field("sample").and_then(|s| s.parse().ok()).unwrap_or(0);
     let form = MappingForm::from_pairs(&pairs);
-    let samples = api::samples(&state, session.workspace_id, id).await?;
+    let samples = service::samples(&state, session.workspace_id, id).await?;
     let shown = |form: MappingForm, errors: FieldErrors, preview: Option<String>| MappingEditor {
         samples: views(&samples),
         sample,
@@ -295,7 +295,7 @@ pub async fn submit(
     };
     let refuse = async |mut form: MappingForm, errors: Vec<(String, String)>| {
         let errors = form.place_errors(errors);
-        super::sources::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::BAD_REQUEST)
+        super::pages::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::BAD_REQUEST)
             .await
     };
 
@@ -311,7 +311,7 @@ pub async fn submit(
     if save {
         let mapping = serde_json::to_value(&spec).map_err(|e| ApiError::invalid("mapping", e))?;
         let update = SourceUpdate { mapping: Some(Some(mapping)), ..SourceUpdate::default() };
-        api::update(&state, session.workspace_id, id, update).await?;
+        service::update(&state, session.workspace_id, id, update).await?;
         return Ok(see_other(&format!("/sources/{id}"), "mapping"));
     }
     let chosen = match samples.get(sample) {
@@ -321,10 +321,10 @@ pub async fn submit(
             return refuse(form, vec![("sample".to_owned(), reason.to_owned())]).await;
         }
     };
-    match api::mapped(&compiled, &chosen.body) {
+    match service::mapped(&compiled, &chosen.body) {
         Ok(event) => {
             let preview = Some(pretty(&event));
-            super::sources::page(
+            super::pages::page(
                 &state,
                 &session,
                 &source,
@@ -339,7 +339,7 @@ pub async fn submit(
             // refused form.
             let mut form = form;
             let errors = form.place_errors(refused.into_iter().map(|e| (e.field, e.reason)).collect());
-            super::sources::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::OK).await
+            super::pages::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::OK).await
         }
     }
 }

@@ -5,16 +5,34 @@
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use herald_domain::{PageRequest, Source, SourceId, SourceKind};
 use serde::Deserialize;
 
+use super::IngestState;
 use super::mapping::{self, MappingEditor};
-use crate::app::state::AppState;
-use crate::http::sources as api;
-use crate::web::{FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, when};
+use super::service;
+use crate::web::{
+    FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, WebState, non_blank, parse_id, render, when,
+};
+
+/// The sources' pages.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    IngestState: FromRef<S>,
+    WebState: FromRef<S>,
+{
+    Router::new()
+        .route("/sources", get(list).post(create))
+        .route("/sources/{id}", get(show))
+        .route("/sources/{id}/rotate", get(confirm_rotate).post(rotate))
+        .route("/sources/{id}/mapping", post(mapping::submit))
+}
 
 pub struct SourceRow {
     pub id: String,
@@ -25,13 +43,13 @@ pub struct SourceRow {
     pub created: String,
 }
 
-fn row(state: &AppState, s: &Source) -> SourceRow {
+fn row(state: &IngestState, s: &Source) -> SourceRow {
     SourceRow {
         id: s.id.to_string(),
         name: s.name.clone(),
         kind: s.kind.as_str(),
         enabled: s.enabled,
-        url_hint: api::inbound_url(state, &s.token_hint),
+        url_hint: service::inbound_url(state, &s.token_hint),
         created: when(s.created_at),
     }
 }
@@ -60,7 +78,7 @@ pub struct ListQuery {
 }
 
 async fn list_page(
-    state: &AppState,
+    state: &IngestState,
     session: &Session,
     cursor: Option<&str>,
     form: NewSource,
@@ -83,7 +101,7 @@ async fn list_page(
     Ok((status, render(&page)).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn list(State(state): State<IngestState>, session: Session, Query(q): Query<ListQuery>) -> UiResult {
     let form = NewSource { name: String::new(), kind: "generic".into() };
     list_page(&state, &session, non_blank(&q.cursor), form, FieldErrors::default()).await
 }
@@ -162,13 +180,13 @@ struct SourceUrlPage {
 }
 
 fn url_page(
-    state: &AppState,
+    state: &IngestState,
     session: &Session,
     source: &Source,
     token: &herald_domain::SourceToken,
     rotated: bool,
 ) -> UiResult {
-    let url = api::inbound_url(state, token.expose());
+    let url = service::inbound_url(state, token.expose());
     let page = SourceUrlPage {
         l: Layout::new(session, "/sources", source.name.clone()),
         s: row(state, source),
@@ -179,8 +197,8 @@ fn url_page(
     Ok(render(&page))
 }
 
-pub async fn create(State(state): State<AppState>, Form(session, form): Form<NewSource>) -> UiResult {
-    match api::create(&state, session.workspace_id, &form.name, &form.kind, None).await {
+pub async fn create(State(state): State<IngestState>, Form(session, form): Form<NewSource>) -> UiResult {
+    match service::create(&state, session.workspace_id, &form.name, &form.kind, None).await {
         Ok((source, token)) => url_page(&state, &session, &source, &token, false),
         Err(error) => {
             let errors = FieldErrors::from_api(error, &["name", "kind"]);
@@ -212,7 +230,7 @@ struct SourcePage {
 
 /// The source's page; `editor` for a mapped source.
 pub(super) async fn page(
-    state: &AppState,
+    state: &IngestState,
     session: &Session,
     source: &Source,
     notice: Option<String>,
@@ -249,7 +267,7 @@ pub struct SampleQuery {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     session: Session,
     Path(id): Path<String>,
     Query(notice): Query<NoticeQuery>,
@@ -274,7 +292,7 @@ struct RotatePage {
     s: SourceRow,
 }
 
-pub async fn confirm_rotate(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+pub async fn confirm_rotate(State(state): State<IngestState>, session: Session, Path(id): Path<String>) -> UiResult {
     let source = state.store.get_source(session.workspace_id, parse_id(&id)?).await?;
     let page =
         RotatePage { l: Layout::new(&session, "/sources", format!("Rotate {}", source.name)), s: row(&state, &source) };
@@ -288,12 +306,12 @@ pub struct RotateForm {
 }
 
 pub async fn rotate(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(id): Path<String>,
     Form(session, form): Form<RotateForm>,
 ) -> UiResult {
     let id: SourceId = parse_id(&id)?;
     let (source, token) =
-        api::rotate(&state, session.workspace_id, id, Duration::from_secs(form.grace_seconds)).await?;
+        service::rotate(&state, session.workspace_id, id, Duration::from_secs(form.grace_seconds)).await?;
     url_page(&state, &session, &source, &token, true)
 }
