@@ -1,7 +1,7 @@
 //! The variables a template or condition sees.
 //!
-//! Contact fields and attributes sit at the top level as in seed 000 (`{{first_name}}`,
-//! `{{plan}}`) and again under `customer.*` (Customer.io) and `contact.*`; the trigger event
+//! Contact fields and attributes sit at the top level, as the generic-webhook tools write
+//! them (`{{first_name}}`, `{{plan}}`) and again under `customer.*` (Customer.io) and `contact.*`; the trigger event
 //! under `event.*` (`event.name`, `event.data.*`, the same under `event.properties.*`);
 //! values set by earlier steps and mapped source fields under `custom_variables.*`; the
 //! campaign under `campaign.*`; and `unsubscribe_url`. Fields win over attributes of the

@@ -221,7 +221,7 @@ pub struct EmailStep {
     pub text: Option<String>,
 }
 
-/// An HTTP request to another system (seed 002's "Send and receive data").
+/// An HTTP request to another system (what Customer.io calls a "Send and receive data" action).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookStep {

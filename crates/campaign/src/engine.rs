@@ -42,7 +42,13 @@ pub enum Effect {
     /// A step that could not do its work (an email without an address, a template that
     /// failed at render time); the journey moves on.
     Failed {
+        /// In words, naming the part that failed (`html: …`).
         reason: String,
+        /// What an email or webhook step would have sent, when its templates failed to
+        /// render: the runner records it as a failed message or call with the reason, so the
+        /// message and delivery logs say why nothing was sent. Not part of a simulation.
+        #[serde(skip)]
+        unsent: Option<Unsent>,
     },
     SetAttribute {
         attribute: String,
@@ -70,6 +76,15 @@ pub enum Effect {
         status: Option<u16>,
     },
     Exit,
+}
+
+/// What a step whose templates failed to render would have sent, as far as it got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unsent {
+    /// The message, with the parts from the failing one on empty.
+    Email(Box<RenderedEmail>),
+    /// The call's method, and its URL when that rendered.
+    Webhook { method: String, url: Option<String> },
 }
 
 /// A webhook step's request, rendered. Basic credentials are not serialized: callers that
@@ -223,7 +238,7 @@ pub fn advance(surroundings: &Surroundings<'_>, state: &mut JourneyState, from: 
                         target_map(state, *target).insert(attribute.clone(), value.clone());
                         Effect::SetAttribute { attribute: attribute.clone(), value, scope: *target }
                     }
-                    Err(reason) => Effect::Failed { reason },
+                    Err(reason) => Effect::Failed { reason, unsent: None },
                 }));
                 position = node.next;
             }
@@ -239,7 +254,11 @@ pub fn advance(surroundings: &Surroundings<'_>, state: &mut JourneyState, from: 
                 }
                 Err(reason) => {
                     record_webhook(state, &node.id, WebhookOutcome::Failed, None, Value::Null);
-                    runs.push(run(Effect::Failed { reason }));
+                    let unsent = Unsent::Webhook {
+                        method: webhook.method.clone(),
+                        url: render_url(webhook, surroundings, state, now),
+                    };
+                    runs.push(run(Effect::Failed { reason, unsent: Some(unsent) }));
                     position = node.next;
                 }
             },
@@ -275,7 +294,7 @@ pub fn after_webhook(
                     state.contact.attributes.insert(attribute.clone(), value.clone());
                     Effect::SetAttribute { attribute, value, scope: Target::Contact }
                 }
-                Err(reason) => Effect::Failed { reason },
+                Err(reason) => Effect::Failed { reason, unsent: None },
             }));
         }
     }
@@ -333,6 +352,20 @@ fn render_webhook(
     now: Timestamp,
 ) -> Result<WebhookRequest, String> {
     render_request(webhook, &scope(surroundings, state).variables(), surroundings.limits, now)
+}
+
+/// A webhook step's URL, if it renders to an http(s) URL (for the record of a call whose
+/// request failed to render further on).
+fn render_url(
+    webhook: &crate::compile::WebhookTemplate,
+    surroundings: &Surroundings<'_>,
+    state: &JourneyState,
+    now: Timestamp,
+) -> Option<String> {
+    let variables = scope(surroundings, state).variables();
+    let url = webhook.url.render_at(&variables, Escape::Text, surroundings.limits, now.to_offset_date_time()).ok()?;
+    let url = url.output.trim();
+    (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
 }
 
 /// Renders a webhook request over `variables` (a journey's, or a contact's alone for a saved
@@ -425,10 +458,18 @@ fn render_email(
     now: Timestamp,
 ) -> Effect {
     let Some(to) = state.contact.email.clone() else {
-        return Effect::Failed { reason: "the contact has no email address".into() };
+        return Effect::Failed { reason: "the contact has no email address".into(), unsent: None };
     };
-    let mut warnings = Vec::new();
-    let mut part = |name: &str, template: &Template, escape: Escape| {
+    let mut message = RenderedEmail {
+        to,
+        from: email.from.clone(),
+        reply_to: email.reply_to.clone(),
+        subject: String::new(),
+        html: String::new(),
+        text: String::new(),
+        warnings: Vec::new(),
+    };
+    let part = |name: &str, template: &Template, escape: Escape, warnings: &mut Vec<String>| {
         render(template, surroundings, state, escape, now)
             .map(|(output, w)| {
                 warnings.extend(w.into_iter().map(|w| format!("{name}: {w}")));
@@ -437,28 +478,19 @@ fn render_email(
             .map_err(|e| format!("{name}: {e}"))
     };
     let rendered = (|| {
-        let subject = part("subject", &email.subject, Escape::Text)?;
-        let html = part("html", &email.html, Escape::Html)?;
-        let text = match &email.text {
-            Some(template) => part("text", template, Escape::Text)?,
-            None => html_to_text(&html),
+        let subject = part("subject", &email.subject, Escape::Text, &mut message.warnings)?;
+        // A subject is one line, whatever the template produced.
+        message.subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        message.html = part("html", &email.html, Escape::Html, &mut message.warnings)?;
+        message.text = match &email.text {
+            Some(template) => part("text", template, Escape::Text, &mut message.warnings)?,
+            None => html_to_text(&message.html),
         };
-        Ok::<_, String>((subject, html, text))
+        Ok::<_, String>(())
     })();
     match rendered {
-        Ok((subject, html, text)) => Effect::Email {
-            message: Box::new(RenderedEmail {
-                to,
-                from: email.from.clone(),
-                reply_to: email.reply_to.clone(),
-                // A subject is one line, whatever the template produced.
-                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-                html,
-                text,
-                warnings,
-            }),
-        },
-        Err(reason) => Effect::Failed { reason },
+        Ok(()) => Effect::Email { message: Box::new(message) },
+        Err(reason) => Effect::Failed { reason, unsent: Some(Unsent::Email(Box::new(message))) },
     }
 }
 

@@ -82,8 +82,8 @@ pub fn check_entry(rule: EntryRule, history: History) -> Result<(), String> {
     }
 }
 
-/// A name that differs only in case from one of `known`: seed 000's most common support
-/// question ("User_Signed_Up" sent, "user_signed_up" expected).
+/// A name that differs only in case from one of `known`: the most common support question of
+/// hosted event-triggered email tools ("User_Signed_Up" sent, "user_signed_up" expected).
 pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     known.into_iter().find(|k| *k != name && k.eq_ignore_ascii_case(name))
 }

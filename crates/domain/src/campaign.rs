@@ -146,7 +146,8 @@ pub struct Message {
     pub headers: Map<String, Value>,
     /// Missing variables and the like, from rendering.
     pub warnings: Vec<String>,
-    /// `outbox` for the embedded transport, `smtp` for an SMTP server.
+    /// `outbox` for the embedded transport, `smtp` for an SMTP server, [`Message::NO_TRANSPORT`]
+    /// for none.
     pub transport: String,
     /// The `Message-ID` header (without angle brackets), fixed when the message is created so
     /// that a retried delivery carries the same one and receivers can deduplicate.
@@ -157,6 +158,18 @@ pub struct Message {
     pub reply: Option<String>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+}
+
+impl Message {
+    /// The transport of a message handed to none: its address was suppressed when its step
+    /// ran, or its templates failed to render.
+    pub const NO_TRANSPORT: &str = "none";
+
+    /// Whether it has bodies that could be sent: not a message whose templates failed to
+    /// render (recorded `failed` without a transport, which is the only way to get there).
+    pub fn was_rendered(&self) -> bool {
+        !(self.status == MessageStatus::Failed && self.transport == Self::NO_TRANSPORT)
+    }
 }
 
 /// What a campaign did with an event, stored in the event's outcome.

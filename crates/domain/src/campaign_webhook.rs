@@ -1,4 +1,5 @@
-//! Campaign event webhooks (seed 001): a campaign's subscriptions to its own events, and the
+//! Campaign event webhooks (as hosted tools offer them per campaign): a campaign's
+//! subscriptions to its own events, and the
 //! pure parts of each call: the default payload document of an event, custom payloads built
 //! from field mappings, and their encoding as JSON or as form/query parameters. The server
 //! reads the records and sends the requests through the ordinary delivery job.

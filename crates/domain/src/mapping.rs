@@ -1,4 +1,5 @@
-//! Mapped sources (seed 003): a user-defined `MappingSpec` that turns any JSON body (a
+//! Mapped sources (HighLevel-style inbound webhooks): a user-defined `MappingSpec` that
+//! turns any JSON body (a
 //! Stripe or Shopify webhook, a form tool) into an `InboundEvent`, the `JsonPath`s it is
 //! written in, and `suggest`, which drafts a spec from a captured sample.
 //!

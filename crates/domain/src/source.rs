@@ -16,11 +16,13 @@ use crate::{SourceId, Timestamp, TokenHash, WorkspaceId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
-    /// `email`, `event`, `userId`, `data.*` (seed 000), as JSON, form or query string.
+    /// `email`, `event`, `userId`, `data.*` (the generic webhook hosted tools such as Humanic
+    /// accept), as JSON, form or query string.
     Generic,
-    /// PostHog's webhook destination payload (seed 004).
+    /// PostHog's webhook destination payload.
     Posthog,
-    /// Any JSON, turned into contacts and events by a user-defined mapping (seed 003).
+    /// Any JSON, turned into contacts and events by a user-defined mapping (as HighLevel's
+    /// inbound webhook trigger does).
     Mapped,
 }
 

@@ -96,8 +96,8 @@ impl fmt::Debug for SavedAction {
     }
 }
 
-/// A journey's webhook call held at a draft step until someone sends or skips it (seed 002:
-/// the journey moves on only after the call and its attribute update are done).
+/// A journey's webhook call held at a draft step until someone sends or skips it (Customer.io's
+/// draft mode: the journey moves on only after the call and its attribute update are done).
 #[derive(Clone, PartialEq, Serialize)]
 pub struct WebhookDraft {
     pub id: DraftId,

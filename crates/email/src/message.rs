@@ -115,10 +115,11 @@ impl fmt::Debug for Composed {
     }
 }
 
-/// Builds the message and, given a signer, signs it (relaxed/relaxed, the headers listed in
-/// `dkim`). The MIME boundary is derived from the content, so the same input gives the same
-/// bytes apart from the signature's `t=` timestamp.
-pub fn compose(msg: &Outgoing, dkim: Option<&DkimSigner>) -> Result<Composed, EmailError> {
+/// Builds the message and, given a signer, signs it at `now` (relaxed/relaxed, the headers
+/// listed in `dkim`; `now` is the signature's `t=`, taken from the caller's clock so that it
+/// agrees with every other time Herald records). The MIME boundary is derived from the content,
+/// so the same input and `now` give the same bytes.
+pub fn compose(msg: &Outgoing, dkim: Option<&DkimSigner>, now: OffsetDateTime) -> Result<Composed, EmailError> {
     check_message_id(&msg.message_id)?;
     let from = mailbox("from", &msg.from)?;
     let to = mailbox("to", &msg.to)?;
@@ -152,7 +153,7 @@ pub fn compose(msg: &Outgoing, dkim: Option<&DkimSigner>) -> Result<Composed, Em
     let (content_type, body) = alternative(&msg.text, &msg.html)?;
     let unsigned = builder.header(content_type).body(body)?.formatted();
     let bytes = match dkim {
-        Some(signer) => signer.sign(&unsigned, OffsetDateTime::now_utc())?,
+        Some(signer) => signer.sign(&unsigned, now)?,
         None => unsigned,
     };
     Ok(Composed { envelope_from: envelope_from.to_string(), recipients: vec![recipient.to_string()], bytes })
@@ -288,6 +289,9 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::dkim::{DkimAlgorithm, DkimKey};
+
+    const NOW: OffsetDateTime = datetime!(2025-03-04 05:06:08 UTC);
 
     fn outgoing() -> Outgoing {
         Outgoing {
@@ -316,7 +320,7 @@ mod tests {
             url: "https://example.com/u/abc".to_owned(),
             mailto: Some("unsub@example.com".to_owned()),
         });
-        let composed = compose(&msg, None).unwrap();
+        let composed = compose(&msg, None, msg.date).unwrap();
         assert_eq!(composed.envelope_from, "bounces@example.com");
         assert_eq!(composed.recipients, ["ada@example.org"]);
         let text = text(&composed);
@@ -340,7 +344,19 @@ mod tests {
 
     #[test]
     fn same_input_same_bytes() {
-        assert_eq!(compose(&outgoing(), None).unwrap(), compose(&outgoing(), None).unwrap());
+        assert_eq!(compose(&outgoing(), None, NOW).unwrap(), compose(&outgoing(), None, NOW).unwrap());
+    }
+
+    #[test]
+    fn the_signature_is_made_at_the_given_time_not_the_wall_clock() {
+        let key = DkimKey::generate(DkimAlgorithm::Ed25519).unwrap();
+        let signer = DkimSigner::new("example.com", "herald1", key).unwrap();
+        // Years away from any wall clock this test could run on.
+        let at = datetime!(2001-09-09 01:46:40 UTC);
+        let signed = text(&compose(&outgoing(), Some(&signer), at).unwrap());
+        assert!(signed.contains(&format!("\tt={}; ", at.unix_timestamp())), "{signed}");
+        let again = text(&compose(&outgoing(), Some(&signer), NOW).unwrap());
+        assert!(again.contains(&format!("\tt={}; ", NOW.unix_timestamp())), "{again}");
     }
 
     #[test]
@@ -365,7 +381,7 @@ mod tests {
         for (field, break_it) in cases {
             let mut msg = outgoing();
             break_it(&mut msg);
-            let err = compose(&msg, None).unwrap_err();
+            let err = compose(&msg, None, msg.date).unwrap_err();
             assert!(err.to_string().starts_with(&format!("{field}: ")), "{field}: {err}");
         }
     }
@@ -385,7 +401,7 @@ mod tests {
         let mut msg = outgoing();
         msg.subject = "Hello\r\nBcc: victim@example.net".to_owned();
         msg.from.name = Some("Acme\r\nBcc: victim@example.net".to_owned());
-        let text = text(&compose(&msg, None).unwrap());
+        let text = text(&compose(&msg, None, msg.date).unwrap());
         assert!(!text.contains("\r\nBcc:"), "{text}");
         assert!(text.contains("Subject: Hello  Bcc: victim@example.net\r\n"), "{text}");
     }

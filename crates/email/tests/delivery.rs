@@ -18,6 +18,8 @@ use time::macros::datetime;
 
 const WAIT: Duration = Duration::from_secs(10);
 const FANCY: &str = "Grüße, Zoë — 🎉";
+/// When the messages are composed (a DKIM signature's `t=`): in the past, as a verifier expects.
+const SIGNED_AT: time::OffsetDateTime = datetime!(2025-03-04 04:06:08 UTC);
 
 fn outgoing(to: &str) -> Outgoing {
     Outgoing {
@@ -105,7 +107,7 @@ async fn signed_message_arrives_intact_and_verifies(algorithm: DkimAlgorithm) {
     let sink = SmtpSink::start().unwrap();
     let key = DkimKey::generate(algorithm).unwrap();
     let signer = DkimSigner::new("example.com", "herald1", key.clone()).unwrap();
-    let composed = compose(&outgoing("ada@example.org"), Some(&signer)).unwrap();
+    let composed = compose(&outgoing("ada@example.org"), Some(&signer), SIGNED_AT).unwrap();
     assert!(composed.bytes.is_ascii(), "the message must be 7-bit");
     let received = send_one(&sink, &composed).await;
 
@@ -216,7 +218,7 @@ async fn minimal_signed_message_verifies_and_a_later_reply_to_breaks_it() {
     msg.unsubscribe = None;
     msg.envelope_from = None;
     msg.text = "Hi".to_owned();
-    let received = send_one(&sink, &compose(&msg, Some(&signer)).unwrap()).await;
+    let received = send_one(&sink, &compose(&msg, Some(&signer), SIGNED_AT).unwrap()).await;
     assert_eq!(received.mail_from, "hello@example.com");
     verify_dkim(&received.data, &key.dns_txt_value()).unwrap();
 
@@ -227,7 +229,7 @@ async fn minimal_signed_message_verifies_and_a_later_reply_to_breaks_it() {
 #[tokio::test]
 async fn tempfail_is_transient_with_the_reply() {
     let sink = SmtpSink::start().unwrap();
-    let composed = compose(&outgoing("tempfail@example.org"), None).unwrap();
+    let composed = compose(&outgoing("tempfail@example.org"), None, SIGNED_AT).unwrap();
     let failure = client(&sink.settings()).send(&composed).await.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Transient, "{failure}");
     assert_eq!(failure.code, Some(451));
@@ -239,7 +241,7 @@ async fn tempfail_is_transient_with_the_reply() {
 #[tokio::test]
 async fn reject_is_permanent_with_the_reply() {
     let sink = SmtpSink::start().unwrap();
-    let composed = compose(&outgoing("reject-me@example.org"), None).unwrap();
+    let composed = compose(&outgoing("reject-me@example.org"), None, SIGNED_AT).unwrap();
     let failure = client(&sink.settings()).send(&composed).await.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Permanent, "{failure}");
     assert_eq!(failure.code, Some(550));
@@ -251,7 +253,7 @@ async fn reject_is_permanent_with_the_reply() {
 async fn tempfail_once_is_accepted_on_retry_through_the_same_client() {
     let sink = SmtpSink::start().unwrap();
     let smtp = client(&sink.settings());
-    let composed = compose(&outgoing("tempfail-once@example.org"), None).unwrap();
+    let composed = compose(&outgoing("tempfail-once@example.org"), None, SIGNED_AT).unwrap();
     let failure = smtp.send(&composed).await.unwrap_err();
     assert_eq!((failure.kind, failure.code), (FailureKind::Transient, Some(451)));
     smtp.send(&composed).await.unwrap();
@@ -273,7 +275,7 @@ async fn connection_refused_is_transient() {
         ..SmtpSettings::default()
     };
     let smtp = client(&settings);
-    let failure = smtp.send(&compose(&outgoing("ada@example.org"), None).unwrap()).await.unwrap_err();
+    let failure = smtp.send(&compose(&outgoing("ada@example.org"), None, SIGNED_AT).unwrap()).await.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Transient, "{failure}");
     assert_eq!(failure.code, None);
     assert!(failure.message.to_lowercase().contains("refused"), "{failure}");
@@ -285,12 +287,12 @@ async fn a_relay_that_stops_answering_times_out_and_the_client_recovers() {
     let sink = SmtpSink::start().unwrap();
     let smtp = client(&SmtpSettings { timeout: Duration::from_secs(1), pool_size: 1, ..sink.settings() });
     let started = Instant::now();
-    let failure = smtp.send(&compose(&outgoing("slow3@example.org"), None).unwrap()).await.unwrap_err();
+    let failure = smtp.send(&compose(&outgoing("slow3@example.org"), None, SIGNED_AT).unwrap()).await.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Transient, "{failure}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     // The abandoned connection is closed, not reused (aiosmtpd then drops the slow
     // transaction): the next message goes through alone and intact.
-    let reply = smtp.send(&compose(&outgoing("ada@example.org"), None).unwrap()).await.unwrap();
+    let reply = smtp.send(&compose(&outgoing("ada@example.org"), None, SIGNED_AT).unwrap()).await.unwrap();
     assert_eq!(reply.code, 250);
     let received = sink.wait_for(1, WAIT).await;
     assert_eq!(received.len(), 1);
@@ -302,7 +304,7 @@ async fn a_relay_that_stops_answering_times_out_and_the_client_recovers() {
 async fn auth_succeeds_and_a_wrong_password_is_permanent() {
     let sink = SmtpSink::start_with(SinkOptions { auth: Some(("herald".to_owned(), "s3cret".to_owned())), tls: None })
         .unwrap();
-    let composed = compose(&outgoing("ada@example.org"), None).unwrap();
+    let composed = compose(&outgoing("ada@example.org"), None, SIGNED_AT).unwrap();
 
     let good = client(&SmtpSettings {
         username: Some("herald".to_owned()),
@@ -335,7 +337,7 @@ async fn tls_delivers_and_checks_the_certificate(tls: SinkTls) {
     let settings =
         SmtpSettings { username: Some("herald".to_owned()), password: Some("s3cret".to_owned()), ..sink.settings() };
     let smtp = client(&settings);
-    let composed = compose(&outgoing("ada@example.org"), None).unwrap();
+    let composed = compose(&outgoing("ada@example.org"), None, SIGNED_AT).unwrap();
     for _ in 0..3 {
         assert_eq!(smtp.send(&composed).await.unwrap().code, 250);
     }
@@ -368,7 +370,7 @@ async fn starttls_required_but_not_offered_is_permanent() {
         accept_invalid_certs: true,
         ..sink.settings()
     });
-    let failure = smtp.send(&compose(&outgoing("ada@example.org"), None).unwrap()).await.unwrap_err();
+    let failure = smtp.send(&compose(&outgoing("ada@example.org"), None, SIGNED_AT).unwrap()).await.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Permanent, "{failure}");
     assert!(failure.message.contains("STARTTLS"), "{failure}");
     assert_eq!(sink.count(), 0);
@@ -387,7 +389,7 @@ async fn many_concurrent_sends_share_the_pool() {
             let mut msg = outgoing(&format!("user{i}@example.org"));
             msg.message_id = format!("msg_{i}@mail.example.com");
             msg.text = format!("Hello user {i}");
-            smtp.send(&compose(&msg, None).unwrap()).await
+            smtp.send(&compose(&msg, None, SIGNED_AT).unwrap()).await
         });
     }
     while let Some(result) = tasks.join_next().await {

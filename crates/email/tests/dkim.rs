@@ -12,6 +12,8 @@ use time::macros::datetime;
 /// Written by `openssl genrsa -traditional 2048`: a key no Herald code generated.
 const OPENSSL_RSA: &str = include_str!("../src/dkim/testdata/rsa2048.pem");
 const ALGORITHMS: [DkimAlgorithm; 2] = [DkimAlgorithm::Rsa2048, DkimAlgorithm::Ed25519];
+/// When the messages are signed (the `t=` tag): in the past, as a verifier expects.
+const NOW: time::OffsetDateTime = datetime!(2025-03-04 04:06:08 UTC);
 
 fn key(algorithm: DkimAlgorithm) -> DkimKey {
     match algorithm {
@@ -67,13 +69,13 @@ fn composed_messages_verify_with_every_header_and_with_none_optional() {
     for algorithm in ALGORITHMS {
         let key = key(algorithm);
         for (name, msg) in [("full", full()), ("minimal", minimal())] {
-            let composed = compose(&msg, Some(&signer(&key))).unwrap();
+            let composed = compose(&msg, Some(&signer(&key)), msg.date).unwrap();
             let text = String::from_utf8(composed.bytes.clone()).unwrap();
             assert!(text.starts_with(&format!("DKIM-Signature: v=1; a={algorithm}-sha256;")), "{text}");
             verify_dkim(&composed.bytes, &key.dns_txt_value()).unwrap_or_else(|e| panic!("{algorithm} {name}: {e}"));
         }
         // Signed absences: a Reply-To or List-Unsubscribe added on the way breaks the minimal one.
-        let minimal = compose(&minimal(), Some(&signer(&key))).unwrap().bytes;
+        let minimal = compose(&minimal(), Some(&signer(&key)), NOW).unwrap().bytes;
         for added in ["Reply-To: evil@example.net", "List-Unsubscribe: <https://evil.example.net/>"] {
             let tampered = replace_once(&minimal, "\r\nSubject:", &format!("\r\n{added}\r\nSubject:"));
             assert!(verify_dkim(&tampered, &key.dns_txt_value()).is_err(), "{algorithm}: {added} still verified");
@@ -86,7 +88,7 @@ fn relaxed_canonicalization_survives_what_relays_do_and_nothing_else() {
     for algorithm in ALGORITHMS {
         let key = key(algorithm);
         let txt = key.dns_txt_value();
-        let signed = compose(&full(), Some(&signer(&key))).unwrap().bytes;
+        let signed = compose(&full(), Some(&signer(&key)), NOW).unwrap().bytes;
         verify_dkim(&signed, &txt).unwrap();
 
         // Re-folded headers, changed header-name case, extra whitespace and trailing empty

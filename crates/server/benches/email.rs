@@ -436,8 +436,9 @@ fn rates(mut times: Vec<f64>) -> (f64, f64) {
 
 /// The relay fed by `SmtpClient` alone: `count` messages sent at once through `pool` connections.
 async fn raw_rate(herald: &Herald, signer: &herald_email::dkim::DkimSigner, pool: usize, count: usize) -> (f64, f64) {
-    let messages: Vec<Composed> =
-        (0..count).map(|n| compose(&outgoing(n, &herald.base), Some(signer)).expect("compose")).collect();
+    let messages: Vec<Composed> = (0..count)
+        .map(|n| compose(&outgoing(n, &herald.base), Some(signer), time::OffsetDateTime::now_utc()).expect("compose"))
+        .collect();
     let settings = SmtpSettings { pool_size: pool as u32, ..herald.sink.sink.settings() };
     let client = SmtpClient::new(&settings).expect("client");
     let mut sends = tokio::task::JoinSet::new();
@@ -530,8 +531,11 @@ fn signing_cost(domain: &SendingDomain, base: &str) {
         };
         let signer = herald_server::email::signer(&domain, key).expect("signer");
         let build = timed(&|| drop(herald_server::email::signer(&domain, key).expect("signer")));
-        let sign = timed(&|| drop(compose(&outgoing(0, base), Some(&signer)).expect("compose")));
-        let plain = timed(&|| drop(compose(&outgoing(0, base), None).expect("compose")));
+        let sign = timed(&|| {
+            drop(compose(&outgoing(0, base), Some(&signer), time::OffsetDateTime::now_utc()).expect("compose"))
+        });
+        let plain =
+            timed(&|| drop(compose(&outgoing(0, base), None, time::OffsetDateTime::now_utc()).expect("compose")));
         println!("| {algorithm} | {} | {} | {} |", show_ms(build), show_ms(sign), show_ms(plain));
     }
 }

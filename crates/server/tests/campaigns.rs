@@ -20,6 +20,7 @@ on_both_backends!(
     templates_preview_without_sending,
     the_workspace_time_zone_is_the_default_for_waits,
     bad_campaign_requests_name_the_field,
+    a_message_that_fails_to_render_is_recorded_with_the_reason,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -588,5 +589,73 @@ async fn bad_campaign_requests_name_the_field(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+async fn a_message_that_fails_to_render_is_recorded_with_the_reason(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    // The body loops as often as the event says: over the template step budget for Bob.
+    let id = campaign(
+        &app,
+        json!({
+            "name": "Loops",
+            "trigger": {"type": "event", "event": "signed_up"},
+            "steps": [{"id": "welcome", "type": "email", "from": "Acme <hello@acme.test>",
+                       "subject": "Welcome, {{ first_name }}",
+                       "html": "<p>{% for i in (1..event.data.repeat) %}x{% endfor %}</p>"}]
+        }),
+    )
+    .await;
+    send(
+        &app,
+        &url,
+        &json!({"email": "ada@example.com", "event": "signed_up", "data": {"first_name": "Ada", "repeat": 3}}),
+    )
+    .await;
+    let bob = send(
+        &app,
+        &url,
+        &json!({"email": "bob@example.com", "event": "signed_up", "data": {"first_name": "Bob", "repeat": 1_000_000}}),
+    )
+    .await;
+    app.run_jobs().await;
+
+    // Bob's message is listed as failed, with the reason naming the part, and nothing sent.
+    let listed = messages(&app, "").await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let failed = messages(&app, "?status=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let message = &failed[0];
+    assert_eq!((message["to"].as_str(), message["step"].as_str()), (Some("bob@example.com"), Some("welcome")));
+    assert_eq!((message["transport"].as_str(), message["sent_at"].as_str()), (Some("none"), None), "{message}");
+    let reason = message["status_reason"].as_str().expect("a reason");
+    assert!(reason.starts_with("html: the template needed more than 100000 steps"), "{reason}");
+    assert_eq!(message["subject"], "Welcome, Bob", "what rendered before the failure is kept");
+    let message_id = message["id"].as_str().expect("id");
+    let (status, full) = json(app.get(&format!("/api/v1/messages/{message_id}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{full}");
+    assert_eq!((full["status"].as_str(), full["status_reason"].as_str()), (Some("failed"), Some(reason)));
+    assert_eq!((full["html"].as_str(), full["text"].as_str()), (Some(""), Some("")));
+    // The contact's messages say it too.
+    let contact = bob["contact_id"].as_str().expect("contact id");
+    let own = messages(&app, &format!("?contact_id={contact}")).await;
+    assert_eq!((own.len(), own[0]["status"].as_str()), (1, Some("failed")), "{own:?}");
+
+    // The statistics count the step as failed once, beside Ada's message sent.
+    let stats = campaign_stats(&app, &id).await;
+    assert_eq!(
+        (stats["steps"]["welcome"]["failed"].as_u64(), stats["steps"]["welcome"]["sent"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    // There is nothing to send again.
+    let error = expect_error(
+        app.post(&format!("/api/v1/messages/{message_id}/resend"), &json!({})).await,
+        StatusCode::CONFLICT,
+        "message_not_rendered",
+    )
+    .await;
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("never rendered")), "{error}");
     app.stop().await;
 }

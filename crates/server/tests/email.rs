@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{Backend, TestApp, expect_error, json, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{Received, SinkOptions, SmtpSink, verify_dkim};
+use herald_server::clock::Clock;
 use herald_server::email::EmailSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -184,6 +185,9 @@ async fn a_verified_domain_delivers_signed_mail_and_unsubscribe_works(backend: B
 
     // DKIM verifies with an independent library, and fails once the body is changed.
     verify_dkim(&ada.data, dkim["value"].as_str().unwrap()).expect("dkimpy verifies");
+    // Signed at the server's clock (here months away from the wall clock), not the wall clock.
+    let signed_at = format!("t={};", app.clock.now().unix_millis() / 1000);
+    assert!(String::from_utf8_lossy(&ada.data).contains(&signed_at), "{signed_at} missing in the DKIM-Signature");
     let mut tampered = ada.data.clone();
     let body = tampered.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let at = body + tampered[body..].iter().rposition(u8::is_ascii_alphanumeric).unwrap();

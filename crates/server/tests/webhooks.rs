@@ -42,6 +42,7 @@ on_both_backends!(
     a_call_answered_at_once_is_made_and_followed_in_its_step_run,
     a_call_whose_journey_moves_meanwhile_is_still_logged,
     a_rotated_key_signs_beside_its_successor_until_it_retires,
+    a_call_whose_request_fails_to_render_is_logged_failed,
 );
 
 /// One request as the receiver saw it.
@@ -1043,5 +1044,52 @@ async fn a_rotated_key_signs_beside_its_successor_until_it_retires(backend: Back
     assert_eq!(seen.len(), 3);
     assert_eq!(signed_by(&seen[2], &second), (1, true));
     assert_eq!(signed_by(&seen[2], &first), (1, false));
+    app.stop().await;
+}
+
+async fn a_call_whose_request_fails_to_render_is_logged_failed(backend: Backend) {
+    let app = spawn_app_with(backend, EmailSettings::default()).await;
+    let (receiver, base) = receiver().await;
+    // The body loops as often as the event says: over the template step budget for Ada.
+    let mut crm = hook("crm", &format!("{base}/ok"));
+    crm["body"] = json!("{\"n\": \"{% for i in (1..event.data.repeat) %}x{% endfor %}\"}");
+    activate(&app, json!([crm, {"id": "after", "type": "set_attribute", "attribute": "after_hook", "value": "{{ custom_variables.last_webhook.outcome }}"}]))
+        .await;
+    let url = source(&app).await;
+    let accepted =
+        send(&app, &url, json!({"email": "ada@example.com", "event": "go", "data": {"repeat": 1_000_000}})).await;
+    let contact_id = accepted["contact_id"].as_str().unwrap();
+    app.run_jobs().await;
+
+    // No request was made; the call is logged as failed with the reason, and the journey went on.
+    assert!(receiver.seen("ok").is_empty());
+    assert_eq!(contact(&app, contact_id).await["attributes"]["after_hook"], "failed");
+    let (status, list) = json(app.get(&format!("/api/v1/webhook-deliveries?contact={contact_id}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let list = list["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let call = &list[0];
+    assert_eq!((call["status"].as_str(), call["step"].as_str()), (Some("failed"), Some("crm")), "{call}");
+    assert_eq!(
+        (call["request"]["url"].as_str(), call["last_status"].as_u64()),
+        (Some(format!("{base}/ok").as_str()), None)
+    );
+    let error = call["last_error"].as_str().unwrap();
+    assert!(error.contains("body: the template needed more than 100000 steps"), "{error}");
+    let id = call["id"].as_str().unwrap();
+    let (_, one) = json(app.get(&format!("/api/v1/webhook-deliveries/{id}")).await).await;
+    let attempts = one["attempts"].as_array().unwrap();
+    assert_eq!((attempts.len(), attempts[0]["status"].as_u64()), (1, None), "{one}");
+    assert_eq!(attempts[0]["error"].as_str(), Some(error));
+
+    // There is nothing to send again, one by one or in bulk.
+    let response = app.post(&format!("/api/v1/webhook-deliveries/{id}/resend"), &json!({})).await;
+    let error = common::expect_error(response, StatusCode::CONFLICT, "delivery_not_rendered").await;
+    assert!(error["message"].as_str().unwrap().contains("never rendered"), "{error}");
+    let window = json!({"from": "2025-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"});
+    let (status, body) = json(app.post("/api/v1/webhook-deliveries/resend", &window).await).await;
+    assert_eq!((status, body["resent"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
+    app.run_jobs().await;
+    assert!(receiver.seen("ok").is_empty());
     app.stop().await;
 }

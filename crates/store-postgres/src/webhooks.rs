@@ -216,7 +216,8 @@ impl WebhookStore for PgStore {
         );
         query.push_bind(encode::ts(now));
         query.push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE workspace_id = ");
-        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending'");
+        // A call whose request could not be rendered has nothing to send again.
+        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending' AND call <> 'null'::jsonb");
         if ids.is_empty() {
             query.push(" AND finished_at >= ").push_bind(encode::ts(from));
             query.push(" AND finished_at < ").push_bind(encode::ts(to));

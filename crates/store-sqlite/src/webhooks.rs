@@ -197,7 +197,8 @@ impl WebhookStore for SqliteStore {
         );
         query.push_bind(now.unix_millis());
         query.push(" WHERE id IN (SELECT id FROM webhook_deliveries WHERE workspace_id = ");
-        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending'");
+        // A call whose request could not be rendered has nothing to send again.
+        query.push_bind(workspace.as_uuid()).push(" AND status <> 'pending' AND call <> 'null'");
         if ids.is_empty() {
             query.push(" AND finished_at >= ").push_bind(from.unix_millis());
             query.push(" AND finished_at < ").push_bind(to.unix_millis());

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             webhook_deliveries_are_idempotent_and_fenced,
             webhook_batches_apply_each_item_alone,
             journey_steps_record_the_calls_they_made,
+            steps_that_failed_to_render_are_kept_and_never_resent,
             webhook_deliveries_filter_by_action_and_step,
             signing_keys_rotate_with_an_overlap,
             saved_actions_are_named_updated_and_soft_deleted,
@@ -1802,6 +1803,87 @@ pub async fn journey_steps_record_the_calls_they_made(store: SharedStore) {
     assert_eq!(store.get_delivery(ws, fresh.id).await.expect("the other call").0.status, WebhookStatus::Succeeded);
     let (kept, attempts) = store.get_delivery(ws, succeeded.id).await.expect("first call");
     assert_eq!((kept.finished_at, attempts.len()), (Some(at(2)), 1), "the first call is untouched");
+}
+
+/// An email or webhook step whose templates failed to render: its message is kept `failed`
+/// without a transport and its call `failed` without a call to make, committed with the step's
+/// `failed` outcome. The step counts as failed once, and the call is never resent.
+pub async fn steps_that_failed_to_render_are_kept_and_never_resent(store: SharedStore) {
+    use crate::campaign::{CampaignWork, MessageFilter, StepRecord};
+    use crate::webhook::{CallRecord, DeliveryProgress};
+    use herald_domain::{MessageStatus, PageRequest, WebhookAttempt, WebhookDeliveryId, WebhookStatus};
+    let (ws, contact, journey) = journey_for(&store, "unrendered@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let reason = "html: the template needed more than 100000 steps";
+    let message = herald_domain::Message {
+        status_reason: Some(reason.into()),
+        html: String::new(),
+        text: String::new(),
+        transport: herald_domain::Message::NO_TRANSPORT.into(),
+        ..queued_message(ws, contact, journey, campaign, "a@example.com", MessageStatus::Failed)
+    };
+    let failed = |message_id| StepRecord {
+        journey_id: journey,
+        campaign_id: campaign,
+        step: "s".into(),
+        outcome: "failed".into(),
+        detail: json!({ "reason": reason }),
+        message_id,
+        at: at(2),
+    };
+    let call = |key: &str, call: Value| CallRecord {
+        id: WebhookDeliveryId::from_uuid(crate::new_uuid(at(2))),
+        delivery: crate::webhook::NewDelivery { call, ..crm_call(journey, contact, key) },
+        attempt: WebhookAttempt {
+            number: 1,
+            at: at(2),
+            request_line: "POST https://crm.example.com/leads".into(),
+            request_headers: json!({}),
+            status: None,
+            latency_ms: 0,
+            response_body: None,
+            error: Some(reason.into()),
+        },
+        progress: DeliveryProgress {
+            status: WebhookStatus::Failed,
+            last_status: None,
+            last_error: Some(reason.into()),
+            response: Value::Null,
+        },
+    };
+    let unrendered = call("s.unrendered", Value::Null);
+    let refused = call("s.refused", json!({"endpoint": "https://crm.example.com:443"}));
+    let work = CampaignWork {
+        steps: vec![failed(Some(message.id)), failed(None)],
+        messages: vec![message.clone()],
+        calls: vec![unrendered.clone(), refused.clone()],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("commit");
+
+    assert_eq!(store.get_message(ws, message.id).await.expect("message"), message);
+    let filter = MessageFilter { status: Some(MessageStatus::Failed), ..MessageFilter::default() };
+    let listed = store.list_messages(ws, &filter, PageRequest { after: None, limit: 10 }).await.expect("list");
+    assert_eq!(listed.items, vec![message]);
+    let stats = store.campaign_stats(ws, campaign).await.expect("stats");
+    assert_eq!(stats.steps["s"]["failed"], 2, "each step counted once, the message not again: {stats:?}");
+
+    // Resending failed calls, by status or by id, leaves the one without a call as it is.
+    let resent =
+        store.resend_deliveries(ws, &[], Some(WebhookStatus::Failed), at(0), at(10), 10, at(3)).await.expect("resend");
+    assert_eq!(resent, vec![refused.id]);
+    assert!(
+        store.resend_deliveries(ws, &[unrendered.id], None, at(0), at(0), 10, at(3)).await.expect("by id").is_empty()
+    );
+    let (kept, attempts) = store.get_delivery(ws, unrendered.id).await.expect("unrendered call");
+    assert_eq!(
+        (kept.status, kept.finished_at, kept.last_error.as_deref()),
+        (WebhookStatus::Failed, Some(at(2)), Some(reason))
+    );
+    assert_eq!(attempts, vec![unrendered.attempt]);
+    let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
+    let deliveries = jobs.iter().filter(|j| j.job.kind == JobKind::DeliverWebhook.as_str()).count();
+    assert_eq!(deliveries, 1, "one delivery job, for the refused call: {jobs:?}");
 }
 
 pub async fn webhook_batches_apply_each_item_alone(store: SharedStore) {

@@ -24,7 +24,8 @@ pub struct NewDelivery {
     pub endpoint: String,
     pub request: Value,
     /// The job payload that makes the call, secrets included: kept for resending, never
-    /// returned by the API.
+    /// returned by the API. `null` for a call whose request could not be rendered, which is
+    /// never resent.
     pub call: Value,
 }
 
@@ -146,7 +147,8 @@ pub trait WebhookStore {
 
     /// Makes finished calls pending again with a delivery job each (the stored call), in one
     /// transaction: `ids`, or with `ids` empty every call in `status` finished between `from`
-    /// and `to` (at most `limit`). Returns the calls resent.
+    /// and `to` (at most `limit`). Calls kept without a call to make (`NewDelivery::call`
+    /// `null`) are left as they are. Returns the calls resent.
     #[allow(clippy::too_many_arguments)]
     async fn resend_deliveries(
         &self,

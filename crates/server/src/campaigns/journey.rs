@@ -7,7 +7,8 @@
 use futures::future::BoxFuture;
 use herald_campaign::document::Scope as Target;
 use herald_campaign::engine::{
-    Advance, Effect, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
+    Advance, Effect, JourneyState, Next, RenderedEmail, StepRun, Surroundings, Unsent, WebhookOutcome, WebhookResult,
+    advance, after_webhook,
 };
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
@@ -294,6 +295,7 @@ impl Campaigns {
             .map(|run| run.step.clone());
         let mut call = None;
         let first_message = work.messages.len();
+        let first_call = work.calls.len();
         let delivery =
             Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
         for run in runs {
@@ -327,14 +329,16 @@ impl Campaigns {
             _ if status == JourneyStatus::Active => work.jobs.push(step_job(journey.id, step, run_at, now)),
             _ => {}
         }
-        // Campaign event webhooks: the messages this run recorded as sent or suppressed (queued
-        // ones fire when delivered), and the journey's end.
+        // Campaign event webhooks: the messages this run recorded as sent, suppressed or failed
+        // (queued ones fire when delivered), the calls it recorded failed (requests that could
+        // not be rendered), and the journey's end.
         let mut events: Vec<(CampaignEventKind, serde_json::Value, String)> = work.messages[first_message..]
             .iter()
             .filter_map(|m| {
                 let kind = match m.status {
                     MessageStatus::Sent => CampaignEventKind::EmailSent,
                     MessageStatus::Suppressed => CampaignEventKind::EmailSuppressed,
+                    MessageStatus::Failed => CampaignEventKind::EmailFailed,
                     _ => return None,
                 };
                 let data =
@@ -342,6 +346,12 @@ impl Campaigns {
                 Some((kind, data, m.id.to_string()))
             })
             .collect();
+        events.extend(work.calls[first_call..].iter().map(|call| {
+            let step = call.delivery.step.as_deref().unwrap_or_default();
+            let url = call.delivery.request["url"].as_str();
+            let data = crate::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
+            (CampaignEventKind::WebhookFailed, data, call.id.to_string())
+        }));
         let ended = match status {
             JourneyStatus::Completed => Some("completed"),
             JourneyStatus::Exited => Some("exit_step"),
@@ -419,52 +429,35 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
     let mut message_id = None;
     let (outcome, detail) = match effect {
         Effect::Email { message } => {
-            let id = MessageId::from_uuid(herald_store::new_uuid(now));
-            message_id = Some(id);
-            let domain = message.from.address.as_str().rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
             // The embedded outbox is the transport until one is configured: handing the
             // message to it is sending it.
-            let (status, reason, sent_at, outcome) = if delivery.suppressed {
-                (MessageStatus::Suppressed, Some("the address is suppressed".to_owned()), None, "suppressed")
+            let (status, reason, outcome) = if delivery.suppressed {
+                (MessageStatus::Suppressed, Some("the address is suppressed".to_owned()), "suppressed")
             } else if delivery.smtp {
-                work.jobs.push(delivery_job(id, now));
-                (MessageStatus::Queued, None, None, "queued")
+                (MessageStatus::Queued, None, "queued")
             } else {
-                (MessageStatus::Sent, None, Some(now), "sent")
+                (MessageStatus::Sent, None, "sent")
             };
-            work.messages.push(Message {
-                id,
-                workspace_id: journey.workspace_id,
-                campaign_id: journey.campaign_id,
-                journey_id: journey.id,
-                step: step.clone(),
-                contact_id: journey.contact_id,
-                status,
-                status_reason: reason,
-                to: message.to.as_str().to_owned(),
-                from: message.from.to_string(),
-                reply_to: message.reply_to.as_ref().map(ToString::to_string),
-                subject: message.subject,
-                html: message.html,
-                text: message.text,
-                headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
-                warnings: message.warnings,
-                // Suppressed: handed to no transport at all.
-                transport: match (delivery.suppressed, delivery.smtp) {
-                    (true, _) => "none",
-                    (false, true) => "smtp",
-                    (false, false) => "outbox",
-                }
-                .into(),
-                internet_message_id: format!("{id}@{domain}"),
-                attempts: 0,
-                reply: None,
-                created_at: now,
-                sent_at,
-            });
+            let id = push_message(journey, &step, *message, (status, reason), delivery, work, now);
+            if status == MessageStatus::Queued {
+                work.jobs.push(delivery_job(id, now));
+            }
+            message_id = Some(id);
             (outcome, json!({}))
         }
-        Effect::Failed { reason } => ("failed", json!({ "reason": reason })),
+        // Recorded like any message or call, so the message and delivery logs and the
+        // contact's timeline say why nothing was sent; the step's `failed` outcome is what the
+        // statistics count.
+        Effect::Failed { reason, unsent: Some(Unsent::Email(message)) } => {
+            let failed = (MessageStatus::Failed, Some(reason.clone()));
+            message_id = Some(push_message(journey, &step, *message, failed, delivery, work, now));
+            ("failed", json!({ "reason": reason }))
+        }
+        Effect::Failed { reason, unsent: Some(Unsent::Webhook { method, url }) } => {
+            work.calls.push(crate::webhooks::unrendered_call(journey, &step, &method, url.as_deref(), &reason, now));
+            ("failed", json!({ "reason": reason }))
+        }
+        Effect::Failed { reason, unsent: None } => ("failed", json!({ "reason": reason })),
         Effect::SetAttribute { attribute, value, scope } => {
             if scope == Target::Contact {
                 work.attributes.push(AttributeChange {
@@ -514,4 +507,49 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
         message_id,
         at,
     });
+}
+
+/// Records an email step's message in `status` (with its reason); returns its id. Suppressed
+/// and failed messages are handed to no transport at all.
+fn push_message(
+    journey: &Journey,
+    step: &str,
+    message: RenderedEmail,
+    (status, status_reason): (MessageStatus, Option<String>),
+    delivery: &Delivery<'_>,
+    work: &mut CampaignWork,
+    now: Timestamp,
+) -> MessageId {
+    let id = MessageId::from_uuid(herald_store::new_uuid(now));
+    let domain = message.from.address.as_str().rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+    let transport = match status {
+        MessageStatus::Suppressed | MessageStatus::Failed => Message::NO_TRANSPORT,
+        _ if delivery.smtp => "smtp",
+        _ => "outbox",
+    };
+    work.messages.push(Message {
+        id,
+        workspace_id: journey.workspace_id,
+        campaign_id: journey.campaign_id,
+        journey_id: journey.id,
+        step: step.to_owned(),
+        contact_id: journey.contact_id,
+        status,
+        status_reason,
+        to: message.to.as_str().to_owned(),
+        from: message.from.to_string(),
+        reply_to: message.reply_to.as_ref().map(ToString::to_string),
+        subject: message.subject,
+        html: message.html,
+        text: message.text,
+        headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
+        warnings: message.warnings,
+        transport: transport.into(),
+        internet_message_id: format!("{id}@{domain}"),
+        attempts: 0,
+        reply: None,
+        created_at: now,
+        sent_at: (status == MessageStatus::Sent).then_some(now),
+    });
+    id
 }

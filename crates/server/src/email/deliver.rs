@@ -139,7 +139,7 @@ impl Email {
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
         let built =
-            tokio::task::spawn_blocking(move || signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url)))
+            tokio::task::spawn_blocking(move || signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, now)))
                 .await
                 .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
         let composed = match built {
@@ -204,8 +204,13 @@ impl Email {
     }
 }
 
-/// The message as the relay receives it: signed, with the one-click unsubscribe headers.
-fn compose_message(message: &Message, signer: &DkimSigner, unsubscribe_url: String) -> Result<Composed, String> {
+/// The message as the relay receives it: signed at `now`, with the one-click unsubscribe headers.
+fn compose_message(
+    message: &Message,
+    signer: &DkimSigner,
+    unsubscribe_url: String,
+    now: Timestamp,
+) -> Result<Composed, String> {
     let from = mailbox(&message.from, "from")?;
     let reply_to = message.reply_to.as_deref().map(|r| mailbox(r, "reply_to")).transpose()?;
     let unsubscribe = Unsubscribe { url: unsubscribe_url, mailto: Some(super::unsubscribe_mailto(&from.address)) };
@@ -221,7 +226,7 @@ fn compose_message(message: &Message, signer: &DkimSigner, unsubscribe_url: Stri
         unsubscribe: Some(unsubscribe),
         envelope_from: None,
     };
-    compose(&outgoing, Some(signer)).map_err(|e| format!("the message cannot be built: {e}"))
+    compose(&outgoing, Some(signer), now.to_offset_date_time()).map_err(|e| format!("the message cannot be built: {e}"))
 }
 
 fn mailbox(text: &str, field: &str) -> Result<Mailbox, String> {

@@ -28,15 +28,20 @@ pub struct MessageSummary {
     step: String,
     #[schema(value_type = String)]
     contact_id: ContactId,
-    /// `queued`, `sent`, `failed`, `suppressed` or `held`.
+    /// `queued`, `sent`, `failed`, `suppressed` or `held`. `failed`: the relay refused it for
+    /// good, its retries ran out, or the step's templates could not be rendered (then nothing
+    /// was sent and the parts from the failing one on are empty).
     #[schema(value_type = String)]
     status: MessageStatus,
+    /// Why it failed, was suppressed or is held, in words. A render failure names the part:
+    /// `subject: …`, `html: …` or `text: …`.
     status_reason: Option<String>,
     to: String,
     from: String,
     subject: String,
     /// `outbox` (the embedded transport: no SMTP relay configured), `smtp`, or `none` (suppressed
-    /// when the step ran: nothing was handed over).
+    /// when the step ran, or `failed` because its templates could not be rendered: nothing was
+    /// handed over).
     transport: String,
     /// The `Message-ID` header, the same on every delivery attempt.
     internet_message_id: String,
@@ -142,7 +147,9 @@ async fn get_message(
 
 /// Send a message again: a copy with a new id and `Message-ID` is queued for delivery, the
 /// suppression list and the transport checked anew when it goes; the original stays as it
-/// was. Refused (409) while the message itself is still queued or held.
+/// was. Refused (409) while the message itself is still queued or held (`message_pending`),
+/// and for a message whose templates failed to render (`message_not_rendered`): there is
+/// nothing to send; fix the step and let the journey run it again.
 #[utoipa::path(post, path = "/messages/{id}/resend", tag = "messages", params(("id" = String, Path)),
     responses((status = 201, body = MessageSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn resend_message(
@@ -163,6 +170,13 @@ pub(crate) async fn resend(state: &AppState, workspace: WorkspaceId, id: Message
             StatusCode::CONFLICT,
             "message_pending",
             format!("the message is still {}: it goes out without being resent", original.status),
+        ));
+    }
+    if !original.was_rendered() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "message_not_rendered",
+            "the message was never rendered (see status_reason): there is nothing to resend",
         ));
     }
     let now = state.clock.now();

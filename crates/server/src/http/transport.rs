@@ -205,7 +205,8 @@ pub(crate) async fn test_send(
         unsubscribe: None,
         envelope_from: None,
     };
-    let composed = compose(&outgoing, signer.as_ref()).map_err(|e| ApiError::invalid("from", e))?;
+    let composed =
+        compose(&outgoing, signer.as_ref(), now.to_offset_date_time()).map_err(|e| ApiError::invalid("from", e))?;
     let result = match client.send(&composed).await {
         Ok(reply) => TestResult {
             accepted: true,

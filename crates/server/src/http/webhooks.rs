@@ -39,13 +39,16 @@ pub struct DeliveryDto {
     /// Sent as `Idempotency-Key` and `webhook-id`, the same on every attempt.
     idempotency_key: String,
     endpoint: String,
-    /// `pending`, `succeeded`, `failed` (refused for good) or `exhausted` (every retry failed).
+    /// `pending`, `succeeded`, `failed` (refused for good, or its request could not be
+    /// rendered: then no request was made, and `last_error` says which part failed and why) or
+    /// `exhausted` (every retry failed).
     #[schema(value_type = String)]
     status: WebhookStatus,
     attempts: u32,
     last_status: Option<u16>,
     last_error: Option<String>,
-    /// The request as rendered (secret-looking header values masked).
+    /// The request as rendered (secret-looking header values masked); of a request that could
+    /// not be rendered, only `method` and `url` (`null` unless the URL rendered).
     #[schema(value_type = Object)]
     request: Value,
     /// The response of the successful attempt (parsed JSON or text).
@@ -267,7 +270,7 @@ async fn resend_delivery(
 }
 
 /// Sends a finished call again (the API's and the web UI's one way to); `409` while it is
-/// still pending.
+/// still pending, and for a call whose request could not be rendered (nothing to send).
 pub(crate) async fn resend(
     state: &AppState,
     workspace: herald_domain::WorkspaceId,
@@ -283,6 +286,15 @@ pub(crate) async fn resend(
     }
     let now = state.clock.now();
     let resent = state.store.resend_deliveries(workspace, &[id], None, now, now, 1, now).await?;
+    // Finished but not resent: the store keeps no call to make for it, unless another resend
+    // just made it pending.
+    if resent.is_empty() && state.store.get_delivery(workspace, id).await?.0.status != WebhookStatus::Pending {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "delivery_not_rendered",
+            "the call's request was never rendered (see last_error): there is nothing to send again",
+        ));
+    }
     state.wake.notify_one();
     Ok(resent)
 }

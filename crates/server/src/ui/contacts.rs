@@ -218,9 +218,13 @@ impl ContactPage {
                 at: m.created_at,
                 when: when(m.created_at),
                 kind: "email",
-                label: m.subject.clone(),
+                label: super::messages::subject_label(&m.subject),
                 href: format!("/messages/{}", m.id),
-                status: Some(m.status.to_string()),
+                // Why it failed, was suppressed or is held, as a journey shows why it exited.
+                status: Some(match &m.status_reason {
+                    Some(reason) => format!("{}: {reason}", m.status),
+                    None => m.status.to_string(),
+                }),
                 badge: status_badge(m.status.as_str()),
             }))
             .chain(deliveries.items.iter().map(|d| TimelineItem {

@@ -16,6 +16,11 @@ use crate::web::{
     non_blank, parse_id, render, status_badge, when,
 };
 
+/// A message's subject as a link's text: a message whose subject failed to render has none.
+pub(super) fn subject_label(subject: &str) -> String {
+    if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() }
+}
+
 pub struct MessageRow {
     pub id: String,
     pub to: String,
@@ -77,7 +82,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
                 id: m.id.to_string(),
                 to: m.to.clone(),
                 contact_id: m.contact_id.to_string(),
-                subject: m.subject.clone(),
+                subject: subject_label(&m.subject),
                 status: m.status.to_string(),
                 badge: status_badge(m.status.as_str()),
                 created: when(m.created_at),
@@ -128,7 +133,7 @@ struct MessagePage {
     headers: Vec<(String, String)>,
     warnings: Vec<String>,
     id: String,
-    /// Sent, failed or suppressed: it can be sent again (as a copy).
+    /// Sent, failed or suppressed, and rendered: it can be sent again (as a copy).
     can_resend: bool,
 }
 
@@ -141,9 +146,9 @@ pub async fn show(
     let id: MessageId = parse_id(&id)?;
     let m = state.store.get_message(session.workspace_id, id).await?;
     let page = MessagePage {
-        l: Layout::new(&session, "/messages", m.subject.clone()).with_notice(notice.message()),
+        l: Layout::new(&session, "/messages", subject_label(&m.subject)).with_notice(notice.message()),
         id: m.id.to_string(),
-        can_resend: !matches!(m.status, MessageStatus::Queued | MessageStatus::Held),
+        can_resend: !matches!(m.status, MessageStatus::Queued | MessageStatus::Held) && m.was_rendered(),
         campaign_id: m.campaign_id.to_string(),
         contact_id: m.contact_id.to_string(),
         step: m.step,

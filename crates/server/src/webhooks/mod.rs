@@ -227,6 +227,63 @@ pub fn draft_step_index(draft: &WebhookDraft) -> Option<u32> {
     }
 }
 
+/// The record of a journey's call whose request failed to render at step `step`: a delivery
+/// failed at once with the reason, and an attempt that made no request saying why (as a call
+/// to a disabled endpoint gets), so the delivery log and the contact's timeline show it. It
+/// keeps no call to make: there is nothing to send again.
+pub fn unrendered_call(
+    journey: &Journey,
+    step: &str,
+    method: &str,
+    url: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> CallRecord {
+    let delivery = NewDelivery {
+        journey_id: Some(journey.id),
+        campaign_id: Some(journey.campaign_id),
+        contact_id: Some(journey.contact_id),
+        step: Some(step.to_owned()),
+        campaign_webhook_id: None,
+        idempotency_key: idempotency_key(journey.id, step),
+        endpoint: url.map(endpoint).unwrap_or_default(),
+        request: json!({ "method": method, "url": url }),
+        call: Value::Null,
+    };
+    let attempt = WebhookAttempt {
+        number: 1,
+        at: now,
+        request_line: format!("{method} {}", url.unwrap_or("(not rendered)")),
+        request_headers: json!({}),
+        status: None,
+        latency_ms: 0,
+        response_body: None,
+        error: Some(format!("the request could not be rendered: {reason}")),
+    };
+    let progress = DeliveryProgress {
+        status: WebhookStatus::Failed,
+        last_status: None,
+        last_error: attempt.error.clone(),
+        response: Value::Null,
+    };
+    CallRecord { id: WebhookDeliveryId::from_uuid(herald_store::new_uuid(now)), delivery, attempt, progress }
+}
+
+/// The `data` of a `webhook_failed` campaign event: the call, how it ended, and its last
+/// attempt.
+pub fn failed_call_data(
+    delivery: WebhookDeliveryId,
+    step: &str,
+    url: Option<&str>,
+    status: WebhookStatus,
+    last: &WebhookAttempt,
+) -> Value {
+    json!({
+        "delivery_id": delivery, "step": step, "url": url, "status": status,
+        "attempts": last.number, "last_status": last.status, "error": last.error,
+    })
+}
+
 /// A request as the delivery log and drafts show it (secret-looking headers masked, Basic
 /// credentials left out).
 fn logged_request(request: &WebhookRequest) -> Value {
@@ -415,7 +472,7 @@ impl Webhooks {
         if judged.progress.status != WebhookStatus::Pending {
             follow_up.extend(call.origin.resume(delivery.id, judged.progress.status, now));
         }
-        follow_up.extend(self.failure_events(workspace, &call, delivery.id, delivery.attempts, &judged, now).await?);
+        follow_up.extend(self.failure_events(workspace, &call, delivery.id, &judged, now).await?);
         let result = if matches!(judged.job, JobOutcome::Retry { .. }) { "retry" } else { "done" };
         let record = AttemptRecord {
             workspace,
@@ -449,7 +506,7 @@ impl Webhooks {
         let delivery = call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), payload.clone());
         let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, 0).await?;
         let now = self.clock.now();
-        let mut jobs = self.failure_events(workspace, &call, id, 0, &judged, now).await?;
+        let mut jobs = self.failure_events(workspace, &call, id, &judged, now).await?;
         if let JobOutcome::Retry { at, .. } = judged.job {
             jobs.push(webhook_job(payload, at));
         }
@@ -512,7 +569,6 @@ impl Webhooks {
         workspace: WorkspaceId,
         call: &CallPayload,
         delivery: WebhookDeliveryId,
-        attempts: u32,
         judged: &Judged,
         now: Timestamp,
     ) -> StoreResult<Vec<NewJob>> {
@@ -521,10 +577,7 @@ impl Webhooks {
         if !matches!(status, WebhookStatus::Failed | WebhookStatus::Exhausted) {
             return Ok(Vec::new());
         }
-        let data = json!({
-            "delivery_id": delivery, "step": step, "url": call.request.url, "status": status,
-            "attempts": attempts + 1, "last_status": judged.attempt.status, "error": judged.attempt.error,
-        });
+        let data = failed_call_data(delivery, step, Some(&call.request.url), status, &judged.attempt);
         let occurrence = campaign_events::Occurrence {
             kind: CampaignEventKind::WebhookFailed,
             campaign: *campaign,
