@@ -8,7 +8,9 @@
 pub mod app;
 pub mod campaigns;
 pub mod clock;
+pub mod contacts;
 pub mod email;
+pub mod events;
 pub mod group_commit;
 pub mod http;
 pub mod ingest;

@@ -13,6 +13,7 @@ mod ops;
 pub mod router;
 pub mod state;
 pub mod telemetry;
+pub mod wiring;
 pub mod worker;
 
 use std::sync::Arc;
@@ -27,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::campaigns::Campaigns;
 use crate::clock::SharedClock;
+use crate::contacts::ContactsState;
 use crate::email::{Email, EmailSettings};
+use crate::events::EventsState;
 use crate::ingest::log::SourceLog;
 use crate::ingest::{self, IngestState};
 use crate::web::WebState;
@@ -119,6 +122,17 @@ impl App {
                 sources: Arc::default(),
                 body_limit: ingest_body_limit,
             },
+            contacts: ContactsState {
+                store: store.clone(),
+                clock: clock.clone(),
+                delivery: Arc::new(wiring::DeliveryForContacts {
+                    store: store.clone(),
+                    clock: clock.clone(),
+                    email: email.clone(),
+                    webhooks: webhooks.clone(),
+                }),
+            },
+            events: EventsState { store: store.clone() },
             web: WebState {
                 store: store.clone(),
                 clock: clock.clone(),

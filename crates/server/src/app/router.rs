@@ -23,16 +23,16 @@ use utoipa_axum::routes;
 use super::ops;
 use super::state::AppState;
 use crate::http::{
-    actions, api_keys, campaign_webhooks, campaigns, contacts, domains, drafts, endpoints, events, messages,
-    suppressions, transport, unsubscribe, webhooks, workspace,
+    actions, api_keys, campaign_webhooks, campaigns, domains, drafts, endpoints, messages, suppressions, transport,
+    unsubscribe, webhooks, workspace,
 };
-use crate::ingest;
 use crate::ui::{
-    campaign_webhooks as campaign_webhook_pages, campaigns as campaign_pages, contacts as contact_pages, deliveries,
-    domains as domain_pages, drafts as draft_pages, editor, events as event_pages, messages as message_pages, settings,
+    campaign_webhooks as campaign_webhook_pages, campaigns as campaign_pages, deliveries, domains as domain_pages,
+    drafts as draft_pages, editor, messages as message_pages, settings,
 };
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, login};
+use crate::{contacts, events, ingest};
 
 /// Largest request body the admin API reads.
 const API_BODY_LIMIT: usize = 256 * 1024;
@@ -106,8 +106,8 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(workspace::router())
         .merge(api_keys::router())
         .merge(ingest::api::router())
-        .merge(contacts::router())
-        .merge(events::router())
+        .merge(contacts::api::router())
+        .merge(events::api::router())
         .merge(campaigns::router())
         .merge(campaign_webhooks::router())
         .merge(messages::router())
@@ -135,13 +135,6 @@ fn pages() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{file}", get(assets::serve))
-        .route("/events", get(event_pages::list))
-        .route("/events/{id}", get(event_pages::show))
-        .route("/contacts", get(contact_pages::list))
-        .route("/contacts/{id}", get(contact_pages::show))
-        .route("/contacts/{id}/unsubscribe", post(contact_pages::unsubscribe))
-        .route("/contacts/{id}/delete", get(contact_pages::confirm_delete).post(contact_pages::delete))
-        .route("/contacts/{id}/run-action", post(contact_pages::run_action))
         .route("/campaigns", get(campaign_pages::list))
         .route("/campaigns/new", get(editor::new).post(editor::submit_new))
         .route("/campaigns/{id}", get(campaign_pages::show))
@@ -200,6 +193,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops)
         .merge(pages())
         .merge(ingest::pages::router())
+        .merge(contacts::pages::router())
+        .merge(events::pages::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::app::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))

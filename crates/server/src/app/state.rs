@@ -8,6 +8,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
+use crate::contacts::ContactsState;
+use crate::events::EventsState;
 use crate::ingest::IngestState;
 use crate::web::WebState;
 
@@ -40,6 +42,8 @@ pub struct Services {
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
     pub ingest: IngestState,
+    pub contacts: ContactsState,
+    pub events: EventsState,
     /// Campaign engine: enrolment through the API.
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     /// Sending domains, transports and unsubscribe links.
@@ -68,5 +72,17 @@ impl FromRef<AppState> for WebState {
 impl FromRef<AppState> for IngestState {
     fn from_ref(state: &AppState) -> Self {
         state.ingest.clone()
+    }
+}
+
+impl FromRef<AppState> for ContactsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.contacts.clone()
+    }
+}
+
+impl FromRef<AppState> for EventsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.events.clone()
     }
 }

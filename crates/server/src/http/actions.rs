@@ -166,9 +166,13 @@ async fn create_action(
     Ok((StatusCode::CREATED, Json(action.into())))
 }
 
-async fn load(state: &AppState, workspace: herald_domain::WorkspaceId, raw: &str) -> Result<SavedAction, ApiError> {
+async fn load(
+    store: &herald_store::SharedStore,
+    workspace: herald_domain::WorkspaceId,
+    raw: &str,
+) -> Result<SavedAction, ApiError> {
     let id = parse_id(raw)?;
-    let found = state.store.actions_by_ids(workspace, &[id]).await?;
+    let found = store.actions_by_ids(workspace, &[id]).await?;
     found
         .into_iter()
         .find(|a| a.deleted_at.is_none())
@@ -183,7 +187,7 @@ async fn get_action(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ActionDto>, ApiError> {
-    Ok(Json(load(&state, p.workspace_id, &id).await?.into()))
+    Ok(Json(load(&state.store, p.workspace_id, &id).await?.into()))
 }
 
 /// Replace an action's name and request. A blank Basic password and `***` header values keep
@@ -197,7 +201,7 @@ async fn update_action(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ActionDto>, ApiError> {
-    let current = load(&state, p.workspace_id, &id).await?;
+    let current = load(&state.store, p.workspace_id, &id).await?;
     let (name, definition) = parse(body, Some(&current))?;
     let action = state.store.update_action(p.workspace_id, current.id, &name, &definition, state.clock.now()).await?;
     state.campaigns.forget_programs();
@@ -253,23 +257,25 @@ async fn run_action(
     let contact_id: herald_domain::ContactId =
         body.contact_id.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let queued = run(&state, p.workspace_id, &id, contact_id, key).await?;
+    let queued = run(&state.store, &state.email, &state.webhooks, p.workspace_id, &id, contact_id, key).await?;
     Ok((StatusCode::ACCEPTED, Json(RunQueued { status: "queued", idempotency_key: queued })))
 }
 
 /// Runs saved action `id` for one contact (the API's and the web UI's one way to); returns
 /// the call's idempotency key.
 pub(crate) async fn run(
-    state: &AppState,
+    store: &herald_store::SharedStore,
+    email: &crate::email::Email,
+    webhooks: &crate::webhooks::Webhooks,
     workspace: herald_domain::WorkspaceId,
     id: &str,
     contact_id: herald_domain::ContactId,
     key: Option<&str>,
 ) -> Result<String, ApiError> {
-    let action = load(state, workspace, id).await?;
-    let contact = state.store.get_contact(workspace, contact_id).await?;
-    let unsubscribe_url = state.email.unsubscribe_url(workspace, contact.id).await?;
-    state.webhooks.run_action(workspace, &action, &contact, &unsubscribe_url, key).await.map_err(|e| match e {
+    let action = load(store, workspace, id).await?;
+    let contact = store.get_contact(workspace, contact_id).await?;
+    let unsubscribe_url = email.unsubscribe_url(workspace, contact.id).await?;
+    webhooks.run_action(workspace, &action, &contact, &unsubscribe_url, key).await.map_err(|e| match e {
         RunError::Store(e) => e.into(),
         RunError::Render { field, reason } => {
             let mut error =

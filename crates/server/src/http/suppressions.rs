@@ -90,7 +90,8 @@ async fn add_suppression(
 ) -> Result<(StatusCode, Json<SuppressionDto>), ApiError> {
     let email = address(&body.email, "email")?;
     let reason = body.reason.unwrap_or_else(|| "manual".to_owned());
-    let (stored, created) = suppress(&state, principal.workspace_id, &email, reason, body.detail).await?;
+    let (stored, created) =
+        suppress(&state.store, &state.clock, principal.workspace_id, &email, reason, body.detail).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored.into())))
 }
@@ -99,7 +100,8 @@ async fn add_suppression(
 /// returns the record kept and whether it is new (an address already suppressed keeps its
 /// first record).
 pub(crate) async fn suppress(
-    state: &AppState,
+    store: &herald_store::SharedStore,
+    clock: &crate::clock::SharedClock,
     workspace: herald_domain::WorkspaceId,
     email: &EmailAddress,
     reason: String,
@@ -112,16 +114,16 @@ pub(crate) async fn suppress(
         return Err(ApiError::invalid("detail", "must be at most 1000 characters"));
     }
     let filter = ContactFilter { email: Some(email.clone()), ..ContactFilter::default() };
-    let contact = state.store.list_contacts(workspace, &filter, herald_domain::PageRequest::first(1)).await?;
+    let contact = store.list_contacts(workspace, &filter, herald_domain::PageRequest::first(1)).await?;
     let new = Suppression {
         email: email.as_str().to_owned(),
         contact_id: contact.items.first().map(|c| c.id),
         reason,
         detail,
-        created_at: state.clock.now(),
+        created_at: clock.now(),
     };
     // Added by hand, not by the contact: no `contact_unsubscribed` event.
-    let stored = state.store.add_suppression(workspace, &new, &[]).await?;
+    let stored = store.add_suppression(workspace, &new, &[]).await?;
     let created = stored == new;
     Ok((stored, created))
 }

@@ -72,7 +72,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
     let mut errors = FieldErrors::default();
     // The contact box takes an email too: look it up, then filter by its id.
     let contact = match non_blank(&q.contact) {
-        Some(raw) => match super::events::contact_filter(&state, &session, raw).await {
+        Some(raw) => match crate::web::contact_filter(&state.store, session.workspace_id, raw).await {
             Ok(id) => id.map(|c| c.to_string()),
             Err(e) => {
                 errors = FieldErrors::from_api(crate::web::error::ApiError::invalid("contact", e), &FILTER_FIELDS);

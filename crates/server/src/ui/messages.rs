@@ -16,11 +16,6 @@ use crate::web::{
     non_blank, parse_id, render, status_badge, when,
 };
 
-/// A message's subject as a link's text: a message whose subject failed to render has none.
-pub(super) fn subject_label(subject: &str) -> String {
-    if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() }
-}
-
 pub struct MessageRow {
     pub id: String,
     pub to: String,
@@ -63,7 +58,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
         .transpose()
         .map_err(|e| UiError(ApiError::invalid("campaign", e)))?;
     let (contact, contact_error) = match non_blank(&q.contact) {
-        Some(raw) => match super::events::contact_filter(&state, &session, raw).await {
+        Some(raw) => match crate::web::contact_filter(&state.store, session.workspace_id, raw).await {
             Ok(id) => (id, None),
             Err(e) => (None, Some(e)),
         },
@@ -82,7 +77,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
                 id: m.id.to_string(),
                 to: m.to.clone(),
                 contact_id: m.contact_id.to_string(),
-                subject: subject_label(&m.subject),
+                subject: crate::web::subject_label(&m.subject),
                 status: m.status.to_string(),
                 badge: status_badge(m.status.as_str()),
                 created: when(m.created_at),
@@ -146,7 +141,7 @@ pub async fn show(
     let id: MessageId = parse_id(&id)?;
     let m = state.store.get_message(session.workspace_id, id).await?;
     let page = MessagePage {
-        l: Layout::new(&session, "/messages", subject_label(&m.subject)).with_notice(notice.message()),
+        l: Layout::new(&session, "/messages", crate::web::subject_label(&m.subject)).with_notice(notice.message()),
         id: m.id.to_string(),
         can_resend: !matches!(m.status, MessageStatus::Queued | MessageStatus::Held) && m.was_rendered(),
         campaign_id: m.campaign_id.to_string(),

@@ -2,11 +2,9 @@
 
 pub(crate) mod campaign_webhooks;
 pub(crate) mod campaigns;
-pub(crate) mod contacts;
 pub(crate) mod deliveries;
 pub(crate) mod domains;
 pub(crate) mod drafts;
 pub(crate) mod editor;
-pub(crate) mod events;
 pub(crate) mod messages;
 pub(crate) mod settings;

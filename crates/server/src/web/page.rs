@@ -299,6 +299,11 @@ pub fn thousands(n: u32) -> String {
     out
 }
 
+/// A message's subject as a link's text: a message whose subject failed to render has none.
+pub fn subject_label(subject: &str) -> String {
+    if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() }
+}
+
 /// JSON, indented.
 pub fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -374,6 +379,28 @@ pub fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, UiError> {
 /// An optional form or query field: blank means absent.
 pub fn non_blank(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The contact a filter box names: an id, or an email address looked up.
+pub async fn contact_filter(
+    store: &herald_store::SharedStore,
+    workspace: herald_domain::WorkspaceId,
+    raw: &str,
+) -> Result<Option<herald_domain::ContactId>, String> {
+    if let Ok(id) = raw.parse::<herald_domain::ContactId>() {
+        return Ok(Some(id));
+    }
+    let email = herald_domain::EmailAddress::parse(raw)
+        .map_err(|_| "Enter a contact id (ctc_…) or an email address.".to_owned())?;
+    let filter = herald_store::ContactFilter { email: Some(email), ..herald_store::ContactFilter::default() };
+    let page = store
+        .list_contacts(workspace, &filter, herald_domain::PageRequest { after: None, limit: 1 })
+        .await
+        .map_err(|e| ApiError::from(e).message)?;
+    match page.items.first() {
+        Some(contact) => Ok(Some(contact.id)),
+        None => Err(format!("No contact has the email {raw}.")),
+    }
 }
 
 #[cfg(test)]

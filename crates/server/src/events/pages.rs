@@ -3,18 +3,32 @@
 //! the raw request, pretty-printed.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::response::IntoResponse;
+use axum::routing::get;
 use base64::Engine;
 use herald_domain::contact::IdentityConflict;
-use herald_domain::{ContactAction, ContactId, Cursor, EmailAddress, Event, EventId, PageRequest, SourceId};
-use herald_store::{ContactFilter, EventFilter};
+use herald_domain::{ContactAction, Cursor, Event, EventId, PageRequest, SourceId};
+use herald_store::EventFilter;
 use serde::Deserialize;
 
-use crate::app::state::AppState;
-use crate::http::events::{OUTCOMES, outcome_param};
+use super::EventsState;
+use super::{OUTCOMES, outcome_param};
 use crate::web::error::ApiError;
-use crate::web::{Layout, SelectOption, Session, UiError, UiResult, non_blank, parse_id, pretty, render, when};
+use crate::web::{
+    Layout, SelectOption, Session, UiError, UiResult, WebState, non_blank, parse_id, pretty, render, when,
+};
+
+/// The events pages.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EventsState: FromRef<S>,
+    WebState: FromRef<S>,
+{
+    Router::new().route("/events", get(list)).route("/events/{id}", get(show))
+}
 
 pub struct EventRow {
     pub id: String,
@@ -127,29 +141,7 @@ struct EventRows {
     filtered: bool,
 }
 
-/// The contact a filter box names: an id, or an email address looked up.
-pub(super) async fn contact_filter(
-    state: &AppState,
-    session: &Session,
-    raw: &str,
-) -> Result<Option<ContactId>, String> {
-    if let Ok(id) = raw.parse::<ContactId>() {
-        return Ok(Some(id));
-    }
-    let email = EmailAddress::parse(raw).map_err(|_| "Enter a contact id (ctc_…) or an email address.".to_owned())?;
-    let filter = ContactFilter { email: Some(email), ..ContactFilter::default() };
-    let page = state
-        .store
-        .list_contacts(session.workspace_id, &filter, PageRequest { after: None, limit: 1 })
-        .await
-        .map_err(|e| ApiError::from(e).message)?;
-    match page.items.first() {
-        Some(contact) => Ok(Some(contact.id)),
-        None => Err(format!("No contact has the email {raw}.")),
-    }
-}
-
-pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<EventQuery>) -> UiResult {
+pub async fn list(State(state): State<EventsState>, session: Session, Query(q): Query<EventQuery>) -> UiResult {
     let ws = session.workspace_id;
     let source: Option<SourceId> = non_blank(&q.source).and_then(|s| s.parse().ok());
     let name = non_blank(&q.name).map(str::to_owned);
@@ -157,7 +149,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
     let outcome_name = non_blank(&q.outcome).filter(|o| OUTCOMES.iter().any(|(name, _, _)| name == o));
     let outcome = outcome_param(outcome_name)?;
     let (contact, contact_error) = match non_blank(&q.contact) {
-        Some(raw) => match contact_filter(&state, &session, raw).await {
+        Some(raw) => match crate::web::contact_filter(&state.store, session.workspace_id, raw).await {
             Ok(id) => (id, None),
             Err(e) => (None, Some(e)),
         },
@@ -259,7 +251,7 @@ struct EventPage {
     body_note: Option<&'static str>,
 }
 
-pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+pub async fn show(State(state): State<EventsState>, session: Session, Path(id): Path<String>) -> UiResult {
     let id: EventId = parse_id(&id)?;
     let mut event = state.store.get_event(session.workspace_id, id).await?;
     let source = match event.source_id {

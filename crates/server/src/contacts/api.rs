@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use herald_domain::{Contact, ContactId, EmailAddress, Identity, Page, PageRequest, Phone, Timestamp, UserId};
 use herald_store::{ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewContact};
@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::EventDto;
-use crate::app::state::AppState;
+use super::ContactsState;
+use crate::events::api::EventDto;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -181,7 +181,11 @@ pub struct ImportError {
     message: String,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ContactsState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_contacts, create_contact))
         .routes(routes!(get_contact, update_contact, delete_contact))
@@ -197,7 +201,7 @@ fn parse_id(raw: &str) -> Result<ContactId, ApiError> {
 #[utoipa::path(get, path = "/contacts", tag = "contacts", params(ContactQuery),
     responses((status = 200, body = List<ContactDto>), (status = 400, body = ErrorBody)))]
 async fn list_contacts(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> Result<Json<List<ContactDto>>, ApiError> {
@@ -226,7 +230,7 @@ async fn list_contacts(
 #[utoipa::path(post, path = "/contacts", tag = "contacts", request_body = ContactInput,
     responses((status = 201, body = ContactDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_contact(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<ContactInput>,
 ) -> Result<(StatusCode, Json<ContactDto>), ApiError> {
@@ -266,7 +270,7 @@ fn identity_conflict(e: herald_store::StoreError) -> ApiError {
 #[utoipa::path(get, path = "/contacts/{id}", tag = "contacts", params(("id" = String, Path)),
     responses((status = 200, body = ContactWithEvents), (status = 404, body = ErrorBody)))]
 async fn get_contact(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ContactWithEvents>, ApiError> {
@@ -283,7 +287,7 @@ async fn get_contact(
 #[utoipa::path(patch, path = "/contacts/{id}", tag = "contacts", params(("id" = String, Path)), request_body = ContactInput,
     responses((status = 200, body = ContactDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn update_contact(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ContactInput>,
@@ -299,7 +303,7 @@ async fn update_contact(
 #[utoipa::path(delete, path = "/contacts/{id}", tag = "contacts", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_contact(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -314,7 +318,7 @@ async fn delete_contact(
 #[utoipa::path(post, path = "/contacts/import", tag = "contacts", request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportSummary), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 async fn import_contacts(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Auth(p): Auth,
     headers: HeaderMap,
     body: Bytes,

@@ -3,23 +3,38 @@
 //! can be done to one: unsubscribe, delete (after a confirmation page), run a saved action.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
 use herald_domain::{ActionId, Contact, ContactId, Cursor, EmailAddress, PageRequest, Timestamp, UserId};
 use herald_store::campaign::MessageFilter;
 use herald_store::webhook::DeliveryFilter;
 use herald_store::{ContactFilter, EventFilter};
 use serde::Deserialize;
 
-use crate::app::state::AppState;
-use crate::http::actions;
-use crate::http::suppressions::suppress;
+use super::ContactsState;
 use crate::web::error::ApiError;
 use crate::web::{
-    Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, non_blank, parse_id,
-    pretty, render, see_other, status_badge, thousands, when,
+    Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, WebState, non_blank,
+    parse_id, pretty, render, see_other, status_badge, thousands, when,
 };
+
+/// The contacts pages.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ContactsState: FromRef<S>,
+    WebState: FromRef<S>,
+{
+    Router::new()
+        .route("/contacts", get(list))
+        .route("/contacts/{id}", get(show))
+        .route("/contacts/{id}/unsubscribe", post(unsubscribe))
+        .route("/contacts/{id}/delete", get(confirm_delete).post(delete))
+        .route("/contacts/{id}/run-action", post(run_action))
+}
 
 pub struct ContactRow {
     pub id: String,
@@ -84,7 +99,7 @@ fn parse_search(q: &str) -> Result<ContactFilter, String> {
     Ok(ContactFilter { user_id: Some(user_id), ..ContactFilter::default() })
 }
 
-pub async fn list(State(state): State<AppState>, session: Session, Query(query): Query<SearchQuery>) -> UiResult {
+pub async fn list(State(state): State<ContactsState>, session: Session, Query(query): Query<SearchQuery>) -> UiResult {
     let q = non_blank(&query.q).unwrap_or_default().to_owned();
     let after = non_blank(&query.cursor)
         .map(Cursor::decode::<ContactId>)
@@ -155,7 +170,7 @@ pub struct ContactQuery {
 }
 
 impl ContactPage {
-    async fn load(state: &AppState, session: &Session, id: ContactId) -> Result<Self, UiError> {
+    async fn load(state: &ContactsState, session: &Session, id: ContactId) -> Result<Self, UiError> {
         let ws = session.workspace_id;
         let contact = state.store.get_contact(ws, id).await?;
         let events = state
@@ -218,7 +233,7 @@ impl ContactPage {
                 at: m.created_at,
                 when: when(m.created_at),
                 kind: "email",
-                label: super::messages::subject_label(&m.subject),
+                label: crate::web::subject_label(&m.subject),
                 href: format!("/messages/{}", m.id),
                 // Why it failed, was suppressed or is held, as a journey shows why it exited.
                 status: Some(match &m.status_reason {
@@ -284,7 +299,7 @@ impl ContactPage {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     session: Session,
     Path(id): Path<String>,
     Query(q): Query<ContactQuery>,
@@ -297,22 +312,6 @@ pub async fn show(
     Ok(render(&page))
 }
 
-/// Unsubscribes the contact's address by hand, as `POST /api/v1/suppressions` does.
-pub async fn unsubscribe(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Form(session, Empty {}): Form<Empty>,
-) -> UiResult {
-    let id: ContactId = parse_id(&id)?;
-    let contact = state.store.get_contact(session.workspace_id, id).await?;
-    let Some(email) = contact.email else {
-        return Err(UiError(ApiError::invalid("email", "this contact has no email address to unsubscribe")));
-    };
-    suppress(&state, session.workspace_id, &email, "manual".to_owned(), Some("unsubscribed in the web UI".to_owned()))
-        .await?;
-    Ok(see_other(&format!("/contacts/{id}"), "unsubscribed"))
-}
-
 #[derive(Template)]
 #[template(path = "contact_delete.html")]
 struct DeletePage {
@@ -321,7 +320,7 @@ struct DeletePage {
 }
 
 /// Asks before deleting: the contact and their events go for good.
-pub async fn confirm_delete(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+pub async fn confirm_delete(State(state): State<ContactsState>, session: Session, Path(id): Path<String>) -> UiResult {
     let id: ContactId = parse_id(&id)?;
     let contact = state.store.get_contact(session.workspace_id, id).await?;
     let page = DeletePage { l: Layout::new(&session, "/contacts", "Delete contact"), c: row(&contact) };
@@ -330,7 +329,7 @@ pub async fn confirm_delete(State(state): State<AppState>, session: Session, Pat
 
 /// Erases the contact and their events, as `DELETE /api/v1/contacts/{id}` does.
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Path(id): Path<String>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
@@ -338,6 +337,24 @@ pub async fn delete(
     state.store.delete_contact(session.workspace_id, id).await?;
     tracing::info!(workspace = %session.workspace_id, contact = %id, "contact deleted in the web UI");
     Ok(see_other("/contacts", "contact_deleted"))
+}
+
+/// Unsubscribes the contact's address by hand, as `POST /api/v1/suppressions` does.
+pub async fn unsubscribe(
+    State(state): State<ContactsState>,
+    Path(id): Path<String>,
+    Form(session, Empty {}): Form<Empty>,
+) -> UiResult {
+    let id: ContactId = parse_id(&id)?;
+    let contact = state.store.get_contact(session.workspace_id, id).await?;
+    let Some(email) = contact.email else {
+        return Err(UiError(ApiError::invalid("email", "this contact has no email address to unsubscribe")));
+    };
+    state
+        .delivery
+        .suppress(session.workspace_id, &email, "manual".to_owned(), Some("unsubscribed in the web UI".to_owned()))
+        .await?;
+    Ok(see_other(&format!("/contacts/{id}"), "unsubscribed"))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,7 +365,7 @@ pub struct RunForm {
 
 /// Runs a saved action for this contact, as `POST /api/v1/actions/{id}/run` does.
 pub async fn run_action(
-    State(state): State<AppState>,
+    State(state): State<ContactsState>,
     Path(id): Path<String>,
     Form(session, form): Form<RunForm>,
 ) -> UiResult {
@@ -359,7 +376,7 @@ pub async fn run_action(
     let result = if action.is_empty() {
         Err(ApiError::invalid("action", "choose an action to run"))
     } else {
-        actions::run(&state, session.workspace_id, action, id, None).await
+        state.delivery.run_action(session.workspace_id, action, id).await
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/contacts/{id}?notice=action_queued&ran={action}")).into_response()),

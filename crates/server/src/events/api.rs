@@ -2,11 +2,11 @@
 //! comes with its request exactly as received and its outcome explained.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_domain::{ContactId, Event, EventId, EventOutcome, SourceId, Timestamp};
-use herald_store::{EventFilter, OutcomeFilter};
+use herald_store::EventFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use super::{EventsState, outcome_param};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -95,27 +95,12 @@ pub struct EventQuery {
     cursor: Option<String>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EventsState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_events)).routes(routes!(get_event))
-}
-
-/// The outcomes the event log filters by: (query value, the words the web UI shows).
-pub(crate) const OUTCOMES: [(&str, &str, OutcomeFilter); 4] = [
-    ("contact_created", "Created a contact", OutcomeFilter::ContactCreated),
-    ("contact_updated", "Updated a contact", OutcomeFilter::ContactUpdated),
-    ("started_campaign", "Started a campaign", OutcomeFilter::StartedCampaign),
-    ("nothing", "Nothing happened", OutcomeFilter::Nothing),
-];
-
-/// An `outcome` filter (the API's and the web UI's).
-pub(crate) fn outcome_param(value: Option<&str>) -> Result<Option<OutcomeFilter>, ApiError> {
-    value
-        .map(|v| {
-            OUTCOMES.iter().find(|(name, _, _)| *name == v).map(|(_, _, f)| *f).ok_or_else(|| {
-                ApiError::invalid("outcome", "must be contact_created, contact_updated, started_campaign or nothing")
-            })
-        })
-        .transpose()
 }
 
 fn time_param(value: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiError> {
@@ -132,7 +117,7 @@ fn time_param(value: Option<&str>, name: &str) -> Result<Option<Timestamp>, ApiE
 #[utoipa::path(get, path = "/events", tag = "events", params(EventQuery),
     responses((status = 200, body = List<EventDto>), (status = 400, body = ErrorBody)))]
 async fn list_events(
-    State(state): State<AppState>,
+    State(state): State<EventsState>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<List<EventDto>>, ApiError> {
@@ -153,7 +138,7 @@ async fn list_events(
 #[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
     responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
 async fn get_event(
-    State(state): State<AppState>,
+    State(state): State<EventsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
