@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::campaigns::Campaigns;
+use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
 use crate::email::{Email, EmailSettings};
@@ -133,6 +133,13 @@ impl App {
                 }),
             },
             events: EventsState { store: store.clone() },
+            campaigns_state: CampaignsState {
+                store: store.clone(),
+                clock: clock.clone(),
+                campaigns: campaigns.clone(),
+                webhooks: webhooks.clone(),
+                wake: wake.clone(),
+            },
             web: WebState {
                 store: store.clone(),
                 clock: clock.clone(),

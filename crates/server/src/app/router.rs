@@ -23,16 +23,12 @@ use utoipa_axum::routes;
 use super::ops;
 use super::state::AppState;
 use crate::http::{
-    actions, api_keys, campaign_webhooks, campaigns, domains, drafts, endpoints, messages, suppressions, transport,
-    unsubscribe, webhooks, workspace,
+    actions, api_keys, domains, endpoints, messages, suppressions, transport, unsubscribe, webhooks, workspace,
 };
-use crate::ui::{
-    campaign_webhooks as campaign_webhook_pages, campaigns as campaign_pages, deliveries, domains as domain_pages,
-    drafts as draft_pages, editor, messages as message_pages, settings,
-};
+use crate::ui::{deliveries, domains as domain_pages, messages as message_pages, settings};
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, login};
-use crate::{contacts, events, ingest};
+use crate::{campaigns, contacts, events, ingest};
 
 /// Largest request body the admin API reads.
 const API_BODY_LIMIT: usize = 256 * 1024;
@@ -108,15 +104,15 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ingest::api::router())
         .merge(contacts::api::router())
         .merge(events::api::router())
-        .merge(campaigns::router())
-        .merge(campaign_webhooks::router())
+        .merge(campaigns::api::router())
+        .merge(campaigns::hooks::api::router())
         .merge(messages::router())
         .merge(domains::router())
         .merge(suppressions::router())
         .merge(transport::router())
         .merge(webhooks::router())
         .merge(actions::router())
-        .merge(drafts::router())
+        .merge(campaigns::drafts::api::router())
         .merge(endpoints::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
@@ -135,18 +131,6 @@ fn pages() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/{file}", get(assets::serve))
-        .route("/campaigns", get(campaign_pages::list))
-        .route("/campaigns/new", get(editor::new).post(editor::submit_new))
-        .route("/campaigns/{id}", get(campaign_pages::show))
-        .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
-        .route("/campaigns/{id}/state", post(campaign_pages::change_state))
-        .route("/campaigns/{id}/drafts", post(draft_pages::settle))
-        .route("/campaigns/{id}/webhooks", post(campaign_webhook_pages::create))
-        .route(
-            "/campaigns/{id}/webhooks/{hook}",
-            get(campaign_webhook_pages::edit).post(campaign_webhook_pages::update),
-        )
-        .route("/campaigns/{id}/webhooks/{hook}/delete", post(campaign_webhook_pages::delete))
         .route("/messages", get(message_pages::list))
         .route("/messages/{id}", get(message_pages::show))
         .route("/deliveries", get(deliveries::list))
@@ -195,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::pages::router())
         .merge(contacts::pages::router())
         .merge(events::pages::router())
+        .merge(campaigns::pages::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::app::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))

@@ -7,6 +7,7 @@ use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
+use crate::campaigns::CampaignsState;
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
 use crate::events::EventsState;
@@ -44,6 +45,7 @@ pub struct Services {
     pub ingest: IngestState,
     pub contacts: ContactsState,
     pub events: EventsState,
+    pub campaigns_state: CampaignsState,
     /// Campaign engine: enrolment through the API.
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     /// Sending domains, transports and unsubscribe links.
@@ -84,5 +86,11 @@ impl FromRef<AppState> for ContactsState {
 impl FromRef<AppState> for EventsState {
     fn from_ref(state: &AppState) -> Self {
         state.events.clone()
+    }
+}
+
+impl FromRef<AppState> for CampaignsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.campaigns_state.clone()
     }
 }

@@ -2,10 +2,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod api_keys;
-pub(crate) mod campaign_webhooks;
-pub(crate) mod campaigns;
 pub(crate) mod domains;
-pub(crate) mod drafts;
 pub(crate) mod endpoints;
 pub(crate) mod messages;
 pub(crate) mod suppressions;

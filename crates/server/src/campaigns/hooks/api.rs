@@ -2,27 +2,21 @@
 //! the secret are write-only (`password_set`, `secret_set`); a blank or absent secret on update
 //! keeps the stored one. Their calls are in `/api/v1/webhook-deliveries?campaign_webhook=cwh_…`.
 
-use std::net::IpAddr;
-
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_domain::{
-    CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, HookMethod, PayloadEncoding, PayloadMapping,
-    Timestamp, WorkspaceId,
-};
-use herald_webhook::client::ALLOW_HTTP_SETTING;
+use herald_domain::{CampaignId, CampaignWebhook, CampaignWebhookId, Timestamp, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use super::{create, delete, update};
+use crate::campaigns::CampaignsState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 use crate::web::list::List;
-use crate::webhooks::campaign_events::check_secret;
 
 /// A campaign event webhook. The password and the secret are never shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,7 +127,11 @@ pub struct WebhookInput {
     pub(crate) payload: Option<Option<Value>>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CampaignsState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_webhooks, create_webhook)).routes(routes!(
         get_webhook,
         update_webhook,
@@ -149,135 +147,8 @@ fn ids(campaign: &str, hook: &str) -> Result<(CampaignId, CampaignWebhookId), Ap
     Ok((campaign_id(campaign)?, hook.parse().map_err(|e| ApiError::invalid("webhook_id", e))?))
 }
 
-/// Applies `input` to `hook` (a stored webhook, or a blank one for create) and validates the
-/// result; every refusal names its field.
-fn apply(state: &AppState, mut hook: CampaignWebhook, input: WebhookInput) -> Result<CampaignWebhook, ApiError> {
-    if let Some(url) = input.url {
-        hook.url = check_url(state, url.trim())?;
-    }
-    if hook.url.is_empty() {
-        return Err(ApiError::invalid("url", "is required"));
-    }
-    if let Some(content_type) = input.content_type {
-        hook.content_type = match content_type.trim().to_ascii_lowercase().as_str() {
-            "json" | "application/json" => PayloadEncoding::Json,
-            "form" | "application/x-www-form-urlencoded" => PayloadEncoding::Form,
-            _ => return Err(ApiError::invalid("content_type", "must be json or form")),
-        };
-    }
-    if let Some(method) = input.method {
-        hook.method = method
-            .trim()
-            .to_ascii_uppercase()
-            .parse()
-            .map_err(|_| ApiError::invalid("method", "must be POST or GET"))?;
-    }
-    let basic = match input.auth.as_deref().map(str::trim) {
-        Some("basic") => true,
-        Some("none") => false,
-        Some(_) => return Err(ApiError::invalid("auth", "must be none or basic")),
-        None => input.username.is_some() || hook.basic_auth.is_some(),
-    };
-    hook.basic_auth = if basic {
-        if hook.method != HookMethod::Post {
-            return Err(ApiError::invalid("auth", "Basic authentication is only available with method POST"));
-        }
-        let (stored_user, stored_password) = hook.basic_auth.take().unzip();
-        let user = input.username.or(stored_user).filter(|u| !u.trim().is_empty());
-        let user = user.ok_or_else(|| ApiError::invalid("username", "is required with Basic authentication"))?;
-        if user.contains(':') {
-            return Err(ApiError::invalid("username", "must not contain ':'"));
-        }
-        let password = match input.password {
-            Some(Some(password)) if !password.is_empty() => Some(password),
-            Some(None) => None,
-            _ => stored_password,
-        };
-        let password =
-            password.ok_or_else(|| ApiError::invalid("password", "is required with Basic authentication"))?;
-        Some((user, password))
-    } else {
-        if input.username.is_some() || matches!(input.password, Some(Some(_))) {
-            let field = if input.username.is_some() { "username" } else { "password" };
-            return Err(ApiError::invalid(field, "is only used with auth basic"));
-        }
-        None
-    };
-    match input.secret {
-        Some(Some(secret)) if !secret.trim().is_empty() => {
-            check_secret(&secret).map_err(|reason| ApiError::invalid("secret", reason))?;
-            hook.secret = Some(secret);
-        }
-        Some(None) => hook.secret = None,
-        // Blank or absent: the stored secret stays (seed 001).
-        _ => {}
-    }
-    if let Some(flag) = input.log_response_body {
-        hook.log_response_body = flag;
-    }
-    if let Some(flag) = input.active {
-        hook.active = flag;
-    }
-    if let Some(events) = input.events {
-        let mut kinds: Vec<CampaignEventKind> = Vec::with_capacity(events.len());
-        for (i, name) in events.iter().enumerate() {
-            let kind = name.parse().map_err(|_| {
-                let known: Vec<&str> = CampaignEventKind::ALL.iter().map(|k| k.as_str()).collect();
-                ApiError::invalid(
-                    &format!("events[{i}]"),
-                    format!("unknown event {name:?}; one of {}", known.join(", ")),
-                )
-            })?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-        hook.events = kinds;
-    }
-    if hook.events.is_empty() {
-        return Err(ApiError::invalid("events", "subscribe to at least one event"));
-    }
-    if let Some(payload) = input.payload {
-        hook.payload = payload
-            .map(|p| PayloadMapping::parse(&p, "payload"))
-            .transpose()
-            .map_err(|e| ApiError::invalid(&e.path, e.reason))?;
-    }
-    Ok(hook)
-}
-
-/// HTTPS (or http when the operator allows it), a host, no credentials or fragment, and not an
-/// IP address the outbound policy refuses (names are checked again on every call, where they
-/// resolve).
-fn check_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
-    let url = reqwest::Url::parse(raw).map_err(|e| ApiError::invalid("url", format!("not a URL: {e}")))?;
-    let settings = state.webhooks.client_settings();
-    match url.scheme() {
-        "https" => {}
-        "http" if settings.allow_http => {}
-        "http" => {
-            return Err(ApiError::invalid(
-                "url",
-                format!("must use https:// (plain http:// is refused unless the operator sets {ALLOW_HTTP_SETTING})"),
-            ));
-        }
-        other => return Err(ApiError::invalid("url", format!("unsupported scheme {other}:; use https://"))),
-    }
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| ApiError::invalid("url", "has no host"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid("url", "must not carry credentials; use auth basic"));
-    }
-    if url.fragment().is_some() {
-        return Err(ApiError::invalid("url", "must not have a #fragment"));
-    }
-    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        settings.policy.check(ip).map_err(|refusal| ApiError::invalid("url", refusal))?;
-    }
-    Ok(url.to_string())
-}
-
 /// The campaign must exist in the caller's workspace.
-async fn campaign_of(state: &AppState, workspace: WorkspaceId, id: CampaignId) -> Result<(), ApiError> {
+async fn campaign_of(state: &CampaignsState, workspace: WorkspaceId, id: CampaignId) -> Result<(), ApiError> {
     state.store.get_campaign(workspace, id).await?;
     Ok(())
 }
@@ -287,7 +158,7 @@ async fn campaign_of(state: &AppState, workspace: WorkspaceId, id: CampaignId) -
     params(("id" = String, Path, description = "Campaign id (`cmp_…`)")),
     responses((status = 200, body = List<CampaignWebhookDto>), (status = 404, body = ErrorBody)))]
 async fn list_webhooks(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<List<CampaignWebhookDto>>, ApiError> {
@@ -347,7 +218,7 @@ async fn list_webhooks(
     )),
     responses((status = 201, body = CampaignWebhookDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_webhook(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<WebhookInput>,
@@ -356,43 +227,12 @@ async fn create_webhook(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
-/// Adds a webhook to a campaign (the API's and the web UI's one way to).
-pub(crate) async fn create(
-    state: &AppState,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    input: WebhookInput,
-) -> Result<CampaignWebhook, ApiError> {
-    let now = state.clock.now();
-    let blank = CampaignWebhook {
-        id: CampaignWebhookId::from_uuid(herald_store::new_uuid(now)),
-        workspace_id: workspace,
-        campaign_id: campaign,
-        url: String::new(),
-        content_type: PayloadEncoding::Json,
-        method: HookMethod::Post,
-        basic_auth: None,
-        secret: None,
-        log_response_body: false,
-        active: true,
-        events: Vec::new(),
-        payload: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let hook = apply(state, blank, input)?;
-    let created = state.store.create_campaign_webhook(&hook).await?;
-    state.campaigns.forget_hooks(workspace, campaign);
-    tracing::info!(workspace = %workspace, campaign = %campaign, webhook = %created.id, "campaign webhook created");
-    Ok(created)
-}
-
 #[utoipa::path(get, path = "/campaigns/{id}/webhooks/{webhook_id}", tag = "campaign-webhooks",
     params(("id" = String, Path, description = "Campaign id (`cmp_…`)"),
            ("webhook_id" = String, Path, description = "Webhook id (`cwh_…`)")),
     responses((status = 200, body = CampaignWebhookDto), (status = 404, body = ErrorBody)))]
 async fn get_webhook(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path((id, webhook_id)): Path<(String, String)>,
 ) -> Result<Json<CampaignWebhookDto>, ApiError> {
@@ -408,7 +248,7 @@ async fn get_webhook(
     request_body(content = WebhookInput, example = json!({"active": false, "secret": ""})),
     responses((status = 200, body = CampaignWebhookDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_webhook(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path((id, webhook_id)): Path<(String, String)>,
     ApiJson(input): ApiJson<WebhookInput>,
@@ -417,45 +257,17 @@ async fn update_webhook(
     Ok(Json(update(&state, p.workspace_id, campaign, hook, input).await?.into()))
 }
 
-/// Changes the fields `input` gives (the API's and the web UI's one way to).
-pub(crate) async fn update(
-    state: &AppState,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    hook: CampaignWebhookId,
-    input: WebhookInput,
-) -> Result<CampaignWebhook, ApiError> {
-    let stored = state.store.get_campaign_webhook(workspace, campaign, hook).await?;
-    let mut changed = apply(state, stored, input)?;
-    changed.updated_at = state.clock.now();
-    let updated = state.store.update_campaign_webhook(&changed).await?;
-    state.campaigns.forget_hooks(workspace, campaign);
-    Ok(updated)
-}
-
 /// Delete an event webhook; its past calls stay in the delivery log.
 #[utoipa::path(delete, path = "/campaigns/{id}/webhooks/{webhook_id}", tag = "campaign-webhooks",
     params(("id" = String, Path, description = "Campaign id (`cmp_…`)"),
            ("webhook_id" = String, Path, description = "Webhook id (`cwh_…`)")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_webhook(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path((id, webhook_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (campaign, hook) = ids(&id, &webhook_id)?;
     delete(&state, p.workspace_id, campaign, hook).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes a webhook (the API's and the web UI's one way to); its calls stay in the log.
-pub(crate) async fn delete(
-    state: &AppState,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    hook: CampaignWebhookId,
-) -> Result<(), ApiError> {
-    state.store.delete_campaign_webhook(workspace, campaign, hook).await?;
-    state.campaigns.forget_hooks(workspace, campaign);
-    Ok(())
 }

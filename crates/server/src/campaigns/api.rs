@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use herald_campaign::CompiledCampaign;
-use herald_campaign::document::Trigger;
 use herald_domain::{Campaign, CampaignId, CampaignState, ContactId, EmailAddress, JourneyId, Timestamp, WorkspaceId};
 use herald_store::ContactFilter;
 use herald_store::campaign::CampaignStats;
@@ -19,8 +17,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
-use crate::campaigns::{CompileFailure, compile_document, secrets};
+use super::CampaignsState;
+use super::service::{
+    InlineContact, PreviewPart, compile_error, contact_event, inline_contact, preview_event, render_preview,
+    save_campaign, set_state, some_contact,
+};
+use crate::campaigns::{compile_document, secrets};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -96,26 +98,17 @@ pub struct Simulate {
     version: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InlineContact {
-    email: Option<String>,
-    user_id: Option<String>,
-    phone: Option<String>,
-    name: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    #[serde(default)]
-    attributes: Map<String, Value>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enrolled {
     #[schema(value_type = String)]
     journey_id: JourneyId,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CampaignsState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_campaigns, create_campaign))
         .routes(routes!(import_campaign))
@@ -135,45 +128,11 @@ fn parse_id(raw: &str) -> Result<CampaignId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
-/// Validates a document; the normalised document (step ids filled in) is what gets stored.
-async fn validate(state: &AppState, workspace: WorkspaceId, body: Value) -> Result<CompiledCampaign, ApiError> {
-    let compiled = compile_document(&state.store, workspace, body, false).await.map_err(compile_error)?;
-    if let Trigger::Source { source_id } = &compiled.document.trigger {
-        state.store.get_source(workspace, *source_id).await.map_err(|_| {
-            let mut error = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_campaign",
-                format!("trigger.source_id: no source {source_id} in this workspace"),
-            );
-            error.field = Some("trigger.source_id".into());
-            error
-        })?;
-    }
-    Ok(compiled)
-}
-
-fn compile_error(failure: CompileFailure) -> ApiError {
-    match failure {
-        CompileFailure::Store(e) => e.into(),
-        CompileFailure::Invalid(errors) => {
-            let mut error =
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_campaign", crate::campaigns::join(&errors));
-            error.field = errors.first().map(|e| e.path.clone()).filter(|p| !p.is_empty());
-            error
-        }
-    }
-}
-
-fn stored(compiled: &CompiledCampaign) -> Result<Value, ApiError> {
-    serde_json::to_value(&compiled.document)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
-}
-
 /// List campaigns, oldest first.
 #[utoipa::path(get, path = "/campaigns", tag = "campaigns", params(ListParams),
     responses((status = 200, body = List<CampaignDto>), (status = 400, body = ErrorBody)))]
 async fn list_campaigns(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<CampaignDto>>, ApiError> {
@@ -266,7 +225,7 @@ async fn list_campaigns(
     )),
     responses((status = 201, body = CampaignDto), (status = 422, body = ErrorBody)))]
 async fn create_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<CampaignDto>), ApiError> {
@@ -274,41 +233,11 @@ async fn create_campaign(
     Ok((StatusCode::CREATED, Json(dto(campaign))))
 }
 
-/// Validates a document and stores it: as a new campaign, or as `id`'s next version.
-pub(crate) async fn save_campaign(
-    state: &AppState,
-    workspace: WorkspaceId,
-    id: Option<CampaignId>,
-    mut body: Value,
-) -> Result<Campaign, ApiError> {
-    let current = match id {
-        Some(id) => Some(state.store.get_campaign(workspace, id).await?.document),
-        None => None,
-    };
-    secrets::restore(&mut body, current.as_ref()).map_err(|path| {
-        let mut error = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_campaign",
-            format!("{path}: {}", secrets::NOTHING_TO_KEEP),
-        );
-        error.field = Some(path);
-        error
-    })?;
-    let compiled = validate(state, workspace, body).await?;
-    let document = stored(&compiled)?;
-    let name = compiled.document.name.trim();
-    let now = state.clock.now();
-    Ok(match id {
-        None => state.store.create_campaign(workspace, name, &document, now).await?,
-        Some(id) => state.store.update_campaign(workspace, id, name, &document, now).await?,
-    })
-}
-
 /// Import a campaign exported with `GET /campaigns/{id}/export` (created in `draft`).
 #[utoipa::path(post, path = "/campaigns/import", tag = "campaigns", request_body = Object,
     responses((status = 201, body = CampaignDto), (status = 422, body = ErrorBody)))]
 async fn import_campaign(
-    state: State<AppState>,
+    state: State<CampaignsState>,
     auth: Auth,
     body: ApiJson<Value>,
 ) -> Result<(StatusCode, Json<CampaignDto>), ApiError> {
@@ -318,7 +247,7 @@ async fn import_campaign(
 #[utoipa::path(get, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignDto), (status = 404, body = ErrorBody)))]
 async fn get_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignDto>, ApiError> {
@@ -331,7 +260,7 @@ async fn get_campaign(
     responses((status = 200, body = CampaignDto), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn update_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
@@ -344,7 +273,7 @@ async fn update_campaign(
 #[utoipa::path(delete, path = "/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -356,7 +285,7 @@ async fn delete_campaign(
 #[utoipa::path(get, path = "/campaigns/{id}/export", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn export_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -378,7 +307,7 @@ async fn export_campaign(
 }
 
 async fn transition(
-    state: &AppState,
+    state: &CampaignsState,
     workspace: WorkspaceId,
     id: &str,
     from: &[CampaignState],
@@ -387,37 +316,11 @@ async fn transition(
     Ok(Json(dto(set_state(state, workspace, parse_id(id)?, from, to).await?)))
 }
 
-/// Moves a campaign between states (the API's and the web UI's one way to).
-pub(crate) async fn set_state(
-    state: &AppState,
-    workspace: WorkspaceId,
-    id: CampaignId,
-    from: &[CampaignState],
-    to: CampaignState,
-) -> Result<Campaign, ApiError> {
-    let campaign =
-        state.store.set_campaign_state(workspace, id, from, to, state.clock.now()).await.map_err(|e| match e {
-            herald_store::StoreError::Conflict { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "invalid_state",
-                format!(
-                    "the campaign must be {} to become {to}",
-                    from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                ),
-            ),
-            other => other.into(),
-        })?;
-    state.campaigns.forget_live(workspace);
-    // Released journeys have jobs due now.
-    state.wake.notify_one();
-    Ok(campaign)
-}
-
 /// draft → active: triggers start enrolling contacts.
 #[utoipa::path(post, path = "/campaigns/{id}/activate", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignDto), (status = 409, body = ErrorBody)))]
 async fn activate_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignDto>, ApiError> {
@@ -428,7 +331,7 @@ async fn activate_campaign(
 #[utoipa::path(post, path = "/campaigns/{id}/pause", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignDto), (status = 409, body = ErrorBody)))]
 async fn pause_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignDto>, ApiError> {
@@ -439,7 +342,7 @@ async fn pause_campaign(
 #[utoipa::path(post, path = "/campaigns/{id}/resume", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignDto), (status = 409, body = ErrorBody)))]
 async fn resume_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignDto>, ApiError> {
@@ -450,7 +353,7 @@ async fn resume_campaign(
 #[utoipa::path(post, path = "/campaigns/{id}/archive", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = CampaignDto), (status = 409, body = ErrorBody)))]
 async fn archive_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignDto>, ApiError> {
@@ -463,7 +366,7 @@ async fn archive_campaign(
 #[utoipa::path(get, path = "/campaigns/{id}/stats", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn campaign_stats(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CampaignStats>, ApiError> {
@@ -475,7 +378,7 @@ async fn campaign_stats(
     request_body = Enroll,
     responses((status = 201, body = Enrolled), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn enroll_contact(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Enroll>,
@@ -536,7 +439,7 @@ const MAX_SIMULATED_EVENTS: usize = 1000;
     request_body = Simulate,
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn simulate_campaign(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Simulate>,
@@ -581,53 +484,6 @@ async fn simulate_campaign(
     Ok(Json(simulate(&compiled, &info, &limits, timezone.as_deref(), contact, &events, until)))
 }
 
-fn inline_contact(
-    inline: InlineContact,
-    workspace: WorkspaceId,
-    now: Timestamp,
-) -> Result<herald_domain::Contact, ApiError> {
-    use herald_domain::{Phone, UserId};
-    Ok(herald_domain::Contact {
-        id: ContactId::from_uuid(herald_store::new_uuid(now)),
-        workspace_id: workspace,
-        email: inline
-            .email
-            .map(|e| EmailAddress::parse(&e))
-            .transpose()
-            .map_err(|e| ApiError::invalid("contact.email", e))?,
-        user_id: inline
-            .user_id
-            .map(|u| UserId::parse(&u))
-            .transpose()
-            .map_err(|e| ApiError::invalid("contact.user_id", e))?,
-        phone: inline.phone.map(|p| Phone::parse(&p)).transpose().map_err(|e| ApiError::invalid("contact.phone", e))?,
-        name: inline.name,
-        first_name: inline.first_name,
-        last_name: inline.last_name,
-        attributes: inline.attributes,
-        created_at: now,
-        updated_at: now,
-    })
-}
-
-/// An existing contact by id, or one described inline (not stored).
-pub(crate) async fn some_contact(
-    state: &AppState,
-    workspace: WorkspaceId,
-    id: Option<String>,
-    inline: Option<InlineContact>,
-    now: Timestamp,
-) -> Result<herald_domain::Contact, ApiError> {
-    match (id, inline) {
-        (Some(raw), None) => {
-            let id: ContactId = raw.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
-            Ok(state.store.get_contact(workspace, id).await?)
-        }
-        (None, inline) => inline_contact(inline.unwrap_or_default(), workspace, now),
-        (Some(_), Some(_)) => Err(ApiError::invalid("contact", "give contact_id or contact, not both")),
-    }
-}
-
 /// Templates to render, with whom.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -647,21 +503,13 @@ pub struct Preview {
     custom_variables: Option<Map<String, Value>>,
 }
 
-/// One rendered template.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PreviewPart {
-    pub output: String,
-    /// Missing variables and the like, with line and column.
-    pub warnings: Vec<String>,
-}
-
 /// Render templates for a contact and an event, without sending anything. A template that
 /// does not compile is refused with its line and column.
 #[utoipa::path(post, path = "/templates/preview", tag = "campaigns", request_body = Preview,
     responses((status = 200, body = BTreeMap<String, PreviewPart>), (status = 400, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn preview_templates(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<Preview>,
 ) -> Result<Json<BTreeMap<String, PreviewPart>>, ApiError> {
@@ -680,73 +528,4 @@ async fn preview_templates(
         unsubscribe_url: "",
     };
     Ok(Json(render_preview(&scope, body.templates, now)?))
-}
-
-/// Renders templates by name (`html` HTML-escaped, the others as text) over a scope; a
-/// template that does not compile or render is refused naming `templates.<name>`.
-pub(crate) fn render_preview(
-    scope: &herald_campaign::context::Scope<'_>,
-    templates: BTreeMap<String, String>,
-    now: Timestamp,
-) -> Result<BTreeMap<String, PreviewPart>, ApiError> {
-    use herald_template::{Escape, Limits, Template};
-    let variables = scope.variables();
-    let mut parts = BTreeMap::new();
-    for (name, source) in templates {
-        let field = format!("templates.{name}");
-        let template = Template::compile(&source).map_err(|e| {
-            let mut error =
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_template", format!("{field}: {e}"));
-            error.field = Some(field.clone());
-            error
-        })?;
-        let escape = if name == "html" { Escape::Html } else { Escape::Text };
-        let rendered = template
-            .render_at(&variables, escape, &Limits::default(), now.to_offset_date_time())
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {e}")))?;
-        let warnings = rendered.warnings.iter().map(ToString::to_string).collect();
-        parts.insert(name, PreviewPart { output: rendered.output, warnings });
-    }
-    Ok(parts)
-}
-
-/// An event that is not stored: what a simulation or preview shows as `event.*`.
-fn preview_event(
-    workspace: WorkspaceId,
-    contact: ContactId,
-    data: &herald_domain::InboundEvent,
-    at: Timestamp,
-) -> herald_domain::Event {
-    herald_domain::Event {
-        id: herald_domain::EventId::from_uuid(herald_store::new_uuid(at)),
-        workspace_id: workspace,
-        source_id: None,
-        contact_id: Some(contact),
-        name: data.name.as_ref().map(|n| n.as_str().to_owned()),
-        properties: data.properties.clone(),
-        occurred_at: data.occurred_at.unwrap_or(at),
-        received_at: at,
-        idempotency_key: None,
-        request: None,
-        outcome: herald_domain::EventOutcome {
-            contact: herald_domain::ContactAction::Unchanged,
-            conflicts: Vec::new(),
-            notes: Vec::new(),
-            campaigns: Vec::new(),
-        },
-    }
-}
-
-/// Parses a generic-source payload that belongs to `contact`, so it need not name it.
-fn contact_event(
-    mut raw: Map<String, Value>,
-    contact: &herald_domain::Contact,
-    field: &str,
-) -> Result<herald_domain::InboundEvent, ApiError> {
-    if !["email", "userId", "user_id", "phone"].iter().any(|k| raw.contains_key(*k)) {
-        let email = contact.email.as_ref().map_or("contact@example.com", |e| e.as_str());
-        raw.insert("email".into(), Value::String(email.to_owned()));
-    }
-    herald_domain::inbound::parse_generic(&Value::Object(raw))
-        .map_err(|e| ApiError::invalid(&format!("{field}.{}", e.field), &e.reason))
 }

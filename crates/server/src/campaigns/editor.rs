@@ -6,7 +6,7 @@
 //! from the fields, applies the op and shows the form again, so nothing typed is lost between
 //! round trips. Fields are named by their path in the document (`steps[2].then[0].subject`),
 //! which is how the compiler names its errors, so each error is shown next to its field.
-//! Saving goes through the API's validation and storage ([`api::save_campaign`]): editing an
+//! Saving goes through the API's validation and storage ([`service::save_campaign`]): editing an
 //! active campaign saves a new version, and running journeys finish on theirs.
 
 use std::collections::BTreeMap;
@@ -18,9 +18,9 @@ use herald_domain::{CampaignId, CampaignState, Contact, ContactId, EmailAddress,
 use herald_store::ContactFilter;
 use serde_json::{Map, Value, json};
 
-use crate::app::state::AppState;
+use super::CampaignsState;
+use super::service;
 use crate::campaigns::{CompileFailure, compile_document, secrets};
-use crate::http::campaigns as api;
 use crate::web::{Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
 
 /// Branches nest at most this deep in the editor (the form is read no deeper).
@@ -793,7 +793,7 @@ struct Choices {
     event_names: Vec<String>,
 }
 
-async fn choices(state: &AppState, workspace: WorkspaceId) -> Result<Choices, UiError> {
+async fn choices(state: &CampaignsState, workspace: WorkspaceId) -> Result<Choices, UiError> {
     let actions = state.store.list_actions(workspace).await?;
     let sources = state.store.list_sources(workspace, PageRequest { after: None, limit: 200 }).await?;
     Ok(Choices {
@@ -928,7 +928,7 @@ fn starter() -> Value {
     json!({"name": "", "trigger": {"type": "event", "event": ""}, "entry": "once", "steps": []})
 }
 
-pub async fn new(State(state): State<AppState>, session: Session) -> UiResult {
+pub async fn new(State(state): State<CampaignsState>, session: Session) -> UiResult {
     let doc = starter();
     let editing = Editing {
         session: &session,
@@ -941,7 +941,7 @@ pub async fn new(State(state): State<AppState>, session: Session) -> UiResult {
     Ok(render(&editor_page(editing, choices(&state, session.workspace_id).await?)))
 }
 
-pub async fn edit(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult {
+pub async fn edit(State(state): State<CampaignsState>, session: Session, Path(id): Path<String>) -> UiResult {
     let id: CampaignId = parse_id(&id)?;
     let campaign = state.store.get_campaign(session.workspace_id, id).await?;
     let editing = Editing {
@@ -955,12 +955,15 @@ pub async fn edit(State(state): State<AppState>, session: Session, Path(id): Pat
     Ok(render(&editor_page(editing, choices(&state, session.workspace_id).await?)))
 }
 
-pub async fn submit_new(State(state): State<AppState>, Form(session, fields): Form<Vec<(String, String)>>) -> UiResult {
+pub async fn submit_new(
+    State(state): State<CampaignsState>,
+    Form(session, fields): Form<Vec<(String, String)>>,
+) -> UiResult {
     submit(state, session, None, Fields(fields)).await
 }
 
 pub async fn submit_edit(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path(id): Path<String>,
     Form(session, fields): Form<Vec<(String, String)>>,
 ) -> UiResult {
@@ -968,7 +971,7 @@ pub async fn submit_edit(
     submit(state, session, Some(id), Fields(fields)).await
 }
 
-async fn submit(state: AppState, session: Session, id: Option<CampaignId>, f: Fields) -> UiResult {
+async fn submit(state: CampaignsState, session: Session, id: Option<CampaignId>, f: Fields) -> UiResult {
     let ws = session.workspace_id;
     let stored = match id {
         Some(id) => Some(state.store.get_campaign(ws, id).await?),
@@ -991,7 +994,7 @@ async fn submit(state: AppState, session: Session, id: Option<CampaignId>, f: Fi
                         errors.entry(error.path).or_insert(error.message);
                     }
                 }
-                Ok(_) => match api::save_campaign(&state, ws, id, doc.clone()).await {
+                Ok(_) => match service::save_campaign(&state, ws, id, doc.clone()).await {
                     Ok(campaign) => return Ok(see_other(&format!("/campaigns/{}", campaign.id), "saved")),
                     Err(e) => {
                         let prefix = e.field.as_ref().map(|f| format!("{f}: "));
@@ -1023,7 +1026,7 @@ async fn submit(state: AppState, session: Session, id: Option<CampaignId>, f: Fi
 /// Renders the email step at `step` for the contact named by `who` (an email address or a
 /// contact id; an example contact when blank). Problems are shown in the preview.
 async fn preview(
-    state: &AppState,
+    state: &CampaignsState,
     ws: WorkspaceId,
     doc: &Value,
     step: &str,
@@ -1059,7 +1062,7 @@ async fn preview(
         campaign: None,
         unsubscribe_url: "https://example.invalid/unsubscribe",
     };
-    match api::render_preview(&scope, templates, now) {
+    match service::render_preview(&scope, templates, now) {
         Ok(mut parts) => {
             let mut take = |name: &str| {
                 parts.remove(name).map(|part| {
@@ -1077,7 +1080,7 @@ async fn preview(
 }
 
 async fn find_contact(
-    state: &AppState,
+    state: &CampaignsState,
     ws: WorkspaceId,
     who: &str,
     now: herald_domain::Timestamp,
@@ -1088,10 +1091,10 @@ async fn find_contact(
             "attributes": {"plan": "free"}
         }))
         .map_err(|e| e.to_string())?;
-        return api::some_contact(state, ws, None, Some(example), now).await.map_err(|e| e.message);
+        return service::some_contact(state, ws, None, Some(example), now).await.map_err(|e| e.message);
     }
     if who.parse::<ContactId>().is_ok() {
-        return api::some_contact(state, ws, Some(who.to_owned()), None, now)
+        return service::some_contact(state, ws, Some(who.to_owned()), None, now)
             .await
             .map_err(|_| format!("No contact {who} in this workspace."));
     }

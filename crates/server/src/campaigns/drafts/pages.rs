@@ -7,8 +7,8 @@ use herald_domain::{CampaignId, DraftId, PageRequest, WorkspaceId};
 use herald_store::webhook::DraftSelection;
 use serde::Deserialize;
 
-use crate::app::state::AppState;
-use crate::http::drafts::{BULK_LIMIT, Decision, settle as settle_drafts};
+use super::{BULK_LIMIT, Decision, settle as settle_drafts};
+use crate::campaigns::CampaignsState;
 use crate::web::error::ApiError;
 use crate::web::{Form, UiError, UiResult, list_url, non_blank, parse_id, see_other, when};
 
@@ -22,7 +22,7 @@ pub struct DraftRow {
 
 /// One page (50) of the campaign's drafts, oldest first, and the next page's link.
 pub async fn section(
-    state: &AppState,
+    state: &CampaignsState,
     workspace: WorkspaceId,
     campaign: CampaignId,
     after: Option<DraftId>,
@@ -60,7 +60,7 @@ pub struct DraftForm {
 
 /// Sends or skips one draft, or all of the campaign's (up to 1000 at a time).
 pub async fn settle(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path(id): Path<String>,
     Form(session, form): Form<DraftForm>,
 ) -> UiResult {

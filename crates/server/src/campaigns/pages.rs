@@ -3,19 +3,41 @@
 //! (`campaign_webhooks.rs`).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::routing::{get, post};
 use herald_domain::{CampaignId, CampaignState, Cursor, DraftId, PageRequest};
 use herald_store::campaign::{CampaignStats, MessageFilter};
 use serde::Deserialize;
 
-use super::campaign_webhooks::{self, HookForm, HookRow};
-use super::drafts::{self, DraftRow};
-use crate::app::state::AppState;
-use crate::http::campaigns as api;
+use super::CampaignsState;
+use super::drafts::pages::{self as drafts, DraftRow};
+use super::hooks::pages::{self as campaign_webhooks, HookForm, HookRow};
+use super::{editor, service};
 use crate::web::error::ApiError;
 use crate::web::{
-    FieldErrors, Form, Layout, NoticeQuery, Session, UiError, UiResult, non_blank, parse_id, render, see_other, when,
+    FieldErrors, Form, Layout, NoticeQuery, Session, UiError, UiResult, WebState, non_blank, parse_id, render,
+    see_other, when,
 };
+
+/// The campaign pages: the list, a campaign's page with its drafts and webhooks, the editor.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CampaignsState: FromRef<S>,
+    WebState: FromRef<S>,
+{
+    Router::new()
+        .route("/campaigns", get(list))
+        .route("/campaigns/new", get(editor::new).post(editor::submit_new))
+        .route("/campaigns/{id}", get(show))
+        .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
+        .route("/campaigns/{id}/state", post(change_state))
+        .route("/campaigns/{id}/drafts", post(drafts::settle))
+        .route("/campaigns/{id}/webhooks", post(campaign_webhooks::create))
+        .route("/campaigns/{id}/webhooks/{hook}", get(campaign_webhooks::edit).post(campaign_webhooks::update))
+        .route("/campaigns/{id}/webhooks/{hook}/delete", post(campaign_webhooks::delete))
+}
 
 pub struct CampaignRow {
     pub id: String,
@@ -62,7 +84,7 @@ pub struct ListQuery {
 /// Campaigns per page: each row reads its statistics.
 const PAGE: u32 = 20;
 
-pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn list(State(state): State<CampaignsState>, session: Session, Query(q): Query<ListQuery>) -> UiResult {
     let ws = session.workspace_id;
     let after = non_blank(&q.cursor)
         .map(Cursor::decode::<CampaignId>)
@@ -123,7 +145,7 @@ pub struct CampaignQuery {
 
 impl CampaignPage {
     pub(super) async fn load(
-        state: &AppState,
+        state: &CampaignsState,
         session: &Session,
         id: CampaignId,
         drafts_cursor: Option<DraftId>,
@@ -176,7 +198,7 @@ impl CampaignPage {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     session: Session,
     Path(id): Path<String>,
     Query(q): Query<CampaignQuery>,
@@ -196,7 +218,7 @@ pub struct StateForm {
 }
 
 pub async fn change_state(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path(id): Path<String>,
     Form(session, form): Form<StateForm>,
 ) -> UiResult {
@@ -210,7 +232,7 @@ pub async fn change_state(
         }
         _ => return Err(UiError(ApiError::invalid("action", "must be activate, pause, resume or archive"))),
     };
-    api::set_state(&state, session.workspace_id, id, from, to).await?;
+    service::set_state(&state, session.workspace_id, id, from, to).await?;
     let back = if form.back.as_deref() == Some("list") { "/campaigns".to_owned() } else { format!("/campaigns/{id}") };
     Ok(see_other(&back, notice))
 }

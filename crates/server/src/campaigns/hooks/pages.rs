@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use herald_domain::{CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, WorkspaceId};
 
-use super::campaigns::CampaignPage;
-use crate::app::state::AppState;
-use crate::http::campaign_webhooks::{self as api, WebhookInput};
+use super::{self as service, WebhookInput};
+use crate::campaigns::CampaignsState;
+use crate::campaigns::pages::CampaignPage;
 use crate::web::{Empty, FieldErrors, Form, Layout, Session, UiError, UiResult, parse_id, render, see_other};
 
 pub struct HookRow {
@@ -27,7 +27,11 @@ pub struct HookRow {
 }
 
 /// The campaign's webhooks for its page, oldest first (a campaign has a handful).
-pub async fn rows(state: &AppState, workspace: WorkspaceId, campaign: CampaignId) -> Result<Vec<HookRow>, UiError> {
+pub async fn rows(
+    state: &CampaignsState,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+) -> Result<Vec<HookRow>, UiError> {
     let hooks = state.store.list_campaign_webhooks(workspace, Some(campaign)).await?;
     Ok(hooks
         .iter()
@@ -147,13 +151,13 @@ fn errors(mut error: crate::web::error::ApiError) -> FieldErrors {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path(id): Path<String>,
     Form(session, fields): Form<Vec<(String, String)>>,
 ) -> UiResult {
     let campaign: CampaignId = parse_id(&id)?;
     let (shown, input) = HookForm::read(&fields, None);
-    match api::create(&state, session.workspace_id, campaign, input).await {
+    match service::create(&state, session.workspace_id, campaign, input).await {
         Ok(_) => Ok(see_other(&format!("/campaigns/{campaign}"), "webhook_saved")),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => {
@@ -180,7 +184,7 @@ fn ids(campaign: &str, hook: &str) -> Result<(CampaignId, CampaignWebhookId), Ui
 }
 
 pub async fn edit(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     session: Session,
     Path((id, hook)): Path<(String, String)>,
 ) -> UiResult {
@@ -197,14 +201,14 @@ pub async fn edit(
 }
 
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path((id, hook)): Path<(String, String)>,
     Form(session, fields): Form<Vec<(String, String)>>,
 ) -> UiResult {
     let (campaign, hook) = ids(&id, &hook)?;
     let stored = state.store.get_campaign_webhook(session.workspace_id, campaign, hook).await?;
     let (shown, input) = HookForm::read(&fields, Some(&stored));
-    match api::update(&state, session.workspace_id, campaign, hook, input).await {
+    match service::update(&state, session.workspace_id, campaign, hook, input).await {
         Ok(_) => Ok(see_other(&format!("/campaigns/{campaign}"), "webhook_saved")),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err(e.into()),
         Err(e) => {
@@ -221,11 +225,11 @@ pub async fn update(
 }
 
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Path((id, hook)): Path<(String, String)>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let (campaign, hook) = ids(&id, &hook)?;
-    api::delete(&state, session.workspace_id, campaign, hook).await?;
+    service::delete(&state, session.workspace_id, campaign, hook).await?;
     Ok(see_other(&format!("/campaigns/{campaign}"), "webhook_deleted"))
 }

@@ -4,22 +4,20 @@
 //! moves on with `last_webhook.outcome` = `skipped`).
 
 use axum::Json;
-use axum::extract::{Path, State};
-use herald_domain::{CampaignId, ContactId, DraftId, JourneyId, NewJob, Timestamp, WebhookDraft};
-use herald_store::webhook::{DraftSelection, webhook_job};
+use axum::extract::{FromRef, Path, State};
+use herald_domain::{CampaignId, ContactId, DraftId, JourneyId, Timestamp, WebhookDraft};
+use herald_store::webhook::DraftSelection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use super::{BULK_LIMIT, Decision, settle};
+use crate::campaigns::CampaignsState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
-
-/// Most drafts one bulk call settles; call again for the rest.
-pub(crate) const BULK_LIMIT: u32 = 1000;
 
 /// A call waiting for a decision.
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,7 +84,11 @@ pub struct Settled {
     more: bool,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CampaignsState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_drafts))
         .routes(routes!(send_drafts))
@@ -103,7 +105,7 @@ fn campaign(raw: Option<&str>, field: &str) -> Result<Option<CampaignId>, ApiErr
 #[utoipa::path(get, path = "/webhook-drafts", tag = "webhooks", params(DraftParams),
     responses((status = 200, body = List<DraftDto>), (status = 400, body = ErrorBody)))]
 async fn list_drafts(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiQuery(params): ApiQuery<DraftParams>,
 ) -> Result<Json<List<DraftDto>>, ApiError> {
@@ -117,39 +119,8 @@ async fn list_drafts(
     Ok(Json(List::from_page(page, DraftDto::from)))
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Decision {
-    Send,
-    Skip,
-}
-
-/// The job that carries out a decision: the call, or the journey moved on.
-fn decision_job(decision: Decision, draft: &WebhookDraft, now: Timestamp) -> NewJob {
-    match (decision, crate::webhooks::draft_step_index(draft)) {
-        (Decision::Skip, Some(step)) => crate::campaigns::skip_job(draft.journey_id, step, now),
-        // A call that no longer reads is sent and fails in the delivery log, where it shows.
-        (Decision::Send, _) | (Decision::Skip, None) => webhook_job(draft.call.clone(), now),
-    }
-}
-
-pub(crate) async fn settle(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    selection: DraftSelection,
-    decision: Decision,
-    limit: u32,
-) -> Result<Vec<DraftId>, ApiError> {
-    let now = state.clock.now();
-    let job = move |draft: &WebhookDraft| decision_job(decision, draft, now);
-    let settled = state.store.settle_drafts(workspace, &selection, limit, &job, now).await?;
-    if !settled.is_empty() {
-        state.wake.notify_one();
-    }
-    Ok(settled.into_iter().map(|d| d.id).collect())
-}
-
 async fn settle_batch(
-    state: &AppState,
+    state: &CampaignsState,
     workspace: herald_domain::WorkspaceId,
     batch: DraftBatch,
     decision: Decision,
@@ -177,7 +148,7 @@ async fn settle_batch(
 #[utoipa::path(post, path = "/webhook-drafts/send", tag = "webhooks", request_body = DraftBatch,
     responses((status = 200, body = Settled), (status = 400, body = ErrorBody)))]
 async fn send_drafts(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiJson(batch): ApiJson<DraftBatch>,
 ) -> Result<Json<Settled>, ApiError> {
@@ -188,7 +159,7 @@ async fn send_drafts(
 #[utoipa::path(post, path = "/webhook-drafts/skip", tag = "webhooks", request_body = DraftBatch,
     responses((status = 200, body = Settled), (status = 400, body = ErrorBody)))]
 async fn skip_drafts(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     ApiJson(batch): ApiJson<DraftBatch>,
 ) -> Result<Json<Settled>, ApiError> {
@@ -196,7 +167,7 @@ async fn skip_drafts(
 }
 
 async fn settle_one(
-    state: &AppState,
+    state: &CampaignsState,
     workspace: herald_domain::WorkspaceId,
     raw: &str,
     decision: Decision,
@@ -214,7 +185,7 @@ async fn settle_one(
 #[utoipa::path(post, path = "/webhook-drafts/{id}/send", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Settled), (status = 404, body = ErrorBody, description = "No such draft, or already sent or skipped")))]
 async fn send_draft(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Settled>, ApiError> {
@@ -225,7 +196,7 @@ async fn send_draft(
 #[utoipa::path(post, path = "/webhook-drafts/{id}/skip", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Settled), (status = 404, body = ErrorBody, description = "No such draft, or already sent or skipped")))]
 async fn skip_draft(
-    State(state): State<AppState>,
+    State(state): State<CampaignsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Settled>, ApiError> {
