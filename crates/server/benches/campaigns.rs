@@ -26,7 +26,7 @@ use herald_domain::{CampaignState, Timestamp};
 use herald_server::app::App;
 use herald_server::app::config::WorkerSettings;
 use herald_server::clock::{SharedClock, SystemClock};
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::SharedStore;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;

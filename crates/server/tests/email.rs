@@ -13,7 +13,7 @@ use common::{Backend, TestApp, expect_error, json, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{Received, SinkOptions, SmtpSink, verify_dkim};
 use herald_server::clock::Clock;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

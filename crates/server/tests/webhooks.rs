@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::IntoResponse;
 use common::{Backend, TestApp, json, spawn_app_full, spawn_app_with};
 use herald_server::clock::Clock;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_webhook::client::ClientSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -13,10 +13,10 @@ use herald_domain::ApiToken;
 use serde::Deserialize;
 
 use super::cli::{GlobalArgs, ServeArgs};
-use crate::email::EmailSettings;
-use crate::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
-use crate::webhooks::WebhookSettings;
-use crate::webhooks::health::DISABLE_AFTER;
+use crate::delivery::email::EmailSettings;
+use crate::delivery::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
+use crate::delivery::webhooks::WebhookSettings;
+use crate::delivery::webhooks::health::DISABLE_AFTER;
 use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
 

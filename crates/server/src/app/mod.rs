@@ -4,6 +4,7 @@
 //! swapped. Beside it: the command line and settings, the commands, the router and state, the
 //! job worker loop, housekeeping and telemetry.
 
+pub(crate) mod api_keys;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -11,10 +12,12 @@ pub mod db;
 pub mod housekeeping;
 mod ops;
 pub mod router;
+pub(crate) mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod wiring;
 pub mod worker;
+pub(crate) mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
-use crate::email::{Email, EmailSettings};
+use crate::delivery::email::{Email, EmailSettings};
+use crate::delivery::webhooks::{WebhookSettings, Webhooks};
 use crate::events::EventsState;
 use crate::ingest::log::SourceLog;
 use crate::ingest::{self, IngestState};
 use crate::web::WebState;
 use crate::web::secret::WorkspaceSecrets;
-use crate::webhooks::{WebhookSettings, Webhooks};
 use config::WorkerSettings;
 use herald_webhook::client::{ClientSettings, WebhookClient};
 use state::{AppState, Services};

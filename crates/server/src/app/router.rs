@@ -22,10 +22,12 @@ use utoipa_axum::routes;
 
 use super::ops;
 use super::state::AppState;
-use crate::http::{
-    actions, api_keys, domains, endpoints, messages, suppressions, transport, unsubscribe, webhooks, workspace,
-};
-use crate::ui::{deliveries, domains as domain_pages, messages as message_pages, settings};
+use super::{api_keys, settings, workspace};
+use crate::delivery::email::api::{domains, messages, suppressions, transport};
+use crate::delivery::email::pages::{domains as domain_pages, messages as message_pages};
+use crate::delivery::email::unsubscribe_page as unsubscribe;
+use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints};
+use crate::delivery::webhooks::pages as deliveries;
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, login};
 use crate::{campaigns, contacts, events, ingest};

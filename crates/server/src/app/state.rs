@@ -49,9 +49,9 @@ pub struct Services {
     /// Campaign engine: enrolment through the API.
     pub campaigns: Arc<crate::campaigns::Campaigns>,
     /// Sending domains, transports and unsubscribe links.
-    pub email: Arc<crate::email::Email>,
+    pub email: Arc<crate::delivery::email::Email>,
     /// Outbound webhook calls and signing keys.
-    pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     /// What the web layer (sessions, logins, API keys) uses.
     pub web: WebState,
 }

@@ -8,9 +8,9 @@ use herald_store::SharedStore;
 
 use crate::clock::SharedClock;
 use crate::contacts::ContactDelivery;
-use crate::email::Email;
+use crate::delivery::email::Email;
+use crate::delivery::webhooks::Webhooks;
 use crate::web::error::ApiError;
-use crate::webhooks::Webhooks;
 
 /// Delivery, as the contact page's buttons reach it.
 #[derive(Debug)]
@@ -30,11 +30,21 @@ impl ContactDelivery for DeliveryForContacts {
         reason: String,
         detail: Option<String>,
     ) -> Result<(), ApiError> {
-        crate::http::suppressions::suppress(&self.store, &self.clock, workspace, email, reason, detail).await?;
+        crate::delivery::email::api::suppressions::suppress(&self.store, &self.clock, workspace, email, reason, detail)
+            .await?;
         Ok(())
     }
 
     async fn run_action(&self, workspace: WorkspaceId, action: &str, contact: ContactId) -> Result<String, ApiError> {
-        crate::http::actions::run(&self.store, &self.email, &self.webhooks, workspace, action, contact, None).await
+        crate::delivery::webhooks::api::actions::run(
+            &self.store,
+            &self.email,
+            &self.webhooks,
+            workspace,
+            action,
+            contact,
+            None,
+        )
+        .await
     }
 }

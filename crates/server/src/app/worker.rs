@@ -37,8 +37,8 @@ pub struct Worker {
     settings: WorkerSettings,
     wake: Arc<Notify>,
     campaigns: Arc<Campaigns>,
-    email: Arc<crate::email::Email>,
-    webhooks: Arc<crate::webhooks::Webhooks>,
+    email: Arc<crate::delivery::email::Email>,
+    webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     /// Written into claimed job rows so operators can tell which process holds a job.
     name: String,
 }
@@ -50,8 +50,8 @@ impl Worker {
         settings: WorkerSettings,
         wake: Arc<Notify>,
         campaigns: Arc<Campaigns>,
-        email: Arc<crate::email::Email>,
-        webhooks: Arc<crate::webhooks::Webhooks>,
+        email: Arc<crate::delivery::email::Email>,
+        webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
         Self { store, clock, settings, wake, campaigns, email, webhooks, name }
@@ -216,7 +216,7 @@ impl Worker {
                 other => other,
             },
             Ok(JobKind::ArchiveExits) => {
-                match crate::webhooks::campaign_events::archive_exits(&self.store, leased, now).await {
+                match crate::delivery::webhooks::campaign_events::archive_exits(&self.store, leased, now).await {
                     Ok(()) => Ok("done"),
                     Err(StoreError::LeaseLost) => Err(StoreError::LeaseLost),
                     Err(e) => self.retry_later(leased, e.to_string(), now).await,

@@ -222,7 +222,7 @@ impl Campaigns {
         delivery: WebhookDeliveryId,
     ) -> Result<WebhookResult, CampaignJobError> {
         let (delivery, _) = self.store.get_delivery(workspace, delivery).await?;
-        let Some(outcome) = crate::webhooks::outcome(delivery.status) else {
+        let Some(outcome) = crate::delivery::webhooks::outcome(delivery.status) else {
             return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
         };
         Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
@@ -315,7 +315,7 @@ impl Campaigns {
             // Waiting for the call: it is made at once or by its delivery job, and the journey
             // goes on when it is over. A draft waits for someone to send or skip it.
             (Some((step_id, request)), Some(index)) if run_at.is_none() && compiled.is_draft(&step_id) => {
-                work.drafts.push(crate::webhooks::draft(&journey, index, &step_id, *request, now));
+                work.drafts.push(crate::delivery::webhooks::draft(&journey, index, &step_id, *request, now));
             }
             (Some((step, request)), Some(index)) if run_at.is_none() => {
                 let journey = Journey {
@@ -349,7 +349,8 @@ impl Campaigns {
         events.extend(work.calls[first_call..].iter().map(|call| {
             let step = call.delivery.step.as_deref().unwrap_or_default();
             let url = call.delivery.request["url"].as_str();
-            let data = crate::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
+            let data =
+                crate::delivery::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
             (CampaignEventKind::WebhookFailed, data, call.id.to_string())
         }));
         let ended = match status {
@@ -410,7 +411,7 @@ struct Waiting {
 impl Waiting {
     /// The delivery job that makes the call.
     fn job(self, now: Timestamp) -> NewJob {
-        crate::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
+        crate::delivery::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
     }
 }
 
@@ -454,7 +455,14 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: Some(Unsent::Webhook { method, url }) } => {
-            work.calls.push(crate::webhooks::unrendered_call(journey, &step, &method, url.as_deref(), &reason, now));
+            work.calls.push(crate::delivery::webhooks::unrendered_call(
+                journey,
+                &step,
+                &method,
+                url.as_deref(),
+                &reason,
+                now,
+            ));
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: None } => ("failed", json!({ "reason": reason })),
@@ -542,7 +550,7 @@ fn push_message(
         subject: message.subject,
         html: message.html,
         text: message.text,
-        headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
+        headers: crate::delivery::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
         warnings: message.warnings,
         transport: transport.into(),
         internet_message_id: format!("{id}@{domain}"),

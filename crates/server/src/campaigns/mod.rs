@@ -33,10 +33,10 @@ use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
-use crate::email::Email;
+use crate::delivery::email::Email;
+use crate::delivery::webhooks::Webhooks;
+use crate::delivery::webhooks::campaign_events::{Hooks, jobs};
 use crate::group_commit::{CommitError, GroupCommit};
-use crate::webhooks::Webhooks;
-use crate::webhooks::campaign_events::{Hooks, jobs};
 use herald_domain::CampaignEvent;
 
 /// What the campaigns' API, pages and editor use.
@@ -93,7 +93,7 @@ pub struct Campaigns {
     /// Each campaign's event webhooks, for the events journeys commit.
     hooks: Hooks,
     /// Makes the calls journeys reach.
-    webhooks: Arc<crate::webhooks::Webhooks>,
+    webhooks: Arc<crate::delivery::webhooks::Webhooks>,
 }
 
 impl Campaigns {
@@ -102,7 +102,7 @@ impl Campaigns {
         clock: SharedClock,
         committers: usize,
         email: Arc<Email>,
-        webhooks: Arc<crate::webhooks::Webhooks>,
+        webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(

@@ -14,7 +14,7 @@ use herald_domain::{ApiToken, Timestamp};
 use herald_server::app::config::WorkerSettings;
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
 use herald_webhook::client::ClientSettings;

@@ -22,7 +22,7 @@ pub enum Decision {
 
 /// The job that carries out a decision: the call, or the journey moved on.
 fn decision_job(decision: Decision, draft: &WebhookDraft, now: Timestamp) -> NewJob {
-    match (decision, crate::webhooks::draft_step_index(draft)) {
+    match (decision, crate::delivery::webhooks::draft_step_index(draft)) {
         (Decision::Skip, Some(step)) => crate::campaigns::skip_job(draft.journey_id, step, now),
         // A call that no longer reads is sent and fails in the delivery log, where it shows.
         (Decision::Send, _) | (Decision::Skip, None) => webhook_job(draft.call.clone(), now),

@@ -15,8 +15,8 @@ use herald_domain::{
 use herald_webhook::client::ALLOW_HTTP_SETTING;
 
 use super::CampaignsState;
+use crate::delivery::webhooks::campaign_events::check_secret;
 use crate::web::error::ApiError;
-use crate::webhooks::campaign_events::check_secret;
 pub use api::WebhookInput;
 
 /// Adds a webhook to a campaign (the API's and the web UI's one way to).

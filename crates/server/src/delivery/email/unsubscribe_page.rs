@@ -11,9 +11,9 @@ use herald_domain::Suppression;
 use herald_store::StoreError;
 
 use crate::app::state::AppState;
-use crate::email::unsubscribe::Claim;
+use crate::delivery::email::unsubscribe::Claim;
+use crate::delivery::webhooks::campaign_events::unsubscribe_jobs;
 use crate::web::error::ApiError;
-use crate::webhooks::campaign_events::unsubscribe_jobs;
 
 /// The reason recorded on the suppression list.
 const REASON: &str = "unsubscribed";

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::state::AppState;
-use crate::http::domains as api;
+use crate::delivery::email::api::domains as api;
 use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
 };

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::Email;
 use super::transport::Transport;
-use crate::webhooks::campaign_events::{Occurrence, jobs_for};
+use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
 
 /// Transient SMTP failures are retried with backoff: from 30 s, doubling, at most an hour
 /// apart, 10 attempts (about 6 hours in all), then the message fails.

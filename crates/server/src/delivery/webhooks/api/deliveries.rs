@@ -15,10 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::state::AppState;
+use crate::delivery::webhooks::KEY_OVERLAP;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::List;
-use crate::webhooks::KEY_OVERLAP;
 
 /// One outbound call.
 #[derive(Debug, Serialize, ToSchema)]

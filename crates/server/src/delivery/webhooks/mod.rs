@@ -4,7 +4,9 @@
 //! call resumes the journey, all in one commit per attempt. `campaign_events` makes the calls
 //! of campaign event webhooks.
 
+pub mod api;
 pub mod campaign_events;
+pub(crate) mod pages;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Redirect};
 use herald_domain::{ApiKeyId, PageRequest};
 use serde::Deserialize;
 
+use super::api_keys;
 use crate::app::state::AppState;
-use crate::email::transport::{SecurityName, SmtpConfig};
-use crate::http::{api_keys, transport, webhooks};
+use crate::delivery::email::api::transport;
+use crate::delivery::email::transport::{SecurityName, SmtpConfig};
+use crate::delivery::webhooks::api::deliveries as webhooks;
 use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
 };

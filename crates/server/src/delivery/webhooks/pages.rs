@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::app::state::AppState;
-use crate::http::webhooks::{DeliveryParams, delivery_filter, resend as resend_call};
+use crate::delivery::webhooks::api::deliveries::{DeliveryParams, delivery_filter, resend as resend_call};
 use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiResult, cursor, list_url, non_blank,
     parse_id, pretty, render, see_other, status_badge, when,

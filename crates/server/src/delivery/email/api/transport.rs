@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::state::AppState;
-use crate::email::transport::{SmtpConfig, Transport};
+use crate::delivery::email::transport::{SmtpConfig, Transport};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ErrorBody};
 
@@ -189,7 +189,7 @@ pub(crate) async fn test_send(
     let now = state.clock.now();
     let domain = herald_store::email::from_domain(from.as_str());
     let signer = match state.store.domain_key(workspace, &domain).await? {
-        Some((d, key)) if d.status == DomainStatus::Verified => crate::email::signer(&d, &key).ok(),
+        Some((d, key)) if d.status == DomainStatus::Verified => crate::delivery::email::signer(&d, &key).ok(),
         _ => None,
     };
     let id = MessageId::from_uuid(herald_store::new_uuid(now));

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use super::state::AppState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};

@@ -2,10 +2,13 @@
 //! or fails them), sending domains (DKIM keys, DNS records, verification and periodic
 //! re-verification), signed unsubscribe links, and the transport each workspace sends with.
 
+pub mod api;
 mod deliver;
 pub mod domains;
+pub(crate) mod pages;
 pub mod transport;
 pub mod unsubscribe;
+pub(crate) mod unsubscribe_page;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

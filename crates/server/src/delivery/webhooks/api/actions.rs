@@ -16,10 +16,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::state::AppState;
+use crate::delivery::webhooks::actions::RunError;
+use crate::delivery::webhooks::{MASK, secret_header};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
-use crate::webhooks::actions::RunError;
-use crate::webhooks::{MASK, secret_header};
 
 /// Longest action name, in characters.
 const MAX_NAME: usize = 200;
@@ -265,8 +265,8 @@ async fn run_action(
 /// the call's idempotency key.
 pub(crate) async fn run(
     store: &herald_store::SharedStore,
-    email: &crate::email::Email,
-    webhooks: &crate::webhooks::Webhooks,
+    email: &crate::delivery::email::Email,
+    webhooks: &crate::delivery::webhooks::Webhooks,
     workspace: herald_domain::WorkspaceId,
     id: &str,
     contact_id: herald_domain::ContactId,

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::state::AppState;
-use crate::email::domains::{AddDomainError, DomainRequest};
+use crate::delivery::email::domains::{AddDomainError, DomainRequest};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 

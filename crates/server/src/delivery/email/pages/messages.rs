@@ -187,6 +187,6 @@ pub async fn resend(
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let id: MessageId = parse_id(&id)?;
-    let copy = crate::http::messages::resend(&state, session.workspace_id, id).await?;
+    let copy = crate::delivery::email::api::messages::resend(&state, session.workspace_id, id).await?;
     Ok(crate::web::see_other(&format!("/messages/{}", copy.id), "message_resent"))
 }
