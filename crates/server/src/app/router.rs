@@ -148,6 +148,10 @@ fn pages() -> Router<AppState> {
         .route("/settings/signing-key", post(settings::rotate_signing_key))
         .route("/settings/transport", post(settings::set_transport))
         .route("/settings/transport/test", post(settings::test_transport))
+        .merge(ingest::pages::router())
+        .merge(contacts::pages::router())
+        .merge(events::pages::router())
+        .merge(campaigns::pages::router())
         .layer(middleware::from_fn(crate::web::security_headers))
 }
 
@@ -178,10 +182,6 @@ pub fn router(state: AppState) -> Router {
         .merge(inbound)
         .merge(ops)
         .merge(pages())
-        .merge(ingest::pages::router())
-        .merge(contacts::pages::router())
-        .merge(events::pages::router())
-        .merge(campaigns::pages::router())
         .fallback(error::not_found)
         .layer(middleware::from_fn(crate::app::telemetry::track_http))
         .layer(middleware::from_fn(time_limit))

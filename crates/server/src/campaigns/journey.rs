@@ -13,13 +13,12 @@ use herald_campaign::engine::{
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
 use herald_domain::{
-    CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    CampaignEvent, CampaignEventKind, CampaignState, Journey, JourneyId, JourneyStatus, Message, MessageId,
     MessageStatus, NewJob, Timestamp, WebhookDeliveryId,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use herald_store::email::delivery_job;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,39 +26,9 @@ use std::sync::Arc;
 
 use herald_domain::WorkspaceId;
 
+use super::jobs::{StepPayload, step_job};
 use super::{CampaignJobError, Campaigns, PendingWork, payload, shared};
 use herald_campaign::CampaignInfo;
-
-/// Where the journey stood when the job was scheduled; the job runs only if it still does.
-#[derive(Debug, Serialize, Deserialize)]
-struct StepPayload {
-    journey: JourneyId,
-    step: Option<u32>,
-    run_at: Option<Timestamp>,
-    /// The finished webhook call the journey was waiting for at `step`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    webhook: Option<WebhookDeliveryId>,
-    /// The draft the journey was held at, at `step`, was skipped.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    skipped: bool,
-}
-
-pub(super) fn step_job(journey: JourneyId, step: Option<u32>, run_at: Option<Timestamp>, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step, run_at, webhook: None, skipped: false };
-    NewJob::new(JobKind::JourneyStep, json!(payload), run_at.unwrap_or(now).max(now))
-}
-
-/// The job that resumes a journey waiting at webhook step `step` once `delivery` finished.
-pub fn resume_job(journey: JourneyId, step: u32, delivery: WebhookDeliveryId, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: Some(delivery), skipped: false };
-    NewJob::new(JobKind::JourneyStep, json!(payload), now)
-}
-
-/// The job that moves a journey on past the draft at step `step` that someone skipped.
-pub fn skip_job(journey: JourneyId, step: u32, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: None, skipped: true };
-    NewJob::new(JobKind::JourneyStep, json!(payload), now)
-}
 
 impl Campaigns {
     /// Runs journey-step jobs claimed together: one read for all their journeys and one

@@ -12,12 +12,14 @@ pub mod drafts;
 pub(crate) mod editor;
 mod evaluate;
 pub mod hooks;
+pub mod jobs;
 mod journey;
 pub(crate) mod pages;
 pub mod secrets;
 pub mod service;
 
-pub use journey::{StepResult, resume_job, skip_job};
+pub use jobs::{resume_job, skip_job};
+pub use journey::StepResult;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

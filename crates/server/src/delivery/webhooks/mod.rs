@@ -141,7 +141,7 @@ impl CallOrigin {
     fn resume(&self, delivery: WebhookDeliveryId, status: WebhookStatus, now: Timestamp) -> Option<NewJob> {
         match self {
             CallOrigin::Journey { journey, step_index, .. } => {
-                Some(crate::campaigns::resume_job(*journey, *step_index, delivery, now))
+                Some(crate::campaigns::jobs::resume_job(*journey, *step_index, delivery, now))
             }
             CallOrigin::Action { action, contact, .. } if status == WebhookStatus::Succeeded => {
                 Some(actions::result_job(delivery, *action, *contact, now))
