@@ -544,6 +544,8 @@ fn herald_scenario(
     }
     cmd.env("HERALD_DATABASE_URL", &database_url)
         .env("HERALD_ADMIN_TOKEN", &token)
+        // PostgreSQL needs a key for the secrets Herald stores (none are stored here).
+        .env("HERALD_SECRET_KEY", "YmVuY2gtc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWJjZGU=")
         .env("HERALD_BIND", "127.0.0.1:0")
         .env("HERALD_LOG", "warn")
         // Its log goes to a file: no terminal colour codes.

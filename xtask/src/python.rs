@@ -1,8 +1,9 @@
 //! The Python the tests use for independent third-party checks: `aiosmtpd` (a real SMTP
 //! server), `dkimpy` (a DKIM verifier that is not Herald's code), `PyNaCl` (dkimpy's
-//! Ed25519) and `standardwebhooks` (an independent Standard Webhooks verifier). The first
-//! three come from Debian packages (installed when missing); `standardwebhooks` from PyPI
-//! into a virtual environment under `target/test-python` that also sees the system packages.
+//! Ed25519), `standardwebhooks` (an independent Standard Webhooks verifier) and
+//! `schemathesis` (a fuzzer that checks the server against its OpenAPI document). The first
+//! three come from Debian packages (installed when missing); the last two from PyPI into a
+//! virtual environment under `target/test-python` that also sees the system packages.
 //! Its interpreter reaches the tests as `HERALD_TEST_PYTHON`.
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use anyhow::{Context, Result, bail};
 pub const PYTHON_VAR: &str = "HERALD_TEST_PYTHON";
 
 const SYSTEM_MODULES: &str = "import aiosmtpd, dkim, nacl";
-const ALL_MODULES: &str = "import aiosmtpd, dkim, nacl, standardwebhooks";
+const ALL_MODULES: &str = "import aiosmtpd, dkim, nacl, standardwebhooks, schemathesis";
 const PACKAGES: [&str; 5] = ["python3", "python3-aiosmtpd", "python3-dkim", "python3-nacl", "python3-venv"];
-const PYPI: [&str; 1] = ["standardwebhooks"];
+// schemathesis pinned: the test passes it command-line flags, which its releases rename.
+const PYPI: [&str; 2] = ["standardwebhooks", "schemathesis==4.32.5"];
 
 fn imports(python: &Path, modules: &str) -> bool {
     Command::new(python)

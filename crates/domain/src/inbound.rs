@@ -1,4 +1,4 @@
-//! Inbound payloads turned into one shape, `InboundEvent`: the generic webhook (seed 000's
+//! Inbound payloads turned into one shape, `InboundEvent`: the generic webhook (hosted tools'
 //! `email`/`event`/`userId`/`data`, also sent as a form or query string) and PostHog's webhook
 //! destination. Mapped sources produce the same shape through `mapping`. Every refusal names
 //! the field at fault.
@@ -123,6 +123,34 @@ impl InboundEvent {
         changed
     }
 
+    /// Checks that applying the event to `contact` keeps it within the attribute limits.
+    pub fn check_attribute_limits(&self, contact: &crate::Contact) -> Result<(), crate::contact::AttributeError> {
+        crate::contact::check_attribute_merge(&contact.attributes, &self.attributes, &self.attributes_once)
+    }
+
+    /// Replaces NUL characters in the free-form text the event stores (properties,
+    /// attributes, names, the deduplication key) with U+FFFD, which both backends can hold.
+    /// Identity fields and the event name refuse NUL like every control character, before
+    /// this runs: there a silent change would change who the contact is.
+    pub(crate) fn replace_nul(mut self) -> Self {
+        for map in [&mut self.properties, &mut self.attributes, &mut self.attributes_once] {
+            if map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+                let mut value = Value::Object(std::mem::take(map));
+                crate::payload::replace_nul(&mut value);
+                if let Value::Object(clean) = value {
+                    *map = clean;
+                }
+            }
+        }
+        let names = &mut self.names;
+        for text in [&mut names.name, &mut names.first_name, &mut names.last_name, &mut self.dedupe_key] {
+            if let Some(text) = text.as_mut().filter(|t| t.contains('\0')) {
+                *text = text.replace('\0', "\u{fffd}");
+            }
+        }
+        self
+    }
+
     fn new(when_unmatched: WhenUnmatched) -> Self {
         Self {
             identity: Identity::default(),
@@ -143,6 +171,16 @@ impl InboundEvent {
             self.attributes.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
         };
         self.names = Names { name: get("name"), first_name: get("first_name"), last_name: get("last_name") };
+    }
+}
+
+/// Whether a value holds a NUL character in a string or key.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -202,7 +240,7 @@ pub fn timestamp_field(value: Option<&Value>, field: &str) -> Result<Option<Time
 /// Top-level keys of the generic payload with a meaning of their own.
 const GENERIC_KEYS: [&str; 7] = ["email", "event", "userId", "user_id", "phone", "data", "timestamp"];
 
-/// The generic webhook payload (seed 000):
+/// The generic webhook payload, as hosted tools such as Humanic accept it:
 /// `{"email", "event", "userId" | "user_id", "phone", "timestamp", "data": {...}}`.
 ///
 /// `data` becomes both the event's properties and the contact's attributes. Other top-level
@@ -229,7 +267,7 @@ pub fn parse_generic(body: &Value) -> Result<InboundEvent, FieldError> {
     if event.identity == Identity::default() {
         return Err(FieldError::new("email", "is required (or userId or phone of an existing contact)"));
     }
-    Ok(event)
+    Ok(event.replace_nul())
 }
 
 /// A JSON object from form fields or query parameters. `data.plan=pro` and `data[plan]=pro`
@@ -254,7 +292,7 @@ pub fn object_from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> 
     Value::Object(top)
 }
 
-/// PostHog's webhook destination payload (seed 004):
+/// PostHog's webhook destination payload:
 /// `{"event": {"uuid", "event", "distinct_id", "properties", "timestamp", ...}, "person": {"id", "properties", ...}}`.
 ///
 /// `distinct_id` is the user id; the email is `properties.email`, else `properties.$set.email`,
@@ -317,7 +355,7 @@ pub fn parse_posthog(body: &Value) -> Result<InboundEvent, FieldError> {
     if event.identity == Identity::default() {
         return Err(FieldError::new("event.distinct_id", "is required"));
     }
-    Ok(event)
+    Ok(event.replace_nul())
 }
 
 #[cfg(test)]
@@ -369,11 +407,32 @@ mod tests {
             (json!({"userId": {"a": 1}}), "userId"),
             (json!({"user_id": ""}), "user_id"),
             (json!({"phone": "call me"}), "phone"),
+            (json!({"email": "a\u{0}b@example.com"}), "email"),
+            (json!({"email": "a@example.com", "userId": "u\u{0}1"}), "userId"),
+            (json!({"email": "a@example.com", "phone": "+1555\u{0}0109999"}), "phone"),
+            (json!({"email": "a@example.com", "event": "sign\u{0}up"}), "event"),
         ];
         for (body, field) in cases {
             let err = parse_generic(&body).expect_err("refused");
             assert_eq!(err.field, field, "{body} → {err}");
         }
+    }
+
+    #[test]
+    fn nul_in_free_form_text_becomes_the_replacement_character() {
+        let body = json!({"email": "a@example.com", "data": {"k\u{0}": ["x\u{0}"], "name": "A\u{0}"}});
+        let event = parse_generic(&body).expect("ok");
+        assert_eq!(
+            event.properties,
+            json!({"k\u{fffd}": ["x\u{fffd}"], "name": "A\u{fffd}"}).as_object().cloned().expect("obj")
+        );
+        assert_eq!(event.attributes, event.properties);
+        assert_eq!(event.names.name.as_deref(), Some("A\u{fffd}"));
+        let body = json!({"event": {"event": "x", "distinct_id": "d", "uuid": "u\u{0}", "properties": {"$set_once": {"a": "\u{0}"}}}});
+        let event = parse_posthog(&body).expect("ok");
+        assert_eq!((event.dedupe_key.as_deref(), &event.attributes_once["a"]), (Some("u\u{fffd}"), &json!("\u{fffd}")));
+        let body = json!({"event": {"event": "x", "distinct_id": "d\u{0}"}});
+        assert_eq!(parse_posthog(&body).expect_err("refused").field, "event.distinct_id");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod id;
 pub mod inbound;
 pub mod job;
 pub mod mapping;
+pub mod number;
 pub mod page;
 pub mod payload;
 pub mod source;

@@ -651,7 +651,7 @@ impl CompiledMapping {
             when_unmatched: WhenUnmatched::Reject,
         };
         event.take_names_from_attributes();
-        Ok(event)
+        Ok(event.replace_nul())
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::inbound::object_from_pairs;
+use crate::number::{self, UnkeptNumber};
 
 /// Why a request's payload cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,14 +21,38 @@ pub enum PayloadError {
          a form (application/x-www-form-urlencoded), or use GET with query parameters"
     )]
     UnsupportedMediaType(String),
+    /// A form field or query parameter whose name or value, once percent-decoded, is not
+    /// UTF-8. `field` is the name (with U+FFFD where the name itself is not UTF-8).
+    #[error("{field}: is not valid UTF-8; percent-encode text as UTF-8")]
+    InvalidUtf8 { field: String },
+    #[error(transparent)]
+    UnkeptNumber(#[from] UnkeptNumber),
+}
+
+impl PayloadError {
+    /// The field at fault, for refusals that have one.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            PayloadError::InvalidUtf8 { field } => Some(field.clone()),
+            PayloadError::UnkeptNumber(n) if n.path.is_empty() => Some("body".to_owned()),
+            PayloadError::UnkeptNumber(n) => Some(n.path.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Parses JSON, reporting where it broke. serde_json refuses nesting deeper than 128 levels
-/// (without recursing further), which is the depth limit for inbound payloads. NUL characters
-/// in strings and keys become U+FFFD: PostgreSQL's `text` and `jsonb` cannot hold them, and
-/// both backends must store the same values (the raw body is kept exactly, separately).
+/// (without recursing further), which is the depth limit for inbound payloads. A number that
+/// cannot be kept as written (see `number`) is refused naming its field. NUL characters are
+/// kept here, so that identity fields refuse them; the inbound parsers replace them in
+/// free-form text (`InboundEvent::replace_nul`).
 pub fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
-    let mut value = serde_json::from_slice(bytes).map_err(|e| {
+    let value = serde_json::from_slice(bytes).map_err(|e| {
+        if number::is_out_of_range(&e)
+            && let Some(unkept) = number::first_unkept(bytes)
+        {
+            return PayloadError::UnkeptNumber(unkept);
+        }
         let what = if e.to_string().contains("recursion limit") {
             "nested deeper than 128 levels".to_owned()
         } else {
@@ -35,32 +60,55 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
         };
         PayloadError::InvalidJson(what)
     })?;
-    scrub_nul(&mut value);
+    if number::may_hold_unkept(&value)
+        && let Some(unkept) = number::first_unkept(bytes)
+    {
+        return Err(unkept.into());
+    }
     Ok(value)
 }
 
-/// Replaces NUL characters in every string and key (depth is bounded by the parser's limit).
-fn scrub_nul(value: &mut Value) {
+/// Replaces NUL characters in every string and key with U+FFFD: PostgreSQL's `text` and
+/// `jsonb` cannot hold them, and both backends must store the same values (the raw body is
+/// kept exactly, separately). Depth is bounded by the parser's limit.
+pub fn replace_nul(value: &mut Value) {
     const REPLACEMENT: &str = "\u{fffd}";
     match value {
         Value::String(s) if s.contains('\0') => *s = s.replace('\0', REPLACEMENT),
-        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
         Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
             let entries = std::mem::take(map);
             for (key, mut item) in entries {
-                scrub_nul(&mut item);
+                replace_nul(&mut item);
                 map.insert(key.replace('\0', REPLACEMENT), item);
             }
         }
-        Value::Object(map) => map.values_mut().for_each(scrub_nul),
+        Value::Object(map) => map.values_mut().for_each(replace_nul),
         _ => {}
     }
 }
 
-fn pairs(raw: &[u8]) -> Value {
-    let mut value = object_from_pairs(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())));
-    scrub_nul(&mut value);
-    value
+/// Form fields or query parameters as an object (`object_from_pairs`). Names and values are
+/// percent-decoded (`+` is a space) and must then be UTF-8: replacing what is not would
+/// change the sender's text without saying so.
+fn pairs(raw: &[u8]) -> Result<Value, PayloadError> {
+    let decode = |part: &[u8]| -> Result<String, Vec<u8>> {
+        let spaced: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        String::from_utf8(bytes).map_err(|e| e.into_bytes())
+    };
+    let mut fields = Vec::new();
+    for pair in raw.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let name = decode(name)
+            .map_err(|bytes| PayloadError::InvalidUtf8 { field: String::from_utf8_lossy(&bytes).into_owned() })?;
+        let value = decode(value).map_err(|_| PayloadError::InvalidUtf8 { field: name.clone() })?;
+        fields.push((name, value));
+    }
+    Ok(object_from_pairs(fields))
 }
 
 /// The payload of a request to a source URL: `is_get` for GET requests, the `Content-Type`
@@ -74,7 +122,7 @@ pub fn payload(
     let blank = body.iter().all(u8::is_ascii_whitespace);
     if is_get || (blank && query.is_some_and(|q| !q.is_empty())) {
         return match query.filter(|q| !q.is_empty()) {
-            Some(query) => Ok(pairs(query.as_bytes())),
+            Some(query) => pairs(query.as_bytes()),
             None => Err(PayloadError::EmptyQuery),
         };
     }
@@ -85,7 +133,7 @@ pub fn payload(
         content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()).unwrap_or_default();
     match essence.as_str() {
         "" | "application/json" | "text/plain" | "text/json" => parse_json(body),
-        "application/x-www-form-urlencoded" => Ok(pairs(body)),
+        "application/x-www-form-urlencoded" => pairs(body),
         json if json.starts_with("application/") && json.ends_with("+json") => parse_json(body),
         other => Err(PayloadError::UnsupportedMediaType(other.to_owned())),
     }
@@ -118,11 +166,44 @@ mod tests {
     }
 
     #[test]
-    fn nul_characters_become_replacement_characters() {
-        let value = parse_json(br#"{"a\u0000b": ["x\u0000", {"k": "\u0000"}]}"#).expect("parses");
+    fn nul_characters_are_kept_for_the_parsers_and_replaced_on_request() {
+        let mut value = parse_json(br#"{"a\u0000b": ["x\u0000", {"k": "\u0000"}]}"#).expect("parses");
+        assert_eq!(value, json!({"a\u{0}b": ["x\u{0}", {"k": "\u{0}"}]}));
+        replace_nul(&mut value);
         assert_eq!(value, json!({"a\u{fffd}b": ["x\u{fffd}", {"k": "\u{fffd}"}]}));
         let form = payload(false, Some("application/x-www-form-urlencoded"), None, b"email=a%00b");
-        assert_eq!(form, Ok(json!({"email": "a\u{fffd}b"})));
+        assert_eq!(form, Ok(json!({"email": "a\u{0}b"})));
+    }
+
+    #[test]
+    fn forms_and_queries_must_be_utf8_once_decoded() {
+        let form = |body: &[u8]| payload(false, Some("application/x-www-form-urlencoded"), None, body);
+        let field = |result: Result<Value, PayloadError>| result.expect_err("refused").field();
+        assert_eq!(field(form(b"email=a%40example.com&data.plan=%FF")).as_deref(), Some("data.plan"));
+        assert_eq!(field(form(b"city=\xff")).as_deref(), Some("city"));
+        assert_eq!(field(form(b"k%C3=1")).as_deref(), Some("k\u{fffd}"));
+        assert_eq!(field(payload(true, None, Some("name=%C3"), b"")).as_deref(), Some("name"));
+        let decoded = form(b"a=K%C3%B6ln&b=J+Doe&c&d=&=e&&f=%zz&g=1%2B1").expect("valid");
+        assert_eq!(decoded, json!({"a": "K\u{f6}ln", "b": "J Doe", "c": "", "d": "", "": "e", "f": "%zz", "g": "1+1"}));
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_kept_are_refused_naming_the_field() {
+        for (body, field) in [
+            (&br#"{"data": {"big": 123456789012345678901234567890}}"#[..], "data.big"),
+            (br#"{"data": {"inf": 1e400}}"#, "data.inf"),
+            (br#"[{}, {"n": -9223372036854775809}]"#, "[1].n"),
+            (b"1E999", "body"),
+        ] {
+            let err = parse_json(body).expect_err("refused");
+            assert_eq!(err.field().as_deref(), Some(field), "{err}");
+            assert!(err.to_string().starts_with(&format!("{field}: ")), "{err}");
+        }
+        let kept = parse_json(br#"{"u": 18446744073709551615, "i": -9223372036854775808, "e": 6.02e23}"#);
+        assert_eq!(
+            kept.expect("kept").to_string(),
+            r#"{"e":6.02e+23,"i":-9223372036854775808,"u":18446744073709551615}"#
+        );
     }
 
     #[test]

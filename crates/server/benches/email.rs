@@ -6,6 +6,14 @@
 //!   and as many messages in flight at the end as after the first seconds), next to the POST's
 //!   own latency (the durable ingest answer) measured in the same run.
 //!
+//! - `idle`: isolated events on an idle server, one every 1.5 s (`HERALD_BENCH_IDLE_EVENTS`,
+//!   default 60, each a new contact), from the POST's answer (HTTP 200 received) to the relay's
+//!   acceptance of the message (target p99 < 50 ms) and, on a second server with no relay, to
+//!   the message's record in the outbox, seen by polling the messages API every millisecond
+//!   (target p99 < 20 ms). Each event's way is three jobs (trigger evaluation, journey step,
+//!   delivery), each enqueued by the one before: what this measures is whether the worker
+//!   takes each up at once rather than at its next poll (`HERALD_QUEUE_POLL_MS`, 1 s).
+//!
 //! - `throughput`: the most messages per second Herald hands to a local relay: N events
 //!   (default 5,000) ingested with the worker stopped, then the worker started; messages per
 //!   second from the first to the last acceptance, for each pool size asked. The ceiling in the
@@ -22,7 +30,7 @@
 //! at `target/bench-email/sinks/` and finds the sink's folder there.
 //!
 //! Run: `HERALD_TEST_PYTHON=/usr/bin/python3 cargo bench -p herald-server --bench email` (env
-//! `HERALD_BENCH_ONLY=latency|throughput`; `HERALD_BENCH_RATE`, default 200 events/s;
+//! `HERALD_BENCH_ONLY=latency|idle|throughput`; `HERALD_BENCH_RATE`, default 200 events/s;
 //! `HERALD_BENCH_SECONDS`, default 60; `HERALD_BENCH_MESSAGES`, default 5000;
 //! `HERALD_BENCH_POOL`, SMTP connections, comma separated, default `8,1,32`, the latency run
 //! uses the first; `HERALD_BENCH_DKIM=rsa|ed25519`, default `rsa` as the API;
@@ -155,7 +163,8 @@ impl Sink {
 }
 
 /// Herald serving on loopback with a verified sending domain, the sink as its workspace's
-/// relay, a generic source and an active one-email campaign.
+/// relay (unless `relay` is false: the embedded outbox), a generic source and an active
+/// one-email campaign.
 struct Herald {
     store: SharedStore,
     workspace: herald_domain::WorkspaceId,
@@ -171,7 +180,7 @@ struct Herald {
 }
 
 impl Herald {
-    async fn start(pool: usize, dkim: &str, run_worker: bool) -> Self {
+    async fn start(pool: usize, dkim: &str, run_worker: bool, relay: bool) -> Self {
         std::fs::create_dir_all(bench_dir()).expect("bench dir");
         let dir = tempfile::tempdir_in(bench_dir()).expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("herald.db").display());
@@ -205,9 +214,11 @@ impl Herald {
             _dir: dir,
         };
 
-        let relay =
-            json!({"host": "127.0.0.1", "port": herald.sink.sink.port(), "security": "none", "pool_size": pool});
-        herald.call(Method::PUT, "/transport", &relay).await;
+        if relay {
+            let relay =
+                json!({"host": "127.0.0.1", "port": herald.sink.sink.port(), "security": "none", "pool_size": pool});
+            herald.call(Method::PUT, "/transport", &relay).await;
+        }
         let domain = herald.call(Method::POST, "/domains", &json!({"name": DOMAIN, "algorithm": dkim})).await;
         for record in domain["records"].as_array().expect("records") {
             herald._dns.set_txt(record["name"].as_str().expect("name"), &[record["value"].as_str().expect("value")]);
@@ -286,6 +297,26 @@ impl Herald {
         }
     }
 
+    /// When the relay accepted the message to `to`, if it did.
+    fn accepted_at(&self, to: &str) -> Option<f64> {
+        self.sink.accepted().into_iter().find(|m| m.0 == to).map(|m| m.1)
+    }
+
+    /// Whether the newest message record is the one to `to`.
+    async fn outbox_has(&self, to: &str) -> bool {
+        let page: Value = self
+            .client
+            .get(format!("{}/api/v1/messages?limit=1", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("messages")
+            .json()
+            .await
+            .expect("JSON");
+        page["data"][0]["to"] == to
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
@@ -300,7 +331,7 @@ fn timestamp_ms(value: &Value) -> Option<f64> {
 
 /// Inbound POST → relay acceptance, at `rate` events/s for `seconds`, with `pool` connections.
 async fn latency(rate: u32, seconds: u64, pool: usize, dkim: &str) {
-    let herald = Herald::start(pool, dkim, true).await;
+    let herald = Herald::start(pool, dkim, true, true).await;
     let total = rate as usize * seconds as usize;
     let posted = Arc::new(AtomicUsize::new(0));
     let began = now_ms();
@@ -407,6 +438,64 @@ async fn latency(rate: u32, seconds: u64, pool: usize, dkim: &str) {
     );
 }
 
+/// How long the idle scenario waits for one message before it counts it as missing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Isolated events on an idle server, one every `gap`: per event, the milliseconds from the
+/// POST's answer to the relay's acceptance of its message (`relay`), or to its record in the
+/// outbox; `None` for a message not there within [`IDLE_TIMEOUT`].
+async fn idle(events: usize, gap: Duration, relay: bool, dkim: &str) -> Vec<Option<f64>> {
+    let herald = Herald::start(8, dkim, true, relay).await;
+    let mut ticker = tokio::time::interval(gap);
+    // After a slow event the next still comes a whole gap later: each arrives on an idle server.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies = Vec::with_capacity(events);
+    for n in 0..events {
+        ticker.tick().await;
+        let to = format!("i{n}@bench.test");
+        let body = json!({"email": to, "event": "signed_up", "data": {"first_name": "U", "plan": "pro"}});
+        let response = herald.client.post(&herald.source).json(&body).send().await.expect("POST");
+        let answered = now_ms();
+        assert!(response.status().is_success(), "POST: {}", response.status());
+        let deadline = Instant::now() + IDLE_TIMEOUT;
+        let arrived = loop {
+            let arrived = if !relay {
+                herald.outbox_has(&to).await.then(now_ms)
+            } else if herald.sink.count() > n {
+                herald.accepted_at(&to)
+            } else {
+                None
+            };
+            if arrived.is_some() || Instant::now() > deadline {
+                break arrived;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        latencies.push(arrived.map(|at| at - answered));
+    }
+    herald.stop().await;
+    latencies
+}
+
+/// The idle scenario through the relay and through the outbox, as a table.
+async fn idle_report(dkim: &str) {
+    let events = env_list("HERALD_BENCH_IDLE_EVENTS", "60")[0];
+    let gap = Duration::from_millis(1500);
+    println!("\n## Isolated events on an idle server (SQLite), one every {gap:?}, {events} events each\n");
+    println!("| measure | p50 | p90 | p99 | max | count |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (relay, name) in
+        [(true, "POST answered → relay accepted (SMTP sink)"), (false, "POST answered → in the outbox")]
+    {
+        let latencies = idle(events, gap, relay, dkim).await;
+        let missing = latencies.iter().filter(|l| l.is_none()).count();
+        println!("{}", row(name, latencies.into_iter().flatten().collect()));
+        if missing > 0 {
+            println!("\n{missing} messages not there within {IDLE_TIMEOUT:?}\n");
+        }
+    }
+}
+
 /// A message like the campaign's, composed (and signed) here.
 fn outgoing(n: usize, base: &str) -> Outgoing {
     Outgoing {
@@ -455,7 +544,7 @@ async fn raw_rate(herald: &Herald, signer: &herald_email::dkim::DkimSigner, pool
 
 /// Herald's rate for `count` messages due at once, after the raw ceiling on the same relay.
 async fn throughput(pool: usize, count: usize, dkim: &str) -> [f64; 6] {
-    let herald = Herald::start(pool, dkim, false).await;
+    let herald = Herald::start(pool, dkim, false, true).await;
     let (domain, key) = herald.store.domain_key(herald.workspace, DOMAIN).await.expect("key").expect("domain");
     let signer = herald_server::delivery::email::signer(&domain, &key).expect("signer");
     let (raw, raw_middle) = raw_rate(&herald, &signer, pool, count).await;
@@ -552,14 +641,19 @@ async fn main() {
     let only = std::env::var("HERALD_BENCH_ONLY").unwrap_or_default();
     let dkim = std::env::var("HERALD_BENCH_DKIM").unwrap_or_else(|_| "rsa".to_owned());
     let pools = env_list("HERALD_BENCH_POOL", "8,1,32");
+    let run = |scenario: &str| only.is_empty() || only == scenario;
     println!("load average at the start: {}", load_average());
-    if only != "throughput" {
+    if run("latency") {
         let rate = env_list("HERALD_BENCH_RATE", "200")[0];
         let seconds = env_list("HERALD_BENCH_SECONDS", "60")[0];
         latency(u32::try_from(rate).expect("rate"), seconds as u64, pools[0], &dkim).await;
         println!("\nload average: {}", load_average());
     }
-    if only == "latency" {
+    if run("idle") {
+        idle_report(&dkim).await;
+        println!("\nload average: {}", load_average());
+    }
+    if !run("throughput") {
         return;
     }
     let count = env_list("HERALD_BENCH_MESSAGES", "5000")[0];
@@ -576,7 +670,7 @@ async fn main() {
         );
     }
     println!("\nload average: {}", load_average());
-    let herald = Herald::start(1, &dkim, false).await;
+    let herald = Herald::start(1, &dkim, false, true).await;
     let (domain, _) = herald.store.domain_key(herald.workspace, DOMAIN).await.expect("key").expect("domain");
     signing_cost(&domain, &herald.base);
     herald.stop().await;

@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use herald_server::app::cli::{
     ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand,
 };
-use herald_server::app::config::{EXAMPLE_FILE, Loader, SettingError};
-use herald_server::app::{commands, telemetry};
+use herald_server::app::config::{Loader, SettingError};
+use herald_server::app::{cli, commands, settings, telemetry};
 
 /// mimalloc rather than the system's allocator: Herald allocates and frees many small values
 /// per request (JSON trees, SQL text, HTTP headers) across threads, where glibc's malloc took
@@ -19,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -46,7 +45,7 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Config(ConfigCommand::Example) => {
-            print!("{EXAMPLE_FILE}");
+            print!("{}", settings::example_file());
             Ok(())
         }
         Command::Config(ConfigCommand::Check(args)) => match loader.serve(&args) {

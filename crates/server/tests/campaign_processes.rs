@@ -221,7 +221,9 @@ async fn smtp_delivery_killed_mid_run_delivers_every_message_repeating_only_the_
     let sink = SmtpSink::start().expect("smtp sink");
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let store: SharedStore = std::sync::Arc::new(herald_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
+    // The DKIM key it stores is sealed with the key the nodes run with.
+    let store = herald_store_sqlite::SqliteStore::connect(&url).await.expect("open");
+    let store: SharedStore = std::sync::Arc::new(store.with_secrets(common::process::secret_keys()));
     let document = json!({
         "name": "Announcement",
         "trigger": {"type": "manual"},

@@ -1,9 +1,9 @@
-//! Campaign event webhooks (seed 001) end to end, on both backends, against a real HTTP
-//! receiver on loopback: the subscribed events and only those, once each even when the
-//! inbound event is replayed, signed with the webhook's own secret (checked here with a plain
-//! HMAC, not Herald's signing code); GET in the query string, form bodies, custom payloads;
-//! validation (plain http, Basic with GET, write-only secrets); inactive webhooks; and the
-//! unsubscribed, suppressed, failed-call and conversion events.
+//! Campaign event webhooks (per-campaign outbound webhooks, as hosted tools offer them) end to end,
+//! on both backends, against a real HTTP receiver on loopback: the subscribed events and only
+//! those, once each even when the inbound event is replayed, signed with the webhook's own secret
+//! (checked here with a plain HMAC, not Herald's signing code); GET in the query string, form
+//! bodies, custom payloads; validation (plain http, Basic with GET, write-only secrets); inactive
+//! webhooks; and the unsubscribed, suppressed, failed-call and conversion events.
 
 #![allow(clippy::unwrap_used)]
 

@@ -165,7 +165,7 @@ async fn filters_nth_occurrence_and_branches_decide(backend: Backend) {
     )
     .await;
 
-    // Numbers sent as strings compare as numbers (seed 000's "149.00").
+    // Numbers sent as strings compare as numbers (hosted tools' users send prices as "149.00").
     send(&app, &url, &json!({"email": "a@x.test", "event": "checkout_started", "data": {"cart_value": "149.00"}}))
         .await;
     let small =

@@ -9,9 +9,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Backend, TestApp, expect_error, json, spawn_app_with};
+use common::{Backend, TestApp, expect_error, json, spawn_app_running, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{Received, SinkOptions, SmtpSink, verify_dkim};
+use herald_server::app::config::WorkerSettings;
 use herald_server::clock::Clock;
 use herald_server::delivery::email::EmailSettings;
 use reqwest::{Method, StatusCode};
@@ -22,6 +23,7 @@ on_both_backends!(
     relay_refusals_fail_or_retry,
     domains_transport_and_suppressions_reject_bad_input,
     send_rates_hold_back_and_rechecks_warn,
+    the_running_worker_takes_up_each_hop_without_waiting_for_its_poll,
 );
 
 const DOMAIN: &str = "mail.acme.test";
@@ -34,11 +36,20 @@ struct World {
 }
 
 async fn world(backend: Backend) -> World {
+    world_with(backend, None).await
+}
+
+/// The world with its worker loop running in the background with `worker`'s settings, or
+/// stepped by the test when `None`.
+async fn world_with(backend: Backend, worker: Option<WorkerSettings>) -> World {
     let dns = DnsServer::start().await.expect("dns server");
     let auth = Some(("herald".to_owned(), "s3cret-pw".to_owned()));
     let sink = SmtpSink::start_with(SinkOptions { auth, ..SinkOptions::default() }).expect("smtp sink");
     let settings = EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() };
-    let app = spawn_app_with(backend, settings).await;
+    let app = match worker {
+        Some(worker) => spawn_app_running(backend, settings, worker).await,
+        None => spawn_app_with(backend, settings).await,
+    };
     let transport = json!({"host": "127.0.0.1", "port": sink.port(), "security": "none",
                            "username": "herald", "password": "s3cret-pw"});
     let (status, body) =
@@ -411,4 +422,29 @@ async fn send_rates_hold_back_and_rechecks_warn(backend: Backend) {
     publish(&world.dns, &records);
     assert_eq!(verify(app, &domain).await["warning"], Value::Null, "cleared once it is back");
     world.app.stop().await;
+}
+
+/// An event's way to the relay is three jobs, each enqueued by the one before as it commits
+/// (the trigger evaluation enrols a journey, the journey's step records a message, the message's
+/// delivery). The worker loop runs for real with a poll interval of an hour: the message
+/// arrives within seconds only if each commit wakes the worker for the job it made due.
+async fn the_running_worker_takes_up_each_hop_without_waiting_for_its_poll(backend: Backend) {
+    let worker = WorkerSettings { poll: Duration::from_secs(3600), ..WorkerSettings::default() };
+    let world = world_with(backend, Some(worker)).await;
+    let app = &world.app;
+    let (domain, records) = add_domain(app).await;
+    publish(&world.dns, &records);
+    assert_eq!(verify(app, &domain).await["status"], "verified");
+    activate(
+        app,
+        json!({
+            "name": "Welcome",
+            "trigger": {"type": "event", "event": "signed_up"},
+            "steps": [{"type": "email", "from": "news@mail.acme.test", "subject": "Hello", "html": "<p>Hi</p>"}]
+        }),
+    )
+    .await;
+    send(&world, json!({"email": "ada@example.com", "event": "signed_up"})).await;
+    let received = world.sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(received.iter().map(to).collect::<Vec<_>>(), ["ada@example.com"], "not delivered within 10 s");
 }

@@ -50,6 +50,47 @@ fn zero_config_serve_creates_a_wal_database_and_answers_within_two_seconds() {
 }
 
 #[test]
+fn a_first_run_prints_a_login_link_that_opens_the_ui_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let start = || {
+        let mut command = herald(dir.path());
+        command.args(["serve", "--bind", "127.0.0.1:0"]);
+        Server::start(command, dir.path().join("stderr"))
+    };
+    let mut server = start();
+    let said = server.stdout.recv_timeout(Duration::from_secs(10)).expect("the first-run notice");
+    assert!(said.contains("within 15 minutes"), "{said}");
+    let link = server.stdout.recv_timeout(Duration::from_secs(10)).expect("the link").trim().to_owned();
+    assert!(link.starts_with(&server.url("/login/link/")), "{link}");
+
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let opened = client.get(&link).send().expect("open the link");
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/welcome");
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let welcome = client.get(server.url("/welcome")).header("cookie", &cookie).send().expect("welcome");
+    assert_eq!(welcome.status(), 200);
+    assert!(welcome.text().expect("html").contains("Create the first user"));
+    assert_eq!(client.get(&link).send().expect("open again").status(), 410, "the link works once");
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    assert!(!server.stderr().contains(link.rsplit('/').next().expect("token")), "the link's token is not logged");
+
+    // The link made a key, so the next start prints none.
+    let mut server = start();
+    assert_eq!(client.get(server.url("/healthz")).send().expect("healthz").status(), 200);
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    // The process has exited: its stdout ends, and held nothing after the address.
+    let rest: Vec<String> = server.stdout.iter().collect();
+    assert!(rest.is_empty(), "no link once someone can log in: {rest:?}");
+}
+
+#[test]
 fn settings_come_from_a_file_under_env_and_flags() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("from-file.db");
@@ -239,4 +280,49 @@ fn source_tokens_never_reach_the_log() {
     assert!(stderr.contains("/webhooks/inbound/{token}"), "requests are logged by route: {stderr}");
     assert!(!stderr.contains(&token[4..]), "the source token leaked into the log");
     assert!(!stderr.contains(TOKEN), "the admin token leaked into the log");
+}
+
+/// The report this answers: 1,100 connections that send nothing used up a 1,024 open-file
+/// limit and `/healthz` timed out. Under that limit (hard and soft), Herald caps connections
+/// below it and closes the silent ones after the header timeout.
+#[test]
+fn idle_connections_beyond_the_file_limit_do_not_stop_healthz() {
+    // This test's own 1,100 sockets need more than a 1,024 soft limit.
+    let own = herald_server::app::connections::raise_file_limit().expect("the open-file limit");
+    assert!(own > 1_200, "this test needs an open-file hard limit above 1,200, not {own}");
+    let dir = tempfile::tempdir().expect("dir");
+    let command = herald(dir.path());
+    let program = command.get_program().to_owned();
+    // The shell sets the limit for the server it then becomes.
+    let mut shell = std::process::Command::new("sh");
+    shell.current_dir(dir.path()).env("HERALD_ADMIN_TOKEN", TOKEN).env("NO_COLOR", "1").arg("-c").arg(format!(
+        "ulimit -n 1024 && exec '{}' serve --bind 127.0.0.1:0 --header-timeout-secs 2",
+        program.to_string_lossy()
+    ));
+    for (key, _) in command.get_envs() {
+        shell.env_remove(key);
+    }
+    let mut server = Server::start(shell, dir.path().join("stderr"));
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let idle: Vec<std::net::TcpStream> =
+        (0..1_100).map(|_| std::net::TcpStream::connect(&address).expect("connect")).collect();
+
+    let asked = Instant::now();
+    let health = http().get(server.url("/healthz")).timeout(Duration::from_secs(20)).send();
+    let waited = asked.elapsed();
+    let health = health.unwrap_or_else(|e| panic!("/healthz failed after {waited:?}: {e}"));
+    assert_eq!(health.status(), 200);
+    assert!(waited < Duration::from_secs(10), "/healthz answered after {waited:?}");
+    for (i, mut stream) in idle.into_iter().enumerate() {
+        use std::io::Read;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut rest = Vec::new();
+        assert!(stream.read_to_end(&mut rest).is_ok(), "idle connection {i} was not closed");
+    }
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait(Duration::from_secs(15)).success());
+    let stderr = server.stderr();
+    // The cap leaves room under the limit: 1,024 less 128 files less two per job slot (128).
+    assert!(stderr.contains("max_connections=640 file_limit=1024"), "{stderr}");
+    assert!(!stderr.contains("cannot accept"), "no descriptor ran out: {stderr}");
 }

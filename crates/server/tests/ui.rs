@@ -11,12 +11,14 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, ClientBuilder, Locator};
-use herald_domain::{EmailAddress, Password, UserAccount, WorkspaceName};
-use herald_server::clock::Clock;
+use herald_domain::{EmailAddress, PageRequest, Password, UserAccount, WorkspaceName};
+use herald_server::clock::{Clock, SharedClock};
+use herald_server::web::first_run;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -1495,6 +1497,139 @@ async fn browser_opens_the_delivery_log(backend: Backend) {
     app.stop().await;
 }
 
+// ---------------------------------------------------------------- the first run
+
+/// Makes the test app a server nobody can log in to: its only key (the admin token's)
+/// revoked, and no user.
+async fn nobody_can_log_in(app: &TestApp) {
+    let workspace = default_workspace(app).await;
+    let keys = app.store.list_api_keys(workspace.id, PageRequest { after: None, limit: 100 }).await.expect("keys");
+    for key in keys.items {
+        app.store.revoke_api_key(workspace.id, key.id, app.clock.now()).await.expect("revoke");
+    }
+}
+
+async fn default_workspace(app: &TestApp) -> herald_domain::Workspace {
+    let name = WorkspaceName::parse("default").expect("name");
+    app.store.workspace_by_name(&name).await.expect("read").expect("default workspace")
+}
+
+/// The first-run link `herald serve` would print now, if any.
+async fn first_run_link(app: &TestApp) -> Option<String> {
+    let workspace = default_workspace(app).await;
+    let clock: SharedClock = Arc::new(app.clock.clone());
+    first_run::link(&app.store, &clock, workspace.id, &app.address).await.expect("first-run link")
+}
+
+async fn the_first_run_link_signs_in_once_and_offers_the_first_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(first_run_link(&app).await, None, "not while the admin token's key is live");
+    nobody_can_log_in(&app).await;
+    let link = first_run_link(&app).await.expect("a link for a server nobody can log in to");
+    assert!(link.starts_with(&app.url("/login/link/")), "{link}");
+
+    let opened = app.client.get(&link).send().await.expect("open the link");
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    assert_eq!(opened.headers()[LOCATION], "/welcome");
+    let link_session = session_of(&opened);
+    let again = app.client.get(&link).send().await.expect("open it again");
+    assert_eq!(again.status(), StatusCode::GONE);
+    assert!(again.text().await.expect("html").contains("This link has been used"));
+
+    let page = app.client.get(app.url("/welcome")).header(COOKIE, &link_session).send().await.expect("welcome");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Create the first user") && html.contains("API key first-run link"), "{html}");
+    let csrf = csrf_of(&html);
+    let form = |password: &'static str, repeat: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("email", "ada@example.com".into()),
+            ("password", password.into()),
+            ("repeat", repeat.into()),
+        ]
+    };
+    let post = async |fields: Vec<(&str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post_form(&app, &link_session, "/welcome", &fields).await
+    };
+    let mut forged = form("correct horse battery", "correct horse battery");
+    forged[0].1 = "forged".into();
+    assert_eq!(post(forged).await.status(), StatusCode::FORBIDDEN);
+    let short = post(form("short", "short")).await;
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.text().await.expect("html").contains("at least 12 characters"));
+    let differ = post(form("correct horse battery", "correct horse battry")).await;
+    assert_eq!(differ.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(differ.text().await.expect("html").contains("The two passwords differ"));
+
+    let created = post(form("correct horse battery", "correct horse battery")).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    assert_eq!(created.headers()[LOCATION], "/settings?notice=welcome");
+    let user_session = session_of(&created);
+    assert_eq!(events_status(&app, &link_session).await, StatusCode::SEE_OTHER, "the link's key is revoked");
+    assert_eq!(events_status(&app, &user_session).await, StatusCode::OK);
+    let settings = app.client.get(app.url("/settings?notice=welcome")).header(COOKIE, &user_session).send().await;
+    let settings = settings.expect("settings").text().await.expect("html");
+    assert!(settings.contains("Your user is created") && settings.contains("ada@example.com"), "{settings}");
+    assert_eq!(
+        log_in_with_password(&app, "ada@example.com", "correct horse battery").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(first_run_link(&app).await, None, "not once a user exists");
+    app.stop().await;
+}
+
+async fn first_run_links_expire_after_15_minutes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    nobody_can_log_in(&app).await;
+    let expired = first_run_link(&app).await.expect("a link");
+    app.clock.advance(Duration::from_secs(15 * 60));
+    let refused = app.client.get(&expired).send().await.expect("open");
+    assert_eq!(refused.status(), StatusCode::GONE);
+    assert!(refused.text().await.expect("html").contains("This link has expired"));
+
+    let unknown = app.client.get(app.url("/login/link/not-a-link")).send().await.expect("open");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown.text().await.expect("html").contains("This link is not valid"));
+
+    // A fresh link works until its last second.
+    let link = first_run_link(&app).await.expect("another link");
+    app.clock.advance(Duration::from_secs(15 * 60 - 1));
+    let opened = app.client.get(&link).send().await.expect("open");
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+async fn browser_opens_the_first_run_link_and_creates_the_first_user(backend: Backend) {
+    let shots = backend == Backend::Sqlite && std::env::var("HERALD_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let app = spawn_app(backend).await;
+    nobody_can_log_in(&app).await;
+    let link = first_run_link(&app).await.expect("a link");
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    let flow = async {
+        client.goto(&link).await.expect("goto");
+        text(&client, "#first-user").await;
+        assert_eq!(path(&client).await, "/welcome");
+        assert_eq!(text(&client, "#who").await, "API key first-run link");
+        fill(&client, "#email", "ada@example.com").await;
+        fill(&client, "#password", "correct horse battery").await;
+        fill(&client, "#repeat", "correct horse battery").await;
+        screenshot(&client, shots, "first-run").await;
+        click(&client, "#first-user button[type=submit]").await;
+        text(&client, "#api-keys").await;
+        assert_eq!(path(&client).await, "/settings");
+        assert_eq!(text(&client, "#who").await, "ada@example.com");
+        client.goto(&link).await.expect("goto again");
+        assert_eq!(text(&client, "#link-refused h1").await, "This link has been used");
+    };
+    let result = tokio::time::timeout(Duration::from_secs(60), flow).await;
+    client.close().await.expect("close the browser");
+    result.expect("the first run took over a minute");
+    app.stop().await;
+}
+
 on_both_backends!(
     browser_walks_the_main_flow,
     pages_and_forms_need_a_session_and_a_csrf_token,
@@ -1510,4 +1645,7 @@ on_both_backends!(
     attribute_search_goes_on_window_by_window,
     campaign_page_settles_drafts_and_manages_webhooks,
     browser_opens_the_delivery_log,
+    the_first_run_link_signs_in_once_and_offers_the_first_user,
+    first_run_links_expire_after_15_minutes,
+    browser_opens_the_first_run_link_and_creates_the_first_user,
 );

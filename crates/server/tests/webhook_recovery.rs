@@ -1,4 +1,4 @@
-//! Fast recovery after an outage (issue 6, point 3), on both backends, against a real
+//! Fast recovery after an outage, on both backends, against a real
 //! receiver on loopback: a stream of 100 calls a second to one endpoint that answers 503 for
 //! 30 seconds and then comes back. Its backlog must arrive within 10 seconds of the recovery,
 //! each call exactly once, instead of each call waiting out its own backoff (30 s to minutes

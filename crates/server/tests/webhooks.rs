@@ -1,7 +1,8 @@
 //! Webhook steps end to end, on both backends, against real HTTP receivers on loopback:
 //! retries with one effect and one idempotency key, a final refusal, a hanging endpoint, a
-//! response field landing on the contact, branches on the outcome, signatures checked by the
-//! independent `standardwebhooks` package, and the outbound address policy.
+//! response field landing on the contact, branches on the outcome, signatures of step calls,
+//! action runs and campaign event webhooks checked by two independent verifiers (the
+//! `standardwebhooks` package and a `v0` check from the recipe), and the outbound address policy.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::IntoResponse;
+use base64::Engine;
 use common::{Backend, TestApp, json, spawn_app_full, spawn_app_with};
 use herald_server::clock::Clock;
 use herald_server::delivery::email::EmailSettings;
@@ -206,7 +208,7 @@ async fn retries_make_one_effect_and_the_response_lands_on_the_contact(backend: 
     assert_eq!(attributes["after_hook"], "succeeded");
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(3)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(3)));
     let id = list[0]["id"].as_str().unwrap();
     let (_, one) = json(app.get(&format!("/api/v1/webhook-deliveries/{id}")).await).await;
     let attempts = one["attempts"].as_array().unwrap();
@@ -252,7 +254,7 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     assert_eq!(receiver.seen("hang").len(), 1);
     let list = deliveries(&app).await;
     let hang = list.iter().find(|d| d["step"] == "hang").unwrap();
-    assert_eq!((hang["status"].as_str(), hang["attempts"].as_u64()), (Some("pending"), Some(1)), "{hang}");
+    assert_eq!((hang["status"].as_str(), hang["attempt_count"].as_u64()), (Some("pending"), Some(1)), "{hang}");
     assert!(hang["last_error"].as_str().unwrap().contains("time"), "{hang}");
     let gone = list.iter().find(|d| d["step"] == "gone").unwrap();
     assert_eq!((gone["status"].as_str(), gone["last_status"].as_u64()), (Some("failed"), Some(410)));
@@ -277,6 +279,11 @@ async fn final_refusals_and_timeouts_are_branched_on(backend: Backend) {
     app.stop().await;
 }
 
+/// Step calls, action runs and campaign event webhooks (with a text secret and with a `whsec_`
+/// one), as a real receiver got them, checked by two verifiers that share no code with
+/// Herald: the `standardwebhooks` package, and a `v0` check written from the recipe alone
+/// (HMAC-SHA256 of `v0:<timestamp>:<raw body>` keyed with the secret string as the user sees
+/// it). Both live in the webhook crate's `verify_standard_webhooks.py`.
 async fn signatures_verify_with_an_independent_library(backend: Backend) {
     let app = spawn_app_with(backend, EmailSettings::default()).await;
     let (receiver, base) = receiver().await;
@@ -287,46 +294,83 @@ async fn signatures_verify_with_an_independent_library(backend: Backend) {
     // Receivers refuse old timestamps: sign at the real time, not the test clock's 2026-01-01.
     let real = herald_domain::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc());
     app.clock.advance(real.saturating_duration_since(app.clock.now()));
-    activate(&app, json!([hook("ok", &format!("{base}/ok"))])).await;
+
+    let document = json!({"name": "Hooks", "trigger": {"type": "event", "event": "go"},
+                          "steps": [hook("step", &format!("{base}/step"))]});
+    let (status, campaign) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let campaign = campaign["id"].as_str().unwrap().to_owned();
+    let text_secret = "a-shared-text-secret-ünï";
+    let own_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    for (path, own) in [("text-hook", text_secret), ("whsec-hook", own_secret)] {
+        let hook = json!({"url": format!("{base}/{path}"), "secret": own, "events": ["contact_entered"]});
+        let (status, body) = json(app.post(&format!("/api/v1/campaigns/{campaign}/webhooks"), &hook).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{campaign}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let action = json!({"name": "Ping", "url": format!("{base}/action"), "timeout": "1s", "body": "{\"email\": {{ email | json }}}"});
+    let (status, action) = json(app.post("/api/v1/actions", &action).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{action}");
+
     let url = source(&app).await;
-    send(&app, &url, json!({"email": "cy@example.com", "event": "go"})).await;
+    let accepted = send(&app, &url, json!({"email": "cy@example.com", "event": "go"})).await;
     app.run_jobs().await;
-    let seen = receiver.seen("ok");
-    assert_eq!(seen.len(), 1);
-    let request = &seen[0];
-    let script = r#"
-import base64, hashlib, hmac, json, sys
-from standardwebhooks.webhooks import Webhook
-secret, body, headers = sys.argv[1], sys.stdin.buffer.read(), json.loads(sys.argv[2])
-Webhook(secret).verify(body, headers)
-raw = base64.b64decode(secret[len("whsec_"):])
-ts = headers["x-herald-timestamp"]
-expected = hmac.new(raw, b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-assert expected in headers["x-herald-signature"], (expected, headers["x-herald-signature"])
-try:
-    Webhook(secret).verify(body + b" ", headers)
-    sys.exit("a changed body verified")
-except Exception:
-    pass
-print("verified")
-"#;
+    let run = format!("/api/v1/actions/{}/run", action["id"].as_str().unwrap());
+    let (status, queued) = json(app.post(&run, &json!({"contact_id": accepted["contact_id"]})).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    app.run_jobs().await;
+
+    // (what, request, the secret as shown, the whsec_ secret a Standard Webhooks library takes)
+    let text_standard = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(text_secret));
+    let cases = [
+        ("step call", "step", secret.as_str(), secret.as_str()),
+        ("action call", "action", secret.as_str(), secret.as_str()),
+        ("campaign webhook, text secret", "text-hook", text_secret, text_standard.as_str()),
+        ("campaign webhook, whsec_ secret", "whsec-hook", own_secret, own_secret),
+    ];
+    let mut input = Vec::new();
+    for (what, path, shown, standard) in cases {
+        let seen = receiver.seen(path);
+        assert_eq!(seen.len(), 1, "{what}");
+        let body = String::from_utf8(seen[0].body.clone()).unwrap();
+        input.push(json!({"secret": shown, "standard_secret": standard, "headers": seen[0].headers, "body": body}));
+        // A tampered body and someone else's secret fail both.
+        input.push(json!({"secret": shown, "standard_secret": standard, "headers": seen[0].headers, "body": format!("{body} ")}));
+        input.push(json!({"secret": "whsec_c29tZW9uZSBlbHNlJ3Mgc2VjcmV0IGtleQ==",
+                          "headers": seen[0].headers, "body": body}));
+    }
+    let results = independent_verifiers(&json!({"cases": input}));
+    for (i, (what, ..)) in cases.iter().enumerate() {
+        let [genuine, tampered, stranger] = [&results[3 * i], &results[3 * i + 1], &results[3 * i + 2]];
+        assert_eq!(
+            (genuine["standard"].as_bool(), genuine["v0"].as_bool()),
+            (Some(true), Some(true)),
+            "{what}: {genuine}"
+        );
+        assert_eq!((tampered["standard"].as_bool(), tampered["v0"].as_bool()), (Some(false), Some(false)), "{what}");
+        assert_eq!((stranger["standard"].as_bool(), stranger["v0"].as_bool()), (Some(false), Some(false)), "{what}");
+    }
+    app.stop().await;
+}
+
+/// Runs the webhook crate's independent verifier (`$HERALD_TEST_PYTHON`, with
+/// `standardwebhooks`) over `input`'s cases and returns one result per case.
+fn independent_verifiers(input: &Value) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../webhook/tests/verify_standard_webhooks.py");
     let python = std::env::var("HERALD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut child = Command::new(python)
-        .args(["-c", script, &secret, &serde_json::to_string(&request.headers).unwrap()])
+        .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &request.body).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.to_string().as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    app.stop().await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output: Value = serde_json::from_slice(&output.stdout).unwrap();
+    output["results"].as_array().unwrap().clone()
 }
 
 async fn private_addresses_and_plain_http_are_refused_by_default(backend: Backend) {
@@ -353,7 +397,7 @@ async fn private_addresses_and_plain_http_are_refused_by_default(backend: Backen
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 3, "{list:?}");
     for d in &list {
-        assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(1)), "{d}");
+        assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("failed"), Some(1)), "{d}");
         assert!(d["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
     }
     app.stop().await;
@@ -775,7 +819,7 @@ async fn a_saved_action_runs_for_one_contact_outside_any_campaign(backend: Backe
     assert_eq!(contact(&app, &ada).await["attributes"]["ticket"], "L-7");
     let (_, logged) = json(app.get(&format!("/api/v1/webhook-deliveries?contact={ada}")).await).await;
     assert_eq!(
-        (logged["data"][0]["status"].as_str(), logged["data"][0]["attempts"].as_u64()),
+        (logged["data"][0]["status"].as_str(), logged["data"][0]["attempt_count"].as_u64()),
         (Some("succeeded"), Some(3))
     );
 
@@ -966,7 +1010,7 @@ async fn a_call_answered_at_once_is_made_and_followed_in_its_step_run(backend: B
     assert_eq!(receiver.seen("ok").len(), 1);
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(1)));
     let (_, one) =
         json(app.get(&format!("/api/v1/webhook-deliveries/{}", list[0]["id"].as_str().unwrap())).await).await;
     assert_eq!(one["attempts"][0]["status"], 200);
@@ -997,7 +1041,7 @@ async fn a_call_whose_journey_moves_meanwhile_is_still_logged(backend: Backend) 
     assert_eq!(receiver.seen("leave").len(), 1, "one call, not made again");
     let list = deliveries(&app).await;
     assert_eq!(list.len(), 1, "the call is in the delivery log: {list:?}");
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempt_count"].as_u64()), (Some("succeeded"), Some(1)));
     let (status, _) = json(app.get(&format!("/api/v1/contacts/{contact_id}")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing after the call wrote to the deleted contact");
     app.stop().await;
@@ -1008,8 +1052,7 @@ async fn a_call_whose_journey_moves_meanwhile_is_still_logged(backend: Backend) 
 fn signed_by(seen: &Seen, secret: &str) -> (usize, bool) {
     let header = &seen.headers["x-herald-signature"];
     let timestamp = seen.headers["x-herald-timestamp"].parse().unwrap();
-    let key = herald_webhook::sign::SigningKey::parse_standard(secret).unwrap();
-    (header.split(',').count(), herald_webhook::sign::verify_v0(key.secret(), timestamp, &seen.body, header))
+    (header.split(',').count(), herald_webhook::sign::verify_v0(secret, timestamp, &seen.body, header))
 }
 
 async fn a_rotated_key_signs_beside_its_successor_until_it_retires(backend: Backend) {

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use herald_domain::{ActionId, SavedAction, Timestamp, WorkspaceId};
 use herald_store::action::ActionStore;
+use herald_store::secrets::{SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::rows::{get, opt_ts, ts, uuid};
+use crate::rows::{corrupt, get, opt_ts, ts, uuid};
 use crate::{PgStore, db_error, encode};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "action" };
@@ -20,12 +21,26 @@ macro_rules! action_columns {
     };
 }
 
-fn action(row: &PgRow) -> StoreResult<SavedAction> {
+/// A definition as stored: sealed, as a JSON string (the column is `jsonb`).
+pub(crate) fn seal_definition(keys: &SecretKeys, definition: &Value) -> Json<Value> {
+    Json(Value::String(keys.seal_text(columns::ACTION_DEFINITION, &definition.to_string())))
+}
+
+/// A stored definition opened; one stored before secrets were sealed is the object itself.
+pub(crate) fn open_definition(keys: &SecretKeys, stored: Value) -> StoreResult<Value> {
+    match stored {
+        Value::String(sealed) => serde_json::from_str(&keys.open_text(columns::ACTION_DEFINITION, &sealed)?)
+            .map_err(|e| corrupt("definition", e)),
+        clear => Ok(clear),
+    }
+}
+
+fn action(row: &PgRow, keys: &SecretKeys) -> StoreResult<SavedAction> {
     Ok(SavedAction {
         id: ActionId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
-        definition: get::<Json<Value>>(row, "definition")?.0,
+        definition: open_definition(keys, get::<Json<Value>>(row, "definition")?.0)?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         deleted_at: opt_ts(row, "deleted_at")?,
@@ -49,12 +64,12 @@ impl ActionStore for PgStore {
         .bind(new_uuid(now))
         .bind(workspace.as_uuid())
         .bind(encode::text(name))
-        .bind(Json(encode::json(definition)))
+        .bind(seal_definition(&self.secrets, definition))
         .bind(encode::ts(now))
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        action(&row)
+        action(&row, &self.secrets)
     }
 
     async fn list_actions(&self, workspace: WorkspaceId) -> StoreResult<Vec<SavedAction>> {
@@ -67,7 +82,7 @@ impl ActionStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(action).collect()
+        rows.iter().map(|row| action(row, &self.secrets)).collect()
     }
 
     async fn actions_by_ids(&self, workspace: WorkspaceId, ids: &[ActionId]) -> StoreResult<Vec<SavedAction>> {
@@ -82,7 +97,7 @@ impl ActionStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(action).collect()
+        rows.iter().map(|row| action(row, &self.secrets)).collect()
     }
 
     async fn update_action(
@@ -99,14 +114,14 @@ impl ActionStore for PgStore {
             action_columns!()
         ))
         .bind(encode::text(name))
-        .bind(Json(encode::json(definition)))
+        .bind(seal_definition(&self.secrets, definition))
         .bind(encode::ts(now))
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        action(&row.ok_or(NOT_FOUND)?)
+        action(&row.ok_or(NOT_FOUND)?, &self.secrets)
     }
 
     async fn delete_action(&self, workspace: WorkspaceId, id: ActionId, now: Timestamp) -> StoreResult<()> {

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use herald_domain::{CampaignEventKind, CampaignId, CampaignWebhook, CampaignWebhookId, PayloadMapping, WorkspaceId};
 use herald_store::campaign_webhook::CampaignWebhookStore;
+use herald_store::secrets::{SecretKeys, columns};
 use herald_store::{StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -14,9 +15,11 @@ use crate::{PgStore, db_error, encode};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign webhook" };
 
-fn hook(row: &PgRow) -> StoreResult<CampaignWebhook> {
+fn hook(row: &PgRow, keys: &SecretKeys) -> StoreResult<CampaignWebhook> {
     let username: Option<String> = get(row, "username")?;
     let password: Option<String> = get(row, "password")?;
+    let password = password.map(|p| keys.open_text(columns::HOOK_PASSWORD, &p)).transpose()?;
+    let secret: Option<String> = get(row, "secret")?;
     Ok(CampaignWebhook {
         id: CampaignWebhookId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
@@ -25,7 +28,7 @@ fn hook(row: &PgRow) -> StoreResult<CampaignWebhook> {
         content_type: get::<String>(row, "content_type")?.parse().map_err(|e: String| corrupt("content_type", e))?,
         method: get::<String>(row, "method")?.parse().map_err(|e: String| corrupt("method", e))?,
         basic_auth: username.map(|user| (user, password.unwrap_or_default())),
-        secret: get(row, "secret")?,
+        secret: secret.map(|s| keys.open_text(columns::HOOK_SECRET, &s)).transpose()?,
         log_response_body: get(row, "log_response_body")?,
         active: get(row, "active")?,
         events: get::<Json<Vec<CampaignEventKind>>>(row, "events")?.0,
@@ -42,18 +45,19 @@ macro_rules! fields {
     };
 }
 
-/// Binds [`fields!`] as `$1` to `$11`.
+/// Binds [`fields!`] as `$1` to `$11`, the secrets sealed.
 fn bind_fields<'q>(
     query: Query<'q, Postgres, PgArguments>,
     hook: &'q CampaignWebhook,
+    keys: &SecretKeys,
 ) -> Query<'q, Postgres, PgArguments> {
     query
         .bind(encode::text(&hook.url))
         .bind(hook.content_type.as_str())
         .bind(hook.method.as_str())
         .bind(encode::opt_text(hook.basic_auth.as_ref().map(|(user, _)| user.as_str())))
-        .bind(encode::opt_text(hook.basic_auth.as_ref().map(|(_, password)| password.as_str())))
-        .bind(encode::opt_text(hook.secret.as_deref()))
+        .bind(hook.basic_auth.as_ref().map(|(_, password)| keys.seal_text(columns::HOOK_PASSWORD, password)))
+        .bind(hook.secret.as_ref().map(|secret| keys.seal_text(columns::HOOK_SECRET, secret)))
         .bind(hook.log_response_body)
         .bind(hook.active)
         .bind(Json(&hook.events))
@@ -73,6 +77,7 @@ impl CampaignWebhookStore for PgStore {
                  WHERE workspace_id = $14 AND id = $15"
             )),
             new,
+            &self.secrets,
         )
         .bind(new.id.as_uuid())
         .bind(encode::ts(new.created_at))
@@ -99,7 +104,7 @@ impl CampaignWebhookStore for PgStore {
         }
         query.push(" ORDER BY id");
         let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter().map(hook).collect()
+        rows.iter().map(|row| hook(row, &self.secrets)).collect()
     }
 
     async fn get_campaign_webhook(
@@ -117,7 +122,7 @@ impl CampaignWebhookStore for PgStore {
                 .await
                 .map_err(db_error)?
                 .ok_or(NOT_FOUND)?;
-        hook(&row)
+        hook(&row, &self.secrets)
     }
 
     async fn update_campaign_webhook(&self, new: &CampaignWebhook) -> StoreResult<CampaignWebhook> {
@@ -129,6 +134,7 @@ impl CampaignWebhookStore for PgStore {
                  WHERE workspace_id = $12 AND campaign_id = $13 AND id = $14"
             )),
             new,
+            &self.secrets,
         )
         .bind(new.workspace_id.as_uuid())
         .bind(new.campaign_id.as_uuid())

@@ -14,13 +14,13 @@ use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::encode;
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error, savepoint, settle};
+use crate::{PgStore, Tx, db_error, savepoint, settle};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -35,6 +35,27 @@ macro_rules! journey_columns {
     () => {
         "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
          entered_at, ended_at, exit_reason, converted_at, goal_until, conversion_step"
+    };
+}
+
+/// The start of a [`JourneyContext`] query (append the `WHERE`): the journey's own columns,
+/// then the campaign's (`campaign_*`), the contact's (`ct_*`) and the event's (`e_*`).
+macro_rules! journey_context_select {
+    () => {
+        "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
+         j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
+         j.converted_at, j.goal_until, j.conversion_step, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
+         ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
+         ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
+         ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
+         e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
+         e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
+         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome, \
+         EXISTS (SELECT 1 FROM suppressions s WHERE s.workspace_id = j.workspace_id AND s.email = ct.email) AS suppressed, \
+         EXISTS (SELECT 1 FROM transports t WHERE t.workspace_id = j.workspace_id) AS workspace_smtp \
+         FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
+         JOIN workspaces w ON w.id = j.workspace_id \
+         LEFT JOIN events e ON e.id = j.event_id "
     };
 }
 
@@ -128,11 +149,7 @@ async fn load_campaign(conn: &mut PgConnection, workspace: WorkspaceId, id: Camp
 }
 
 /// The campaign row locked for the rest of the transaction.
-async fn lock_campaign(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    id: CampaignId,
-) -> StoreResult<Campaign> {
+async fn lock_campaign(tx: &mut Tx, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
     sqlx::query("SELECT 1 FROM campaigns WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
@@ -144,7 +161,7 @@ async fn lock_campaign(
 }
 
 async fn insert_version(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     id: CampaignId,
     version: u32,
     document: &Value,
@@ -162,12 +179,7 @@ async fn insert_version(
 }
 
 /// Gives held journeys of `campaign` their step jobs back (on resume).
-async fn release_held(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId, now: Timestamp) -> StoreResult<()> {
     let held = sqlx::query(
         "UPDATE journeys SET held = false, updated_at = $2 WHERE campaign_id = $1 AND held RETURNING id, step, run_at",
     )
@@ -189,7 +201,7 @@ async fn release_held(
 
 /// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
 pub(crate) async fn enqueue_evaluation(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     events: &[herald_domain::Event],
     now: Timestamp,
 ) -> StoreResult<()> {
@@ -216,17 +228,18 @@ const INSERT_CHUNK: usize = 1000;
 /// it (the job's lease, the journeys' expected places), then every item's inserts as
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
-async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
-    for (lease, jobs) in jobs_by_lease(items) {
+    for ((lease, workspace), jobs) in jobs_by_lease(items) {
         let jobs: Vec<Uuid> = jobs.iter().map(|j| j.as_uuid()).collect();
         let finished = sqlx::query(
             "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = $1 \
-             WHERE lease_id = $2 AND id = ANY($3)",
+             WHERE lease_id = $2 AND workspace_id = $3 AND id = ANY($4)",
         )
         .bind(at)
         .bind(lease.as_uuid())
+        .bind(workspace.as_uuid())
         .bind(&jobs)
         .execute(&mut **tx)
         .await
@@ -381,12 +394,7 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, items: &[WorkCommit<'_>]
 }
 
 /// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
-async fn update_journey(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    u: &JourneyUpdate,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn update_journey(tx: &mut Tx, workspace: WorkspaceId, u: &JourneyUpdate, now: Timestamp) -> StoreResult<()> {
     let (guard, expect_step, expect_run_at) = match u.expect {
         Some((step, run_at)) => (true, step, run_at),
         None => (false, None, None),
@@ -628,33 +636,43 @@ impl CampaignStore for PgStore {
 
     async fn count_contact_events(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         name: &str,
         since: Option<Timestamp>,
         until: EventId,
     ) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM events WHERE contact_id = $1 AND id <= $2 AND name = $3 AND received_at >= $4",
+            "SELECT COUNT(*) FROM events WHERE contact_id = $1 AND id <= $2 AND name = $3 AND received_at >= $4 \
+             AND workspace_id = $5",
         )
         .bind(contact.as_uuid())
         .bind(until.as_uuid())
         .bind(encode::text(name))
         .bind(encode::ts(since.unwrap_or(Timestamp::MIN)))
+        .bind(workspace.as_uuid())
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
         u64::try_from(n).map_err(|e| corrupt("count", e))
     }
 
-    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool> {
+    async fn contact_event_after(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        names: &[String],
+        after: EventId,
+    ) -> StoreResult<bool> {
         let names: Vec<String> = names.iter().map(|n| encode::text(n).into_owned()).collect();
         let found: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM events WHERE contact_id = $1 AND id > $2 AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             LIMIT 1",
+             AND workspace_id = $4 LIMIT 1",
         )
         .bind(contact.as_uuid())
         .bind(after.as_uuid())
         .bind(names)
+        .bind(workspace.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -687,6 +705,7 @@ impl CampaignStore for PgStore {
 
     async fn contact_journeys(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         campaign: Option<CampaignId>,
         limit: u32,
@@ -694,11 +713,13 @@ impl CampaignStore for PgStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             journey_columns!(),
-            " FROM journeys WHERE contact_id = $1 AND ($2::uuid IS NULL OR campaign_id = $2) ORDER BY id DESC LIMIT $3"
+            " FROM journeys WHERE contact_id = $1 AND ($2::uuid IS NULL OR campaign_id = $2) AND workspace_id = $4 \
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(contact.as_uuid())
         .bind(campaign.map(|c| c.as_uuid()))
         .bind(i64::from(limit))
+        .bind(workspace.as_uuid())
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -707,15 +728,12 @@ impl CampaignStore for PgStore {
 
     async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
         let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows = sqlx::query(concat!(
-            herald_store::journey_context_select!(),
-            "WHERE j.workspace_id = $1 AND j.id = ANY($2)"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows = sqlx::query(concat!(journey_context_select!(), "WHERE j.workspace_id = $1 AND j.id = ANY($2)"))
+            .bind(workspace.as_uuid())
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         rows.iter()
             .map(|row| {
                 let event = match opt_uuid(row, "e_id")? {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use async_trait::async_trait;
-use herald_domain::contact::merge_attributes;
+use herald_domain::contact::{check_attribute_merge, merge_attributes};
 use herald_domain::{Contact, ContactId, Page, PageRequest, Timestamp, WorkspaceId};
 use herald_store::ingest::{BatchKeys, import_keys, plan_import};
 use herald_store::{
@@ -292,7 +292,7 @@ impl PgStore {
             let mut tries = 0;
             let outcomes = loop {
                 tries += 1;
-                let mut savepoint = Acquire::begin(&mut tx).await.map_err(db_error)?;
+                let mut savepoint = Acquire::begin(&mut *tx).await.map_err(db_error)?;
                 // Later chunks see earlier chunks' writes: same transaction.
                 let written = async {
                     let existing = lock_matching(&mut savepoint, workspace, &keys).await?;
@@ -398,6 +398,7 @@ impl ContactStore for PgStore {
     ) -> StoreResult<Contact> {
         // Merged into nothing, as an import or event would: `null` values are dropped.
         let mut attributes = Map::new();
+        check_attribute_merge(&attributes, &contact.attributes, &attributes)?;
         merge_attributes(&mut attributes, &contact.attributes);
         let contact = stored_form(Contact {
             id: ContactId::from_uuid(new_uuid(now)),
@@ -439,6 +440,7 @@ impl ContactStore for PgStore {
         .map_err(db_error)?
         .ok_or(NOT_FOUND)?;
         let before = rows::contact(&row)?;
+        patch.check(&before)?;
         let mut contact = before.clone();
         if let Some(email) = patch.email {
             contact.email = email;

@@ -9,6 +9,7 @@ use herald_domain::{
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
 };
+use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -89,7 +90,7 @@ impl EmailStore for PgStore {
         .bind(encode::text(&new.name))
         .bind(encode::text(&new.selector))
         .bind(&new.algorithm)
-        .bind(&new.private_key)
+        .bind(self.secrets.seal_text(columns::PRIVATE_KEY, &new.private_key))
         .bind(DomainStatus::Pending.as_str())
         .bind(Json(encode::json(&new.records)))
         .bind(encode::ts(now))
@@ -140,7 +141,10 @@ impl EmailStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        row.map(|row| Ok((domain(&row)?, get(&row, "private_key")?))).transpose()
+        row.map(|row| {
+            Ok((domain(&row)?, self.secrets.open_text(columns::PRIVATE_KEY, &get::<String>(&row, "private_key")?)?))
+        })
+        .transpose()
     }
 
     async fn record_domain_check(
@@ -295,7 +299,7 @@ impl EmailStore for PgStore {
             )
             .bind(workspace.as_uuid())
             .bind(Json(encode::json(&t.settings)))
-            .bind(encode::opt_text(t.password.as_deref()))
+            .bind(t.password.as_ref().map(|p| self.secrets.seal_text(columns::TRANSPORT_PASSWORD, p)))
             .bind(encode::ts(t.updated_at)),
             None => sqlx::query("DELETE FROM transports WHERE workspace_id = $1").bind(workspace.as_uuid()),
         }
@@ -314,7 +318,9 @@ impl EmailStore for PgStore {
         row.map(|row| {
             Ok(TransportRecord {
                 settings: get::<Json<Value>>(&row, "settings")?.0,
-                password: get(&row, "password")?,
+                password: get::<Option<String>>(&row, "password")?
+                    .map(|p| self.secrets.open_text(columns::TRANSPORT_PASSWORD, &p))
+                    .transpose()?,
                 updated_at: ts(&row, "updated_at")?,
             })
         })
@@ -325,12 +331,13 @@ impl EmailStore for PgStore {
         let secret: Option<String> = sqlx::query_scalar(
             "UPDATE workspaces SET email_secret = COALESCE(email_secret, $1) WHERE id = $2 RETURNING email_secret",
         )
-        .bind(candidate)
+        .bind(self.secrets.seal_text(columns::EMAIL_SECRET, candidate))
         .bind(workspace.as_uuid())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        secret.ok_or(StoreError::NotFound { entity: "workspace" })
+        let secret = secret.ok_or(StoreError::NotFound { entity: "workspace" })?;
+        Ok(self.secrets.open_text(columns::EMAIL_SECRET, &secret)?)
     }
 
     async fn record_delivery(
@@ -344,7 +351,7 @@ impl EmailStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = $1, status_reason = $2, reply = COALESCE($3, reply), attempts = $4, \
              sent_at = COALESCE($5, sent_at) WHERE workspace_id = $6 AND id = $7",

@@ -2,15 +2,16 @@
 //! claimers in any number of processes take disjoint sets of due jobs without waiting for
 //! each other, and finishing is fenced by the lease id.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
-use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
-use sqlx::{Postgres, Transaction};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueSignal, QueueStats, StoreError, StoreResult, new_uuid};
 use time::OffsetDateTime;
 
 use crate::rows::{self, count, get, ts, uuid};
-use crate::{PgStore, db_error};
+use crate::{PgStore, Tx, db_error};
 
 macro_rules! job_columns {
     () => {
@@ -19,18 +20,21 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work.
+/// implies work. The transaction announces them when it commits.
 ///
 /// One statement whatever the count: the per-job values travel as five arrays that
 /// `UNNEST` turns back into rows, so 10,000 jobs cost one round trip and five bind
 /// parameters, far from PostgreSQL's limit of 65,535 parameters per statement that a
 /// multi-row `VALUES` list would have to be chunked around.
 pub(crate) async fn insert_jobs(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     jobs: &[NewJob],
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
+    if let Some(due) = jobs.iter().map(|job| job.run_at).min() {
+        tx.jobs_due(due);
+    }
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.payload).collect();
@@ -56,9 +60,10 @@ pub(crate) async fn insert_jobs(
     Ok(ids)
 }
 
-/// Applies a run's outcome if `lease` is still the job's current lease.
+/// Applies a run's outcome if `lease` is still the current lease of `workspace`'s job.
 pub(crate) async fn finish(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
+    workspace: WorkspaceId,
     lease: &JobLease,
     outcome: &JobOutcome,
     now: Timestamp,
@@ -75,7 +80,7 @@ pub(crate) async fn finish(
     let updated = sqlx::query(
         "UPDATE jobs SET state = $1, run_at = COALESCE($2, run_at), due_at = $2, \
          last_error = COALESCE($3, last_error), lease_id = NULL, leased_by = NULL, updated_at = $4 \
-         WHERE id = $5 AND lease_id = $6",
+         WHERE id = $5 AND lease_id = $6 AND workspace_id = $7",
     )
     .bind(state.as_str())
     .bind(run_at)
@@ -83,11 +88,15 @@ pub(crate) async fn finish(
     .bind(now.to_offset_date_time())
     .bind(lease.job_id.as_uuid())
     .bind(lease.lease_id.as_uuid())
+    .bind(workspace.as_uuid())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
     if updated.rows_affected() == 0 {
         return Err(StoreError::LeaseLost);
+    }
+    if let JobOutcome::Retry { at, .. } = outcome {
+        tx.jobs_due(*at);
     }
     Ok(())
 }
@@ -138,26 +147,41 @@ impl JobStore for PgStore {
             .collect())
     }
 
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()> {
+    async fn finish_job_and_enqueue(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        // On `LeaseLost` the transaction is dropped, which rolls it back: nothing enqueued.
+        finish(&mut tx, workspace, lease, outcome, now).await?;
+        if !follow_up.is_empty() {
+            insert_jobs(&mut tx, workspace, follow_up, now).await?;
+        }
         tx.commit().await.map_err(db_error)
     }
 
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()> {
+    async fn complete_ping(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         // On `LeaseLost` the transaction is dropped, which rolls it back: no effect either.
-        finish(&mut tx, lease, &JobOutcome::Done, now).await?;
-        sqlx::query(
-            "INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) \
-             SELECT id, workspace_id, $1, $2 FROM jobs WHERE id = $3",
-        )
-        .bind(worker)
-        .bind(now.to_offset_date_time())
-        .bind(lease.job_id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        finish(&mut tx, workspace, lease, &JobOutcome::Done, now).await?;
+        sqlx::query("INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) VALUES ($1, $2, $3, $4)")
+            .bind(lease.job_id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(worker)
+            .bind(now.to_offset_date_time())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -216,6 +240,10 @@ impl JobStore for PgStore {
         .await
         .map_err(db_error)?;
         Ok(purged.rows_affected())
+    }
+
+    fn queue_signal(&self) -> &Arc<QueueSignal> {
+        &self.signal
     }
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {

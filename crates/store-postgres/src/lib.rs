@@ -26,6 +26,7 @@ mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod secrets;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -34,12 +35,15 @@ mod webhooks;
 mod workspaces;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_store::{Backend, Store, StoreError, StoreResult};
+use herald_domain::Timestamp;
+use herald_store::secrets::SecretKeys;
+use herald_store::{Backend, QueueSignal, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// Connections per process unless the operator says otherwise: enough for the HTTP handlers
 /// and the workers to overlap, few enough that a handful of processes stay well under
@@ -53,6 +57,52 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Seals and opens the secrets this store keeps (`herald_store::secrets`).
+    secrets: Arc<SecretKeys>,
+    /// Told by each commit that made jobs due (see [`Tx`]).
+    signal: Arc<QueueSignal>,
+}
+
+/// A transaction that keeps the earliest due time of the jobs it enqueues (or brings forward)
+/// and announces it on the store's [`QueueSignal`] once it commits, so this process's worker
+/// hears of every job without any caller waking it.
+pub(crate) struct Tx {
+    inner: Transaction<'static, Postgres>,
+    due: Option<Timestamp>,
+    signal: Arc<QueueSignal>,
+}
+
+impl Tx {
+    /// Notes a job this transaction makes due at `at`.
+    pub(crate) fn jobs_due(&mut self, at: Timestamp) {
+        self.due = Some(self.due.map_or(at, |due| due.min(at)));
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await?;
+        if let Some(due) = self.due {
+            self.signal.jobs_due(due);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
 }
 
 /// Why a PostgreSQL URL cannot be used.
@@ -82,12 +132,20 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { pool })
+        Ok(Self { pool, signal: Arc::default(), secrets: Arc::new(SecretKeys::ephemeral()) })
+    }
+
+    /// The store sealing secrets with `keys` instead of a key that lives as long as the
+    /// process.
+    #[must_use]
+    pub fn with_secrets(self, keys: SecretKeys) -> Self {
+        Self { secrets: Arc::new(keys), ..self }
     }
 
     /// Starts a transaction (READ COMMITTED; see the module comment for why that suffices).
-    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(db_error)
+    async fn begin(&self) -> StoreResult<Tx> {
+        let inner = self.pool.begin().await.map_err(db_error)?;
+        Ok(Tx { inner, due: None, signal: self.signal.clone() })
     }
 }
 
@@ -101,6 +159,10 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         migrate::apply(&mut tx).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        self.reseal().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -136,16 +198,13 @@ pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
 }
 
 /// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
-pub(crate) async fn savepoint(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+pub(crate) async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
     sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
     Ok(())
 }
 
 /// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
-pub(crate) async fn settle<T>(
-    tx: &mut Transaction<'static, Postgres>,
-    result: StoreResult<T>,
-) -> StoreResult<StoreResult<T>> {
+pub(crate) async fn settle<T>(tx: &mut Tx, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
     if result.is_err() {
         sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
     }

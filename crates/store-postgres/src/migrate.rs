@@ -3,9 +3,8 @@
 //! together apply each migration exactly once.
 
 use herald_store::{StoreError, StoreResult};
-use sqlx::{Postgres, Transaction};
 
-use crate::db_error;
+use crate::{Tx, db_error};
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -21,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "endpoints", include_str!("../migrations/0010_endpoints.sql")),
     (11, "users", include_str!("../migrations/0011_users.sql")),
     (12, "delivery_filters", include_str!("../migrations/0012_delivery_filters.sql")),
+    (13, "login_links", include_str!("../migrations/0013_login_links.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number
@@ -28,7 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// another application sharing the database.
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
 
-pub(crate) async fn apply(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()> {
+pub(crate) async fn apply(tx: &mut Tx) -> StoreResult<()> {
     // Taken first, and released by the commit or rollback. PostgreSQL has no database-wide
     // write lock like SQLite's `BEGIN IMMEDIATE`; without this, two processes would both see
     // a migration as missing and run it twice (the second failing on "already exists").

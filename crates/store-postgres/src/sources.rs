@@ -32,7 +32,7 @@ fn distinct_sources(ids: impl Iterator<Item = SourceId>) -> Vec<Uuid> {
 
 /// Runs `trim` (a DELETE keeping the newest `$2` rows of each source in `$1`) for `sources`.
 async fn trim_per_source(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tx: &mut crate::Tx,
     trim: &'static str,
     sources: impl Iterator<Item = SourceId>,
     keep: u32,
@@ -203,6 +203,7 @@ impl SourceStore for PgStore {
         if rejections.is_empty() {
             return Ok(());
         }
+        let workspaces: Vec<Uuid> = rejections.iter().map(|r| r.workspace_id.as_uuid()).collect();
         let sources: Vec<Uuid> = rejections.iter().map(|r| r.source_id.as_uuid()).collect();
         let received: Vec<OffsetDateTime> = rejections.iter().map(|r| encode::ts(r.received_at)).collect();
         let statuses: Vec<i32> = rejections.iter().map(|r| i32::from(r.status)).collect();
@@ -211,13 +212,15 @@ impl SourceStore for PgStore {
         let bodies: Vec<&[u8]> = rejections.iter().map(|r| r.body_prefix.as_slice()).collect();
         let mut tx = self.begin().await?;
         // In the caller's order, so ids follow it. Rejections of a source deleted meanwhile
-        // are dropped by the join: the log is best effort and must not fail the others.
+        // (or not in the rejection's workspace) are dropped by the join: the log is best effort and
+        // must not fail the others.
         sqlx::query(
             "INSERT INTO source_rejections (source_id, received_at, status, code, reason, body_prefix) \
              SELECT t.source_id, t.received_at, t.status, t.code, t.reason, t.body_prefix \
-             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::integer[], $4::text[], $5::text[], $6::bytea[]) \
-                  WITH ORDINALITY AS t (source_id, received_at, status, code, reason, body_prefix, n) \
-             JOIN sources s ON s.id = t.source_id ORDER BY t.n",
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::integer[], $4::text[], $5::text[], $6::bytea[], \
+                         $7::uuid[]) \
+                  WITH ORDINALITY AS t (source_id, received_at, status, code, reason, body_prefix, workspace_id, n) \
+             JOIN sources s ON s.id = t.source_id AND s.workspace_id = t.workspace_id ORDER BY t.n",
         )
         .bind(sources)
         .bind(received)
@@ -225,6 +228,7 @@ impl SourceStore for PgStore {
         .bind(codes)
         .bind(reasons)
         .bind(bodies)
+        .bind(workspaces)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -239,7 +243,7 @@ impl SourceStore for PgStore {
 
     async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>> {
         let rows = sqlx::query(
-            "SELECT r.source_id, r.received_at, r.status, r.code, r.reason, r.body_prefix \
+            "SELECT s.workspace_id, r.source_id, r.received_at, r.status, r.code, r.reason, r.body_prefix \
              FROM source_rejections r JOIN sources s ON s.id = r.source_id \
              WHERE s.workspace_id = $1 AND r.source_id = $2 ORDER BY r.id DESC LIMIT $3",
         )
@@ -252,6 +256,7 @@ impl SourceStore for PgStore {
         rows.iter()
             .map(|row| {
                 Ok(Rejection {
+                    workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
                     status: u16::try_from(get::<i32>(row, "status")?)
@@ -268,6 +273,7 @@ impl SourceStore for PgStore {
         if samples.is_empty() {
             return Ok(());
         }
+        let workspaces: Vec<Uuid> = samples.iter().map(|s| s.workspace_id.as_uuid()).collect();
         let sources: Vec<Uuid> = samples.iter().map(|s| s.source_id.as_uuid()).collect();
         let received: Vec<OffsetDateTime> = samples.iter().map(|s| encode::ts(s.received_at)).collect();
         let cleaned: Vec<_> = samples.iter().map(|s| encode::json(&s.body)).collect();
@@ -276,13 +282,14 @@ impl SourceStore for PgStore {
         sqlx::query(
             "INSERT INTO source_samples (source_id, received_at, body) \
              SELECT t.source_id, t.received_at, t.body \
-             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::jsonb[]) \
-                  WITH ORDINALITY AS t (source_id, received_at, body, n) \
-             JOIN sources s ON s.id = t.source_id ORDER BY t.n",
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::jsonb[], $4::uuid[]) \
+                  WITH ORDINALITY AS t (source_id, received_at, body, workspace_id, n) \
+             JOIN sources s ON s.id = t.source_id AND s.workspace_id = t.workspace_id ORDER BY t.n",
         )
         .bind(sources)
         .bind(received)
         .bind(bodies)
+        .bind(workspaces)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -297,7 +304,7 @@ impl SourceStore for PgStore {
 
     async fn list_samples(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Sample>> {
         let rows = sqlx::query(
-            "SELECT r.source_id, r.received_at, r.body \
+            "SELECT s.workspace_id, r.source_id, r.received_at, r.body \
              FROM source_samples r JOIN sources s ON s.id = r.source_id \
              WHERE s.workspace_id = $1 AND r.source_id = $2 ORDER BY r.id DESC LIMIT $3",
         )
@@ -310,6 +317,7 @@ impl SourceStore for PgStore {
         rows.iter()
             .map(|row| {
                 Ok(Sample {
+                    workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
                     body: get(row, "body")?,

@@ -1,12 +1,13 @@
 //! Web UI users on PostgreSQL.
 
 use async_trait::async_trait;
-use herald_domain::{EmailAddress, PasswordHash, Timestamp, UserAccount, UserAccountId, WorkspaceId};
-use herald_store::user::UserAccountStore;
-use herald_store::{StoreError, StoreResult, new_uuid};
+use herald_domain::{EmailAddress, PasswordHash, Timestamp, TokenHash, UserAccount, UserAccountId, WorkspaceId};
+use herald_store::user::{LoginLinkUse, UserAccountStore};
+use herald_store::{NewApiKey, StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
 
-use crate::rows::{get, ts, uuid};
+use crate::rows::{get, opt_ts, ts, uuid};
+use crate::workspaces::insert_key;
 use crate::{PgStore, db_error, encode};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "user" };
@@ -117,5 +118,72 @@ impl UserAccountStore for PgStore {
         .await
         .map_err(db_error)?;
         user(&row.ok_or(NOT_FOUND)?)
+    }
+
+    async fn create_first_run_link(
+        &self,
+        workspace: WorkspaceId,
+        hash: &TokenHash,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        // Two nodes starting together may both record a link; each prints its own, and either
+        // works once.
+        let someone: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) OR EXISTS (SELECT 1 FROM users)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if someone {
+            return Ok(false);
+        }
+        // Links from earlier starts are useless a day after they expired.
+        sqlx::query("DELETE FROM login_links WHERE expires_at < $1")
+            .bind((now - std::time::Duration::from_secs(86_400)).to_offset_date_time())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO login_links (token_hash, workspace_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash.as_bytes().as_slice())
+        .bind(workspace.as_uuid())
+        .bind(now.to_offset_date_time())
+        .bind(expires_at.to_offset_date_time())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn redeem_login_link(&self, hash: &TokenHash, key: NewApiKey, now: Timestamp) -> StoreResult<LoginLinkUse> {
+        let mut tx = self.begin().await?;
+        // The row lock makes a concurrent second use wait here, then see `used_at`.
+        let link =
+            sqlx::query("SELECT workspace_id, expires_at, used_at FROM login_links WHERE token_hash = $1 FOR UPDATE")
+                .bind(hash.as_bytes().as_slice())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some(link) = link else { return Ok(LoginLinkUse::Unknown) };
+        if opt_ts(&link, "used_at")?.is_some() {
+            return Ok(LoginLinkUse::Used);
+        }
+        if ts(&link, "expires_at")? <= now {
+            return Ok(LoginLinkUse::Expired);
+        }
+        sqlx::query("UPDATE login_links SET used_at = $1 WHERE token_hash = $2")
+            .bind(now.to_offset_date_time())
+            .bind(hash.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let workspace = WorkspaceId::from_uuid(uuid(&link, "workspace_id")?);
+        let key = insert_key(&mut tx, workspace, key, false, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(LoginLinkUse::Redeemed(key))
     }
 }

@@ -5,6 +5,7 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
+use herald_store::secrets::columns;
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
     call_already_open, webhook_job,
@@ -13,11 +14,11 @@ use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error, encode, savepoint, settle};
+use crate::{PgStore, Tx, db_error, encode, savepoint, settle};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
 
@@ -197,6 +198,9 @@ impl WebhookStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        if released.rows_affected() > 0 {
+            self.signal.jobs_due(now);
+        }
         Ok(released.rows_affected())
     }
 
@@ -256,7 +260,7 @@ impl WebhookStore for PgStore {
             .map(|row| {
                 Ok(SigningKeyRecord {
                     id: get(row, "id")?,
-                    secret: get(row, "secret")?,
+                    secret: self.secrets.open(columns::SIGNING_SECRET, &get::<Vec<u8>>(row, "secret")?)?,
                     created_at: ts(row, "created_at")?,
                     retires_at: opt_ts(row, "retires_at")?,
                 })
@@ -284,7 +288,7 @@ impl WebhookStore for PgStore {
         )
         .bind(workspace.as_uuid())
         .bind(&key.id)
-        .bind(&key.secret)
+        .bind(self.secrets.seal(columns::SIGNING_SECRET, &key.secret).into_bytes())
         .bind(encode::ts(key.created_at))
         .bind(key.retires_at.map(encode::ts))
         .execute(&mut *tx)
@@ -295,12 +299,7 @@ impl WebhookStore for PgStore {
 }
 
 /// Records a call, or reads the one already recorded with its idempotency key.
-async fn open(
-    tx: &mut Transaction<'static, Postgres>,
-    workspace: WorkspaceId,
-    new: &NewDelivery,
-    now: Timestamp,
-) -> StoreResult<WebhookDelivery> {
+async fn open(tx: &mut Tx, workspace: WorkspaceId, new: &NewDelivery, now: Timestamp) -> StoreResult<WebhookDelivery> {
     insert_delivery(tx, workspace, WebhookDeliveryId::from_uuid(new_uuid(now)), new, now).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -318,7 +317,7 @@ async fn open(
 /// Inserts a delivery under `id`; one already open under the same idempotency key is left as
 /// it is (and keeps its own id). Returns whether it was inserted.
 async fn insert_delivery(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     id: WebhookDeliveryId,
     new: &NewDelivery,
@@ -351,11 +350,7 @@ async fn insert_delivery(
 /// Records calls a journey step made at once: each delivery opened under its id, with its
 /// first attempt. A call whose idempotency key is already open is refused
 /// ([`call_already_open`]).
-pub(crate) async fn record_calls(
-    tx: &mut Transaction<'static, Postgres>,
-    calls: &[(WorkspaceId, &CallRecord)],
-    now: Timestamp,
-) -> StoreResult<()> {
+pub(crate) async fn record_calls(tx: &mut Tx, calls: &[(WorkspaceId, &CallRecord)], now: Timestamp) -> StoreResult<()> {
     for (workspace, call) in calls {
         if !insert_delivery(tx, *workspace, call.id, &call.delivery, now).await? {
             return Err(call_already_open());
@@ -366,13 +361,9 @@ pub(crate) async fn record_calls(
 }
 
 /// Records one job's attempt, fenced by its lease.
-async fn record_attempt(
-    tx: &mut Transaction<'static, Postgres>,
-    record: &AttemptRecord,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn record_attempt(tx: &mut Tx, record: &AttemptRecord, now: Timestamp) -> StoreResult<()> {
     let AttemptRecord { workspace, lease, delivery: id, attempt, progress, outcome, follow_up } = record;
-    finish(tx, lease, outcome, now).await?;
+    finish(tx, *workspace, lease, outcome, now).await?;
     record_progress(tx, *workspace, *id, attempt, progress, now).await?;
     insert_jobs(tx, *workspace, follow_up, now).await?;
     Ok(())
@@ -380,7 +371,7 @@ async fn record_attempt(
 
 /// Applies an attempt to its delivery and logs it.
 async fn record_progress(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     id: WebhookDeliveryId,
     attempt: &WebhookAttempt,

@@ -10,11 +10,10 @@ use herald_domain::{
     ApiKey, ApiKeyId, ApiKeyName, Page, PageRequest, Timestamp, TokenHash, Workspace, WorkspaceId, WorkspaceName,
 };
 use herald_store::{NewApiKey, Principal, StoreError, StoreResult, WorkspaceStore, new_uuid};
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::rows::{self, uuid};
-use crate::{PgStore, db_error};
+use crate::{PgStore, Tx, db_error};
 
 /// The columns `rows::api_key` reads, for `concat!` into the queries below.
 macro_rules! key_columns {
@@ -23,11 +22,7 @@ macro_rules! key_columns {
     };
 }
 
-async fn insert_workspace(
-    tx: &mut Transaction<'static, Postgres>,
-    name: &WorkspaceName,
-    now: Timestamp,
-) -> StoreResult<Workspace> {
+async fn insert_workspace(tx: &mut Tx, name: &WorkspaceName, now: Timestamp) -> StoreResult<Workspace> {
     let id = WorkspaceId::from_uuid(new_uuid(now));
     sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(id.as_uuid())
@@ -39,8 +34,8 @@ async fn insert_workspace(
     Ok(Workspace { id, name: name.clone(), timezone: None, created_at: now })
 }
 
-async fn insert_key(
-    tx: &mut Transaction<'static, Postgres>,
+pub(crate) async fn insert_key(
+    tx: &mut Tx,
     workspace: WorkspaceId,
     key: NewApiKey,
     bootstrap: bool,

@@ -72,7 +72,7 @@ fn receipt(result: &IngestResult) -> (EventId, Option<ContactId>, bool) {
     match result {
         IngestResult::Accepted(r) => (r.event_id, r.contact_id, true),
         IngestResult::Replayed(r) => (r.event_id, r.contact_id, false),
-        IngestResult::Unmatched => panic!("unexpected Unmatched"),
+        other @ (IngestResult::Unmatched | IngestResult::OverLimit(_)) => panic!("unexpected {other:?}"),
     }
 }
 
@@ -234,6 +234,7 @@ async fn input_postgres_cannot_store_as_given_does_not_fail_the_batch() {
 
     store
         .record_rejections(&[Rejection {
+            workspace_id: ws.id,
             source_id: src,
             received_at: at(3),
             status: 400,
@@ -244,7 +245,12 @@ async fn input_postgres_cannot_store_as_given_does_not_fail_the_batch() {
         .await
         .expect("rejection");
     store
-        .record_samples(&[Sample { source_id: src, received_at: at(3), body: json!({"\u{0}": "\u{0}"}) }])
+        .record_samples(&[Sample {
+            workspace_id: ws.id,
+            source_id: src,
+            received_at: at(3),
+            body: json!({"\u{0}": "\u{0}"}),
+        }])
         .await
         .expect("sample");
     assert_eq!(store.list_samples(ws.id, src).await.expect("samples")[0].body, json!({"\u{FFFD}": "\u{FFFD}"}));

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use herald_domain::{ActionId, SavedAction, Timestamp, WorkspaceId};
 use herald_store::action::ActionStore;
+use herald_store::secrets::{SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -19,12 +20,13 @@ macro_rules! action_columns {
     };
 }
 
-fn action(row: &SqliteRow) -> StoreResult<SavedAction> {
+fn action(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<SavedAction> {
+    let definition = keys.open_text(columns::ACTION_DEFINITION, &get::<String>(row, "definition")?)?;
     Ok(SavedAction {
         id: ActionId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
-        definition: serde_json::from_str(&get::<String>(row, "definition")?).map_err(|e| corrupt("definition", e))?,
+        definition: serde_json::from_str(&definition).map_err(|e| corrupt("definition", e))?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         deleted_at: opt_ts(row, "deleted_at")?,
@@ -49,13 +51,13 @@ impl ActionStore for SqliteStore {
         .bind(new_uuid(now))
         .bind(workspace.as_uuid())
         .bind(name)
-        .bind(definition.to_string())
+        .bind(self.secrets.seal_text(columns::ACTION_DEFINITION, &definition.to_string()))
         .bind(now.unix_millis())
         .bind(now.unix_millis())
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
-        let created = action(&row)?;
+        let created = action(&row, &self.secrets)?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -70,7 +72,7 @@ impl ActionStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
-        rows.iter().map(action).collect()
+        rows.iter().map(|row| action(row, &self.secrets)).collect()
     }
 
     async fn actions_by_ids(&self, workspace: WorkspaceId, ids: &[ActionId]) -> StoreResult<Vec<SavedAction>> {
@@ -86,7 +88,7 @@ impl ActionStore for SqliteStore {
         }
         query.push(")");
         let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        rows.iter().map(action).collect()
+        rows.iter().map(|row| action(row, &self.secrets)).collect()
     }
 
     async fn update_action(
@@ -104,14 +106,14 @@ impl ActionStore for SqliteStore {
             action_columns!()
         ))
         .bind(name)
-        .bind(definition.to_string())
+        .bind(self.secrets.seal_text(columns::ACTION_DEFINITION, &definition.to_string()))
         .bind(now.unix_millis())
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let updated = action(&row.ok_or(NOT_FOUND)?)?;
+        let updated = action(&row.ok_or(NOT_FOUND)?, &self.secrets)?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
     }

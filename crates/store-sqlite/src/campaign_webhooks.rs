@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use herald_domain::{CampaignId, CampaignWebhook, CampaignWebhookId, WorkspaceId};
 use herald_store::campaign_webhook::CampaignWebhookStore;
+use herald_store::secrets::{SecretKeys, columns};
 use herald_store::{StoreError, StoreResult};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -13,11 +14,13 @@ use crate::{SqliteStore, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign webhook" };
 
-fn hook(row: &SqliteRow) -> StoreResult<CampaignWebhook> {
+fn hook(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<CampaignWebhook> {
     let events: String = get(row, "events")?;
     let payload: Option<String> = get(row, "payload")?;
     let username: Option<String> = get(row, "username")?;
     let password: Option<String> = get(row, "password")?;
+    let password = password.map(|p| keys.open_text(columns::HOOK_PASSWORD, &p)).transpose()?;
+    let secret: Option<String> = get(row, "secret")?;
     Ok(CampaignWebhook {
         id: CampaignWebhookId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
@@ -26,7 +29,7 @@ fn hook(row: &SqliteRow) -> StoreResult<CampaignWebhook> {
         content_type: get::<String>(row, "content_type")?.parse().map_err(|e: String| corrupt("content_type", e))?,
         method: get::<String>(row, "method")?.parse().map_err(|e: String| corrupt("method", e))?,
         basic_auth: username.map(|user| (user, password.unwrap_or_default())),
-        secret: get(row, "secret")?,
+        secret: secret.map(|s| keys.open_text(columns::HOOK_SECRET, &s)).transpose()?,
         log_response_body: get(row, "log_response_body")?,
         active: get(row, "active")?,
         events: serde_json::from_str(&events).map_err(|e| corrupt("events", e))?,
@@ -47,34 +50,43 @@ macro_rules! fields {
 fn bind_fields<'q>(
     query: Query<'q, Sqlite, SqliteArguments>,
     hook: &'q CampaignWebhook,
-    (events, payload): &'q (String, Option<String>),
+    stored: &'q Stored,
 ) -> Query<'q, Sqlite, SqliteArguments> {
     query
         .bind(&hook.url)
         .bind(hook.content_type.as_str())
         .bind(hook.method.as_str())
         .bind(hook.basic_auth.as_ref().map(|(user, _)| user))
-        .bind(hook.basic_auth.as_ref().map(|(_, password)| password))
-        .bind(&hook.secret)
+        .bind(&stored.password)
+        .bind(&stored.secret)
         .bind(hook.log_response_body)
         .bind(hook.active)
-        .bind(events)
-        .bind(payload)
+        .bind(&stored.events)
+        .bind(&stored.payload)
         .bind(hook.updated_at.unix_millis())
 }
 
-/// The stored forms of the JSON columns.
-fn encoded(hook: &CampaignWebhook) -> StoreResult<(String, Option<String>)> {
+/// The stored forms of the JSON columns and of the sealed secrets.
+struct Stored {
+    events: String,
+    payload: Option<String>,
+    password: Option<String>,
+    secret: Option<String>,
+}
+
+fn encoded(hook: &CampaignWebhook, keys: &SecretKeys) -> StoreResult<Stored> {
     let events = serde_json::to_string(&hook.events).map_err(|e| StoreError::Other(Box::new(e)))?;
     let payload =
         hook.payload.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Other(Box::new(e)))?;
-    Ok((events, payload))
+    let password = hook.basic_auth.as_ref().map(|(_, password)| keys.seal_text(columns::HOOK_PASSWORD, password));
+    let secret = hook.secret.as_ref().map(|secret| keys.seal_text(columns::HOOK_SECRET, secret));
+    Ok(Stored { events, payload, password, secret })
 }
 
 #[async_trait]
 impl CampaignWebhookStore for SqliteStore {
     async fn create_campaign_webhook(&self, new: &CampaignWebhook) -> StoreResult<CampaignWebhook> {
-        let columns = encoded(new)?;
+        let columns = encoded(new, &self.secrets)?;
         let mut tx = self.write().await?;
         let inserted = bind_fields(
             sqlx::query(concat!(
@@ -113,7 +125,7 @@ impl CampaignWebhookStore for SqliteStore {
         }
         query.push(" ORDER BY id");
         let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        rows.iter().map(hook).collect()
+        rows.iter().map(|row| hook(row, &self.secrets)).collect()
     }
 
     async fn get_campaign_webhook(
@@ -130,11 +142,11 @@ impl CampaignWebhookStore for SqliteStore {
             .await
             .map_err(db_error)?
             .ok_or(NOT_FOUND)?;
-        hook(&row)
+        hook(&row, &self.secrets)
     }
 
     async fn update_campaign_webhook(&self, new: &CampaignWebhook) -> StoreResult<CampaignWebhook> {
-        let columns = encoded(new)?;
+        let columns = encoded(new, &self.secrets)?;
         let mut tx = self.write().await?;
         let updated = bind_fields(
             sqlx::query(concat!(

@@ -13,13 +13,13 @@ use herald_store::campaign::{
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::direct::direct_error;
 use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
-use crate::{CHUNK, SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -34,6 +34,27 @@ macro_rules! journey_columns {
     () => {
         "id, workspace_id, campaign_id, version, contact_id, event_id, status, step, run_at, held, custom_variables, \
          entered_at, ended_at, exit_reason, converted_at, goal_until, conversion_step"
+    };
+}
+
+/// The start of a [`JourneyContext`] query (append the `WHERE`): the journey's own columns,
+/// then the campaign's (`campaign_*`), the contact's (`ct_*`) and the event's (`e_*`).
+macro_rules! journey_context_select {
+    () => {
+        "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
+         j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
+         j.converted_at, j.goal_until, j.conversion_step, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
+         ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
+         ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
+         ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
+         e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
+         e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
+         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome, \
+         EXISTS (SELECT 1 FROM suppressions s WHERE s.workspace_id = j.workspace_id AND s.email = ct.email) AS suppressed, \
+         EXISTS (SELECT 1 FROM transports t WHERE t.workspace_id = j.workspace_id) AS workspace_smtp \
+         FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
+         JOIN workspaces w ON w.id = j.workspace_id \
+         LEFT JOIN events e ON e.id = j.event_id "
     };
 }
 
@@ -135,7 +156,7 @@ async fn load_campaign(
 }
 
 async fn insert_version(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     id: CampaignId,
     version: u32,
     document: &Value,
@@ -153,12 +174,7 @@ async fn insert_version(
 }
 
 /// Gives held journeys of `campaign` their step jobs back (on resume).
-async fn release_held(
-    tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId, now: Timestamp) -> StoreResult<()> {
     let held = sqlx::query("SELECT id, step, run_at FROM journeys WHERE campaign_id = ? AND held = 1")
         .bind(campaign.as_uuid())
         .fetch_all(&mut **tx)
@@ -193,12 +209,13 @@ fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
     }
 }
 
-/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`. Returns
+/// when the earliest is due, if any was enqueued (for the caller to announce after commit).
 pub(crate) fn enqueue_evaluation(
     db: &rusqlite::Connection,
     events: &[herald_domain::Event],
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<Option<Timestamp>> {
     let mut workspaces: Vec<WorkspaceId> = events.iter().map(|e| e.workspace_id).collect();
     workspaces.sort();
     workspaces.dedup();
@@ -211,18 +228,21 @@ pub(crate) fn enqueue_evaluation(
             live.insert(workspace);
         }
     }
+    let mut due = None;
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w), now) {
         crate::jobs::insert_job_direct(db, workspace, &job, now)?;
+        due = Some(due.map_or(job.run_at, |due: Timestamp| due.min(job.run_at)));
     }
-    Ok(())
+    Ok(due)
 }
 
 /// Applies `items` inside the caller's transaction: per item the statements that can refuse
 /// it (the job's lease, the journeys' expected places), then every item's inserts as
 /// multi-row statements. A refused item fails the whole call; the caller then retries item
 /// by item.
-async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    let done: Vec<_> = items.iter().filter_map(|i| i.lease).map(|lease| (lease, &JobOutcome::Done)).collect();
+async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+    let done: Vec<_> =
+        items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
     finish_all(tx, &done, now).await?;
     let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
     for chunk in updates.chunks(CHUNK) {
@@ -343,11 +363,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, items: &[WorkCommit<'_>], 
 
 /// Moves journeys, in one statement, if each is still where the writer saw it (`Conflict`
 /// `journey_moved` if any is not, or if two updates name the same journey).
-async fn update_journeys(
-    tx: &mut Transaction<'static, Sqlite>,
-    updates: &[(WorkspaceId, &JourneyUpdate)],
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn update_journeys(tx: &mut Tx, updates: &[(WorkspaceId, &JourneyUpdate)], now: Timestamp) -> StoreResult<()> {
     let mut update = QueryBuilder::<Sqlite>::new(
         "WITH u (id, workspace_id, status, step, run_at, held, custom_variables, exit_reason, converted, \
          conversion_step, ended, guarded, expect_step, expect_run_at) AS (",
@@ -399,12 +415,7 @@ async fn update_journeys(
     Ok(())
 }
 
-async fn set_attribute(
-    tx: &mut Transaction<'static, Sqlite>,
-    workspace: WorkspaceId,
-    a: &AttributeChange,
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn set_attribute(tx: &mut Tx, workspace: WorkspaceId, a: &AttributeChange, now: Timestamp) -> StoreResult<()> {
     let sql = match &a.value {
         Some(_) => {
             "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \
@@ -637,14 +648,19 @@ impl CampaignStore for SqliteStore {
 
     async fn count_contact_events(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         name: &str,
         since: Option<Timestamp>,
         until: EventId,
     ) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM events WHERE contact_id = ? AND id <= ? AND name = ? AND received_at >= ?",
+            // `+workspace_id`: the workspace only scopes the count; the contact's index must
+            // serve it, not the workspace's (SQLite would otherwise prefer `events_received`).
+            "SELECT COUNT(*) FROM events WHERE +workspace_id = ? AND contact_id = ? AND id <= ? AND name = ? \
+             AND received_at >= ?",
         )
+        .bind(workspace.as_uuid())
         .bind(contact.as_uuid())
         .bind(until.as_uuid())
         .bind(name)
@@ -655,9 +671,21 @@ impl CampaignStore for SqliteStore {
         u64::try_from(n).map_err(|e| corrupt("count", e))
     }
 
-    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool> {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT 1 FROM events WHERE contact_id = ");
-        query.push_bind(contact.as_uuid()).push(" AND id > ").push_bind(after.as_uuid());
+    async fn contact_event_after(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        names: &[String],
+        after: EventId,
+    ) -> StoreResult<bool> {
+        // `+workspace_id`, as in `count_contact_events`: the contact's index serves the search.
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT 1 FROM events WHERE +workspace_id = ");
+        query
+            .push_bind(workspace.as_uuid())
+            .push(" AND contact_id = ")
+            .push_bind(contact.as_uuid())
+            .push(" AND id > ")
+            .push_bind(after.as_uuid());
         push_names(&mut query, names);
         query.push(" LIMIT 1");
         let found: Option<i64> = query.build_query_scalar().fetch_optional(&self.readers).await.map_err(db_error)?;
@@ -690,6 +718,7 @@ impl CampaignStore for SqliteStore {
 
     async fn contact_journeys(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         campaign: Option<CampaignId>,
         limit: u32,
@@ -697,8 +726,10 @@ impl CampaignStore for SqliteStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             journey_columns!(),
-            " FROM journeys WHERE contact_id = ?1 AND (?2 IS NULL OR campaign_id = ?2) ORDER BY id DESC LIMIT ?3"
+            " FROM journeys WHERE workspace_id = ?1 AND contact_id = ?2 AND (?3 IS NULL OR campaign_id = ?3) \
+             ORDER BY id DESC LIMIT ?4"
         ))
+        .bind(workspace.as_uuid())
         .bind(contact.as_uuid())
         .bind(campaign.map(|c| c.as_uuid()))
         .bind(i64::from(limit))
@@ -711,10 +742,7 @@ impl CampaignStore for SqliteStore {
     async fn journey_contexts(&self, workspace: WorkspaceId, ids: &[JourneyId]) -> StoreResult<Vec<JourneyContext>> {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new(concat!(
-                herald_store::journey_context_select!(),
-                "WHERE j.workspace_id = "
-            ));
+            let mut query = QueryBuilder::<Sqlite>::new(concat!(journey_context_select!(), "WHERE j.workspace_id = "));
             query.push_bind(workspace.as_uuid()).push(" AND j.id IN (");
             let mut list = query.separated(", ");
             for id in chunk {

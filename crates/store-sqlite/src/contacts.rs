@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use herald_domain::contact::merge_attributes;
+use herald_domain::contact::{check_attribute_merge, merge_attributes};
 use herald_domain::{Contact, ContactId, EmailAddress, Page, PageRequest, Phone, Timestamp, UserId, WorkspaceId};
 use herald_store::ingest::{BatchKeys, BatchWrites, import_keys, plan_import};
 use herald_store::{
@@ -197,6 +197,7 @@ impl ContactStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Contact> {
         let mut attributes = Map::new();
+        check_attribute_merge(&attributes, &contact.attributes, &attributes)?;
         merge_attributes(&mut attributes, &contact.attributes);
         let created = Contact {
             id: ContactId::from_uuid(new_uuid(now)),
@@ -235,7 +236,7 @@ impl ContactStore for SqliteStore {
                     .map_err(direct_error)?;
                 direct::contact(rows.next().map_err(direct_error)?.ok_or(NOT_FOUND)?)?
             };
-            patch.apply(&mut contact, now);
+            patch.apply(&mut contact, now)?;
             write_contacts(db, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })?;
             Ok(contact)
         })

@@ -9,6 +9,7 @@ use herald_domain::{
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
 };
+use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -92,7 +93,7 @@ impl EmailStore for SqliteStore {
         .bind(&new.name)
         .bind(&new.selector)
         .bind(&new.algorithm)
-        .bind(&new.private_key)
+        .bind(self.secrets.seal_text(columns::PRIVATE_KEY, &new.private_key))
         .bind(DomainStatus::Pending.as_str())
         .bind(new.records.to_string())
         .bind(now.unix_millis())
@@ -144,7 +145,10 @@ impl EmailStore for SqliteStore {
         .fetch_optional(&self.readers)
         .await
         .map_err(db_error)?;
-        row.map(|row| Ok((domain(&row)?, get(&row, "private_key")?))).transpose()
+        row.map(|row| {
+            Ok((domain(&row)?, self.secrets.open_text(columns::PRIVATE_KEY, &get::<String>(&row, "private_key")?)?))
+        })
+        .transpose()
     }
 
     async fn record_domain_check(
@@ -295,7 +299,7 @@ impl EmailStore for SqliteStore {
             )
             .bind(workspace.as_uuid())
             .bind(t.settings.to_string())
-            .bind(&t.password)
+            .bind(t.password.as_ref().map(|p| self.secrets.seal_text(columns::TRANSPORT_PASSWORD, p)))
             .bind(t.updated_at.unix_millis()),
             None => sqlx::query("DELETE FROM transports WHERE workspace_id = ?").bind(workspace.as_uuid()),
         }
@@ -314,7 +318,9 @@ impl EmailStore for SqliteStore {
         row.map(|row| {
             Ok(TransportRecord {
                 settings: json_value(&row, "settings")?,
-                password: get(&row, "password")?,
+                password: get::<Option<String>>(&row, "password")?
+                    .map(|p| self.secrets.open_text(columns::TRANSPORT_PASSWORD, &p))
+                    .transpose()?,
                 updated_at: ts(&row, "updated_at")?,
             })
         })
@@ -326,13 +332,14 @@ impl EmailStore for SqliteStore {
         let secret: Option<String> = sqlx::query_scalar(
             "UPDATE workspaces SET email_secret = COALESCE(email_secret, ?) WHERE id = ? RETURNING email_secret",
         )
-        .bind(candidate)
+        .bind(self.secrets.seal_text(columns::EMAIL_SECRET, candidate))
         .bind(workspace.as_uuid())
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        secret.ok_or(StoreError::NotFound { entity: "workspace" })
+        let secret = secret.ok_or(StoreError::NotFound { entity: "workspace" })?;
+        Ok(self.secrets.open_text(columns::EMAIL_SECRET, &secret)?)
     }
 
     async fn record_delivery(
@@ -346,7 +353,7 @@ impl EmailStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = ?, status_reason = ?, reply = COALESCE(?, reply), attempts = ?, \
              sent_at = COALESCE(?, sent_at) WHERE workspace_id = ? AND id = ?",

@@ -62,7 +62,7 @@ fn identity_columns(c: &Contact) -> [Option<String>; 3] {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn ingest(&self, requests: &[IngestRequest], now: Timestamp) -> StoreResult<Vec<IngestResult>> {
-        self.write_direct(|db| {
+        let (results, due) = self.write_direct(|db| {
             let mut snapshot = BatchSnapshot::default();
             for (workspace, keys) in batch_keys(requests) {
                 snapshot.contacts.extend(read_contacts(db, workspace, &keys)?);
@@ -101,10 +101,15 @@ impl EventStore for SqliteStore {
                         .map_err(direct_error)?;
                 }
             }
-            crate::campaigns::enqueue_evaluation(db, &writes.events, now)?;
-            Ok(results)
+            let due = crate::campaigns::enqueue_evaluation(db, &writes.events, now)?;
+            Ok((results, due))
         })
-        .await
+        .await?;
+        // The direct writer's commit is done: the evaluations may run.
+        if let Some(due) = due {
+            self.signal.jobs_due(due);
+        }
+        Ok(results)
     }
 
     async fn list_events(

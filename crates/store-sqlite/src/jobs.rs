@@ -1,14 +1,16 @@
 //! The job queue on SQLite. Claims run inside the single writer's `BEGIN IMMEDIATE`
 //! transaction, which serialises them: no two claims can see the same due row.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
-use herald_store::{ClaimRequest, JobStore, PingRecord, QueueStats, StoreError, StoreResult, new_uuid};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use herald_store::{ClaimRequest, JobStore, PingRecord, QueueSignal, QueueStats, StoreError, StoreResult, new_uuid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{self, get, ts, uuid};
-use crate::{CHUNK, SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 /// The columns a new job is inserted with, by [`insert_jobs`] and [`insert_job_direct`].
 macro_rules! new_job_columns {
@@ -24,13 +26,16 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work.
+/// implies work. The transaction announces them when it commits.
 pub(crate) async fn insert_jobs(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     workspace: WorkspaceId,
     jobs: &[NewJob],
     now: Timestamp,
 ) -> StoreResult<Vec<JobId>> {
+    if let Some(due) = jobs.iter().map(|job| job.run_at).min() {
+        tx.jobs_due(due);
+    }
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     for (chunk, chunk_ids) in jobs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO jobs (", new_job_columns!(), ") "));
@@ -75,26 +80,28 @@ pub(crate) fn insert_job_direct(
     Ok(())
 }
 
-/// Applies a run's outcome if `lease` is still the job's current lease.
+/// Applies a run's outcome if `lease` is still the current lease of `workspace`'s job.
 pub(crate) async fn finish(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
+    workspace: WorkspaceId,
     lease: &JobLease,
     outcome: &JobOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    finish_all(tx, &[(lease, outcome)], now).await
+    finish_all(tx, &[(workspace, lease, outcome)], now).await
 }
 
 /// Applies runs' outcomes in one statement per chunk if every lease is still its job's
-/// current lease; `LeaseLost` (and nothing applied by that statement) if any is not.
+/// current lease, in the workspace given with it; `LeaseLost` (and nothing applied by that
+/// statement) if any is not.
 pub(crate) async fn finish_all(
-    tx: &mut Transaction<'static, Sqlite>,
-    runs: &[(&JobLease, &JobOutcome)],
+    tx: &mut Tx,
+    runs: &[(WorkspaceId, &JobLease, &JobOutcome)],
     now: Timestamp,
 ) -> StoreResult<()> {
     for chunk in runs.chunks(CHUNK) {
-        let mut update = QueryBuilder::<Sqlite>::new("WITH f (job, lease, state, retry_at, error) AS (");
-        update.push_values(chunk, |mut row, (lease, outcome)| {
+        let mut update = QueryBuilder::<Sqlite>::new("WITH f (job, lease, workspace, state, retry_at, error) AS (");
+        update.push_values(chunk, |mut row, (workspace, lease, outcome)| {
             let (state, retry_at, error) = match outcome {
                 JobOutcome::Done => (JobState::Done, None, None),
                 JobOutcome::Retry { at, error } => (JobState::Queued, Some(at.unix_millis()), Some(error.clone())),
@@ -102,6 +109,7 @@ pub(crate) async fn finish_all(
             };
             row.push_bind(lease.job_id.as_uuid())
                 .push_bind(lease.lease_id.as_uuid())
+                .push_bind(workspace.as_uuid())
                 .push_bind(state.as_str())
                 .push_bind(retry_at)
                 .push_bind(error);
@@ -112,10 +120,15 @@ pub(crate) async fn finish_all(
                  last_error = COALESCE(f.error, jobs.last_error), lease_id = NULL, leased_by = NULL, updated_at = ",
             )
             .push_bind(now.unix_millis())
-            .push(" FROM f WHERE jobs.id = f.job AND jobs.lease_id = f.lease");
+            .push(" FROM f WHERE jobs.id = f.job AND jobs.lease_id = f.lease AND jobs.workspace_id = f.workspace");
         let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
         if updated.rows_affected() != chunk.len() as u64 {
             return Err(StoreError::LeaseLost);
+        }
+    }
+    for (_, _, outcome) in runs {
+        if let JobOutcome::Retry { at, .. } = outcome {
+            tx.jobs_due(*at);
         }
     }
     Ok(())
@@ -160,24 +173,37 @@ impl JobStore for SqliteStore {
             .collect())
     }
 
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()> {
+    async fn finish_job_and_enqueue(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        finish(&mut tx, lease, outcome, now).await?;
+        finish(&mut tx, workspace, lease, outcome, now).await?;
+        insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
     }
 
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()> {
+    async fn complete_ping(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        finish(&mut tx, lease, &JobOutcome::Done, now).await?;
-        sqlx::query(
-            "INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) SELECT id, workspace_id, ?, ? FROM jobs WHERE id = ?",
-        )
-        .bind(worker)
-        .bind(now.unix_millis())
-        .bind(lease.job_id.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        finish(&mut tx, workspace, lease, &JobOutcome::Done, now).await?;
+        sqlx::query("INSERT INTO ping_log (job_id, workspace_id, worker, applied_at) VALUES (?, ?, ?, ?)")
+            .bind(lease.job_id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(worker)
+            .bind(now.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -238,6 +264,10 @@ impl JobStore for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(purged.rows_affected())
+    }
+
+    fn queue_signal(&self) -> &Arc<QueueSignal> {
+        &self.signal
     }
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats> {

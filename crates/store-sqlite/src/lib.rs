@@ -20,6 +20,7 @@ mod events;
 mod jobs;
 mod migrate;
 mod rows;
+mod secrets;
 mod sources;
 mod users;
 mod webhooks;
@@ -31,9 +32,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use herald_store::{Backend, Store, StoreError, StoreResult};
+use herald_domain::Timestamp;
+use herald_store::secrets::SecretKeys;
+use herald_store::{Backend, QueueSignal, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 /// How long a write waits for another process's write lock (a CLI command, say).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +54,52 @@ pub struct SqliteStore {
     /// The thread that checkpoints the WAL, off the commit path.
     checkpointer: checkpoint::Checkpointer,
     readers: SqlitePool,
+    /// Seals and opens the secrets this store keeps (`herald_store::secrets`).
+    secrets: Arc<SecretKeys>,
+    /// Told by each commit that made jobs due (see [`Tx`]).
+    signal: Arc<QueueSignal>,
+}
+
+/// A sqlx write transaction that keeps the earliest due time of the jobs it enqueues (or
+/// brings forward) and announces it on the store's [`QueueSignal`] once it commits, so the
+/// worker hears of every job without any caller waking it.
+pub(crate) struct Tx {
+    inner: Transaction<'static, Sqlite>,
+    due: Option<Timestamp>,
+    signal: Arc<QueueSignal>,
+}
+
+impl Tx {
+    /// Notes a job this transaction makes due at `at`.
+    pub(crate) fn jobs_due(&mut self, at: Timestamp) {
+        self.due = Some(self.due.map_or(at, |due| due.min(at)));
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await?;
+        if let Some(due) = self.due {
+            self.signal.jobs_due(due);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.inner
+    }
 }
 
 /// Why a SQLite URL cannot be used.
@@ -113,14 +162,35 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
             .await
             .map_err(ConnectError::Open)?;
-        Ok(Self { writer, direct, gate, checkpointer, readers })
+        Ok(Self {
+            writer,
+            direct,
+            gate,
+            checkpointer,
+            readers,
+            signal: Arc::default(),
+            secrets: Arc::new(SecretKeys::ephemeral()),
+        })
+    }
+
+    /// The database file a `sqlite://PATH` URL names.
+    pub fn file_path(url: &str) -> Option<std::path::PathBuf> {
+        SqliteConnectOptions::from_str(url).ok().map(|options| options.get_filename().to_path_buf())
+    }
+
+    /// The store sealing secrets with `keys` instead of a key that lives as long as the
+    /// process.
+    #[must_use]
+    pub fn with_secrets(self, keys: SecretKeys) -> Self {
+        Self { secrets: Arc::new(keys), ..self }
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement and
     /// whose commit is durable: it returns once the WAL is synced to disk.
-    async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    async fn write(&self) -> StoreResult<Tx> {
         let _gate = self.gate.lock().await;
-        self.writer.begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE").await.map_err(db_error)
+        let inner = self.writer.begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE").await.map_err(db_error)?;
+        Ok(Tx { inner, due: None, signal: self.signal.clone() })
     }
 
     /// Starts a write transaction whose commit does not wait for a sync of its own: the next
@@ -128,9 +198,10 @@ impl SqliteStore {
     /// whole, never in part. Only for writes whose loss a crash makes harmless anyway (a job
     /// claim: its job is claimed again, as it would be after the lease of a dead worker).
     /// Each transaction sets the level it needs, so none inherits another's.
-    async fn write_unsynced(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    async fn write_unsynced(&self) -> StoreResult<Tx> {
         let _gate = self.gate.lock().await;
-        self.writer.begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE").await.map_err(db_error)
+        let inner = self.writer.begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE").await.map_err(db_error)?;
+        Ok(Tx { inner, due: None, signal: self.signal.clone() })
     }
 }
 
@@ -144,6 +215,10 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         migrate::apply(&mut tx).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        self.reseal().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -211,7 +286,7 @@ const WRITER_STATEMENTS: usize = 1024;
 pub(crate) async fn batch_or_each<T: Sync, R: Send>(
     store: &SqliteStore,
     items: &[T],
-    apply: impl for<'a> Fn(&'a mut Transaction<'static, Sqlite>, &'a [T]) -> BoxFuture<'a, StoreResult<Vec<R>>> + Sync,
+    apply: impl for<'a> Fn(&'a mut Tx, &'a [T]) -> BoxFuture<'a, StoreResult<Vec<R>>> + Sync,
     own: impl Fn(&StoreError) -> bool + Sync,
 ) -> StoreResult<Vec<StoreResult<R>>> {
     let mut tx = store.write().await?;
@@ -240,16 +315,13 @@ pub(crate) async fn batch_or_each<T: Sync, R: Send>(
 }
 
 /// Starts one item of a batch: [`settle`] undoes only its writes if it fails.
-pub(crate) async fn savepoint(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+pub(crate) async fn savepoint(tx: &mut Tx) -> StoreResult<()> {
     sqlx::query("SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
     Ok(())
 }
 
 /// Ends the item started by [`savepoint`]: its error undoes its writes and becomes its result.
-pub(crate) async fn settle<T>(
-    tx: &mut Transaction<'static, Sqlite>,
-    result: StoreResult<T>,
-) -> StoreResult<StoreResult<T>> {
+pub(crate) async fn settle<T>(tx: &mut Tx, result: StoreResult<T>) -> StoreResult<StoreResult<T>> {
     if result.is_err() {
         sqlx::query("ROLLBACK TO SAVEPOINT item").execute(&mut **tx).await.map_err(db_error)?;
     }
@@ -262,7 +334,7 @@ mod tests {
     use super::*;
 
     /// The synchronous level a transaction runs at (1 NORMAL, 2 FULL); it commits.
-    async fn level(mut tx: Transaction<'static, Sqlite>) -> i64 {
+    async fn level(mut tx: Tx) -> i64 {
         let level = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *tx).await.expect("pragma");
         tx.commit().await.expect("commit");
         level

@@ -2,9 +2,8 @@
 //! write transaction (so two processes starting together apply each migration once).
 
 use herald_store::{StoreError, StoreResult};
-use sqlx::{Sqlite, Transaction};
 
-use crate::db_error;
+use crate::{Tx, db_error};
 
 /// `(version, name, SQL)`, in order. Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -20,9 +19,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "endpoints", include_str!("../migrations/0010_endpoints.sql")),
     (11, "users", include_str!("../migrations/0011_users.sql")),
     (12, "delivery_filters", include_str!("../migrations/0012_delivery_filters.sql")),
+    (13, "login_links", include_str!("../migrations/0013_login_links.sql")),
 ];
 
-pub(crate) async fn apply(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> {
+pub(crate) async fn apply(tx: &mut Tx) -> StoreResult<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS herald_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL) STRICT",
     )

@@ -23,7 +23,7 @@ const NOT_FOUND: StoreError = StoreError::NotFound { entity: "source" };
 impl SqliteStore {
     /// Runs `trim` (a DELETE keeping the newest `?2` rows of source `?1`) for each source.
     async fn trim_per_source(
-        tx: &mut sqlx::Transaction<'static, Sqlite>,
+        tx: &mut crate::Tx,
         trim: &'static str,
         sources: &[SourceId],
         keep: u32,
@@ -193,25 +193,28 @@ impl SourceStore for SqliteStore {
         }
         let mut tx = self.write().await?;
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO source_rejections (source_id, received_at, status, code, reason, body_prefix) ",
+            "WITH t (n, workspace_id, source_id, received_at, status, code, reason, body_prefix) AS (",
         );
-        insert.push_values(rejections, |mut row, r| {
-            row.push_bind(r.source_id.as_uuid())
+        insert.push_values(rejections.iter().enumerate(), |mut row, (n, r)| {
+            row.push_bind(n as i64)
+                .push_bind(r.workspace_id.as_uuid())
+                .push_bind(r.source_id.as_uuid())
                 .push_bind(r.received_at.unix_millis())
                 .push_bind(i64::from(r.status))
                 .push_bind(r.code.clone())
                 .push_bind(r.reason.clone())
                 .push_bind(r.body_prefix.clone());
         });
+        // In the caller's order, so ids follow it. Rejections of a source deleted meanwhile
+        // (or not in the rejection's workspace) are dropped by the join: the log is best effort and
+        // must not fail the others.
+        insert.push(
+            ") INSERT INTO source_rejections (source_id, received_at, status, code, reason, body_prefix) \
+             SELECT t.source_id, t.received_at, t.status, t.code, t.reason, t.body_prefix FROM t \
+             JOIN sources s ON s.id = t.source_id AND s.workspace_id = t.workspace_id ORDER BY t.n",
+        );
+        insert.build().execute(&mut *tx).await.map_err(db_error)?;
         let sources: Vec<SourceId> = rejections.iter().map(|r| r.source_id).collect();
-        // A source deleted since the request was refused has nowhere to keep it: skip quietly.
-        match insert.build().execute(&mut *tx).await {
-            Ok(_) => {}
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
-                return Ok(());
-            }
-            Err(e) => return Err(db_error(e)),
-        }
         let trim = "DELETE FROM source_rejections WHERE source_id = ?1 AND id NOT IN \
                     (SELECT id FROM source_rejections WHERE source_id = ?1 ORDER BY id DESC LIMIT ?2)";
         Self::trim_per_source(&mut tx, trim, &sources, REJECTIONS_KEPT).await?;
@@ -220,7 +223,8 @@ impl SourceStore for SqliteStore {
 
     async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>> {
         let rows = sqlx::query(
-            "SELECT r.source_id, r.received_at, r.status, r.code, r.reason, r.body_prefix FROM source_rejections r \
+            "SELECT s.workspace_id, r.source_id, r.received_at, r.status, r.code, r.reason, r.body_prefix \
+             FROM source_rejections r \
              JOIN sources s ON s.id = r.source_id WHERE s.workspace_id = ? AND r.source_id = ? ORDER BY r.id DESC",
         )
         .bind(workspace.as_uuid())
@@ -231,6 +235,7 @@ impl SourceStore for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(Rejection {
+                    workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
                     status: u16::try_from(get::<i64>(row, "status")?).map_err(|e| rows::corrupt("status", e))?,
@@ -247,18 +252,21 @@ impl SourceStore for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO source_samples (source_id, received_at, body) ");
-        insert.push_values(samples, |mut row, s| {
-            row.push_bind(s.source_id.as_uuid()).push_bind(s.received_at.unix_millis()).push_bind(s.body.to_string());
+        let mut insert = QueryBuilder::<Sqlite>::new("WITH t (n, workspace_id, source_id, received_at, body) AS (");
+        insert.push_values(samples.iter().enumerate(), |mut row, (n, sample)| {
+            row.push_bind(n as i64)
+                .push_bind(sample.workspace_id.as_uuid())
+                .push_bind(sample.source_id.as_uuid())
+                .push_bind(sample.received_at.unix_millis())
+                .push_bind(sample.body.to_string());
         });
-        // A source deleted since the request arrived has nowhere to keep it: skip quietly.
-        match insert.build().execute(&mut *tx).await {
-            Ok(_) => {}
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
-                return Ok(());
-            }
-            Err(e) => return Err(db_error(e)),
-        }
+        // As with rejections, samples of a source not in their workspace are dropped.
+        insert.push(
+            ") INSERT INTO source_samples (source_id, received_at, body) \
+             SELECT t.source_id, t.received_at, t.body FROM t \
+             JOIN sources s ON s.id = t.source_id AND s.workspace_id = t.workspace_id ORDER BY t.n",
+        );
+        insert.build().execute(&mut *tx).await.map_err(db_error)?;
         let sources: Vec<SourceId> = samples.iter().map(|s| s.source_id).collect();
         let trim = "DELETE FROM source_samples WHERE source_id = ?1 AND id NOT IN \
                     (SELECT id FROM source_samples WHERE source_id = ?1 ORDER BY id DESC LIMIT ?2)";
@@ -268,7 +276,8 @@ impl SourceStore for SqliteStore {
 
     async fn list_samples(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Sample>> {
         let rows = sqlx::query(
-            "SELECT x.source_id, x.received_at, x.body FROM source_samples x JOIN sources s ON s.id = x.source_id \
+            "SELECT s.workspace_id, x.source_id, x.received_at, x.body FROM source_samples x \
+             JOIN sources s ON s.id = x.source_id \
              WHERE s.workspace_id = ? AND x.source_id = ? ORDER BY x.id DESC",
         )
         .bind(workspace.as_uuid())
@@ -280,6 +289,7 @@ impl SourceStore for SqliteStore {
             .map(|row| {
                 let body: String = get(row, "body")?;
                 Ok(Sample {
+                    workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
                     source_id: SourceId::from_uuid(uuid(row, "source_id")?),
                     received_at: ts(row, "received_at")?,
                     body: serde_json::from_str(&body).map_err(|e| rows::corrupt("source_samples.body", e))?,

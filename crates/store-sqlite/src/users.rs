@@ -1,12 +1,13 @@
 //! Web UI users on SQLite.
 
 use async_trait::async_trait;
-use herald_domain::{EmailAddress, PasswordHash, Timestamp, UserAccount, UserAccountId, WorkspaceId};
-use herald_store::user::UserAccountStore;
-use herald_store::{StoreError, StoreResult, new_uuid};
+use herald_domain::{EmailAddress, PasswordHash, Timestamp, TokenHash, UserAccount, UserAccountId, WorkspaceId};
+use herald_store::user::{LoginLinkUse, UserAccountStore};
+use herald_store::{NewApiKey, StoreError, StoreResult, new_uuid};
 use sqlx::sqlite::SqliteRow;
 
-use crate::rows::{get, ts, uuid};
+use crate::rows::{get, opt_ts, ts, uuid};
+use crate::workspaces::insert_key;
 use crate::{SqliteStore, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "user" };
@@ -123,5 +124,66 @@ impl UserAccountStore for SqliteStore {
         let updated = user(&row.ok_or(NOT_FOUND)?)?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
+    }
+
+    async fn create_first_run_link(
+        &self,
+        workspace: WorkspaceId,
+        hash: &TokenHash,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let someone: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) OR EXISTS (SELECT 1 FROM users)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if someone {
+            return Ok(false);
+        }
+        // Links from earlier starts are useless a day after they expired.
+        sqlx::query("DELETE FROM login_links WHERE expires_at < ?")
+            .bind(now.unix_millis() - 86_400_000)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("INSERT INTO login_links (token_hash, workspace_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(hash.as_bytes().as_slice())
+            .bind(workspace.as_uuid())
+            .bind(now.unix_millis())
+            .bind(expires_at.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn redeem_login_link(&self, hash: &TokenHash, key: NewApiKey, now: Timestamp) -> StoreResult<LoginLinkUse> {
+        let mut tx = self.write().await?;
+        let link = sqlx::query("SELECT workspace_id, expires_at, used_at FROM login_links WHERE token_hash = ?")
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let Some(link) = link else { return Ok(LoginLinkUse::Unknown) };
+        if opt_ts(&link, "used_at")?.is_some() {
+            return Ok(LoginLinkUse::Used);
+        }
+        if ts(&link, "expires_at")? <= now {
+            return Ok(LoginLinkUse::Expired);
+        }
+        sqlx::query("UPDATE login_links SET used_at = ? WHERE token_hash = ?")
+            .bind(now.unix_millis())
+            .bind(hash.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let workspace = WorkspaceId::from_uuid(uuid(&link, "workspace_id")?);
+        let key = insert_key(&mut tx, workspace, key, false, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(LoginLinkUse::Redeemed(key))
     }
 }

@@ -7,6 +7,7 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
+use herald_store::secrets::columns;
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
     call_already_open, webhook_job,
@@ -14,12 +15,12 @@ use herald_store::webhook::{
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::jobs::{finish_all, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
-use crate::{CHUNK, SqliteStore, db_error};
+use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
 
@@ -177,6 +178,9 @@ impl WebhookStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        if released.rows_affected() > 0 {
+            tx.jobs_due(now);
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(released.rows_affected())
     }
@@ -241,7 +245,7 @@ impl WebhookStore for SqliteStore {
             .map(|row| {
                 Ok(SigningKeyRecord {
                     id: get(row, "id")?,
-                    secret: get(row, "secret")?,
+                    secret: self.secrets.open(columns::SIGNING_SECRET, &get::<Vec<u8>>(row, "secret")?)?,
                     created_at: ts(row, "created_at")?,
                     retires_at: opt_ts(row, "retires_at")?,
                 })
@@ -270,7 +274,7 @@ impl WebhookStore for SqliteStore {
         )
         .bind(workspace.as_uuid())
         .bind(&key.id)
-        .bind(&key.secret)
+        .bind(self.secrets.seal(columns::SIGNING_SECRET, &key.secret).into_bytes())
         .bind(key.created_at.unix_millis())
         .bind(key.retires_at.map(Timestamp::unix_millis))
         .execute(&mut *tx)
@@ -283,7 +287,7 @@ impl WebhookStore for SqliteStore {
 /// Opens deliveries (or finds the ones already open under the same idempotency keys), with
 /// one statement per chunk to insert and one per workspace and chunk to read them back.
 async fn open_all(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     calls: &[(WorkspaceId, NewDelivery)],
     now: Timestamp,
 ) -> StoreResult<Vec<WebhookDelivery>> {
@@ -323,12 +327,8 @@ async fn open_all(
 }
 
 /// Records jobs' attempts, each fenced by its job's lease, with a few multi-row statements.
-async fn record_all(
-    tx: &mut Transaction<'static, Sqlite>,
-    records: &[AttemptRecord],
-    now: Timestamp,
-) -> StoreResult<Vec<()>> {
-    let runs: Vec<_> = records.iter().map(|r| (&r.lease, &r.outcome)).collect();
+async fn record_all(tx: &mut Tx, records: &[AttemptRecord], now: Timestamp) -> StoreResult<Vec<()>> {
+    let runs: Vec<_> = records.iter().map(|r| (r.workspace, &r.lease, &r.outcome)).collect();
     finish_all(tx, &runs, now).await?;
     let progress: Vec<_> = records.iter().map(|r| (r.workspace, r.delivery, &r.attempt, &r.progress)).collect();
     record_progress(tx, &progress, now).await?;
@@ -342,11 +342,7 @@ async fn record_all(
 /// Records calls a journey step made at once: each delivery inserted under its id as its
 /// first attempt left it, with that attempt. A call whose idempotency key is already open is
 /// refused ([`call_already_open`]).
-pub(crate) async fn record_calls(
-    tx: &mut Transaction<'static, Sqlite>,
-    calls: &[(WorkspaceId, &CallRecord)],
-    now: Timestamp,
-) -> StoreResult<()> {
+pub(crate) async fn record_calls(tx: &mut Tx, calls: &[(WorkspaceId, &CallRecord)], now: Timestamp) -> StoreResult<()> {
     let rows: Vec<_> = calls
         .iter()
         .map(|(workspace, call)| (*workspace, call.id, &call.delivery, Some((&call.attempt, &call.progress))))
@@ -362,11 +358,7 @@ pub(crate) async fn record_calls(
 type Progress<'a> = (WorkspaceId, WebhookDeliveryId, &'a WebhookAttempt, &'a DeliveryProgress);
 
 /// Applies attempts to their deliveries and logs them, with two statements per chunk.
-async fn record_progress(
-    tx: &mut Transaction<'static, Sqlite>,
-    records: &[Progress<'_>],
-    now: Timestamp,
-) -> StoreResult<()> {
+async fn record_progress(tx: &mut Tx, records: &[Progress<'_>], now: Timestamp) -> StoreResult<()> {
     for chunk in records.chunks(CHUNK) {
         let mut update = QueryBuilder::<Sqlite>::new(
             "WITH p (workspace, delivery, status, number, last_status, last_error, response, finished) AS (",
@@ -403,10 +395,7 @@ async fn record_progress(
 }
 
 /// Logs attempts (an attempt already logged is kept).
-async fn insert_attempts(
-    tx: &mut Transaction<'static, Sqlite>,
-    attempts: &[(WebhookDeliveryId, &WebhookAttempt)],
-) -> StoreResult<()> {
+async fn insert_attempts(tx: &mut Tx, attempts: &[(WebhookDeliveryId, &WebhookAttempt)]) -> StoreResult<()> {
     for chunk in attempts.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_attempts (delivery_id, number, at, request_line, request_headers, status, latency_ms, \
@@ -436,11 +425,7 @@ type DeliveryRow<'a> =
 /// Inserts deliveries under the given ids, pending or as the given attempt left them; one
 /// already open under the same idempotency key is left as it is (and keeps its own id).
 /// Returns how many were inserted.
-async fn insert_deliveries(
-    tx: &mut Transaction<'static, Sqlite>,
-    rows: &[DeliveryRow<'_>],
-    now: Timestamp,
-) -> StoreResult<u64> {
+async fn insert_deliveries(tx: &mut Tx, rows: &[DeliveryRow<'_>], now: Timestamp) -> StoreResult<u64> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(

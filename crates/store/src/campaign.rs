@@ -133,37 +133,14 @@ pub struct JourneyContext {
     pub workspace_smtp: bool,
 }
 
-/// The start of a [`JourneyContext`] query, for both backends (append the `WHERE`): the
-/// journey's own columns, then the campaign's (`campaign_*`), the contact's (`ct_*`) and the
-/// event's (`e_*`).
-#[macro_export]
-macro_rules! journey_context_select {
-    () => {
-        "SELECT j.id, j.workspace_id, j.campaign_id, j.version, j.contact_id, \
-         j.event_id, j.status, j.step, j.run_at, j.held, j.custom_variables, j.entered_at, j.ended_at, j.exit_reason, \
-         j.converted_at, j.goal_until, j.conversion_step, c.name AS campaign_name, c.state AS campaign_state, w.timezone AS workspace_timezone, \
-         ct.id AS ct_id, ct.workspace_id AS ct_workspace_id, ct.email AS ct_email, ct.user_id AS ct_user_id, \
-         ct.phone AS ct_phone, ct.name AS ct_name, ct.first_name AS ct_first_name, ct.last_name AS ct_last_name, \
-         ct.attributes AS ct_attributes, ct.created_at AS ct_created_at, ct.updated_at AS ct_updated_at, \
-         e.id AS e_id, e.workspace_id AS e_workspace_id, e.source_id AS e_source_id, e.contact_id AS e_contact_id, \
-         e.name AS e_name, e.properties AS e_properties, e.occurred_at AS e_occurred_at, e.received_at AS e_received_at, \
-         e.idempotency_key AS e_idempotency_key, e.outcome AS e_outcome, \
-         EXISTS (SELECT 1 FROM suppressions s WHERE s.workspace_id = j.workspace_id AND s.email = ct.email) AS suppressed, \
-         EXISTS (SELECT 1 FROM transports t WHERE t.workspace_id = j.workspace_id) AS workspace_smtp \
-         FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
-         JOIN workspaces w ON w.id = j.workspace_id \
-         LEFT JOIN events e ON e.id = j.event_id "
-    };
-}
-
 /// The jobs of `items` completed by one statement each: grouped by the claim (lease) they
-/// were taken with.
+/// were taken with and the workspace they belong to.
 pub fn jobs_by_lease(
     items: &[WorkCommit<'_>],
-) -> std::collections::BTreeMap<herald_domain::LeaseId, Vec<herald_domain::JobId>> {
+) -> std::collections::BTreeMap<(herald_domain::LeaseId, WorkspaceId), Vec<herald_domain::JobId>> {
     let mut by_lease: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
-    for lease in items.iter().filter_map(|i| i.lease) {
-        by_lease.entry(lease.lease_id).or_default().push(lease.job_id);
+    for (workspace, lease) in items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease))) {
+        by_lease.entry((lease.lease_id, workspace)).or_default().push(lease.job_id);
     }
     by_lease
 }
@@ -258,24 +235,32 @@ pub trait CampaignStore {
 
     async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats>;
 
-    /// How many events named `name` the contact has, received at or after `since`, up to and
-    /// including `until` (in event id order).
+    /// How many events named `name` the workspace's contact has, received at or after
+    /// `since`, up to and including `until` (in event id order).
     async fn count_contact_events(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         name: &str,
         since: Option<Timestamp>,
         until: EventId,
     ) -> StoreResult<u64>;
 
-    /// Whether the contact has an event (any, or one of `names`) after `after`, in event id
-    /// order.
-    async fn contact_event_after(&self, contact: ContactId, names: &[String], after: EventId) -> StoreResult<bool>;
+    /// Whether the workspace's contact has an event (any, or one of `names`) after `after`, in
+    /// event id order.
+    async fn contact_event_after(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        names: &[String],
+        after: EventId,
+    ) -> StoreResult<bool>;
 
-    /// The contact's journeys in `campaign` (in every campaign when `None`), newest first (at
-    /// most `limit`).
+    /// The workspace's contact's journeys in `campaign` (in every campaign when `None`),
+    /// newest first (at most `limit`).
     async fn contact_journeys(
         &self,
+        workspace: WorkspaceId,
         contact: ContactId,
         campaign: Option<CampaignId>,
         limit: u32,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::ingest::{IngestRequest, IngestResult, Receipt};
 use crate::{
     ClaimRequest, ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewApiKey, NewContact, NewSource,
-    QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError,
+    QueueSignal, QueueStats, Rejection, Sample, SharedStore, SourceUpdate, StoreError, StoreResult,
 };
 
 /// Expands to one test per conformance case for the store built by `$make`.
@@ -34,10 +34,12 @@ macro_rules! conformance_suite {
             bootstrap_key_is_replaced_not_duplicated,
             api_keys_paginate_in_creation_order,
             users_are_unique_per_workspace_and_change_passwords,
+            first_run_links_work_once_and_only_while_nobody_can_log_in,
             jobs_wait_for_their_run_at,
             claims_are_exclusive_until_the_lease_expires,
             finish_records_each_outcome,
             ping_effect_is_fenced_by_the_lease,
+            follow_ups_commit_with_the_job_under_its_lease,
             concurrent_claims_never_overlap,
             claims_take_the_oldest_due_first,
             queue_stats_and_next_due,
@@ -52,6 +54,8 @@ macro_rules! conformance_suite {
             events_filter_and_paginate,
             events_filter_by_outcome,
             contacts_are_created_filtered_updated_and_deleted,
+            numbers_round_trip_exactly,
+            attribute_limits_hold_in_every_write,
             contact_import_upserts_by_email,
             attribute_search_examines_a_bounded_window,
             expired_idempotency_keys_are_purged,
@@ -73,6 +77,9 @@ macro_rules! conformance_suite {
             endpoints_fail_recover_and_are_disabled_once,
             campaign_webhooks_are_scoped_and_keep_their_secrets,
             follow_ups_commit_with_suppressions_and_deliveries,
+            contact_history_is_scoped_to_its_workspace,
+            commits_that_make_jobs_due_wake_the_worker,
+            sealed_secrets_read_back_and_need_no_second_sealing,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -265,6 +272,49 @@ pub async fn users_are_unique_per_workspace_and_change_passwords(store: SharedSt
     assert_ne!(again.id, ada.id);
 }
 
+pub async fn first_run_links_work_once_and_only_while_nobody_can_log_in(store: SharedStore) {
+    use crate::user::LoginLinkUse;
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let token = |n: u8| ApiToken::generate([n; 32]).hash();
+    let new_key = |n: u8| NewApiKey {
+        name: ApiKeyName::parse("first-run link").expect("name"),
+        hash: ApiToken::generate([100 + n; 32]).hash(),
+        hint: "first-run link".into(),
+    };
+    let expires = at(900);
+    assert!(store.create_first_run_link(ws.id, &token(1), expires, at(0)).await.expect("create"));
+    assert!(store.create_first_run_link(ws.id, &token(2), expires, at(0)).await.expect("a second start"));
+    assert_eq!(store.redeem_login_link(&token(9), new_key(9), at(1)).await.expect("use"), LoginLinkUse::Unknown);
+    assert_eq!(store.redeem_login_link(&token(2), new_key(2), at(900)).await.expect("use"), LoginLinkUse::Expired);
+
+    // Used at the same time twice: one redeems, the other finds it used.
+    let link = token(1);
+    let (one, two) = tokio::join!(
+        store.redeem_login_link(&link, new_key(1), at(899)),
+        store.redeem_login_link(&link, new_key(3), at(899)),
+    );
+    let mut uses = [one.expect("first use"), two.expect("second use")];
+    uses.sort_by_key(|u| matches!(u, LoginLinkUse::Used));
+    let [LoginLinkUse::Redeemed(key), LoginLinkUse::Used] = &uses else { panic!("{uses:?}") };
+    assert_eq!((key.workspace_id, key.name.as_str(), key.revoked_at), (ws.id, "first-run link", None));
+    let principal = store.authenticate(&new_key(1).hash).await.expect("auth");
+    let principal = principal.or(store.authenticate(&new_key(3).hash).await.expect("auth")).expect("the key works");
+    assert_eq!(principal.api_key_id, key.id);
+    assert_eq!(store.redeem_login_link(&token(1), new_key(4), at(2)).await.expect("use"), LoginLinkUse::Used);
+
+    // Not while a key lives; again once it is revoked; not while a user exists.
+    assert!(!store.create_first_run_link(ws.id, &token(5), at(1000), at(100)).await.expect("create"));
+    store.revoke_api_key(ws.id, key.id, at(101)).await.expect("revoke");
+    assert!(store.create_first_run_link(ws.id, &token(6), at(1000), at(102)).await.expect("create"));
+    let other = store.create_workspace(&ws_name("other"), at(103)).await.expect("ws");
+    let hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$x".to_owned());
+    store
+        .create_user(other.id, &EmailAddress::parse("ada@example.com").expect("email"), &hash, at(104))
+        .await
+        .expect("user");
+    assert!(!store.create_first_run_link(ws.id, &token(7), at(1000), at(105)).await.expect("create"));
+}
+
 pub async fn jobs_wait_for_their_run_at(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let ids = store.enqueue_jobs(ws.id, &[ping_job(at(60))], at(0)).await.expect("enqueue");
@@ -293,12 +343,12 @@ pub async fn claims_are_exclusive_until_the_lease_expires(store: SharedStore) {
     assert_eq!(second.job.attempts, 2);
     assert_ne!(second.lease.lease_id, first.lease.lease_id);
 
-    let err = store.finish_job(&first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
+    let err = store.finish_job(ws.id, &first.lease, &JobOutcome::Done, at(32)).await.expect_err("stale lease");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
-    store.finish_job(&second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
+    store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(32)).await.expect("live lease");
     let job = store.get_job(ws.id, first.job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
-    let err = store.finish_job(&second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
+    let err = store.finish_job(ws.id, &second.lease, &JobOutcome::Done, at(33)).await.expect_err("finish twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
 }
 
@@ -309,9 +359,9 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     assert_eq!(claimed.len(), 2);
 
     let retry = JobOutcome::Retry { at: at(100), error: "receiver answered 503".into() };
-    store.finish_job(&claimed[0].lease, &retry, at(1)).await.expect("retry");
+    store.finish_job(ws.id, &claimed[0].lease, &retry, at(1)).await.expect("retry");
     let dead = JobOutcome::Dead { error: "gave up".into() };
-    store.finish_job(&claimed[1].lease, &dead, at(1)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[1].lease, &dead, at(1)).await.expect("dead");
 
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!((job.state, job.run_at), (JobState::Queued, at(100)));
@@ -320,7 +370,7 @@ pub async fn finish_records_each_outcome(store: SharedStore) {
     let again = store.claim_jobs(&claim(at(100), 10)).await.expect("claim");
     assert_eq!(again.len(), 1, "the dead job is never claimed again");
     assert_eq!((again[0].job.id, again[0].job.attempts), (claimed[0].job.id, 2));
-    store.finish_job(&again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
+    store.finish_job(ws.id, &again[0].lease, &JobOutcome::Done, at(101)).await.expect("done");
     let job = store.get_job(ws.id, claimed[0].job.id).await.expect("get");
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.last_error.as_deref(), Some("receiver answered 503"), "the last error is kept for the record");
@@ -342,18 +392,87 @@ pub async fn ping_effect_is_fenced_by_the_lease(store: SharedStore) {
     let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
     let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
 
-    let err = store.complete_ping(&stale.lease, "slow-worker", at(32)).await.expect_err("stale");
+    let err = store.complete_ping(ws.id, &stale.lease, "slow-worker", at(32)).await.expect_err("stale");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert!(store.ping_records(ws.id).await.expect("records").is_empty(), "no effect without the lease");
 
-    store.complete_ping(&live.lease, "w2", at(33)).await.expect("complete");
+    store.complete_ping(ws.id, &live.lease, "w2", at(33)).await.expect("complete");
     let records = store.ping_records(ws.id).await.expect("records");
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].job_id, records[0].worker.as_str(), records[0].applied_at), (live.job.id, "w2", at(33)));
     assert_eq!(store.get_job(ws.id, live.job.id).await.expect("get").state, JobState::Done);
-    let err = store.complete_ping(&live.lease, "w2", at(34)).await.expect_err("twice");
+    let err = store.complete_ping(ws.id, &live.lease, "w2", at(34)).await.expect_err("twice");
     assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
     assert_eq!(store.ping_records(ws.id).await.expect("records").len(), 1);
+}
+
+pub async fn follow_ups_commit_with_the_job_under_its_lease(store: SharedStore) {
+    let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
+    store.enqueue_jobs(ws.id, &[ping_job(at(0))], at(0)).await.expect("enqueue");
+    let stale = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let live = store.claim_jobs(&claim(at(31), 1)).await.expect("reclaim").remove(0);
+    let follow = |n: u32| NewJob::new(JobKind::Ping, json!({"follow": n}), at(40));
+    let only_the_job_running = QueueStats { due: 0, scheduled: 0, running: 1, dead: 0 };
+
+    // A lost lease, or another workspace's id, finishes nothing and enqueues nothing.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &stale.lease, &JobOutcome::Done, &[follow(1)], at(32))
+        .await
+        .expect_err("stale lease");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    let err = store
+        .finish_job_and_enqueue(other.id, &live.lease, &JobOutcome::Done, &[follow(2)], at(32))
+        .await
+        .expect_err("another workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert_eq!(store.queue_stats(at(40)).await.expect("stats"), only_the_job_running);
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Running);
+
+    // The live lease finishes the job and enqueues its follow-ups together, in its workspace.
+    store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(3), follow(4)], at(33))
+        .await
+        .expect("finish");
+    assert_eq!(store.get_job(ws.id, live.job.id).await.expect("job").state, JobState::Done);
+    assert!(store.claim_jobs(&claim(at(39), 10)).await.expect("not yet").is_empty(), "follow-ups keep their run_at");
+    let followed = store.claim_jobs(&claim(at(40), 10)).await.expect("claim follow-ups");
+    let mut payloads: Vec<_> = followed.iter().map(|j| j.job.payload["follow"].as_u64()).collect();
+    payloads.sort();
+    assert_eq!(payloads, [Some(3), Some(4)]);
+    assert!(followed.iter().all(|j| j.job.workspace_id == ws.id));
+
+    // Finishing again is refused whole: no second set of follow-ups.
+    let err = store
+        .finish_job_and_enqueue(ws.id, &live.lease, &JobOutcome::Done, &[follow(5)], at(41))
+        .await
+        .expect_err("finish twice");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    for job in &followed {
+        store.finish_job(ws.id, &job.lease, &JobOutcome::Done, at(41)).await.expect("finish follow-up");
+    }
+    assert_eq!(store.queue_stats(at(10_000)).await.expect("stats"), QueueStats::default());
+
+    // A retry with follow-ups: the job waits for its next run and the follow-ups are queued.
+    store.enqueue_jobs(ws.id, &[ping_job(at(50))], at(50)).await.expect("enqueue");
+    let leased = store.claim_jobs(&claim(at(50), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(200), error: "later".into() };
+    store.finish_job_and_enqueue(ws.id, &leased.lease, &retry, &[follow(6)], at(51)).await.expect("retry");
+    let job = store.get_job(ws.id, leased.job.id).await.expect("job");
+    assert_eq!((job.state, job.run_at), (JobState::Queued, at(200)));
+    assert_eq!(
+        store.queue_stats(at(60)).await.expect("stats"),
+        QueueStats { due: 1, scheduled: 1, running: 0, dead: 0 }
+    );
+
+    // The ping effect is fenced by the workspace too.
+    let again = store.claim_jobs(&claim(at(200), 10)).await.expect("claim");
+    let ping = again.iter().find(|j| j.job.id == leased.job.id).expect("the retried job");
+    let err = store.complete_ping(other.id, &ping.lease, "w1", at(201)).await.expect_err("other workspace");
+    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+    assert!(store.ping_records(other.id).await.expect("records").is_empty());
+    assert!(store.ping_records(ws.id).await.expect("records").is_empty());
+    assert_eq!(store.get_job(ws.id, ping.job.id).await.expect("job").state, JobState::Running);
 }
 
 pub async fn concurrent_claims_never_overlap(store: SharedStore) {
@@ -416,7 +535,7 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         store.queue_stats(at(10)).await.expect("stats"),
         QueueStats { due: 1, scheduled: 1, running: 1, dead: 0 }
     );
-    store.finish_job(&leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Dead { error: "x".into() }, at(11)).await.expect("finish");
     let leased = store.claim_jobs(&claim(at(11), 1)).await.expect("claim").remove(0);
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(41)), "lease expiry is a due time");
     assert_eq!(
@@ -424,8 +543,42 @@ pub async fn queue_stats_and_next_due(store: SharedStore) {
         QueueStats { due: 1, scheduled: 1, running: 0, dead: 1 },
         "an expired lease counts as due"
     );
-    store.finish_job(&leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
+    store.finish_job(ws.id, &leased.lease, &JobOutcome::Done, at(12)).await.expect("finish");
     assert_eq!(store.next_job_due().await.expect("next"), Some(at(3600)));
+}
+
+/// Whether a worker asleep until `until` is woken by `commit`. Each poll of the sleep is
+/// immediate (a zero timeout polls it once): the signal is given before the commit returns.
+async fn wakes<T>(signal: &QueueSignal, until: Timestamp, commit: impl Future<Output = StoreResult<T>>) -> bool {
+    signal.looking();
+    let mut sleep = std::pin::pin!(signal.woken_before(until));
+    assert!(tokio::time::timeout(Duration::ZERO, sleep.as_mut()).await.is_err(), "asleep before the commit");
+    commit.await.expect("commit");
+    tokio::time::timeout(Duration::ZERO, sleep.as_mut()).await.is_ok()
+}
+
+pub async fn commits_that_make_jobs_due_wake_the_worker(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let signal = store.queue_signal().clone();
+    assert!(!wakes(&signal, at(60), store.enqueue_jobs(ws, &[ping_job(at(61))], at(0))).await, "due after the sleep");
+    assert!(wakes(&signal, at(60), store.enqueue_jobs(ws, &[ping_job(at(3600)), ping_job(at(0))], at(0))).await);
+
+    // A retry sooner than the sleep's end; then one later.
+    let leased = store.claim_jobs(&claim(at(0), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(10), error: "busy".into() };
+    assert!(wakes(&signal, at(60), store.finish_job(ws, &leased.lease, &retry, at(1))).await);
+    let leased = store.claim_jobs(&claim(at(10), 1)).await.expect("claim").remove(0);
+    let retry = JobOutcome::Retry { at: at(100), error: "busy".into() };
+    assert!(!wakes(&signal, at(60), store.finish_job(ws, &leased.lease, &retry, at(11))).await);
+
+    // Ingest wakes it only where a live campaign gives the events an evaluation job.
+    let event =
+        |n: u32| vec![request(ws, source, json!({"email": format!("u{n}@example.com"), "event": "e"}), None, at(1))];
+    assert!(!wakes(&signal, at(60), store.ingest(&event(1), at(1))).await, "no campaign, nothing to evaluate");
+    let campaign = store.create_campaign(ws, "Welcome", &json!({}), at(1)).await.expect("campaign");
+    let draft = [herald_domain::CampaignState::Draft];
+    store.set_campaign_state(ws, campaign.id, &draft, herald_domain::CampaignState::Active, at(1)).await.expect("on");
+    assert!(wakes(&signal, at(60), store.ingest(&event(2), at(2))).await);
 }
 
 fn new_source(name: &str, seed: u8) -> (SourceToken, NewSource) {
@@ -542,6 +695,7 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let (ws, source) = with_source(&store).await;
     let rejections: Vec<Rejection> = (0..105u64)
         .map(|i| Rejection {
+            workspace_id: ws,
             source_id: source,
             received_at: at(i),
             status: 400,
@@ -557,8 +711,9 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     assert_eq!(kept[0], rejections[104], "newest first");
     assert_eq!(kept[99], rejections[5]);
 
-    let samples: Vec<Sample> =
-        (0..25u64).map(|i| Sample { source_id: source, received_at: at(i), body: json!({"n": i}) }).collect();
+    let samples: Vec<Sample> = (0..25u64)
+        .map(|i| Sample { workspace_id: ws, source_id: source, received_at: at(i), body: json!({"n": i}) })
+        .collect();
     store.record_samples(&samples).await.expect("record");
     let kept = store.list_samples(ws, source).await.expect("list");
     assert_eq!(kept.len(), 20);
@@ -567,6 +722,19 @@ pub async fn rejections_and_samples_are_bounded(store: SharedStore) {
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     assert!(store.list_rejections(other.id, source).await.expect("list").is_empty(), "scoped");
     assert!(store.list_samples(other.id, source).await.expect("list").is_empty(), "scoped");
+
+    // Written with another workspace's id, the source's log gets nothing; the rest of the
+    // batch is kept.
+    let stray = Rejection { workspace_id: other.id, received_at: at(200), ..rejections[0].clone() };
+    let last = Rejection { received_at: at(201), ..rejections[0].clone() };
+    store.record_rejections(&[stray, last.clone()]).await.expect("record");
+    let kept = store.list_rejections(ws, source).await.expect("list");
+    assert_eq!((kept.len(), &kept[0], &kept[1]), (100, &last, &rejections[104]));
+    let stray =
+        Sample { workspace_id: other.id, source_id: source, received_at: at(200), body: json!({"stray": true}) };
+    store.record_samples(&[stray]).await.expect("record");
+    assert_eq!(store.list_samples(ws, source).await.expect("list")[0], samples[24]);
+    assert!(store.list_samples(other.id, source).await.expect("list").is_empty());
 }
 
 pub async fn ingest_creates_then_updates_one_contact(store: SharedStore) {
@@ -947,6 +1115,88 @@ pub async fn contacts_are_created_filtered_updated_and_deleted(store: SharedStor
     assert_eq!(filter(ContactFilter::default()).await, vec![b.id]);
 }
 
+/// Every number serde_json holds comes back as it went in: integers of 64 bits on both sides
+/// of 2^53, floats from the smallest subnormal to the largest, through ingest, a contact
+/// update and a campaign step's attribute change (SQLite's `json_set`, PostgreSQL's `jsonb`).
+pub async fn numbers_round_trip_exactly(store: SharedStore) {
+    use crate::campaign::{AttributeChange, CampaignWork};
+    let (ws, source) = with_source(&store).await;
+    let numbers = json!({
+        "u64": u64::MAX, "i64": i64::MIN, "p53": 9_007_199_254_740_993_u64, "id": 12_345_678_901_234_567_890_u64,
+        "tenth": 0.1, "third": 1.0 / 3.0, "avogadro": 6.02e23, "max": f64::MAX, "tiny": 5e-324, "neg": -2.5e-300,
+    });
+    let body = json!({"email": "n@example.com", "event": "numbers", "data": numbers});
+    let results = store.ingest(&[request(ws, source, body, None, at(1))], at(1)).await.expect("ingest");
+    let receipt = accepted(&results[0]);
+    let contact_id = receipt.contact_id.expect("contact");
+    assert_eq!(Value::Object(store.get_event(ws, receipt.event_id).await.expect("event").properties), numbers);
+    assert_eq!(Value::Object(store.get_contact(ws, contact_id).await.expect("contact").attributes), numbers);
+
+    let patched = json!({"patched": u64::MAX - 1, "tenth": -0.1});
+    let patch = ContactPatch { attributes: patched.as_object().cloned().expect("object"), ..ContactPatch::default() };
+    store.update_contact(ws, contact_id, patch, at(2)).await.expect("update");
+    let stepped = json!([u64::MAX, i64::MIN, f64::MAX, 5e-324, 9_007_199_254_740_993_u64]);
+    let change = AttributeChange { contact_id, attribute: "stepped".into(), value: Some(stepped.clone()) };
+    let work = CampaignWork { attributes: vec![change], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(3)).await.expect("step");
+    let mut expected = numbers.clone();
+    expected["patched"] = json!(u64::MAX - 1);
+    expected["tenth"] = json!(-0.1);
+    expected["stepped"] = stepped;
+    assert_eq!(Value::Object(store.get_contact(ws, contact_id).await.expect("contact").attributes), expected);
+}
+
+/// The attribute limits hold in every write that merges attributes, and a refused write
+/// changes nothing.
+pub async fn attribute_limits_hold_in_every_write(store: SharedStore) {
+    use herald_domain::contact::{AttributeLimit, MAX_ATTRIBUTES};
+    let (ws, source) = with_source(&store).await;
+    let full: serde_json::Map<String, Value> = (0..MAX_ATTRIBUTES).map(|i| (format!("a{i:03}"), json!(i))).collect();
+    let body = json!({"email": "full@example.com", "data": full});
+    let results = store.ingest(&[request(ws, source, body, None, at(1))], at(1)).await.expect("ingest");
+    let contact_id = accepted(&results[0]).contact_id.expect("contact");
+
+    let over = json!({"email": "full@example.com", "event": "more", "data": {"more": 1}});
+    let fine = json!({"email": "full@example.com", "data": {"a000": "changed"}});
+    let results = store
+        .ingest(&[request(ws, source, over, None, at(2)), request(ws, source, fine, None, at(2))], at(2))
+        .await
+        .expect("ingest");
+    match &results[0] {
+        IngestResult::OverLimit(e) => assert_eq!((e.name.as_str(), &e.reason), ("more", &AttributeLimit::TooMany)),
+        other => panic!("expected OverLimit, got {other:?}"),
+    }
+    accepted(&results[1]);
+    let filter = EventFilter { name: Some("more".into()), ..EventFilter::default() };
+    assert!(store.list_events(ws, &filter, PageRequest::first(10)).await.expect("events").items.is_empty());
+
+    let patch = |value: Value| ContactPatch {
+        name: Some(Some("Changed".into())),
+        attributes: value.as_object().cloned().expect("object"),
+        ..ContactPatch::default()
+    };
+    let err = store.update_contact(ws, contact_id, patch(json!({"more": 1})), at(3)).await.expect_err("over");
+    assert!(matches!(&err, StoreError::OverLimit(e) if e.name == "more"), "{err:?}");
+    let contact = store.get_contact(ws, contact_id).await.expect("contact");
+    assert_eq!((contact.name, contact.attributes.len()), (None, MAX_ATTRIBUTES), "nothing changed");
+    assert_eq!(contact.attributes["a000"], "changed");
+    store.update_contact(ws, contact_id, patch(json!({"a001": null, "more": 1})), at(3)).await.expect("room made");
+
+    let wide = NewContact {
+        identity: herald_domain::Identity { email: Some(email("wide@example.com")), ..Default::default() },
+        attributes: (0..=MAX_ATTRIBUTES).map(|i| (format!("w{i:03}"), json!(i))).collect(),
+        ..NewContact::default()
+    };
+    let err = store.create_contact(ws, wide.clone(), at(4)).await.expect_err("over");
+    assert!(matches!(&err, StoreError::OverLimit(e) if e.name == "w300"), "{err:?}");
+    let results = store.import_contacts(ws, &[wide], at(4)).await.expect("import");
+    assert!(matches!(&results[0], Err(message) if message.starts_with("attributes.w300: ")), "{results:?}");
+    assert!(
+        store.list_contacts(ws, &ContactFilter::default(), PageRequest::first(10)).await.expect("list").items.len()
+            == 1
+    );
+}
+
 pub async fn contact_import_upserts_by_email(store: SharedStore) {
     let ws = store.ensure_default_workspace(at(0)).await.expect("ws");
     let existing = store
@@ -1102,8 +1352,11 @@ pub async fn finished_jobs_are_purged_after_their_retention(store: SharedStore) 
     store.enqueue_jobs(ws.id, &jobs, at(0)).await.expect("enqueue");
     let claimed = store.claim_jobs(&claim(at(0), 10)).await.expect("claim");
     assert_eq!(claimed.len(), 3);
-    store.finish_job(&claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
-    store.finish_job(&claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10)).await.expect("dead");
+    store.finish_job(ws.id, &claimed[0].lease, &JobOutcome::Done, at(10)).await.expect("done");
+    store
+        .finish_job(ws.id, &claimed[1].lease, &JobOutcome::Dead { error: "gave up".into() }, at(10))
+        .await
+        .expect("dead");
     // claimed[2] stays running; the fourth job stays queued.
     assert_eq!(store.purge_finished_jobs(at(10), at(10), 100).await.expect("purge"), 0, "not older than the cut");
     assert_eq!(store.purge_finished_jobs(at(11), at(10), 100).await.expect("purge"), 1, "the done one");
@@ -1273,16 +1526,16 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     let stats = store.campaign_stats(ws, campaign.id).await.expect("stats");
     assert_eq!((stats.entered, stats.completed, stats.active), (1, 1, 0));
     assert_eq!(stats.steps["s"]["sent"], 1);
-    assert_eq!(store.contact_journeys(contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
+    assert_eq!(store.contact_journeys(ws, contact.id, Some(campaign.id), 10).await.expect("journeys").len(), 1);
     let other = store.create_campaign(ws, "other", &json!({}), at(1)).await.expect("campaign");
-    assert!(store.contact_journeys(contact.id, Some(other.id), 10).await.expect("none").is_empty());
+    assert!(store.contact_journeys(ws, contact.id, Some(other.id), 10).await.expect("none").is_empty());
     let elsewhere = JourneyId::from_uuid(crate::new_uuid(at(4)));
     let enrol = CampaignWork {
         journeys: vec![crate::campaign::NewJourney::at_start(elsewhere, other.id, contact.id, at(4))],
         ..CampaignWork::default()
     };
     store.commit_campaign_work(ws, None, &enrol, at(4)).await.expect("enrol elsewhere");
-    let all = store.contact_journeys(contact.id, None, 10).await.expect("all campaigns");
+    let all = store.contact_journeys(ws, contact.id, None, 10).await.expect("all campaigns");
     assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), [elsewhere, first], "every campaign, newest first");
 
     // Held journeys get their step job back when the campaign becomes active again.
@@ -1600,6 +1853,28 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
     assert_eq!(secret, "first");
     assert_eq!(store.email_secret(ws, "second").await.expect("secret"), "first");
     assert_eq!(store.email_secret(other.id, "third").await.expect("secret"), "third");
+}
+
+/// Secrets written through the store are sealed with the store's current key: they read back
+/// as written, and sealing again on start finds nothing to do.
+pub async fn sealed_secrets_read_back_and_need_no_second_sealing(store: SharedStore) {
+    use crate::email::TransportRecord;
+    use crate::webhook::SigningKeyRecord;
+    assert_eq!(store.reseal_secrets().await.expect("an empty database"), 0);
+    let ws = store.ensure_default_workspace(at(0)).await.expect("workspace").id;
+    let transport =
+        TransportRecord { settings: json!({"host": "relay.test"}), password: Some("pw".into()), updated_at: at(1) };
+    store.set_transport(ws, Some(&transport)).await.expect("transport");
+    let key = SigningKeyRecord { id: "whk_1".into(), secret: vec![7; 32], created_at: at(1), retires_at: None };
+    store.rotate_signing_key(ws, &key, at(1)).await.expect("key");
+    let definition = json!({"url": "https://crm.test/x", "basic_auth": {"username": "u", "password": "p"}});
+    let action = store.create_action(ws, "Ticket", &definition, at(1)).await.expect("action");
+    assert_eq!(store.email_secret(ws, "unsubscribe-secret").await.expect("secret"), "unsubscribe-secret");
+    assert_eq!(store.reseal_secrets().await.expect("reseal"), 0, "everything is sealed with the current key already");
+    assert_eq!(store.transport(ws).await.expect("read"), Some(transport));
+    assert_eq!(store.signing_keys(ws, at(2)).await.expect("keys")[0].secret, key.secret);
+    assert_eq!(store.actions_by_ids(ws, &[action.id]).await.expect("actions")[0].definition, definition);
+    assert_eq!(store.email_secret(ws, "other").await.expect("secret"), "unsubscribe-secret");
 }
 
 pub async fn webhook_deliveries_are_idempotent_and_fenced(store: SharedStore) {
@@ -2331,7 +2606,7 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
     let jobs = store.claim_jobs(&claim(at(2), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(1)]);
     for job in &jobs {
-        store.finish_job(&job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
+        store.finish_job(ws, &job.lease, &JobOutcome::Done, at(2)).await.expect("finish");
     }
 
     let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
@@ -2350,4 +2625,35 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         .expect("sent");
     let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(3)]);
+}
+
+pub async fn contact_history_is_scoped_to_its_workspace(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other").id;
+    let go = |t: u64| request(ws, source, json!({"email": "s@example.com", "event": "go"}), None, at(t));
+    let results = store.ingest(&[go(1), go(2)], at(2)).await.expect("ingest");
+    let (first, second) = (accepted(&results[0]), accepted(&results[1]));
+    let contact = first.contact_id.expect("contact");
+    let campaign = store.create_campaign(ws, "c", &json!({}), at(2)).await.expect("campaign");
+    let journey = herald_domain::JourneyId::from_uuid(crate::new_uuid(at(2)));
+    let enrol = crate::campaign::CampaignWork {
+        journeys: vec![crate::campaign::NewJourney::at_start(journey, campaign.id, contact, at(2))],
+        ..Default::default()
+    };
+    store.commit_campaign_work(ws, None, &enrol, at(2)).await.expect("enrol");
+
+    // The contact's own workspace sees its events and journeys.
+    let go_names = ["go".to_owned()];
+    assert_eq!(store.count_contact_events(ws, contact, "go", None, second.event_id).await.expect("count"), 2);
+    assert!(store.contact_event_after(ws, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(store.contact_event_after(ws, contact, &[], first.event_id).await.expect("any after"));
+    let journeys = store.contact_journeys(ws, contact, Some(campaign.id), 10).await.expect("journeys");
+    assert_eq!(journeys.iter().map(|j| j.id).collect::<Vec<_>>(), [journey]);
+
+    // Another workspace, given the same ids, sees none of it.
+    assert_eq!(store.count_contact_events(other, contact, "go", None, second.event_id).await.expect("count"), 0);
+    assert!(!store.contact_event_after(other, contact, &go_names, first.event_id).await.expect("after"));
+    assert!(!store.contact_event_after(other, contact, &[], first.event_id).await.expect("any after"));
+    assert!(store.contact_journeys(other, contact, Some(campaign.id), 10).await.expect("journeys").is_empty());
+    assert!(store.contact_journeys(other, contact, None, 10).await.expect("journeys").is_empty());
 }

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// field.
     #[error("conflicts with an existing record ({constraint})")]
     Conflict { constraint: String },
+    /// The change would take a contact past an attribute limit; nothing was written.
+    #[error(transparent)]
+    OverLimit(#[from] herald_domain::contact::AttributeError),
     /// The job's lease expired and the job was claimed again; this run's result is discarded.
     #[error("the lease on this job was lost")]
     LeaseLost,

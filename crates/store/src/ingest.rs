@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use herald_domain::contact::{KnownContact, Resolution, resolve_identity};
+use herald_domain::contact::{AttributeError, KnownContact, Resolution, resolve_identity};
 use herald_domain::inbound::{InboundEvent, WhenUnmatched};
 use herald_domain::{
     Contact, ContactAction, ContactId, EmailAddress, Event, EventId, EventOutcome, Phone, RequestRecord, SourceId,
@@ -42,6 +42,9 @@ pub enum IngestResult {
     Replayed(Receipt),
     /// No contact matched and there was no email to create one; nothing was written.
     Unmatched,
+    /// Applying the event would take its contact past an attribute limit, and its sender can
+    /// fix that (`WhenUnmatched::Reject`); nothing was written.
+    OverLimit(AttributeError),
 }
 
 /// The answer to an accepted request.
@@ -192,6 +195,16 @@ pub fn plan_batch(
         let by_user_id = find(identity.user_id.as_ref().and_then(|u| set.by_user_id.get(&(ws, u.clone()))));
         let by_phone = find(identity.phone.as_ref().and_then(|p| set.by_phone.get(&(ws, p.clone()))));
         let mut notes = request.notes.clone();
+        // Within the attribute limits, or a refusal (the sender can fix it), or the event is
+        // kept without touching the contact's attributes and says why (it cannot).
+        let mut within_limits = |contact: &Contact| match event.check_attribute_limits(contact) {
+            Ok(()) => Ok(true),
+            Err(e) if event.when_unmatched == WhenUnmatched::Reject => Err(IngestResult::OverLimit(e)),
+            Err(e) => {
+                notes.push(format!("The contact's attributes were not changed: {e}."));
+                Ok(false)
+            }
+        };
         let (contact, action, conflicts) =
             match resolve_identity(identity, by_email.as_ref(), by_user_id.as_ref(), by_phone.as_ref()) {
                 Resolution::Unmatched if event.when_unmatched == WhenUnmatched::Reject => {
@@ -219,14 +232,30 @@ pub fn plan_batch(
                         created_at: now,
                         updated_at: now,
                     };
-                    event.apply_to(&mut contact);
+                    match within_limits(&contact) {
+                        Ok(true) => {
+                            event.apply_to(&mut contact);
+                        }
+                        Ok(false) => {}
+                        Err(refusal) => {
+                            results.push(refusal);
+                            continue;
+                        }
+                    }
                     let i = set.add(contact, true);
                     (Some(i), ContactAction::Created, conflicts)
                 }
                 Resolution::Existing { id, claim, conflicts } => {
                     let i = set.position(id).expect("resolved contacts come from the working set");
+                    let apply = match within_limits(&set.contacts[i]) {
+                        Ok(apply) => apply,
+                        Err(refusal) => {
+                            results.push(refusal);
+                            continue;
+                        }
+                    };
                     let contact = &mut set.contacts[i];
-                    let mut changed = event.apply_to(contact);
+                    let mut changed = apply && event.apply_to(contact);
                     if let Some(email) = claim.email.filter(|e| contact.email.as_ref() != Some(e)) {
                         contact.email = Some(email);
                         changed = true;
@@ -335,6 +364,12 @@ pub fn plan_import(
             dedupe_key: None,
             when_unmatched: WhenUnmatched::Reject,
         };
+        let empty = Map::new();
+        let held = target.map_or(&empty, |i| &set.contacts[i].attributes);
+        if let Err(e) = herald_domain::contact::check_attribute_merge(held, &data.attributes, &empty) {
+            results.push(Err(e.to_string()));
+            continue;
+        }
         match target {
             Some(i) => {
                 let contact = &mut set.contacts[i];

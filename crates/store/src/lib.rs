@@ -33,10 +33,13 @@ pub mod email;
 pub mod endpoint;
 mod error;
 pub mod ingest;
+pub mod secrets;
+mod signal;
 pub mod user;
 pub mod webhook;
 
 pub use error::StoreError;
+pub use signal::QueueSignal;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -144,6 +147,11 @@ pub trait Store:
     /// Applies pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Seals with the current secret key every stored secret still in clear (written before
+    /// secrets were sealed) or sealed with a previous key, and returns how many it sealed. One
+    /// transaction; a secret sealed with a key the store was not given fails it.
+    async fn reseal_secrets(&self) -> StoreResult<u64>;
+
     /// Succeeds when the database answers a trivial query (readiness).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -191,7 +199,9 @@ pub trait WorkspaceStore {
     async fn revoke_api_key(&self, workspace: WorkspaceId, id: ApiKeyId, now: Timestamp) -> StoreResult<ApiKey>;
 }
 
-/// The durable job queue.
+/// The durable job queue. Claiming, the queue's statistics and purging serve every workspace
+/// at once (one worker pool runs all tenants' jobs); everything done with a claimed job is
+/// fenced by its lease and scoped by the job's workspace.
 #[async_trait]
 pub trait JobStore {
     /// Enqueues jobs in one transaction (all or none).
@@ -203,12 +213,39 @@ pub trait JobStore {
     async fn claim_jobs(&self, request: &ClaimRequest) -> StoreResult<Vec<LeasedJob>>;
 
     /// Records how a run ended. Fails with `LeaseLost` if the lease expired and the job was
-    /// claimed again, in which case nothing is written.
-    async fn finish_job(&self, lease: &JobLease, outcome: &JobOutcome, now: Timestamp) -> StoreResult<()>;
+    /// claimed again, or the job is not `workspace`'s, in which case nothing is written.
+    async fn finish_job(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_job_and_enqueue(workspace, lease, outcome, &[], now).await
+    }
+
+    /// Records how a run ended and enqueues `follow_up` (the work that follows from it, e.g. a
+    /// waiting journey's resumption) in `workspace`, in one transaction fenced by the lease:
+    /// with `LeaseLost` neither happens, so the job runs again and nothing it implied is lost
+    /// between two commits.
+    async fn finish_job_and_enqueue(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        outcome: &JobOutcome,
+        follow_up: &[NewJob],
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// The effect of a ping job, committed together with the job's completion under its
     /// lease: either both happen or neither.
-    async fn complete_ping(&self, lease: &JobLease, worker: &str, now: Timestamp) -> StoreResult<()>;
+    async fn complete_ping(
+        &self,
+        workspace: WorkspaceId,
+        lease: &JobLease,
+        worker: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     async fn ping_records(&self, workspace: WorkspaceId) -> StoreResult<Vec<PingRecord>>;
 
@@ -217,6 +254,10 @@ pub trait JobStore {
     /// When the earliest queued or leased job becomes due, if any: how long a worker may
     /// sleep.
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>>;
+
+    /// What this store announces after each commit that made jobs due (inserted them, or
+    /// brought queued ones forward): this process's worker sleeps on it.
+    fn queue_signal(&self) -> &Arc<QueueSignal>;
 
     async fn queue_stats(&self, now: Timestamp) -> StoreResult<QueueStats>;
 
@@ -251,6 +292,7 @@ pub struct SourceUpdate {
 /// events do not appear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub status: u16,
@@ -268,6 +310,7 @@ pub const SAMPLES_KEPT: u32 = 20;
 /// A request kept as a sample for building a mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    pub workspace_id: WorkspaceId,
     pub source_id: SourceId,
     pub received_at: Timestamp,
     pub body: Value,
@@ -309,13 +352,16 @@ pub trait SourceStore {
     /// to `hash`. Not scoped by workspace: the token is the credential, like an API key.
     async fn source_by_token(&self, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<Source>>;
 
-    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source.
+    /// Appends rejections, keeping the newest `REJECTIONS_KEPT` per source. A rejection whose
+    /// source is not (or no longer) in its workspace is dropped: the log is best effort and
+    /// must not fail the others.
     async fn record_rejections(&self, rejections: &[Rejection]) -> StoreResult<()>;
 
     /// Newest first.
     async fn list_rejections(&self, workspace: WorkspaceId, source: SourceId) -> StoreResult<Vec<Rejection>>;
 
-    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source.
+    /// Appends samples, keeping the newest `SAMPLES_KEPT` per source; like rejections, those
+    /// of a source not in their workspace are dropped.
     async fn record_samples(&self, samples: &[Sample]) -> StoreResult<()>;
 
     /// Newest first.
@@ -368,8 +414,10 @@ pub struct ContactPatch {
 }
 
 impl ContactPatch {
-    /// Applies the patch to a contact read in the same transaction.
-    pub fn apply(self, contact: &mut Contact, now: Timestamp) {
+    /// Applies the patch to a contact read in the same transaction, unless its attributes
+    /// would pass a limit.
+    pub fn apply(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
+        self.check(contact)?;
         fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
             if let Some(value) = value {
                 *field = value;
@@ -383,6 +431,13 @@ impl ContactPatch {
         set(&mut contact.last_name, self.last_name);
         herald_domain::contact::merge_attributes(&mut contact.attributes, &self.attributes);
         contact.updated_at = now;
+        Ok(())
+    }
+
+    /// Whether merging the patch's attributes keeps `contact` within the attribute limits.
+    pub fn check(&self, contact: &Contact) -> StoreResult<()> {
+        herald_domain::contact::check_attribute_merge(&contact.attributes, &self.attributes, &Map::new())?;
+        Ok(())
     }
 }
 

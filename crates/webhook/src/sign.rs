@@ -1,10 +1,20 @@
-//! Signing outbound webhook requests, twice over: Herald's own `v0` scheme (seed 002's
-//! `X-…-Timestamp`/`X-…-Signature` pair) and [Standard Webhooks](https://www.standardwebhooks.com/),
-//! so a receiver can verify with an off-the-shelf library or with ten lines of its own.
+//! Signing outbound webhook requests, twice over: Herald's own `v0` scheme (an
+//! `X-…-Timestamp`/`X-…-Signature` pair, as Customer.io signs) and
+//! [Standard Webhooks](https://www.standardwebhooks.com/), so a receiver can verify with an
+//! off-the-shelf library or with ten lines of its own.
 //!
-//! Both schemes use the same key: the workspace's webhook signing secret, 32 random bytes,
-//! shown to users in the Standard Webhooks form `whsec_<base64 of the bytes>`. Every HMAC is
-//! keyed with the *decoded bytes*, not with the `whsec_…` text.
+//! Both schemes use the same signing secret, shown to users as a string: the workspace's key
+//! in the Standard Webhooks form `whsec_<base64 of 32 random bytes>`, or a campaign event
+//! webhook's own secret (a `whsec_…` string or any text). Each scheme keys its HMAC by its own
+//! rule, so each verifier can follow its own recipe:
+//!
+//! - Standard Webhooks: the *decoded bytes* after `whsec_` (a text secret's UTF-8 bytes), as
+//!   that specification and its libraries do;
+//! - `v0`: the secret *as the user sees it*, the whole string as UTF-8 bytes, `whsec_`
+//!   included, as the Customer.io-style recipe reads ("HMAC-SHA256 of `v0:<timestamp>:<body>`
+//!   keyed with your signing secret"). Keying `v0` with the decoded bytes instead made such a
+//!   verifier fail on calls signed by the workspace key and pass on text secrets: one rule for
+//!   every secret is the one a receiver can guess.
 //!
 //! # Headers of every request
 //!
@@ -12,9 +22,9 @@
 //! | --- | --- |
 //! | `webhook-id` | the message id (stable across retries: receivers deduplicate on it) |
 //! | `webhook-timestamp` | unix seconds when this attempt was signed |
-//! | `webhook-signature` | `v1,<base64 HMAC-SHA256(key, "{webhook-id}.{timestamp}.{body}")>`, one per key, space-separated |
+//! | `webhook-signature` | `v1,<base64 HMAC-SHA256(decoded key, "{webhook-id}.{timestamp}.{body}")>`, one per key, space-separated |
 //! | `X-Herald-Timestamp` | the same unix seconds |
-//! | `X-Herald-Signature` | `<hex HMAC-SHA256(key, "v0:{timestamp}:{body}")>`, one per key, comma-separated |
+//! | `X-Herald-Signature` | `<hex HMAC-SHA256(secret string, "v0:{timestamp}:{body}")>`, one per key, comma-separated |
 //! | `Idempotency-Key` | the same value as `webhook-id` |
 //!
 //! `{body}` is the raw request body, byte for byte: a receiver must hash what it received,
@@ -25,11 +35,11 @@
 //! During a rotation's overlap both keys sign, newest first, so a receiver configured with
 //! either key accepts the request. Standard Webhooks already defines a space-separated list
 //! for that. For `X-Herald-Signature` the list is comma-separated bare hex digests. With one
-//! key (the usual case) the header is therefore exactly one hex digest, the format of seed
-//! 002, so a receiver written for that scheme works unchanged until a rotation starts; a
-//! receiver that splits on `,` and accepts any match works always. (A `v0=` prefix per value
-//! was the alternative; it buys nothing here, since the version is already inside the signed
-//! string, and it would break those existing receivers.)
+//! key (the usual case) the header is therefore exactly one hex digest, so a receiver written
+//! for a single signature works unchanged until a rotation starts; a receiver that splits on
+//! `,` and accepts any match works always. (A `v0=` prefix per value was the alternative; it
+//! buys nothing here, since the version is already inside the signed string, and it would
+//! break those receivers.)
 //!
 //! # Verifying, for receivers
 //!
@@ -42,17 +52,16 @@
 //! payload = Webhook("whsec_…").verify(raw_body, request_headers)  # raises if invalid
 //! ```
 //!
-//! Herald `v0`, Python with the standard library only:
+//! Herald `v0`, Python with the standard library only (`secret` is the `whsec_…` string):
 //!
 //! ```python
-//! import base64, hashlib, hmac, time
+//! import hashlib, hmac, time
 //!
 //! def verify_herald_v0(secret: str, headers, raw_body: bytes) -> bool:
-//!     key = base64.b64decode(secret.removeprefix("whsec_"))
 //!     timestamp = headers["X-Herald-Timestamp"]
 //!     if abs(time.time() - int(timestamp)) > 300:  # refuse replays of old requests
 //!         return False
-//!     expected = hmac.new(key, b"v0:" + timestamp.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
+//!     expected = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
 //!     return any(hmac.compare_digest(expected, given.strip())
 //!                for given in headers["X-Herald-Signature"].split(","))
 //! ```
@@ -64,10 +73,9 @@
 //! const crypto = require("node:crypto");
 //!
 //! function verifyHeraldV0(secret, headers, rawBody) {
-//!   const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
 //!   const timestamp = headers["x-herald-timestamp"];
 //!   if (Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return false;
-//!   const expected = crypto.createHmac("sha256", key).update(`v0:${timestamp}:`).update(rawBody).digest();
+//!   const expected = crypto.createHmac("sha256", secret).update(`v0:${timestamp}:`).update(rawBody).digest();
 //!   return headers["x-herald-signature"].split(",").some((hex) => {
 //!     const given = Buffer.from(hex.trim(), "hex");
 //!     return given.length === expected.length && crypto.timingSafeEqual(given, expected);
@@ -101,14 +109,17 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const MIN_SECRET_LEN: usize = 24;
 const MAX_SECRET_LEN: usize = 64;
 
-/// A webhook signing key: a public label and the secret bytes. `Debug` never shows the secret.
+/// A webhook signing key: a public label, the secret bytes (the Standard Webhooks key) and the
+/// secret as users see it (the `v0` key). `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKey {
     /// A public label for the key, safe to show and log (for example which key signed).
     /// [`SigningKey::generate`] and [`SigningKey::parse_standard`] derive it from the secret
-    /// ([`SigningKey::fingerprint`]); [`SigningKey::from_secret`] takes the caller's.
+    /// ([`SigningKey::fingerprint`]); [`SigningKey::from_secret`] and
+    /// [`SigningKey::from_text`] take the caller's.
     pub id: String,
     secret: Vec<u8>,
+    shown: String,
 }
 
 /// Why a Standard Webhooks secret was not accepted.
@@ -124,17 +135,27 @@ impl SigningKey {
     /// A new key of 32 random bytes (from the operating system's generator, through `rand`).
     pub fn generate() -> SigningKey {
         let secret = rand::random::<[u8; 32]>().to_vec();
-        SigningKey { id: Self::fingerprint(&secret), secret }
+        SigningKey::from_secret(Self::fingerprint(&secret), secret)
     }
 
     /// A key from stored parts. The secret is taken as is, whatever its length: this is how a
-    /// key comes back from the database, where it was validated when it was made.
+    /// key comes back from the database, where it was validated when it was made. Users see
+    /// it as `whsec_` + base64.
     pub fn from_secret(id: impl Into<String>, secret: impl Into<Vec<u8>>) -> SigningKey {
-        SigningKey { id: id.into(), secret: secret.into() }
+        let secret = secret.into();
+        let shown = format!("{STANDARD_SECRET_PREFIX}{}", STANDARD.encode(&secret));
+        SigningKey { id: id.into(), secret, shown }
+    }
+
+    /// A key that is text chosen by the user (a campaign event webhook's secret): both schemes
+    /// are keyed with its UTF-8 bytes.
+    pub fn from_text(id: impl Into<String>, text: &str) -> SigningKey {
+        SigningKey { id: id.into(), secret: text.as_bytes().to_vec(), shown: text.to_owned() }
     }
 
     /// Parses a secret in the Standard Webhooks format, `whsec_<base64>` (the prefix is
-    /// optional, padding too, as in the reference libraries). The id is the fingerprint.
+    /// optional, padding too, as in the reference libraries). The id is the fingerprint; the
+    /// `v0` key is `s` exactly as given.
     pub fn parse_standard(s: &str) -> Result<SigningKey, KeyParseError> {
         let encoded = s.trim();
         let encoded = encoded.strip_prefix(STANDARD_SECRET_PREFIX).unwrap_or(encoded);
@@ -142,12 +163,18 @@ impl SigningKey {
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
             return Err(KeyParseError::Length { len: secret.len() });
         }
-        Ok(SigningKey { id: Self::fingerprint(&secret), secret })
+        Ok(SigningKey { id: Self::fingerprint(&secret), secret, shown: s.to_owned() })
     }
 
     /// The secret in the Standard Webhooks format receivers configure: `whsec_` + base64.
     pub fn to_standard_secret(&self) -> String {
         format!("{STANDARD_SECRET_PREFIX}{}", STANDARD.encode(&self.secret))
+    }
+
+    /// The secret as users see it, which keys `X-Herald-Signature`: the workspace key's
+    /// `whsec_…` string, or a webhook's own secret as written.
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 
     /// The secret bytes, for storing the key.
@@ -163,10 +190,20 @@ impl SigningKey {
         format!("whk_{}", &hex[..12])
     }
 
-    fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length (longer ones are hashed first), so this cannot fail.
-        <HmacSha256 as KeyInit>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!())
+    /// The Standard Webhooks HMAC: keyed with the secret bytes.
+    fn mac_standard(&self) -> HmacSha256 {
+        mac(&self.secret)
     }
+
+    /// The `v0` HMAC: keyed with the secret as shown.
+    fn mac_v0(&self) -> HmacSha256 {
+        mac(self.shown.as_bytes())
+    }
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length (longer ones are hashed first), so this cannot fail.
+    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
 impl fmt::Debug for SigningKey {
@@ -218,7 +255,7 @@ pub fn sign(keys: &[SigningKey], webhook_id: &str, timestamp: i64, body: &[u8]) 
         .map(|key| format!("v1,{}", STANDARD.encode(standard_mac(key, webhook_id, &timestamp, body))))
         .collect::<Vec<_>>()
         .join(" ");
-    let herald = keys.iter().map(|key| to_hex(&v0_mac(key.mac(), &timestamp, body))).collect::<Vec<_>>().join(",");
+    let herald = keys.iter().map(|key| to_hex(&v0_mac(key.mac_v0(), &timestamp, body))).collect::<Vec<_>>().join(",");
     SignatureHeaders {
         webhook_id: webhook_id.to_owned(),
         webhook_timestamp: timestamp.clone(),
@@ -229,24 +266,24 @@ pub fn sign(keys: &[SigningKey], webhook_id: &str, timestamp: i64, body: &[u8]) 
     }
 }
 
-/// Checks an `X-Herald-Signature` header against one secret: true if any of its
-/// comma-separated digests is the `v0` HMAC of this timestamp and body. Each comparison is in
-/// constant time. It does not judge the timestamp's age: a receiver must also refuse old ones.
+/// Checks an `X-Herald-Signature` header against one secret, as users see it (`whsec_…` or
+/// a webhook's own text): true if any of its comma-separated digests is the `v0` HMAC of this
+/// timestamp and body. Each comparison is in constant time. It does not judge the timestamp's
+/// age: a receiver must also refuse old ones.
 ///
 /// Herald's own documentation and tests use this; the independent check of the scheme is the
 /// Python test in `tests/`.
-pub fn verify_v0(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool {
-    let key = SigningKey::from_secret("", secret);
+pub fn verify_v0(secret: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
     let timestamp = timestamp.to_string();
     header.split(',').filter_map(|given| from_hex(given.trim())).any(|given| {
-        let mut mac = key.mac();
+        let mut mac = mac(secret.as_bytes());
         feed_v0(&mut mac, &timestamp, body);
         mac.verify_slice(&given).is_ok()
     })
 }
 
 fn standard_mac(key: &SigningKey, webhook_id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
-    let mut mac = key.mac();
+    let mut mac = key.mac_standard();
     mac.update(webhook_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.as_bytes());
@@ -303,11 +340,12 @@ mod tests {
     ///
     /// ```python
     /// key = bytes(range(32))
-    /// hmac.new(key, b"v0:1700000000:" + body, hashlib.sha256).hexdigest()
+    /// secret = "whsec_" + base64.b64encode(key).decode()
+    /// hmac.new(secret.encode(), b"v0:1700000000:" + body, hashlib.sha256).hexdigest()
     /// base64.b64encode(hmac.new(key, b"msg_2b7kQ.1700000000." + body, hashlib.sha256).digest())
     /// ```
     const BODY: &[u8] = br#"{"event":"signed_up","email":"ada@example.com"}"#;
-    const V0_HEX: &str = "be8751402795808d3cb1f4d49475e1631d7474bd99a01f7fe65fb1d508e4b8c0";
+    const V0_HEX: &str = "2c38013b14ca916583888e08e69a860c0ff19bcfd9f603de528c2c68029bf4f1";
     const V1_B64: &str = "M8ZXbUkRV+nj4mpUH0vxgTWuiomyTPqWz+hrkJ2iAvM=";
 
     fn key() -> SigningKey {
@@ -337,24 +375,25 @@ mod tests {
         assert_eq!(v1.len(), 2);
         assert_eq!(v1[1], format!("v1,{V1_B64}"));
         for k in [&new, &old] {
-            assert!(verify_v0(k.secret(), 1_700_000_000, BODY, &headers.herald_signature));
+            assert!(verify_v0(k.shown(), 1_700_000_000, BODY, &headers.herald_signature));
         }
         let other = SigningKey::generate();
-        assert!(!verify_v0(other.secret(), 1_700_000_000, BODY, &headers.herald_signature));
+        assert!(!verify_v0(other.shown(), 1_700_000_000, BODY, &headers.herald_signature));
     }
 
     #[test]
     fn verify_v0_refuses_tampering_and_garbage() {
         let k = key();
-        assert!(verify_v0(k.secret(), 1_700_000_000, BODY, V0_HEX));
-        assert!(verify_v0(k.secret(), 1_700_000_000, BODY, &V0_HEX.to_uppercase()));
-        assert!(verify_v0(k.secret(), 1_700_000_000, BODY, &format!(" {V0_HEX} ")));
-        assert!(!verify_v0(k.secret(), 1_700_000_001, BODY, V0_HEX));
-        assert!(!verify_v0(k.secret(), 1_700_000_000, b"{}", V0_HEX));
-        assert!(!verify_v0(k.secret(), 1_700_000_000, BODY, &V0_HEX[..62]));
-        assert!(!verify_v0(k.secret(), 1_700_000_000, BODY, ""));
-        assert!(!verify_v0(k.secret(), 1_700_000_000, BODY, "zz"));
-        assert!(!verify_v0(k.secret(), 1_700_000_000, BODY, "é1"));
+        assert_eq!(k.shown(), "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        assert!(verify_v0(k.shown(), 1_700_000_000, BODY, V0_HEX));
+        assert!(verify_v0(k.shown(), 1_700_000_000, BODY, &V0_HEX.to_uppercase()));
+        assert!(verify_v0(k.shown(), 1_700_000_000, BODY, &format!(" {V0_HEX} ")));
+        assert!(!verify_v0(k.shown(), 1_700_000_001, BODY, V0_HEX));
+        assert!(!verify_v0(k.shown(), 1_700_000_000, b"{}", V0_HEX));
+        assert!(!verify_v0(k.shown(), 1_700_000_000, BODY, &V0_HEX[..62]));
+        assert!(!verify_v0(k.shown(), 1_700_000_000, BODY, ""));
+        assert!(!verify_v0(k.shown(), 1_700_000_000, BODY, "zz"));
+        assert!(!verify_v0(k.shown(), 1_700_000_000, BODY, "é1"));
     }
 
     #[test]
@@ -365,9 +404,14 @@ mod tests {
         let parsed = SigningKey::parse_standard(&text).unwrap();
         assert_eq!(parsed.secret(), k.secret());
         assert_eq!(parsed.id, k.id);
+        assert_eq!((parsed.shown(), k.shown()), (text.as_str(), text.as_str()));
         // Without prefix and without padding, as the reference libraries accept.
         let bare = text.trim_start_matches("whsec_").trim_end_matches('=');
         assert_eq!(SigningKey::parse_standard(bare).unwrap().secret(), k.secret());
+        // The v0 key is the secret as the user wrote it.
+        assert_eq!(SigningKey::parse_standard(bare).unwrap().shown(), bare);
+        let text_key = SigningKey::from_text("t", "a-long-enough-secret");
+        assert_eq!((text_key.secret(), text_key.shown()), (b"a-long-enough-secret".as_slice(), "a-long-enough-secret"));
     }
 
     #[test]
@@ -388,6 +432,7 @@ mod tests {
         assert!(debug.contains("[redacted]") && debug.contains(&a.id));
         assert!(!debug.contains(&STANDARD.encode(a.secret())));
         assert!(!debug.contains(&format!("{:?}", a.secret())));
+        assert!(!debug.contains(a.shown()));
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl From<ApiKey> for ApiKeyDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// A label, 1–100 characters.
-    #[schema(example = "zapier")]
+    #[schema(example = "zapier", min_length = 1, max_length = 100)]
     name: String,
 }
 

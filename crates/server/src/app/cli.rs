@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use super::settings::{SETTINGS, Scope, Setting};
 
 /// Herald: a self-hosted, webhook-first lifecycle messaging engine.
 ///
@@ -24,22 +26,22 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings every subcommand understands.
+/// Settings every subcommand understands. Like [`ServeArgs`], documented by [`SETTINGS`].
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// TOML settings file; its values apply where no flag or environment variable is given.
     #[arg(long, global = true, env = "HERALD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database: `sqlite://PATH` (created if missing) or `postgres://USER:PASS@HOST/DB`.
-    /// [default: sqlite://herald.db]
-    #[arg(long, global = true, env = "HERALD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Log line format: `text` for people, `json` for machines. [default: text]
-    #[arg(long, global = true, env = "HERALD_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(long, global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,sqlx=warn`. [default: info]
-    #[arg(long, global = true, env = "HERALD_LOG", value_name = "FILTER")]
+    #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    #[arg(long, global = true, value_name = "BASE64", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[arg(long, global = true, value_name = "BASE64,…", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,7 +51,8 @@ pub enum Command {
     /// Applies pending migrations, makes sure the `default` workspace exists, installs
     /// HERALD_ADMIN_TOKEN as that workspace's admin key when set, then listens and prints the
     /// URL. SIGTERM or Ctrl-C stops accepting, lets in-flight requests and jobs finish
-    /// (bounded by --shutdown-timeout-secs) and exits 0.
+    /// (bounded by --shutdown-timeout-secs) and exits 0. On a database where nobody can log in
+    /// yet (no API key, no user), prints a one-time link that opens the web UI.
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     ///
@@ -73,69 +76,47 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
+/// The settings of `serve` (and `config check`). Their help, environment variable and default
+/// come from [`SETTINGS`], applied by [`command`].
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. [default: 127.0.0.1:8080]
-    #[arg(long, env = "HERALD_BIND", value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT")]
     pub bind: Option<String>,
-    /// Base URL under which others reach this server; used in URLs Herald hands out (inbound
-    /// webhook URLs, unsubscribe links). [default: http://<bind address>]
-    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// An admin API key for the `default` workspace, so scripts can drive a fresh server.
-    /// At least 16 visible ASCII characters. Starting with a different value revokes the
-    /// previous one.
-    #[arg(long, env = "HERALD_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Run job workers in this process (`false` makes an API-only node). [default: true]
-    #[arg(long, env = "HERALD_WORKER", value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL")]
     pub worker: Option<bool>,
-    /// Jobs one process runs at the same time. [default: 16]
-    #[arg(long, env = "HERALD_WORKER_CONCURRENCY", value_name = "N")]
+    #[arg(long, value_name = "N")]
     pub worker_concurrency: Option<u32>,
-    /// Seconds a claimed job stays reserved for its worker; a worker that dies holding jobs
-    /// delays them by at most this long. [default: 30]
-    #[arg(long, env = "HERALD_JOB_LEASE_SECS", value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     pub job_lease_secs: Option<u64>,
-    /// Longest pause, in milliseconds, between looks at the queue when no job is due
-    /// (other nodes may enqueue work this process is not told about). [default: 1000]
-    #[arg(long, env = "HERALD_QUEUE_POLL_MS", value_name = "MS")]
+    #[arg(long, value_name = "MS")]
     pub queue_poll_ms: Option<u64>,
-    /// Seconds to wait for in-flight requests and jobs on shutdown. [default: 10]
-    #[arg(long, env = "HERALD_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
-    /// Largest inbound webhook body in bytes; larger requests get 413. A batch may be 16
-    /// times this. [default: 262144]
-    #[arg(long, env = "HERALD_INGEST_BODY_LIMIT", value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES")]
     pub ingest_body_limit: Option<usize>,
-    /// The SMTP relay of workspaces without their own, e.g.
-    /// `smtp://user:password@smtp.example.com:587` (STARTTLS), `smtps://…:465` (implicit TLS)
-    /// or `smtp://127.0.0.1:25?security=none`. [default: none: email goes to the outbox]
-    #[arg(long, env = "HERALD_SMTP_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    #[arg(long, value_name = "URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
-    /// The DNS server that sending-domain checks ask. [default: the system's resolver]
-    #[arg(long, env = "HERALD_DNS_RESOLVER", value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT")]
     pub dns_resolver: Option<String>,
-    /// The SPF mechanism covering this node's sending IPs (`include:_spf.example.net` or
-    /// `ip4:203.0.113.7`), shown in every domain's SPF record and required by verification.
-    #[arg(long, env = "HERALD_SPF", value_name = "MECHANISM")]
+    #[arg(long, value_name = "MECHANISM")]
     pub spf: Option<String>,
-    /// Seconds between checks of each sending domain's DNS records. [default: 21600]
-    #[arg(long, env = "HERALD_DOMAIN_RECHECK_SECS", value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     pub domain_recheck_secs: Option<u64>,
-    /// The most messages per second this node hands to SMTP. [default: no limit]
-    #[arg(long, env = "HERALD_SEND_RATE", value_name = "N")]
+    #[arg(long, value_name = "N")]
     pub send_rate: Option<u32>,
-    /// Address ranges outbound webhooks may reach although they are private, loopback or
-    /// otherwise special, comma separated (e.g. `10.1.0.0/16,127.0.0.1/32`). [default: none]
-    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_CIDRS", value_name = "CIDRS")]
+    #[arg(long, value_name = "CIDRS")]
     pub webhook_allow_cidrs: Option<String>,
-    /// Let webhooks use plain `http://` URLs (local tests). [default: false: https only]
-    #[arg(long, env = "HERALD_WEBHOOK_ALLOW_HTTP", value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL")]
     pub webhook_allow_http: Option<bool>,
-    /// Seconds an endpoint may fail every attempt before its calls are turned off.
-    /// [default: 432000, 5 days]
-    #[arg(long, env = "HERALD_WEBHOOK_DISABLE_AFTER_SECS", value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     pub webhook_disable_after_secs: Option<u64>,
 }
 
@@ -231,4 +212,77 @@ pub enum ConfigCommand {
     /// Print the settings in effect (secrets redacted) and exit; fails like `serve` would on
     /// a bad setting.
     Check(Box<ServeArgs>),
+}
+
+/// Gives a derived argument its environment variable and help from the table.
+fn documented(arg: clap::Arg, setting: &Setting) -> clap::Arg {
+    arg.env(setting.env).help(setting.help())
+}
+
+/// The command line, each setting's flag documented from [`SETTINGS`]. Panics (in every test
+/// that builds it) if the table names a flag the command does not have.
+pub fn command() -> clap::Command {
+    let mut root = Cli::command();
+    for setting in SETTINGS {
+        match setting.scope {
+            Scope::Global => root = root.mut_arg(setting.key, |arg| documented(arg, setting)),
+            Scope::Serve => {
+                root = root
+                    .mut_subcommand("serve", |serve| serve.mut_arg(setting.key, |arg| documented(arg, setting)))
+                    .mut_subcommand("config", |config| {
+                        config
+                            .mut_subcommand("check", |check| check.mut_arg(setting.key, |arg| documented(arg, setting)))
+                    });
+            }
+        }
+    }
+    root
+}
+
+/// Parses the process's arguments (and the settings' environment variables); exits with
+/// clap's message on an error or after `--help`.
+pub fn parse() -> Cli {
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Arguments that are not settings of the table.
+    const NOT_SETTINGS: [&str; 3] = ["help", "version", "config"];
+
+    #[test]
+    fn every_flag_of_serve_is_a_setting_of_the_table_and_back() {
+        let command = command();
+        let serve = command.find_subcommand("serve").expect("serve");
+        let ids: Vec<&str> = command
+            .get_arguments()
+            .chain(serve.get_arguments())
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !NOT_SETTINGS.contains(id))
+            .collect();
+        for id in &ids {
+            assert!(SETTINGS.iter().any(|s| s.key == *id), "--{id} has no entry in SETTINGS");
+        }
+        for setting in SETTINGS {
+            assert!(ids.contains(&setting.key), "{} is not a flag", setting.key);
+        }
+    }
+
+    #[test]
+    fn serve_help_shows_every_setting_with_its_variable_and_default() {
+        let mut command = command();
+        // Built, the global settings are part of `serve` too, as at run time.
+        command.build();
+        let help = command.find_subcommand_mut("serve").expect("serve").render_long_help().to_string();
+        // Wrapped lines: compare with whitespace collapsed.
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for setting in SETTINGS {
+            assert!(help.contains(&setting.flag()), "{} in serve --help", setting.flag());
+            assert!(help.contains(&format!("[env: {}", setting.env)), "{} in serve --help", setting.env);
+            let default = format!("[default: {}]", setting.default_text());
+            assert!(help.contains(&default), "{default} in serve --help");
+        }
+    }
 }

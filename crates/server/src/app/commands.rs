@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{CommonSettings, ServeSettings};
+use super::connections::{self, ConnectionLimits};
 use super::db;
 use super::{self as app, App};
 use crate::clock::{SharedClock, SystemClock};
@@ -23,7 +24,7 @@ fn system_clock() -> SharedClock {
 }
 
 pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = app::bootstrap(&store, &clock, settings.admin_token.as_ref()).await?;
     let listener = TcpListener::bind(settings.bind)
@@ -39,7 +40,8 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         settings.ingest_body_limit,
         settings.email.clone(),
         settings.webhooks.clone(),
-    )?;
+    )?
+    .with_connection_limits(connection_limits(&settings));
     tracing::info!(
         address = %local,
         public_url,
@@ -50,12 +52,54 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
         "herald listening"
     );
     println!("Herald is listening on http://{local}");
+    let clock = app.state.clock.clone();
+    if let Some(link) = crate::web::first_run::link(&store, &clock, workspace.id, &public_url).await? {
+        // Only the first run on a database gets here (no API key or user exists), so the link
+        // goes to stdout beside the address, not to the log.
+        println!(
+            "Nobody can log in yet. Open this link within 15 minutes to sign in to the web UI and create the first user (it works once):\n  {link}"
+        );
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let served = app.serve(listener, settings.worker.enabled, settings.shutdown_timeout, shutdown).await;
     store.close().await;
     served
+}
+
+/// The header timeout as set, and the connection cap as set or derived from the open-file
+/// limit (raised first to its hard value), never above what that limit leaves room for.
+fn connection_limits(settings: &ServeSettings) -> ConnectionLimits {
+    let file_limit = match connections::raise_file_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            None
+        }
+    };
+    let room = file_limit.map(|limit| connections::cap_for_file_limit(limit, settings.worker.concurrency));
+    let max_connections = match (settings.max_connections, room) {
+        (Some(set), Some(room)) if set > room => {
+            tracing::warn!(
+                max_connections = set,
+                file_limit,
+                using = room,
+                "HERALD_MAX_CONNECTIONS is more than the open-file limit leaves room for; using less"
+            );
+            room
+        }
+        (Some(set), _) => set,
+        (None, Some(room)) => room,
+        (None, None) => ConnectionLimits::default().max_connections,
+    };
+    tracing::info!(
+        max_connections,
+        file_limit,
+        header_timeout_secs = settings.header_timeout.as_secs(),
+        "connection limits"
+    );
+    ConnectionLimits { header_timeout: settings.header_timeout, max_connections }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT (Ctrl-C).
@@ -83,7 +127,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 }
 
 pub async fn migrate(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     store.close().await;
     eprintln!("migrations applied");
     Ok(())
@@ -101,7 +145,7 @@ async fn workspace_named(store: &SharedStore, clock: &SharedClock, name: &str) -
 }
 
 pub async fn api_key_create(common: &CommonSettings, workspace: &str, name: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let name = ApiKeyName::parse(name).map_err(|e| anyhow::anyhow!("invalid key name: {e}"))?;
@@ -116,7 +160,7 @@ pub async fn api_key_create(common: &CommonSettings, workspace: &str, name: &str
 }
 
 pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let name = WorkspaceName::parse(name).map_err(|e| anyhow::anyhow!("invalid workspace name {name:?}: {e}"))?;
     let workspace = match store.create_workspace(&name, system_clock().now()).await {
         Err(herald_store::StoreError::Conflict { .. }) => {
@@ -130,7 +174,7 @@ pub async fn workspace_create(common: &CommonSettings, name: &str) -> anyhow::Re
 }
 
 pub async fn workspace_list(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     for workspace in store.list_workspaces().await? {
         println!("{}\t{}\t{}", workspace.id, workspace.name, workspace.created_at);
     }
@@ -182,7 +226,7 @@ pub async fn user_create(
 ) -> anyhow::Result<()> {
     let email = parse_email(email)?;
     let password = read_new_password(from_stdin)?;
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let hash = users::hash(password).await;
@@ -199,7 +243,7 @@ pub async fn user_create(
 }
 
 pub async fn user_list(common: &CommonSettings, workspace: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let workspace = workspace_named(&store, &system_clock(), workspace).await?;
     for user in store.list_users(workspace.id).await? {
         println!("{}\t{}\t{}\t{}", user.id, user.email, user.created_at, user.password_changed_at);
@@ -209,7 +253,7 @@ pub async fn user_list(common: &CommonSettings, workspace: &str) -> anyhow::Resu
 }
 
 pub async fn user_delete(common: &CommonSettings, workspace: &str, email: &str) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let workspace = workspace_named(&store, &system_clock(), workspace).await?;
     let user = user_named(&store, &workspace, email).await?;
     store.delete_user(workspace.id, user.id).await?;
@@ -226,7 +270,7 @@ pub async fn user_set_password(
 ) -> anyhow::Result<()> {
     parse_email(email)?;
     let password = read_new_password(from_stdin)?;
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let user = user_named(&store, &workspace, email).await?;
@@ -241,7 +285,7 @@ pub async fn user_set_password(
 }
 
 pub async fn queue_stats(common: &CommonSettings) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let stats = store.queue_stats(system_clock().now()).await?;
     store.close().await;
     println!("due\t{}\nscheduled\t{}\nrunning\t{}\ndead\t{}", stats.due, stats.scheduled, stats.running, stats.dead);
@@ -249,7 +293,7 @@ pub async fn queue_stats(common: &CommonSettings) -> anyhow::Result<()> {
 }
 
 pub async fn queue_ping(common: &CommonSettings, workspace: &str, count: u32) -> anyhow::Result<()> {
-    let store = db::open(&common.database).await?;
+    let store = db::open(common).await?;
     let clock = system_clock();
     let workspace = workspace_named(&store, &clock, workspace).await?;
     let now = clock.now();

@@ -13,15 +13,13 @@ use herald_domain::ApiToken;
 use serde::Deserialize;
 
 use super::cli::{GlobalArgs, ServeArgs};
+use super::settings;
 use crate::delivery::email::EmailSettings;
 use crate::delivery::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
 use crate::delivery::webhooks::WebhookSettings;
 use crate::delivery::webhooks::health::DISABLE_AFTER;
 use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
-
-/// The commented example file, which doubles as the operator's manual of settings.
-pub const EXAMPLE_FILE: &str = include_str!("../../herald.example.toml");
 
 const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
 
@@ -44,12 +42,16 @@ struct FileSettings {
     admin_token: Option<String>,
     log_format: Option<String>,
     log: Option<String>,
+    secret_key: Option<String>,
+    secret_key_previous: Option<String>,
     worker: Option<bool>,
     worker_concurrency: Option<u32>,
     job_lease_secs: Option<u64>,
     queue_poll_ms: Option<u64>,
     shutdown_timeout_secs: Option<u64>,
     ingest_body_limit: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     smtp_url: Option<String>,
     dns_resolver: Option<String>,
     spf: Option<String>,
@@ -118,6 +120,38 @@ pub struct CommonSettings {
     pub database: DatabaseUrl,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// `HERALD_SECRET_KEY`; `None`: the SQLite key file (`crate::app::db`).
+    pub secret_key: Option<SecretKey>,
+    /// `HERALD_SECRET_KEY_PREVIOUS`.
+    pub previous_secret_keys: Vec<SecretKey>,
+}
+
+/// A key that encrypts stored secrets. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub [u8; herald_store::secrets::KEY_LEN]);
+
+impl SecretKey {
+    /// Parses base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<SecretKey, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let text = text.trim().trim_end_matches('=');
+        let bytes = STANDARD_NO_PAD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| "is not base64; generate a key with `openssl rand -base64 32`".to_owned())?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map(SecretKey)
+            .map_err(|_| format!("is {len} bytes; it must be 32 bytes in base64, e.g. from `openssl rand -base64 32`"))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
 }
 
 /// Settings of `herald serve`.
@@ -131,6 +165,10 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     /// Largest inbound webhook body in bytes (a batch may be 16 times this).
     pub ingest_body_limit: usize,
+    /// How long a connection may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// The operator's connection cap; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
 }
@@ -188,12 +226,14 @@ impl Loader {
         &self,
         flag: Option<T>,
         from_file: Option<T>,
-        env: &str,
         key: &str,
         parse: impl FnOnce(T) -> Result<R, String>,
     ) -> Result<Option<R>, SettingError> {
         let (value, setting) = match (flag, from_file) {
-            (Some(v), _) => (v, format!("{env} (--{})", key.replace('_', "-"))),
+            (Some(v), _) => {
+                let named = settings::setting(key);
+                (v, format!("{} ({})", named.env, named.flag()))
+            }
             (None, Some(v)) => (v, format!("{key} in {}", self.file_name)),
             (None, None) => return Ok(None),
         };
@@ -203,43 +243,43 @@ impl Loader {
     pub fn common(&self, global: &GlobalArgs) -> Result<CommonSettings, SettingError> {
         let f = &self.file;
         let database = self
-            .pick(global.database_url.clone(), f.database_url.clone(), "HERALD_DATABASE_URL", "database_url", |v| {
-                DatabaseUrl::parse(&v)
-            })?
+            .pick(global.database_url.clone(), f.database_url.clone(), "database_url", |v| DatabaseUrl::parse(&v))?
             .unwrap_or(DatabaseUrl::Sqlite(DEFAULT_DATABASE_URL.to_owned()));
         let log_format = self
-            .pick(global.log_format.clone(), f.log_format.clone(), "HERALD_LOG_FORMAT", "log_format", |v| {
-                match v.as_str() {
-                    "text" => Ok(LogFormat::Text),
-                    "json" => Ok(LogFormat::Json),
-                    other => Err(format!("must be `text` or `json`, not {other:?}")),
-                }
+            .pick(global.log_format.clone(), f.log_format.clone(), "log_format", |v| match v.as_str() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                other => Err(format!("must be `text` or `json`, not {other:?}")),
             })?
             .unwrap_or(LogFormat::Text);
         let log_filter = self
-            .pick(global.log.clone(), f.log.clone(), "HERALD_LOG", "log", |v| {
+            .pick(global.log.clone(), f.log.clone(), "log", |v| {
                 tracing_subscriber::EnvFilter::try_new(&v).map(|_| v).map_err(|e| format!("not a log filter: {e}"))
             })?
             .unwrap_or_else(|| "info".to_owned());
-        Ok(CommonSettings { database, log_format, log_filter })
+        let secret_key =
+            self.pick(global.secret_key.clone(), f.secret_key.clone(), "secret_key", |v| SecretKey::parse(&v))?;
+        let previous_secret_keys = self
+            .pick(global.secret_key_previous.clone(), f.secret_key_previous.clone(), "secret_key_previous", |v| {
+                v.split(',').filter(|k| !k.trim().is_empty()).map(SecretKey::parse).collect()
+            })?
+            .unwrap_or_default();
+        Ok(CommonSettings { database, log_format, log_filter, secret_key, previous_secret_keys })
     }
 
     pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings, SettingError> {
         let f = &self.file;
         let bind = self
-            .pick(args.bind.clone(), f.bind.clone(), "HERALD_BIND", "bind", |v| {
+            .pick(args.bind.clone(), f.bind.clone(), "bind", |v| {
                 v.parse::<SocketAddr>()
                     .map_err(|_| format!("{v:?} is not an address to listen on; expected IP:PORT, e.g. 127.0.0.1:8080"))
             })?
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
         let public_url =
-            self.pick(args.public_url.clone(), f.public_url.clone(), "HERALD_PUBLIC_URL", "public_url", |v| {
-                parse_public_url(&v)
-            })?;
-        let admin_token =
-            self.pick(args.admin_token.clone(), f.admin_token.clone(), "HERALD_ADMIN_TOKEN", "admin_token", |v| {
-                ApiToken::parse_supplied(&v).map_err(|e| e.to_string())
-            })?;
+            self.pick(args.public_url.clone(), f.public_url.clone(), "public_url", |v| parse_public_url(&v))?;
+        let admin_token = self.pick(args.admin_token.clone(), f.admin_token.clone(), "admin_token", |v| {
+            ApiToken::parse_supplied(&v).map_err(|e| e.to_string())
+        })?;
         let defaults = WorkerSettings::default();
         let positive = |what: &'static str| {
             move |n: u64| {
@@ -247,52 +287,24 @@ impl Loader {
             }
         };
         let worker = WorkerSettings {
-            enabled: self.pick(args.worker, f.worker, "HERALD_WORKER", "worker", Ok)?.unwrap_or(defaults.enabled),
+            enabled: self.pick(args.worker, f.worker, "worker", Ok)?.unwrap_or(defaults.enabled),
             concurrency: self
-                .pick(
-                    args.worker_concurrency,
-                    f.worker_concurrency,
-                    "HERALD_WORKER_CONCURRENCY",
-                    "worker_concurrency",
-                    |n| {
-                        if (1..=1024).contains(&n) {
-                            Ok(n)
-                        } else {
-                            Err(format!("must be between 1 and 1024, not {n}"))
-                        }
-                    },
-                )?
+                .pick(args.worker_concurrency, f.worker_concurrency, "worker_concurrency", |n| {
+                    if (1..=1024).contains(&n) { Ok(n) } else { Err(format!("must be between 1 and 1024, not {n}")) }
+                })?
                 .unwrap_or(defaults.concurrency),
             lease: self
-                .pick(
-                    args.job_lease_secs,
-                    f.job_lease_secs,
-                    "HERALD_JOB_LEASE_SECS",
-                    "job_lease_secs",
-                    positive("the lease"),
-                )?
+                .pick(args.job_lease_secs, f.job_lease_secs, "job_lease_secs", positive("the lease"))?
                 .map_or(defaults.lease, Duration::from_secs),
             poll: self
-                .pick(
-                    args.queue_poll_ms,
-                    f.queue_poll_ms,
-                    "HERALD_QUEUE_POLL_MS",
-                    "queue_poll_ms",
-                    positive("the poll interval"),
-                )?
+                .pick(args.queue_poll_ms, f.queue_poll_ms, "queue_poll_ms", positive("the poll interval"))?
                 .map_or(defaults.poll, Duration::from_millis),
         };
         let shutdown_timeout = self
-            .pick(
-                args.shutdown_timeout_secs,
-                f.shutdown_timeout_secs,
-                "HERALD_SHUTDOWN_TIMEOUT_SECS",
-                "shutdown_timeout_secs",
-                Ok,
-            )?
+            .pick(args.shutdown_timeout_secs, f.shutdown_timeout_secs, "shutdown_timeout_secs", Ok)?
             .map_or(Duration::from_secs(10), Duration::from_secs);
         let ingest_body_limit = self
-            .pick(args.ingest_body_limit, f.ingest_body_limit, "HERALD_INGEST_BODY_LIMIT", "ingest_body_limit", |n| {
+            .pick(args.ingest_body_limit, f.ingest_body_limit, "ingest_body_limit", |n| {
                 if (1024..=64 * 1024 * 1024).contains(&n) {
                     Ok(n)
                 } else {
@@ -300,6 +312,22 @@ impl Loader {
                 }
             })?
             .unwrap_or(256 * 1024);
+        let header_timeout = self
+            .pick(args.header_timeout_secs, f.header_timeout_secs, "header_timeout_secs", |n| {
+                if (1..=3600).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1 and 3600 seconds, not {n}"))
+                }
+            })?
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        let max_connections = self.pick(args.max_connections, f.max_connections, "max_connections", |n| {
+            if n == 0 {
+                Err("must be at least 1 (leave it out to derive it from the open-file limit)".into())
+            } else {
+                Ok(n)
+            }
+        })?;
         Ok(ServeSettings {
             bind,
             public_url,
@@ -307,6 +335,8 @@ impl Loader {
             worker,
             shutdown_timeout,
             ingest_body_limit,
+            header_timeout,
+            max_connections,
             email: self.email(args)?,
             webhooks: self.webhooks(args)?,
         })
@@ -315,25 +345,16 @@ impl Loader {
     fn webhooks(&self, args: &ServeArgs) -> Result<WebhookSettings, SettingError> {
         let f = &self.file;
         let policy = self
-            .pick(
-                args.webhook_allow_cidrs.clone(),
-                f.webhook_allow_cidrs.clone(),
-                "HERALD_WEBHOOK_ALLOW_CIDRS",
-                "webhook_allow_cidrs",
-                |v| AddressPolicy::from_allow_list(&v).map_err(|e| e.to_string()),
-            )?
+            .pick(args.webhook_allow_cidrs.clone(), f.webhook_allow_cidrs.clone(), "webhook_allow_cidrs", |v| {
+                AddressPolicy::from_allow_list(&v).map_err(|e| e.to_string())
+            })?
             .unwrap_or_default();
-        let allow_http = self
-            .pick(args.webhook_allow_http, f.webhook_allow_http, "HERALD_WEBHOOK_ALLOW_HTTP", "webhook_allow_http", Ok)?
-            .unwrap_or(false);
+        let allow_http =
+            self.pick(args.webhook_allow_http, f.webhook_allow_http, "webhook_allow_http", Ok)?.unwrap_or(false);
         let disable_after = self
-            .pick(
-                args.webhook_disable_after_secs,
-                f.webhook_disable_after_secs,
-                "HERALD_WEBHOOK_DISABLE_AFTER_SECS",
-                "webhook_disable_after_secs",
-                |n| if n < 3600 { Err(format!("must be at least 3600 seconds, not {n}")) } else { Ok(n) },
-            )?
+            .pick(args.webhook_disable_after_secs, f.webhook_disable_after_secs, "webhook_disable_after_secs", |n| {
+                if n < 3600 { Err(format!("must be at least 3600 seconds, not {n}")) } else { Ok(n) }
+            })?
             .map_or(DISABLE_AFTER, Duration::from_secs);
         Ok(WebhookSettings {
             client: ClientSettings { policy, allow_http, ..ClientSettings::default() },
@@ -345,17 +366,11 @@ impl Loader {
         let f = &self.file;
         let defaults = EmailSettings::default();
         Ok(EmailSettings {
-            smtp: self.pick(args.smtp_url.clone(), f.smtp_url.clone(), "HERALD_SMTP_URL", "smtp_url", |v| {
-                parse_smtp_url(&v)
+            smtp: self.pick(args.smtp_url.clone(), f.smtp_url.clone(), "smtp_url", |v| parse_smtp_url(&v))?,
+            dns_resolver: self.pick(args.dns_resolver.clone(), f.dns_resolver.clone(), "dns_resolver", |v| {
+                v.parse::<SocketAddr>().map_err(|_| format!("{v:?} is not IP:PORT, e.g. 127.0.0.1:53"))
             })?,
-            dns_resolver: self.pick(
-                args.dns_resolver.clone(),
-                f.dns_resolver.clone(),
-                "HERALD_DNS_RESOLVER",
-                "dns_resolver",
-                |v| v.parse::<SocketAddr>().map_err(|_| format!("{v:?} is not IP:PORT, e.g. 127.0.0.1:53")),
-            )?,
-            spf: self.pick(args.spf.clone(), f.spf.clone(), "HERALD_SPF", "spf", |v| {
+            spf: self.pick(args.spf.clone(), f.spf.clone(), "spf", |v| {
                 let ok =
                     ["include:", "ip4:", "ip6:", "a:", "mx:"].iter().any(|p| v.starts_with(p)) || v == "a" || v == "mx";
                 if ok && !v.contains(char::is_whitespace) {
@@ -367,15 +382,11 @@ impl Loader {
                 }
             })?,
             recheck: self
-                .pick(
-                    args.domain_recheck_secs,
-                    f.domain_recheck_secs,
-                    "HERALD_DOMAIN_RECHECK_SECS",
-                    "domain_recheck_secs",
-                    |n| if n < 60 { Err(format!("must be at least 60 seconds, not {n}")) } else { Ok(n) },
-                )?
+                .pick(args.domain_recheck_secs, f.domain_recheck_secs, "domain_recheck_secs", |n| {
+                    if n < 60 { Err(format!("must be at least 60 seconds, not {n}")) } else { Ok(n) }
+                })?
                 .map_or(defaults.recheck, Duration::from_secs),
-            rate_per_second: self.pick(args.send_rate, f.send_rate, "HERALD_SEND_RATE", "send_rate", |n| {
+            rate_per_second: self.pick(args.send_rate, f.send_rate, "send_rate", |n| {
                 if n == 0 { Err("must be at least 1 (leave it out for no limit)".into()) } else { Ok(n) }
             })?,
         })
@@ -464,7 +475,14 @@ mod tests {
     use super::*;
 
     fn global() -> GlobalArgs {
-        GlobalArgs { config: None, database_url: None, log_format: None, log: None }
+        GlobalArgs {
+            config: None,
+            database_url: None,
+            log_format: None,
+            log: None,
+            secret_key: None,
+            secret_key_previous: None,
+        }
     }
 
     fn serve_args() -> ServeArgs {
@@ -478,6 +496,8 @@ mod tests {
             queue_poll_ms: None,
             shutdown_timeout_secs: None,
             ingest_body_limit: None,
+            header_timeout_secs: None,
+            max_connections: None,
             smtp_url: None,
             dns_resolver: None,
             spf: None,
@@ -515,7 +535,7 @@ mod tests {
 
     #[test]
     fn the_example_file_states_the_defaults() {
-        let from_example = Loader::from_toml(EXAMPLE_FILE, "herald.example.toml").expect("example parses");
+        let from_example = Loader::from_toml(&settings::example_file(), "herald.example.toml").expect("example parses");
         let none = Loader::from_toml("", "empty.toml").expect("empty parses");
         let (a, b) = (from_example.common(&global()).expect("ok"), none.common(&global()).expect("ok"));
         assert_eq!((a.database, a.log_format, a.log_filter), (b.database, b.log_format, b.log_filter));
@@ -559,9 +579,11 @@ mod tests {
         args.bind = Some("localhost".into());
         assert_eq!(loader.serve(&args).expect_err("bad").setting, "HERALD_BIND (--bind)");
 
-        let cases: [BadServeArg; 5] = [
+        let cases: [BadServeArg; 7] = [
             (|a| a.public_url = Some("ftp://x".into()), "HERALD_PUBLIC_URL", "http"),
             (|a| a.public_url = Some("https://x/?a=1".into()), "HERALD_PUBLIC_URL", "query"),
+            (|a| a.header_timeout_secs = Some(0), "HERALD_HEADER_TIMEOUT_SECS", "between 1 and 3600"),
+            (|a| a.max_connections = Some(0), "HERALD_MAX_CONNECTIONS", "at least 1"),
             (|a| a.admin_token = Some("short".into()), "HERALD_ADMIN_TOKEN", "at least 16"),
             (|a| a.worker_concurrency = Some(0), "HERALD_WORKER_CONCURRENCY", "between 1 and 1024"),
             (|a| a.job_lease_secs = Some(0), "HERALD_JOB_LEASE_SECS", "at least 1"),
@@ -574,6 +596,26 @@ mod tests {
             assert!(err.setting.starts_with(setting), "{err}");
             assert!(err.reason.contains(reason), "{err}");
             assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_32_bytes_of_base64_and_never_shown() {
+        let key = "++++//vvvv/7777/++++//vvvv/7777/++++//vvvv8=";
+        let mut global = global();
+        global.secret_key = Some(key.into());
+        global.secret_key_previous =
+            Some(format!("{},{}", key.trim_end_matches('='), key.replace('+', "-").replace('/', "_")));
+        let loader = Loader::from_toml("", "h.toml").expect("parses");
+        let common = loader.common(&global).expect("ok");
+        let parsed = common.secret_key.clone().expect("a key");
+        assert_eq!(common.previous_secret_keys, [parsed.clone(), parsed.clone()], "padding and alphabet are optional");
+        assert!(!format!("{common:?}").contains("++++"), "{common:?}");
+        for (bad, says) in [("c2hvcnQ=", "is 5 bytes"), ("not base64!", "not base64")] {
+            global.secret_key = Some(bad.into());
+            let err = loader.common(&global).expect_err(bad);
+            assert!(err.setting.starts_with("HERALD_SECRET_KEY") && err.reason.contains(says), "{err}");
+            assert!(!err.to_string().contains(bad), "the value is not echoed: {err}");
         }
     }
 

@@ -8,11 +8,14 @@ pub(crate) mod api_keys;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod housekeeping;
+mod openapi;
 mod ops;
 pub mod router;
-pub(crate) mod settings;
+pub mod settings;
+pub(crate) mod settings_page;
 pub mod state;
 pub mod telemetry;
 pub mod wiring;
@@ -26,7 +29,6 @@ use anyhow::Context;
 use herald_domain::{ApiToken, Workspace};
 use herald_store::SharedStore;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::campaigns::{Campaigns, CampaignsState};
@@ -40,6 +42,7 @@ use crate::ingest::{self, IngestState};
 use crate::web::WebState;
 use crate::web::secret::WorkspaceSecrets;
 use config::WorkerSettings;
+use connections::ConnectionLimits;
 use herald_webhook::client::{ClientSettings, WebhookClient};
 use state::{AppState, Services};
 use worker::Worker;
@@ -49,6 +52,7 @@ use worker::Worker;
 pub struct App {
     pub state: AppState,
     pub worker: Arc<Worker>,
+    pub connections: ConnectionLimits,
 }
 
 /// Makes a database ready for first use: the `default` workspace exists and, when the
@@ -69,6 +73,11 @@ pub async fn bootstrap(
 }
 
 impl App {
+    /// This app with other connection limits than the defaults.
+    pub fn with_connection_limits(self, connections: ConnectionLimits) -> Self {
+        Self { connections, ..self }
+    }
+
     pub fn new(
         store: SharedStore,
         clock: SharedClock,
@@ -92,7 +101,6 @@ impl App {
     ) -> anyhow::Result<Self> {
         let WebhookSettings { client, disable_after } = webhooks.into();
         let client = WebhookClient::new(client).context("cannot build the webhook client")?;
-        let wake = Arc::new(Notify::new());
         // SQLite has one writer, so one committer; PostgreSQL overlaps several transactions.
         let committers = match store.backend() {
             herald_store::Backend::Sqlite => 1,
@@ -101,15 +109,13 @@ impl App {
         let public_url: Arc<str> = public_url.trim_end_matches('/').into();
         let secrets = Arc::new(WorkspaceSecrets::new(store.clone()));
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, &public_url, secrets.clone())?);
-        let webhooks =
-            Arc::new(Webhooks::new(store.clone(), clock.clone(), client, wake.clone(), disable_after, committers));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
         let campaigns =
             Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), webhooks.clone()));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),
             worker,
-            wake.clone(),
             campaigns.clone(),
             email.clone(),
             webhooks.clone(),
@@ -119,7 +125,7 @@ impl App {
                 store: store.clone(),
                 clock: clock.clone(),
                 public_url: public_url.clone(),
-                committer: ingest::committer(store.clone(), clock.clone(), committers, campaigns.clone(), wake.clone()),
+                committer: ingest::committer(store.clone(), clock.clone(), committers),
                 source_log: SourceLog::start(store.clone()),
                 limiter: Arc::default(),
                 sources: Arc::default(),
@@ -141,7 +147,6 @@ impl App {
                 clock: clock.clone(),
                 campaigns: campaigns.clone(),
                 webhooks: webhooks.clone(),
-                wake: wake.clone(),
             },
             web: WebState {
                 store: store.clone(),
@@ -156,10 +161,9 @@ impl App {
             store,
             clock,
             metrics: telemetry::metrics_handle(),
-            wake,
             public_url,
         });
-        Ok(Self { state, worker })
+        Ok(Self { state, worker, connections: ConnectionLimits::default() })
     }
 
     /// Serves on `listener` (and runs the worker loop when `run_worker`) until `shutdown` is
@@ -178,8 +182,8 @@ impl App {
             tokio::spawn(housekeeping::run(self.state.store.clone(), self.state.clock.clone(), shutdown.child_token()));
             tokio::spawn(self.state.email.clone().run_rechecks(shutdown.child_token()));
         }
-        let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
+        let server = connections::serve(listener, router, self.connections, shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server);
         tokio::select! {
             // Checked first: once shutdown is asked, the server finishing is expected.
             biased;

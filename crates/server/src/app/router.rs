@@ -20,16 +20,16 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ops;
 use super::state::AppState;
-use super::{api_keys, settings, workspace};
+use super::{api_keys, settings_page as settings, workspace};
+use super::{openapi, ops};
 use crate::delivery::email::api::{domains, messages, suppressions, transport};
 use crate::delivery::email::pages::{domains as domain_pages, messages as message_pages};
 use crate::delivery::email::unsubscribe_page as unsubscribe;
 use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints};
 use crate::delivery::webhooks::pages as deliveries;
 use crate::web::error::{self, ApiError};
-use crate::web::{assets, login};
+use crate::web::{assets, first_run, login};
 use crate::{campaigns, contacts, events, ingest};
 
 /// Largest request body the admin API reads.
@@ -122,7 +122,8 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
-    let doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    let mut doc = ApiDoc::openapi().merge_from(ops_doc).nest("/api/v1", v1_doc);
+    openapi::complete(&mut doc);
     (v1, ops, doc)
 }
 
@@ -132,6 +133,8 @@ fn pages() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/events") }))
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/login/link/{token}", get(first_run::redeem))
+        .route("/welcome", get(first_run::show).post(first_run::create))
         .route("/assets/{file}", get(assets::serve))
         .route("/messages", get(message_pages::list))
         .route("/messages/{id}", get(message_pages::show))

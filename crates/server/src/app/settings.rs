@@ -1,272 +1,349 @@
-//! Settings: API keys (created and shown once, revoked), the webhook signing key (rotated,
-//! the new secret shown once), and the SMTP transport with a test send.
+//! The table of settings: the one place where each setting is named (file key, environment
+//! variable, flag), given its default and documented. `herald config example` and the help of
+//! `herald serve` are generated from it, so neither can leave a setting out or drift from the
+//! other; `config.rs` reads the values and names a bad one the way this table does.
 
-use askama::Template;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
-use herald_domain::{ApiKeyId, PageRequest};
-use serde::Deserialize;
+use std::fmt::Write as _;
 
-use super::api_keys;
-use crate::app::state::AppState;
-use crate::delivery::email::api::transport;
-use crate::delivery::email::transport::{SecurityName, SmtpConfig};
-use crate::delivery::webhooks::api::deliveries as webhooks;
-use crate::web::{
-    Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
-};
-
-pub struct KeyRow {
-    pub id: String,
-    pub name: String,
-    pub hint: String,
-    pub created: String,
-    pub revoked: Option<String>,
-    pub current: bool,
+/// Which commands read a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every command (a global flag).
+    Global,
+    /// `serve` and `config check`.
+    Serve,
 }
 
-pub struct SigningRow {
-    pub id: String,
-    pub created: String,
-    pub retires: Option<String>,
+/// What happens when a setting is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// This value, written as TOML.
+    Value(&'static str),
+    /// No value: `means` says what Herald does then; `example` (TOML) shows a value.
+    Unset { means: &'static str, example: &'static str },
 }
 
-/// The transport form's fields, as typed.
-#[derive(Debug, Default, Deserialize)]
-pub struct TransportForm {
-    #[serde(default)]
-    host: String,
-    #[serde(default)]
-    port: String,
-    #[serde(default)]
-    security: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
+/// One setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The key in the settings file; the flag is the same with `-` for `_`.
+    pub key: &'static str,
+    pub env: &'static str,
+    pub scope: Scope,
+    pub default: DefaultValue,
+    /// What it does, in lines of prose: the first is the flag's short help.
+    pub doc: &'static str,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct TestForm {
-    #[serde(default)]
-    to: String,
-    #[serde(default)]
-    from: String,
-}
+impl Setting {
+    pub fn flag(&self) -> String {
+        format!("--{}", self.key.replace('_', "-"))
+    }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct KeyForm {
-    #[serde(default)]
-    name: String,
-}
+    /// The default as `--help` shows it.
+    pub fn default_text(&self) -> String {
+        match self.default {
+            DefaultValue::Value(toml) => toml.trim_matches('"').to_owned(),
+            DefaultValue::Unset { means, .. } => means.to_owned(),
+        }
+    }
 
-/// A secret shown once.
-pub struct Shown {
-    pub title: &'static str,
-    pub text: &'static str,
-    pub value: String,
-}
-
-#[derive(Template)]
-#[template(path = "settings.html")]
-struct SettingsPage {
-    l: Layout,
-    shown: Option<Shown>,
-    keys: Vec<KeyRow>,
-    keys_next: Option<String>,
-    key_form: KeyForm,
-    key_errors: FieldErrors,
-    signing: Vec<SigningRow>,
-    transport_kind: &'static str,
-    transport_source: &'static str,
-    password_set: bool,
-    transport: TransportForm,
-    transport_errors: FieldErrors,
-    test: TestForm,
-    test_errors: FieldErrors,
-    test_result: Option<(bool, String)>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct SettingsQuery {
-    keys_cursor: Option<String>,
-    notice: Option<String>,
-}
-
-impl SettingsPage {
-    async fn load(state: &AppState, session: &Session, keys_cursor: Option<&str>) -> Result<Self, crate::web::UiError> {
-        let ws = session.workspace_id;
-        let after = keys_cursor.and_then(|c| herald_domain::Cursor::decode::<ApiKeyId>(c).ok());
-        let page = state.store.list_api_keys(ws, PageRequest { after, limit: 50 }).await?;
-        let keys = page
-            .items
-            .iter()
-            .map(|k| KeyRow {
-                id: k.id.to_string(),
-                name: k.name.as_str().to_owned(),
-                hint: k.hint.clone(),
-                created: when(k.created_at),
-                revoked: k.revoked_at.map(when),
-                current: session.api_key_id() == Some(k.id),
-            })
-            .collect();
-        let signing = state
-            .store
-            .signing_keys(ws, state.clock.now())
-            .await?
-            .into_iter()
-            .map(|k| SigningRow { id: k.id, created: when(k.created_at), retires: k.retires_at.map(when) })
-            .collect();
-        let described = transport::describe(state, ws).await?;
-        let form = match &described.smtp {
-            Some(smtp) if described.source == "workspace" => TransportForm {
-                host: smtp.host.clone(),
-                port: smtp.port.to_string(),
-                security: serde_json::to_value(smtp.security)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                username: smtp.username.clone().unwrap_or_default(),
-                password: String::new(),
-            },
-            _ => TransportForm { port: "587".into(), security: "starttls".into(), ..TransportForm::default() },
-        };
-        Ok(Self {
-            l: Layout::new(session, "/settings", "Settings"),
-            shown: None,
-            keys,
-            keys_next: page.next_cursor.map(|c| c.as_str().to_owned()),
-            key_form: KeyForm::default(),
-            key_errors: FieldErrors::default(),
-            signing,
-            transport_kind: described.kind,
-            transport_source: described.source,
-            password_set: described.password_set,
-            transport: form,
-            transport_errors: FieldErrors::default(),
-            test: TestForm::default(),
-            test_errors: FieldErrors::default(),
-            test_result: None,
-        })
+    /// The help text of the flag: the doc, then the default.
+    pub fn help(&self) -> String {
+        let doc = self.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        format!("{doc} [default: {}]", self.default_text())
     }
 }
 
-fn respond(page: &SettingsPage, failed: bool) -> UiResult {
-    let status = if failed { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Ok((status, render(page)).into_response())
+use DefaultValue::{Unset, Value};
+use Scope::{Global, Serve};
+
+/// Every setting, in the order the example file lists them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "database_url",
+        env: "HERALD_DATABASE_URL",
+        scope: Global,
+        default: Value("\"sqlite://herald.db\""),
+        doc: "Database. `sqlite://PATH` keeps everything in one local file (created if missing, WAL mode).
+              `postgres://USER:PASSWORD@HOST:PORT/DATABASE` lets several Herald processes share the work.",
+    },
+    Setting {
+        key: "log_format",
+        env: "HERALD_LOG_FORMAT",
+        scope: Global,
+        default: Value("\"text\""),
+        doc: "Log line format: \"text\" for people, \"json\" (one object per line) for log collectors.",
+    },
+    Setting {
+        key: "log",
+        env: "HERALD_LOG",
+        scope: Global,
+        default: Value("\"info\""),
+        doc: "Log filter, in tracing's syntax: a level, or per-module levels like \"info,herald=debug\".",
+    },
+    Setting {
+        key: "secret_key",
+        env: "HERALD_SECRET_KEY",
+        scope: Global,
+        default: Unset {
+            means: "with SQLite, a key file beside the database, created on first start; required with PostgreSQL",
+            example: "\"…32 bytes in base64…\"",
+        },
+        doc: "The key that encrypts the secrets Herald stores (SMTP and webhook passwords, signing
+              secrets, DKIM keys, saved actions): 32 bytes in base64, e.g. `openssl rand -base64 32`.
+              Unset with SQLite, Herald creates a key file beside the database on first start (e.g.
+              herald.db.key, mode 0600): back it up with the database. Required with PostgreSQL, the
+              same on every node. Prefer the environment variable over writing a secret into a file.",
+    },
+    Setting {
+        key: "secret_key_previous",
+        env: "HERALD_SECRET_KEY_PREVIOUS",
+        scope: Global,
+        default: Unset { means: "none", example: "\"…an older key…,…\"" },
+        doc: "Earlier secret keys, comma-separated: what they sealed is read and sealed again with the
+              current key on start (key rotation).",
+    },
+    Setting {
+        key: "bind",
+        env: "HERALD_BIND",
+        scope: Serve,
+        default: Value("\"127.0.0.1:8080\""),
+        doc: "Address the HTTP server listens on. Use 0.0.0.0:8080 to accept connections from other hosts.",
+    },
+    Setting {
+        key: "public_url",
+        env: "HERALD_PUBLIC_URL",
+        scope: Serve,
+        default: Unset { means: "http://<the address bound>", example: "\"https://herald.example.com\"" },
+        doc: "Base URL under which others reach this server, used in every URL Herald hands out
+              (inbound webhook URLs, unsubscribe links, the first-run login link).",
+    },
+    Setting {
+        key: "admin_token",
+        env: "HERALD_ADMIN_TOKEN",
+        scope: Serve,
+        default: Unset { means: "none", example: "\"change-me-to-a-long-random-string\"" },
+        doc: "An admin API key for the `default` workspace, installed at start-up so scripts can drive a
+              fresh server. At least 16 visible ASCII characters. Changing it revokes the previous value.
+              Prefer the environment variable over writing a secret into a file.",
+    },
+    Setting {
+        key: "worker",
+        env: "HERALD_WORKER",
+        scope: Serve,
+        default: Value("true"),
+        doc: "Run job workers (journey steps, deliveries) in this process. Set to false for API-only nodes.",
+    },
+    Setting {
+        key: "worker_concurrency",
+        env: "HERALD_WORKER_CONCURRENCY",
+        scope: Serve,
+        default: Value("128"),
+        doc: "How many jobs this process runs at once (1 to 1024).",
+    },
+    Setting {
+        key: "job_lease_secs",
+        env: "HERALD_JOB_LEASE_SECS",
+        scope: Serve,
+        default: Value("30"),
+        doc: "Seconds a claimed job stays reserved for the worker that claimed it. If the process dies
+              holding jobs, they run elsewhere after at most this long.",
+    },
+    Setting {
+        key: "queue_poll_ms",
+        env: "HERALD_QUEUE_POLL_MS",
+        scope: Serve,
+        default: Value("1000"),
+        doc: "Longest pause in milliseconds between looks at the queue when nothing is due. Work enqueued
+              by this process wakes its workers at once; this bounds the delay for work from other nodes.",
+    },
+    Setting {
+        key: "shutdown_timeout_secs",
+        env: "HERALD_SHUTDOWN_TIMEOUT_SECS",
+        scope: Serve,
+        default: Value("10"),
+        doc: "Seconds to let in-flight requests and jobs finish after SIGTERM before exiting anyway.
+              Jobs cut off by the deadline are not lost: their leases expire and they run again.",
+    },
+    Setting {
+        key: "ingest_body_limit",
+        env: "HERALD_INGEST_BODY_LIMIT",
+        scope: Serve,
+        default: Value("262144"),
+        doc: "Largest inbound webhook body in bytes; larger requests are answered 413 and logged as
+              rejections of their source. A batch request (`.../batch`) may be 16 times this.",
+    },
+    Setting {
+        key: "header_timeout_secs",
+        env: "HERALD_HEADER_TIMEOUT_SECS",
+        scope: Serve,
+        default: Value("30"),
+        doc: "Seconds a connection has to send a request's headers, counted from when it opens or its
+              previous response was sent; a connection that sends nothing, or stops inside the headers,
+              is closed then. (A whole request, its body included, gets 30 seconds.)",
+    },
+    Setting {
+        key: "max_connections",
+        env: "HERALD_MAX_CONNECTIONS",
+        scope: Serve,
+        default: Unset {
+            means: "the open-file limit less room for the database, SMTP and outbound webhooks",
+            example: "4096",
+        },
+        doc: "Most HTTP connections open at once. Beyond it, new connections wait in the listen backlog
+              until one closes, and the log says so; it is held below the process's open-file limit,
+              whose soft value Herald raises to the hard one at start.",
+    },
+    Setting {
+        key: "smtp_url",
+        env: "HERALD_SMTP_URL",
+        scope: Serve,
+        default: Unset {
+            means: "none: email goes to the outbox",
+            example: "\"smtp://user:password@smtp.example.com:587?pool=8\"",
+        },
+        doc: "The SMTP relay for workspaces that have not set their own (PUT /api/v1/transport). Without
+              one, campaign email goes to the embedded outbox (GET /api/v1/messages). `smtp://` uses
+              STARTTLS (port 587), `smtps://` implicit TLS (465), `?security=none` plain text for a relay
+              on this host. Query parameters: pool (connections), timeout (seconds), rate and domain_rate
+              (messages per second). User and password are percent-encoded.",
+    },
+    Setting {
+        key: "dns_resolver",
+        env: "HERALD_DNS_RESOLVER",
+        scope: Serve,
+        default: Unset { means: "the system's resolver", example: "\"1.1.1.1:53\"" },
+        doc: "The DNS server (IP:PORT) that sending-domain checks ask.",
+    },
+    Setting {
+        key: "spf",
+        env: "HERALD_SPF",
+        scope: Serve,
+        default: Unset {
+            means: "none: SPF is reported but not required",
+            example: "\"include:_spf.mail.example.net\"",
+        },
+        doc: "The SPF mechanism that covers the IPs this node sends from (`include:…` or `ip4:…`).
+              Domains are told to publish it, and verification requires it.",
+    },
+    Setting {
+        key: "domain_recheck_secs",
+        env: "HERALD_DOMAIN_RECHECK_SECS",
+        scope: Serve,
+        default: Value("21600"),
+        doc: "Seconds between checks of each sending domain's DNS records; a record that disappears from
+              a verified domain is reported as a warning on the domain.",
+    },
+    Setting {
+        key: "send_rate",
+        env: "HERALD_SEND_RATE",
+        scope: Serve,
+        default: Unset { means: "no limit", example: "100" },
+        doc: "The most messages per second this node hands to SMTP, over all workspaces.",
+    },
+    Setting {
+        key: "webhook_allow_cidrs",
+        env: "HERALD_WEBHOOK_ALLOW_CIDRS",
+        scope: Serve,
+        default: Unset { means: "none", example: "\"10.1.0.0/16\"" },
+        doc: "Address ranges outbound webhooks may reach although they are private, loopback, link-local
+              or otherwise special (checked on the address actually connected to), comma separated.",
+    },
+    Setting {
+        key: "webhook_allow_http",
+        env: "HERALD_WEBHOOK_ALLOW_HTTP",
+        scope: Serve,
+        default: Value("false"),
+        doc: "Let webhooks use plain http:// URLs (local tests only; the default is https only).",
+    },
+    Setting {
+        key: "webhook_disable_after_secs",
+        env: "HERALD_WEBHOOK_DISABLE_AFTER_SECS",
+        scope: Serve,
+        default: Value("432000"),
+        doc: "Seconds an endpoint may fail every attempt (5 days by default, at least 3600) before its
+              calls are turned off; the reason is recorded and the endpoint can be enabled again.",
+    },
+];
+
+/// The setting with this file key. Every key `config.rs` reads is in the table (a test
+/// checks), so a miss is a programming error.
+pub fn setting(key: &str) -> &'static Setting {
+    SETTINGS.iter().find(|s| s.key == key).unwrap_or_else(|| panic!("setting {key:?} is missing from SETTINGS"))
 }
 
-pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<SettingsQuery>) -> UiResult {
-    let mut page = SettingsPage::load(&state, &session, non_blank(&q.keys_cursor)).await?;
-    page.l.notice = NoticeQuery { notice: q.notice }.message();
-    respond(&page, false)
-}
+const EXAMPLE_HEADER: &str = "\
+# Herald settings file. Every setting is optional; shown here with its default.
+#
+# Precedence, highest first: command-line flag, environment variable, this file, default.
+# Pass the file with `herald --config herald.toml serve` (or HERALD_CONFIG=herald.toml).
+# A bad value stops start-up with one line naming the setting and what is wrong; an unknown
+# key does too, so a typo cannot silently fall back to a default.
+";
 
-pub async fn create_key(State(state): State<AppState>, Form(session, form): Form<KeyForm>) -> UiResult {
-    let result = api_keys::create(&state, session.workspace_id, &form.name).await;
-    let mut page = SettingsPage::load(&state, &session, None).await?;
-    match result {
-        Ok((_, token)) => {
-            page.shown = Some(Shown {
-                title: "New API key",
-                text: "Copy it now: it is shown only this once (Herald keeps only a hash).",
-                value: token.expose().to_owned(),
-            });
-            respond(&page, false)
+/// The commented example file, which doubles as the operator's manual of settings: settings
+/// with a default are written out with it; the others are commented out with an example.
+pub fn example_file() -> String {
+    let mut out = EXAMPLE_HEADER.to_owned();
+    for setting in SETTINGS {
+        out.push('\n');
+        for line in setting.doc.lines() {
+            let _ = writeln!(out, "# {}", line.trim());
         }
-        Err(error) => {
-            page.key_errors = FieldErrors::from_api(error, &["name"]);
-            page.key_form = form;
-            respond(&page, true)
+        let _ = writeln!(out, "# Env: {}   Flag: {}", setting.env, setting.flag());
+        match setting.default {
+            Value(toml) => {
+                let _ = writeln!(out, "{} = {toml}", setting.key);
+            }
+            Unset { means, example } => {
+                let _ = writeln!(out, "# Default: {means}.");
+                let _ = writeln!(out, "# {} = {example}", setting.key);
+            }
         }
     }
+    out
 }
 
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Form(session, Empty {}): Form<Empty>,
-) -> UiResult {
-    let id: ApiKeyId = parse_id(&id)?;
-    api_keys::revoke(&state, session.workspace_id, id).await?;
-    if session.api_key_id() == Some(id) {
-        // This session's own key: the session has ended with it.
-        return Ok(Redirect::to("/login").into_response());
-    }
-    Ok(see_other("/settings", "revoked"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub async fn rotate_signing_key(State(state): State<AppState>, Form(session, Empty {}): Form<Empty>) -> UiResult {
-    let key = webhooks::rotate_key(&state, session.workspace_id, None).await?;
-    let mut page = SettingsPage::load(&state, &session, None).await?;
-    page.shown = Some(Shown {
-        title: "New webhook signing secret",
-        text: "Give it to the systems that verify Herald's webhook signatures. The previous key keeps signing for a while so they can switch; this secret is shown only now.",
-        value: key.secret,
-    });
-    page.l.notice =
-        Some(format!("Signing key {} made; the previous one retires {}.", key.id, when(key.previous_retires_at)));
-    respond(&page, false)
-}
-
-pub async fn set_transport(State(state): State<AppState>, Form(session, form): Form<TransportForm>) -> UiResult {
-    let fields = ["host", "port", "security", "username", "password"];
-    let parsed = (|| {
-        let port = if form.port.trim().is_empty() {
-            587
-        } else {
-            form.port
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| crate::web::error::ApiError::invalid("port", "must be a number from 1 to 65535"))?
-        };
-        let security = serde_json::from_value::<SecurityName>(serde_json::Value::String(form.security.clone()))
-            .map_err(|e| crate::web::error::ApiError::invalid("security", e))?;
-        let mut smtp: SmtpConfig = serde_json::from_value(serde_json::json!({"host": form.host.trim()}))
-            .map_err(|e| crate::web::error::ApiError::invalid("host", e))?;
-        smtp.port = port;
-        smtp.security = security;
-        smtp.username = Some(form.username.trim().to_owned()).filter(|u| !u.is_empty());
-        Ok::<_, crate::web::error::ApiError>(smtp)
-    })();
-    let result = match parsed {
-        Ok(smtp) => {
-            // A blank password keeps the stored one.
-            let password = (!form.password.is_empty()).then(|| Some(form.password.clone()));
-            transport::set(&state, session.workspace_id, smtp, password).await
+    #[test]
+    fn names_follow_one_rule() {
+        for s in SETTINGS {
+            assert_eq!(s.env, format!("HERALD_{}", s.key.to_uppercase()), "{}", s.key);
+            assert!(!s.doc.trim().is_empty(), "{} is documented", s.key);
         }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => Ok(see_other("/settings", "transport")),
-        Err(error) => {
-            let mut page = SettingsPage::load(&state, &session, None).await?;
-            page.transport_errors = FieldErrors::from_api(error, &fields);
-            page.transport = TransportForm { password: String::new(), ..form };
-            respond(&page, true)
-        }
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len(), "keys are unique");
     }
-}
 
-pub async fn test_transport(State(state): State<AppState>, Form(session, form): Form<TestForm>) -> UiResult {
-    let result = transport::test_send(&state, session.workspace_id, form.to.trim(), form.from.trim()).await;
-    let mut page = SettingsPage::load(&state, &session, None).await?;
-    let failed = match result {
-        Ok(r) => {
-            let words = if r.accepted {
-                format!("The relay accepted the message{}: {}", if r.signed { " (DKIM-signed)" } else { "" }, r.reply)
-            } else {
-                format!("The relay refused the message ({}): {}", r.failure.unwrap_or("failed"), r.reply)
+    #[test]
+    fn the_example_file_names_every_setting_with_its_variable_and_flag() {
+        let example = example_file();
+        for s in SETTINGS {
+            assert!(example.contains(&format!("# Env: {}   Flag: {}\n", s.env, s.flag())), "{}", s.key);
+            let assignment = match s.default {
+                Value(toml) => format!("\n{} = {toml}\n", s.key),
+                Unset { example, .. } => format!("\n# {} = {example}\n", s.key),
             };
-            page.test_result = Some((r.accepted, words));
-            false
+            assert!(example.contains(&assignment), "{}: {assignment}", s.key);
         }
-        Err(error) => {
-            page.test_errors = FieldErrors::from_api(error, &["to", "from"]);
-            true
+    }
+
+    #[test]
+    fn the_readme_settings_table_lists_every_variable() {
+        let readme = include_str!("../../../../README.md");
+        let table = readme
+            .split("## Settings")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Settings section");
+        for s in SETTINGS {
+            assert!(table.contains(&format!("`{}`", s.env)), "README's settings table lacks {}", s.env);
         }
-    };
-    page.test = form;
-    respond(&page, failed)
+    }
 }

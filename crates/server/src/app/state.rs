@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 
 use crate::campaigns::CampaignsState;
 use crate::clock::SharedClock;
@@ -38,8 +37,6 @@ pub struct Services {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub metrics: PrometheusHandle,
-    /// Wakes this process's workers when a request enqueues work.
-    pub wake: Arc<Notify>,
     /// Base URL for URLs handed out to others, without a trailing slash.
     pub public_url: Arc<str>,
     pub ingest: IngestState,

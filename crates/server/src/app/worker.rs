@@ -4,9 +4,12 @@
 //! runs each in its own task, so a slow job never holds up the others; the journey steps of a
 //! claim run together in one task (one read, one commit; a step that makes a webhook call
 //! commits when the call is over, and each gives back its own slot). When nothing is due it
-//! sleeps until the next job's due time, a local wake-up (work enqueued by this process), the
-//! poll interval (work enqueued by other nodes), or shutdown, whichever comes first: waiting
-//! work costs no queries beyond one probe per interval.
+//! sleeps until the next job's due time, a local wake-up, the poll interval (work enqueued by
+//! other nodes), or shutdown, whichever comes first: waiting work costs no queries beyond one
+//! probe per interval. The local wake-up is the store's [`QueueSignal`]: every commit of this
+//! process that makes a job due before the worker's sleep ends (a request's, or a job's
+//! follow-up: a journey's first step, a message's delivery) wakes it, so a chain of jobs runs
+//! hop after hop without waiting for the poll.
 //!
 //! A job's effect commits in the same transaction as its completion, fenced by the lease
 //! (`StoreError::LeaseLost` when another worker took the job over), so a crash at any point
@@ -17,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::{JobKind, RetryPolicy, Timestamp};
-use herald_store::{ClaimRequest, SharedStore, StoreError};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use herald_store::{ClaimRequest, QueueSignal, SharedStore, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +38,8 @@ pub struct Worker {
     store: SharedStore,
     clock: SharedClock,
     settings: WorkerSettings,
-    wake: Arc<Notify>,
+    /// The store's: wakes the loop for jobs this process's commits make due.
+    signal: Arc<QueueSignal>,
     campaigns: Arc<Campaigns>,
     email: Arc<crate::delivery::email::Email>,
     webhooks: Arc<crate::delivery::webhooks::Webhooks>,
@@ -48,13 +52,13 @@ impl Worker {
         store: SharedStore,
         clock: SharedClock,
         settings: WorkerSettings,
-        wake: Arc<Notify>,
         campaigns: Arc<Campaigns>,
         email: Arc<crate::delivery::email::Email>,
         webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
-        Self { store, clock, settings, wake, campaigns, email, webhooks, name }
+        let signal = store.queue_signal().clone();
+        Self { store, clock, settings, signal, campaigns, email, webhooks, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -80,12 +84,13 @@ impl Worker {
             // give back their slots, so one claim takes them all instead of one each.
             tokio::task::yield_now().await;
             let free = 1 + slots.available_permits();
+            self.signal.looking();
             let claimed = match self.claim(free).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim jobs; will retry");
                     drop(first_slot);
-                    if sleep_or_shutdown(STORE_ERROR_PAUSE, &self.wake, &shutdown).await {
+                    if self.sleep_or_shutdown(STORE_ERROR_PAUSE, &shutdown).await {
                         break;
                     }
                     continue;
@@ -94,7 +99,7 @@ impl Worker {
             if claimed.is_empty() {
                 drop(first_slot);
                 let wait = self.idle_wait().await;
-                if sleep_or_shutdown(wait, &self.wake, &shutdown).await {
+                if self.sleep_or_shutdown(wait, &shutdown).await {
                     break;
                 }
                 continue;
@@ -164,6 +169,16 @@ impl Worker {
         }
     }
 
+    /// Sleeps for `wait` unless a commit makes a job due before then or shutdown is asked
+    /// first; returns whether shutdown was asked.
+    async fn sleep_or_shutdown(&self, wait: Duration, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = self.signal.woken_before(self.clock.now() + wait) => false,
+            () = shutdown.cancelled() => true,
+        }
+    }
+
     async fn run_one(&self, leased: LeasedJob) {
         let started = Instant::now();
         let outcome = self.execute(&leased).await;
@@ -195,12 +210,12 @@ impl Worker {
         if job.attempts > job.max_attempts {
             // Claimed again and again without ever finishing: its worker keeps dying on it.
             let error = format!("claimed {} times without finishing; giving up", job.attempts);
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            self.store.finish_job(leased.job.workspace_id, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         }
         match job.kind.parse::<JobKind>() {
             Ok(JobKind::Ping) => {
-                self.store.complete_ping(&leased.lease, &self.name, now).await?;
+                self.store.complete_ping(job.workspace_id, &leased.lease, &self.name, now).await?;
                 Ok("done")
             }
             Ok(JobKind::DeliverMessage) => match self.email.deliver(leased).await {
@@ -249,13 +264,13 @@ impl Worker {
                 // run again shortly and decide on what is committed now.
                 let error = format!("lost a race ({constraint}); running again");
                 let outcome = JobOutcome::Retry { at: now + RACE_RETRY, error };
-                self.store.finish_job(&leased.lease, &outcome, now).await?;
+                self.store.finish_job(leased.job.workspace_id, &leased.lease, &outcome, now).await?;
                 Ok("retry")
             }
             Err(CampaignJobError::Store(e)) => self.retry_later(leased, e.to_string(), now).await,
             Err(CampaignJobError::Invalid(error)) => {
                 tracing::error!(job = %leased.job.id, kind = %leased.job.kind, error, "campaign job cannot run");
-                self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+                self.store.finish_job(leased.job.workspace_id, &leased.lease, &JobOutcome::Dead { error }, now).await?;
                 Ok("dead")
             }
         }
@@ -267,7 +282,7 @@ impl Worker {
         tracing::warn!(job = %leased.job.id, kind = %leased.job.kind, error, "job failed; it runs again later");
         let outcome = RetryPolicy::DEFAULT.after_failure(leased.job.attempts, now, rand::random(), error);
         let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
-        self.store.finish_job(&leased.lease, &outcome, now).await?;
+        self.store.finish_job(leased.job.workspace_id, &leased.lease, &outcome, now).await?;
         Ok(label)
     }
 }
@@ -298,13 +313,4 @@ fn record(leased: &LeasedJob, outcome: Result<&'static str, StoreError>, started
     let labels = [("kind", kind), ("outcome", outcome.to_owned())];
     metrics::counter!("herald_jobs_total", &labels).increment(1);
     metrics::histogram!("herald_job_duration_seconds", &labels[..1]).record(started.elapsed().as_secs_f64());
-}
-
-/// Sleeps for `wait` unless woken or shut down first; returns whether shutdown was asked.
-async fn sleep_or_shutdown(wait: Duration, wake: &Notify, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(wait) => false,
-        () = wake.notified() => false,
-        () = shutdown.cancelled() => true,
-    }
 }

@@ -422,10 +422,7 @@ async fn enroll_contact(
             },
         )?;
     match outcome {
-        Ok(journey_id) => {
-            state.wake.notify_one();
-            Ok((StatusCode::CREATED, Json(Enrolled { journey_id })))
-        }
+        Ok(journey_id) => Ok((StatusCode::CREATED, Json(Enrolled { journey_id }))),
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, "not_enrolled", why)),
     }
 }

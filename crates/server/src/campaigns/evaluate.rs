@@ -152,7 +152,10 @@ impl Campaigns {
             (Trigger::Event { occurrence, .. }, Role::Enters) => {
                 if let (Some(occurrence), Some(name)) = (occurrence, event.name.as_deref()) {
                     let since = occurrence.within.map(|w| event.received_at - w.as_duration());
-                    let count = self.store.count_contact_events(contact.id, name, since, event.id).await?;
+                    let count = self
+                        .store
+                        .count_contact_events(contact.workspace_id, contact.id, name, since, event.id)
+                        .await?;
                     if let Err(why) = trigger::check_occurrence(Some(occurrence), count) {
                         return Ok(reaction(ReactionKind::Skipped, why));
                     }
@@ -212,7 +215,8 @@ impl Campaigns {
         let history = if rule == EntryRule::EveryTime {
             History::default()
         } else {
-            let journeys = self.store.contact_journeys(contact.id, Some(campaign.id), HISTORY).await?;
+            let journeys =
+                self.store.contact_journeys(contact.workspace_id, contact.id, Some(campaign.id), HISTORY).await?;
             let this_batch = evaluation.enrolled.contains(&key);
             History {
                 entered_before: this_batch || !journeys.is_empty(),
@@ -262,7 +266,8 @@ impl Campaigns {
         else {
             return Ok(None);
         };
-        let journeys = self.store.contact_journeys(contact.id, Some(campaign.id), HISTORY).await?;
+        let journeys =
+            self.store.contact_journeys(contact.workspace_id, contact.id, Some(campaign.id), HISTORY).await?;
         let mut converted = 0;
         for journey in journeys.iter().filter(|j| {
             j.status == JourneyStatus::Active
@@ -339,7 +344,7 @@ impl Campaigns {
             };
             if let Some(awaited) = awaited
                 && campaign.state == CampaignState::Active
-                && !self.store.contact_event_after(contact.id, &awaited, event.id).await?
+                && !self.store.contact_event_after(workspace, contact.id, &awaited, event.id).await?
             {
                 let enrollment = Enrollment {
                     campaign: &campaign,

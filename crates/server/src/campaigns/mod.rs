@@ -49,8 +49,6 @@ pub struct CampaignsState {
     pub campaigns: Arc<Campaigns>,
     /// The outbound webhook client's rules, which campaign webhooks' URLs are checked against.
     pub webhooks: Arc<Webhooks>,
-    /// Wakes this process's workers when a change releases work.
-    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Compiled programs kept in memory. Versions never change; programs that use saved actions
@@ -88,8 +86,6 @@ pub struct Campaigns {
     limits: Limits,
     /// Commits the effects of many jobs in one transaction.
     committer: GroupCommit<PendingWork, StoreResult<()>>,
-    /// Whether a workspace has active or paused campaigns, and since when that is known.
-    live: Mutex<HashMap<WorkspaceId, (bool, Instant)>>,
     /// Unsubscribe links and the choice of transport for email steps.
     email: Arc<Email>,
     /// Each campaign's event webhooks, for the events journeys commit.
@@ -128,38 +124,10 @@ impl Campaigns {
             programs: Mutex::default(),
             limits: Limits::default(),
             committer,
-            live: Mutex::default(),
             email,
             hooks: Hooks::new(store.clone()),
             webhooks,
         }
-    }
-
-    /// Whether any of `workspaces` has live campaigns, so that events committed there have
-    /// evaluation jobs waiting. Known for up to a second (a campaign activated on another
-    /// node is seen within it; one activated here at once); this only decides whether to wake
-    /// the local worker now rather than at its next poll.
-    pub async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool {
-        for &workspace in workspaces {
-            let known = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(&workspace).copied();
-            let live = match known {
-                Some((live, since)) if since.elapsed() < LIVE_TTL => live,
-                _ => {
-                    let live = self.store.live_campaigns(workspace).await.is_ok_and(|c| !c.is_empty());
-                    self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(workspace, (live, Instant::now()));
-                    live
-                }
-            };
-            if live {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Forgets what is known about `workspace`'s campaigns (one changed state here).
-    pub fn forget_live(&self, workspace: WorkspaceId) {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&workspace);
     }
 
     /// Forgets a campaign's event webhooks (one changed through this node's API).
@@ -263,13 +231,6 @@ impl Campaigns {
     }
 }
 
-#[async_trait::async_trait]
-impl crate::ingest::LiveCampaigns for Campaigns {
-    async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool {
-        Campaigns::any_live(self, workspaces).await
-    }
-}
-
 /// Why a document did not compile.
 #[derive(Debug)]
 pub enum CompileFailure {
@@ -315,9 +276,6 @@ fn payload<T: DeserializeOwned>(leased: &LeasedJob) -> Result<T, CampaignJobErro
     serde_json::from_value(leased.job.payload.clone())
         .map_err(|e| CampaignJobError::Invalid(format!("unreadable {} payload: {e}", leased.job.kind)))
 }
-
-/// How long whether a workspace has live campaigns is trusted.
-const LIVE_TTL: Duration = Duration::from_secs(1);
 
 /// How long a job that lost a race (a conflicting write by another node) waits to run again.
 pub const RACE_RETRY: Duration = Duration::from_millis(200);

@@ -104,9 +104,6 @@ pub async fn set_state(
             ),
             other => other.into(),
         })?;
-    state.campaigns.forget_live(workspace);
-    // Released journeys have jobs due now.
-    state.wake.notify_one();
     Ok(campaign)
 }
 

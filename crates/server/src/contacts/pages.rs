@@ -197,7 +197,7 @@ impl ContactPage {
                 PageRequest { after: None, limit: TIMELINE_EACH },
             )
             .await?;
-        let journeys = state.store.contact_journeys(id, None, TIMELINE_EACH).await?;
+        let journeys = state.store.contact_journeys(ws, id, None, TIMELINE_EACH).await?;
         let mut campaign_names = std::collections::HashMap::new();
         for journey in &journeys {
             if let std::collections::hash_map::Entry::Vacant(slot) = campaign_names.entry(journey.campaign_id) {

@@ -84,11 +84,11 @@ fn with_url(state: &IngestState, source: Source, token: &SourceToken) -> SourceW
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
-    #[schema(example = "Website signups")]
+    #[schema(example = "Website signups", min_length = 1, max_length = 100)]
     name: String,
     /// `generic` (email/event/userId/data), `posthog` (PostHog's webhook destination) or
     /// `mapped` (any JSON, with a field mapping).
-    #[schema(example = "generic")]
+    #[schema(example = "generic", pattern = "^(generic|posthog|mapped)$")]
     kind: String,
     rate_limit_per_second: Option<u32>,
 }
@@ -151,6 +151,7 @@ pub struct PreviewMapping {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SuggestParams {
     /// Which captured sample to start from (0 = newest).
     sample: Option<usize>,
@@ -262,7 +263,9 @@ async fn rotate_source(
     let options: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
         Rotate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e))?
+        serde_json::from_slice::<crate::web::error::JsonObject<Rotate>>(&body)
+            .map_err(|e| ApiError::invalid("body", e))?
+            .0
     };
     let grace = Duration::from_secs(options.grace_seconds.unwrap_or(0));
     let (source, token) = service::rotate(&state, p.workspace_id, id, grace).await?;

@@ -2,7 +2,7 @@
 //! for every request. Only sources found by their current token (no rotation grace period
 //! running) are cached, and only for `TTL`; any change to a source through this node's API
 //! clears the cache at once. Another node sharing the database sees a rotation, disabling or
-//! deletion made here within `TTL` (documented in ARCHITECTURE.md). Unknown tokens are never
+//! deletion made here within `TTL` (documented in docs/design/ingest.md). Unknown tokens are never
 //! cached, so random tokens cannot fill memory.
 
 use std::collections::HashMap;

@@ -19,9 +19,6 @@ use std::sync::Arc;
 use herald_store::SharedStore;
 use herald_store::ingest::{IngestRequest, IngestResult};
 
-use herald_domain::WorkspaceId;
-use tokio::sync::Notify;
-
 use crate::clock::SharedClock;
 use crate::group_commit::GroupCommit;
 
@@ -46,42 +43,16 @@ pub struct IngestState {
     pub body_limit: usize,
 }
 
-/// The next stage as ingest sees it: whether events committed in these workspaces have
-/// campaigns waiting to evaluate them (so the worker is worth waking now).
-#[async_trait::async_trait]
-pub trait LiveCampaigns: Send + Sync + 'static {
-    async fn any_live(&self, workspaces: &[WorkspaceId]) -> bool;
-}
-
-/// Starts the ingest committers. After a commit that accepted events in a workspace with
-/// live campaigns, the local worker is woken: their evaluation jobs are due now.
-pub fn committer(
-    store: SharedStore,
-    clock: SharedClock,
-    committers: usize,
-    campaigns: Arc<dyn LiveCampaigns>,
-    wake: Arc<Notify>,
-) -> Committer {
+/// Starts the ingest committers. A commit that accepted events in a workspace with live
+/// campaigns enqueued their evaluation; the store wakes the local worker for it.
+pub fn committer(store: SharedStore, clock: SharedClock, committers: usize) -> Committer {
     GroupCommit::start(
         "ingest",
         clock,
         committers,
         Arc::new(move |requests: Vec<IngestRequest>, now| {
-            let (store, campaigns, wake) = (store.clone(), campaigns.clone(), wake.clone());
-            Box::pin(async move {
-                let results = store.ingest(&requests, now).await?;
-                let mut workspaces: Vec<WorkspaceId> = requests
-                    .iter()
-                    .zip(&results)
-                    .filter(|(_, r)| matches!(r, IngestResult::Accepted(_)))
-                    .map(|(q, _)| q.workspace_id)
-                    .collect();
-                workspaces.dedup();
-                if !workspaces.is_empty() && campaigns.any_live(&workspaces).await {
-                    wake.notify_one();
-                }
-                Ok(results)
-            })
+            let store = store.clone();
+            Box::pin(async move { store.ingest(&requests, now).await })
         }),
     )
 }

@@ -13,6 +13,7 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use herald_domain::contact::AttributeError;
 use herald_domain::inbound::{InboundEvent, WhenUnmatched, parse_generic, parse_posthog};
 use herald_domain::mapping::{CompiledMapping, MappingSpec};
 use herald_domain::payload::{self, PayloadError};
@@ -115,6 +116,7 @@ async fn open(
 /// Logs a refusal in the source's rejection log and turns it into the response.
 fn reject(state: &IngestState, inbound: &Inbound, error: ApiError) -> Response {
     state.source_log.rejection(Rejection {
+        workspace_id: inbound.source.workspace_id,
         source_id: inbound.source.id,
         received_at: inbound.received_at,
         status: error.status.as_u16(),
@@ -132,8 +134,17 @@ fn payload_error(e: PayloadError) -> ApiError {
         PayloadError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
         PayloadError::EmptyQuery => (StatusCode::BAD_REQUEST, "empty_request"),
         PayloadError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        PayloadError::InvalidUtf8 { .. } | PayloadError::UnkeptNumber(_) => {
+            let mut error = ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", e.to_string());
+            error.field = e.field();
+            return error;
+        }
     };
     ApiError::new(status, code, e.to_string())
+}
+
+fn over_limit(e: &AttributeError) -> ApiError {
+    ApiError::invalid(&e.field(), &e.reason)
 }
 
 fn field_error(e: FieldError) -> ApiError {
@@ -168,7 +179,11 @@ fn interpret(
         SourceKind::Generic => parse_generic(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Posthog => parse_posthog(payload).map(|e| (e, Vec::new())).map_err(field_error),
         SourceKind::Mapped => {
-            state.source_log.sample(Sample { source_id: source.id, received_at, body: payload.clone() });
+            // Samples are stored as the events are: NUL as U+FFFD on both backends.
+            let mut body = payload.clone();
+            payload::replace_nul(&mut body);
+            let workspace_id = source.workspace_id;
+            state.source_log.sample(Sample { workspace_id, source_id: source.id, received_at, body });
             let outcome = saved_mapping(source).and_then(|mapping| {
                 mapping.apply(payload).map_err(|errors| {
                     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -290,6 +305,7 @@ pub async fn receive(State(state): State<IngestState>, Path(token): Path<String>
             Json(accepted(&receipt)).into_response()
         }
         Ok(Some(IngestResult::Unmatched)) => reject(&state, &inbound, unmatched()),
+        Ok(Some(IngestResult::OverLimit(e))) => reject(&state, &inbound, over_limit(&e)),
         Ok(None) => commit_error(CommitError::Closed).into_response(),
         Err(e) => commit_error(e).into_response(),
     }
@@ -332,10 +348,17 @@ pub async fn receive_batch(
     let mut requests = Vec::new();
     let mut positions = Vec::new();
     for (index, item) in items.iter().enumerate() {
+        // Each event is held to the single-event limit, measured as the compact JSON it is
+        // stored as, so a batch cannot carry what the single-event URL refuses.
+        let body = item.to_string().into_bytes();
+        if body.len() > state.body_limit {
+            results[index] = item_error(index, &event_too_large(state.body_limit, body.len()));
+            continue;
+        }
         match interpret(&state, &inbound.source, item, inbound.received_at) {
             Ok((event, notes)) => {
                 let item_key = key.as_ref().map(|k| format!("{k}:{index}"));
-                requests.push(ingest_request(&inbound, item.to_string().into_bytes(), item_key, event, notes));
+                requests.push(ingest_request(&inbound, body, item_key, event, notes));
                 positions.push(index);
             }
             Err(error) => results[index] = item_error(index, &error),
@@ -352,6 +375,7 @@ pub async fn receive_batch(
                             value
                         }
                         IngestResult::Unmatched => item_error(index, &unmatched()),
+                        IngestResult::OverLimit(e) => item_error(index, &over_limit(&e)),
                     };
                 }
             }
@@ -365,6 +389,7 @@ pub async fn receive_batch(
             format!("{rejected} of {} events refused; see the response for each", items.len()),
         );
         state.source_log.rejection(Rejection {
+            workspace_id: inbound.source.workspace_id,
             source_id: inbound.source.id,
             received_at: inbound.received_at,
             status: 200,
@@ -374,6 +399,14 @@ pub async fn receive_batch(
         });
     }
     Json(json!({"accepted": results.len() - rejected, "rejected": rejected, "results": results})).into_response()
+}
+
+fn event_too_large(limit: usize, size: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("this event is {size} bytes as compact JSON; one event may be at most {limit} bytes"),
+    )
 }
 
 fn item_error(index: usize, error: &ApiError) -> Value {

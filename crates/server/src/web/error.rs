@@ -2,12 +2,19 @@
 //! every failure onto it. Codes are stable snake_case strings clients may match on; messages
 //! are for people and may change.
 
+use std::marker::PhantomData;
+
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use herald_domain::number;
 use herald_store::StoreError;
-use serde::Serialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// An error answered by the API.
@@ -89,6 +96,7 @@ impl From<StoreError> for ApiError {
                 message: format!("conflicts with an existing record ({constraint})"),
                 field: conflict_field(&constraint).map(str::to_owned),
             },
+            StoreError::OverLimit(e) => ApiError::invalid(&e.field(), &e.reason),
             StoreError::Busy(_) => {
                 tracing::warn!(error = %error_chain(&err), "database busy");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the database is busy; try again shortly")
@@ -139,7 +147,11 @@ impl From<JsonRejection> for ApiError {
             }
             JsonRejection::JsonDataError(e) => {
                 let detail = innermost(&e);
-                let field = detail.split_once(": ").map(|(path, _)| path.to_owned()).filter(|p| !p.contains(' '));
+                let field = detail
+                    .split_once(": ")
+                    .map(|(path, _)| path.to_owned())
+                    .filter(|p| !p.contains(' '))
+                    .or_else(|| detail.contains(OBJECT_EXPECTED).then(|| "body".to_owned()));
                 ApiError {
                     status: StatusCode::BAD_REQUEST,
                     code: "validation_failed",
@@ -179,10 +191,79 @@ fn innermost(err: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// `Json` whose rejections answer in the API's error shape.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections answer in the API's error shape, and which refuses, naming the
+/// field, a number it could not keep as written (an integer beyond 64 bits, a number beyond a
+/// 64-bit float) rather than storing a rounded one. It takes only a JSON object: every request
+/// body of this API is one.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let essence = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let is_json =
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+        if !is_json {
+            return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        let unkept = |bytes: &[u8]| {
+            number::first_unkept(bytes).map(|n| {
+                let field = if n.path.is_empty() { "body" } else { n.path.as_str() };
+                ApiError::invalid(field, n.reason)
+            })
+        };
+        match axum::Json::<JsonObject<T>>::from_bytes(&bytes) {
+            // Parsed first, so that malformed JSON is reported as such.
+            Ok(axum::Json(JsonObject(value))) => unkept(&bytes).map_or(Ok(ApiJson(value)), Err),
+            Err(JsonRejection::JsonSyntaxError(e)) if innermost(&e).contains("number out of range") => {
+                Err(unkept(&bytes).unwrap_or_else(|| JsonRejection::JsonSyntaxError(e).into()))
+            }
+            Err(rejection) => Err(rejection.into()),
+        }
+    }
+}
+
+/// What a body that is not a JSON object is told it should have been; its error names the
+/// field `body`.
+const OBJECT_EXPECTED: &str = "a JSON object as the request body";
+
+/// A value that must come as a JSON object. serde's derived structs also accept a JSON array
+/// (their fields by position), so `[]` would pass as a struct whose fields all have
+/// defaults, and `["Website", "generic"]` as one with two fields: refused here instead.
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(OBJECT_EXPECTED)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectOnly(PhantomData)).map(JsonObject)
+    }
+}
 
 /// `Query` whose rejections answer in the API's error shape.
 #[derive(Debug, axum::extract::FromRequestParts)]

@@ -6,6 +6,7 @@
 pub(crate) mod assets;
 pub mod auth;
 pub mod error;
+pub mod first_run;
 pub mod list;
 pub(crate) mod login;
 pub mod page;

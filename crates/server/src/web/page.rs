@@ -168,6 +168,7 @@ impl NoticeQuery {
             "no_drafts" => "Those drafts were already sent or skipped.",
             "webhook_saved" => "Webhook saved.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
+            "welcome" => "Your user is created and you are logged in with it; the first-run link's key is revoked.",
             _ => return None,
         };
         Some(text.to_owned())

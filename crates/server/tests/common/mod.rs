@@ -1,9 +1,11 @@
 //! The test harness: the real application on a random loopback port, a fresh database per
 //! test (a SQLite file in a temp dir, or a new PostgreSQL database), a manual clock, and the
-//! worker driven by `run_until_idle` instead of a background loop.
+//! worker driven by `run_until_idle` instead of a background loop (except in
+//! [`spawn_app_running`], which tests the loop itself).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod openapi;
 pub mod process;
 
 use std::any::Any;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use herald_domain::{ApiToken, Timestamp};
 use herald_server::app::config::WorkerSettings;
+use herald_server::app::connections::ConnectionLimits;
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
 use herald_server::delivery::email::EmailSettings;
@@ -71,14 +74,67 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// A running Herald with a manual clock and these email settings; webhooks may reach loopback
 /// over plain http.
 pub async fn spawn_app_with(backend: Backend, email: EmailSettings) -> TestApp {
+    spawn_app_full(backend, email, loopback_webhooks()).await
+}
+
+/// Webhooks that may reach loopback over plain http.
+fn loopback_webhooks() -> ClientSettings {
     let loopback = AddressPolicy::allowing(["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")]);
-    let webhooks = ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() };
-    spawn_app_full(backend, email, webhooks).await
+    ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() }
 }
 
 /// A running Herald with a manual clock, these email settings and this webhook policy.
 pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: ClientSettings) -> TestApp {
+    spawn_app_limited(backend, email, webhooks, ConnectionLimits::default()).await
+}
+
+/// [`spawn_app_full`] with these connection limits.
+pub async fn spawn_app_limited(
+    backend: Backend,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    limits: ConnectionLimits,
+) -> TestApp {
+    start(backend, email, webhooks, WorkerSettings::default(), false, limits).await
+}
+
+/// A running Herald with a manual clock and these email settings whose worker loop runs in
+/// the background with these settings, as `herald serve` runs it.
+pub async fn spawn_app_running(backend: Backend, email: EmailSettings, worker: WorkerSettings) -> TestApp {
+    start(backend, email, loopback_webhooks(), worker, true, ConnectionLimits::default()).await
+}
+
+async fn start(
+    backend: Backend,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    worker: WorkerSettings,
+    run_worker: bool,
+    limits: ConnectionLimits,
+) -> TestApp {
     let (store, database) = fresh_store(backend).await;
+    start_on(store, database, email, webhooks, worker, run_worker, limits).await
+}
+
+/// A running Herald with a manual clock on this store; `database` keeps it alive.
+pub async fn spawn_app_on(
+    store: SharedStore,
+    database: Box<dyn Any + Send>,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+) -> TestApp {
+    start_on(store, database, email, webhooks, WorkerSettings::default(), false, ConnectionLimits::default()).await
+}
+
+async fn start_on(
+    store: SharedStore,
+    database: Box<dyn Any + Send>,
+    email: EmailSettings,
+    webhooks: ClientSettings,
+    worker: WorkerSettings,
+    run_worker: bool,
+    limits: ConnectionLimits,
+) -> TestApp {
     let clock = ManualClock::new(START);
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let token = ApiToken::parse_supplied(ADMIN_TOKEN).expect("valid token");
@@ -86,19 +142,12 @@ pub async fn spawn_app_full(backend: Backend, email: EmailSettings, webhooks: Cl
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let app = App::with_webhooks(
-        store.clone(),
-        shared_clock,
-        &address,
-        WorkerSettings::default(),
-        256 * 1024,
-        email,
-        webhooks,
-    )
-    .expect("app");
+    let app = App::with_webhooks(store.clone(), shared_clock, &address, worker, 256 * 1024, email, webhooks)
+        .expect("app")
+        .with_connection_limits(limits);
     let shutdown = CancellationToken::new();
-    // No background worker: tests step it with `run_until_idle`.
-    let server = tokio::spawn(app.clone().serve(listener, false, Duration::from_secs(5), shutdown.clone()));
+    // Without the background worker, tests step it with `run_until_idle`.
+    let server = tokio::spawn(app.clone().serve(listener, run_worker, Duration::from_secs(5), shutdown.clone()));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     TestApp { address, client, clock, store, app, shutdown, server, _database: database }
 }
@@ -123,6 +172,12 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> Response {
         self.request(Method::DELETE, path).send().await.expect("request")
+    }
+
+    /// What owns the app's database: the SQLite file's `tempfile::TempDir`, or PostgreSQL's
+    /// `TestDatabase` (for tests that reach the database behind the store's back).
+    pub fn database(&self) -> &(dyn Any + Send) {
+        &*self._database
     }
 
     /// Runs every job due now, and what they make due, until none is.

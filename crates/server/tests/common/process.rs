@@ -12,8 +12,18 @@ use nix::unistd::Pid;
 
 pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
+/// The secret key every `herald` process of the tests runs with (PostgreSQL requires one;
+/// `tests/secrets.rs` covers SQLite's key file).
+pub const SECRET_KEY: &str = "dGVzdC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
+
+/// [`SECRET_KEY`] as a key ring, for a test's own store on the database the processes use.
+pub fn secret_keys() -> herald_store::secrets::SecretKeys {
+    let key = herald_server::app::config::SecretKey::parse(SECRET_KEY).expect("the test key");
+    herald_store::secrets::SecretKeys::new(&key.0, &[])
+}
+
 /// A `herald` command with a clean environment: no HERALD_* variable leaks in from the
-/// developer's shell.
+/// developer's shell; the secret key is [`SECRET_KEY`].
 pub fn herald(dir: &Path) -> Command {
     let mut command = Command::new(HERALD);
     command.current_dir(dir);
@@ -22,6 +32,7 @@ pub fn herald(dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
+    command.env("HERALD_SECRET_KEY", SECRET_KEY);
     command
 }
 
@@ -30,6 +41,8 @@ pub struct Server {
     child: Child,
     pub address: String,
     pub stderr_path: PathBuf,
+    /// The lines of stdout after the address.
+    pub stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -55,7 +68,7 @@ impl Server {
             .strip_prefix("Herald is listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_owned();
-        Server { child, address, stderr_path }
+        Server { child, address, stderr_path, stdout: rx }
     }
 
     pub fn url(&self, path: &str) -> String {

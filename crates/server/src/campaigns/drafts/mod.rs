@@ -39,8 +39,5 @@ pub async fn settle(
     let now = state.clock.now();
     let job = move |draft: &WebhookDraft| decision_job(decision, draft, now);
     let settled = state.store.settle_drafts(workspace, &selection, limit, &job, now).await?;
-    if !settled.is_empty() {
-        state.wake.notify_one();
-    }
     Ok(settled.into_iter().map(|d| d.id).collect())
 }

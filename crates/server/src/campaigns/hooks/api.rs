@@ -99,8 +99,10 @@ pub struct WebhookInput {
     #[schema(value_type = Option<String>)]
     pub(crate) password: Option<Option<String>>,
     /// Signs the calls instead of the workspace's keys: a `whsec_` secret or 16 to 256
-    /// characters of text (whose UTF-8 bytes are the HMAC key). Write-only. Absent or blank:
-    /// keep the stored one; `null`: remove it (the workspace's keys sign again).
+    /// characters of text. `X-Herald-Signature` is keyed with it as written (UTF-8 bytes);
+    /// Standard Webhooks with a `whsec_` secret's decoded bytes, or a text secret's UTF-8
+    /// bytes. Write-only. Absent or blank: keep the stored one; `null`: remove it (the
+    /// workspace's keys sign again).
     #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     pub(crate) secret: Option<Option<String>>,
@@ -111,7 +113,7 @@ pub struct WebhookInput {
     /// Required on create, at least one of `contact_entered`, `email_sent`, `email_failed`,
     /// `email_suppressed`, `webhook_failed`, `contact_converted`, `contact_exited`,
     /// `contact_unsubscribed`.
-    #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]))]
+    #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]), min_items = 1)]
     pub(crate) events: Option<Vec<String>>,
     /// A custom payload: field name → `{"from": path}` or `{"value": any JSON}`. Paths:
     /// `event`, `timestamp`, `journey_id`, `campaign.id`, `campaign.name`, `contact.id`,

@@ -48,14 +48,14 @@ impl Email {
         let now = self.clock.now();
         let Ok(DeliverPayload { message: id }) = serde_json::from_value(leased.job.payload.clone()) else {
             let error = "the job's payload names no message".to_owned();
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         };
         let message = match self.store.get_message(workspace, id).await {
             Ok(message) if message.status == MessageStatus::Queued => message,
             // Deleted with its contact or campaign, or already delivered by an earlier claim.
             Ok(_) | Err(StoreError::NotFound { .. }) => {
-                self.store.finish_job(&leased.lease, &JobOutcome::Done, now).await?;
+                self.store.finish_job(workspace, &leased.lease, &JobOutcome::Done, now).await?;
                 return Ok("done");
             }
             Err(e) => return Err(e),

@@ -78,9 +78,6 @@ pub async fn unsubscribe(
                 };
                 let hooks = unsubscribe_jobs(&state.store, claim.workspace, &suppression, state.clock.now()).await?;
                 state.store.add_suppression(claim.workspace, &suppression, &hooks).await?;
-                if !hooks.is_empty() {
-                    state.wake.notify_one();
-                }
                 tracing::info!(workspace = %claim.workspace, contact = %contact.id, one_click, "contact unsubscribed");
             }
         }

@@ -92,7 +92,6 @@ impl Webhooks {
         };
         let now = self.clock.now();
         self.store.enqueue_jobs(workspace, &[webhook_job(json!(payload), now)], now).await?;
-        self.wake.notify_one();
         Ok(idempotency_key)
     }
 
@@ -102,7 +101,7 @@ impl Webhooks {
         let now = self.clock.now();
         let Ok(run) = serde_json::from_value::<ActionResult>(leased.job.payload.clone()) else {
             let error = "the job's payload is not an action result".to_owned();
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, now).await?;
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
         };
         let mut work = CampaignWork::default();

@@ -203,7 +203,9 @@ pub async fn unsubscribe_jobs(
         .collect();
     let mut jobs = Vec::new();
     for campaign in campaigns {
-        let Some(journey) = store.contact_journeys(contact, Some(campaign), 1).await?.pop() else { continue };
+        let Some(journey) = store.contact_journeys(workspace, contact, Some(campaign), 1).await?.pop() else {
+            continue;
+        };
         let occurrence = Occurrence {
             kind: CampaignEventKind::ContactUnsubscribed,
             campaign,
@@ -291,14 +293,15 @@ pub fn check_secret(secret: &str) -> Result<(), String> {
     }
 }
 
-/// The key a webhook's own secret signs with: a `whsec_` secret's decoded bytes, else the
-/// text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
+/// The key a webhook's own secret signs with. `X-Herald-Signature` is keyed with the secret
+/// as written, whatever it is; Standard Webhooks with a `whsec_` secret's decoded bytes, else
+/// the text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
 /// `whsec_` + base64 of those bytes).
 pub fn signing_key(secret: &str) -> SigningKey {
     SigningKey::parse_standard(secret)
         .ok()
         .filter(|_| secret.starts_with(STANDARD_SECRET_PREFIX))
-        .unwrap_or_else(|| SigningKey::from_secret("campaign-webhook", secret.as_bytes()))
+        .unwrap_or_else(|| SigningKey::from_text("campaign-webhook", secret))
 }
 
 #[cfg(test)]
@@ -324,7 +327,9 @@ mod tests {
         let standard = SigningKey::generate().to_standard_secret();
         assert!(check_secret(&standard).is_ok());
         assert_eq!(signing_key(&standard).to_standard_secret(), standard);
+        assert_eq!(signing_key(&standard).shown(), standard);
         assert_eq!(signing_key("a-long-enough-secret").secret(), b"a-long-enough-secret");
+        assert_eq!(signing_key("a-long-enough-secret").shown(), "a-long-enough-secret");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use herald_webhook::sign::{SigningKey, sign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::clock::SharedClock;
 use crate::group_commit::{CommitError, GroupCommit};
@@ -308,8 +308,6 @@ pub struct Webhooks {
     client: WebhookClient,
     schedule: RetrySchedule,
     endpoints: Mutex<HashMap<String, Endpoint>>,
-    /// Wakes this node's workers when retries are released.
-    wake: Arc<Notify>,
     /// Failure streaks and disabled endpoints.
     pub health: health::Health,
     /// Each workspace's signing keys as last read, so a call does not read them from the
@@ -345,7 +343,6 @@ impl Webhooks {
         store: SharedStore,
         clock: SharedClock,
         client: WebhookClient,
-        wake: Arc<Notify>,
         disable_after: Duration,
         committers: usize,
     ) -> Self {
@@ -376,7 +373,6 @@ impl Webhooks {
             client,
             schedule: RetrySchedule::DEFAULT,
             endpoints: Mutex::default(),
-            wake,
             health,
             keys: Mutex::default(),
             opens,
@@ -452,20 +448,19 @@ impl Webhooks {
         let workspace = leased.job.workspace_id;
         let Ok(call) = serde_json::from_value::<CallPayload>(leased.job.payload.clone()) else {
             let error = "the job's payload is not a webhook call".to_owned();
-            self.store.finish_job(&leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, self.clock.now()).await?;
             return Ok("dead");
         };
         let new =
             call.origin.delivery(call.endpoint.clone(), logged_request(&call.request), leased.job.payload.clone());
         let delivery = one(self.opens.submit(vec![(workspace, new)]).await)?;
         if delivery.status != WebhookStatus::Pending {
-            let resume = call.origin.resume(delivery.id, delivery.status, self.clock.now());
+            let now = self.clock.now();
+            let resume: Vec<NewJob> = call.origin.resume(delivery.id, delivery.status, now).into_iter().collect();
             // Already over (a journey resumed twice, a replayed job or event): no second
-            // call; a waiting journey is resumed with the result on record.
-            self.store.finish_job(&leased.lease, &JobOutcome::Done, self.clock.now()).await?;
-            if let Some(resume) = resume {
-                self.store.enqueue_jobs(workspace, &[resume], self.clock.now()).await?;
-            }
+            // call; a waiting journey is resumed with the result on record, committed with
+            // the job's completion so that no crash can come between them.
+            self.store.finish_job_and_enqueue(workspace, &leased.lease, &JobOutcome::Done, &resume, now).await?;
             return Ok("done");
         }
         let judged = self.attempt_call(workspace, &call, &delivery.idempotency_key, delivery.attempts).await?;
@@ -608,7 +603,6 @@ impl Webhooks {
             let released = self.store.release_endpoint_retries(workspace, endpoint, now, RELEASE_BATCH).await?;
             if released > 0 {
                 tracing::info!(endpoint, released, "endpoint recovered; retries released");
-                self.wake.notify_one();
             }
         }
         metrics::counter!("herald_webhook_attempts_total", "outcome" => label).increment(1);

@@ -74,7 +74,7 @@ impl From<SendingDomain> for DomainDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateDomain {
     /// The domain in From addresses (IDNs are accepted and stored in punycode).
-    #[schema(example = "mail.example.com")]
+    #[schema(example = "mail.example.com", min_length = 1)]
     name: String,
     /// `rsa` (default; every receiver verifies it) or `ed25519`.
     #[serde(default)]
@@ -132,11 +132,7 @@ pub(crate) async fn verify(
     workspace: herald_domain::WorkspaceId,
     id: DomainId,
 ) -> Result<(SendingDomain, u64), ApiError> {
-    let (domain, released) = state.email.verify_domain(workspace, id).await?;
-    if released > 0 {
-        state.wake.notify_one();
-    }
-    Ok((domain, released))
+    Ok(state.email.verify_domain(workspace, id).await?)
 }
 
 fn parse_id(raw: &str) -> Result<DomainId, ApiError> {

@@ -200,6 +200,5 @@ pub(crate) async fn resend(state: &AppState, workspace: WorkspaceId, id: Message
         ..CampaignWork::default()
     };
     state.store.commit_campaign_work(workspace, None, &work, now).await?;
-    state.wake.notify_one();
     Ok(copy)
 }

@@ -18,7 +18,7 @@ use crate::web::list::{List, ListParams};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionDto {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", min_length = 1)]
     email: String,
     /// The contact the address belonged to when it was suppressed.
     #[schema(value_type = Option<String>)]

@@ -194,7 +194,8 @@ async fn get_action(
 /// the stored secrets. Campaign steps that use the action send the new request from the next
 /// journey that reaches them (within 10 seconds on other nodes).
 #[utoipa::path(put, path = "/actions/{id}", tag = "actions", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = ActionDto), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ActionDto), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The name is taken"), (status = 422, body = ErrorBody)))]
 async fn update_action(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -44,15 +44,18 @@ pub struct DeliveryDto {
     /// `exhausted` (every retry failed).
     #[schema(value_type = String)]
     status: WebhookStatus,
-    attempts: u32,
+    /// How many attempts were made so far (`GET /webhook-deliveries/{id}` lists them as
+    /// `attempts`).
+    attempt_count: u32,
     last_status: Option<u16>,
     last_error: Option<String>,
     /// The request as rendered (secret-looking header values masked); of a request that could
     /// not be rendered, only `method` and `url` (`null` unless the URL rendered).
     #[schema(value_type = Object)]
     request: Value,
-    /// The response of the successful attempt (parsed JSON or text).
-    #[schema(value_type = Object)]
+    /// The response of the successful attempt (parsed JSON or text); `null` until one
+    /// succeeds or when the response is not kept.
+    #[schema(value_type = Value)]
     response: Value,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
@@ -72,7 +75,7 @@ impl From<WebhookDelivery> for DeliveryDto {
             idempotency_key: d.idempotency_key,
             endpoint: d.endpoint,
             status: d.status,
-            attempts: d.attempts,
+            attempt_count: d.attempts,
             last_status: d.last_status,
             last_error: d.last_error,
             request: d.request,
@@ -89,8 +92,44 @@ impl From<WebhookDelivery> for DeliveryDto {
 pub struct DeliveryWithAttempts {
     #[serde(flatten)]
     delivery: DeliveryDto,
-    #[schema(value_type = Vec<Object>)]
-    attempts: Vec<WebhookAttempt>,
+    /// Every attempt, oldest first.
+    attempts: Vec<AttemptDto>,
+}
+
+/// One attempt of a call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptDto {
+    /// 1 for the first attempt.
+    number: u32,
+    #[schema(value_type = String, format = DateTime)]
+    at: Timestamp,
+    /// `POST https://example.com/hook`.
+    request_line: String,
+    /// Header names to values, with secrets (`Authorization`, signatures) masked.
+    #[schema(value_type = Object)]
+    request_headers: Value,
+    /// The HTTP status answered; `null` when no response came.
+    status: Option<u16>,
+    latency_ms: u64,
+    /// Kept when the step asks for it, at most 64 KiB.
+    response_body: Option<String>,
+    /// Why the attempt failed without a response (timeout, refused address, ...).
+    error: Option<String>,
+}
+
+impl From<WebhookAttempt> for AttemptDto {
+    fn from(a: WebhookAttempt) -> Self {
+        Self {
+            number: a.number,
+            at: a.at,
+            request_line: a.request_line,
+            request_headers: a.request_headers,
+            status: a.status,
+            latency_ms: a.latency_ms,
+            response_body: a.response_body,
+            error: a.error,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -107,6 +146,7 @@ pub struct DeliveryParams {
     /// Only this campaign event webhook's calls (`cwh_…`).
     pub campaign_webhook: Option<String>,
     /// `pending`, `succeeded`, `failed` or `exhausted`.
+    #[param(pattern = "^(pending|succeeded|failed|exhausted)$")]
     pub status: Option<String>,
     /// Only calls of this campaign step (its id; needs `campaign`).
     pub step: Option<String>,
@@ -130,8 +170,9 @@ pub struct SigningKeyDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedKey {
     pub(crate) id: String,
-    /// The Standard Webhooks secret (`whsec_` + base64) receivers verify with; the same
-    /// bytes key the `X-Herald-Signature` HMAC.
+    /// The secret receivers verify with, in the Standard Webhooks form (`whsec_` + base64).
+    /// Standard Webhooks keys its HMAC with the decoded bytes; `X-Herald-Signature` with this
+    /// whole string as UTF-8 bytes.
     pub(crate) secret: String,
     /// Until then the previous key signs too.
     #[schema(value_type = String, format = DateTime)]
@@ -248,7 +289,10 @@ async fn get_delivery(
 ) -> Result<Json<DeliveryWithAttempts>, ApiError> {
     let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
     let (delivery, attempts) = state.store.get_delivery(principal.workspace_id, id).await?;
-    Ok(Json(DeliveryWithAttempts { delivery: delivery.into(), attempts }))
+    Ok(Json(DeliveryWithAttempts {
+        delivery: delivery.into(),
+        attempts: attempts.into_iter().map(AttemptDto::from).collect(),
+    }))
 }
 
 /// Send a finished call again (same request, same idempotency key, signed afresh). Its
@@ -295,7 +339,6 @@ pub(crate) async fn resend(
             "the call's request was never rendered (see last_error): there is nothing to send again",
         ));
     }
-    state.wake.notify_one();
     Ok(resent)
 }
 
@@ -324,7 +367,6 @@ async fn resend_deliveries(
         .store
         .resend_deliveries(principal.workspace_id, &[], Some(status), body.from, body.to, BULK_RESEND_LIMIT, now)
         .await?;
-    state.wake.notify_one();
     Ok(Json(Resent { resent }))
 }
 
@@ -346,6 +388,27 @@ async fn list_signing_keys(
 
 /// Make a new signing key. The previous one keeps signing for the overlap, so receivers can
 /// switch without missing a request; the new secret is in this response only.
+///
+/// Every call is signed twice with it. Standard Webhooks (`webhook-signature`): verify with
+/// any Standard Webhooks library given the `whsec_…` secret (its HMAC key is the base64-decoded
+/// bytes after `whsec_`). `X-Herald-Signature`: the hex HMAC-SHA256 of
+/// `v0:<X-Herald-Timestamp>:<raw body>` keyed with the secret exactly as shown, the whole
+/// `whsec_…` string as UTF-8 bytes; comma-separated while two keys sign. In Python:
+///
+/// ```python
+/// expected = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + raw_body, hashlib.sha256).hexdigest()
+/// ok = any(hmac.compare_digest(expected, s.strip()) for s in headers["X-Herald-Signature"].split(","))
+/// ```
+///
+/// In Node.js:
+///
+/// ```js
+/// const expected = crypto.createHmac("sha256", secret).update(`v0:${ts}:`).update(rawBody).digest("hex");
+/// const ok = headers["x-herald-signature"].split(",").some((s) => crypto.timingSafeEqual(Buffer.from(s.trim()), Buffer.from(expected)));
+/// ```
+///
+/// (`timingSafeEqual` throws on different lengths: compare lengths first in real code.)
+/// Refuse timestamps older than a few minutes.
 #[utoipa::path(
     post,
     path = "/webhook-signing-key/rotate",
