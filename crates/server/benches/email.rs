@@ -55,10 +55,10 @@ use herald_email::smtp::{SmtpClient, SmtpSettings};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::SmtpSink;
 use herald_server::app::App;
+use herald_server::app::config::WorkerSettings;
+use herald_server::app::worker::Worker;
 use herald_server::clock::{SharedClock, SystemClock};
-use herald_server::config::WorkerSettings;
-use herald_server::email::EmailSettings;
-use herald_server::jobs::Worker;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::SharedStore;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -546,7 +546,7 @@ async fn raw_rate(herald: &Herald, signer: &herald_email::dkim::DkimSigner, pool
 async fn throughput(pool: usize, count: usize, dkim: &str) -> [f64; 6] {
     let herald = Herald::start(pool, dkim, false, true).await;
     let (domain, key) = herald.store.domain_key(herald.workspace, DOMAIN).await.expect("key").expect("domain");
-    let signer = herald_server::email::signer(&domain, &key).expect("signer");
+    let signer = herald_server::delivery::email::signer(&domain, &key).expect("signer");
     let (raw, raw_middle) = raw_rate(&herald, &signer, pool, count).await;
     let offset = herald.sink.count();
 
@@ -618,8 +618,8 @@ fn signing_cost(domain: &SendingDomain, base: &str) {
             }
             started.elapsed().as_secs_f64() * 1000.0 / f64::from(ROUNDS)
         };
-        let signer = herald_server::email::signer(&domain, key).expect("signer");
-        let build = timed(&|| drop(herald_server::email::signer(&domain, key).expect("signer")));
+        let signer = herald_server::delivery::email::signer(&domain, key).expect("signer");
+        let build = timed(&|| drop(herald_server::delivery::email::signer(&domain, key).expect("signer")));
         let sign = timed(&|| {
             drop(compose(&outgoing(0, base), Some(&signer), time::OffsetDateTime::now_utc()).expect("compose"))
         });

@@ -48,9 +48,9 @@ use axum::http::{HeaderMap, StatusCode};
 use common::{contacts, enrol, env_list, percentile};
 use herald_domain::{CampaignId, CampaignState, Timestamp, WorkspaceId};
 use herald_server::app::App;
+use herald_server::app::config::WorkerSettings;
 use herald_server::clock::{SharedClock, SystemClock};
-use herald_server::config::WorkerSettings;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::SharedStore;
 use herald_store::webhook::SigningKeyRecord;
 use herald_webhook::client::ClientSettings;
@@ -65,7 +65,7 @@ use tokio_util::sync::CancellationToken;
 /// signing secret in hex.
 const RECEIVER_ENV: &str = "HERALD_BENCH_RECEIVER";
 /// Requests in flight in the capacity run: Herald's limit for one endpoint.
-const CAPACITY_CONNECTIONS: usize = herald_server::webhooks::ENDPOINT_CONCURRENCY;
+const CAPACITY_CONNECTIONS: usize = herald_server::delivery::webhooks::ENDPOINT_CONCURRENCY;
 /// The webhook step's id (part of each call's idempotency key).
 const STEP: &str = "notify";
 /// The step's body template: about 200 bytes once rendered.
@@ -385,7 +385,7 @@ async fn deliver(
     let due_at: HashMap<String, i64> = journeys
         .iter()
         .enumerate()
-        .map(|(i, j)| (herald_server::webhooks::idempotency_key(*j, STEP), due(i, base).unix_millis() * 1000))
+        .map(|(i, j)| (herald_server::delivery::webhooks::idempotency_key(*j, STEP), due(i, base).unix_millis() * 1000))
         .collect();
     eprintln!("  {n} journeys enrolled in {:.1} s", enrolled.elapsed().as_secs_f64());
     let first_due = due_at.values().min().copied().unwrap_or_default();

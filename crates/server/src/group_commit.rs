@@ -117,7 +117,7 @@ async fn run<T, R>(
             }
             Err(e) => {
                 let e = Arc::new(e);
-                tracing::error!(error = %crate::http::error::error_chain(&*e), kind, size, "group commit failed");
+                tracing::error!(error = %crate::web::error::error_chain(&*e), kind, size, "group commit failed");
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }

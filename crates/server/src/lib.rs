@@ -1,23 +1,16 @@
-//! The `herald` binary's library: configuration, the HTTP API, the job workers and the
-//! commands that tie them together. `main.rs` only parses the command line and calls in here;
+//! The `herald` binary's library, cut along the data flow: `ingest` (source URLs) →
+//! `contacts`, `events` → `campaigns` (triggers, journeys) → `delivery` (email, webhooks).
+//! Beside them, `web` (the error shape, auth, sessions, the page frame) and `app` (state,
+//! router, settings, commands, the worker loop); `clock` and `group_commit` are the two small
+//! building blocks every slice uses. `main.rs` only parses the command line and calls in here;
 //! integration tests build the same `App`.
 
 pub mod app;
 pub mod campaigns;
-pub mod cli;
 pub mod clock;
-pub mod commands;
-pub mod config;
-pub mod connections;
-pub mod db;
-pub mod email;
+pub mod contacts;
+pub mod delivery;
+pub mod events;
 pub mod group_commit;
-pub mod housekeeping;
-pub mod http;
 pub mod ingest;
-pub mod jobs;
-pub mod settings;
-pub mod telemetry;
-pub mod ui;
-pub mod users;
-pub mod webhooks;
+pub mod web;

@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use herald_server::cli::{ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand};
-use herald_server::config::{Loader, SettingError};
-use herald_server::{cli, commands, settings, telemetry};
+use herald_server::app::cli::{
+    ApiKeyCommand, Cli, Command, ConfigCommand, QueueCommand, UserCommand, WorkspaceCommand,
+};
+use herald_server::app::config::{Loader, SettingError};
+use herald_server::app::{cli, commands, settings, telemetry};
 
 /// mimalloc rather than the system's allocator: Herald allocates and frees many small values
 /// per request (JSON trees, SQL text, HTTP headers) across threads, where glibc's malloc took

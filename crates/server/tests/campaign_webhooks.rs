@@ -18,7 +18,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method as AxumMethod, StatusCode as AxumStatus};
 use base64::Engine;
 use common::{Backend, TestApp, expect_error, json, spawn_app, spawn_app_full, spawn_app_with};
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_webhook::client::ClientSettings;
 use hmac::{KeyInit, Mac};
 use reqwest::{Method, StatusCode};

@@ -18,7 +18,7 @@ use common::{Backend, TestApp, json, spawn_app_with};
 use herald_domain::job::JobOutcome;
 use herald_domain::{PageRequest, WebhookAttempt, WebhookStatus};
 use herald_server::clock::Clock;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::ClaimRequest;
 use herald_store::webhook::{DeliveryFilter, DeliveryProgress, webhook_job};
 use reqwest::StatusCode;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::{Backend, TestApp, expect_error, json, spawn_app_running, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{Received, SinkOptions, SmtpSink, verify_dkim};
+use herald_server::app::config::WorkerSettings;
 use herald_server::clock::Clock;
-use herald_server::config::WorkerSettings;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -737,12 +737,12 @@ async fn housekeeping_purges_expired_idempotency_keys(backend: Backend) {
     }
     let clock: herald_server::clock::SharedClock = std::sync::Arc::new(app.clock.clone());
     assert_eq!(
-        herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"),
+        herald_server::app::housekeeping::run_once(&app.store, &clock).await.expect("purge"),
         0,
         "still in the window"
     );
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
-    assert_eq!(herald_server::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
+    assert_eq!(herald_server::app::housekeeping::run_once(&app.store, &clock).await.expect("purge"), 2);
     app.stop().await;
 }
 
@@ -756,7 +756,7 @@ async fn a_change_made_by_another_node_applies_within_a_second(backend: Backend)
     let update = herald_store::SourceUpdate { enabled: Some(false), ..Default::default() };
     app.store.update_source(workspace.id, id.parse().expect("id"), update, app.clock.now()).await.expect("disable");
     assert_eq!(send(&app, &url, &payload).await.0, StatusCode::OK);
-    app.clock.advance(herald_server::ingest::sources::TTL);
+    app.clock.advance(herald_server::ingest::cache::TTL);
     assert_eq!(send(&app, &url, &payload).await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }

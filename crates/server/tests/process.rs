@@ -288,7 +288,7 @@ fn source_tokens_never_reach_the_log() {
 #[test]
 fn idle_connections_beyond_the_file_limit_do_not_stop_healthz() {
     // This test's own 1,100 sockets need more than a 1,024 soft limit.
-    let own = herald_server::connections::raise_file_limit().expect("the open-file limit");
+    let own = herald_server::app::connections::raise_file_limit().expect("the open-file limit");
     assert!(own > 1_200, "this test needs an open-file hard limit above 1,200, not {own}");
     let dir = tempfile::tempdir().expect("dir");
     let command = herald(dir.path());

@@ -28,7 +28,7 @@ use std::process::Command;
 use common::{ADMIN_TOKEN, Backend, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{SinkOptions, SmtpSink};
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use serde_json::Value;
 
 const README: &str = include_str!("../../../README.md");

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, spawn_app_limited};
-use herald_server::connections::ConnectionLimits;
-use herald_server::email::EmailSettings;
+use herald_server::app::connections::ConnectionLimits;
+use herald_server::delivery::email::EmailSettings;
 use herald_webhook::client::ClientSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -18,7 +18,7 @@ use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, ClientBuilder, Locator};
 use herald_domain::{EmailAddress, PageRequest, Password, UserAccount, WorkspaceName};
 use herald_server::clock::{Clock, SharedClock};
-use herald_server::ui::first_run;
+use herald_server::web::first_run;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -154,7 +154,7 @@ async fn create_user(app: &TestApp, email: &str, password: &str) -> UserAccount 
         .await
         .expect("read")
         .expect("default workspace");
-    let hash = herald_server::users::hash(Password::parse_new(password).expect("password")).await;
+    let hash = herald_server::web::users::hash(Password::parse_new(password).expect("password")).await;
     let email = EmailAddress::parse(email).expect("email");
     app.store.create_user(workspace.id, &email, &hash, app.clock.now()).await.expect("create user")
 }
@@ -800,7 +800,7 @@ async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend)
     // A new password (as `herald user set-password` sets it) ends every session made before.
     let second = session_of(&log_in_with_password(&app, "ada@example.com", "correct horse battery").await);
     assert_eq!(events_status(&app, &second).await, StatusCode::OK);
-    let new_hash = herald_server::users::hash(Password::parse_new("battery staple horse").expect("pw")).await;
+    let new_hash = herald_server::web::users::hash(Password::parse_new("battery staple horse").expect("pw")).await;
     app.store.set_user_password(ada.workspace_id, ada.id, &new_hash, app.clock.now()).await.expect("set password");
     assert_eq!(events_status(&app, &first).await, StatusCode::SEE_OTHER);
     assert_eq!(events_status(&app, &second).await, StatusCode::SEE_OTHER);
@@ -832,7 +832,7 @@ async fn users_log_in_with_a_password_until_deleted_or_changed(backend: Backend)
     assert!(!page.contains("id=\"workspace\""), "one workspace: nothing to ask");
     let acme = app.store.create_workspace(&WorkspaceName::parse("acme").expect("name"), app.clock.now()).await;
     let acme = acme.expect("workspace");
-    let hash = herald_server::users::hash(Password::parse_new("acme's own password").expect("pw")).await;
+    let hash = herald_server::web::users::hash(Password::parse_new("acme's own password").expect("pw")).await;
     let email = EmailAddress::parse("bob@example.com").expect("email");
     app.store.create_user(acme.id, &email, &hash, app.clock.now()).await.expect("user in acme");
     let page = app.client.get(app.url("/login")).send().await.expect("get").text().await.expect("html");

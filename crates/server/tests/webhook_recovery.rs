@@ -31,7 +31,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use common::{Backend, TestApp, json, spawn_app_with};
 use herald_server::clock::Clock;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -22,7 +22,7 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use common::{Backend, TestApp, json, spawn_app_full, spawn_app_with};
 use herald_server::clock::Clock;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_webhook::client::ClientSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

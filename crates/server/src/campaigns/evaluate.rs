@@ -244,7 +244,7 @@ impl Campaigns {
             step: 0,
             run_at: now,
         });
-        evaluation.work.jobs.push(super::journey::step_job(id, Some(0), Some(now), now));
+        evaluation.work.jobs.push(super::jobs::step_job(id, Some(0), Some(now), now));
         let data = json!({ "event_id": event.map(|e| e.id) });
         let entered = hook_event(CampaignEventKind::ContactEntered, campaign, contact, id, data, now);
         self.emit(&mut evaluation.work, entered).await?;

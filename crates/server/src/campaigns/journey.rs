@@ -13,13 +13,12 @@ use herald_campaign::engine::{
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
 use herald_domain::{
-    CampaignEvent, CampaignEventKind, CampaignState, JobKind, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    CampaignEvent, CampaignEventKind, CampaignState, Journey, JourneyId, JourneyStatus, Message, MessageId,
     MessageStatus, NewJob, Timestamp, WebhookDeliveryId,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
 use herald_store::email::delivery_job;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,39 +26,9 @@ use std::sync::Arc;
 
 use herald_domain::WorkspaceId;
 
+use super::jobs::{StepPayload, step_job};
 use super::{CampaignJobError, Campaigns, PendingWork, payload, shared};
 use herald_campaign::CampaignInfo;
-
-/// Where the journey stood when the job was scheduled; the job runs only if it still does.
-#[derive(Debug, Serialize, Deserialize)]
-struct StepPayload {
-    journey: JourneyId,
-    step: Option<u32>,
-    run_at: Option<Timestamp>,
-    /// The finished webhook call the journey was waiting for at `step`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    webhook: Option<WebhookDeliveryId>,
-    /// The draft the journey was held at, at `step`, was skipped.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    skipped: bool,
-}
-
-pub(super) fn step_job(journey: JourneyId, step: Option<u32>, run_at: Option<Timestamp>, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step, run_at, webhook: None, skipped: false };
-    NewJob::new(JobKind::JourneyStep, json!(payload), run_at.unwrap_or(now).max(now))
-}
-
-/// The job that resumes a journey waiting at webhook step `step` once `delivery` finished.
-pub fn resume_job(journey: JourneyId, step: u32, delivery: WebhookDeliveryId, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: Some(delivery), skipped: false };
-    NewJob::new(JobKind::JourneyStep, json!(payload), now)
-}
-
-/// The job that moves a journey on past the draft at step `step` that someone skipped.
-pub fn skip_job(journey: JourneyId, step: u32, now: Timestamp) -> NewJob {
-    let payload = StepPayload { journey, step: Some(step), run_at: None, webhook: None, skipped: true };
-    NewJob::new(JobKind::JourneyStep, json!(payload), now)
-}
 
 impl Campaigns {
     /// Runs journey-step jobs claimed together: one read for all their journeys and one
@@ -222,7 +191,7 @@ impl Campaigns {
         delivery: WebhookDeliveryId,
     ) -> Result<WebhookResult, CampaignJobError> {
         let (delivery, _) = self.store.get_delivery(workspace, delivery).await?;
-        let Some(outcome) = crate::webhooks::outcome(delivery.status) else {
+        let Some(outcome) = crate::delivery::webhooks::outcome(delivery.status) else {
             return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
         };
         Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
@@ -315,7 +284,7 @@ impl Campaigns {
             // Waiting for the call: it is made at once or by its delivery job, and the journey
             // goes on when it is over. A draft waits for someone to send or skip it.
             (Some((step_id, request)), Some(index)) if run_at.is_none() && compiled.is_draft(&step_id) => {
-                work.drafts.push(crate::webhooks::draft(&journey, index, &step_id, *request, now));
+                work.drafts.push(crate::delivery::webhooks::draft(&journey, index, &step_id, *request, now));
             }
             (Some((step, request)), Some(index)) if run_at.is_none() => {
                 let journey = Journey {
@@ -349,7 +318,8 @@ impl Campaigns {
         events.extend(work.calls[first_call..].iter().map(|call| {
             let step = call.delivery.step.as_deref().unwrap_or_default();
             let url = call.delivery.request["url"].as_str();
-            let data = crate::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
+            let data =
+                crate::delivery::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
             (CampaignEventKind::WebhookFailed, data, call.id.to_string())
         }));
         let ended = match status {
@@ -410,7 +380,7 @@ struct Waiting {
 impl Waiting {
     /// The delivery job that makes the call.
     fn job(self, now: Timestamp) -> NewJob {
-        crate::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
+        crate::delivery::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
     }
 }
 
@@ -454,7 +424,14 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: Some(Unsent::Webhook { method, url }) } => {
-            work.calls.push(crate::webhooks::unrendered_call(journey, &step, &method, url.as_deref(), &reason, now));
+            work.calls.push(crate::delivery::webhooks::unrendered_call(
+                journey,
+                &step,
+                &method,
+                url.as_deref(),
+                &reason,
+                now,
+            ));
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: None } => ("failed", json!({ "reason": reason })),
@@ -542,7 +519,7 @@ fn push_message(
         subject: message.subject,
         html: message.html,
         text: message.text,
-        headers: crate::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
+        headers: crate::delivery::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
         warnings: message.warnings,
         transport: transport.into(),
         internet_message_id: format!("{id}@{domain}"),

@@ -1,13 +1,25 @@
-//! Campaigns at work: the jobs that evaluate triggers for committed events, run journeys,
-//! and close drop-off and inactivity windows. Every decision is made by `herald-campaign`'s
-//! pure code; this module reads what those decisions need and commits their effects in one
-//! transaction with the job's completion.
+//! Campaigns: the stage between events and delivery. At work, the jobs that evaluate triggers
+//! for committed events (`evaluate`), run journeys (`journey`), and close drop-off and
+//! inactivity windows; every decision is made by `herald-campaign`'s pure code, and this
+//! module reads what those decisions need and commits their effects in one transaction with
+//! the job's completion. Managed through `service` (saving documents, state changes,
+//! previews), which the API (`api`), the campaign pages (`pages`) and the editor (`editor`)
+//! call; `drafts` holds the calls kept for someone to send or skip, `hooks` a campaign's
+//! event webhooks, `secrets` the masking of secrets in documents.
 
+pub mod api;
+pub mod drafts;
+pub(crate) mod editor;
 mod evaluate;
+pub mod hooks;
+pub mod jobs;
 mod journey;
+pub(crate) mod pages;
 pub mod secrets;
+pub mod service;
 
-pub use journey::{StepResult, resume_job, skip_job};
+pub use jobs::{resume_job, skip_job};
+pub use journey::StepResult;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,10 +35,21 @@ use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
-use crate::email::Email;
+use crate::delivery::email::Email;
+use crate::delivery::webhooks::Webhooks;
+use crate::delivery::webhooks::campaign_events::{Hooks, jobs};
 use crate::group_commit::{CommitError, GroupCommit};
-use crate::webhooks::campaign_events::{Hooks, jobs};
 use herald_domain::CampaignEvent;
+
+/// What the campaigns' API, pages and editor use.
+#[derive(Clone, Debug)]
+pub struct CampaignsState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub campaigns: Arc<Campaigns>,
+    /// The outbound webhook client's rules, which campaign webhooks' URLs are checked against.
+    pub webhooks: Arc<Webhooks>,
+}
 
 /// Compiled programs kept in memory. Versions never change; programs that use saved actions
 /// are compiled again after [`ACTION_REFRESH`], so an edited action reaches every node.
@@ -68,7 +91,7 @@ pub struct Campaigns {
     /// Each campaign's event webhooks, for the events journeys commit.
     hooks: Hooks,
     /// Makes the calls journeys reach.
-    webhooks: Arc<crate::webhooks::Webhooks>,
+    webhooks: Arc<crate::delivery::webhooks::Webhooks>,
 }
 
 impl Campaigns {
@@ -77,7 +100,7 @@ impl Campaigns {
         clock: SharedClock,
         committers: usize,
         email: Arc<Email>,
-        webhooks: Arc<crate::webhooks::Webhooks>,
+        webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::webhooks::{MASK, secret_header};
+use crate::delivery::webhooks::{MASK, secret_header};
 
 /// Why a document with a `***` nothing can replace is refused.
 pub const NOTHING_TO_KEEP: &str = "is masked (***) and this step has no stored secret to keep: write the secret itself";

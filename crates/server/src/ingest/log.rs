@@ -54,10 +54,10 @@ async fn run(store: SharedStore, mut receiver: mpsc::Receiver<Entry>) {
             }
         }
         if let Err(e) = store.record_rejections(&rejections).await {
-            tracing::warn!(error = %crate::http::error::error_chain(&e), "cannot record rejections");
+            tracing::warn!(error = %crate::web::error::error_chain(&e), "cannot record rejections");
         }
         if let Err(e) = store.record_samples(&samples).await {
-            tracing::warn!(error = %crate::http::error::error_chain(&e), "cannot record samples");
+            tracing::warn!(error = %crate::web::error::error_chain(&e), "cannot record samples");
         }
     }
 }

@@ -1,12 +1,18 @@
-//! Ingest: the inbound half of the pipeline. `receive` turns an HTTP request on a source URL
+//! Ingest: the first stage of the pipeline. `receive` turns an HTTP request on a source URL
 //! into an `IngestRequest` (or a rejection naming the field), [`Committer`] commits requests
 //! in shared transactions (group commit) and answers each after its commit, `log` keeps the
-//! per-source rejection log and samples off the hot path, `limiter` enforces per-source rates.
+//! per-source rejection log and samples off the hot path, `limiter` enforces per-source rates
+//! and `cache` keeps sources by token. `service` holds the use cases on sources, which the
+//! sources API (`api`) and the sources pages (`pages`, `mapping`) both call.
 
+pub mod api;
+pub mod cache;
 pub mod limiter;
 pub mod log;
+pub(crate) mod mapping;
+pub(crate) mod pages;
 pub mod receive;
-pub mod sources;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -18,6 +24,24 @@ use crate::group_commit::GroupCommit;
 
 /// Commits inbound requests in shared transactions.
 pub type Committer = GroupCommit<IngestRequest, IngestResult>;
+
+/// What ingest and the sources' pages and API use.
+#[derive(Clone, Debug)]
+pub struct IngestState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    /// Base URL of the source URLs handed out, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// Commits inbound events in shared transactions.
+    pub committer: Committer,
+    /// Per-source rejection log and samples, written off the request path.
+    pub source_log: log::SourceLog,
+    pub limiter: Arc<limiter::Limiter>,
+    /// Sources by token hash, briefly cached for the hot path.
+    pub sources: Arc<cache::SourceCache>,
+    /// Largest inbound webhook body, in bytes.
+    pub body_limit: usize,
+}
 
 /// Starts the ingest committers. A commit that accepted events in a workspace with live
 /// campaigns enqueued their evaluation; the store wakes the local worker for it.

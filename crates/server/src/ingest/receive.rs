@@ -5,13 +5,14 @@
 //! rotated or disabled token is a plain 404 that does not say which.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
+use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use herald_domain::contact::AttributeError;
 use herald_domain::inbound::{InboundEvent, WhenUnmatched, parse_generic, parse_posthog};
 use herald_domain::mapping::{CompiledMapping, MappingSpec};
@@ -22,9 +23,20 @@ use herald_store::{Rejection, Sample};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::IngestState;
 use crate::group_commit::CommitError;
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::web::error::ApiError;
+
+/// The source URLs: authenticated by the secret in the path, with their own body limit.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    IngestState: FromRef<S>,
+{
+    Router::new()
+        .route("/webhooks/inbound/{token}", get(receive).post(receive).put(receive))
+        .route("/webhooks/inbound/{token}/batch", post(receive_batch))
+}
 
 /// Most events one batch request may carry.
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -55,7 +67,7 @@ fn not_found() -> Response {
 
 /// Finds the source, checks its rate and reads the body; `Err` is the response to send.
 async fn open(
-    state: &AppState,
+    state: &IngestState,
     token: &str,
     request: Request<Body>,
     batch: bool,
@@ -69,7 +81,7 @@ async fn open(
     };
     let (parts, body) = request.into_parts();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let limit = if batch { state.ingest_body_limit * BATCH_BODY_FACTOR } else { state.ingest_body_limit };
+    let limit = if batch { state.body_limit * BATCH_BODY_FACTOR } else { state.body_limit };
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes.to_vec(),
         Err(_) => {
@@ -102,7 +114,7 @@ async fn open(
 }
 
 /// Logs a refusal in the source's rejection log and turns it into the response.
-fn reject(state: &AppState, inbound: &Inbound, error: ApiError) -> Response {
+fn reject(state: &IngestState, inbound: &Inbound, error: ApiError) -> Response {
     state.source_log.rejection(Rejection {
         workspace_id: inbound.source.workspace_id,
         source_id: inbound.source.id,
@@ -158,7 +170,7 @@ fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// refuse a payload their mapping cannot read (the sender could not fix it): the event is
 /// logged without a contact and the outcome says what failed.
 fn interpret(
-    state: &AppState,
+    state: &IngestState,
     source: &Source,
     payload: &Value,
     received_at: Timestamp,
@@ -265,7 +277,7 @@ fn accepted(receipt: &herald_store::ingest::Receipt) -> Accepted {
 }
 
 /// One event.
-pub async fn receive(State(state): State<AppState>, Path(token): Path<String>, request: Request<Body>) -> Response {
+pub async fn receive(State(state): State<IngestState>, Path(token): Path<String>, request: Request<Body>) -> Response {
     let (inbound, query, headers) = match open(&state, &token, request, false).await {
         Ok(opened) => opened,
         Err(response) => return response,
@@ -301,7 +313,7 @@ pub async fn receive(State(state): State<AppState>, Path(token): Path<String>, r
 
 /// Up to `MAX_BATCH_ITEMS` events as a JSON array, each validated alone.
 pub async fn receive_batch(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(token): Path<String>,
     request: Request<Body>,
 ) -> Response {
@@ -339,8 +351,8 @@ pub async fn receive_batch(
         // Each event is held to the single-event limit, measured as the compact JSON it is
         // stored as, so a batch cannot carry what the single-event URL refuses.
         let body = item.to_string().into_bytes();
-        if body.len() > state.ingest_body_limit {
-            results[index] = item_error(index, &event_too_large(state.ingest_body_limit, body.len()));
+        if body.len() > state.body_limit {
+            results[index] = item_error(index, &event_too_large(state.body_limit, body.len()));
             continue;
         }
         match interpret(&state, &inbound.source, item, inbound.received_at) {
@@ -400,6 +412,3 @@ fn event_too_large(limit: usize, size: usize) -> ApiError {
 fn item_error(index: usize, error: &ApiError) -> Value {
     json!({"index": index, "status": "rejected", "error": {"code": error.code, "message": error.message, "field": error.field}})
 }
-
-/// How long after a rotation with grace the old URL keeps working, at most.
-pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_domain::{ApiToken, Timestamp};
+use herald_server::app::config::WorkerSettings;
+use herald_server::app::connections::ConnectionLimits;
 use herald_server::app::{self, App};
 use herald_server::clock::{ManualClock, SharedClock};
-use herald_server::config::WorkerSettings;
-use herald_server::connections::ConnectionLimits;
-use herald_server::email::EmailSettings;
+use herald_server::delivery::email::EmailSettings;
 use herald_store::{SharedStore, Store};
 use herald_store_sqlite::SqliteStore;
 use herald_webhook::client::ClientSettings;

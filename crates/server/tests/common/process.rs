@@ -18,7 +18,7 @@ pub const SECRET_KEY: &str = "dGVzdC1zZWNyZXQta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
 
 /// [`SECRET_KEY`] as a key ring, for a test's own store on the database the processes use.
 pub fn secret_keys() -> herald_store::secrets::SecretKeys {
-    let key = herald_server::config::SecretKey::parse(SECRET_KEY).expect("the test key");
+    let key = herald_server::app::config::SecretKey::parse(SECRET_KEY).expect("the test key");
     herald_store::secrets::SecretKeys::new(&key.0, &[])
 }
 

@@ -1,0 +1,648 @@
+//! Settings: typed, validated once at start-up, with no side effects while loading.
+//!
+//! Each setting is looked up in order: flag, environment variable (both via clap), the TOML
+//! file, the default. A bad value becomes a `SettingError` naming the setting the way the
+//! operator wrote it and saying what is wrong, printed as one line before exiting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::Uri;
+use herald_domain::ApiToken;
+use serde::Deserialize;
+
+use super::cli::{GlobalArgs, ServeArgs};
+use super::settings;
+use crate::delivery::email::EmailSettings;
+use crate::delivery::email::transport::{NodeSmtp, SecurityName, SmtpConfig};
+use crate::delivery::webhooks::WebhookSettings;
+use crate::delivery::webhooks::health::DISABLE_AFTER;
+use herald_webhook::client::ClientSettings;
+use herald_webhook::policy::AddressPolicy;
+
+const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
+
+/// A setting that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct SettingError {
+    /// How the operator can set it, e.g. `HERALD_BIND (--bind)` or `bind in herald.toml`.
+    pub setting: String,
+    pub reason: String,
+}
+
+/// The settings file, as written. Unknown keys are an error.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    bind: Option<String>,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    log_format: Option<String>,
+    log: Option<String>,
+    secret_key: Option<String>,
+    secret_key_previous: Option<String>,
+    worker: Option<bool>,
+    worker_concurrency: Option<u32>,
+    job_lease_secs: Option<u64>,
+    queue_poll_ms: Option<u64>,
+    shutdown_timeout_secs: Option<u64>,
+    ingest_body_limit: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    smtp_url: Option<String>,
+    dns_resolver: Option<String>,
+    spf: Option<String>,
+    domain_recheck_secs: Option<u64>,
+    send_rate: Option<u32>,
+    webhook_allow_cidrs: Option<String>,
+    webhook_allow_http: Option<bool>,
+    webhook_disable_after_secs: Option<u64>,
+}
+
+/// Where the database lives; the scheme picks the backend once, here.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(
+                    "an in-memory SQLite database would lose everything on exit; give a file, e.g. sqlite://herald.db"
+                        .into(),
+                );
+            }
+            Ok(Self::Sqlite(url.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else {
+            // Never echo the URL: it may hold a password.
+            let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+            Err(format!("must start with sqlite:// or postgres:// (the scheme given is {scheme:?})"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Sqlite(url) | Self::Postgres(url) => url,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(url) => write!(f, "{url}"),
+            // Hide credentials: show only what follows the last `@`.
+            Self::Postgres(url) => match url.rsplit_once('@') {
+                Some((_, host)) => write!(f, "postgres://<redacted>@{host}"),
+                None => write!(f, "{url}"),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings every command needs.
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub database: DatabaseUrl,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// `HERALD_SECRET_KEY`; `None`: the SQLite key file (`crate::app::db`).
+    pub secret_key: Option<SecretKey>,
+    /// `HERALD_SECRET_KEY_PREVIOUS`.
+    pub previous_secret_keys: Vec<SecretKey>,
+}
+
+/// A key that encrypts stored secrets. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub [u8; herald_store::secrets::KEY_LEN]);
+
+impl SecretKey {
+    /// Parses base64 (standard or URL-safe, padded or not) of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<SecretKey, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        let text = text.trim().trim_end_matches('=');
+        let bytes = STANDARD_NO_PAD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| "is not base64; generate a key with `openssl rand -base64 32`".to_owned())?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map(SecretKey)
+            .map_err(|_| format!("is {len} bytes; it must be 32 bytes in base64, e.g. from `openssl rand -base64 32`"))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+/// Settings of `herald serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub bind: SocketAddr,
+    /// Without a trailing slash. `None`: derived from the bound address once listening.
+    pub public_url: Option<String>,
+    pub admin_token: Option<ApiToken>,
+    pub worker: WorkerSettings,
+    pub shutdown_timeout: Duration,
+    /// Largest inbound webhook body in bytes (a batch may be 16 times this).
+    pub ingest_body_limit: usize,
+    /// How long a connection may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// The operator's connection cap; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    pub email: EmailSettings,
+    pub webhooks: WebhookSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub enabled: bool,
+    pub concurrency: u32,
+    pub lease: Duration,
+    pub poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { enabled: true, concurrency: 128, lease: Duration::from_secs(30), poll: Duration::from_secs(1) }
+    }
+}
+
+/// Reads the settings file named by the flags, if any.
+pub struct Loader {
+    file: FileSettings,
+    file_name: String,
+}
+
+impl fmt::Debug for Loader {
+    // The file may hold the admin token: show only where it came from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader").field("file_name", &self.file_name).finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    pub fn new(global: &GlobalArgs) -> Result<Self, SettingError> {
+        let Some(path) = &global.config else {
+            return Ok(Self { file: FileSettings::default(), file_name: String::new() });
+        };
+        let file_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SettingError {
+            setting: "HERALD_CONFIG (--config)".into(),
+            reason: format!("cannot read {file_name}: {e}"),
+        })?;
+        Self::from_toml(&text, &file_name)
+    }
+
+    fn from_toml(text: &str, file_name: &str) -> Result<Self, SettingError> {
+        let file = toml::from_str(text).map_err(|e: toml::de::Error| SettingError {
+            setting: format!("HERALD_CONFIG (--config {file_name})"),
+            reason: e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+        })?;
+        Ok(Self { file, file_name: file_name.to_owned() })
+    }
+
+    /// Picks the flag/env value or else the file's, and parses it, naming the source in errors.
+    fn pick<T, R>(
+        &self,
+        flag: Option<T>,
+        from_file: Option<T>,
+        key: &str,
+        parse: impl FnOnce(T) -> Result<R, String>,
+    ) -> Result<Option<R>, SettingError> {
+        let (value, setting) = match (flag, from_file) {
+            (Some(v), _) => {
+                let named = settings::setting(key);
+                (v, format!("{} ({})", named.env, named.flag()))
+            }
+            (None, Some(v)) => (v, format!("{key} in {}", self.file_name)),
+            (None, None) => return Ok(None),
+        };
+        parse(value).map(Some).map_err(|reason| SettingError { setting, reason })
+    }
+
+    pub fn common(&self, global: &GlobalArgs) -> Result<CommonSettings, SettingError> {
+        let f = &self.file;
+        let database = self
+            .pick(global.database_url.clone(), f.database_url.clone(), "database_url", |v| DatabaseUrl::parse(&v))?
+            .unwrap_or(DatabaseUrl::Sqlite(DEFAULT_DATABASE_URL.to_owned()));
+        let log_format = self
+            .pick(global.log_format.clone(), f.log_format.clone(), "log_format", |v| match v.as_str() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                other => Err(format!("must be `text` or `json`, not {other:?}")),
+            })?
+            .unwrap_or(LogFormat::Text);
+        let log_filter = self
+            .pick(global.log.clone(), f.log.clone(), "log", |v| {
+                tracing_subscriber::EnvFilter::try_new(&v).map(|_| v).map_err(|e| format!("not a log filter: {e}"))
+            })?
+            .unwrap_or_else(|| "info".to_owned());
+        let secret_key =
+            self.pick(global.secret_key.clone(), f.secret_key.clone(), "secret_key", |v| SecretKey::parse(&v))?;
+        let previous_secret_keys = self
+            .pick(global.secret_key_previous.clone(), f.secret_key_previous.clone(), "secret_key_previous", |v| {
+                v.split(',').filter(|k| !k.trim().is_empty()).map(SecretKey::parse).collect()
+            })?
+            .unwrap_or_default();
+        Ok(CommonSettings { database, log_format, log_filter, secret_key, previous_secret_keys })
+    }
+
+    pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings, SettingError> {
+        let f = &self.file;
+        let bind = self
+            .pick(args.bind.clone(), f.bind.clone(), "bind", |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| format!("{v:?} is not an address to listen on; expected IP:PORT, e.g. 127.0.0.1:8080"))
+            })?
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url =
+            self.pick(args.public_url.clone(), f.public_url.clone(), "public_url", |v| parse_public_url(&v))?;
+        let admin_token = self.pick(args.admin_token.clone(), f.admin_token.clone(), "admin_token", |v| {
+            ApiToken::parse_supplied(&v).map_err(|e| e.to_string())
+        })?;
+        let defaults = WorkerSettings::default();
+        let positive = |what: &'static str| {
+            move |n: u64| {
+                if n == 0 { Err(format!("{what} must be at least 1")) } else { Ok(n) }
+            }
+        };
+        let worker = WorkerSettings {
+            enabled: self.pick(args.worker, f.worker, "worker", Ok)?.unwrap_or(defaults.enabled),
+            concurrency: self
+                .pick(args.worker_concurrency, f.worker_concurrency, "worker_concurrency", |n| {
+                    if (1..=1024).contains(&n) { Ok(n) } else { Err(format!("must be between 1 and 1024, not {n}")) }
+                })?
+                .unwrap_or(defaults.concurrency),
+            lease: self
+                .pick(args.job_lease_secs, f.job_lease_secs, "job_lease_secs", positive("the lease"))?
+                .map_or(defaults.lease, Duration::from_secs),
+            poll: self
+                .pick(args.queue_poll_ms, f.queue_poll_ms, "queue_poll_ms", positive("the poll interval"))?
+                .map_or(defaults.poll, Duration::from_millis),
+        };
+        let shutdown_timeout = self
+            .pick(args.shutdown_timeout_secs, f.shutdown_timeout_secs, "shutdown_timeout_secs", Ok)?
+            .map_or(Duration::from_secs(10), Duration::from_secs);
+        let ingest_body_limit = self
+            .pick(args.ingest_body_limit, f.ingest_body_limit, "ingest_body_limit", |n| {
+                if (1024..=64 * 1024 * 1024).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1024 and 67108864 bytes, not {n}"))
+                }
+            })?
+            .unwrap_or(256 * 1024);
+        let header_timeout = self
+            .pick(args.header_timeout_secs, f.header_timeout_secs, "header_timeout_secs", |n| {
+                if (1..=3600).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("must be between 1 and 3600 seconds, not {n}"))
+                }
+            })?
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        let max_connections = self.pick(args.max_connections, f.max_connections, "max_connections", |n| {
+            if n == 0 {
+                Err("must be at least 1 (leave it out to derive it from the open-file limit)".into())
+            } else {
+                Ok(n)
+            }
+        })?;
+        Ok(ServeSettings {
+            bind,
+            public_url,
+            admin_token,
+            worker,
+            shutdown_timeout,
+            ingest_body_limit,
+            header_timeout,
+            max_connections,
+            email: self.email(args)?,
+            webhooks: self.webhooks(args)?,
+        })
+    }
+
+    fn webhooks(&self, args: &ServeArgs) -> Result<WebhookSettings, SettingError> {
+        let f = &self.file;
+        let policy = self
+            .pick(args.webhook_allow_cidrs.clone(), f.webhook_allow_cidrs.clone(), "webhook_allow_cidrs", |v| {
+                AddressPolicy::from_allow_list(&v).map_err(|e| e.to_string())
+            })?
+            .unwrap_or_default();
+        let allow_http =
+            self.pick(args.webhook_allow_http, f.webhook_allow_http, "webhook_allow_http", Ok)?.unwrap_or(false);
+        let disable_after = self
+            .pick(args.webhook_disable_after_secs, f.webhook_disable_after_secs, "webhook_disable_after_secs", |n| {
+                if n < 3600 { Err(format!("must be at least 3600 seconds, not {n}")) } else { Ok(n) }
+            })?
+            .map_or(DISABLE_AFTER, Duration::from_secs);
+        Ok(WebhookSettings {
+            client: ClientSettings { policy, allow_http, ..ClientSettings::default() },
+            disable_after,
+        })
+    }
+
+    fn email(&self, args: &ServeArgs) -> Result<EmailSettings, SettingError> {
+        let f = &self.file;
+        let defaults = EmailSettings::default();
+        Ok(EmailSettings {
+            smtp: self.pick(args.smtp_url.clone(), f.smtp_url.clone(), "smtp_url", |v| parse_smtp_url(&v))?,
+            dns_resolver: self.pick(args.dns_resolver.clone(), f.dns_resolver.clone(), "dns_resolver", |v| {
+                v.parse::<SocketAddr>().map_err(|_| format!("{v:?} is not IP:PORT, e.g. 127.0.0.1:53"))
+            })?,
+            spf: self.pick(args.spf.clone(), f.spf.clone(), "spf", |v| {
+                let ok =
+                    ["include:", "ip4:", "ip6:", "a:", "mx:"].iter().any(|p| v.starts_with(p)) || v == "a" || v == "mx";
+                if ok && !v.contains(char::is_whitespace) {
+                    Ok(v)
+                } else {
+                    Err(format!(
+                        "{v:?} is not one SPF mechanism; expected e.g. include:_spf.example.net or ip4:203.0.113.7"
+                    ))
+                }
+            })?,
+            recheck: self
+                .pick(args.domain_recheck_secs, f.domain_recheck_secs, "domain_recheck_secs", |n| {
+                    if n < 60 { Err(format!("must be at least 60 seconds, not {n}")) } else { Ok(n) }
+                })?
+                .map_or(defaults.recheck, Duration::from_secs),
+            rate_per_second: self.pick(args.send_rate, f.send_rate, "send_rate", |n| {
+                if n == 0 { Err("must be at least 1 (leave it out for no limit)".into()) } else { Ok(n) }
+            })?,
+        })
+    }
+}
+
+/// An SMTP relay given as a URL: `smtp://` (STARTTLS unless `?security=` says otherwise),
+/// `smtps://` (implicit TLS); user and password percent-encoded in the authority; `pool`,
+/// `timeout` (seconds) and `rate` (messages per second) as query parameters.
+fn parse_smtp_url(raw: &str) -> Result<NodeSmtp, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    let (default_security, default_port) = match url.scheme() {
+        "smtp" => (SecurityName::Starttls, 587),
+        "smtps" => (SecurityName::Tls, 465),
+        other => return Err(format!("the scheme must be smtp or smtps, not {other:?}")),
+    };
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
+    let decode = |s: &str| percent_decode(s).ok_or_else(|| format!("{s:?} is not valid percent-encoding"));
+    let username = Some(url.username()).filter(|u| !u.is_empty()).map(decode).transpose()?;
+    let password = url.password().map(decode).transpose()?;
+    let mut config = SmtpConfig {
+        host,
+        port: url.port().unwrap_or(default_port),
+        security: default_security,
+        username,
+        pool_size: 8,
+        timeout_secs: 30,
+        hello_name: None,
+        accept_invalid_certs: false,
+        rate_per_second: None,
+        domain_rate_per_second: None,
+    };
+    for (key, value) in url.query_pairs() {
+        let number = |v: &str| v.parse::<u32>().map_err(|_| format!("{key}={v:?} is not a whole number"));
+        match key.as_ref() {
+            "security" => {
+                config.security = serde_json::from_value(serde_json::Value::String(value.to_string()))
+                    .map_err(|_| format!("security={value:?}: expected starttls, tls or none"))?;
+            }
+            "pool" => config.pool_size = number(&value)?,
+            "timeout" => config.timeout_secs = u64::from(number(&value)?),
+            "rate" => config.rate_per_second = Some(number(&value)?),
+            "domain_rate" => config.domain_rate_per_second = Some(number(&value)?),
+            other => {
+                return Err(format!("unknown parameter {other:?}; known: security, pool, timeout, rate, domain_rate"));
+            }
+        }
+    }
+    config.validate().map_err(|(field, reason)| format!("{field}: {reason}"))?;
+    Ok(NodeSmtp { config, password })
+}
+
+/// Decodes `%XX` escapes (the URL crate leaves user and password encoded).
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An absolute http(s) URL without query or fragment; returned without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let uri: Uri = raw.parse().map_err(|_| format!("{raw:?} is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{raw:?} must start with http:// or https://")),
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("{raw:?} has no host"));
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err(format!("{raw:?} must not have a query or fragment"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global() -> GlobalArgs {
+        GlobalArgs {
+            config: None,
+            database_url: None,
+            log_format: None,
+            log: None,
+            secret_key: None,
+            secret_key_previous: None,
+        }
+    }
+
+    fn serve_args() -> ServeArgs {
+        ServeArgs {
+            bind: None,
+            public_url: None,
+            admin_token: None,
+            worker: None,
+            worker_concurrency: None,
+            job_lease_secs: None,
+            queue_poll_ms: None,
+            shutdown_timeout_secs: None,
+            ingest_body_limit: None,
+            header_timeout_secs: None,
+            max_connections: None,
+            smtp_url: None,
+            dns_resolver: None,
+            spf: None,
+            domain_recheck_secs: None,
+            send_rate: None,
+            webhook_allow_cidrs: None,
+            webhook_allow_http: None,
+            webhook_disable_after_secs: None,
+        }
+    }
+
+    #[test]
+    fn smtp_urls_name_relay_security_and_limits() {
+        let node = parse_smtp_url("smtp://ann%40x:p%2Fss@smtp.example.com?pool=4&rate=50").expect("parses");
+        assert_eq!((node.config.host.as_str(), node.config.port), ("smtp.example.com", 587));
+        assert_eq!(node.config.security, SecurityName::Starttls);
+        assert_eq!((node.config.username.as_deref(), node.password.as_deref()), (Some("ann@x"), Some("p/ss")));
+        assert_eq!((node.config.pool_size, node.config.rate_per_second), (4, Some(50)));
+        let tls = parse_smtp_url("smtps://relay.example.com").expect("parses");
+        assert_eq!((tls.config.port, tls.config.security), (465, SecurityName::Tls));
+        let plain = parse_smtp_url("smtp://127.0.0.1:2525?security=none").expect("parses");
+        assert_eq!((plain.config.port, plain.config.security, plain.password), (2525, SecurityName::None, None));
+        for (bad, says) in [
+            ("http://x", "scheme"),
+            ("smtp://x?security=ssl", "security"),
+            ("smtp://x?pool=0", "pool_size"),
+            ("smtp://x?colour=red", "unknown parameter"),
+            ("smtp://", "host"),
+        ] {
+            let err = parse_smtp_url(bad).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(!format!("{:?}", parse_smtp_url("smtp://u:hunter2@x").expect("parses")).contains("hunter2"));
+    }
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let from_example = Loader::from_toml(&settings::example_file(), "herald.example.toml").expect("example parses");
+        let none = Loader::from_toml("", "empty.toml").expect("empty parses");
+        let (a, b) = (from_example.common(&global()).expect("ok"), none.common(&global()).expect("ok"));
+        assert_eq!((a.database, a.log_format, a.log_filter), (b.database, b.log_format, b.log_filter));
+        let (a, b) = (from_example.serve(&serve_args()).expect("ok"), none.serve(&serve_args()).expect("ok"));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn zero_configuration_means_local_sqlite_on_port_8080() {
+        let loader = Loader::new(&global()).expect("no file");
+        let common = loader.common(&global()).expect("ok");
+        assert_eq!(common.database, DatabaseUrl::Sqlite("sqlite://herald.db".into()));
+        assert_eq!(common.log_format, LogFormat::Text);
+        let serve = loader.serve(&serve_args()).expect("ok");
+        assert_eq!(serve.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(serve.public_url, None);
+        assert!(serve.admin_token.is_none() && serve.worker.enabled);
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let loader = Loader::from_toml("bind = \"127.0.0.1:1\"\nworker_concurrency = 3", "h.toml").expect("parses");
+        let mut args = serve_args();
+        assert_eq!(loader.serve(&args).expect("ok").bind.port(), 1);
+        args.bind = Some("127.0.0.1:2".into());
+        let settings = loader.serve(&args).expect("ok");
+        assert_eq!((settings.bind.port(), settings.worker.concurrency), (2, 3));
+    }
+
+    /// Spoils one argument; the setting the error must name; words the reason must contain.
+    type BadServeArg = (fn(&mut ServeArgs), &'static str, &'static str);
+
+    #[test]
+    fn bad_values_name_the_setting_and_the_problem() {
+        let loader = Loader::from_toml("bind = \"nope\"", "h.toml").expect("parses");
+        let err = loader.serve(&serve_args()).expect_err("bad bind");
+        assert_eq!(err.setting, "bind in h.toml");
+        assert!(err.reason.contains("expected IP:PORT"), "{err}");
+
+        let mut args = serve_args();
+        args.bind = Some("localhost".into());
+        assert_eq!(loader.serve(&args).expect_err("bad").setting, "HERALD_BIND (--bind)");
+
+        let cases: [BadServeArg; 7] = [
+            (|a| a.public_url = Some("ftp://x".into()), "HERALD_PUBLIC_URL", "http"),
+            (|a| a.public_url = Some("https://x/?a=1".into()), "HERALD_PUBLIC_URL", "query"),
+            (|a| a.header_timeout_secs = Some(0), "HERALD_HEADER_TIMEOUT_SECS", "between 1 and 3600"),
+            (|a| a.max_connections = Some(0), "HERALD_MAX_CONNECTIONS", "at least 1"),
+            (|a| a.admin_token = Some("short".into()), "HERALD_ADMIN_TOKEN", "at least 16"),
+            (|a| a.worker_concurrency = Some(0), "HERALD_WORKER_CONCURRENCY", "between 1 and 1024"),
+            (|a| a.job_lease_secs = Some(0), "HERALD_JOB_LEASE_SECS", "at least 1"),
+        ];
+        let loader = Loader::from_toml("", "h.toml").expect("parses");
+        for (set, setting, reason) in cases {
+            let mut args = serve_args();
+            set(&mut args);
+            let err = loader.serve(&args).expect_err("bad value");
+            assert!(err.setting.starts_with(setting), "{err}");
+            assert!(err.reason.contains(reason), "{err}");
+            assert!(!err.to_string().contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_32_bytes_of_base64_and_never_shown() {
+        let key = "++++//vvvv/7777/++++//vvvv/7777/++++//vvvv8=";
+        let mut global = global();
+        global.secret_key = Some(key.into());
+        global.secret_key_previous =
+            Some(format!("{},{}", key.trim_end_matches('='), key.replace('+', "-").replace('/', "_")));
+        let loader = Loader::from_toml("", "h.toml").expect("parses");
+        let common = loader.common(&global).expect("ok");
+        let parsed = common.secret_key.clone().expect("a key");
+        assert_eq!(common.previous_secret_keys, [parsed.clone(), parsed.clone()], "padding and alphabet are optional");
+        assert!(!format!("{common:?}").contains("++++"), "{common:?}");
+        for (bad, says) in [("c2hvcnQ=", "is 5 bytes"), ("not base64!", "not base64")] {
+            global.secret_key = Some(bad.into());
+            let err = loader.common(&global).expect_err(bad);
+            assert!(err.setting.starts_with("HERALD_SECRET_KEY") && err.reason.contains(says), "{err}");
+            assert!(!err.to_string().contains(bad), "the value is not echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend_and_never_echo_secrets() {
+        assert!(matches!(DatabaseUrl::parse("sqlite://x.db"), Ok(DatabaseUrl::Sqlite(_))));
+        assert!(matches!(DatabaseUrl::parse("postgresql://u:p@h/db"), Ok(DatabaseUrl::Postgres(_))));
+        let err = DatabaseUrl::parse("mysql://root:hunter2@h/db").expect_err("unsupported");
+        assert!(err.contains("\"mysql\"") && !err.contains("hunter2"), "{err}");
+        assert!(DatabaseUrl::parse("sqlite::memory:").is_err());
+        let shown = format!("{:?}", DatabaseUrl::parse("postgres://u:hunter2@db:5432/h").expect("ok"));
+        assert_eq!(shown, "postgres://<redacted>@db:5432/h");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_in_the_file_are_errors() {
+        let err = Loader::from_toml("bnid = \"x\"", "h.toml").expect_err("unknown key");
+        assert!(err.reason.contains("bnid"), "{err}");
+        let err = Loader::from_toml("worker = \"yes\"", "h.toml").expect_err("bad type");
+        assert!(err.setting.contains("h.toml"), "{err}");
+        let common = Loader::from_toml("log_format = \"xml\"", "h.toml").expect("parses").common(&global());
+        assert_eq!(common.expect_err("bad").setting, "log_format in h.toml");
+    }
+
+    #[test]
+    fn public_urls_lose_their_trailing_slash() {
+        assert_eq!(parse_public_url("https://herald.example.com/").as_deref(), Ok("https://herald.example.com"));
+        assert_eq!(parse_public_url("http://10.0.0.1:8080/h").as_deref(), Ok("http://10.0.0.1:8080/h"));
+    }
+}

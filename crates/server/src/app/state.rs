@@ -1,0 +1,93 @@
+//! The application's state: what handlers reach, handed to each as the part it uses.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use herald_store::SharedStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::campaigns::CampaignsState;
+use crate::clock::SharedClock;
+use crate::contacts::ContactsState;
+use crate::events::EventsState;
+use crate::ingest::IngestState;
+use crate::web::WebState;
+
+/// What every handler can reach. Cloned for every request (axum hands each handler its own
+/// state), so it is one shared pointer rather than a struct of them.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub metrics: PrometheusHandle,
+    /// Base URL for URLs handed out to others, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub ingest: IngestState,
+    pub contacts: ContactsState,
+    pub events: EventsState,
+    pub campaigns_state: CampaignsState,
+    /// Campaign engine: enrolment through the API.
+    pub campaigns: Arc<crate::campaigns::Campaigns>,
+    /// Sending domains, transports and unsubscribe links.
+    pub email: Arc<crate::delivery::email::Email>,
+    /// Outbound webhook calls and signing keys.
+    pub webhooks: Arc<crate::delivery::webhooks::Webhooks>,
+    /// What the web layer (sessions, logins, API keys) uses.
+    pub web: WebState,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for WebState {
+    fn from_ref(state: &AppState) -> Self {
+        state.web.clone()
+    }
+}
+
+impl FromRef<AppState> for IngestState {
+    fn from_ref(state: &AppState) -> Self {
+        state.ingest.clone()
+    }
+}
+
+impl FromRef<AppState> for ContactsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.contacts.clone()
+    }
+}
+
+impl FromRef<AppState> for EventsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.events.clone()
+    }
+}
+
+impl FromRef<AppState> for CampaignsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.campaigns_state.clone()
+    }
+}

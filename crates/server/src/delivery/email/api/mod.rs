@@ -1,0 +1,6 @@
+//! Email's JSON handlers: messages, sending domains, the workspace transport, suppressions.
+
+pub mod domains;
+pub mod messages;
+pub mod suppressions;
+pub mod transport;
