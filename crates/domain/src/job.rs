@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::retry::{Attempt, RetrySchedule, Verdict, minutes};
 use crate::{JobId, LeaseId, Timestamp, WorkspaceId};
 
 /// What a job does. Stored as its snake_case name.
@@ -135,7 +136,7 @@ pub struct NewJob {
 impl NewJob {
     /// A job due at `run_at` with the default attempt budget.
     pub fn new(kind: JobKind, payload: serde_json::Value, run_at: Timestamp) -> Self {
-        Self { kind, payload, run_at, max_attempts: RetryPolicy::DEFAULT.max_attempts }
+        Self { kind, payload, run_at, max_attempts: JOB_RETRY.max_attempts() }
     }
 }
 
@@ -182,36 +183,34 @@ pub enum JobOutcome {
     Dead { error: String },
 }
 
-/// Exponential backoff with jitter, capped, with an attempt budget. Pure: the caller passes
-/// the jitter (a number in `[0, 1)`) so tests can pin it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-    pub max_attempts: u32,
-}
+const JOB_DELAYS: [Duration; 11] = [
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(20),
+    Duration::from_secs(40),
+    Duration::from_secs(80),
+    Duration::from_secs(160),
+    Duration::from_secs(320),
+    Duration::from_secs(640),
+    Duration::from_secs(1280),
+    Duration::from_secs(2560),
+    minutes(60),
+];
 
-impl RetryPolicy {
-    /// For internal jobs: 5 s, doubling, at most 1 h apart, 12 attempts (about 5 hours).
-    pub const DEFAULT: RetryPolicy =
-        RetryPolicy { first_delay: Duration::from_secs(5), max_delay: Duration::from_secs(3600), max_attempts: 12 };
+/// How internal jobs that failed (a store error, a kind only a newer node knows) are
+/// retried: from 5 s, doubling, at most an hour apart, 12 attempts (about 3 hours).
+pub const JOB_RETRY: RetrySchedule =
+    RetrySchedule { max_retries: 11, delays: &JOB_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
 
-    /// The wait after the `attempts`-th failed attempt (1-based): `first_delay · 2^(attempts-1)`
-    /// capped at `max_delay`, then "equal jitter": half fixed, half scaled by `jitter`, so
-    /// retries of many jobs that failed together spread out instead of arriving in a herd.
-    pub fn delay(&self, attempts: u32, jitter: f64) -> Duration {
-        let exponent = attempts.saturating_sub(1).min(32);
-        let full = self.first_delay.saturating_mul(1u32 << exponent.min(31)).min(self.max_delay);
-        let half = full / 2;
-        half + half.mul_f64(jitter.clamp(0.0, 1.0))
-    }
-
-    /// What to do after attempt number `attempts` failed with `error`.
-    pub fn after_failure(&self, attempts: u32, now: Timestamp, jitter: f64, error: String) -> JobOutcome {
-        if attempts >= self.max_attempts {
-            JobOutcome::Dead { error }
-        } else {
-            JobOutcome::Retry { at: now + self.delay(attempts, jitter), error }
+impl JobOutcome {
+    /// What becomes of a job whose run failed with `error`, judged by `schedule` after
+    /// `attempts` claims (this one included).
+    pub fn after_failure(schedule: &RetrySchedule, attempts: u32, error: String, now: Timestamp, random: f64) -> Self {
+        let attempt = Attempt::Transient { reason: error, retry_after: None };
+        match schedule.judge(attempts.saturating_sub(1), attempt, now, random) {
+            Verdict::Retry { not_before, reason } => JobOutcome::Retry { at: not_before, error: reason },
+            Verdict::GiveUp { reason, .. } => JobOutcome::Dead { error: reason },
+            Verdict::Delivered => JobOutcome::Done,
         }
     }
 }
@@ -221,36 +220,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const POLICY: RetryPolicy =
-        RetryPolicy { first_delay: Duration::from_secs(10), max_delay: Duration::from_secs(300), max_attempts: 5 };
-
     #[test]
-    fn backoff_table() {
-        // (attempts, jitter, expected delay)
-        let cases = [
-            (1, 0.0, 5),
-            (1, 1.0, 10),
-            (2, 0.0, 10),
-            (2, 1.0, 20),
-            (3, 0.5, 30),
-            (5, 1.0, 160),
-            (6, 1.0, 300),
-            (40, 1.0, 300),
-            (40, 0.0, 150),
-        ];
-        for (attempts, jitter, secs) in cases {
-            assert_eq!(POLICY.delay(attempts, jitter), Duration::from_secs(secs), "attempt {attempts} jitter {jitter}");
-        }
-    }
-
-    #[test]
-    fn gives_up_after_the_budget() {
+    fn failed_jobs_back_off_then_die_when_the_attempts_are_spent() {
         let now = Timestamp::from_unix_millis(1_000_000);
         assert_eq!(
-            POLICY.after_failure(4, now, 0.0, "boom".into()),
+            JobOutcome::after_failure(&JOB_RETRY, 4, "boom".into(), now, 0.5),
             JobOutcome::Retry { at: now + Duration::from_secs(40), error: "boom".into() }
         );
-        assert_eq!(POLICY.after_failure(5, now, 0.0, "boom".into()), JobOutcome::Dead { error: "boom".into() });
+        assert_eq!(
+            JobOutcome::after_failure(&JOB_RETRY, 12, "boom".into(), now, 0.5),
+            JobOutcome::Dead { error: "gave up after 12 attempts: boom".into() }
+        );
+        assert_eq!(JOB_RETRY.max_attempts(), 12);
     }
 
     #[test]
@@ -264,11 +245,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn delay_is_monotonic_and_bounded(attempts in 1u32..100, jitter in 0.0f64..1.0) {
-            let d = POLICY.delay(attempts, jitter);
-            prop_assert!(d <= POLICY.max_delay);
-            prop_assert!(d >= POLICY.delay(attempts, 0.0));
-            prop_assert!(POLICY.delay(attempts + 1, 0.0) >= POLICY.delay(attempts, 0.0));
+        fn job_delays_grow_and_stay_within_an_hour_and_its_jitter(retry in 1u32..100) {
+            let d = JOB_RETRY.base_delay(retry);
+            prop_assert!(d <= Duration::from_secs(3600));
+            prop_assert!(JOB_RETRY.base_delay(retry + 1) >= d);
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod number;
 pub mod page;
 pub mod payload;
+pub mod retry;
 pub mod source;
 pub mod time;
 pub mod user_account;
@@ -38,7 +39,7 @@ pub use id::{
     JobId, JourneyId, LeaseId, MessageId, SourceId, UserAccountId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
-pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob, RetryPolicy};
+pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;

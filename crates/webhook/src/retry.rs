@@ -2,7 +2,8 @@
 //! attempt came to, and a random number the caller draws. No clock, no I/O.
 //!
 //! Two questions are kept apart, as Vector does: *is this outcome worth retrying?*
-//! ([`AttemptOutcome::class`]) and *when?* ([`RetrySchedule::next`]).
+//! ([`AttemptOutcome::class`], here) and *when?* ([`SCHEDULE`], judged by the
+//! [`RetrySchedule`] that email deliveries and internal jobs use too).
 //!
 //! Retried: 408, 409, 429, every 5xx, timeouts and connection errors (refused, reset, DNS,
 //! TLS). Final: every other status, including 3xx (redirects are not followed, so a redirect
@@ -36,6 +37,8 @@
 
 use std::time::Duration;
 
+use herald_domain::retry::minutes;
+pub use herald_domain::retry::{Attempt, GiveUp, RetrySchedule, Verdict};
 use time::OffsetDateTime;
 use time::PrimitiveDateTime;
 use time::macros::format_description;
@@ -93,35 +96,19 @@ impl AttemptOutcome {
     }
 }
 
-/// What to do after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Delivered.
-    Success,
-    /// Try again this long after the attempt.
-    Retry { after: Duration },
-    /// Stop: retrying would not help.
-    Final { reason: FinalReason },
-    /// Stop: the attempt was worth retrying but every retry has been made.
-    Exhausted,
-}
-
-/// The retry schedule. [`RetrySchedule::DEFAULT`] is the table in the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetrySchedule {
-    /// Retries after the first attempt; 10 by default (eleven attempts in all).
-    pub max_retries: u32,
-    /// The delay before retry `n` is `delays[n - 1]`; retries past the end of the table use
-    /// its last entry.
-    pub delays: &'static [Duration],
-    /// Each delay is scaled by a factor drawn from `[1 - jitter, 1 + jitter)`; 0.2 by default.
-    pub jitter: f64,
-    /// The longest `Retry-After` honoured; longer ones are capped to this. One hour by default.
-    pub max_retry_after: Duration,
-}
-
-const fn minutes(n: u64) -> Duration {
-    Duration::from_secs(n * 60)
+impl AttemptOutcome {
+    /// The attempt as the retry schedule judges it; `reason` says what happened (the
+    /// transport's error, or the status).
+    pub fn judged(&self, reason: String) -> Attempt {
+        match (self.class(), self) {
+            (Class::Success, _) => Attempt::Delivered,
+            (Class::Retryable, AttemptOutcome::Status { retry_after, .. }) => {
+                Attempt::Transient { reason, retry_after: *retry_after }
+            }
+            (Class::Retryable, _) => Attempt::Transient { reason, retry_after: None },
+            (Class::Final(_), _) => Attempt::Permanent { reason },
+        }
+    }
 }
 
 const DEFAULT_DELAYS: [Duration; 10] = [
@@ -137,49 +124,10 @@ const DEFAULT_DELAYS: [Duration; 10] = [
     minutes(60),
 ];
 
-impl RetrySchedule {
-    pub const DEFAULT: RetrySchedule =
-        RetrySchedule { max_retries: 10, delays: &DEFAULT_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
-
-    /// The delay before retry `retry` (1-based) without jitter.
-    pub fn base_delay(&self, retry: u32) -> Duration {
-        let index = usize::try_from(retry.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.delays.get(index).or(self.delays.last()).copied().unwrap_or(Duration::ZERO)
-    }
-
-    /// The verdict on an attempt after `retries_done` retries (0 after the first attempt).
-    /// `random` is a number drawn uniformly from `[0, 1)` by the caller; it sets the jitter.
-    pub fn next(&self, retries_done: u32, outcome: &AttemptOutcome, random: f64) -> Verdict {
-        match outcome.class() {
-            Class::Success => Verdict::Success,
-            Class::Final(reason) => Verdict::Final { reason },
-            Class::Retryable if retries_done >= self.max_retries => Verdict::Exhausted,
-            Class::Retryable => {
-                let planned = self.jittered(self.base_delay(retries_done.saturating_add(1)), random);
-                let asked = match outcome {
-                    AttemptOutcome::Status { retry_after: Some(asked), .. } => (*asked).min(self.max_retry_after),
-                    _ => Duration::ZERO,
-                };
-                Verdict::Retry { after: planned.max(asked) }
-            }
-        }
-    }
-
-    fn jittered(&self, delay: Duration, random: f64) -> Duration {
-        let random = if random.is_finite() { random.clamp(0.0, 1.0) } else { 0.5 };
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
-        let factor = 1.0 - jitter + 2.0 * jitter * random;
-        // Whole milliseconds: the delay ends up in a database column and in logs.
-        let millis = (delay.as_secs_f64() * factor * 1000.0).round();
-        Duration::try_from_secs_f64(millis / 1000.0).unwrap_or(Duration::MAX)
-    }
-}
-
-impl Default for RetrySchedule {
-    fn default() -> Self {
-        RetrySchedule::DEFAULT
-    }
-}
+/// The webhook retry schedule: the table in the module documentation, ten retries, a jitter
+/// of ±20 %, `Retry-After` honoured up to an hour.
+pub const SCHEDULE: RetrySchedule =
+    RetrySchedule { max_retries: 10, delays: &DEFAULT_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
 
 /// Parses a `Retry-After` value: delay-seconds (`120`) or an HTTP date
 /// (`Wed, 21 Oct 2015 07:28:00 GMT`, the IMF-fixdate form every current server sends),
@@ -203,7 +151,7 @@ mod tests {
 
     use super::*;
 
-    const S: RetrySchedule = RetrySchedule::DEFAULT;
+    const S: RetrySchedule = SCHEDULE;
 
     fn status(code: u16) -> AttemptOutcome {
         AttemptOutcome::Status { code, retry_after: None }
@@ -254,6 +202,25 @@ mod tests {
         }
     }
 
+    const NOW: herald_domain::Timestamp = herald_domain::Timestamp::UNIX_EPOCH;
+
+    /// The default schedule's verdict on `outcome` after `done` retries, at the epoch.
+    fn verdict(done: u32, outcome: &AttemptOutcome, random: f64) -> Verdict {
+        S.judge(done, outcome.judged("boom".into()), NOW, random)
+    }
+
+    fn retry(after: Duration) -> Verdict {
+        Verdict::Retry { not_before: NOW + after, reason: "boom".into() }
+    }
+
+    fn final_failure() -> Verdict {
+        Verdict::GiveUp { reason: "boom".into(), why: GiveUp::Permanent }
+    }
+
+    fn exhausted(attempts: u32) -> Verdict {
+        Verdict::GiveUp { reason: format!("gave up after {attempts} attempts: boom"), why: GiveUp::Exhausted }
+    }
+
     #[test]
     fn default_table_without_jitter() {
         // random = 0.5 is the jitter factor 1.0: the table itself.
@@ -261,19 +228,21 @@ mod tests {
         for (done, want) in expected.iter().enumerate() {
             let done = u32::try_from(done).unwrap();
             for outcome in [status(500), status(429), AttemptOutcome::Timeout, AttemptOutcome::Connect] {
-                assert_eq!(S.next(done, &outcome, 0.5), Verdict::Retry { after: secs(*want) }, "retry {done}");
+                assert_eq!(verdict(done, &outcome, 0.5), retry(secs(*want)), "retry {done}");
             }
         }
-        assert_eq!(S.next(10, &status(503), 0.5), Verdict::Exhausted);
-        assert_eq!(S.next(11, &AttemptOutcome::Timeout, 0.5), Verdict::Exhausted);
+        assert_eq!(verdict(10, &status(503), 0.5), exhausted(11));
+        assert_eq!(verdict(11, &AttemptOutcome::Timeout, 0.5), exhausted(12));
     }
 
     #[test]
     fn ten_retries_spread_over_about_three_hours() {
         let total = |random: f64| -> Duration {
             (0..S.max_retries)
-                .map(|done| match S.next(done, &status(500), random) {
-                    Verdict::Retry { after } => after,
+                .map(|done| match verdict(done, &status(500), random) {
+                    Verdict::Retry { not_before, .. } => {
+                        Duration::from_millis(u64::try_from(not_before.unix_millis()).unwrap())
+                    }
                     other => panic!("{other:?}"),
                 })
                 .sum()
@@ -298,22 +267,17 @@ mod tests {
             (f64::INFINITY, 5_000),
         ];
         for (random, millis) in cases {
-            assert_eq!(
-                S.next(0, &status(502), random),
-                Verdict::Retry { after: Duration::from_millis(millis) },
-                "random {random}"
-            );
+            assert_eq!(verdict(0, &status(502), random), retry(Duration::from_millis(millis)), "random {random}");
         }
     }
 
     #[test]
     fn final_and_success_ignore_the_count() {
         for done in [0, 5, 10, 50] {
-            assert_eq!(S.next(done, &status(200), 0.3), Verdict::Success);
-            assert_eq!(S.next(done, &status(404), 0.3), Verdict::Final { reason: FinalReason::Status(404) });
-            assert_eq!(S.next(done, &status(302), 0.3), Verdict::Final { reason: FinalReason::Status(302) });
-            assert_eq!(S.next(done, &AttemptOutcome::Refused, 0.3), Verdict::Final { reason: FinalReason::Refused });
-            assert_eq!(S.next(done, &AttemptOutcome::Invalid, 0.3), Verdict::Final { reason: FinalReason::Invalid });
+            assert_eq!(verdict(done, &status(200), 0.3), Verdict::Delivered);
+            for outcome in [status(404), status(302), AttemptOutcome::Refused, AttemptOutcome::Invalid] {
+                assert_eq!(verdict(done, &outcome, 0.3), final_failure(), "{outcome:?}");
+            }
         }
     }
 
@@ -335,24 +299,24 @@ mod tests {
             (2, with(429, 0), 120),
         ];
         for (done, outcome, want) in cases {
-            assert_eq!(S.next(done, &outcome, 0.5), Verdict::Retry { after: secs(want) }, "{done} {outcome:?}");
+            assert_eq!(verdict(done, &outcome, 0.5), retry(secs(want)), "{done} {outcome:?}");
         }
         // Not honoured on a final status, nor past the last retry.
-        assert_eq!(S.next(0, &with(400, 10), 0.5), Verdict::Final { reason: FinalReason::Status(400) });
-        assert_eq!(S.next(10, &with(429, 10), 0.5), Verdict::Exhausted);
+        assert_eq!(verdict(0, &with(400, 10), 0.5), final_failure());
+        assert_eq!(verdict(10, &with(429, 10), 0.5), exhausted(11));
     }
 
     #[test]
     fn custom_schedules() {
         const TEN_MS: &[Duration] = &[Duration::from_millis(10)];
         let short = RetrySchedule { max_retries: 3, delays: TEN_MS, jitter: 0.0, ..S };
-        assert_eq!(short.next(0, &status(500), 0.9), Verdict::Retry { after: Duration::from_millis(10) });
-        assert_eq!(short.next(2, &status(500), 0.1), Verdict::Retry { after: Duration::from_millis(10) });
-        assert_eq!(short.next(3, &status(500), 0.1), Verdict::Exhausted);
-        let empty = RetrySchedule { delays: &[], ..S };
-        assert_eq!(empty.next(0, &AttemptOutcome::Connect, 0.5), Verdict::Retry { after: Duration::ZERO });
+        let judge =
+            |s: &RetrySchedule, done, outcome: AttemptOutcome| s.judge(done, outcome.judged("boom".into()), NOW, 0.9);
+        assert_eq!(judge(&short, 0, status(500)), retry(Duration::from_millis(10)));
+        assert_eq!(judge(&short, 2, status(500)), retry(Duration::from_millis(10)));
+        assert_eq!(judge(&short, 3, status(500)), exhausted(4));
         let none = RetrySchedule { max_retries: 0, ..S };
-        assert_eq!(none.next(0, &AttemptOutcome::Timeout, 0.5), Verdict::Exhausted);
+        assert_eq!(judge(&none, 0, AttemptOutcome::Timeout), exhausted(1));
         assert_eq!(S.base_delay(0), secs(5));
         assert_eq!(S.base_delay(11), secs(3_600));
         assert_eq!(S.base_delay(u32::MAX), secs(3_600));

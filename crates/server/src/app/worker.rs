@@ -18,8 +18,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::{JobKind, RetryPolicy, Timestamp};
+use herald_domain::job::{JOB_RETRY, JobOutcome, LeasedJob};
+use herald_domain::{JobKind, Timestamp};
 use herald_store::{ClaimRequest, QueueSignal, SharedStore, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -280,7 +280,7 @@ impl Worker {
     /// are spent. Returns the outcome's metric label.
     async fn retry_later(&self, leased: &LeasedJob, error: String, now: Timestamp) -> Result<&'static str, StoreError> {
         tracing::warn!(job = %leased.job.id, kind = %leased.job.kind, error, "job failed; it runs again later");
-        let outcome = RetryPolicy::DEFAULT.after_failure(leased.job.attempts, now, rand::random(), error);
+        let outcome = JobOutcome::after_failure(&JOB_RETRY, leased.job.attempts, error, now, rand::random());
         let label = if matches!(outcome, JobOutcome::Dead { .. }) { "dead" } else { "retry" };
         self.store.finish_job(leased.job.workspace_id, &leased.lease, &outcome, now).await?;
         Ok(label)

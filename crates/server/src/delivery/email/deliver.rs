@@ -6,9 +6,8 @@
 
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::{
-    CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, RetryPolicy, Timestamp,
-};
+use herald_domain::retry::{Attempt, RetrySchedule, Verdict, minutes};
+use herald_domain::{CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, Timestamp};
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
 use herald_email::smtp::SmtpFailure;
@@ -21,10 +20,13 @@ use super::Email;
 use super::transport::Transport;
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
 
+const SMTP_DELAYS: [Duration; 8] =
+    [Duration::from_secs(30), minutes(1), minutes(2), minutes(4), minutes(8), minutes(16), minutes(32), minutes(60)];
+
 /// Transient SMTP failures are retried with backoff: from 30 s, doubling, at most an hour
-/// apart, 10 attempts (about 6 hours in all), then the message fails.
-pub const SMTP_RETRY: RetryPolicy =
-    RetryPolicy { first_delay: Duration::from_secs(30), max_delay: Duration::from_secs(3600), max_attempts: 10 };
+/// apart, 10 attempts (about 3 hours in all), then the message fails.
+pub const SMTP_RETRY: RetrySchedule =
+    RetrySchedule { max_retries: 9, delays: &SMTP_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
 
 /// A rate-limited send waits at most this long in the job before the job is put back.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
@@ -160,20 +162,8 @@ impl Email {
         }
         let attempts = message.attempts + 1;
         let sent_at = self.clock.now();
-        Ok(match client.send(&composed).await {
-            Ok(reply) => Decision {
-                delivery: Delivery {
-                    status: MessageStatus::Sent,
-                    reason: None,
-                    reply: Some(reply.to_string()),
-                    attempts,
-                    sent_at: Some(sent_at),
-                },
-                outcome: JobOutcome::Done,
-                label: "sent",
-            },
-            Err(failure) => failed_send(&failure, attempts, self.clock.now()),
-        })
+        let sent = client.send(&composed).await.map(|reply| reply.to_string());
+        Ok(judge_send(sent, attempts, sent_at, self.clock.now()))
     }
 
     /// `None` when a send may go now (after waiting for the slots reserved in the node's and
@@ -234,39 +224,42 @@ fn mailbox(text: &str, field: &str) -> Result<Mailbox, String> {
     Ok(Mailbox::new(parsed.name, parsed.address.as_str()))
 }
 
-/// A send the relay did not accept: permanent failures fail the message with the relay's
-/// reply; transient ones retry with backoff until the attempts are spent.
-fn failed_send(failure: &SmtpFailure, attempts: u32, now: Timestamp) -> Decision {
-    let reply = Some(match failure.code {
-        Some(code) => format!("{code} {}", failure.message),
-        None => failure.message.clone(),
-    });
-    let failed = |reason: String| Decision {
-        delivery: Delivery {
-            status: MessageStatus::Failed,
-            reason: Some(reason),
-            reply: reply.clone(),
-            attempts,
-            sent_at: None,
-        },
-        outcome: JobOutcome::Done,
-        label: "failed",
+/// What the relay's answer to a send makes of the message: sent; queued again until a later
+/// attempt, when the failure is transient and the schedule has retries left; or failed, with
+/// the relay's reply.
+fn judge_send(sent: Result<String, SmtpFailure>, attempts: u32, sent_at: Timestamp, now: Timestamp) -> Decision {
+    let (attempt, reply) = match sent {
+        Ok(reply) => (Attempt::Delivered, reply),
+        Err(failure) => {
+            let reply = match failure.code {
+                Some(code) => format!("{code} {}", failure.message),
+                None => failure.message.clone(),
+            };
+            let reason = failure.to_string();
+            let attempt = if failure.is_permanent() {
+                Attempt::Permanent { reason }
+            } else {
+                Attempt::Transient { reason, retry_after: None }
+            };
+            (attempt, reply)
+        }
     };
-    if failure.is_permanent() {
-        return failed(failure.to_string());
-    }
-    match SMTP_RETRY.after_failure(attempts, now, rand::random(), failure.to_string()) {
-        JobOutcome::Retry { at, error } => Decision {
-            delivery: Delivery {
-                status: MessageStatus::Queued,
-                reason: Some(error.clone()),
-                reply: reply.clone(),
-                attempts,
-                sent_at: None,
-            },
-            outcome: JobOutcome::Retry { at, error },
+    let delivery = |status, reason, sent_at| Delivery { status, reason, reply: Some(reply.clone()), attempts, sent_at };
+    match SMTP_RETRY.judge(attempts.saturating_sub(1), attempt, now, rand::random()) {
+        Verdict::Delivered => Decision {
+            delivery: delivery(MessageStatus::Sent, None, Some(sent_at)),
+            outcome: JobOutcome::Done,
+            label: "sent",
+        },
+        Verdict::Retry { not_before, reason } => Decision {
+            delivery: delivery(MessageStatus::Queued, Some(reason.clone()), None),
+            outcome: JobOutcome::Retry { at: not_before, error: reason },
             label: "retry",
         },
-        _ => failed(format!("gave up after {attempts} attempts: {failure}")),
+        Verdict::GiveUp { reason, .. } => Decision {
+            delivery: delivery(MessageStatus::Failed, Some(reason), None),
+            outcome: JobOutcome::Done,
+            label: "failed",
+        },
     }
 }

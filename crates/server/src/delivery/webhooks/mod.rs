@@ -21,7 +21,7 @@ use herald_domain::{
 use herald_store::webhook::{AttemptRecord, CallRecord, DeliveryProgress, NewDelivery, SigningKeyRecord, webhook_job};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::{OutboundRequest, WebhookClient};
-use herald_webhook::retry::{AttemptOutcome, Class, RetrySchedule, Verdict};
+use herald_webhook::retry::{self, AttemptOutcome, Class, GiveUp, RetrySchedule, Verdict};
 use herald_webhook::sign::{SigningKey, sign};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -132,7 +132,7 @@ impl Webhooks {
             store,
             clock,
             client,
-            schedule: RetrySchedule::DEFAULT,
+            schedule: retry::SCHEDULE,
             endpoints: Mutex::default(),
             health,
             keys: Mutex::default(),
@@ -242,7 +242,7 @@ impl Webhooks {
             follow_up,
         };
         one(self.attempts.submit(vec![record]).await)?;
-        self.recorded(workspace, &delivery.endpoint, judged.verdict, delivery.attempts, judged.label).await?;
+        self.recorded(workspace, &delivery.endpoint, &judged.verdict, delivery.attempts, judged.label).await?;
         Ok(result)
     }
 
@@ -298,17 +298,17 @@ impl Webhooks {
             self.health.observe(workspace, &call.endpoint, made.1.class() == Class::Success).await?;
             made
         };
-        let verdict = self.schedule.next(attempts, &outcome, rand::random());
         let now = self.clock.now();
+        let reason = attempt.error.clone().unwrap_or_else(|| format!("HTTP {}", attempt.status.unwrap_or(0)));
+        let verdict = self.schedule.judge(attempts, outcome.judged(reason), now, rand::random());
         let response = response_value(&attempt.response_body, attempt.status);
-        let (status, job, label) = match verdict {
-            Verdict::Success => (WebhookStatus::Succeeded, JobOutcome::Done, "succeeded"),
-            Verdict::Retry { after } => {
-                let error = attempt.error.clone().unwrap_or_else(|| format!("HTTP {}", attempt.status.unwrap_or(0)));
-                (WebhookStatus::Pending, JobOutcome::Retry { at: now + after, error }, "retry")
+        let (status, job, label) = match &verdict {
+            Verdict::Delivered => (WebhookStatus::Succeeded, JobOutcome::Done, "succeeded"),
+            Verdict::Retry { not_before, reason } => {
+                (WebhookStatus::Pending, JobOutcome::Retry { at: *not_before, error: reason.clone() }, "retry")
             }
-            Verdict::Final { .. } => (WebhookStatus::Failed, JobOutcome::Done, "failed"),
-            Verdict::Exhausted => (WebhookStatus::Exhausted, JobOutcome::Done, "exhausted"),
+            Verdict::GiveUp { why: GiveUp::Permanent, .. } => (WebhookStatus::Failed, JobOutcome::Done, "failed"),
+            Verdict::GiveUp { why: GiveUp::Exhausted, .. } => (WebhookStatus::Exhausted, JobOutcome::Done, "exhausted"),
         };
         let progress = DeliveryProgress {
             status,
@@ -353,12 +353,12 @@ impl Webhooks {
         &self,
         workspace: WorkspaceId,
         endpoint: &str,
-        verdict: Verdict,
+        verdict: &Verdict,
         retries_done: u32,
         label: &'static str,
     ) -> StoreResult<()> {
-        let was_failing = self.mark(endpoint, matches!(verdict, Verdict::Retry { .. } | Verdict::Exhausted));
-        if verdict == Verdict::Success && (was_failing || retries_done > 0) {
+        let was_failing = self.mark(endpoint, verdict.is_transient_failure());
+        if *verdict == Verdict::Delivered && (was_failing || retries_done > 0) {
             // The endpoint answers again: its waiting retries need not wait out their backoff.
             let now = self.clock.now();
             let released = self.store.release_endpoint_retries(workspace, endpoint, now, RELEASE_BATCH).await?;
@@ -475,7 +475,7 @@ impl FirstCall {
     /// Does what follows the attempt once the step's commit holds it.
     pub async fn recorded(&self, webhooks: &Webhooks) -> StoreResult<()> {
         let Recorded { workspace, endpoint, verdict, label } = &self.after;
-        webhooks.recorded(*workspace, endpoint, *verdict, 0, label).await
+        webhooks.recorded(*workspace, endpoint, verdict, 0, label).await
     }
 }
 
