@@ -1,6 +1,6 @@
 //! Simulation: what a campaign would do for one contact and a timeline of events, on a
 //! virtual clock, writing nothing and sending nothing. It makes the same decisions as the
-//! live runner with the same code ([`crate::trigger`], [`crate::engine::advance`]); only the
+//! live runner with the same code ([`crate::trigger::decide`], [`crate::engine::advance`]); only the
 //! history it consults (earlier events, earlier journeys) is the timeline instead of the
 //! database.
 
@@ -12,12 +12,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::compile::CompiledCampaign;
-use crate::context::{CampaignInfo, Scope};
-use crate::document::Trigger;
+use crate::context::CampaignInfo;
 use crate::engine::{
     Advance, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
 };
-use crate::trigger::{self, History, Role};
+use crate::trigger::{self, Decision, Entry, History};
 
 /// The most timeline entries a simulation produces before it stops.
 pub const MAX_ITEMS: usize = 5_000;
@@ -136,17 +135,17 @@ pub fn simulate(
             truncated = true;
             break;
         }
-        let enter = |items: &mut Vec<SimItem>, journeys: &mut Vec<Journey>, contact: &Contact, event: usize| {
+        let enter = |items: &mut Vec<SimItem>,
+                     journeys: &mut Vec<Journey>,
+                     contact: &Contact,
+                     event: usize,
+                     custom_variables: Map<String, Value>| {
             let history =
                 History { entered_before: !journeys.is_empty(), active_now: journeys.iter().any(|j| j.active) };
             if let Err(reason) = trigger::check_entry(compiled.document.entry, history) {
                 items.push(SimItem { at, what: What::Skipped { reason } });
                 return None;
             }
-            let custom_variables = match &compiled.document.trigger {
-                Trigger::Source { .. } => events[event].event.properties.clone(),
-                _ => Map::new(),
-            };
             journeys.push(Journey {
                 state: JourneyState { contact: contact.clone(), custom_variables },
                 event,
@@ -183,73 +182,41 @@ pub fn simulate(
                         }
                     }
                 }
-                let role = trigger::role(
-                    &compiled.document.trigger,
-                    sim.event.name.as_deref(),
-                    sim.event.source_id.map(|s| s.to_string()).as_deref(),
-                );
-                if role == Role::None {
-                    continue;
-                }
-                let empty = Map::new();
-                let variables = Scope {
-                    contact: &contact,
-                    event: Some(&sim.event),
-                    custom_variables: &empty,
-                    campaign: Some(info),
-                    unsubscribe_url: "",
-                }
-                .variables();
-                if let Err(reason) = trigger::check_filter(&compiled.document.trigger, &variables) {
-                    if role != Role::Activity {
-                        items.push(SimItem { at, what: What::Skipped { reason } });
-                    }
-                    continue;
-                }
-                match (&compiled.document.trigger, role) {
-                    (Trigger::DropOff { within, .. }, Role::OpensWindow) => {
-                        let closes = at + within.as_duration();
+                match trigger::decide(&compiled.document, true, info, &contact, &sim.event) {
+                    Decision::Ignore => {}
+                    Decision::Skip(reason) => items.push(SimItem { at, what: What::Skipped { reason } }),
+                    Decision::OpenWindow { closes, .. } => {
                         items.push(SimItem { at, what: What::WindowOpened { closes } });
                         schedule(&mut agenda, closes, Agenda::Window(i));
                     }
-                    (Trigger::Inactivity { after, .. }, Role::Activity) => {
-                        schedule(&mut agenda, at + after.as_duration(), Agenda::Window(i));
-                    }
-                    (Trigger::Event { occurrence, .. }, Role::Enters) => {
-                        if let Some(occurrence) = occurrence {
-                            let since = occurrence.within.map_or(Timestamp::MIN, |w| at - w.as_duration());
-                            let count = events[..=i]
+                    Decision::RestartTimer { closes } => schedule(&mut agenda, closes, Agenda::Window(i)),
+                    Decision::Enter(Entry { custom_variables, count }) => {
+                        if let Some(count) = count {
+                            let since = count.since.unwrap_or(Timestamp::MIN);
+                            let so_far = events[..=i]
                                 .iter()
-                                .filter(|e| e.event.name == sim.event.name && e.event.received_at >= since)
+                                .filter(|e| {
+                                    e.event.name.as_deref() == Some(count.name.as_str()) && e.event.received_at >= since
+                                })
                                 .count();
-                            if let Err(reason) = trigger::check_occurrence(Some(occurrence), count as u64) {
+                            if let Err(reason) = count.check(so_far as u64) {
                                 items.push(SimItem { at, what: What::Skipped { reason } });
                                 continue;
                             }
                         }
-                        if let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
+                        if let Some(j) = enter(&mut items, &mut journeys, &contact, i, custom_variables) {
                             schedule(&mut agenda, at, Agenda::Step(j, 0));
                         }
                     }
-                    (Trigger::Source { .. }, Role::Enters) => {
-                        if let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
-                            schedule(&mut agenda, at, Agenda::Step(j, 0));
-                        }
-                    }
-                    _ => {}
                 }
             }
             Agenda::Window(i) => {
-                let awaited: &[String] = match &compiled.document.trigger {
-                    Trigger::DropOff { missing, .. } => std::slice::from_ref(missing),
-                    Trigger::Inactivity { events: names, .. } => names,
-                    _ => &[],
-                };
+                let awaited = trigger::awaited(&compiled.document.trigger).unwrap_or_default();
                 let came = events[i + 1..].iter().any(|e| {
                     e.event.received_at <= at
                         && (awaited.is_empty() || e.event.name.as_ref().is_some_and(|n| awaited.contains(n)))
                 });
-                if !came && let Some(j) = enter(&mut items, &mut journeys, &contact, i) {
+                if !came && let Some(j) = enter(&mut items, &mut journeys, &contact, i, Map::new()) {
                     schedule(&mut agenda, at, Agenda::Step(j, 0));
                 }
             }

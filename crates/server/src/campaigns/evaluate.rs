@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use herald_campaign::CompiledCampaign;
-use herald_campaign::context::{CampaignInfo, Scope};
-use herald_campaign::document::{EntryRule, Trigger};
-use herald_campaign::trigger::{self, History, Role};
+use herald_campaign::context::CampaignInfo;
+use herald_campaign::document::EntryRule;
+use herald_campaign::trigger::{self, Decision, Entry, History};
 use herald_domain::job::LeasedJob;
 use herald_domain::{
     Campaign, CampaignEvent, CampaignEventKind, CampaignId, CampaignReaction, CampaignState, Contact, ContactId, Event,
@@ -103,71 +103,33 @@ impl Campaigns {
         event: &Event,
         now: Timestamp,
     ) -> Result<Option<CampaignReaction>, CampaignJobError> {
-        let document = &compiled.document;
-        let source = event.source_id.map(|s| s.to_string());
         let reaction = |action, detail: String| {
             Some(CampaignReaction { campaign_id: campaign.id, campaign: campaign.name.clone(), action, detail })
         };
-        let role = trigger::role(&document.trigger, event.name.as_deref(), source.as_deref());
-        if role == Role::None {
-            // Seed 000's top support question: the right name in the wrong case.
-            if let (Trigger::Event { event: wanted, .. }, Some(name)) = (&document.trigger, event.name.as_deref())
-                && campaign.state == CampaignState::Active
-                && trigger::did_you_mean(name, [wanted.as_str()]).is_some()
-            {
-                return Ok(reaction(
-                    ReactionKind::Skipped,
-                    format!("the trigger is {wanted:?} and names are case-sensitive: did you mean {wanted:?}?"),
-                ));
-            }
-            return Ok(None);
-        }
-        if campaign.state != CampaignState::Active {
-            return Ok(match role {
-                Role::Activity => None,
-                _ => reaction(ReactionKind::Skipped, "the campaign is paused".into()),
-            });
-        }
-        let info = info(campaign);
-        let empty = Map::new();
-        let variables =
-            Scope { contact, event: Some(event), custom_variables: &empty, campaign: Some(&info), unsubscribe_url: "" }
-                .variables();
-        if let Err(why) = trigger::check_filter(&document.trigger, &variables) {
-            return Ok(match role {
-                Role::Activity => None,
-                _ => reaction(ReactionKind::Skipped, why),
-            });
-        }
-        match (&document.trigger, role) {
-            (Trigger::DropOff { within, missing, .. }, Role::OpensWindow) => {
-                let closes = event.received_at + within.as_duration();
+        let active = campaign.state == CampaignState::Active;
+        match trigger::decide(&compiled.document, active, &info(campaign), contact, event) {
+            Decision::Ignore => Ok(None),
+            Decision::Skip(why) => Ok(reaction(ReactionKind::Skipped, why)),
+            Decision::OpenWindow { closes, missing } => {
                 self.schedule_window(evaluation, campaign, contact, event, closes);
                 Ok(reaction(ReactionKind::Scheduled, format!("enrols at {closes} unless {missing:?} arrives first")))
             }
-            (Trigger::Inactivity { after, .. }, Role::Activity) => {
-                self.schedule_window(evaluation, campaign, contact, event, event.received_at + after.as_duration());
+            Decision::RestartTimer { closes } => {
+                self.schedule_window(evaluation, campaign, contact, event, closes);
                 Ok(None)
             }
-            (Trigger::Event { occurrence, .. }, Role::Enters) => {
-                if let (Some(occurrence), Some(name)) = (occurrence, event.name.as_deref()) {
-                    let since = occurrence.within.map(|w| event.received_at - w.as_duration());
-                    let count = self
+            Decision::Enter(Entry { custom_variables, count }) => {
+                if let Some(count) = count {
+                    let so_far = self
                         .store
-                        .count_contact_events(contact.workspace_id, contact.id, name, since, event.id)
+                        .count_contact_events(contact.workspace_id, contact.id, &count.name, count.since, event.id)
                         .await?;
-                    if let Err(why) = trigger::check_occurrence(Some(occurrence), count) {
+                    if let Err(why) = count.check(so_far) {
                         return Ok(reaction(ReactionKind::Skipped, why));
                     }
                 }
-                self.enrol_reaction(evaluation, campaign, compiled, contact, Some(event), Map::new(), now).await
+                self.enrol_reaction(evaluation, campaign, compiled, contact, Some(event), custom_variables, now).await
             }
-            (Trigger::Source { .. }, Role::Enters) => {
-                // Seed 003: the request's fields are the journey's custom variables.
-                let fields = event.properties.clone();
-                self.enrol_reaction(evaluation, campaign, compiled, contact, Some(event), fields, now).await
-            }
-            _ => Ok(None),
         }
     }
 
@@ -337,14 +299,9 @@ impl Campaigns {
             self.window_parts(workspace, campaign_id, contact_id, event_id).await?
         {
             let compiled = self.program(workspace, campaign.id, campaign.version, Some(&campaign.document)).await?;
-            let awaited = match &compiled.document.trigger {
-                Trigger::DropOff { missing, .. } => Some(vec![missing.clone()]),
-                Trigger::Inactivity { events, .. } => Some(events.clone()),
-                _ => None,
-            };
-            if let Some(awaited) = awaited
+            if let Some(awaited) = trigger::awaited(&compiled.document.trigger)
                 && campaign.state == CampaignState::Active
-                && !self.store.contact_event_after(workspace, contact.id, &awaited, event.id).await?
+                && !self.store.contact_event_after(workspace, contact.id, awaited, event.id).await?
             {
                 let enrollment = Enrollment {
                     campaign: &campaign,
