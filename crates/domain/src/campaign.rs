@@ -80,6 +80,20 @@ string_enum!(
         Suppressed = "suppressed",
         /// Waiting for something (a verified sending domain) before it can be sent.
         Held = "held",
+        /// The receiving side refused the address for good (a hard bounce); the address is
+        /// suppressed.
+        Bounced = "bounced",
+    }
+);
+
+string_enum!(
+    /// How a message bounced.
+    BounceKind {
+        /// Refused for good (an SMTP 5xx at RCPT or DATA): the address is suppressed at once.
+        Hard = "hard",
+        /// Deferred (4xx) until the retries ran out: the message failed; three such messages
+        /// to one address within seven days suppress it.
+        Soft = "soft",
     }
 );
 
@@ -156,6 +170,8 @@ pub struct Message {
     pub attempts: u32,
     /// The transport's last reply (for SMTP: the server's reply line, e.g. `250 2.0.0 Ok`).
     pub reply: Option<String>,
+    /// Set when the message bounced: `hard` (status `bounced`) or `soft` (status `failed`).
+    pub bounce: Option<BounceKind>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
 }

@@ -23,6 +23,8 @@ string_enum!(
         EmailSent = "email_sent",
         /// The relay refused the message for good, its retries ran out, or it could not be built.
         EmailFailed = "email_failed",
+        /// The receiving side refused the address for good (a hard bounce).
+        EmailBounced = "email_bounced",
         /// The message was not sent: the address is on the suppression list.
         EmailSuppressed = "email_suppressed",
         /// A webhook step's call failed for good or ran out of retries.

@@ -51,8 +51,9 @@ pub struct Suppression {
     pub email: String,
     /// The contact the address belonged to when it was suppressed, if any.
     pub contact_id: Option<ContactId>,
-    /// `unsubscribed` (a link or the one-click header), `manual` (the API) or another word
-    /// the caller gave.
+    /// `unsubscribed` (a link or the one-click header), `hard_bounce` (a message to it
+    /// bounced), `soft_bounce` (three messages to it in seven days were deferred until they
+    /// failed), `manual` (the API) or another word the caller gave.
     pub reason: String,
     pub detail: Option<String>,
     pub created_at: Timestamp,

@@ -26,7 +26,7 @@ pub mod workspace;
 
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use campaign::{
-    Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
+    BounceKind, Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
 };
 pub use campaign_webhook::{
     CampaignEvent, CampaignEventKind, CampaignWebhook, HookMethod, PayloadEncoding, PayloadMapping,

@@ -50,6 +50,18 @@ pub enum GiveUp {
 }
 
 impl Verdict {
+    /// This verdict, except that a retry due after `deadline` gives up instead; `attempts`
+    /// (made so far) is for the reason.
+    pub fn within(self, deadline: Timestamp, attempts: u32) -> Verdict {
+        match self {
+            Verdict::Retry { not_before, reason } if not_before > deadline => Verdict::GiveUp {
+                reason: format!("gave up after {attempts} attempts: {reason}"),
+                why: GiveUp::Exhausted,
+            },
+            other => other,
+        }
+    }
+
     /// Whether the attempt failed in a way that counts against its receiver's health: a
     /// transient failure, retried or not.
     pub fn is_transient_failure(&self) -> bool {
@@ -186,6 +198,20 @@ mod tests {
         assert!(S.judge(9, transient(None), NOW, 0.5).is_transient_failure());
         assert!(!S.judge(0, Attempt::Permanent { reason: "x".into() }, NOW, 0.5).is_transient_failure());
         assert!(!S.judge(0, Attempt::Delivered, NOW, 0.5).is_transient_failure());
+    }
+
+    #[test]
+    fn a_deadline_turns_a_late_retry_into_giving_up() {
+        let deadline = NOW + Duration::from_secs(30);
+        assert_eq!(
+            S.judge(0, transient(None), NOW, 0.5).within(deadline, 1),
+            Verdict::Retry { not_before: NOW + Duration::from_secs(10), reason: "421 busy".into() }
+        );
+        assert_eq!(
+            S.judge(1, transient(None), NOW, 0.5).within(deadline, 2),
+            Verdict::GiveUp { reason: "gave up after 2 attempts: 421 busy".into(), why: GiveUp::Exhausted }
+        );
+        assert_eq!(S.judge(1, Attempt::Delivered, NOW, 0.5).within(deadline, 2), Verdict::Delivered);
     }
 
     #[test]

@@ -82,6 +82,7 @@ async fn seed_messages(
                 internet_message_id: format!("{id}@acme.test"),
                 attempts: 1,
                 reply: None,
+                bounce: None,
                 created_at: now(),
                 sent_at: Some(now()),
             });

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 on_both_backends!(
     a_verified_domain_delivers_signed_mail_and_unsubscribe_works,
     relay_refusals_fail_or_retry,
+    deferrals_end_as_soft_bounces_and_three_suppress_the_address,
+    throttling_slows_the_domain_down_without_spending_attempts,
     domains_transport_and_suppressions_reject_bad_input,
     send_rates_hold_back_and_rechecks_warn,
     the_running_worker_takes_up_each_hop_without_waiting_for_its_poll,
@@ -281,11 +283,25 @@ async fn relay_refusals_fail_or_retry(backend: Backend) {
     app.run_jobs().await;
     let by_to = |list: &[Value], who: &str| list.iter().find(|m| m["to"] == who).unwrap().clone();
     let list = messages(app, "").await;
-    // 5xx: failed at once, the relay's reply recorded.
+    // 5xx at RCPT: a hard bounce at once, the relay's reply recorded, the address suppressed.
     let rejected = by_to(&list, "reject-me@example.com");
-    assert_eq!(rejected["status"], "failed", "{rejected}");
+    assert_eq!(
+        (rejected["status"].as_str(), rejected["bounce"].as_str()),
+        (Some("bounced"), Some("hard")),
+        "{rejected}"
+    );
     assert!(rejected["reply"].as_str().unwrap().starts_with("550"), "{rejected}");
     assert!(rejected["status_reason"].as_str().unwrap().contains("550"), "{rejected}");
+    let (_, suppressed) = json(app.get("/api/v1/suppressions").await).await;
+    assert_eq!(suppressed["data"][0]["email"], "reject-me@example.com", "{suppressed}");
+    assert_eq!(suppressed["data"][0]["reason"], "hard_bounce", "{suppressed}");
+    assert_eq!(suppressed["data"][0]["detail"], "550 5.1.1 No such user", "{suppressed}");
+    // The next message to the address is not sent.
+    send(&world, json!({"email": "reject-me@example.com", "event": "ping"})).await;
+    app.run_jobs().await;
+    let again: Vec<Value> =
+        messages(app, "").await.into_iter().filter(|m| m["to"] == "reject-me@example.com").collect();
+    assert_eq!(again.len(), 1, "the once entry rule sends one message per contact: {again:?}");
     // 4xx: queued again with backoff, then delivered with the same Message-ID.
     let deferred = by_to(&list, "tempfail-once@example.com");
     assert_eq!((deferred["status"].as_str(), deferred["attempts"].as_u64()), (Some("queued"), Some(1)), "{deferred}");
@@ -447,4 +463,103 @@ async fn the_running_worker_takes_up_each_hop_without_waiting_for_its_poll(backe
     send(&world, json!({"email": "ada@example.com", "event": "signed_up"})).await;
     let received = world.sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(received.iter().map(to).collect::<Vec<_>>(), ["ada@example.com"], "not delivered within 10 s");
+}
+
+async fn every_time_campaign(world: &World) {
+    let (domain, records) = add_domain(&world.app).await;
+    publish(&world.dns, &records);
+    assert_eq!(verify(&world.app, &domain).await["status"], "verified");
+    activate(
+        &world.app,
+        json!({"name": "Ping", "trigger": {"type": "event", "event": "ping"}, "entry": "every_time",
+               "steps": [{"type": "email", "from": "news@mail.acme.test", "subject": "Hi", "html": "<p>Hi</p>"}]}),
+    )
+    .await;
+}
+
+/// A relay that keeps deferring an address: each message is retried with backoff for 72 hours
+/// and then fails as a soft bounce; the third soft bounce within seven days suppresses the
+/// address, and the next message to it is not sent.
+async fn deferrals_end_as_soft_bounces_and_three_suppress_the_address(backend: Backend) {
+    let world = world(backend).await;
+    let app = &world.app;
+    every_time_campaign(&world).await;
+    let start = app.clock.now();
+    let hours = |n: u64| Duration::from_secs(n * 3600);
+    // One message a day for three days, then hours pass until all three have given up.
+    for day in 0..3 {
+        send(&world, json!({"email": "tempfail@example.com", "event": "ping"})).await;
+        app.run_jobs().await;
+        for _ in 0..24 {
+            app.clock.advance(hours(1));
+            app.run_jobs().await;
+        }
+        let (_, list) = json(app.get("/api/v1/suppressions").await).await;
+        assert_eq!(list["data"], json!([]), "day {day}: {list}");
+    }
+    for _ in 0..60 {
+        app.clock.advance(hours(1));
+        app.run_jobs().await;
+    }
+    let list = messages(app, "").await;
+    assert_eq!(list.len(), 3);
+    for message in &list {
+        assert_eq!(
+            (message["status"].as_str(), message["bounce"].as_str()),
+            (Some("failed"), Some("soft")),
+            "{message}"
+        );
+        let reason = message["status_reason"].as_str().unwrap();
+        assert!(reason.starts_with("gave up after ") && reason.contains("451"), "{message}");
+        assert!(message["attempts"].as_u64().unwrap() >= 10, "{message}");
+        assert!(message["reply"].as_str().unwrap().starts_with("451"), "{message}");
+    }
+    assert!(app.clock.now() < start + hours(7 * 24));
+    let (_, list) = json(app.get("/api/v1/suppressions").await).await;
+    assert_eq!(
+        (list["data"][0]["email"].as_str(), list["data"][0]["reason"].as_str()),
+        (Some("tempfail@example.com"), Some("soft_bounce")),
+        "{list}"
+    );
+    send(&world, json!({"email": "tempfail@example.com", "event": "ping"})).await;
+    app.run_jobs().await;
+    let suppressed = messages(app, "?status=suppressed").await;
+    assert_eq!(suppressed.len(), 1, "{suppressed:?}");
+    assert_eq!(world.sink.count(), 0);
+    world.app.stop().await;
+}
+
+/// A rate-limit reply pauses the recipient's domain: the message waits without spending an
+/// attempt, the next message to that domain waits too without being tried, and both go once
+/// the pause is over.
+async fn throttling_slows_the_domain_down_without_spending_attempts(backend: Backend) {
+    let world = world(backend).await;
+    let app = &world.app;
+    every_time_campaign(&world).await;
+    send(&world, json!({"email": "throttle-once@example.com", "event": "ping"})).await;
+    app.run_jobs().await;
+    let by_to = |list: &[Value], who: &str| list.iter().find(|m| m["to"] == who).unwrap().clone();
+    let throttled = by_to(&messages(app, "").await, "throttle-once@example.com");
+    assert_eq!(
+        (throttled["status"].as_str(), throttled["attempts"].as_u64()),
+        (Some("queued"), Some(0)),
+        "{throttled}"
+    );
+    assert!(throttled["status_reason"].as_str().unwrap().starts_with("throttled: "), "{throttled}");
+    assert!(throttled["reply"].as_str().unwrap().starts_with("451 4.7.1"), "{throttled}");
+    send(&world, json!({"email": "other@example.com", "event": "ping"})).await;
+    app.run_jobs().await;
+    let waiting = by_to(&messages(app, "").await, "other@example.com");
+    assert_eq!((waiting["status"].as_str(), waiting["attempts"].as_u64()), (Some("queued"), Some(0)), "{waiting}");
+    assert!(waiting["status_reason"].as_str().unwrap().starts_with("throttled: "), "{waiting}");
+    assert_eq!(world.sink.count(), 0);
+    app.clock.advance(Duration::from_secs(61));
+    app.run_jobs().await;
+    world.sink.wait_for(2, Duration::from_secs(10)).await;
+    let list = messages(app, "").await;
+    for who in ["throttle-once@example.com", "other@example.com"] {
+        let sent = by_to(&list, who);
+        assert_eq!((sent["status"].as_str(), sent["attempts"].as_u64()), (Some("sent"), Some(1)), "{sent}");
+    }
+    world.app.stop().await;
 }

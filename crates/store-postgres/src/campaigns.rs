@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::JobKind;
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    BounceKind, Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message,
+    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
     ARCHIVED, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
@@ -63,7 +63,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at"
+         created_at, sent_at, bounce"
     };
 }
 
@@ -132,6 +132,9 @@ fn message(row: &PgRow) -> StoreResult<Message> {
         internet_message_id: get(row, "internet_message_id")?,
         attempts: number(row, "attempts")?,
         reply: get(row, "reply")?,
+        bounce: get::<Option<String>>(row, "bounce")?
+            .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
+            .transpose()?,
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -309,7 +312,8 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
                 .push_bind(m.reply.as_deref().map(|r| encode::text(r).into_owned()))
                 .push_bind(encode::text(&herald_store::email::from_domain(&m.from)).into_owned())
                 .push_bind(encode::ts(m.created_at))
-                .push_bind(m.sent_at.map(encode::ts));
+                .push_bind(m.sent_at.map(encode::ts))
+                .push_bind(m.bounce.map(BounceKind::as_str));
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

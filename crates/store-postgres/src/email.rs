@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
-    WorkspaceId,
+    BounceKind, ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression,
+    Timestamp, WorkspaceId,
 };
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error, encode};
+use crate::{PgStore, Tx, db_error, encode};
 
 const DOMAIN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "domain" };
 
@@ -222,26 +222,14 @@ impl EmailStore for PgStore {
         follow_up: &[NewJob],
     ) -> StoreResult<Suppression> {
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, email) DO NOTHING",
-        )
-        .bind(workspace.as_uuid())
-        .bind(encode::text(&new.email))
-        .bind(new.contact_id.map(|c| c.as_uuid()))
-        .bind(encode::text(&new.reason))
-        .bind(encode::opt_text(new.detail.as_deref()))
-        .bind(encode::ts(new.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let inserted = insert_suppression(&mut tx, workspace, new).await?;
         let row = sqlx::query("SELECT * FROM suppressions WHERE workspace_id = $1 AND email = $2")
             .bind(workspace.as_uuid())
             .bind(encode::text(&new.email))
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        if inserted.rows_affected() == 1 {
+        if inserted {
             insert_jobs(&mut tx, workspace, follow_up, new.created_at).await?;
         }
         tx.commit().await.map_err(db_error)?;
@@ -340,6 +328,20 @@ impl EmailStore for PgStore {
         Ok(self.secrets.open_text(columns::EMAIL_SECRET, &secret)?)
     }
 
+    async fn soft_bounces(&self, workspace: WorkspaceId, email: &str, since: Timestamp) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE workspace_id = $1 AND bounce = 'soft' AND created_at >= $2 \
+             AND lower(to_address) = $3",
+        )
+        .bind(workspace.as_uuid())
+        .bind(encode::ts(since))
+        .bind(email.to_lowercase())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn record_delivery(
         &self,
         workspace: WorkspaceId,
@@ -354,7 +356,7 @@ impl EmailStore for PgStore {
         finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = $1, status_reason = $2, reply = COALESCE($3, reply), attempts = $4, \
-             sent_at = COALESCE($5, sent_at) WHERE workspace_id = $6 AND id = $7",
+             sent_at = COALESCE($5, sent_at), bounce = COALESCE($8, bounce) WHERE workspace_id = $6 AND id = $7",
         )
         .bind(delivery.status.as_str())
         .bind(encode::opt_text(delivery.reason.as_deref()))
@@ -363,13 +365,35 @@ impl EmailStore for PgStore {
         .bind(delivery.sent_at.map(encode::ts))
         .bind(workspace.as_uuid())
         .bind(message.as_uuid())
+        .bind(delivery.bounce.map(BounceKind::as_str))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "message" });
         }
+        if let Some(suppression) = &delivery.suppress {
+            insert_suppression(&mut tx, workspace, suppression).await?;
+        }
         insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// Puts an address on the suppression list unless it is there already; whether it was added.
+async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, email) DO NOTHING",
+    )
+    .bind(workspace.as_uuid())
+    .bind(encode::text(&new.email))
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(encode::text(&new.reason))
+    .bind(encode::opt_text(new.detail.as_deref()))
+    .bind(encode::ts(new.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(inserted.rows_affected() == 1)
 }

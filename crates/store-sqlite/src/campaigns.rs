@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobKind, JobOutcome};
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    BounceKind, Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message,
+    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{
     ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
@@ -62,7 +62,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at"
+         created_at, sent_at, bounce"
     };
 }
 
@@ -135,6 +135,9 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
         internet_message_id: get(row, "internet_message_id")?,
         attempts: number(row, "attempts")?,
         reply: get(row, "reply")?,
+        bounce: get::<Option<String>>(row, "bounce")?
+            .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
+            .transpose()?,
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -298,7 +301,8 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
                 .push_bind(m.reply.clone())
                 .push_bind(herald_store::email::from_domain(&m.from))
                 .push_bind(m.created_at.unix_millis())
-                .push_bind(m.sent_at.map(Timestamp::unix_millis));
+                .push_bind(m.sent_at.map(Timestamp::unix_millis))
+                .push_bind(m.bounce.map(BounceKind::as_str));
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
-    WorkspaceId,
+    BounceKind, ContactId, DomainId, DomainStatus, MessageId, NewJob, Page, PageRequest, SendingDomain, Suppression,
+    Timestamp, WorkspaceId,
 };
 use herald_store::email::{
     DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
-use crate::{SqliteStore, db_error};
+use crate::{SqliteStore, Tx, db_error};
 
 const DOMAIN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "domain" };
 
@@ -220,26 +220,14 @@ impl EmailStore for SqliteStore {
         follow_up: &[NewJob],
     ) -> StoreResult<Suppression> {
         let mut tx = self.write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
-        )
-        .bind(workspace.as_uuid())
-        .bind(&new.email)
-        .bind(new.contact_id.map(|c| c.as_uuid()))
-        .bind(&new.reason)
-        .bind(&new.detail)
-        .bind(new.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let inserted = insert_suppression(&mut tx, workspace, new).await?;
         let row = sqlx::query("SELECT * FROM suppressions WHERE workspace_id = ? AND email = ?")
             .bind(workspace.as_uuid())
             .bind(&new.email)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-        if inserted.rows_affected() == 1 {
+        if inserted {
             insert_jobs(&mut tx, workspace, follow_up, new.created_at).await?;
         }
         tx.commit().await.map_err(db_error)?;
@@ -342,6 +330,20 @@ impl EmailStore for SqliteStore {
         Ok(self.secrets.open_text(columns::EMAIL_SECRET, &secret)?)
     }
 
+    async fn soft_bounces(&self, workspace: WorkspaceId, email: &str, since: Timestamp) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE workspace_id = ? AND bounce = 'soft' AND created_at >= ? \
+             AND lower(to_address) = ?",
+        )
+        .bind(workspace.as_uuid())
+        .bind(since.unix_millis())
+        .bind(email.to_lowercase())
+        .fetch_one(&self.readers)
+        .await
+        .map_err(db_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn record_delivery(
         &self,
         workspace: WorkspaceId,
@@ -356,13 +358,14 @@ impl EmailStore for SqliteStore {
         finish(&mut tx, workspace, lease, outcome, now).await?;
         let updated = sqlx::query(
             "UPDATE messages SET status = ?, status_reason = ?, reply = COALESCE(?, reply), attempts = ?, \
-             sent_at = COALESCE(?, sent_at) WHERE workspace_id = ? AND id = ?",
+             sent_at = COALESCE(?, sent_at), bounce = COALESCE(?, bounce) WHERE workspace_id = ? AND id = ?",
         )
         .bind(delivery.status.as_str())
         .bind(&delivery.reason)
         .bind(&delivery.reply)
         .bind(i64::from(delivery.attempts))
         .bind(delivery.sent_at.map(Timestamp::unix_millis))
+        .bind(delivery.bounce.map(BounceKind::as_str))
         .bind(workspace.as_uuid())
         .bind(message.as_uuid())
         .execute(&mut *tx)
@@ -371,7 +374,28 @@ impl EmailStore for SqliteStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound { entity: "message" });
         }
+        if let Some(suppression) = &delivery.suppress {
+            insert_suppression(&mut tx, workspace, suppression).await?;
+        }
         insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
     }
+}
+
+/// Puts an address on the suppression list unless it is there already; whether it was added.
+async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
+    )
+    .bind(workspace.as_uuid())
+    .bind(&new.email)
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(&new.reason)
+    .bind(&new.detail)
+    .bind(new.created_at.unix_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(inserted.rows_affected() == 1)
 }

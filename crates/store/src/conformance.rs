@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             campaign_work_commits_whole_and_guarded,
             domains_release_held_messages_when_verified,
             deliveries_are_fenced_by_the_lease,
+            bounces_are_recorded_with_their_suppression_and_soft_ones_counted,
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
             webhook_batches_apply_each_item_alone,
@@ -1457,6 +1458,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         internet_message_id: "m1@acme.test".into(),
         attempts: 0,
         reply: None,
+        bounce: None,
         created_at: at(3),
         sent_at: Some(at(3)),
     };
@@ -1677,6 +1679,7 @@ fn queued_message(
         internet_message_id: format!("{id}@example.com"),
         attempts: 0,
         reply: None,
+        bounce: None,
         created_at: at(2),
         sent_at: None,
     }
@@ -1767,6 +1770,8 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         reply: Some("250 2.0.0 Ok: queued as A1".into()),
         attempts: 1,
         sent_at: Some(at(40)),
+        bounce: None,
+        suppress: None,
     };
     let err = store
         .record_delivery(ws, &first.lease, message.id, &sent, &JobOutcome::Done, &[], at(40))
@@ -1781,6 +1786,8 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         reply: Some("451 4.3.0 Try again later".into()),
         attempts: 1,
         sent_at: None,
+        bounce: None,
+        suppress: None,
     };
     let outcome = JobOutcome::Retry { at: at(100), error: "451".into() };
     store.record_delivery(ws, &second.lease, message.id, &retry, &outcome, &[], at(41)).await.expect("retry");
@@ -1794,6 +1801,79 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
     );
     assert_eq!(stored.internet_message_id, message.internet_message_id);
     assert_eq!(store.get_job(ws, third.job.id).await.expect("job").state, JobState::Done);
+}
+
+/// A hard bounce commits the message `bounced` and its address suppressed with the job's
+/// completion; soft bounces are counted per address (in any case) and time, per workspace.
+pub async fn bounces_are_recorded_with_their_suppression_and_soft_ones_counted(store: SharedStore) {
+    use crate::campaign::CampaignWork;
+    use crate::email::{Delivery, delivery_job};
+    use herald_domain::{BounceKind, MessageStatus, Suppression};
+    let (ws, contact, journey) = journey_for(&store, "b@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let hard = queued_message(ws, contact, journey, campaign, "a@acme.test", MessageStatus::Queued);
+    let soft = herald_domain::Message {
+        id: herald_domain::MessageId::from_uuid(crate::new_uuid(at(3))),
+        to: "Soft@Example.com".into(),
+        ..queued_message(ws, contact, journey, campaign, "a@acme.test", MessageStatus::Queued)
+    };
+    let work = CampaignWork {
+        messages: vec![hard.clone(), soft.clone()],
+        jobs: vec![delivery_job(hard.id, at(2)), delivery_job(soft.id, at(2))],
+        ..CampaignWork::default()
+    };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("queue");
+    let mut jobs = store.claim_jobs(&claim(at(2), 2)).await.expect("claim");
+    assert_eq!(jobs.len(), 2);
+    let (first, second) = (jobs.remove(0), jobs.remove(0));
+    let suppression = Suppression {
+        email: "to@example.com".into(),
+        contact_id: Some(contact),
+        reason: "hard_bounce".into(),
+        detail: Some("550 5.1.1 No such user".into()),
+        created_at: at(5),
+    };
+    let bounced = Delivery {
+        status: MessageStatus::Bounced,
+        reason: Some("permanent: 550 5.1.1 No such user".into()),
+        reply: Some("550 5.1.1 No such user".into()),
+        attempts: 1,
+        sent_at: None,
+        bounce: Some(BounceKind::Hard),
+        suppress: Some(suppression.clone()),
+    };
+    let lease_of = |leased: &herald_domain::LeasedJob, id| {
+        if leased.job.payload["message"] == json!(id) { Some(leased.lease) } else { None }
+    };
+    let (hard_lease, soft_lease) = match lease_of(&first, hard.id) {
+        Some(lease) => (lease, second.lease),
+        None => (second.lease, first.lease),
+    };
+    store.record_delivery(ws, &hard_lease, hard.id, &bounced, &JobOutcome::Done, &[], at(5)).await.expect("bounce");
+    let stored = store.get_message(ws, hard.id).await.expect("message");
+    assert_eq!((stored.status, stored.bounce), (MessageStatus::Bounced, Some(BounceKind::Hard)));
+    assert_eq!(store.suppression(ws, "to@example.com").await.expect("read"), Some(suppression.clone()));
+
+    let gave_up = Delivery {
+        status: MessageStatus::Failed,
+        reason: Some("gave up after 30 attempts: transient: 451 4.3.0 Try again later".into()),
+        reply: Some("451 4.3.0 Try again later".into()),
+        attempts: 30,
+        sent_at: None,
+        bounce: Some(BounceKind::Soft),
+        // An address already suppressed keeps its first record.
+        suppress: Some(Suppression { reason: "soft_bounce".into(), created_at: at(6), ..suppression.clone() }),
+    };
+    store.record_delivery(ws, &soft_lease, soft.id, &gave_up, &JobOutcome::Done, &[], at(6)).await.expect("soft");
+    assert_eq!(store.get_message(ws, soft.id).await.expect("message").bounce, Some(BounceKind::Soft));
+    assert_eq!(store.suppression(ws, "to@example.com").await.expect("read"), Some(suppression));
+    // Counted by address in any case, from a time on, in this workspace only.
+    assert_eq!(store.soft_bounces(ws, "soft@example.com", at(0)).await.expect("count"), 1);
+    assert_eq!(store.soft_bounces(ws, "SOFT@example.com", at(2)).await.expect("count"), 1);
+    assert_eq!(store.soft_bounces(ws, "soft@example.com", at(3)).await.expect("count"), 0);
+    assert_eq!(store.soft_bounces(ws, "to@example.com", at(0)).await.expect("count"), 0, "a hard bounce");
+    let other = store.create_workspace(&ws_name("bounces-elsewhere"), at(0)).await.expect("other");
+    assert_eq!(store.soft_bounces(other.id, "soft@example.com", at(0)).await.expect("count"), 0);
 }
 
 pub async fn suppressions_transports_and_secrets(store: SharedStore) {
@@ -2618,7 +2698,15 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
     };
     store.commit_campaign_work(ws, None, &work, at(3)).await.expect("queue");
     let delivering = store.claim_jobs(&claim(at(3), 1)).await.expect("claim").pop().expect("job");
-    let sent = Delivery { status: MessageStatus::Sent, reason: None, reply: None, attempts: 1, sent_at: Some(at(3)) };
+    let sent = Delivery {
+        status: MessageStatus::Sent,
+        reason: None,
+        reply: None,
+        attempts: 1,
+        sent_at: Some(at(3)),
+        bounce: None,
+        suppress: None,
+    };
     store
         .record_delivery(ws, &delivering.lease, message.id, &sent, &JobOutcome::Done, &[follow(3)], at(3))
         .await

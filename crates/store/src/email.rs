@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    DomainId, DomainStatus, MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
-    WorkspaceId,
+    BounceKind, DomainId, DomainStatus, MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain,
+    Suppression, Timestamp, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -68,6 +68,11 @@ pub struct Delivery {
     pub reply: Option<String>,
     pub attempts: u32,
     pub sent_at: Option<Timestamp>,
+    /// How the message bounced, if it did.
+    pub bounce: Option<BounceKind>,
+    /// An address to put on the suppression list with the result (a hard bounce, the third
+    /// soft one); an address already there keeps its first record.
+    pub suppress: Option<Suppression>,
 }
 
 /// The reason held messages carry while their sending domain is not verified.
@@ -137,7 +142,11 @@ pub trait EmailStore {
     /// time, and the stored one is returned ever after.
     async fn email_secret(&self, workspace: WorkspaceId, candidate: &str) -> StoreResult<String>;
 
-    /// Records one delivery attempt, finishes its job with `outcome` and enqueues `follow_up`
+    /// How many of the workspace's messages to `email` (compared in lower case) created at or
+    /// after `since` ended in a soft bounce.
+    async fn soft_bounces(&self, workspace: WorkspaceId, email: &str, since: Timestamp) -> StoreResult<u64>;
+
+    /// Records one delivery attempt (and the suppression it causes), finishes its job with `outcome` and enqueues `follow_up`
     /// (the campaign event webhooks the result fires), in one transaction fenced by the lease
     /// (`LeaseLost` when the job was claimed again meanwhile).
     #[allow(clippy::too_many_arguments)]

@@ -2,7 +2,8 @@
 //! every accepted message as a file, and the independent DKIM check (Python's `dkimpy`).
 //!
 //! Recipients steer the sink's replies by their local part: `tempfail-once…` (451 at RCPT the
-//! first time that address is seen, accepted afterwards), `tempfail…` (always
+//! first time that address is seen, accepted afterwards), `throttle-once…` (the same with
+//! `451 4.7.1 Rate limited: too many messages, slow down`), `tempfail…` (always
 //! `451 4.3.0 Try again later`), `reject…` (`550 5.1.1 No such user`), `slow<N>…` (the reply
 //! to DATA waits N seconds, 5 by default). Any other address is accepted.
 

@@ -13,6 +13,7 @@ started it.
 
 Scripted replies by the recipient's local part:
   tempfail-once...  451 at RCPT the first time that address is seen, accepted afterwards
+  throttle-once...  451 4.7.1 with a rate-limit text at RCPT the first time, accepted afterwards
   tempfail...       451 4.3.0 Try again later at RCPT
   reject...         550 5.1.1 No such user at RCPT
   slow<N>...        the reply to DATA waits N seconds (default 5)
@@ -71,7 +72,11 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0].lower()
-        if local.startswith("tempfail-once"):
+        if local.startswith("throttle-once"):
+            if address.lower() not in self.seen_tempfail_once:
+                self.seen_tempfail_once.add(address.lower())
+                return "451 4.7.1 Rate limited: too many messages, slow down"
+        elif local.startswith("tempfail-once"):
             if address.lower() not in self.seen_tempfail_once:
                 self.seen_tempfail_once.add(address.lower())
                 return "451 4.3.0 Try again later"

@@ -525,6 +525,7 @@ fn push_message(
         internet_message_id: format!("{id}@{domain}"),
         attempts: 0,
         reply: None,
+        bounce: None,
         created_at: now,
         sent_at: (status == MessageStatus::Sent).then_some(now),
     });

@@ -6,8 +6,10 @@
 
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::retry::{Attempt, RetrySchedule, Verdict, minutes};
-use herald_domain::{CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, Timestamp};
+use herald_domain::retry::{Attempt, GiveUp, RetrySchedule, Verdict, minutes};
+use herald_domain::{
+    BounceKind, CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, Suppression, Timestamp,
+};
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
 use herald_email::smtp::SmtpFailure;
@@ -17,16 +19,35 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use super::Email;
+use super::refusals::{Refusal, classify};
 use super::transport::Transport;
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
 
-const SMTP_DELAYS: [Duration; 8] =
-    [Duration::from_secs(30), minutes(1), minutes(2), minutes(4), minutes(8), minutes(16), minutes(32), minutes(60)];
+const SMTP_DELAYS: [Duration; 10] = [
+    Duration::from_secs(30),
+    minutes(1),
+    minutes(2),
+    minutes(4),
+    minutes(8),
+    minutes(16),
+    minutes(32),
+    minutes(60),
+    minutes(120),
+    minutes(240),
+];
 
-/// Transient SMTP failures are retried with backoff: from 30 s, doubling, at most an hour
-/// apart, 10 attempts (about 3 hours in all), then the message fails.
+/// Deferred sends (4xx, a lost connection) are retried with backoff: from 30 s, doubling, at
+/// most four hours apart, until [`SMTP_GIVE_UP_AFTER`]; then the message fails as a soft
+/// bounce. The attempt budget is only a backstop: the deadline comes first.
 pub const SMTP_RETRY: RetrySchedule =
-    RetrySchedule { max_retries: 9, delays: &SMTP_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
+    RetrySchedule { max_retries: 60, delays: &SMTP_DELAYS, jitter: 0.2, max_retry_after: minutes(60) };
+
+/// How long after its message was queued a deferred send is still retried.
+pub const SMTP_GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
+
+/// This many soft bounces of one address within [`SOFT_BOUNCE_WINDOW`] suppress it.
+const SOFT_BOUNCES_TO_SUPPRESS: u64 = 3;
+const SOFT_BOUNCE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 /// A rate-limited send waits at most this long in the job before the job is put back.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
@@ -85,6 +106,7 @@ impl Email {
         let kind = match delivery.status {
             MessageStatus::Sent => CampaignEventKind::EmailSent,
             MessageStatus::Failed => CampaignEventKind::EmailFailed,
+            MessageStatus::Bounced => CampaignEventKind::EmailBounced,
             MessageStatus::Suppressed => CampaignEventKind::EmailSuppressed,
             MessageStatus::Queued | MessageStatus::Held => return Ok(Vec::new()),
         };
@@ -116,6 +138,8 @@ impl Email {
                 reply,
                 attempts: message.attempts,
                 sent_at: (status == MessageStatus::Sent).then_some(now),
+                bounce: None,
+                suppress: None,
             },
             outcome: JobOutcome::Done,
             label,
@@ -148,22 +172,57 @@ impl Email {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
         };
+        let relay = format!("relay of {workspace}");
+        let recipient_domain = format!("{workspace} {}", from_domain(&message.to));
+        if let Some(until) =
+            [&relay, &recipient_domain].into_iter().filter_map(|key| self.throttles.paused_until(key, now)).max()
+        {
+            let reason = "throttled: the receiving side asked to slow down".to_owned();
+            return Ok(wait_without_attempt(message, until, reason, None));
+        }
         if let Some(wait) = self.rate_wait(&domain_name, config.rate_per_second, config.domain_rate_per_second).await {
             // Over the send rate for longer than a job should wait: try again when a slot frees.
-            let delivery = Delivery {
-                status: MessageStatus::Queued,
-                reason: None,
-                reply: None,
-                attempts: message.attempts,
-                sent_at: None,
-            };
-            let outcome = JobOutcome::Retry { at: now + wait, error: "send rate limit".into() };
-            return Ok(Decision { delivery, outcome, label: "rate_limited" });
+            let mut decision = wait_without_attempt(message, now + wait, "send rate limit".into(), None);
+            if decision.delivery.status == MessageStatus::Queued {
+                decision.delivery.reason = None;
+                decision.label = "rate_limited";
+            }
+            return Ok(decision);
         }
-        let attempts = message.attempts + 1;
         let sent_at = self.clock.now();
         let sent = client.send(&composed).await.map(|reply| reply.to_string());
-        Ok(judge_send(sent, attempts, sent_at, self.clock.now()))
+        let now = self.clock.now();
+        let throttle_key = match &sent {
+            Ok(_) => {
+                self.throttles.accepted(&relay);
+                self.throttles.accepted(&recipient_domain);
+                None
+            }
+            Err(failure) => match classify(failure) {
+                Refusal::ThrottleRelay => Some(&relay),
+                Refusal::ThrottleDomain => Some(&recipient_domain),
+                _ => None,
+            },
+        };
+        if let (Some(key), Err(failure)) = (throttle_key, &sent) {
+            // A request to slow down costs no attempt: the message waits out the pause.
+            let until = self.throttles.throttled(key, now);
+            return Ok(wait_without_attempt(
+                message,
+                until,
+                format!("throttled: {failure}"),
+                Some(reply_line(failure)),
+            ));
+        }
+        let mut decision = judge_send(message, sent, sent_at, now);
+        if decision.delivery.bounce == Some(BounceKind::Soft) {
+            let earlier = self.store.soft_bounces(workspace, &message.to, now - SOFT_BOUNCE_WINDOW).await?;
+            if earlier + 1 >= SOFT_BOUNCES_TO_SUPPRESS {
+                let detail = format!("{} soft bounces within 7 days, the last of message {}", earlier + 1, message.id);
+                decision.delivery.suppress = Some(suppression(message, "soft_bounce", detail, now));
+            }
+        }
+        Ok(decision)
     }
 
     /// `None` when a send may go now (after waiting for the slots reserved in the node's and
@@ -224,42 +283,99 @@ fn mailbox(text: &str, field: &str) -> Result<Mailbox, String> {
     Ok(Mailbox::new(parsed.name, parsed.address.as_str()))
 }
 
-/// What the relay's answer to a send makes of the message: sent; queued again until a later
-/// attempt, when the failure is transient and the schedule has retries left; or failed, with
-/// the relay's reply.
-fn judge_send(sent: Result<String, SmtpFailure>, attempts: u32, sent_at: Timestamp, now: Timestamp) -> Decision {
-    let (attempt, reply) = match sent {
-        Ok(reply) => (Attempt::Delivered, reply),
+/// Trying again at `until` without spending an attempt (a throttle, the send rate), unless
+/// that is past the message's deadline: then it fails as a soft bounce.
+fn wait_without_attempt(message: &Message, until: Timestamp, reason: String, reply: Option<String>) -> Decision {
+    let (status, reason, outcome, bounce, label) = if until > message.created_at + SMTP_GIVE_UP_AFTER {
+        let reason = format!("gave up after {} attempts: {reason}", message.attempts);
+        (MessageStatus::Failed, reason, JobOutcome::Done, Some(BounceKind::Soft), "failed")
+    } else {
+        let outcome = JobOutcome::Retry { at: until, error: reason.clone() };
+        (MessageStatus::Queued, reason, outcome, None, "throttled")
+    };
+    let delivery = Delivery {
+        status,
+        reason: Some(reason),
+        reply,
+        attempts: message.attempts,
+        sent_at: None,
+        bounce,
+        suppress: None,
+    };
+    Decision { delivery, outcome, label }
+}
+
+/// The relay's reply as one line: the code, then the text.
+fn reply_line(failure: &SmtpFailure) -> String {
+    match failure.code {
+        Some(code) => format!("{code} {}", failure.message),
+        None => failure.message.clone(),
+    }
+}
+
+/// The suppression a bounce causes.
+fn suppression(message: &Message, reason: &str, detail: String, now: Timestamp) -> Suppression {
+    Suppression {
+        email: message.to.to_lowercase(),
+        contact_id: Some(message.contact_id),
+        reason: reason.to_owned(),
+        detail: Some(detail),
+        created_at: now,
+    }
+}
+
+/// What the relay's answer to a send makes of the message: sent; bounced (a hard bounce: the
+/// address is suppressed); queued again until a later attempt, when the failure is a deferral
+/// and the deadline allows; or failed, with the relay's reply (a soft bounce when deferrals
+/// ran out).
+fn judge_send(message: &Message, sent: Result<String, SmtpFailure>, sent_at: Timestamp, now: Timestamp) -> Decision {
+    let attempts = message.attempts + 1;
+    let (attempt, refusal, reply) = match sent {
+        Ok(reply) => (Attempt::Delivered, None, reply),
         Err(failure) => {
-            let reply = match failure.code {
-                Some(code) => format!("{code} {}", failure.message),
-                None => failure.message.clone(),
-            };
             let reason = failure.to_string();
-            let attempt = if failure.is_permanent() {
-                Attempt::Permanent { reason }
-            } else {
-                Attempt::Transient { reason, retry_after: None }
+            let refusal = classify(&failure);
+            let attempt = match refusal {
+                Refusal::Bounce | Refusal::Failure => Attempt::Permanent { reason },
+                Refusal::Deferral | Refusal::ThrottleRelay | Refusal::ThrottleDomain => {
+                    Attempt::Transient { reason, retry_after: None }
+                }
             };
-            (attempt, reply)
+            (attempt, Some(refusal), reply_line(&failure))
         }
     };
-    let delivery = |status, reason, sent_at| Delivery { status, reason, reply: Some(reply.clone()), attempts, sent_at };
-    match SMTP_RETRY.judge(attempts.saturating_sub(1), attempt, now, rand::random()) {
-        Verdict::Delivered => Decision {
-            delivery: delivery(MessageStatus::Sent, None, Some(sent_at)),
-            outcome: JobOutcome::Done,
-            label: "sent",
-        },
+    let deadline = message.created_at + SMTP_GIVE_UP_AFTER;
+    let verdict = SMTP_RETRY.judge(attempts - 1, attempt, now, rand::random()).within(deadline, attempts);
+    let delivery = |status, reason, bounce| Delivery {
+        status,
+        reason,
+        reply: Some(reply.clone()),
+        attempts,
+        sent_at: (status == MessageStatus::Sent).then_some(sent_at),
+        bounce,
+        suppress: None,
+    };
+    match verdict {
+        Verdict::Delivered => {
+            Decision { delivery: delivery(MessageStatus::Sent, None, None), outcome: JobOutcome::Done, label: "sent" }
+        }
         Verdict::Retry { not_before, reason } => Decision {
             delivery: delivery(MessageStatus::Queued, Some(reason.clone()), None),
             outcome: JobOutcome::Retry { at: not_before, error: reason },
             label: "retry",
         },
-        Verdict::GiveUp { reason, .. } => Decision {
-            delivery: delivery(MessageStatus::Failed, Some(reason), None),
-            outcome: JobOutcome::Done,
-            label: "failed",
-        },
+        Verdict::GiveUp { reason, why: GiveUp::Permanent } if refusal == Some(Refusal::Bounce) => {
+            let mut delivery = delivery(MessageStatus::Bounced, Some(reason), Some(BounceKind::Hard));
+            delivery.suppress = Some(suppression(message, "hard_bounce", reply.clone(), now));
+            Decision { delivery, outcome: JobOutcome::Done, label: "bounced" }
+        }
+        Verdict::GiveUp { reason, why } => {
+            let bounce = (why == GiveUp::Exhausted).then_some(BounceKind::Soft);
+            Decision {
+                delivery: delivery(MessageStatus::Failed, Some(reason), bounce),
+                outcome: JobOutcome::Done,
+                label: "failed",
+            }
+        }
     }
 }

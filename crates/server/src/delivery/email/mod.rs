@@ -6,6 +6,7 @@ pub mod api;
 mod deliver;
 pub mod domains;
 pub(crate) mod pages;
+mod refusals;
 pub mod transport;
 pub mod unsubscribe;
 pub(crate) mod unsubscribe_page;
@@ -91,6 +92,8 @@ pub struct Email {
     transports: TransportCache,
     /// Send rates: the node's (key `""`) and each sending domain's.
     limits: Limiter<String>,
+    /// Relays and recipient domains that asked to slow down.
+    throttles: refusals::Throttles,
     /// Parsed DKIM keys by workspace and domain, with the stored key they came from.
     signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
 }
@@ -114,6 +117,7 @@ impl Email {
             secrets,
             transports,
             limits: Limiter::default(),
+            throttles: refusals::Throttles::default(),
             signers: Mutex::default(),
         })
     }

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_domain::{CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp, WorkspaceId};
+use herald_domain::{
+    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp, WorkspaceId,
+};
 use herald_store::campaign::{CampaignWork, MessageFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -28,9 +30,11 @@ pub struct MessageSummary {
     step: String,
     #[schema(value_type = String)]
     contact_id: ContactId,
-    /// `queued`, `sent`, `failed`, `suppressed` or `held`. `failed`: the relay refused it for
-    /// good, its retries ran out, or the step's templates could not be rendered (then nothing
-    /// was sent and the parts from the failing one on are empty).
+    /// `queued`, `sent`, `failed`, `suppressed`, `held` or `bounced`. `bounced`: the receiving
+    /// side refused the address for good (a hard bounce; the address is now suppressed).
+    /// `failed`: the relay refused it for another reason, its retries ran out (a soft bounce),
+    /// or the step's templates could not be rendered (then nothing was sent and the parts from
+    /// the failing one on are empty).
     #[schema(value_type = String)]
     status: MessageStatus,
     /// Why it failed, was suppressed or is held, in words. A render failure names the part:
@@ -49,6 +53,10 @@ pub struct MessageSummary {
     attempts: u32,
     /// The relay's last reply, e.g. `250 2.0.0 Ok: queued as 4BX2Lk` or `550 5.1.1 No such user`.
     reply: Option<String>,
+    /// `hard` (status `bounced`) or `soft` (status `failed` after 72 hours of deferrals), when
+    /// the message bounced.
+    #[schema(value_type = Option<String>)]
+    bounce: Option<BounceKind>,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -85,6 +93,7 @@ fn summary(m: &Message) -> MessageSummary {
         internet_message_id: m.internet_message_id.clone(),
         attempts: m.attempts,
         reply: m.reply.clone(),
+        bounce: m.bounce,
         created_at: m.created_at,
         sent_at: m.sent_at,
     }
@@ -190,6 +199,7 @@ pub(crate) async fn resend(state: &AppState, workspace: WorkspaceId, id: Message
         internet_message_id: format!("{copy_id}@{domain}"),
         attempts: 0,
         reply: None,
+        bounce: None,
         created_at: now,
         sent_at: None,
         ..original
