@@ -224,11 +224,11 @@ pub(crate) async fn enqueue_evaluation(
 /// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
 const INSERT_CHUNK: usize = 1000;
 
-/// Applies `items` inside the caller's transaction: per item the statements that can refuse
-/// it (the job's lease, the journeys' expected places), then every item's inserts as
-/// multi-row statements. A refused item fails the whole call; the caller then retries item
-/// by item.
-async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+/// Writes the work commits `items` inside the caller's transaction: per item the statements
+/// that can refuse it (the job's lease, the journeys' expected places), then every item's
+/// inserts as multi-row statements. A refused item fails the whole call; the caller then
+/// retries item by item.
+async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
     for ((lease, workspace), jobs) in jobs_by_lease(items) {
@@ -760,7 +760,7 @@ impl CampaignStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.begin().await?;
-        match apply(&mut tx, items, now).await {
+        match write_work_commits(&mut tx, items, now).await {
             Ok(()) => {
                 tx.commit().await.map_err(db_error)?;
                 return Ok(items.iter().map(|_| Ok(())).collect());
@@ -768,12 +768,12 @@ impl CampaignStore for PgStore {
             Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
             Err(e) => return Err(e),
         }
-        // Some item was refused: apply them one by one, each under a savepoint.
+        // Some item was refused: write them one by one, each under a savepoint.
         let mut tx = self.begin().await?;
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             savepoint(&mut tx).await?;
-            match apply(&mut tx, std::slice::from_ref(item), now).await {
+            match write_work_commits(&mut tx, std::slice::from_ref(item), now).await {
                 // Only a refusal is the item's own; anything else fails the batch.
                 Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
                 applied => results.push(settle(&mut tx, applied).await?),

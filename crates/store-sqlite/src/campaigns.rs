@@ -236,11 +236,11 @@ pub(crate) fn enqueue_evaluation(
     Ok(due)
 }
 
-/// Applies `items` inside the caller's transaction: per item the statements that can refuse
-/// it (the job's lease, the journeys' expected places), then every item's inserts as
-/// multi-row statements. A refused item fails the whole call; the caller then retries item
-/// by item.
-async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+/// Writes the work commits `items` inside the caller's transaction: per item the statements
+/// that can refuse it (the job's lease, the journeys' expected places), then every item's
+/// inserts as multi-row statements. A refused item fails the whole call; the caller then
+/// retries item by item.
+async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let done: Vec<_> =
         items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
     finish_all(tx, &done, now).await?;
@@ -775,7 +775,9 @@ impl CampaignStore for SqliteStore {
         crate::batch_or_each(
             self,
             items,
-            |tx, items| Box::pin(async move { apply(tx, items, now).await.map(|()| vec![(); items.len()]) }),
+            |tx, items| {
+                Box::pin(async move { write_work_commits(tx, items, now).await.map(|()| vec![(); items.len()]) })
+            },
             |e| matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }),
         )
         .await

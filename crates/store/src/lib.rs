@@ -414,9 +414,9 @@ pub struct ContactPatch {
 }
 
 impl ContactPatch {
-    /// Applies the patch to a contact read in the same transaction, unless its attributes
-    /// would pass a limit.
-    pub fn apply(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
+    /// Makes the patch's changes to a contact read in the same transaction, unless its
+    /// attributes would pass a limit.
+    pub fn change_contact(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
         self.check(contact)?;
         fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
             if let Some(value) = value {
