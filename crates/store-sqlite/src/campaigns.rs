@@ -10,6 +10,7 @@ use herald_store::campaign::{
     ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
     new_jobs_by_workspace,
 };
+use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use crate::direct::direct_error;
 use crate::jobs::{finish_all, insert_jobs};
-use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
+use crate::rows::{contact_at, corrupt, document, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
@@ -78,14 +79,14 @@ fn json_value(row: &SqliteRow, column: &str) -> StoreResult<Value> {
     serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e))
 }
 
-fn campaign(row: &SqliteRow) -> StoreResult<Campaign> {
+fn campaign(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<Campaign> {
     Ok(Campaign {
         id: CampaignId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
         state: parse(row, "state")?,
         version: number(row, "version")?,
-        document: json_value(row, "document")?,
+        document: document(row, "document", keys, Document::Campaign, columns::CAMPAIGN_DOCUMENT)?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
@@ -142,6 +143,7 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
 
 async fn load_campaign(
     conn: &mut sqlx::SqliteConnection,
+    keys: &SecretKeys,
     workspace: WorkspaceId,
     id: CampaignId,
 ) -> StoreResult<Campaign> {
@@ -152,7 +154,7 @@ async fn load_campaign(
         .await
         .map_err(db_error)?
         .ok_or(CAMPAIGN_NOT_FOUND)?;
-    campaign(&row)
+    campaign(&row, keys)
 }
 
 async fn insert_version(
@@ -162,10 +164,14 @@ async fn insert_version(
     document: &Value,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO campaign_versions (campaign_id, version, document, created_at) VALUES (?, ?, ?, ?)")
-        .bind(id.as_uuid())
-        .bind(i64::from(version))
-        .bind(document.to_string())
+    let sealed = tx.secrets.seal_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, document);
+    sqlx::query(
+        "INSERT INTO campaign_versions (campaign_id, version, document, sealed_with, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_uuid())
+    .bind(i64::from(version))
+    .bind(sealed.value.to_string())
+    .bind(sealed.key)
         .bind(now.unix_millis())
         .execute(&mut **tx)
         .await
@@ -306,9 +312,11 @@ async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestam
     for chunk in drafts.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
-             created_at) ",
+             sealed_with, created_at) ",
         );
+        let secrets = tx.secrets.clone();
         insert.push_values(chunk, |mut row, d| {
+            let call = secrets.seal_document(Document::Call, columns::DRAFT_CALL, &d.call);
             row.push_bind(d.id.as_uuid())
                 .push_bind(d.workspace_id.as_uuid())
                 .push_bind(d.journey_id.as_uuid())
@@ -316,7 +324,8 @@ async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestam
                 .push_bind(d.contact_id.as_uuid())
                 .push_bind(d.step.clone())
                 .push_bind(d.request.to_string())
-                .push_bind(d.call.to_string())
+                .push_bind(call.value.to_string())
+                .push_bind(call.key.map(str::to_owned))
                 .push_bind(d.created_at.unix_millis());
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
@@ -464,7 +473,7 @@ impl CampaignStore for SqliteStore {
         .await
         .map_err(db_error)?;
         insert_version(&mut tx, id, 1, document, now).await?;
-        let created = load_campaign(&mut tx, workspace, id).await?;
+        let created = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -482,13 +491,13 @@ impl CampaignStore for SqliteStore {
                 .fetch_all(&self.readers)
                 .await
                 .map_err(db_error)?;
-        let campaigns = rows.iter().map(campaign).collect::<StoreResult<Vec<_>>>()?;
+        let campaigns = rows.iter().map(|row| campaign(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(campaigns, page.limit, |c| c.id))
     }
 
     async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await
+        load_campaign(&mut conn, &self.secrets, workspace, id).await
     }
 
     async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value> {
@@ -503,7 +512,9 @@ impl CampaignStore for SqliteStore {
         .await
         .map_err(db_error)?
         .ok_or(StoreError::NotFound { entity: "campaign version" })?;
-        serde_json::from_str(&document).map_err(|e| corrupt("campaign_versions.document", e))
+        let mut document = serde_json::from_str(&document).map_err(|e| corrupt(columns::CAMPAIGN_DOCUMENT, e))?;
+        self.secrets.open_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, &mut document)?;
+        Ok(document)
     }
 
     async fn update_campaign(
@@ -515,7 +526,7 @@ impl CampaignStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Campaign> {
         let mut tx = self.write().await?;
-        let current = load_campaign(&mut tx, workspace, id).await?;
+        let current = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         if current.state == CampaignState::Archived {
             return Err(StoreError::Conflict { constraint: "campaign_archived".into() });
         }
@@ -529,7 +540,7 @@ impl CampaignStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let updated = load_campaign(&mut tx, workspace, id).await?;
+        let updated = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
     }
@@ -543,7 +554,7 @@ impl CampaignStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Campaign> {
         let mut tx = self.write().await?;
-        let current = load_campaign(&mut tx, workspace, id).await?;
+        let current = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         if !from.contains(&current.state) {
             return Err(StoreError::Conflict { constraint: "campaign_state".into() });
         }
@@ -575,7 +586,7 @@ impl CampaignStore for SqliteStore {
             }
             CampaignState::Draft | CampaignState::Paused => {}
         }
-        let changed = load_campaign(&mut tx, workspace, id).await?;
+        let changed = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(changed)
     }
@@ -603,12 +614,12 @@ impl CampaignStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
-        rows.iter().map(campaign).collect()
+        rows.iter().map(|row| campaign(row, &self.secrets)).collect()
     }
 
     async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats> {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await?;
+        load_campaign(&mut conn, &self.secrets, workspace, id).await?;
         let mut stats = CampaignStats::default();
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n, COUNT(converted_at) AS converted FROM journeys WHERE campaign_id = ? GROUP BY status",
