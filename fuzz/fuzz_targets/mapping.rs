@@ -1,5 +1,5 @@
 //! Fuzz target for mapped sources: `JsonPath` parsing, `MappingSpec::validate`,
-//! `CompiledMapping::apply` and `suggest`. Nothing here may panic, and the properties the
+//! `CompiledMapping::map_body` and `suggest`. Nothing here may panic, and the properties the
 //! domain's own property tests state must hold: a path's canonical form re-parses to the same
 //! path, an applied mapping yields an identity or says why not, and a suggested mapping
 //! applies to its own sample whenever it found an identity.
@@ -8,7 +8,7 @@
 //! Without a NUL byte the whole input is the body and only `suggest` makes a spec.
 //!
 //! The spec is either a `MappingSpec` in JSON (when it starts with `{`), or, so that byte-level
-//! mutations reach `apply` without having to keep JSON valid, lines:
+//! mutations reach `map_body` without having to keep JSON valid, lines:
 //!
 //! ```text
 //! line 0: email path            (an empty line leaves a field unmapped)
@@ -97,7 +97,7 @@ fn check(spec: &MappingSpec, body: &Value) {
     let Ok(mapping) = spec.validate() else {
         return;
     };
-    match mapping.apply(body) {
+    match mapping.map_body(body) {
         Ok(event) => assert_ne!(event.identity, Identity::default(), "{spec:?}"),
         Err(errors) => assert!(!errors.is_empty(), "{spec:?}"),
     }
@@ -150,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
     match suggested.validate() {
         Ok(mapping) => {
             assert!(has_identity, "{suggested:?}");
-            let applied = mapping.apply(&body);
+            let applied = mapping.map_body(&body);
             assert!(applied.is_ok(), "a suggestion must apply to its own sample: {suggested:?} → {applied:?}");
         }
         Err(errors) => {

@@ -171,7 +171,7 @@ impl PayloadMapping {
 
     /// The payload for an event whose default document is `document`; a path that is absent
     /// in this event gives `null`.
-    pub fn apply(&self, document: &Value) -> Value {
+    pub fn build_payload(&self, document: &Value) -> Value {
         let fields = self.0.iter().map(|(name, source)| {
             let value = match source {
                 FieldSource::Value { value } => value.clone(),
@@ -244,7 +244,7 @@ impl CampaignEvent<'_> {
     pub fn payload_for(&self, hook: &CampaignWebhook) -> Value {
         let document = self.document();
         match &hook.payload {
-            Some(mapping) => mapping.apply(&document),
+            Some(mapping) => mapping.build_payload(&document),
             None => document,
         }
     }
@@ -335,7 +335,7 @@ mod tests {
         )
         .expect("valid");
         let contact = contact();
-        let payload = mapping.apply(&event(&contact).document());
+        let payload = mapping.build_payload(&event(&contact).document());
         assert_eq!(
             payload,
             json!({"email": "ada@example.com", "campaign_name": "Summer Promotion", "source": "webhook",

@@ -581,7 +581,7 @@ impl CompiledMapping {
     /// A path that finds nothing leaves its field absent; a value of the wrong type or with
     /// invalid content is refused, naming the spec field (`email`, `event_name`,
     /// `occurred_at`, `dedupe_key`) with the path in the reason. Every refusal is reported.
-    pub fn apply(&self, body: &Value) -> Result<InboundEvent, Vec<FieldError>> {
+    pub fn map_body(&self, body: &Value) -> Result<InboundEvent, Vec<FieldError>> {
         let mut errors = Vec::new();
         let identity = Identity {
             email: identity(body, self.email.as_ref(), "email", EmailAddress::parse, &mut errors),
@@ -980,7 +980,7 @@ mod tests {
         }))
         .validate()
         .expect("valid");
-        let event = mapping.apply(&stripe_checkout()).expect("maps");
+        let event = mapping.map_body(&stripe_checkout()).expect("maps");
         assert_eq!(event.identity.email.as_ref().map(EmailAddress::as_str), Some("jenny.rosen@example.com"));
         assert_eq!(event.identity.user_id.as_ref().map(UserId::as_str), Some("usr_8a3f2d"));
         assert_eq!(event.identity.phone, None, "null phone is absent");
@@ -1017,7 +1017,7 @@ mod tests {
         .validate()
         .expect("valid");
         let body = shopify_order();
-        let event = mapping.apply(&body).expect("maps");
+        let event = mapping.map_body(&body).expect("maps");
         assert_eq!(event.identity.email.as_ref().map(EmailAddress::as_str), Some("john@example.com"));
         assert_eq!(
             event.identity.user_id.as_ref().map(UserId::as_str),
@@ -1120,7 +1120,7 @@ mod tests {
     }
 
     #[test]
-    fn apply_refusals_name_the_spec_field_and_path() {
+    fn map_body_refusals_name_the_spec_field_and_path() {
         let mapping = spec(json!({
             "email": "customer.email",
             "user_id": "customer.id",
@@ -1173,27 +1173,27 @@ mod tests {
             ),
         ];
         for (body, field, reason) in cases {
-            let errors = mapping.apply(&body).expect_err("refused");
+            let errors = mapping.map_body(&body).expect_err("refused");
             assert_eq!(errors.len(), 1, "{body}: {errors:?}");
             assert_eq!(errors[0].field, field, "{body}");
             assert!(errors[0].reason.starts_with(reason), "{body}: {}", errors[0]);
         }
-        assert!(mapping.apply(&ok).is_ok());
+        assert!(mapping.map_body(&ok).is_ok());
 
         let several =
-            mapping.apply(&json!({"customer": {"email": 1, "phone": false}, "type": []})).expect_err("refused");
+            mapping.map_body(&json!({"customer": {"email": 1, "phone": false}, "type": []})).expect_err("refused");
         let fields: Vec<&str> = several.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["email", "phone", "event_name"]);
 
         let phone_only = spec(json!({"phone": "p"})).validate().expect("valid");
-        let missing = phone_only.apply(&json!({})).expect_err("no identity");
+        let missing = phone_only.map_body(&json!({})).expect_err("no identity");
         assert_eq!(missing, [FieldError::new("email", "is required (or user_id or phone of an existing contact)")]);
     }
 
     #[test]
     fn occurred_at_accepts_rfc3339_and_unix_seconds() {
         let mapping = spec(json!({"email": "e", "occurred_at": "t"})).validate().expect("valid");
-        let at = |t: Value| mapping.apply(&json!({"e": "a@example.com", "t": t})).expect("maps").occurred_at;
+        let at = |t: Value| mapping.map_body(&json!({"e": "a@example.com", "t": t})).expect("maps").occurred_at;
         let expected = Some(Timestamp::from_unix_millis(1_700_000_000_000));
         assert_eq!(at(json!("2023-11-14T22:13:20Z")), expected);
         assert_eq!(at(json!(1_700_000_000)), expected);
@@ -1201,7 +1201,7 @@ mod tests {
         assert_eq!(at(json!(1_700_000_000.25)), Some(Timestamp::from_unix_millis(1_700_000_000_250)));
         assert_eq!(at(json!(-1)), Some(Timestamp::from_unix_millis(-1000)));
         assert_eq!(at(Value::Null), None);
-        assert_eq!(mapping.apply(&json!({"e": "a@example.com"})).expect("maps").occurred_at, None);
+        assert_eq!(mapping.map_body(&json!({"e": "a@example.com"})).expect("maps").occurred_at, None);
     }
 
     #[test]
@@ -1211,7 +1211,7 @@ mod tests {
         )
         .validate()
         .expect("valid");
-        let event = mapping.apply(&json!({"e": "a@example.com", "plan": null})).expect("maps");
+        let event = mapping.map_body(&json!({"e": "a@example.com", "plan": null})).expect("maps");
         assert!(event.attributes.is_empty());
         assert_eq!(event.properties["plan"], Value::Null);
         assert_eq!(event.name, None, "no event name mapped: contact only");
@@ -1244,7 +1244,8 @@ mod tests {
             }
         );
         for sample in [stripe_checkout(), shopify_order()] {
-            let event = suggest(&sample).validate().expect("valid").apply(&sample).expect("applies to its own sample");
+            let event =
+                suggest(&sample).validate().expect("valid").map_body(&sample).expect("applies to its own sample");
             assert_eq!(Some(&Value::Object(event.properties)), Some(&sample));
         }
 
@@ -1417,9 +1418,9 @@ mod tests {
         }
 
         #[test]
-        fn apply_never_panics(spec in mapping_spec(), body in json_value()) {
+        fn map_body_never_panics(spec in mapping_spec(), body in json_value()) {
             if let Ok(mapping) = spec.validate() {
-                match mapping.apply(&body) {
+                match mapping.map_body(&body) {
                     Ok(event) => prop_assert!(event.identity != Identity::default()),
                     Err(errors) => prop_assert!(!errors.is_empty()),
                 }
@@ -1435,7 +1436,7 @@ mod tests {
             match suggested.validate() {
                 Ok(mapping) => {
                     prop_assert!(has_identity);
-                    prop_assert!(mapping.apply(&body).is_ok(), "{:?}", mapping.apply(&body));
+                    prop_assert!(mapping.map_body(&body).is_ok(), "{:?}", mapping.map_body(&body));
                 }
                 Err(errors) => {
                     prop_assert!(!has_identity);

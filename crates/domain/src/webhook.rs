@@ -14,6 +14,15 @@ use crate::{
     WebhookDeliveryId, WorkspaceId,
 };
 
+/// Whether a header's value looks like a secret (credentials, API keys, tokens, signatures):
+/// the values the delivery log masks and the store seals inside calls and campaign documents.
+pub fn secret_header(name: &str) -> bool {
+    const SECRET: [&str; 7] = ["authorization", "signature", "secret", "token", "key", "password", "cookie"];
+    let lower = name.to_ascii_lowercase();
+    // `Idempotency-Key` is an identifier, not a secret.
+    lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s))
+}
+
 string_enum!(
     /// Where a call stands.
     WebhookStatus {

@@ -16,6 +16,12 @@
 //!   (target p99 < 250 ms at ≥ 5,000 deliveries/s on SQLite), the first and last 10% apart
 //!   (backlog growth).
 //!
+//! - `sealing`: no I/O, the cost the secrets inside a call add to storing and reading it: a
+//!   typical call's secrets (Basic credentials, one secret header) sealed where they stand and
+//!   opened again (`SecretKeys::seal_document` / `open_document`, as the backends do for each
+//!   job, delivery and draft they write and read), and the walk alone for a call without
+//!   secrets (what the calls of the scenarios above pay).
+//!
 //! Every scenario reports the process's peak RSS (`VmHWM`, reset before the scenario through
 //! `/proc/self/clear_refs`): Herald runs in this process (store, worker, HTTP client), the
 //! receiver does not. The receiver is this same executable started again as a separate
@@ -28,7 +34,7 @@
 //!
 //! Run: `cargo bench -p herald-server --bench webhooks` (env `HERALD_BENCH_DELIVERIES`,
 //! default 50000; `HERALD_BENCH_RATE`, default 5000 a second; `HERALD_BENCH_ONLY=capacity|
-//! burst|paced`; `HERALD_BENCH_CONCURRENCY`, the worker's job slots; `HERALD_BENCH_BACKEND=
+//! burst|paced|sealing`; `HERALD_BENCH_CONCURRENCY`, the worker's job slots; `HERALD_BENCH_BACKEND=
 //! sqlite|postgres`, comma separated, default `sqlite`; PostgreSQL uses a fresh database on
 //! `HERALD_TEST_POSTGRES_URL`). SQLite files go under `target/bench-webhooks/` (not /tmp,
 //! which may be a tmpfs where fsync is free).
@@ -526,7 +532,55 @@ async fn bench(backend: Backend, n: usize, rate: usize, only: &str) {
         println!("{}", row("last 10%: due → received", run.latencies(|d| d >= last_due - tenth)));
         report_checks(&run, n);
     }
+    if only.is_empty() || only == "sealing" {
+        sealing(n);
+    }
     println!("\nload average at the end: {}", load_average());
+}
+
+/// Times sealing and opening the secrets of a call `n` times each, with and without secrets.
+fn sealing(n: usize) {
+    use herald_store::secrets::{Document, SecretKeys, columns};
+    let keys = SecretKeys::new(&[7; 32], &[]);
+    let call = |basic_auth: Option<&str>, header: (&str, &str)| {
+        json!({
+            "journey": "jrn_0197a0c4e1f07c3b9d2a4e5f6a7b8c9d", "campaign": "cmp_0197a0c4e1f07c3b9d2a4e5f6a7b8c9e",
+            "contact": "ct_0197a0c4e1f07c3b9d2a4e5f6a7b8c9f", "step_index": 0, "step": STEP,
+            "idempotency_key": "whk_0197a0c4e1f07c3b9d2a4e5f6a7b8c9d_0123456789abcdef",
+            "endpoint": "https://crm.example.com:443", "basic_auth": basic_auth,
+            "request": {"method": "POST", "url": "https://crm.example.com/hooks/herald",
+                        "headers": [[header.0, header.1], ["X-Team", "growth"]], "content_type": "application/json",
+                        "body": BODY.replace("{{ email | json }}", "\"ada@example.com\""), "timeout_ms": 4000,
+                        "log_response_body": false}
+        })
+    };
+    let with = call(Some("crm:s3cr3t-password"), ("Authorization", "Bearer 0123456789abcdef0123456789abcdef"));
+    let without = call(None, ("X-Request-Source", "herald"));
+    println!("\n### Sealing a call's secrets ({n} times each, no I/O)\n");
+    println!("| call | seal | clone | clone + open |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (label, call) in [("Basic credentials and a secret header", with), ("no secret", without)] {
+        let per_call = |started: Instant| started.elapsed().as_nanos() as f64 / n as f64;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(keys.seal_document(Document::Call, columns::DELIVERY_CALL, &call));
+        }
+        let seal = per_call(started);
+        let sealed = keys.seal_document(Document::Call, columns::DELIVERY_CALL, &call).value.into_owned();
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(sealed.clone());
+        }
+        let clone = per_call(started);
+        let started = Instant::now();
+        for _ in 0..n {
+            let mut opened = sealed.clone();
+            keys.open_document(Document::Call, columns::DELIVERY_CALL, &mut opened).expect("open");
+            std::hint::black_box(opened);
+        }
+        let open = per_call(started);
+        println!("| {label} | {seal:.0} ns | {clone:.0} ns | {open:.0} ns |");
+    }
 }
 
 fn main() {

@@ -24,14 +24,18 @@ use herald_server::delivery::email::EmailSettings;
 use herald_store::SharedStore;
 use herald_store::email::TransportRecord;
 use herald_store::secrets::SecretKeys;
-use herald_store::webhook::SigningKeyRecord;
+use herald_store::webhook::{SigningKeyRecord, webhook_job};
 use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Connection;
 
-on_both_backends!(stored_secrets_are_sealed_and_still_used, clear_secrets_are_sealed_on_start_and_keys_rotate);
+on_both_backends!(
+    stored_secrets_are_sealed_and_still_used,
+    secrets_inside_calls_and_campaigns_are_sealed_and_still_used,
+    clear_secrets_are_sealed_on_start_and_keys_rotate
+);
 
 const KEY_A: [u8; 32] = [0xa1; 32];
 const KEY_B: [u8; 32] = [0xb2; 32];
@@ -130,6 +134,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The requests a receiver got: path and headers.
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
 
+/// A receiver recording every request; it answers the first request to `/flaky` with a 500.
 async fn receiver() -> (Seen, String) {
     let seen = Seen::default();
     let app = Router::new()
@@ -137,8 +142,12 @@ async fn receiver() -> (Seen, String) {
             "/{path}",
             axum::routing::any(
                 |State(seen): State<Seen>, Path(path): Path<String>, headers: HeaderMap, body: Bytes| async move {
-                    seen.lock().unwrap().push((path, headers, body.to_vec()));
-                    "{}"
+                    let mut seen = seen.lock().unwrap();
+                    let first = !seen.iter().any(|(p, ..)| *p == path);
+                    seen.push((path.clone(), headers, body.to_vec()));
+                    let status =
+                        if first && path == "flaky" { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+                    (status, "{}")
                 },
             ),
         )
@@ -249,6 +258,86 @@ async fn stored_secrets_are_sealed_and_still_used(backend: Backend) {
     app.stop().await;
 }
 
+/// The secrets campaigns and calls carry inside their documents: a webhook step's Basic
+/// password and secret header in the campaign, in its call's retry job and stored call, and in
+/// a draft's call; a campaign event webhook's own secret and password in its stored call.
+async fn secrets_inside_calls_and_campaigns_are_sealed_and_still_used(backend: Backend) {
+    let db = database(backend).await;
+    let loopback = AddressPolicy::allowing(["127.0.0.0/8".parse().unwrap()]);
+    let webhooks = ClientSettings { policy: loopback, allow_http: true, ..ClientSettings::default() };
+    let app = spawn_app_on(db.open().await, Box::new(()), EmailSettings::default(), webhooks).await;
+    let (seen, base) = receiver().await;
+    // The campaign event webhook calls another endpoint: its success would otherwise release
+    // the step's waiting retry at once (fast recovery).
+    let (event_seen, event_base) = receiver().await;
+    let needles =
+        ["step-pass-Zq86", "step-header-Zq87", "draft-pass-Zq88", "event-secret-Zq89-text", "event-pass-Zq90"];
+    let sealed = async |when: &str| {
+        let raw = db.raw().await;
+        assert!(contains(&raw, b"X-Team-Zq91"), "the raw read sees the documents ({when})");
+        for needle in needles {
+            assert!(!contains(&raw, needle.as_bytes()), "{needle} is stored in clear {when} ({backend:?})");
+        }
+    };
+
+    let flaky = json!({"id": "flaky", "type": "webhook", "url": format!("{base}/flaky"), "timeout": "1s", "body": "{}",
+                       "basic_auth": {"username": "crm", "password": "step-pass-Zq86"},
+                       "headers": {"X-Api-Key": "step-header-Zq87", "X-Team-Zq91": "growth"}});
+    let review = json!({"id": "review", "type": "webhook", "url": format!("{base}/review"), "timeout": "1s",
+                        "draft": true, "basic_auth": {"username": "rev", "password": "draft-pass-Zq88"}});
+    let document = json!({"name": "Calls", "trigger": {"type": "event", "event": "go"}, "steps": [flaky, review]});
+    let (status, campaign) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let campaign = campaign["id"].as_str().unwrap().to_owned();
+    let hook = json!({"url": format!("{event_base}/event"), "events": ["contact_entered"],
+                      "secret": "event-secret-Zq89-text", "auth": "basic", "username": "ops", "password": "event-pass-Zq90"});
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{campaign}/webhooks"), &hook).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = json(app.post(&format!("/api/v1/campaigns/{campaign}/activate"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    sealed("in the campaign").await;
+
+    // The step's first attempt fails: its retry waits in the queue, its call in the delivery.
+    let (status, source) = json(app.post("/api/v1/sources", &json!({"name": "app", "kind": "generic"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let event = json!({"email": "bo@example.com", "event": "go"});
+    let (status, accepted) =
+        json(app.client.post(source["url"].as_str().unwrap()).json(&event).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    app.run_jobs().await;
+    let calls = |path: &str| seen.lock().unwrap().iter().filter(|(p, ..)| p == path).cloned().collect::<Vec<_>>();
+    assert_eq!(calls("flaky").len(), 1, "the first attempt");
+    let event_call = event_seen.lock().unwrap().pop().expect("the campaign event webhook's call");
+    assert_eq!(event_call.1["authorization"], basic("ops", "event-pass-Zq90").as_str());
+    let header = |name: &str| event_call.1[name].to_str().unwrap().to_owned();
+    let timestamp = header("x-herald-timestamp").parse().unwrap();
+    let signature = header("x-herald-signature");
+    assert!(herald_webhook::sign::verify_v0("event-secret-Zq89-text", timestamp, &event_call.2, &signature));
+    sealed("with a retry queued").await;
+
+    // The retry still authenticates; the journey goes on to the draft, which holds its call.
+    app.clock.advance(std::time::Duration::from_secs(600));
+    app.run_jobs().await;
+    let attempts = calls("flaky");
+    assert_eq!(attempts.len(), 2, "the retry");
+    for (_, headers, _) in &attempts {
+        assert_eq!(headers["authorization"], basic("crm", "step-pass-Zq86").as_str());
+        assert_eq!(headers["x-api-key"], "step-header-Zq87");
+    }
+    let (status, drafts) = json(app.get(&format!("/api/v1/webhook-drafts?campaign={campaign}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{drafts}");
+    let draft = drafts["data"][0]["id"].as_str().unwrap_or_else(|| panic!("a draft: {drafts}")).to_owned();
+    sealed("with a draft held").await;
+
+    let (status, body) = json(app.post(&format!("/api/v1/webhook-drafts/{draft}/send"), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.run_jobs().await;
+    let sent = calls("review").pop().expect("the draft's call");
+    assert_eq!(sent.1["authorization"], basic("rev", "draft-pass-Zq88").as_str());
+    sealed("once every call is made").await;
+    app.stop().await;
+}
+
 async fn clear_secrets_are_sealed_on_start_and_keys_rotate(backend: Backend) {
     let db = database(backend).await;
     let store = db.open().await;
@@ -272,6 +361,12 @@ async fn clear_secrets_are_sealed_on_start_and_keys_rotate(backend: Backend) {
     let definition =
         json!({"url": "https://crm.test/x", "basic_auth": {"username": "u", "password": "legacy-action-pw"}});
     let action = store.create_action(workspace, "Legacy", &json!({}), now).await.unwrap();
+    let document = json!({"name": "Legacy", "steps": [{"id": "crm", "type": "webhook", "url": "https://crm.test/x",
+                          "basic_auth": {"username": "u", "password": "legacy-step-pw"}}]});
+    let campaign = store.create_campaign(workspace, "Legacy", &document, now).await.unwrap();
+    let call = json!({"endpoint": "https://crm.test:443", "basic_auth": "u:legacy-call-pw",
+                      "request": {"headers": [["X-Api-Key", "legacy-header-pw"]]}});
+    let job = store.enqueue_jobs(workspace, &[webhook_job(call.clone(), now)], now).await.unwrap()[0];
     store.close().await;
     let hex: String = legacy_key.iter().map(|b| format!("{b:02x}")).collect();
     let blob = if backend == Backend::Postgres { format!("'\\x{hex}'") } else { format!("X'{hex}'") };
@@ -280,14 +375,19 @@ async fn clear_secrets_are_sealed_on_start_and_keys_rotate(backend: Backend) {
         "UPDATE transports SET password = 'legacy-smtp-pw'".to_owned(),
         format!("UPDATE webhook_keys SET secret = {blob}"),
         format!("UPDATE actions SET definition = '{definition_sql}'"),
+        format!("UPDATE campaign_versions SET document = '{document}', sealed_with = 'clear'"),
+        format!("UPDATE jobs SET payload = '{call}', sealed_with = 'clear' WHERE kind = 'deliver_webhook'"),
     ])
     .await;
-    assert!(contains(&db.raw().await, b"legacy-smtp-pw"), "the rows are in clear before the start");
+    let raw = db.raw().await;
+    assert!(contains(&raw, b"legacy-smtp-pw"), "the rows are in clear before the start");
+    assert!(contains(&raw, b"legacy-step-pw") && contains(&raw, b"legacy-call-pw"), "the documents too");
 
     // A start seals them; they read back the same.
     let store = db.open().await;
     let raw = db.raw().await;
-    for needle in [b"legacy-smtp-pw".as_slice(), b"legacy-action-pw", &legacy_key] {
+    let documents = [b"legacy-step-pw".as_slice(), b"legacy-call-pw", b"legacy-header-pw"];
+    for needle in [b"legacy-smtp-pw".as_slice(), b"legacy-action-pw", &legacy_key].into_iter().chain(documents) {
         assert!(!contains(&raw, needle), "{} still in clear", String::from_utf8_lossy(needle));
     }
     let check = async |store: &SharedStore| {
@@ -297,6 +397,8 @@ async fn clear_secrets_are_sealed_on_start_and_keys_rotate(backend: Backend) {
         assert_eq!(keys.iter().map(|k| k.secret.clone()).collect::<Vec<_>>(), std::slice::from_ref(&legacy_key));
         let actions = store.actions_by_ids(workspace, &[action.id]).await.unwrap();
         assert_eq!(actions[0].definition, definition);
+        assert_eq!(store.get_campaign(workspace, campaign.id).await.unwrap().document, document);
+        assert_eq!(store.get_job(workspace, job).await.unwrap().payload, call);
     };
     check(&store).await;
     store.close().await;

@@ -10,6 +10,7 @@ use herald_store::campaign::{
     ARCHIVED, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
     new_jobs_by_workspace,
 };
+use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::encode;
 use crate::jobs::insert_jobs;
-use crate::rows::{contact_at, corrupt, count, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
+use crate::rows::{contact_at, corrupt, count, document, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
 use crate::{PgStore, Tx, db_error, savepoint, settle};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
@@ -75,14 +76,14 @@ fn number(row: &PgRow, column: &str) -> StoreResult<u32> {
     u32::try_from(get::<i32>(row, column)?).map_err(|e| corrupt(column, e))
 }
 
-fn campaign(row: &PgRow) -> StoreResult<Campaign> {
+fn campaign(row: &PgRow, keys: &SecretKeys) -> StoreResult<Campaign> {
     Ok(Campaign {
         id: CampaignId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
         state: parse(row, "state")?,
         version: number(row, "version")?,
-        document: get::<Json<Value>>(row, "document")?.0,
+        document: document(row, "document", keys, Document::Campaign, columns::CAMPAIGN_DOCUMENT)?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
@@ -140,7 +141,12 @@ fn message(row: &PgRow) -> StoreResult<Message> {
     })
 }
 
-async fn load_campaign(conn: &mut PgConnection, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
+async fn load_campaign(
+    conn: &mut PgConnection,
+    keys: &SecretKeys,
+    workspace: WorkspaceId,
+    id: CampaignId,
+) -> StoreResult<Campaign> {
     let row = sqlx::query(concat!(campaign_select!(), "WHERE c.workspace_id = $1 AND c.id = $2"))
         .bind(workspace.as_uuid())
         .bind(id.as_uuid())
@@ -148,7 +154,7 @@ async fn load_campaign(conn: &mut PgConnection, workspace: WorkspaceId, id: Camp
         .await
         .map_err(db_error)?
         .ok_or(CAMPAIGN_NOT_FOUND)?;
-    campaign(&row)
+    campaign(&row, keys)
 }
 
 /// The campaign row locked for the rest of the transaction.
@@ -160,7 +166,8 @@ async fn lock_campaign(tx: &mut Tx, workspace: WorkspaceId, id: CampaignId) -> S
         .await
         .map_err(db_error)?
         .ok_or(CAMPAIGN_NOT_FOUND)?;
-    load_campaign(tx, workspace, id).await
+    let keys = tx.secrets.clone();
+    load_campaign(tx, &keys, workspace, id).await
 }
 
 async fn insert_version(
@@ -170,14 +177,20 @@ async fn insert_version(
     document: &Value,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO campaign_versions (campaign_id, version, document, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id.as_uuid())
-        .bind(i32::try_from(version).map_err(|e| corrupt("version", e))?)
-        .bind(Json(encode::json(document)))
-        .bind(encode::ts(now))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    let keys = tx.secrets.clone();
+    let sealed = keys.seal_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, document);
+    sqlx::query(
+        "INSERT INTO campaign_versions (campaign_id, version, document, sealed_with, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_uuid())
+    .bind(i32::try_from(version).map_err(|e| corrupt("version", e))?)
+    .bind(Json(encode::json(&sealed.value)))
+    .bind(sealed.key)
+    .bind(encode::ts(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
     Ok(())
 }
 
@@ -227,11 +240,11 @@ pub(crate) async fn enqueue_evaluation(
 /// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
 const INSERT_CHUNK: usize = 1000;
 
-/// Applies `items` inside the caller's transaction: per item the statements that can refuse
-/// it (the job's lease, the journeys' expected places), then every item's inserts as
-/// multi-row statements. A refused item fails the whole call; the caller then retries item
-/// by item.
-async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+/// Writes the work commits `items` inside the caller's transaction: per item the statements
+/// that can refuse it (the job's lease, the journeys' expected places), then every item's
+/// inserts as multi-row statements. A refused item fails the whole call; the caller then
+/// retries item by item.
+async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let at = encode::ts(now);
     // Jobs claimed together share a lease: complete them with one statement per claim.
     for ((lease, workspace), jobs) in jobs_by_lease(items) {
@@ -321,9 +334,11 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
     for chunk in drafts.chunks(INSERT_CHUNK) {
         let mut insert = QueryBuilder::<Postgres>::new(
             "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
-             created_at) ",
+             sealed_with, created_at) ",
         );
+        let keys = tx.secrets.clone();
         insert.push_values(chunk, |mut row, d| {
+            let call = keys.seal_document(Document::Call, columns::DRAFT_CALL, &d.call);
             row.push_bind(d.id.as_uuid())
                 .push_bind(d.workspace_id.as_uuid())
                 .push_bind(d.journey_id.as_uuid())
@@ -331,7 +346,8 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
                 .push_bind(d.contact_id.as_uuid())
                 .push_bind(encode::text(&d.step).into_owned())
                 .push_bind(Json(encode::json(&d.request).into_owned()))
-                .push_bind(Json(encode::json(&d.call).into_owned()))
+                .push_bind(Json(encode::json(&call.value).into_owned()))
+                .push_bind(call.key.map(str::to_owned))
                 .push_bind(encode::ts(d.created_at));
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
@@ -459,7 +475,7 @@ impl CampaignStore for PgStore {
         .await
         .map_err(db_error)?;
         insert_version(&mut tx, id, 1, document, now).await?;
-        let created = load_campaign(&mut tx, workspace, id).await?;
+        let created = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -477,17 +493,17 @@ impl CampaignStore for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        let campaigns = rows.iter().map(campaign).collect::<StoreResult<Vec<_>>>()?;
+        let campaigns = rows.iter().map(|row| campaign(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(campaigns, page.limit, |c| c.id))
     }
 
     async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await
+        load_campaign(&mut conn, &self.secrets, workspace, id).await
     }
 
     async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value> {
-        let document: Json<Value> = sqlx::query_scalar(
+        let Json(mut document): Json<Value> = sqlx::query_scalar(
             "SELECT v.document FROM campaign_versions v JOIN campaigns c ON c.id = v.campaign_id \
              WHERE c.workspace_id = $1 AND v.campaign_id = $2 AND v.version = $3",
         )
@@ -498,7 +514,8 @@ impl CampaignStore for PgStore {
         .await
         .map_err(db_error)?
         .ok_or(StoreError::NotFound { entity: "campaign version" })?;
-        Ok(document.0)
+        self.secrets.open_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, &mut document)?;
+        Ok(document)
     }
 
     async fn update_campaign(
@@ -524,7 +541,7 @@ impl CampaignStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let updated = load_campaign(&mut tx, workspace, id).await?;
+        let updated = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
     }
@@ -569,7 +586,7 @@ impl CampaignStore for PgStore {
             }
             CampaignState::Draft | CampaignState::Paused => {}
         }
-        let changed = load_campaign(&mut tx, workspace, id).await?;
+        let changed = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(changed)
     }
@@ -596,12 +613,12 @@ impl CampaignStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(campaign).collect()
+        rows.iter().map(|row| campaign(row, &self.secrets)).collect()
     }
 
     async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await?;
+        load_campaign(&mut conn, &self.secrets, workspace, id).await?;
         let mut stats = CampaignStats::default();
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n, COUNT(converted_at) AS converted FROM journeys WHERE campaign_id = $1 GROUP BY status",
@@ -764,7 +781,7 @@ impl CampaignStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
         let mut tx = self.begin().await?;
-        match apply(&mut tx, items, now).await {
+        match write_work_commits(&mut tx, items, now).await {
             Ok(()) => {
                 tx.commit().await.map_err(db_error)?;
                 return Ok(items.iter().map(|_| Ok(())).collect());
@@ -772,12 +789,12 @@ impl CampaignStore for PgStore {
             Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
             Err(e) => return Err(e),
         }
-        // Some item was refused: apply them one by one, each under a savepoint.
+        // Some item was refused: write them one by one, each under a savepoint.
         let mut tx = self.begin().await?;
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             savepoint(&mut tx).await?;
-            match apply(&mut tx, std::slice::from_ref(item), now).await {
+            match write_work_commits(&mut tx, std::slice::from_ref(item), now).await {
                 // Only a refusal is the item's own; anything else fails the batch.
                 Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
                 applied => results.push(settle(&mut tx, applied).await?),

@@ -5,6 +5,7 @@ use herald_domain::{
     CampaignId, ContactId, DraftId, JourneyId, Page, PageRequest, Timestamp, WebhookDraft, WorkspaceId,
 };
 use herald_store::StoreResult;
+use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::webhook::{DraftJob, DraftSelection, DraftStore};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -13,12 +14,12 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::jobs::insert_jobs;
-use crate::rows::{get, ts, uuid};
+use crate::rows::{document, get, ts, uuid};
 use crate::{PgStore, db_error, encode};
 
 const COLUMNS: &str = "id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, created_at";
 
-fn draft(row: &PgRow) -> StoreResult<WebhookDraft> {
+fn draft(row: &PgRow, keys: &SecretKeys) -> StoreResult<WebhookDraft> {
     Ok(WebhookDraft {
         id: DraftId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
@@ -27,7 +28,7 @@ fn draft(row: &PgRow) -> StoreResult<WebhookDraft> {
         contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
         step: get(row, "step")?,
         request: get::<Json<Value>>(row, "request")?.0,
-        call: get::<Json<Value>>(row, "call")?.0,
+        call: document(row, "call", keys, Document::Call, columns::DRAFT_CALL)?,
         created_at: ts(row, "created_at")?,
     })
 }
@@ -66,7 +67,7 @@ impl DraftStore for PgStore {
         select(&mut query, workspace, selection, page.after);
         query.push(" LIMIT ").push_bind(i64::from(page.limit) + 1);
         let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;
-        let items = rows.iter().map(draft).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows.iter().map(|row| draft(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, page.limit, |d| d.id))
     }
 
@@ -84,7 +85,7 @@ impl DraftStore for PgStore {
         select(&mut query, workspace, selection, None);
         query.push(" LIMIT ").push_bind(i64::from(limit)).push(format!(" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"));
         let rows = query.build().fetch_all(&mut *tx).await.map_err(db_error)?;
-        let mut drafts = rows.iter().map(draft).collect::<StoreResult<Vec<_>>>()?;
+        let mut drafts = rows.iter().map(|row| draft(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         drafts.sort_by_key(|d| d.id.as_uuid());
         let jobs: Vec<_> = drafts.iter().map(job).collect();
         insert_jobs(&mut tx, workspace, &jobs, now).await?;

@@ -20,9 +20,10 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work. The transaction announces them when it commits.
+/// implies work. The transaction announces them when it commits, and seals the secrets of the
+/// calls they carry.
 ///
-/// One statement whatever the count: the per-job values travel as five arrays that
+/// One statement whatever the count: the per-job values travel as six arrays that
 /// `UNNEST` turns back into rows, so 10,000 jobs cost one round trip and five bind
 /// parameters, far from PostgreSQL's limit of 65,535 parameters per statement that a
 /// multi-row `VALUES` list would have to be chunked around.
@@ -37,14 +38,18 @@ pub(crate) async fn insert_jobs(
     }
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
-    let payloads: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.payload).collect();
+    let keys = tx.secrets.clone();
+    let sealed: Vec<_> = jobs.iter().map(|job| keys.seal_job(job.kind.as_str(), &job.payload)).collect();
+    let payloads: Vec<&serde_json::Value> = sealed.iter().map(|s| s.value.as_ref()).collect();
+    let sealed_with: Vec<Option<&str>> = sealed.iter().map(|s| s.key).collect();
     let run_ats: Vec<OffsetDateTime> = jobs.iter().map(|job| job.run_at.to_offset_date_time()).collect();
     let max_attempts: Vec<i64> = jobs.iter().map(|job| i64::from(job.max_attempts)).collect();
     sqlx::query(
-        "INSERT INTO jobs (id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at) \
-         SELECT t.id, $1, t.kind, t.payload, $2, t.run_at, t.run_at, t.max_attempts, $3, $3 \
-         FROM UNNEST($4::uuid[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::bigint[]) \
-              AS t (id, kind, payload, run_at, max_attempts)",
+        "INSERT INTO jobs (id, workspace_id, kind, payload, sealed_with, state, run_at, due_at, max_attempts, \
+         created_at, updated_at) \
+         SELECT t.id, $1, t.kind, t.payload, t.sealed_with, $2, t.run_at, t.run_at, t.max_attempts, $3, $3 \
+         FROM UNNEST($4::uuid[], $5::text[], $6::jsonb[], $7::text[], $8::timestamptz[], $9::bigint[]) \
+              AS t (id, kind, payload, sealed_with, run_at, max_attempts)",
     )
     .bind(workspace.as_uuid())
     .bind(JobState::Queued.as_str())
@@ -52,6 +57,7 @@ pub(crate) async fn insert_jobs(
     .bind(ids.iter().map(|id| id.as_uuid()).collect::<Vec<_>>())
     .bind(kinds)
     .bind(payloads)
+    .bind(sealed_with)
     .bind(run_ats)
     .bind(max_attempts)
     .execute(&mut **tx)
@@ -138,7 +144,7 @@ impl JobStore for PgStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        let mut jobs = claimed.iter().map(rows::job).collect::<StoreResult<Vec<Job>>>()?;
+        let mut jobs = claimed.iter().map(|row| rows::job(row, &self.secrets)).collect::<StoreResult<Vec<Job>>>()?;
         // RETURNING gives no order; hand jobs out in the order they fell due.
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs
@@ -211,7 +217,7 @@ impl JobStore for PgStore {
             .await
             .map_err(db_error)?
             .ok_or(StoreError::NotFound { entity: "job" })?;
-        rows::job(&row)
+        rows::job(&row, &self.secrets)
     }
 
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>> {

@@ -65,11 +65,13 @@ pub struct PgStore {
 
 /// A transaction that keeps the earliest due time of the jobs it enqueues (or brings forward)
 /// and announces it on the store's [`QueueSignal`] once it commits, so this process's worker
-/// hears of every job without any caller waking it.
+/// hears of every job without any caller waking it. It seals the secrets inside the documents
+/// it writes with the store's keys.
 pub(crate) struct Tx {
     inner: Transaction<'static, Postgres>,
     due: Option<Timestamp>,
     signal: Arc<QueueSignal>,
+    pub(crate) secrets: Arc<SecretKeys>,
 }
 
 impl Tx {
@@ -145,7 +147,7 @@ impl PgStore {
     /// Starts a transaction (READ COMMITTED; see the module comment for why that suffices).
     async fn begin(&self) -> StoreResult<Tx> {
         let inner = self.pool.begin().await.map_err(db_error)?;
-        Ok(Tx { inner, due: None, signal: self.signal.clone() })
+        Ok(Tx { inner, due: None, signal: self.signal.clone(), secrets: self.secrets.clone() })
     }
 }
 

@@ -21,7 +21,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "users", include_str!("../migrations/0011_users.sql")),
     (12, "delivery_filters", include_str!("../migrations/0012_delivery_filters.sql")),
     (13, "login_links", include_str!("../migrations/0013_login_links.sql")),
-    (14, "bounces", include_str!("../migrations/0014_bounces.sql")),
+    (14, "sealed_documents", include_str!("../migrations/0014_sealed_documents.sql")),
+    (15, "bounces", include_str!("../migrations/0015_bounces.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

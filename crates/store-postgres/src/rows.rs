@@ -7,6 +7,7 @@ use herald_domain::{
     ApiKey, ApiKeyName, Contact, ContactId, EmailAddress, Event, EventId, EventOutcome, Job, Phone, RequestRecord,
     Source, SourceId, SourceKind, Timestamp, UserId, Workspace, WorkspaceId, WorkspaceName,
 };
+use herald_store::secrets::{Document, SecretKeys};
 use herald_store::{StoreError, StoreResult};
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -68,13 +69,16 @@ pub(crate) fn api_key(row: &PgRow) -> StoreResult<ApiKey> {
     })
 }
 
-pub(crate) fn job(row: &PgRow) -> StoreResult<Job> {
+pub(crate) fn job(row: &PgRow, keys: &SecretKeys) -> StoreResult<Job> {
     let state: String = get(row, "state")?;
+    let kind: String = get(row, "kind")?;
+    let mut payload = get(row, "payload")?;
+    keys.open_job(&kind, &mut payload)?;
     Ok(Job {
         id: herald_domain::JobId::from_uuid(uuid(row, "id")?),
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        kind: get(row, "kind")?,
-        payload: get(row, "payload")?,
+        kind,
+        payload,
         state: state.parse::<JobState>().map_err(|e| corrupt("jobs.state", e))?,
         run_at: ts(row, "run_at")?,
         attempts: count(row, "attempts")?,
@@ -83,6 +87,20 @@ pub(crate) fn job(row: &PgRow) -> StoreResult<Job> {
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
+}
+
+/// A `jsonb` document column with its secrets (a `kind` document, sealed for the column
+/// named `sealed_for`) opened.
+pub(crate) fn document(
+    row: &PgRow,
+    column: &str,
+    keys: &SecretKeys,
+    kind: Document,
+    sealed_for: &'static str,
+) -> StoreResult<Value> {
+    let mut doc = get::<Json<Value>>(row, column)?.0;
+    keys.open_document(kind, sealed_for, &mut doc)?;
+    Ok(doc)
 }
 
 pub(crate) fn opt_uuid(row: &PgRow, column: &str) -> StoreResult<Option<Uuid>> {

@@ -5,7 +5,7 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::secrets::columns;
+use herald_store::secrets::{Document, columns};
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
     call_already_open, webhook_job,
@@ -17,7 +17,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::jobs::{finish, insert_jobs};
-use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
+use crate::rows::{corrupt, document, get, opt_ts, opt_uuid, ts, uuid};
 use crate::{PgStore, Tx, db_error, encode, savepoint, settle};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
@@ -239,7 +239,7 @@ impl WebhookStore for PgStore {
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
             resent.push(WebhookDeliveryId::from_uuid(uuid(row, "id")?));
-            jobs.push(webhook_job(json(row, "call")?, now));
+            jobs.push(webhook_job(document(row, "call", &self.secrets, Document::Call, columns::DELIVERY_CALL)?, now));
         }
         insert_jobs(&mut tx, workspace, &jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -323,10 +323,13 @@ async fn insert_delivery(
     new: &NewDelivery,
     now: Timestamp,
 ) -> StoreResult<bool> {
+    let keys = tx.secrets.clone();
+    let call = keys.seal_document(Document::Call, columns::DELIVERY_CALL, &new.call);
     let inserted = sqlx::query(
         "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, created_at, updated_at, campaign_webhook_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $11, $12) \
+             idempotency_key, endpoint, request, call, sealed_with, status, created_at, updated_at, \
+             campaign_webhook_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $12, $13) \
              ON CONFLICT (workspace_id, idempotency_key) DO NOTHING",
     )
     .bind(id.as_uuid())
@@ -338,7 +341,8 @@ async fn insert_delivery(
     .bind(encode::text(&new.idempotency_key))
     .bind(encode::text(&new.endpoint))
     .bind(Json(encode::json(&new.request)))
-    .bind(Json(encode::json(&new.call)))
+    .bind(Json(encode::json(&call.value)))
+    .bind(call.key)
     .bind(encode::ts(now))
     .bind(new.campaign_webhook_id.map(|h| h.as_uuid()))
     .execute(&mut **tx)

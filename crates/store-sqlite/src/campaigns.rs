@@ -10,6 +10,7 @@ use herald_store::campaign::{
     ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
     new_jobs_by_workspace,
 };
+use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use crate::direct::direct_error;
 use crate::jobs::{finish_all, insert_jobs};
-use crate::rows::{contact_at, corrupt, event_at, get, json_object, opt_ts, ts, uuid};
+use crate::rows::{contact_at, corrupt, document, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
@@ -78,14 +79,14 @@ fn json_value(row: &SqliteRow, column: &str) -> StoreResult<Value> {
     serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e))
 }
 
-fn campaign(row: &SqliteRow) -> StoreResult<Campaign> {
+fn campaign(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<Campaign> {
     Ok(Campaign {
         id: CampaignId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
         name: get(row, "name")?,
         state: parse(row, "state")?,
         version: number(row, "version")?,
-        document: json_value(row, "document")?,
+        document: document(row, "document", keys, Document::Campaign, columns::CAMPAIGN_DOCUMENT)?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
@@ -145,6 +146,7 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
 
 async fn load_campaign(
     conn: &mut sqlx::SqliteConnection,
+    keys: &SecretKeys,
     workspace: WorkspaceId,
     id: CampaignId,
 ) -> StoreResult<Campaign> {
@@ -155,7 +157,7 @@ async fn load_campaign(
         .await
         .map_err(db_error)?
         .ok_or(CAMPAIGN_NOT_FOUND)?;
-    campaign(&row)
+    campaign(&row, keys)
 }
 
 async fn insert_version(
@@ -165,10 +167,14 @@ async fn insert_version(
     document: &Value,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO campaign_versions (campaign_id, version, document, created_at) VALUES (?, ?, ?, ?)")
-        .bind(id.as_uuid())
-        .bind(i64::from(version))
-        .bind(document.to_string())
+    let sealed = tx.secrets.seal_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, document);
+    sqlx::query(
+        "INSERT INTO campaign_versions (campaign_id, version, document, sealed_with, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id.as_uuid())
+    .bind(i64::from(version))
+    .bind(sealed.value.to_string())
+    .bind(sealed.key)
         .bind(now.unix_millis())
         .execute(&mut **tx)
         .await
@@ -239,11 +245,11 @@ pub(crate) fn enqueue_evaluation(
     Ok(due)
 }
 
-/// Applies `items` inside the caller's transaction: per item the statements that can refuse
-/// it (the job's lease, the journeys' expected places), then every item's inserts as
-/// multi-row statements. A refused item fails the whole call; the caller then retries item
-/// by item.
-async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
+/// Writes the work commits `items` inside the caller's transaction: per item the statements
+/// that can refuse it (the job's lease, the journeys' expected places), then every item's
+/// inserts as multi-row statements. A refused item fails the whole call; the caller then
+/// retries item by item.
+async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
     let done: Vec<_> =
         items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
     finish_all(tx, &done, now).await?;
@@ -310,9 +316,11 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
     for chunk in drafts.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
-             created_at) ",
+             sealed_with, created_at) ",
         );
+        let secrets = tx.secrets.clone();
         insert.push_values(chunk, |mut row, d| {
+            let call = secrets.seal_document(Document::Call, columns::DRAFT_CALL, &d.call);
             row.push_bind(d.id.as_uuid())
                 .push_bind(d.workspace_id.as_uuid())
                 .push_bind(d.journey_id.as_uuid())
@@ -320,7 +328,8 @@ async fn apply(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreRe
                 .push_bind(d.contact_id.as_uuid())
                 .push_bind(d.step.clone())
                 .push_bind(d.request.to_string())
-                .push_bind(d.call.to_string())
+                .push_bind(call.value.to_string())
+                .push_bind(call.key.map(str::to_owned))
                 .push_bind(d.created_at.unix_millis());
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
@@ -468,7 +477,7 @@ impl CampaignStore for SqliteStore {
         .await
         .map_err(db_error)?;
         insert_version(&mut tx, id, 1, document, now).await?;
-        let created = load_campaign(&mut tx, workspace, id).await?;
+        let created = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -486,13 +495,13 @@ impl CampaignStore for SqliteStore {
                 .fetch_all(&self.readers)
                 .await
                 .map_err(db_error)?;
-        let campaigns = rows.iter().map(campaign).collect::<StoreResult<Vec<_>>>()?;
+        let campaigns = rows.iter().map(|row| campaign(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(campaigns, page.limit, |c| c.id))
     }
 
     async fn get_campaign(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<Campaign> {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await
+        load_campaign(&mut conn, &self.secrets, workspace, id).await
     }
 
     async fn campaign_version(&self, workspace: WorkspaceId, id: CampaignId, version: u32) -> StoreResult<Value> {
@@ -507,7 +516,9 @@ impl CampaignStore for SqliteStore {
         .await
         .map_err(db_error)?
         .ok_or(StoreError::NotFound { entity: "campaign version" })?;
-        serde_json::from_str(&document).map_err(|e| corrupt("campaign_versions.document", e))
+        let mut document = serde_json::from_str(&document).map_err(|e| corrupt(columns::CAMPAIGN_DOCUMENT, e))?;
+        self.secrets.open_document(Document::Campaign, columns::CAMPAIGN_DOCUMENT, &mut document)?;
+        Ok(document)
     }
 
     async fn update_campaign(
@@ -519,7 +530,7 @@ impl CampaignStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Campaign> {
         let mut tx = self.write().await?;
-        let current = load_campaign(&mut tx, workspace, id).await?;
+        let current = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         if current.state == CampaignState::Archived {
             return Err(StoreError::Conflict { constraint: "campaign_archived".into() });
         }
@@ -533,7 +544,7 @@ impl CampaignStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let updated = load_campaign(&mut tx, workspace, id).await?;
+        let updated = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
     }
@@ -547,7 +558,7 @@ impl CampaignStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Campaign> {
         let mut tx = self.write().await?;
-        let current = load_campaign(&mut tx, workspace, id).await?;
+        let current = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         if !from.contains(&current.state) {
             return Err(StoreError::Conflict { constraint: "campaign_state".into() });
         }
@@ -579,7 +590,7 @@ impl CampaignStore for SqliteStore {
             }
             CampaignState::Draft | CampaignState::Paused => {}
         }
-        let changed = load_campaign(&mut tx, workspace, id).await?;
+        let changed = load_campaign(&mut tx, &self.secrets, workspace, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(changed)
     }
@@ -607,12 +618,12 @@ impl CampaignStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
-        rows.iter().map(campaign).collect()
+        rows.iter().map(|row| campaign(row, &self.secrets)).collect()
     }
 
     async fn campaign_stats(&self, workspace: WorkspaceId, id: CampaignId) -> StoreResult<CampaignStats> {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        load_campaign(&mut conn, workspace, id).await?;
+        load_campaign(&mut conn, &self.secrets, workspace, id).await?;
         let mut stats = CampaignStats::default();
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n, COUNT(converted_at) AS converted FROM journeys WHERE campaign_id = ? GROUP BY status",
@@ -779,7 +790,9 @@ impl CampaignStore for SqliteStore {
         crate::batch_or_each(
             self,
             items,
-            |tx, items| Box::pin(async move { apply(tx, items, now).await.map(|()| vec![(); items.len()]) }),
+            |tx, items| {
+                Box::pin(async move { write_work_commits(tx, items, now).await.map(|()| vec![(); items.len()]) })
+            },
             |e| matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }),
         )
         .await

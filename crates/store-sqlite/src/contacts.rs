@@ -236,7 +236,7 @@ impl ContactStore for SqliteStore {
                     .map_err(direct_error)?;
                 direct::contact(rows.next().map_err(direct_error)?.ok_or(NOT_FOUND)?)?
             };
-            patch.apply(&mut contact, now)?;
+            patch.change_contact(&mut contact, now)?;
             write_contacts(db, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })?;
             Ok(contact)
         })

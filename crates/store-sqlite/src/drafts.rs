@@ -5,17 +5,18 @@ use herald_domain::{
     CampaignId, ContactId, DraftId, JourneyId, Page, PageRequest, Timestamp, WebhookDraft, WorkspaceId,
 };
 use herald_store::StoreResult;
+use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::webhook::{DraftJob, DraftSelection, DraftStore};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::jobs::insert_jobs;
-use crate::rows::{corrupt, get, ts, uuid};
+use crate::rows::{corrupt, document, get, ts, uuid};
 use crate::{SqliteStore, db_error};
 
 const COLUMNS: &str = "id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, created_at";
 
-fn draft(row: &SqliteRow) -> StoreResult<WebhookDraft> {
+fn draft(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<WebhookDraft> {
     let json = |column| serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e));
     Ok(WebhookDraft {
         id: DraftId::from_uuid(uuid(row, "id")?),
@@ -25,7 +26,7 @@ fn draft(row: &SqliteRow) -> StoreResult<WebhookDraft> {
         contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
         step: get(row, "step")?,
         request: json("request")?,
-        call: json("call")?,
+        call: document(row, "call", keys, Document::Call, columns::DRAFT_CALL)?,
         created_at: ts(row, "created_at")?,
     })
 }
@@ -69,7 +70,7 @@ impl DraftStore for SqliteStore {
         select(&mut query, workspace, selection, page.after);
         query.push(" LIMIT ").push_bind(i64::from(page.limit) + 1);
         let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        let items = rows.iter().map(draft).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows.iter().map(|row| draft(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(items, page.limit, |d| d.id))
     }
 
@@ -86,7 +87,7 @@ impl DraftStore for SqliteStore {
         select(&mut query, workspace, selection, None);
         query.push(" LIMIT ").push_bind(i64::from(limit)).push(format!(") RETURNING {COLUMNS}"));
         let rows = query.build().fetch_all(&mut *tx).await.map_err(db_error)?;
-        let mut drafts = rows.iter().map(draft).collect::<StoreResult<Vec<_>>>()?;
+        let mut drafts = rows.iter().map(|row| draft(row, &self.secrets)).collect::<StoreResult<Vec<_>>>()?;
         drafts.sort_by_key(|d| d.id.as_uuid());
         let jobs: Vec<_> = drafts.iter().map(job).collect();
         insert_jobs(&mut tx, workspace, &jobs, now).await?;

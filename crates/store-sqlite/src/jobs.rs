@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome, JobState, LeasedJob};
 use herald_domain::{Job, JobId, LeaseId, NewJob, Timestamp, WorkspaceId};
+use herald_store::secrets::Document;
 use herald_store::{ClaimRequest, JobStore, PingRecord, QueueSignal, QueueStats, StoreError, StoreResult, new_uuid};
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -15,7 +16,7 @@ use crate::{CHUNK, SqliteStore, Tx, db_error};
 /// The columns a new job is inserted with, by [`insert_jobs`] and [`insert_job_direct`].
 macro_rules! new_job_columns {
     () => {
-        "id, workspace_id, kind, payload, state, run_at, due_at, max_attempts, created_at, updated_at"
+        "id, workspace_id, kind, payload, sealed_with, state, run_at, due_at, max_attempts, created_at, updated_at"
     };
 }
 
@@ -26,7 +27,8 @@ macro_rules! job_columns {
 }
 
 /// Inserts jobs inside the caller's transaction: the outbox half of every use case that
-/// implies work. The transaction announces them when it commits.
+/// implies work. The transaction announces them when it commits, and seals the secrets of the
+/// calls they carry.
 pub(crate) async fn insert_jobs(
     tx: &mut Tx,
     workspace: WorkspaceId,
@@ -39,11 +41,14 @@ pub(crate) async fn insert_jobs(
     let ids: Vec<JobId> = jobs.iter().map(|_| JobId::from_uuid(new_uuid(now))).collect();
     for (chunk, chunk_ids) in jobs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO jobs (", new_job_columns!(), ") "));
+        let secrets = tx.secrets.clone();
         insert.push_values(chunk.iter().zip(chunk_ids), |mut row, (job, id)| {
+            let payload = secrets.seal_job(job.kind.as_str(), &job.payload);
             row.push_bind(id.as_uuid())
                 .push_bind(workspace.as_uuid())
                 .push_bind(job.kind.as_str())
-                .push_bind(job.payload.to_string())
+                .push_bind(payload.value.to_string())
+                .push_bind(payload.key.map(str::to_owned))
                 .push_bind(JobState::Queued.as_str())
                 .push_bind(job.run_at.unix_millis())
                 .push_bind(job.run_at.unix_millis())
@@ -56,15 +61,17 @@ pub(crate) async fn insert_jobs(
     Ok(ids)
 }
 
-/// Inserts one job inside a [direct](crate::direct) transaction.
+/// Inserts one job inside a [direct](crate::direct) transaction: the jobs that evaluate
+/// ingested events, which carry no secret (the direct writer has no keys to seal them with).
 pub(crate) fn insert_job_direct(
     db: &rusqlite::Connection,
     workspace: WorkspaceId,
     job: &NewJob,
     now: Timestamp,
 ) -> StoreResult<()> {
+    debug_assert_eq!(Document::of_job(job.kind.as_str()), None, "a job with secrets written unsealed");
     db.execute(
-        concat!("INSERT INTO jobs (", new_job_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?8)"),
+        concat!("INSERT INTO jobs (", new_job_columns!(), ") VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?6, ?7, ?8, ?8)"),
         rusqlite::params![
             &new_uuid(now).as_bytes()[..],
             &workspace.as_uuid().as_bytes()[..],
@@ -164,7 +171,7 @@ impl JobStore for SqliteStore {
             .push(job_columns!());
         let claimed = claim.build().fetch_all(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        let mut jobs = claimed.iter().map(rows::job).collect::<StoreResult<Vec<Job>>>()?;
+        let mut jobs = claimed.iter().map(|row| rows::job(row, &self.secrets)).collect::<StoreResult<Vec<Job>>>()?;
         // RETURNING gives no order; hand jobs out in the order they fell due.
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs
@@ -233,7 +240,7 @@ impl JobStore for SqliteStore {
             .await
             .map_err(db_error)?
             .ok_or(StoreError::NotFound { entity: "job" })?;
-        rows::job(&row)
+        rows::job(&row, &self.secrets)
     }
 
     async fn next_job_due(&self) -> StoreResult<Option<Timestamp>> {

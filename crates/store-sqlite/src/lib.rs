@@ -62,11 +62,13 @@ pub struct SqliteStore {
 
 /// A sqlx write transaction that keeps the earliest due time of the jobs it enqueues (or
 /// brings forward) and announces it on the store's [`QueueSignal`] once it commits, so the
-/// worker hears of every job without any caller waking it.
+/// worker hears of every job without any caller waking it. It seals the secrets inside the
+/// documents it writes with the store's keys.
 pub(crate) struct Tx {
     inner: Transaction<'static, Sqlite>,
     due: Option<Timestamp>,
     signal: Arc<QueueSignal>,
+    pub(crate) secrets: Arc<SecretKeys>,
 }
 
 impl Tx {
@@ -190,7 +192,7 @@ impl SqliteStore {
     async fn write(&self) -> StoreResult<Tx> {
         let _gate = self.gate.lock().await;
         let inner = self.writer.begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE").await.map_err(db_error)?;
-        Ok(Tx { inner, due: None, signal: self.signal.clone() })
+        Ok(Tx { inner, due: None, signal: self.signal.clone(), secrets: self.secrets.clone() })
     }
 
     /// Starts a write transaction whose commit does not wait for a sync of its own: the next
@@ -201,7 +203,7 @@ impl SqliteStore {
     async fn write_unsynced(&self) -> StoreResult<Tx> {
         let _gate = self.gate.lock().await;
         let inner = self.writer.begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE").await.map_err(db_error)?;
-        Ok(Tx { inner, due: None, signal: self.signal.clone() })
+        Ok(Tx { inner, due: None, signal: self.signal.clone(), secrets: self.secrets.clone() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use herald_domain::job::JobState;
 use herald_domain::{ApiKey, ApiKeyName, Job, Timestamp, Workspace, WorkspaceName};
+use herald_store::secrets::{Document, SecretKeys};
 use herald_store::{StoreError, StoreResult};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -31,6 +32,20 @@ pub(crate) fn opt_ts(row: &SqliteRow, column: &str) -> StoreResult<Option<Timest
     get::<Option<i64>>(row, column).map(|v| v.map(Timestamp::from_unix_millis))
 }
 
+/// A JSON document stored as text in `column` of the row, with its secrets (a `kind`
+/// document, sealed for the column named `sealed_for`) opened.
+pub(crate) fn document(
+    row: &SqliteRow,
+    column: &str,
+    keys: &SecretKeys,
+    kind: Document,
+    sealed_for: &'static str,
+) -> StoreResult<serde_json::Value> {
+    let mut doc = serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(sealed_for, e))?;
+    keys.open_document(kind, sealed_for, &mut doc)?;
+    Ok(doc)
+}
+
 pub(crate) fn workspace(row: &SqliteRow) -> StoreResult<Workspace> {
     let name: String = get(row, "name")?;
     Ok(Workspace {
@@ -53,14 +68,16 @@ pub(crate) fn api_key(row: &SqliteRow) -> StoreResult<ApiKey> {
     })
 }
 
-pub(crate) fn job(row: &SqliteRow) -> StoreResult<Job> {
+pub(crate) fn job(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<Job> {
     let state: String = get(row, "state")?;
-    let payload: String = get(row, "payload")?;
+    let kind: String = get(row, "kind")?;
+    let mut payload = serde_json::from_str(&get::<String>(row, "payload")?).map_err(|e| corrupt("jobs.payload", e))?;
+    keys.open_job(&kind, &mut payload)?;
     Ok(Job {
         id: herald_domain::JobId::from_uuid(uuid(row, "id")?),
         workspace_id: herald_domain::WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        kind: get(row, "kind")?,
-        payload: serde_json::from_str(&payload).map_err(|e| corrupt("jobs.payload", e))?,
+        kind,
+        payload,
         state: state.parse::<JobState>().map_err(|e| corrupt("jobs.state", e))?,
         run_at: ts(row, "run_at")?,
         attempts: u32::try_from(get::<i64>(row, "attempts")?).map_err(|e| corrupt("jobs.attempts", e))?,

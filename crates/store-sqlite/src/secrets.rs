@@ -2,9 +2,10 @@
 //! were sealed, and those a previous key sealed (a rotation).
 
 use herald_store::StoreResult;
-use herald_store::secrets::columns;
+use herald_store::secrets::{Document, columns};
 
-use crate::{SqliteStore, db_error};
+use crate::rows::corrupt;
+use crate::{SqliteStore, Tx, db_error};
 
 /// Every sealed column: table, column, the name it seals under, and whether it is a BLOB.
 const SEALED: [(&str, &str, &str, bool); 7] = [
@@ -16,6 +17,18 @@ const SEALED: [(&str, &str, &str, bool); 7] = [
     ("domains", "private_key", columns::PRIVATE_KEY, false),
     ("workspaces", "email_secret", columns::EMAIL_SECRET, false),
 ];
+
+/// Every column of documents with secrets inside: table, column, the name they seal under,
+/// the document, and which rows hold one.
+const DOCUMENTS: [(&str, &str, &str, Document, &str); 4] = [
+    ("jobs", "payload", columns::JOB_PAYLOAD, Document::Call, "kind = 'deliver_webhook'"),
+    ("webhook_deliveries", "call", columns::DELIVERY_CALL, Document::Call, "TRUE"),
+    ("webhook_drafts", "call", columns::DRAFT_CALL, Document::Call, "TRUE"),
+    ("campaign_versions", "document", columns::CAMPAIGN_DOCUMENT, Document::Campaign, "TRUE"),
+];
+
+/// Documents sealed again per transaction.
+const BATCH: i64 = 500;
 
 impl SqliteStore {
     /// `secure_delete` zeroes what an update replaces, and a WAL truncated afterwards keeps no
@@ -42,9 +55,63 @@ impl SqliteStore {
         }
         sqlx::query("PRAGMA secure_delete = OFF").execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        if sealed > 0 {
+        let mut rewritten = sealed > 0;
+        for (table, column, name, document, holds) in DOCUMENTS {
+            loop {
+                let mut tx = self.write().await?;
+                let batch = reseal_documents(&mut tx, table, column, name, document, holds).await?;
+                tx.commit().await.map_err(db_error)?;
+                let Some(with_secrets) = batch else { break };
+                sealed += with_secrets;
+                rewritten = true;
+            }
+        }
+        if rewritten {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await.map_err(db_error)?;
         }
         Ok(sealed)
     }
+}
+
+/// Seals again up to [`BATCH`] documents of `table.column` whose `sealed_with` is not the
+/// current key (sealed with a previous one, or `'clear'`: written before); `None` when there
+/// was none left, else how many of them hold secrets.
+async fn reseal_documents(
+    tx: &mut Tx,
+    table: &str,
+    column: &str,
+    name: &'static str,
+    document: Document,
+    holds: &str,
+) -> StoreResult<Option<u64>> {
+    sqlx::query("PRAGMA secure_delete = ON").execute(&mut **tx).await.map_err(db_error)?;
+    let keys = tx.secrets.clone();
+    // Two ranges rather than `<>`, so the partial index on `sealed_with` serves them.
+    let rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT rowid, {column} FROM {table} WHERE (sealed_with < ?1 OR sealed_with > ?1) AND {holds} LIMIT {BATCH}"
+    )))
+    .bind(keys.current_id())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let update = format!("UPDATE {table} SET {column} = ?, sealed_with = ? WHERE rowid = ?");
+    let mut with_secrets = 0;
+    for (rowid, stored) in rows {
+        let mut doc = serde_json::from_str(&stored).map_err(|e| corrupt(name, e))?;
+        keys.open_document(document, name, &mut doc)?;
+        let sealed = keys.seal_document(document, name, &doc);
+        with_secrets += u64::from(sealed.key.is_some());
+        sqlx::query(sqlx::AssertSqlSafe(update.clone()))
+            .bind(sealed.value.to_string())
+            .bind(sealed.key)
+            .bind(rowid)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    sqlx::query("PRAGMA secure_delete = OFF").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(Some(with_secrets))
 }

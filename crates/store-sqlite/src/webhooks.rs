@@ -7,7 +7,7 @@ use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Page, PageRequest, Timestamp, WebhookAttempt, WebhookDelivery,
     WebhookDeliveryId, WebhookStatus, WorkspaceId,
 };
-use herald_store::secrets::columns;
+use herald_store::secrets::{Document, columns};
 use herald_store::webhook::{
     AttemptRecord, CallRecord, DeliveryFilter, DeliveryProgress, NewDelivery, SigningKeyRecord, WebhookStore,
     call_already_open, webhook_job,
@@ -19,7 +19,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::jobs::{finish_all, insert_jobs};
-use crate::rows::{corrupt, get, opt_ts, ts, uuid};
+use crate::rows::{corrupt, document, get, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, Tx, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "webhook delivery" };
@@ -224,7 +224,7 @@ impl WebhookStore for SqliteStore {
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
             resent.push(WebhookDeliveryId::from_uuid(uuid(row, "id")?));
-            jobs.push(webhook_job(json(row, "call")?, now));
+            jobs.push(webhook_job(document(row, "call", &self.secrets, Document::Call, columns::DELIVERY_CALL)?, now));
         }
         insert_jobs(&mut tx, workspace, &jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
@@ -430,10 +430,12 @@ async fn insert_deliveries(tx: &mut Tx, rows: &[DeliveryRow<'_>], now: Timestamp
     for chunk in rows.chunks(CHUNK) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_deliveries (id, workspace_id, journey_id, campaign_id, contact_id, step, \
-             idempotency_key, endpoint, request, call, status, attempts, last_status, last_error, response, \
-             created_at, updated_at, finished_at, campaign_webhook_id) ",
+             idempotency_key, endpoint, request, call, sealed_with, status, attempts, last_status, last_error, \
+             response, created_at, updated_at, finished_at, campaign_webhook_id) ",
         );
+        let secrets = tx.secrets.clone();
         insert.push_values(chunk, |mut row, (workspace, id, new, attempted)| {
+            let call = secrets.seal_document(Document::Call, columns::DELIVERY_CALL, &new.call);
             let progress = attempted.map(|(_, progress)| progress);
             let finished = progress.is_some_and(|p| p.status != WebhookStatus::Pending);
             row.push_bind(id.as_uuid())
@@ -445,7 +447,8 @@ async fn insert_deliveries(tx: &mut Tx, rows: &[DeliveryRow<'_>], now: Timestamp
                 .push_bind(new.idempotency_key.clone())
                 .push_bind(new.endpoint.clone())
                 .push_bind(new.request.to_string())
-                .push_bind(new.call.to_string())
+                .push_bind(call.value.to_string())
+                .push_bind(call.key.map(str::to_owned))
                 .push_bind(progress.map_or(WebhookStatus::Pending, |p| p.status).as_str())
                 .push_bind(attempted.map_or(0, |(attempt, _)| i64::from(attempt.number)))
                 .push_bind(progress.and_then(|p| p.last_status).map(i64::from))

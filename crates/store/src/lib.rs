@@ -148,8 +148,10 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
 
     /// Seals with the current secret key every stored secret still in clear (written before
-    /// secrets were sealed) or sealed with a previous key, and returns how many it sealed. One
-    /// transaction; a secret sealed with a key the store was not given fails it.
+    /// secrets were sealed) or sealed with a previous key, and returns how many it sealed. The
+    /// secret columns in one transaction, then the documents with secrets inside (rows whose
+    /// `sealed_with` is not the current key) in batches; a secret sealed with a key the store
+    /// was not given fails it.
     async fn reseal_secrets(&self) -> StoreResult<u64>;
 
     /// Succeeds when the database answers a trivial query (readiness).
@@ -414,9 +416,9 @@ pub struct ContactPatch {
 }
 
 impl ContactPatch {
-    /// Applies the patch to a contact read in the same transaction, unless its attributes
-    /// would pass a limit.
-    pub fn apply(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
+    /// Makes the patch's changes to a contact read in the same transaction, unless its
+    /// attributes would pass a limit.
+    pub fn change_contact(self, contact: &mut Contact, now: Timestamp) -> StoreResult<()> {
         self.check(contact)?;
         fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
             if let Some(value) = value {

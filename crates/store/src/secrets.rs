@@ -8,6 +8,9 @@
 //! ring holding the current key and previous ones opens everything while a rotation is under
 //! way, and [`SecretKeys::is_current`] tells a backend which rows to seal again. ADR 0011.
 //!
+//! Secrets inside JSON documents (webhook calls, campaign documents) are sealed one by one
+//! where they stand: [`Document`].
+//!
 //! Pure computation: the key is configuration, read and created by the server.
 
 use std::fmt;
@@ -18,6 +21,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::StoreError;
+
+mod documents;
+
+pub use documents::{Document, Sealed};
 
 /// The envelope's version prefix.
 const PREFIX: &str = "hs1.";
@@ -34,6 +41,11 @@ pub mod columns {
     pub const ACTION_DEFINITION: &str = "actions.definition";
     pub const PRIVATE_KEY: &str = "domains.private_key";
     pub const EMAIL_SECRET: &str = "workspaces.email_secret";
+    /// The secrets inside documents ([`Document`](super::Document)), each sealed where it stands.
+    pub const JOB_PAYLOAD: &str = "jobs.payload";
+    pub const DELIVERY_CALL: &str = "webhook_deliveries.call";
+    pub const DRAFT_CALL: &str = "webhook_drafts.call";
+    pub const CAMPAIGN_DOCUMENT: &str = "campaign_versions.document";
 }
 
 /// One key and its id.

@@ -1,9 +1,13 @@
 //! The event log: every event ingest committed, with what it did to its contact. `api` is
 //! `/api/v1/events`, `pages` the live event log and an event's page; both filter by the
-//! outcomes named here.
+//! outcomes named here. An event's JSON shape ([`EventDto`]) is the slice's public surface
+//! for other slices that show events.
 
 pub mod api;
+mod dto;
 pub(crate) mod pages;
+
+pub use dto::EventDto;
 
 use herald_store::{OutcomeFilter, SharedStore};
 

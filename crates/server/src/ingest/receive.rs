@@ -185,7 +185,7 @@ fn interpret(
             let workspace_id = source.workspace_id;
             state.source_log.sample(Sample { workspace_id, source_id: source.id, received_at, body });
             let outcome = saved_mapping(source).and_then(|mapping| {
-                mapping.apply(payload).map_err(|errors| {
+                mapping.map_body(payload).map_err(|errors| {
                     let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     format!("The mapping could not read this request: {}.", list.join("; "))
                 })

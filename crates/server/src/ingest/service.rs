@@ -123,7 +123,7 @@ pub async fn sample(
 /// What a mapping makes of a body, as the preview shows it: the contact fields, event name
 /// and properties, or every field that was refused.
 pub fn mapped(compiled: &CompiledMapping, body: &Value) -> Result<Value, Vec<herald_domain::FieldError>> {
-    compiled.apply(body).map(|event| {
+    compiled.map_body(body).map(|event| {
         serde_json::json!({
             "email": event.identity.email,
             "user_id": event.identity.user_id,

@@ -3,6 +3,7 @@
 //! request as the delivery log shows it (secret-looking headers masked).
 
 use herald_campaign::engine::{WebhookOutcome, WebhookRequest};
+pub use herald_domain::webhook::secret_header;
 use herald_domain::{
     ActionId, CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob,
     Timestamp, WebhookAttempt, WebhookDeliveryId, WebhookDraft, WebhookStatus,
@@ -269,11 +270,3 @@ pub fn mask_headers(headers: &[(String, String)]) -> Value {
 
 /// What a masked secret shows.
 pub const MASK: &str = "***";
-
-/// Whether a header's value looks like a secret (credentials, API keys, tokens, signatures).
-pub fn secret_header(name: &str) -> bool {
-    const SECRET: [&str; 7] = ["authorization", "signature", "secret", "token", "key", "password", "cookie"];
-    let lower = name.to_ascii_lowercase();
-    // `Idempotency-Key` is an identifier, not a secret.
-    lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s))
-}
