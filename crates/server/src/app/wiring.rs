@@ -1,24 +1,19 @@
 //! The named interfaces through which an earlier stage asks a later one, implemented here
 //! where every stage is known, so that no slice imports a later one.
 
-use std::sync::Arc;
-
 use herald_domain::{ContactId, EmailAddress, WorkspaceId};
-use herald_store::SharedStore;
+use herald_store::StoreResult;
 
-use crate::clock::SharedClock;
 use crate::contacts::ContactDelivery;
-use crate::delivery::email::Email;
-use crate::delivery::webhooks::Webhooks;
+use crate::delivery::email::{self, Email, EmailState};
+use crate::delivery::webhooks::{self, UnsubscribeLinks, WebhooksState};
 use crate::web::error::ApiError;
 
 /// Delivery, as the contact page's buttons reach it.
 #[derive(Debug)]
 pub struct DeliveryForContacts {
-    pub store: SharedStore,
-    pub clock: SharedClock,
-    pub email: Arc<Email>,
-    pub webhooks: Arc<Webhooks>,
+    pub email: EmailState,
+    pub webhooks: WebhooksState,
 }
 
 #[async_trait::async_trait]
@@ -30,21 +25,18 @@ impl ContactDelivery for DeliveryForContacts {
         reason: String,
         detail: Option<String>,
     ) -> Result<(), ApiError> {
-        crate::delivery::email::api::suppressions::suppress(&self.store, &self.clock, workspace, email, reason, detail)
-            .await?;
+        email::service::suppress(&self.email, workspace, email, reason, detail).await?;
         Ok(())
     }
 
     async fn run_action(&self, workspace: WorkspaceId, action: &str, contact: ContactId) -> Result<String, ApiError> {
-        crate::delivery::webhooks::api::actions::run(
-            &self.store,
-            &self.email,
-            &self.webhooks,
-            workspace,
-            action,
-            contact,
-            None,
-        )
-        .await
+        webhooks::service::run_action(&self.webhooks, workspace, action, contact, None).await
+    }
+}
+
+#[async_trait::async_trait]
+impl UnsubscribeLinks for Email {
+    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
+        Email::unsubscribe_url(self, workspace, contact).await
     }
 }
