@@ -35,6 +35,7 @@ use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
 use crate::delivery::email::{Email, EmailSettings, EmailState};
+use crate::delivery::webhooks::campaign_events::Hooks;
 use crate::delivery::webhooks::{WebhookSettings, Webhooks, WebhooksState};
 use crate::events::EventsState;
 use crate::ingest::log::SourceLog;
@@ -110,8 +111,10 @@ impl App {
         let secrets = Arc::new(WorkspaceSecrets::new(store.clone()));
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, &public_url, secrets.clone())?);
         let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
+        let for_campaigns =
+            wiring::WebhooksForCampaigns { webhooks: webhooks.clone(), hooks: Hooks::new(store.clone()) };
         let campaigns =
-            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), webhooks.clone()));
+            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), Arc::new(for_campaigns)));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),
@@ -149,7 +152,7 @@ impl App {
                 store: store.clone(),
                 clock: clock.clone(),
                 campaigns,
-                webhooks: webhooks.webhooks.clone(),
+                outbound: Arc::new(webhooks.webhooks.client_settings().clone()),
             },
             web: WebState {
                 store: store.clone(),
