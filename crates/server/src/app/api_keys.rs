@@ -1,16 +1,16 @@
 //! `/api/v1/api-keys`: list, create (the token is shown once), get and revoke admin API keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_domain::{ApiKey, ApiKeyId, ApiKeyName, ApiToken, Timestamp};
-use herald_store::NewApiKey;
+use herald_domain::{ApiKey, ApiKeyId, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::state::AppState;
+use crate::web::WebState;
+use crate::web::api_keys::{create, revoke};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -61,33 +61,12 @@ pub struct CreatedApiKey {
     token: String,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(get_api_key, revoke_api_key))
-}
-
-/// Creates an API key (the API's and the web UI's one way to); the token is returned once.
-pub(crate) async fn create(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    name: &str,
-) -> Result<(ApiKey, ApiToken), ApiError> {
-    let name = ApiKeyName::parse(name).map_err(|e| ApiError::invalid("name", e))?;
-    let token = ApiToken::generate(rand::random());
-    let new = NewApiKey { name, hash: token.hash(), hint: token.hint() };
-    let key = state.store.create_api_key(workspace, new, state.clock.now()).await?;
-    tracing::info!(key = %key.id, workspace = %workspace, "API key created");
-    Ok((key, token))
-}
-
-/// Revokes an API key; it stops working at once (web UI sessions made with it too).
-pub(crate) async fn revoke(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: ApiKeyId,
-) -> Result<ApiKey, ApiError> {
-    let key = state.store.revoke_api_key(workspace, id, state.clock.now()).await?;
-    tracing::info!(key = %key.id, workspace = %workspace, "API key revoked");
-    Ok(key)
 }
 
 fn parse_id(raw: &str) -> Result<ApiKeyId, ApiError> {
@@ -103,7 +82,7 @@ fn parse_id(raw: &str) -> Result<ApiKeyId, ApiError> {
     responses((status = 200, body = List<ApiKeyDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 async fn list_api_keys(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Auth(principal): Auth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKeyDto>>, ApiError> {
@@ -120,7 +99,7 @@ async fn list_api_keys(
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 async fn create_api_key(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
@@ -137,7 +116,7 @@ async fn create_api_key(
     responses((status = 200, body = ApiKeyDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn get_api_key(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyDto>, ApiError> {
@@ -153,7 +132,7 @@ async fn get_api_key(
     responses((status = 200, body = ApiKeyDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn revoke_api_key(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyDto>, ApiError> {

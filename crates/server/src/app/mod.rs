@@ -34,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
-use crate::delivery::email::{Email, EmailSettings};
-use crate::delivery::webhooks::{WebhookSettings, Webhooks};
+use crate::delivery::email::{Email, EmailSettings, EmailState};
+use crate::delivery::webhooks::campaign_events::Hooks;
+use crate::delivery::webhooks::{WebhookSettings, Webhooks, WebhooksState};
 use crate::events::EventsState;
 use crate::ingest::log::SourceLog;
 use crate::ingest::{self, IngestState};
@@ -110,8 +111,10 @@ impl App {
         let secrets = Arc::new(WorkspaceSecrets::new(store.clone()));
         let email = Arc::new(Email::new(store.clone(), clock.clone(), email, &public_url, secrets.clone())?);
         let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
+        let for_campaigns =
+            wiring::WebhooksForCampaigns { webhooks: webhooks.clone(), hooks: Hooks::new(store.clone()) };
         let campaigns =
-            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), webhooks.clone()));
+            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), Arc::new(for_campaigns)));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),
@@ -120,6 +123,14 @@ impl App {
             email.clone(),
             webhooks.clone(),
         ));
+        let email = EmailState { store: store.clone(), clock: clock.clone(), email };
+        let webhooks = WebhooksState {
+            store: store.clone(),
+            clock: clock.clone(),
+            webhooks,
+            links: email.email.clone(),
+            campaigns: campaigns.clone(),
+        };
         let state = AppState::new(Services {
             ingest: IngestState {
                 store: store.clone(),
@@ -134,19 +145,14 @@ impl App {
             contacts: ContactsState {
                 store: store.clone(),
                 clock: clock.clone(),
-                delivery: Arc::new(wiring::DeliveryForContacts {
-                    store: store.clone(),
-                    clock: clock.clone(),
-                    email: email.clone(),
-                    webhooks: webhooks.clone(),
-                }),
+                delivery: Arc::new(wiring::DeliveryForContacts { email: email.clone(), webhooks: webhooks.clone() }),
             },
             events: EventsState { store: store.clone() },
-            campaigns_state: CampaignsState {
+            campaigns: CampaignsState {
                 store: store.clone(),
                 clock: clock.clone(),
-                campaigns: campaigns.clone(),
-                webhooks: webhooks.clone(),
+                campaigns,
+                outbound: Arc::new(webhooks.webhooks.client_settings().clone()),
             },
             web: WebState {
                 store: store.clone(),
@@ -155,7 +161,6 @@ impl App {
                 secrets,
                 login_throttle: Arc::default(),
             },
-            campaigns,
             email,
             webhooks,
             store,
@@ -180,7 +185,7 @@ impl App {
         let worker = run_worker.then(|| tokio::spawn(self.worker.clone().run(shutdown.child_token())));
         if run_worker {
             tokio::spawn(housekeeping::run(self.state.store.clone(), self.state.clock.clone(), shutdown.child_token()));
-            tokio::spawn(self.state.email.clone().run_rechecks(shutdown.child_token()));
+            tokio::spawn(self.state.email.email.clone().run_rechecks(shutdown.child_token()));
         }
         let server = connections::serve(listener, router, self.connections, shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server);

@@ -24,10 +24,9 @@ use super::state::AppState;
 use super::{api_keys, settings_page as settings, workspace};
 use super::{openapi, ops};
 use crate::delivery::email::api::{domains, messages, suppressions, transport};
-use crate::delivery::email::pages::{domains as domain_pages, messages as message_pages};
 use crate::delivery::email::unsubscribe_page as unsubscribe;
 use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints};
-use crate::delivery::webhooks::pages as deliveries;
+use crate::delivery::{email, webhooks as outbound};
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, first_run, login};
 use crate::{campaigns, contacts, events, ingest};
@@ -138,15 +137,6 @@ fn pages() -> Router<AppState> {
         .route("/login/link/{token}", get(first_run::redeem))
         .route("/welcome", get(first_run::show).post(first_run::create))
         .route("/assets/{file}", get(assets::serve))
-        .route("/messages", get(message_pages::list))
-        .route("/messages/{id}", get(message_pages::show))
-        .route("/deliveries", get(deliveries::list))
-        .route("/deliveries/{id}", get(deliveries::show))
-        .route("/deliveries/{id}/resend", post(deliveries::resend))
-        .route("/messages/{id}/resend", post(message_pages::resend))
-        .route("/domains", get(domain_pages::list).post(domain_pages::create))
-        .route("/domains/{id}", get(domain_pages::show))
-        .route("/domains/{id}/verify", post(domain_pages::verify))
         .route("/settings", get(settings::show))
         .route("/settings/api-keys", post(settings::create_key))
         .route("/settings/api-keys/{id}/revoke", post(settings::revoke_key))
@@ -157,6 +147,8 @@ fn pages() -> Router<AppState> {
         .merge(contacts::pages::router())
         .merge(events::pages::router())
         .merge(campaigns::pages::router())
+        .merge(email::pages::router())
+        .merge(outbound::pages::router())
         .layer(middleware::from_fn(crate::web::security_headers))
 }
 

@@ -8,14 +8,22 @@ use axum::response::{IntoResponse, Redirect};
 use herald_domain::{ApiKeyId, PageRequest};
 use serde::Deserialize;
 
-use super::api_keys;
-use crate::app::state::AppState;
-use crate::delivery::email::api::transport;
 use crate::delivery::email::transport::{SecurityName, SmtpConfig};
-use crate::delivery::webhooks::api::deliveries as webhooks;
+use crate::delivery::email::{self, EmailState};
+use crate::delivery::webhooks::{self, WebhooksState};
 use crate::web::{
-    Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
+    Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, WebState, api_keys, non_blank, parse_id, render,
+    see_other, when,
 };
+
+/// What the settings page reaches: the web layer (API keys), email (the transport) and
+/// outbound webhooks (the signing key).
+#[derive(Clone, Debug)]
+pub struct SettingsState {
+    pub web: WebState,
+    pub email: EmailState,
+    pub webhooks: WebhooksState,
+}
 
 pub struct KeyRow {
     pub id: String,
@@ -95,10 +103,14 @@ pub struct SettingsQuery {
 }
 
 impl SettingsPage {
-    async fn load(state: &AppState, session: &Session, keys_cursor: Option<&str>) -> Result<Self, crate::web::UiError> {
+    async fn load(
+        state: &SettingsState,
+        session: &Session,
+        keys_cursor: Option<&str>,
+    ) -> Result<Self, crate::web::UiError> {
         let ws = session.workspace_id;
         let after = keys_cursor.and_then(|c| herald_domain::Cursor::decode::<ApiKeyId>(c).ok());
-        let page = state.store.list_api_keys(ws, PageRequest { after, limit: 50 }).await?;
+        let page = state.web.store.list_api_keys(ws, PageRequest { after, limit: 50 }).await?;
         let keys = page
             .items
             .iter()
@@ -112,13 +124,14 @@ impl SettingsPage {
             })
             .collect();
         let signing = state
+            .web
             .store
-            .signing_keys(ws, state.clock.now())
+            .signing_keys(ws, state.web.clock.now())
             .await?
             .into_iter()
             .map(|k| SigningRow { id: k.id, created: when(k.created_at), retires: k.retires_at.map(when) })
             .collect();
-        let described = transport::describe(state, ws).await?;
+        let described = email::service::transport(&state.email, ws).await?;
         let form = match &described.smtp {
             Some(smtp) if described.source == "workspace" => TransportForm {
                 host: smtp.host.clone(),
@@ -157,14 +170,14 @@ fn respond(page: &SettingsPage, failed: bool) -> UiResult {
     Ok((status, render(page)).into_response())
 }
 
-pub async fn show(State(state): State<AppState>, session: Session, Query(q): Query<SettingsQuery>) -> UiResult {
+pub async fn show(State(state): State<SettingsState>, session: Session, Query(q): Query<SettingsQuery>) -> UiResult {
     let mut page = SettingsPage::load(&state, &session, non_blank(&q.keys_cursor)).await?;
     page.l.notice = NoticeQuery { notice: q.notice }.message();
     respond(&page, false)
 }
 
-pub async fn create_key(State(state): State<AppState>, Form(session, form): Form<KeyForm>) -> UiResult {
-    let result = api_keys::create(&state, session.workspace_id, &form.name).await;
+pub async fn create_key(State(state): State<SettingsState>, Form(session, form): Form<KeyForm>) -> UiResult {
+    let result = api_keys::create(&state.web, session.workspace_id, &form.name).await;
     let mut page = SettingsPage::load(&state, &session, None).await?;
     match result {
         Ok((_, token)) => {
@@ -184,12 +197,12 @@ pub async fn create_key(State(state): State<AppState>, Form(session, form): Form
 }
 
 pub async fn revoke_key(
-    State(state): State<AppState>,
+    State(web): State<WebState>,
     Path(id): Path<String>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let id: ApiKeyId = parse_id(&id)?;
-    api_keys::revoke(&state, session.workspace_id, id).await?;
+    api_keys::revoke(&web, session.workspace_id, id).await?;
     if session.api_key_id() == Some(id) {
         // This session's own key: the session has ended with it.
         return Ok(Redirect::to("/login").into_response());
@@ -197,8 +210,8 @@ pub async fn revoke_key(
     Ok(see_other("/settings", "revoked"))
 }
 
-pub async fn rotate_signing_key(State(state): State<AppState>, Form(session, Empty {}): Form<Empty>) -> UiResult {
-    let key = webhooks::rotate_key(&state, session.workspace_id, None).await?;
+pub async fn rotate_signing_key(State(state): State<SettingsState>, Form(session, Empty {}): Form<Empty>) -> UiResult {
+    let key = webhooks::service::rotate_key(&state.webhooks, session.workspace_id, None).await?;
     let mut page = SettingsPage::load(&state, &session, None).await?;
     page.shown = Some(Shown {
         title: "New webhook signing secret",
@@ -210,7 +223,7 @@ pub async fn rotate_signing_key(State(state): State<AppState>, Form(session, Emp
     respond(&page, false)
 }
 
-pub async fn set_transport(State(state): State<AppState>, Form(session, form): Form<TransportForm>) -> UiResult {
+pub async fn set_transport(State(state): State<SettingsState>, Form(session, form): Form<TransportForm>) -> UiResult {
     let fields = ["host", "port", "security", "username", "password"];
     let parsed = (|| {
         let port = if form.port.trim().is_empty() {
@@ -234,7 +247,7 @@ pub async fn set_transport(State(state): State<AppState>, Form(session, form): F
         Ok(smtp) => {
             // A blank password keeps the stored one.
             let password = (!form.password.is_empty()).then(|| Some(form.password.clone()));
-            transport::set(&state, session.workspace_id, smtp, password).await
+            email::service::set_transport(&state.email, session.workspace_id, smtp, password).await
         }
         Err(e) => Err(e),
     };
@@ -249,8 +262,8 @@ pub async fn set_transport(State(state): State<AppState>, Form(session, form): F
     }
 }
 
-pub async fn test_transport(State(state): State<AppState>, Form(session, form): Form<TestForm>) -> UiResult {
-    let result = transport::test_send(&state, session.workspace_id, form.to.trim(), form.from.trim()).await;
+pub async fn test_transport(State(state): State<SettingsState>, Form(session, form): Form<TestForm>) -> UiResult {
+    let result = email::service::test_send(&state.email, session.workspace_id, form.to.trim(), form.from.trim()).await;
     let mut page = SettingsPage::load(&state, &session, None).await?;
     let failed = match result {
         Ok(r) => {

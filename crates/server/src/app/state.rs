@@ -6,15 +6,19 @@ use axum::extract::FromRef;
 use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::settings_page::SettingsState;
 use crate::campaigns::CampaignsState;
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
+use crate::delivery::email::EmailState;
+use crate::delivery::webhooks::WebhooksState;
 use crate::events::EventsState;
 use crate::ingest::IngestState;
 use crate::web::WebState;
 
-/// What every handler can reach. Cloned for every request (axum hands each handler its own
-/// state), so it is one shared pointer rather than a struct of them.
+/// What the router holds: every slice's state, of which each handler receives the part it
+/// uses (the `FromRef` impls below); only the operations endpoints read it whole. Cloned for
+/// every request, so it is one shared pointer rather than a struct of them.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Services>);
 
@@ -42,13 +46,11 @@ pub struct Services {
     pub ingest: IngestState,
     pub contacts: ContactsState,
     pub events: EventsState,
-    pub campaigns_state: CampaignsState,
-    /// Campaign engine: enrolment through the API.
-    pub campaigns: Arc<crate::campaigns::Campaigns>,
-    /// Sending domains, transports and unsubscribe links.
-    pub email: Arc<crate::delivery::email::Email>,
-    /// Outbound webhook calls and signing keys.
-    pub webhooks: Arc<crate::delivery::webhooks::Webhooks>,
+    pub campaigns: CampaignsState,
+    /// Sending domains, transports, suppressions and unsubscribe links.
+    pub email: EmailState,
+    /// Outbound webhook calls, saved actions and signing keys.
+    pub webhooks: WebhooksState,
     /// What the web layer (sessions, logins, API keys) uses.
     pub web: WebState,
 }
@@ -88,6 +90,24 @@ impl FromRef<AppState> for EventsState {
 
 impl FromRef<AppState> for CampaignsState {
     fn from_ref(state: &AppState) -> Self {
-        state.campaigns_state.clone()
+        state.campaigns.clone()
+    }
+}
+
+impl FromRef<AppState> for EmailState {
+    fn from_ref(state: &AppState) -> Self {
+        state.email.clone()
+    }
+}
+
+impl FromRef<AppState> for WebhooksState {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhooks.clone()
+    }
+}
+
+impl FromRef<AppState> for SettingsState {
+    fn from_ref(state: &AppState) -> Self {
+        Self { web: state.web.clone(), email: state.email.clone(), webhooks: state.webhooks.clone() }
     }
 }

@@ -3,22 +3,27 @@
 
 use std::sync::Arc;
 
-use herald_domain::{ContactId, EmailAddress, WorkspaceId};
-use herald_store::SharedStore;
+use herald_campaign::engine::{WebhookOutcome, WebhookRequest};
+use herald_domain::{
+    CampaignEvent, CampaignId, ContactId, EmailAddress, Journey, NewJob, Timestamp, WebhookAttempt, WebhookDeliveryId,
+    WebhookDraft, WebhookStatus, WorkspaceId,
+};
+use herald_store::StoreResult;
+use herald_store::webhook::CallRecord;
+use serde_json::{Map, Value};
 
-use crate::clock::SharedClock;
+use crate::campaigns::{CallMade, JourneyEmail, JourneyWebhooks};
 use crate::contacts::ContactDelivery;
-use crate::delivery::email::Email;
-use crate::delivery::webhooks::Webhooks;
+use crate::delivery::email::{self, Email, EmailState};
+use crate::delivery::webhooks::campaign_events::{self, Hooks};
+use crate::delivery::webhooks::{self, UnsubscribeLinks, Webhooks, WebhooksState};
 use crate::web::error::ApiError;
 
 /// Delivery, as the contact page's buttons reach it.
 #[derive(Debug)]
 pub struct DeliveryForContacts {
-    pub store: SharedStore,
-    pub clock: SharedClock,
-    pub email: Arc<Email>,
-    pub webhooks: Arc<Webhooks>,
+    pub email: EmailState,
+    pub webhooks: WebhooksState,
 }
 
 #[async_trait::async_trait]
@@ -30,21 +35,109 @@ impl ContactDelivery for DeliveryForContacts {
         reason: String,
         detail: Option<String>,
     ) -> Result<(), ApiError> {
-        crate::delivery::email::api::suppressions::suppress(&self.store, &self.clock, workspace, email, reason, detail)
-            .await?;
+        email::service::suppress(&self.email, workspace, email, reason, detail).await?;
         Ok(())
     }
 
     async fn run_action(&self, workspace: WorkspaceId, action: &str, contact: ContactId) -> Result<String, ApiError> {
-        crate::delivery::webhooks::api::actions::run(
-            &self.store,
-            &self.email,
-            &self.webhooks,
-            workspace,
-            action,
-            contact,
-            None,
-        )
-        .await
+        webhooks::service::run_action(&self.webhooks, workspace, action, contact, None).await
+    }
+}
+
+#[async_trait::async_trait]
+impl UnsubscribeLinks for Email {
+    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
+        Email::unsubscribe_url(self, workspace, contact).await
+    }
+}
+
+#[async_trait::async_trait]
+impl JourneyEmail for Email {
+    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
+        Email::unsubscribe_url(self, workspace, contact).await
+    }
+
+    fn sends_smtp(&self, workspace_smtp: bool) -> bool {
+        Email::sends_smtp(self, workspace_smtp)
+    }
+
+    fn list_headers(&self, unsubscribe_url: &str, from_address: &str) -> Map<String, Value> {
+        email::list_headers(unsubscribe_url, from_address)
+    }
+}
+
+/// Outbound webhooks, as journeys and campaign events reach them.
+#[derive(Debug)]
+pub struct WebhooksForCampaigns {
+    pub webhooks: Arc<Webhooks>,
+    /// Each campaign's event webhooks, briefly cached for the journey runner.
+    pub hooks: Hooks,
+}
+
+#[async_trait::async_trait]
+impl JourneyWebhooks for WebhooksForCampaigns {
+    async fn call_now(
+        &self,
+        journey: &Journey,
+        index: u32,
+        step: &str,
+        request: WebhookRequest,
+    ) -> StoreResult<CallMade> {
+        let call = self.webhooks.call_now(journey, index, step, request).await?;
+        let (record, jobs, result) = (call.record.clone(), call.jobs.clone(), call.result.clone());
+        let webhooks = self.webhooks.clone();
+        let recorded = Box::pin(async move { call.recorded(&webhooks).await });
+        Ok(CallMade { record, jobs, result, recorded })
+    }
+
+    fn call_job(&self, journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp) -> NewJob {
+        webhooks::call_job(journey, index, step, request, now)
+    }
+
+    fn draft(
+        &self,
+        journey: &Journey,
+        index: u32,
+        step: &str,
+        request: WebhookRequest,
+        now: Timestamp,
+    ) -> WebhookDraft {
+        webhooks::draft(journey, index, step, request, now)
+    }
+
+    fn unrendered_call(
+        &self,
+        journey: &Journey,
+        step: &str,
+        method: &str,
+        url: Option<&str>,
+        reason: &str,
+        now: Timestamp,
+    ) -> CallRecord {
+        webhooks::unrendered_call(journey, step, method, url, reason, now)
+    }
+
+    fn failed_call_data(
+        &self,
+        delivery: WebhookDeliveryId,
+        step: &str,
+        url: Option<&str>,
+        status: WebhookStatus,
+        last: &WebhookAttempt,
+    ) -> Value {
+        webhooks::failed_call_data(delivery, step, url, status, last)
+    }
+
+    fn outcome(&self, status: WebhookStatus) -> Option<WebhookOutcome> {
+        webhooks::outcome(status)
+    }
+
+    async fn event_jobs(&self, event: &CampaignEvent<'_>, now: Timestamp) -> StoreResult<Vec<NewJob>> {
+        let hooks = self.hooks.of(event.contact.workspace_id, event.campaign_id).await?;
+        Ok(campaign_events::jobs(&hooks, event, now))
+    }
+
+    fn forget_hooks(&self, workspace: WorkspaceId, campaign: CampaignId) {
+        self.hooks.forget(workspace, campaign);
     }
 }

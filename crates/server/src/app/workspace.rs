@@ -1,14 +1,14 @@
 //! `/api/v1/workspace`: the workspace the caller's key belongs to.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use herald_domain::{Timestamp, Workspace, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::state::AppState;
+use crate::web::WebState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
@@ -42,7 +42,11 @@ impl From<Workspace> for WorkspaceDto {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(get_workspace, update_workspace))
 }
 
@@ -53,7 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "workspace",
     responses((status = 200, body = WorkspaceDto), (status = 401, body = ErrorBody))
 )]
-async fn get_workspace(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<WorkspaceDto>, ApiError> {
+async fn get_workspace(State(state): State<WebState>, Auth(principal): Auth) -> Result<Json<WorkspaceDto>, ApiError> {
     Ok(Json(state.store.get_workspace(principal.workspace_id).await?.into()))
 }
 
@@ -66,7 +70,7 @@ async fn get_workspace(State(state): State<AppState>, Auth(principal): Auth) -> 
     responses((status = 200, body = WorkspaceDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 async fn update_workspace(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<UpdateWorkspace>,
 ) -> Result<Json<WorkspaceDto>, ApiError> {

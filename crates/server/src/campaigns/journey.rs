@@ -27,7 +27,7 @@ use std::sync::Arc;
 use herald_domain::WorkspaceId;
 
 use super::jobs::{StepPayload, step_job};
-use super::{CampaignJobError, Campaigns, PendingWork, payload, shared};
+use super::{CallMade, CampaignJobError, Campaigns, JourneyEmail, JourneyWebhooks, PendingWork, payload, shared};
 use herald_campaign::CampaignInfo;
 
 impl Campaigns {
@@ -98,7 +98,7 @@ impl Campaigns {
                 // the call to its delivery job, which finds it if it was made.
                 Ok(Some(waiting)) if jobs[index].job.attempts <= 1 => calling.push((index, context, work, waiting)),
                 Ok(Some(waiting)) => {
-                    work.jobs.push(waiting.job(now));
+                    work.jobs.push(waiting.job(self.webhooks.as_ref(), now));
                     pending.push((index, PendingWork { workspace, lease, work }));
                 }
                 Ok(None) => pending.push((index, PendingWork { workspace, lease, work })),
@@ -134,15 +134,16 @@ impl Campaigns {
     ) -> Result<(), CampaignJobError> {
         let workspace = context.journey.workspace_id;
         let Waiting { journey, contact, index, step, request } = waiting;
-        let call = self.webhooks.call_now(&journey, index, &step, *request).await?;
-        work.calls.push(call.record.clone());
-        work.jobs.extend(call.jobs.iter().cloned());
-        if let Some(result) = &call.result {
+        let CallMade { record, jobs, result, recorded } =
+            self.webhooks.call_now(&journey, index, &step, *request).await?;
+        work.calls.push(record.clone());
+        work.jobs.extend(jobs.iter().cloned());
+        if let Some(result) = &result {
             let now = self.clock.now();
             let resumed = JourneyContext { journey, contact, ..context };
             // A second webhook step right after is called by its delivery job.
             if let Some(next) = self.step(resumed, Some(result), &mut work, now).await? {
-                work.jobs.push(next.job(now));
+                work.jobs.push(next.job(self.webhooks.as_ref(), now));
             }
             // One move of the journey: from where the job found it to where it is now.
             if let Some(last) = work.updates.pop()
@@ -157,13 +158,12 @@ impl Campaigns {
             // archived, another node first): the call is recorded all the same, with its
             // retry, as its delivery job would have recorded it.
             Err(CampaignJobError::Store(StoreError::Conflict { .. })) => {
-                let logged =
-                    CampaignWork { calls: vec![call.record.clone()], jobs: call.jobs.clone(), ..Default::default() };
+                let logged = CampaignWork { calls: vec![record], jobs, ..Default::default() };
                 self.commit(workspace, Some(&leased.lease), logged).await?;
             }
             committed => committed?,
         }
-        if let Err(e) = call.recorded(&self.webhooks).await {
+        if let Err(e) = recorded.await {
             tracing::warn!(error = %e, "the call is recorded, but what follows it (fast recovery) failed");
         }
         Ok(())
@@ -191,7 +191,7 @@ impl Campaigns {
         delivery: WebhookDeliveryId,
     ) -> Result<WebhookResult, CampaignJobError> {
         let (delivery, _) = self.store.get_delivery(workspace, delivery).await?;
-        let Some(outcome) = crate::delivery::webhooks::outcome(delivery.status) else {
+        let Some(outcome) = self.webhooks.outcome(delivery.status) else {
             return Err(CampaignJobError::Invalid(format!("webhook delivery {} is not finished", delivery.id)));
         };
         Ok(WebhookResult { outcome, status: delivery.last_status, response: delivery.response })
@@ -265,13 +265,17 @@ impl Campaigns {
         let mut call = None;
         let first_message = work.messages.len();
         let first_call = work.calls.len();
-        let delivery =
-            Delivery { suppressed, smtp: self.email.sends_smtp(workspace_smtp), unsubscribe_url: &unsubscribe_url };
+        let delivery = Delivery {
+            suppressed,
+            smtp: self.email.sends_smtp(workspace_smtp),
+            unsubscribe_url: &unsubscribe_url,
+            email: self.email.as_ref(),
+        };
         for run in runs {
             if let Effect::Webhook { request } = &run.effect {
                 call = Some((run.step.clone(), request.clone()));
             }
-            record(&journey, run, &delivery, work, now);
+            record(&journey, run, &delivery, self.webhooks.as_ref(), work, now);
         }
         let (status, step, run_at, exit_reason) = match next {
             Next::At { at, step } => (JourneyStatus::Active, u32::try_from(step).ok(), Some(at), None),
@@ -284,7 +288,7 @@ impl Campaigns {
             // Waiting for the call: it is made at once or by its delivery job, and the journey
             // goes on when it is over. A draft waits for someone to send or skip it.
             (Some((step_id, request)), Some(index)) if run_at.is_none() && compiled.is_draft(&step_id) => {
-                work.drafts.push(crate::delivery::webhooks::draft(&journey, index, &step_id, *request, now));
+                work.drafts.push(self.webhooks.draft(&journey, index, &step_id, *request, now));
             }
             (Some((step, request)), Some(index)) if run_at.is_none() => {
                 let journey = Journey {
@@ -318,8 +322,7 @@ impl Campaigns {
         events.extend(work.calls[first_call..].iter().map(|call| {
             let step = call.delivery.step.as_deref().unwrap_or_default();
             let url = call.delivery.request["url"].as_str();
-            let data =
-                crate::delivery::webhooks::failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
+            let data = self.webhooks.failed_call_data(call.id, step, url, call.progress.status, &call.attempt);
             (CampaignEventKind::WebhookFailed, data, call.id.to_string())
         }));
         let ended = match status {
@@ -379,8 +382,8 @@ struct Waiting {
 
 impl Waiting {
     /// The delivery job that makes the call.
-    fn job(self, now: Timestamp) -> NewJob {
-        crate::delivery::webhooks::call_job(&self.journey, self.index, &self.step, *self.request, now)
+    fn job(self, webhooks: &dyn JourneyWebhooks, now: Timestamp) -> NewJob {
+        webhooks.call_job(&self.journey, self.index, &self.step, *self.request, now)
     }
 }
 
@@ -391,10 +394,19 @@ struct Delivery<'a> {
     /// Messages go to an SMTP relay (queued for the delivery job) rather than the outbox.
     smtp: bool,
     unsubscribe_url: &'a str,
+    /// The headers messages carry.
+    email: &'a dyn JourneyEmail,
 }
 
 /// Turns one step's result into the writes that record it.
-fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut CampaignWork, now: Timestamp) {
+fn record(
+    journey: &Journey,
+    run: StepRun,
+    delivery: &Delivery<'_>,
+    webhooks: &dyn JourneyWebhooks,
+    work: &mut CampaignWork,
+    now: Timestamp,
+) {
     let StepRun { step, at, effect } = run;
     let mut message_id = None;
     let (outcome, detail) = match effect {
@@ -424,14 +436,7 @@ fn record(journey: &Journey, run: StepRun, delivery: &Delivery<'_>, work: &mut C
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: Some(Unsent::Webhook { method, url }) } => {
-            work.calls.push(crate::delivery::webhooks::unrendered_call(
-                journey,
-                &step,
-                &method,
-                url.as_deref(),
-                &reason,
-                now,
-            ));
+            work.calls.push(webhooks.unrendered_call(journey, &step, &method, url.as_deref(), &reason, now));
             ("failed", json!({ "reason": reason }))
         }
         Effect::Failed { reason, unsent: None } => ("failed", json!({ "reason": reason })),
@@ -519,7 +524,7 @@ fn push_message(
         subject: message.subject,
         html: message.html,
         text: message.text,
-        headers: crate::delivery::email::list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
+        headers: delivery.email.list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
         warnings: message.warnings,
         transport: transport.into(),
         internet_message_id: format!("{id}@{domain}"),

@@ -5,9 +5,12 @@
 //! the job's completion. Managed through `service` (saving documents, state changes,
 //! previews), which the API (`api`), the campaign pages (`pages`) and the editor (`editor`)
 //! call; `drafts` holds the calls kept for someone to send or skip, `hooks` a campaign's
-//! event webhooks, `secrets` the masking of secrets in documents.
+//! event webhooks, `secrets` the masking of secrets in documents. What journeys ask of the
+//! delivery stage goes through the interfaces in `delivery` ([`JourneyEmail`],
+//! [`JourneyWebhooks`]).
 
 pub mod api;
+pub mod delivery;
 pub mod drafts;
 pub(crate) mod editor;
 mod evaluate;
@@ -18,6 +21,7 @@ pub(crate) mod pages;
 pub mod secrets;
 pub mod service;
 
+pub use delivery::{CallMade, JourneyEmail, JourneyWebhooks};
 pub use jobs::{resume_job, skip_job};
 pub use journey::StepResult;
 
@@ -35,9 +39,6 @@ use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
-use crate::delivery::email::Email;
-use crate::delivery::webhooks::Webhooks;
-use crate::delivery::webhooks::campaign_events::{Hooks, jobs};
 use crate::group_commit::{CommitError, GroupCommit};
 use herald_domain::CampaignEvent;
 
@@ -48,7 +49,7 @@ pub struct CampaignsState {
     pub clock: SharedClock,
     pub campaigns: Arc<Campaigns>,
     /// The outbound webhook client's rules, which campaign webhooks' URLs are checked against.
-    pub webhooks: Arc<Webhooks>,
+    pub outbound: Arc<herald_webhook::client::ClientSettings>,
 }
 
 /// Compiled programs kept in memory. Versions never change; programs that use saved actions
@@ -87,11 +88,9 @@ pub struct Campaigns {
     /// Commits the effects of many jobs in one transaction.
     committer: GroupCommit<PendingWork, StoreResult<()>>,
     /// Unsubscribe links and the choice of transport for email steps.
-    email: Arc<Email>,
-    /// Each campaign's event webhooks, for the events journeys commit.
-    hooks: Hooks,
-    /// Makes the calls journeys reach.
-    webhooks: Arc<crate::delivery::webhooks::Webhooks>,
+    email: Arc<dyn JourneyEmail>,
+    /// Makes the calls journeys reach, and those of the campaigns' event webhooks.
+    webhooks: Arc<dyn JourneyWebhooks>,
 }
 
 impl Campaigns {
@@ -99,8 +98,8 @@ impl Campaigns {
         store: SharedStore,
         clock: SharedClock,
         committers: usize,
-        email: Arc<Email>,
-        webhooks: Arc<crate::delivery::webhooks::Webhooks>,
+        email: Arc<dyn JourneyEmail>,
+        webhooks: Arc<dyn JourneyWebhooks>,
     ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(
@@ -118,27 +117,17 @@ impl Campaigns {
                 })
             }),
         );
-        Self {
-            store: store.clone(),
-            clock,
-            programs: Mutex::default(),
-            limits: Limits::default(),
-            committer,
-            email,
-            hooks: Hooks::new(store.clone()),
-            webhooks,
-        }
+        Self { store, clock, programs: Mutex::default(), limits: Limits::default(), committer, email, webhooks }
     }
 
     /// Forgets a campaign's event webhooks (one changed through this node's API).
     pub fn forget_hooks(&self, workspace: WorkspaceId, campaign: CampaignId) {
-        self.hooks.forget(workspace, campaign);
+        self.webhooks.forget_hooks(workspace, campaign);
     }
 
     /// Adds the delivery jobs of a campaign event to `work`, which records the event.
     async fn emit(&self, work: &mut CampaignWork, event: CampaignEvent<'_>) -> Result<(), CampaignJobError> {
-        let hooks = self.hooks.of(event.contact.workspace_id, event.campaign_id).await?;
-        work.jobs.extend(jobs(&hooks, &event, self.clock.now()));
+        work.jobs.extend(self.webhooks.event_jobs(&event, self.clock.now()).await?);
         Ok(())
     }
 

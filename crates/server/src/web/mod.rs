@@ -1,8 +1,9 @@
 //! The thin web layer every slice shares: the one JSON error shape ([`error`]), bearer
-//! authentication of the admin API ([`auth`]), list paging ([`list`]), the UI's sessions,
+//! authentication of the admin API ([`auth`]) and its keys ([`api_keys`]), list paging ([`list`]), the UI's sessions,
 //! CSRF and login ([`session`], [`login`]), the page frame and form helpers ([`page`]) and the
 //! embedded assets. It knows no pipeline stage: slices build on it, never the other way round.
 
+pub mod api_keys;
 pub(crate) mod assets;
 pub mod auth;
 pub mod error;

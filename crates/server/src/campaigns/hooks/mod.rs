@@ -184,7 +184,7 @@ fn merge_input(
 /// resolve).
 fn check_url(state: &CampaignsState, raw: &str) -> Result<String, ApiError> {
     let url = reqwest::Url::parse(raw).map_err(|e| ApiError::invalid("url", format!("not a URL: {e}")))?;
-    let settings = state.webhooks.client_settings();
+    let settings = &state.outbound;
     match url.scheme() {
         "https" => {}
         "http" if settings.allow_http => {}

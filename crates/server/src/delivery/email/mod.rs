@@ -7,6 +7,7 @@ mod deliver;
 pub mod domains;
 pub(crate) mod pages;
 mod refusals;
+pub mod service;
 pub mod transport;
 pub mod unsubscribe;
 pub(crate) mod unsubscribe_page;
@@ -25,6 +26,14 @@ use crate::clock::SharedClock;
 use crate::ingest::limiter::Limiter;
 use crate::web::secret::WorkspaceSecrets;
 use transport::{Transport, TransportCache};
+
+/// What email's API and pages use.
+#[derive(Clone, Debug)]
+pub struct EmailState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub email: Arc<Email>,
+}
 
 /// The `mailto:` target of `List-Unsubscribe`: a message to the sender asking to be removed
 /// (Herald receives no mail; the URL target is the one that acts at once).

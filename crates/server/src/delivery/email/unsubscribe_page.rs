@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use herald_domain::Suppression;
 use herald_store::StoreError;
 
-use crate::app::state::AppState;
+use crate::delivery::email::EmailState;
 use crate::delivery::email::unsubscribe::Claim;
 use crate::delivery::webhooks::campaign_events::unsubscribe_jobs;
 use crate::web::error::ApiError;
@@ -34,7 +34,7 @@ fn not_found() -> Response {
 }
 
 /// Checks the token against its workspace's secret.
-async fn claim(state: &AppState, token: &str) -> Result<Option<Claim>, ApiError> {
+async fn claim(state: &EmailState, token: &str) -> Result<Option<Claim>, ApiError> {
     let Some(claim) = Claim::parse(token) else { return Ok(None) };
     let secret = match state.email.secret(claim.workspace).await {
         Ok(secret) => secret,
@@ -45,7 +45,7 @@ async fn claim(state: &AppState, token: &str) -> Result<Option<Claim>, ApiError>
 }
 
 /// The confirmation page.
-pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+pub async fn show(State(state): State<EmailState>, Path(token): Path<String>) -> Result<Response, ApiError> {
     if claim(&state, &token).await?.is_none() {
         return Ok(not_found());
     }
@@ -58,7 +58,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
 
 /// Unsubscribes: the page's button, or a mail client's one-click POST.
 pub async fn unsubscribe(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Path(token): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {

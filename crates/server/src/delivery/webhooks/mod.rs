@@ -2,7 +2,7 @@
 //! the workspace's keys (or a campaign event webhook's own secret), records it, and when the
 //! call is over (success, a final refusal, or retries exhausted) does what follows: a journey's
 //! call resumes the journey, all in one commit per attempt. `campaign_events` makes the calls
-//! of campaign event webhooks.
+//! of campaign event webhooks; `service` holds the use cases the API and pages share.
 
 pub mod api;
 pub mod campaign_events;
@@ -32,8 +32,28 @@ use crate::group_commit::{CommitError, GroupCommit};
 pub mod actions;
 mod calls;
 pub mod health;
+pub mod service;
 
 pub use calls::*;
+
+/// What outbound webhooks' API and pages use.
+#[derive(Clone, Debug)]
+pub struct WebhooksState {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub webhooks: Arc<Webhooks>,
+    /// Unsubscribe links, which a saved action's request may use.
+    pub links: Arc<dyn UnsubscribeLinks>,
+    /// The campaign engine, whose compiled programs must see an edited saved action.
+    pub campaigns: Arc<crate::campaigns::Campaigns>,
+}
+
+/// What a saved action's run asks of email, named here so that webhooks import no email code.
+#[async_trait::async_trait]
+pub trait UnsubscribeLinks: Send + Sync + std::fmt::Debug + 'static {
+    /// The link that unsubscribes `contact` (`{{ unsubscribe_url }}` in templates).
+    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: herald_domain::ContactId) -> StoreResult<String>;
+}
 
 /// Requests in flight to one endpoint at most, so a slow or dead endpoint cannot hold up
 /// deliveries to others.

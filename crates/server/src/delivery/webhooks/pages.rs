@@ -4,17 +4,32 @@
 //! that does what `POST /api/v1/webhook-deliveries/{id}/resend` does.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::routing::{get, post};
 use herald_domain::{ActionId, WebhookDeliveryId, WebhookStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::state::AppState;
-use crate::delivery::webhooks::api::deliveries::{DeliveryParams, delivery_filter, resend as resend_call};
+use crate::delivery::webhooks::WebhooksState;
+use crate::delivery::webhooks::service::{self, DeliveryParams};
 use crate::web::{
-    Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiResult, cursor, list_url, non_blank,
-    parse_id, pretty, render, see_other, status_badge, when,
+    Empty, FieldErrors, Form, Layout, NoticeQuery, SelectOption, Session, UiResult, WebState, cursor, list_url,
+    non_blank, parse_id, pretty, render, see_other, status_badge, when,
 };
+
+/// The deliveries pages.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhooksState: FromRef<S>,
+    WebState: FromRef<S>,
+{
+    Router::new()
+        .route("/deliveries", get(list))
+        .route("/deliveries/{id}", get(show))
+        .route("/deliveries/{id}/resend", post(resend))
+}
 
 pub struct DeliveryRow {
     pub id: String,
@@ -67,7 +82,7 @@ fn origin(d: &herald_domain::WebhookDelivery) -> String {
 
 const FILTER_FIELDS: [&str; 5] = ["status", "campaign", "step", "action", "contact"];
 
-pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<DeliveryQuery>) -> UiResult {
+pub async fn list(State(state): State<WebhooksState>, session: Session, Query(q): Query<DeliveryQuery>) -> UiResult {
     let ws = session.workspace_id;
     let mut errors = FieldErrors::default();
     // The contact box takes an email too: look it up, then filter by its id.
@@ -91,7 +106,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(q): Que
         ..DeliveryParams::default()
     };
     let filter = if errors.is_empty() {
-        match delivery_filter(&state, ws, params).await {
+        match service::delivery_filter(&state, ws, params).await {
             Ok(filter) => Some(filter),
             Err(e) => {
                 errors = FieldErrors::from_api(e, &FILTER_FIELDS);
@@ -212,7 +227,7 @@ fn header_pairs(headers: &Value) -> Vec<(String, String)> {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     session: Session,
     Path(id): Path<String>,
     Query(notice): Query<NoticeQuery>,
@@ -266,11 +281,11 @@ pub async fn show(
 }
 
 pub async fn resend(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Path(id): Path<String>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let id: WebhookDeliveryId = parse_id(&id)?;
-    resend_call(&state, session.workspace_id, id).await?;
+    service::resend(&state, session.workspace_id, id).await?;
     Ok(see_other(&format!("/deliveries/{id}"), "resent"))
 }

@@ -2,18 +2,16 @@
 //! records to publish; `verify` checks them and says, per record, what DNS answered.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use herald_domain::{DomainId, DomainStatus, SendingDomain, Timestamp};
-use herald_email::dkim::DkimAlgorithm;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
-use crate::delivery::email::domains::{AddDomainError, DomainRequest};
+use crate::delivery::email::{EmailState, service};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
@@ -97,42 +95,15 @@ pub struct VerifiedDomain {
     released: u64,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EmailState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_domains, create_domain))
         .routes(routes!(get_domain, delete_domain))
         .routes(routes!(verify_domain))
-}
-
-/// Adds a sending domain (the API's and the web UI's one way to).
-pub(crate) async fn add(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    name: String,
-    algorithm: Option<&str>,
-    selector: Option<String>,
-    return_path_target: Option<String>,
-) -> Result<SendingDomain, ApiError> {
-    let algorithm = match algorithm {
-        None | Some("rsa") => DkimAlgorithm::Rsa2048,
-        Some("ed25519") => DkimAlgorithm::Ed25519,
-        Some(other) => return Err(ApiError::invalid("algorithm", format!("must be rsa or ed25519, not {other:?}"))),
-    };
-    let request = DomainRequest { name, algorithm, selector, return_path_target };
-    state.email.add_domain(workspace, request).await.map_err(|e| match e {
-        AddDomainError::Invalid(field, reason) => ApiError::invalid(field, reason),
-        AddDomainError::Store(e) => e.into(),
-    })
-}
-
-/// Checks a domain's DNS records now (the API's and the web UI's one way to); returns how
-/// many held messages its verification released.
-pub(crate) async fn verify(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: DomainId,
-) -> Result<(SendingDomain, u64), ApiError> {
-    Ok(state.email.verify_domain(workspace, id).await?)
 }
 
 fn parse_id(raw: &str) -> Result<DomainId, ApiError> {
@@ -141,7 +112,10 @@ fn parse_id(raw: &str) -> Result<DomainId, ApiError> {
 
 /// List the workspace's sending domains by name.
 #[utoipa::path(get, path = "/domains", tag = "domains", responses((status = 200, body = Vec<DomainDto>), (status = 401, body = ErrorBody)))]
-async fn list_domains(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Vec<DomainDto>>, ApiError> {
+async fn list_domains(
+    State(state): State<EmailState>,
+    Auth(principal): Auth,
+) -> Result<Json<Vec<DomainDto>>, ApiError> {
     let domains = state.store.list_domains(principal.workspace_id).await?;
     Ok(Json(domains.into_iter().map(DomainDto::from).collect()))
 }
@@ -156,11 +130,11 @@ async fn list_domains(State(state): State<AppState>, Auth(principal): Auth) -> R
     responses((status = 201, body = DomainDto), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
 async fn create_domain(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<CreateDomain>,
 ) -> Result<(StatusCode, Json<DomainDto>), ApiError> {
-    let domain = add(
+    let domain = service::add_domain(
         &state,
         principal.workspace_id,
         body.name,
@@ -182,7 +156,7 @@ async fn create_domain(
     responses((status = 200, body = DomainDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn get_domain(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<DomainDto>, ApiError> {
@@ -199,7 +173,7 @@ async fn get_domain(
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn delete_domain(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -216,10 +190,10 @@ async fn delete_domain(
     responses((status = 200, body = VerifiedDomain), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn verify_domain(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<VerifiedDomain>, ApiError> {
-    let (domain, released) = verify(&state, principal.workspace_id, parse_id(&id)?).await?;
+    let (domain, released) = service::verify_domain(&state, principal.workspace_id, parse_id(&id)?).await?;
     Ok(Json(VerifiedDomain { domain: domain.into(), released }))
 }

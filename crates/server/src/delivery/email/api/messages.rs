@@ -1,19 +1,17 @@
 //! `/api/v1/messages`: every email a campaign step produced, newest first.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_domain::{
-    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp, WorkspaceId,
-};
-use herald_store::campaign::{CampaignWork, MessageFilter};
+use herald_domain::{BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, MessageStatus, Timestamp};
+use herald_store::campaign::MessageFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use crate::delivery::email::{EmailState, service};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -112,7 +110,11 @@ pub struct MessageParams {
     pub status: Option<String>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EmailState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_messages)).routes(routes!(get_message)).routes(routes!(resend_message))
 }
 
@@ -120,7 +122,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/messages", tag = "messages", params(MessageParams),
     responses((status = 200, body = List<MessageSummary>), (status = 400, body = ErrorBody)))]
 async fn list_messages(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(p): Auth,
     ApiQuery(params): ApiQuery<MessageParams>,
 ) -> Result<Json<List<MessageSummary>>, ApiError> {
@@ -138,7 +140,7 @@ async fn list_messages(
 #[utoipa::path(get, path = "/messages/{id}", tag = "messages", params(("id" = String, Path)),
     responses((status = 200, body = MessageDto), (status = 404, body = ErrorBody)))]
 async fn get_message(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<MessageDto>, ApiError> {
@@ -162,53 +164,11 @@ async fn get_message(
 #[utoipa::path(post, path = "/messages/{id}/resend", tag = "messages", params(("id" = String, Path)),
     responses((status = 201, body = MessageSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn resend_message(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<MessageSummary>), ApiError> {
     let id: MessageId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
-    let copy = resend(&state, p.workspace_id, id).await?;
+    let copy = service::resend(&state, p.workspace_id, id).await?;
     Ok((StatusCode::CREATED, Json(summary(&copy))))
-}
-
-/// Queues a copy of message `id` for delivery (see [`resend_message`]); the copy.
-pub(crate) async fn resend(state: &AppState, workspace: WorkspaceId, id: MessageId) -> Result<Message, ApiError> {
-    let original = state.store.get_message(workspace, id).await?;
-    if matches!(original.status, MessageStatus::Queued | MessageStatus::Held) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "message_pending",
-            format!("the message is still {}: it goes out without being resent", original.status),
-        ));
-    }
-    if !original.was_rendered() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "message_not_rendered",
-            "the message was never rendered (see status_reason): there is nothing to resend",
-        ));
-    }
-    let now = state.clock.now();
-    let copy_id = MessageId::from_uuid(herald_store::new_uuid(now));
-    let domain = original.internet_message_id.rsplit_once('@').map_or("herald.invalid", |(_, d)| d).to_owned();
-    let copy = Message {
-        id: copy_id,
-        status: MessageStatus::Queued,
-        status_reason: None,
-        transport: if original.transport == "smtp" { "smtp" } else { "outbox" }.into(),
-        internet_message_id: format!("{copy_id}@{domain}"),
-        attempts: 0,
-        reply: None,
-        bounce: None,
-        created_at: now,
-        sent_at: None,
-        ..original
-    };
-    let work = CampaignWork {
-        messages: vec![copy.clone()],
-        jobs: vec![herald_store::email::delivery_job(copy_id, now)],
-        ..CampaignWork::default()
-    };
-    state.store.commit_campaign_work(workspace, None, &work, now).await?;
-    Ok(copy)
 }

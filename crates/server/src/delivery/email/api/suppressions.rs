@@ -2,16 +2,15 @@
 //! it; only an explicit `DELETE` takes an address off again.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use herald_domain::{ContactId, EmailAddress, Suppression, Timestamp};
-use herald_store::ContactFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use crate::delivery::email::{EmailState, service};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
@@ -50,7 +49,11 @@ pub struct CreateSuppression {
     detail: Option<String>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EmailState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_suppressions, add_suppression)).routes(routes!(remove_suppression))
 }
 
@@ -67,11 +70,11 @@ fn address(raw: &str, field: &str) -> Result<EmailAddress, ApiError> {
     responses((status = 200, body = List<SuppressionDto>), (status = 400, body = ErrorBody))
 )]
 async fn list_suppressions(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<SuppressionDto>>, ApiError> {
-    let page = state.store.list_suppressions(principal.workspace_id, params.page()?).await?;
+    let page = service::suppressions(&state, principal.workspace_id, params.page()?).await?;
     Ok(Json(List::from_page(page, SuppressionDto::from)))
 }
 
@@ -84,48 +87,15 @@ async fn list_suppressions(
     responses((status = 201, body = SuppressionDto), (status = 200, body = SuppressionDto), (status = 400, body = ErrorBody))
 )]
 async fn add_suppression(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<CreateSuppression>,
 ) -> Result<(StatusCode, Json<SuppressionDto>), ApiError> {
     let email = address(&body.email, "email")?;
     let reason = body.reason.unwrap_or_else(|| "manual".to_owned());
-    let (stored, created) =
-        suppress(&state.store, &state.clock, principal.workspace_id, &email, reason, body.detail).await?;
+    let (stored, created) = service::suppress(&state, principal.workspace_id, &email, reason, body.detail).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored.into())))
-}
-
-/// Suppresses an address for the workspace by hand (the API's and the web UI's one way to);
-/// returns the record kept and whether it is new (an address already suppressed keeps its
-/// first record).
-pub(crate) async fn suppress(
-    store: &herald_store::SharedStore,
-    clock: &crate::clock::SharedClock,
-    workspace: herald_domain::WorkspaceId,
-    email: &EmailAddress,
-    reason: String,
-    detail: Option<String>,
-) -> Result<(Suppression, bool), ApiError> {
-    if reason.trim().is_empty() || reason.len() > 100 {
-        return Err(ApiError::invalid("reason", "must be 1–100 characters"));
-    }
-    if detail.as_ref().is_some_and(|d| d.len() > 1000) {
-        return Err(ApiError::invalid("detail", "must be at most 1000 characters"));
-    }
-    let filter = ContactFilter { email: Some(email.clone()), ..ContactFilter::default() };
-    let contact = store.list_contacts(workspace, &filter, herald_domain::PageRequest::first(1)).await?;
-    let new = Suppression {
-        email: email.as_str().to_owned(),
-        contact_id: contact.items.first().map(|c| c.id),
-        reason,
-        detail,
-        created_at: clock.now(),
-    };
-    // Added by hand, not by the contact: no `contact_unsubscribed` event.
-    let stored = store.add_suppression(workspace, &new, &[]).await?;
-    let created = stored == new;
-    Ok((stored, created))
 }
 
 /// Re-subscribe an address: campaign email reaches it again.
@@ -137,12 +107,11 @@ pub(crate) async fn suppress(
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn remove_suppression(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Auth(principal): Auth,
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let email = address(&email, "email")?;
-    state.store.remove_suppression(principal.workspace_id, email.as_str()).await?;
-    tracing::info!(workspace = %principal.workspace_id, "address re-subscribed");
+    service::unsuppress(&state, principal.workspace_id, &email).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,7 @@ use herald_domain::{DomainId, DomainStatus, SendingDomain};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::state::AppState;
-use crate::delivery::email::api::domains as api;
+use crate::delivery::email::{EmailState, service};
 use crate::web::{
     Empty, FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, non_blank, parse_id, render, see_other, when,
 };
@@ -55,7 +54,7 @@ struct DomainsPage {
     errors: FieldErrors,
 }
 
-async fn list_page(state: &AppState, session: &Session, form: NewDomain, errors: FieldErrors) -> UiResult {
+async fn list_page(state: &EmailState, session: &Session, form: NewDomain, errors: FieldErrors) -> UiResult {
     // A workspace has a handful of sending domains: the store lists them whole.
     let domains = state.store.list_domains(session.workspace_id).await?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
@@ -68,13 +67,22 @@ async fn list_page(state: &AppState, session: &Session, form: NewDomain, errors:
     Ok((status, render(&page)).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, session: Session) -> UiResult {
+pub async fn list(State(state): State<EmailState>, session: Session) -> UiResult {
     list_page(&state, &session, NewDomain::default(), FieldErrors::default()).await
 }
 
-pub async fn create(State(state): State<AppState>, Form(session, form): Form<NewDomain>) -> UiResult {
+pub async fn create(State(state): State<EmailState>, Form(session, form): Form<NewDomain>) -> UiResult {
     let algorithm = non_blank(&form.algorithm).map(str::to_owned);
-    match api::add(&state, session.workspace_id, form.name.trim().to_owned(), algorithm.as_deref(), None, None).await {
+    match service::add_domain(
+        &state,
+        session.workspace_id,
+        form.name.trim().to_owned(),
+        algorithm.as_deref(),
+        None,
+        None,
+    )
+    .await
+    {
         Ok(domain) => Ok(axum::response::Redirect::to(&format!("/domains/{}", domain.id)).into_response()),
         Err(error) => {
             let errors = FieldErrors::from_api(error, &["name", "algorithm"]);
@@ -112,7 +120,7 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     session: Session,
     Path(id): Path<String>,
     Query(notice): Query<NoticeQuery>,
@@ -160,11 +168,11 @@ pub async fn show(
 }
 
 pub async fn verify(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Path(id): Path<String>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let id: DomainId = parse_id(&id)?;
-    let (domain, released) = api::verify(&state, session.workspace_id, id).await?;
+    let (domain, released) = service::verify_domain(&state, session.workspace_id, id).await?;
     Ok(see_other(&format!("/domains/{}", domain.id), if released > 0 { "released" } else { "verified" }))
 }

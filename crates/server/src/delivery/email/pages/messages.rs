@@ -9,7 +9,7 @@ use herald_domain::{CampaignId, MessageId, MessageStatus};
 use herald_store::campaign::MessageFilter;
 use serde::Deserialize;
 
-use crate::app::state::AppState;
+use crate::delivery::email::{EmailState, service};
 use crate::web::error::ApiError;
 use crate::web::{
     EMAIL_PREVIEW_CSP, Empty, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, cursor, list_url,
@@ -47,7 +47,7 @@ struct MessagesPage {
     next: Option<String>,
 }
 
-pub async fn list(State(state): State<AppState>, session: Session, Query(q): Query<MessageQuery>) -> UiResult {
+pub async fn list(State(state): State<EmailState>, session: Session, Query(q): Query<MessageQuery>) -> UiResult {
     let ws = session.workspace_id;
     let status = non_blank(&q.status)
         .map(str::parse::<MessageStatus>)
@@ -133,7 +133,7 @@ struct MessagePage {
 }
 
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     session: Session,
     Path(id): Path<String>,
     Query(notice): Query<NoticeQuery>,
@@ -182,11 +182,11 @@ pub async fn show(
 
 /// Sends a message again as a copy; shows the copy.
 pub async fn resend(
-    State(state): State<AppState>,
+    State(state): State<EmailState>,
     Path(id): Path<String>,
     Form(session, Empty {}): Form<Empty>,
 ) -> UiResult {
     let id: MessageId = parse_id(&id)?;
-    let copy = crate::delivery::email::api::messages::resend(&state, session.workspace_id, id).await?;
+    let copy = service::resend(&state, session.workspace_id, id).await?;
     Ok(crate::web::see_other(&format!("/messages/{}", copy.id), "message_resent"))
 }

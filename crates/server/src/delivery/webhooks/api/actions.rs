@@ -3,21 +3,19 @@
 //! header values) are write-only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
+use herald_campaign::compile_action;
 use herald_campaign::document::{WebhookStep, action_from_value};
-use herald_campaign::{compile_action, steps_using_action};
 use herald_domain::{ActionId, SavedAction, Timestamp};
-use herald_store::webhook::ActionCalls;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
-use crate::delivery::webhooks::actions::RunError;
-use crate::delivery::webhooks::{MASK, secret_header};
+use crate::delivery::webhooks::service::{self, saved_action};
+use crate::delivery::webhooks::{MASK, WebhooksState, secret_header};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
@@ -70,7 +68,11 @@ impl From<SavedAction> for ActionDto {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhooksState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_actions, create_action))
         .routes(routes!(get_action, update_action, delete_action))
@@ -140,7 +142,7 @@ fn keep_secrets(step: &mut WebhookStep, current: &WebhookStep) {
 /// List the workspace's saved actions by name.
 #[utoipa::path(get, path = "/actions", tag = "actions",
     responses((status = 200, body = Vec<ActionDto>), (status = 401, body = ErrorBody)))]
-async fn list_actions(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<ActionDto>>, ApiError> {
+async fn list_actions(State(state): State<WebhooksState>, Auth(p): Auth) -> Result<Json<Vec<ActionDto>>, ApiError> {
     let actions = state.store.list_actions(p.workspace_id).await?;
     Ok(Json(actions.into_iter().map(ActionDto::from).collect()))
 }
@@ -157,7 +159,7 @@ async fn list_actions(State(state): State<AppState>, Auth(p): Auth) -> Result<Js
     responses((status = 201, body = ActionDto), (status = 409, body = ErrorBody, description = "The name is taken"),
         (status = 422, body = ErrorBody, description = "A field is invalid; `field` names it")))]
 async fn create_action(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ActionDto>), ApiError> {
@@ -166,28 +168,15 @@ async fn create_action(
     Ok((StatusCode::CREATED, Json(action.into())))
 }
 
-async fn load(
-    store: &herald_store::SharedStore,
-    workspace: herald_domain::WorkspaceId,
-    raw: &str,
-) -> Result<SavedAction, ApiError> {
-    let id = parse_id(raw)?;
-    let found = store.actions_by_ids(workspace, &[id]).await?;
-    found
-        .into_iter()
-        .find(|a| a.deleted_at.is_none())
-        .ok_or_else(|| herald_store::StoreError::NotFound { entity: "action" }.into())
-}
-
 /// One saved action.
 #[utoipa::path(get, path = "/actions/{id}", tag = "actions", params(("id" = String, Path)),
     responses((status = 200, body = ActionDto), (status = 404, body = ErrorBody)))]
 async fn get_action(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ActionDto>, ApiError> {
-    Ok(Json(load(&state.store, p.workspace_id, &id).await?.into()))
+    Ok(Json(saved_action(&state, p.workspace_id, &id).await?.into()))
 }
 
 /// Replace an action's name and request. A blank Basic password and `***` header values keep
@@ -197,12 +186,12 @@ async fn get_action(
     responses((status = 200, body = ActionDto), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The name is taken"), (status = 422, body = ErrorBody)))]
 async fn update_action(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ActionDto>, ApiError> {
-    let current = load(&state.store, p.workspace_id, &id).await?;
+    let current = saved_action(&state, p.workspace_id, &id).await?;
     let (name, definition) = parse(body, Some(&current))?;
     let action = state.store.update_action(p.workspace_id, current.id, &name, &definition, state.clock.now()).await?;
     state.campaigns.forget_programs();
@@ -214,7 +203,7 @@ async fn update_action(
 #[utoipa::path(delete, path = "/actions/{id}", tag = "actions", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_action(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -249,7 +238,7 @@ pub struct RunQueued {
     responses((status = 202, body = RunQueued), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "The request does not render for this contact")))]
 async fn run_action(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
@@ -258,62 +247,6 @@ async fn run_action(
     let contact_id: herald_domain::ContactId =
         body.contact_id.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let queued = run(&state.store, &state.email, &state.webhooks, p.workspace_id, &id, contact_id, key).await?;
+    let queued = service::run_action(&state, p.workspace_id, &id, contact_id, key).await?;
     Ok((StatusCode::ACCEPTED, Json(RunQueued { status: "queued", idempotency_key: queued })))
-}
-
-/// Runs saved action `id` for one contact (the API's and the web UI's one way to); returns
-/// the call's idempotency key.
-pub(crate) async fn run(
-    store: &herald_store::SharedStore,
-    email: &crate::delivery::email::Email,
-    webhooks: &crate::delivery::webhooks::Webhooks,
-    workspace: herald_domain::WorkspaceId,
-    id: &str,
-    contact_id: herald_domain::ContactId,
-    key: Option<&str>,
-) -> Result<String, ApiError> {
-    let action = load(store, workspace, id).await?;
-    let contact = store.get_contact(workspace, contact_id).await?;
-    let unsubscribe_url = email.unsubscribe_url(workspace, contact.id).await?;
-    webhooks.run_action(workspace, &action, &contact, &unsubscribe_url, key).await.map_err(|e| match e {
-        RunError::Store(e) => e.into(),
-        RunError::Render { field, reason } => {
-            let mut error =
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "render_failed", format!("{field}: {reason}"));
-            error.field = Some(field).filter(|f| !f.is_empty());
-            error
-        }
-    })
-}
-
-/// The calls of saved action `id` (deleted ones too): its runs, and those of the campaign
-/// steps that use it in their campaign's current version. Reads every campaign of the
-/// workspace, a page at a time: a workspace has tens of campaigns, not thousands.
-pub(crate) async fn calls_of(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: ActionId,
-) -> Result<ActionCalls, ApiError> {
-    if state.store.actions_by_ids(workspace, &[id]).await?.is_empty() {
-        return Err(ApiError::invalid("action", "is not a saved action of this workspace"));
-    }
-    let name = id.to_string();
-    let mut steps = Vec::new();
-    let mut after = None;
-    loop {
-        let page = state.store.list_campaigns(workspace, herald_domain::PageRequest { after, limit: 100 }).await?;
-        for campaign in &page.items {
-            // A stored document always reads (it was validated when saved); one that no
-            // longer does names no action.
-            if let Ok(document) = herald_campaign::document_from_value(campaign.document.clone()) {
-                steps.extend(steps_using_action(&document, &name).into_iter().map(|step| (campaign.id, step)));
-            }
-        }
-        match (page.next_cursor, page.items.last()) {
-            (Some(_), Some(last)) => after = Some(last.id),
-            _ => break,
-        }
-    }
-    Ok(ActionCalls { action: id, steps })
 }

@@ -2,20 +2,19 @@
 //! `/api/v1/webhook-signing-key`: the keys that sign them (rotation shows the new secret once).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use herald_domain::{
     CampaignId, CampaignWebhookId, ContactId, JourneyId, Timestamp, WebhookAttempt, WebhookDelivery, WebhookDeliveryId,
     WebhookStatus,
 };
-use herald_store::webhook::DeliveryFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
-use crate::delivery::webhooks::KEY_OVERLAP;
+use crate::delivery::webhooks::WebhooksState;
+use crate::delivery::webhooks::service::{self, DeliveryParams, RotatedKey};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::List;
@@ -132,29 +131,6 @@ impl From<WebhookAttempt> for AttemptDto {
     }
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DeliveryParams {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-    /// Only this contact's calls (`ct_…`).
-    pub contact: Option<String>,
-    /// Only this campaign's calls (`cmp_…`).
-    pub campaign: Option<String>,
-    /// Only this journey's calls (`jrn_…`).
-    pub journey: Option<String>,
-    /// Only this campaign event webhook's calls (`cwh_…`).
-    pub campaign_webhook: Option<String>,
-    /// `pending`, `succeeded`, `failed` or `exhausted`.
-    #[param(pattern = "^(pending|succeeded|failed|exhausted)$")]
-    pub status: Option<String>,
-    /// Only calls of this campaign step (its id; needs `campaign`).
-    pub step: Option<String>,
-    /// Only calls of this saved action (`act_…`): its runs for one contact and the calls of
-    /// the campaign steps that use it (in their campaign's current version).
-    pub action: Option<String>,
-}
-
 /// The signing keys, without their secrets.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SigningKeyDto {
@@ -164,19 +140,6 @@ pub struct SigningKeyDto {
     /// When it stops signing (set on the older key during a rotation's overlap).
     #[schema(value_type = Option<String>, format = DateTime)]
     retires_at: Option<Timestamp>,
-}
-
-/// A new signing key: the only time its secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RotatedKey {
-    pub(crate) id: String,
-    /// The secret receivers verify with, in the Standard Webhooks form (`whsec_` + base64).
-    /// Standard Webhooks keys its HMAC with the decoded bytes; `X-Herald-Signature` with this
-    /// whole string as UTF-8 bytes.
-    pub(crate) secret: String,
-    /// Until then the previous key signs too.
-    #[schema(value_type = String, format = DateTime)]
-    pub(crate) previous_retires_at: Timestamp,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -213,7 +176,11 @@ pub struct Resent {
 /// Most calls one bulk resend queues.
 const BULK_RESEND_LIMIT: u32 = 10_000;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhooksState: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
@@ -221,13 +188,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resend_deliveries))
         .routes(routes!(list_signing_keys))
         .routes(routes!(rotate_signing_key))
-}
-
-fn parse<T: std::str::FromStr>(raw: Option<&str>, field: &str) -> Result<Option<T>, ApiError>
-where
-    T::Err: std::fmt::Display,
-{
-    raw.map(|r| r.parse().map_err(|e| ApiError::invalid(field, e))).transpose()
 }
 
 /// List webhook calls, newest first.
@@ -239,39 +199,14 @@ where
     responses((status = 200, body = List<DeliveryDto>), (status = 400, body = ErrorBody))
 )]
 async fn list_deliveries(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
     ApiQuery(mut params): ApiQuery<DeliveryParams>,
 ) -> Result<Json<List<DeliveryDto>>, ApiError> {
     let paging = crate::web::list::ListParams { limit: params.limit.take(), cursor: params.cursor.take() };
-    let filter = delivery_filter(&state, principal.workspace_id, params).await?;
+    let filter = service::delivery_filter(&state, principal.workspace_id, params).await?;
     let page = state.store.list_deliveries(principal.workspace_id, &filter, paging.page()?).await?;
     Ok(Json(List::from_page(page, DeliveryDto::from)))
-}
-
-/// Reads the filters of a delivery list (the API's and the web UI's).
-pub(crate) async fn delivery_filter(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    params: DeliveryParams,
-) -> Result<DeliveryFilter, ApiError> {
-    let campaign = parse(params.campaign.as_deref(), "campaign")?;
-    if params.step.is_some() && campaign.is_none() {
-        return Err(ApiError::invalid("step", "needs campaign: step ids are per campaign"));
-    }
-    let action = match parse(params.action.as_deref(), "action")? {
-        Some(id) => Some(super::actions::calls_of(state, workspace, id).await?),
-        None => None,
-    };
-    Ok(DeliveryFilter {
-        contact: parse(params.contact.as_deref(), "contact")?,
-        campaign,
-        journey: parse(params.journey.as_deref(), "journey")?,
-        campaign_webhook: parse(params.campaign_webhook.as_deref(), "campaign_webhook")?,
-        status: parse(params.status.as_deref(), "status")?,
-        step: params.step,
-        action,
-    })
 }
 
 /// One webhook call with every attempt.
@@ -283,7 +218,7 @@ pub(crate) async fn delivery_filter(
     responses((status = 200, body = DeliveryWithAttempts), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn get_delivery(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryWithAttempts>, ApiError> {
@@ -305,41 +240,12 @@ async fn get_delivery(
     responses((status = 200, body = Resent), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
 async fn resend_delivery(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Resent>, ApiError> {
     let id: WebhookDeliveryId = id.parse().map_err(|e| ApiError::invalid("id", e))?;
-    Ok(Json(Resent { resent: resend(&state, principal.workspace_id, id).await? }))
-}
-
-/// Sends a finished call again (the API's and the web UI's one way to); `409` while it is
-/// still pending, and for a call whose request could not be rendered (nothing to send).
-pub(crate) async fn resend(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    id: WebhookDeliveryId,
-) -> Result<Vec<WebhookDeliveryId>, ApiError> {
-    let (delivery, _) = state.store.get_delivery(workspace, id).await?;
-    if delivery.status == WebhookStatus::Pending {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "delivery_pending",
-            "the call is still being delivered; resend it once it has finished",
-        ));
-    }
-    let now = state.clock.now();
-    let resent = state.store.resend_deliveries(workspace, &[id], None, now, now, 1, now).await?;
-    // Finished but not resent: the store keeps no call to make for it, unless another resend
-    // just made it pending.
-    if resent.is_empty() && state.store.get_delivery(workspace, id).await?.0.status != WebhookStatus::Pending {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "delivery_not_rendered",
-            "the call's request was never rendered (see last_error): there is nothing to send again",
-        ));
-    }
-    Ok(resent)
+    Ok(Json(Resent { resent: service::resend(&state, principal.workspace_id, id).await? }))
 }
 
 /// Send again every call of a status that finished in a time range (at most 10,000).
@@ -351,7 +257,7 @@ pub(crate) async fn resend(
     responses((status = 200, body = Resent), (status = 400, body = ErrorBody))
 )]
 async fn resend_deliveries(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<BulkResend>,
 ) -> Result<Json<Resent>, ApiError> {
@@ -373,7 +279,7 @@ async fn resend_deliveries(
 /// The keys that sign webhooks now, newest first (secrets are never shown again).
 #[utoipa::path(get, path = "/webhook-signing-key", tag = "webhooks", responses((status = 200, body = Vec<SigningKeyDto>)))]
 async fn list_signing_keys(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
 ) -> Result<Json<Vec<SigningKeyDto>>, ApiError> {
     // Makes the first key if there is none yet.
@@ -417,30 +323,9 @@ async fn list_signing_keys(
     responses((status = 200, body = RotatedKey), (status = 400, body = ErrorBody))
 )]
 async fn rotate_signing_key(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(principal): Auth,
     ApiJson(body): ApiJson<RotateKey>,
 ) -> Result<Json<RotatedKey>, ApiError> {
-    Ok(Json(rotate_key(&state, principal.workspace_id, body.overlap_secs).await?))
-}
-
-/// Makes a new signing key (the API's and the web UI's one way to); the secret is returned
-/// once.
-pub(crate) async fn rotate_key(
-    state: &AppState,
-    workspace: herald_domain::WorkspaceId,
-    overlap_secs: Option<u64>,
-) -> Result<RotatedKey, ApiError> {
-    let overlap = match overlap_secs {
-        Some(secs) if secs > 30 * 86_400 => return Err(ApiError::invalid("overlap_secs", "must be at most 30 days")),
-        Some(secs) => std::time::Duration::from_secs(secs),
-        None => KEY_OVERLAP,
-    };
-    let key = state.webhooks.rotate(workspace, overlap).await?;
-    tracing::info!(workspace = %workspace, key = %key.id, "webhook signing key rotated");
-    Ok(RotatedKey {
-        id: key.id.clone(),
-        secret: key.to_standard_secret(),
-        previous_retires_at: state.clock.now() + overlap,
-    })
+    Ok(Json(service::rotate_key(&state, principal.workspace_id, body.overlap_secs).await?))
 }

@@ -3,14 +3,14 @@
 //! request, and an `endpoint_disabled` event is in the event log); enabling it is one call.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use herald_domain::{EndpointHealth, EndpointId, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::state::AppState;
+use crate::delivery::webhooks::WebhooksState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ErrorBody};
 
@@ -52,14 +52,18 @@ impl From<EndpointHealth> for EndpointDto {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebhooksState: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list_endpoints)).routes(routes!(enable_endpoint))
 }
 
 /// Every endpoint the workspace has called: disabled first, then failing, then healthy.
 #[utoipa::path(get, path = "/webhook-endpoints", tag = "webhooks",
     responses((status = 200, body = Vec<EndpointDto>), (status = 401, body = ErrorBody)))]
-async fn list_endpoints(State(state): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<EndpointDto>>, ApiError> {
+async fn list_endpoints(State(state): State<WebhooksState>, Auth(p): Auth) -> Result<Json<Vec<EndpointDto>>, ApiError> {
     let endpoints = state.store.list_endpoints(p.workspace_id).await?;
     Ok(Json(endpoints.into_iter().map(EndpointDto::from).collect()))
 }
@@ -69,7 +73,7 @@ async fn list_endpoints(State(state): State<AppState>, Auth(p): Auth) -> Result<
     params(("id" = String, Path, description = "Endpoint id (`wep_…`)")),
     responses((status = 200, body = EndpointDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn enable_endpoint(
-    State(state): State<AppState>,
+    State(state): State<WebhooksState>,
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointDto>, ApiError> {

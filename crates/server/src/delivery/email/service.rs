@@ -1,0 +1,282 @@
+//! Email's use cases, shared by its JSON handlers, its pages, the settings page and the
+//! contact page (through the interface `app::wiring` implements): suppressing an address by
+//! hand and taking it off again, sending a message again, adding and checking sending
+//! domains, and setting and testing the workspace's transport.
+
+use axum::http::StatusCode;
+use herald_domain::{
+    DomainId, DomainStatus, EmailAddress, Message, MessageId, MessageStatus, Page, PageRequest, SendingDomain,
+    Suppression, WorkspaceId,
+};
+use herald_email::dkim::DkimAlgorithm;
+use herald_email::message::{EmailError, Mailbox, Outgoing, compose};
+use herald_email::smtp::SmtpClient;
+use herald_store::ContactFilter;
+use herald_store::campaign::CampaignWork;
+use herald_store::email::TransportRecord;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::EmailState;
+use super::domains::{AddDomainError, DomainRequest};
+use super::transport::{SmtpConfig, Transport};
+use crate::web::error::ApiError;
+
+/// The workspace's suppressed addresses, in address order.
+pub async fn suppressions(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    page: PageRequest<String>,
+) -> Result<Page<Suppression>, ApiError> {
+    Ok(state.store.list_suppressions(workspace, page).await?)
+}
+
+/// Suppresses an address for the workspace by hand; returns the record kept and whether it is
+/// new (an address already suppressed keeps its first record).
+pub async fn suppress(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    email: &EmailAddress,
+    reason: String,
+    detail: Option<String>,
+) -> Result<(Suppression, bool), ApiError> {
+    if reason.trim().is_empty() || reason.len() > 100 {
+        return Err(ApiError::invalid("reason", "must be 1–100 characters"));
+    }
+    if detail.as_ref().is_some_and(|d| d.len() > 1000) {
+        return Err(ApiError::invalid("detail", "must be at most 1000 characters"));
+    }
+    let filter = ContactFilter { email: Some(email.clone()), ..ContactFilter::default() };
+    let contact = state.store.list_contacts(workspace, &filter, PageRequest::first(1)).await?;
+    let new = Suppression {
+        email: email.as_str().to_owned(),
+        contact_id: contact.items.first().map(|c| c.id),
+        reason,
+        detail,
+        created_at: state.clock.now(),
+    };
+    // Added by hand, not by the contact: no `contact_unsubscribed` event.
+    let stored = state.store.add_suppression(workspace, &new, &[]).await?;
+    let created = stored == new;
+    Ok((stored, created))
+}
+
+/// Takes an address off the suppression list: campaign email reaches it again.
+pub async fn unsuppress(state: &EmailState, workspace: WorkspaceId, email: &EmailAddress) -> Result<(), ApiError> {
+    state.store.remove_suppression(workspace, email.as_str()).await?;
+    tracing::info!(workspace = %workspace, "address re-subscribed");
+    Ok(())
+}
+
+/// Queues a copy of message `id` for delivery, with a new id and `Message-ID`; returns the
+/// copy. Refused while the message is still queued or held, and for one that was never
+/// rendered.
+pub async fn resend(state: &EmailState, workspace: WorkspaceId, id: MessageId) -> Result<Message, ApiError> {
+    let original = state.store.get_message(workspace, id).await?;
+    if matches!(original.status, MessageStatus::Queued | MessageStatus::Held) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "message_pending",
+            format!("the message is still {}: it goes out without being resent", original.status),
+        ));
+    }
+    if !original.was_rendered() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "message_not_rendered",
+            "the message was never rendered (see status_reason): there is nothing to resend",
+        ));
+    }
+    let now = state.clock.now();
+    let copy_id = MessageId::from_uuid(herald_store::new_uuid(now));
+    let domain = original.internet_message_id.rsplit_once('@').map_or("herald.invalid", |(_, d)| d).to_owned();
+    let copy = Message {
+        id: copy_id,
+        status: MessageStatus::Queued,
+        status_reason: None,
+        transport: if original.transport == "smtp" { "smtp" } else { "outbox" }.into(),
+        internet_message_id: format!("{copy_id}@{domain}"),
+        attempts: 0,
+        reply: None,
+        bounce: None,
+        created_at: now,
+        sent_at: None,
+        ..original
+    };
+    let work = CampaignWork {
+        messages: vec![copy.clone()],
+        jobs: vec![herald_store::email::delivery_job(copy_id, now)],
+        ..CampaignWork::default()
+    };
+    state.store.commit_campaign_work(workspace, None, &work, now).await?;
+    Ok(copy)
+}
+
+/// Adds a sending domain with a fresh DKIM key (`rsa` unless `ed25519` is asked for).
+pub async fn add_domain(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    name: String,
+    algorithm: Option<&str>,
+    selector: Option<String>,
+    return_path_target: Option<String>,
+) -> Result<SendingDomain, ApiError> {
+    let algorithm = match algorithm {
+        None | Some("rsa") => DkimAlgorithm::Rsa2048,
+        Some("ed25519") => DkimAlgorithm::Ed25519,
+        Some(other) => return Err(ApiError::invalid("algorithm", format!("must be rsa or ed25519, not {other:?}"))),
+    };
+    let request = DomainRequest { name, algorithm, selector, return_path_target };
+    state.email.add_domain(workspace, request).await.map_err(|e| match e {
+        AddDomainError::Invalid(field, reason) => ApiError::invalid(field, reason),
+        AddDomainError::Store(e) => e.into(),
+    })
+}
+
+/// Checks a domain's DNS records now; returns how many held messages its verification
+/// released.
+pub async fn verify_domain(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    id: DomainId,
+) -> Result<(SendingDomain, u64), ApiError> {
+    Ok(state.email.verify_domain(workspace, id).await?)
+}
+
+/// The workspace's transport.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransportDto {
+    /// `smtp` or `outbox` (the embedded outbox: messages are stored, not sent).
+    #[schema(example = "smtp")]
+    pub kind: &'static str,
+    /// `workspace` (set here), `node` (the server's HERALD_SMTP_URL) or `none`.
+    #[schema(example = "workspace")]
+    pub source: &'static str,
+    /// The relay's settings; `null` for the outbox.
+    pub smtp: Option<SmtpConfig>,
+    /// Whether a password is stored (it is never shown).
+    pub password_set: bool,
+}
+
+/// The relay's answer to a test message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// The relay accepted the message.
+    pub accepted: bool,
+    /// The relay's reply code, when it answered.
+    pub code: Option<u16>,
+    /// The relay's reply (e.g. `250 2.0.0 Ok: queued as 4BX2Lk`) or what went wrong.
+    pub reply: String,
+    /// `transient` or `permanent` for a refusal; `null` when accepted.
+    pub failure: Option<&'static str>,
+    /// Whether the message was DKIM-signed (its From domain is verified).
+    pub signed: bool,
+}
+
+/// The transport the workspace sends with, and where its settings come from.
+pub async fn transport(state: &EmailState, workspace: WorkspaceId) -> Result<TransportDto, ApiError> {
+    let record = state.store.transport(workspace).await?;
+    Ok(match record {
+        Some(record) => TransportDto {
+            kind: "smtp",
+            source: "workspace",
+            smtp: serde_json::from_value(record.settings).ok(),
+            password_set: record.password.is_some(),
+        },
+        None => match state.email.transport(workspace).await? {
+            Transport::Smtp { config, .. } => {
+                TransportDto { kind: "smtp", source: "node", smtp: Some(config), password_set: false }
+            }
+            Transport::Outbox => TransportDto { kind: "outbox", source: "none", smtp: None, password_set: false },
+        },
+    })
+}
+
+/// Stores the workspace's relay. `password`: `None` keeps the stored one, `Some(None)`
+/// removes it.
+pub async fn set_transport(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    smtp: SmtpConfig,
+    password: Option<Option<String>>,
+) -> Result<(), ApiError> {
+    smtp.validate().map_err(|(field, reason)| ApiError::invalid(field, reason))?;
+    let password = match password {
+        Some(password) => password,
+        None => state.store.transport(workspace).await?.and_then(|t| t.password),
+    };
+    let settings = serde_json::to_value(&smtp).map_err(|e| ApiError::invalid("smtp", e))?;
+    // Refuses settings the client cannot use before storing them.
+    SmtpClient::new(&smtp.client_settings(password.as_deref())).map_err(|e| match e {
+        EmailError::InvalidSettings { field, reason } => ApiError::invalid(field, reason),
+        other => ApiError::invalid("host", other),
+    })?;
+    let record = TransportRecord { settings, password, updated_at: state.clock.now() };
+    state.store.set_transport(workspace, Some(&record)).await?;
+    state.email.forget_transport(workspace);
+    tracing::info!(workspace = %workspace, host = %smtp.host, "SMTP transport set");
+    Ok(())
+}
+
+/// Removes the workspace's relay: it sends through the node's relay, or to the outbox.
+pub async fn remove_transport(state: &EmailState, workspace: WorkspaceId) -> Result<(), ApiError> {
+    state.store.set_transport(workspace, None).await?;
+    state.email.forget_transport(workspace);
+    Ok(())
+}
+
+/// Sends a test message through the workspace's relay and reports the relay's answer.
+pub async fn test_send(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    to: &str,
+    from: &str,
+) -> Result<TestResult, ApiError> {
+    let to = EmailAddress::parse(to).map_err(|e| ApiError::invalid("to", e))?;
+    let from = EmailAddress::parse(from).map_err(|e| ApiError::invalid("from", e))?;
+    let Transport::Smtp { client, .. } = state.email.transport(workspace).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_transport",
+            "no SMTP transport is configured: PUT /api/v1/transport first (email goes to the outbox)",
+        ));
+    };
+    let now = state.clock.now();
+    let domain = herald_store::email::from_domain(from.as_str());
+    let signer = match state.store.domain_key(workspace, &domain).await? {
+        Some((d, key)) if d.status == DomainStatus::Verified => super::signer(&d, &key).ok(),
+        _ => None,
+    };
+    let id = MessageId::from_uuid(herald_store::new_uuid(now));
+    let outgoing = Outgoing {
+        message_id: format!("{id}@{domain}"),
+        date: now.to_offset_date_time(),
+        from: Mailbox::new(Some("Herald"), from.as_str()),
+        to: Mailbox::new(None::<String>, to.as_str()),
+        reply_to: None,
+        subject: "Herald test message".into(),
+        html: "<p>This is a test message from Herald: your SMTP transport works.</p>".into(),
+        text: "This is a test message from Herald: your SMTP transport works.".into(),
+        unsubscribe: None,
+        envelope_from: None,
+    };
+    let composed =
+        compose(&outgoing, signer.as_ref(), now.to_offset_date_time()).map_err(|e| ApiError::invalid("from", e))?;
+    let result = match client.send(&composed).await {
+        Ok(reply) => TestResult {
+            accepted: true,
+            code: Some(reply.code),
+            reply: reply.to_string(),
+            failure: None,
+            signed: signer.is_some(),
+        },
+        Err(failure) => TestResult {
+            accepted: false,
+            code: failure.code,
+            reply: failure.message.clone(),
+            failure: Some(if failure.is_permanent() { "permanent" } else { "transient" }),
+            signed: signer.is_some(),
+        },
+    };
+    Ok(result)
+}
