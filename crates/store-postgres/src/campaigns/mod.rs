@@ -1,27 +1,29 @@
-//! Campaigns, journeys, the step log and messages on PostgreSQL.
+//! Campaigns, journeys, the step log and messages on PostgreSQL: campaigns and their
+//! versions and the journey queries here, the work commit in [`work`], messages in
+//! [`messages`].
+
+mod messages;
+mod work;
 
 use async_trait::async_trait;
 use herald_domain::job::JobKind;
 use herald_domain::{
-    BounceKind, Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message,
-    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
-use herald_store::campaign::{
-    ARCHIVED, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit, jobs_by_lease,
-    new_jobs_by_workspace,
-};
+use herald_store::campaign::{ARCHIVED, CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
 use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::encode;
 use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, document, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, Tx, db_error, savepoint, settle};
+use crate::{PgStore, Tx, db_error};
 
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
@@ -57,14 +59,6 @@ macro_rules! journey_context_select {
          FROM journeys j JOIN campaigns c ON c.id = j.campaign_id JOIN contacts ct ON ct.id = j.contact_id \
          JOIN workspaces w ON w.id = j.workspace_id \
          LEFT JOIN events e ON e.id = j.event_id "
-    };
-}
-
-macro_rules! message_columns {
-    () => {
-        "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
-         reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce"
     };
 }
 
@@ -108,36 +102,6 @@ fn journey(row: &PgRow) -> StoreResult<Journey> {
         converted_at: opt_ts(row, "converted_at")?,
         goal_until: opt_ts(row, "goal_until")?,
         conversion_step: get(row, "conversion_step")?,
-    })
-}
-
-fn message(row: &PgRow) -> StoreResult<Message> {
-    Ok(Message {
-        id: MessageId::from_uuid(uuid(row, "id")?),
-        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
-        journey_id: JourneyId::from_uuid(uuid(row, "journey_id")?),
-        step: get(row, "step")?,
-        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
-        status: parse(row, "status")?,
-        status_reason: get(row, "status_reason")?,
-        to: get(row, "to_address")?,
-        from: get(row, "from_address")?,
-        reply_to: get(row, "reply_to")?,
-        subject: get(row, "subject")?,
-        html: get(row, "html")?,
-        text: get(row, "text")?,
-        headers: object(row, "headers")?,
-        warnings: get::<Json<Vec<String>>>(row, "warnings")?.0,
-        transport: get(row, "transport")?,
-        internet_message_id: get(row, "internet_message_id")?,
-        attempts: number(row, "attempts")?,
-        reply: get(row, "reply")?,
-        bounce: get::<Option<String>>(row, "bounce")?
-            .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
-            .transpose()?,
-        created_at: ts(row, "created_at")?,
-        sent_at: opt_ts(row, "sent_at")?,
     })
 }
 
@@ -233,221 +197,6 @@ pub(crate) async fn enqueue_evaluation(
     .map_err(db_error)?;
     for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w.as_uuid()), now) {
         insert_jobs(tx, workspace, &[job], now).await?;
-    }
-    Ok(())
-}
-
-/// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
-const INSERT_CHUNK: usize = 1000;
-
-/// Writes the work commits `items` inside the caller's transaction: per item the statements
-/// that can refuse it (the job's lease, the journeys' expected places), then every item's
-/// inserts as multi-row statements. A refused item fails the whole call; the caller then
-/// retries item by item.
-async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    let at = encode::ts(now);
-    // Jobs claimed together share a lease: complete them with one statement per claim.
-    for ((lease, workspace), jobs) in jobs_by_lease(items) {
-        let jobs: Vec<Uuid> = jobs.iter().map(|j| j.as_uuid()).collect();
-        let finished = sqlx::query(
-            "UPDATE jobs SET state = 'done', due_at = NULL, lease_id = NULL, leased_by = NULL, updated_at = $1 \
-             WHERE lease_id = $2 AND workspace_id = $3 AND id = ANY($4)",
-        )
-        .bind(at)
-        .bind(lease.as_uuid())
-        .bind(workspace.as_uuid())
-        .bind(&jobs)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        if finished.rows_affected() != jobs.len() as u64 {
-            return Err(StoreError::LeaseLost);
-        }
-    }
-    for item in items {
-        for u in &item.work.updates {
-            update_journey(tx, item.workspace, u, now).await?;
-        }
-    }
-    let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
-    for chunk in journeys.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
-             step, run_at, custom_variables, entered_at, goal_until, updated_at) ",
-        );
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (workspace, j) in chunk {
-            let version = i32::try_from(j.version).map_err(|e| corrupt("version", e))?;
-            let step = i32::try_from(j.step).map_err(|e| corrupt("step", e))?;
-            rows.push((workspace, j, version, step));
-        }
-        insert.push_values(rows, |mut row, (workspace, j, version, step)| {
-            row.push_bind(j.id.as_uuid())
-                .push_bind(workspace.as_uuid())
-                .push_bind(j.campaign_id.as_uuid())
-                .push_bind(version)
-                .push_bind(j.contact_id.as_uuid())
-                .push_bind(j.event_id.map(|e| e.as_uuid()))
-                .push_bind("active")
-                .push_bind(j.exclusive)
-                .push_bind(step)
-                .push_bind(encode::ts(j.run_at))
-                .push_bind(Json(encode::json_map(&j.custom_variables).into_owned()))
-                .push_bind(at)
-                .push_bind(j.goal_until.map(encode::ts))
-                .push_bind(at);
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    let messages: Vec<_> = items.iter().flat_map(|i| i.work.messages.iter().map(move |m| (i.workspace, m))).collect();
-    for chunk in messages.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Postgres>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
-        insert.push_values(chunk, |mut row, (workspace, m)| {
-            row.push_bind(m.id.as_uuid())
-                .push_bind(workspace.as_uuid())
-                .push_bind(m.campaign_id.as_uuid())
-                .push_bind(m.journey_id.as_uuid())
-                .push_bind(encode::text(&m.step).into_owned())
-                .push_bind(m.contact_id.as_uuid())
-                .push_bind(m.status.as_str())
-                .push_bind(m.status_reason.as_deref().map(|r| encode::text(r).into_owned()))
-                .push_bind(encode::text(&m.to).into_owned())
-                .push_bind(encode::text(&m.from).into_owned())
-                .push_bind(m.reply_to.as_deref().map(|r| encode::text(r).into_owned()))
-                .push_bind(encode::text(&m.subject).into_owned())
-                .push_bind(encode::text(&m.html).into_owned())
-                .push_bind(encode::text(&m.text).into_owned())
-                .push_bind(Json(encode::json_map(&m.headers).into_owned()))
-                .push_bind(Json(encode::json(&json!(m.warnings)).into_owned()))
-                .push_bind(encode::text(&m.transport).into_owned())
-                .push_bind(encode::text(&m.internet_message_id).into_owned())
-                .push_bind(i32::try_from(m.attempts).unwrap_or(i32::MAX))
-                .push_bind(m.reply.as_deref().map(|r| encode::text(r).into_owned()))
-                .push_bind(encode::text(&herald_store::email::from_domain(&m.from)).into_owned())
-                .push_bind(encode::ts(m.created_at))
-                .push_bind(m.sent_at.map(encode::ts))
-                .push_bind(m.bounce.map(BounceKind::as_str));
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    let drafts: Vec<_> = items.iter().flat_map(|i| i.work.drafts.iter()).collect();
-    for chunk in drafts.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
-             sealed_with, created_at) ",
-        );
-        let keys = tx.secrets.clone();
-        insert.push_values(chunk, |mut row, d| {
-            let call = keys.seal_document(Document::Call, columns::DRAFT_CALL, &d.call);
-            row.push_bind(d.id.as_uuid())
-                .push_bind(d.workspace_id.as_uuid())
-                .push_bind(d.journey_id.as_uuid())
-                .push_bind(d.campaign_id.as_uuid())
-                .push_bind(d.contact_id.as_uuid())
-                .push_bind(encode::text(&d.step).into_owned())
-                .push_bind(Json(encode::json(&d.request).into_owned()))
-                .push_bind(Json(encode::json(&call.value).into_owned()))
-                .push_bind(call.key.map(str::to_owned))
-                .push_bind(encode::ts(d.created_at));
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    for item in items {
-        let calls: Vec<_> = item.work.calls.iter().map(|c| (item.workspace, c)).collect();
-        crate::webhooks::record_calls(tx, &calls, now).await?;
-    }
-    let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
-    for chunk in steps.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) ",
-        );
-        insert.push_values(chunk, |mut row, s| {
-            row.push_bind(s.journey_id.as_uuid())
-                .push_bind(s.campaign_id.as_uuid())
-                .push_bind(encode::text(&s.step).into_owned())
-                .push_bind(s.outcome.clone())
-                .push_bind(Json(encode::json(&s.detail).into_owned()))
-                .push_bind(s.message_id.map(|m| m.as_uuid()))
-                .push_bind(encode::ts(s.at));
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    for (workspace, jobs) in new_jobs_by_workspace(items) {
-        insert_jobs(tx, workspace, &jobs, now).await?;
-    }
-    for item in items {
-        for a in &item.work.attributes {
-            let attribute = encode::text(&a.attribute);
-            let query = match &a.value {
-                Some(value) => sqlx::query(
-                    "UPDATE contacts SET attributes = jsonb_set(attributes, ARRAY[$1], $2), updated_at = $3 \
-                     WHERE id = $4 AND workspace_id = $5",
-                )
-                .bind(attribute)
-                .bind(Json(encode::json(value))),
-                None => sqlx::query(
-                    "UPDATE contacts SET attributes = attributes - $1, updated_at = $2 WHERE id = $3 AND workspace_id = $4",
-                )
-                .bind(attribute),
-            };
-            query
-                .bind(at)
-                .bind(a.contact_id.as_uuid())
-                .bind(item.workspace.as_uuid())
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        for (event, reactions) in &item.work.reactions {
-            sqlx::query(
-                "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
-            )
-            .bind(Json(encode::json(&json!(reactions))))
-            .bind(event.as_uuid())
-            .bind(item.workspace.as_uuid())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves a journey if it is still where the writer saw it (`Conflict` `journey_moved` if not).
-async fn update_journey(tx: &mut Tx, workspace: WorkspaceId, u: &JourneyUpdate, now: Timestamp) -> StoreResult<()> {
-    let (guard, expect_step, expect_run_at) = match u.expect {
-        Some((step, run_at)) => (true, step, run_at),
-        None => (false, None, None),
-    };
-    let step = |s: Option<u32>| s.map(i32::try_from).transpose().map_err(|e| corrupt("step", e));
-    let updated = sqlx::query(
-        "UPDATE journeys SET status = $1, step = $2, run_at = $3, held = $4, \
-         custom_variables = COALESCE($5, custom_variables), exit_reason = COALESCE($6, exit_reason), \
-         converted_at = CASE WHEN $7 AND converted_at IS NULL THEN $8 ELSE converted_at END, \
-         conversion_step = COALESCE($15, conversion_step), ended_at = CASE WHEN $9 THEN COALESCE(ended_at, $8) ELSE NULL END, updated_at = $8 \
-         WHERE id = $10 AND workspace_id = $11 AND status = 'active' \
-         AND (NOT $12 OR (step IS NOT DISTINCT FROM $13 AND run_at IS NOT DISTINCT FROM $14))",
-    )
-    .bind(u.status.as_str())
-    .bind(step(u.step)?)
-    .bind(u.run_at.map(encode::ts))
-    .bind(u.held)
-    .bind(u.custom_variables.as_ref().map(|v| Json(encode::json_map(v))))
-    .bind(u.exit_reason.as_deref().map(encode::text))
-    .bind(u.converted)
-    .bind(encode::ts(now))
-    .bind(u.status != JourneyStatus::Active)
-    .bind(u.id.as_uuid())
-    .bind(workspace.as_uuid())
-    .bind(guard)
-    .bind(step(expect_step)?)
-    .bind(expect_run_at.map(encode::ts))
-    .bind(u.conversion_step.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::Conflict { constraint: "journey_moved".into() });
     }
     Ok(())
 }
@@ -780,28 +529,7 @@ impl CampaignStore for PgStore {
         items: &[WorkCommit<'_>],
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
-        let mut tx = self.begin().await?;
-        match write_work_commits(&mut tx, items, now).await {
-            Ok(()) => {
-                tx.commit().await.map_err(db_error)?;
-                return Ok(items.iter().map(|_| Ok(())).collect());
-            }
-            Err(StoreError::LeaseLost | StoreError::Conflict { .. }) => tx.rollback().await.map_err(db_error)?,
-            Err(e) => return Err(e),
-        }
-        // Some item was refused: write them one by one, each under a savepoint.
-        let mut tx = self.begin().await?;
-        let mut results = Vec::with_capacity(items.len());
-        for item in items {
-            savepoint(&mut tx).await?;
-            match write_work_commits(&mut tx, std::slice::from_ref(item), now).await {
-                // Only a refusal is the item's own; anything else fails the batch.
-                Err(e) if !matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }) => return Err(e),
-                applied => results.push(settle(&mut tx, applied).await?),
-            }
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(results)
+        work::commit_batch(self, items, now).await
     }
 
     async fn list_messages(
@@ -810,39 +538,10 @@ impl CampaignStore for PgStore {
         filter: &MessageFilter,
         page: PageRequest<MessageId>,
     ) -> StoreResult<Page<Message>> {
-        let mut query = QueryBuilder::<Postgres>::new(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE workspace_id = "
-        ));
-        query.push_bind(workspace.as_uuid());
-        if let Some(contact) = filter.contact {
-            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
-        }
-        if let Some(campaign) = filter.campaign {
-            query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(after) = page.after {
-            query.push(" AND id < ").push_bind(after.as_uuid());
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
-        let rows = query.build().fetch_all(&self.pool).await.map_err(db_error)?;
-        let messages = rows.iter().map(message).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(messages, page.limit, |m| m.id))
+        messages::list(&self.pool, workspace, filter, page).await
     }
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
-        let row =
-            sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = $1 AND id = $2"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "message" })?;
-        message(&row)
+        messages::by_id(&self.pool, workspace, id).await
     }
 }

@@ -1,15 +1,16 @@
-//! Campaigns, journeys, the step log and messages on SQLite.
+//! Campaigns, journeys, the step log and messages on SQLite: campaigns and their versions
+//! and the journey queries here, the work commit in [`work`], messages in [`messages`].
+
+mod messages;
+mod work;
 
 use async_trait::async_trait;
-use herald_domain::job::{JobKind, JobOutcome};
+use herald_domain::job::JobKind;
 use herald_domain::{
-    BounceKind, Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message,
-    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
+    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
-use herald_store::campaign::{
-    ARCHIVED, AttributeChange, CampaignStats, CampaignStore, JourneyContext, JourneyUpdate, MessageFilter, WorkCommit,
-    new_jobs_by_workspace,
-};
+use herald_store::campaign::{ARCHIVED, CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
 use herald_store::secrets::{Document, SecretKeys, columns};
 use herald_store::{StoreError, StoreResult, new_uuid};
 use serde_json::{Value, json};
@@ -18,7 +19,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::direct::direct_error;
-use crate::jobs::{finish_all, insert_jobs};
+use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, document, event_at, get, json_object, opt_ts, ts, uuid};
 use crate::{CHUNK, SqliteStore, Tx, db_error};
 
@@ -59,24 +60,12 @@ macro_rules! journey_context_select {
     };
 }
 
-macro_rules! message_columns {
-    () => {
-        "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
-         reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce"
-    };
-}
-
 fn parse<T: std::str::FromStr<Err = String>>(row: &SqliteRow, column: &str) -> StoreResult<T> {
     get::<String>(row, column)?.parse().map_err(|e: String| corrupt(column, e))
 }
 
 fn number(row: &SqliteRow, column: &str) -> StoreResult<u32> {
     u32::try_from(get::<i64>(row, column)?).map_err(|e| corrupt(column, e))
-}
-
-fn json_value(row: &SqliteRow, column: &str) -> StoreResult<Value> {
-    serde_json::from_str(&get::<String>(row, column)?).map_err(|e| corrupt(column, e))
 }
 
 fn campaign(row: &SqliteRow, keys: &SecretKeys) -> StoreResult<Campaign> {
@@ -111,36 +100,6 @@ fn journey(row: &SqliteRow) -> StoreResult<Journey> {
         converted_at: opt_ts(row, "converted_at")?,
         goal_until: opt_ts(row, "goal_until")?,
         conversion_step: get(row, "conversion_step")?,
-    })
-}
-
-fn message(row: &SqliteRow) -> StoreResult<Message> {
-    Ok(Message {
-        id: MessageId::from_uuid(uuid(row, "id")?),
-        workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
-        journey_id: JourneyId::from_uuid(uuid(row, "journey_id")?),
-        step: get(row, "step")?,
-        contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
-        status: parse(row, "status")?,
-        status_reason: get(row, "status_reason")?,
-        to: get(row, "to_address")?,
-        from: get(row, "from_address")?,
-        reply_to: get(row, "reply_to")?,
-        subject: get(row, "subject")?,
-        html: get(row, "html")?,
-        text: get(row, "text")?,
-        headers: json_object(row, "headers")?,
-        warnings: serde_json::from_value(json_value(row, "warnings")?).map_err(|e| corrupt("warnings", e))?,
-        transport: get(row, "transport")?,
-        internet_message_id: get(row, "internet_message_id")?,
-        attempts: number(row, "attempts")?,
-        reply: get(row, "reply")?,
-        bounce: get::<Option<String>>(row, "bounce")?
-            .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
-            .transpose()?,
-        created_at: ts(row, "created_at")?,
-        sent_at: opt_ts(row, "sent_at")?,
     })
 }
 
@@ -243,214 +202,6 @@ pub(crate) fn enqueue_evaluation(
         due = Some(due.map_or(job.run_at, |due: Timestamp| due.min(job.run_at)));
     }
     Ok(due)
-}
-
-/// Writes the work commits `items` inside the caller's transaction: per item the statements
-/// that can refuse it (the job's lease, the journeys' expected places), then every item's
-/// inserts as multi-row statements. A refused item fails the whole call; the caller then
-/// retries item by item.
-async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestamp) -> StoreResult<()> {
-    let done: Vec<_> =
-        items.iter().filter_map(|i| i.lease.map(|lease| (i.workspace, lease, &JobOutcome::Done))).collect();
-    finish_all(tx, &done, now).await?;
-    let updates: Vec<_> = items.iter().flat_map(|i| i.work.updates.iter().map(move |u| (i.workspace, u))).collect();
-    for chunk in updates.chunks(CHUNK) {
-        update_journeys(tx, chunk, now).await?;
-    }
-    let journeys: Vec<_> = items.iter().flat_map(|i| i.work.journeys.iter().map(move |j| (i.workspace, j))).collect();
-    for chunk in journeys.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO journeys (id, workspace_id, campaign_id, version, contact_id, event_id, status, exclusive, \
-             step, run_at, custom_variables, entered_at, goal_until, updated_at) ",
-        );
-        insert.push_values(chunk, |mut row, (workspace, j)| {
-            row.push_bind(j.id.as_uuid())
-                .push_bind(workspace.as_uuid())
-                .push_bind(j.campaign_id.as_uuid())
-                .push_bind(i64::from(j.version))
-                .push_bind(j.contact_id.as_uuid())
-                .push_bind(j.event_id.map(|e| e.as_uuid()))
-                .push_bind("active")
-                .push_bind(i64::from(j.exclusive))
-                .push_bind(i64::from(j.step))
-                .push_bind(j.run_at.unix_millis())
-                .push_bind(Value::Object(j.custom_variables.clone()).to_string())
-                .push_bind(now.unix_millis())
-                .push_bind(j.goal_until.map(Timestamp::unix_millis))
-                .push_bind(now.unix_millis());
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    let messages: Vec<_> = items.iter().flat_map(|i| i.work.messages.iter().map(move |m| (i.workspace, m))).collect();
-    for chunk in messages.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
-        insert.push_values(chunk, |mut row, (workspace, m)| {
-            row.push_bind(m.id.as_uuid())
-                .push_bind(workspace.as_uuid())
-                .push_bind(m.campaign_id.as_uuid())
-                .push_bind(m.journey_id.as_uuid())
-                .push_bind(m.step.clone())
-                .push_bind(m.contact_id.as_uuid())
-                .push_bind(m.status.as_str())
-                .push_bind(m.status_reason.clone())
-                .push_bind(m.to.clone())
-                .push_bind(m.from.clone())
-                .push_bind(m.reply_to.clone())
-                .push_bind(m.subject.clone())
-                .push_bind(m.html.clone())
-                .push_bind(m.text.clone())
-                .push_bind(Value::Object(m.headers.clone()).to_string())
-                .push_bind(json!(m.warnings).to_string())
-                .push_bind(m.transport.clone())
-                .push_bind(m.internet_message_id.clone())
-                .push_bind(i64::from(m.attempts))
-                .push_bind(m.reply.clone())
-                .push_bind(herald_store::email::from_domain(&m.from))
-                .push_bind(m.created_at.unix_millis())
-                .push_bind(m.sent_at.map(Timestamp::unix_millis))
-                .push_bind(m.bounce.map(BounceKind::as_str));
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    let drafts: Vec<_> = items.iter().flat_map(|i| i.work.drafts.iter()).collect();
-    for chunk in drafts.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO webhook_drafts (id, workspace_id, journey_id, campaign_id, contact_id, step, request, call, \
-             sealed_with, created_at) ",
-        );
-        let secrets = tx.secrets.clone();
-        insert.push_values(chunk, |mut row, d| {
-            let call = secrets.seal_document(Document::Call, columns::DRAFT_CALL, &d.call);
-            row.push_bind(d.id.as_uuid())
-                .push_bind(d.workspace_id.as_uuid())
-                .push_bind(d.journey_id.as_uuid())
-                .push_bind(d.campaign_id.as_uuid())
-                .push_bind(d.contact_id.as_uuid())
-                .push_bind(d.step.clone())
-                .push_bind(d.request.to_string())
-                .push_bind(call.value.to_string())
-                .push_bind(call.key.map(str::to_owned))
-                .push_bind(d.created_at.unix_millis());
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    let calls: Vec<_> = items.iter().flat_map(|i| i.work.calls.iter().map(move |c| (i.workspace, c))).collect();
-    crate::webhooks::record_calls(tx, &calls, now).await?;
-    let steps: Vec<_> = items.iter().flat_map(|i| i.work.steps.iter()).collect();
-    for chunk in steps.chunks(CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO journey_steps (journey_id, campaign_id, step, outcome, detail, message_id, at) ",
-        );
-        insert.push_values(chunk, |mut row, s| {
-            row.push_bind(s.journey_id.as_uuid())
-                .push_bind(s.campaign_id.as_uuid())
-                .push_bind(s.step.clone())
-                .push_bind(s.outcome.clone())
-                .push_bind(s.detail.to_string())
-                .push_bind(s.message_id.map(|m| m.as_uuid()))
-                .push_bind(s.at.unix_millis());
-        });
-        insert.build().execute(&mut **tx).await.map_err(db_error)?;
-    }
-    for (workspace, jobs) in new_jobs_by_workspace(items) {
-        insert_jobs(tx, workspace, &jobs, now).await?;
-    }
-    for item in items {
-        for a in &item.work.attributes {
-            set_attribute(tx, item.workspace, a, now).await?;
-        }
-        for (event, reactions) in &item.work.reactions {
-            sqlx::query(
-                "UPDATE events SET outcome = json_set(outcome, '$.campaigns', json(?)) WHERE id = ? AND workspace_id = ?",
-            )
-            .bind(json!(reactions).to_string())
-            .bind(event.as_uuid())
-            .bind(item.workspace.as_uuid())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves journeys, in one statement, if each is still where the writer saw it (`Conflict`
-/// `journey_moved` if any is not, or if two updates name the same journey).
-async fn update_journeys(tx: &mut Tx, updates: &[(WorkspaceId, &JourneyUpdate)], now: Timestamp) -> StoreResult<()> {
-    let mut update = QueryBuilder::<Sqlite>::new(
-        "WITH u (id, workspace_id, status, step, run_at, held, custom_variables, exit_reason, converted, \
-         conversion_step, ended, guarded, expect_step, expect_run_at) AS (",
-    );
-    update.push_values(updates, |mut row, (workspace, u)| {
-        let (guarded, expect_step, expect_run_at) = match u.expect {
-            Some((step, run_at)) => (true, step.map(i64::from), run_at.map(Timestamp::unix_millis)),
-            None => (false, None, None),
-        };
-        row.push_bind(u.id.as_uuid())
-            .push_bind(workspace.as_uuid())
-            .push_bind(u.status.as_str())
-            .push_bind(u.step.map(i64::from))
-            .push_bind(u.run_at.map(Timestamp::unix_millis))
-            .push_bind(i64::from(u.held))
-            .push_bind(u.custom_variables.as_ref().map(|v| Value::Object(v.clone()).to_string()))
-            .push_bind(u.exit_reason.clone())
-            .push_bind(u.converted)
-            .push_bind(u.conversion_step.clone())
-            .push_bind(u.status != JourneyStatus::Active)
-            .push_bind(guarded)
-            .push_bind(expect_step)
-            .push_bind(expect_run_at);
-    });
-    update
-        .push(
-            ") UPDATE journeys SET status = u.status, step = u.step, run_at = u.run_at, held = u.held, \
-             custom_variables = COALESCE(u.custom_variables, journeys.custom_variables), \
-             exit_reason = COALESCE(u.exit_reason, journeys.exit_reason), \
-             converted_at = CASE WHEN u.converted AND journeys.converted_at IS NULL THEN ",
-        )
-        .push_bind(now.unix_millis())
-        .push(
-            " ELSE journeys.converted_at END, conversion_step = COALESCE(u.conversion_step, journeys.conversion_step), \
-             ended_at = CASE WHEN u.ended THEN COALESCE(journeys.ended_at, ",
-        )
-        .push_bind(now.unix_millis())
-        .push(") ELSE NULL END, updated_at = ")
-        .push_bind(now.unix_millis())
-        .push(
-            " FROM u WHERE journeys.id = u.id AND journeys.workspace_id = u.workspace_id \
-             AND journeys.status = 'active' \
-             AND (NOT u.guarded OR (journeys.step IS u.expect_step AND journeys.run_at IS u.expect_run_at))",
-        );
-    let updated = update.build().execute(&mut **tx).await.map_err(db_error)?;
-    if updated.rows_affected() != updates.len() as u64 {
-        return Err(StoreError::Conflict { constraint: "journey_moved".into() });
-    }
-    Ok(())
-}
-
-async fn set_attribute(tx: &mut Tx, workspace: WorkspaceId, a: &AttributeChange, now: Timestamp) -> StoreResult<()> {
-    let sql = match &a.value {
-        Some(_) => {
-            "UPDATE contacts SET attributes = json_set(attributes, '$.' || json_quote(?), json(?)), updated_at = ? \
-             WHERE id = ? AND workspace_id = ?"
-        }
-        None => {
-            "UPDATE contacts SET attributes = json_remove(attributes, '$.' || json_quote(?)), updated_at = ? \
-             WHERE id = ? AND workspace_id = ?"
-        }
-    };
-    let mut query = sqlx::query(sql).bind(&a.attribute);
-    if let Some(value) = &a.value {
-        query = query.bind(value.to_string());
-    }
-    query
-        .bind(now.unix_millis())
-        .bind(a.contact_id.as_uuid())
-        .bind(workspace.as_uuid())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 #[async_trait]
@@ -786,16 +537,7 @@ impl CampaignStore for SqliteStore {
         items: &[WorkCommit<'_>],
         now: Timestamp,
     ) -> StoreResult<Vec<StoreResult<()>>> {
-        // Only a refusal is an item's own; anything else fails the batch.
-        crate::batch_or_each(
-            self,
-            items,
-            |tx, items| {
-                Box::pin(async move { write_work_commits(tx, items, now).await.map(|()| vec![(); items.len()]) })
-            },
-            |e| matches!(e, StoreError::LeaseLost | StoreError::Conflict { .. }),
-        )
-        .await
+        work::commit_batch(self, items, now).await
     }
 
     async fn list_messages(
@@ -804,36 +546,10 @@ impl CampaignStore for SqliteStore {
         filter: &MessageFilter,
         page: PageRequest<MessageId>,
     ) -> StoreResult<Page<Message>> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = "));
-        query.push_bind(workspace.as_uuid());
-        if let Some(contact) = filter.contact {
-            query.push(" AND contact_id = ").push_bind(contact.as_uuid());
-        }
-        if let Some(campaign) = filter.campaign {
-            query.push(" AND campaign_id = ").push_bind(campaign.as_uuid());
-        }
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(after) = page.after {
-            query.push(" AND id < ").push_bind(after.as_uuid());
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page.limit) + 1);
-        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        let messages = rows.iter().map(message).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(messages, page.limit, |m| m.id))
+        messages::list(&self.readers, workspace, filter, page).await
     }
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
-        let row =
-            sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = ? AND id = ?"))
-                .bind(workspace.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(db_error)?
-                .ok_or(StoreError::NotFound { entity: "message" })?;
-        message(&row)
+        messages::by_id(&self.readers, workspace, id).await
     }
 }
