@@ -23,6 +23,10 @@ pub fn secret_header(name: &str) -> bool {
     lower != "idempotency-key" && SECRET.iter().any(|s| lower.contains(s))
 }
 
+/// What a masked secret shows: a secret-looking header's value or a password, wherever a
+/// call, a saved action or a campaign document leaves the store to be shown.
+pub const MASK: &str = "***";
+
 string_enum!(
     /// Where a call stands.
     WebhookStatus {

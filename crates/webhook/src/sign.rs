@@ -201,6 +201,40 @@ impl SigningKey {
     }
 }
 
+/// A campaign event webhook's own secret given as text shorter than this is refused (a short
+/// HMAC key is a guessable one).
+pub const MIN_TEXT_SECRET_LEN: usize = 16;
+/// The longest text secret a campaign event webhook may have, in characters.
+pub const MAX_TEXT_SECRET_LEN: usize = 256;
+
+/// Checks a campaign event webhook's own secret: a Standard Webhooks secret (`whsec_` + base64
+/// of 24 to 64 bytes) or any text of [`MIN_TEXT_SECRET_LEN`] to [`MAX_TEXT_SECRET_LEN`]
+/// characters.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.starts_with(STANDARD_SECRET_PREFIX) {
+        return SigningKey::parse_standard(secret).map(|_| ()).map_err(|e| e.to_string());
+    }
+    let len = secret.chars().count();
+    if (MIN_TEXT_SECRET_LEN..=MAX_TEXT_SECRET_LEN).contains(&len) {
+        Ok(())
+    } else {
+        Err(format!("must be {MIN_TEXT_SECRET_LEN} to {MAX_TEXT_SECRET_LEN} characters, or a whsec_ secret"))
+    }
+}
+
+impl SigningKey {
+    /// The key a campaign event webhook's own secret signs with. `X-Herald-Signature` is keyed
+    /// with the secret as written, whatever it is; Standard Webhooks with a `whsec_` secret's
+    /// decoded bytes, else the text's UTF-8 bytes (receivers using a Standard Webhooks library
+    /// then configure `whsec_` + base64 of those bytes).
+    pub fn from_webhook_secret(secret: &str) -> SigningKey {
+        SigningKey::parse_standard(secret)
+            .ok()
+            .filter(|_| secret.starts_with(STANDARD_SECRET_PREFIX))
+            .unwrap_or_else(|| SigningKey::from_text("campaign-webhook", secret))
+    }
+}
+
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length (longer ones are hashed first), so this cannot fail.
     <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
@@ -350,6 +384,19 @@ mod tests {
 
     fn key() -> SigningKey {
         SigningKey::from_secret("k1", (0u8..32).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn secrets_are_standard_or_long_enough_text() {
+        assert!(check_secret("a-long-enough-secret").is_ok());
+        assert!(check_secret("short").is_err());
+        assert!(check_secret("whsec_notbase64!!").is_err());
+        let standard = SigningKey::generate().to_standard_secret();
+        assert!(check_secret(&standard).is_ok());
+        assert_eq!(SigningKey::from_webhook_secret(&standard).to_standard_secret(), standard);
+        assert_eq!(SigningKey::from_webhook_secret(&standard).shown(), standard);
+        assert_eq!(SigningKey::from_webhook_secret("a-long-enough-secret").secret(), b"a-long-enough-secret");
+        assert_eq!(SigningKey::from_webhook_secret("a-long-enough-secret").shown(), "a-long-enough-secret");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Secrets in campaign documents: an inline webhook step's Basic password and the values of
-//! its secret-looking headers (`webhooks::secret_header`: credentials, API keys, tokens).
+//! its secret-looking headers (`herald_domain::webhook::secret_header`: credentials, API keys, tokens).
 //! They are stored as written, because journeys send them, but never shown: a document
 //! leaves the API and the UI with each one replaced by `***`. A document saved with `***`
 //! there (or, for a password, an empty one) keeps the secret the same step (by id) has in
@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use herald_domain::webhook::{MASK, secret_header};
 use serde_json::Value;
-
-use crate::delivery::webhooks::{MASK, secret_header};
 
 /// Why a document with a `***` nothing can replace is refused.
 pub const NOTHING_TO_KEEP: &str = "is masked (***) and this step has no stored secret to keep: write the secret itself";

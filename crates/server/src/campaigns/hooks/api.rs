@@ -6,13 +6,13 @@ use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use herald_domain::{CampaignId, CampaignWebhook, CampaignWebhookId, Timestamp, WorkspaceId};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{create, delete, update};
+use super::{WebhookInput, create, delete, update};
 use crate::campaigns::CampaignsState;
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
@@ -73,60 +73,6 @@ impl From<CampaignWebhook> for CampaignWebhookDto {
             updated_at: h.updated_at,
         }
     }
-}
-
-/// A webhook to create, or the fields to change (absent fields keep their value).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookInput {
-    /// HTTPS only (plain `http://` only when the operator sets `HERALD_WEBHOOK_ALLOW_HTTP`).
-    /// Required on create.
-    #[schema(example = "https://api.example.com/webhooks/campaign-events")]
-    pub(crate) url: Option<String>,
-    /// `json` (default, `application/json`) or `form` (`application/x-www-form-urlencoded`,
-    /// nested fields as `contact[email]`).
-    #[schema(example = "json")]
-    pub(crate) content_type: Option<String>,
-    /// `POST` (default) or `GET`, which sends the payload as query parameters and no body.
-    #[schema(example = "POST")]
-    pub(crate) method: Option<String>,
-    /// `none` or `basic` (POST only); `basic` by default when a username is given.
-    #[schema(example = "none")]
-    pub(crate) auth: Option<String>,
-    pub(crate) username: Option<String>,
-    /// Write-only. Absent or blank: keep the stored one.
-    #[serde(default, deserialize_with = "crate::web::present")]
-    #[schema(value_type = Option<String>)]
-    pub(crate) password: Option<Option<String>>,
-    /// Signs the calls instead of the workspace's keys: a `whsec_` secret or 16 to 256
-    /// characters of text. `X-Herald-Signature` is keyed with it as written (UTF-8 bytes);
-    /// Standard Webhooks with a `whsec_` secret's decoded bytes, or a text secret's UTF-8
-    /// bytes. Write-only. Absent or blank: keep the stored one; `null`: remove it (the
-    /// workspace's keys sign again).
-    #[serde(default, deserialize_with = "crate::web::present")]
-    #[schema(value_type = Option<String>)]
-    pub(crate) secret: Option<Option<String>>,
-    /// Keep response bodies (up to 64 KiB) in the delivery log. Default false.
-    pub(crate) log_response_body: Option<bool>,
-    /// Default true; an inactive webhook sends nothing.
-    pub(crate) active: Option<bool>,
-    /// Required on create, at least one of `contact_entered`, `email_sent`, `email_failed`,
-    /// `email_suppressed`, `webhook_failed`, `contact_converted`, `contact_exited`,
-    /// `contact_unsubscribed`.
-    #[schema(example = json!(["contact_entered", "email_sent", "contact_exited"]), min_items = 1)]
-    pub(crate) events: Option<Vec<String>>,
-    /// A custom payload: field name → `{"from": path}` or `{"value": any JSON}`. Paths:
-    /// `event`, `timestamp`, `journey_id`, `campaign.id`, `campaign.name`, `contact.id`,
-    /// `contact.email`, `contact.user_id`, `contact.phone`, `contact.attributes[.name…]`,
-    /// `data[.field…]` (a path absent in an event gives `null`). `null` or absent on create:
-    /// the default payload.
-    #[serde(default, deserialize_with = "crate::web::present")]
-    #[schema(value_type = Option<Object>, example = json!({
-        "email": {"from": "contact.email"},
-        "campaign_name": {"from": "campaign.name"},
-        "source": {"value": "webhook"}
-    }))]
-    pub(crate) payload: Option<Option<Value>>,
 }
 
 pub fn router<S>() -> OpenApiRouter<S>

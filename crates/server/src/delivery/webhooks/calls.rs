@@ -3,7 +3,7 @@
 //! request as the delivery log shows it (secret-looking headers masked).
 
 use herald_campaign::engine::{WebhookOutcome, WebhookRequest};
-pub use herald_domain::webhook::secret_header;
+use herald_domain::webhook::{MASK, secret_header};
 use herald_domain::{
     ActionId, CampaignEventKind, CampaignId, CampaignWebhookId, ContactId, DraftId, Journey, JourneyId, NewJob,
     Timestamp, WebhookAttempt, WebhookDeliveryId, WebhookDraft, WebhookStatus,
@@ -267,6 +267,3 @@ pub fn mask_headers(headers: &[(String, String)]) -> Value {
         .collect();
     Value::Object(masked)
 }
-
-/// What a masked secret shows.
-pub const MASK: &str = "***";

@@ -23,7 +23,6 @@ use herald_store::campaign::{ARCHIVED, CampaignWork};
 use herald_store::webhook::webhook_job;
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_webhook::client::DEFAULT_TIMEOUT;
-use herald_webhook::sign::{STANDARD_SECRET_PREFIX, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -33,10 +32,6 @@ use super::{CallOrigin, CallPayload, endpoint};
 /// How long a campaign's webhooks read by the journey runner are trusted: a change made
 /// through another node is seen within it, one made through this node at once.
 const CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// Plain-text secrets shorter than this are refused (a short HMAC key is a guessable one).
-pub const MIN_SECRET_LEN: usize = 16;
-pub const MAX_SECRET_LEN: usize = 256;
 
 /// Each campaign's webhooks, briefly cached for the journey runner's hot path.
 #[derive(Debug)]
@@ -279,31 +274,6 @@ fn with_query(url: &str, query: &str) -> String {
     }
 }
 
-/// Checks a webhook's own secret: a Standard Webhooks secret (`whsec_` + base64 of 24 to 64
-/// bytes) or any text of [`MIN_SECRET_LEN`] to [`MAX_SECRET_LEN`] characters.
-pub fn check_secret(secret: &str) -> Result<(), String> {
-    if secret.starts_with(STANDARD_SECRET_PREFIX) {
-        return SigningKey::parse_standard(secret).map(|_| ()).map_err(|e| e.to_string());
-    }
-    let len = secret.chars().count();
-    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
-        Ok(())
-    } else {
-        Err(format!("must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} characters, or a whsec_ secret"))
-    }
-}
-
-/// The key a webhook's own secret signs with. `X-Herald-Signature` is keyed with the secret
-/// as written, whatever it is; Standard Webhooks with a `whsec_` secret's decoded bytes, else
-/// the text's UTF-8 bytes (receivers using a Standard Webhooks library then configure
-/// `whsec_` + base64 of those bytes).
-pub fn signing_key(secret: &str) -> SigningKey {
-    SigningKey::parse_standard(secret)
-        .ok()
-        .filter(|_| secret.starts_with(STANDARD_SECRET_PREFIX))
-        .unwrap_or_else(|| SigningKey::from_text("campaign-webhook", secret))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,19 +287,6 @@ mod tests {
         assert_ne!(key, idempotency_key(b, CampaignEventKind::EmailSent, "msg_1"));
         assert_ne!(key, idempotency_key(a, CampaignEventKind::EmailFailed, "msg_1"));
         assert_ne!(key, idempotency_key(a, CampaignEventKind::EmailSent, "msg_2"));
-    }
-
-    #[test]
-    fn secrets_are_standard_or_long_enough_text() {
-        assert!(check_secret("a-long-enough-secret").is_ok());
-        assert!(check_secret("short").is_err());
-        assert!(check_secret("whsec_notbase64!!").is_err());
-        let standard = SigningKey::generate().to_standard_secret();
-        assert!(check_secret(&standard).is_ok());
-        assert_eq!(signing_key(&standard).to_standard_secret(), standard);
-        assert_eq!(signing_key(&standard).shown(), standard);
-        assert_eq!(signing_key("a-long-enough-secret").secret(), b"a-long-enough-secret");
-        assert_eq!(signing_key("a-long-enough-secret").shown(), "a-long-enough-secret");
     }
 
     #[test]

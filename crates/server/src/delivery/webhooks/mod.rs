@@ -311,7 +311,7 @@ impl Webhooks {
             disabled_attempt(&call.request, &call.endpoint, attempts, self.clock.now())
         } else {
             let keys = match &call.secret {
-                Some(secret) => vec![campaign_events::signing_key(secret)],
+                Some(secret) => vec![SigningKey::from_webhook_secret(secret)],
                 None => self.signing_keys(workspace).await?,
             };
             let made = self.attempt(&call.request, key, attempts, &call.endpoint, call.basic_auth.clone(), &keys).await;

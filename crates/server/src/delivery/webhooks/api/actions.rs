@@ -7,6 +7,7 @@ use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use herald_campaign::compile_action;
 use herald_campaign::document::{WebhookStep, action_from_value};
+use herald_domain::webhook::{MASK, secret_header};
 use herald_domain::{ActionId, SavedAction, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -14,8 +15,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::delivery::webhooks::WebhooksState;
 use crate::delivery::webhooks::service::{self, saved_action};
-use crate::delivery::webhooks::{MASK, WebhooksState, secret_header};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
