@@ -105,6 +105,10 @@ impl JourneyWebhooks for WebhooksForCampaigns {
         webhooks::draft(journey, index, step, request, now)
     }
 
+    fn draft_step_index(&self, draft: &WebhookDraft) -> Option<u32> {
+        webhooks::draft_step_index(draft)
+    }
+
     fn unrendered_call(
         &self,
         journey: &Journey,

@@ -50,6 +50,11 @@ pub trait JourneyWebhooks: Send + Sync + std::fmt::Debug + 'static {
     fn draft(&self, journey: &Journey, index: u32, step: &str, request: WebhookRequest, now: Timestamp)
     -> WebhookDraft;
 
+    /// The webhook node index a draft's call resumes its journey at when the draft is
+    /// skipped; `None` when the call does not read as a journey's (it is then sent, and fails
+    /// in the delivery log).
+    fn draft_step_index(&self, draft: &WebhookDraft) -> Option<u32>;
+
     /// The record of a journey's call whose request could not be rendered at step `step`.
     fn unrendered_call(
         &self,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use herald_campaign::document::WebhookStep;
 use herald_campaign::{Actions, CompiledCampaign, DocumentError, action_references, compile_with, document_from_value};
 use herald_domain::job::{JobLease, LeasedJob};
-use herald_domain::{ActionId, CampaignId, JobKind, WorkspaceId};
+use herald_domain::{ActionId, CampaignId, JobKind, WebhookDraft, WorkspaceId};
 use herald_store::campaign::{CampaignWork, WorkCommit};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
@@ -123,6 +123,11 @@ impl Campaigns {
     /// Forgets a campaign's event webhooks (one changed through this node's API).
     pub fn forget_hooks(&self, workspace: WorkspaceId, campaign: CampaignId) {
         self.webhooks.forget_hooks(workspace, campaign);
+    }
+
+    /// The webhook node index a draft's call resumes its journey at when skipped.
+    pub fn draft_step_index(&self, draft: &WebhookDraft) -> Option<u32> {
+        self.webhooks.draft_step_index(draft)
     }
 
     /// Adds the delivery jobs of a campaign event to `work`, which records the event.

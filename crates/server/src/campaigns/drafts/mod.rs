@@ -8,7 +8,7 @@ pub(crate) mod pages;
 use herald_domain::{DraftId, NewJob, Timestamp, WebhookDraft};
 use herald_store::webhook::{DraftSelection, webhook_job};
 
-use super::CampaignsState;
+use super::{Campaigns, CampaignsState};
 use crate::web::error::ApiError;
 
 /// Most drafts one bulk call settles; call again for the rest.
@@ -21,8 +21,8 @@ pub enum Decision {
 }
 
 /// The job that carries out a decision: the call, or the journey moved on.
-fn decision_job(decision: Decision, draft: &WebhookDraft, now: Timestamp) -> NewJob {
-    match (decision, crate::delivery::webhooks::draft_step_index(draft)) {
+fn decision_job(campaigns: &Campaigns, decision: Decision, draft: &WebhookDraft, now: Timestamp) -> NewJob {
+    match (decision, campaigns.draft_step_index(draft)) {
         (Decision::Skip, Some(step)) => crate::campaigns::skip_job(draft.journey_id, step, now),
         // A call that no longer reads is sent and fails in the delivery log, where it shows.
         (Decision::Send, _) | (Decision::Skip, None) => webhook_job(draft.call.clone(), now),
@@ -37,7 +37,8 @@ pub async fn settle(
     limit: u32,
 ) -> Result<Vec<DraftId>, ApiError> {
     let now = state.clock.now();
-    let job = move |draft: &WebhookDraft| decision_job(decision, draft, now);
+    let campaigns = &*state.campaigns;
+    let job = move |draft: &WebhookDraft| decision_job(campaigns, decision, draft, now);
     let settled = state.store.settle_drafts(workspace, &selection, limit, &job, now).await?;
     Ok(settled.into_iter().map(|d| d.id).collect())
 }
