@@ -147,6 +147,7 @@ fn pages() -> Router<AppState> {
         .merge(contacts::pages::router())
         .merge(events::pages::router())
         .merge(campaigns::pages::router())
+        .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())
         .merge(outbound::pages::router())
         .layer(middleware::from_fn(crate::web::security_headers))

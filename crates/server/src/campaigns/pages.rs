@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::CampaignsState;
 use super::drafts::pages::{self as drafts, DraftRow};
-use super::hooks::pages::{self as campaign_webhooks, HookForm, HookRow};
+use super::hooks::form::{self as campaign_webhooks, HookForm, HookRow};
 use super::{editor, service};
 use crate::web::error::ApiError;
 use crate::web::{
@@ -20,7 +20,8 @@ use crate::web::{
     see_other, when,
 };
 
-/// The campaign pages: the list, a campaign's page with its drafts and webhooks, the editor.
+/// The campaign pages: the list, a campaign's page with its drafts, the editor (its webhooks' routes
+/// are `hooks::pages::router`).
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -34,9 +35,6 @@ where
         .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
         .route("/campaigns/{id}/state", post(change_state))
         .route("/campaigns/{id}/drafts", post(drafts::settle))
-        .route("/campaigns/{id}/webhooks", post(campaign_webhooks::create))
-        .route("/campaigns/{id}/webhooks/{hook}", get(campaign_webhooks::edit).post(campaign_webhooks::update))
-        .route("/campaigns/{id}/webhooks/{hook}/delete", post(campaign_webhooks::delete))
 }
 
 pub struct CampaignRow {

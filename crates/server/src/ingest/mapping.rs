@@ -2,20 +2,20 @@
 //! (newest first, pretty-printed), a form that maps JSON paths to the contact's identifiers,
 //! the event name and its properties (`data.*`), a preview of what it makes of a chosen
 //! sample, and saving. The rules are the API's: `MappingSpec::validate` and `suggest` from the
-//! domain, `http::sources::{sample, mapped, update}` for reading samples, applying and saving.
+//! domain, the slice's use cases (`service.rs`) for reading samples, applying and saving; the
+//! source's page (`pages.rs`) shows the editor and takes the posted form.
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_domain::mapping::{EventNameSource, MappingSpec, suggest};
-use herald_domain::{Source, SourceId};
+use herald_domain::{Source, WorkspaceId};
 use herald_store::SourceUpdate;
 
 use super::IngestState;
 use super::service;
 use crate::web::error::ApiError;
-use crate::web::{FieldErrors, Form, Session, UiResult, parse_id, pretty, see_other, when};
+use crate::web::{FieldErrors, Session, UiError, pretty, when};
 
 /// A captured request, as listed.
 #[derive(Debug)]
@@ -272,19 +272,27 @@ fn views(samples: &[herald_store::Sample]) -> Vec<SampleView> {
         .collect()
 }
 
-/// Preview (the default: Enter in a field) or Save the posted mapping.
-pub async fn submit(
-    State(state): State<IngestState>,
-    Path(id): Path<String>,
-    Form(session, pairs): Form<Vec<(String, String)>>,
-) -> UiResult {
-    let id: SourceId = parse_id(&id)?;
-    let source = state.store.get_source(session.workspace_id, id).await?;
+/// What a posted mapping comes to.
+pub enum Submitted {
+    /// Saved on the source.
+    Saved,
+    /// The editor to show again, with a preview or the errors, and the page's status.
+    Shown(Box<MappingEditor>, StatusCode),
+}
+
+/// Preview (the default: Enter in a field) or Save the mapping posted for `source`.
+pub async fn submitted(
+    state: &IngestState,
+    workspace: WorkspaceId,
+    source: &Source,
+    pairs: &[(String, String)],
+) -> Result<Submitted, UiError> {
+    let id = source.id;
     let field = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let save = field("action") == Some("save");
     let sample = field("sample").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let form = MappingForm::from_pairs(&pairs);
-    let samples = service::samples(&state, session.workspace_id, id).await?;
+    let form = MappingForm::from_pairs(pairs);
+    let samples = service::samples(state, workspace, id).await?;
     let shown = |form: MappingForm, errors: FieldErrors, preview: Option<String>| MappingEditor {
         samples: views(&samples),
         sample,
@@ -293,53 +301,40 @@ pub async fn submit(
         preview,
         origin: "edited",
     };
-    let refuse = async |mut form: MappingForm, errors: Vec<(String, String)>| {
+    let refuse = |mut form: MappingForm, errors: Vec<(String, String)>| {
         let errors = form.place_errors(errors);
-        super::pages::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::BAD_REQUEST)
-            .await
+        Submitted::Shown(Box::new(shown(form, errors, None)), StatusCode::BAD_REQUEST)
     };
 
     let (spec, mut errors) = form.to_spec();
     let compiled = match spec.validate() {
         Ok(compiled) if errors.is_empty() => compiled,
-        Ok(_) => return refuse(form, errors).await,
+        Ok(_) => return Ok(refuse(form, errors)),
         Err(invalid) => {
             errors.extend(invalid.into_iter().map(|e| (e.field, e.reason)));
-            return refuse(form, errors).await;
+            return Ok(refuse(form, errors));
         }
     };
     if save {
         let mapping = serde_json::to_value(&spec).map_err(|e| ApiError::invalid("mapping", e))?;
         let update = SourceUpdate { mapping: Some(Some(mapping)), ..SourceUpdate::default() };
-        service::update(&state, session.workspace_id, id, update).await?;
-        return Ok(see_other(&format!("/sources/{id}"), "mapping"));
+        service::update(state, workspace, id, update).await?;
+        return Ok(Submitted::Saved);
     }
-    let chosen = match samples.get(sample) {
-        Some(chosen) => chosen,
-        None => {
-            let reason = "there is no captured request yet: send one to the source's URL first";
-            return refuse(form, vec![("sample".to_owned(), reason.to_owned())]).await;
-        }
+    let Some(chosen) = samples.get(sample) else {
+        let reason = "there is no captured request yet: send one to the source's URL first";
+        return Ok(refuse(form, vec![("sample".to_owned(), reason.to_owned())]));
     };
-    match service::mapped(&compiled, &chosen.body) {
+    Ok(match service::mapped(&compiled, &chosen.body) {
         Ok(event) => {
-            let preview = Some(pretty(&event));
-            super::pages::page(
-                &state,
-                &session,
-                &source,
-                None,
-                Some(shown(form, FieldErrors::default(), preview)),
-                StatusCode::OK,
-            )
-            .await
+            Submitted::Shown(Box::new(shown(form, FieldErrors::default(), Some(pretty(&event)))), StatusCode::OK)
         }
         Err(refused) => {
             // The mapping is sound but this sample does not fit it: a preview's answer, not a
             // refused form.
             let mut form = form;
             let errors = form.place_errors(refused.into_iter().map(|e| (e.field, e.reason)).collect());
-            super::pages::page(&state, &session, &source, None, Some(shown(form, errors, None)), StatusCode::OK).await
+            Submitted::Shown(Box::new(shown(form, errors, None)), StatusCode::OK)
         }
-    }
+    })
 }

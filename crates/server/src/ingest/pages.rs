@@ -14,10 +14,10 @@ use herald_domain::{PageRequest, Source, SourceId, SourceKind};
 use serde::Deserialize;
 
 use super::IngestState;
-use super::mapping::{self, MappingEditor};
+use super::mapping::{self, MappingEditor, Submitted};
 use super::service;
 use crate::web::{
-    FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, WebState, non_blank, parse_id, render, when,
+    FieldErrors, Form, Layout, NoticeQuery, Session, UiResult, WebState, non_blank, parse_id, render, see_other, when,
 };
 
 /// The sources' pages.
@@ -31,7 +31,7 @@ where
         .route("/sources", get(list).post(create))
         .route("/sources/{id}", get(show))
         .route("/sources/{id}/rotate", get(confirm_rotate).post(rotate))
-        .route("/sources/{id}/mapping", post(mapping::submit))
+        .route("/sources/{id}/mapping", post(submit_mapping))
 }
 
 pub struct SourceRow {
@@ -314,4 +314,18 @@ pub async fn rotate(
     let (source, token) =
         service::rotate(&state, session.workspace_id, id, Duration::from_secs(form.grace_seconds)).await?;
     url_page(&state, &session, &source, &token, true)
+}
+
+/// Preview or save a mapped source's mapping (see [`mapping::submitted`]).
+pub async fn submit_mapping(
+    State(state): State<IngestState>,
+    Path(id): Path<String>,
+    Form(session, pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let id: SourceId = parse_id(&id)?;
+    let source = state.store.get_source(session.workspace_id, id).await?;
+    match mapping::submitted(&state, session.workspace_id, &source, &pairs).await? {
+        Submitted::Saved => Ok(see_other(&format!("/sources/{id}"), "mapping")),
+        Submitted::Shown(editor, status) => page(&state, &session, &source, None, Some(*editor), status).await,
+    }
 }

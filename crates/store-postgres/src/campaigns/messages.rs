@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::work::INSERT_CHUNK;
+use super::INSERT_CHUNK;
 use super::{number, parse};
 use crate::encode;
 use crate::rows::{corrupt, get, object, opt_ts, ts, uuid};

@@ -25,6 +25,9 @@ use crate::jobs::insert_jobs;
 use crate::rows::{contact_at, corrupt, count, document, event_at, get, object, opt_ts, opt_uuid, ts, uuid};
 use crate::{PgStore, Tx, db_error};
 
+/// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
+const INSERT_CHUNK: usize = 1000;
+
 const CAMPAIGN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "campaign" };
 
 macro_rules! campaign_select {

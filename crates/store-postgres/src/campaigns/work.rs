@@ -11,14 +11,11 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::messages;
+use super::{INSERT_CHUNK, messages};
 use crate::encode;
 use crate::jobs::insert_jobs;
 use crate::rows::corrupt;
 use crate::{PgStore, Tx, db_error, savepoint, settle};
-
-/// Rows per multi-row INSERT: at most 19 parameters a row stays under PostgreSQL's 65,535.
-pub(super) const INSERT_CHUNK: usize = 1000;
 
 /// Writes the work commits `items` inside the caller's transaction: per item the statements
 /// that can refuse it (the job's lease, the journeys' expected places), then every item's

@@ -4,6 +4,7 @@
 //! delivery's webhooks.
 
 pub mod api;
+pub(crate) mod form;
 pub(crate) mod pages;
 
 use std::net::IpAddr;
