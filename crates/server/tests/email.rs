@@ -272,12 +272,22 @@ async fn relay_refusals_fail_or_retry(backend: Backend) {
     let (domain, records) = add_domain(app).await;
     publish(&world.dns, &records);
     assert_eq!(verify(app, &domain).await["status"], "verified");
-    activate(
+    let campaign = activate(
         app,
         json!({"name": "Ping", "trigger": {"type": "event", "event": "ping"},
                "steps": [{"type": "email", "from": "news@mail.acme.test", "subject": "Hi", "html": "<p>Hi</p>"}]}),
     )
     .await;
+    let (calls, hook_url) = hook_receiver().await;
+    let (status, body) = json(
+        app.post(
+            &format!("/api/v1/campaigns/{campaign}/webhooks"),
+            &json!({"url": hook_url, "events": ["email_bounced", "email_failed"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     send(&world, json!({"email": "reject-me@example.com", "event": "ping"})).await;
     send(&world, json!({"email": "tempfail-once@example.com", "event": "ping"})).await;
     app.run_jobs().await;
@@ -292,6 +302,15 @@ async fn relay_refusals_fail_or_retry(backend: Backend) {
     );
     assert!(rejected["reply"].as_str().unwrap().starts_with("550"), "{rejected}");
     assert!(rejected["status_reason"].as_str().unwrap().contains("550"), "{rejected}");
+    // The campaign's event webhook hears of the bounce (and of no failure).
+    app.run_jobs().await;
+    let heard = calls.lock().unwrap().clone();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(
+        (heard[0]["event"].as_str(), heard[0]["data"]["status"].as_str()),
+        (Some("email_bounced"), Some("bounced"))
+    );
+    assert_eq!(heard[0]["contact"]["email"], "reject-me@example.com");
     let (_, suppressed) = json(app.get("/api/v1/suppressions").await).await;
     assert_eq!(suppressed["data"][0]["email"], "reject-me@example.com", "{suppressed}");
     assert_eq!(suppressed["data"][0]["reason"], "hard_bounce", "{suppressed}");
@@ -562,4 +581,24 @@ async fn throttling_slows_the_domain_down_without_spending_attempts(backend: Bac
         assert_eq!((sent["status"].as_str(), sent["attempts"].as_u64()), (Some("sent"), Some(1)), "{sent}");
     }
     world.app.stop().await;
+}
+
+/// An HTTP receiver on loopback that keeps the JSON body of every request; its URL.
+async fn hook_receiver() -> (std::sync::Arc<std::sync::Mutex<Vec<Value>>>, String) {
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = calls.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (calls, url)
 }
