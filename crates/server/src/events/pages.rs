@@ -106,7 +106,7 @@ pub struct EventQuery {
     source: Option<String>,
     name: Option<String>,
     contact: Option<String>,
-    /// What the event did (`contact_created`, …; see `http::events::OUTCOMES`).
+    /// What the event did (`contact_created`, …; see `events::OUTCOMES`).
     outcome: Option<String>,
     cursor: Option<String>,
     /// `rows`: only the table rows (for polling).

@@ -1,6 +1,6 @@
 //! A campaign's pending drafts (webhook calls held at `draft` steps): the section of the
-//! campaign page, and Send / Skip for one draft or all of them, through the same
-//! `http::drafts::settle` as `POST /api/v1/webhook-drafts/…`.
+//! campaign page, and Send / Skip for one draft or all of them, through the same use case
+//! (`drafts::settle`) as `POST /api/v1/webhook-drafts/…`.
 
 use axum::extract::{Path, State};
 use herald_domain::{CampaignId, DraftId, PageRequest, WorkspaceId};
