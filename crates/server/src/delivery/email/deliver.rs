@@ -83,7 +83,8 @@ impl Email {
             }
             Err(e) => return Err(e),
         };
-        let decision = self.decide(&message, now).await?;
+        let mut decision = self.decide(&message, now).await?;
+        self.suppress_repeated_soft_bounces(&message, &mut decision).await?;
         let follow_up = self.hook_jobs(&message, &decision.delivery, now).await?;
         self.store
             .record_delivery(workspace, &leased.lease, id, &decision.delivery, &decision.outcome, &follow_up, now)
@@ -161,6 +162,15 @@ impl Email {
             Some((domain, key)) if domain.status == DomainStatus::Verified => self.signer(&domain, &key),
             _ => return Ok(finished(MessageStatus::Held, Some(DOMAIN_UNVERIFIED.into()), None, "held")),
         };
+        // A paused relay or domain: wait before spending any work on the message.
+        let relay = format!("relay of {workspace}");
+        let recipient_domain = format!("{workspace} {}", from_domain(&message.to));
+        if let Some(until) =
+            [&relay, &recipient_domain].into_iter().filter_map(|key| self.throttles.paused_until(key, now)).max()
+        {
+            let reason = "throttled: the receiving side asked to slow down".to_owned();
+            return Ok(wait_without_attempt(message, until, reason, None));
+        }
         let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
@@ -172,14 +182,6 @@ impl Email {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
         };
-        let relay = format!("relay of {workspace}");
-        let recipient_domain = format!("{workspace} {}", from_domain(&message.to));
-        if let Some(until) =
-            [&relay, &recipient_domain].into_iter().filter_map(|key| self.throttles.paused_until(key, now)).max()
-        {
-            let reason = "throttled: the receiving side asked to slow down".to_owned();
-            return Ok(wait_without_attempt(message, until, reason, None));
-        }
         if let Some(wait) = self.rate_wait(&domain_name, config.rate_per_second, config.domain_rate_per_second).await {
             // Over the send rate for longer than a job should wait: try again when a slot frees.
             let mut decision = wait_without_attempt(message, now + wait, "send rate limit".into(), None);
@@ -214,15 +216,26 @@ impl Email {
                 Some(reply_line(failure)),
             ));
         }
-        let mut decision = judge_send(message, sent, sent_at, now);
-        if decision.delivery.bounce == Some(BounceKind::Soft) {
-            let earlier = self.store.soft_bounces(workspace, &message.to, now - SOFT_BOUNCE_WINDOW).await?;
-            if earlier + 1 >= SOFT_BOUNCES_TO_SUPPRESS {
-                let detail = format!("{} soft bounces within 7 days, the last of message {}", earlier + 1, message.id);
-                decision.delivery.suppress = Some(suppression(message, "soft_bounce", detail, now));
-            }
+        Ok(judge_send(message, sent, sent_at, now))
+    }
+
+    /// A soft bounce suppresses its address when it is the third within seven days, whichever
+    /// way the message ran out of time (deferred by the relay, or kept waiting by a throttle).
+    async fn suppress_repeated_soft_bounces(
+        &self,
+        message: &Message,
+        decision: &mut Decision,
+    ) -> Result<(), StoreError> {
+        if decision.delivery.bounce != Some(BounceKind::Soft) {
+            return Ok(());
         }
-        Ok(decision)
+        let now = self.clock.now();
+        let earlier = self.store.soft_bounces(message.workspace_id, &message.to, now - SOFT_BOUNCE_WINDOW).await?;
+        if earlier + 1 >= SOFT_BOUNCES_TO_SUPPRESS {
+            let detail = format!("{} soft bounces within 7 days, the last of message {}", earlier + 1, message.id);
+            decision.delivery.suppress = Some(suppression(message, "soft_bounce", detail, now));
+        }
+        Ok(())
     }
 
     /// `None` when a send may go now (after waiting for the slots reserved in the node's and
