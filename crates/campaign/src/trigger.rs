@@ -126,7 +126,7 @@ pub fn awaited(trigger: &Trigger) -> Option<&[String]> {
 
 /// How an event relates to a campaign's trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+enum Role {
     /// The event may enrol the contact now.
     Enters,
     /// The event opens a drop-off window; the check runs when it closes.
@@ -138,7 +138,7 @@ pub enum Role {
 }
 
 /// What the event means for `trigger`. `source` is the event's source id as text.
-pub fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role {
+fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role {
     match trigger {
         Trigger::Event { event, .. } if Some(event.as_str()) == name => Role::Enters,
         Trigger::DropOff { event, .. } if Some(event.as_str()) == name => Role::OpensWindow,
@@ -153,7 +153,7 @@ pub fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role
 }
 
 /// The trigger's filter, if any, on the event's variables.
-pub fn filter(trigger: &Trigger) -> Option<&Condition> {
+fn filter(trigger: &Trigger) -> Option<&Condition> {
     match trigger {
         Trigger::Event { filter, .. } | Trigger::DropOff { filter, .. } => filter.as_ref(),
         _ => None,
@@ -161,7 +161,7 @@ pub fn filter(trigger: &Trigger) -> Option<&Condition> {
 }
 
 /// `Err(why)` when the filter is false.
-pub fn check_filter(trigger: &Trigger, variables: &Value) -> Result<(), String> {
+fn check_filter(trigger: &Trigger, variables: &Value) -> Result<(), String> {
     match filter(trigger) {
         Some(condition) if !condition.holds(variables) => {
             Err(format!("filter false: {}", condition.explain(variables)))
@@ -172,7 +172,7 @@ pub fn check_filter(trigger: &Trigger, variables: &Value) -> Result<(), String> 
 
 /// The Nth-occurrence rule, given how many such events the contact has had, this one
 /// included (within the window, when there is one).
-pub fn check_occurrence(occurrence: Option<&Occurrence>, count: u64) -> Result<(), String> {
+fn check_occurrence(occurrence: Option<&Occurrence>, count: u64) -> Result<(), String> {
     match occurrence {
         Some(o) if count != u64::from(o.nth) => Err(format!(
             "occurrence {count} of the event{}, the trigger wants number {}",
@@ -202,7 +202,7 @@ pub fn check_entry(rule: EntryRule, history: History) -> Result<(), String> {
 
 /// A name that differs only in case from one of `known`: the most common support question of
 /// hosted event-triggered email tools ("User_Signed_Up" sent, "user_signed_up" expected).
-pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     known.into_iter().find(|k| *k != name && k.eq_ignore_ascii_case(name))
 }
 
