@@ -83,6 +83,10 @@ string_enum!(
         /// The receiving side refused the address for good (a hard bounce); the address is
         /// suppressed.
         Bounced = "bounced",
+        /// The receiving side (or the provider) said it reached the mailbox.
+        Delivered = "delivered",
+        /// The recipient marked it as spam (a feedback report); the address is suppressed.
+        Complained = "complained",
     }
 );
 

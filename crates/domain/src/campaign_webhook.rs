@@ -27,6 +27,14 @@ string_enum!(
         EmailBounced = "email_bounced",
         /// The message was not sent: the address is on the suppression list.
         EmailSuppressed = "email_suppressed",
+        /// The receiving side or the provider reported the message in the mailbox.
+        EmailDelivered = "email_delivered",
+        /// The recipient marked the message as spam.
+        EmailComplained = "email_complained",
+        /// The message's tracking image was fetched (by a person or a privacy proxy).
+        EmailOpened = "email_opened",
+        /// A tracked link of the message was followed.
+        EmailClicked = "email_clicked",
         /// A webhook step's call failed for good or ran out of retries.
         WebhookFailed = "webhook_failed",
         /// The contact reached the campaign's goal.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::campaign::string_enum;
-use crate::{ContactId, DomainId, Timestamp, WorkspaceId};
+use crate::{ContactId, DomainId, MessageId, Timestamp, WorkspaceId};
 
 string_enum!(
     /// Where a sending domain's verification stands.
@@ -56,5 +56,7 @@ pub struct Suppression {
     /// failed), `manual` (the API) or another word the caller gave.
     pub reason: String,
     pub detail: Option<String>,
+    /// The message whose bounce or complaint put the address here, if one did.
+    pub message_id: Option<MessageId>,
     pub created_at: Timestamp,
 }

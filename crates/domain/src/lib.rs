@@ -4,6 +4,7 @@
 //! Nothing here performs I/O, reads a clock or draws random numbers: time and randomness are
 //! parameters, which is what lets tests drive days of waiting with a manual clock.
 
+pub mod activity;
 pub mod api_key;
 pub mod campaign;
 pub mod campaign_webhook;
@@ -24,6 +25,7 @@ pub mod user_account;
 pub mod webhook;
 pub mod workspace;
 
+pub use activity::{Activity, ActivityKind};
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use campaign::{
     BounceKind, Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,

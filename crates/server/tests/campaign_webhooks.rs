@@ -307,7 +307,7 @@ async fn bad_webhooks_are_refused_and_secrets_stay_hidden(backend: Backend) {
         (json!({"url": "http://hooks.example.com/in", "events": ["email_sent"]}), "url", "https://"),
         (json!({"url": "https://10.0.0.1/in", "events": ["email_sent"]}), "url", "private"),
         (json!({"url": "https://hooks.example.com/in"}), "events", "at least one"),
-        (json!({"url": "https://hooks.example.com/in", "events": ["email_opened"]}), "events[0]", "unknown event"),
+        (json!({"url": "https://hooks.example.com/in", "events": ["email_teleported"]}), "events[0]", "unknown event"),
         (
             json!({"url": "https://hooks.example.com/in", "events": ["email_sent"], "method": "GET", "auth": "basic",
                    "username": "u", "password": "p"}),

@@ -7,7 +7,8 @@ use herald_domain::{
     Timestamp, WorkspaceId,
 };
 use herald_store::email::{
-    DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
+    ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, Recorded, TransportRecord,
+    delivery_job,
 };
 use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -52,6 +53,7 @@ fn suppression(row: &PgRow) -> StoreResult<Suppression> {
         contact_id: opt_uuid(row, "contact_id")?.map(ContactId::from_uuid),
         reason: get(row, "reason")?,
         detail: get(row, "detail")?,
+        message_id: opt_uuid(row, "message_id")?.map(MessageId::from_uuid),
         created_at: ts(row, "created_at")?,
     })
 }
@@ -375,16 +377,29 @@ impl EmailStore for PgStore {
         if let Some(suppression) = &delivery.suppress {
             insert_suppression(&mut tx, workspace, suppression).await?;
         }
+        if let Some(activity) = &delivery.activity
+            && let Some(target) = crate::activity::target(&mut tx, workspace, message).await?
+        {
+            crate::activity::insert_activity(&mut tx, workspace, &target, activity, now).await?;
+        }
         insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_activities(&self, writes: &[ActivityWrite], now: Timestamp) -> StoreResult<Vec<Recorded>> {
+        self.write_activities(writes, now).await
+    }
+
+    async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>> {
+        self.find_internet_id(internet_message_id).await
     }
 }
 
 /// Puts an address on the suppression list unless it is there already; whether it was added.
-async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, email) DO NOTHING",
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at, message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, email) DO NOTHING",
     )
     .bind(workspace.as_uuid())
     .bind(encode::text(&new.email))
@@ -392,6 +407,7 @@ async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppressi
     .bind(encode::text(&new.reason))
     .bind(encode::opt_text(new.detail.as_deref()))
     .bind(encode::ts(new.created_at))
+    .bind(new.message_id.map(|m| m.as_uuid()))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;

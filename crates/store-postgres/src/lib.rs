@@ -15,6 +15,7 @@
 //! `contacts` and `events`).
 
 mod actions;
+mod activity;
 mod campaign_webhooks;
 mod campaigns;
 mod contacts;

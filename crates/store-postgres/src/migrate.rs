@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "login_links", include_str!("../migrations/0013_login_links.sql")),
     (14, "sealed_documents", include_str!("../migrations/0014_sealed_documents.sql")),
     (15, "bounces", include_str!("../migrations/0015_bounces.sql")),
+    (16, "message_activity", include_str!("../migrations/0016_message_activity.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

@@ -7,7 +7,8 @@ use herald_domain::{
     Timestamp, WorkspaceId,
 };
 use herald_store::email::{
-    DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, TransportRecord, delivery_job,
+    ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, Recorded, TransportRecord,
+    delivery_job,
 };
 use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -55,6 +56,7 @@ fn suppression(row: &SqliteRow) -> StoreResult<Suppression> {
         contact_id: get::<Option<Uuid>>(row, "contact_id")?.map(ContactId::from_uuid),
         reason: get(row, "reason")?,
         detail: get(row, "detail")?,
+        message_id: get::<Option<Uuid>>(row, "message_id")?.map(MessageId::from_uuid),
         created_at: ts(row, "created_at")?,
     })
 }
@@ -377,22 +379,36 @@ impl EmailStore for SqliteStore {
         if let Some(suppression) = &delivery.suppress {
             insert_suppression(&mut tx, workspace, suppression).await?;
         }
+        if let Some(activity) = &delivery.activity
+            && let Some(target) = crate::activity::target(&mut tx, workspace, message).await?
+        {
+            crate::activity::insert_activity(&mut tx, workspace, &target, activity, now).await?;
+        }
         insert_jobs(&mut tx, workspace, follow_up, now).await?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_activities(&self, writes: &[ActivityWrite], now: Timestamp) -> StoreResult<Vec<Recorded>> {
+        self.write_activities(writes, now).await
+    }
+
+    async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>> {
+        self.find_internet_id(internet_message_id).await
     }
 }
 
 /// Puts an address on the suppression list unless it is there already; whether it was added.
-async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, message_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
     )
     .bind(workspace.as_uuid())
     .bind(&new.email)
     .bind(new.contact_id.map(|c| c.as_uuid()))
     .bind(&new.reason)
     .bind(&new.detail)
+    .bind(new.message_id.map(|m| m.as_uuid()))
     .bind(new.created_at.unix_millis())
     .execute(&mut **tx)
     .await

@@ -8,6 +8,7 @@
 //! timeout instead of failing a read-to-write upgrade.
 
 mod actions;
+mod activity;
 mod campaign_webhooks;
 mod campaigns;
 mod checkpoint;

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    BounceKind, DomainId, DomainStatus, MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain,
-    Suppression, Timestamp, WorkspaceId,
+    Activity, BounceKind, CampaignId, ContactAction, ContactId, DomainId, DomainStatus, Event, EventId, EventOutcome,
+    MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -73,6 +73,64 @@ pub struct Delivery {
     /// An address to put on the suppression list with the result (a hard bounce, the third
     /// soft one); an address already there keeps its first record.
     pub suppress: Option<Suppression>,
+    /// What the attempt did, as an activity of the message (sent, bounced), recorded with it.
+    pub activity: Option<Activity>,
+}
+
+/// One activity to record (a notification, an open, a click), with what it causes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityWrite {
+    pub workspace: WorkspaceId,
+    pub activity: Activity,
+    /// The address to put on the suppression list (a hard bounce, a complaint, the third
+    /// soft bounce); an address already there keeps its first record.
+    pub suppress: Option<Suppression>,
+    /// The campaign event webhooks it fires.
+    pub follow_up: Vec<NewJob>,
+}
+
+/// What became of one [`ActivityWrite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Applied,
+    /// An activity with the same key was recorded before: nothing changed.
+    Duplicate,
+    /// No such message in the workspace (deleted with its contact or campaign): nothing changed.
+    UnknownMessage,
+}
+
+/// The message an activity is about, as read in the activity's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityTarget {
+    pub campaign_id: CampaignId,
+    pub campaign: String,
+    pub step: String,
+    pub subject: String,
+    pub contact_id: ContactId,
+    pub status: MessageStatus,
+}
+
+/// The contact event an activity becomes (`email_opened`, …), received `now`.
+pub fn activity_event(workspace: WorkspaceId, target: &ActivityTarget, activity: &Activity, now: Timestamp) -> Event {
+    let properties = activity.event_properties(target.campaign_id, &target.campaign, &target.step, &target.subject);
+    Event {
+        id: EventId::from_uuid(crate::new_uuid(now)),
+        workspace_id: workspace,
+        source_id: None,
+        contact_id: Some(target.contact_id),
+        name: Some(activity.kind.event_name().to_owned()),
+        properties,
+        occurred_at: activity.occurred_at,
+        received_at: now,
+        idempotency_key: None,
+        request: None,
+        outcome: EventOutcome {
+            contact: ContactAction::Unchanged,
+            conflicts: Vec::new(),
+            notes: vec![format!("Recorded by Herald from {}: {}.", activity.source, activity.summary())],
+            campaigns: Vec::new(),
+        },
+    }
 }
 
 /// The reason held messages carry while their sending domain is not verified.
@@ -160,6 +218,14 @@ pub trait EmailStore {
         follow_up: &[NewJob],
         now: Timestamp,
     ) -> StoreResult<()>;
+
+    /// Records activities of messages, each with its status change, suppression, contact
+    /// event (and the jobs evaluating it when the workspace has live campaigns) and
+    /// `follow_up`, all in one transaction; one answer per write, in order.
+    async fn record_activities(&self, writes: &[ActivityWrite], now: Timestamp) -> StoreResult<Vec<Recorded>>;
+
+    /// The message whose `Message-ID` header is `internet_message_id`, in any workspace.
+    async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>>;
 }
 
 /// Claims a delivery job may take: its message's own attempts (SMTP retries) are bounded

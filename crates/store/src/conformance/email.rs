@@ -95,6 +95,7 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         sent_at: Some(at(40)),
         bounce: None,
         suppress: None,
+        activity: None,
     };
     let err = store
         .record_delivery(ws, &first.lease, message.id, &sent, &JobOutcome::Done, &[], at(40))
@@ -111,6 +112,7 @@ pub async fn deliveries_are_fenced_by_the_lease(store: SharedStore) {
         sent_at: None,
         bounce: None,
         suppress: None,
+        activity: None,
     };
     let outcome = JobOutcome::Retry { at: at(100), error: "451".into() };
     store.record_delivery(ws, &second.lease, message.id, &retry, &outcome, &[], at(41)).await.expect("retry");
@@ -154,6 +156,7 @@ pub async fn bounces_are_recorded_with_their_suppression_and_soft_ones_counted(s
         contact_id: Some(contact),
         reason: "hard_bounce".into(),
         detail: Some("550 5.1.1 No such user".into()),
+        message_id: Some(hard.id),
         created_at: at(5),
     };
     let bounced = Delivery {
@@ -164,6 +167,11 @@ pub async fn bounces_are_recorded_with_their_suppression_and_soft_ones_counted(s
         sent_at: None,
         bounce: Some(BounceKind::Hard),
         suppress: Some(suppression.clone()),
+        activity: Some(herald_domain::Activity {
+            bounce: Some(BounceKind::Hard),
+            reason: Some("550 5.1.1 No such user".into()),
+            ..herald_domain::Activity::new(hard.id, herald_domain::ActivityKind::Bounced, "smtp", at(5))
+        }),
     };
     let lease_of = |leased: &herald_domain::LeasedJob, id| {
         if leased.job.payload["message"] == json!(id) { Some(leased.lease) } else { None }
@@ -176,6 +184,11 @@ pub async fn bounces_are_recorded_with_their_suppression_and_soft_ones_counted(s
     let stored = store.get_message(ws, hard.id).await.expect("message");
     assert_eq!((stored.status, stored.bounce), (MessageStatus::Bounced, Some(BounceKind::Hard)));
     assert_eq!(store.suppression(ws, "to@example.com").await.expect("read"), Some(suppression.clone()));
+    // The bounce is also an event of the contact.
+    let filter = crate::EventFilter { name: Some("email_bounced".into()), ..crate::EventFilter::default() };
+    let events = store.list_events(ws, &filter, PageRequest::first(5)).await.expect("events").items;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].contact_id, &events[0].properties["bounce"]), (Some(contact), &json!("hard")));
 
     let gave_up = Delivery {
         status: MessageStatus::Failed,
@@ -186,6 +199,7 @@ pub async fn bounces_are_recorded_with_their_suppression_and_soft_ones_counted(s
         bounce: Some(BounceKind::Soft),
         // An address already suppressed keeps its first record.
         suppress: Some(Suppression { reason: "soft_bounce".into(), created_at: at(6), ..suppression.clone() }),
+        activity: None,
     };
     store.record_delivery(ws, &soft_lease, soft.id, &gave_up, &JobOutcome::Done, &[], at(6)).await.expect("soft");
     assert_eq!(store.get_message(ws, soft.id).await.expect("message").bounce, Some(BounceKind::Soft));
@@ -211,6 +225,7 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
         contact_id: Some(contact),
         reason: reason.into(),
         detail: Some("from a test".into()),
+        message_id: None,
         created_at: at(t),
     };
     let first = store.add_suppression(ws, &suppression("s@example.com", "unsubscribed", 3), &[]).await.expect("add");
@@ -269,6 +284,7 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         contact_id: Some(contact),
         reason: "unsubscribed".into(),
         detail: None,
+        message_id: None,
         created_at: at(2),
     };
     store.add_suppression(ws, &suppression, &[follow(1)]).await.expect("add");
@@ -297,6 +313,7 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         sent_at: Some(at(3)),
         bounce: None,
         suppress: None,
+        activity: None,
     };
     store
         .record_delivery(ws, &delivering.lease, message.id, &sent, &JobOutcome::Done, &[follow(3)], at(3))
@@ -304,4 +321,86 @@ pub async fn follow_ups_commit_with_suppressions_and_deliveries(store: SharedSto
         .expect("sent");
     let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.job.payload["n"].as_u64()).collect::<Vec<_>>(), [Some(3)]);
+}
+
+/// Reported activities: each is recorded once per key, moves the message's status only
+/// forward, puts what it names on the suppression list, becomes an `email_*` event of the
+/// contact and enqueues its follow-up jobs, all in one transaction; a message that is not
+/// there (or in another workspace) changes nothing. The message is found by its `Message-ID`.
+pub async fn activities_are_recorded_once_and_become_contact_events(store: SharedStore) {
+    use crate::EventFilter;
+    use crate::campaign::CampaignWork;
+    use crate::email::{ActivityWrite, Recorded};
+    use herald_domain::{Activity, ActivityKind, BounceKind, MessageStatus, Suppression};
+    let (ws, contact, journey) = journey_for(&store, "act@example.com").await;
+    let campaign = store.journey_context(ws, journey).await.expect("journey").journey.campaign_id;
+    let message = queued_message(ws, contact, journey, campaign, "a@acme.test", MessageStatus::Sent);
+    let work = CampaignWork { messages: vec![message.clone()], ..CampaignWork::default() };
+    store.commit_campaign_work(ws, None, &work, at(2)).await.expect("message");
+
+    let write = |kind, t| ActivityWrite {
+        workspace: ws,
+        activity: Activity::new(message.id, kind, "test", at(t)),
+        suppress: None,
+        follow_up: vec![],
+    };
+    let mut delivered = write(ActivityKind::Delivered, 3);
+    delivered.activity.key = Some("provider-event-1".into());
+    delivered.follow_up = vec![NewJob::new(JobKind::Ping, json!({"delivered": 1}), at(3))];
+    let mut opened = write(ActivityKind::Opened, 4);
+    opened.activity.machine = true;
+    let mut clicked = write(ActivityKind::Clicked, 5);
+    clicked.activity.url = Some("https://acme.test/pricing".into());
+    let results = store.record_activities(&[delivered.clone(), opened, clicked], at(5)).await.expect("record");
+    assert_eq!(results, vec![Recorded::Applied; 3]);
+    assert_eq!(store.get_message(ws, message.id).await.expect("message").status, MessageStatus::Delivered);
+    // The same report again (a replayed notification) changes nothing and enqueues nothing.
+    let again = store.record_activities(&[delivered], at(6)).await.expect("again");
+    assert_eq!(again, vec![Recorded::Duplicate]);
+    let jobs = store.claim_jobs(&claim(at(6), 10)).await.expect("claim");
+    assert_eq!(jobs.iter().filter(|j| j.job.kind == JobKind::Ping.as_str()).count(), 1, "the follow-up once");
+
+    let suppression = Suppression {
+        email: "to@example.com".into(),
+        contact_id: Some(contact),
+        reason: "complaint".into(),
+        detail: Some("abuse".into()),
+        message_id: Some(message.id),
+        created_at: at(7),
+    };
+    let mut complained = write(ActivityKind::Complained, 7);
+    complained.activity.reason = Some("abuse".into());
+    complained.suppress = Some(suppression.clone());
+    let mut bounced = write(ActivityKind::Bounced, 8);
+    bounced.activity.bounce = Some(BounceKind::Soft);
+    let other = store.create_workspace(&ws_name("activities-elsewhere"), at(0)).await.expect("other");
+    let elsewhere = ActivityWrite { workspace: other.id, ..write(ActivityKind::Opened, 8) };
+    let results = store.record_activities(&[complained, bounced, elsewhere], at(8)).await.expect("record");
+    assert_eq!(results, vec![Recorded::Applied, Recorded::Applied, Recorded::UnknownMessage]);
+    let stored = store.get_message(ws, message.id).await.expect("message");
+    assert_eq!((stored.status, stored.bounce), (MessageStatus::Complained, None), "a soft bounce after a complaint");
+    assert_eq!(store.suppression(ws, "to@example.com").await.expect("read"), Some(suppression));
+
+    let filter = EventFilter { contact: Some(contact), ..EventFilter::default() };
+    let events = store.list_events(ws, &filter, PageRequest::first(20)).await.expect("events").items;
+    let mut names: Vec<_> = events.iter().filter_map(|e| e.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["email_bounced", "email_clicked", "email_complained", "email_delivered", "email_opened"].map(String::from)
+    );
+    let click = events.iter().find(|e| e.name.as_deref() == Some("email_clicked")).expect("click");
+    assert_eq!(click.properties["url"], json!("https://acme.test/pricing"));
+    assert_eq!(click.properties["message_id"], json!(message.id));
+    assert_eq!(click.properties["campaign_id"], json!(campaign));
+    assert_eq!((click.occurred_at, click.source_id), (at(5), None));
+    let open = events.iter().find(|e| e.name.as_deref() == Some("email_opened")).expect("open");
+    assert_eq!(open.properties["machine"], json!(true));
+    let other_events =
+        store.list_events(other.id, &EventFilter::default(), PageRequest::first(20)).await.expect("other");
+    assert!(other_events.items.is_empty());
+
+    let found = store.message_by_internet_id(&message.internet_message_id).await.expect("lookup");
+    assert_eq!(found, Some((ws, message.id)));
+    assert_eq!(store.message_by_internet_id("nobody@nowhere.test").await.expect("lookup"), None);
 }

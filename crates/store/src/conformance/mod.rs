@@ -71,6 +71,7 @@ macro_rules! conformance_suite {
             domains_release_held_messages_when_verified,
             deliveries_are_fenced_by_the_lease,
             bounces_are_recorded_with_their_suppression_and_soft_ones_counted,
+            activities_are_recorded_once_and_become_contact_events,
             suppressions_transports_and_secrets,
             webhook_deliveries_are_idempotent_and_fenced,
             webhook_batches_apply_each_item_alone,

@@ -8,7 +8,8 @@ use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::retry::{Attempt, GiveUp, RetrySchedule, Verdict, minutes};
 use herald_domain::{
-    BounceKind, CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob, Suppression, Timestamp,
+    Activity, ActivityKind, BounceKind, CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob,
+    Suppression, Timestamp,
 };
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
@@ -46,8 +47,8 @@ pub const SMTP_RETRY: RetrySchedule =
 pub const SMTP_GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
 
 /// This many soft bounces of one address within [`SOFT_BOUNCE_WINDOW`] suppress it.
-const SOFT_BOUNCES_TO_SUPPRESS: u64 = 3;
-const SOFT_BOUNCE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+pub(super) const SOFT_BOUNCES_TO_SUPPRESS: u64 = 3;
+pub(super) const SOFT_BOUNCE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 /// A rate-limited send waits at most this long in the job before the job is put back.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
@@ -85,6 +86,7 @@ impl Email {
         };
         let mut decision = self.decide(&message, now).await?;
         self.suppress_repeated_soft_bounces(&message, &mut decision).await?;
+        decision.delivery.activity = delivery_activity(&message, &decision.delivery, now);
         let follow_up = self.hook_jobs(&message, &decision.delivery, now).await?;
         self.store
             .record_delivery(workspace, &leased.lease, id, &decision.delivery, &decision.outcome, &follow_up, now)
@@ -109,7 +111,9 @@ impl Email {
             MessageStatus::Failed => CampaignEventKind::EmailFailed,
             MessageStatus::Bounced => CampaignEventKind::EmailBounced,
             MessageStatus::Suppressed => CampaignEventKind::EmailSuppressed,
-            MessageStatus::Queued | MessageStatus::Held => return Ok(Vec::new()),
+            MessageStatus::Queued | MessageStatus::Held | MessageStatus::Delivered | MessageStatus::Complained => {
+                return Ok(Vec::new());
+            }
         };
         let data = message_data(
             message.id,
@@ -119,13 +123,27 @@ impl Email {
             delivery.status.as_str(),
             delivery.reason.as_deref(),
         );
+        self.message_hooks(message, kind, data, message.id.to_string(), now).await
+    }
+
+    /// The calls of the campaign event webhooks that listen to `kind`, for an event of
+    /// `message` carrying `data`; `occurrence` tells this event from others of its kind (a
+    /// repeated job makes no second call for the same one).
+    pub(super) async fn message_hooks(
+        &self,
+        message: &Message,
+        kind: CampaignEventKind,
+        data: serde_json::Value,
+        occurrence: String,
+        now: Timestamp,
+    ) -> Result<Vec<NewJob>, StoreError> {
         let occurrence = Occurrence {
             kind,
             campaign: message.campaign_id,
             contact: message.contact_id,
             journey: Some(message.journey_id),
             data,
-            occurrence: message.id.to_string(),
+            occurrence,
         };
         jobs_for(&self.store, message.workspace_id, occurrence, now).await
     }
@@ -141,6 +159,7 @@ impl Email {
                 sent_at: (status == MessageStatus::Sent).then_some(now),
                 bounce: None,
                 suppress: None,
+                activity: None,
             },
             outcome: JobOutcome::Done,
             label,
@@ -314,8 +333,26 @@ fn wait_without_attempt(message: &Message, until: Timestamp, reason: String, rep
         sent_at: None,
         bounce,
         suppress: None,
+        activity: None,
     };
     Decision { delivery, outcome, label }
+}
+
+/// What a delivery result is as an activity of the message: sent, or bounced (hard, or soft
+/// when deferrals ran out).
+fn delivery_activity(message: &Message, delivery: &Delivery, now: Timestamp) -> Option<Activity> {
+    let source = if message.transport == "outbox" { "outbox" } else { "smtp" };
+    let kind = match (delivery.status, delivery.bounce) {
+        (MessageStatus::Sent, _) => ActivityKind::Sent,
+        (MessageStatus::Bounced, _) | (MessageStatus::Failed, Some(BounceKind::Soft)) => ActivityKind::Bounced,
+        _ => return None,
+    };
+    let mut activity = Activity::new(message.id, kind, source, delivery.sent_at.unwrap_or(now));
+    if kind == ActivityKind::Bounced {
+        activity.bounce = delivery.bounce.or(Some(BounceKind::Hard));
+        activity.reason = delivery.reply.clone().or_else(|| delivery.reason.clone());
+    }
+    Some(activity)
 }
 
 /// The relay's reply as one line: the code, then the text.
@@ -326,13 +363,14 @@ fn reply_line(failure: &SmtpFailure) -> String {
     }
 }
 
-/// The suppression a bounce causes.
-fn suppression(message: &Message, reason: &str, detail: String, now: Timestamp) -> Suppression {
+/// The suppression a bounce or a complaint causes.
+pub(super) fn suppression(message: &Message, reason: &str, detail: String, now: Timestamp) -> Suppression {
     Suppression {
         email: message.to.to_lowercase(),
         contact_id: Some(message.contact_id),
         reason: reason.to_owned(),
         detail: Some(detail),
+        message_id: Some(message.id),
         created_at: now,
     }
 }
@@ -367,6 +405,7 @@ fn judge_send(message: &Message, sent: Result<String, SmtpFailure>, sent_at: Tim
         sent_at: (status == MessageStatus::Sent).then_some(sent_at),
         bounce,
         suppress: None,
+        activity: None,
     };
     match verdict {
         Verdict::Delivered => {

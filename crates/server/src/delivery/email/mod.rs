@@ -2,6 +2,7 @@
 //! or fails them), sending domains (DKIM keys, DNS records, verification and periodic
 //! re-verification), signed unsubscribe links, and the transport each workspace sends with.
 
+pub mod activity;
 pub mod api;
 mod deliver;
 pub mod domains;
@@ -105,6 +106,8 @@ pub struct Email {
     throttles: refusals::Throttles,
     /// Parsed DKIM keys by workspace and domain, with the stored key they came from.
     signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
+    /// Commits reported activities (bounces, complaints, opens, clicks) in groups.
+    activities: activity::Committer,
 }
 
 impl Email {
@@ -114,10 +117,12 @@ impl Email {
         settings: EmailSettings,
         public_url: &str,
         secrets: Arc<WorkspaceSecrets>,
+        committers: usize,
     ) -> anyhow::Result<Self> {
         let dns = DnsVerifier::new(settings.dns_resolver, Duration::from_secs(5))?;
         let transports = TransportCache::new(settings.smtp.clone())?;
         Ok(Self {
+            activities: activity::committer(store.clone(), clock.clone(), committers),
             store,
             clock,
             settings,

@@ -53,6 +53,7 @@ pub async fn suppress(
         contact_id: contact.items.first().map(|c| c.id),
         reason,
         detail,
+        message_id: None,
         created_at: state.clock.now(),
     };
     // Added by hand, not by the contact: no `contact_unsubscribed` event.

@@ -74,6 +74,7 @@ pub async fn unsubscribe(
                     detail: Some(
                         if one_click { "one-click (List-Unsubscribe-Post)" } else { "unsubscribe page" }.into(),
                     ),
+                    message_id: None,
                     created_at: state.clock.now(),
                 };
                 let hooks = unsubscribe_jobs(&state.store, claim.workspace, &suppression, state.clock.now()).await?;
