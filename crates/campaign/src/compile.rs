@@ -32,6 +32,9 @@ impl fmt::Display for DocumentError {
 pub struct CompiledCampaign {
     pub document: CampaignDocument,
     pub program: Program,
+    /// Whether a condition or template refers to the journey's emails (`emails.*`), which
+    /// then are read before each step.
+    pub reads_emails: bool,
 }
 
 impl CompiledCampaign {
@@ -245,7 +248,10 @@ pub fn compile_with(mut document: CampaignDocument, actions: &Actions) -> Result
         builder.list(&document.steps, "steps", None);
     }
     match builder.nodes.into_iter().collect::<Option<Vec<Node>>>() {
-        Some(nodes) if builder.errors.is_empty() => Ok(CompiledCampaign { document, program: Program { nodes } }),
+        Some(nodes) if builder.errors.is_empty() => {
+            let reads_emails = serde_json::to_string(&document).is_ok_and(|text| text.contains("emails."));
+            Ok(CompiledCampaign { document, program: Program { nodes }, reads_emails })
+        }
         _ => Err(builder.errors),
     }
 }

@@ -7,7 +7,7 @@
 //! campaign under `campaign.*`; and `unsubscribe_url`. Fields win over attributes of the
 //! same name at the top level.
 
-use herald_domain::{CampaignId, Contact, Event};
+use herald_domain::{CampaignId, Contact, EmailSummary, Event, MessageStatus};
 use serde_json::{Map, Value, json};
 
 /// The campaign as templates see it.
@@ -26,6 +26,8 @@ pub struct Scope<'a> {
     pub custom_variables: &'a Map<String, Value>,
     pub campaign: Option<&'a CampaignInfo>,
     pub unsubscribe_url: &'a str,
+    /// The journey's emails so far, oldest first (`emails.*`).
+    pub emails: &'a [EmailSummary],
 }
 
 impl Scope<'_> {
@@ -45,8 +47,46 @@ impl Scope<'_> {
             );
         }
         top.insert("unsubscribe_url".into(), Value::String(self.unsubscribe_url.to_owned()));
+        if !self.emails.is_empty() {
+            top.insert("emails".into(), emails_object(self.emails));
+        }
         Value::Object(top)
     }
+}
+
+/// The journey's emails: each under its step's id, and the newest again as `previous`, so a
+/// branch can ask "opened the previous email" (`emails.previous.opened`) or "clicked a link
+/// containing /pricing" (`emails.previous.links_clicked` `contains` `/pricing`).
+fn emails_object(emails: &[EmailSummary]) -> Value {
+    let mut object = Map::new();
+    for email in emails {
+        object.insert(email.step.clone(), email_object(email));
+    }
+    if let Some(last) = emails.last() {
+        object.insert("previous".into(), email_object(last));
+    }
+    Value::Object(object)
+}
+
+fn email_object(email: &EmailSummary) -> Value {
+    use MessageStatus as S;
+    let opens = email.opens + email.machine_opens;
+    json!({
+        "message_id": email.message_id.to_string(),
+        "status": email.status.as_str(),
+        "sent": matches!(email.status, S::Sent | S::Delivered | S::Bounced | S::Complained),
+        "delivered": email.status == S::Delivered || opens + email.clicks > 0,
+        "bounced": email.status == S::Bounced,
+        "complained": email.status == S::Complained,
+        // A click proves an open even when images stayed blocked.
+        "opened": opens + email.clicks > 0,
+        "opened_by_person": email.opens + email.clicks > 0,
+        "opens": opens,
+        "clicked": email.clicks > 0,
+        "clicks": email.clicks,
+        "clicked_urls": email.clicked_urls,
+        "links_clicked": email.clicked_urls.join(" "),
+    })
 }
 
 fn contact_object(contact: &Contact) -> Map<String, Value> {

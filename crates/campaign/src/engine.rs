@@ -188,6 +188,8 @@ pub struct Surroundings<'a> {
     pub limits: &'a Limits,
     /// The workspace's default time zone, after the contact's and the campaign's.
     pub workspace_timezone: Option<&'a str>,
+    /// The journey's emails so far and what their recipient did with them.
+    pub emails: &'a [herald_domain::EmailSummary],
 }
 
 /// Runs node `from` and its successors at `now` until a wait that lies in the future, an
@@ -433,6 +435,7 @@ fn scope<'a>(surroundings: &'a Surroundings<'_>, state: &'a JourneyState) -> Sco
         custom_variables: &state.custom_variables,
         campaign: Some(surroundings.info),
         unsubscribe_url: surroundings.unsubscribe_url,
+        emails: surroundings.emails,
     }
 }
 

@@ -233,6 +233,7 @@ pub fn simulate(
                     unsubscribe_url: "",
                     limits,
                     workspace_timezone,
+                    emails: &[],
                 };
                 let Advance { mut runs, mut next } = advance(&surroundings, &mut journey.state, node, at);
                 // A simulation calls nobody: a webhook counts as answered 2xx with an empty body.

@@ -85,9 +85,15 @@ pub fn decide(
         return skip("the campaign is paused".into());
     }
     let empty = Map::new();
-    let variables =
-        Scope { contact, event: Some(event), custom_variables: &empty, campaign: Some(info), unsubscribe_url: "" }
-            .variables();
+    let variables = Scope {
+        contact,
+        event: Some(event),
+        custom_variables: &empty,
+        campaign: Some(info),
+        unsubscribe_url: "",
+        emails: &[],
+    }
+    .variables();
     if let Err(why) = check_filter(&document.trigger, &variables) {
         return skip(why);
     }
@@ -143,7 +149,8 @@ fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role {
         Trigger::Event { event, .. } if Some(event.as_str()) == name => Role::Enters,
         Trigger::DropOff { event, .. } if Some(event.as_str()) == name => Role::OpensWindow,
         Trigger::Inactivity { events, .. }
-            if events.is_empty() || name.is_some_and(|n| events.iter().any(|e| e == n)) =>
+            if (events.is_empty() && !herald_domain::activity::is_message_record(name, source.is_some()))
+                || name.is_some_and(|n| events.iter().any(|e| e == n)) =>
         {
             Role::Activity
         }

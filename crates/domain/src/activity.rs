@@ -34,6 +34,17 @@ string_enum!(
     }
 );
 
+/// The events Herald records about a contact's messages that are not something the contact
+/// did (an open or a click is): they do not count as activity for an inactivity window.
+pub const NOT_CONTACT_ACTIVITY: [&str; 5] =
+    ["email_sent", "email_delivered", "email_bounced", "email_complained", "email_unsubscribed"];
+
+/// Whether an event (by its name and whether it came through a source) is one Herald recorded
+/// about a message rather than something the contact did.
+pub fn is_message_record(name: Option<&str>, from_source: bool) -> bool {
+    !from_source && name.is_some_and(|name| NOT_CONTACT_ACTIVITY.contains(&name))
+}
+
 impl ActivityKind {
     /// The name of the contact event it becomes (`email_opened`, …).
     pub fn event_name(self) -> &'static str {
@@ -164,6 +175,23 @@ impl Activity {
         }
         properties
     }
+}
+
+/// One email of a journey with what its recipient did with it, as branch conditions and
+/// templates see it (`emails.previous.opened`, `emails.<step>.clicked_urls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSummary {
+    pub message_id: MessageId,
+    pub step: String,
+    pub status: MessageStatus,
+    pub created_at: Timestamp,
+    /// Opens by a person (the tracking image fetched by a mail client).
+    pub opens: u32,
+    /// Opens by a privacy proxy or a prefetch.
+    pub machine_opens: u32,
+    pub clicks: u32,
+    /// The addresses its clicks went to, each once, in the order first clicked.
+    pub clicked_urls: Vec<String>,
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub mod user_account;
 pub mod webhook;
 pub mod workspace;
 
-pub use activity::{Activity, ActivityKind};
+pub use activity::{Activity, ActivityKind, EmailSummary};
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use campaign::{
     BounceKind, Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,

@@ -2,15 +2,21 @@
 //! complained, opened, clicked, unsubscribed) as a row, its effect on the message, and the
 //! contact event it becomes, with the jobs that evaluate that event.
 
-use herald_domain::{Activity, BounceKind, CampaignId, ContactId, MessageId, MessageStatus, Timestamp, WorkspaceId};
-use herald_store::email::{ActivityTarget, ActivityWrite, Recorded, activity_event};
+use herald_domain::{
+    Activity, ActivityKind, BounceKind, CampaignId, ContactId, EmailSummary, JourneyId, MessageId, MessageStatus,
+    Timestamp, WorkspaceId,
+};
+use herald_store::email::{
+    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Recorded, activity_event,
+};
 use herald_store::{StoreResult, new_uuid};
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::campaigns::enqueue_evaluation;
 use crate::email::insert_suppression;
 use crate::events::insert_events;
 use crate::jobs::insert_jobs;
-use crate::rows::{corrupt, get, uuid};
+use crate::rows::{corrupt, get, ts, uuid};
 use crate::{PgStore, Tx, db_error, encode};
 
 impl PgStore {
@@ -42,6 +48,46 @@ impl PgStore {
         })
         .transpose()
     }
+}
+
+/// The journey's emails, oldest first, each with its opens (by people and by machines), its
+/// clicks and the distinct addresses clicked.
+pub(crate) async fn journey_emails(
+    pool: &sqlx::PgPool,
+    workspace: WorkspaceId,
+    journey: JourneyId,
+) -> StoreResult<Vec<EmailSummary>> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.step, m.status, m.created_at, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'opened' \
+          AND NOT a.machine) AS opens, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'opened' \
+          AND a.machine) AS machine_opens, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'clicked') AS clicks, \
+         ARRAY(SELECT a.url FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'clicked' \
+          AND a.url IS NOT NULL GROUP BY a.url ORDER BY MIN(a.occurred_at)) AS urls \
+         FROM messages m WHERE m.workspace_id = $1 AND m.journey_id = $2 ORDER BY m.created_at, m.id",
+    )
+    .bind(workspace.as_uuid())
+    .bind(journey.as_uuid())
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let count = |column| get::<i64>(row, column).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            Ok(EmailSummary {
+                message_id: MessageId::from_uuid(uuid(row, "id")?),
+                step: get(row, "step")?,
+                status: get::<String>(row, "status")?.parse().map_err(|e: String| corrupt("messages.status", e))?,
+                created_at: crate::rows::ts(row, "created_at")?,
+                opens: count("opens")?,
+                machine_opens: count("machine_opens")?,
+                clicks: count("clicks")?,
+                clicked_urls: get(row, "urls")?,
+            })
+        })
+        .collect()
 }
 
 /// One write: the activity row (skipped as a duplicate when its key was seen), the message's
@@ -145,4 +191,111 @@ pub(crate) async fn insert_activity(
     insert_events(tx, events).await?;
     enqueue_evaluation(tx, events, now).await?;
     Ok(true)
+}
+
+/// `AND …` for each part of `scope`, on `message_activities a`.
+fn push_scope(query: &mut QueryBuilder<Postgres>, scope: &ActivityScope) {
+    if let Some(campaign) = scope.campaign {
+        query.push(" AND a.campaign_id = ").push_bind(campaign.as_uuid());
+        if let Some(step) = &scope.step {
+            query.push(" AND a.step = ").push_bind(encode::text(step).into_owned());
+        }
+    }
+    if let Some(message) = scope.message {
+        query.push(" AND a.message_id = ").push_bind(message.as_uuid());
+    }
+}
+
+pub(crate) async fn activity_counts(
+    pool: &sqlx::PgPool,
+    workspace: WorkspaceId,
+    scope: &ActivityScope,
+    since: Option<Timestamp>,
+    by_day: bool,
+) -> StoreResult<Vec<ActivityCount>> {
+    let day = if by_day { "floor(extract(epoch FROM a.occurred_at) / 86400)::bigint" } else { "NULL::bigint" };
+    let mut query = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {day} AS day, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
+         COUNT(*) AS total FROM message_activities a WHERE a.workspace_id = "
+    ));
+    query.push_bind(workspace.as_uuid());
+    push_scope(&mut query, scope);
+    if let Some(since) = since {
+        query.push(" AND a.occurred_at >= ").push_bind(encode::ts(since));
+    }
+    query.push(" GROUP BY 1, a.kind, a.bounce, a.machine");
+    let rows = query.build().fetch_all(pool).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let count = |column| get::<i64>(row, column).map(|n| u64::try_from(n).unwrap_or(0));
+            Ok(ActivityCount {
+                day: get(row, "day")?,
+                kind: get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?,
+                bounce: get::<Option<String>>(row, "bounce")?
+                    .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))
+                    .transpose()?,
+                machine: get(row, "machine")?,
+                messages: count("messages")?,
+                total: count("total")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn conversions(
+    pool: &sqlx::PgPool,
+    workspace: WorkspaceId,
+    scope: &ActivityScope,
+) -> StoreResult<u64> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT COUNT(*) FROM journeys j WHERE j.converted_at IS NOT NULL AND j.workspace_id = ",
+    );
+    query.push_bind(workspace.as_uuid());
+    if let Some(campaign) = scope.campaign {
+        query.push(" AND j.campaign_id = ").push_bind(campaign.as_uuid());
+        if let Some(step) = &scope.step {
+            query.push(" AND j.conversion_step = ").push_bind(encode::text(step).into_owned());
+        }
+    }
+    if let Some(message) = scope.message {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.id = ")
+            .push_bind(message.as_uuid())
+            .push(" AND m.journey_id = j.id AND m.step = j.conversion_step)");
+    }
+    let count: i64 = query.build_query_scalar().fetch_one(pool).await.map_err(db_error)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+pub(crate) async fn message_activities(
+    pool: &sqlx::PgPool,
+    workspace: WorkspaceId,
+    message: MessageId,
+    limit: u32,
+) -> StoreResult<Vec<ActivityRecord>> {
+    let rows = sqlx::query(
+        "SELECT kind, bounce, machine, reason, url, source, key, occurred_at, created_at FROM message_activities \
+         WHERE workspace_id = $1 AND message_id = $2 ORDER BY occurred_at, id LIMIT $3",
+    )
+    .bind(workspace.as_uuid())
+    .bind(message.as_uuid())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let kind: ActivityKind =
+                get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?;
+            let mut activity = Activity::new(message, kind, &get::<String>(row, "source")?, ts(row, "occurred_at")?);
+            activity.bounce = get::<Option<String>>(row, "bounce")?
+                .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))
+                .transpose()?;
+            activity.machine = get(row, "machine")?;
+            activity.reason = get(row, "reason")?;
+            activity.url = get(row, "url")?;
+            activity.key = get(row, "key")?;
+            Ok(ActivityRecord { activity, recorded_at: ts(row, "created_at")? })
+        })
+        .collect()
 }

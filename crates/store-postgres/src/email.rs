@@ -7,8 +7,8 @@ use herald_domain::{
     Timestamp, WorkspaceId,
 };
 use herald_store::email::{
-    ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore, NewDomain, Recorded, TransportRecord,
-    delivery_job,
+    ActivityCount, ActivityRecord, ActivityScope, ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore,
+    NewDomain, Recorded, TransportRecord, delivery_job,
 };
 use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -392,6 +392,29 @@ impl EmailStore for PgStore {
 
     async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>> {
         self.find_internet_id(internet_message_id).await
+    }
+
+    async fn activity_counts(
+        &self,
+        workspace: WorkspaceId,
+        scope: &ActivityScope,
+        since: Option<Timestamp>,
+        by_day: bool,
+    ) -> StoreResult<Vec<ActivityCount>> {
+        crate::activity::activity_counts(&self.pool, workspace, scope, since, by_day).await
+    }
+
+    async fn conversions(&self, workspace: WorkspaceId, scope: &ActivityScope) -> StoreResult<u64> {
+        crate::activity::conversions(&self.pool, workspace, scope).await
+    }
+
+    async fn message_activities(
+        &self,
+        workspace: WorkspaceId,
+        message: MessageId,
+        limit: u32,
+    ) -> StoreResult<Vec<ActivityRecord>> {
+        crate::activity::message_activities(&self.pool, workspace, message, limit).await
     }
 }
 

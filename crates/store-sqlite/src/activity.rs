@@ -2,14 +2,19 @@
 //! complained, opened, clicked, unsubscribed) as a row, its effect on the message, and the
 //! contact event it becomes, with the jobs that evaluate that event.
 
-use herald_domain::{Activity, BounceKind, CampaignId, ContactId, Event, MessageId, WorkspaceId};
+use herald_domain::{
+    Activity, ActivityKind, BounceKind, CampaignId, ContactId, EmailSummary, Event, JourneyId, MessageId, WorkspaceId,
+};
 use herald_domain::{MessageStatus, Timestamp};
-use herald_store::email::{ActivityTarget, ActivityWrite, Recorded, activity_event};
+use herald_store::email::{
+    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Recorded, activity_event,
+};
 use herald_store::{StoreResult, new_uuid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::email::insert_suppression;
 use crate::jobs::insert_jobs;
-use crate::rows::{corrupt, get, uuid};
+use crate::rows::{corrupt, get, ts, uuid};
 use crate::{SqliteStore, Tx, db_error};
 
 impl SqliteStore {
@@ -41,6 +46,48 @@ impl SqliteStore {
         })
         .transpose()
     }
+}
+
+/// The journey's emails, oldest first, each with its opens (by people and by machines), its
+/// clicks and the distinct addresses clicked.
+pub(crate) async fn journey_emails(
+    readers: &sqlx::SqlitePool,
+    workspace: WorkspaceId,
+    journey: JourneyId,
+) -> StoreResult<Vec<EmailSummary>> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.step, m.status, m.created_at, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'opened' \
+          AND a.machine = 0) AS opens, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'opened' \
+          AND a.machine = 1) AS machine_opens, \
+         (SELECT COUNT(*) FROM message_activities a WHERE a.message_id = m.id AND a.kind = 'clicked') AS clicks, \
+         (SELECT group_concat(url, char(10)) FROM (SELECT url FROM message_activities a WHERE a.message_id = m.id \
+          AND a.kind = 'clicked' GROUP BY url ORDER BY MIN(a.occurred_at))) AS urls \
+         FROM messages m WHERE m.workspace_id = ? AND m.journey_id = ? ORDER BY m.created_at, m.id",
+    )
+    .bind(workspace.as_uuid())
+    .bind(journey.as_uuid())
+    .fetch_all(readers)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let count = |column| get::<i64>(row, column).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            Ok(EmailSummary {
+                message_id: MessageId::from_uuid(uuid(row, "id")?),
+                step: get(row, "step")?,
+                status: get::<String>(row, "status")?.parse().map_err(|e: String| corrupt("messages.status", e))?,
+                created_at: crate::rows::ts(row, "created_at")?,
+                opens: count("opens")?,
+                machine_opens: count("machine_opens")?,
+                clicks: count("clicks")?,
+                clicked_urls: get::<Option<String>>(row, "urls")?
+                    .map(|urls| urls.lines().map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// One write: the activity row (skipped as a duplicate when its key was seen), the message's
@@ -172,4 +219,111 @@ async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// `AND …` for each part of `scope`, on `message_activities a`.
+fn push_scope(query: &mut QueryBuilder<Sqlite>, scope: &ActivityScope) {
+    if let Some(campaign) = scope.campaign {
+        query.push(" AND a.campaign_id = ").push_bind(campaign.as_uuid());
+        if let Some(step) = &scope.step {
+            query.push(" AND a.step = ").push_bind(step.clone());
+        }
+    }
+    if let Some(message) = scope.message {
+        query.push(" AND a.message_id = ").push_bind(message.as_uuid());
+    }
+}
+
+pub(crate) async fn activity_counts(
+    readers: &sqlx::SqlitePool,
+    workspace: WorkspaceId,
+    scope: &ActivityScope,
+    since: Option<Timestamp>,
+    by_day: bool,
+) -> StoreResult<Vec<ActivityCount>> {
+    let day = if by_day { "a.occurred_at / 86400000" } else { "NULL" };
+    let mut query = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {day} AS day, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
+         COUNT(*) AS total FROM message_activities a WHERE a.workspace_id = "
+    ));
+    query.push_bind(workspace.as_uuid());
+    push_scope(&mut query, scope);
+    if let Some(since) = since {
+        query.push(" AND a.occurred_at >= ").push_bind(since.unix_millis());
+    }
+    query.push(" GROUP BY 1, a.kind, a.bounce, a.machine");
+    let rows = query.build().fetch_all(readers).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let count = |column| get::<i64>(row, column).map(|n| u64::try_from(n).unwrap_or(0));
+            Ok(ActivityCount {
+                day: get(row, "day")?,
+                kind: get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?,
+                bounce: get::<Option<String>>(row, "bounce")?
+                    .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))
+                    .transpose()?,
+                machine: get(row, "machine")?,
+                messages: count("messages")?,
+                total: count("total")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn conversions(
+    readers: &sqlx::SqlitePool,
+    workspace: WorkspaceId,
+    scope: &ActivityScope,
+) -> StoreResult<u64> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT COUNT(*) FROM journeys j WHERE j.converted_at IS NOT NULL AND j.workspace_id = ",
+    );
+    query.push_bind(workspace.as_uuid());
+    if let Some(campaign) = scope.campaign {
+        query.push(" AND j.campaign_id = ").push_bind(campaign.as_uuid());
+        if let Some(step) = &scope.step {
+            query.push(" AND j.conversion_step = ").push_bind(step.clone());
+        }
+    }
+    if let Some(message) = scope.message {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM messages m WHERE m.id = ")
+            .push_bind(message.as_uuid())
+            .push(" AND m.journey_id = j.id AND m.step = j.conversion_step)");
+    }
+    let count: i64 = query.build_query_scalar().fetch_one(readers).await.map_err(db_error)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+pub(crate) async fn message_activities(
+    readers: &sqlx::SqlitePool,
+    workspace: WorkspaceId,
+    message: MessageId,
+    limit: u32,
+) -> StoreResult<Vec<ActivityRecord>> {
+    let rows = sqlx::query(
+        "SELECT kind, bounce, machine, reason, url, source, key, occurred_at, created_at FROM message_activities \
+         WHERE workspace_id = ? AND message_id = ? ORDER BY occurred_at, id LIMIT ?",
+    )
+    .bind(workspace.as_uuid())
+    .bind(message.as_uuid())
+    .bind(i64::from(limit))
+    .fetch_all(readers)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let kind: ActivityKind =
+                get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?;
+            let mut activity = Activity::new(message, kind, &get::<String>(row, "source")?, ts(row, "occurred_at")?);
+            activity.bounce = get::<Option<String>>(row, "bounce")?
+                .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))
+                .transpose()?;
+            activity.machine = get(row, "machine")?;
+            activity.reason = get(row, "reason")?;
+            activity.url = get(row, "url")?;
+            activity.key = get(row, "key")?;
+            Ok(ActivityRecord { activity, recorded_at: ts(row, "created_at")? })
+        })
+        .collect()
 }

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use herald_domain::job::JobLease;
 use herald_domain::{
-    Campaign, CampaignId, CampaignReaction, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus,
-    Message, MessageId, MessageStatus, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignReaction, CampaignState, ContactId, EmailSummary, EventId, Journey, JourneyId,
+    JourneyStatus, Message, MessageId, MessageStatus, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use serde_json::{Map, Value};
 
@@ -317,6 +317,9 @@ pub trait CampaignStore {
     ) -> StoreResult<Page<Message>>;
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message>;
+
+    /// The journey's emails, oldest first, each with its opens and clicks.
+    async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>>;
 }
 
 /// The jobs that evaluate campaign triggers for newly committed events, one per workspace

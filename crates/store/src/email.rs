@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{
-    Activity, BounceKind, CampaignId, ContactAction, ContactId, DomainId, DomainStatus, Event, EventId, EventOutcome,
-    MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp, WorkspaceId,
+    Activity, ActivityKind, BounceKind, CampaignId, ContactAction, ContactId, DomainId, DomainStatus, Event, EventId,
+    EventOutcome, MessageId, MessageStatus, NewJob, Page, PageRequest, SendingDomain, Suppression, Timestamp,
+    WorkspaceId,
 };
 use serde_json::Value;
 
@@ -226,6 +227,28 @@ pub trait EmailStore {
 
     /// The message whose `Message-ID` header is `internet_message_id`, in any workspace.
     async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>>;
+
+    /// The activities of the workspace's messages in `scope` that occurred at or after `since`,
+    /// counted per kind (and per day when `by_day`).
+    async fn activity_counts(
+        &self,
+        workspace: WorkspaceId,
+        scope: &ActivityScope,
+        since: Option<Timestamp>,
+        by_day: bool,
+    ) -> StoreResult<Vec<ActivityCount>>;
+
+    /// How many journeys converted with the conversion credited to the scope (its campaign, its
+    /// step, or its message's step in its journey).
+    async fn conversions(&self, workspace: WorkspaceId, scope: &ActivityScope) -> StoreResult<u64>;
+
+    /// A message's activities, oldest first, at most `limit`.
+    async fn message_activities(
+        &self,
+        workspace: WorkspaceId,
+        message: MessageId,
+        limit: u32,
+    ) -> StoreResult<Vec<ActivityRecord>>;
 }
 
 /// Claims a delivery job may take: its message's own attempts (SMTP retries) are bounded
@@ -265,4 +288,100 @@ mod tests {
         assert_eq!(from_domain("\"a@b\" <ada@example.org>"), "example.org");
         assert_eq!(from_domain("nobody"), "");
     }
+}
+
+/// Which messages statistics count: a workspace's, one campaign's, one step's of a campaign,
+/// or one message's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityScope {
+    pub campaign: Option<CampaignId>,
+    /// Only with `campaign`.
+    pub step: Option<String>,
+    pub message: Option<MessageId>,
+}
+
+/// One row of activity counts: of a kind (with its bounce kind and machine flag), on a day
+/// (days since 1970-01-01, UTC) when counted by day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityCount {
+    pub day: Option<i64>,
+    pub kind: ActivityKind,
+    pub bounce: Option<BounceKind>,
+    pub machine: bool,
+    /// Distinct messages with such an activity.
+    pub messages: u64,
+    /// Activities in all (an open counted each time).
+    pub total: u64,
+}
+
+/// What happened to a set of messages, as people read it: unique counts are of messages,
+/// totals of activities; machine opens (privacy proxies, prefetch) are counted apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EmailCounts {
+    pub sent: u64,
+    pub delivered: u64,
+    pub bounced_hard: u64,
+    pub bounced_soft: u64,
+    pub opened: u64,
+    pub opens: u64,
+    pub machine_opened: u64,
+    pub machine_opens: u64,
+    pub clicked: u64,
+    pub clicks: u64,
+    pub complained: u64,
+    pub unsubscribed: u64,
+}
+
+impl EmailCounts {
+    /// Adds one row of counts.
+    pub fn add(&mut self, row: &ActivityCount) {
+        let (messages, total) = (row.messages, row.total);
+        match (row.kind, row.bounce, row.machine) {
+            (ActivityKind::Sent, ..) => self.sent += messages,
+            (ActivityKind::Delivered, ..) => self.delivered += messages,
+            (ActivityKind::Bounced, Some(BounceKind::Soft), _) => self.bounced_soft += messages,
+            (ActivityKind::Bounced, ..) => self.bounced_hard += messages,
+            (ActivityKind::Opened, _, true) => {
+                self.machine_opened += messages;
+                self.machine_opens += total;
+            }
+            (ActivityKind::Opened, _, false) => {
+                self.opened += messages;
+                self.opens += total;
+            }
+            (ActivityKind::Clicked, ..) => {
+                self.clicked += messages;
+                self.clicks += total;
+            }
+            (ActivityKind::Complained, ..) => self.complained += messages,
+            (ActivityKind::Unsubscribed, ..) => self.unsubscribed += messages,
+        }
+    }
+
+    /// The counts of `rows` (of one day, or of the whole range).
+    pub fn of<'a>(rows: impl IntoIterator<Item = &'a ActivityCount>) -> Self {
+        let mut counts = Self::default();
+        for row in rows {
+            counts.add(row);
+        }
+        counts
+    }
+
+    /// The counts per day, days in order.
+    pub fn by_day(rows: &[ActivityCount]) -> Vec<(i64, Self)> {
+        let mut days: std::collections::BTreeMap<i64, Self> = std::collections::BTreeMap::new();
+        for row in rows {
+            if let Some(day) = row.day {
+                days.entry(day).or_default().add(row);
+            }
+        }
+        days.into_iter().collect()
+    }
+}
+
+/// One recorded activity of a message, as its page lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRecord {
+    pub activity: Activity,
+    pub recorded_at: Timestamp,
 }

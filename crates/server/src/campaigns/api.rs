@@ -523,6 +523,7 @@ async fn preview_templates(
         custom_variables: &custom_variables,
         campaign: None,
         unsubscribe_url: "",
+        emails: &[],
     };
     Ok(Json(render_preview(&scope, body.templates, now)?))
 }

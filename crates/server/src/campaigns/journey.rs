@@ -237,6 +237,10 @@ impl Campaigns {
         let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
         let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id).await?;
+        let emails = match compiled.reads_emails {
+            true => self.store.journey_emails(journey.workspace_id, journey.id).await?,
+            false => Vec::new(),
+        };
         let surroundings = Surroundings {
             campaign: &compiled,
             info: &info,
@@ -244,6 +248,7 @@ impl Campaigns {
             unsubscribe_url: &unsubscribe_url,
             limits: &self.limits,
             workspace_timezone: workspace_timezone.as_deref(),
+            emails: &emails,
         };
         let mut state = JourneyState { contact, custom_variables: journey.custom_variables.clone() };
         let from = usize::try_from(from).unwrap_or(usize::MAX);

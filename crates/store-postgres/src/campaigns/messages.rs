@@ -85,6 +85,14 @@ pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) ->
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }
+    // A message handed to the embedded outbox is sent as it is written: its first activity.
+    for (workspace, m) in messages.iter().filter(|(_, m)| m.status == herald_domain::MessageStatus::Sent) {
+        if let Some(target) = crate::activity::target(tx, *workspace, m.id).await? {
+            let at = m.sent_at.unwrap_or(m.created_at);
+            let activity = herald_domain::Activity::new(m.id, herald_domain::ActivityKind::Sent, &m.transport, at);
+            crate::activity::insert_activity(tx, *workspace, &target, &activity, m.created_at).await?;
+        }
+    }
     Ok(())
 }
 

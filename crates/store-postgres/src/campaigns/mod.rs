@@ -8,8 +8,8 @@ mod work;
 use async_trait::async_trait;
 use herald_domain::job::JobKind;
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EmailSummary, EventId, Journey, JourneyId, JourneyStatus, Message,
+    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{ARCHIVED, CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
 use herald_store::secrets::{Document, SecretKeys, columns};
@@ -439,13 +439,15 @@ impl CampaignStore for PgStore {
     ) -> StoreResult<bool> {
         let names: Vec<String> = names.iter().map(|n| encode::text(n).into_owned()).collect();
         let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM events WHERE contact_id = $1 AND id > $2 AND (cardinality($3::text[]) = 0 OR name = ANY($3)) \
-             AND workspace_id = $4 LIMIT 1",
+            "SELECT 1 FROM events WHERE contact_id = $1 AND id > $2 AND workspace_id = $4 \
+             AND (name = ANY($3) OR (cardinality($3::text[]) = 0 AND NOT (source_id IS NULL AND name = ANY($5)))) \
+             LIMIT 1",
         )
         .bind(contact.as_uuid())
         .bind(after.as_uuid())
         .bind(names)
         .bind(workspace.as_uuid())
+        .bind(&herald_domain::activity::NOT_CONTACT_ACTIVITY[..])
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -542,6 +544,10 @@ impl CampaignStore for PgStore {
         page: PageRequest<MessageId>,
     ) -> StoreResult<Page<Message>> {
         messages::list(&self.pool, workspace, filter, page).await
+    }
+
+    async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>> {
+        crate::activity::journey_emails(&self.pool, workspace, journey).await
     }
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {

@@ -7,8 +7,8 @@ mod work;
 use async_trait::async_trait;
 use herald_domain::job::JobKind;
 use herald_domain::{
-    Campaign, CampaignId, CampaignState, ContactId, EventId, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    NewJob, Page, PageRequest, Timestamp, WorkspaceId,
+    Campaign, CampaignId, CampaignState, ContactId, EmailSummary, EventId, Journey, JourneyId, JourneyStatus, Message,
+    MessageId, NewJob, Page, PageRequest, Timestamp, WorkspaceId,
 };
 use herald_store::campaign::{ARCHIVED, CampaignStats, CampaignStore, JourneyContext, MessageFilter, WorkCommit};
 use herald_store::secrets::{Document, SecretKeys, columns};
@@ -165,9 +165,17 @@ async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId,
     Ok(())
 }
 
-/// `AND name IN (...)` unless `names` is empty (any event).
+/// `AND name IN (...)`, or when `names` is empty any event but those Herald records about the
+/// contact's messages.
 fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
-    if !names.is_empty() {
+    if names.is_empty() {
+        query.push(" AND NOT (source_id IS NULL AND name IN (");
+        let mut list = query.separated(", ");
+        for name in herald_domain::activity::NOT_CONTACT_ACTIVITY {
+            list.push_bind(name);
+        }
+        query.push("))");
+    } else {
         query.push(" AND name IN (");
         let mut list = query.separated(", ");
         for name in names {
@@ -551,5 +559,9 @@ impl CampaignStore for SqliteStore {
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
         messages::by_id(&self.readers, workspace, id).await
+    }
+
+    async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>> {
+        crate::activity::journey_emails(&self.readers, workspace, journey).await
     }
 }

@@ -387,7 +387,9 @@ pub async fn activities_are_recorded_once_and_become_contact_events(store: Share
     names.sort();
     assert_eq!(
         names,
-        ["email_bounced", "email_clicked", "email_complained", "email_delivered", "email_opened"].map(String::from)
+        ["email_bounced", "email_clicked", "email_complained", "email_delivered", "email_opened", "email_sent"]
+            .map(String::from),
+        "a message written as sent (the outbox) is sent from the start"
     );
     let click = events.iter().find(|e| e.name.as_deref() == Some("email_clicked")).expect("click");
     assert_eq!(click.properties["url"], json!("https://acme.test/pricing"));
@@ -399,6 +401,61 @@ pub async fn activities_are_recorded_once_and_become_contact_events(store: Share
     let other_events =
         store.list_events(other.id, &EventFilter::default(), PageRequest::first(20)).await.expect("other");
     assert!(other_events.items.is_empty());
+
+    // What branch conditions see of the journey's emails.
+    let emails = store.journey_emails(ws, journey).await.expect("emails");
+    assert_eq!(emails.len(), 1);
+    let summary = &emails[0];
+    assert_eq!(
+        (summary.message_id, summary.step.as_str(), summary.status),
+        (message.id, "s", MessageStatus::Complained)
+    );
+    assert_eq!((summary.opens, summary.machine_opens, summary.clicks), (0, 1, 1));
+    assert_eq!(summary.clicked_urls, vec!["https://acme.test/pricing".to_owned()]);
+    assert!(store.journey_emails(other.id, journey).await.expect("elsewhere").is_empty());
+
+    // The numbers: unique per message, totals per activity, machine opens apart; by day too.
+    use crate::email::{ActivityScope, EmailCounts};
+    let scope = ActivityScope { campaign: Some(campaign), step: Some("s".into()), message: None };
+    let rows = store.activity_counts(ws, &scope, None, false).await.expect("counts");
+    let expected = EmailCounts {
+        sent: 1,
+        delivered: 1,
+        bounced_soft: 1,
+        machine_opened: 1,
+        machine_opens: 1,
+        clicked: 1,
+        clicks: 1,
+        complained: 1,
+        ..EmailCounts::default()
+    };
+    assert_eq!(EmailCounts::of(&rows), expected);
+    let daily = store.activity_counts(ws, &ActivityScope::default(), None, true).await.expect("daily");
+    let day = at(3).unix_millis() / 86_400_000;
+    assert_eq!(EmailCounts::by_day(&daily), vec![(day, expected)], "all on one day");
+    let later = store.activity_counts(ws, &ActivityScope::default(), Some(at(6)), false).await.expect("since");
+    assert_eq!(EmailCounts::of(&later), EmailCounts { complained: 1, bounced_soft: 1, ..EmailCounts::default() });
+    let one = ActivityScope { message: Some(message.id), ..ActivityScope::default() };
+    assert_eq!(EmailCounts::of(&store.activity_counts(ws, &one, None, false).await.expect("one")), expected);
+    let elsewhere = store.activity_counts(other.id, &ActivityScope::default(), None, false).await.expect("other");
+    assert!(elsewhere.is_empty());
+    assert_eq!(store.conversions(ws, &scope).await.expect("conversions"), 0);
+    let listed = store.message_activities(ws, message.id, 10).await.expect("activities");
+    let kinds: Vec<_> = listed.iter().map(|r| r.activity.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ActivityKind::Sent,
+            ActivityKind::Delivered,
+            ActivityKind::Opened,
+            ActivityKind::Clicked,
+            ActivityKind::Complained,
+            ActivityKind::Bounced
+        ]
+    );
+    assert_eq!(listed[3].activity.url.as_deref(), Some("https://acme.test/pricing"));
+    assert_eq!(listed[1].activity.key.as_deref(), Some("provider-event-1"));
+    assert!(store.message_activities(other.id, message.id, 10).await.expect("elsewhere").is_empty());
 
     let found = store.message_by_internet_id(&message.internet_message_id).await.expect("lookup");
     assert_eq!(found, Some((ws, message.id)));

@@ -59,6 +59,7 @@ pub(super) async fn preview(
         custom_variables: &custom_variables,
         campaign: None,
         unsubscribe_url: "https://example.invalid/unsubscribe",
+        emails: &[],
     };
     match service::render_preview(&scope, templates, now) {
         Ok(mut parts) => {

@@ -69,7 +69,14 @@ impl Webhooks {
             invalid(&first.path, first.message)
         })?;
         let no_variables = Map::new();
-        let scope = Scope { contact, event: None, custom_variables: &no_variables, campaign: None, unsubscribe_url };
+        let scope = Scope {
+            contact,
+            event: None,
+            custom_variables: &no_variables,
+            campaign: None,
+            unsubscribe_url,
+            emails: &[],
+        };
         let request =
             render_request(&template, &scope.variables(), &Limits::default(), self.clock.now()).map_err(|e| match e
                 .split_once(": ")
@@ -123,6 +130,7 @@ impl Webhooks {
                 custom_variables: &no_variables,
                 campaign: None,
                 unsubscribe_url: &unsubscribe_url,
+                emails: &[],
             };
             for rendered in
                 response_attributes(&template, scope.variables(), &delivery.response, &Limits::default(), now)

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_domain::{ContactId, EmailAddress, Suppression, Timestamp};
+use herald_domain::{ContactId, EmailAddress, MessageId, Suppression, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,17 +22,28 @@ pub struct SuppressionDto {
     /// The contact the address belonged to when it was suppressed.
     #[schema(value_type = Option<String>)]
     contact_id: Option<ContactId>,
-    /// `unsubscribed` (a link or one-click header), `manual` (this API) or the reason given.
+    /// `unsubscribed` (a link or one-click header), `hard_bounce`, `soft_bounce` (three in
+    /// seven days), `complaint` (marked as spam), `manual` (this API) or the reason given.
     #[schema(example = "unsubscribed")]
     reason: String,
     detail: Option<String>,
+    /// The message whose bounce or complaint put the address here.
+    #[schema(value_type = Option<String>)]
+    message_id: Option<MessageId>,
     #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
 }
 
 impl From<Suppression> for SuppressionDto {
     fn from(s: Suppression) -> Self {
-        Self { email: s.email, contact_id: s.contact_id, reason: s.reason, detail: s.detail, created_at: s.created_at }
+        Self {
+            email: s.email,
+            contact_id: s.contact_id,
+            reason: s.reason,
+            detail: s.detail,
+            message_id: s.message_id,
+            created_at: s.created_at,
+        }
     }
 }
 
