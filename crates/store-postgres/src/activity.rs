@@ -7,7 +7,7 @@ use herald_domain::{
     Timestamp, WorkspaceId,
 };
 use herald_store::email::{
-    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Recorded, activity_event,
+    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Grouping, Recorded, activity_event,
 };
 use herald_store::{StoreResult, new_uuid};
 use sqlx::{Postgres, QueryBuilder};
@@ -211,11 +211,15 @@ pub(crate) async fn activity_counts(
     workspace: WorkspaceId,
     scope: &ActivityScope,
     since: Option<Timestamp>,
-    by_day: bool,
+    grouping: Grouping,
 ) -> StoreResult<Vec<ActivityCount>> {
-    let day = if by_day { "floor(extract(epoch FROM a.occurred_at) / 86400)::bigint" } else { "NULL::bigint" };
+    let (day, step) = match grouping {
+        Grouping::Total => ("NULL::bigint", "NULL::text"),
+        Grouping::Day => ("floor(extract(epoch FROM a.occurred_at) / 86400)::bigint", "NULL::text"),
+        Grouping::Step => ("NULL::bigint", "a.step"),
+    };
     let mut query = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {day} AS day, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
+        "SELECT {day} AS day, {step} AS step, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
          COUNT(*) AS total FROM message_activities a WHERE a.workspace_id = "
     ));
     query.push_bind(workspace.as_uuid());
@@ -223,13 +227,14 @@ pub(crate) async fn activity_counts(
     if let Some(since) = since {
         query.push(" AND a.occurred_at >= ").push_bind(encode::ts(since));
     }
-    query.push(" GROUP BY 1, a.kind, a.bounce, a.machine");
+    query.push(" GROUP BY 1, 2, a.kind, a.bounce, a.machine");
     let rows = query.build().fetch_all(pool).await.map_err(db_error)?;
     rows.iter()
         .map(|row| {
             let count = |column| get::<i64>(row, column).map(|n| u64::try_from(n).unwrap_or(0));
             Ok(ActivityCount {
                 day: get(row, "day")?,
+                step: get(row, "step")?,
                 kind: get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?,
                 bounce: get::<Option<String>>(row, "bounce")?
                     .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))

@@ -8,7 +8,7 @@ use herald_domain::{
 };
 use herald_store::email::{
     ActivityCount, ActivityRecord, ActivityScope, ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore,
-    NewDomain, Recorded, TransportRecord, delivery_job,
+    Grouping, NewDomain, Recorded, TransportRecord, delivery_job,
 };
 use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -399,9 +399,9 @@ impl EmailStore for PgStore {
         workspace: WorkspaceId,
         scope: &ActivityScope,
         since: Option<Timestamp>,
-        by_day: bool,
+        grouping: Grouping,
     ) -> StoreResult<Vec<ActivityCount>> {
-        crate::activity::activity_counts(&self.pool, workspace, scope, since, by_day).await
+        crate::activity::activity_counts(&self.pool, workspace, scope, since, grouping).await
     }
 
     async fn conversions(&self, workspace: WorkspaceId, scope: &ActivityScope) -> StoreResult<u64> {

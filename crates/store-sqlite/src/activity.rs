@@ -7,7 +7,7 @@ use herald_domain::{
 };
 use herald_domain::{MessageStatus, Timestamp};
 use herald_store::email::{
-    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Recorded, activity_event,
+    ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Grouping, Recorded, activity_event,
 };
 use herald_store::{StoreResult, new_uuid};
 use sqlx::{QueryBuilder, Sqlite};
@@ -239,11 +239,15 @@ pub(crate) async fn activity_counts(
     workspace: WorkspaceId,
     scope: &ActivityScope,
     since: Option<Timestamp>,
-    by_day: bool,
+    grouping: Grouping,
 ) -> StoreResult<Vec<ActivityCount>> {
-    let day = if by_day { "a.occurred_at / 86400000" } else { "NULL" };
+    let (day, step) = match grouping {
+        Grouping::Total => ("NULL", "NULL"),
+        Grouping::Day => ("a.occurred_at / 86400000", "NULL"),
+        Grouping::Step => ("NULL", "a.step"),
+    };
     let mut query = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {day} AS day, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
+        "SELECT {day} AS day, {step} AS step, a.kind, a.bounce, a.machine, COUNT(DISTINCT a.message_id) AS messages, \
          COUNT(*) AS total FROM message_activities a WHERE a.workspace_id = "
     ));
     query.push_bind(workspace.as_uuid());
@@ -251,13 +255,14 @@ pub(crate) async fn activity_counts(
     if let Some(since) = since {
         query.push(" AND a.occurred_at >= ").push_bind(since.unix_millis());
     }
-    query.push(" GROUP BY 1, a.kind, a.bounce, a.machine");
+    query.push(" GROUP BY 1, 2, a.kind, a.bounce, a.machine");
     let rows = query.build().fetch_all(readers).await.map_err(db_error)?;
     rows.iter()
         .map(|row| {
             let count = |column| get::<i64>(row, column).map(|n| u64::try_from(n).unwrap_or(0));
             Ok(ActivityCount {
                 day: get(row, "day")?,
+                step: get(row, "step")?,
                 kind: get::<String>(row, "kind")?.parse().map_err(|e: String| corrupt("message_activities.kind", e))?,
                 bounce: get::<Option<String>>(row, "bounce")?
                     .map(|b| b.parse().map_err(|e: String| corrupt("message_activities.bounce", e)))

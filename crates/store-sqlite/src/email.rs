@@ -8,7 +8,7 @@ use herald_domain::{
 };
 use herald_store::email::{
     ActivityCount, ActivityRecord, ActivityScope, ActivityWrite, DOMAIN_UNVERIFIED, Delivery, DomainCheck, EmailStore,
-    NewDomain, Recorded, TransportRecord, delivery_job,
+    Grouping, NewDomain, Recorded, TransportRecord, delivery_job,
 };
 use herald_store::secrets::columns;
 use herald_store::{StoreError, StoreResult, new_uuid};
@@ -401,9 +401,9 @@ impl EmailStore for SqliteStore {
         workspace: WorkspaceId,
         scope: &ActivityScope,
         since: Option<Timestamp>,
-        by_day: bool,
+        grouping: Grouping,
     ) -> StoreResult<Vec<ActivityCount>> {
-        crate::activity::activity_counts(&self.readers, workspace, scope, since, by_day).await
+        crate::activity::activity_counts(&self.readers, workspace, scope, since, grouping).await
     }
 
     async fn conversions(&self, workspace: WorkspaceId, scope: &ActivityScope) -> StoreResult<u64> {

@@ -229,13 +229,13 @@ pub trait EmailStore {
     async fn message_by_internet_id(&self, internet_message_id: &str) -> StoreResult<Option<(WorkspaceId, MessageId)>>;
 
     /// The activities of the workspace's messages in `scope` that occurred at or after `since`,
-    /// counted per kind (and per day when `by_day`).
+    /// counted per kind (and per day or step, as grouped).
     async fn activity_counts(
         &self,
         workspace: WorkspaceId,
         scope: &ActivityScope,
         since: Option<Timestamp>,
-        by_day: bool,
+        grouping: Grouping,
     ) -> StoreResult<Vec<ActivityCount>>;
 
     /// How many journeys converted with the conversion credited to the scope (its campaign, its
@@ -249,6 +249,90 @@ pub trait EmailStore {
         message: MessageId,
         limit: u32,
     ) -> StoreResult<Vec<ActivityRecord>>;
+
+    /// The numbers of the scope: all of its history, and per day from `daily_since` on.
+    async fn email_report(
+        &self,
+        workspace: WorkspaceId,
+        scope: &ActivityScope,
+        daily_since: Timestamp,
+    ) -> StoreResult<EmailReport> {
+        let totals = self.activity_counts(workspace, scope, None, Grouping::Total).await?;
+        let converted = self.conversions(workspace, scope).await?;
+        let daily = self.activity_counts(workspace, scope, Some(daily_since), Grouping::Day).await?;
+        Ok(EmailReport {
+            totals: EmailNumbers::new(EmailCounts::of(&totals), Some(converted)),
+            daily: EmailCounts::by_day(&daily)
+                .into_iter()
+                .map(|(day, counts)| DayNumbers { date: day_date(day), numbers: EmailNumbers::new(counts, None) })
+                .collect(),
+        })
+    }
+}
+
+/// The numbers of a scope, as its API and page show them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmailReport {
+    pub totals: EmailNumbers,
+    /// Days with activity, oldest first.
+    pub daily: Vec<DayNumbers>,
+}
+
+/// One day's numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DayNumbers {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    #[serde(flatten)]
+    pub numbers: EmailNumbers,
+}
+
+/// The calendar date (UTC) of a day counted from 1970-01-01.
+fn day_date(day: i64) -> String {
+    let date = Timestamp::from_unix_millis(day.saturating_mul(86_400_000)).to_offset_date_time().date();
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+/// Counts with their rates. Rates are fractions of the messages sent (0 when none were),
+/// except `click_to_open`, of those opened by a person.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EmailNumbers {
+    #[serde(flatten)]
+    pub counts: EmailCounts,
+    /// Journeys converted with the conversion credited here (absent per day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converted: Option<u64>,
+    pub rates: EmailRates,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EmailRates {
+    pub delivered: f64,
+    pub bounced: f64,
+    pub opened: f64,
+    pub clicked: f64,
+    pub click_to_open: f64,
+    pub complained: f64,
+    pub unsubscribed: f64,
+    pub converted: f64,
+}
+
+impl EmailNumbers {
+    pub fn new(counts: EmailCounts, converted: Option<u64>) -> Self {
+        let of = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 / whole as f64 };
+        let sent = counts.sent;
+        let rates = EmailRates {
+            delivered: of(counts.delivered, sent),
+            bounced: of(counts.bounced_hard + counts.bounced_soft, sent),
+            opened: of(counts.opened, sent),
+            clicked: of(counts.clicked, sent),
+            click_to_open: of(counts.clicked, counts.opened),
+            complained: of(counts.complained, sent),
+            unsubscribed: of(counts.unsubscribed, sent),
+            converted: of(converted.unwrap_or(0), sent),
+        };
+        Self { counts, converted, rates }
+    }
 }
 
 /// Claims a delivery job may take: its message's own attempts (SMTP retries) are bounded
@@ -300,11 +384,22 @@ pub struct ActivityScope {
     pub message: Option<MessageId>,
 }
 
+/// How activity counts are grouped besides by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Total,
+    /// Per day (UTC).
+    Day,
+    /// Per campaign step.
+    Step,
+}
+
 /// One row of activity counts: of a kind (with its bounce kind and machine flag), on a day
-/// (days since 1970-01-01, UTC) when counted by day.
+/// (days since 1970-01-01, UTC) or of a step, when so grouped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityCount {
     pub day: Option<i64>,
+    pub step: Option<String>,
     pub kind: ActivityKind,
     pub bounce: Option<BounceKind>,
     pub machine: bool,

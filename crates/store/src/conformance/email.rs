@@ -415,9 +415,9 @@ pub async fn activities_are_recorded_once_and_become_contact_events(store: Share
     assert!(store.journey_emails(other.id, journey).await.expect("elsewhere").is_empty());
 
     // The numbers: unique per message, totals per activity, machine opens apart; by day too.
-    use crate::email::{ActivityScope, EmailCounts};
+    use crate::email::{ActivityScope, EmailCounts, Grouping};
     let scope = ActivityScope { campaign: Some(campaign), step: Some("s".into()), message: None };
-    let rows = store.activity_counts(ws, &scope, None, false).await.expect("counts");
+    let rows = store.activity_counts(ws, &scope, None, Grouping::Total).await.expect("counts");
     let expected = EmailCounts {
         sent: 1,
         delivered: 1,
@@ -430,15 +430,19 @@ pub async fn activities_are_recorded_once_and_become_contact_events(store: Share
         ..EmailCounts::default()
     };
     assert_eq!(EmailCounts::of(&rows), expected);
-    let daily = store.activity_counts(ws, &ActivityScope::default(), None, true).await.expect("daily");
+    let daily = store.activity_counts(ws, &ActivityScope::default(), None, Grouping::Day).await.expect("daily");
     let day = at(3).unix_millis() / 86_400_000;
     assert_eq!(EmailCounts::by_day(&daily), vec![(day, expected)], "all on one day");
-    let later = store.activity_counts(ws, &ActivityScope::default(), Some(at(6)), false).await.expect("since");
+    let later =
+        store.activity_counts(ws, &ActivityScope::default(), Some(at(6)), Grouping::Total).await.expect("since");
     assert_eq!(EmailCounts::of(&later), EmailCounts { complained: 1, bounced_soft: 1, ..EmailCounts::default() });
     let one = ActivityScope { message: Some(message.id), ..ActivityScope::default() };
-    assert_eq!(EmailCounts::of(&store.activity_counts(ws, &one, None, false).await.expect("one")), expected);
-    let elsewhere = store.activity_counts(other.id, &ActivityScope::default(), None, false).await.expect("other");
+    assert_eq!(EmailCounts::of(&store.activity_counts(ws, &one, None, Grouping::Total).await.expect("one")), expected);
+    let elsewhere =
+        store.activity_counts(other.id, &ActivityScope::default(), None, Grouping::Total).await.expect("other");
     assert!(elsewhere.is_empty());
+    let by_step = store.activity_counts(ws, &ActivityScope::default(), None, Grouping::Step).await.expect("steps");
+    assert!(by_step.iter().all(|row| row.step.as_deref() == Some("s") && row.day.is_none()), "{by_step:?}");
     assert_eq!(store.conversions(ws, &scope).await.expect("conversions"), 0);
     let listed = store.message_activities(ws, message.id, 10).await.expect("activities");
     let kinds: Vec<_> = listed.iter().map(|r| r.activity.kind).collect();
