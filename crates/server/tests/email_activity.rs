@@ -15,7 +15,10 @@ use herald_server::delivery::email::activity::Recorded;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-on_both_backends!(activities_become_events_that_trigger_convert_and_branch);
+on_both_backends!(
+    activities_become_events_that_trigger_convert_and_branch,
+    numbers_count_each_message_once_and_machine_opens_apart
+);
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -156,5 +159,80 @@ async fn activities_become_events_that_trigger_convert_and_branch(backend: Backe
     // A message that is not there changes nothing.
     let gone = json!({"id": MessageId::from_uuid(uuid::Uuid::from_u128(7)).to_string()});
     assert_eq!(record(&app, &gone, ActivityKind::Opened, |_| ()).await, Recorded::UnknownMessage);
+    app.stop().await;
+}
+
+async fn numbers_count_each_message_once_and_machine_opens_apart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, source) = json(app.post("/api/v1/sources", &json!({"name": "app", "kind": "generic"})).await).await;
+    let url = source["url"].as_str().expect("url").to_owned();
+    let id = create(
+        &app,
+        json!({"name": "News", "trigger": {"type": "event", "event": "joined"},
+               "goal": {"event": "subscribed", "within": "7d"},
+               "steps": [email("first", "First"), {"type": "wait", "duration": "1d"}, email("second", "Second")]}),
+    )
+    .await;
+    let people: Vec<String> = (0..4).map(|n| format!("p{n}@x.test")).collect();
+    for who in &people {
+        let body = json!({"email": who, "event": "joined"});
+        let (status, _) = json(app.client.post(&url).json(&body).send().await.expect("post")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.run_jobs().await;
+    let first = messages(&app, &id).await;
+    assert_eq!(first.len(), 4);
+    // p0 opens twice and clicks; p1's open is a privacy proxy's; p2 bounces; p3 complains.
+    record(&app, &first[0], ActivityKind::Opened, |_| ()).await;
+    record(&app, &first[0], ActivityKind::Opened, |_| ()).await;
+    record(&app, &first[0], ActivityKind::Clicked, |a| a.url = Some("https://acme.test/a".into())).await;
+    record(&app, &first[1], ActivityKind::Opened, |a| a.machine = true).await;
+    record(&app, &first[2], ActivityKind::Bounced, |a| a.bounce = Some(BounceKind::Hard)).await;
+    record(&app, &first[3], ActivityKind::Complained, |a| a.reason = Some("abuse".into())).await;
+    let (status, _) = json(
+        app.client.post(&url).json(&json!({"email": "p0@x.test", "event": "subscribed"})).send().await.expect("post"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    app.run_jobs().await;
+
+    let (status, stats) = json(app.get(&format!("/api/v1/campaigns/{id}/email-stats")).await).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let totals = &stats["totals"];
+    let counts: Vec<u64> =
+        ["sent", "opened", "opens", "machine_opened", "clicked", "clicks", "bounced_hard", "complained"]
+            .iter()
+            .map(|k| totals[k].as_u64().unwrap_or(u64::MAX))
+            .collect();
+    assert_eq!(counts, [4, 1, 2, 1, 1, 1, 1, 1], "{totals}");
+    assert_eq!(totals["converted"], 1, "{totals}");
+    assert_eq!((totals["rates"]["opened"].as_f64(), totals["rates"]["complained"].as_f64()), (Some(0.25), Some(0.25)));
+    assert_eq!(stats["steps"]["first"]["sent"], 4, "{stats}");
+    assert_eq!(stats["steps"]["first"]["converted"], 1, "the conversion is credited to the first email");
+    assert_eq!(stats["daily"].as_array().map(Vec::len), Some(1), "{stats}");
+    assert_eq!(stats["daily"][0]["sent"], 4);
+    let (status, step) = json(app.get(&format!("/api/v1/campaigns/{id}/steps/first/email-stats?days=7")).await).await;
+    assert_eq!((status, &step["totals"]["clicks"]), (StatusCode::OK, &json!(1)), "{step}");
+    let (status, body) = json(app.get(&format!("/api/v1/campaigns/{id}/email-stats?days=0")).await).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("days")), "{body}");
+
+    let message = first[0]["id"].as_str().expect("id");
+    let (status, activity) = json(app.get(&format!("/api/v1/messages/{message}/activity")).await).await;
+    assert_eq!(status, StatusCode::OK, "{activity}");
+    let kinds: Vec<&str> =
+        activity["activities"].as_array().expect("activities").iter().filter_map(|a| a["kind"].as_str()).collect();
+    assert_eq!(kinds, ["sent", "opened", "opened", "clicked"]);
+    assert_eq!((activity["numbers"]["opens"].as_u64(), activity["numbers"]["converted"].as_u64()), (Some(2), Some(1)));
+
+    // One complaint in four messages: far past the bulk-sender limit.
+    let (status, deliverability) = json(app.get("/api/v1/deliverability").await).await;
+    assert_eq!(status, StatusCode::OK, "{deliverability}");
+    let week = &deliverability["last_7_days"];
+    assert_eq!((week["sent"].as_u64(), week["complaint_state"].as_str()), (Some(4), Some("alarm")), "{week}");
+    assert_eq!(week["bounce_rate"].as_f64(), Some(0.25));
+    app.clock.advance(DAY * 8);
+    let (_, later) = json(app.get("/api/v1/deliverability").await).await;
+    assert_eq!((later["last_7_days"]["sent"].as_u64(), later["last_30_days"]["sent"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(later["last_7_days"]["complaint_state"], "ok");
     app.stop().await;
 }

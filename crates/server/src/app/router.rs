@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use super::state::AppState;
 use super::{api_keys, settings_page as settings, workspace};
 use super::{openapi, ops};
-use crate::delivery::email::api::{domains, messages, suppressions, transport};
+use crate::delivery::email::api::{deliverability, domains, messages, suppressions, transport};
 use crate::delivery::email::unsubscribe_page as unsubscribe;
 use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints};
 use crate::delivery::{email, webhooks as outbound};
@@ -108,8 +108,10 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(contacts::api::router())
         .merge(events::api::router())
         .merge(campaigns::api::router())
+        .merge(campaigns::numbers::router())
         .merge(campaigns::hooks::api::router())
         .merge(messages::router())
+        .merge(deliverability::router())
         .merge(domains::router())
         .merge(suppressions::router())
         .merge(transport::router())

@@ -17,6 +17,7 @@ mod evaluate;
 pub mod hooks;
 pub mod jobs;
 mod journey;
+pub mod numbers;
 pub(crate) mod pages;
 pub mod secrets;
 pub mod service;

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod api;
 mod deliver;
 pub mod domains;
+pub mod numbers;
 pub(crate) mod pages;
 mod refusals;
 pub mod service;

@@ -1,0 +1,145 @@
+//! What a campaign's email did: sent, delivered, bounced, opened, clicked, complained,
+//! unsubscribed and converted, with rates, for the campaign, each email step, and per day;
+//! `GET /api/v1/campaigns/{id}/email-stats` and `…/steps/{step}/email-stats`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRef, Path, State};
+use herald_domain::{CampaignId, Timestamp, WorkspaceId};
+use herald_store::email::{ActivityScope, DayNumbers, EmailCounts, EmailNumbers, Grouping};
+use herald_store::{SharedStore, StoreResult};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::CampaignsState;
+use crate::web::auth::Auth;
+use crate::web::error::{ApiError, ApiQuery, ErrorBody};
+
+/// Days the per-day numbers go back by default, and at most.
+const DEFAULT_DAYS: u32 = 30;
+const MAX_DAYS: u32 = 366;
+
+/// A campaign's email numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignNumbers {
+    /// All of the campaign's messages, ever.
+    #[schema(value_type = Object)]
+    pub totals: EmailNumbers,
+    /// Per email step (by step id), ever.
+    #[schema(value_type = Object)]
+    pub steps: BTreeMap<String, EmailNumbers>,
+    /// Per day (UTC) over the last `days` days, days without activity left out.
+    #[schema(value_type = Vec<Object>)]
+    pub daily: Vec<DayNumbers>,
+}
+
+/// One email step's numbers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepNumbers {
+    #[schema(value_type = Object)]
+    pub totals: EmailNumbers,
+    #[schema(value_type = Vec<Object>)]
+    pub daily: Vec<DayNumbers>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersQuery {
+    /// How many days the per-day numbers go back (1–366, default 30).
+    days: Option<u32>,
+}
+
+impl NumbersQuery {
+    fn since(&self, now: Timestamp) -> Result<Timestamp, ApiError> {
+        let days = self.days.unwrap_or(DEFAULT_DAYS);
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(ApiError::invalid("days", format!("must be between 1 and {MAX_DAYS}")));
+        }
+        Ok(now - Duration::from_secs(u64::from(days) * 86_400))
+    }
+}
+
+/// The campaign's numbers: totals, per step, per day from `daily_since`.
+pub async fn campaign_numbers(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    daily_since: Timestamp,
+) -> StoreResult<CampaignNumbers> {
+    let scope = ActivityScope { campaign: Some(campaign), ..ActivityScope::default() };
+    let report = store.email_report(workspace, &scope, daily_since).await?;
+    let rows = store.activity_counts(workspace, &scope, None, Grouping::Step).await?;
+    let mut by_step: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for row in rows {
+        by_step.entry(row.step.clone().unwrap_or_default()).or_default().push(row);
+    }
+    let mut steps = BTreeMap::new();
+    for (step, rows) in by_step {
+        let scope = ActivityScope { step: Some(step.clone()), ..scope.clone() };
+        let converted = store.conversions(workspace, &scope).await?;
+        steps.insert(step, EmailNumbers::new(EmailCounts::of(&rows), Some(converted)));
+    }
+    Ok(CampaignNumbers { totals: report.totals, steps, daily: report.daily })
+}
+
+/// One step's numbers: totals and per day from `daily_since`.
+pub async fn step_numbers(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    step: &str,
+    daily_since: Timestamp,
+) -> StoreResult<StepNumbers> {
+    let scope = ActivityScope { campaign: Some(campaign), step: Some(step.to_owned()), message: None };
+    let report = store.email_report(workspace, &scope, daily_since).await?;
+    Ok(StepNumbers { totals: report.totals, daily: report.daily })
+}
+
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CampaignsState: FromRef<S>,
+{
+    OpenApiRouter::new().routes(routes!(campaign_email_stats)).routes(routes!(step_email_stats))
+}
+
+/// The campaign's email numbers: totals, per email step, and per day. Unique counts are of
+/// messages, totals of activities; machine opens (mail privacy proxies) are counted apart.
+#[utoipa::path(get, path = "/campaigns/{id}/email-stats", tag = "campaigns",
+    params(("id" = String, Path), NumbersQuery),
+    responses((status = 200, body = CampaignNumbers), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
+async fn campaign_email_stats(
+    State(state): State<CampaignsState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<NumbersQuery>,
+) -> Result<Json<CampaignNumbers>, ApiError> {
+    let campaign = campaign_id(&state, p.workspace_id, &id).await?;
+    let since = q.since(state.clock.now())?;
+    Ok(Json(campaign_numbers(&state.store, p.workspace_id, campaign, since).await?))
+}
+
+/// One email step's numbers: totals and per day.
+#[utoipa::path(get, path = "/campaigns/{id}/steps/{step}/email-stats", tag = "campaigns",
+    params(("id" = String, Path), ("step" = String, Path), NumbersQuery),
+    responses((status = 200, body = StepNumbers), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
+async fn step_email_stats(
+    State(state): State<CampaignsState>,
+    Auth(p): Auth,
+    Path((id, step)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<NumbersQuery>,
+) -> Result<Json<StepNumbers>, ApiError> {
+    let campaign = campaign_id(&state, p.workspace_id, &id).await?;
+    let since = q.since(state.clock.now())?;
+    Ok(Json(step_numbers(&state.store, p.workspace_id, campaign, &step, since).await?))
+}
+
+/// The id of a campaign of the workspace (404 when there is none).
+async fn campaign_id(state: &CampaignsState, workspace: WorkspaceId, raw: &str) -> Result<CampaignId, ApiError> {
+    let id: CampaignId = raw.parse().map_err(|e| ApiError::invalid("id", e))?;
+    Ok(state.store.get_campaign(workspace, id).await?.id)
+}
