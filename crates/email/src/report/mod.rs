@@ -87,7 +87,7 @@ pub const MAX_DIAGNOSTIC: usize = 500;
 
 /// Reads a report from the raw message as received.
 pub fn parse(raw: &[u8]) -> Result<Report, ReportError> {
-    let message = MessageParser::default().parse(raw).ok_or(ReportError::Unparseable)?;
+    let message = guarded(|| MessageParser::default().parse(raw)).ok_or(ReportError::Unparseable)?;
     let mut original = quoted_original(&message);
     let kind = if let Some(status) = part_text(&message, &["delivery-status", "global-delivery-status"]) {
         delivery_status(&status, &mut original)?
@@ -98,6 +98,15 @@ pub fn parse(raw: &[u8]) -> Result<Report, ReportError> {
     };
     let id = message.message_id().map(clean_id);
     Ok(Report { kind, id, original })
+}
+
+/// Runs mail-parser, reading a panic as an unparseable message. mail-parser 0.11.9 has a
+/// `debug_assert!` ("Invalid part ID") on a malformed multipart nesting that it otherwise
+/// recovers from; fuzzing this module found inputs that reach it. Builds without debug
+/// assertions (`herald serve` in release) never panic there; this keeps debug builds (tests)
+/// from losing a listener connection to it.
+fn guarded<T>(parse: impl FnOnce() -> Option<T> + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(parse).ok().flatten()
 }
 
 /// The text of the first `message/<subtype>` part with one of these subtypes.
@@ -203,7 +212,7 @@ fn quoted_original(message: &Message<'_>) -> Original {
                 .content_type()
                 .is_some_and(|ct| ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))) =>
             {
-                if let Some(headers) = MessageParser::default().parse_headers(part.contents()) {
+                if let Some(headers) = guarded(|| MessageParser::default().parse_headers(part.contents())) {
                     merge(&mut found, from_headers(&headers));
                 }
             }

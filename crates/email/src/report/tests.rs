@@ -158,3 +158,10 @@ fn long_diagnostics_are_cut_and_kept_on_one_line() {
     assert_eq!(diagnostic.chars().count(), MAX_DIAGNOSTIC);
     assert!(!diagnostic.contains('\n'));
 }
+
+#[test]
+fn malformed_nesting_that_trips_the_mime_parsers_own_assertion_is_survived() {
+    // Found by fuzzing: mail-parser 0.11.9 reaches a `debug_assert!` on this input.
+    let raw = include_bytes!("samples/malformed-nesting.eml");
+    let _ = parse(raw);
+}
