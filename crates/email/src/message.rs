@@ -16,6 +16,7 @@ use lettre::message::{Body, Message, SinglePart};
 use time::OffsetDateTime;
 
 use crate::dkim::DkimSigner;
+use crate::report::HERALD_HEADER;
 
 /// What can go wrong building Herald's email parts: composing a message, reading a DKIM key,
 /// checking SMTP settings. Field names are the `Outgoing` / settings field paths
@@ -94,6 +95,9 @@ pub struct Outgoing {
     /// The SMTP `MAIL FROM` (where bounces go, the receiver's `Return-Path`); `from.address`
     /// when `None`.
     pub envelope_from: Option<String>,
+    /// The signed token naming this message, sent as [`HERALD_HEADER`] so that a report quoting
+    /// only the original's headers still names it. Letters and digits only.
+    pub herald_token: Option<String>,
 }
 
 /// The bytes to send and their envelope.
@@ -149,6 +153,15 @@ pub fn compose(msg: &Outgoing, dkim: Option<&DkimSigner>, now: OffsetDateTime) -
                 HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                 "List-Unsubscribe=One-Click".to_owned(),
             ));
+    }
+    if let Some(token) = &msg.herald_token {
+        if token.is_empty() || token.len() > 100 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(EmailError::InvalidField {
+                field: "herald_token",
+                reason: "must be 1 to 100 letters and digits".to_owned(),
+            });
+        }
+        builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(HERALD_HEADER), token.clone()));
     }
     let (content_type, body) = alternative(&msg.text, &msg.html)?;
     let unsigned = builder.header(content_type).body(body)?.formatted();
@@ -305,6 +318,7 @@ mod tests {
             text: "Hi".to_owned(),
             unsubscribe: None,
             envelope_from: None,
+            herald_token: None,
         }
     }
 
@@ -316,6 +330,7 @@ mod tests {
     fn headers_and_envelope() {
         let mut msg = outgoing();
         msg.envelope_from = Some("bounces@example.com".to_owned());
+        msg.herald_token = Some("abc234".to_owned());
         msg.unsubscribe = Some(Unsubscribe {
             url: "https://example.com/u/abc".to_owned(),
             mailto: Some("unsub@example.com".to_owned()),
@@ -333,6 +348,7 @@ mod tests {
             "List-Unsubscribe: <https://example.com/u/abc>, <mailto:unsub@example.com>\r\n",
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             "Content-Transfer-Encoding: 7bit\r\n",
+            "X-Herald-Message: abc234\r\n",
         ] {
             assert!(text.contains(line), "{line:?} missing in\n{text}");
         }
@@ -362,7 +378,8 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         type Breakage = fn(&mut Outgoing);
-        let cases: [(&str, Breakage); 7] = [
+        let cases: [(&str, Breakage); 8] = [
+            ("herald_token", |m| m.herald_token = Some("a\r\nBcc: x@y".to_owned())),
             ("from", |m| m.from.address = "nobody".to_owned()),
             ("to", |m| m.to.address = "a@@b".to_owned()),
             ("reply_to", |m| m.reply_to = Some(Mailbox::new(None::<String>, "x y@z"))),

@@ -38,6 +38,7 @@ fn outgoing(to: &str) -> Outgoing {
             mailto: Some("unsubscribe+tok_abc123@example.com".to_owned()),
         }),
         envelope_from: Some("bounces@example.com".to_owned()),
+        herald_token: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn full() -> Outgoing {
             mailto: Some("unsubscribe@example.com".to_owned()),
         }),
         envelope_from: Some("bounces@example.com".to_owned()),
+        herald_token: None,
     }
 }
 
@@ -49,6 +50,7 @@ fn minimal() -> Outgoing {
         reply_to: None,
         unsubscribe: None,
         envelope_from: None,
+        herald_token: None,
         from: Mailbox::new(None::<String>, "hello@example.com"),
         to: Mailbox::new(None::<String>, "ada@example.org"),
         subject: "Hi".to_owned(),

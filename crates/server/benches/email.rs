@@ -512,6 +512,7 @@ fn outgoing(n: usize, base: &str) -> Outgoing {
             mailto: Some(format!("mailto:news@{DOMAIN}?subject=unsubscribe")),
         }),
         envelope_from: None,
+        herald_token: None,
     }
 }
 

@@ -17,6 +17,7 @@ use super::connections::{self, ConnectionLimits};
 use super::db;
 use super::{self as app, App};
 use crate::clock::{SharedClock, SystemClock};
+use crate::delivery::email::bounces::listener::{self, ListenerLimits};
 use crate::web::users;
 
 fn system_clock() -> SharedClock {
@@ -63,6 +64,14 @@ pub async fn serve(common: &CommonSettings, settings: ServeSettings) -> anyhow::
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    if let Some(bind) = settings.bounce_smtp_bind {
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (HERALD_BOUNCE_SMTP_BIND)"))?;
+        tracing::info!(address = %bind, "bounce listener taking mail");
+        let email = app.state.email.email.clone();
+        tokio::spawn(listener::serve(email, listener, ListenerLimits::default(), shutdown.child_token()));
+    }
     let served = app.serve(listener, settings.worker.enabled, settings.shutdown_timeout, shutdown).await;
     store.close().await;
     served

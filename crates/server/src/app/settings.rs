@@ -243,6 +243,15 @@ pub const SETTINGS: &[Setting] = &[
         doc: "The most messages per second this node hands to SMTP, over all workspaces.",
     },
     Setting {
+        key: "bounce_smtp_bind",
+        env: "HERALD_BOUNCE_SMTP_BIND",
+        scope: Serve,
+        default: Unset { means: "off: Herald receives no mail", example: "\"0.0.0.0:25\"" },
+        doc: "Where (IP:PORT) Herald listens for the bounces and complaints that come back to its messages'
+              return paths (`bounces+…@bounces.<domain>`, when a domain was given a bounce host). It takes mail
+              for those addresses only, never relays, and limits message size (1 MiB), connections and time.",
+    },
+    Setting {
         key: "webhook_allow_cidrs",
         env: "HERALD_WEBHOOK_ALLOW_CIDRS",
         scope: Serve,

@@ -45,6 +45,7 @@ struct FileSettings {
     spf: Option<String>,
     domain_recheck_secs: Option<u64>,
     send_rate: Option<u32>,
+    bounce_smtp_bind: Option<String>,
     webhook_allow_cidrs: Option<String>,
     webhook_allow_http: Option<bool>,
     webhook_disable_after_secs: Option<u64>,
@@ -191,8 +192,13 @@ impl Loader {
                 Ok(n)
             }
         })?;
+        let bounce_smtp_bind =
+            self.pick(args.bounce_smtp_bind.clone(), f.bounce_smtp_bind.clone(), "bounce_smtp_bind", |v| {
+                v.parse::<SocketAddr>().map_err(|_| format!("{v:?} is not IP:PORT, e.g. 0.0.0.0:25"))
+            })?;
         Ok(ServeSettings {
             bind,
+            bounce_smtp_bind,
             public_url,
             admin_token,
             worker,
@@ -289,6 +295,7 @@ mod tests {
             spf: None,
             domain_recheck_secs: None,
             send_rate: None,
+            bounce_smtp_bind: None,
             webhook_allow_cidrs: None,
             webhook_allow_http: None,
             webhook_disable_after_secs: None,

@@ -66,6 +66,8 @@ pub struct ServeSettings {
     /// The operator's connection cap; `None`: derived from the open-file limit at start.
     pub max_connections: Option<usize>,
     pub email: EmailSettings,
+    /// Where the bounce listener takes mail; `None`: off.
+    pub bounce_smtp_bind: Option<SocketAddr>,
     pub webhooks: WebhookSettings,
 }
 

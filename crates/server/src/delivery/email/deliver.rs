@@ -19,9 +19,9 @@ use herald_store::email::{DOMAIN_UNVERIFIED, Delivery, from_domain};
 use serde::Deserialize;
 use std::time::Duration;
 
-use super::Email;
 use super::refusals::{Refusal, classify};
 use super::transport::Transport;
+use super::{Email, bounces};
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
 
 const SMTP_DELAYS: [Duration; 10] = [
@@ -177,8 +177,10 @@ impl Email {
             }
         };
         let domain_name = from_domain(&message.from);
-        let signer = match self.store.domain_key(workspace, &domain_name).await? {
-            Some((domain, key)) if domain.status == DomainStatus::Verified => self.signer(&domain, &key),
+        let (signer, return_path) = match self.store.domain_key(workspace, &domain_name).await? {
+            Some((domain, key)) if domain.status == DomainStatus::Verified => {
+                (self.signer(&domain, &key), bounces::receives_bounces(&domain))
+            }
             _ => return Ok(finished(MessageStatus::Held, Some(DOMAIN_UNVERIFIED.into()), None, "held")),
         };
         // A paused relay or domain: wait before spending any work on the message.
@@ -191,12 +193,15 @@ impl Email {
             return Ok(wait_without_attempt(message, until, reason, None));
         }
         let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
+        let token = self.return_token(workspace, message.id).await?;
+        let envelope_from = return_path.then(|| bounces::token::address(&token, &domain_name));
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
-        let built =
-            tokio::task::spawn_blocking(move || signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, now)))
-                .await
-                .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
+        let built = tokio::task::spawn_blocking(move || {
+            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, (envelope_from, token), now))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
         let composed = match built {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
@@ -285,11 +290,14 @@ impl Email {
     }
 }
 
-/// The message as the relay receives it: signed at `now`, with the one-click unsubscribe headers.
+/// The message as the relay receives it: signed at `now`, with the one-click unsubscribe
+/// headers, the return-path token in `X-Herald-Message`, and the return path (when the domain
+/// receives bounces) as the envelope sender.
 fn compose_message(
     message: &Message,
     signer: &DkimSigner,
     unsubscribe_url: String,
+    (envelope_from, token): (Option<String>, String),
     now: Timestamp,
 ) -> Result<Composed, String> {
     let from = mailbox(&message.from, "from")?;
@@ -305,7 +313,8 @@ fn compose_message(
         html: message.html.clone(),
         text: message.text.clone(),
         unsubscribe: Some(unsubscribe),
-        envelope_from: None,
+        envelope_from,
+        herald_token: Some(token),
     };
     compose(&outgoing, Some(signer), now.to_offset_date_time()).map_err(|e| format!("the message cannot be built: {e}"))
 }

@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod bounces;
 mod deliver;
 pub mod domains;
 pub mod numbers;

@@ -260,6 +260,7 @@ pub async fn test_send(
         text: "This is a test message from Herald: your SMTP transport works.".into(),
         unsubscribe: None,
         envelope_from: None,
+        herald_token: None,
     };
     let composed =
         compose(&outgoing, signer.as_ref(), now.to_offset_date_time()).map_err(|e| ApiError::invalid("from", e))?;
