@@ -252,6 +252,7 @@ impl Loader {
             rate_per_second: self.pick(args.send_rate, f.send_rate, "send_rate", |n| {
                 if n == 0 { Err("must be at least 1 (leave it out for no limit)".into()) } else { Ok(n) }
             })?,
+            ..defaults
         })
     }
 }
