@@ -114,6 +114,8 @@ pub fn cert_url_allowed(url: &str, extra_prefixes: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn message(kind: &str) -> SnsMessage {
