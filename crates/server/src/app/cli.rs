@@ -112,6 +112,8 @@ pub struct ServeArgs {
     pub domain_recheck_secs: Option<u64>,
     #[arg(long, value_name = "N")]
     pub send_rate: Option<u32>,
+    #[arg(long, value_name = "URLS")]
+    pub sns_cert_url_prefixes: Option<String>,
     #[arg(long, value_name = "CIDRS")]
     pub webhook_allow_cidrs: Option<String>,
     #[arg(long, value_name = "BOOL")]

@@ -116,6 +116,8 @@ pub struct Email {
     signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
     /// Commits reported activities (bounces, complaints, opens, clicks) in groups.
     activities: activity::Committer,
+    /// SNS signing certificates, by URL.
+    sns_certificates: providers::sns::Certificates,
 }
 
 impl Email {
@@ -143,6 +145,7 @@ impl Email {
             limits: Limiter::default(),
             throttles: refusals::Throttles::default(),
             signers: Mutex::default(),
+            sns_certificates: providers::sns::Certificates::default(),
         })
     }
 

@@ -8,11 +8,12 @@
 //! Resend `tags`) and echoes it in its notifications, so a notification names its message
 //! without a lookup table; our `Message-ID` header is the fallback.
 
-// pub mod events;
+pub mod events;
 pub mod notices;
 mod postmark;
 mod resend;
 mod ses;
+pub mod sns;
 pub mod token;
 
 use std::time::Duration;

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// What a notification reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +27,17 @@ pub struct Notice {
     pub reason: Option<String>,
     /// The provider's id of this event: a repeat is recognised by it.
     pub key: String,
+    /// When it happened, as the provider says (`None`: it does not say).
+    pub occurred_at: Option<OffsetDateTime>,
 }
 
 fn text(value: &Value) -> Option<String> {
     value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// An RFC 3339 time.
+fn time(value: &Value) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(value.as_str()?, &Rfc3339).ok()
 }
 
 fn bare(message_id: Option<String>) -> Option<String> {
@@ -69,6 +78,7 @@ pub fn postmark(body: &Value) -> Option<Notice> {
         kind,
         reason,
         key: format!("postmark:{}:{message}:{id}", body["RecordType"].as_str().unwrap_or_default()),
+        occurred_at: time(&body["BouncedAt"]).or_else(|| time(&body["DeliveredAt"])),
     })
 }
 
@@ -99,6 +109,7 @@ pub fn resend(body: &Value, event_id: &str) -> Option<Notice> {
         kind,
         reason,
         key: format!("resend:{event_id}"),
+        occurred_at: time(&body["created_at"]),
     })
 }
 
@@ -130,7 +141,8 @@ pub fn ses(message: &Value) -> Option<Notice> {
         NoticeKind::Delivered => None,
     };
     let key = format!("ses:{event}:{}:{}", text(&mail["messageId"]).unwrap_or_default(), feedback.unwrap_or_default());
-    Some(Notice { herald_id, internet_id, kind, reason, key })
+    let occurred_at = ["bounce", "complaint", "delivery"].iter().find_map(|part| time(&message[*part]["timestamp"]));
+    Some(Notice { herald_id, internet_id, kind, reason, key, occurred_at })
 }
 
 #[cfg(test)]
