@@ -1,7 +1,11 @@
 //! Email providers' HTTP APIs as transports, on both backends: a local HTTP server speaks each
 //! provider's documented request and answer (Amazon SES v2 `SendEmail` signed with SigV4,
 //! Postmark `POST /email`, Resend `POST /emails`), and Herald's judgement of its answers is
-//! checked: 2xx sent with the provider's id kept, 5xx retried, other 4xx failed.
+//! checked: 2xx sent with the provider's id kept, 5xx retried, other 4xx failed. Then each
+//! provider's delivery, bounce and complaint notifications, shaped as documented and signed by
+//! its scheme (Postmark's Basic auth, Resend's Standard Webhooks signature, SNS's certificate
+//! signature with a certificate made here), move messages and suppress addresses; forged,
+//! unsigned, replayed and oversized ones change nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +25,21 @@ use herald_server::delivery::email::EmailSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-on_both_backends!(ses_postmark_and_resend_receive_their_documented_requests, provider_answers_are_judged_by_status);
+#[path = "providers/notifications.rs"]
+mod notifications;
+
+on_both_backends!(
+    ses_postmark_and_resend_receive_their_documented_requests,
+    provider_answers_are_judged_by_status,
+    postmark_notifications_need_basic_auth,
+    resend_notifications_need_a_standard_webhooks_signature,
+    ses_notifications_need_a_signature_by_an_sns_certificate,
+);
+
+use notifications::{
+    postmark_notifications_need_basic_auth, resend_notifications_need_a_standard_webhooks_signature,
+    ses_notifications_need_a_signature_by_an_sns_certificate,
+};
 
 const DOMAIN: &str = "mail.acme.test";
 
@@ -91,9 +109,14 @@ struct World {
 /// A running Herald with a verified sending domain, a campaign that mails on `signed_up`, and
 /// `provider` (with its endpoint on the fake) as the workspace's transport.
 async fn start(backend: Backend, provider: Value) -> (World, Value) {
+    start_with(backend, provider, Vec::new()).await
+}
+
+/// [`start`], with these URL prefixes allowed to serve SNS signing certificates.
+async fn start_with(backend: Backend, provider: Value, sns_cert_prefixes: Vec<String>) -> (World, Value) {
     let dns = DnsServer::start().await.expect("dns server");
-    let app =
-        spawn_app_with(backend, EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() }).await;
+    let settings = EmailSettings { dns_resolver: Some(dns.addr()), sns_cert_prefixes, ..EmailSettings::default() };
+    let app = spawn_app_with(backend, settings).await;
     let (fake, url) = FakeProvider::start().await;
     let mut provider = provider;
     provider["endpoint"] = url.into();
