@@ -316,6 +316,23 @@ pub fn verify_v0(secret: &str, timestamp: i64, body: &[u8], header: &str) -> boo
     })
 }
 
+/// Checks a Standard Webhooks `webhook-signature` header (space-separated `v1,<base64>`
+/// entries) against `key`: true if any entry is the HMAC of `id.timestamp.body`, compared in
+/// constant time. Used for notifications signed by others (Resend's webhooks). It does not
+/// judge the timestamp's age: the caller must also refuse old ones.
+pub fn verify_standard(key: &SigningKey, webhook_id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    header.split_whitespace().filter_map(|entry| entry.strip_prefix("v1,")).any(|given| {
+        let Ok(given) = STANDARD.decode(given) else { return false };
+        let mut mac = key.mac_standard();
+        mac.update(webhook_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&given).is_ok()
+    })
+}
+
 fn standard_mac(key: &SigningKey, webhook_id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
     let mut mac = key.mac_standard();
     mac.update(webhook_id.as_bytes());
@@ -488,5 +505,23 @@ mod tests {
         assert_eq!(from_hex(&to_hex(&bytes)).unwrap(), bytes);
         assert_eq!(from_hex("0"), None);
         assert_eq!(from_hex("+1"), None);
+    }
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[test]
+    fn standard_signatures_verify_only_unchanged() {
+        let key = SigningKey::parse_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret");
+        let headers =
+            sign(std::slice::from_ref(&key), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b"{\"test\": 2432232314}");
+        let ok = |id: &str, ts: &str, body: &[u8]| verify_standard(&key, id, ts, body, &headers.webhook_signature);
+        assert!(ok("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b"{\"test\": 2432232314}"));
+        assert!(!ok("msg_other", "1614265330", b"{\"test\": 2432232314}"));
+        assert!(!ok("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331", b"{\"test\": 2432232314}"));
+        assert!(!ok("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b"{\"test\": 1}"));
+        assert!(!verify_standard(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b"", "v1,garbage v2,x"));
     }
 }

@@ -114,6 +114,8 @@ pub struct ServeArgs {
     pub send_rate: Option<u32>,
     #[arg(long, value_name = "IP:PORT")]
     pub bounce_smtp_bind: Option<String>,
+    #[arg(long, value_name = "URLS")]
+    pub sns_cert_url_prefixes: Option<String>,
     #[arg(long, value_name = "CIDRS")]
     pub webhook_allow_cidrs: Option<String>,
     #[arg(long, value_name = "BOOL")]

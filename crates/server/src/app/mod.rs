@@ -109,8 +109,15 @@ impl App {
         };
         let public_url: Arc<str> = public_url.trim_end_matches('/').into();
         let secrets = Arc::new(WorkspaceSecrets::new(store.clone()));
-        let email =
-            Arc::new(Email::new(store.clone(), clock.clone(), email, &public_url, secrets.clone(), committers)?);
+        let email = Arc::new(Email::new(
+            store.clone(),
+            clock.clone(),
+            email,
+            &public_url,
+            secrets.clone(),
+            committers,
+            client.clone(),
+        )?);
         let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
         let for_campaigns =
             wiring::WebhooksForCampaigns { webhooks: webhooks.clone(), hooks: Hooks::new(store.clone()) };

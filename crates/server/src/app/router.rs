@@ -176,6 +176,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::receive::router())
         // Unsubscribe links: authenticated by the signed token in the path.
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::unsubscribe))
+        // Email providers' notifications: the token in the path, then the provider's signature.
+        .merge(email::providers::events::router())
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
         .nest("/api/v1", v1)

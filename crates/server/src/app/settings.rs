@@ -252,6 +252,15 @@ pub const SETTINGS: &[Setting] = &[
               for those addresses only, never relays, and limits message size (1 MiB), connections and time.",
     },
     Setting {
+        key: "sns_cert_url_prefixes",
+        env: "HERALD_SNS_CERT_URL_PREFIXES",
+        scope: Serve,
+        default: Unset { means: "none", example: "\"https://sns.internal.example/\"" },
+        doc: "URL prefixes, besides https://sns.<region>.amazonaws.com/, from which SNS signing certificates
+              are fetched and subscriptions confirmed, comma separated, each ending in `/` (tests and private
+              deployments only: a certificate from such a URL is trusted to sign SES notifications).",
+    },
+    Setting {
         key: "webhook_allow_cidrs",
         env: "HERALD_WEBHOOK_ALLOW_CIDRS",
         scope: Serve,

@@ -10,7 +10,7 @@ use herald_webhook::client::ClientSettings;
 use herald_webhook::policy::AddressPolicy;
 use serde::Deserialize;
 
-use super::values::{parse_public_url, parse_smtp_url};
+use super::values::{parse_public_url, parse_smtp_url, parse_url_prefixes};
 use super::{CommonSettings, DatabaseUrl, LogFormat, SecretKey, ServeSettings, SettingError, WorkerSettings};
 use crate::app::cli::{GlobalArgs, ServeArgs};
 use crate::app::settings;
@@ -46,6 +46,7 @@ struct FileSettings {
     domain_recheck_secs: Option<u64>,
     send_rate: Option<u32>,
     bounce_smtp_bind: Option<String>,
+    sns_cert_url_prefixes: Option<String>,
     webhook_allow_cidrs: Option<String>,
     webhook_allow_http: Option<bool>,
     webhook_disable_after_secs: Option<u64>,
@@ -258,6 +259,14 @@ impl Loader {
             rate_per_second: self.pick(args.send_rate, f.send_rate, "send_rate", |n| {
                 if n == 0 { Err("must be at least 1 (leave it out for no limit)".into()) } else { Ok(n) }
             })?,
+            sns_cert_prefixes: self
+                .pick(
+                    args.sns_cert_url_prefixes.clone(),
+                    f.sns_cert_url_prefixes.clone(),
+                    "sns_cert_url_prefixes",
+                    |v| parse_url_prefixes(&v),
+                )?
+                .unwrap_or_default(),
         })
     }
 }
@@ -296,6 +305,7 @@ mod tests {
             domain_recheck_secs: None,
             send_rate: None,
             bounce_smtp_bind: None,
+            sns_cert_url_prefixes: None,
             webhook_allow_cidrs: None,
             webhook_allow_http: None,
             webhook_disable_after_secs: None,

@@ -159,6 +159,26 @@ pub(super) fn parse_public_url(raw: &str) -> Result<String, String> {
     Ok(raw.trim_end_matches('/').to_owned())
 }
 
+/// Comma-separated URL prefixes, each `http(s)://host…/` ending in a slash, so that a prefix
+/// cannot be extended into another host or port (`http://127.0.0.1:4000` would admit
+/// `http://127.0.0.1:40001`).
+pub fn parse_url_prefixes(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|prefix| {
+            let rest = prefix.strip_prefix("https://").or_else(|| prefix.strip_prefix("http://"));
+            match rest {
+                Some(rest) if rest.contains('/') && prefix.ends_with('/') && !rest.starts_with('/') => {
+                    Ok(prefix.to_owned())
+                }
+                _ => Err(format!("{prefix:?} is not a URL prefix like https://sns.example.net/ (ending in /)")),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +205,15 @@ mod tests {
             assert!(err.contains(says), "{bad}: {err}");
         }
         assert!(!format!("{:?}", parse_smtp_url("smtp://u:hunter2@x").expect("parses")).contains("hunter2"));
+    }
+
+    #[test]
+    fn url_prefixes_end_in_a_slash_after_the_host() {
+        let prefixes = parse_url_prefixes("http://127.0.0.1:4000/certs/, https://sns.internal.example/").expect("ok");
+        assert_eq!(prefixes, ["http://127.0.0.1:4000/certs/", "https://sns.internal.example/"]);
+        for bad in ["http://127.0.0.1:4000", "https:///x/", "ftp://x/", "sns.example/"] {
+            assert!(parse_url_prefixes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,12 +13,14 @@ use herald_domain::{
 };
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
-use herald_email::smtp::SmtpFailure;
+use herald_email::smtp::{SmtpClient, SmtpFailure};
 use herald_store::StoreError;
 use herald_store::email::{DOMAIN_UNVERIFIED, Delivery, from_domain};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::providers::{Envelope, Provider};
 use super::refusals::{Refusal, classify};
 use super::transport::Transport;
 use super::{Email, bounces};
@@ -56,6 +58,12 @@ const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Deserialize)]
 struct DeliverPayload {
     message: MessageId,
+}
+
+/// Who a message is handed to.
+enum Handover {
+    Smtp(SmtpClient),
+    Provider(Arc<Provider>),
 }
 
 /// What to record for one run.
@@ -168,8 +176,11 @@ impl Email {
             let reason = format!("the address is suppressed ({})", suppression.reason);
             return Ok(finished(MessageStatus::Suppressed, Some(reason), None, "suppressed"));
         }
-        let (client, config) = match self.transport(workspace).await? {
-            Transport::Smtp { client, config } => (client, config),
+        let (handover, rate, domain_rate) = match self.transport(workspace).await? {
+            Transport::Smtp { client, config } => {
+                (Handover::Smtp(client), config.rate_per_second, config.domain_rate_per_second)
+            }
+            Transport::Provider(provider) => (Handover::Provider(provider), None, None),
             Transport::Outbox => {
                 // The workspace's relay was removed after this message was queued.
                 let reply = Some("delivered to the embedded outbox: no SMTP transport is configured".to_owned());
@@ -195,6 +206,7 @@ impl Email {
         let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
         let token = self.return_token(workspace, message.id).await?;
         let envelope_from = return_path.then(|| bounces::token::address(&token, &domain_name));
+        let list_headers = super::list_headers(&unsubscribe_url, &message.from);
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
         let built = tokio::task::spawn_blocking(move || {
@@ -206,7 +218,7 @@ impl Email {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
         };
-        if let Some(wait) = self.rate_wait(&domain_name, config.rate_per_second, config.domain_rate_per_second).await {
+        if let Some(wait) = self.rate_wait(&domain_name, rate, domain_rate).await {
             // Over the send rate for longer than a job should wait: try again when a slot frees.
             let mut decision = wait_without_attempt(message, now + wait, "send rate limit".into(), None);
             if decision.delivery.status == MessageStatus::Queued {
@@ -216,6 +228,14 @@ impl Email {
             return Ok(decision);
         }
         let sent_at = self.clock.now();
+        let client = match handover {
+            Handover::Smtp(client) => client,
+            Handover::Provider(provider) => {
+                let envelope = Envelope { message, composed: &composed, list_headers };
+                let (attempt, reply) = provider.send(&self.http, &envelope, sent_at.to_offset_date_time()).await;
+                return Ok(judge(message, attempt, None, reply, sent_at, self.clock.now()));
+            }
+        };
         let sent = client.send(&composed).await.map(|reply| reply.to_string());
         let now = self.clock.now();
         let throttle_key = match &sent {
@@ -389,7 +409,6 @@ pub(super) fn suppression(message: &Message, reason: &str, detail: String, now: 
 /// and the deadline allows; or failed, with the relay's reply (a soft bounce when deferrals
 /// ran out).
 fn judge_send(message: &Message, sent: Result<String, SmtpFailure>, sent_at: Timestamp, now: Timestamp) -> Decision {
-    let attempts = message.attempts + 1;
     let (attempt, refusal, reply) = match sent {
         Ok(reply) => (Attempt::Delivered, None, reply),
         Err(failure) => {
@@ -404,6 +423,20 @@ fn judge_send(message: &Message, sent: Result<String, SmtpFailure>, sent_at: Tim
             (attempt, Some(refusal), reply_line(&failure))
         }
     };
+    judge(message, attempt, refusal, reply, sent_at, now)
+}
+
+/// What an attempt makes of the message. `refusal` is the SMTP class of a refusal (only a
+/// `Bounce` suppresses the address); `reply` is the transport's answer, kept on the message.
+fn judge(
+    message: &Message,
+    attempt: Attempt,
+    refusal: Option<Refusal>,
+    reply: String,
+    sent_at: Timestamp,
+    now: Timestamp,
+) -> Decision {
+    let attempts = message.attempts + 1;
     let deadline = message.created_at + SMTP_GIVE_UP_AFTER;
     let verdict = SMTP_RETRY.judge(attempts - 1, attempt, now, rand::random()).within(deadline, attempts);
     let delivery = |status, reason, bounce| Delivery {

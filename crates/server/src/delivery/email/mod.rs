@@ -9,6 +9,7 @@ mod deliver;
 pub mod domains;
 pub mod numbers;
 pub(crate) mod pages;
+pub mod providers;
 mod refusals;
 pub mod service;
 pub mod transport;
@@ -77,6 +78,9 @@ pub struct EmailSettings {
     pub recheck: Duration,
     /// The most messages per second this node sends, over all workspaces; `None`: no limit.
     pub rate_per_second: Option<u32>,
+    /// URL prefixes besides `https://sns.<region>.amazonaws.com/` from which SNS signing
+    /// certificates may be fetched and subscriptions confirmed (tests, private deployments).
+    pub sns_cert_prefixes: Vec<String>,
 }
 
 impl Default for EmailSettings {
@@ -87,6 +91,7 @@ impl Default for EmailSettings {
             spf: None,
             recheck: Duration::from_secs(6 * 3600),
             rate_per_second: None,
+            sns_cert_prefixes: Vec::new(),
         }
     }
 }
@@ -102,6 +107,9 @@ pub struct Email {
     /// Unsubscribe-link secrets by workspace.
     secrets: Arc<WorkspaceSecrets>,
     transports: TransportCache,
+    /// Provider API calls, SNS certificates and subscription confirmations go through the
+    /// outbound webhook client, under its address policy.
+    http: herald_webhook::client::WebhookClient,
     /// Send rates: the node's (key `""`) and each sending domain's.
     limits: Limiter<String>,
     /// Relays and recipient domains that asked to slow down.
@@ -110,6 +118,8 @@ pub struct Email {
     signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
     /// Commits reported activities (bounces, complaints, opens, clicks) in groups.
     activities: activity::Committer,
+    /// SNS signing certificates, by URL.
+    sns_certificates: providers::sns::Certificates,
 }
 
 impl Email {
@@ -120,6 +130,7 @@ impl Email {
         public_url: &str,
         secrets: Arc<WorkspaceSecrets>,
         committers: usize,
+        http: herald_webhook::client::WebhookClient,
     ) -> anyhow::Result<Self> {
         let dns = DnsVerifier::new(settings.dns_resolver, Duration::from_secs(5))?;
         let transports = TransportCache::new(settings.smtp.clone())?;
@@ -132,9 +143,11 @@ impl Email {
             dns,
             secrets,
             transports,
+            http,
             limits: Limiter::default(),
             throttles: refusals::Throttles::default(),
             signers: Mutex::default(),
+            sns_certificates: providers::sns::Certificates::default(),
         })
     }
 
@@ -175,6 +188,13 @@ impl Email {
         let signer = signer(domain, key)?;
         self.signers.lock().unwrap_or_else(|e| e.into_inner()).insert(cache_key, (key.to_owned(), signer.clone()));
         Ok(signer)
+    }
+
+    /// The secret URL on which `workspace` receives `provider`'s notifications.
+    pub async fn events_url(&self, workspace: WorkspaceId, provider: providers::ProviderKind) -> StoreResult<String> {
+        let secret = self.secret(workspace).await?;
+        let token = providers::token::token(&secret, workspace, provider);
+        Ok(format!("{}/email-events/{}/{token}", self.public_url, provider.as_str()))
     }
 
     /// Forgets the cached transport of `workspace` (its settings changed here).

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::EmailState;
 use super::domains::{AddDomainError, DomainRequest};
+use super::providers::{ProviderConfig, ProviderSecrets};
 use super::transport::{SmtpConfig, Transport};
 use crate::web::error::ApiError;
 
@@ -147,16 +148,29 @@ pub async fn verify_domain(
 /// The workspace's transport.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransportDto {
-    /// `smtp` or `outbox` (the embedded outbox: messages are stored, not sent).
+    /// `smtp`, `ses`, `postmark`, `resend`, or `outbox` (the embedded outbox: messages are
+    /// stored, not sent).
     #[schema(example = "smtp")]
     pub kind: &'static str,
     /// `workspace` (set here), `node` (the server's HERALD_SMTP_URL) or `none`.
     #[schema(example = "workspace")]
     pub source: &'static str,
-    /// The relay's settings; `null` for the outbox.
+    /// The relay's settings; `null` for the outbox and providers.
     pub smtp: Option<SmtpConfig>,
     /// Whether a password is stored (it is never shown).
     pub password_set: bool,
+    /// The provider's settings (with `kind`); absent for SMTP and the outbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderConfig>,
+    /// Whether the provider's API key is stored (it is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_set: Option<bool>,
+    /// Whether the provider's webhook secret is stored (it is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_set: Option<bool>,
+    /// Where the provider sends its delivery, bounce and complaint notifications: a secret URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_url: Option<String>,
 }
 
 /// The relay's answer to a test message.
@@ -176,21 +190,77 @@ pub struct TestResult {
 
 /// The transport the workspace sends with, and where its settings come from.
 pub async fn transport(state: &EmailState, workspace: WorkspaceId) -> Result<TransportDto, ApiError> {
+    let smtp = |source, smtp, password_set| TransportDto {
+        kind: "smtp",
+        source,
+        smtp,
+        password_set,
+        provider: None,
+        api_key_set: None,
+        webhook_secret_set: None,
+        events_url: None,
+    };
     let record = state.store.transport(workspace).await?;
     Ok(match record {
-        Some(record) => TransportDto {
-            kind: "smtp",
-            source: "workspace",
-            smtp: serde_json::from_value(record.settings).ok(),
-            password_set: record.password.is_some(),
+        Some(record) => match super::transport::provider_config(&record.settings) {
+            Some(config) => {
+                let config =
+                    config.map_err(|e| herald_store::StoreError::Corrupt(format!("transports.settings: {e}")))?;
+                let secrets = ProviderSecrets::from_stored(record.password.as_deref());
+                let kind = config.kind();
+                TransportDto {
+                    kind: kind.as_str(),
+                    source: "workspace",
+                    smtp: None,
+                    password_set: false,
+                    provider: Some(config),
+                    api_key_set: Some(secrets.api_key.is_some()),
+                    webhook_secret_set: Some(secrets.webhook_secret.is_some()),
+                    events_url: Some(state.email.events_url(workspace, kind).await?),
+                }
+            }
+            None => smtp("workspace", serde_json::from_value(record.settings).ok(), record.password.is_some()),
         },
         None => match state.email.transport(workspace).await? {
-            Transport::Smtp { config, .. } => {
-                TransportDto { kind: "smtp", source: "node", smtp: Some(config), password_set: false }
+            Transport::Smtp { config, .. } => smtp("node", Some(config), false),
+            Transport::Provider(_) | Transport::Outbox => {
+                TransportDto { kind: "outbox", source: "none", ..smtp("none", None, false) }
             }
-            Transport::Outbox => TransportDto { kind: "outbox", source: "none", smtp: None, password_set: false },
         },
     })
+}
+
+/// Stores the workspace's email provider. `api_key` and `webhook_secret`: `None` keeps the
+/// stored one (when the provider is the same), `Some(None)` removes it.
+pub async fn set_provider(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    config: ProviderConfig,
+    api_key: Option<Option<String>>,
+    webhook_secret: Option<Option<String>>,
+) -> Result<(), ApiError> {
+    config.validate().map_err(|(field, reason)| ApiError::invalid(field, reason))?;
+    let stored = state.store.transport(workspace).await?.filter(|record| {
+        super::transport::provider_config(&record.settings)
+            .and_then(Result::ok)
+            .is_some_and(|old| old.kind() == config.kind())
+    });
+    let mut secrets = ProviderSecrets::from_stored(stored.as_ref().and_then(|r| r.password.as_deref()));
+    if let Some(api_key) = api_key {
+        secrets.api_key = api_key;
+    }
+    if let Some(webhook_secret) = webhook_secret {
+        secrets.webhook_secret = webhook_secret;
+    }
+    if secrets.api_key.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid("api_key", "is required"));
+    }
+    let settings = serde_json::to_value(&config).map_err(|e| ApiError::invalid("kind", e))?;
+    let record = TransportRecord { settings, password: secrets.to_stored(), updated_at: state.clock.now() };
+    state.store.set_transport(workspace, Some(&record)).await?;
+    state.email.forget_transport(workspace);
+    tracing::info!(workspace = %workspace, provider = config.kind().as_str(), "email provider transport set");
+    Ok(())
 }
 
 /// Stores the workspace's relay. `password`: `None` keeps the stored one, `Some(None)`

@@ -1,8 +1,9 @@
-//! The transport a workspace sends with: its own SMTP relay (set through the API), else the
-//! node's (settings), else the embedded outbox. SMTP clients keep pooled connections, so they
-//! are built once per settings version and shared.
+//! The transport a workspace sends with: its own SMTP relay or email provider (set through the
+//! API), else the node's relay (settings), else the embedded outbox. SMTP clients keep pooled
+//! connections, so they are built once per settings version and shared.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use herald_store::email::TransportRecord;
 use herald_store::{SharedStore, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use super::providers::{Provider, ProviderConfig, ProviderSecrets};
 
 /// How long a workspace's transport is used before its settings are read again (a change
 /// made through another node is seen within this).
@@ -155,6 +158,8 @@ pub enum Transport {
         client: SmtpClient,
         config: SmtpConfig,
     },
+    /// An email provider's HTTP API.
+    Provider(Arc<Provider>),
 }
 
 #[derive(Debug)]
@@ -217,11 +222,25 @@ impl TransportCache {
     }
 }
 
-/// A client for a stored transport.
+/// A client for a stored transport. Settings with a `kind` other than `smtp` name a provider;
+/// SMTP settings are stored without one.
 pub fn build(record: &TransportRecord) -> StoreResult<Transport> {
-    let config: SmtpConfig = serde_json::from_value(record.settings.clone())
-        .map_err(|e| StoreError::Corrupt(format!("transports.settings: {e}")))?;
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("transports.settings: {e}"));
+    if let Some(config) = provider_config(&record.settings) {
+        let config = config.map_err(corrupt)?;
+        let secrets = ProviderSecrets::from_stored(record.password.as_deref());
+        return Ok(Transport::Provider(Arc::new(Provider { config, secrets })));
+    }
+    let config: SmtpConfig = serde_json::from_value(record.settings.clone()).map_err(corrupt)?;
     let client = SmtpClient::new(&config.client_settings(record.password.as_deref()))
         .map_err(|e| StoreError::Corrupt(format!("transports.settings: {e}")))?;
     Ok(Transport::Smtp { client, config })
+}
+
+/// The provider stored settings name, if they name one (`None`: SMTP settings).
+pub fn provider_config(settings: &serde_json::Value) -> Option<Result<ProviderConfig, serde_json::Error>> {
+    match settings.get("kind").and_then(|k| k.as_str()) {
+        None | Some("smtp") => None,
+        Some(_) => Some(serde_json::from_value(settings.clone())),
+    }
 }

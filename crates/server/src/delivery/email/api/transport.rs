@@ -1,4 +1,5 @@
-//! `/api/v1/transport`: the SMTP relay the workspace sends with (the password is write-only),
+//! `/api/v1/transport`: the SMTP relay or email provider the workspace sends with (passwords
+//! and API keys are write-only),
 //! and a test send that reports the relay's answer.
 
 use axum::Json;
@@ -10,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::delivery::email::EmailState;
+use crate::delivery::email::providers::ProviderConfig;
 use crate::delivery::email::service::{self, TestResult, TransportDto};
 use crate::delivery::email::transport::SmtpConfig;
 use crate::web::auth::Auth;
@@ -24,6 +26,24 @@ pub struct PutTransport {
     #[serde(default, deserialize_with = "crate::web::present")]
     #[schema(value_type = Option<String>)]
     password: Option<Option<String>>,
+}
+
+/// An email provider's settings (`kind`: `ses`, `postmark` or `resend`) and its write-only
+/// credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PutProvider {
+    #[serde(flatten)]
+    provider: ProviderConfig,
+    /// Write-only: SES's secret access key, Postmark's server token or Resend's API key.
+    /// Absent: keep the stored one; `null`: remove it.
+    #[serde(default, deserialize_with = "crate::web::present")]
+    #[schema(value_type = Option<String>)]
+    api_key: Option<Option<String>>,
+    /// Write-only: Postmark's Basic auth password for the notification URL, or Resend's
+    /// webhook signing secret (`whsec_…`). Absent: keep the stored one; `null`: remove it.
+    #[serde(default, deserialize_with = "crate::web::present")]
+    #[schema(value_type = Option<String>)]
+    webhook_secret: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,7 +62,10 @@ where
     S: Clone + Send + Sync + 'static,
     EmailState: FromRef<S>,
 {
-    OpenApiRouter::new().routes(routes!(get_transport, put_transport, delete_transport)).routes(routes!(test_transport))
+    OpenApiRouter::new()
+        .routes(routes!(get_transport, put_transport, delete_transport))
+        .routes(routes!(test_transport))
+        .routes(routes!(put_provider))
 }
 
 /// The transport the workspace sends with.
@@ -66,6 +89,25 @@ async fn put_transport(
 ) -> Result<Json<TransportDto>, ApiError> {
     let workspace = principal.workspace_id;
     service::set_transport(&state, workspace, body.smtp, body.password).await?;
+    Ok(Json(service::transport(&state, workspace).await?))
+}
+
+/// Send through an email provider's API (Amazon SES v2, Postmark or Resend) instead of SMTP.
+/// The answer's `events_url` is where the provider is to post its notifications.
+#[utoipa::path(
+    put,
+    path = "/transport/provider",
+    tag = "transport",
+    request_body = PutProvider,
+    responses((status = 200, body = TransportDto), (status = 400, body = ErrorBody))
+)]
+async fn put_provider(
+    State(state): State<EmailState>,
+    Auth(principal): Auth,
+    crate::web::error::ApiJson(body): crate::web::error::ApiJson<PutProvider>,
+) -> Result<Json<TransportDto>, ApiError> {
+    let workspace = principal.workspace_id;
+    service::set_provider(&state, workspace, body.provider, body.api_key, body.webhook_secret).await?;
     Ok(Json(service::transport(&state, workspace).await?))
 }
 
