@@ -1,6 +1,6 @@
 //! What a campaign's email did: sent, delivered, bounced, opened, clicked, complained,
 //! unsubscribed and converted, with rates, for the campaign, each email step, and per day;
-//! `GET /api/v1/campaigns/{id}/email-stats` and `…/steps/{step}/email-stats`.
+//! `GET /api/v1/campaigns/{id}/email-stats` (`?step=` for one step).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,20 +37,14 @@ pub struct CampaignNumbers {
     pub daily: Vec<DayNumbers>,
 }
 
-/// One email step's numbers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StepNumbers {
-    #[schema(value_type = Object)]
-    pub totals: EmailNumbers,
-    #[schema(value_type = Vec<Object>)]
-    pub daily: Vec<DayNumbers>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NumbersQuery {
     /// How many days the per-day numbers go back (1–366, default 30).
     days: Option<u32>,
+    /// Only this email step's messages (its id).
+    step: Option<String>,
 }
 
 impl NumbersQuery {
@@ -63,14 +57,16 @@ impl NumbersQuery {
     }
 }
 
-/// The campaign's numbers: totals, per step, per day from `daily_since`.
+/// The campaign's numbers (or only those of its step `step`): totals, per step, per day from
+/// `daily_since`.
 pub async fn campaign_numbers(
     store: &SharedStore,
     workspace: WorkspaceId,
     campaign: CampaignId,
+    step: Option<&str>,
     daily_since: Timestamp,
 ) -> StoreResult<CampaignNumbers> {
-    let scope = ActivityScope { campaign: Some(campaign), ..ActivityScope::default() };
+    let scope = ActivityScope { campaign: Some(campaign), step: step.map(str::to_owned), message: None };
     let report = store.email_report(workspace, &scope, daily_since).await?;
     let rows = store.activity_counts(workspace, &scope, None, Grouping::Step).await?;
     let mut by_step: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -86,29 +82,17 @@ pub async fn campaign_numbers(
     Ok(CampaignNumbers { totals: report.totals, steps, daily: report.daily })
 }
 
-/// One step's numbers: totals and per day from `daily_since`.
-pub async fn step_numbers(
-    store: &SharedStore,
-    workspace: WorkspaceId,
-    campaign: CampaignId,
-    step: &str,
-    daily_since: Timestamp,
-) -> StoreResult<StepNumbers> {
-    let scope = ActivityScope { campaign: Some(campaign), step: Some(step.to_owned()), message: None };
-    let report = store.email_report(workspace, &scope, daily_since).await?;
-    Ok(StepNumbers { totals: report.totals, daily: report.daily })
-}
-
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     CampaignsState: FromRef<S>,
 {
-    OpenApiRouter::new().routes(routes!(campaign_email_stats)).routes(routes!(step_email_stats))
+    OpenApiRouter::new().routes(routes!(campaign_email_stats))
 }
 
-/// The campaign's email numbers: totals, per email step, and per day. Unique counts are of
-/// messages, totals of activities; machine opens (mail privacy proxies) are counted apart.
+/// The campaign's email numbers (or one email step's, with `step`): totals, per email step,
+/// and per day. Unique counts are of messages, totals of activities; machine opens (mail
+/// privacy proxies) are counted apart.
 #[utoipa::path(get, path = "/campaigns/{id}/email-stats", tag = "campaigns",
     params(("id" = String, Path), NumbersQuery),
     responses((status = 200, body = CampaignNumbers), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
@@ -120,22 +104,7 @@ async fn campaign_email_stats(
 ) -> Result<Json<CampaignNumbers>, ApiError> {
     let campaign = campaign_id(&state, p.workspace_id, &id).await?;
     let since = q.since(state.clock.now())?;
-    Ok(Json(campaign_numbers(&state.store, p.workspace_id, campaign, since).await?))
-}
-
-/// One email step's numbers: totals and per day.
-#[utoipa::path(get, path = "/campaigns/{id}/steps/{step}/email-stats", tag = "campaigns",
-    params(("id" = String, Path), ("step" = String, Path), NumbersQuery),
-    responses((status = 200, body = StepNumbers), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
-async fn step_email_stats(
-    State(state): State<CampaignsState>,
-    Auth(p): Auth,
-    Path((id, step)): Path<(String, String)>,
-    ApiQuery(q): ApiQuery<NumbersQuery>,
-) -> Result<Json<StepNumbers>, ApiError> {
-    let campaign = campaign_id(&state, p.workspace_id, &id).await?;
-    let since = q.since(state.clock.now())?;
-    Ok(Json(step_numbers(&state.store, p.workspace_id, campaign, &step, since).await?))
+    Ok(Json(campaign_numbers(&state.store, p.workspace_id, campaign, q.step.as_deref(), since).await?))
 }
 
 /// The id of a campaign of the workspace (404 when there is none).
