@@ -83,6 +83,7 @@ async fn seed_messages(
                 attempts: 1,
                 reply: None,
                 bounce: None,
+                tracking: herald_domain::Tracking::default(),
                 created_at: now(),
                 sent_at: Some(now()),
             });
