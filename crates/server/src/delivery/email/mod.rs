@@ -9,6 +9,7 @@ pub mod domains;
 pub(crate) mod pages;
 mod refusals;
 pub mod service;
+mod signed;
 pub mod transport;
 pub mod unsubscribe;
 pub(crate) mod unsubscribe_page;
