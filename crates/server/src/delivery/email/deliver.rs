@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::Email;
 use super::refusals::{Refusal, classify};
+use super::tracking::Tracker;
 use super::transport::Transport;
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
 
@@ -191,12 +192,14 @@ impl Email {
             return Ok(wait_without_attempt(message, until, reason, None));
         }
         let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
+        let tracker = self.tracker(message).await?;
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
-        let built =
-            tokio::task::spawn_blocking(move || signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, now)))
-                .await
-                .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
+        let built = tokio::task::spawn_blocking(move || {
+            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, tracker.as_ref(), now))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
         let composed = match built {
             Ok(composed) => composed,
             Err(reason) => return Ok(finished(MessageStatus::Failed, Some(reason), None, "failed")),
@@ -285,15 +288,18 @@ impl Email {
     }
 }
 
-/// The message as the relay receives it: signed at `now`, with the one-click unsubscribe headers.
+/// The message as the relay receives it: signed at `now`, with the one-click unsubscribe
+/// headers, and its HTML tracked when `tracker` is given.
 fn compose_message(
     message: &Message,
     signer: &DkimSigner,
     unsubscribe_url: String,
+    tracker: Option<&Tracker>,
     now: Timestamp,
 ) -> Result<Composed, String> {
     let from = mailbox(&message.from, "from")?;
     let reply_to = message.reply_to.as_deref().map(|r| mailbox(r, "reply_to")).transpose()?;
+    let html = tracker.map_or_else(|| message.html.clone(), |t| t.html(message, &unsubscribe_url));
     let unsubscribe = Unsubscribe { url: unsubscribe_url, mailto: Some(super::unsubscribe_mailto(&from.address)) };
     let outgoing = Outgoing {
         message_id: message.internet_message_id.clone(),
@@ -302,7 +308,7 @@ fn compose_message(
         to: Mailbox::new(None::<String>, message.to.clone()),
         reply_to,
         subject: message.subject.clone(),
-        html: message.html.clone(),
+        html,
         text: message.text.clone(),
         unsubscribe: Some(unsubscribe),
         envelope_from: None,
