@@ -50,20 +50,14 @@ async fn verified(state: &EmailState, claim: Option<Claim>) -> Result<Option<Cla
     Ok(claim.verify(&secret).then_some(claim))
 }
 
-/// Records an open or a click of the message `claim` names.
+/// Records an open or a click of the message `claim` names. Only opens are told apart by
+/// who made them: link scanners that follow every link are rarer than image proxies, and a
+/// click from an unknown agent is still most likely a person's.
 async fn record(state: &EmailState, claim: &Claim, kind: ActivityKind, headers: &HeaderMap) -> Result<(), StoreError> {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let activity = Activity {
-        message_id: claim.message,
-        kind,
-        bounce: None,
-        reason: None,
-        url: claim.url.clone(),
-        machine: is_machine(agent),
-        source: "tracking".into(),
-        key: None,
-        occurred_at: state.clock.now(),
-    };
+    let mut activity = Activity::new(claim.message, kind, "tracking", state.clock.now());
+    activity.url = claim.url.clone();
+    activity.machine = kind == ActivityKind::Opened && is_machine(agent);
     // A message deleted since (with its contact or campaign) is `UnknownMessage`: the answer
     // is the same, there is just nothing to count.
     state.email.record_activity(claim.workspace, activity).await.map(drop)

@@ -1,4 +1,4 @@
-//! Telling a person's open or click from a machine's, by the request's `User-Agent` (the one
+//! Telling a person's open from a machine's, by the request's `User-Agent` (the one
 //! signal every fetch carries; the proxies' IP ranges change and are not all published).
 //!
 //! A fetch is a machine's when its User-Agent:
@@ -17,7 +17,7 @@
 //!
 //! All comparisons ignore case. Such opens are recorded and counted apart; a person reading
 //! the message in Apple Mail or Gmail is then counted as a machine too, which is the price of
-//! not counting every delivery as a read.
+//! not counting every delivery as a read. Clicks are not classified (see `endpoints`).
 
 /// Substrings (lower case) of the User-Agents of machines.
 const MACHINE_AGENTS: [&str; 20] = [
