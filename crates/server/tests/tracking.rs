@@ -52,7 +52,8 @@ async fn landing_page() -> (String, Arc<Mutex<Vec<String>>>) {
 
 /// An app sending through the sink from a verified domain.
 async fn sending_app(backend: Backend, dns: &DnsServer, sink: &SmtpSink) -> (TestApp, String) {
-    let app = spawn_app_with(backend, EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() }).await;
+    let app =
+        spawn_app_with(backend, EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() }).await;
     let transport = json!({"host": "127.0.0.1", "port": sink.port(), "security": "none"});
     let (status, body) =
         json(app.request(Method::PUT, "/api/v1/transport").json(&transport).send().await.unwrap()).await;
@@ -112,13 +113,17 @@ async fn tracked_mail_counts_opens_and_clicks_and_leaves_unsubscribe_alone(backe
          <p><a href=\"{{{{ unsubscribe_url }}}}\">Unsubscribe</a></p></body></html>"
     );
     let step = |id: &str, subject: &str| json!({"id": id, "type": "email", "from": format!("news@{DOMAIN}"), "subject": subject, "html": html});
-    activate(&app, json!({"name": "Tracked", "trigger": {"type": "event", "event": "signed_up"},
-                          "steps": [step("tracked", "Tracked")]}))
+    activate(
+        &app,
+        json!({"name": "Tracked", "trigger": {"type": "event", "event": "signed_up"},
+                          "steps": [step("tracked", "Tracked")]}),
+    )
     .await;
     let mut plain = step("plain", "Plain");
     plain["track_opens"] = json!(false);
     plain["track_clicks"] = json!(false);
-    activate(&app, json!({"name": "Plain", "trigger": {"type": "event", "event": "signed_up"}, "steps": [plain]})).await;
+    activate(&app, json!({"name": "Plain", "trigger": {"type": "event", "event": "signed_up"}, "steps": [plain]}))
+        .await;
     let event = json!({"email": "ada@example.com", "event": "signed_up", "data": {"first_name": "Ada"}});
     assert_eq!(app.client.post(&source).json(&event).send().await.unwrap().status(), StatusCode::OK);
     app.run_jobs().await;
