@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use herald_domain::EmailAddress;
+use herald_domain::{EmailAddress, Tracking};
 use herald_template::Template;
 use serde::Serialize;
 use serde_json::Value;
@@ -108,6 +108,7 @@ pub struct EmailTemplate {
     pub subject: Template,
     pub html: Template,
     pub text: Option<Template>,
+    pub tracking: Tracking,
 }
 
 /// A webhook step, compiled.
@@ -397,7 +398,8 @@ impl Builder<'_> {
                 let text = email.text.as_deref().and_then(|t| self.template(t, &format!("{path}.text"), false));
                 match (from, subject, html) {
                     (Some(from), Some(subject), Some(html)) => {
-                        Action::Email(Box::new(EmailTemplate { from, reply_to, subject, html, text }))
+                        let tracking = Tracking { opens: email.track_opens, clicks: email.track_clicks };
+                        Action::Email(Box::new(EmailTemplate { from, reply_to, subject, html, text, tracking }))
                     }
                     _ => Action::Exit,
                 }

@@ -219,6 +219,13 @@ pub struct EmailStep {
     /// Derived from the HTML when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Add an open pixel to the HTML. Campaign mail is tracked unless switched off here.
+    #[serde(default = "tracked", skip_serializing_if = "is_tracked")]
+    pub track_opens: bool,
+    /// Send the HTML's links through Herald's signed redirect to count clicks (never the
+    /// unsubscribe link).
+    #[serde(default = "tracked", skip_serializing_if = "is_tracked")]
+    pub track_clicks: bool,
 }
 
 /// An HTTP request to another system (what Customer.io calls a "Send and receive data" action).
@@ -316,6 +323,14 @@ impl WebhookStep {
 
 fn post() -> String {
     "POST".into()
+}
+
+fn tracked() -> bool {
+    true
+}
+
+fn is_tracked(value: &bool) -> bool {
+    *value
 }
 
 fn json_type() -> String {

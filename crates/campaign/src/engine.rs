@@ -5,7 +5,7 @@
 //! Effects are returned, not applied; the caller commits them together with the journey's
 //! next position, which is what makes a step's result and the next step's schedule atomic.
 
-use herald_domain::{Contact, EmailAddress, Timestamp};
+use herald_domain::{Contact, EmailAddress, Timestamp, Tracking};
 use herald_template::{Escape, Limits, Template, html_to_text};
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -155,6 +155,7 @@ pub struct RenderedEmail {
     pub text: String,
     /// Missing variables and the like, in words.
     pub warnings: Vec<String>,
+    pub tracking: Tracking,
 }
 
 /// Where the journey goes after this run.
@@ -471,6 +472,7 @@ fn render_email(
         html: String::new(),
         text: String::new(),
         warnings: Vec::new(),
+        tracking: email.tracking,
     };
     let part = |name: &str, template: &Template, escape: Escape, warnings: &mut Vec<String>| {
         render(template, surroundings, state, escape, now)

@@ -176,8 +176,20 @@ pub struct Message {
     pub reply: Option<String>,
     /// Set when the message bounced: `hard` (status `bounced`) or `soft` (status `failed`).
     pub bounce: Option<BounceKind>,
+    /// Whether its opens and clicks are tracked when it is composed for a relay.
+    pub tracking: Tracking,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+}
+
+/// Which of a message's opens and clicks are tracked: an open pixel in the HTML, and links
+/// rewritten to a signed redirect. Where a message comes from decides the default: a campaign
+/// email step tracks both unless its document switches them off; anything else (mail sent
+/// for one transaction) starts from `Tracking::default()`, which tracks nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracking {
+    pub opens: bool,
+    pub clicks: bool,
 }
 
 impl Message {

@@ -28,7 +28,8 @@ pub mod workspace;
 pub use activity::{Activity, ActivityKind, EmailSummary};
 pub use api_key::{ApiKey, ApiKeyName, ApiToken, TokenHash};
 pub use campaign::{
-    BounceKind, Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus, ReactionKind,
+    BounceKind, Campaign, CampaignReaction, CampaignState, Journey, JourneyStatus, Message, MessageStatus,
+    ReactionKind, Tracking,
 };
 pub use campaign_webhook::{
     CampaignEvent, CampaignEventKind, CampaignWebhook, HookMethod, PayloadEncoding, PayloadMapping,

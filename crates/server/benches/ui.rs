@@ -21,7 +21,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{contacts, enrol, env_list, percentile};
+use common::{contacts, enrol, env_list, percentile, sent_messages};
 use herald_domain::Timestamp;
 use herald_server::app::App;
 use herald_server::app::config::WorkerSettings;
@@ -47,48 +47,6 @@ fn now() -> Timestamp {
 
 fn event_name(i: usize) -> String {
     format!("event_{:02}", i % 20)
-}
-
-/// One sent email per journey (in the outbox, as an email step with no relay records it),
-/// committed in chunks as the runner commits them.
-async fn seed_messages(
-    store: &SharedStore,
-    workspace: herald_domain::WorkspaceId,
-    campaign: herald_domain::CampaignId,
-    journeys: &[(herald_domain::JourneyId, herald_domain::ContactId)],
-) {
-    for chunk in journeys.chunks(BATCH) {
-        let mut work = herald_store::campaign::CampaignWork::default();
-        for (n, (journey, contact)) in chunk.iter().enumerate() {
-            let id = herald_domain::MessageId::from_uuid(herald_store::new_uuid(now()));
-            work.messages.push(herald_domain::Message {
-                id,
-                workspace_id: workspace,
-                campaign_id: campaign,
-                journey_id: *journey,
-                step: "hello".into(),
-                contact_id: *contact,
-                status: herald_domain::MessageStatus::Sent,
-                status_reason: None,
-                to: format!("c{n}@bench.test"),
-                from: "Acme <a@acme.test>".into(),
-                reply_to: None,
-                subject: "Hi".into(),
-                html: "<p>Hi there, this is the body of a short email.</p>".into(),
-                text: "Hi there, this is the body of a short email.".into(),
-                headers: serde_json::Map::new(),
-                warnings: Vec::new(),
-                transport: "outbox".into(),
-                internet_message_id: format!("{id}@acme.test"),
-                attempts: 1,
-                reply: None,
-                bounce: None,
-                created_at: now(),
-                sent_at: Some(now()),
-            });
-        }
-        store.commit_campaign_work(workspace, None, &work, now()).await.expect("messages");
-    }
 }
 
 /// One webhook call per journey, recorded as a webhook step's delivery job opens it, 16 at a
@@ -282,7 +240,7 @@ async fn run() {
     let far = now() + Duration::from_secs(365 * 86_400);
     let journeys = enrol(&store, workspace, waiting.id, &ids, |_| far, now()).await;
     let journeys: Vec<_> = journeys.into_iter().zip(ids.iter().copied()).collect();
-    seed_messages(&store, workspace, waiting.id, &journeys).await;
+    sent_messages(&store, workspace, waiting.id, &journeys, now()).await;
     eprintln!("  {} messages: {:.1} s", journeys.len(), setup.elapsed().as_secs_f64());
     let calls = &journeys[..journeys.len().min(DELIVERIES)];
     seed_deliveries(&store, workspace, waiting.id, calls).await;

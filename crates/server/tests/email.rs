@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::mail::decoded_headers;
 use common::{Backend, TestApp, expect_error, json, spawn_app_running, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{Received, SinkOptions, SmtpSink, verify_dkim};
@@ -110,26 +110,6 @@ async fn verify(app: &TestApp, id: &str) -> Value {
     let (status, body) = json(app.post(&format!("/api/v1/domains/{id}/verify"), &json!({})).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-/// A header as Python's email package decodes it (RFC 2047 and all).
-fn decoded_headers(message: &[u8]) -> Value {
-    let script = "import email, email.policy, json, sys\n\
-                  m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)\n\
-                  parts = [p.get_content_type() for p in m.walk()]\n\
-                  text = m.get_body(('plain',)).get_content()\n\
-                  html = m.get_body(('html',)).get_content()\n\
-                  print(json.dumps({k: str(m[k]) for k in m.keys()} | {'parts': parts, 'text': text, 'html': html}))";
-    let mut child = Command::new(herald_email::testing::python())
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), message).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn to(received: &Received) -> &str {

@@ -239,7 +239,13 @@ fn attribute(attributes: &str, name: &str) -> Option<String> {
     None
 }
 
-fn decode_entities(s: &str) -> String {
+/// `s` with its HTML character references (`&amp;`, `&#39;`, `&#x2019;`, the common named
+/// ones) replaced by the characters they stand for; an `&` that starts none stays as it is.
+///
+/// ```
+/// assert_eq!(herald_template::decode_entities("?a=1&amp;b=&#50;&c"), "?a=1&b=2&c");
+/// ```
+pub fn decode_entities(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('&') {

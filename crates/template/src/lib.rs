@@ -39,7 +39,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 pub use error::{CompileError, RenderError};
-pub use html_text::html_to_text;
+pub use html_text::{decode_entities, html_to_text};
 
 /// How deeply blocks (`if`, `for`, `case`, `capture`, …) and bracketed lookups may nest. The
 /// renderer recurses once per level, so this bounds its stack; real templates use a handful.

@@ -1,9 +1,10 @@
 //! What the server's benchmarks share: their `HERALD_BENCH_*` number knobs, percentiles, and
-//! contacts and journeys written straight into the store (setup, not what is measured).
+//! contacts, journeys and sent messages written straight into the store (setup, not what is
+//! measured).
 
 #![allow(dead_code)] // each benchmark binary uses a different part
 
-use herald_domain::{CampaignId, ContactId, JobKind, JourneyId, NewJob, Timestamp, WorkspaceId};
+use herald_domain::{CampaignId, ContactId, JobKind, JourneyId, MessageId, NewJob, Timestamp, WorkspaceId};
 use herald_store::campaign::{CampaignWork, NewJourney};
 use herald_store::{ImportOutcome, NewContact, SharedStore};
 use serde_json::json;
@@ -74,6 +75,56 @@ pub async fn enrol(
             ids.push(id);
         }
         store.commit_campaign_work(workspace, None, &work, now).await.expect("enrol");
+    }
+    ids
+}
+
+/// Messages per setup transaction, as the journey runner commits them.
+const MESSAGE_CHUNK: usize = 5_000;
+
+/// One sent email per journey (in the outbox, as an email step with no relay records it),
+/// committed in chunks as the runner commits them; their ids in the journeys' order.
+pub async fn sent_messages(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    campaign: CampaignId,
+    journeys: &[(JourneyId, ContactId)],
+    now: Timestamp,
+) -> Vec<MessageId> {
+    let mut ids = Vec::with_capacity(journeys.len());
+    for chunk in journeys.chunks(MESSAGE_CHUNK) {
+        let mut work = CampaignWork::default();
+        for (n, (journey, contact)) in chunk.iter().enumerate() {
+            let id = MessageId::from_uuid(herald_store::new_uuid(now));
+            work.messages.push(herald_domain::Message {
+                id,
+                workspace_id: workspace,
+                campaign_id: campaign,
+                journey_id: *journey,
+                step: "hello".into(),
+                contact_id: *contact,
+                status: herald_domain::MessageStatus::Sent,
+                status_reason: None,
+                to: format!("c{n}@bench.test"),
+                from: "Acme <a@acme.test>".into(),
+                reply_to: None,
+                subject: "Hi".into(),
+                html: "<p>Hi there, this is the body of a short email.</p>".into(),
+                text: "Hi there, this is the body of a short email.".into(),
+                headers: serde_json::Map::new(),
+                warnings: Vec::new(),
+                transport: "outbox".into(),
+                internet_message_id: format!("{id}@acme.test"),
+                attempts: 1,
+                reply: None,
+                bounce: None,
+                tracking: herald_domain::Tracking::default(),
+                created_at: now,
+                sent_at: Some(now),
+            });
+            ids.push(id);
+        }
+        store.commit_campaign_work(workspace, None, &work, now).await.expect("messages");
     }
     ids
 }

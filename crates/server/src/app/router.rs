@@ -24,6 +24,7 @@ use super::state::AppState;
 use super::{api_keys, settings_page as settings, workspace};
 use super::{openapi, ops};
 use crate::delivery::email::api::{deliverability, domains, messages, suppressions, transport};
+use crate::delivery::email::tracking::endpoints as tracking;
 use crate::delivery::email::unsubscribe_page as unsubscribe;
 use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints};
 use crate::delivery::{email, webhooks as outbound};
@@ -178,6 +179,9 @@ pub fn router(state: AppState) -> Router {
         .route("/unsubscribe/{token}", get(unsubscribe::show).post(unsubscribe::unsubscribe))
         // Email providers' notifications: the token in the path, then the provider's signature.
         .merge(email::providers::events::router())
+        // Tracked opens and clicks: authenticated by the signed token in the path.
+        .route("/t/o/{token}", get(tracking::open))
+        .route("/t/c/{token}", get(tracking::click))
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()
         .nest("/api/v1", v1)

@@ -150,7 +150,8 @@ async fn list_campaigns(
 /// optional `goal` — `{"event": "purchase_completed", "within": "30d", "exit": true}`; optional
 /// `timezone`; and `steps`, each with an optional `id` and a `type`: `wait` (`duration` such
 /// as `"2d"`, or `until: {"time": "09:00", "weekdays": ["mon"]}` in the contact's `timezone`),
-/// `email` (`from`, `reply_to`, `subject`, `html`, `text`: Liquid templates), `branch`
+/// `email` (`from`, `reply_to`, `subject`, `html`, `text`: Liquid templates; `track_opens`,
+/// `track_clicks`: booleans, default `true`), `branch`
 /// (`condition`, `then`: [steps], `else`: [steps]), `set_attribute` (`attribute`, `value`,
 /// `scope`: `contact` or `custom_variables`), `unset_attribute`, `exit`. Conditions and
 /// filters: `{"field": "event.data.cart_value", "op": "gt", "value": 50}` with ops `eq`, `ne`,
@@ -175,7 +176,8 @@ async fn list_campaigns(
                     {"id": "still-free", "type": "branch",
                      "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
                      "then": [{"id": "offer", "type": "email", "from": "hello@acme.test", "subject": "20% off",
-                               "html": "<p>Code {{ custom_variables.code | default: \"WELCOME\" }}</p>"}],
+                               "html": "<p>Code {{ custom_variables.code | default: \"WELCOME\" }}</p>",
+                               "track_opens": false}],
                      "else": [{"id": "done", "type": "exit"}]},
                     {"id": "mark", "type": "set_attribute", "attribute": "nudged_at", "value": "{{ event.occurred_at }}"}
                 ]

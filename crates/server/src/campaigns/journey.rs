@@ -536,6 +536,7 @@ fn push_message(
         attempts: 0,
         reply: None,
         bounce: None,
+        tracking: message.tracking,
         created_at: now,
         sent_at: (status == MessageStatus::Sent).then_some(now),
     });

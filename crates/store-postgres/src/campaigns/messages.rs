@@ -1,7 +1,9 @@
 //! Messages on PostgreSQL: the emails a journey's steps render, written by the work commit,
 //! read back by the message log.
 
-use herald_domain::{BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, WorkspaceId};
+use herald_domain::{
+    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Tracking, WorkspaceId,
+};
 use herald_store::campaign::MessageFilter;
 use herald_store::{StoreError, StoreResult};
 use serde_json::json;
@@ -19,7 +21,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce"
+         created_at, sent_at, bounce, track_opens, track_clicks"
     };
 }
 
@@ -48,6 +50,7 @@ fn message(row: &PgRow) -> StoreResult<Message> {
         bounce: get::<Option<String>>(row, "bounce")?
             .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
             .transpose()?,
+        tracking: Tracking { opens: get(row, "track_opens")?, clicks: get(row, "track_clicks")? },
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -81,7 +84,9 @@ pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) ->
                 .push_bind(encode::text(&herald_store::email::from_domain(&m.from)).into_owned())
                 .push_bind(encode::ts(m.created_at))
                 .push_bind(m.sent_at.map(encode::ts))
-                .push_bind(m.bounce.map(BounceKind::as_str));
+                .push_bind(m.bounce.map(BounceKind::as_str))
+                .push_bind(m.tracking.opens)
+                .push_bind(m.tracking.clicks);
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

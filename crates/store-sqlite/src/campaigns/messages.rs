@@ -2,7 +2,8 @@
 //! read back by the message log.
 
 use herald_domain::{
-    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Timestamp, WorkspaceId,
+    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Timestamp, Tracking,
+    WorkspaceId,
 };
 use herald_store::campaign::MessageFilter;
 use herald_store::{StoreError, StoreResult};
@@ -18,7 +19,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce"
+         created_at, sent_at, bounce, track_opens, track_clicks"
     };
 }
 
@@ -51,6 +52,10 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
         bounce: get::<Option<String>>(row, "bounce")?
             .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
             .transpose()?,
+        tracking: Tracking {
+            opens: get::<i64>(row, "track_opens")? != 0,
+            clicks: get::<i64>(row, "track_clicks")? != 0,
+        },
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -84,7 +89,9 @@ pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) ->
                 .push_bind(herald_store::email::from_domain(&m.from))
                 .push_bind(m.created_at.unix_millis())
                 .push_bind(m.sent_at.map(Timestamp::unix_millis))
-                .push_bind(m.bounce.map(BounceKind::as_str));
+                .push_bind(m.bounce.map(BounceKind::as_str))
+                .push_bind(m.tracking.opens)
+                .push_bind(m.tracking.clicks);
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

@@ -94,6 +94,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         attempts: 0,
         reply: None,
         bounce: None,
+        tracking: herald_domain::Tracking::default(),
         created_at: at(3),
         sent_at: Some(at(3)),
     };

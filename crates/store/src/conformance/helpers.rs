@@ -132,6 +132,7 @@ pub(super) fn queued_message(
         attempts: 0,
         reply: None,
         bounce: None,
+        tracking: herald_domain::Tracking::default(),
         created_at: at(2),
         sent_at: None,
     }

@@ -13,6 +13,7 @@ mod helpers;
 mod jobs;
 mod secrets;
 mod sources;
+mod tracking;
 mod webhooks;
 mod workspaces;
 
@@ -24,6 +25,7 @@ pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
 pub use sources::*;
+pub use tracking::*;
 pub use webhooks::*;
 pub use workspaces::*;
 
@@ -88,6 +90,7 @@ macro_rules! conformance_suite {
             contact_history_is_scoped_to_its_workspace,
             commits_that_make_jobs_due_wake_the_worker,
             sealed_secrets_read_back_and_need_no_second_sealing,
+            messages_keep_their_tracking,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

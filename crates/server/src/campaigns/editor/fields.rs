@@ -154,6 +154,13 @@ pub(super) fn step_fields(p: &str, kind: &str, step: &Value, actions: &[(String,
                 .help("Liquid: {{ first_name | default: \"there\" }}, {{ event.data.plan }}"),
             FieldView::new(key("text"), "Text body", "code", step["text"].as_str().unwrap_or_default())
                 .help("Derived from the HTML when blank"),
+            // Absent means on: campaign mail is tracked unless switched off.
+            FieldView::checkbox(key("track_opens"), "Track opens (a 1×1 image)", step["track_opens"] != false),
+            FieldView::checkbox(
+                key("track_clicks"),
+                "Track clicks (links go through a signed redirect; never the unsubscribe link)",
+                step["track_clicks"] != false,
+            ),
         ],
         "webhook" => {
             let action = step["action"].as_str().unwrap_or_default();

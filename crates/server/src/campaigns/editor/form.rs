@@ -203,6 +203,8 @@ fn read_step(f: &Fields, p: &str, kind: &str, depth: usize) -> Value {
             if let Some(text) = f.get(&key("text")).filter(|t| !t.trim().is_empty()) {
                 put("text", text.into());
             }
+            put("track_opens", f.checked(&key("track_opens")).into());
+            put("track_clicks", f.checked(&key("track_clicks")).into());
         }
         "webhook" => {
             put("draft", f.checked(&key("draft")).into());

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use super::providers::{Envelope, Provider};
 use super::refusals::{Refusal, classify};
+use super::tracking::Tracker;
 use super::transport::Transport;
 use super::{Email, bounces};
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
@@ -207,10 +208,12 @@ impl Email {
         let token = self.return_token(workspace, message.id).await?;
         let envelope_from = return_path.then(|| bounces::token::address(&token, &domain_name));
         let list_headers = super::list_headers(&unsubscribe_url, &message.from);
+        let tracker = self.tracker(message).await?;
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
         let owned = message.clone();
         let built = tokio::task::spawn_blocking(move || {
-            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, (envelope_from, token), now))
+            let return_path = (envelope_from, token);
+            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, return_path, tracker.as_ref(), now))
         })
         .await
         .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
@@ -311,17 +314,19 @@ impl Email {
 }
 
 /// The message as the relay receives it: signed at `now`, with the one-click unsubscribe
-/// headers, the return-path token in `X-Herald-Message`, and the return path (when the domain
-/// receives bounces) as the envelope sender.
+/// headers, the return-path token in `X-Herald-Message`, the return path (when the domain
+/// receives bounces) as the envelope sender, and its HTML tracked when `tracker` is given.
 fn compose_message(
     message: &Message,
     signer: &DkimSigner,
     unsubscribe_url: String,
     (envelope_from, token): (Option<String>, String),
+    tracker: Option<&Tracker>,
     now: Timestamp,
 ) -> Result<Composed, String> {
     let from = mailbox(&message.from, "from")?;
     let reply_to = message.reply_to.as_deref().map(|r| mailbox(r, "reply_to")).transpose()?;
+    let html = tracker.map_or_else(|| message.html.clone(), |t| t.html(message, &unsubscribe_url));
     let unsubscribe = Unsubscribe { url: unsubscribe_url, mailto: Some(super::unsubscribe_mailto(&from.address)) };
     let outgoing = Outgoing {
         message_id: message.internet_message_id.clone(),
@@ -330,7 +335,7 @@ fn compose_message(
         to: Mailbox::new(None::<String>, message.to.clone()),
         reply_to,
         subject: message.subject.clone(),
-        html: message.html.clone(),
+        html,
         text: message.text.clone(),
         unsubscribe: Some(unsubscribe),
         envelope_from,

@@ -1,6 +1,7 @@
 //! Email at work: the delivery job that hands queued messages to SMTP (or holds, suppresses
 //! or fails them), sending domains (DKIM keys, DNS records, verification and periodic
-//! re-verification), signed unsubscribe links, and the transport each workspace sends with.
+//! re-verification), signed unsubscribe links, open and click tracking, and the transport each
+//! workspace sends with.
 
 pub mod activity;
 pub mod api;
@@ -12,6 +13,8 @@ pub(crate) mod pages;
 pub mod providers;
 mod refusals;
 pub mod service;
+mod signed;
+pub mod tracking;
 pub mod transport;
 pub mod unsubscribe;
 pub(crate) mod unsubscribe_page;
@@ -104,7 +107,7 @@ pub struct Email {
     settings: EmailSettings,
     public_url: Arc<str>,
     dns: DnsVerifier,
-    /// Unsubscribe-link secrets by workspace.
+    /// The secrets that sign unsubscribe and tracking links, by workspace.
     secrets: Arc<WorkspaceSecrets>,
     transports: TransportCache,
     /// Provider API calls, SNS certificates and subscription confirmations go through the
@@ -155,7 +158,7 @@ impl Email {
         &self.settings
     }
 
-    /// The workspace's secret for unsubscribe links, made on first use.
+    /// The workspace's secret for unsubscribe and tracking links, made on first use.
     pub async fn secret(&self, workspace: WorkspaceId) -> StoreResult<Arc<[u8]>> {
         self.secrets.get(workspace).await
     }

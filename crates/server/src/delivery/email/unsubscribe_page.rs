@@ -18,7 +18,8 @@ use crate::web::error::ApiError;
 /// The reason recorded on the suppression list.
 const REASON: &str = "unsubscribed";
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// A small page of its own (no app frame: the person reading it has no account).
+pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
