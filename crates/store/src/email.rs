@@ -185,10 +185,12 @@ pub trait EmailStore {
 
     async fn suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<Option<Suppression>>;
 
-    /// The list in address order.
+    /// The list in address order; with `search`, only the addresses containing it (in any
+    /// case; `%` and `_` are plain characters).
     async fn list_suppressions(
         &self,
         workspace: WorkspaceId,
+        search: Option<&str>,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Suppression>>;
 

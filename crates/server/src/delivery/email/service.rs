@@ -22,13 +22,51 @@ use super::domains::{AddDomainError, DomainRequest};
 use super::transport::{SmtpConfig, Transport};
 use crate::web::error::ApiError;
 
-/// The workspace's suppressed addresses, in address order.
+/// The workspace's suppressed addresses, in address order; with `search`, those containing it.
 pub async fn suppressions(
     state: &EmailState,
     workspace: WorkspaceId,
+    search: Option<&str>,
     page: PageRequest<String>,
 ) -> Result<Page<Suppression>, ApiError> {
-    Ok(state.store.list_suppressions(workspace, page).await?)
+    Ok(state.store.list_suppressions(workspace, search, page).await?)
+}
+
+/// Rows read per query while exporting the list.
+const EXPORT_PAGE: u32 = 500;
+
+/// The suppression list (with `search`, the addresses containing it) as CSV, with a header
+/// row: `email, reason, detail, contact_id, message_id, created_at` (RFC 3339).
+pub async fn suppressions_csv(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    search: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["email", "reason", "detail", "contact_id", "message_id", "created_at"];
+    let mut write = |row: [&str; 6]| out.write_record(row).map_err(csv_failed);
+    write(header)?;
+    let mut page = PageRequest::first(EXPORT_PAGE);
+    loop {
+        let listed = state.store.list_suppressions(workspace, search, page.clone()).await?;
+        for s in &listed.items {
+            let contact = s.contact_id.map(|c| c.to_string()).unwrap_or_default();
+            let message = s.message_id.map(|m| m.to_string()).unwrap_or_default();
+            let created = s.created_at.to_string();
+            write([&s.email, &s.reason, s.detail.as_deref().unwrap_or_default(), &contact, &message, &created])?;
+        }
+        match listed.items.last() {
+            Some(last) if listed.next_cursor.is_some() => page.after = Some(last.email.clone()),
+            _ => break,
+        }
+    }
+    out.into_inner().map_err(|e| csv_failed(e.into_error()))
+}
+
+/// Writing CSV into memory fails only if the writer is broken: an internal error, logged here.
+fn csv_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "writing CSV");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
 }
 
 /// Suppresses an address for the workspace by hand; returns the record kept and whether it is
