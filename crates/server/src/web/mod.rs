@@ -10,6 +10,7 @@ pub mod error;
 pub mod first_run;
 pub mod list;
 pub(crate) mod login;
+pub mod numbers;
 pub mod page;
 pub mod secret;
 pub mod session;

@@ -15,6 +15,7 @@ use crate::delivery::email::{EmailState, service};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
+use crate::web::non_blank;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionDto {
@@ -90,11 +91,6 @@ pub struct ExportQuery {
     search: Option<String>,
 }
 
-/// A search box left empty searches nothing.
-fn search(raw: &Option<String>) -> Option<&str> {
-    raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 fn address(raw: &str, field: &str) -> Result<EmailAddress, ApiError> {
     EmailAddress::parse(raw).map_err(|e| ApiError::invalid(field, e))
 }
@@ -113,7 +109,7 @@ async fn list_suppressions(
     ApiQuery(q): ApiQuery<SuppressionQuery>,
 ) -> Result<Json<List<SuppressionDto>>, ApiError> {
     let page = ListParams { limit: q.limit, cursor: q.cursor.clone() }.page()?;
-    let page = service::suppressions(&state, principal.workspace_id, search(&q.search), page).await?;
+    let page = service::suppressions(&state, principal.workspace_id, non_blank(&q.search), page).await?;
     Ok(Json(List::from_page(page, SuppressionDto::from)))
 }
 
@@ -131,7 +127,7 @@ async fn export_suppressions(
     Auth(principal): Auth,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = service::suppressions_csv(&state, principal.workspace_id, search(&q.search)).await?;
+    let csv = service::suppressions_csv(&state, principal.workspace_id, non_blank(&q.search)).await?;
     Ok(crate::web::csv_file("suppressions.csv", csv))
 }
 /// Suppress an address. An address already suppressed keeps its first record (200).
