@@ -8,130 +8,18 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::browser::{browser, click, fill, path, screenshot, select, start_driver, text};
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use herald_domain::{EmailAddress, PageRequest, Password, UserAccount, WorkspaceName};
 use herald_server::clock::{Clock, SharedClock};
 use herald_server::web::first_run;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
-
-// ---------------------------------------------------------------- the browser
-
-/// A chromedriver on a free loopback port, stopped on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    /// Stops chromedriver with the browsers it started (its process group), also when a test
-    /// panicked before closing its session.
-    fn drop(&mut self) {
-        if let Ok(group) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
-async fn start_driver() -> Driver {
-    let path = std::env::var("HERALD_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
-    let port = free_port();
-    let child = Command::new(&path)
-        // A group of its own, which its browsers join: see `Drop for Driver`.
-        .process_group(0)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {path} ({e}): run `cargo xtask test`, which installs chromium and chromium-driver")
-        });
-    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{}/status", driver.url)).send().await.is_ok_and(|r| r.status().is_success()) {
-            return driver;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not answer on port {port}");
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let mut options = json!({"args": [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--window-size=1280,900", "--hide-scrollbars", "--force-device-scale-factor=1"
-    ]});
-    if std::path::Path::new("/usr/bin/chromium").exists() {
-        options["binary"] = json!("/usr/bin/chromium");
-    }
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), options);
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
-
-/// The element `css` selects, waited for: a form submitted by the last click may still be
-/// loading the page that has it.
-async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-}
-
-async fn text(client: &Client, css: &str) -> String {
-    element(client, css).await.text().await.expect("text")
-}
-
-async fn fill(client: &Client, css: &str, value: &str) {
-    let field = element(client, css).await;
-    field.clear().await.expect("clear");
-    field.send_keys(value).await.expect("type");
-}
-
-async fn click(client: &Client, css: &str) {
-    element(client, css).await.click().await.expect("click");
-}
-
-async fn select(client: &Client, css: &str, value: &str) {
-    element(client, css).await.select_by_value(value).await.expect("select");
-}
-
-async fn path(client: &Client) -> String {
-    let url = client.current_url().await.expect("url");
-    url.path().to_owned()
-}
-
-/// Saves a screenshot to docs/screenshots/NAME.png when HERALD_SCREENSHOTS=1.
-async fn screenshot(client: &Client, enabled: bool, name: &str) {
-    if !enabled {
-        return;
-    }
-    let png = client.screenshot().await.expect("screenshot");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
-}
 
 // ---------------------------------------------------------------- the flow
 

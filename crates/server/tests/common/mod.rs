@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod openapi;
 pub mod process;
 
