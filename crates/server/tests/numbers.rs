@@ -8,13 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{browser, click, element, fill, path, start_driver, text};
+use common::browser::{browser, click, element, fill, path, screenshot, start_driver, text};
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, Locator};
 use herald_domain::{Activity, ActivityKind, BounceKind, MessageId, PageRequest, Suppression, WorkspaceId};
 use herald_server::clock::Clock;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
 use serde_json::{Value, json};
 
 on_both_backends!(numbers_read_back_in_the_browser, suppressions_are_searched_and_exported_through_the_api);
@@ -92,7 +92,9 @@ async fn numbers_read_back_in_the_browser(backend: Backend) {
 
     let driver = start_driver().await;
     let client = browser(&driver).await;
-    let flow = read_the_numbers(&app, &client, &campaign, &messages);
+    // With HERALD_SCREENSHOTS=1 the SQLite run saves the pages to docs/screenshots/.
+    let shots = backend == Backend::Sqlite && std::env::var("HERALD_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let flow = read_the_numbers(&app, &client, &campaign, &messages, shots);
     let result = tokio::time::timeout(Duration::from_secs(90), flow).await;
     client.close().await.expect("close the browser");
     result.expect("reading the numbers took over 90 seconds");
@@ -114,7 +116,13 @@ async fn figure(client: &Client, id: &str) -> (String, String) {
     (value, rate)
 }
 
-async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messages: &[(String, String, String)]) {
+async fn read_the_numbers(
+    app: &TestApp,
+    client: &Client,
+    campaign: &str,
+    messages: &[(String, String, String)],
+    shots: bool,
+) {
     // The campaign page: totals over both steps, rates of the 8 messages sent.
     client.goto(&app.url(&format!("/campaigns/{campaign}"))).await.expect("goto");
     fill(client, "#key", ADMIN_TOKEN).await;
@@ -126,7 +134,7 @@ async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messag
     assert!(text(client, "#numbers-bounced .note").await.contains("1 hard, 0 soft"));
     assert_eq!(figure(client, "opened").await, ("2".into(), "25%".into()), "Ada's welcome and Bob's tips");
     let opens = text(client, "#numbers-opened .note").await;
-    assert!(opens.contains("3 opens in all") && opens.contains("1 opened by machines (1 opens)"), "{opens}");
+    assert!(opens.contains("3 opens in all") && opens.contains("machines opened 1 (1 open)"), "{opens}");
     assert_eq!(figure(client, "clicked").await, ("1".into(), "12.5%".into()));
     assert!(text(client, "#numbers-clicked .note").await.contains("50% of those opened"));
     assert_eq!(figure(client, "complained").await, ("1".into(), "12.5%".into()));
@@ -148,6 +156,10 @@ async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messag
     assert_eq!(words(&text(client, "#days tbody tr").await), "2026-01-01 8 2 1 1");
     let bars = client.find_all(Locator::Css("#chart svg rect")).await.expect("bars");
     assert_eq!(bars.len(), 4, "sent, opened, clicked and bounced on one day");
+    if shots {
+        client.execute("document.getElementById('email').scrollIntoView()", vec![]).await.expect("scroll");
+        screenshot(client, shots, "campaign-email").await;
+    }
 
     // A step's own page.
     click(client, "#step-welcome a").await;
@@ -166,6 +178,10 @@ async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messag
     let activities = text(client, "#activities").await;
     assert!(activities.contains("sent"), "{activities}");
     assert!(activities.contains("clicked") && activities.contains("https://acme.test/pricing"), "{activities}");
+    if shots {
+        client.execute("document.getElementById('email-numbers').scrollIntoView()", vec![]).await.expect("scroll");
+        screenshot(client, shots, "message-numbers").await;
+    }
     let bob = message(messages, "welcome", "bob@x.test");
     client.goto(&app.url(&format!("/messages/{bob}"))).await.expect("goto");
     assert!(text(client, "#activities").await.contains("machine"));
@@ -177,6 +193,7 @@ async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messag
     assert!(alarm.contains("12.5%") && alarm.contains("0.3%"), "{alarm}");
     assert_eq!(text(client, "#rates-7 .complaint-rate").await, "12.5%");
     assert_eq!(text(client, "#rates-30 .bounce-rate").await, "12.5%");
+    screenshot(client, shots, "deliverability").await;
     let list = text(client, "#suppression-list").await;
     assert!(list.contains("cy@x.test") && list.contains("hard_bounce"), "{list}");
     assert!(list.contains("dee@x.test") && list.contains("complaint"), "{list}");
@@ -207,8 +224,22 @@ async fn read_the_numbers(app: &TestApp, client: &Client, campaign: &str, messag
     let rows = csv_rows(app.client.get(&all).header(COOKIE, &cookie).send().await.expect("export")).await;
     let emails: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
     assert_eq!(emails, ["cy@x.test", "dee@x.test"]);
-    let status = app.client.get(&all).send().await.expect("export").status();
-    assert_eq!(status, StatusCode::SEE_OTHER, "only with a session");
+    // Pages need a session, and the removal form this session's token.
+    for page in ["/deliverability/suppressions.csv", "/deliverability", &format!("/campaigns/{campaign}/steps/welcome")]
+    {
+        let response = app.client.get(app.url(page)).send().await.expect("get");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page} without a session");
+        assert!(response.headers()[LOCATION].to_str().expect("location").starts_with("/login?next="), "{page}");
+    }
+    for fields in [vec![("email", "cy@x.test")], vec![("csrf", "wrong"), ("email", "cy@x.test")]] {
+        let remove = app
+            .client
+            .post(app.url("/deliverability/remove"))
+            .header(COOKIE, &cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&fields).expect("form"));
+        assert_eq!(remove.send().await.expect("post").status(), StatusCode::FORBIDDEN, "{fields:?}");
+    }
 
     // Removed one by one.
     client.goto(&app.url("/deliverability")).await.expect("goto");

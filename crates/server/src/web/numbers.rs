@@ -22,6 +22,11 @@ pub fn percent(fraction: f64) -> String {
     format!("{text}%")
 }
 
+/// `1 click`, `2 clicks`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// The figures of a set of messages, in the order people read them.
 pub fn figures(n: &EmailNumbers) -> Vec<Figure> {
     let (c, r) = (&n.counts, &n.rates);
@@ -47,8 +52,10 @@ pub fn figures(n: &EmailNumbers) -> Vec<Figure> {
             value: c.opened,
             rate: Some(percent(r.opened)),
             note: format!(
-                "{} opens in all; apart: {} opened by machines ({} opens)",
-                c.opens, c.machine_opened, c.machine_opens
+                "{} in all; apart from these, machines opened {} ({})",
+                count(c.opens, "open"),
+                c.machine_opened,
+                count(c.machine_opens, "open")
             ),
         },
         Figure {
@@ -56,7 +63,7 @@ pub fn figures(n: &EmailNumbers) -> Vec<Figure> {
             label: "Clicked",
             value: c.clicked,
             rate: Some(percent(r.clicked)),
-            note: format!("{} clicks in all; {} of those opened", c.clicks, percent(r.click_to_open)),
+            note: format!("{} in all; {} of those opened", count(c.clicks, "click"), percent(r.click_to_open)),
         },
         Figure {
             id: "complained",
