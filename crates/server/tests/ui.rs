@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::browser::{browser, start_driver};
+use common::browser::{browser, click, fill, path, screenshot, select, start_driver, text};
 use common::{ADMIN_TOKEN, Backend, TestApp, json, spawn_app};
 use fantoccini::{Client, Locator};
 use herald_domain::{EmailAddress, PageRequest, Password, UserAccount, WorkspaceName};
@@ -21,53 +20,6 @@ use herald_server::web::first_run;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
-
-// ---------------------------------------------------------------- the browser
-
-/// The element `css` selects, waited for: a form submitted by the last click may still be
-/// loading the page that has it.
-async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-}
-
-async fn text(client: &Client, css: &str) -> String {
-    element(client, css).await.text().await.expect("text")
-}
-
-async fn fill(client: &Client, css: &str, value: &str) {
-    let field = element(client, css).await;
-    field.clear().await.expect("clear");
-    field.send_keys(value).await.expect("type");
-}
-
-async fn click(client: &Client, css: &str) {
-    element(client, css).await.click().await.expect("click");
-}
-
-async fn select(client: &Client, css: &str, value: &str) {
-    element(client, css).await.select_by_value(value).await.expect("select");
-}
-
-async fn path(client: &Client) -> String {
-    let url = client.current_url().await.expect("url");
-    url.path().to_owned()
-}
-
-/// Saves a screenshot to docs/screenshots/NAME.png when HERALD_SCREENSHOTS=1.
-async fn screenshot(client: &Client, enabled: bool, name: &str) {
-    if !enabled {
-        return;
-    }
-    let png = client.screenshot().await.expect("screenshot");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
-}
 
 // ---------------------------------------------------------------- the flow
 

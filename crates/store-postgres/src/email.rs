@@ -264,14 +264,17 @@ impl EmailStore for PgStore {
     async fn list_suppressions(
         &self,
         workspace: WorkspaceId,
+        search: Option<&str>,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Suppression>> {
+        // `strpos`, not `LIKE`: what people type is matched as typed, wildcards included.
         let rows = sqlx::query(
             "SELECT * FROM suppressions WHERE workspace_id = $1 AND ($2::text IS NULL OR email COLLATE \"C\" > $2) \
-             ORDER BY email COLLATE \"C\" LIMIT $3",
+             AND ($3::text IS NULL OR strpos(lower(email), lower($3)) > 0) ORDER BY email COLLATE \"C\" LIMIT $4",
         )
         .bind(workspace.as_uuid())
         .bind(page.after.as_deref().map(encode::text))
+        .bind(search.map(encode::text))
         .bind(i64::from(page.limit) + 1)
         .fetch_all(&self.pool)
         .await

@@ -263,14 +263,19 @@ impl EmailStore for SqliteStore {
     async fn list_suppressions(
         &self,
         workspace: WorkspaceId,
+        search: Option<&str>,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Suppression>> {
+        // `instr`, not `LIKE`: what people type is matched as typed, wildcards included.
         let rows = sqlx::query(
-            "SELECT * FROM suppressions WHERE workspace_id = ? AND (? IS NULL OR email > ?) ORDER BY email LIMIT ?",
+            "SELECT * FROM suppressions WHERE workspace_id = ? AND (? IS NULL OR email > ?) \
+             AND (? IS NULL OR instr(lower(email), ?) > 0) ORDER BY email LIMIT ?",
         )
         .bind(workspace.as_uuid())
         .bind(page.after.as_deref())
         .bind(page.after.as_deref())
+        .bind(search)
+        .bind(search.map(str::to_lowercase))
         .bind(i64::from(page.limit) + 1)
         .fetch_all(&self.readers)
         .await

@@ -185,10 +185,12 @@ pub trait EmailStore {
 
     async fn suppression(&self, workspace: WorkspaceId, email: &str) -> StoreResult<Option<Suppression>>;
 
-    /// The list in address order.
+    /// The list in address order; with `search`, only the addresses containing it (in any
+    /// case; `%` and `_` are plain characters).
     async fn list_suppressions(
         &self,
         workspace: WorkspaceId,
+        search: Option<&str>,
         page: PageRequest<String>,
     ) -> StoreResult<Page<Suppression>>;
 
@@ -250,6 +252,33 @@ pub trait EmailStore {
         limit: u32,
     ) -> StoreResult<Vec<ActivityRecord>>;
 
+    /// The numbers of the scope over all of its history, conversions included.
+    async fn email_numbers(&self, workspace: WorkspaceId, scope: &ActivityScope) -> StoreResult<EmailNumbers> {
+        let totals = self.activity_counts(workspace, scope, None, Grouping::Total).await?;
+        let converted = self.conversions(workspace, scope).await?;
+        Ok(EmailNumbers::new(EmailCounts::of(&totals), Some(converted)))
+    }
+
+    /// The numbers of each email step of a campaign that sent anything, conversions included,
+    /// in step order by name.
+    async fn step_numbers(&self, workspace: WorkspaceId, campaign: CampaignId) -> StoreResult<Vec<StepNumbers>> {
+        let scope = ActivityScope { campaign: Some(campaign), ..ActivityScope::default() };
+        let rows = self.activity_counts(workspace, &scope, None, Grouping::Step).await?;
+        let mut steps: std::collections::BTreeMap<String, EmailCounts> = std::collections::BTreeMap::new();
+        for row in &rows {
+            if let Some(step) = &row.step {
+                steps.entry(step.clone()).or_default().add(row);
+            }
+        }
+        let mut numbers = Vec::with_capacity(steps.len());
+        for (step, counts) in steps {
+            let scope = ActivityScope { step: Some(step.clone()), ..scope.clone() };
+            let converted = self.conversions(workspace, &scope).await?;
+            numbers.push(StepNumbers { step, numbers: EmailNumbers::new(counts, Some(converted)) });
+        }
+        Ok(numbers)
+    }
+
     /// The numbers of the scope: all of its history, and per day from `daily_since` on.
     async fn email_report(
         &self,
@@ -257,11 +286,10 @@ pub trait EmailStore {
         scope: &ActivityScope,
         daily_since: Timestamp,
     ) -> StoreResult<EmailReport> {
-        let totals = self.activity_counts(workspace, scope, None, Grouping::Total).await?;
-        let converted = self.conversions(workspace, scope).await?;
+        let totals = self.email_numbers(workspace, scope).await?;
         let daily = self.activity_counts(workspace, scope, Some(daily_since), Grouping::Day).await?;
         Ok(EmailReport {
-            totals: EmailNumbers::new(EmailCounts::of(&totals), Some(converted)),
+            totals,
             daily: EmailCounts::by_day(&daily)
                 .into_iter()
                 .map(|(day, counts)| DayNumbers { date: day_date(day), numbers: EmailNumbers::new(counts, None) })
@@ -278,6 +306,14 @@ pub struct EmailReport {
     pub daily: Vec<DayNumbers>,
 }
 
+/// One email step's numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepNumbers {
+    pub step: String,
+    #[serde(flatten)]
+    pub numbers: EmailNumbers,
+}
+
 /// One day's numbers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DayNumbers {
@@ -287,8 +323,8 @@ pub struct DayNumbers {
     pub numbers: EmailNumbers,
 }
 
-/// The calendar date (UTC) of a day counted from 1970-01-01.
-fn day_date(day: i64) -> String {
+/// The calendar date (UTC, `YYYY-MM-DD`) of a day counted from 1970-01-01.
+pub fn day_date(day: i64) -> String {
     let date = Timestamp::from_unix_millis(day.saturating_mul(86_400_000)).to_offset_date_time().date();
     format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }

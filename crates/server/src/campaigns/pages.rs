@@ -8,6 +8,7 @@ use axum::extract::{FromRef, Path, Query, State};
 use axum::routing::{get, post};
 use herald_domain::{CampaignId, CampaignState, Cursor, DraftId, PageRequest};
 use herald_store::campaign::{CampaignStats, MessageFilter};
+use herald_store::email::ActivityScope;
 use serde::Deserialize;
 
 use super::CampaignsState;
@@ -15,6 +16,7 @@ use super::drafts::pages::{self as drafts, DraftRow};
 use super::hooks::form::{self as campaign_webhooks, HookForm, HookRow};
 use super::{editor, service};
 use crate::web::error::ApiError;
+use crate::web::numbers::{CHART_DAYS, DayChart, Figure, figures};
 use crate::web::{
     FieldErrors, Form, Layout, NoticeQuery, Session, UiError, UiResult, WebState, non_blank, parse_id, render,
     see_other, when,
@@ -35,6 +37,7 @@ where
         .route("/campaigns/{id}/edit", get(editor::edit).post(editor::submit_edit))
         .route("/campaigns/{id}/state", post(change_state))
         .route("/campaigns/{id}/drafts", post(drafts::settle))
+        .route("/campaigns/{id}/steps/{step}", get(show_step))
 }
 
 pub struct CampaignRow {
@@ -111,6 +114,12 @@ pub struct StepLine {
     pub outcomes: String,
 }
 
+/// An email step's numbers, as a row of the campaign's table.
+pub struct StepNumbersRow {
+    pub step: String,
+    pub figures: Vec<Figure>,
+}
+
 pub struct MessageLine {
     pub id: String,
     pub to: String,
@@ -125,6 +134,12 @@ pub(super) struct CampaignPage {
     pub(super) l: Layout,
     c: CampaignRow,
     steps: Vec<StepLine>,
+    /// The campaign's email numbers, all time.
+    email: Vec<Figure>,
+    /// Each email step's numbers.
+    email_steps: Vec<StepNumbersRow>,
+    /// The last days' email, per day.
+    chart: DayChart,
     messages: Vec<MessageLine>,
     document: String,
     drafts: Vec<DraftRow>,
@@ -159,6 +174,10 @@ impl CampaignPage {
                 outcomes: outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect::<Vec<_>>().join(", "),
             })
             .collect();
+        let now = state.clock.now();
+        let scope = ActivityScope { campaign: Some(id), ..ActivityScope::default() };
+        let report = state.store.email_report(ws, &scope, DayChart::since(now, CHART_DAYS)).await?;
+        let email_steps = state.store.step_numbers(ws, id).await?;
         let filter = MessageFilter { campaign: Some(id), ..MessageFilter::default() };
         let messages = state.store.list_messages(ws, &filter, PageRequest { after: None, limit: 50 }).await?;
         let (drafts, drafts_next) = drafts::section(state, ws, id, drafts_cursor).await?;
@@ -174,6 +193,12 @@ impl CampaignPage {
                 actions: actions(campaign.state),
             },
             steps,
+            email: figures(&report.totals),
+            email_steps: email_steps
+                .iter()
+                .map(|s| StepNumbersRow { step: s.step.clone(), figures: figures(&s.numbers) })
+                .collect(),
+            chart: DayChart::new(&report.daily, now, CHART_DAYS),
             messages: messages
                 .items
                 .iter()
@@ -205,6 +230,39 @@ pub async fn show(
     let mut page = CampaignPage::load(&state, &session, id, crate::web::cursor::<DraftId>(&q.drafts_cursor)?).await?;
     page.l.notice = NoticeQuery { notice: q.notice }.message();
     Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "campaign_step.html")]
+struct StepPage {
+    l: Layout,
+    campaign_id: String,
+    campaign: String,
+    step: String,
+    email: Vec<Figure>,
+    chart: DayChart,
+}
+
+/// One email step of a campaign: its numbers and its last days.
+pub async fn show_step(
+    State(state): State<CampaignsState>,
+    session: Session,
+    Path((id, step)): Path<(String, String)>,
+) -> UiResult {
+    let id: CampaignId = parse_id(&id)?;
+    let ws = session.workspace_id;
+    let campaign = state.store.get_campaign(ws, id).await?;
+    let now = state.clock.now();
+    let scope = ActivityScope { campaign: Some(id), step: Some(step.clone()), message: None };
+    let report = state.store.email_report(ws, &scope, DayChart::since(now, CHART_DAYS)).await?;
+    Ok(render(&StepPage {
+        l: Layout::new(&session, "/campaigns", format!("{} · {step}", campaign.name)),
+        campaign_id: campaign.id.to_string(),
+        campaign: campaign.name,
+        step,
+        email: figures(&report.totals),
+        chart: DayChart::new(&report.daily, now, CHART_DAYS),
+    }))
 }
 
 #[derive(Debug, Deserialize)]

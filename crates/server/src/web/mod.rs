@@ -10,6 +10,7 @@ pub mod error;
 pub mod first_run;
 pub mod list;
 pub(crate) mod login;
+pub mod numbers;
 pub mod page;
 pub mod secret;
 pub mod session;
@@ -44,4 +45,14 @@ pub fn present<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// A CSV file the browser downloads as `name`.
+pub fn csv_file(name: &str, csv: Vec<u8>) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let content_type = HeaderValue::from_static("text/csv; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], csv).into_response()
 }

@@ -112,7 +112,7 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
@@ -120,6 +120,7 @@ const NAV: [(&str, &str); 8] = [
     ("/messages", "Messages"),
     ("/deliveries", "Deliveries"),
     ("/domains", "Domains"),
+    ("/deliverability", "Deliverability"),
     ("/settings", "Settings"),
 ];
 
@@ -167,6 +168,7 @@ impl NoticeQuery {
             "drafts_skipped" => "Skipped: the journeys go on without the calls.",
             "no_drafts" => "Those drafts were already sent or skipped.",
             "webhook_saved" => "Webhook saved.",
+            "suppression_removed" => "Removed from the suppression list: campaign email reaches the address again.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
             "welcome" => "Your user is created and you are logged in with it; the first-run link's key is revoked.",
             _ => return None,

@@ -1,17 +1,19 @@
-//! A real Chromium (Debian's `chromium`, driven through `chromedriver` by fantoccini) for the
-//! tests that need a browser.
+//! A real Chromium driven through `chromedriver` by fantoccini: the driver on a free port (its
+//! browsers stopped with it), a headless session, and the few steps tests take on a page.
+//! `cargo xtask test` installs the browser and sets `HERALD_TEST_CHROMEDRIVER`.
 
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 /// A chromedriver on a free loopback port, stopped on drop.
 pub struct Driver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Driver {
@@ -26,7 +28,7 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
@@ -69,4 +71,49 @@ pub async fn browser(driver: &Driver) -> Client {
         .connect(&driver.url)
         .await
         .expect("a Chromium session")
+}
+
+/// The element `css` selects, waited for: a form submitted by the last click may still be
+/// loading the page that has it.
+pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+pub async fn text(client: &Client, css: &str) -> String {
+    element(client, css).await.text().await.expect("text")
+}
+
+pub async fn fill(client: &Client, css: &str, value: &str) {
+    let field = element(client, css).await;
+    field.clear().await.expect("clear");
+    field.send_keys(value).await.expect("type");
+}
+
+pub async fn click(client: &Client, css: &str) {
+    element(client, css).await.click().await.expect("click");
+}
+
+pub async fn select(client: &Client, css: &str, value: &str) {
+    element(client, css).await.select_by_value(value).await.expect("select");
+}
+
+pub async fn path(client: &Client) -> String {
+    let url = client.current_url().await.expect("url");
+    url.path().to_owned()
+}
+
+/// Saves a screenshot to docs/screenshots/NAME.png when HERALD_SCREENSHOTS=1.
+pub async fn screenshot(client: &Client, enabled: bool, name: &str) {
+    if !enabled {
+        return;
+    }
+    let png = client.screenshot().await.expect("screenshot");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
 }

@@ -239,7 +239,7 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
     let mut seen = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
-        let listed = store.list_suppressions(ws, page.clone()).await.expect("list");
+        let listed = store.list_suppressions(ws, None, page.clone()).await.expect("list");
         seen.extend(listed.items.into_iter().map(|s| s.email));
         match listed.next_cursor {
             Some(c) => page.after = Some(herald_domain::Cursor::decode(c.as_str()).expect("cursor")),
@@ -247,6 +247,24 @@ pub async fn suppressions_transports_and_secrets(store: SharedStore) {
         }
     }
     assert_eq!(seen, ["a@example.com", "b@example.com", "c@example.com", "s@example.com"]);
+    // A search matches part of the address in any case; LIKE's wildcards are plain characters.
+    store.add_suppression(ws, &suppression("d_1@example.org", "manual", 5), &[]).await.expect("add");
+    let search = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let listed = store.list_suppressions(ws, Some(text), PageRequest::first(10)).await.expect("search");
+            listed.items.into_iter().map(|s| s.email).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("B@EXAMPLE").await, ["b@example.com"]);
+    assert_eq!(search("example.").await.len(), 5);
+    assert_eq!(search("_").await, ["d_1@example.org"]);
+    assert_eq!(search("%").await, Vec::<String>::new());
+    assert_eq!(search("d%1").await, Vec::<String>::new());
+    let after = PageRequest { after: Some("a@example.com".to_owned()), limit: 1 };
+    let listed = store.list_suppressions(ws, Some("example.com"), after).await.expect("page");
+    assert_eq!(listed.items.iter().map(|s| s.email.as_str()).collect::<Vec<_>>(), ["b@example.com"]);
+    assert!(listed.next_cursor.is_some(), "c@ and s@ follow");
     let other = store.create_workspace(&ws_name("other"), at(0)).await.expect("other");
     assert_eq!(store.suppression(other.id, "s@example.com").await.expect("read"), None);
     store.remove_suppression(ws, "s@example.com").await.expect("remove");

@@ -1,7 +1,8 @@
 //! Email's use cases, shared by its JSON handlers, its pages, the settings page and the
 //! contact page (through the interface `app::wiring` implements): suppressing an address by
-//! hand and taking it off again, sending a message again, adding and checking sending
-//! domains, and setting and testing the workspace's transport.
+//! hand, searching, exporting and taking it off again, the recent bounce and complaint rates
+//! with the providers' limits, sending a message again, adding and checking sending domains,
+//! and setting and testing the workspace's transport.
 
 use axum::http::StatusCode;
 use herald_domain::{
@@ -13,7 +14,7 @@ use herald_email::message::{EmailError, Mailbox, Outgoing, compose};
 use herald_email::smtp::SmtpClient;
 use herald_store::ContactFilter;
 use herald_store::campaign::CampaignWork;
-use herald_store::email::TransportRecord;
+use herald_store::email::{ActivityScope, EmailCounts, EmailNumbers, Grouping, TransportRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -23,13 +24,88 @@ use super::providers::{ProviderConfig, ProviderSecrets};
 use super::transport::{SmtpConfig, Transport};
 use crate::web::error::ApiError;
 
-/// The workspace's suppressed addresses, in address order.
+/// The workspace's suppressed addresses, in address order; with `search`, those containing it.
 pub async fn suppressions(
     state: &EmailState,
     workspace: WorkspaceId,
+    search: Option<&str>,
     page: PageRequest<String>,
 ) -> Result<Page<Suppression>, ApiError> {
-    Ok(state.store.list_suppressions(workspace, page).await?)
+    Ok(state.store.list_suppressions(workspace, search, page).await?)
+}
+
+/// Complaint rates past this are a warning: the largest mailbox providers ask bulk senders to
+/// stay below 0.1% of messages marked as spam.
+pub const COMPLAINT_WARNING: f64 = 0.001;
+/// Complaint rates at or past this are an alarm: at 0.3% those providers start refusing or
+/// spam-foldering a bulk sender's mail.
+pub const COMPLAINT_ALARM: f64 = 0.003;
+
+/// Where a complaint rate stands against the mailbox providers' limits for bulk senders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ComplaintLevel {
+    Fine,
+    /// Above 0.1%.
+    Warning,
+    /// At 0.3% or above.
+    Alarm,
+}
+
+impl ComplaintLevel {
+    pub fn of(rate: f64) -> Self {
+        if rate >= COMPLAINT_ALARM {
+            Self::Alarm
+        } else if rate > COMPLAINT_WARNING {
+            Self::Warning
+        } else {
+            Self::Fine
+        }
+    }
+}
+
+/// The workspace's email numbers over the last `days` days (bounce and complaint rates are
+/// among its rates; conversions are not counted).
+pub async fn recent_numbers(state: &EmailState, workspace: WorkspaceId, days: u32) -> Result<EmailNumbers, ApiError> {
+    let since = state.clock.now() - std::time::Duration::from_secs(u64::from(days) * 86_400);
+    let rows = state.store.activity_counts(workspace, &ActivityScope::default(), Some(since), Grouping::Total).await?;
+    Ok(EmailNumbers::new(EmailCounts::of(&rows), None))
+}
+
+/// Rows read per query while exporting the list.
+const EXPORT_PAGE: u32 = 500;
+
+/// The suppression list (with `search`, the addresses containing it) as CSV, with a header
+/// row: `email, reason, detail, contact_id, message_id, created_at` (RFC 3339).
+pub async fn suppressions_csv(
+    state: &EmailState,
+    workspace: WorkspaceId,
+    search: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["email", "reason", "detail", "contact_id", "message_id", "created_at"];
+    let mut write = |row: [&str; 6]| out.write_record(row).map_err(csv_failed);
+    write(header)?;
+    let mut page = PageRequest::first(EXPORT_PAGE);
+    loop {
+        let listed = state.store.list_suppressions(workspace, search, page.clone()).await?;
+        for s in &listed.items {
+            let contact = s.contact_id.map(|c| c.to_string()).unwrap_or_default();
+            let message = s.message_id.map(|m| m.to_string()).unwrap_or_default();
+            let created = s.created_at.to_string();
+            write([&s.email, &s.reason, s.detail.as_deref().unwrap_or_default(), &contact, &message, &created])?;
+        }
+        match listed.items.last() {
+            Some(last) if listed.next_cursor.is_some() => page.after = Some(last.email.clone()),
+            _ => break,
+        }
+    }
+    out.into_inner().map_err(|e| csv_failed(e.into_error()))
+}
+
+/// Writing CSV into memory fails only if the writer is broken: an internal error, logged here.
+fn csv_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "writing CSV");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
 }
 
 /// Suppresses an address for the workspace by hand; returns the record kept and whether it is
@@ -351,4 +427,23 @@ pub async fn test_send(
         },
     };
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ComplaintLevel;
+
+    #[test]
+    fn complaint_rates_warn_past_one_in_a_thousand_and_alarm_at_three() {
+        for (rate, level) in [
+            (0.0, ComplaintLevel::Fine),
+            (0.001, ComplaintLevel::Fine),
+            (0.0011, ComplaintLevel::Warning),
+            (0.0029, ComplaintLevel::Warning),
+            (0.003, ComplaintLevel::Alarm),
+            (0.5, ComplaintLevel::Alarm),
+        ] {
+            assert_eq!(ComplaintLevel::of(rate), level, "{rate}");
+        }
+    }
 }

@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use herald_domain::{ContactId, EmailAddress, MessageId, Suppression, Timestamp};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,6 +15,7 @@ use crate::delivery::email::{EmailState, service};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
+use crate::web::non_blank;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionDto {
@@ -65,7 +67,28 @@ where
     S: Clone + Send + Sync + 'static,
     EmailState: FromRef<S>,
 {
-    OpenApiRouter::new().routes(routes!(list_suppressions, add_suppression)).routes(routes!(remove_suppression))
+    OpenApiRouter::new()
+        .routes(routes!(list_suppressions, add_suppression))
+        .routes(routes!(export_suppressions))
+        .routes(routes!(remove_suppression))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SuppressionQuery {
+    /// Only the addresses containing this text, in any case (`%` and `_` match themselves).
+    search: Option<String>,
+    /// Items per page, 1–500. Default 50.
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Only the addresses containing this text, in any case.
+    search: Option<String>,
 }
 
 fn address(raw: &str, field: &str) -> Result<EmailAddress, ApiError> {
@@ -77,18 +100,36 @@ fn address(raw: &str, field: &str) -> Result<EmailAddress, ApiError> {
     get,
     path = "/suppressions",
     tag = "suppressions",
-    params(ListParams),
+    params(SuppressionQuery),
     responses((status = 200, body = List<SuppressionDto>), (status = 400, body = ErrorBody))
 )]
 async fn list_suppressions(
     State(state): State<EmailState>,
     Auth(principal): Auth,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(q): ApiQuery<SuppressionQuery>,
 ) -> Result<Json<List<SuppressionDto>>, ApiError> {
-    let page = service::suppressions(&state, principal.workspace_id, params.page()?).await?;
+    let page = ListParams { limit: q.limit, cursor: q.cursor.clone() }.page()?;
+    let page = service::suppressions(&state, principal.workspace_id, non_blank(&q.search), page).await?;
     Ok(Json(List::from_page(page, SuppressionDto::from)))
 }
 
+/// The whole list (or the addresses matching `search`) as CSV, in address order: columns
+/// `email, reason, detail, contact_id, message_id, created_at`.
+#[utoipa::path(
+    get,
+    path = "/suppressions/export.csv",
+    tag = "suppressions",
+    params(ExportQuery),
+    responses((status = 200, body = String, content_type = "text/csv"), (status = 400, body = ErrorBody))
+)]
+async fn export_suppressions(
+    State(state): State<EmailState>,
+    Auth(principal): Auth,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let csv = service::suppressions_csv(&state, principal.workspace_id, non_blank(&q.search)).await?;
+    Ok(crate::web::csv_file("suppressions.csv", csv))
+}
 /// Suppress an address. An address already suppressed keeps its first record (200).
 #[utoipa::path(
     post,

@@ -1,16 +1,18 @@
 //! Messages: every email campaign steps made, newest first, filtered by status, campaign and
 //! contact; one message as its recipient sees it (the HTML in a sandboxed frame), with its
-//! text part, headers and delivery state.
+//! text part, headers, delivery state, numbers and activities.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use herald_domain::{CampaignId, MessageId, MessageStatus};
 use herald_store::campaign::MessageFilter;
+use herald_store::email::ActivityScope;
 use serde::Deserialize;
 
 use crate::delivery::email::{EmailState, service};
 use crate::web::error::ApiError;
+use crate::web::numbers::{Figure, figures};
 use crate::web::{
     EMAIL_PREVIEW_CSP, Empty, Form, Layout, NoticeQuery, SelectOption, Session, UiError, UiResult, cursor, list_url,
     non_blank, parse_id, render, status_badge, when,
@@ -127,10 +129,28 @@ struct MessagePage {
     html: String,
     headers: Vec<(String, String)>,
     warnings: Vec<String>,
+    /// What happened to it, in numbers.
+    email: Vec<Figure>,
+    activities: Vec<ActivityLine>,
     id: String,
     /// Sent, failed or suppressed, and rendered: it can be sent again (as a copy).
     can_resend: bool,
 }
+
+/// One recorded activity of a message.
+pub struct ActivityLine {
+    pub kind: String,
+    /// `hard` or `soft` for a bounce.
+    pub bounce: Option<String>,
+    pub when: String,
+    pub source: String,
+    pub url: Option<String>,
+    pub machine: bool,
+    pub reason: Option<String>,
+}
+
+/// Activities a message's page lists (a message opened more often is rare).
+const ACTIVITIES_LISTED: u32 = 200;
 
 pub async fn show(
     State(state): State<EmailState>,
@@ -140,6 +160,9 @@ pub async fn show(
 ) -> UiResult {
     let id: MessageId = parse_id(&id)?;
     let m = state.store.get_message(session.workspace_id, id).await?;
+    let scope = ActivityScope { message: Some(id), ..ActivityScope::default() };
+    let numbers = state.store.email_numbers(session.workspace_id, &scope).await?;
+    let activities = state.store.message_activities(session.workspace_id, id, ACTIVITIES_LISTED).await?;
     let page = MessagePage {
         l: Layout::new(&session, "/messages", crate::web::subject_label(&m.subject)).with_notice(notice.message()),
         id: m.id.to_string(),
@@ -174,6 +197,19 @@ pub async fn show(
             })
             .collect(),
         warnings: m.warnings,
+        email: figures(&numbers),
+        activities: activities
+            .into_iter()
+            .map(|r| ActivityLine {
+                kind: r.activity.kind.to_string(),
+                bounce: r.activity.bounce.map(|b| b.to_string()),
+                when: when(r.activity.occurred_at),
+                source: r.activity.source,
+                url: r.activity.url,
+                machine: r.activity.machine,
+                reason: r.activity.reason,
+            })
+            .collect(),
     };
     let mut response = render(&page);
     response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EMAIL_PREVIEW_CSP));

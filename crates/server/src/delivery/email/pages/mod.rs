@@ -1,5 +1,6 @@
-//! Email's UI pages: the message log and the sending domains.
+//! Email's UI pages: the message log, the sending domains and deliverability.
 
+pub(crate) mod deliverability;
 pub(crate) mod domains;
 pub(crate) mod messages;
 
@@ -10,7 +11,7 @@ use axum::routing::{get, post};
 use super::EmailState;
 use crate::web::WebState;
 
-/// The message and domain pages.
+/// The message, domain and deliverability pages.
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -24,4 +25,7 @@ where
         .route("/domains", get(domains::list).post(domains::create))
         .route("/domains/{id}", get(domains::show))
         .route("/domains/{id}/verify", post(domains::verify))
+        .route("/deliverability", get(deliverability::show))
+        .route("/deliverability/suppressions.csv", get(deliverability::export))
+        .route("/deliverability/remove", post(deliverability::remove))
 }
