@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use herald_domain::{CampaignId, Timestamp, WorkspaceId};
-use herald_store::email::{ActivityScope, DayNumbers, EmailCounts, EmailNumbers, Grouping};
+use herald_store::email::{ActivityScope, DayNumbers, EmailNumbers};
 use herald_store::{SharedStore, StoreResult};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -68,17 +68,13 @@ pub async fn campaign_numbers(
 ) -> StoreResult<CampaignNumbers> {
     let scope = ActivityScope { campaign: Some(campaign), step: step.map(str::to_owned), message: None };
     let report = store.email_report(workspace, &scope, daily_since).await?;
-    let rows = store.activity_counts(workspace, &scope, None, Grouping::Step).await?;
-    let mut by_step: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for row in rows {
-        by_step.entry(row.step.clone().unwrap_or_default()).or_default().push(row);
-    }
-    let mut steps = BTreeMap::new();
-    for (step, rows) in by_step {
-        let scope = ActivityScope { step: Some(step.clone()), ..scope.clone() };
-        let converted = store.conversions(workspace, &scope).await?;
-        steps.insert(step, EmailNumbers::new(EmailCounts::of(&rows), Some(converted)));
-    }
+    let steps = store
+        .step_numbers(workspace, campaign)
+        .await?
+        .into_iter()
+        .filter(|s| step.is_none_or(|only| only == s.step))
+        .map(|s| (s.step, s.numbers))
+        .collect();
     Ok(CampaignNumbers { totals: report.totals, steps, daily: report.daily })
 }
 

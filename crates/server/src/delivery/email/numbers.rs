@@ -2,41 +2,14 @@
 //! over the last days, judged against the mailbox providers' bulk-sender limit) and what
 //! happened to one message.
 
-use std::time::Duration;
-
 use herald_domain::{Activity, MessageId, Timestamp, WorkspaceId};
 use herald_store::StoreResult;
 use herald_store::email::{ActivityScope, EmailCounts, EmailNumbers, Grouping};
 use serde::Serialize;
 
 use super::EmailState;
-
-/// Above this complaint rate the page warns (0.1%).
-pub const COMPLAINT_WARNING: f64 = 0.001;
-/// From this complaint rate on the page alarms: the limit the big mailbox providers set for
-/// bulk senders (0.3%).
-pub const COMPLAINT_ALARM: f64 = 0.003;
-
-/// How the complaint rate stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComplaintState {
-    Ok,
-    Warning,
-    Alarm,
-}
-
-impl ComplaintState {
-    pub fn of(rate: f64) -> Self {
-        if rate >= COMPLAINT_ALARM {
-            Self::Alarm
-        } else if rate > COMPLAINT_WARNING {
-            Self::Warning
-        } else {
-            Self::Ok
-        }
-    }
-}
+use super::service::{ComplaintLevel, recent_numbers};
+use crate::web::error::ApiError;
 
 /// Deliverability over a window of days.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,12 +23,12 @@ pub struct Deliverability {
     pub bounce_rate: f64,
     /// Complaints per message sent.
     pub complaint_rate: f64,
-    pub complaint_state: ComplaintState,
+    pub complaint_state: ComplaintLevel,
 }
 
 impl Deliverability {
-    pub fn of(days: u32, counts: &EmailCounts) -> Self {
-        let numbers = EmailNumbers::new(*counts, None);
+    pub fn of(days: u32, numbers: &EmailNumbers) -> Self {
+        let counts = &numbers.counts;
         Self {
             days,
             sent: counts.sent,
@@ -64,7 +37,7 @@ impl Deliverability {
             complained: counts.complained,
             bounce_rate: numbers.rates.bounced,
             complaint_rate: numbers.rates.complained,
-            complaint_state: ComplaintState::of(numbers.rates.complained),
+            complaint_state: ComplaintLevel::of(numbers.rates.complained),
         }
     }
 }
@@ -73,18 +46,10 @@ impl Deliverability {
 pub async fn deliverability(
     state: &EmailState,
     workspace: WorkspaceId,
-    now: Timestamp,
-) -> StoreResult<(Deliverability, Deliverability)> {
-    let mut windows = Vec::with_capacity(2);
-    for days in [7, 30] {
-        let since = now - Duration::from_secs(u64::from(days) * 86_400);
-        let rows =
-            state.store.activity_counts(workspace, &ActivityScope::default(), Some(since), Grouping::Total).await?;
-        windows.push(Deliverability::of(days, &EmailCounts::of(&rows)));
-    }
-    let last_30 = windows.pop().unwrap_or_else(|| Deliverability::of(30, &EmailCounts::default()));
-    let last_7 = windows.pop().unwrap_or_else(|| Deliverability::of(7, &EmailCounts::default()));
-    Ok((last_7, last_30))
+) -> Result<(Deliverability, Deliverability), ApiError> {
+    let week = recent_numbers(state, workspace, 7).await?;
+    let month = recent_numbers(state, workspace, 30).await?;
+    Ok((Deliverability::of(7, &week), Deliverability::of(30, &month)))
 }
 
 /// How many of a message's activities are shown.
@@ -150,14 +115,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_complaint_rate_warns_above_a_thousandth_and_alarms_from_three() {
-        assert_eq!(ComplaintState::of(0.0), ComplaintState::Ok);
-        assert_eq!(ComplaintState::of(0.001), ComplaintState::Ok);
-        assert_eq!(ComplaintState::of(0.0011), ComplaintState::Warning);
-        assert_eq!(ComplaintState::of(0.0029), ComplaintState::Warning);
-        assert_eq!(ComplaintState::of(0.003), ComplaintState::Alarm);
+    fn a_window_is_judged_by_its_complaint_rate() {
         let counts = EmailCounts { sent: 1000, complained: 3, bounced_hard: 20, ..EmailCounts::default() };
-        let judged = Deliverability::of(7, &counts);
-        assert_eq!((judged.complaint_state, judged.bounce_rate), (ComplaintState::Alarm, 0.02));
+        let judged = Deliverability::of(7, &EmailNumbers::new(counts, None));
+        assert_eq!((judged.complaint_state, judged.bounce_rate), (ComplaintLevel::Alarm, 0.02));
     }
 }

@@ -42,8 +42,10 @@ pub const COMPLAINT_WARNING: f64 = 0.001;
 pub const COMPLAINT_ALARM: f64 = 0.003;
 
 /// Where a complaint rate stands against the mailbox providers' limits for bulk senders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ComplaintLevel {
+    #[serde(rename = "ok")]
     Fine,
     /// Above 0.1%.
     Warning,

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
-use herald_domain::{MessageId, Timestamp};
+use herald_domain::MessageId;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,8 +38,7 @@ where
 #[utoipa::path(get, path = "/deliverability", tag = "suppressions",
     responses((status = 200, body = DeliverabilityDto), (status = 401, body = ErrorBody)))]
 async fn deliverability(State(state): State<EmailState>, Auth(p): Auth) -> Result<Json<DeliverabilityDto>, ApiError> {
-    let now: Timestamp = state.clock.now();
-    let (last_7_days, last_30_days) = service::deliverability(&state, p.workspace_id, now).await?;
+    let (last_7_days, last_30_days) = service::deliverability(&state, p.workspace_id).await?;
     Ok(Json(DeliverabilityDto { last_7_days, last_30_days }))
 }
 
