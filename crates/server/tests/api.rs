@@ -115,6 +115,7 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/domains/{id}/verify",
         "/api/v1/suppressions",
         "/api/v1/suppressions/{email}",
+        "/api/v1/suppressions/export.csv",
         "/api/v1/transport",
         "/api/v1/transport/test",
         "/api/v1/transport/provider",

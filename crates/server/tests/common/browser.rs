@@ -84,8 +84,21 @@ pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Elemen
         .unwrap_or_else(|e| panic!("no {css}: {e}"))
 }
 
+/// The text of the element `css` selects. An element found on a page that a submitted form
+/// then replaced is stale: it is looked up again on the new page.
 pub async fn text(client: &Client, css: &str) -> String {
-    element(client, css).await.text().await.expect("text")
+    for _ in 0..20 {
+        match element(client, css).await.text().await {
+            Ok(text) => return text,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("text of {css}: {e}"),
+        }
+    }
+    panic!("{css} kept going stale")
 }
 
 pub async fn fill(client: &Client, css: &str, value: &str) {
