@@ -228,6 +228,12 @@ async fn a_verified_domain_delivers_signed_mail_and_unsubscribe_works(backend: B
     let (_, list) = json(app.get("/api/v1/suppressions").await).await;
     assert_eq!(list["data"][0]["email"], "ada@example.com");
     assert_eq!(list["data"][0]["reason"], "unsubscribed");
+    // It counts against the message Ada last received, and is an event of hers.
+    let (_, numbers) = json(app.get(&format!("/api/v1/campaigns/{campaign}/email-stats")).await).await;
+    assert_eq!(numbers["totals"]["unsubscribed"], 1, "{numbers}");
+    let (_, events) = json(app.get("/api/v1/events?name=email_unsubscribed").await).await;
+    assert_eq!(events["data"].as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(events["data"][0]["properties"]["reason"], "one-click (List-Unsubscribe-Post)");
     app.clock.advance(Duration::from_secs(86_400));
     app.run_jobs().await;
     world.sink.wait_for(3, Duration::from_secs(10)).await;

@@ -7,8 +7,9 @@
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use herald_domain::Suppression;
-use herald_store::StoreError;
+use herald_domain::{Activity, ActivityKind, MessageStatus, PageRequest, Suppression, WorkspaceId};
+use herald_store::campaign::MessageFilter;
+use herald_store::{StoreError, StoreResult};
 
 use crate::delivery::email::EmailState;
 use crate::delivery::email::unsubscribe::Claim;
@@ -57,6 +58,23 @@ pub async fn show(State(state): State<EmailState>, Path(token): Path<String>) ->
     ))
 }
 
+/// The unsubscribe as an activity of the last message handed over to the contact (the one whose
+/// link or header was most likely used), so it counts in that message's campaign and step and
+/// becomes the contact's `email_unsubscribed` event.
+async fn record_unsubscribe(state: &EmailState, workspace: WorkspaceId, suppression: &Suppression) -> StoreResult<()> {
+    let Some(contact) = suppression.contact_id else { return Ok(()) };
+    let filter = MessageFilter { contact: Some(contact), ..MessageFilter::default() };
+    let recent = state.store.list_messages(workspace, &filter, PageRequest::first(20)).await?;
+    let handed_over = [MessageStatus::Sent, MessageStatus::Delivered];
+    if let Some(message) = recent.items.iter().find(|m| handed_over.contains(&m.status)) {
+        let mut activity = Activity::new(message.id, ActivityKind::Unsubscribed, "unsubscribe", suppression.created_at);
+        activity.reason = suppression.detail.clone();
+        activity.key = Some(format!("unsubscribe:{contact}:{}", suppression.created_at.unix_millis()));
+        state.email.record_activity(workspace, activity).await?;
+    }
+    Ok(())
+}
+
 /// Unsubscribes: the page's button, or a mail client's one-click POST.
 pub async fn unsubscribe(
     State(state): State<EmailState>,
@@ -79,7 +97,10 @@ pub async fn unsubscribe(
                     created_at: state.clock.now(),
                 };
                 let hooks = unsubscribe_jobs(&state.store, claim.workspace, &suppression, state.clock.now()).await?;
-                state.store.add_suppression(claim.workspace, &suppression, &hooks).await?;
+                let stored = state.store.add_suppression(claim.workspace, &suppression, &hooks).await?;
+                if stored == suppression {
+                    record_unsubscribe(&state, claim.workspace, &suppression).await?;
+                }
                 tracing::info!(workspace = %claim.workspace, contact = %contact.id, one_click, "contact unsubscribed");
             }
         }
