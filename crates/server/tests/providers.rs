@@ -216,7 +216,8 @@ async fn ses_postmark_and_resend_receive_their_documented_requests(backend: Back
         (Some("ada@example.com"), Some("help@acme.test"))
     );
     assert_eq!(request.body["Subject"], "Hello Ada");
-    assert!(request.body["HtmlBody"].as_str().unwrap().contains("Hi Ada"));
+    let html = request.body["HtmlBody"].as_str().unwrap();
+    assert!(html.contains("Hi Ada") && html.contains("/t/o/"), "the HTML as sent, with its open pixel: {html}");
     assert_eq!(request.body["MessageStream"], "outbound");
     assert_eq!(request.body["Metadata"]["herald_message"], message["id"]);
     let names: Vec<&str> =

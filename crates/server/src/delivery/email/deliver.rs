@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use super::providers::{Envelope, Provider};
 use super::refusals::{Refusal, classify};
-use super::tracking::Tracker;
 use super::transport::Transport;
 use super::{Email, bounces};
 use crate::delivery::webhooks::campaign_events::{Occurrence, jobs_for};
@@ -208,12 +207,16 @@ impl Email {
         let token = self.return_token(workspace, message.id).await?;
         let envelope_from = return_path.then(|| bounces::token::address(&token, &domain_name));
         let list_headers = super::list_headers(&unsubscribe_url, &message.from);
-        let tracker = self.tracker(message).await?;
+        // The HTML as sent: with its links and open pixel tracked when the step tracks them.
+        let html = match self.tracker(message).await? {
+            Some(tracker) => tracker.html(message, &unsubscribe_url),
+            None => message.html.clone(),
+        };
         // Signing (RSA above all) is CPU work: off the async threads that also answer requests.
-        let owned = message.clone();
+        let (owned, sent_html) = (message.clone(), html.clone());
         let built = tokio::task::spawn_blocking(move || {
             let return_path = (envelope_from, token);
-            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, return_path, tracker.as_ref(), now))
+            signer.and_then(|s| compose_message(&owned, &s, unsubscribe_url, return_path, sent_html, now))
         })
         .await
         .unwrap_or_else(|e| Err(format!("building the message failed: {e}")));
@@ -234,7 +237,7 @@ impl Email {
         let client = match handover {
             Handover::Smtp(client) => client,
             Handover::Provider(provider) => {
-                let envelope = Envelope { message, composed: &composed, list_headers };
+                let envelope = Envelope { message, composed: &composed, html: &html, list_headers };
                 let (attempt, reply) = provider.send(&self.http, &envelope, sent_at.to_offset_date_time()).await;
                 return Ok(judge(message, attempt, None, reply, sent_at, self.clock.now()));
             }
@@ -315,18 +318,17 @@ impl Email {
 
 /// The message as the relay receives it: signed at `now`, with the one-click unsubscribe
 /// headers, the return-path token in `X-Herald-Message`, the return path (when the domain
-/// receives bounces) as the envelope sender, and its HTML tracked when `tracker` is given.
+/// receives bounces) as the envelope sender, and `html` (tracked or as written) as its HTML.
 fn compose_message(
     message: &Message,
     signer: &DkimSigner,
     unsubscribe_url: String,
     (envelope_from, token): (Option<String>, String),
-    tracker: Option<&Tracker>,
+    html: String,
     now: Timestamp,
 ) -> Result<Composed, String> {
     let from = mailbox(&message.from, "from")?;
     let reply_to = message.reply_to.as_deref().map(|r| mailbox(r, "reply_to")).transpose()?;
-    let html = tracker.map_or_else(|| message.html.clone(), |t| t.html(message, &unsubscribe_url));
     let unsubscribe = Unsubscribe { url: unsubscribe_url, mailto: Some(super::unsubscribe_mailto(&from.address)) };
     let outgoing = Outgoing {
         message_id: message.internet_message_id.clone(),

@@ -178,6 +178,9 @@ pub struct Provider {
 pub struct Envelope<'a> {
     pub message: &'a Message,
     pub composed: &'a Composed,
+    /// The HTML as sent (its links tracked when the step tracks them), for providers that take
+    /// JSON fields.
+    pub html: &'a str,
     /// `List-Unsubscribe` and `List-Unsubscribe-Post`, for providers that take JSON fields.
     pub list_headers: serde_json::Map<String, serde_json::Value>,
 }

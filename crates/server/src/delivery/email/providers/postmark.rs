@@ -15,7 +15,7 @@ pub(super) fn request(config: &PostmarkConfig, token: &str, envelope: &Envelope<
         "From": message.from,
         "To": message.to,
         "Subject": message.subject,
-        "HtmlBody": message.html,
+        "HtmlBody": envelope.html,
         "TextBody": message.text,
         "Headers": headers,
         "Metadata": {MESSAGE_TAG: message.id.to_string()},

@@ -16,7 +16,7 @@ pub(super) fn request(config: &ResendConfig, api_key: &str, envelope: &Envelope<
         "from": message.from,
         "to": [message.to],
         "subject": message.subject,
-        "html": message.html,
+        "html": envelope.html,
         "text": message.text,
         "headers": headers,
         "tags": [{"name": MESSAGE_TAG, "value": message.id.to_string()}],
