@@ -4,7 +4,7 @@
 
 use herald_domain::{
     Activity, ActivityKind, BounceKind, CampaignId, ContactId, EmailSummary, JourneyId, MessageId, MessageStatus,
-    Timestamp, WorkspaceId,
+    Suppression, Timestamp, WorkspaceId,
 };
 use herald_store::email::{
     ActivityCount, ActivityRecord, ActivityScope, ActivityTarget, ActivityWrite, Grouping, Recorded, activity_event,
@@ -12,9 +12,7 @@ use herald_store::email::{
 use herald_store::{StoreResult, new_uuid};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::campaigns::enqueue_evaluation;
-use crate::email::insert_suppression;
-use crate::events::insert_events;
+use crate::events::{enqueue_evaluation, insert_events};
 use crate::jobs::insert_jobs;
 use crate::rows::{corrupt, get, ts, uuid};
 use crate::{PgStore, Tx, db_error, encode};
@@ -303,4 +301,23 @@ pub(crate) async fn message_activities(
             Ok(ActivityRecord { activity, recorded_at: ts(row, "created_at")? })
         })
         .collect()
+}
+
+/// Puts an address on the suppression list unless it is there already; whether it was added.
+pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at, message_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, email) DO NOTHING",
+    )
+    .bind(workspace.as_uuid())
+    .bind(encode::text(&new.email))
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(encode::text(&new.reason))
+    .bind(encode::opt_text(new.detail.as_deref()))
+    .bind(encode::ts(new.created_at))
+    .bind(new.message_id.map(|m| m.as_uuid()))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(inserted.rows_affected() == 1)
 }

@@ -17,9 +17,10 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::activity::insert_suppression;
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, opt_uuid, ts, uuid};
-use crate::{PgStore, Tx, db_error, encode};
+use crate::{PgStore, db_error, encode};
 
 const DOMAIN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "domain" };
 
@@ -419,23 +420,4 @@ impl EmailStore for PgStore {
     ) -> StoreResult<Vec<ActivityRecord>> {
         crate::activity::message_activities(&self.pool, workspace, message, limit).await
     }
-}
-
-/// Puts an address on the suppression list unless it is there already; whether it was added.
-pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, created_at, message_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, email) DO NOTHING",
-    )
-    .bind(workspace.as_uuid())
-    .bind(encode::text(&new.email))
-    .bind(new.contact_id.map(|c| c.as_uuid()))
-    .bind(encode::text(&new.reason))
-    .bind(encode::opt_text(new.detail.as_deref()))
-    .bind(encode::ts(new.created_at))
-    .bind(new.message_id.map(|m| m.as_uuid()))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(inserted.rows_affected() == 1)
 }

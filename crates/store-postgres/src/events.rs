@@ -25,8 +25,9 @@ use uuid::Uuid;
 
 use crate::contacts::{Taken, insert_contacts, lock_matching, retry, update_contacts};
 use crate::encode;
+use crate::jobs::insert_jobs;
 use crate::rows::{self, event_columns, get, opt_uuid, ts, uuid};
-use crate::{PgStore, db_error};
+use crate::{PgStore, Tx, db_error};
 
 /// Reads the live idempotency records of the batch's keys.
 async fn read_keys(
@@ -201,7 +202,7 @@ impl PgStore {
             // Dropping the transaction rolls it back.
             return Ok(None);
         }
-        crate::campaigns::enqueue_evaluation(&mut tx, &writes.events, now).await?;
+        enqueue_evaluation(&mut tx, &writes.events, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))
     }
@@ -302,4 +303,26 @@ impl EventStore for PgStore {
         .map_err(db_error)?;
         Ok(purged.rows_affected())
     }
+}
+
+/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+pub(crate) async fn enqueue_evaluation(
+    tx: &mut Tx,
+    events: &[herald_domain::Event],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut workspaces: Vec<Uuid> = events.iter().map(|e| e.workspace_id.as_uuid()).collect();
+    workspaces.sort();
+    workspaces.dedup();
+    let live: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT workspace_id FROM campaigns WHERE workspace_id = ANY($1) AND state IN ('active', 'paused')",
+    )
+    .bind(&workspaces)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w.as_uuid()), now) {
+        insert_jobs(tx, workspace, &[job], now).await?;
+    }
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! contact event it becomes, with the jobs that evaluate that event.
 
 use herald_domain::{
-    Activity, ActivityKind, BounceKind, CampaignId, ContactId, EmailSummary, Event, JourneyId, MessageId, WorkspaceId,
+    Activity, ActivityKind, BounceKind, CampaignId, ContactId, EmailSummary, Event, JourneyId, MessageId, Suppression,
+    WorkspaceId,
 };
 use herald_domain::{MessageStatus, Timestamp};
 use herald_store::email::{
@@ -12,7 +13,6 @@ use herald_store::email::{
 use herald_store::{StoreResult, new_uuid};
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::email::insert_suppression;
 use crate::jobs::insert_jobs;
 use crate::rows::{corrupt, get, ts, uuid};
 use crate::{SqliteStore, Tx, db_error};
@@ -331,4 +331,23 @@ pub(crate) async fn message_activities(
             Ok(ActivityRecord { activity, recorded_at: ts(row, "created_at")? })
         })
         .collect()
+}
+
+/// Puts an address on the suppression list unless it is there already; whether it was added.
+pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, message_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
+    )
+    .bind(workspace.as_uuid())
+    .bind(&new.email)
+    .bind(new.contact_id.map(|c| c.as_uuid()))
+    .bind(&new.reason)
+    .bind(&new.detail)
+    .bind(new.message_id.map(|m| m.as_uuid()))
+    .bind(new.created_at.unix_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(inserted.rows_affected() == 1)
 }

@@ -16,9 +16,10 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::activity::insert_suppression;
 use crate::jobs::{finish, insert_jobs};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
-use crate::{SqliteStore, Tx, db_error};
+use crate::{SqliteStore, db_error};
 
 const DOMAIN_NOT_FOUND: StoreError = StoreError::NotFound { entity: "domain" };
 
@@ -423,23 +424,4 @@ impl EmailStore for SqliteStore {
     ) -> StoreResult<Vec<ActivityRecord>> {
         crate::activity::message_activities(&self.readers, workspace, message, limit).await
     }
-}
-
-/// Puts an address on the suppression list unless it is there already; whether it was added.
-pub(crate) async fn insert_suppression(tx: &mut Tx, workspace: WorkspaceId, new: &Suppression) -> StoreResult<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO suppressions (workspace_id, email, contact_id, reason, detail, message_id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, email) DO NOTHING",
-    )
-    .bind(workspace.as_uuid())
-    .bind(&new.email)
-    .bind(new.contact_id.map(|c| c.as_uuid()))
-    .bind(&new.reason)
-    .bind(&new.detail)
-    .bind(new.message_id.map(|m| m.as_uuid()))
-    .bind(new.created_at.unix_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(inserted.rows_affected() == 1)
 }

@@ -182,28 +182,6 @@ async fn release_held(tx: &mut Tx, workspace: WorkspaceId, campaign: CampaignId,
     Ok(())
 }
 
-/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
-pub(crate) async fn enqueue_evaluation(
-    tx: &mut Tx,
-    events: &[herald_domain::Event],
-    now: Timestamp,
-) -> StoreResult<()> {
-    let mut workspaces: Vec<Uuid> = events.iter().map(|e| e.workspace_id.as_uuid()).collect();
-    workspaces.sort();
-    workspaces.dedup();
-    let live: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT workspace_id FROM campaigns WHERE workspace_id = ANY($1) AND state IN ('active', 'paused')",
-    )
-    .bind(&workspaces)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    for (workspace, job) in herald_store::campaign::evaluation_jobs(events, |w| live.contains(&w.as_uuid()), now) {
-        insert_jobs(tx, workspace, &[job], now).await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl CampaignStore for PgStore {
     async fn create_campaign(

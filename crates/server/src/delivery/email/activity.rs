@@ -7,14 +7,19 @@
 
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::{Activity, ActivityKind, BounceKind, CampaignEventKind, Message, MessageId, Suppression};
-use herald_domain::{NewJob, WorkspaceId};
+use herald_domain::{NewJob, Timestamp, WorkspaceId};
+use std::time::Duration;
+
 use herald_store::StoreError;
 use herald_store::email::ActivityWrite;
 pub use herald_store::email::Recorded;
 
 use super::Email;
-use super::deliver::{SOFT_BOUNCE_WINDOW, SOFT_BOUNCES_TO_SUPPRESS, suppression};
 use crate::group_commit::{CommitError, GroupCommit};
+
+/// This many soft bounces of one address within [`SOFT_BOUNCE_WINDOW`] suppress it.
+pub(super) const SOFT_BOUNCES_TO_SUPPRESS: u64 = 3;
+pub(super) const SOFT_BOUNCE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 /// The committer of activity writes.
 pub(super) type Committer = GroupCommit<ActivityWrite, Recorded>;
@@ -124,5 +129,17 @@ impl Email {
             None => format!("{}:{}:{}", message.id, activity.kind, activity.occurred_at.unix_millis()),
         };
         self.message_hooks(message, kind, data, occurrence, self.clock.now()).await
+    }
+}
+
+/// The suppression a bounce or a complaint causes.
+pub(super) fn suppression(message: &Message, reason: &str, detail: String, now: Timestamp) -> Suppression {
+    Suppression {
+        email: message.to.to_lowercase(),
+        contact_id: Some(message.contact_id),
+        reason: reason.to_owned(),
+        detail: Some(detail),
+        message_id: Some(message.id),
+        created_at: now,
     }
 }

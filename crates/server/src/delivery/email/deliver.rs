@@ -9,7 +9,7 @@ use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::retry::{Attempt, GiveUp, RetrySchedule, Verdict, minutes};
 use herald_domain::{
     Activity, ActivityKind, BounceKind, CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob,
-    Suppression, Timestamp,
+    Timestamp,
 };
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::activity::{SOFT_BOUNCE_WINDOW, SOFT_BOUNCES_TO_SUPPRESS, suppression};
 use super::providers::{Envelope, Provider};
 use super::refusals::{Refusal, classify};
 use super::transport::Transport;
@@ -47,10 +48,6 @@ pub const SMTP_RETRY: RetrySchedule =
 
 /// How long after its message was queued a deferred send is still retried.
 pub const SMTP_GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
-
-/// This many soft bounces of one address within [`SOFT_BOUNCE_WINDOW`] suppress it.
-pub(super) const SOFT_BOUNCES_TO_SUPPRESS: u64 = 3;
-pub(super) const SOFT_BOUNCE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 /// A rate-limited send waits at most this long in the job before the job is put back.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
@@ -396,18 +393,6 @@ fn reply_line(failure: &SmtpFailure) -> String {
     match failure.code {
         Some(code) => format!("{code} {}", failure.message),
         None => failure.message.clone(),
-    }
-}
-
-/// The suppression a bounce or a complaint causes.
-pub(super) fn suppression(message: &Message, reason: &str, detail: String, now: Timestamp) -> Suppression {
-    Suppression {
-        email: message.to.to_lowercase(),
-        contact_id: Some(message.contact_id),
-        reason: reason.to_owned(),
-        detail: Some(detail),
-        message_id: Some(message.id),
-        created_at: now,
     }
 }
 

@@ -23,7 +23,7 @@ use herald_store::StoreError;
 use herald_webhook::sign::{SigningKey, verify_standard};
 use serde_json::{Value, json};
 
-use super::notices::{self, Notice, NoticeKind};
+use super::notices::{self, Notice, NoticeKind, Refused};
 use super::{ProviderKind, sns, token};
 use crate::delivery::email::activity::Recorded;
 use crate::delivery::email::transport::Transport;
@@ -44,25 +44,6 @@ where
     EmailState: FromRef<S>,
 {
     Router::new().route("/email-events/{provider}/{token}", post(receive))
-}
-
-/// Why a notification is not applied.
-#[derive(Debug)]
-pub(super) enum Refused {
-    /// Not shown to come from the provider (401); the reason is logged, not answered.
-    Unverified(String),
-    /// Verified, but not a notification we can read (400).
-    Malformed(String),
-    /// Verified, but what it asks for failed (a subscription confirmation): the provider
-    /// should try again.
-    Failed(ApiError),
-    Store(StoreError),
-}
-
-impl From<StoreError> for Refused {
-    fn from(err: StoreError) -> Self {
-        Self::Store(err)
-    }
 }
 
 /// Receives one notification.

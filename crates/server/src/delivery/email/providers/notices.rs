@@ -3,10 +3,13 @@
 //! Resend's `email.delivered` / `email.bounced` / `email.complained`, and SES's Bounce /
 //! Complaint / Delivery inside an SNS notification. Anything else is ignored, not refused.
 
+use herald_store::StoreError;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::web::error::ApiError;
 
 /// What a notification reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +146,25 @@ pub fn ses(message: &Value) -> Option<Notice> {
     let key = format!("ses:{event}:{}:{}", text(&mail["messageId"]).unwrap_or_default(), feedback.unwrap_or_default());
     let occurred_at = ["bounce", "complaint", "delivery"].iter().find_map(|part| time(&message[*part]["timestamp"]));
     Some(Notice { herald_id, internet_id, kind, reason, key, occurred_at })
+}
+
+/// Why a notification is not applied.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// Not shown to come from the provider (401); the reason is logged, not answered.
+    Unverified(String),
+    /// Verified, but not a notification we can read (400).
+    Malformed(String),
+    /// Verified, but what it asks for failed (a subscription confirmation): the provider
+    /// should try again.
+    Failed(ApiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 #[cfg(test)]

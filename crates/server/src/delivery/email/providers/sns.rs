@@ -18,8 +18,7 @@ use reqwest::Method;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::events::Refused;
-use super::notices::{self, Notice};
+use super::notices::{self, Notice, Refused};
 use crate::delivery::email::Email;
 use crate::web::error::ApiError;
 
