@@ -8,6 +8,7 @@ pub mod condition;
 pub mod context;
 pub mod document;
 pub mod engine;
+pub mod program;
 pub mod simulate;
 pub mod span;
 pub mod trigger;
