@@ -124,7 +124,7 @@ where
         .routes(routes!(preview_templates))
 }
 
-fn parse_id(raw: &str) -> Result<CampaignId, ApiError> {
+pub(super) fn parse_id(raw: &str) -> Result<CampaignId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
 

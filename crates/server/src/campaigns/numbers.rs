@@ -105,6 +105,5 @@ async fn campaign_email_stats(
 
 /// The id of a campaign of the workspace (404 when there is none).
 async fn campaign_id(state: &CampaignsState, workspace: WorkspaceId, raw: &str) -> Result<CampaignId, ApiError> {
-    let id: CampaignId = raw.parse().map_err(|e| ApiError::invalid("id", e))?;
-    Ok(state.store.get_campaign(workspace, id).await?.id)
+    Ok(state.store.get_campaign(workspace, super::api::parse_id(raw)?).await?.id)
 }
