@@ -39,10 +39,12 @@ pub enum JobKind {
     /// Tells a campaign's event webhooks about the journeys that exited because the campaign
     /// was archived (`contact_exited`, reason `campaign archived`).
     ArchiveExits,
+    /// Turns tracked opens and clicks, stored as they arrived, into email activities.
+    RecordHits,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
@@ -51,6 +53,7 @@ impl JobKind {
         JobKind::DeliverWebhook,
         JobKind::ActionResult,
         JobKind::ArchiveExits,
+        JobKind::RecordHits,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl JobKind {
             JobKind::DeliverWebhook => "deliver_webhook",
             JobKind::ActionResult => "action_result",
             JobKind::ArchiveExits => "archive_exits",
+            JobKind::RecordHits => "record_hits",
         }
     }
 }

@@ -164,6 +164,8 @@ async fn tracked_mail_counts_opens_and_clicks_and_leaves_unsubscribe_alone(backe
     }
     let head = app.client.head(&pixel).header(USER_AGENT, PERSON).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
+    // Each hit is durable before its answer; the job committed with it records what it means.
+    app.run_jobs().await;
     let opens = events(&app, "email_opened").await;
     let machine: Vec<_> = opens.iter().map(|e| e["properties"]["machine"].clone()).collect();
     assert_eq!(machine, [json!(false), json!(true)], "{opens:?}");
@@ -200,6 +202,7 @@ async fn tracked_mail_counts_opens_and_clicks_and_leaves_unsubscribe_alone(backe
     assert_eq!(client.current_url().await.unwrap().as_str(), format!("{landing}?a=1&b=2"));
     client.close().await.unwrap();
     assert_eq!(*landed.lock().unwrap(), ["a=1&b=2"]);
+    app.run_jobs().await;
     let clicks = events(&app, "email_clicked").await;
     assert_eq!(clicks.len(), 2, "{clicks:?}");
     assert!(clicks.iter().all(|c| c["properties"]["url"] == format!("{landing}?a=1&b=2")), "{clicks:?}");

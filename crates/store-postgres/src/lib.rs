@@ -24,6 +24,7 @@ mod email;
 mod encode;
 mod endpoints;
 mod events;
+mod hits;
 mod jobs;
 mod migrate;
 mod rows;

@@ -18,6 +18,7 @@ mod drafts;
 mod email;
 mod endpoints;
 mod events;
+mod hits;
 mod jobs;
 mod migrate;
 mod rows;

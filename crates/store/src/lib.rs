@@ -32,6 +32,7 @@ pub mod conformance;
 pub mod email;
 pub mod endpoint;
 mod error;
+pub mod hits;
 pub mod ingest;
 pub mod secrets;
 mod signal;
@@ -132,6 +133,7 @@ pub trait Store:
     + campaign::CampaignStore
     + campaign_webhook::CampaignWebhookStore
     + email::EmailStore
+    + hits::HitStore
     + webhook::WebhookStore
     + action::ActionStore
     + webhook::DraftStore

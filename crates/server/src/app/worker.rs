@@ -226,6 +226,10 @@ impl Worker {
                 Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
                 other => other,
             },
+            Ok(JobKind::RecordHits) => match self.email.record_hits(leased).await {
+                Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
+                other => other,
+            },
             Ok(JobKind::ActionResult) => match self.webhooks.apply_action_result(leased).await {
                 Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
                 other => other,

@@ -180,7 +180,8 @@ impl Campaigns {
             | JobKind::DeliverMessage
             | JobKind::DeliverWebhook
             | JobKind::ActionResult
-            | JobKind::ArchiveExits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
+            | JobKind::ArchiveExits
+            | JobKind::RecordHits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
         }
     }
 

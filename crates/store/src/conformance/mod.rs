@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             commits_that_make_jobs_due_wake_the_worker,
             sealed_secrets_read_back_and_need_no_second_sealing,
             messages_keep_their_tracking,
+            hits_are_stored_with_their_job_and_recorded_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -44,19 +44,31 @@ pub(super) fn committer(
 impl Email {
     /// Records one activity of a message of `workspace`: durable when this returns.
     pub async fn record_activity(&self, workspace: WorkspaceId, activity: Activity) -> Result<Recorded, StoreError> {
-        let message = match self.store.get_message(workspace, activity.message_id).await {
-            Ok(message) => message,
-            Err(StoreError::NotFound { .. }) => return Ok(Recorded::UnknownMessage),
-            Err(e) => return Err(e),
+        let Some(write) = self.activity_write(workspace, activity).await? else {
+            return Ok(Recorded::UnknownMessage);
         };
-        let suppress = self.activity_suppression(&message, &activity).await?;
-        let follow_up = self.activity_hooks(&message, &activity).await?;
-        let write = ActivityWrite { workspace, activity, suppress, follow_up };
         match self.activities.submit(vec![write]).await {
             Ok(mut results) => results.pop().ok_or_else(|| StoreError::Corrupt("no result".into())),
             Err(CommitError::Store(e)) => Err(StoreError::Other(Box::new(e))),
             Err(CommitError::Closed) => Err(StoreError::Other("the server is shutting down".into())),
         }
+    }
+
+    /// The write that records `activity` with what it causes; `None` when its message is
+    /// gone (deleted with its contact or campaign).
+    pub(super) async fn activity_write(
+        &self,
+        workspace: WorkspaceId,
+        activity: Activity,
+    ) -> Result<Option<ActivityWrite>, StoreError> {
+        let message = match self.store.get_message(workspace, activity.message_id).await {
+            Ok(message) => message,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let suppress = self.activity_suppression(&message, &activity).await?;
+        let follow_up = self.activity_hooks(&message, &activity).await?;
+        Ok(Some(ActivityWrite { workspace, activity, suppress, follow_up }))
     }
 
     /// The message that carries this `Message-ID` (without angle brackets), in any workspace.

@@ -121,6 +121,8 @@ pub struct Email {
     signers: Mutex<HashMap<(WorkspaceId, String), (String, DkimSigner)>>,
     /// Commits reported activities (bounces, complaints, opens, clicks) in groups.
     activities: activity::Committer,
+    /// Commits tracked opens and clicks in groups.
+    hits: tracking::hits::Committer,
     /// SNS signing certificates, by URL.
     sns_certificates: providers::sns::Certificates,
 }
@@ -139,6 +141,7 @@ impl Email {
         let transports = TransportCache::new(settings.smtp.clone())?;
         Ok(Self {
             activities: activity::committer(store.clone(), clock.clone(), committers),
+            hits: tracking::hits::committer(store.clone(), clock.clone(), committers),
             store,
             clock,
             settings,

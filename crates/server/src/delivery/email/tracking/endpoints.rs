@@ -1,7 +1,8 @@
 //! The public endpoints behind tracked links, authenticated by their signed token alone.
 //! `GET /t/o/{token}` records an open and answers a 1×1 transparent GIF that no cache keeps;
 //! `GET /t/c/{token}` records a click and redirects (302) to the URL the token signs. Each
-//! activity is committed (group-committed with others arriving at once) before the answer.
+//! hit is committed (group-committed with others arriving at once) before the answer; what it
+//! causes is written by a job afterwards ([`super::hits`]).
 //!
 //! A token that is too long, malformed, or not signed by its workspace's secret gets a small
 //! 404 page: a browser is what usually follows these. `HEAD` answers the same as `GET` and
@@ -13,8 +14,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_domain::{Activity, ActivityKind};
+use herald_domain::ActivityKind;
 use herald_store::StoreError;
+use herald_store::hits::Hit;
 
 use super::machine::is_machine;
 use super::token::Claim;
@@ -50,17 +52,21 @@ async fn verified(state: &EmailState, claim: Option<Claim>) -> Result<Option<Cla
     Ok(claim.verify(&secret).then_some(claim))
 }
 
-/// Records an open or a click of the message `claim` names. Only opens are told apart by
-/// who made them: link scanners that follow every link are rarer than image proxies, and a
-/// click from an unknown agent is still most likely a person's.
+/// Stores an open or a click of the message `claim` names. Only opens are told apart by who
+/// made them: link scanners that follow every link are rarer than image proxies, and a click
+/// from an unknown agent is still most likely a person's. A hit of a message deleted since
+/// (with its contact or campaign) is stored all the same and counts nothing later.
 async fn record(state: &EmailState, claim: &Claim, kind: ActivityKind, headers: &HeaderMap) -> Result<(), StoreError> {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let mut activity = Activity::new(claim.message, kind, "tracking", state.clock.now());
-    activity.url = claim.url.clone();
-    activity.machine = kind == ActivityKind::Opened && is_machine(agent);
-    // A message deleted since (with its contact or campaign) is `UnknownMessage`: the answer
-    // is the same, there is just nothing to count.
-    state.email.record_activity(claim.workspace, activity).await.map(drop)
+    let hit = Hit {
+        workspace: claim.workspace,
+        message: claim.message,
+        kind,
+        url: claim.url.clone(),
+        machine: kind == ActivityKind::Opened && is_machine(agent),
+        occurred_at: state.clock.now(),
+    };
+    state.email.track(hit).await
 }
 
 /// `GET /t/o/{token}`: the open pixel.

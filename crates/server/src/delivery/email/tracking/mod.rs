@@ -8,6 +8,7 @@
 //! choices.
 
 pub(crate) mod endpoints;
+pub(crate) mod hits;
 pub mod machine;
 pub mod rewrite;
 pub mod token;
