@@ -200,7 +200,7 @@ pub(crate) async fn insert_activity(
 }
 
 /// An event Herald itself records (no request behind it).
-async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
+pub(crate) async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO events (id, workspace_id, source_id, contact_id, name, properties, occurred_at, received_at, \
          idempotency_key, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -35,6 +35,7 @@ mod error;
 pub mod ingest;
 pub mod secrets;
 mod signal;
+pub mod topic;
 pub mod user;
 pub mod webhook;
 
@@ -137,6 +138,7 @@ pub trait Store:
     + webhook::DraftStore
     + endpoint::EndpointStore
     + user::UserAccountStore
+    + topic::TopicStore
     + Send
     + Sync
     + std::fmt::Debug
