@@ -68,6 +68,24 @@ pub trait TopicStore {
     /// The choices recorded for a contact, by topic id (deleted topics included).
     async fn contact_topics(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<TopicConsent>>;
 
+    /// Every topic of the workspace that is not deleted, by name, with the contact's recorded
+    /// choice about it (`None`: never chose, so subscribed).
+    async fn topic_standings(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> StoreResult<Vec<(Topic, Option<TopicConsent>)>> {
+        let topics = self.list_topics(workspace).await?;
+        let mut choices = self.contact_topics(workspace, contact).await?;
+        Ok(topics
+            .into_iter()
+            .map(|topic| {
+                let choice = choices.iter().position(|c| c.topic_id == topic.id).map(|i| choices.swap_remove(i));
+                (topic, choice)
+            })
+            .collect())
+    }
+
     /// Whether `contact` receives mail about `topic`: `false` only when they left it.
     async fn is_subscribed(&self, workspace: WorkspaceId, contact: ContactId, topic: TopicId) -> StoreResult<bool> {
         let left =
