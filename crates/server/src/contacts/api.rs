@@ -346,15 +346,14 @@ async fn import_contacts(
     }
     let topics = state.store.list_topics(p.workspace_id).await?;
     let (rows, mut errors) = parse_csv(&body, &topics)?;
-    let (positions, rows, choices): (Vec<usize>, Vec<NewContact>, Vec<Vec<(TopicId, bool)>>) =
-        rows.into_iter().fold(Default::default(), |(mut p, mut r, mut c), (position, row, choice)| {
-            p.push(position);
-            r.push(row);
-            c.push(choice);
-            (p, r, c)
-        });
+    let (mut positions, mut contacts, mut choices) = (Vec::new(), Vec::new(), Vec::new());
+    for (position, contact, choice) in rows {
+        positions.push(position);
+        contacts.push(contact);
+        choices.push(choice);
+    }
     let now = state.clock.now();
-    let results = state.store.import_contacts(p.workspace_id, &rows, now).await?;
+    let results = state.store.import_contacts(p.workspace_id, &contacts, now).await?;
     let (mut created, mut updated) = (0, 0);
     let mut changes = Vec::new();
     for ((row, result), choices) in positions.into_iter().zip(results).zip(choices) {
