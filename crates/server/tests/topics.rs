@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::browser::{browser, click, element, start_driver, text};
-use common::{Backend, TestApp, expect_error, json, spawn_app};
+use common::browser::{browser, click, element, fill, path, start_driver, text};
+use common::{ADMIN_TOKEN, Backend, TestApp, expect_error, json, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -397,6 +397,19 @@ async fn the_preference_page_leaves_one_topic_then_everything_in_a_browser(backe
 
     let driver = start_driver().await;
     let client = browser(&driver).await;
+    // The topics screen: a field error, then a topic added and listed.
+    client.goto(&app.url("/topics")).await.expect("goto");
+    fill(&client, "#key", ADMIN_TOKEN).await;
+    click(&client, "form button[type=submit]").await;
+    fill(&client, "#topic-name", "   ").await;
+    click(&client, "#new-topic button[type=submit]").await;
+    assert!(!text(&client, "#new-topic .field-error").await.is_empty());
+    fill(&client, "#topic-name", "Events").await;
+    fill(&client, "#topic-description", "Invitations to our meetups").await;
+    click(&client, "#new-topic button[type=submit]").await;
+    assert!(text(&client, "#topics").await.contains("Invitations to our meetups"));
+    assert_eq!(path(&client).await, "/topics");
+
     for width in [1280, 375] {
         client.set_window_size(width, 800).await.expect("resize");
         client.goto(&url).await.expect("goto");
@@ -412,17 +425,38 @@ async fn the_preference_page_leaves_one_topic_then_everything_in_a_browser(backe
     click(&client, &format!("{newsletter} button[value='leave']")).await;
     assert!(text(&client, "#notice").await.contains("Unsubscribed from that topic"));
     assert!(text(&client, &newsletter).await.contains("Unsubscribed"));
-    assert_eq!(standings(&app, &ada).await[0], ("Newsletter".into(), false, json!("preference_page")));
+    assert_eq!(standings(&app, &ada).await[1], ("Newsletter".into(), false, json!("preference_page")));
     assert!(suppressions(&app).await.is_empty());
     click(&client, &format!("{newsletter} button[value='join']")).await;
     assert!(text(&client, "#notice").await.contains("Subscribed again"));
-    assert_eq!(standings(&app, &ada).await[0], ("Newsletter".into(), true, json!("preference_page")));
+    assert_eq!(standings(&app, &ada).await[1], ("Newsletter".into(), true, json!("preference_page")));
     click(&client, "#everything").await;
     element(&client, "#suppressed").await;
     assert_eq!(suppressions(&app).await, ["ada@example.com"]);
     let (_, timeline) = json(app.get(&format!("/api/v1/events?contact_id={ada}")).await).await;
     let names: Vec<_> = timeline["data"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
     assert!(names.contains(&"topic_unsubscribed") && names.contains(&"topic_subscribed"), "{names:?}");
+    // The contact page shows the standing and who chose it.
+    client.goto(&app.url(&format!("/contacts/{ada}"))).await.expect("goto");
+    let topics = text(&client, "#contact-topics").await;
+    assert!(
+        topics.contains("Newsletter") && topics.contains("preference_page") && topics.contains("never chose"),
+        "{topics}"
+    );
+
+    // A choice the page does not offer is refused, and changes nothing.
+    for body in ["action=leave&topic=top_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b", "action=leave&topic=nope", "action=dance"] {
+        let response = app
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    assert_eq!(standings(&app, &ada).await[0], ("Events".into(), true, Value::Null));
     client.close().await.unwrap();
     app.stop().await;
 }
