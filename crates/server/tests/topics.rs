@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::browser::{browser, click, element, fill, path, start_driver, text};
+use common::browser::{browser, click, element, fill, path, select as select_value, start_driver, text};
 use common::{ADMIN_TOKEN, Backend, TestApp, expect_error, json, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -457,6 +457,23 @@ async fn the_preference_page_leaves_one_topic_then_everything_in_a_browser(backe
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     assert_eq!(standings(&app, &ada).await[0], ("Events".into(), true, Value::Null));
+
+    // The campaign editor shows the step's topic and keeps it on save; it can make the step
+    // transactional.
+    let select = "[name='steps[0].topic']";
+    client.goto(&app.url(&format!("/campaigns/{id}/edit"))).await.expect("goto");
+    assert_eq!(element(&client, select).await.prop("value").await.unwrap().as_deref(), Some(news.as_str()));
+    click(&client, "#save").await;
+    assert!(text(&client, "p.notice").await.contains("Campaign saved"));
+    let (_, saved) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
+    assert_eq!(saved["document"]["steps"][0]["topic"], news.as_str(), "{saved}");
+    client.goto(&app.url(&format!("/campaigns/{id}/edit"))).await.expect("goto");
+    select_value(&client, select, "transactional").await;
+    click(&client, "#save").await;
+    assert!(text(&client, "p.notice").await.contains("Campaign saved"));
+    let (_, saved) = json(app.get(&format!("/api/v1/campaigns/{id}")).await).await;
+    let step = &saved["document"]["steps"][0];
+    assert_eq!((step["transactional"].as_bool(), step.get("topic")), (Some(true), None), "{saved}");
     client.close().await.unwrap();
     app.stop().await;
 }
