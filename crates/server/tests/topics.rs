@@ -8,7 +8,11 @@
 mod common;
 
 use common::browser::{browser, click, element, fill, path, select as select_value, start_driver, text};
-use common::{ADMIN_TOKEN, Backend, TestApp, expect_error, json, spawn_app};
+use common::mail::decoded_headers;
+use common::{ADMIN_TOKEN, Backend, TestApp, expect_error, json, spawn_app, spawn_app_with};
+use herald_email::testing::dns::DnsServer;
+use herald_email::testing::smtp::{SinkOptions, SmtpSink};
+use herald_server::delivery::email::EmailSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -19,6 +23,7 @@ on_both_backends!(
     a_left_topic_skips_its_mail_and_one_click_leaves_only_the_topic,
     csv_import_records_topic_columns,
     the_preference_page_leaves_one_topic_then_everything_in_a_browser,
+    a_message_waiting_for_delivery_is_not_sent_once_its_topic_is_left,
 );
 
 async fn create_topic(app: &TestApp, name: &str) -> String {
@@ -475,5 +480,52 @@ async fn the_preference_page_leaves_one_topic_then_everything_in_a_browser(backe
     let step = &saved["document"]["steps"][0];
     assert_eq!((step["transactional"].as_bool(), step.get("topic")), (Some(true), None), "{saved}");
     client.close().await.unwrap();
+    app.stop().await;
+}
+
+async fn a_message_waiting_for_delivery_is_not_sent_once_its_topic_is_left(backend: Backend) {
+    let dns = DnsServer::start().await.expect("dns server");
+    let sink = SmtpSink::start_with(SinkOptions::default()).expect("smtp sink");
+    let app =
+        spawn_app_with(backend, EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() }).await;
+    let transport = json!({"host": "127.0.0.1", "port": sink.port(), "security": "none"});
+    assert_eq!(put(&app, "/api/v1/transport", &transport).await.status(), StatusCode::OK);
+    let (status, domain) = json(app.post("/api/v1/domains", &json!({"name": "acme.test"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{domain}");
+    let news = create_topic(&app, "Newsletter").await;
+    let (_, body) =
+        json(app.post("/api/v1/campaigns", &campaign(json!([email_step("news", json!({"topic": news}))]))).await).await;
+    let id = body["id"].as_str().unwrap();
+    json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
+    let source = source(&app).await;
+
+    // Held while the domain is unverified; meanwhile Ada leaves the topic.
+    signed_up(&app, &source, "ada@example.com").await;
+    signed_up(&app, &source, "bob@example.com").await;
+    let ada = contact_id(&app, "ada@example.com").await;
+    assert_eq!(sent(&app, &ada).await[0].1, "held");
+    put(&app, &format!("/api/v1/contacts/{ada}/topics"), &json!({"topics": [{"topic_id": news, "subscribed": false}]}))
+        .await;
+    for record in domain["records"].as_array().unwrap() {
+        dns.set_txt(record["name"].as_str().unwrap(), &[record["value"].as_str().unwrap()]);
+    }
+    let domain_id = domain["id"].as_str().unwrap();
+    let (_, verified) = json(app.post(&format!("/api/v1/domains/{domain_id}/verify"), &json!({})).await).await;
+    assert_eq!(verified["status"], "verified", "{verified}");
+    app.run_jobs().await;
+
+    let received = sink.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_tos, ["bob@example.com"]);
+    let ada_message = &sent(&app, &ada).await[0];
+    assert_eq!(
+        (ada_message.1.as_str(), &ada_message.2),
+        ("suppressed", &json!(format!("the contact unsubscribed from topic {news}")))
+    );
+    // The header Bob's mail carries is the topic's link the message was rendered with.
+    let bob = contact_id(&app, "bob@example.com").await;
+    let stored = sent(&app, &bob).await[0].3.clone();
+    let header = decoded_headers(&received[0].data)["List-Unsubscribe"].as_str().unwrap().to_owned();
+    assert!(header.contains(&format!("<{stored}>")), "{header} carries {stored}");
     app.stop().await;
 }
