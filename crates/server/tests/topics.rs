@@ -115,6 +115,13 @@ async fn contact_choices_are_set_read_back_and_become_events(backend: Backend) {
         [("Newsletter".into(), true, Value::Null), ("Promotions".into(), true, Value::Null)],
         "a contact who never chose is subscribed"
     );
+    // A campaign can start when someone leaves a topic.
+    let document = json!({"name": "Win back", "trigger": {"type": "event", "event": "topic_unsubscribed"},
+        "entry": "every_time", "steps": [{"type": "set_attribute", "attribute": "left", "value": "{{ event.data.topic }}"}]});
+    let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap();
+    json(app.post(&format!("/api/v1/campaigns/{id}/activate"), &json!({})).await).await;
     let path = format!("/api/v1/contacts/{ada}/topics");
     let (status, body) =
         json(put(&app, &path, &json!({"topics": [{"topic_id": news, "subscribed": false}]})).await).await;
@@ -123,6 +130,9 @@ async fn contact_choices_are_set_read_back_and_become_events(backend: Backend) {
     assert_eq!(body["data"][0]["source"], "api");
     assert_eq!(body["data"][0]["updated_at"], "2026-01-01T00:00:00Z");
     assert_eq!(body["data"][1]["subscribed"], true);
+    app.run_jobs().await;
+    let (_, contact) = json(app.get(&format!("/api/v1/contacts/{ada}")).await).await;
+    assert_eq!(contact["attributes"]["left"], "Newsletter", "{contact}");
     // Repeating a choice changes nothing; each change is one event of the contact's.
     put(&app, &path, &json!({"topics": [{"topic_id": news, "subscribed": false}]})).await;
     put(

@@ -7,7 +7,7 @@ use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::events::insert_events;
+use crate::events::{enqueue_evaluation, insert_events};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
 use crate::{PgStore, db_error, encode};
 
@@ -186,6 +186,7 @@ impl TopicStore for PgStore {
             changed.push(applied);
         }
         insert_events(&mut tx, &events).await?;
+        enqueue_evaluation(&mut tx, &events, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(changed)
     }

@@ -7,7 +7,7 @@ use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::activity::insert_event;
+use crate::activity::{enqueue_evaluation, insert_event};
 use crate::rows::{corrupt, get, opt_ts, ts, uuid};
 use crate::{SqliteStore, db_error};
 
@@ -150,6 +150,7 @@ impl TopicStore for SqliteStore {
     ) -> StoreResult<Vec<bool>> {
         let mut tx = self.write().await?;
         let mut changed = Vec::with_capacity(changes.len());
+        let mut events = Vec::new();
         for change in changes {
             let name: Option<String> =
                 sqlx::query_scalar("SELECT name FROM topics WHERE workspace_id = ? AND id = ? AND deleted_at IS NULL")
@@ -188,10 +189,13 @@ impl TopicStore for SqliteStore {
             .map_err(db_error)?;
             let applied = written.rows_affected() > 0;
             if applied {
-                insert_event(&mut tx, &consent_event(workspace, change, &name, now)).await?;
+                let event = consent_event(workspace, change, &name, now);
+                insert_event(&mut tx, &event).await?;
+                events.push(event);
             }
             changed.push(applied);
         }
+        enqueue_evaluation(&mut tx, workspace, &events, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(changed)
     }

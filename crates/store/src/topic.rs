@@ -55,7 +55,8 @@ pub trait TopicStore {
 
     /// Records contacts' choices in one transaction. A change that repeats the contact's
     /// current choice changes nothing; every other one is stored with its source and `now`
-    /// and becomes the contact's event. `NotFound` (and nothing written) when a contact or a
+    /// and becomes the contact's event (with the job evaluating it when the workspace has live
+    /// campaigns, so a campaign can start when someone leaves a topic). `NotFound` (and nothing written) when a contact or a
     /// topic that is not deleted is not in the workspace. Returns, per change, whether it
     /// changed anything.
     async fn set_topic_consents(
