@@ -6,7 +6,8 @@
 //! (link scanners open URLs). POST acts: from the page, it leaves or re-joins one topic, or
 //! leaves everything (the suppression list's `unsubscribed`, which stops all mail, transactional
 //! too); from a mail client's one-click button (RFC 8058, body `List-Unsubscribe=One-Click`),
-//! it leaves the message's topic, or everything when the message had none. Links sent before
+//! it leaves the message's topic, or everything when the message had none (or the topic was
+//! deleted since). Links sent before
 //! topics existed carry no topic: their page shows every topic, their one-click leaves
 //! everything, and their page's old button (a POST with no action) still leaves everything.
 
