@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use herald_domain::{EmailAddress, Tracking};
+use herald_domain::{EmailAddress, TopicId, Tracking};
 use herald_template::Template;
 use serde::Serialize;
 use serde_json::Value;
@@ -14,7 +14,7 @@ pub use crate::program::{
     WEBHOOK_MAX_TIMEOUT, WEBHOOK_METHODS, Wait, WebhookTemplate,
 };
 
-use crate::document::{CampaignDocument, Goal, Step, Trigger, WaitStep, WebhookStep};
+use crate::document::{CampaignDocument, EmailStep, Goal, Step, Trigger, WaitStep, WebhookStep};
 use crate::span::Span;
 
 /// One problem in a document.
@@ -66,6 +66,29 @@ pub fn steps_using_action(document: &CampaignDocument, action: &str) -> Vec<Stri
             found.push(step.id.clone());
         }
     });
+    found
+}
+
+/// The topics a document's email steps name, each with the path of its `topic` field
+/// (`steps[2].then[0].topic`), in document order.
+pub fn topic_references(document: &CampaignDocument) -> Vec<(String, String)> {
+    fn walk(steps: &[Step], path: &str, found: &mut Vec<(String, String)>) {
+        for (i, step) in steps.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            match step {
+                Step::Email(EmailStep { topic: Some(topic), .. }) => {
+                    found.push((format!("{here}.topic"), topic.clone()))
+                }
+                Step::Branch(branch) => {
+                    walk(&branch.then, &format!("{here}.then"), found);
+                    walk(&branch.otherwise, &format!("{here}.else"), found);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&document.steps, "steps", &mut found);
     found
 }
 
@@ -282,10 +305,11 @@ impl Builder<'_> {
                 let subject = self.template(&email.subject, &format!("{path}.subject"), true);
                 let html = self.template(&email.html, &format!("{path}.html"), true);
                 let text = email.text.as_deref().and_then(|t| self.template(t, &format!("{path}.text"), false));
-                match (from, subject, html) {
-                    (Some(from), Some(subject), Some(html)) => {
+                let topic = self.topic(email, path);
+                match (from, subject, html, topic) {
+                    (Some(from), Some(subject), Some(html), Ok(topic)) => {
                         let tracking = Tracking { opens: email.track_opens, clicks: email.track_clicks };
-                        Action::Email(Box::new(EmailTemplate { from, reply_to, subject, html, text, tracking }))
+                        Action::Email(Box::new(EmailTemplate { from, reply_to, subject, html, text, tracking, topic }))
                     }
                     _ => Action::Exit,
                 }
@@ -437,6 +461,19 @@ impl Builder<'_> {
         }
     }
 
+    /// The topic an email step names, read; `Err` (reported) when it is not a topic id or the
+    /// step is also marked transactional.
+    fn topic(&mut self, email: &EmailStep, path: &str) -> Result<Option<TopicId>, ()> {
+        let Some(raw) = &email.topic else { return Ok(None) };
+        if email.transactional {
+            self.error(&format!("{path}.transactional"), "a transactional email names no topic".into());
+            return Err(());
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|e| self.error(&format!("{path}.topic"), format!("{raw:?} is not a topic id: {e}")))
+    }
+
     fn mailbox(&mut self, text: &str, path: &str) -> Option<Mailbox> {
         let parsed = parse_mailbox(text);
         if let Err(message) = &parsed {
@@ -518,5 +555,39 @@ mod tests {
         assert_eq!(steps_using_action(&document, "act_a"), ["crm", "again"]);
         assert_eq!(steps_using_action(&document, "act_c"), Vec::<String>::new());
         assert_eq!(action_references(&document), ["act_a", "act_b"]);
+    }
+
+    #[test]
+    fn email_topics_are_read_and_their_shape_checked_by_path() {
+        let email = |extra: serde_json::Value| {
+            let mut step = json!({"type": "email", "from": "a@acme.test", "subject": "s", "html": "h"});
+            step.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            step
+        };
+        let topic = "top_0193a4b2c3d47e5f8a9b0c1d2e3f4a5b";
+        let document = |steps: serde_json::Value| {
+            document_from_value(json!({"name": "x", "trigger": {"type": "manual"}, "steps": steps})).expect("document")
+        };
+        let good = document(json!([
+            email(json!({"topic": topic})),
+            {"type": "branch", "condition": {"field": "a", "op": "exists"},
+             "then": [email(json!({"transactional": true}))], "else": [email(json!({"topic": topic}))]}
+        ]));
+        assert_eq!(
+            topic_references(&good),
+            [("steps[0].topic".to_owned(), topic.to_owned()), ("steps[1].else[0].topic".to_owned(), topic.to_owned())]
+        );
+        let compiled = compile(good).expect("compiles");
+        let Action::Email(email_template) = &compiled.program.nodes[0].action else { panic!("an email") };
+        assert_eq!(email_template.topic.map(|t| t.to_string()).as_deref(), Some(topic));
+
+        let errors = compile(document(json!([
+            {"type": "branch", "condition": {"field": "a", "op": "exists"}, "then": [email(json!({"topic": "newsletter"}))], "else": []},
+            email(json!({"topic": topic, "transactional": true}))
+        ])))
+        .expect_err("refused");
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["steps[0].then[0].topic", "steps[1].transactional"], "{errors:?}");
+        assert!(errors[0].message.contains("is not a topic id"), "{errors:?}");
     }
 }

@@ -226,6 +226,17 @@ pub struct EmailStep {
     /// unsubscribe link).
     #[serde(default = "tracked", skip_serializing_if = "is_tracked")]
     pub track_clicks: bool,
+    /// The subscription topic (`top_…`) the email belongs to: contacts who left the topic are
+    /// not sent it (the message is recorded as suppressed), and its unsubscribe link and
+    /// one-click header leave that topic only. An email that names neither a topic nor
+    /// `transactional` is marketing mail about no topic: it goes to everyone not on the
+    /// suppression list, and its one-click unsubscribe leaves everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Mail the contact needs whatever their topics (a receipt, a password reset): it names no
+    /// topic, and like all mail never goes to a suppressed address.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub transactional: bool,
 }
 
 /// An HTTP request to another system (what Customer.io calls a "Send and receive data" action).

@@ -5,7 +5,7 @@
 //! Effects are returned, not applied; the caller commits them together with the journey's
 //! next position, which is what makes a step's result and the next step's schedule atomic.
 
-use herald_domain::{Contact, EmailAddress, Timestamp, Tracking};
+use herald_domain::{Contact, EmailAddress, Timestamp, TopicId, Tracking};
 use herald_template::{Escape, Limits, Template, html_to_text};
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -156,6 +156,11 @@ pub struct RenderedEmail {
     /// Missing variables and the like, in words.
     pub warnings: Vec<String>,
     pub tracking: Tracking,
+    /// The subscription topic it is sent under.
+    pub topic: Option<TopicId>,
+    /// The unsubscribe link it carries (`{{ unsubscribe_url }}`, `List-Unsubscribe`): its
+    /// topic's when it has one.
+    pub unsubscribe_url: String,
 }
 
 /// Where the journey goes after this run.
@@ -179,13 +184,19 @@ pub struct Advance {
     pub next: Next,
 }
 
+/// Unsubscribe links by the topic they leave.
+pub type TopicUrls = std::collections::BTreeMap<TopicId, String>;
+
 /// The fixed parts of a journey's surroundings.
 #[derive(Debug, Clone, Copy)]
 pub struct Surroundings<'a> {
     pub campaign: &'a CompiledCampaign,
     pub info: &'a crate::context::CampaignInfo,
     pub event: Option<&'a herald_domain::Event>,
+    /// The contact's unsubscribe link for mail about no topic.
     pub unsubscribe_url: &'a str,
+    /// The contact's unsubscribe link for each topic the campaign's emails name.
+    pub topic_unsubscribe_urls: &'a TopicUrls,
     pub limits: &'a Limits,
     /// The workspace's default time zone, after the contact's and the campaign's.
     pub workspace_timezone: Option<&'a str>,
@@ -464,6 +475,12 @@ fn render_email(
     let Some(to) = state.contact.email.clone() else {
         return Effect::Failed { reason: "the contact has no email address".into(), unsent: None };
     };
+    // The email's own link: the one that leaves its topic.
+    let unsubscribe_url = email
+        .topic
+        .and_then(|topic| surroundings.topic_unsubscribe_urls.get(&topic))
+        .map_or(surroundings.unsubscribe_url, String::as_str);
+    let surroundings = &Surroundings { unsubscribe_url, ..*surroundings };
     let mut message = RenderedEmail {
         to,
         from: email.from.clone(),
@@ -473,6 +490,8 @@ fn render_email(
         text: String::new(),
         warnings: Vec::new(),
         tracking: email.tracking,
+        topic: email.topic,
+        unsubscribe_url: unsubscribe_url.to_owned(),
     };
     let part = |name: &str, template: &Template, escape: Escape, warnings: &mut Vec<String>| {
         render(template, surroundings, state, escape, now)

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use herald_domain::{EmailAddress, Tracking};
+use herald_domain::{EmailAddress, TopicId, Tracking};
 use herald_template::Template;
 use serde::Serialize;
 use serde_json::Value;
@@ -26,6 +26,20 @@ impl CompiledCampaign {
     /// Whether step `id` is a webhook whose success counts toward conversions.
     pub fn counts_conversion(&self, id: &str) -> bool {
         self.program.nodes.iter().any(|n| n.id == id && matches!(&n.action, Action::Webhook(w) if w.conversion))
+    }
+
+    /// The subscription topics its email steps name, each once.
+    pub fn topics(&self) -> Vec<TopicId> {
+        let mut topics = Vec::new();
+        for node in &self.program.nodes {
+            if let Action::Email(email) = &node.action
+                && let Some(topic) = email.topic
+                && !topics.contains(&topic)
+            {
+                topics.push(topic);
+            }
+        }
+        topics
     }
 
     /// Whether step `id` is a webhook held as a draft until someone sends or skips it.
@@ -94,6 +108,8 @@ pub struct EmailTemplate {
     pub html: Template,
     pub text: Option<Template>,
     pub tracking: Tracking,
+    /// The subscription topic it is sent under; `None` for mail about no topic.
+    pub topic: Option<TopicId>,
 }
 
 /// A webhook step, compiled.

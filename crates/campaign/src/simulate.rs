@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use crate::compile::CompiledCampaign;
 use crate::context::CampaignInfo;
 use crate::engine::{
-    Advance, JourneyState, Next, StepRun, Surroundings, WebhookOutcome, WebhookResult, advance, after_webhook,
+    Advance, JourneyState, Next, StepRun, Surroundings, TopicUrls, WebhookOutcome, WebhookResult, advance,
+    after_webhook,
 };
 use crate::trigger::{self, Decision, Entry, History};
 
@@ -231,6 +232,7 @@ pub fn simulate(
                     info,
                     event: Some(&events[journey.event].event),
                     unsubscribe_url: "",
+                    topic_unsubscribe_urls: &TopicUrls::new(),
                     limits,
                     workspace_timezone,
                     emails: &[],

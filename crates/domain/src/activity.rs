@@ -34,10 +34,18 @@ string_enum!(
     }
 );
 
-/// The events Herald records about a contact's messages that are not something the contact
-/// did (an open or a click is): they do not count as activity for an inactivity window.
-pub const NOT_CONTACT_ACTIVITY: [&str; 5] =
-    ["email_sent", "email_delivered", "email_bounced", "email_complained", "email_unsubscribed"];
+/// The events Herald records about a contact's messages and subscriptions that are not
+/// something the contact did in the product (an open or a click is): they do not count as
+/// activity for an inactivity window.
+pub const NOT_CONTACT_ACTIVITY: [&str; 7] = [
+    "email_sent",
+    "email_delivered",
+    "email_bounced",
+    "email_complained",
+    "email_unsubscribed",
+    "topic_subscribed",
+    "topic_unsubscribed",
+];
 
 /// Whether an event (by its name and whether it came through a source) is one Herald recorded
 /// about a message rather than something the contact did.

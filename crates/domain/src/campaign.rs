@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{CampaignId, ContactId, EventId, JourneyId, MessageId, Timestamp, WorkspaceId};
+use crate::{CampaignId, ContactId, EventId, JourneyId, MessageId, Timestamp, TopicId, WorkspaceId};
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -178,6 +178,10 @@ pub struct Message {
     pub bounce: Option<BounceKind>,
     /// Whether its opens and clicks are tracked when it is composed for a relay.
     pub tracking: Tracking,
+    /// The subscription topic it was sent under: a contact who left the topic is not sent it,
+    /// and its unsubscribe link and one-click header leave that topic. `None`: mail about no
+    /// topic (one-click leaves everything).
+    pub topic: Option<TopicId>,
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
 }

@@ -163,6 +163,11 @@ prefixed_id!(
     "usr"
 );
 prefixed_id!(
+    /// A subscription topic (a kind of mail a contact may leave, such as a newsletter).
+    TopicId,
+    "top"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

@@ -21,6 +21,7 @@ pub mod payload;
 pub mod retry;
 pub mod source;
 pub mod time;
+pub mod topic;
 pub mod user_account;
 pub mod webhook;
 pub mod workspace;
@@ -39,13 +40,14 @@ pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError,
-    JobId, JourneyId, LeaseId, MessageId, SourceId, UserAccountId, WebhookDeliveryId, WorkspaceId,
+    JobId, JourneyId, LeaseId, MessageId, SourceId, TopicId, UserAccountId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
 pub use time::Timestamp;
+pub use topic::{ConsentSource, Topic, TopicConsent};
 pub use user_account::{Password, PasswordError, PasswordHash, UserAccount};
 pub use webhook::{
     EndpointHealth, SavedAction, WebhookAttempt, WebhookDelivery, WebhookDraft, WebhookStatus, endpoint_disabled_event,

@@ -304,7 +304,7 @@ const FORMS: [&str; 14] = [
     "/campaigns/cmp_x/state",
 ];
 
-const PAGES: [&str; 12] = [
+const PAGES: [&str; 13] = [
     "/events",
     "/campaigns/new",
     "/campaigns/cmp_x/edit",
@@ -314,6 +314,7 @@ const PAGES: [&str; 12] = [
     "/contacts",
     "/campaigns",
     "/domains",
+    "/topics",
     "/settings",
     "/messages/msg_x",
     "/sources/src_x/rotate",
@@ -988,8 +989,10 @@ const NEW_PAGES: [&str; 7] = [
     "/messages/msg_x",
 ];
 
-const NEW_FORMS: [&str; 9] = [
+const NEW_FORMS: [&str; 11] = [
     "/deliveries/whd_x/resend",
+    "/topics",
+    "/topics/top_x/delete",
     "/messages/msg_x/resend",
     "/contacts/ct_x/unsubscribe",
     "/contacts/ct_x/delete",

@@ -32,6 +32,7 @@ mod secrets;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod topics;
 mod users;
 mod webhooks;
 mod workspaces;

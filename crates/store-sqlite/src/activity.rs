@@ -185,22 +185,34 @@ pub(crate) async fn insert_activity(
     }
     let event = activity_event(workspace, target, activity, now);
     insert_event(tx, &event).await?;
+    enqueue_evaluation(tx, workspace, std::slice::from_ref(&event), now).await?;
+    Ok(true)
+}
+
+/// The jobs evaluating events Herald recorded in `workspace` (which campaigns they start,
+/// convert or open a window for), when the workspace has live campaigns.
+pub(crate) async fn enqueue_evaluation(
+    tx: &mut Tx,
+    workspace: WorkspaceId,
+    events: &[Event],
+    now: Timestamp,
+) -> StoreResult<()> {
     let live: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM campaigns WHERE workspace_id = ? AND state IN ('active', 'paused') LIMIT 1")
             .bind(workspace.as_uuid())
             .fetch_optional(&mut **tx)
             .await
             .map_err(db_error)?;
-    let jobs: Vec<_> = herald_store::campaign::evaluation_jobs(std::slice::from_ref(&event), |_| live.is_some(), now)
+    let jobs: Vec<_> = herald_store::campaign::evaluation_jobs(events, |_| live.is_some(), now)
         .into_iter()
         .map(|(_, job)| job)
         .collect();
     insert_jobs(tx, workspace, &jobs, now).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// An event Herald itself records (no request behind it).
-async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
+pub(crate) async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO events (id, workspace_id, source_id, contact_id, name, properties, occurred_at, received_at, \
          idempotency_key, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

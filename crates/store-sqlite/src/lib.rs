@@ -24,6 +24,7 @@ mod migrate;
 mod rows;
 mod secrets;
 mod sources;
+mod topics;
 mod users;
 mod webhooks;
 mod workspaces;
@@ -263,6 +264,10 @@ pub(crate) fn sqlite_error(
         // SQLITE_CONSTRAINT with a UNIQUE/PRIMARY KEY message: "UNIQUE constraint failed: t.a, t.b"
         Some(19) if message.starts_with("UNIQUE constraint failed: ") => {
             let columns = message.trim_start_matches("UNIQUE constraint failed: ");
+            // An index on an expression (`lower(name)`) is reported by its name.
+            if let Some(index) = columns.strip_prefix("index '").and_then(|rest| rest.strip_suffix('\'')) {
+                return StoreError::Conflict { constraint: index.to_owned() };
+            }
             let table = columns.split('.').next().unwrap_or_default();
             let mut names: Vec<&str> = columns.split(", ").filter_map(|c| c.split('.').nth(1)).collect();
             // Per-workspace unique indexes are named after their own column.

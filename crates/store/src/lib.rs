@@ -36,6 +36,7 @@ pub mod hits;
 pub mod ingest;
 pub mod secrets;
 mod signal;
+pub mod topic;
 pub mod user;
 pub mod webhook;
 
@@ -139,6 +140,7 @@ pub trait Store:
     + webhook::DraftStore
     + endpoint::EndpointStore
     + user::UserAccountStore
+    + topic::TopicStore
     + Send
     + Sync
     + std::fmt::Debug

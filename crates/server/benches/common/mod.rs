@@ -119,6 +119,7 @@ pub async fn sent_messages(
                 reply: None,
                 bounce: None,
                 tracking: herald_domain::Tracking::default(),
+                topic: None,
                 created_at: now,
                 sent_at: Some(now),
             });

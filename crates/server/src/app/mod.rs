@@ -31,6 +31,7 @@ use herald_store::SharedStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::audiences::topics::TopicsState;
 use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
@@ -156,6 +157,7 @@ impl App {
                 delivery: Arc::new(wiring::DeliveryForContacts { email: email.clone(), webhooks: webhooks.clone() }),
             },
             events: EventsState { store: store.clone() },
+            topics: TopicsState { store: store.clone(), clock: clock.clone() },
             campaigns: CampaignsState {
                 store: store.clone(),
                 clock: clock.clone(),

@@ -5,7 +5,7 @@
 
 use herald_domain::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, JourneyId,
-    MessageId, PageRequest, SourceId, WebhookDeliveryId,
+    MessageId, PageRequest, SourceId, TopicId, WebhookDeliveryId,
 };
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
@@ -15,7 +15,7 @@ use crate::web::error::ErrorBody;
 
 /// The id a path parameter holds, by the collection its path names just before it
 /// (`/sources/{id}`, `/campaigns/{id}/webhooks/{webhook_id}`).
-const PATH_IDS: [(&str, &str); 13] = [
+const PATH_IDS: [(&str, &str); 14] = [
     ("actions", ActionId::PREFIX),
     ("api-keys", ApiKeyId::PREFIX),
     ("campaigns", CampaignId::PREFIX),
@@ -30,6 +30,7 @@ const PATH_IDS: [(&str, &str); 13] = [
     ("webhooks", CampaignWebhookId::PREFIX),
     // `/suppressions/{email}` holds an address, not an id.
     ("suppressions", ""),
+    ("topics", TopicId::PREFIX),
 ];
 
 /// The id a query parameter holds, by its name: a filter by id is named alike everywhere.

@@ -30,7 +30,7 @@ use crate::delivery::webhooks::api::{actions, deliveries as webhooks, endpoints}
 use crate::delivery::{email, webhooks as outbound};
 use crate::web::error::{self, ApiError};
 use crate::web::{assets, first_run, login};
-use crate::{campaigns, contacts, events, ingest};
+use crate::{audiences, campaigns, contacts, events, ingest};
 
 /// Largest request body the admin API reads.
 const API_BODY_LIMIT: usize = 256 * 1024;
@@ -70,6 +70,7 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
         (name = "sources", description = "Inbound webhook endpoints"),
         (name = "contacts", description = "People"),
         (name = "events", description = "The event log"),
+        (name = "topics", description = "Subscription topics and each contact's choice per topic"),
         (name = "campaigns", description = "Campaigns: triggers, steps, versions, enrolment and statistics"),
         (name = "campaign-webhooks", description = "Campaign event webhooks: a campaign's events sent to other systems"),
         (name = "messages", description = "Emails produced by campaign steps"),
@@ -108,6 +109,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ingest::api::router())
         .merge(contacts::api::router())
         .merge(events::api::router())
+        .merge(audiences::topics::api::router())
         .merge(campaigns::api::router())
         .merge(campaigns::numbers::router())
         .merge(campaigns::hooks::api::router())
@@ -149,6 +151,7 @@ fn pages() -> Router<AppState> {
         .merge(ingest::pages::router())
         .merge(contacts::pages::router())
         .merge(events::pages::router())
+        .merge(audiences::topics::pages::router())
         .merge(campaigns::pages::router())
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use herald_campaign::engine::{WebhookOutcome, WebhookRequest};
 use herald_domain::{
-    CampaignEvent, CampaignId, ContactId, EmailAddress, Journey, NewJob, Timestamp, WebhookAttempt, WebhookDeliveryId,
-    WebhookDraft, WebhookStatus, WorkspaceId,
+    CampaignEvent, CampaignId, ContactId, EmailAddress, Journey, NewJob, Timestamp, TopicId, WebhookAttempt,
+    WebhookDeliveryId, WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use herald_store::StoreResult;
 use herald_store::webhook::CallRecord;
@@ -47,14 +47,19 @@ impl ContactDelivery for DeliveryForContacts {
 #[async_trait::async_trait]
 impl UnsubscribeLinks for Email {
     async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
-        Email::unsubscribe_url(self, workspace, contact).await
+        Email::unsubscribe_url(self, workspace, contact, None).await
     }
 }
 
 #[async_trait::async_trait]
 impl JourneyEmail for Email {
-    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
-        Email::unsubscribe_url(self, workspace, contact).await
+    async fn unsubscribe_url(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        topic: Option<TopicId>,
+    ) -> StoreResult<String> {
+        Email::unsubscribe_url(self, workspace, contact, topic).await
     }
 
     fn sends_smtp(&self, workspace_smtp: bool) -> bool {

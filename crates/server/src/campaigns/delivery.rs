@@ -8,8 +8,8 @@
 use futures::future::BoxFuture;
 use herald_campaign::engine::{WebhookOutcome, WebhookRequest, WebhookResult};
 use herald_domain::{
-    CampaignEvent, CampaignId, ContactId, Journey, NewJob, Timestamp, WebhookAttempt, WebhookDeliveryId, WebhookDraft,
-    WebhookStatus, WorkspaceId,
+    CampaignEvent, CampaignId, ContactId, Journey, NewJob, Timestamp, TopicId, WebhookAttempt, WebhookDeliveryId,
+    WebhookDraft, WebhookStatus, WorkspaceId,
 };
 use herald_store::StoreResult;
 use herald_store::webhook::CallRecord;
@@ -18,8 +18,14 @@ use serde_json::{Map, Value};
 /// Email, as journeys reach it.
 #[async_trait::async_trait]
 pub trait JourneyEmail: Send + Sync + std::fmt::Debug + 'static {
-    /// The link that unsubscribes `contact` (`{{ unsubscribe_url }}` and `List-Unsubscribe`).
-    async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String>;
+    /// The link to `contact`'s preference page in mail about `topic` (`{{ unsubscribe_url }}`
+    /// and `List-Unsubscribe`).
+    async fn unsubscribe_url(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        topic: Option<TopicId>,
+    ) -> StoreResult<String>;
 
     /// Whether messages of a workspace (with or without an SMTP transport of its own) are
     /// queued for a relay rather than handed to the outbox.

@@ -7,14 +7,14 @@
 use futures::future::BoxFuture;
 use herald_campaign::document::Scope as Target;
 use herald_campaign::engine::{
-    Advance, Effect, JourneyState, Next, RenderedEmail, StepRun, Surroundings, Unsent, WebhookOutcome, WebhookResult,
-    advance, after_webhook,
+    Advance, Effect, JourneyState, Next, RenderedEmail, StepRun, Surroundings, TopicUrls, Unsent, WebhookOutcome,
+    WebhookResult, advance, after_webhook,
 };
 use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::LeasedJob;
 use herald_domain::{
     CampaignEvent, CampaignEventKind, CampaignState, Journey, JourneyId, JourneyStatus, Message, MessageId,
-    MessageStatus, NewJob, Timestamp, WebhookDeliveryId,
+    MessageStatus, NewJob, Timestamp, TopicId, WebhookDeliveryId,
 };
 use herald_store::StoreError;
 use herald_store::campaign::{AttributeChange, CampaignWork, JourneyContext, JourneyUpdate, StepRecord};
@@ -236,7 +236,21 @@ impl Campaigns {
         let Some(from) = journey.step else { return Ok(None) };
         let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
-        let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id).await?;
+        let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id, None).await?;
+        let topics = compiled.topics();
+        let mut topic_unsubscribe_urls = TopicUrls::new();
+        for &topic in &topics {
+            let url = self.email.unsubscribe_url(journey.workspace_id, contact.id, Some(topic)).await?;
+            topic_unsubscribe_urls.insert(topic, url);
+        }
+        // The topics the contact left, of those this campaign's emails name.
+        let left_topics: Vec<TopicId> = match topics.is_empty() {
+            true => Vec::new(),
+            false => (self.store.contact_topics(journey.workspace_id, contact.id).await?.into_iter())
+                .filter(|choice| !choice.subscribed && topics.contains(&choice.topic_id))
+                .map(|choice| choice.topic_id)
+                .collect(),
+        };
         let emails = match compiled.reads_emails {
             true => self.store.journey_emails(journey.workspace_id, journey.id).await?,
             false => Vec::new(),
@@ -246,6 +260,7 @@ impl Campaigns {
             info: &info,
             event: event.as_ref(),
             unsubscribe_url: &unsubscribe_url,
+            topic_unsubscribe_urls: &topic_unsubscribe_urls,
             limits: &self.limits,
             workspace_timezone: workspace_timezone.as_deref(),
             emails: &emails,
@@ -262,7 +277,7 @@ impl Campaigns {
             .iter()
             .rev()
             .find(|run| match &run.effect {
-                Effect::Email { .. } => !suppressed,
+                Effect::Email { message } => !suppressed && !message.topic.is_some_and(|t| left_topics.contains(&t)),
                 Effect::WebhookDone { outcome: WebhookOutcome::Succeeded, .. } => compiled.counts_conversion(&run.step),
                 _ => false,
             })
@@ -272,8 +287,8 @@ impl Campaigns {
         let first_call = work.calls.len();
         let delivery = Delivery {
             suppressed,
+            left_topics: &left_topics,
             smtp: self.email.sends_smtp(workspace_smtp),
-            unsubscribe_url: &unsubscribe_url,
             email: self.email.as_ref(),
         };
         for run in runs {
@@ -396,9 +411,10 @@ impl Waiting {
 struct Delivery<'a> {
     /// The contact's address is on the suppression list: nothing is sent.
     suppressed: bool,
+    /// The topics the contact left: mail under them is not sent.
+    left_topics: &'a [TopicId],
     /// Messages go to an SMTP relay (queued for the delivery job) rather than the outbox.
     smtp: bool,
-    unsubscribe_url: &'a str,
     /// The headers messages carry.
     email: &'a dyn JourneyEmail,
 }
@@ -418,8 +434,11 @@ fn record(
         Effect::Email { message } => {
             // The embedded outbox is the transport until one is configured: handing the
             // message to it is sending it.
+            let left_topic = message.topic.filter(|t| delivery.left_topics.contains(t));
             let (status, reason, outcome) = if delivery.suppressed {
                 (MessageStatus::Suppressed, Some("the address is suppressed".to_owned()), "suppressed")
+            } else if let Some(topic) = left_topic {
+                (MessageStatus::Suppressed, Some(herald_domain::topic::left_topic_reason(topic)), "suppressed")
             } else if delivery.smtp {
                 (MessageStatus::Queued, None, "queued")
             } else {
@@ -529,7 +548,7 @@ fn push_message(
         subject: message.subject,
         html: message.html,
         text: message.text,
-        headers: delivery.email.list_headers(delivery.unsubscribe_url, message.from.address.as_str()),
+        headers: delivery.email.list_headers(&message.unsubscribe_url, message.from.address.as_str()),
         warnings: message.warnings,
         transport: transport.into(),
         internet_message_id: format!("{id}@{domain}"),
@@ -537,6 +556,7 @@ fn push_message(
         reply: None,
         bounce: None,
         tracking: message.tracking,
+        topic: message.topic,
         created_at: now,
         sent_at: (status == MessageStatus::Sent).then_some(now),
     });

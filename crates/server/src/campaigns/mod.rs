@@ -30,10 +30,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use herald_campaign::compile::topic_references;
 use herald_campaign::document::WebhookStep;
 use herald_campaign::{Actions, CompiledCampaign, DocumentError, action_references, compile_with, document_from_value};
 use herald_domain::job::{JobLease, LeasedJob};
-use herald_domain::{ActionId, CampaignId, JobKind, WebhookDraft, WorkspaceId};
+use herald_domain::{ActionId, CampaignId, JobKind, TopicId, WebhookDraft, WorkspaceId};
 use herald_store::campaign::{CampaignWork, WorkCommit};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
@@ -256,7 +257,40 @@ pub async fn compile_document(
             actions.insert(saved.id.to_string(), step);
         }
     }
-    compile_with(document, &actions).map_err(CompileFailure::Invalid)
+    let unknown = unknown_topics(store, workspace, &document, deleted_ok).await.map_err(CompileFailure::Store)?;
+    match compile_with(document, &actions) {
+        Ok(compiled) if unknown.is_empty() => Ok(compiled),
+        Ok(_) => Err(CompileFailure::Invalid(unknown)),
+        Err(mut errors) => {
+            errors.extend(unknown);
+            Err(CompileFailure::Invalid(errors))
+        }
+    }
+}
+
+/// The email steps naming a topic the workspace does not have (or, unless `deleted_ok`, has
+/// deleted), by path. Topics that are not ids at all are the compiler's to report.
+async fn unknown_topics(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    document: &herald_campaign::CampaignDocument,
+    deleted_ok: bool,
+) -> Result<Vec<DocumentError>, StoreError> {
+    let named: Vec<(String, TopicId)> = topic_references(document)
+        .into_iter()
+        .filter_map(|(path, raw)| raw.parse().ok().map(|id| (path, id)))
+        .collect();
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<TopicId> = named.iter().map(|(_, id)| *id).collect();
+    let found = store.topics_by_ids(workspace, &ids).await?;
+    let known = |id: &TopicId| found.iter().any(|t| t.id == *id && (deleted_ok || t.deleted_at.is_none()));
+    Ok(named
+        .into_iter()
+        .filter(|(_, id)| !known(id))
+        .map(|(path, id)| DocumentError { path, message: format!("no topic {id} in this workspace") })
+        .collect())
 }
 
 pub fn join(errors: &[DocumentError]) -> String {

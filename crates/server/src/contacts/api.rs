@@ -5,7 +5,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use herald_domain::{Contact, ContactId, EmailAddress, Identity, Page, PageRequest, Phone, Timestamp, UserId};
+use herald_domain::topic::parse_consent;
+use herald_domain::{
+    ConsentSource, Contact, ContactId, EmailAddress, Identity, Page, PageRequest, Phone, Timestamp, Topic, TopicId,
+    UserId,
+};
+use herald_store::topic::ConsentChange;
 use herald_store::{ContactFilter, ContactPatch, EventFilter, ImportOutcome, NewContact};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -316,7 +321,9 @@ async fn delete_contact(
 }
 
 /// Import contacts from CSV (`Content-Type: text/csv`), upserting by email. Columns:
-/// `email` (required), `user_id`, `phone`, `name`, `first_name`, `last_name`; every other
+/// `email` (required), `user_id`, `phone`, `name`, `first_name`, `last_name`;
+/// `topic:<topic id or name>` records the contact's choice about that topic (`yes` or `no`,
+/// also `true`/`false`, `1`/`0`, `subscribed`/`unsubscribed`; source `import`); every other
 /// column becomes an attribute (empty cells are skipped). Up to 100,000 rows per call; bad
 /// rows (including a row that would take its contact past an attribute limit: 300
 /// attributes, names of 150 bytes, values of 8192 bytes) are reported and skipped, good rows
@@ -337,28 +344,77 @@ async fn import_contacts(
             "send the file as `Content-Type: text/csv`",
         ));
     }
-    let (rows, mut errors) = parse_csv(&body)?;
-    let (positions, rows): (Vec<usize>, Vec<NewContact>) = rows.into_iter().unzip();
-    let results = state.store.import_contacts(p.workspace_id, &rows, state.clock.now()).await?;
-    let (mut created, mut updated) = (0, 0);
-    for (row, result) in positions.into_iter().zip(results) {
-        match result {
-            Ok(ImportOutcome::Created(_)) => created += 1,
-            Ok(ImportOutcome::Updated(_)) => updated += 1,
-            Err(message) => errors.push(ImportError { row, message }),
-        }
+    let topics = state.store.list_topics(p.workspace_id).await?;
+    let (rows, mut errors) = parse_csv(&body, &topics)?;
+    let (mut positions, mut contacts, mut choices) = (Vec::new(), Vec::new(), Vec::new());
+    for (position, contact, choice) in rows {
+        positions.push(position);
+        contacts.push(contact);
+        choices.push(choice);
     }
+    let now = state.clock.now();
+    let results = state.store.import_contacts(p.workspace_id, &contacts, now).await?;
+    let (mut created, mut updated) = (0, 0);
+    let mut changes = Vec::new();
+    for ((row, result), choices) in positions.into_iter().zip(results).zip(choices) {
+        let contact = match result {
+            Ok(ImportOutcome::Created(id)) => {
+                created += 1;
+                id
+            }
+            Ok(ImportOutcome::Updated(id)) => {
+                updated += 1;
+                id
+            }
+            Err(message) => {
+                errors.push(ImportError { row, message });
+                continue;
+            }
+        };
+        let source = ConsentSource::Import;
+        changes.extend(choices.into_iter().map(|(topic, subscribed)| ConsentChange {
+            contact,
+            topic,
+            subscribed,
+            source,
+        }));
+    }
+    // A second transaction: a failure here leaves the contacts imported without their
+    // choices, and importing the file again records them (it changes nothing else).
+    state.store.set_topic_consents(p.workspace_id, &changes, now).await?;
     errors.sort_by_key(|e| e.row);
     let failed = errors.len();
     errors.truncate(IMPORT_ERRORS_LISTED);
     Ok(Json(ImportSummary { created, updated, failed, errors }))
 }
 
-/// Reads CSV rows into contacts (with their 1-based row numbers) and row errors.
-/// Contacts read from a CSV file with their row numbers, and the rows that could not be read.
-type ParsedCsv = (Vec<(usize, NewContact)>, Vec<ImportError>);
+/// Contacts read from a CSV file with their 1-based row numbers and their topic choices, and
+/// the rows that could not be read.
+type ParsedCsv = (Vec<(usize, NewContact, Vec<(TopicId, bool)>)>, Vec<ImportError>);
 
-fn parse_csv(body: &[u8]) -> Result<ParsedCsv, ApiError> {
+/// The topic each `topic:<id or name>` column names (names compared in any case); `None` for
+/// other columns. A column naming no topic of the workspace refuses the file.
+fn topic_columns(headers: &[String], topics: &[Topic]) -> Result<Vec<Option<TopicId>>, ApiError> {
+    headers
+        .iter()
+        .map(|header| {
+            let Some(named) = header.strip_prefix(TOPIC_COLUMN) else { return Ok(None) };
+            let named = named.trim();
+            topics
+                .iter()
+                .find(|t| t.id.to_string() == named || t.name.to_lowercase() == named)
+                .map(|t| Some(t.id))
+                .ok_or_else(|| {
+                    ApiError::invalid("body", format!("column {header:?}: no topic {named:?} in this workspace"))
+                })
+        })
+        .collect()
+}
+
+/// Columns that record a topic choice start with this.
+const TOPIC_COLUMN: &str = "topic:";
+
+fn parse_csv(body: &[u8], topics: &[Topic]) -> Result<ParsedCsv, ApiError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(body);
     let headers: Vec<String> = reader
         .headers()
@@ -369,6 +425,7 @@ fn parse_csv(body: &[u8]) -> Result<ParsedCsv, ApiError> {
     if !headers.iter().any(|h| h == "email") {
         return Err(ApiError::invalid("body", "the CSV header must include an `email` column"));
     }
+    let topic_columns = topic_columns(&headers, topics)?;
     let (mut rows, mut errors) = (Vec::new(), Vec::new());
     for (index, record) in reader.records().enumerate() {
         let row = index + 1;
@@ -382,18 +439,28 @@ fn parse_csv(body: &[u8]) -> Result<ParsedCsv, ApiError> {
                 continue;
             }
         };
-        match contact_from_row(&headers, &record) {
-            Ok(contact) => rows.push((row, contact)),
+        match contact_from_row(&headers, &topic_columns, &record) {
+            Ok((contact, choices)) => rows.push((row, contact, choices)),
             Err(message) => errors.push(ImportError { row, message }),
         }
     }
     Ok((rows, errors))
 }
 
-fn contact_from_row(headers: &[String], record: &csv::StringRecord) -> Result<NewContact, String> {
+fn contact_from_row(
+    headers: &[String],
+    topic_columns: &[Option<TopicId>],
+    record: &csv::StringRecord,
+) -> Result<(NewContact, Vec<(TopicId, bool)>), String> {
     let mut contact = NewContact::default();
-    for (column, value) in headers.iter().zip(record.iter()) {
+    let mut choices = Vec::new();
+    for ((column, value), topic) in headers.iter().zip(record.iter()).zip(topic_columns) {
         if value.is_empty() {
+            continue;
+        }
+        if let Some(topic) = topic {
+            let subscribed = parse_consent(value).ok_or_else(|| format!("{column}: {value:?} is not yes or no"))?;
+            choices.push((*topic, subscribed));
             continue;
         }
         let invalid = |e: herald_domain::contact::IdentityError| format!("{column}: {e}");
@@ -419,5 +486,5 @@ fn contact_from_row(headers: &[String], record: &csv::StringRecord) -> Result<Ne
     if contact.identity.email.is_none() {
         return Err("email: is required".to_owned());
     }
-    Ok(contact)
+    Ok((contact, choices))
 }

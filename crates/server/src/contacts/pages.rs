@@ -153,6 +153,8 @@ struct ContactPage {
     updated: String,
     attributes: String,
     suppressed: Option<String>,
+    /// The workspace's topics with the contact's standing in each.
+    topics: Vec<TopicStanding>,
     timeline: Vec<TimelineItem>,
     more_events: bool,
     more_messages: bool,
@@ -160,6 +162,13 @@ struct ContactPage {
     actions: Vec<SelectOption>,
     ran: Option<String>,
     run_errors: FieldErrors,
+}
+
+pub struct TopicStanding {
+    pub name: String,
+    pub subscribed: bool,
+    /// Who recorded the choice and when, in words; empty while the contact never chose.
+    pub chosen: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +285,13 @@ impl ContactPage {
             .into_iter()
             .map(|a| SelectOption { value: a.id.to_string(), label: a.name, selected: false })
             .collect();
+        let topics = (state.store.topic_standings(ws, id).await?.into_iter())
+            .map(|(topic, choice)| TopicStanding {
+                name: topic.name,
+                subscribed: choice.as_ref().is_none_or(|c| c.subscribed),
+                chosen: choice.map_or_else(String::new, |c| format!("{}, {}", c.source, when(c.updated_at))),
+            })
+            .collect();
         Ok(Self {
             l: Layout::new(
                 session,
@@ -287,6 +303,7 @@ impl ContactPage {
             updated: when(contact.updated_at),
             attributes: pretty(&serde_json::Value::Object(contact.attributes.clone())),
             suppressed,
+            topics,
             timeline,
             more_events: events.next_cursor.is_some(),
             more_messages: messages.next_cursor.is_some(),

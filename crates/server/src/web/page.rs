@@ -112,10 +112,11 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 10] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
+    ("/topics", "Topics"),
     ("/campaigns", "Campaigns"),
     ("/messages", "Messages"),
     ("/deliveries", "Deliveries"),
@@ -170,6 +171,10 @@ impl NoticeQuery {
             "webhook_saved" => "Webhook saved.",
             "suppression_removed" => "Removed from the suppression list: campaign email reaches the address again.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
+            "topic_created" => {
+                "Topic added: campaign email steps can name it, and contacts see it on their preference page."
+            }
+            "topic_deleted" => "Topic deleted: it is no longer listed, and new campaign versions cannot name it.",
             "welcome" => "Your user is created and you are logged in with it; the first-run link's key is revoked.",
             _ => return None,
         };

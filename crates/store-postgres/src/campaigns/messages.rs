@@ -2,7 +2,7 @@
 //! read back by the message log.
 
 use herald_domain::{
-    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Tracking, WorkspaceId,
+    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, TopicId, Tracking, WorkspaceId,
 };
 use herald_store::campaign::MessageFilter;
 use herald_store::{StoreError, StoreResult};
@@ -21,7 +21,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce, track_opens, track_clicks"
+         created_at, sent_at, bounce, track_opens, track_clicks, topic_id"
     };
 }
 
@@ -51,6 +51,7 @@ fn message(row: &PgRow) -> StoreResult<Message> {
             .map(|b| b.parse().map_err(|e: String| corrupt("bounce", e)))
             .transpose()?,
         tracking: Tracking { opens: get(row, "track_opens")?, clicks: get(row, "track_clicks")? },
+        topic: get::<Option<uuid::Uuid>>(row, "topic_id")?.map(TopicId::from_uuid),
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -86,7 +87,8 @@ pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) ->
                 .push_bind(m.sent_at.map(encode::ts))
                 .push_bind(m.bounce.map(BounceKind::as_str))
                 .push_bind(m.tracking.opens)
-                .push_bind(m.tracking.clicks);
+                .push_bind(m.tracking.clicks)
+                .push_bind(m.topic.map(|t| t.as_uuid()));
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

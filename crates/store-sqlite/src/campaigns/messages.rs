@@ -2,7 +2,7 @@
 //! read back by the message log.
 
 use herald_domain::{
-    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Timestamp, Tracking,
+    BounceKind, CampaignId, ContactId, JourneyId, Message, MessageId, Page, PageRequest, Timestamp, TopicId, Tracking,
     WorkspaceId,
 };
 use herald_store::campaign::MessageFilter;
@@ -19,7 +19,7 @@ macro_rules! message_columns {
     () => {
         "id, workspace_id, campaign_id, journey_id, step, contact_id, status, status_reason, to_address, from_address, \
          reply_to, subject, html, text, headers, warnings, transport, internet_message_id, attempts, reply, from_domain, \
-         created_at, sent_at, bounce, track_opens, track_clicks"
+         created_at, sent_at, bounce, track_opens, track_clicks, topic_id"
     };
 }
 
@@ -56,6 +56,7 @@ fn message(row: &SqliteRow) -> StoreResult<Message> {
             opens: get::<i64>(row, "track_opens")? != 0,
             clicks: get::<i64>(row, "track_clicks")? != 0,
         },
+        topic: get::<Option<uuid::Uuid>>(row, "topic_id")?.map(TopicId::from_uuid),
         created_at: ts(row, "created_at")?,
         sent_at: opt_ts(row, "sent_at")?,
     })
@@ -91,7 +92,8 @@ pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) ->
                 .push_bind(m.sent_at.map(Timestamp::unix_millis))
                 .push_bind(m.bounce.map(BounceKind::as_str))
                 .push_bind(m.tracking.opens)
-                .push_bind(m.tracking.clicks);
+                .push_bind(m.tracking.clicks)
+                .push_bind(m.topic.map(|t| t.as_uuid()));
         });
         insert.build().execute(&mut **tx).await.map_err(db_error)?;
     }

@@ -95,6 +95,7 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
         reply: None,
         bounce: None,
         tracking: herald_domain::Tracking::default(),
+        topic: None,
         created_at: at(3),
         sent_at: Some(at(3)),
     };

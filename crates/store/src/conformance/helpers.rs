@@ -133,6 +133,7 @@ pub(super) fn queued_message(
         reply: None,
         bounce: None,
         tracking: herald_domain::Tracking::default(),
+        topic: None,
         created_at: at(2),
         sent_at: None,
     }

@@ -13,6 +13,7 @@ mod helpers;
 mod jobs;
 mod secrets;
 mod sources;
+mod topics;
 mod tracking;
 mod webhooks;
 mod workspaces;
@@ -25,6 +26,7 @@ pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
 pub use sources::*;
+pub use topics::*;
 pub use tracking::*;
 pub use webhooks::*;
 pub use workspaces::*;
@@ -92,6 +94,9 @@ macro_rules! conformance_suite {
             sealed_secrets_read_back_and_need_no_second_sealing,
             messages_keep_their_tracking,
             hits_are_stored_with_their_job_and_recorded_once,
+            topics_are_named_updated_and_soft_deleted,
+            topic_choices_are_recorded_once_with_their_source_and_event,
+            topic_subscribers_page_those_who_did_not_leave,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

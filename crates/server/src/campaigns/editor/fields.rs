@@ -131,7 +131,43 @@ pub(super) fn kind_title(kind: &str) -> &str {
     STEP_KINDS.iter().find(|(k, _)| *k == kind).map_or(kind, |(_, title)| title)
 }
 
-pub(super) fn step_fields(p: &str, kind: &str, step: &Value, actions: &[(String, String)]) -> Vec<FieldView> {
+/// The saved things a step's fields offer: actions and topics, each as (id, name).
+pub(super) struct StepChoices<'a> {
+    pub(super) actions: &'a [(String, String)],
+    pub(super) topics: &'a [(String, String)],
+}
+
+/// What an email step is about: `transactional`, a topic's id, or empty (marketing mail about
+/// no topic), with a topic the workspace no longer lists kept as it is.
+fn mail_kind(name: String, step: &Value, topics: &[(String, String)]) -> FieldView {
+    let current = match (step["transactional"] == true, step["topic"].as_str()) {
+        (true, _) => "transactional",
+        (false, Some(topic)) => topic,
+        (false, None) => "",
+    };
+    let mut choices = vec![
+        (
+            String::new(),
+            "No topic: marketing mail, stopped only by unsubscribing from everything".to_owned(),
+            current.is_empty(),
+        ),
+        (
+            "transactional".to_owned(),
+            "Transactional: sent whatever the contact's topics".to_owned(),
+            current == "transactional",
+        ),
+    ];
+    choices.extend(topics.iter().map(|(id, name)| (id.clone(), format!("Topic: {name}"), id == current)));
+    if current.starts_with("top_") && !topics.iter().any(|(id, _)| id == current) {
+        choices.push((current.to_owned(), format!("{current} (not found)"), true));
+    }
+    let mut field = FieldView::new(name, "Topic", "select", current);
+    field.options = choices;
+    field.help("Contacts who left the topic are not sent this email; its unsubscribe link leaves the topic")
+}
+
+pub(super) fn step_fields(p: &str, kind: &str, step: &Value, saved: &StepChoices<'_>) -> Vec<FieldView> {
+    let actions = saved.actions;
     let key = |name: &str| format!("{p}.{name}");
     match kind {
         "wait" => {
@@ -150,6 +186,7 @@ pub(super) fn step_fields(p: &str, kind: &str, step: &Value, actions: &[(String,
             FieldView::text(key("from"), "From", &step["from"]).help("Name <hello@your-domain>"),
             FieldView::text(key("reply_to"), "Reply-To", &step["reply_to"]),
             FieldView::text(key("subject"), "Subject", &step["subject"]),
+            mail_kind(key("topic"), step, saved.topics),
             FieldView::new(key("html"), "HTML body", "code", step["html"].as_str().unwrap_or_default())
                 .help("Liquid: {{ first_name | default: \"there\" }}, {{ event.data.plan }}"),
             FieldView::new(key("text"), "Text body", "code", step["text"].as_str().unwrap_or_default())

@@ -203,6 +203,11 @@ fn read_step(f: &Fields, p: &str, kind: &str, depth: usize) -> Value {
             if let Some(text) = f.get(&key("text")).filter(|t| !t.trim().is_empty()) {
                 put("text", text.into());
             }
+            match f.filled(&key("topic")) {
+                Some("transactional") => put("transactional", true.into()),
+                Some(topic) => put("topic", topic.into()),
+                None => {}
+            }
             put("track_opens", f.checked(&key("track_opens")).into());
             put("track_clicks", f.checked(&key("track_clicks")).into());
         }

@@ -9,7 +9,7 @@ use askama::Template;
 use herald_domain::{CampaignId, CampaignState, PageRequest, WorkspaceId};
 use serde_json::Value;
 
-use super::fields::{ConditionView, FieldView, condition_view, kind_title, step_fields};
+use super::fields::{ConditionView, FieldView, StepChoices, condition_view, kind_title, step_fields};
 use super::form::show_scalar;
 use super::preview::PreviewView;
 use super::{MAX_DEPTH, STEP_KINDS};
@@ -50,7 +50,7 @@ pub struct Row {
 
 struct Flatten<'a> {
     rows: Vec<Row>,
-    actions: &'a [(String, String)],
+    saved: StepChoices<'a>,
     previews: &'a mut BTreeMap<String, PreviewView>,
 }
 
@@ -65,7 +65,7 @@ impl Flatten<'_> {
                 kind: kind.to_owned(),
                 title: kind_title(kind).to_owned(),
                 id: id.to_owned(),
-                fields: step_fields(&path, kind, step, self.actions),
+                fields: step_fields(&path, kind, step, &self.saved),
                 condition: (kind == "branch").then(|| condition_view(&format!("{path}.condition"), &step["condition"])),
                 preview: self.previews.remove(&path),
                 error: None,
@@ -163,15 +163,18 @@ pub(super) struct EditorPage {
 
 pub(super) struct Choices {
     actions: Vec<(String, String)>,
+    topics: Vec<(String, String)>,
     sources: Vec<(String, String)>,
     event_names: Vec<String>,
 }
 
 pub(super) async fn choices(state: &CampaignsState, workspace: WorkspaceId) -> Result<Choices, UiError> {
     let actions = state.store.list_actions(workspace).await?;
+    let topics = state.store.list_topics(workspace).await?;
     let sources = state.store.list_sources(workspace, PageRequest { after: None, limit: 200 }).await?;
     Ok(Choices {
         actions: actions.into_iter().map(|a| (a.id.to_string(), a.name)).collect(),
+        topics: topics.into_iter().map(|t| (t.id.to_string(), t.name)).collect(),
         sources: sources.items.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
         event_names: state.store.event_names(workspace, EVENT_NAMES).await?,
     })
@@ -267,7 +270,8 @@ pub(super) fn editor_page(e: Editing<'_>, choices: Choices) -> EditorPage {
         ),
     ];
     let mut previews = e.previews;
-    let mut flatten = Flatten { rows: Vec::new(), actions: &choices.actions, previews: &mut previews };
+    let saved = StepChoices { actions: &choices.actions, topics: &choices.topics };
+    let mut flatten = Flatten { rows: Vec::new(), saved, previews: &mut previews };
     flatten.list(&doc["steps"], "steps", 0);
     let mut rows = flatten.rows;
     let general =

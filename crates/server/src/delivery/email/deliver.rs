@@ -173,6 +173,17 @@ impl Email {
             let reason = format!("the address is suppressed ({})", suppression.reason);
             return Ok(finished(MessageStatus::Suppressed, Some(reason), None, "suppressed"));
         }
+        // Left the message's topic while it waited.
+        if let Some(topic) = message.topic
+            && !self.store.is_subscribed(workspace, message.contact_id, topic).await?
+        {
+            return Ok(finished(
+                MessageStatus::Suppressed,
+                Some(herald_domain::topic::left_topic_reason(topic)),
+                None,
+                "suppressed",
+            ));
+        }
         let (handover, rate, domain_rate) = match self.transport(workspace).await? {
             Transport::Smtp { client, config } => {
                 (Handover::Smtp(client), config.rate_per_second, config.domain_rate_per_second)
@@ -200,7 +211,7 @@ impl Email {
             let reason = "throttled: the receiving side asked to slow down".to_owned();
             return Ok(wait_without_attempt(message, until, reason, None));
         }
-        let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id).await?;
+        let unsubscribe_url = self.unsubscribe_url(workspace, message.contact_id, message.topic).await?;
         let token = self.return_token(workspace, message.id).await?;
         let envelope_from = return_path.then(|| bounces::token::address(&token, &domain_name));
         let list_headers = super::list_headers(&unsubscribe_url, &message.from);

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_domain::{ContactId, WorkspaceId};
+use herald_domain::{ContactId, TopicId, WorkspaceId};
 use herald_email::dkim::{DkimAlgorithm, DkimKey, DkimSigner};
 use herald_email::dns::DnsVerifier;
 use herald_store::{SharedStore, StoreResult};
@@ -166,10 +166,17 @@ impl Email {
         self.secrets.get(workspace).await
     }
 
-    /// The link that unsubscribes `contact` (`{{ unsubscribe_url }}` and `List-Unsubscribe`).
-    pub async fn unsubscribe_url(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<String> {
+    /// The link to `contact`'s preference page in mail about `topic` (`{{ unsubscribe_url }}`
+    /// and `List-Unsubscribe`, whose one-click POST leaves that topic, or everything when
+    /// there is none).
+    pub async fn unsubscribe_url(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        topic: Option<TopicId>,
+    ) -> StoreResult<String> {
         let secret = self.secret(workspace).await?;
-        Ok(format!("{}/unsubscribe/{}", self.public_url, unsubscribe::token(&secret, workspace, contact)))
+        Ok(format!("{}/unsubscribe/{}", self.public_url, unsubscribe::token(&secret, workspace, contact, topic)))
     }
 
     /// Whether messages of a workspace (with or without an SMTP transport of its own) go to
