@@ -29,6 +29,7 @@ mod migrate;
 mod rows;
 mod secrets;
 mod sources;
+mod templates;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod users;

@@ -23,6 +23,7 @@ mod migrate;
 mod rows;
 mod secrets;
 mod sources;
+mod templates;
 mod users;
 mod webhooks;
 mod workspaces;

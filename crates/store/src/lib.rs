@@ -35,6 +35,7 @@ mod error;
 pub mod ingest;
 pub mod secrets;
 mod signal;
+pub mod template;
 pub mod user;
 pub mod webhook;
 
@@ -134,6 +135,7 @@ pub trait Store:
     + email::EmailStore
     + webhook::WebhookStore
     + action::ActionStore
+    + template::TemplateStore
     + webhook::DraftStore
     + endpoint::EndpointStore
     + user::UserAccountStore

@@ -13,6 +13,7 @@ mod helpers;
 mod jobs;
 mod secrets;
 mod sources;
+mod templates;
 mod tracking;
 mod webhooks;
 mod workspaces;
@@ -25,6 +26,7 @@ pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
 pub use sources::*;
+pub use templates::*;
 pub use tracking::*;
 pub use webhooks::*;
 pub use workspaces::*;
@@ -91,6 +93,7 @@ macro_rules! conformance_suite {
             commits_that_make_jobs_due_wake_the_worker,
             sealed_secrets_read_back_and_need_no_second_sealing,
             messages_keep_their_tracking,
+            templates_keep_every_version,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
