@@ -78,6 +78,7 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
         (name = "transport", description = "The SMTP relay the workspace sends with"),
         (name = "webhooks", description = "Outbound webhook calls, their attempts, and the signing keys"),
         (name = "actions", description = "Saved webhook actions: reused by campaign steps, run for one contact"),
+        (name = "templates", description = "Shared email templates and layouts, with every version kept"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -120,6 +121,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(actions::router())
         .merge(campaigns::drafts::api::router())
         .merge(endpoints::router())
+        .merge(crate::templates::api::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))

@@ -234,7 +234,8 @@ impl Campaigns {
             return Ok(None);
         }
         let Some(from) = journey.step else { return Ok(None) };
-        let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
+        let compiled =
+            self.program(journey.workspace_id, journey.campaign_id, journey.version, None, journey.entered_at).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
         let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id).await?;
         let emails = match compiled.reads_emails {
