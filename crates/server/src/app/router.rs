@@ -155,6 +155,7 @@ fn pages() -> Router<AppState> {
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())
         .merge(outbound::pages::router())
+        .merge(crate::templates::pages::router())
         .layer(middleware::from_fn(crate::web::security_headers))
 }
 

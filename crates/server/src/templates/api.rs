@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::TemplatesState;
-use super::service::{self, RenderedEmail, latest};
+use super::service::{self, RenderedEmail};
 use crate::web::auth::Auth;
 use crate::web::error::{ApiError, ApiJson, ErrorBody};
 
@@ -164,9 +164,7 @@ async fn save(
 }
 
 async fn one(state: &TemplatesState, p: &Auth, kind: TemplateKind, id: &str) -> Result<SavedTemplate, ApiError> {
-    Some(latest(state, p.0.workspace_id, parse_id(id)?).await?)
-        .filter(|t| t.kind == kind)
-        .ok_or_else(|| ApiError::not_found(kind.as_str()))
+    service::of_kind(state, p.0.workspace_id, kind, parse_id(id)?).await
 }
 
 async fn delete(state: &TemplatesState, p: &Auth, kind: TemplateKind, id: &str) -> Result<StatusCode, ApiError> {
@@ -182,8 +180,7 @@ async fn versions(
     id: &str,
 ) -> Result<Json<Vec<TemplateDto>>, ApiError> {
     let found = one(state, p, kind, id).await?;
-    let mut all = state.store.template_versions(p.0.workspace_id, &[found.id]).await?;
-    all.sort_by_key(|t| std::cmp::Reverse(t.version));
+    let all = service::versions(state, p.0.workspace_id, found.id).await?;
     Ok(Json(all.into_iter().map(TemplateDto::from).collect()))
 }
 
@@ -194,23 +191,10 @@ async fn preview(
     id: &str,
     body: PreviewBody,
 ) -> Result<Json<RenderedEmail>, ApiError> {
-    let workspace = p.0.workspace_id;
     let found = one(state, p, kind, id).await?;
-    let chosen = match body.version {
-        None => found,
-        Some(version) => state
-            .store
-            .template_versions(workspace, &[found.id])
-            .await?
-            .into_iter()
-            .find(|t| t.version == version)
-            .ok_or_else(|| ApiError::invalid("version", format!("{kind:?} {id} has no version {version}")))?,
-    };
     let contact: ContactId = body.contact_id.parse().map_err(|e| ApiError::invalid("contact_id", e))?;
-    let contact = state.store.get_contact(workspace, contact).await?;
-    let email = service::as_sent(state, &chosen).await?;
-    let variables = service::variables(&contact, body.data.unwrap_or_default(), "");
-    Ok(Json(service::render(&email, &variables, state.clock.now())?))
+    let data = body.data.unwrap_or_default();
+    Ok(Json(service::preview(state, found, body.version, contact, data).await?))
 }
 
 /// List the workspace's templates (their latest versions) by name.

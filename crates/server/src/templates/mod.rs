@@ -2,9 +2,10 @@
 //! steps and transactional sends refer to by id, and layouts (the HTML and text around a
 //! template's body, with `{{ content }}` where the body goes). Every edit is a new version and
 //! all are kept; a journey sends the versions current when it entered its campaign
-//! ([`resolve`]; ADR 0017). Managed through `service`, which the API (`api`) calls.
+//! ([`resolve`]; ADR 0017). Managed through `service`, which the API (`api`) and the pages (`pages`) call.
 
 pub mod api;
+pub(crate) mod pages;
 pub mod service;
 
 use std::collections::BTreeMap;

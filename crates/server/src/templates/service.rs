@@ -177,3 +177,49 @@ pub fn variables(
     }
     variables
 }
+
+/// The latest version of template or layout `id`, if it is of `kind`.
+pub async fn of_kind(
+    state: &TemplatesState,
+    workspace: WorkspaceId,
+    kind: TemplateKind,
+    id: TemplateId,
+) -> Result<SavedTemplate, ApiError> {
+    Some(latest(state, workspace, id).await?)
+        .filter(|t| t.kind == kind)
+        .ok_or_else(|| ApiError::not_found(kind.as_str()))
+}
+
+/// Every version of a template or layout, newest first.
+pub async fn versions(
+    state: &TemplatesState,
+    workspace: WorkspaceId,
+    id: TemplateId,
+) -> Result<Vec<SavedTemplate>, ApiError> {
+    let mut all = state.store.template_versions(workspace, &[id]).await?;
+    all.sort_by_key(|t| std::cmp::Reverse(t.version));
+    Ok(all)
+}
+
+/// Renders `template` (its `version`, or the one given) for `contact` with `data`, inside its
+/// layout, sending nothing.
+pub async fn preview(
+    state: &TemplatesState,
+    template: SavedTemplate,
+    version: Option<u32>,
+    contact: herald_domain::ContactId,
+    data: serde_json::Map<String, Value>,
+) -> Result<RenderedEmail, ApiError> {
+    let workspace = template.workspace_id;
+    let chosen = match version {
+        None => template,
+        Some(version) => versions(state, workspace, template.id)
+            .await?
+            .into_iter()
+            .find(|t| t.version == version)
+            .ok_or_else(|| ApiError::invalid("version", format!("{} has no version {version}", template.id)))?,
+    };
+    let contact = state.store.get_contact(workspace, contact).await?;
+    let email = as_sent(state, &chosen).await?;
+    render(&email, &variables(&contact, data, ""), state.clock.now())
+}
