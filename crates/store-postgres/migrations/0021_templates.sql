@@ -23,3 +23,19 @@ CREATE TABLE template_versions (
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (template_id, version)
 );
+
+-- Messages sent outside any campaign (transactional sends) belong to no campaign or journey.
+ALTER TABLE messages ALTER COLUMN campaign_id DROP NOT NULL;
+ALTER TABLE messages ALTER COLUMN journey_id DROP NOT NULL;
+ALTER TABLE message_activities ALTER COLUMN campaign_id DROP NOT NULL;
+
+-- The idempotency keys of transactional sends: a key names one request (its body's hash)
+-- and the message it made.
+CREATE TABLE send_keys (
+    workspace_id uuid        NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    key          text        NOT NULL,
+    fingerprint  text        NOT NULL,
+    message_id   uuid        NOT NULL,
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (workspace_id, key)
+);

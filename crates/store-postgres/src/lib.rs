@@ -28,6 +28,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod send;
 mod sources;
 mod templates;
 #[cfg(feature = "test-support")]

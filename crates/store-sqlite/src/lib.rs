@@ -22,6 +22,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod send;
 mod sources;
 mod templates;
 mod users;

@@ -34,6 +34,7 @@ pub mod endpoint;
 mod error;
 pub mod ingest;
 pub mod secrets;
+pub mod send;
 mod signal;
 pub mod template;
 pub mod user;
@@ -136,6 +137,7 @@ pub trait Store:
     + webhook::WebhookStore
     + action::ActionStore
     + template::TemplateStore
+    + send::SendStore
     + webhook::DraftStore
     + endpoint::EndpointStore
     + user::UserAccountStore

@@ -518,8 +518,8 @@ fn push_message(
     work.messages.push(Message {
         id,
         workspace_id: journey.workspace_id,
-        campaign_id: journey.campaign_id,
-        journey_id: journey.id,
+        campaign_id: Some(journey.campaign_id),
+        journey_id: Some(journey.id),
         step: step.to_owned(),
         contact_id: journey.contact_id,
         status,

@@ -94,6 +94,7 @@ macro_rules! conformance_suite {
             sealed_secrets_read_back_and_need_no_second_sealing,
             messages_keep_their_tracking,
             templates_keep_every_version,
+            transactional_sends_are_stored_once_per_key,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -83,3 +83,52 @@ pub async fn templates_keep_every_version(store: SharedStore) {
         .await
         .expect("a deleted template's name is free again");
 }
+
+pub async fn transactional_sends_are_stored_once_per_key(store: SharedStore) {
+    use crate::email::{ActivityWrite, Recorded, delivery_job};
+    use crate::send::{SendOutcome, TransactionalSend};
+    use herald_domain::{Activity, ActivityKind, BounceKind, JobKind, MessageStatus};
+
+    let (ws, contact, _) = super::helpers::journey_for(&store, "t@example.com").await;
+    let message = |t| {
+        let mut message = super::helpers::queued_message(
+            ws,
+            contact,
+            herald_domain::JourneyId::from_uuid(crate::new_uuid(at(t))),
+            herald_domain::CampaignId::from_uuid(crate::new_uuid(at(t))),
+            "a@acme.test",
+            MessageStatus::Queued,
+        );
+        message.id = herald_domain::MessageId::from_uuid(crate::new_uuid(at(t)));
+        (message.campaign_id, message.journey_id, message.step) = (None, None, String::new());
+        message
+    };
+    let first = message(1);
+    let job = delivery_job(first.id, at(1));
+    let send = TransactionalSend { key: Some(("order-1", "hash-a")), message: &first, job: Some(&job) };
+    assert_eq!(store.send_transactional(ws, send, at(1)).await.expect("send"), SendOutcome::Accepted(first.id));
+    let stored = store.get_message(ws, first.id).await.expect("stored");
+    assert_eq!((stored.campaign_id, stored.journey_id, stored.status), (None, None, MessageStatus::Queued));
+
+    // The same key: the first message again for the same request, a refusal for another;
+    // nothing is stored either way.
+    let second = message(2);
+    let job2 = delivery_job(second.id, at(2));
+    let again = TransactionalSend { key: Some(("order-1", "hash-a")), message: &second, job: Some(&job2) };
+    assert_eq!(store.send_transactional(ws, again, at(2)).await.expect("replay"), SendOutcome::Replayed(first.id));
+    let other = TransactionalSend { key: Some(("order-1", "hash-b")), ..again };
+    assert_eq!(store.send_transactional(ws, other, at(2)).await.expect("reused"), SendOutcome::KeyReused);
+    assert!(matches!(store.get_message(ws, second.id).await, Err(StoreError::NotFound { .. })));
+    let jobs = store.claim_jobs(&super::helpers::claim(at(3), 10)).await.expect("claim");
+    let deliveries: Vec<_> = jobs.iter().filter(|j| j.job.kind == JobKind::DeliverMessage.as_str()).collect();
+    assert_eq!(deliveries.len(), 1, "one delivery job: {jobs:?}");
+
+    // Without a key every send is its own; what happens to it is recorded like campaign mail.
+    let unkeyed = TransactionalSend { key: None, message: &second, job: None };
+    assert_eq!(store.send_transactional(ws, unkeyed, at(4)).await.expect("no key"), SendOutcome::Accepted(second.id));
+    let mut bounced = Activity::new(first.id, ActivityKind::Bounced, "test", at(5));
+    bounced.bounce = Some(BounceKind::Hard);
+    let write = ActivityWrite { workspace: ws, activity: bounced, suppress: None, follow_up: vec![] };
+    assert_eq!(store.record_activities(&[write], at(5)).await.expect("bounce"), vec![Recorded::Applied]);
+    assert_eq!(store.get_message(ws, first.id).await.expect("bounced").status, MessageStatus::Bounced);
+}
