@@ -143,6 +143,7 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/layouts/{id}",
         "/api/v1/layouts/{id}/versions",
         "/api/v1/layouts/{id}/preview",
+        "/api/v1/send",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -122,6 +122,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::drafts::api::router())
         .merge(endpoints::router())
         .merge(crate::templates::api::router())
+        .merge(email::send::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
