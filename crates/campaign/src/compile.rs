@@ -39,17 +39,53 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Validates `document`, filling in missing step ids. Returns every problem found.
 pub fn compile(document: CampaignDocument) -> Result<CompiledCampaign, Vec<DocumentError>> {
-    compile_with(document, &Actions::new())
+    compile_with(document, &Library::default())
 }
 
 /// Saved actions by id (`act_…`), as webhook steps that use them see them.
 pub type Actions = std::collections::BTreeMap<String, WebhookStep>;
 
+/// Shared templates by id (`tpl_…`), as email steps that use them send them.
+pub type Templates = std::collections::BTreeMap<String, SharedEmail>;
+
+/// A shared template as an email step sends it: its subject, and its HTML and text already
+/// inside its layout (Liquid sources).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedEmail {
+    pub subject: String,
+    pub html: String,
+    /// Derived from the HTML when absent.
+    pub text: Option<String>,
+}
+
+/// What a document's steps refer to by id: saved actions and shared templates.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    pub actions: Actions,
+    pub templates: Templates,
+}
+
 /// The saved actions a document's webhook steps use.
 pub fn action_references(document: &CampaignDocument) -> Vec<String> {
+    references(document, |step| match step {
+        Step::Webhook(webhook) => webhook.action.as_ref(),
+        _ => None,
+    })
+}
+
+/// The shared templates a document's email steps use.
+pub fn template_references(document: &CampaignDocument) -> Vec<String> {
+    references(document, |step| match step {
+        Step::Email(email) => email.template.as_ref(),
+        _ => None,
+    })
+}
+
+/// The distinct ids `of` finds in the document's steps, in order.
+fn references(document: &CampaignDocument, of: impl Fn(&Step) -> Option<&String>) -> Vec<String> {
     let mut found = Vec::new();
-    each_webhook_step(&document.steps, &mut |step| {
-        if let Some(id) = &step.action
+    each_step(&document.steps, &mut |step| {
+        if let Some(id) = of(step)
             && !found.contains(id)
         {
             found.push(id.clone());
@@ -61,8 +97,10 @@ pub fn action_references(document: &CampaignDocument) -> Vec<String> {
 /// The ids of a document's webhook steps that use saved action `action` (`act_…`).
 pub fn steps_using_action(document: &CampaignDocument, action: &str) -> Vec<String> {
     let mut found = Vec::new();
-    each_webhook_step(&document.steps, &mut |step| {
-        if step.action.as_deref() == Some(action) {
+    each_step(&document.steps, &mut |step| {
+        if let Step::Webhook(step) = step
+            && step.action.as_deref() == Some(action)
+        {
             found.push(step.id.clone());
         }
     });
@@ -92,23 +130,21 @@ pub fn topic_references(document: &CampaignDocument) -> Vec<(String, String)> {
     found
 }
 
-/// Calls `f` with every webhook step, in branches too.
-fn each_webhook_step(steps: &[Step], f: &mut impl FnMut(&WebhookStep)) {
+/// Calls `f` with every step, in branches too.
+fn each_step(steps: &[Step], f: &mut impl FnMut(&Step)) {
     for step in steps {
-        match step {
-            Step::Webhook(webhook) => f(webhook),
-            Step::Branch(branch) => {
-                each_webhook_step(&branch.then, f);
-                each_webhook_step(&branch.otherwise, f);
-            }
-            _ => {}
+        f(step);
+        if let Step::Branch(branch) = step {
+            each_step(&branch.then, f);
+            each_step(&branch.otherwise, f);
         }
     }
 }
 
 /// Validates a saved action's request on its own; errors name its fields (`url`, `body`).
 pub fn compile_action(action: &WebhookStep) -> Result<WebhookTemplate, Vec<DocumentError>> {
-    let mut builder = Builder { nodes: Vec::new(), errors: Vec::new(), actions: &Actions::new() };
+    let library = Library::default();
+    let mut builder = Builder { nodes: Vec::new(), errors: Vec::new(), library: &library };
     for (set, field) in [(!action.id.is_empty(), "id"), (action.action.is_some(), "action")] {
         if set {
             builder.error(field, "belongs to a campaign step, not to a saved action".into());
@@ -130,8 +166,8 @@ pub fn compile_action(action: &WebhookStep) -> Result<WebhookTemplate, Vec<Docum
     }
 }
 
-/// Compiles a document whose webhook steps may use the saved `actions`.
-pub fn compile_with(mut document: CampaignDocument, actions: &Actions) -> Result<CompiledCampaign, Vec<DocumentError>> {
+/// Compiles a document whose steps may use the saved actions and shared templates of `library`.
+pub fn compile_with(mut document: CampaignDocument, library: &Library) -> Result<CompiledCampaign, Vec<DocumentError>> {
     let mut errors = Vec::new();
     let mut push = |path: &str, message: String| errors.push(DocumentError { path: path.into(), message });
     let name = document.name.trim();
@@ -151,7 +187,7 @@ pub fn compile_with(mut document: CampaignDocument, actions: &Actions) -> Result
         push("steps", "a campaign needs at least one step".into());
     }
     assign_ids(&mut document.steps, &mut errors);
-    let mut builder = Builder { nodes: Vec::new(), errors, actions };
+    let mut builder = Builder { nodes: Vec::new(), errors, library };
     if builder.count(&document.steps) > MAX_STEPS {
         builder.error("steps", format!("a campaign may have at most {MAX_STEPS} steps"));
     } else {
@@ -253,7 +289,7 @@ fn visit(steps: &mut [Step], path: &str, f: &mut dyn FnMut(&mut Step, &str)) {
 struct Builder<'a> {
     nodes: Vec<Option<Node>>,
     errors: Vec<DocumentError>,
-    actions: &'a Actions,
+    library: &'a Library,
 }
 
 impl Builder<'_> {
@@ -302,9 +338,33 @@ impl Builder<'_> {
             Step::Email(email) => {
                 let from = self.mailbox(&email.from, &format!("{path}.from"));
                 let reply_to = email.reply_to.as_deref().and_then(|r| self.mailbox(r, &format!("{path}.reply_to")));
-                let subject = self.template(&email.subject, &format!("{path}.subject"), true);
-                let html = self.template(&email.html, &format!("{path}.html"), true);
-                let text = email.text.as_deref().and_then(|t| self.template(t, &format!("{path}.text"), false));
+                let (subject, html, text) = match &email.template {
+                    None => {
+                        let subject = self.template(&email.subject, &format!("{path}.subject"), true);
+                        let html = self.template(&email.html, &format!("{path}.html"), true);
+                        let text = email.text.as_deref().and_then(|t| self.template(t, &format!("{path}.text"), false));
+                        (subject, html, text)
+                    }
+                    Some(_) if !email.subject.is_empty() || !email.html.is_empty() || email.text.is_some() => {
+                        let message = "a step that uses a template takes its subject, html and text from it; \
+                                       leave them out";
+                        self.error(path, message.into());
+                        (None, None, None)
+                    }
+                    Some(id) => match self.library.templates.get(id) {
+                        Some(shared) => {
+                            let at = format!("{path}.template");
+                            let subject = self.template(&shared.subject, &at, true);
+                            let html = self.template(&shared.html, &at, true);
+                            let text = shared.text.as_deref().and_then(|t| self.template(t, &at, false));
+                            (subject, html, text)
+                        }
+                        None => {
+                            self.error(&format!("{path}.template"), format!("no template {id:?} in this workspace"));
+                            (None, None, None)
+                        }
+                    },
+                };
                 let topic = self.topic(email, path);
                 match (from, subject, html, topic) {
                     (Some(from), Some(subject), Some(html), Ok(topic)) => {
@@ -345,7 +405,7 @@ impl Builder<'_> {
                     );
                     Action::Exit
                 }
-                Some(id) => match self.actions.get(id) {
+                Some(id) => match self.library.actions.get(id) {
                     Some(action) => self.webhook(&webhook.with_request_of(action), &format!("{path}.action")),
                     None => {
                         self.error(&format!("{path}.action"), format!("no saved action {id:?} in this workspace"));
@@ -589,5 +649,30 @@ mod tests {
         let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["steps[0].then[0].topic", "steps[1].transactional"], "{errors:?}");
         assert!(errors[0].message.contains("is not a topic id"), "{errors:?}");
+    }
+
+    #[test]
+    fn email_steps_take_their_content_from_a_shared_template() {
+        let document = |step: serde_json::Value| {
+            document_from_value(json!({"name": "x", "trigger": {"type": "manual"}, "steps": [step]})).expect("document")
+        };
+        let mut library = Library::default();
+        let shared = SharedEmail { subject: "Hi {{ first_name }}".into(), html: "<p>Hi</p>".into(), text: None };
+        library.templates.insert("tpl_a".into(), shared);
+        let uses = |template: &str| json!({"type": "email", "from": "a@acme.test", "template": template});
+        let compiled = compile_with(document(uses("tpl_a")), &library).expect("compiles");
+        assert!(matches!(&compiled.program.nodes[0].action, Action::Email(_)));
+        assert_eq!(template_references(&compiled.document), ["tpl_a"]);
+
+        let errors = compile_with(document(uses("tpl_b")), &library).expect_err("unknown");
+        assert_eq!(errors[0].path, "steps[0].template");
+        let both = json!({"type": "email", "from": "a@acme.test", "template": "tpl_a", "subject": "s"});
+        assert_eq!(compile_with(document(both), &library).expect_err("both")[0].path, "steps[0]");
+        library.templates.insert("tpl_a".into(), SharedEmail { subject: "{{ x".into(), ..SharedEmail::default() });
+        let broken = compile_with(document(uses("tpl_a")), &library).expect_err("broken");
+        assert!(broken.iter().all(|e| e.path == "steps[0].template"), "{broken:?}");
+        let neither = json!({"type": "email", "from": "a@acme.test"});
+        let paths: Vec<_> = compile(document(neither)).expect_err("neither").into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["steps[0].subject", "steps[0].html"]);
     }
 }

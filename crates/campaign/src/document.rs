@@ -9,6 +9,7 @@
 //!   "steps": [
 //!     {"id": "welcome", "type": "email", "from": "Acme <hello@acme.test>",
 //!      "subject": "Welcome, {{ first_name | default: \"there\" }}", "html": "<p>Hi!</p>"},
+//!     {"id": "tips", "type": "email", "from": "hello@acme.test", "template": "tpl_0193…"},
 //!     {"id": "day-2", "type": "wait", "duration": "2d"},
 //!     {"id": "on-free", "type": "branch",
 //!      "condition": {"field": "contact.plan", "op": "eq", "value": "free"},
@@ -214,7 +215,16 @@ pub struct EmailStep {
     pub from: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// A shared template (`tpl_…`) whose subject, HTML and text (inside its layout, if it
+    /// names one) this step sends; `subject`, `html` and `text` are then left out. A journey
+    /// sends the template's version that was current when it entered the campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Required unless `template` is given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// Required unless `template` is given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub html: String,
     /// Derived from the HTML when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,8 +14,8 @@ pub mod span;
 pub mod trigger;
 
 pub use compile::{
-    Actions, CompiledCampaign, DocumentError, action_references, compile, compile_action, compile_with,
-    steps_using_action,
+    Actions, CompiledCampaign, DocumentError, Library, SharedEmail, Templates, action_references, compile,
+    compile_action, compile_with, steps_using_action, template_references,
 };
 pub use condition::Condition;
 pub use context::CampaignInfo;

@@ -157,7 +157,7 @@ impl Activity {
     /// subject) and what the activity itself carries.
     pub fn event_properties(
         &self,
-        campaign_id: CampaignId,
+        campaign_id: Option<CampaignId>,
         campaign: &str,
         step: &str,
         subject: &str,

@@ -148,8 +148,10 @@ pub struct Journey {
 pub struct Message {
     pub id: MessageId,
     pub workspace_id: WorkspaceId,
-    pub campaign_id: CampaignId,
-    pub journey_id: JourneyId,
+    /// The campaign and journey whose email step made it; `None` for a transactional send.
+    pub campaign_id: Option<CampaignId>,
+    pub journey_id: Option<JourneyId>,
+    /// The step's id; empty for a transactional send.
     pub step: String,
     pub contact_id: ContactId,
     pub status: MessageStatus,

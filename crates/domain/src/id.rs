@@ -142,6 +142,11 @@ prefixed_id!(
     "act"
 );
 prefixed_id!(
+    /// A shared email template or layout (all its versions share the id).
+    TemplateId,
+    "tpl"
+);
+prefixed_id!(
     /// A webhook call a draft step holds until someone sends or skips it.
     DraftId,
     "drf"

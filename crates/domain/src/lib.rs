@@ -20,6 +20,7 @@ pub mod page;
 pub mod payload;
 pub mod retry;
 pub mod source;
+pub mod template;
 pub mod time;
 pub mod topic;
 pub mod user_account;
@@ -40,12 +41,13 @@ pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError,
-    JobId, JourneyId, LeaseId, MessageId, SourceId, TopicId, UserAccountId, WebhookDeliveryId, WorkspaceId,
+    JobId, JourneyId, LeaseId, MessageId, SourceId, TemplateId, TopicId, UserAccountId, WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob};
 pub use page::{Cursor, Page, PageRequest};
 pub use source::{Source, SourceKind, SourceToken};
+pub use template::{SavedTemplate, TemplateContent, TemplateKind};
 pub use time::Timestamp;
 pub use topic::{ConsentSource, Topic, TopicConsent};
 pub use user_account::{Password, PasswordError, PasswordHash, UserAccount};

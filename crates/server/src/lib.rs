@@ -14,4 +14,5 @@ pub mod delivery;
 pub mod events;
 pub mod group_commit;
 pub mod ingest;
+pub mod templates;
 pub mod web;

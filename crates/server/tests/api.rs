@@ -138,6 +138,15 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/webhook-drafts/{id}/skip",
         "/api/v1/webhook-endpoints",
         "/api/v1/webhook-endpoints/{id}/enable",
+        "/api/v1/templates",
+        "/api/v1/templates/{id}",
+        "/api/v1/templates/{id}/versions",
+        "/api/v1/templates/{id}/preview",
+        "/api/v1/layouts",
+        "/api/v1/layouts/{id}",
+        "/api/v1/layouts/{id}/versions",
+        "/api/v1/layouts/{id}/preview",
+        "/api/v1/send",
     ]
     .into();
     assert_eq!(paths, expected);

@@ -113,7 +113,8 @@ async fn messages(store: &SharedStore, workspace: WorkspaceId) -> HashMap<(Journ
     loop {
         let found = store.list_messages(workspace, &MessageFilter::default(), page).await.expect("messages");
         for m in &found.items {
-            *counts.entry((m.journey_id, m.subject.clone())).or_insert(0) += 1;
+            let journey = m.journey_id.expect("every message here is a campaign's");
+            *counts.entry((journey, m.subject.clone())).or_insert(0) += 1;
         }
         match (found.items.last(), found.next_cursor) {
             (Some(last), Some(_)) => page = PageRequest { after: Some(last.id), limit: 500 },

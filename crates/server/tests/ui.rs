@@ -979,7 +979,10 @@ fn link(html: &str, prefix: &str) -> String {
     html[start..].split('"').next().expect("href").to_owned()
 }
 
-const NEW_PAGES: [&str; 7] = [
+const NEW_PAGES: [&str; 10] = [
+    "/templates",
+    "/templates/new",
+    "/templates/tpl_x",
     "/messages",
     "/deliveries",
     "/deliveries/whd_x",
@@ -989,7 +992,9 @@ const NEW_PAGES: [&str; 7] = [
     "/messages/msg_x",
 ];
 
-const NEW_FORMS: [&str; 11] = [
+const NEW_FORMS: [&str; 13] = [
+    "/templates/new",
+    "/templates/tpl_x",
     "/deliveries/whd_x/resend",
     "/topics",
     "/topics/top_x/delete",

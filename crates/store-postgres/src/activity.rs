@@ -128,8 +128,8 @@ pub(crate) async fn target(
     message: MessageId,
 ) -> StoreResult<Option<ActivityTarget>> {
     let row = sqlx::query(
-        "SELECT m.campaign_id, c.name AS campaign, m.step, m.subject, m.contact_id, m.status \
-         FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.workspace_id = $1 AND m.id = $2 \
+        "SELECT m.campaign_id, COALESCE(c.name, '') AS campaign, m.step, m.subject, m.contact_id, m.status \
+         FROM messages m LEFT JOIN campaigns c ON c.id = m.campaign_id WHERE m.workspace_id = $1 AND m.id = $2 \
          FOR UPDATE OF m",
     )
     .bind(workspace.as_uuid())
@@ -139,7 +139,7 @@ pub(crate) async fn target(
     .map_err(db_error)?;
     let Some(row) = row else { return Ok(None) };
     Ok(Some(ActivityTarget {
-        campaign_id: CampaignId::from_uuid(uuid(&row, "campaign_id")?),
+        campaign_id: get::<Option<uuid::Uuid>>(&row, "campaign_id")?.map(CampaignId::from_uuid),
         campaign: get(&row, "campaign")?,
         step: get(&row, "step")?,
         subject: get(&row, "subject")?,
@@ -167,7 +167,7 @@ pub(crate) async fn insert_activity(
     .bind(new_uuid(now))
     .bind(workspace.as_uuid())
     .bind(activity.message_id.as_uuid())
-    .bind(target.campaign_id.as_uuid())
+    .bind(target.campaign_id.map(|c| c.as_uuid()))
     .bind(encode::text(&target.step))
     .bind(activity.kind.as_str())
     .bind(activity.bounce.map(BounceKind::as_str))

@@ -29,7 +29,9 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod send;
 mod sources;
+mod templates;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod topics;

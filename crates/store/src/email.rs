@@ -103,7 +103,8 @@ pub enum Recorded {
 /// The message an activity is about, as read in the activity's transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivityTarget {
-    pub campaign_id: CampaignId,
+    /// `None` (and `campaign` empty) for a transactional message.
+    pub campaign_id: Option<CampaignId>,
     pub campaign: String,
     pub step: String,
     pub subject: String,

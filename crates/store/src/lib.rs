@@ -35,7 +35,9 @@ mod error;
 pub mod hits;
 pub mod ingest;
 pub mod secrets;
+pub mod send;
 mod signal;
+pub mod template;
 pub mod topic;
 pub mod user;
 pub mod webhook;
@@ -137,6 +139,8 @@ pub trait Store:
     + hits::HitStore
     + webhook::WebhookStore
     + action::ActionStore
+    + template::TemplateStore
+    + send::SendStore
     + webhook::DraftStore
     + endpoint::EndpointStore
     + user::UserAccountStore

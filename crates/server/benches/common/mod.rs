@@ -99,8 +99,8 @@ pub async fn sent_messages(
             work.messages.push(herald_domain::Message {
                 id,
                 workspace_id: workspace,
-                campaign_id: campaign,
-                journey_id: *journey,
+                campaign_id: Some(campaign),
+                journey_id: Some(*journey),
                 step: "hello".into(),
                 contact_id: *contact,
                 status: herald_domain::MessageStatus::Sent,

@@ -79,6 +79,7 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
         (name = "transport", description = "The SMTP relay the workspace sends with"),
         (name = "webhooks", description = "Outbound webhook calls, their attempts, and the signing keys"),
         (name = "actions", description = "Saved webhook actions: reused by campaign steps, run for one contact"),
+        (name = "templates", description = "Shared email templates and layouts, with every version kept"),
         (name = "operations", description = "Health, readiness and metrics; no authentication")
     )
 )]
@@ -122,6 +123,8 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(actions::router())
         .merge(campaigns::drafts::api::router())
         .merge(endpoints::router())
+        .merge(crate::templates::api::router())
+        .merge(email::send::router())
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(ops::healthz))
@@ -156,6 +159,7 @@ fn pages() -> Router<AppState> {
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())
         .merge(outbound::pages::router())
+        .merge(crate::templates::pages::router())
         .layer(middleware::from_fn(crate::web::security_headers))
 }
 

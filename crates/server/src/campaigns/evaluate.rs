@@ -76,7 +76,9 @@ impl Campaigns {
             };
             let mut reactions = Vec::new();
             for campaign in &live {
-                let compiled = self.program(workspace, campaign.id, campaign.version, Some(&campaign.document)).await?;
+                let compiled = self
+                    .program(workspace, campaign.id, campaign.version, Some(&campaign.document), self.clock.now())
+                    .await?;
                 if let Some(reaction) = self.react(&mut evaluation, campaign, &compiled, &contact, &event, now).await? {
                     reactions.push(reaction);
                 }
@@ -298,7 +300,9 @@ impl Campaigns {
         if let Some((campaign, contact, event)) =
             self.window_parts(workspace, campaign_id, contact_id, event_id).await?
         {
-            let compiled = self.program(workspace, campaign.id, campaign.version, Some(&campaign.document)).await?;
+            let compiled = self
+                .program(workspace, campaign.id, campaign.version, Some(&campaign.document), self.clock.now())
+                .await?;
             if let Some(awaited) = trigger::awaited(&compiled.document.trigger)
                 && campaign.state == CampaignState::Active
                 && !self.store.contact_event_after(workspace, contact.id, awaited, event.id).await?
@@ -347,8 +351,9 @@ impl Campaigns {
         custom_variables: Map<String, Value>,
     ) -> Result<Result<JourneyId, String>, CampaignJobError> {
         let now = self.clock.now();
-        let compiled =
-            self.program(campaign.workspace_id, campaign.id, campaign.version, Some(&campaign.document)).await?;
+        let compiled = self
+            .program(campaign.workspace_id, campaign.id, campaign.version, Some(&campaign.document), self.clock.now())
+            .await?;
         let mut evaluation = Evaluation::default();
         let enrollment = Enrollment { campaign, compiled: &compiled, contact, event: None, custom_variables };
         let result = self.enrol(&mut evaluation, enrollment, now).await?;

@@ -234,7 +234,8 @@ impl Campaigns {
             return Ok(None);
         }
         let Some(from) = journey.step else { return Ok(None) };
-        let compiled = self.program(journey.workspace_id, journey.campaign_id, journey.version, None).await?;
+        let compiled =
+            self.program(journey.workspace_id, journey.campaign_id, journey.version, None, journey.entered_at).await?;
         let info = CampaignInfo { id: journey.campaign_id, name: campaign_name, version: journey.version };
         let unsubscribe_url = self.email.unsubscribe_url(journey.workspace_id, contact.id, None).await?;
         let topics = compiled.topics();
@@ -536,8 +537,8 @@ fn push_message(
     work.messages.push(Message {
         id,
         workspace_id: journey.workspace_id,
-        campaign_id: journey.campaign_id,
-        journey_id: journey.id,
+        campaign_id: Some(journey.campaign_id),
+        journey_id: Some(journey.id),
         step: step.to_owned(),
         contact_id: journey.contact_id,
         status,

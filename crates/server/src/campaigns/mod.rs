@@ -32,9 +32,11 @@ use std::time::{Duration, Instant};
 
 use herald_campaign::compile::topic_references;
 use herald_campaign::document::WebhookStep;
-use herald_campaign::{Actions, CompiledCampaign, DocumentError, action_references, compile_with, document_from_value};
+use herald_campaign::{
+    CompiledCampaign, DocumentError, Library, action_references, compile_with, document_from_value, template_references,
+};
 use herald_domain::job::{JobLease, LeasedJob};
-use herald_domain::{ActionId, CampaignId, JobKind, TopicId, WebhookDraft, WorkspaceId};
+use herald_domain::{ActionId, CampaignId, JobKind, TemplateId, Timestamp, TopicId, WebhookDraft, WorkspaceId};
 use herald_store::campaign::{CampaignWork, WorkCommit};
 use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
@@ -59,8 +61,20 @@ pub struct CampaignsState {
 const PROGRAM_CACHE: usize = 1024;
 const ACTION_REFRESH: Duration = Duration::from_secs(10);
 
-/// A compiled version, and when it must be compiled again (it uses saved actions).
-type CachedProgram = (Arc<CompiledCampaign>, Option<Instant>);
+/// A compiled version with the template versions it was compiled with, and when it must be
+/// compiled again (it uses saved actions).
+#[derive(Debug)]
+struct CachedProgram {
+    program: Arc<CompiledCampaign>,
+    templates: Vec<(TemplateId, u32)>,
+    expires: Option<Instant>,
+}
+
+impl CachedProgram {
+    fn fresh(&self) -> bool {
+        self.expires.is_none_or(|at| at > Instant::now())
+    }
+}
 
 /// Why a campaign job could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +99,8 @@ pub struct PendingWork {
 pub struct Campaigns {
     store: SharedStore,
     clock: SharedClock,
-    programs: Mutex<HashMap<(CampaignId, u32), CachedProgram>>,
+    /// By campaign version: one program per set of template versions its journeys send.
+    programs: Mutex<HashMap<(CampaignId, u32), Vec<CachedProgram>>>,
     limits: Limits,
     /// Commits the effects of many jobs in one transaction.
     committer: GroupCommit<PendingWork, StoreResult<()>>,
@@ -186,39 +201,60 @@ impl Campaigns {
         }
     }
 
-    /// The program of one version of a campaign, compiled once per process.
+    /// The program of one version of a campaign for a journey that entered at `entered`: its
+    /// shared templates as they were then. Compiled once per process and template versions.
     async fn program(
         &self,
         workspace: WorkspaceId,
         campaign: CampaignId,
         version: u32,
         current: Option<&serde_json::Value>,
+        entered: Timestamp,
     ) -> Result<Arc<CompiledCampaign>, CampaignJobError> {
-        if let Some((program, expires)) =
-            self.programs.lock().unwrap_or_else(|e| e.into_inner()).get(&(campaign, version))
-            && expires.is_none_or(|at| at > Instant::now())
-        {
-            return Ok(program.clone());
+        let key = (campaign, version);
+        let cached = |templates: Option<&[(TemplateId, u32)]>| {
+            let programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+            programs.get(&key).and_then(|list| {
+                list.iter().find(|c| c.fresh() && templates.is_none_or(|t| c.templates == t)).map(|c| c.program.clone())
+            })
+        };
+        // A program without templates is the one for every journey; one with templates is
+        // looked up again with the versions this journey sends.
+        let any = cached(None);
+        let references = any.as_ref().map(|p| template_references(&p.document));
+        match (any, references) {
+            (Some(program), Some(references)) if references.is_empty() => return Ok(program),
+            (Some(_), Some(references)) => {
+                let resolved =
+                    crate::templates::resolve(&self.store, workspace, &references, Some(entered), true).await?;
+                if let Some(program) = cached(Some(&resolved.versions)) {
+                    return Ok(program);
+                }
+            }
+            _ => {}
         }
         let document = match current {
             Some(document) => document.clone(),
             None => self.store.campaign_version(workspace, campaign, version).await?,
         };
-        let compiled =
-            Arc::new(compile_document(&self.store, workspace, document, true).await.map_err(|e| match e {
+        let (compiled, templates) =
+            compile_resolved(&self.store, workspace, document, true, Some(entered)).await.map_err(|e| match e {
                 CompileFailure::Store(e) => CampaignJobError::Store(e),
                 CompileFailure::Invalid(errors) => CampaignJobError::Invalid(format!(
                     "campaign {campaign} version {version} no longer compiles: {}",
                     join(&errors)
                 )),
-            })?);
+            })?;
+        let compiled = Arc::new(compiled);
         // Versions never change, but the saved actions a program uses may.
         let expires = (!action_references(&compiled.document).is_empty()).then(|| Instant::now() + ACTION_REFRESH);
         let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
-        if programs.len() >= PROGRAM_CACHE {
+        if programs.values().map(Vec::len).sum::<usize>() >= PROGRAM_CACHE {
             programs.clear();
         }
-        programs.insert((campaign, version), (compiled.clone(), expires));
+        let list = programs.entry(key).or_default();
+        list.retain(|c| c.fresh() && c.templates != templates);
+        list.push(CachedProgram { program: compiled.clone(), templates, expires });
         Ok(compiled)
     }
 
@@ -235,18 +271,31 @@ pub enum CompileFailure {
     Invalid(Vec<DocumentError>),
 }
 
-/// Compiles a document with the saved actions its webhook steps use. Deleted actions count
-/// only with `deleted_ok` (journeys on versions saved before the deletion still run them; new
-/// versions may not use them).
+/// Compiles a document with the saved actions its webhook steps use and the shared templates
+/// its email steps use, as they are now. Deleted actions and templates count only with
+/// `deleted_ok` (journeys on versions saved before the deletion still run them; new versions
+/// may not use them).
 pub async fn compile_document(
     store: &SharedStore,
     workspace: WorkspaceId,
     document: serde_json::Value,
     deleted_ok: bool,
 ) -> Result<CompiledCampaign, CompileFailure> {
+    Ok(compile_resolved(store, workspace, document, deleted_ok, None).await?.0)
+}
+
+/// [`compile_document`] with the templates as they were at `at` (now when `None`); returns
+/// the template versions it compiled with too.
+async fn compile_resolved(
+    store: &SharedStore,
+    workspace: WorkspaceId,
+    document: serde_json::Value,
+    deleted_ok: bool,
+    at: Option<Timestamp>,
+) -> Result<(CompiledCampaign, Vec<(TemplateId, u32)>), CompileFailure> {
     let document = document_from_value(document).map_err(|e| CompileFailure::Invalid(vec![e]))?;
     let ids: Vec<ActionId> = action_references(&document).iter().filter_map(|id| id.parse().ok()).collect();
-    let mut actions = Actions::new();
+    let mut library = Library::default();
     for saved in store.actions_by_ids(workspace, &ids).await.map_err(CompileFailure::Store)? {
         if saved.deleted_at.is_some() && !deleted_ok {
             continue;
@@ -254,12 +303,17 @@ pub async fn compile_document(
         // Saved actions are validated when saved; one that no longer reads is left out and
         // the step using it is reported.
         if let Ok(step) = serde_json::from_value::<WebhookStep>(saved.definition) {
-            actions.insert(saved.id.to_string(), step);
+            library.actions.insert(saved.id.to_string(), step);
         }
     }
+    let references = template_references(&document);
+    let resolved = crate::templates::resolve(store, workspace, &references, at, deleted_ok)
+        .await
+        .map_err(CompileFailure::Store)?;
+    library.templates = resolved.templates;
     let unknown = unknown_topics(store, workspace, &document, deleted_ok).await.map_err(CompileFailure::Store)?;
-    match compile_with(document, &actions) {
-        Ok(compiled) if unknown.is_empty() => Ok(compiled),
+    match compile_with(document, &library) {
+        Ok(compiled) if unknown.is_empty() => Ok((compiled, resolved.versions)),
         Ok(_) => Err(CompileFailure::Invalid(unknown)),
         Err(mut errors) => {
             errors.extend(unknown);

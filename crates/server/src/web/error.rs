@@ -117,7 +117,7 @@ impl From<StoreError> for ApiError {
 /// The request field a unique constraint guards (`workspaces_name` → `name`).
 fn conflict_field(constraint: &str) -> Option<&'static str> {
     match constraint {
-        "workspaces_name" | "domains_name" | "actions_name" | "topics_name" => Some("name"),
+        "workspaces_name" | "domains_name" | "actions_name" | "topics_name" | "templates_kind_name" => Some("name"),
         _ => None,
     }
 }

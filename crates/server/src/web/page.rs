@@ -112,12 +112,13 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 10] = [
+const NAV: [(&str, &str); 11] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
     ("/topics", "Topics"),
     ("/campaigns", "Campaigns"),
+    ("/templates", "Templates"),
     ("/messages", "Messages"),
     ("/deliveries", "Deliveries"),
     ("/domains", "Domains"),
@@ -169,6 +170,7 @@ impl NoticeQuery {
             "drafts_skipped" => "Skipped: the journeys go on without the calls.",
             "no_drafts" => "Those drafts were already sent or skipped.",
             "webhook_saved" => "Webhook saved.",
+            "template_saved" => "Saved as a new version. Journeys already running send the version they entered with.",
             "suppression_removed" => "Removed from the suppression list: campaign email reaches the address again.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",
             "topic_created" => {

@@ -29,8 +29,8 @@ fn message(row: &PgRow) -> StoreResult<Message> {
     Ok(Message {
         id: MessageId::from_uuid(uuid(row, "id")?),
         workspace_id: WorkspaceId::from_uuid(uuid(row, "workspace_id")?),
-        campaign_id: CampaignId::from_uuid(uuid(row, "campaign_id")?),
-        journey_id: JourneyId::from_uuid(uuid(row, "journey_id")?),
+        campaign_id: get::<Option<uuid::Uuid>>(row, "campaign_id")?.map(CampaignId::from_uuid),
+        journey_id: get::<Option<uuid::Uuid>>(row, "journey_id")?.map(JourneyId::from_uuid),
         step: get(row, "step")?,
         contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
         status: parse(row, "status")?,
@@ -58,14 +58,14 @@ fn message(row: &PgRow) -> StoreResult<Message> {
 }
 
 /// Inserts `messages`, each in its workspace, as multi-row statements.
-pub(super) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) -> StoreResult<()> {
+pub(crate) async fn insert(tx: &mut Tx, messages: &[(WorkspaceId, &Message)]) -> StoreResult<()> {
     for chunk in messages.chunks(INSERT_CHUNK) {
         let mut insert = QueryBuilder::<Postgres>::new(concat!("INSERT INTO messages (", message_columns!(), ") "));
         insert.push_values(chunk, |mut row, (workspace, m)| {
             row.push_bind(m.id.as_uuid())
                 .push_bind(workspace.as_uuid())
-                .push_bind(m.campaign_id.as_uuid())
-                .push_bind(m.journey_id.as_uuid())
+                .push_bind(m.campaign_id.map(|c| c.as_uuid()))
+                .push_bind(m.journey_id.map(|j| j.as_uuid()))
                 .push_bind(encode::text(&m.step).into_owned())
                 .push_bind(m.contact_id.as_uuid())
                 .push_bind(m.status.as_str())

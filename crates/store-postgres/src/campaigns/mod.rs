@@ -2,7 +2,7 @@
 //! versions and the journey queries here, the work commit in [`work`], messages in
 //! [`messages`].
 
-mod messages;
+pub(crate) mod messages;
 mod work;
 
 use async_trait::async_trait;

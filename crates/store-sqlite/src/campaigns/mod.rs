@@ -1,7 +1,7 @@
 //! Campaigns, journeys, the step log and messages on SQLite: campaigns and their versions
 //! and the journey queries here, the work commit in [`work`], messages in [`messages`].
 
-mod messages;
+pub(crate) mod messages;
 mod work;
 
 use async_trait::async_trait;

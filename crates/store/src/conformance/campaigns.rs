@@ -75,8 +75,8 @@ pub async fn campaign_work_commits_whole_and_guarded(store: SharedStore) {
     let message = Message {
         id: MessageId::from_uuid(crate::new_uuid(at(3))),
         workspace_id: ws,
-        campaign_id: campaign.id,
-        journey_id: first,
+        campaign_id: Some(campaign.id),
+        journey_id: Some(first),
         step: "s".into(),
         contact_id: contact.id,
         status: MessageStatus::Sent,

@@ -113,8 +113,8 @@ pub(super) fn queued_message(
     herald_domain::Message {
         id,
         workspace_id: ws,
-        campaign_id: campaign,
-        journey_id: journey,
+        campaign_id: Some(campaign),
+        journey_id: Some(journey),
         step: "s".into(),
         contact_id: contact,
         status,

@@ -13,6 +13,7 @@ mod helpers;
 mod jobs;
 mod secrets;
 mod sources;
+mod templates;
 mod topics;
 mod tracking;
 mod webhooks;
@@ -26,6 +27,7 @@ pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
 pub use sources::*;
+pub use templates::*;
 pub use topics::*;
 pub use tracking::*;
 pub use webhooks::*;
@@ -97,6 +99,8 @@ macro_rules! conformance_suite {
             topics_are_named_updated_and_soft_deleted,
             topic_choices_are_recorded_once_with_their_source_and_event,
             topic_subscribers_page_those_who_did_not_leave,
+            templates_keep_every_version,
+            transactional_sends_are_stored_once_per_key,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -142,14 +142,10 @@ impl Email {
         occurrence: String,
         now: Timestamp,
     ) -> Result<Vec<NewJob>, StoreError> {
-        let occurrence = Occurrence {
-            kind,
-            campaign: message.campaign_id,
-            contact: message.contact_id,
-            journey: Some(message.journey_id),
-            data,
-            occurrence,
-        };
+        // Campaign event webhooks are a campaign's: a transactional message has none.
+        let Some(campaign) = message.campaign_id else { return Ok(Vec::new()) };
+        let occurrence =
+            Occurrence { kind, campaign, contact: message.contact_id, journey: message.journey_id, data, occurrence };
         jobs_for(&self.store, message.workspace_id, occurrence, now).await
     }
 

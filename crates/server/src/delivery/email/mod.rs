@@ -12,6 +12,7 @@ pub mod numbers;
 pub(crate) mod pages;
 pub mod providers;
 mod refusals;
+pub mod send;
 pub mod service;
 mod signed;
 pub mod tracking;

@@ -21,10 +21,11 @@ use crate::web::list::{List, ListParams};
 pub struct MessageSummary {
     #[schema(value_type = String)]
     id: MessageId,
-    #[schema(value_type = String)]
-    campaign_id: CampaignId,
-    #[schema(value_type = String)]
-    journey_id: JourneyId,
+    /// The campaign and journey whose step made it; null for a transactional send.
+    #[schema(value_type = Option<String>)]
+    campaign_id: Option<CampaignId>,
+    #[schema(value_type = Option<String>)]
+    journey_id: Option<JourneyId>,
     step: String,
     #[schema(value_type = String)]
     contact_id: ContactId,

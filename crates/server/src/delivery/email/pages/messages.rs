@@ -109,7 +109,8 @@ pub async fn list(State(state): State<EmailState>, session: Session, Query(q): Q
 #[template(path = "message.html")]
 struct MessagePage {
     l: Layout,
-    campaign_id: String,
+    /// `None` for a transactional send.
+    campaign_id: Option<String>,
     contact_id: String,
     step: String,
     to: String,
@@ -167,7 +168,7 @@ pub async fn show(
         l: Layout::new(&session, "/messages", crate::web::subject_label(&m.subject)).with_notice(notice.message()),
         id: m.id.to_string(),
         can_resend: !matches!(m.status, MessageStatus::Queued | MessageStatus::Held) && m.was_rendered(),
-        campaign_id: m.campaign_id.to_string(),
+        campaign_id: m.campaign_id.map(|c| c.to_string()),
         contact_id: m.contact_id.to_string(),
         step: m.step,
         to: m.to,
