@@ -34,10 +34,24 @@ string_enum!(
     }
 );
 
-/// The events Herald records about a contact's messages that are not something the contact
-/// did (an open or a click is): they do not count as activity for an inactivity window.
-pub const NOT_CONTACT_ACTIVITY: [&str; 5] =
-    ["email_sent", "email_delivered", "email_bounced", "email_complained", "email_unsubscribed"];
+/// The events Herald records about a contact that are not something the contact did (an open
+/// or a click is): what happened to their messages, and their entering and leaving segments.
+/// They do not count as activity for an inactivity window.
+pub const NOT_CONTACT_ACTIVITY: [&str; 7] = [
+    "email_sent",
+    "email_delivered",
+    "email_bounced",
+    "email_complained",
+    "email_unsubscribed",
+    SEGMENT_ENTERED,
+    SEGMENT_LEFT,
+];
+
+/// The contact event recorded when a contact enters a segment (properties: `segment_id`,
+/// `segment`, `reason`).
+pub const SEGMENT_ENTERED: &str = "segment_entered";
+/// The contact event recorded when a contact leaves a segment.
+pub const SEGMENT_LEFT: &str = "segment_left";
 
 /// Whether an event (by its name and whether it came through a source) is one Herald recorded
 /// about a message rather than something the contact did.

@@ -39,10 +39,15 @@ pub enum JobKind {
     /// Tells a campaign's event webhooks about the journeys that exited because the campaign
     /// was archived (`contact_exited`, reason `campaign archived`).
     ArchiveExits,
+    /// Re-decides the segment memberships of contacts whose attributes changed without an
+    /// event, or whose time-relative conditions may have changed their answer (a timer).
+    RefreshSegments,
+    /// Computes a new or edited segment over the workspace's contacts, one page at a time.
+    BuildSegment,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
@@ -51,6 +56,8 @@ impl JobKind {
         JobKind::DeliverWebhook,
         JobKind::ActionResult,
         JobKind::ArchiveExits,
+        JobKind::RefreshSegments,
+        JobKind::BuildSegment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl JobKind {
             JobKind::DeliverWebhook => "deliver_webhook",
             JobKind::ActionResult => "action_result",
             JobKind::ArchiveExits => "archive_exits",
+            JobKind::RefreshSegments => "refresh_segments",
+            JobKind::BuildSegment => "build_segment",
         }
     }
 }
