@@ -320,6 +320,14 @@ impl PgStore {
             };
             results.extend(outcomes);
         }
+        let changed: Vec<ContactId> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => Some(*id),
+                Err(_) => None,
+            })
+            .collect();
+        crate::segments::enqueue_refresh(&mut tx, workspace, &changed, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))
     }
@@ -415,6 +423,7 @@ impl ContactStore for PgStore {
         });
         let mut tx = self.begin().await?;
         insert_contacts(&mut tx, std::slice::from_ref(&contact), Taken::Fail).await?;
+        crate::segments::enqueue_refresh(&mut tx, workspace, &[contact.id], now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
     }
@@ -465,6 +474,7 @@ impl ContactStore for PgStore {
         if contact != before {
             contact.updated_at = now;
             update_contacts(&mut tx, std::slice::from_ref(&contact)).await?;
+            crate::segments::enqueue_refresh(&mut tx, workspace, &[id], now).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(contact)

@@ -28,6 +28,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod segments;
 mod sources;
 #[cfg(feature = "test-support")]
 pub mod test_support;

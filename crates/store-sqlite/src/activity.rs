@@ -185,12 +185,14 @@ pub(crate) async fn insert_activity(
     }
     let event = activity_event(workspace, target, activity, now);
     insert_event(tx, &event).await?;
-    let live: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM campaigns WHERE workspace_id = ? AND state IN ('active', 'paused') LIMIT 1")
-            .bind(workspace.as_uuid())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    let live: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') \
+             UNION ALL SELECT 1 FROM segments WHERE workspace_id = ?1 LIMIT 1",
+    )
+    .bind(workspace.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
     let jobs: Vec<_> = herald_store::campaign::evaluation_jobs(std::slice::from_ref(&event), |_| live.is_some(), now)
         .into_iter()
         .map(|(_, job)| job)
@@ -200,7 +202,7 @@ pub(crate) async fn insert_activity(
 }
 
 /// An event Herald itself records (no request behind it).
-async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
+pub(crate) async fn insert_event(tx: &mut Tx, event: &Event) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO events (id, workspace_id, source_id, contact_id, name, properties, occurred_at, received_at, \
          idempotency_key, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -213,7 +213,13 @@ impl ContactStore for SqliteStore {
             updated_at: now,
         };
         let writes = BatchWrites { new_contacts: vec![created.clone()], ..BatchWrites::default() };
-        self.write_direct(|db| write_contacts(db, &writes)).await?;
+        let due = self
+            .write_direct(|db| {
+                write_contacts(db, &writes)?;
+                crate::segments::refresh_direct(db, workspace, &[created.id], now)
+            })
+            .await?;
+        self.announce(due);
         Ok(created)
     }
 
@@ -238,9 +244,14 @@ impl ContactStore for SqliteStore {
             };
             patch.change_contact(&mut contact, now)?;
             write_contacts(db, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })?;
-            Ok(contact)
+            let due = crate::segments::refresh_direct(db, workspace, &[id], now)?;
+            Ok((contact, due))
         })
         .await
+        .map(|(contact, due)| {
+            self.announce(due);
+            contact
+        })
     }
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
@@ -264,16 +275,27 @@ impl ContactStore for SqliteStore {
         rows: &[NewContact],
         now: Timestamp,
     ) -> StoreResult<Vec<Result<ImportOutcome, String>>> {
-        self.write_direct(|db| {
-            let mut results = Vec::with_capacity(rows.len());
-            for chunk in rows.chunks(1000) {
-                let existing = read_contacts(db, workspace, &import_keys(chunk))?;
-                let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
-                write_contacts(db, &writes)?;
-                results.extend(chunk_results);
-            }
-            Ok(results)
-        })
-        .await
+        let (results, due) = self
+            .write_direct(|db| {
+                let mut results = Vec::with_capacity(rows.len());
+                for chunk in rows.chunks(1000) {
+                    let existing = read_contacts(db, workspace, &import_keys(chunk))?;
+                    let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
+                    write_contacts(db, &writes)?;
+                    results.extend(chunk_results);
+                }
+                let changed: Vec<ContactId> = results
+                    .iter()
+                    .filter_map(|r| match r {
+                        Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => Some(*id),
+                        Err(_) => None,
+                    })
+                    .collect();
+                let due = crate::segments::refresh_direct(db, workspace, &changed, now)?;
+                Ok((results, due))
+            })
+            .await?;
+        self.announce(due);
+        Ok(results)
     }
 }

@@ -22,6 +22,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod segments;
 mod sources;
 mod users;
 mod webhooks;

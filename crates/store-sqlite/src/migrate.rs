@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "bounces", include_str!("../migrations/0015_bounces.sql")),
     (16, "message_activity", include_str!("../migrations/0016_message_activity.sql")),
     (19, "tracking", include_str!("../migrations/0019_tracking.sql")),
+    (22, "segments", include_str!("../migrations/0022_segments.sql")),
 ];
 
 pub(crate) async fn apply(tx: &mut Tx) -> StoreResult<()> {

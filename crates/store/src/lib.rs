@@ -34,6 +34,7 @@ pub mod endpoint;
 mod error;
 pub mod ingest;
 pub mod secrets;
+pub mod segment;
 mod signal;
 pub mod user;
 pub mod webhook;
@@ -136,6 +137,7 @@ pub trait Store:
     + action::ActionStore
     + webhook::DraftStore
     + endpoint::EndpointStore
+    + segment::SegmentStore
     + user::UserAccountStore
     + Send
     + Sync

@@ -12,6 +12,7 @@ mod events;
 mod helpers;
 mod jobs;
 mod secrets;
+mod segments;
 mod sources;
 mod tracking;
 mod webhooks;
@@ -24,6 +25,7 @@ pub use email::*;
 pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
+pub use segments::*;
 pub use sources::*;
 pub use tracking::*;
 pub use webhooks::*;
@@ -91,6 +93,8 @@ macro_rules! conformance_suite {
             commits_that_make_jobs_due_wake_the_worker,
             sealed_secrets_read_back_and_need_no_second_sealing,
             messages_keep_their_tracking,
+            segments_are_saved_referred_to_and_built,
+            live_decisions_record_changes_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
