@@ -6,6 +6,7 @@
 //! integration tests build the same `App`.
 
 pub mod app;
+pub mod audiences;
 pub mod campaigns;
 pub mod clock;
 pub mod contacts;

@@ -381,14 +381,15 @@ impl SegmentStore for PgStore {
 
     async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let generation: Option<i32> =
-            sqlx::query_scalar("SELECT generation FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+        let place: Option<(i32, Option<uuid::Uuid>)> =
+            sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
                 .bind(workspace.as_uuid())
                 .bind(page.segment.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error)?;
-        if generation.and_then(|g| u32::try_from(g).ok()) != Some(page.generation) {
+        let generation = i32::try_from(page.generation).unwrap_or(i32::MAX);
+        if place != Some((generation, page.after.map(|c| c.as_uuid()))) {
             return Ok(false);
         }
         let mut changes = Vec::new();
@@ -419,7 +420,7 @@ impl SegmentStore for PgStore {
             .await
             .map_err(db_error)?;
         count_changes(&mut tx, changes, now).await?;
-        crate::jobs::insert_jobs(&mut tx, workspace, page.next.as_slice(), now).await?;
+        crate::jobs::insert_jobs(&mut tx, workspace, &page.jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

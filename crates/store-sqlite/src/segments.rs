@@ -370,14 +370,14 @@ impl SegmentStore for SqliteStore {
 
     async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.write().await?;
-        let generation: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM segments WHERE workspace_id = ? AND id = ?")
+        let place: Option<(i64, Option<uuid::Uuid>)> =
+            sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = ? AND id = ?")
                 .bind(workspace.as_uuid())
                 .bind(page.segment.as_uuid())
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error)?;
-        if generation != Some(i64::from(page.generation)) {
+        if place != Some((i64::from(page.generation), page.after.map(|c| c.as_uuid()))) {
             return Ok(false);
         }
         let mut changes = Vec::new();
@@ -408,7 +408,7 @@ impl SegmentStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        crate::jobs::insert_jobs(&mut tx, workspace, page.next.as_slice(), now).await?;
+        crate::jobs::insert_jobs(&mut tx, workspace, &page.jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

@@ -117,12 +117,16 @@ pub struct BuildPage {
     /// left to its own re-decision.
     pub read_at: Timestamp,
     pub decisions: Vec<SegmentDecision>,
+    /// Where the page began (the segment's cursor when it was read): a page whose segment
+    /// has moved on meanwhile (a second run of the same job) writes nothing.
+    pub after: Option<ContactId>,
     /// The last contact of the page; `None` when the build is over.
     pub cursor: Option<ContactId>,
     /// How many contacts the page decided.
     pub decided: u64,
-    /// The next page's job (none when the build is over).
-    pub next: Option<NewJob>,
+    /// The next page's job (none when the build is over) and the timers of the page's
+    /// contacts.
+    pub jobs: Vec<NewJob>,
 }
 
 /// An entering or leaving, as the history keeps it.
@@ -272,7 +276,8 @@ pub trait SegmentStore {
     async fn apply_segment_work(&self, workspace: WorkspaceId, work: &SegmentWork, now: Timestamp) -> StoreResult<()>;
 
     /// Writes one page of a build, with its progress and the next page's job. Returns `false`
-    /// (writing nothing) when the segment was edited or deleted since the build began.
+    /// (writing nothing) when the segment was edited or deleted since the build began, or
+    /// another run wrote this page already.
     async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool>;
 
     /// Members ordered by contact id.

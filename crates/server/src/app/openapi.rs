@@ -5,7 +5,7 @@
 
 use herald_domain::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, JourneyId,
-    MessageId, PageRequest, SourceId, WebhookDeliveryId,
+    MessageId, PageRequest, SegmentId, SourceId, WebhookDeliveryId,
 };
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
@@ -15,7 +15,7 @@ use crate::web::error::ErrorBody;
 
 /// The id a path parameter holds, by the collection its path names just before it
 /// (`/sources/{id}`, `/campaigns/{id}/webhooks/{webhook_id}`).
-const PATH_IDS: [(&str, &str); 13] = [
+const PATH_IDS: [(&str, &str); 14] = [
     ("actions", ActionId::PREFIX),
     ("api-keys", ApiKeyId::PREFIX),
     ("campaigns", CampaignId::PREFIX),
@@ -23,6 +23,7 @@ const PATH_IDS: [(&str, &str); 13] = [
     ("domains", DomainId::PREFIX),
     ("events", EventId::PREFIX),
     ("messages", MessageId::PREFIX),
+    ("segments", SegmentId::PREFIX),
     ("sources", SourceId::PREFIX),
     ("webhook-deliveries", WebhookDeliveryId::PREFIX),
     ("webhook-drafts", DraftId::PREFIX),

@@ -7,6 +7,7 @@ use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::settings_page::SettingsState;
+use crate::audiences::segments::SegmentsState;
 use crate::campaigns::CampaignsState;
 use crate::clock::SharedClock;
 use crate::contacts::ContactsState;
@@ -46,6 +47,7 @@ pub struct Services {
     pub ingest: IngestState,
     pub contacts: ContactsState,
     pub events: EventsState,
+    pub segments: SegmentsState,
     pub campaigns: CampaignsState,
     /// Sending domains, transports, suppressions and unsubscribe links.
     pub email: EmailState,
@@ -85,6 +87,12 @@ impl FromRef<AppState> for ContactsState {
 impl FromRef<AppState> for EventsState {
     fn from_ref(state: &AppState) -> Self {
         state.events.clone()
+    }
+}
+
+impl FromRef<AppState> for SegmentsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.segments.clone()
     }
 }
 

@@ -39,6 +39,7 @@ use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
+use crate::audiences::segments::Segments;
 use crate::clock::SharedClock;
 use crate::group_commit::{CommitError, GroupCommit};
 use herald_domain::CampaignEvent;
@@ -92,6 +93,8 @@ pub struct Campaigns {
     email: Arc<dyn JourneyEmail>,
     /// Makes the calls journeys reach, and those of the campaigns' event webhooks.
     webhooks: Arc<dyn JourneyWebhooks>,
+    /// Re-decides the memberships of events' contacts before their triggers run.
+    segments: Arc<Segments>,
 }
 
 impl Campaigns {
@@ -101,6 +104,7 @@ impl Campaigns {
         committers: usize,
         email: Arc<dyn JourneyEmail>,
         webhooks: Arc<dyn JourneyWebhooks>,
+        segments: Arc<Segments>,
     ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(
@@ -118,7 +122,16 @@ impl Campaigns {
                 })
             }),
         );
-        Self { store, clock, programs: Mutex::default(), limits: Limits::default(), committer, email, webhooks }
+        Self {
+            store,
+            clock,
+            programs: Mutex::default(),
+            limits: Limits::default(),
+            committer,
+            email,
+            webhooks,
+            segments,
+        }
     }
 
     /// Forgets a campaign's event webhooks (one changed through this node's API).
@@ -180,7 +193,9 @@ impl Campaigns {
             | JobKind::DeliverMessage
             | JobKind::DeliverWebhook
             | JobKind::ActionResult
-            | JobKind::ArchiveExits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
+            | JobKind::ArchiveExits
+            | JobKind::RefreshSegments
+            | JobKind::BuildSegment => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
         }
     }
 

@@ -77,19 +77,21 @@ pub async fn segments_are_saved_referred_to_and_built(store: SharedStore) {
 
     // A build page over two contacts, then the last page.
     let (a, b) = (contact(&store, ws, "a@example.com").await, contact(&store, ws, "b@example.com").await);
-    let page = |decisions, cursor, generation| BuildPage {
+    let page = |decisions, after, cursor, generation| BuildPage {
         segment: nested.id,
         generation,
         read_at: at(10),
         decisions,
+        after,
         cursor,
         decided: 1,
-        next: None,
+        jobs: Vec::new(),
     };
-    let stale = page(vec![decision(nested.id, a, None, true)], Some(a), 1);
+    let stale = page(vec![decision(nested.id, a, None, true)], None, Some(a), 1);
     assert!(!store.apply_build_page(ws, &stale, at(10)).await.expect("stale"), "an old generation writes nothing");
-    let first = page(vec![decision(nested.id, a, None, true)], Some(a), 2);
+    let first = page(vec![decision(nested.id, a, None, true)], None, Some(a), 2);
     assert!(store.apply_build_page(ws, &first, at(10)).await.expect("page"));
+    assert!(!store.apply_build_page(ws, &first, at(10)).await.expect("again"), "a page is written once");
     let building = store.get_segment(ws, nested.id).await.expect("read");
     assert_eq!(
         (building.status, building.progress, building.members, building.cursor),
@@ -108,7 +110,7 @@ pub async fn segments_are_saved_referred_to_and_built(store: SharedStore) {
         )
         .await
         .expect("update");
-    let last = page(vec![decision(nested.id, b, None, true)], None, 2);
+    let last = page(vec![decision(nested.id, b, None, true)], Some(a), None, 2);
     assert!(store.apply_build_page(ws, &last, at(12)).await.expect("page"));
     let ready = store.get_segment(ws, nested.id).await.expect("read");
     assert_eq!((ready.status, ready.progress, ready.members), (SegmentStatus::Ready, 2, 1));
