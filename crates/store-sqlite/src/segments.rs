@@ -385,8 +385,8 @@ impl SegmentStore for SqliteStore {
             // Changed since the page was read: its own re-decision (queued with the change)
             // decides it on what is committed.
             let changed: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM contacts c WHERE c.id = ?1 AND (c.updated_at >= ?2 OR EXISTS \
-                 (SELECT 1 FROM events e WHERE e.contact_id = ?1 AND e.received_at >= ?2))",
+                "SELECT 1 FROM contacts c WHERE c.id = ?1 AND (c.updated_at > ?2 OR EXISTS \
+                 (SELECT 1 FROM events e WHERE e.contact_id = ?1 AND e.received_at > ?2))",
             )
             .bind(decision.contact_id.as_uuid())
             .bind(page.read_at.unix_millis())

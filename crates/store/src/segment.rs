@@ -6,7 +6,7 @@
 //! `Conflict { constraint: "segment_memberships" }` when another node decided the same
 //! contact meanwhile, so a change is recorded once, and the job runs again on what is
 //! committed. A build page skips the contacts that changed after it read them (their own
-//! re-decision follows), so a build never overwrites a fresher decision.
+//! re-decision follows), so a build does not overwrite a fresher decision.
 
 use async_trait::async_trait;
 use herald_domain::{Contact, ContactId, Event, JobKind, NewJob, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
@@ -113,8 +113,9 @@ pub struct SegmentWork {
 pub struct BuildPage {
     pub segment: SegmentId,
     pub generation: u32,
-    /// When the page's contacts and events were read: a contact changed at or after it is
-    /// left to its own re-decision.
+    /// When the page's contacts and events were read (before reading): a contact changed
+    /// after it is left to its own re-decision. A change within the same millisecond as the
+    /// read is not told apart from one before it.
     pub read_at: Timestamp,
     pub decisions: Vec<SegmentDecision>,
     /// Where the page began (the segment's cursor when it was read): a page whose segment

@@ -175,8 +175,39 @@ fn definition(value: &Value) -> Result<Segment, ApiError> {
     })
 }
 
-/// Validates a segment to save as `id` (a new one when `None`): its name, its definition, the
-/// segments it refers to (in this workspace, and not leading back to itself).
+/// Parses a definition to save as `id` (a new segment when `None`) or to preview: the segments
+/// it refers to must be in the workspace and must not lead back to it.
+async fn checked_definition(
+    state: &SegmentsState,
+    workspace: WorkspaceId,
+    id: Option<SegmentId>,
+    value: &Value,
+) -> Result<Segment, ApiError> {
+    let compiled = definition(value)?;
+    let references = compiled.references();
+    if references.is_empty() {
+        return Ok(compiled);
+    }
+    let mut others = graph::References::new();
+    for other in state.store.list_segments(workspace).await?.iter().filter(|o| Some(o.id) != id) {
+        let refs = Segment::from_json(&other.definition).map(|s| s.references()).unwrap_or_default();
+        others.insert(other.id, refs);
+    }
+    if let Some(missing) = references.iter().find(|r| Some(**r) != id && !others.contains_key(r)) {
+        return Err(ApiError::invalid("definition", format!("member_of: no segment {missing} in this workspace")));
+    }
+    if let Some(id) = id
+        && let Some(cycle) = graph::cycle(id, &references, &others)
+    {
+        return Err(ApiError::invalid(
+            "definition",
+            format!("member_of: the segment would refer to itself ({})", graph::describe(&cycle)),
+        ));
+    }
+    Ok(compiled)
+}
+
+/// Validates a segment to save as `id` (a new one when `None`): its name and its definition.
 async fn validate(
     state: &SegmentsState,
     workspace: WorkspaceId,
@@ -187,28 +218,8 @@ async fn validate(
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::invalid("name", format!("must be 1 to {MAX_NAME} characters")));
     }
-    let compiled = definition(&input.definition)?;
-    let references = compiled.references();
-    if !references.is_empty() {
-        let others = state.store.list_segments(workspace).await?;
-        let mut graph = graph::References::new();
-        for other in others.iter().filter(|o| Some(o.id) != id) {
-            let refs = Segment::from_json(&other.definition).map(|s| s.references()).unwrap_or_default();
-            graph.insert(other.id, refs);
-        }
-        if let Some(missing) = references.iter().find(|r| Some(**r) != id && !graph.contains_key(r)) {
-            return Err(ApiError::invalid("definition", format!("member_of: no segment {missing} in this workspace")));
-        }
-        if let Some(id) = id
-            && let Some(cycle) = graph::cycle(id, &references, &graph)
-        {
-            return Err(ApiError::invalid(
-                "definition",
-                format!("member_of: the segment would refer to itself ({})", graph::describe(&cycle)),
-            ));
-        }
-    }
-    Ok(SegmentDraft { name, definition: input.definition, references: references.into_iter().collect() })
+    let compiled = checked_definition(state, workspace, id, &input.definition).await?;
+    Ok(SegmentDraft { name, definition: input.definition, references: compiled.references().into_iter().collect() })
 }
 
 /// A taken name, named by its field.
@@ -252,7 +263,7 @@ async fn preview_segment(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PreviewInput>,
 ) -> Result<Json<PreviewDto>, ApiError> {
-    let compiled = definition(&body.definition)?;
+    let compiled = checked_definition(&state, p.workspace_id, None, &body.definition).await?;
     let preview = state.segments.preview(p.workspace_id, &compiled, PREVIEW_SAMPLE).await?;
     Ok(Json(PreviewDto {
         matches: preview.matches,
