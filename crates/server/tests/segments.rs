@@ -156,10 +156,13 @@ async fn entering_a_segment_starts_a_campaign(backend: Backend) {
     let app = spawn_app(backend).await;
     let url = source_url(&app).await;
     let vip = segment(&app, "VIP", json!({"field": "plan", "op": "in", "value": ["vip", "enterprise"]})).await;
+    let welcomed = segment(&app, "Welcomed", json!({"field": "welcomed", "op": "eq", "value": true})).await;
     let mut ids = Vec::new();
     for on in ["enter", "leave"] {
+        // The welcome journey's attribute step changes a membership too.
         let document = json!({"name": format!("VIP {on}"), "trigger": {"type": "segment", "segment_id": vip, "on": on},
-            "entry": "every_time", "steps": [{"type": "wait", "duration": "1d"}, {"type": "exit"}]});
+            "entry": "every_time", "steps": [{"type": "set_attribute", "attribute": "welcomed", "value": on == "enter"},
+                {"type": "wait", "duration": "1d"}, {"type": "exit"}]});
         let (status, body) = json(app.post("/api/v1/campaigns", &document).await).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let id = body["id"].as_str().expect("id").to_owned();
@@ -174,6 +177,7 @@ async fn entering_a_segment_starts_a_campaign(backend: Backend) {
         Some(1),
         "entering started the campaign"
     );
+    assert_eq!(members(&app, &welcomed).await, ["bo@example.com"], "the journey's attribute step is a change too");
     assert_eq!(get(&app, &format!("/api/v1/campaigns/{}/stats", ids[1])).await["entered"].as_u64(), Some(0));
     send(&app, &url, &json!({"email": "bo@example.com", "event": "identify", "data": {"plan": "free"}})).await;
     app.run_jobs().await;
@@ -182,6 +186,7 @@ async fn entering_a_segment_starts_a_campaign(backend: Backend) {
         Some(1),
         "leaving started the other"
     );
+    assert!(members(&app, &welcomed).await.is_empty());
     // The segment cannot go while a campaign starts on it.
     let error =
         expect_error(app.delete(&format!("/api/v1/segments/{vip}")).await, StatusCode::CONFLICT, "in_use").await;

@@ -45,13 +45,17 @@ fn segment(row: &PgRow) -> StoreResult<SegmentRecord> {
 }
 
 /// Enqueues the re-decision of contacts whose attributes changed without an event (an API
-/// update, an import), in the caller's transaction, when the workspace has segments.
+/// update, an import, a journey's or an action's attribute step), in the caller's
+/// transaction, when the workspace has segments.
 pub(crate) async fn enqueue_refresh(
     tx: &mut Tx,
     workspace: WorkspaceId,
     contacts: &[ContactId],
     now: Timestamp,
 ) -> StoreResult<()> {
+    let mut contacts = contacts.to_vec();
+    contacts.sort();
+    contacts.dedup();
     if contacts.is_empty() {
         return Ok(());
     }
@@ -61,7 +65,7 @@ pub(crate) async fn enqueue_refresh(
         .await
         .map_err(db_error)?;
     if any.is_some() {
-        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(contacts, now)], now).await?;
+        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(&contacts, now)], now).await?;
     }
     Ok(())
 }

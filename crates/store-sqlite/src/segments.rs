@@ -66,6 +66,31 @@ pub(crate) fn refresh_direct(
     Ok(Some(now))
 }
 
+/// [`refresh_direct`] inside a sqlx transaction: for the attribute steps of journeys and
+/// actions, committed with their job.
+pub(crate) async fn enqueue_refresh(
+    tx: &mut Tx,
+    workspace: WorkspaceId,
+    contacts: &[ContactId],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut contacts = contacts.to_vec();
+    contacts.sort();
+    contacts.dedup();
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM segments WHERE workspace_id = ? LIMIT 1")
+        .bind(workspace.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if any.is_some() {
+        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(&contacts, now)], now).await?;
+    }
+    Ok(())
+}
+
 async fn write_references(tx: &mut Tx, workspace: WorkspaceId, id: SegmentId, draft: &SegmentDraft) -> StoreResult<()> {
     sqlx::query("DELETE FROM segment_references WHERE segment_id = ?")
         .bind(id.as_uuid())
