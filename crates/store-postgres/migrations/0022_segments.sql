@@ -59,5 +59,3 @@ CREATE TABLE segment_sizes (
     PRIMARY KEY (segment_id, day)
 );
 
--- The decisions read a contact's events of some names.
-CREATE INDEX events_contact_name ON events (contact_id, name, occurred_at) WHERE contact_id IS NOT NULL;

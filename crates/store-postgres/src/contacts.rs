@@ -481,17 +481,28 @@ impl ContactStore for PgStore {
     }
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // Their memberships go with them (cascade); the segments' counts must follow.
+        sqlx::query(
+            "UPDATE segments SET members = members - 1 WHERE id IN \
+             (SELECT segment_id FROM segment_memberships WHERE contact_id = $1 AND workspace_id = $2 AND member)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // Their events go with them: events.contact_id cascades.
         let deleted = sqlx::query("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2")
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
         if deleted.rows_affected() == 0 {
             return Err(NOT_FOUND);
         }
-        Ok(())
+        tx.commit().await.map_err(db_error)
     }
 
     async fn import_contacts(

@@ -256,6 +256,16 @@ impl ContactStore for SqliteStore {
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        // Its memberships go with it (ON DELETE CASCADE); the segments' counts must follow.
+        sqlx::query(
+            "UPDATE segments SET members = members - 1 WHERE id IN \
+             (SELECT segment_id FROM segment_memberships WHERE contact_id = ? AND workspace_id = ? AND member = 1)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // Events go with the contact (ON DELETE CASCADE): erasure means erasure.
         let deleted = sqlx::query("DELETE FROM contacts WHERE workspace_id = ? AND id = ?")
             .bind(workspace.as_uuid())

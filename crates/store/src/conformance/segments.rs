@@ -117,6 +117,23 @@ pub async fn segments_are_saved_referred_to_and_built(store: SharedStore) {
     let members = store.list_members(ws, nested.id, PageRequest::first(10)).await.expect("members");
     assert_eq!(members.items.iter().map(|m| m.contact.id).collect::<Vec<_>>(), vec![a]);
     assert_eq!(members.items[0].since, at(10));
+    // Erasing a member takes it out of the count.
+    let c = contact(&store, ws, "c@example.com").await;
+    let more = BuildPage {
+        segment: nested.id,
+        generation: 2,
+        read_at: at(12),
+        decisions: vec![decision(nested.id, c, None, true)],
+        after: None,
+        cursor: None,
+        decided: 1,
+        jobs: Vec::new(),
+    };
+    store.update_segment(ws, nested.id, &draft("nested", vec![]), at(12)).await.expect("edit again");
+    assert!(store.apply_build_page(ws, &BuildPage { generation: 3, ..more }, at(12)).await.expect("page"));
+    assert_eq!(store.get_segment(ws, nested.id).await.expect("read").members, 2);
+    store.delete_contact(ws, c).await.expect("erase");
+    assert_eq!(store.get_segment(ws, nested.id).await.expect("read").members, 1);
     // The update queued a re-decision of `b` (the workspace has segments).
     let jobs = drain(&store, at(12)).await;
     assert!(
