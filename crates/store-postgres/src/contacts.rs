@@ -320,13 +320,7 @@ impl PgStore {
             };
             results.extend(outcomes);
         }
-        let changed: Vec<ContactId> = results
-            .iter()
-            .filter_map(|r| match r {
-                Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => Some(*id),
-                Err(_) => None,
-            })
-            .collect();
+        let changed = herald_store::segment::imported_contacts(&results);
         crate::segments::enqueue_refresh(&mut tx, workspace, &changed, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))

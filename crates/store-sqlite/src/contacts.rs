@@ -294,13 +294,7 @@ impl ContactStore for SqliteStore {
                     write_contacts(db, &writes)?;
                     results.extend(chunk_results);
                 }
-                let changed: Vec<ContactId> = results
-                    .iter()
-                    .filter_map(|r| match r {
-                        Ok(ImportOutcome::Created(id) | ImportOutcome::Updated(id)) => Some(*id),
-                        Err(_) => None,
-                    })
-                    .collect();
+                let changed = herald_store::segment::imported_contacts(&results);
                 let due = crate::segments::refresh_direct(db, workspace, &changed, now)?;
                 Ok((results, due))
             })

@@ -5,7 +5,7 @@ use herald_domain::{ContactId, Page, PageRequest, SegmentId, Timestamp, Workspac
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
     SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of,
-    refresh_job,
+    refresh_job, tally,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use rusqlite::Connection;
@@ -74,9 +74,6 @@ pub(crate) async fn enqueue_refresh(
     contacts: &[ContactId],
     now: Timestamp,
 ) -> StoreResult<()> {
-    let mut contacts = contacts.to_vec();
-    contacts.sort();
-    contacts.dedup();
     if contacts.is_empty() {
         return Ok(());
     }
@@ -86,7 +83,7 @@ pub(crate) async fn enqueue_refresh(
         .await
         .map_err(db_error)?;
     if any.is_some() {
-        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(&contacts, now)], now).await?;
+        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(contacts, now)], now).await?;
     }
     Ok(())
 }
@@ -213,14 +210,6 @@ async fn count_changes(tx: &mut Tx, mut changes: Vec<(SegmentId, i64)>, now: Tim
         .map_err(db_error)?;
     }
     Ok(())
-}
-
-/// Adds `delta` to the entry of `segment`.
-fn tally(changes: &mut Vec<(SegmentId, i64)>, segment: SegmentId, delta: i64) {
-    match changes.iter_mut().find(|(s, _)| *s == segment) {
-        Some((_, total)) => *total += delta,
-        None => changes.push((segment, delta)),
-    }
 }
 
 #[async_trait]

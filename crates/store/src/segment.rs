@@ -183,8 +183,32 @@ pub struct RefreshPayload {
 
 /// The job that re-decides contacts' memberships at `at` (a timer, or a change of attributes
 /// without an event).
+/// Each contact is named once.
 pub fn refresh_job(contacts: &[ContactId], at: Timestamp) -> NewJob {
-    NewJob::new(JobKind::RefreshSegments, serde_json::json!(RefreshPayload { contacts: contacts.to_vec() }), at)
+    let mut contacts = contacts.to_vec();
+    contacts.sort();
+    contacts.dedup();
+    NewJob::new(JobKind::RefreshSegments, serde_json::json!(RefreshPayload { contacts }), at)
+}
+
+/// The contacts an import created or changed (whose memberships it may have changed).
+pub fn imported_contacts(results: &[Result<crate::ImportOutcome, String>]) -> Vec<ContactId> {
+    results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(crate::ImportOutcome::Created(id) | crate::ImportOutcome::Updated(id)) => Some(*id),
+            Err(_) => None,
+        })
+        .collect()
+}
+
+/// Adds `delta` to `segment`'s entry: how the member counts of the segments one transaction
+/// changes move, applied once per segment at its end.
+pub fn tally(changes: &mut Vec<(SegmentId, i64)>, segment: SegmentId, delta: i64) {
+    match changes.iter_mut().find(|(s, _)| *s == segment) {
+        Some((_, total)) => *total += delta,
+        None => changes.push((segment, delta)),
+    }
 }
 
 /// The contact event that records a contact entering (or leaving) a segment: in the
