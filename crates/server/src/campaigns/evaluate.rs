@@ -79,11 +79,7 @@ impl Campaigns {
         }
         // Memberships first: a trigger's filter or a branch may test them, and the changes
         // they record are events of their own (evaluated by the job they enqueue).
-        let causes: Vec<_> = found
-            .iter()
-            .map(|(event, contact)| (contact, format!("event {:?}", event.name.as_deref().unwrap_or("(unnamed)"))))
-            .collect();
-        self.segments.before_triggers(workspace, &causes).await?;
+        self.segments.before_triggers(workspace, &found).await?;
         for (event, contact) in &found {
             let mut reactions = Vec::new();
             for campaign in &live {

@@ -5,8 +5,7 @@
 
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use herald_campaign::segment::{Segment, graph};
 use herald_domain::{ContactId, PageRequest, SegmentId, Timestamp, WorkspaceId};
 use herald_store::StoreError;
@@ -20,6 +19,7 @@ use utoipa_axum::routes;
 use super::SegmentsState;
 use crate::contacts::api::ContactDto;
 use crate::web::auth::Auth;
+use crate::web::csv_failed;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
 
@@ -352,42 +352,33 @@ async fn export_members(
     State(state): State<SegmentsState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let id = parse_id(&id)?;
-    state.store.get_segment(p.workspace_id, id).await?;
-    let mut csv = String::from("id,email,user_id,phone,name,member_since\n");
-    let mut after = None;
+    let segment = state.store.get_segment(p.workspace_id, id).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(["id", "email", "user_id", "phone", "name", "member_since"]).map_err(csv_failed)?;
+    let mut page = PageRequest::first(PageRequest::<ContactId>::MAX_LIMIT);
     loop {
-        let page = state
-            .store
-            .list_members(p.workspace_id, id, PageRequest { after, limit: PageRequest::<ContactId>::MAX_LIMIT })
-            .await?;
-        for member in &page.items {
+        let listed = state.store.list_members(p.workspace_id, id, page).await?;
+        for member in &listed.items {
             let c = &member.contact;
-            let cells = [
-                c.id.to_string(),
-                c.email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
-                c.user_id.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
-                c.phone.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-                c.name.clone().unwrap_or_default(),
-                member.since.to_string(),
-            ];
-            csv.push_str(&cells.iter().map(|cell| csv_cell(cell)).collect::<Vec<_>>().join(","));
-            csv.push('\n');
+            out.write_record([
+                c.id.to_string().as_str(),
+                c.email.as_ref().map_or("", |e| e.as_str()),
+                c.user_id.as_ref().map_or("", |u| u.as_str()),
+                c.phone.as_ref().map_or("", |p| p.as_str()),
+                c.name.as_deref().unwrap_or_default(),
+                member.since.to_string().as_str(),
+            ])
+            .map_err(csv_failed)?;
         }
-        match (page.next_cursor, page.items.last()) {
-            (Some(_), Some(last)) => after = Some(last.contact.id),
+        match listed.items.last() {
+            Some(last) if listed.next_cursor.is_some() => page.after = Some(last.contact.id),
             _ => break,
         }
     }
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
-}
-
-/// A CSV cell, quoted when it must be; a leading `=`, `+`, `-` or `@` is escaped so that a
-/// spreadsheet does not run it as a formula.
-fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+    let csv = out.into_inner().map_err(|e| csv_failed(e.into_error()))?;
+    Ok(crate::web::csv_file(&format!("{}-members.csv", segment.id), csv))
 }
 
 /// The segment's size at the end of each day that saw a change.

@@ -143,20 +143,21 @@ impl Segments {
         Ok(())
     }
 
-    /// Re-decides contacts and writes what changed in one transaction.
-    pub(super) async fn redecide(
+    /// Re-decides contacts in the workspace's segments (`compiled`) and writes what changed
+    /// in one transaction.
+    pub(super) async fn redecide_with(
         &self,
+        compiled: &Compiled,
         workspace: WorkspaceId,
         contacts: &[(&Contact, String)],
         now: Timestamp,
     ) -> StoreResult<()> {
-        let compiled = self.compiled(workspace).await?;
         if compiled.segments.is_empty() {
             return Ok(());
         }
         let mut work = SegmentWork::default();
         for (contact, cause) in contacts {
-            self.decide_contact(&compiled, contact, cause, now, &mut work).await?;
+            self.decide_contact(compiled, contact, cause, now, &mut work).await?;
         }
         if work.decisions.is_empty() && work.jobs.is_empty() {
             return Ok(());

@@ -19,8 +19,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use herald_campaign::segment::Segment;
+use herald_domain::event::ContactAction;
 use herald_domain::job::LeasedJob;
-use herald_domain::{Contact, JobKind, SegmentId, WorkspaceId};
+use herald_domain::{Contact, Event, JobKind, SegmentId, WorkspaceId};
 use herald_store::segment::RefreshPayload;
 use herald_store::{SharedStore, StoreError, StoreResult};
 
@@ -51,12 +52,26 @@ impl Segments {
     }
 
     /// Re-decides the memberships of the contacts of committed events, before the events'
-    /// campaign triggers are evaluated; each contact once, the cause being its first event.
-    pub async fn before_triggers(&self, workspace: WorkspaceId, contacts: &[(&Contact, String)]) -> StoreResult<()> {
+    /// campaign triggers are evaluated: each contact once, the cause being its first event
+    /// that matters. An event matters when it created or changed its contact, or when some
+    /// segment reads events of its name; the others (most page views, say) cost one read of
+    /// the workspace's segments per batch and nothing per event.
+    pub async fn before_triggers(&self, workspace: WorkspaceId, events: &[(Event, Contact)]) -> StoreResult<()> {
+        let compiled = self.compiled(workspace).await?;
+        if compiled.segments.is_empty() {
+            return Ok(());
+        }
         let mut seen = std::collections::HashSet::new();
-        let once: Vec<(&Contact, String)> =
-            contacts.iter().filter(|(c, _)| seen.insert(c.id)).map(|(c, cause)| (*c, cause.clone())).collect();
-        self.redecide(workspace, &once, self.clock.now()).await
+        let contacts: Vec<(&Contact, String)> = events
+            .iter()
+            .filter(|(event, _)| {
+                matches!(event.outcome.contact, ContactAction::Created | ContactAction::Updated)
+                    || event.name.as_ref().is_some_and(|name| compiled.names.contains(name))
+            })
+            .filter(|(_, contact)| seen.insert(contact.id))
+            .map(|(event, contact)| (contact, format!("event {:?}", event.name.as_deref().unwrap_or("(unnamed)"))))
+            .collect();
+        self.redecide_with(&compiled, workspace, &contacts, self.clock.now()).await
     }
 
     /// Runs a segments job's effect; the caller records the job's completion. Both jobs may
@@ -76,7 +91,8 @@ impl Segments {
                     }
                 }
                 let causes: Vec<(&Contact, String)> = found.iter().map(|c| (c, "contact updated".to_owned())).collect();
-                self.redecide(workspace, &causes, self.clock.now()).await
+                let compiled = self.compiled(workspace).await?;
+                self.redecide_with(&compiled, workspace, &causes, self.clock.now()).await
             }
             JobKind::BuildSegment => self.build_page(workspace, payload(leased)?).await,
             other => Err(StoreError::Corrupt(format!("{other} is not a segments job"))),
