@@ -232,7 +232,7 @@ fn check_trigger(trigger: &Trigger, push: &mut impl FnMut(&str, String)) {
                 check_event_name(&format!("trigger.events[{i}]"), name, push);
             }
         }
-        Trigger::Source { .. } | Trigger::Manual => {}
+        Trigger::Source { .. } | Trigger::Segment { .. } | Trigger::Manual => {}
     }
 }
 

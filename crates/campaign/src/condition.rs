@@ -53,7 +53,7 @@ pub enum Op {
     NotIn,
 }
 
-const OPS: [(&str, Op); 12] = [
+pub(crate) const OPS: [(&str, Op); 12] = [
     ("eq", Op::Eq),
     ("ne", Op::Ne),
     ("gt", Op::Gt),
@@ -73,7 +73,7 @@ impl Op {
         OPS.iter().find(|(_, op)| *op == self).map_or("eq", |(name, _)| name)
     }
 
-    fn parse(name: &str) -> Option<Op> {
+    pub(crate) fn parse(name: &str) -> Option<Op> {
         OPS.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
     }
 }

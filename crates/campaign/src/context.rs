@@ -89,7 +89,9 @@ fn email_object(email: &EmailSummary) -> Value {
     })
 }
 
-fn contact_object(contact: &Contact) -> Map<String, Value> {
+/// The contact's fields and attributes as one object (what `contact.*` holds); fields win over
+/// attributes of the same name.
+pub fn contact_object(contact: &Contact) -> Map<String, Value> {
     let mut object = contact.attributes.clone();
     let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_owned()));
     object.insert("id".into(), Value::String(contact.id.to_string()));

@@ -24,7 +24,7 @@
 //! per-step statistics follow a step across versions. Serde reads the shape; [`crate::compile`]
 //! checks the meaning.
 
-use herald_domain::SourceId;
+use herald_domain::{SegmentId, SourceId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -78,8 +78,33 @@ pub enum Trigger {
     },
     /// Every accepted request on this source; its mapped fields become `custom_variables`.
     Source { source_id: SourceId },
+    /// The contact enters (or, with `"on": "leave"`, leaves) a segment.
+    Segment {
+        segment_id: SegmentId,
+        #[serde(default)]
+        on: SegmentChange,
+    },
     /// Only `POST /api/v1/campaigns/{id}/enroll`.
     Manual,
+}
+
+/// Which change of a segment's membership a segment trigger starts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentChange {
+    #[default]
+    Enter,
+    Leave,
+}
+
+impl SegmentChange {
+    /// The contact event that records the change.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            SegmentChange::Enter => herald_domain::activity::SEGMENT_ENTERED,
+            SegmentChange::Leave => herald_domain::activity::SEGMENT_LEFT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Herald's campaigns, without I/O: the document users write ([`document`]), its validation
 //! into a program ([`compile`]), the conditions of filters and branches ([`condition`]), the
 //! variables templates see ([`context`]), trigger decisions ([`trigger`]) and the journey
-//! engine ([`engine`]) that both the durable runner and the simulator drive.
+//! engine ([`engine`]) that both the durable runner and the simulator drive; and saved
+//! segments of contacts ([`segment`]), which reuse the conditions.
 
 pub mod compile;
 pub mod condition;
@@ -9,6 +10,7 @@ pub mod context;
 pub mod document;
 pub mod engine;
 pub mod program;
+pub mod segment;
 pub mod simulate;
 pub mod span;
 pub mod trigger;

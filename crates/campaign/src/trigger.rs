@@ -66,7 +66,8 @@ pub fn decide(
 ) -> Decision {
     let name = event.name.as_deref();
     let source = event.source_id.map(|s| s.to_string());
-    let role = role(&document.trigger, name, source.as_deref());
+    let segment = event.properties.get("segment_id").and_then(Value::as_str);
+    let role = role(&document.trigger, name, source.as_deref(), segment);
     if role == Role::None {
         // The most common support question: the right name in the wrong case.
         if let (Trigger::Event { event: wanted, .. }, Some(name)) = (&document.trigger, name)
@@ -116,6 +117,7 @@ pub fn decide(
         (Trigger::Source { .. }, Role::Enters) => {
             Decision::Enter(Entry { custom_variables: event.properties.clone(), count: None })
         }
+        (Trigger::Segment { .. }, Role::Enters) => Decision::Enter(Entry { custom_variables: Map::new(), count: None }),
         _ => Decision::Ignore,
     }
 }
@@ -143,8 +145,9 @@ enum Role {
     None,
 }
 
-/// What the event means for `trigger`. `source` is the event's source id as text.
-fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role {
+/// What the event means for `trigger`. `source` is the event's source id as text, `segment`
+/// the segment a segment change names.
+fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>, segment: Option<&str>) -> Role {
     match trigger {
         Trigger::Event { event, .. } if Some(event.as_str()) == name => Role::Enters,
         Trigger::DropOff { event, .. } if Some(event.as_str()) == name => Role::OpensWindow,
@@ -155,6 +158,15 @@ fn role(trigger: &Trigger, name: Option<&str>, source: Option<&str>) -> Role {
             Role::Activity
         }
         Trigger::Source { source_id } if source.is_some_and(|s| s == source_id.to_string()) => Role::Enters,
+        // Herald records segment changes itself: an event sent by a source with the same name
+        // is someone else's.
+        Trigger::Segment { segment_id, on }
+            if source.is_none()
+                && name == Some(on.event_name())
+                && segment.is_some_and(|s| s == segment_id.to_string()) =>
+        {
+            Role::Enters
+        }
         _ => Role::None,
     }
 }
@@ -273,6 +285,32 @@ mod tests {
     fn decide_on(trigger: Value, active: bool, plan: &str, name: &str) -> Decision {
         let info = CampaignInfo { id: id(CampaignId::PREFIX), name: "c".into(), version: 1 };
         decide(&document(trigger), active, &info, &contact(plan), &event(name))
+    }
+
+    #[test]
+    fn segment_triggers_start_on_the_change_they_name() {
+        let info = CampaignInfo { id: id(CampaignId::PREFIX), name: "c".into(), version: 1 };
+        let segment = format!("seg_{UUID}");
+        let change = |name: &str, segment: &str| {
+            let mut event = event(name);
+            event.properties.insert("segment_id".into(), json!(segment));
+            event
+        };
+        let enters = document(json!({"type": "segment", "segment_id": segment}));
+        let leaves = document(json!({"type": "segment", "segment_id": segment, "on": "leave"}));
+        let entered = Decision::Enter(Entry { custom_variables: Map::new(), count: None });
+        assert_eq!(decide(&enters, true, &info, &contact("free"), &change("segment_entered", &segment)), entered);
+        assert_eq!(decide(&enters, true, &info, &contact("free"), &change("segment_left", &segment)), Decision::Ignore);
+        assert_eq!(decide(&leaves, true, &info, &contact("free"), &change("segment_left", &segment)), entered);
+        let other = format!("seg_{}", UUID.replace('1', "2"));
+        assert_eq!(
+            decide(&enters, true, &info, &contact("free"), &change("segment_entered", &other)),
+            Decision::Ignore
+        );
+        // The same name sent through a source is not Herald's record of a change.
+        let mut sent = change("segment_entered", &segment);
+        sent.source_id = Some(id(herald_domain::SourceId::PREFIX));
+        assert_eq!(decide(&enters, true, &info, &contact("free"), &sent), Decision::Ignore);
     }
 
     #[test]

@@ -34,10 +34,11 @@ string_enum!(
     }
 );
 
-/// The events Herald records about a contact's messages and subscriptions that are not
-/// something the contact did in the product (an open or a click is): they do not count as
-/// activity for an inactivity window.
-pub const NOT_CONTACT_ACTIVITY: [&str; 7] = [
+/// The events Herald records about a contact that are not something the contact did in the
+/// product (an open or a click is): what happened to their messages, their subscription
+/// choices, and their entering and leaving segments. They do not count as activity for an
+/// inactivity window.
+pub const NOT_CONTACT_ACTIVITY: [&str; 9] = [
     "email_sent",
     "email_delivered",
     "email_bounced",
@@ -45,7 +46,15 @@ pub const NOT_CONTACT_ACTIVITY: [&str; 7] = [
     "email_unsubscribed",
     "topic_subscribed",
     "topic_unsubscribed",
+    SEGMENT_ENTERED,
+    SEGMENT_LEFT,
 ];
+
+/// The contact event recorded when a contact enters a segment (properties: `segment_id`,
+/// `segment`, `reason`).
+pub const SEGMENT_ENTERED: &str = "segment_entered";
+/// The contact event recorded when a contact leaves a segment.
+pub const SEGMENT_LEFT: &str = "segment_left";
 
 /// Whether an event (by its name and whether it came through a source) is one Herald recorded
 /// about a message rather than something the contact did.

@@ -173,6 +173,11 @@ prefixed_id!(
     "top"
 );
 prefixed_id!(
+    /// A saved segment: a named condition over contacts whose members are kept current.
+    SegmentId,
+    "seg"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

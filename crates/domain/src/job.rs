@@ -41,10 +41,15 @@ pub enum JobKind {
     ArchiveExits,
     /// Turns tracked opens and clicks, stored as they arrived, into email activities.
     RecordHits,
+    /// Re-decides the segment memberships of contacts whose attributes changed without an
+    /// event, or whose time-relative conditions may have changed their answer (a timer).
+    RefreshSegments,
+    /// Computes a new or edited segment over the workspace's contacts, one page at a time.
+    BuildSegment,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
@@ -54,6 +59,8 @@ impl JobKind {
         JobKind::ActionResult,
         JobKind::ArchiveExits,
         JobKind::RecordHits,
+        JobKind::RefreshSegments,
+        JobKind::BuildSegment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl JobKind {
             JobKind::ActionResult => "action_result",
             JobKind::ArchiveExits => "archive_exits",
             JobKind::RecordHits => "record_hits",
+            JobKind::RefreshSegments => "refresh_segments",
+            JobKind::BuildSegment => "build_segment",
         }
     }
 }

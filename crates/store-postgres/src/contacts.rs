@@ -320,6 +320,8 @@ impl PgStore {
             };
             results.extend(outcomes);
         }
+        let changed = herald_store::segment::imported_contacts(&results);
+        crate::segments::enqueue_refresh(&mut tx, workspace, &changed, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))
     }
@@ -415,6 +417,7 @@ impl ContactStore for PgStore {
         });
         let mut tx = self.begin().await?;
         insert_contacts(&mut tx, std::slice::from_ref(&contact), Taken::Fail).await?;
+        crate::segments::enqueue_refresh(&mut tx, workspace, &[contact.id], now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
     }
@@ -465,23 +468,35 @@ impl ContactStore for PgStore {
         if contact != before {
             contact.updated_at = now;
             update_contacts(&mut tx, std::slice::from_ref(&contact)).await?;
+            crate::segments::enqueue_refresh(&mut tx, workspace, &[id], now).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
     }
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // Their memberships go with them (cascade); the segments' counts must follow.
+        sqlx::query(
+            "UPDATE segments SET members = members - 1 WHERE id IN \
+             (SELECT segment_id FROM segment_memberships WHERE contact_id = $1 AND workspace_id = $2 AND member)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // Their events go with them: events.contact_id cascades.
         let deleted = sqlx::query("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2")
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
         if deleted.rows_affected() == 0 {
             return Err(NOT_FOUND);
         }
-        Ok(())
+        tx.commit().await.map_err(db_error)
     }
 
     async fn import_contacts(

@@ -305,7 +305,8 @@ impl EventStore for PgStore {
     }
 }
 
-/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`.
+/// In an ingest transaction: the jobs that will decide segment memberships and evaluate
+/// campaign triggers for `events` (in workspaces with campaigns or segments).
 pub(crate) async fn enqueue_evaluation(
     tx: &mut Tx,
     events: &[herald_domain::Event],
@@ -315,7 +316,8 @@ pub(crate) async fn enqueue_evaluation(
     workspaces.sort();
     workspaces.dedup();
     let live: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT workspace_id FROM campaigns WHERE workspace_id = ANY($1) AND state IN ('active', 'paused')",
+        "SELECT DISTINCT workspace_id FROM campaigns WHERE workspace_id = ANY($1) AND state IN ('active', 'paused') \
+         UNION SELECT DISTINCT workspace_id FROM segments WHERE workspace_id = ANY($1)",
     )
     .bind(&workspaces)
     .fetch_all(&mut **tx)

@@ -29,6 +29,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod segments;
 mod send;
 mod sources;
 mod templates;

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "tracking", include_str!("../migrations/0019_tracking.sql")),
     (20, "topics", include_str!("../migrations/0020_topics.sql")),
     (21, "templates", include_str!("../migrations/0021_templates.sql")),
+    (22, "segments", include_str!("../migrations/0022_segments.sql")),
     (23, "tracked_hits", include_str!("../migrations/0023_tracked_hits.sql")),
 ];
 

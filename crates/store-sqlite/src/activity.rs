@@ -190,19 +190,21 @@ pub(crate) async fn insert_activity(
 }
 
 /// The jobs evaluating events Herald recorded in `workspace` (which campaigns they start,
-/// convert or open a window for), when the workspace has live campaigns.
+/// convert or open a window for), when the workspace has live campaigns or segments.
 pub(crate) async fn enqueue_evaluation(
     tx: &mut Tx,
     workspace: WorkspaceId,
     events: &[Event],
     now: Timestamp,
 ) -> StoreResult<()> {
-    let live: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM campaigns WHERE workspace_id = ? AND state IN ('active', 'paused') LIMIT 1")
-            .bind(workspace.as_uuid())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    let live: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') \
+         UNION ALL SELECT 1 FROM segments WHERE workspace_id = ?1 LIMIT 1",
+    )
+    .bind(workspace.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
     let jobs: Vec<_> = herald_store::campaign::evaluation_jobs(events, |_| live.is_some(), now)
         .into_iter()
         .map(|(_, job)| job)

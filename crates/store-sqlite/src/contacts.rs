@@ -213,7 +213,13 @@ impl ContactStore for SqliteStore {
             updated_at: now,
         };
         let writes = BatchWrites { new_contacts: vec![created.clone()], ..BatchWrites::default() };
-        self.write_direct(|db| write_contacts(db, &writes)).await?;
+        let due = self
+            .write_direct(|db| {
+                write_contacts(db, &writes)?;
+                crate::segments::refresh_direct(db, workspace, &[created.id], now)
+            })
+            .await?;
+        self.announce(due);
         Ok(created)
     }
 
@@ -238,13 +244,28 @@ impl ContactStore for SqliteStore {
             };
             patch.change_contact(&mut contact, now)?;
             write_contacts(db, &BatchWrites { changed_contacts: vec![contact.clone()], ..BatchWrites::default() })?;
-            Ok(contact)
+            let due = crate::segments::refresh_direct(db, workspace, &[id], now)?;
+            Ok((contact, due))
         })
         .await
+        .map(|(contact, due)| {
+            self.announce(due);
+            contact
+        })
     }
 
     async fn delete_contact(&self, workspace: WorkspaceId, id: ContactId) -> StoreResult<()> {
         let mut tx = self.write().await?;
+        // Its memberships go with it (ON DELETE CASCADE); the segments' counts must follow.
+        sqlx::query(
+            "UPDATE segments SET members = members - 1 WHERE id IN \
+             (SELECT segment_id FROM segment_memberships WHERE contact_id = ? AND workspace_id = ? AND member = 1)",
+        )
+        .bind(id.as_uuid())
+        .bind(workspace.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // Events go with the contact (ON DELETE CASCADE): erasure means erasure.
         let deleted = sqlx::query("DELETE FROM contacts WHERE workspace_id = ? AND id = ?")
             .bind(workspace.as_uuid())
@@ -264,16 +285,21 @@ impl ContactStore for SqliteStore {
         rows: &[NewContact],
         now: Timestamp,
     ) -> StoreResult<Vec<Result<ImportOutcome, String>>> {
-        self.write_direct(|db| {
-            let mut results = Vec::with_capacity(rows.len());
-            for chunk in rows.chunks(1000) {
-                let existing = read_contacts(db, workspace, &import_keys(chunk))?;
-                let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
-                write_contacts(db, &writes)?;
-                results.extend(chunk_results);
-            }
-            Ok(results)
-        })
-        .await
+        let (results, due) = self
+            .write_direct(|db| {
+                let mut results = Vec::with_capacity(rows.len());
+                for chunk in rows.chunks(1000) {
+                    let existing = read_contacts(db, workspace, &import_keys(chunk))?;
+                    let (writes, chunk_results) = plan_import(workspace, chunk, existing, now);
+                    write_contacts(db, &writes)?;
+                    results.extend(chunk_results);
+                }
+                let changed = herald_store::segment::imported_contacts(&results);
+                let due = crate::segments::refresh_direct(db, workspace, &changed, now)?;
+                Ok((results, due))
+            })
+            .await?;
+        self.announce(due);
+        Ok(results)
     }
 }

@@ -66,6 +66,13 @@ fn wait_for_lock(attempts: i32) -> bool {
 }
 
 impl SqliteStore {
+    /// Tells this process's worker about a job a direct write made due.
+    pub(crate) fn announce(&self, due: Option<herald_domain::Timestamp>) {
+        if let Some(due) = due {
+            self.signal.jobs_due(due);
+        }
+    }
+
     /// Runs `work` in one durable `BEGIN IMMEDIATE` transaction on the direct writer and
     /// commits it (rolled back if `work` fails). `work` runs synchronously: on a multi-thread
     /// runtime the worker hands its other tasks to another thread meanwhile

@@ -23,6 +23,7 @@ mod jobs;
 mod migrate;
 mod rows;
 mod secrets;
+mod segments;
 mod send;
 mod sources;
 mod templates;

@@ -322,8 +322,9 @@ pub trait CampaignStore {
     async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>>;
 }
 
-/// The jobs that evaluate campaign triggers for newly committed events, one per workspace
-/// with live campaigns (`live` answers that), to insert in the events' own transaction: an
+/// The jobs that decide segment memberships and evaluate campaign triggers for newly
+/// committed events, one per workspace with live campaigns or segments (`live` answers that),
+/// to insert in the events' own transaction: an
 /// accepted event is evaluated exactly once, even if the process dies right after the commit.
 pub fn evaluation_jobs(
     events: &[herald_domain::Event],

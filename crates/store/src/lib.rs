@@ -35,6 +35,7 @@ mod error;
 pub mod hits;
 pub mod ingest;
 pub mod secrets;
+pub mod segment;
 pub mod send;
 mod signal;
 pub mod template;
@@ -143,6 +144,7 @@ pub trait Store:
     + send::SendStore
     + webhook::DraftStore
     + endpoint::EndpointStore
+    + segment::SegmentStore
     + user::UserAccountStore
     + topic::TopicStore
     + Send

@@ -31,6 +31,7 @@ use herald_store::SharedStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::audiences::segments::{Segments, SegmentsState};
 use crate::audiences::topics::TopicsState;
 use crate::campaigns::{Campaigns, CampaignsState};
 use crate::clock::SharedClock;
@@ -122,13 +123,21 @@ impl App {
         let webhooks = Arc::new(Webhooks::new(store.clone(), clock.clone(), client, disable_after, committers));
         let for_campaigns =
             wiring::WebhooksForCampaigns { webhooks: webhooks.clone(), hooks: Hooks::new(store.clone()) };
-        let campaigns =
-            Arc::new(Campaigns::new(store.clone(), clock.clone(), committers, email.clone(), Arc::new(for_campaigns)));
+        let segments = Arc::new(Segments::new(store.clone(), clock.clone()));
+        let campaigns = Arc::new(Campaigns::new(
+            store.clone(),
+            clock.clone(),
+            committers,
+            email.clone(),
+            Arc::new(for_campaigns),
+            segments.clone(),
+        ));
         let worker = Arc::new(Worker::new(
             store.clone(),
             clock.clone(),
             worker,
             campaigns.clone(),
+            segments.clone(),
             email.clone(),
             webhooks.clone(),
         ));
@@ -158,6 +167,7 @@ impl App {
             },
             events: EventsState { store: store.clone() },
             topics: TopicsState { store: store.clone(), clock: clock.clone() },
+            segments: SegmentsState { store: store.clone(), clock: clock.clone(), segments },
             campaigns: CampaignsState {
                 store: store.clone(),
                 clock: clock.clone(),

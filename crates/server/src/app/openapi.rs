@@ -5,7 +5,7 @@
 
 use herald_domain::{
     ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, JourneyId,
-    MessageId, PageRequest, SourceId, TemplateId, TopicId, WebhookDeliveryId,
+    MessageId, PageRequest, SegmentId, SourceId, TemplateId, TopicId, WebhookDeliveryId,
 };
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
@@ -15,7 +15,7 @@ use crate::web::error::ErrorBody;
 
 /// The id a path parameter holds, by the collection its path names just before it
 /// (`/sources/{id}`, `/campaigns/{id}/webhooks/{webhook_id}`).
-const PATH_IDS: [(&str, &str); 16] = [
+const PATH_IDS: [(&str, &str); 17] = [
     ("actions", ActionId::PREFIX),
     ("api-keys", ApiKeyId::PREFIX),
     ("campaigns", CampaignId::PREFIX),
@@ -24,6 +24,7 @@ const PATH_IDS: [(&str, &str); 16] = [
     ("events", EventId::PREFIX),
     ("layouts", TemplateId::PREFIX),
     ("messages", MessageId::PREFIX),
+    ("segments", SegmentId::PREFIX),
     ("sources", SourceId::PREFIX),
     ("templates", TemplateId::PREFIX),
     ("webhook-deliveries", WebhookDeliveryId::PREFIX),

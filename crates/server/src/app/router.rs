@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 use super::state::AppState;
 use super::{api_keys, settings_page as settings, workspace};
 use super::{openapi, ops};
+use crate::audiences::segments;
 use crate::delivery::email::api::{deliverability, domains, messages, suppressions, transport};
 use crate::delivery::email::tracking::endpoints as tracking;
 use crate::delivery::email::unsubscribe_page as unsubscribe;
@@ -111,6 +112,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(contacts::api::router())
         .merge(events::api::router())
         .merge(audiences::topics::api::router())
+        .merge(segments::api::router())
         .merge(campaigns::api::router())
         .merge(campaigns::numbers::router())
         .merge(campaigns::hooks::api::router())

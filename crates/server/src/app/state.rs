@@ -7,6 +7,7 @@ use herald_store::SharedStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::settings_page::SettingsState;
+use crate::audiences::segments::SegmentsState;
 use crate::audiences::topics::TopicsState;
 use crate::campaigns::CampaignsState;
 use crate::clock::SharedClock;
@@ -48,6 +49,7 @@ pub struct Services {
     pub contacts: ContactsState,
     pub events: EventsState,
     pub topics: TopicsState,
+    pub segments: SegmentsState,
     pub campaigns: CampaignsState,
     /// Sending domains, transports, suppressions and unsubscribe links.
     pub email: EmailState,
@@ -93,6 +95,12 @@ impl FromRef<AppState> for EventsState {
 impl FromRef<AppState> for TopicsState {
     fn from_ref(state: &AppState) -> Self {
         state.topics.clone()
+    }
+}
+
+impl FromRef<AppState> for SegmentsState {
+    fn from_ref(state: &AppState) -> Self {
+        state.segments.clone()
     }
 }
 

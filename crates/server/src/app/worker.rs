@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::WorkerSettings;
+use crate::audiences::segments::Segments;
 use crate::campaigns::{CampaignJobError, Campaigns, RACE_RETRY};
 use crate::clock::SharedClock;
 
@@ -41,6 +42,7 @@ pub struct Worker {
     /// The store's: wakes the loop for jobs this process's commits make due.
     signal: Arc<QueueSignal>,
     campaigns: Arc<Campaigns>,
+    segments: Arc<Segments>,
     email: Arc<crate::delivery::email::Email>,
     webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     /// Written into claimed job rows so operators can tell which process holds a job.
@@ -53,12 +55,13 @@ impl Worker {
         clock: SharedClock,
         settings: WorkerSettings,
         campaigns: Arc<Campaigns>,
+        segments: Arc<Segments>,
         email: Arc<crate::delivery::email::Email>,
         webhooks: Arc<crate::delivery::webhooks::Webhooks>,
     ) -> Self {
         let name = format!("pid{}-{:04x}", std::process::id(), rand::random::<u16>());
         let signal = store.queue_signal().clone();
-        Self { store, clock, settings, signal, campaigns, email, webhooks, name }
+        Self { store, clock, settings, signal, campaigns, segments, email, webhooks, name }
     }
 
     /// Runs until `shutdown`, then waits for in-flight jobs (the caller bounds that wait by
@@ -137,18 +140,25 @@ impl Worker {
     pub async fn run_until_idle(&self) -> Result<usize, StoreError> {
         let mut runs = 0;
         loop {
-            let claimed = self.claim(self.settings.concurrency as usize).await?;
-            if claimed.is_empty() {
-                return Ok(runs);
+            match self.run_once().await? {
+                0 => return Ok(runs),
+                ran => runs += ran,
             }
-            runs += claimed.len();
-            let (steps, others) = split_steps(claimed);
-            futures::future::join(
-                self.run_steps(steps, Vec::new()),
-                futures::future::join_all(others.into_iter().map(|job| self.run_one(job))),
-            )
-            .await;
         }
+    }
+
+    /// Runs the jobs one claim takes (those due now, up to the concurrency) and returns how
+    /// many: one hop of a chain of jobs, for tests that look at the state between hops.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let claimed = self.claim(self.settings.concurrency as usize).await?;
+        let runs = claimed.len();
+        let (steps, others) = split_steps(claimed);
+        futures::future::join(
+            self.run_steps(steps, Vec::new()),
+            futures::future::join_all(others.into_iter().map(|job| self.run_one(job))),
+        )
+        .await;
+        Ok(runs)
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<LeasedJob>, StoreError> {
@@ -239,6 +249,17 @@ impl Worker {
                     Ok(()) => Ok("done"),
                     Err(StoreError::LeaseLost) => Err(StoreError::LeaseLost),
                     Err(e) => self.retry_later(leased, e.to_string(), now).await,
+                }
+            }
+            Ok(kind @ (JobKind::RefreshSegments | JobKind::BuildSegment)) => {
+                // The effect commits first and the completion after: a run repeated after a
+                // crash between the two finds nothing left to change.
+                match self.segments.run(kind, leased).await {
+                    Ok(()) => {
+                        self.store.finish_job(job.workspace_id, &leased.lease, &JobOutcome::Done, now).await?;
+                        Ok("done")
+                    }
+                    Err(e) => self.settle_campaign_job(leased, Err(CampaignJobError::Store(e)), now).await,
                 }
             }
             Ok(kind) => {

@@ -61,6 +61,7 @@ impl Campaigns {
         let now = self.clock.now();
         let live = self.store.live_campaigns(workspace).await?;
         let mut evaluation = Evaluation::default();
+        let mut found = Vec::with_capacity(events.len());
         for id in events {
             let event = match self.store.get_event(workspace, id).await {
                 Ok(event) => event,
@@ -74,17 +75,21 @@ impl Campaigns {
                 Err(StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
+            found.push((event, contact));
+        }
+        // Memberships first: a trigger's filter or a branch may test them, and the changes
+        // they record are events of their own (evaluated by the job they enqueue).
+        self.segments.before_triggers(workspace, &found).await?;
+        for (event, contact) in &found {
             let mut reactions = Vec::new();
             for campaign in &live {
                 let compiled = self
                     .program(workspace, campaign.id, campaign.version, Some(&campaign.document), self.clock.now())
                     .await?;
-                if let Some(reaction) = self.react(&mut evaluation, campaign, &compiled, &contact, &event, now).await? {
+                if let Some(reaction) = self.react(&mut evaluation, campaign, &compiled, contact, event, now).await? {
                     reactions.push(reaction);
                 }
-                if let Some(reaction) =
-                    self.convert(&mut evaluation, campaign, &compiled, &contact, &event, now).await?
-                {
+                if let Some(reaction) = self.convert(&mut evaluation, campaign, &compiled, contact, event, now).await? {
                     reactions.push(reaction);
                 }
             }

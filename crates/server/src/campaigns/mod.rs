@@ -42,6 +42,7 @@ use herald_store::{SharedStore, StoreError, StoreResult};
 use herald_template::Limits;
 use serde::de::DeserializeOwned;
 
+use crate::audiences::segments::Segments;
 use crate::clock::SharedClock;
 use crate::group_commit::{CommitError, GroupCommit};
 use herald_domain::CampaignEvent;
@@ -108,6 +109,8 @@ pub struct Campaigns {
     email: Arc<dyn JourneyEmail>,
     /// Makes the calls journeys reach, and those of the campaigns' event webhooks.
     webhooks: Arc<dyn JourneyWebhooks>,
+    /// Re-decides the memberships of events' contacts before their triggers run.
+    segments: Arc<Segments>,
 }
 
 impl Campaigns {
@@ -117,6 +120,7 @@ impl Campaigns {
         committers: usize,
         email: Arc<dyn JourneyEmail>,
         webhooks: Arc<dyn JourneyWebhooks>,
+        segments: Arc<Segments>,
     ) -> Self {
         let batch_store = store.clone();
         let committer = GroupCommit::start(
@@ -134,7 +138,16 @@ impl Campaigns {
                 })
             }),
         );
-        Self { store, clock, programs: Mutex::default(), limits: Limits::default(), committer, email, webhooks }
+        Self {
+            store,
+            clock,
+            programs: Mutex::default(),
+            limits: Limits::default(),
+            committer,
+            email,
+            webhooks,
+            segments,
+        }
     }
 
     /// Forgets a campaign's event webhooks (one changed through this node's API).
@@ -198,6 +211,9 @@ impl Campaigns {
             | JobKind::ActionResult
             | JobKind::ArchiveExits
             | JobKind::RecordHits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
+            JobKind::RefreshSegments | JobKind::BuildSegment => {
+                Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
+            }
         }
     }
 

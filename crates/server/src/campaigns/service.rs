@@ -34,6 +34,17 @@ pub async fn validate(
             error
         })?;
     }
+    if let Trigger::Segment { segment_id, .. } = &compiled.document.trigger {
+        state.store.get_segment(workspace, *segment_id).await.map_err(|_| {
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_campaign",
+                format!("trigger.segment_id: no segment {segment_id} in this workspace"),
+            );
+            error.field = Some("trigger.segment_id".into());
+            error
+        })?;
+    }
     Ok(compiled)
 }
 

@@ -47,6 +47,16 @@ pub fn present<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// Writing CSV into memory fails only if the writer is broken: an internal error, logged here.
+pub fn csv_failed(e: impl std::fmt::Display) -> error::ApiError {
+    tracing::error!(error = %e, "writing CSV");
+    error::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; the server log has details",
+    )
+}
+
 /// A CSV file the browser downloads as `name`.
 pub fn csv_file(name: &str, csv: Vec<u8>) -> axum::response::Response {
     use axum::http::{HeaderValue, header};

@@ -185,7 +185,8 @@ fn push_names(query: &mut QueryBuilder<Sqlite>, names: &[String]) {
     }
 }
 
-/// In an ingest transaction: the jobs that will evaluate campaign triggers for `events`. Returns
+/// In an ingest transaction: the jobs that will decide segment memberships and evaluate
+/// campaign triggers for `events` (in workspaces with campaigns or segments). Returns
 /// when the earliest is due, if any was enqueued (for the caller to announce after commit).
 pub(crate) fn enqueue_evaluation(
     db: &rusqlite::Connection,
@@ -197,7 +198,10 @@ pub(crate) fn enqueue_evaluation(
     workspaces.dedup();
     let mut live = std::collections::HashSet::new();
     let mut probe = db
-        .prepare_cached("SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') LIMIT 1")
+        .prepare_cached(
+            "SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') \
+             UNION ALL SELECT 1 FROM segments WHERE workspace_id = ?1 LIMIT 1",
+        )
         .map_err(direct_error)?;
     for workspace in workspaces {
         if probe.exists([&workspace.as_uuid().as_bytes()[..]]).map_err(direct_error)? {

@@ -99,6 +99,8 @@ async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestam
         for a in &item.work.attributes {
             set_attribute(tx, item.workspace, a, now).await?;
         }
+        let changed: Vec<_> = item.work.attributes.iter().map(|a| a.contact_id).collect();
+        crate::segments::enqueue_refresh(tx, item.workspace, &changed, now).await?;
         for (event, reactions) in &item.work.reactions {
             sqlx::query(
                 "UPDATE events SET outcome = json_set(outcome, '$.campaigns', json(?)) WHERE id = ? AND workspace_id = ?",

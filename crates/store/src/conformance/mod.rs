@@ -12,6 +12,7 @@ mod events;
 mod helpers;
 mod jobs;
 mod secrets;
+mod segments;
 mod sources;
 mod templates;
 mod topics;
@@ -26,6 +27,7 @@ pub use email::*;
 pub use events::*;
 pub use jobs::*;
 pub use secrets::*;
+pub use segments::*;
 pub use sources::*;
 pub use templates::*;
 pub use topics::*;
@@ -101,6 +103,8 @@ macro_rules! conformance_suite {
             topic_subscribers_page_those_who_did_not_leave,
             templates_keep_every_version,
             transactional_sends_are_stored_once_per_key,
+            segments_are_saved_referred_to_and_built,
+            live_decisions_record_changes_once,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -91,6 +91,10 @@ fn read_trigger(f: &Fields) -> Value {
             }
         }
         "source" => trigger["source_id"] = f.raw("trigger.source_id").trim().into(),
+        "segment" => {
+            trigger["segment_id"] = f.raw("trigger.segment_id").trim().into();
+            trigger["on"] = if f.raw("trigger.on") == "leave" { "leave" } else { "enter" }.into();
+        }
         _ => {}
     }
     if matches!(kind, "event" | "drop_off")
@@ -332,6 +336,24 @@ mod tests {
         assert!(view.any);
         assert_eq!(view.rules[1].value.value, "free, trial");
         assert_eq!(view.rules[0].value.value, "50");
+    }
+
+    #[test]
+    fn a_segment_trigger_reads_its_segment_and_change() {
+        let segment = "seg_0190c9a0000070008000000000000001";
+        for (on, expected) in [("leave", "leave"), ("enter", "enter"), ("", "enter")] {
+            let f = Fields::of(&[
+                ("name", "Win back"),
+                ("trigger.type", "segment"),
+                ("trigger.segment_id", segment),
+                ("trigger.on", on),
+                ("steps[0].type", "exit"),
+            ]);
+            let doc = read_document(&f);
+            assert_eq!(doc["trigger"], json!({"type": "segment", "segment_id": segment, "on": expected}));
+            let parsed: herald_campaign::document::CampaignDocument = serde_json::from_value(doc).expect("a document");
+            assert!(matches!(parsed.trigger, herald_campaign::document::Trigger::Segment { .. }));
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The editor page: the document shown as the form, with the step tree flattened into rows
 //! (a step, the start of a branch arm, a list's add control), each error placed next to the
-//! field or step it names, and the choices the form offers (saved actions, sources, event
-//! names).
+//! field or step it names, and the choices the form offers (saved actions, sources, segments,
+//! event names).
 
 use std::collections::BTreeMap;
 
@@ -19,11 +19,12 @@ use crate::web::{Layout, Session, UiError};
 /// Event names offered for autocomplete.
 const EVENT_NAMES: u32 = 500;
 
-const TRIGGERS: [(&str, &str); 5] = [
+const TRIGGERS: [(&str, &str); 6] = [
     ("event", "An event arrives"),
     ("drop_off", "Drop-off: an event not followed by another"),
     ("inactivity", "Inactivity: no events for a while"),
     ("source", "Every request on a source"),
+    ("segment", "A contact enters or leaves a segment"),
     ("manual", "Only when enrolled through the API"),
 ];
 
@@ -165,6 +166,7 @@ pub(super) struct Choices {
     actions: Vec<(String, String)>,
     topics: Vec<(String, String)>,
     sources: Vec<(String, String)>,
+    segments: Vec<(String, String)>,
     event_names: Vec<String>,
 }
 
@@ -176,6 +178,7 @@ pub(super) async fn choices(state: &CampaignsState, workspace: WorkspaceId) -> R
         actions: actions.into_iter().map(|a| (a.id.to_string(), a.name)).collect(),
         topics: topics.into_iter().map(|t| (t.id.to_string(), t.name)).collect(),
         sources: sources.items.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
+        segments: state.store.list_segments(workspace).await?.into_iter().map(|s| (s.id.to_string(), s.name)).collect(),
         event_names: state.store.event_names(workspace, EVENT_NAMES).await?,
     })
 }
@@ -251,6 +254,16 @@ pub(super) fn editor_page(e: Editing<'_>, choices: Choices) -> EditorPage {
                 .chain(choices.sources.iter().map(|(id, name)| (id.clone(), name.clone(), id == current)))
                 .collect();
             vec![source]
+        }
+        "segment" => {
+            let current = trigger["segment_id"].as_str().unwrap_or_default();
+            let mut segment = FieldView::new("trigger.segment_id".into(), "Segment", "select", current);
+            segment.options = std::iter::once((String::new(), "Choose a segment".to_owned(), current.is_empty()))
+                .chain(choices.segments.iter().map(|(id, name)| (id.clone(), name.clone(), id == current)))
+                .collect();
+            let on = trigger["on"].as_str().unwrap_or("enter");
+            let change = [("enter", "Enters it"), ("leave", "Leaves it")];
+            vec![segment, FieldView::select("trigger.on".into(), "When the contact", on, &change)]
         }
         _ => Vec::new(),
     };

@@ -22,6 +22,7 @@ use super::EmailState;
 use super::domains::{AddDomainError, DomainRequest};
 use super::providers::{ProviderConfig, ProviderSecrets};
 use super::transport::{SmtpConfig, Transport};
+use crate::web::csv_failed;
 use crate::web::error::ApiError;
 
 /// The workspace's suppressed addresses, in address order; with `search`, those containing it.
@@ -102,12 +103,6 @@ pub async fn suppressions_csv(
         }
     }
     out.into_inner().map_err(|e| csv_failed(e.into_error()))
-}
-
-/// Writing CSV into memory fails only if the writer is broken: an internal error, logged here.
-fn csv_failed(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "writing CSV");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the server log has details")
 }
 
 /// Suppresses an address for the workspace by hand; returns the record kept and whether it is

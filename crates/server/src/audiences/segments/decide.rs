@@ -1,0 +1,177 @@
+//! Re-deciding one contact's memberships: read what the workspace's segments need to know
+//! about the contact, run the pure evaluator over every segment in reference order, and turn
+//! the answers that changed into decisions, contact events and a timer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_campaign::segment::{self, EventFact, Facts, Segment, graph};
+use herald_domain::{Contact, SegmentId, Timestamp, WorkspaceId};
+use herald_store::segment::{Membership, SegmentDecision, SegmentRecord, SegmentWork, membership_event, refresh_job};
+use herald_store::{StoreResult, campaign::evaluation_jobs};
+use serde_json::Value;
+
+use super::Segments;
+
+/// A workspace's segments, compiled, in an order where each comes after those it refers to.
+#[derive(Debug, Default)]
+pub(super) struct Compiled {
+    pub segments: Vec<(SegmentRecord, Arc<Segment>)>,
+    /// Every event name some segment reads.
+    pub names: Vec<String>,
+}
+
+impl Segments {
+    /// The workspace's segments, compiled once per definition version. A stored definition
+    /// that no longer reads (it was valid when saved) is left out, with a log line.
+    pub(super) async fn compiled(&self, workspace: WorkspaceId) -> StoreResult<Compiled> {
+        let records = self.store.list_segments(workspace).await?;
+        let mut by_id = HashMap::new();
+        let mut references = graph::References::new();
+        let mut names = std::collections::BTreeSet::new();
+        for record in records {
+            let Some(compiled) = self.definition(&record) else { continue };
+            references.insert(record.id, compiled.references());
+            names.extend(compiled.event_names());
+            by_id.insert(record.id, (record, compiled));
+        }
+        let segments = graph::decision_order(&references).into_iter().filter_map(|id| by_id.remove(&id)).collect();
+        Ok(Compiled { segments, names: names.into_iter().collect() })
+    }
+
+    /// One segment's compiled definition, from the cache when it holds this generation.
+    pub(super) fn definition(&self, record: &SegmentRecord) -> Option<Arc<Segment>> {
+        let key = (record.id, record.generation);
+        if let Some(found) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Some(found.clone());
+        }
+        match Segment::from_json(&record.definition) {
+            Ok(compiled) => {
+                let compiled = Arc::new(compiled);
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= DEFINITION_CACHE {
+                    cache.clear();
+                }
+                cache.insert(key, compiled.clone());
+                Some(compiled)
+            }
+            Err(e) => {
+                tracing::error!(segment = %record.id, error = %e, "a stored segment definition no longer reads");
+                None
+            }
+        }
+    }
+
+    /// The contact's events that `names` list, as decisions read them.
+    pub(super) async fn facts(&self, contact: &Contact, names: &[String]) -> StoreResult<Vec<EventFact>> {
+        let read =
+            self.store.contact_event_facts(contact.workspace_id, contact.id, names, segment::MAX_EVENTS_READ).await?;
+        Ok(read
+            .into_iter()
+            .map(|f| EventFact { name: f.name, at: f.occurred_at, properties: Value::Object(f.properties) })
+            .collect())
+    }
+
+    /// Re-decides `contact` in every segment of `compiled`, adding what changed to `work`.
+    /// `cause` says why in the history ("event \"order_placed\"", "contact updated"); an
+    /// answer that changed because a timer came due says "time passed" instead.
+    pub(super) async fn decide_contact(
+        &self,
+        compiled: &Compiled,
+        contact: &Contact,
+        cause: &str,
+        now: Timestamp,
+        work: &mut SegmentWork,
+    ) -> StoreResult<()> {
+        let events = self.facts(contact, &compiled.names).await?;
+        let stored: HashMap<SegmentId, Membership> = self
+            .store
+            .contact_memberships(contact.workspace_id, contact.id)
+            .await?
+            .into_iter()
+            .map(|m| (m.segment_id, m))
+            .collect();
+        let variables = segment::contact_variables(contact);
+        let mut decided: HashMap<SegmentId, bool> = HashMap::new();
+        let mut next_timer: Option<Timestamp> = None;
+        let mut changes = Vec::new();
+        for (record, definition) in &compiled.segments {
+            let member_of = |id: SegmentId| decided.get(&id).copied().unwrap_or(false);
+            let verdict =
+                definition.evaluate(&Facts { contact: &variables, events: &events, member_of: &member_of, now });
+            decided.insert(record.id, verdict.member);
+            next_timer = earliest(next_timer, verdict.changes_at);
+            let before = stored.get(&record.id);
+            let was = before.is_some_and(|m| m.member);
+            let old_timer = before.and_then(|m| m.recheck_at);
+            if verdict.member == was && verdict.changes_at == old_timer {
+                continue;
+            }
+            let reason = if old_timer.is_some_and(|t| t <= now) { "time passed" } else { cause };
+            work.decisions.push(SegmentDecision {
+                segment_id: record.id,
+                contact_id: contact.id,
+                was_member: Some(was),
+                member: verdict.member,
+                recheck_at: verdict.changes_at,
+                reason: reason.to_owned(),
+            });
+            if verdict.member != was {
+                changes.push(membership_event(
+                    contact.workspace_id,
+                    contact.id,
+                    record.id,
+                    &record.name,
+                    verdict.member,
+                    reason,
+                    now,
+                ));
+            }
+        }
+        // One timer per contact, at the earliest time any answer may change. A timer set
+        // before for an earlier time still comes (and sets the next one); one set for a later
+        // time, or one that is due now (this run may be it), needs this new one.
+        let standing = stored.values().filter_map(|m| m.recheck_at).min();
+        if let Some(at) = next_timer
+            && standing.is_none_or(|old| at < old || old <= now)
+        {
+            work.jobs.push(refresh_job(&[contact.id], at));
+        }
+        // The changes are events of their own: campaign triggers and other segments see them.
+        work.jobs.extend(evaluation_jobs(&changes, |_| true, now).into_iter().map(|(_, job)| job));
+        work.events.extend(changes);
+        Ok(())
+    }
+
+    /// Re-decides contacts in the workspace's segments (`compiled`) and writes what changed
+    /// in one transaction.
+    pub(super) async fn redecide_with(
+        &self,
+        compiled: &Compiled,
+        workspace: WorkspaceId,
+        contacts: &[(&Contact, String)],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        if compiled.segments.is_empty() {
+            return Ok(());
+        }
+        let mut work = SegmentWork::default();
+        for (contact, cause) in contacts {
+            self.decide_contact(compiled, contact, cause, now, &mut work).await?;
+        }
+        if work.decisions.is_empty() && work.jobs.is_empty() {
+            return Ok(());
+        }
+        self.store.apply_segment_work(workspace, &work, now).await
+    }
+}
+
+/// How many compiled definitions a node keeps.
+const DEFINITION_CACHE: usize = 4096;
+
+pub(super) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
