@@ -174,13 +174,18 @@ async fn tracked_mail_counts_opens_and_clicks_and_leaves_unsubscribe_alone(backe
 
     // Tampered or unknown tokens: 404, and nothing recorded.
     let token = click.rsplit('/').next().unwrap();
-    let flipped = if token.ends_with('A') { 'B' } else { 'A' };
+    // The last character changed to another (each URL's own: one that already ends in `A`
+    // gets a `B`).
+    let flip_last = |url: &str| {
+        let flipped = if url.ends_with('A') { 'B' } else { 'A' };
+        format!("{}{flipped}", &url[..url.len() - 1])
+    };
     let tampered = [
-        format!("{}{flipped}", &click[..click.len() - 1]),
+        flip_last(&click),
         app.url("/t/c/not-a-token"),
         app.url(&format!("/t/c/{}", "A".repeat(5000))),
         app.url(&format!("/t/o/{token}")),
-        format!("{}{flipped}", &pixel[..pixel.len() - 1]),
+        flip_last(&pixel),
     ];
     for url in &tampered {
         let response = app.client.get(url).send().await.unwrap();

@@ -321,7 +321,7 @@ impl PgStore {
             results.extend(outcomes);
         }
         let changed = herald_store::segment::imported_contacts(&results);
-        crate::segments::enqueue_refresh(&mut tx, workspace, &changed, now).await?;
+        enqueue_refresh(&mut tx, workspace, &changed, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(results))
     }
@@ -417,7 +417,7 @@ impl ContactStore for PgStore {
         });
         let mut tx = self.begin().await?;
         insert_contacts(&mut tx, std::slice::from_ref(&contact), Taken::Fail).await?;
-        crate::segments::enqueue_refresh(&mut tx, workspace, &[contact.id], now).await?;
+        enqueue_refresh(&mut tx, workspace, &[contact.id], now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
     }
@@ -468,7 +468,7 @@ impl ContactStore for PgStore {
         if contact != before {
             contact.updated_at = now;
             update_contacts(&mut tx, std::slice::from_ref(&contact)).await?;
-            crate::segments::enqueue_refresh(&mut tx, workspace, &[id], now).await?;
+            enqueue_refresh(&mut tx, workspace, &[id], now).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(contact)
@@ -507,4 +507,27 @@ impl ContactStore for PgStore {
     ) -> StoreResult<Vec<Result<ImportOutcome, String>>> {
         retry("import", || self.try_import(workspace, rows, now)).await
     }
+}
+
+/// Enqueues the re-decision of contacts whose attributes changed without an event (an API
+/// update, an import, a journey's or an action's attribute step), in the caller's
+/// transaction, when the workspace has segments.
+pub(crate) async fn enqueue_refresh(
+    tx: &mut crate::Tx,
+    workspace: WorkspaceId,
+    contacts: &[ContactId],
+    now: Timestamp,
+) -> StoreResult<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM segments WHERE workspace_id = $1 LIMIT 1")
+        .bind(workspace.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if any.is_some() {
+        crate::jobs::insert_jobs(tx, workspace, &[herald_store::segment::refresh_job(contacts, now)], now).await?;
+    }
+    Ok(())
 }

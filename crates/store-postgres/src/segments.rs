@@ -6,8 +6,7 @@ use async_trait::async_trait;
 use herald_domain::{ContactId, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
-    SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of,
-    refresh_job, tally,
+    SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of, tally,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
@@ -42,29 +41,6 @@ fn segment(row: &PgRow) -> StoreResult<SegmentRecord> {
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
-}
-
-/// Enqueues the re-decision of contacts whose attributes changed without an event (an API
-/// update, an import, a journey's or an action's attribute step), in the caller's
-/// transaction, when the workspace has segments.
-pub(crate) async fn enqueue_refresh(
-    tx: &mut Tx,
-    workspace: WorkspaceId,
-    contacts: &[ContactId],
-    now: Timestamp,
-) -> StoreResult<()> {
-    if contacts.is_empty() {
-        return Ok(());
-    }
-    let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM segments WHERE workspace_id = $1 LIMIT 1")
-        .bind(workspace.as_uuid())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    if any.is_some() {
-        crate::jobs::insert_jobs(tx, workspace, &[refresh_job(contacts, now)], now).await?;
-    }
-    Ok(())
 }
 
 async fn write_references(tx: &mut Tx, workspace: WorkspaceId, id: SegmentId, draft: &SegmentDraft) -> StoreResult<()> {

@@ -16,6 +16,7 @@ use crate::delivery::email::EmailState;
 use crate::delivery::webhooks::WebhooksState;
 use crate::events::EventsState;
 use crate::ingest::IngestState;
+use crate::templates::TemplatesState;
 use crate::web::WebState;
 
 /// What the router holds: every slice's state, of which each handler receives the part it
@@ -101,6 +102,12 @@ impl FromRef<AppState> for TopicsState {
 impl FromRef<AppState> for SegmentsState {
     fn from_ref(state: &AppState) -> Self {
         state.segments.clone()
+    }
+}
+
+impl FromRef<AppState> for TemplatesState {
+    fn from_ref(state: &AppState) -> Self {
+        TemplatesState { store: state.store.clone(), clock: state.clock.clone() }
     }
 }
 

@@ -10,13 +10,11 @@ pub mod service;
 
 use std::collections::BTreeMap;
 
-use axum::extract::FromRef;
 use herald_campaign::{SharedEmail, Templates};
 use herald_domain::template::{as_of, wrap};
 use herald_domain::{SavedTemplate, TemplateId, TemplateKind, Timestamp, WorkspaceId};
 use herald_store::{SharedStore, StoreResult};
 
-use crate::app::state::AppState;
 use crate::clock::SharedClock;
 
 /// What the templates' API and pages use.
@@ -24,12 +22,6 @@ use crate::clock::SharedClock;
 pub struct TemplatesState {
     pub store: SharedStore,
     pub clock: SharedClock,
-}
-
-impl FromRef<AppState> for TemplatesState {
-    fn from_ref(state: &AppState) -> Self {
-        Self { store: state.store.clone(), clock: state.clock.clone() }
-    }
 }
 
 /// Shared templates resolved for one use: what email steps send, and which versions those are

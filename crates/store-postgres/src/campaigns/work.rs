@@ -147,7 +147,7 @@ async fn write_work_commits(tx: &mut Tx, items: &[WorkCommit<'_>], now: Timestam
                 .map_err(db_error)?;
         }
         let changed: Vec<_> = item.work.attributes.iter().map(|a| a.contact_id).collect();
-        crate::segments::enqueue_refresh(tx, item.workspace, &changed, now).await?;
+        crate::contacts::enqueue_refresh(tx, item.workspace, &changed, now).await?;
         for (event, reactions) in &item.work.reactions {
             sqlx::query(
                 "UPDATE events SET outcome = jsonb_set(outcome, '{campaigns}', $1) WHERE id = $2 AND workspace_id = $3",
