@@ -10,5 +10,3 @@ CREATE TABLE tracked_hits (
     machine      boolean     NOT NULL DEFAULT false,
     occurred_at  timestamptz NOT NULL
 );
--- A workspace's queued record_hits job, found by each batch of hits that would otherwise add one.
-CREATE INDEX jobs_record_hits ON jobs (workspace_id) WHERE kind = 'record_hits' AND state = 'queued';

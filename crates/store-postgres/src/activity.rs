@@ -90,7 +90,7 @@ pub(crate) async fn journey_emails(
 
 /// One write: the activity row (skipped as a duplicate when its key was seen), the message's
 /// new status, the suppression, the contact event and the follow-up jobs.
-pub(crate) async fn apply(tx: &mut Tx, write: &ActivityWrite, now: Timestamp) -> StoreResult<Recorded> {
+async fn apply(tx: &mut Tx, write: &ActivityWrite, now: Timestamp) -> StoreResult<Recorded> {
     let workspace = write.workspace;
     let activity = &write.activity;
     let Some(target) = target(tx, workspace, activity.message_id).await? else {

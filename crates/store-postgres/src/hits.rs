@@ -1,10 +1,9 @@
 //! Tracked opens and clicks on PostgreSQL: a batch is one `UNNEST` insert and its jobs.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use herald_domain::{MessageId, Timestamp, WorkspaceId};
-use herald_store::email::ActivityWrite;
 use herald_store::hits::{Hit, HitStore, record_hits_job};
 use herald_store::{StoreResult, new_uuid};
 use time::OffsetDateTime;
@@ -37,33 +36,23 @@ impl HitStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let workspaces: BTreeSet<WorkspaceId> = hits.iter().map(|hit| hit.workspace).collect();
-        for workspace in workspaces {
-            // Locks the queued job, if there is one, so that no worker claims it before this
-            // commits (claims skip locked rows): it will then see these hits. A job claimed
-            // meanwhile is no longer queued, and a new one is added.
-            let queued = sqlx::query(
-                "SELECT id FROM jobs WHERE workspace_id = $1 AND kind = 'record_hits' AND state = 'queued' \
-                 LIMIT 1 FOR UPDATE",
-            )
-            .bind(workspace.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if queued.is_none() {
-                insert_jobs(&mut tx, workspace, &[record_hits_job(now)], now).await?;
-            }
+        let mut by_workspace: BTreeMap<WorkspaceId, Vec<Uuid>> = BTreeMap::new();
+        for (hit, id) in hits.iter().zip(ids) {
+            by_workspace.entry(hit.workspace).or_default().push(id);
+        }
+        for (workspace, ids) in by_workspace {
+            insert_jobs(&mut tx, workspace, &[record_hits_job(ids, now)], now).await?;
         }
         tx.commit().await.map_err(db_error)
     }
 
-    async fn stored_hits(&self, workspace: WorkspaceId, limit: u32) -> StoreResult<Vec<(Uuid, Hit)>> {
+    async fn stored_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Hit)>> {
         let rows = sqlx::query(
             "SELECT id, message_id, kind, url, machine, occurred_at FROM tracked_hits \
-             WHERE workspace_id = $1 ORDER BY id LIMIT $2",
+             WHERE workspace_id = $1 AND id = ANY($2) ORDER BY id",
         )
         .bind(workspace.as_uuid())
-        .bind(i64::from(limit))
+        .bind(ids)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -82,23 +71,13 @@ impl HitStore for PgStore {
             .collect()
     }
 
-    async fn record_hits(
-        &self,
-        workspace: WorkspaceId,
-        writes: &[ActivityWrite],
-        ids: &[Uuid],
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        for write in writes {
-            crate::activity::apply(&mut tx, write, now).await?;
-        }
+    async fn delete_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<()> {
         sqlx::query("DELETE FROM tracked_hits WHERE workspace_id = $1 AND id = ANY($2)")
             .bind(workspace.as_uuid())
             .bind(ids)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        Ok(())
     }
 }

@@ -10,5 +10,3 @@ CREATE TABLE tracked_hits (
     machine      INTEGER NOT NULL DEFAULT 0,
     occurred_at  INTEGER NOT NULL
 ) STRICT;
--- A workspace's queued record_hits job, found by each batch of hits that would otherwise add one.
-CREATE INDEX jobs_record_hits ON jobs (workspace_id) WHERE kind = 'record_hits' AND state = 'queued';

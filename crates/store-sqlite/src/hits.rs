@@ -1,11 +1,10 @@
 //! Tracked opens and clicks on SQLite: stored by the direct writer, which commits a batch of
 //! them in one short transaction with no round trips through sqlx.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use herald_domain::{MessageId, Timestamp, WorkspaceId};
-use herald_store::email::ActivityWrite;
 use herald_store::hits::{Hit, HitStore, record_hits_job};
 use herald_store::{StoreResult, new_uuid};
 use sqlx::{QueryBuilder, Sqlite};
@@ -29,11 +28,12 @@ impl HitStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(direct_error)?;
-            let mut workspaces = BTreeSet::new();
+            let mut by_workspace: BTreeMap<WorkspaceId, Vec<Uuid>> = BTreeMap::new();
             for hit in hits {
+                let id = new_uuid(now);
                 insert
                     .execute(rusqlite::params![
-                        &new_uuid(now).as_bytes()[..],
+                        &id.as_bytes()[..],
                         &hit.workspace.as_uuid().as_bytes()[..],
                         &hit.message.as_uuid().as_bytes()[..],
                         hit.kind.as_str(),
@@ -42,17 +42,10 @@ impl HitStore for SqliteStore {
                         hit.occurred_at.unix_millis(),
                     ])
                     .map_err(direct_error)?;
-                workspaces.insert(hit.workspace);
+                by_workspace.entry(hit.workspace).or_default().push(id);
             }
-            let mut queued = db
-                .prepare_cached(
-                    "SELECT 1 FROM jobs WHERE workspace_id = ?1 AND kind = 'record_hits' AND state = 'queued' LIMIT 1",
-                )
-                .map_err(direct_error)?;
-            for workspace in workspaces {
-                if !queued.exists([&workspace.as_uuid().as_bytes()[..]]).map_err(direct_error)? {
-                    insert_job_direct(db, workspace, &record_hits_job(now), now)?;
-                }
+            for (workspace, ids) in by_workspace {
+                insert_job_direct(db, workspace, &record_hits_job(ids, now), now)?;
             }
             Ok(())
         })
@@ -62,18 +55,20 @@ impl HitStore for SqliteStore {
         Ok(())
     }
 
-    async fn stored_hits(&self, workspace: WorkspaceId, limit: u32) -> StoreResult<Vec<(Uuid, Hit)>> {
-        let rows = sqlx::query(
-            "SELECT id, message_id, kind, url, machine, occurred_at FROM tracked_hits WHERE workspace_id = ? \
-             ORDER BY id LIMIT ?",
-        )
-        .bind(workspace.as_uuid())
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
+    async fn stored_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Hit)>> {
+        let mut hits = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT id, message_id, kind, url, machine, occurred_at FROM tracked_hits WHERE workspace_id = ",
+            );
+            query.push_bind(workspace.as_uuid()).push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            query.push(") ORDER BY id");
+            let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+            for row in &rows {
                 let hit = Hit {
                     workspace,
                     message: MessageId::from_uuid(uuid(row, "message_id")?),
@@ -82,22 +77,14 @@ impl HitStore for SqliteStore {
                     machine: get(row, "machine")?,
                     occurred_at: ts(row, "occurred_at")?,
                 };
-                Ok((uuid(row, "id")?, hit))
-            })
-            .collect()
+                hits.push((uuid(row, "id")?, hit));
+            }
+        }
+        Ok(hits)
     }
 
-    async fn record_hits(
-        &self,
-        workspace: WorkspaceId,
-        writes: &[ActivityWrite],
-        ids: &[Uuid],
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn delete_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        for write in writes {
-            crate::activity::apply(&mut tx, write, now).await?;
-        }
         for chunk in ids.chunks(crate::CHUNK) {
             let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM tracked_hits WHERE workspace_id = ");
             query.push_bind(workspace.as_uuid()).push(" AND id IN (");

@@ -6,10 +6,10 @@
 
 use async_trait::async_trait;
 use herald_domain::{Activity, ActivityKind, JobKind, MessageId, NewJob, Timestamp, WorkspaceId};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::StoreResult;
-use crate::email::ActivityWrite;
 
 /// Where a hit's activity comes from (`Activity::source`).
 pub const HIT_SOURCE: &str = "tracking";
@@ -40,28 +40,26 @@ impl Hit {
     }
 }
 
-/// The `record_hits` job of a workspace's stored hits, due `now`. A workspace has at most one
-/// queued: the hits arriving while it waits are recorded by it, so a burst makes few jobs.
-pub fn record_hits_job(now: Timestamp) -> NewJob {
-    NewJob::new(JobKind::RecordHits, serde_json::json!({}), now)
+/// The payload of a `record_hits` job: the hits of its workspace that one write stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitsPayload {
+    pub hits: Vec<Uuid>,
+}
+
+/// The `record_hits` job of the hits `ids`, due `now`.
+pub fn record_hits_job(ids: Vec<Uuid>, now: Timestamp) -> NewJob {
+    NewJob::new(JobKind::RecordHits, serde_json::json!(HitsPayload { hits: ids }), now)
 }
 
 #[async_trait]
 pub trait HitStore {
-    /// Stores `hits` and makes sure each of their workspaces has a `record_hits` job queued,
-    /// in one durable transaction.
+    /// Stores `hits` and, for each workspace among them, one `record_hits` job naming its
+    /// hits, in one durable transaction.
     async fn store_hits(&self, hits: &[Hit], now: Timestamp) -> StoreResult<()>;
 
-    /// The oldest `limit` hits of `workspace` still stored, with their ids.
-    async fn stored_hits(&self, workspace: WorkspaceId, limit: u32) -> StoreResult<Vec<(Uuid, Hit)>>;
+    /// The hits of `workspace` among `ids` that are still stored, with their ids, oldest first.
+    async fn stored_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Hit)>>;
 
-    /// Records the activities of hits (as [`crate::email::EmailStore::record_activities`]
-    /// does) and forgets the hits `ids`, in one transaction.
-    async fn record_hits(
-        &self,
-        workspace: WorkspaceId,
-        writes: &[ActivityWrite],
-        ids: &[Uuid],
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    /// Forgets hits of `workspace` once their activities are recorded.
+    async fn delete_hits(&self, workspace: WorkspaceId, ids: &[Uuid]) -> StoreResult<()>;
 }

@@ -32,13 +32,12 @@ pub async fn messages_keep_their_tracking(store: SharedStore) {
     }
 }
 
-/// Tracked hits: a batch is stored with a `record_hits` job for each of its workspaces, and a
-/// later batch adds none while that job waits; hits read back oldest first (only in their
-/// workspace); their activities are recorded once however often a job runs, and recording
-/// forgets them.
+/// Tracked hits: a batch is stored with one `record_hits` job per workspace naming its hits;
+/// they read back (only in their workspace), their activities are recorded once however often
+/// a job runs, and they are forgotten when deleted.
 pub async fn hits_are_stored_with_their_job_and_recorded_once(store: SharedStore) {
     use crate::email::{ActivityWrite, Recorded};
-    use crate::hits::Hit;
+    use crate::hits::{Hit, HitsPayload};
     use herald_domain::{ActivityKind, JobKind};
 
     use super::helpers::claim;
@@ -62,21 +61,17 @@ pub async fn hits_are_stored_with_their_job_and_recorded_once(store: SharedStore
         hit(ws, ActivityKind::Clicked, Some("https://acme.test/pricing"), false),
         hit(other.id, ActivityKind::Opened, None, false),
     ];
-    store.store_hits(&hits[..1], at(3)).await.expect("store");
-    store.store_hits(&hits[1..], at(3)).await.expect("store");
+    store.store_hits(&hits, at(3)).await.expect("store");
     let jobs = store.claim_jobs(&claim(at(3), 10)).await.expect("claim");
-    let mut jobs: Vec<_> =
-        jobs.iter().filter(|j| j.job.kind == JobKind::RecordHits.as_str()).map(|j| j.job.workspace_id).collect();
-    jobs.sort();
-    let mut expected = vec![ws, other.id];
-    expected.sort();
-    assert_eq!(jobs, expected, "one job per workspace, the second batch joining the first's");
+    let jobs: Vec<_> = jobs.iter().filter(|j| j.job.kind == JobKind::RecordHits.as_str()).collect();
+    assert_eq!(jobs.len(), 2, "one job per workspace");
+    let job = jobs.iter().find(|j| j.job.workspace_id == ws).expect("the workspace's job");
+    let payload: HitsPayload = serde_json::from_value(job.job.payload.clone()).expect("payload");
+    assert_eq!(payload.hits.len(), 2);
 
-    let stored = store.stored_hits(ws, 10).await.expect("read");
+    let stored = store.stored_hits(ws, &payload.hits).await.expect("read");
     assert_eq!(stored.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>(), hits[..2].to_vec());
-    assert_eq!(store.stored_hits(ws, 1).await.expect("read").len(), 1, "at most the limit");
-    let theirs = store.stored_hits(other.id, 10).await.expect("read");
-    assert_eq!(theirs.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>(), hits[2..].to_vec(), "by workspace");
+    assert_eq!(store.stored_hits(other.id, &payload.hits).await.expect("read"), vec![], "scoped to the workspace");
 
     let writes: Vec<_> = stored
         .iter()
@@ -87,11 +82,8 @@ pub async fn hits_are_stored_with_their_job_and_recorded_once(store: SharedStore
             follow_up: vec![],
         })
         .collect();
-    let ids: Vec<_> = stored.iter().map(|(id, _)| *id).collect();
-    store.record_hits(ws, &writes, &ids, at(4)).await.expect("record");
-    assert_eq!(store.stored_hits(ws, 10).await.expect("read"), vec![], "recorded hits are forgotten");
-    assert_eq!(store.stored_hits(other.id, 10).await.expect("read").len(), 1, "others' are kept");
-    // The same hits again (a job whose worker died after recording): nothing is counted twice.
+    assert_eq!(store.record_activities(&writes, at(4)).await.expect("record"), vec![Recorded::Applied; 2]);
+    // The job run again (its worker died before finishing it): nothing is counted twice.
     assert_eq!(store.record_activities(&writes, at(5)).await.expect("again"), vec![Recorded::Duplicate; 2]);
     let activities = store.message_activities(ws, message.id, 10).await.expect("activities");
     let kinds: Vec<_> = activities
@@ -104,8 +96,6 @@ pub async fn hits_are_stored_with_their_job_and_recorded_once(store: SharedStore
         [(ActivityKind::Opened, true, None), (ActivityKind::Clicked, false, Some("https://acme.test/pricing".into()))]
     );
 
-    // Once the job is claimed, new hits queue a new one.
-    store.store_hits(&hits[..1], at(6)).await.expect("store");
-    let jobs = store.claim_jobs(&claim(at(6), 10)).await.expect("claim");
-    assert_eq!(jobs.iter().filter(|j| j.job.kind == JobKind::RecordHits.as_str()).count(), 1);
+    store.delete_hits(ws, &payload.hits).await.expect("delete");
+    assert_eq!(store.stored_hits(ws, &payload.hits).await.expect("read"), vec![]);
 }

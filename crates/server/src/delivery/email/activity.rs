@@ -61,18 +61,14 @@ impl Email {
         workspace: WorkspaceId,
         activity: Activity,
     ) -> Result<Option<ActivityWrite>, StoreError> {
-        match self.store.get_message(workspace, activity.message_id).await {
-            Ok(message) => self.write_for(&message, activity).await.map(Some),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The write that records `activity` of `message` with what it causes.
-    pub(super) async fn write_for(&self, message: &Message, activity: Activity) -> Result<ActivityWrite, StoreError> {
-        let suppress = self.activity_suppression(message, &activity).await?;
-        let follow_up = self.activity_hooks(message, &activity).await?;
-        Ok(ActivityWrite { workspace: message.workspace_id, activity, suppress, follow_up })
+        let message = match self.store.get_message(workspace, activity.message_id).await {
+            Ok(message) => message,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let suppress = self.activity_suppression(&message, &activity).await?;
+        let follow_up = self.activity_hooks(&message, &activity).await?;
+        Ok(Some(ActivityWrite { workspace, activity, suppress, follow_up }))
     }
 
     /// The message that carries this `Message-ID` (without angle brackets), in any workspace.

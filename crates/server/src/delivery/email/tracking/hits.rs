@@ -1,23 +1,16 @@
 //! Opens and clicks, from their answer to their effects. An endpoint commits the hit alone,
 //! group-committed with the others arriving at the same time ([`Email::track`]); the
-//! workspace's `record_hits` job (one is queued whenever hits wait) then records each as an
-//! email activity, with its contact event, the jobs evaluating it and the campaign event
-//! webhooks it fires ([`Email::record_hits`]). Each hit's activity is keyed by the hit, so a job run again after
+//! `record_hits` job that commits with them then records each as an email activity, with its
+//! contact event, the jobs evaluating it and the campaign event webhooks it fires
+//! ([`Email::record_hits`]). Each hit's activity is keyed by the hit, so a job run again after
 //! a crash records nothing twice.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use herald_domain::job::{JobOutcome, LeasedJob};
-use herald_domain::{Message, MessageId};
 use herald_store::StoreError;
-use herald_store::hits::Hit;
+use herald_store::hits::{Hit, HitsPayload};
 
 use crate::delivery::email::Email;
 use crate::group_commit::{CommitError, GroupCommit};
-
-/// How many hits one transaction of a `record_hits` job records.
-const HITS_PER_WRITE: u32 = 500;
 
 /// The committer of hits.
 pub(in crate::delivery::email) type Committer = GroupCommit<Hit, ()>;
@@ -52,37 +45,27 @@ impl Email {
         }
     }
 
-    /// Runs a `record_hits` job: records the activities of the workspace's stored hits and
-    /// forgets them, a page at a time until none is left, then finishes the job. Returns the
-    /// outcome's metric label.
+    /// Runs a `record_hits` job: records the activities of its hits that are still stored,
+    /// forgets the hits, and finishes the job. Returns the outcome's metric label.
     pub async fn record_hits(&self, leased: &LeasedJob) -> Result<&'static str, StoreError> {
         let workspace = leased.job.workspace_id;
-        loop {
-            let hits = self.store.stored_hits(workspace, HITS_PER_WRITE).await?;
-            if hits.is_empty() {
-                break;
-            }
-            // A message is read once however many of its hits the page holds.
-            let mut messages: HashMap<MessageId, Option<Message>> = HashMap::new();
-            let mut writes = Vec::with_capacity(hits.len());
-            for (id, hit) in &hits {
-                let message = match messages.entry(hit.message) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(slot) => match self.store.get_message(workspace, hit.message).await {
-                        Ok(message) => slot.insert(Some(message)),
-                        Err(StoreError::NotFound { .. }) => slot.insert(None),
-                        Err(e) => return Err(e),
-                    },
-                };
-                // A hit of a message deleted since has nothing left to count.
-                if let Some(message) = message {
-                    writes.push(self.write_for(message, hit.activity(*id)).await?);
-                }
-            }
-            let ids: Vec<_> = hits.iter().map(|(id, _)| *id).collect();
-            self.store.record_hits(workspace, &writes, &ids, self.clock.now()).await?;
+        let now = self.clock.now();
+        let Ok(HitsPayload { hits: ids }) = serde_json::from_value(leased.job.payload.clone()) else {
+            let error = "the job's payload names no hits".to_owned();
+            self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, now).await?;
+            return Ok("dead");
+        };
+        let hits = self.store.stored_hits(workspace, &ids).await?;
+        let mut writes = Vec::with_capacity(hits.len());
+        for (id, hit) in &hits {
+            // A hit of a message deleted since has nothing left to count.
+            writes.extend(self.activity_write(workspace, hit.activity(*id)).await?);
         }
-        self.store.finish_job(workspace, &leased.lease, &JobOutcome::Done, self.clock.now()).await?;
+        if !writes.is_empty() {
+            self.store.record_activities(&writes, now).await?;
+        }
+        self.store.delete_hits(workspace, &ids).await?;
+        self.store.finish_job(workspace, &leased.lease, &JobOutcome::Done, now).await?;
         Ok("done")
     }
 }
