@@ -90,8 +90,10 @@ pub async fn text(client: &Client, css: &str) -> String {
     for _ in 0..20 {
         match element(client, css).await.text().await {
             Ok(text) => return text,
+            // Chromium reports some stale elements as an "unknown error" from its inspector.
             Err(fantoccini::error::CmdError::Standard(e))
-                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    || e.message.contains("does not belong to the document") =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
