@@ -169,7 +169,9 @@ async fn run() {
     let email = app.state.email.email.clone();
     let shutdown = CancellationToken::new();
     // Workers run as in production: they record the hits while the endpoints take more.
-    let server = tokio::spawn(app.serve(listener, true, Duration::from_secs(5), shutdown.clone()));
+    // `HERALD_BENCH_WORKERS=0` leaves them off, to tell the endpoints' cost from theirs.
+    let workers = env_list("HERALD_BENCH_WORKERS", "1")[0] > 0;
+    let server = tokio::spawn(app.serve(listener, workers, Duration::from_secs(5), shutdown.clone()));
 
     let ids = contacts(&store, workspace, count, now()).await;
     let document = json!({"name": "Burst", "trigger": {"type": "manual"},
@@ -193,7 +195,7 @@ async fn run() {
     let opened = measure("opens: GET /t/o/{token}", Arc::new(opens), connections, seconds).await;
     let clicked = measure("clicks: GET /t/c/{token}", Arc::new(clicks), connections, seconds).await;
     let hits = (opened.per_second + clicked.per_second) * seconds as f64;
-    let (behind, lag) = catch_up(&store, workspace, messages[0]).await;
+    let recorded = if workers { Some(catch_up(&store, workspace, messages[0]).await) } else { None };
     let after = measure("no-op handler, again", noop, connections, seconds).await;
     let loads = [before, opened, clicked, after];
     let baseline = (loads[0].per_second + loads[3].per_second) / 2.0;
@@ -225,13 +227,16 @@ async fn run() {
             if met { "met" } else { "NOT met" }
         );
     }
-    println!(
-        "\nRecording: {:.0} jobs were still queued when the load stopped; the workers caught up {:.1} s later \
-         (about {:.0} activities recorded per second from the first open to the last record).",
-        behind,
-        lag.as_secs_f64(),
-        hits / (2.0 * (seconds as f64 + WARMUP.as_secs_f64()) + lag.as_secs_f64()),
-    );
+    match recorded {
+        Some((behind, lag)) => println!(
+            "\nRecording: {:.0} jobs were still queued when the load stopped; the workers caught up {:.1} s later \
+             (about {:.0} activities recorded per second from the first open to the last record).",
+            behind,
+            lag.as_secs_f64(),
+            hits / (2.0 * (seconds as f64 + WARMUP.as_secs_f64()) + lag.as_secs_f64()),
+        ),
+        None => println!("\nWorkers off (HERALD_BENCH_WORKERS=0): the {hits:.0} hits stay stored, unrecorded."),
+    }
     shutdown.cancel();
     server.await.expect("server task").expect("server");
     store.close().await;
