@@ -10,11 +10,14 @@
 //! timeline shows it and segment triggers and `member_of` tests see it. A new or edited
 //! segment is computed by `build_segment` jobs, a page of contacts each, that never block
 //! ingest. `decide` holds the re-decision, `build` the build and the preview, `service` the
-//! checks and saving that `api` (the `/api/v1/segments` endpoints) uses.
+//! checks and saving that `api` (the `/api/v1/segments` endpoints) and `pages` (the list, the
+//! builder and each segment's page) share.
 
 pub mod api;
 mod build;
+mod chart;
 mod decide;
+pub(crate) mod pages;
 pub mod service;
 
 use std::collections::HashMap;
