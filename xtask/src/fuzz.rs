@@ -30,7 +30,8 @@ use clap::Args;
 use crate::{SignalWatch, cargo, step, workspace_root};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
-pub const TARGETS: [&str; 5] = ["inbound_payload", "json_numbers", "mapping", "report", "template"];
+pub const TARGETS: [&str; 7] =
+    ["inbound_payload", "json_numbers", "mapping", "report", "segment", "template", "unsubscribe_token"];
 
 /// Seconds per target for `cargo xtask test` (and the default of `cargo xtask fuzz`).
 const SECONDS_VAR: &str = "HERALD_FUZZ_SECONDS";

@@ -19,6 +19,7 @@ pub mod number;
 pub mod page;
 pub mod payload;
 pub mod retry;
+pub mod signed;
 pub mod source;
 pub mod template;
 pub mod time;

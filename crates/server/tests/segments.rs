@@ -1,6 +1,7 @@
 //! Segments end to end through the API, on both backends, with the manual clock: members
 //! enter and leave as events commit, attributes change and time passes, with no scan and no
-//! sleep; the changes reach the contact's timeline and start campaigns.
+//! sleep (and as topic choices change); the changes reach the contact's timeline and start
+//! campaigns.
 
 mod common;
 
@@ -15,6 +16,7 @@ on_both_backends!(
     entering_a_segment_starts_a_campaign,
     a_new_segment_is_built_over_existing_contacts,
     bad_segments_are_refused_by_field,
+    topic_choices_move_contacts_in_and_out,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -314,5 +316,69 @@ async fn bad_segments_are_refused_by_field(backend: Backend) {
     )
     .await;
     assert_eq!(error["field"], "trigger.segment_id");
+    app.stop().await;
+}
+
+async fn topic_choices_move_contacts_in_and_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, topic) = json(app.post("/api/v1/topics", &json!({"name": "Newsletter"})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{topic}");
+    let news = topic["id"].as_str().expect("id").to_owned();
+    let url = source_url(&app).await;
+    send(&app, &url, &json!({"email": "ada@example.com", "event": "signed_up", "data": {}})).await;
+    send(&app, &url, &json!({"email": "bob@example.com", "event": "signed_up", "data": {}})).await;
+    app.run_jobs().await;
+    let readers = segment(&app, "Readers", json!({"subscribed_to": news})).await;
+    let left = segment(&app, "Left the newsletter", json!({"not_subscribed_to": news})).await;
+    let mut everyone = members(&app, &readers).await;
+    everyone.sort();
+    assert_eq!(everyone, ["ada@example.com", "bob@example.com"], "never having chosen is subscribed");
+    assert!(members(&app, &left).await.is_empty());
+
+    // A choice through the API re-decides the contact like an attribute change.
+    let ada = contact_id(&app, "ada@example.com").await;
+    let choose = |subscribed: bool| {
+        let request = app.request(Method::PUT, &format!("/api/v1/contacts/{ada}/topics"));
+        let news = news.clone();
+        async move {
+            let body = json!({"topics": [{"topic_id": news, "subscribed": subscribed}]});
+            assert_eq!(request.json(&body).send().await.expect("put").status(), StatusCode::OK);
+        }
+    };
+    app.clock.advance(Duration::from_secs(1));
+    choose(false).await;
+    app.run_jobs().await;
+    assert_eq!(members(&app, &readers).await, ["bob@example.com"]);
+    assert_eq!(members(&app, &left).await, ["ada@example.com"]);
+    app.clock.advance(Duration::from_secs(1));
+    choose(true).await;
+    app.run_jobs().await;
+    assert!(members(&app, &left).await.is_empty(), "joining again leaves the segment");
+
+    // And so does one made by a CSV import.
+    app.clock.advance(Duration::from_secs(1));
+    let response = app
+        .request(Method::POST, "/api/v1/contacts/import")
+        .header("content-type", "text/csv")
+        .body("email,topic:Newsletter\nbob@example.com,no\n")
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status(), StatusCode::OK);
+    app.run_jobs().await;
+    assert_eq!(members(&app, &readers).await, ["ada@example.com"]);
+    let history = get(&app, &format!("/api/v1/segments/{left}/history")).await;
+    let reasons: Vec<&str> =
+        history["data"].as_array().expect("data").iter().map(|c| c["reason"].as_str().unwrap_or_default()).collect();
+    // The import's own re-decision of the row's contact may see the choice first.
+    assert_eq!(reasons.len(), 3, "{history}");
+    assert_eq!(reasons[1..], ["event \"topic_subscribed\"", "event \"topic_unsubscribed\""]);
+
+    // A topic that is not there is refused by field.
+    let unknown = "top_0190c9a0000070008000000000000001";
+    let response = app.post("/api/v1/segments/preview", &json!({"definition": {"subscribed_to": unknown}})).await;
+    let error = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(error["field"], "definition");
+    assert!(error["message"].as_str().unwrap_or_default().contains("no topic"), "{error}");
     app.stop().await;
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use herald_domain::{SegmentId, Timestamp};
+use herald_domain::{SegmentId, Timestamp, TopicId};
 use serde_json::Value;
 
 use super::{Behaviour, Compare, DateTest, EventTest, Node, time_value};
@@ -32,6 +32,8 @@ pub struct Facts<'a> {
     pub events: &'a [EventFact],
     /// Whether the contact is (as now decided) a member of another segment.
     pub member_of: &'a dyn Fn(SegmentId) -> bool,
+    /// Whether the contact is subscribed to a topic (has not left it).
+    pub subscribed: &'a dyn Fn(TopicId) -> bool,
     pub now: Timestamp,
 }
 
@@ -86,6 +88,7 @@ pub(super) fn node(node: &Node, facts: &Facts<'_>) -> Verdict {
         Node::Attribute(condition) => Verdict::steady(condition.holds(facts.contact)),
         Node::Date { field, test } => date(lookup(facts.contact, field).and_then(time_value), *test, facts.now),
         Node::Behaviour(behaviour) => self::behaviour(behaviour, facts),
+        Node::Topic { topic, subscribed } => Verdict::steady((facts.subscribed)(*topic) == *subscribed),
         Node::MemberOf(id) => Verdict::steady((facts.member_of)(*id)),
     }
 }

@@ -13,10 +13,13 @@
 //! - email engagement, the `email_*` events Herald records of a contact's messages:
 //!   `{"email": "opened", "campaign_id": "cmp_…", "within": "30d"}` is a readable
 //!   `performed email_opened where campaign_id = …`;
+//! - a subscription topic: `{"subscribed_to": "top_…"}` (the contact has not left it; one who
+//!   never chose is subscribed) or `{"not_subscribed_to": "top_…"}` (they left it);
 //! - membership of another segment: `{"member_of": "seg_…"}`.
 //!
 //! [`Segment::evaluate`] answers for one contact from its attributes, its events of the names
-//! the definition mentions ([`Segment::event_names`]) and `now`: whether the contact is a
+//! the definition mentions ([`Segment::event_names`]), its topic choices when the definition
+//! tests topics ([`Segment::topics`]) and `now`: whether the contact is a
 //! member, and the earliest time at which the answer can change by time alone (a window
 //! sliding past an event, a date attribute coming within range), for which the caller sets a
 //! timer. [`graph`] refuses definitions that refer to themselves and orders segments so that
@@ -28,7 +31,7 @@ mod parse;
 
 use std::collections::BTreeSet;
 
-use herald_domain::{SegmentId, Timestamp};
+use herald_domain::{SegmentId, Timestamp, TopicId};
 use serde_json::Value;
 
 use crate::condition::Condition;
@@ -59,6 +62,11 @@ enum Node {
         test: DateTest,
     },
     Behaviour(Behaviour),
+    /// Whether the contact is subscribed to a topic (`subscribed`) or left it.
+    Topic {
+        topic: TopicId,
+        subscribed: bool,
+    },
     MemberOf(SegmentId),
 }
 
@@ -148,6 +156,17 @@ impl Segment {
         ids
     }
 
+    /// The topics the definition's `subscribed_to` and `not_subscribed_to` tests name.
+    pub fn topics(&self) -> BTreeSet<TopicId> {
+        let mut ids = BTreeSet::new();
+        self.root.walk(&mut |node| {
+            if let Node::Topic { topic, .. } = node {
+                ids.insert(*topic);
+            }
+        });
+        ids
+    }
+
     /// Whether the contact of `facts` is a member, and until when that answer holds.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
         evaluate::node(&self.root, facts)
@@ -163,6 +182,17 @@ impl Node {
             _ => {}
         }
     }
+}
+
+/// Every operator an attribute test may use: the branch conditions' and the dates', for
+/// screens that offer them.
+pub fn attribute_operators() -> Vec<&'static str> {
+    crate::condition::OPS.iter().map(|(name, _)| *name).chain(parse::DATE_OPS).collect()
+}
+
+/// The activities an `email` test may name (`opened`, `clicked`, …).
+pub fn email_activities() -> Vec<&'static str> {
+    parse::EMAIL_KINDS.iter().map(|(kind, _)| *kind).collect()
 }
 
 /// The contact as a definition's attribute tests see it: fields and attributes at the top

@@ -15,19 +15,17 @@ const MAX_TIMES: u64 = 1_000_000;
 const MAX_NAME: usize = 200;
 
 /// The date operators segments add to the branch conditions' operators.
-const DATE_OPS: [&str; 3] = ["before", "after", "within_last"];
+pub(super) const DATE_OPS: [&str; 3] = ["before", "after", "within_last"];
 
 /// The keys that start a test, for the message about an object that has none.
 const TESTS: &str = "\"all\", \"any\", \"not\", \"field\", \"performed\", \"not_performed\", \"first_performed\", \
-                     \"last_performed\", \"email\" or \"member_of\"";
+                     \"last_performed\", \"email\", \"subscribed_to\", \"not_subscribed_to\" or \"member_of\"";
 
-/// Where a test on topic subscriptions plugs in: subscription topics are kept by their own
-/// slice, and their test is parsed here once a contact's subscriptions are among the facts a
-/// decision reads. Until then the key is refused by name rather than silently ignored.
-const TOPIC_KEY: &str = "subscribed_to";
+/// The keys of the tests on a topic subscription, and whether each asks for subscribed.
+const TOPIC_KEYS: [(&str, bool); 2] = [("subscribed_to", true), ("not_subscribed_to", false)];
 
 /// The email activities a definition may test, and the event each one is.
-const EMAIL_KINDS: [(&str, &str); 8] = [
+pub(super) const EMAIL_KINDS: [(&str, &str); 8] = [
     ("received", "email_sent"),
     ("sent", "email_sent"),
     ("delivered", "email_delivered"),
@@ -94,8 +92,13 @@ fn node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Parsed<No
             .ok_or_else(|| error(&at(path, "member_of"), "must be a segment id (seg_…)"))?;
         return Ok(Node::MemberOf(id));
     }
-    if object.contains_key(TOPIC_KEY) {
-        return Err(error(&at(path, TOPIC_KEY), "tests on topic subscriptions are not available in this version"));
+    if let Some((key, subscribed)) = TOPIC_KEYS.into_iter().find(|(k, _)| object.contains_key(*k)) {
+        only(object, &[key], path)?;
+        let topic = object[key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| error(&at(path, key), "must be a topic id (top_…)"))?;
+        return Ok(Node::Topic { topic, subscribed });
     }
     if object.contains_key("email") {
         return email(object, path);

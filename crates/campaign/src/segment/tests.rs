@@ -20,7 +20,7 @@ fn event(name: &str, at: Timestamp, properties: Value) -> EventFact {
 
 fn decide(segment: &Segment, contact: &Value, events: &[EventFact], now: Timestamp) -> Verdict {
     let members: BTreeSet<SegmentId> = BTreeSet::new();
-    segment.evaluate(&Facts { contact, events, member_of: &|id| members.contains(&id), now })
+    segment.evaluate(&Facts { contact, events, member_of: &|id| members.contains(&id), subscribed: &|_| true, now })
 }
 
 fn seg_id(n: u8) -> SegmentId {
@@ -95,12 +95,43 @@ fn member_of_reads_the_other_decisions() {
     let decide_with = |members: &[SegmentId], plan: &str| {
         let contact = json!({"plan": plan});
         nested
-            .evaluate(&Facts { contact: &contact, events: &[], member_of: &|id| members.contains(&id), now: NOW })
+            .evaluate(&Facts {
+                contact: &contact,
+                events: &[],
+                member_of: &|id| members.contains(&id),
+                subscribed: &|_| true,
+                now: NOW,
+            })
             .member
     };
     assert!(decide_with(&[a], "free"));
     assert!(decide_with(&[], "pro"));
     assert!(!decide_with(&[b], "pro"));
+}
+
+#[test]
+fn topic_tests_read_the_contacts_choices() {
+    let (news, updates): (TopicId, TopicId) = (
+        "top_0190c9a0000070008000000000000001".parse().expect("a topic id"),
+        "top_0190c9a0000070008000000000000002".parse().expect("a topic id"),
+    );
+    let definition = segment(json!({"all": [{"subscribed_to": news.to_string()},
+                                            {"not_subscribed_to": updates.to_string()}]}));
+    assert_eq!(definition.topics(), BTreeSet::from([news, updates]));
+    assert!(definition.event_names().is_empty());
+    let decide_with = |left: &[TopicId]| {
+        definition.evaluate(&Facts {
+            contact: &json!({}),
+            events: &[],
+            member_of: &|_| false,
+            subscribed: &|topic| !left.contains(&topic),
+            now: NOW,
+        })
+    };
+    // A contact who never chose is subscribed to both, so not "not subscribed" to updates.
+    assert_eq!(decide_with(&[]), Verdict { member: false, changes_at: None });
+    assert_eq!(decide_with(&[updates]), Verdict { member: true, changes_at: None });
+    assert!(!decide_with(&[news, updates]).member);
 }
 
 #[test]
@@ -128,7 +159,8 @@ fn bad_definitions_name_the_place() {
         (json!({"performed": "order", "within": "soon"}), "within", ""),
         (json!({"not": {"member_of": "cmp_x"}}), "not.member_of", "must be a segment id"),
         (json!({"any": [{"email": "read"}]}), "any[0].email", "must be one of"),
-        (json!({"subscribed_to": "news"}), "subscribed_to", "not available"),
+        (json!({"subscribed_to": "news"}), "subscribed_to", "must be a topic id"),
+        (json!({"not_subscribed_to": "top_0190c9a0000070008000000000000001", "x": 1}), "x", "unknown key"),
         (json!({"field": "d", "op": "before", "value": "someday"}), "value", "must be a time"),
         (json!({"performed": "order", "where": {"field": "total", "op": "gt"}}), "where.value", "is required"),
         (json!({"first_performed": "order"}), "", "takes one of"),

@@ -157,6 +157,7 @@ fn pages() -> Router<AppState> {
         .merge(contacts::pages::router())
         .merge(events::pages::router())
         .merge(audiences::topics::pages::router())
+        .merge(segments::pages::router())
         .merge(campaigns::pages::router())
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())

@@ -6,11 +6,14 @@ use axum::response::{IntoResponse, Response};
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
+/// The segment builder's script, loaded by its page only.
+const SEGMENTS_JS: &str = include_str!("assets/segments.js");
 
 pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
+        "segments.js" => (SEGMENTS_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let mut response = body.into_response();

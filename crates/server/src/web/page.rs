@@ -112,10 +112,11 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 11] = [
+const NAV: [(&str, &str); 12] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
+    ("/segments", "Segments"),
     ("/topics", "Topics"),
     ("/campaigns", "Campaigns"),
     ("/templates", "Templates"),
@@ -170,6 +171,7 @@ impl NoticeQuery {
             "drafts_skipped" => "Skipped: the journeys go on without the calls.",
             "no_drafts" => "Those drafts were already sent or skipped.",
             "webhook_saved" => "Webhook saved.",
+            "segment_saved" => "Segment saved: its members are being computed, then kept current.",
             "template_saved" => "Saved as a new version. Journeys already running send the version they entered with.",
             "suppression_removed" => "Removed from the suppression list: campaign email reaches the address again.",
             "webhook_deleted" => "Webhook deleted; its past calls stay in the delivery log.",

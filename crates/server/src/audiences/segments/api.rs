@@ -6,27 +6,23 @@
 use axum::Json;
 use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
-use herald_campaign::segment::{Segment, graph};
-use herald_domain::{ContactId, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_domain::{ContactId, SegmentId, Timestamp};
 use herald_store::StoreError;
-use herald_store::segment::{REFERENCED, SegmentDraft, SegmentRecord};
+use herald_store::segment::{REFERENCED, SegmentRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::SegmentsState;
+use super::{SegmentsState, service};
 use crate::contacts::api::ContactDto;
 use crate::web::auth::Auth;
-use crate::web::csv_failed;
 use crate::web::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::web::list::{List, ListParams};
 
-/// The longest segment name.
-const MAX_NAME: usize = 200;
 /// Contacts a preview shows.
-const PREVIEW_SAMPLE: usize = 10;
+pub const PREVIEW_SAMPLE: usize = 10;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentDto {
@@ -74,8 +70,8 @@ pub struct SegmentInput {
     /// A tree of `all` / `any` / `not` over tests: `{"field", "op", "value"}` on attributes
     /// (the branch conditions' operators, plus `before`, `after`, `within_last`),
     /// `performed` / `not_performed` / `first_performed` / `last_performed` an event (with
-    /// `where`, `times`, `within`), `email` (`opened`, `clicked`, … with `campaign_id`) and
-    /// `member_of` another segment.
+    /// `where`, `times`, `within`), `email` (`opened`, `clicked`, … with `campaign_id`),
+    /// `subscribed_to` / `not_subscribed_to` a topic and `member_of` another segment.
     #[schema(value_type = Object, example = json!({"all": [
         {"field": "plan", "op": "eq", "value": "pro"},
         {"performed": "order_placed", "times": {"at_least": 2}, "within": "30d"}]}))]
@@ -167,73 +163,6 @@ fn parse_id(raw: &str) -> Result<SegmentId, ApiError> {
     raw.parse().map_err(|e| ApiError::invalid("id", e))
 }
 
-/// Parses a definition, naming the field at fault under `definition`.
-fn definition(value: &Value) -> Result<Segment, ApiError> {
-    Segment::from_json(value).map_err(|e| {
-        let field = if e.path.is_empty() { "definition".to_owned() } else { format!("definition.{}", e.path) };
-        ApiError::invalid(&field, e.message)
-    })
-}
-
-/// Parses a definition to save as `id` (a new segment when `None`) or to preview: the segments
-/// it refers to must be in the workspace and must not lead back to it.
-async fn checked_definition(
-    state: &SegmentsState,
-    workspace: WorkspaceId,
-    id: Option<SegmentId>,
-    value: &Value,
-) -> Result<Segment, ApiError> {
-    let compiled = definition(value)?;
-    let references = compiled.references();
-    if references.is_empty() {
-        return Ok(compiled);
-    }
-    let mut others = graph::References::new();
-    for other in state.store.list_segments(workspace).await?.iter().filter(|o| Some(o.id) != id) {
-        let refs = Segment::from_json(&other.definition).map(|s| s.references()).unwrap_or_default();
-        others.insert(other.id, refs);
-    }
-    if let Some(missing) = references.iter().find(|r| Some(**r) != id && !others.contains_key(r)) {
-        return Err(ApiError::invalid("definition", format!("member_of: no segment {missing} in this workspace")));
-    }
-    if let Some(id) = id
-        && let Some(cycle) = graph::cycle(id, &references, &others)
-    {
-        return Err(ApiError::invalid(
-            "definition",
-            format!("member_of: the segment would refer to itself ({})", graph::describe(&cycle)),
-        ));
-    }
-    Ok(compiled)
-}
-
-/// Validates a segment to save as `id` (a new one when `None`): its name and its definition.
-async fn validate(
-    state: &SegmentsState,
-    workspace: WorkspaceId,
-    id: Option<SegmentId>,
-    input: SegmentInput,
-) -> Result<SegmentDraft, ApiError> {
-    let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(ApiError::invalid("name", format!("must be 1 to {MAX_NAME} characters")));
-    }
-    let compiled = checked_definition(state, workspace, id, &input.definition).await?;
-    Ok(SegmentDraft { name, definition: input.definition, references: compiled.references().into_iter().collect() })
-}
-
-/// A taken name, named by its field.
-fn name_conflict(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict { constraint } if constraint == "segments_name" => {
-            let mut error = ApiError::new(StatusCode::CONFLICT, "conflict", "name: another segment has this name");
-            error.field = Some("name".into());
-            error
-        }
-        other => other.into(),
-    }
-}
-
 /// List the segments, oldest first.
 #[utoipa::path(get, path = "/segments", tag = "segments", responses((status = 200, body = List<SegmentDto>)))]
 async fn list_segments(State(state): State<SegmentsState>, Auth(p): Auth) -> Result<Json<List<SegmentDto>>, ApiError> {
@@ -250,8 +179,7 @@ async fn create_segment(
     Auth(p): Auth,
     ApiJson(body): ApiJson<SegmentInput>,
 ) -> Result<(StatusCode, Json<SegmentDto>), ApiError> {
-    let draft = validate(&state, p.workspace_id, None, body).await?;
-    let segment = state.store.create_segment(p.workspace_id, &draft, state.clock.now()).await.map_err(name_conflict)?;
+    let segment = service::save(&state, p.workspace_id, None, &body.name, body.definition).await?;
     Ok((StatusCode::CREATED, Json(segment.into())))
 }
 
@@ -263,7 +191,7 @@ async fn preview_segment(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PreviewInput>,
 ) -> Result<Json<PreviewDto>, ApiError> {
-    let compiled = checked_definition(&state, p.workspace_id, None, &body.definition).await?;
+    let compiled = service::checked_definition(&state, p.workspace_id, None, &body.definition).await?;
     let preview = state.segments.preview(p.workspace_id, &compiled, PREVIEW_SAMPLE).await?;
     Ok(Json(PreviewDto {
         matches: preview.matches,
@@ -296,9 +224,7 @@ async fn update_segment(
 ) -> Result<Json<SegmentDto>, ApiError> {
     let id = parse_id(&id)?;
     state.store.get_segment(p.workspace_id, id).await?;
-    let draft = validate(&state, p.workspace_id, Some(id), body).await?;
-    let segment =
-        state.store.update_segment(p.workspace_id, id, &draft, state.clock.now()).await.map_err(name_conflict)?;
+    let segment = service::save(&state, p.workspace_id, Some(id), &body.name, body.definition).await?;
     Ok(Json(segment.into()))
 }
 
@@ -355,29 +281,7 @@ async fn export_members(
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_id(&id)?;
     let segment = state.store.get_segment(p.workspace_id, id).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(["id", "email", "user_id", "phone", "name", "member_since"]).map_err(csv_failed)?;
-    let mut page = PageRequest::first(PageRequest::<ContactId>::MAX_LIMIT);
-    loop {
-        let listed = state.store.list_members(p.workspace_id, id, page).await?;
-        for member in &listed.items {
-            let c = &member.contact;
-            out.write_record([
-                c.id.to_string().as_str(),
-                c.email.as_ref().map_or("", |e| e.as_str()),
-                c.user_id.as_ref().map_or("", |u| u.as_str()),
-                c.phone.as_ref().map_or("", |p| p.as_str()),
-                c.name.as_deref().unwrap_or_default(),
-                member.since.to_string().as_str(),
-            ])
-            .map_err(csv_failed)?;
-        }
-        match listed.items.last() {
-            Some(last) if listed.next_cursor.is_some() => page.after = Some(last.contact.id),
-            _ => break,
-        }
-    }
-    let csv = out.into_inner().map_err(|e| csv_failed(e.into_error()))?;
+    let csv = service::members_csv(&state.store, p.workspace_id, id).await?;
     Ok(crate::web::csv_file(&format!("{}-members.csv", segment.id), csv))
 }
 

@@ -43,12 +43,14 @@ impl Segments {
                 .map(|m| (m.segment_id, m.member))
                 .collect()
         };
+        let left = self.left_topics(contact, !definition.topics().is_empty()).await?;
         let variables = segment::contact_variables(contact);
         let member_of = |id: SegmentId| members.get(&id).copied().unwrap_or(false);
         Ok(definition.evaluate(&Facts {
             contact: &variables,
             events: &events,
             member_of: &member_of,
+            subscribed: &|topic| !left.contains(&topic),
             now: self.clock.now(),
         }))
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use herald_campaign::segment::{self, EventFact, Facts, Segment, graph};
-use herald_domain::{Contact, SegmentId, Timestamp, WorkspaceId};
+use herald_domain::{Contact, SegmentId, Timestamp, TopicId, WorkspaceId};
 use herald_store::segment::{Membership, SegmentDecision, SegmentRecord, SegmentWork, membership_event, refresh_job};
 use herald_store::{StoreResult, campaign::evaluation_jobs};
 use serde_json::Value;
@@ -19,6 +19,9 @@ pub(super) struct Compiled {
     pub segments: Vec<(SegmentRecord, Arc<Segment>)>,
     /// Every event name some segment reads.
     pub names: Vec<String>,
+    /// Whether some segment tests topic subscriptions: the contacts' topic choices are then
+    /// read, and a change of choice re-decides the contact.
+    pub reads_topics: bool,
 }
 
 impl Segments {
@@ -29,14 +32,16 @@ impl Segments {
         let mut by_id = HashMap::new();
         let mut references = graph::References::new();
         let mut names = std::collections::BTreeSet::new();
+        let mut reads_topics = false;
         for record in records {
             let Some(compiled) = self.definition(&record) else { continue };
             references.insert(record.id, compiled.references());
             names.extend(compiled.event_names());
+            reads_topics |= !compiled.topics().is_empty();
             by_id.insert(record.id, (record, compiled));
         }
         let segments = graph::decision_order(&references).into_iter().filter_map(|id| by_id.remove(&id)).collect();
-        Ok(Compiled { segments, names: names.into_iter().collect() })
+        Ok(Compiled { segments, names: names.into_iter().collect(), reads_topics })
     }
 
     /// One segment's compiled definition, from the cache when it holds this generation.
@@ -72,6 +77,15 @@ impl Segments {
             .collect())
     }
 
+    /// The topics the contact left, read only when a definition tests topics (`reads`).
+    pub(super) async fn left_topics(&self, contact: &Contact, reads: bool) -> StoreResult<Vec<TopicId>> {
+        if !reads {
+            return Ok(Vec::new());
+        }
+        let choices = self.store.contact_topics(contact.workspace_id, contact.id).await?;
+        Ok(choices.into_iter().filter(|c| !c.subscribed).map(|c| c.topic_id).collect())
+    }
+
     /// Re-decides `contact` in every segment of `compiled`, adding what changed to `work`.
     /// `cause` says why in the history ("event \"order_placed\"", "contact updated"); an
     /// answer that changed because a timer came due says "time passed" instead.
@@ -84,6 +98,8 @@ impl Segments {
         work: &mut SegmentWork,
     ) -> StoreResult<()> {
         let events = self.facts(contact, &compiled.names).await?;
+        let left = self.left_topics(contact, compiled.reads_topics).await?;
+        let subscribed = |topic: TopicId| !left.contains(&topic);
         let stored: HashMap<SegmentId, Membership> = self
             .store
             .contact_memberships(contact.workspace_id, contact.id)
@@ -97,8 +113,13 @@ impl Segments {
         let mut changes = Vec::new();
         for (record, definition) in &compiled.segments {
             let member_of = |id: SegmentId| decided.get(&id).copied().unwrap_or(false);
-            let verdict =
-                definition.evaluate(&Facts { contact: &variables, events: &events, member_of: &member_of, now });
+            let verdict = definition.evaluate(&Facts {
+                contact: &variables,
+                events: &events,
+                member_of: &member_of,
+                subscribed: &subscribed,
+                now,
+            });
             decided.insert(record.id, verdict.member);
             next_timer = earliest(next_timer, verdict.changes_at);
             let before = stored.get(&record.id);

@@ -2,18 +2,23 @@
 //!
 //! Membership is re-decided per contact, never by a periodic scan: when a contact's events
 //! commit (in the evaluation job, before campaign triggers run: [`Segments::before_triggers`]),
-//! when its attributes change without an event (a `refresh_segments` job the store queues
-//! with the change), and when a time-relative answer comes due (the same job, queued as a
+//! when its topic choices change (their events commit the same way), when its attributes
+//! change without an event (a `refresh_segments` job the store queues with the change), and
+//! when a time-relative answer comes due (the same job, queued as a
 //! timer for the earliest time any answer may change). A change is written with its
 //! `segment_entered` / `segment_left` contact event and that event's evaluation job, so the
 //! timeline shows it and segment triggers and `member_of` tests see it. A new or edited
 //! segment is computed by `build_segment` jobs, a page of contacts each, that never block
-//! ingest. `decide` holds the re-decision, `build` the build and the preview, `api` the
-//! `/api/v1/segments` endpoints.
+//! ingest. `decide` holds the re-decision, `build` the build and the preview, `service` the
+//! checks and saving that `api` (the `/api/v1/segments` endpoints) and `pages` (the list, the
+//! builder and each segment's page) share.
 
 pub mod api;
 mod build;
+mod chart;
 mod decide;
+pub(crate) mod pages;
+pub mod service;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use herald_campaign::segment::Segment;
 use herald_domain::event::ContactAction;
 use herald_domain::job::LeasedJob;
+use herald_domain::topic::consent_event_name;
 use herald_domain::{Contact, Event, JobKind, SegmentId, WorkspaceId};
 use herald_store::segment::RefreshPayload;
 use herald_store::{SharedStore, StoreError, StoreResult};
@@ -54,8 +60,10 @@ impl Segments {
     /// Re-decides the memberships of the contacts of committed events, before the events'
     /// campaign triggers are evaluated: each contact once, the cause being its first event
     /// that matters. An event matters when it created or changed its contact, or when some
-    /// segment reads events of its name; the others (most page views, say) cost one read of
-    /// the workspace's segments per batch and nothing per event.
+    /// segment reads events of its name (a change of topic choice is the contact's
+    /// `topic_subscribed` or `topic_unsubscribed` event, read when some segment tests topics);
+    /// the others (most page views, say) cost one read of the workspace's segments per batch
+    /// and nothing per event.
     pub async fn before_triggers(&self, workspace: WorkspaceId, events: &[(Event, Contact)]) -> StoreResult<()> {
         let compiled = self.compiled(workspace).await?;
         if compiled.segments.is_empty() {
@@ -66,7 +74,10 @@ impl Segments {
             .iter()
             .filter(|(event, _)| {
                 matches!(event.outcome.contact, ContactAction::Created | ContactAction::Updated)
-                    || event.name.as_ref().is_some_and(|name| compiled.names.contains(name))
+                    || event.name.as_ref().is_some_and(|name| {
+                        compiled.names.contains(name)
+                            || (compiled.reads_topics && [true, false].map(consent_event_name).contains(&name.as_str()))
+                    })
             })
             .filter(|(_, contact)| seen.insert(contact.id))
             .map(|(event, contact)| (contact, format!("event {:?}", event.name.as_deref().unwrap_or("(unnamed)"))))

@@ -14,10 +14,8 @@ pub mod providers;
 mod refusals;
 pub mod send;
 pub mod service;
-mod signed;
 pub mod tracking;
 pub mod transport;
-pub mod unsubscribe;
 pub(crate) mod unsubscribe_page;
 
 use std::collections::HashMap;
@@ -25,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use herald_domain::signed::unsubscribe;
 use herald_domain::{ContactId, TopicId, WorkspaceId};
 use herald_email::dkim::{DkimAlgorithm, DkimKey, DkimSigner};
 use herald_email::dns::DnsVerifier;

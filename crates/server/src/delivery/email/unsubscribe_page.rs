@@ -25,10 +25,10 @@ use serde::Deserialize;
 
 use crate::audiences::topics::service::{self as topics, Standing};
 use crate::delivery::email::EmailState;
-use crate::delivery::email::unsubscribe::Claim;
 use crate::delivery::webhooks::campaign_events::unsubscribe_jobs;
 use crate::web::error::ApiError;
 use crate::web::render;
+use herald_domain::signed::unsubscribe::Claim;
 
 /// The reason recorded on the suppression list.
 const REASON: &str = "unsubscribed";

@@ -6,7 +6,7 @@
 use herald_domain::{MessageId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::delivery::email::signed::{Purpose, Signed, seal};
+use herald_domain::signed::{Purpose, Signed, seal};
 
 /// The longest link (in bytes, as normalised) that is sent through the redirect; a longer one
 /// is left as it is, untracked. Real links are far shorter; this bounds the token.

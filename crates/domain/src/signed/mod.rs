@@ -5,13 +5,16 @@
 //! under the workspace's secret. The label keeps one purpose's token from being accepted as
 //! another's; the MAC is compared in constant time.
 
+pub mod unsubscribe;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use herald_domain::WorkspaceId;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+use crate::WorkspaceId;
 
 /// How many bytes of the MAC a token carries (128 bits).
 const MAC_LEN: usize = 16;

@@ -5,10 +5,10 @@
 //! topics existed, and mail about no topic) keep their first format and stay valid: the
 //! contact and topic are fixed-size, so the body's length tells the two apart.
 
-use herald_domain::{ContactId, TopicId, WorkspaceId};
 use uuid::Uuid;
 
-use super::signed::{Purpose, Signed, seal};
+use super::{Purpose, Signed, seal};
+use crate::{ContactId, TopicId, WorkspaceId};
 
 /// The longest token this reads: a workspace, a contact, a topic and a MAC, in base64url.
 const MAX_TOKEN_LEN: usize = 86;
