@@ -116,6 +116,14 @@ async fn a_transactional_send_reaches_the_relay_once_per_key(backend: Backend) {
     }
     app.run_jobs().await;
     assert_eq!(world.sink.wait_for(3, Duration::from_secs(10)).await.len(), 3);
+
+    // A day later housekeeping forgets the key: it makes a new message.
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    let shared: herald_server::clock::SharedClock = std::sync::Arc::new(app.clock.clone());
+    herald_server::app::housekeeping::run_once(&app.store, &shared).await.expect("housekeeping");
+    let (status, renewed) = json(send(app, Some("reset-1"), &other).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{renewed}");
+    assert_ne!(renewed["id"].as_str(), Some(id.as_str()), "{renewed}");
     world.app.stop().await;
 }
 

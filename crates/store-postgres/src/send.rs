@@ -56,4 +56,13 @@ impl SendStore for PgStore {
         tx.commit().await.map_err(db_error)?;
         Ok(SendOutcome::Accepted(send.message.id))
     }
+
+    async fn purge_send_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM send_keys WHERE created_at < $1")
+            .bind(encode::ts(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
 }

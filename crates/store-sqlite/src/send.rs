@@ -54,4 +54,15 @@ impl SendStore for SqliteStore {
         tx.commit().await.map_err(db_error)?;
         Ok(SendOutcome::Accepted(send.message.id))
     }
+
+    async fn purge_send_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let purged = sqlx::query("DELETE FROM send_keys WHERE created_at < ?")
+            .bind(before.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(purged.rows_affected())
+    }
 }

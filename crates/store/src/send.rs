@@ -38,4 +38,8 @@ pub trait SendStore {
         send: TransactionalSend<'_>,
         now: Timestamp,
     ) -> StoreResult<SendOutcome>;
+
+    /// Forgets the keys of sends made before `before`: their key then makes a new message.
+    /// Returns how many went.
+    async fn purge_send_keys(&self, before: Timestamp) -> StoreResult<u64>;
 }

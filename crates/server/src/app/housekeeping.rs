@@ -1,5 +1,5 @@
-//! Housekeeping: periodic deletion of what no longer serves a purpose: idempotency keys past
-//! their 24-hour window, and finished jobs (done for a week, dead for a month: long enough to
+//! Housekeeping: periodic deletion of what no longer serves a purpose: idempotency keys (of
+//! inbound events and of transactional sends) past their 24-hour window, and finished jobs (done for a week, dead for a month: long enough to
 //! inspect). Both would otherwise grow without bound. Every node runs it; the deletes are
 //! idempotent, so several nodes doing it is harmless.
 
@@ -25,6 +25,7 @@ const JOB_PURGE_CHUNK: u32 = 10_000;
 pub async fn run_once(store: &SharedStore, clock: &SharedClock) -> StoreResult<u64> {
     let now = clock.now();
     let mut purged = store.purge_idempotency_keys(now - IDEMPOTENCY_WINDOW).await?;
+    purged += store.purge_send_keys(now - IDEMPOTENCY_WINDOW).await?;
     loop {
         let jobs = store.purge_finished_jobs(now - DONE_JOBS_KEPT, now - DEAD_JOBS_KEPT, JOB_PURGE_CHUNK).await?;
         purged += jobs;

@@ -119,6 +119,12 @@ pub async fn transactional_sends_are_stored_once_per_key(store: SharedStore) {
     let other = TransactionalSend { key: Some(("order-1", "hash-b")), ..again };
     assert_eq!(store.send_transactional(ws, other, at(2)).await.expect("reused"), SendOutcome::KeyReused);
     assert!(matches!(store.get_message(ws, second.id).await, Err(StoreError::NotFound { .. })));
+    // Keys are forgotten once their window is over, and only then: the key is free again.
+    assert_eq!(store.purge_send_keys(at(1)).await.expect("purge"), 0);
+    assert_eq!(store.purge_send_keys(at(2)).await.expect("purge"), 1);
+    let third = message(3);
+    let renewed = TransactionalSend { key: Some(("order-1", "hash-b")), message: &third, job: None };
+    assert_eq!(store.send_transactional(ws, renewed, at(3)).await.expect("renewed"), SendOutcome::Accepted(third.id));
     let jobs = store.claim_jobs(&super::helpers::claim(at(3), 10)).await.expect("claim");
     let deliveries: Vec<_> = jobs.iter().filter(|j| j.job.kind == JobKind::DeliverMessage.as_str()).collect();
     assert_eq!(deliveries.len(), 1, "one delivery job: {jobs:?}");

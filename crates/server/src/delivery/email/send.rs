@@ -242,6 +242,7 @@ fn key_reused() -> ApiError {
 /// job are stored; delivery goes on in the background like campaign mail. With an
 /// `Idempotency-Key` header, the same key and body answer the same message again and send
 /// nothing more; the same key with another body is refused (422 `idempotency_key_reused`).
+/// A key is kept for at least 24 hours, then forgotten.
 /// A suppressed address (hard bounce, complaint, unsubscribe) is refused with 422 on `to`.
 #[utoipa::path(post, path = "/send", tag = "messages", request_body = SendBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request send nothing twice")),
