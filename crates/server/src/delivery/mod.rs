@@ -4,5 +4,6 @@
 //! webhooks) with retries and endpoint health. Both are shaped alike: the jobs and use cases at
 //! the top, the JSON handlers under `api/`, the UI pages beside them.
 
+pub mod broadcasts;
 pub mod email;
 pub mod webhooks;
