@@ -489,23 +489,26 @@ impl BroadcastStore for SqliteStore {
     }
 }
 
-/// Withdraws a cancelled broadcast's queued messages: their jobs are finished and the
-/// messages deleted (a recipient row without its message reads as cancelled).
+/// Withdraws a cancelled broadcast's queued messages whose delivery has not started: the
+/// messages are deleted (a recipient row without its message reads as cancelled) and their
+/// jobs finished. A delivery running now goes on and is recorded.
 async fn withdraw_queued(tx: &mut Tx, id: BroadcastId, now: Timestamp) -> StoreResult<()> {
     sqlx::query(
+        "DELETE FROM messages WHERE status = 'queued' AND id IN (SELECT r.message_id FROM broadcast_recipients r \
+         JOIN jobs j ON j.id = r.job_id WHERE r.broadcast_id = ?1 AND j.state = 'queued')",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
         "UPDATE jobs SET state = 'done', due_at = NULL, updated_at = ?1, last_error = 'the broadcast was cancelled' \
-         WHERE state = 'queued' AND id IN (SELECT r.job_id FROM broadcast_recipients r JOIN messages m \
-         ON m.id = r.message_id WHERE r.broadcast_id = ?2 AND m.status = 'queued')",
+         WHERE state = 'queued' AND id IN (SELECT job_id FROM broadcast_recipients WHERE broadcast_id = ?2)",
     )
     .bind(now.unix_millis())
     .bind(id.as_uuid())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    sqlx::query("DELETE FROM messages WHERE broadcast_id = ? AND status = 'queued'")
-        .bind(id.as_uuid())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
     Ok(())
 }
