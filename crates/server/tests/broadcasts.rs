@@ -2,7 +2,7 @@
 //! (Python's aiosmtpd) behind a verified sending domain: each audience kind mailed once, the
 //! rate limit spacing deliveries, a send at a time and at a local time, pause, resume and
 //! cancel, contacts who leave the topic or are suppressed meanwhile, preview, test sends,
-//! progress and numbers, and bad input named by its field.
+//! progress and numbers, bad input named by its field, and the composer in Chromium.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, START, TestApp, expect_error, json, spawn_app_with};
+use common::browser::{browser, click, element, fill, select, start_driver, text};
+use common::{ADMIN_TOKEN, Backend, START, TestApp, expect_error, json, spawn_app_with};
 use herald_email::testing::dns::DnsServer;
 use herald_email::testing::smtp::{SinkOptions, SmtpSink};
 use herald_server::delivery::email::EmailSettings;
@@ -23,6 +24,7 @@ on_both_backends!(
     broadcasts_go_at_a_time_and_at_each_contacts_local_time,
     preview_and_test_sends_count_in_no_numbers,
     bad_input_is_named_by_its_field,
+    the_composer_saves_and_sends_a_broadcast_in_a_browser,
 );
 
 const FROM: &str = "Acme <news@mail.acme.test>";
@@ -332,5 +334,47 @@ async fn bad_input_is_named_by_its_field(backend: Backend) {
     // A draft is deleted.
     assert_eq!(app.delete(&format!("/api/v1/broadcasts/{id}")).await.status(), StatusCode::NO_CONTENT);
     expect_error(app.get(&format!("/api/v1/broadcasts/{id}")).await, StatusCode::NOT_FOUND, "not_found").await;
+    world.app.stop().await;
+}
+
+async fn the_composer_saves_and_sends_a_broadcast_in_a_browser(backend: Backend) {
+    let world = world(backend).await;
+    let app = &world.app;
+    let news = topic(app, "News").await;
+    contact(app, "ada@example.com", json!({})).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    client.goto(&app.url("/broadcasts")).await.expect("goto");
+    fill(&client, "#key", ADMIN_TOKEN).await;
+    click(&client, "form button[type=submit]").await;
+
+    // A field error first (the sender's domain is not verified), then a draft saved.
+    fill(&client, "#broadcast-name", "Launch").await;
+    select(&client, "#broadcast-audience", &format!("topic:{news}")).await;
+    select(&client, "#broadcast-topic", &news).await;
+    fill(&client, "#broadcast-from", "news@unverified.test").await;
+    fill(&client, "#broadcast-subject", "We launched, {{ first_name }}").await;
+    fill(&client, "#broadcast-html", "<p>It is out.</p>").await;
+    click(&client, "#new-broadcast button[type=submit]").await;
+    assert!(text(&client, "#new-broadcast .field-error").await.contains("verified"));
+    fill(&client, "#broadcast-from", FROM).await;
+    click(&client, "#new-broadcast button[type=submit]").await;
+    assert!(text(&client, "#broadcasts").await.contains("Launch"));
+    let (_, list) = json(app.get("/api/v1/broadcasts").await).await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    let row = format!("#broadcast-{id}");
+    assert_eq!(text(&client, &format!("{row} .state")).await, "draft");
+
+    // Sent from its row; the progress follows.
+    element(&client, &format!("{row} form[action$='/send'] button")).await.click().await.expect("send");
+    client.accept_alert().await.expect("confirm the send");
+    assert_eq!(text(&client, &format!("{row} .state")).await, "scheduled");
+    app.run_jobs().await;
+    world.sink.wait_for(1, Duration::from_secs(10)).await;
+    client.refresh().await.expect("refresh");
+    assert_eq!(text(&client, &format!("{row} .state")).await, "finished");
+    assert_eq!(text(&client, &format!("{row} .sent")).await, "1");
+    assert_eq!(text(&client, &format!("{row} .left")).await, "0");
+    client.close().await.expect("close");
     world.app.stop().await;
 }

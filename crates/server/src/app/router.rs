@@ -159,6 +159,7 @@ fn pages() -> Router<AppState> {
         .merge(contacts::pages::router())
         .merge(events::pages::router())
         .merge(audiences::topics::pages::router())
+        .merge(crate::delivery::broadcasts::pages::router())
         .merge(campaigns::pages::router())
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())

@@ -3,12 +3,13 @@
 //! in each contact's zone, within a rate limit, and paused, resumed or cancelled by hand.
 //!
 //! `service` holds the use cases (check a draft, start, preview, test send, numbers), `api`
-//! the JSON handlers. The fan-out job here writes the audience out a page at a time: one
+//! the JSON handlers, `pages` the screen. The fan-out job here writes the audience out a page at a time: one
 //! transaction per page, fenced by the job's lease, holds the recipients (whose primary key
 //! makes a repeated page harmless), their messages and delivery jobs, and the next page's job.
 //! Delivery is the message delivery job's, with its one documented SMTP window. ADR 0019.
 
 pub mod api;
+pub mod pages;
 pub mod service;
 
 use std::time::Duration;
