@@ -246,6 +246,11 @@ async fn broadcasts_go_at_a_time_and_at_each_contacts_local_time(backend: Backen
     act(app, &id, "send", local).await;
     app.run_jobs().await;
     assert_eq!(world.sink.count(), 2);
+    // A pause and a resume keep each recipient's own time.
+    act(app, &id, "pause", json!({})).await;
+    act(app, &id, "resume", json!({})).await;
+    app.run_jobs().await;
+    assert_eq!(world.sink.count(), 2, "not before 09:00 local");
     app.clock.set(herald_domain::Timestamp::from_unix_millis(START.unix_millis() + 32 * 3_600_000));
     app.run_jobs().await;
     assert_eq!(world.sink.wait_for(3, Duration::from_secs(10)).await.len(), 3);

@@ -26,12 +26,14 @@ CREATE INDEX broadcasts_workspace ON broadcasts (workspace_id, id);
 
 -- Each contact a broadcast was written out to, once: the primary key is what makes a
 -- repeated page (after a crash, or on a second node) write nobody twice. `job_id` is the
--- delivery job, put off by a pause and spaced again by a resume.
+-- delivery job, put off by a pause and spaced again by a resume; `not_before` the recipient's
+-- own time (the start, or its local time), which a resume keeps.
 CREATE TABLE broadcast_recipients (
     broadcast_id uuid        NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
     contact_id   uuid        NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     message_id   uuid        NOT NULL,
     job_id       uuid,
+    not_before   timestamptz NOT NULL,
     created_at   timestamptz NOT NULL,
     PRIMARY KEY (broadcast_id, contact_id)
 );

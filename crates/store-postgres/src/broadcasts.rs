@@ -9,7 +9,7 @@ use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{BroadcastId, ContactId, Page, PageRequest, Timestamp, WorkspaceId};
 use herald_store::broadcast::{
     Audience, AudienceMember, BROADCAST_STATE, Broadcast, BroadcastDraft, BroadcastStart, BroadcastState,
-    BroadcastStore, FanOutPage, FanOutResult, Progress, broadcast_delivery_job, fan_out_job, next_page_at, slots,
+    BroadcastStore, FanOutPage, FanOutResult, Progress, broadcast_delivery_job, due_times, fan_out_job, next_page_at,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
@@ -290,12 +290,13 @@ impl BroadcastStore for PgStore {
         let mut added = Vec::with_capacity(page.recipients.len());
         for recipient in &page.recipients {
             let inserted = sqlx::query(
-                "INSERT INTO broadcast_recipients (broadcast_id, contact_id, message_id, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO broadcast_recipients (broadcast_id, contact_id, message_id, not_before, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(page.broadcast.as_uuid())
             .bind(recipient.message.contact_id.as_uuid())
             .bind(recipient.message.id.as_uuid())
+            .bind(encode::ts(recipient.not_before))
             .bind(encode::ts(now))
             .execute(&mut *tx)
             .await
@@ -306,21 +307,11 @@ impl BroadcastStore for PgStore {
         }
         let messages: Vec<_> = added.iter().map(|r| (workspace, &r.message)).collect();
         messages::insert(&mut tx, &messages).await?;
-        let mut next_slot = current.next_slot;
-        let mut jobs = Vec::new();
-        let mut delivered = Vec::new();
-        for recipient in added.iter().filter(|r| r.deliver) {
-            let at = match (page.spacing, next_slot) {
-                (Some(spacing), Some(slot)) => {
-                    let at = slot.max(recipient.not_before);
-                    next_slot = Some(at + spacing);
-                    at
-                }
-                _ => recipient.not_before,
-            };
-            jobs.push(broadcast_delivery_job(page.broadcast, recipient.message.id, at));
-            delivered.push(recipient.message.id);
-        }
+        let delivered: Vec<_> = added.iter().filter(|r| r.deliver).collect();
+        let (due, next_slot) = due_times(delivered.iter().map(|r| r.not_before), current.next_slot, page.spacing);
+        let jobs: Vec<_> =
+            delivered.iter().zip(due).map(|(r, at)| broadcast_delivery_job(page.broadcast, r.message.id, at)).collect();
+        let delivered: Vec<_> = delivered.iter().map(|r| r.message.id).collect();
         let job_ids = insert_jobs(&mut tx, workspace, &jobs, now).await?;
         for recipient in &added {
             sqlx::query("UPDATE messages SET broadcast_id = $1 WHERE id = $2")
@@ -402,18 +393,20 @@ impl BroadcastStore for PgStore {
         if current.state != BroadcastState::Paused {
             return Err(wrong_state());
         }
-        // The held deliveries, in the order they were due, each in the next free slot.
-        let held: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT j.id FROM broadcast_recipients r JOIN jobs j ON j.id = r.job_id \
-             WHERE r.broadcast_id = $1 AND j.state = 'queued' ORDER BY j.created_at, j.id",
+        // The held deliveries, in the order of their recipients' times, each at its time (not
+        // before now) and, under a rate limit, in the next free slot.
+        let held: Vec<(uuid::Uuid, time::OffsetDateTime)> = sqlx::query_as(
+            "SELECT j.id, r.not_before FROM broadcast_recipients r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.broadcast_id = $1 AND j.state = 'queued' ORDER BY r.not_before, j.id",
         )
         .bind(id.as_uuid())
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
         let from = current.start_at.map_or(now, |start| start.max(now));
-        let (due, next_slot) = slots(from, spacing.unwrap_or_default(), held.len());
-        for (job, at) in held.iter().zip(&due) {
+        let own = held.iter().map(|(_, at)| Timestamp::from_offset_date_time(*at).max(from));
+        let (due, next_slot) = due_times(own, spacing.map(|_| from), spacing);
+        for ((job, _), at) in held.iter().zip(&due) {
             sqlx::query("UPDATE jobs SET run_at = $1, due_at = $1, updated_at = $2 WHERE id = $3")
                 .bind(encode::ts(*at))
                 .bind(encode::ts(now))
@@ -431,13 +424,13 @@ impl BroadcastStore for PgStore {
             "UPDATE broadcasts SET state = $1, paused_at = NULL, next_slot = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(state.as_str())
-        .bind(spacing.map(|_| encode::ts(next_slot)))
+        .bind(next_slot.map(encode::ts))
         .bind(encode::ts(now))
         .bind(id.as_uuid())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let at = if spacing.is_some() { next_page_at(Some(next_slot), horizon, from) } else { from };
+        let at = if spacing.is_some() { next_page_at(next_slot, horizon, from) } else { from };
         if current.finished_at.is_none() {
             insert_jobs(&mut tx, workspace, &[fan_out_job(id, at)], now).await?;
         }

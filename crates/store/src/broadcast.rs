@@ -290,16 +290,27 @@ pub fn next_page_at(next_slot: Option<Timestamp>, horizon: Duration, now: Timest
     }
 }
 
-/// The due times of `count` deliveries spaced by `spacing` from `from`, and the slot after
-/// them: how a rate limit spaces a page, and how a resume spaces the held messages again.
-pub fn slots(from: Timestamp, spacing: Duration, count: usize) -> (Vec<Timestamp>, Timestamp) {
-    let mut at = from;
-    let mut due = Vec::with_capacity(count);
-    for _ in 0..count {
-        due.push(at);
-        at = at + spacing;
-    }
-    (due, at)
+/// The due times of deliveries whose recipients may go at `not_before` each (in order): each
+/// at its own time, and with a rate limit (`spacing`) also no earlier than one slot after the
+/// previous one, the first at `next_slot`. Returns them with the slot after the last. How a
+/// page is spaced, and how a resume spaces the held messages again.
+pub fn due_times(
+    not_before: impl IntoIterator<Item = Timestamp>,
+    mut next_slot: Option<Timestamp>,
+    spacing: Option<Duration>,
+) -> (Vec<Timestamp>, Option<Timestamp>) {
+    let due = not_before
+        .into_iter()
+        .map(|own| match (spacing, next_slot) {
+            (Some(spacing), Some(slot)) => {
+                let at = slot.max(own);
+                next_slot = Some(at + spacing);
+                at
+            }
+            _ => own,
+        })
+        .collect();
+    (due, next_slot)
 }
 
 #[async_trait]
@@ -371,9 +382,10 @@ pub trait BroadcastStore {
     /// deliveries are put off until resumed (`Conflict { BROADCAST_STATE }` otherwise).
     async fn pause_broadcast(&self, workspace: WorkspaceId, id: BroadcastId, now: Timestamp) -> StoreResult<Broadcast>;
 
-    /// Resumes a paused broadcast where it stopped: its held deliveries are due again from
-    /// `now`, spaced by `spacing` when rate-limited (the next slot after them), and the
-    /// fan-out goes on (`Conflict { BROADCAST_STATE }` unless paused).
+    /// Resumes a paused broadcast where it stopped: its held deliveries are due again, each at
+    /// its recipient's own time but not before `now` (or the start), spaced by `spacing` when
+    /// rate-limited (the next slot after them), and the fan-out goes on
+    /// (`Conflict { BROADCAST_STATE }` unless paused).
     async fn resume_broadcast(
         &self,
         workspace: WorkspaceId,
