@@ -536,6 +536,16 @@ fn wait_until(wait: &Wait, surroundings: &Surroundings<'_>, contact: &Contact, n
     }
 }
 
+/// The instant that is `hour:minute` on `date` (`YYYY-MM-DD`) in the zone named `zone`; `None`
+/// for a date or zone that does not parse. A time skipped by a daylight-saving change falls
+/// just after the gap.
+pub fn local_instant(date: &str, hour: i8, minute: i8, zone: &str) -> Option<Timestamp> {
+    let zone = TimeZone::get(zone).ok()?;
+    let date: jiff::civil::Date = date.parse().ok()?;
+    let zoned = date.at(hour, minute, 0, 0).to_zoned(zone).ok()?;
+    Some(Timestamp::from_unix_millis(zoned.timestamp().as_millisecond()))
+}
+
 /// The first instant after `now` that is `hour:minute` local time in `zone` on an allowed
 /// weekday (Monday first). Times skipped by a daylight-saving change fall just after the gap.
 pub fn next_local_time(

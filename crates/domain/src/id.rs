@@ -178,6 +178,11 @@ prefixed_id!(
     "seg"
 );
 prefixed_id!(
+    /// A broadcast: one email to every contact of an audience, each at most once.
+    BroadcastId,
+    "brd"
+);
+prefixed_id!(
     /// A job in the durable queue.
     JobId,
     "job"

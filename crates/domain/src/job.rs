@@ -46,10 +46,13 @@ pub enum JobKind {
     RefreshSegments,
     /// Computes a new or edited segment over the workspace's contacts, one page at a time.
     BuildSegment,
+    /// Writes one page of a broadcast's recipients (their messages and delivery jobs) and
+    /// queues the next page.
+    FanOutBroadcast,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 11] = [
+    pub const ALL: [JobKind; 12] = [
         JobKind::Ping,
         JobKind::EvaluateEvents,
         JobKind::JourneyStep,
@@ -61,6 +64,7 @@ impl JobKind {
         JobKind::RecordHits,
         JobKind::RefreshSegments,
         JobKind::BuildSegment,
+        JobKind::FanOutBroadcast,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,7 @@ impl JobKind {
             JobKind::RecordHits => "record_hits",
             JobKind::RefreshSegments => "refresh_segments",
             JobKind::BuildSegment => "build_segment",
+            JobKind::FanOutBroadcast => "fan_out_broadcast",
         }
     }
 }

@@ -41,9 +41,9 @@ pub use contact::{Contact, EmailAddress, Identity, Phone, UserId};
 pub use email::{DomainStatus, SendingDomain, Suppression};
 pub use event::{ContactAction, Event, EventOutcome, RequestRecord};
 pub use id::{
-    ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, IdParseError,
-    JobId, JourneyId, LeaseId, MessageId, SegmentId, SourceId, TemplateId, TopicId, UserAccountId, WebhookDeliveryId,
-    WorkspaceId,
+    ActionId, ApiKeyId, BroadcastId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId,
+    IdParseError, JobId, JourneyId, LeaseId, MessageId, SegmentId, SourceId, TemplateId, TopicId, UserAccountId,
+    WebhookDeliveryId, WorkspaceId,
 };
 pub use inbound::{EventName, FieldError, InboundEvent};
 pub use job::{Job, JobKind, JobLease, JobOutcome, JobState, LeasedJob, NewJob};

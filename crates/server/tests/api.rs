@@ -154,6 +154,14 @@ async fn openapi_describes_every_endpoint(backend: Backend) {
         "/api/v1/layouts/{id}/versions",
         "/api/v1/layouts/{id}/preview",
         "/api/v1/send",
+        "/api/v1/broadcasts",
+        "/api/v1/broadcasts/{id}",
+        "/api/v1/broadcasts/{id}/send",
+        "/api/v1/broadcasts/{id}/pause",
+        "/api/v1/broadcasts/{id}/resume",
+        "/api/v1/broadcasts/{id}/cancel",
+        "/api/v1/broadcasts/{id}/preview",
+        "/api/v1/broadcasts/{id}/test",
     ]
     .into();
     assert_eq!(paths, expected);

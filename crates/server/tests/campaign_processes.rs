@@ -217,7 +217,6 @@ async fn statuses(store: &SharedStore, workspace: WorkspaceId) -> HashMap<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_delivery_killed_mid_run_delivers_every_message_repeating_only_the_window() {
     use herald_email::testing::smtp::SmtpSink;
-    use herald_store::email::{DomainCheck, NewDomain};
     const MESSAGES: usize = 2_000;
     let sink = SmtpSink::start().expect("smtp sink");
     let dir = tempfile::tempdir().expect("dir");
@@ -231,17 +230,7 @@ async fn smtp_delivery_killed_mid_run_delivers_every_message_repeating_only_the_
         "steps": [{"type": "email", "from": "News <news@mail.acme.test>", "subject": "Hello {{ email }}", "html": "<p>Hi</p>"}]
     });
     let (workspace, _) = enrol(&store, &document, MESSAGES).await;
-    let key = herald_email::dkim::DkimKey::generate(herald_email::dkim::DkimAlgorithm::Ed25519).expect("key");
-    let new = NewDomain {
-        name: "mail.acme.test".into(),
-        selector: "s1".into(),
-        algorithm: "ed25519".into(),
-        private_key: key.private_key().to_owned(),
-        records: json!([]),
-    };
-    let domain = store.create_domain(workspace, new, now()).await.expect("domain");
-    let verified = DomainCheck { status: herald_domain::DomainStatus::Verified, checks: json!([]), warning: None };
-    store.record_domain_check(workspace, domain.id, &verified, now()).await.expect("verified");
+    common::process::verified_domain(&store, workspace).await;
 
     let env = [("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}?security=none&pool=8", sink.port()))];
     let mut node = start_node_with(&url, dir.path(), "first", &env);

@@ -979,7 +979,8 @@ fn link(html: &str, prefix: &str) -> String {
     html[start..].split('"').next().expect("href").to_owned()
 }
 
-const NEW_PAGES: [&str; 10] = [
+const NEW_PAGES: [&str; 11] = [
+    "/broadcasts",
     "/templates",
     "/templates/new",
     "/templates/tpl_x",
@@ -992,7 +993,9 @@ const NEW_PAGES: [&str; 10] = [
     "/messages/msg_x",
 ];
 
-const NEW_FORMS: [&str; 13] = [
+const NEW_FORMS: [&str; 15] = [
+    "/broadcasts",
+    "/broadcasts/brd_x/pause",
     "/templates/new",
     "/templates/tpl_x",
     "/deliveries/whd_x/resend",

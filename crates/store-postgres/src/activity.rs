@@ -199,6 +199,12 @@ fn push_scope(query: &mut QueryBuilder<Postgres>, scope: &ActivityScope) {
             query.push(" AND a.step = ").push_bind(encode::text(step).into_owned());
         }
     }
+    if let Some(broadcast) = scope.broadcast {
+        query
+            .push(" AND a.message_id IN (SELECT m.id FROM messages m WHERE m.broadcast_id = ")
+            .push_bind(broadcast.as_uuid())
+            .push(")");
+    }
     if let Some(message) = scope.message {
         query.push(" AND a.message_id = ").push_bind(message.as_uuid());
     }
@@ -250,6 +256,10 @@ pub(crate) async fn conversions(
     workspace: WorkspaceId,
     scope: &ActivityScope,
 ) -> StoreResult<u64> {
+    // A broadcast converts against its goal event, not through journeys.
+    if scope.broadcast.is_some() {
+        return Ok(0);
+    }
     let mut query = QueryBuilder::<Postgres>::new(
         "SELECT COUNT(*) FROM journeys j WHERE j.converted_at IS NOT NULL AND j.workspace_id = ",
     );

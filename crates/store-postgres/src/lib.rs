@@ -16,6 +16,7 @@
 
 mod actions;
 mod activity;
+mod broadcasts;
 mod campaign_webhooks;
 mod campaigns;
 mod contacts;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "templates", include_str!("../migrations/0021_templates.sql")),
     (22, "segments", include_str!("../migrations/0022_segments.sql")),
     (23, "tracked_hits", include_str!("../migrations/0023_tracked_hits.sql")),
+    (24, "broadcasts", include_str!("../migrations/0024_broadcasts.sql")),
 ];
 
 /// The advisory lock key that serialises migrations: "herald" in ASCII. Any fixed number

@@ -243,6 +243,12 @@ fn push_scope(query: &mut QueryBuilder<Sqlite>, scope: &ActivityScope) {
             query.push(" AND a.step = ").push_bind(step.clone());
         }
     }
+    if let Some(broadcast) = scope.broadcast {
+        query
+            .push(" AND a.message_id IN (SELECT m.id FROM messages m WHERE m.broadcast_id = ")
+            .push_bind(broadcast.as_uuid())
+            .push(")");
+    }
     if let Some(message) = scope.message {
         query.push(" AND a.message_id = ").push_bind(message.as_uuid());
     }
@@ -294,6 +300,10 @@ pub(crate) async fn conversions(
     workspace: WorkspaceId,
     scope: &ActivityScope,
 ) -> StoreResult<u64> {
+    // A broadcast converts against its goal event, not through journeys.
+    if scope.broadcast.is_some() {
+        return Ok(0);
+    }
     let mut query = QueryBuilder::<Sqlite>::new(
         "SELECT COUNT(*) FROM journeys j WHERE j.converted_at IS NOT NULL AND j.workspace_id = ",
     );

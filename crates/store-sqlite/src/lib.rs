@@ -9,6 +9,7 @@
 
 mod actions;
 mod activity;
+mod broadcasts;
 mod campaign_webhooks;
 mod campaigns;
 mod checkpoint;

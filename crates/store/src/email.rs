@@ -412,12 +412,13 @@ mod tests {
 }
 
 /// Which messages statistics count: a workspace's, one campaign's, one step's of a campaign,
-/// or one message's.
+/// one broadcast's, or one message's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivityScope {
     pub campaign: Option<CampaignId>,
     /// Only with `campaign`.
     pub step: Option<String>,
+    pub broadcast: Option<herald_domain::BroadcastId>,
     pub message: Option<MessageId>,
 }
 

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use uuid::{ContextV7, Uuid};
 
 pub mod action;
+pub mod broadcast;
 pub mod campaign;
 pub mod campaign_webhook;
 #[cfg(feature = "conformance")]
@@ -147,6 +148,7 @@ pub trait Store:
     + segment::SegmentStore
     + user::UserAccountStore
     + topic::TopicStore
+    + broadcast::BroadcastStore
     + Send
     + Sync
     + std::fmt::Debug

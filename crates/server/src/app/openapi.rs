@@ -4,8 +4,8 @@
 //! including routes added later.
 
 use herald_domain::{
-    ActionId, ApiKeyId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId, JourneyId,
-    MessageId, PageRequest, SegmentId, SourceId, TemplateId, TopicId, WebhookDeliveryId,
+    ActionId, ApiKeyId, BroadcastId, CampaignId, CampaignWebhookId, ContactId, DomainId, DraftId, EndpointId, EventId,
+    JourneyId, MessageId, PageRequest, SegmentId, SourceId, TemplateId, TopicId, WebhookDeliveryId,
 };
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::Schema;
@@ -15,9 +15,10 @@ use crate::web::error::ErrorBody;
 
 /// The id a path parameter holds, by the collection its path names just before it
 /// (`/sources/{id}`, `/campaigns/{id}/webhooks/{webhook_id}`).
-const PATH_IDS: [(&str, &str); 17] = [
+const PATH_IDS: [(&str, &str); 18] = [
     ("actions", ActionId::PREFIX),
     ("api-keys", ApiKeyId::PREFIX),
+    ("broadcasts", BroadcastId::PREFIX),
     ("campaigns", CampaignId::PREFIX),
     ("contacts", ContactId::PREFIX),
     ("domains", DomainId::PREFIX),

@@ -78,6 +78,7 @@ async fn time_limit(request: Request, next: middleware::Next) -> axum::response:
         (name = "domains", description = "Sending domains: DKIM keys, DNS records and verification"),
         (name = "suppressions", description = "Addresses campaign email never goes to"),
         (name = "transport", description = "The SMTP relay the workspace sends with"),
+        (name = "broadcasts", description = "One-off emails to a segment, a topic's subscribers or everyone subscribed"),
         (name = "webhooks", description = "Outbound webhook calls, their attempts, and the signing keys"),
         (name = "actions", description = "Saved webhook actions: reused by campaign steps, run for one contact"),
         (name = "templates", description = "Shared email templates and layouts, with every version kept"),
@@ -121,6 +122,7 @@ fn build() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(domains::router())
         .merge(suppressions::router())
         .merge(transport::router())
+        .merge(crate::delivery::broadcasts::api::router())
         .merge(webhooks::router())
         .merge(actions::router())
         .merge(campaigns::drafts::api::router())
@@ -158,6 +160,7 @@ fn pages() -> Router<AppState> {
         .merge(events::pages::router())
         .merge(audiences::topics::pages::router())
         .merge(segments::pages::router())
+        .merge(crate::delivery::broadcasts::pages::router())
         .merge(campaigns::pages::router())
         .merge(campaigns::hooks::pages::router())
         .merge(email::pages::router())

@@ -29,6 +29,7 @@ use super::config::WorkerSettings;
 use crate::audiences::segments::Segments;
 use crate::campaigns::{CampaignJobError, Campaigns, RACE_RETRY};
 use crate::clock::SharedClock;
+use crate::delivery::email::EmailState;
 
 /// How long to wait before asking the database again after it failed to answer.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -249,6 +250,14 @@ impl Worker {
                     Ok(()) => Ok("done"),
                     Err(StoreError::LeaseLost) => Err(StoreError::LeaseLost),
                     Err(e) => self.retry_later(leased, e.to_string(), now).await,
+                }
+            }
+            Ok(JobKind::FanOutBroadcast) => {
+                let state =
+                    EmailState { store: self.store.clone(), clock: self.clock.clone(), email: self.email.clone() };
+                match crate::delivery::broadcasts::fan_out(&state, leased).await {
+                    Err(e) if e.is_transient() => self.retry_later(leased, e.to_string(), now).await,
+                    other => other,
                 }
             }
             Ok(kind @ (JobKind::RefreshSegments | JobKind::BuildSegment)) => {

@@ -211,7 +211,7 @@ impl Campaigns {
             | JobKind::ActionResult
             | JobKind::ArchiveExits
             | JobKind::RecordHits => Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job"))),
-            JobKind::RefreshSegments | JobKind::BuildSegment => {
+            JobKind::RefreshSegments | JobKind::BuildSegment | JobKind::FanOutBroadcast => {
                 Err(CampaignJobError::Invalid(format!("{kind} is not a campaign job")))
             }
         }

@@ -66,7 +66,8 @@ pub async fn campaign_numbers(
     step: Option<&str>,
     daily_since: Timestamp,
 ) -> StoreResult<CampaignNumbers> {
-    let scope = ActivityScope { campaign: Some(campaign), step: step.map(str::to_owned), message: None };
+    let scope =
+        ActivityScope { campaign: Some(campaign), step: step.map(str::to_owned), broadcast: None, message: None };
     let report = store.email_report(workspace, &scope, daily_since).await?;
     let steps = store
         .step_numbers(workspace, campaign)

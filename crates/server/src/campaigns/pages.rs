@@ -253,7 +253,7 @@ pub async fn show_step(
     let ws = session.workspace_id;
     let campaign = state.store.get_campaign(ws, id).await?;
     let now = state.clock.now();
-    let scope = ActivityScope { campaign: Some(id), step: Some(step.clone()), message: None };
+    let scope = ActivityScope { campaign: Some(id), step: Some(step.clone()), broadcast: None, message: None };
     let report = state.store.email_report(ws, &scope, DayChart::since(now, CHART_DAYS)).await?;
     Ok(render(&StepPage {
         l: Layout::new(&session, "/campaigns", format!("{} · {step}", campaign.name)),

@@ -112,13 +112,14 @@ pub struct NavItem {
     pub current: bool,
 }
 
-const NAV: [(&str, &str); 12] = [
+const NAV: [(&str, &str); 13] = [
     ("/events", "Event log"),
     ("/sources", "Sources"),
     ("/contacts", "Contacts"),
     ("/segments", "Segments"),
     ("/topics", "Topics"),
     ("/campaigns", "Campaigns"),
+    ("/broadcasts", "Broadcasts"),
     ("/templates", "Templates"),
     ("/messages", "Messages"),
     ("/deliveries", "Deliveries"),
@@ -179,6 +180,11 @@ impl NoticeQuery {
                 "Topic added: campaign email steps can name it, and contacts see it on their preference page."
             }
             "topic_deleted" => "Topic deleted: it is no longer listed, and new campaign versions cannot name it.",
+            "broadcast_saved" => "Broadcast saved as a draft: nothing is sent until you send it.",
+            "broadcast_started" => "Broadcast started: its progress below follows as it goes out.",
+            "broadcast_paused" => "Broadcast paused: nothing more goes out until you resume it.",
+            "broadcast_resumed" => "Broadcast resumed where it stopped, within its rate.",
+            "broadcast_cancelled" => "Broadcast cancelled: messages not yet sent are withdrawn.",
             "welcome" => "Your user is created and you are logged in with it; the first-run link's key is revoked.",
             _ => return None,
         };

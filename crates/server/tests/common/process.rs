@@ -22,6 +22,25 @@ pub fn secret_keys() -> herald_store::secrets::SecretKeys {
     herald_store::secrets::SecretKeys::new(&key.0, &[])
 }
 
+/// Makes `mail.acme.test` a verified sending domain of `workspace`, with an Ed25519 DKIM key
+/// (sealed by `store` with the key the processes run with).
+pub async fn verified_domain(store: &herald_store::SharedStore, workspace: herald_domain::WorkspaceId) {
+    use herald_store::email::{DomainCheck, NewDomain};
+    let now = herald_domain::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc());
+    let key = herald_email::dkim::DkimKey::generate(herald_email::dkim::DkimAlgorithm::Ed25519).expect("key");
+    let new = NewDomain {
+        name: "mail.acme.test".into(),
+        selector: "s1".into(),
+        algorithm: "ed25519".into(),
+        private_key: key.private_key().to_owned(),
+        records: serde_json::json!([]),
+    };
+    let domain = store.create_domain(workspace, new, now).await.expect("domain");
+    let verified =
+        DomainCheck { status: herald_domain::DomainStatus::Verified, checks: serde_json::json!([]), warning: None };
+    store.record_domain_check(workspace, domain.id, &verified, now).await.expect("verified");
+}
+
 /// A `herald` command with a clean environment: no HERALD_* variable leaks in from the
 /// developer's shell; the secret key is [`SECRET_KEY`].
 pub fn herald(dir: &Path) -> Command {

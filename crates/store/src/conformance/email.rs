@@ -434,7 +434,7 @@ pub async fn activities_are_recorded_once_and_become_contact_events(store: Share
 
     // The numbers: unique per message, totals per activity, machine opens apart; by day too.
     use crate::email::{ActivityScope, EmailCounts, Grouping};
-    let scope = ActivityScope { campaign: Some(campaign), step: Some("s".into()), message: None };
+    let scope = ActivityScope { campaign: Some(campaign), step: Some("s".into()), broadcast: None, message: None };
     let rows = store.activity_counts(ws, &scope, None, Grouping::Total).await.expect("counts");
     let expected = EmailCounts {
         sent: 1,

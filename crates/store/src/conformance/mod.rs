@@ -4,6 +4,7 @@
 //! function returning a fresh, migrated, empty store; the macro expands to one `#[tokio::test]`
 //! per case below, so a failure names the behaviour and the backend.
 
+mod broadcasts;
 mod campaign_webhooks;
 mod campaigns;
 mod contacts;
@@ -20,6 +21,7 @@ mod tracking;
 mod webhooks;
 mod workspaces;
 
+pub use broadcasts::*;
 pub use campaign_webhooks::*;
 pub use campaigns::*;
 pub use contacts::*;
@@ -105,6 +107,8 @@ macro_rules! conformance_suite {
             transactional_sends_are_stored_once_per_key,
             segments_are_saved_referred_to_and_built,
             live_decisions_record_changes_once,
+            broadcast_pages_write_each_recipient_once,
+            broadcasts_pause_resume_and_cancel,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

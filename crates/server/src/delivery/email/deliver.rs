@@ -8,13 +8,14 @@ use herald_domain::campaign_webhook::message_data;
 use herald_domain::job::{JobOutcome, LeasedJob};
 use herald_domain::retry::{Attempt, GiveUp, RetrySchedule, Verdict, minutes};
 use herald_domain::{
-    Activity, ActivityKind, BounceKind, CampaignEventKind, DomainStatus, Message, MessageId, MessageStatus, NewJob,
-    Timestamp,
+    Activity, ActivityKind, BounceKind, BroadcastId, CampaignEventKind, DomainStatus, Message, MessageId,
+    MessageStatus, NewJob, Timestamp,
 };
 use herald_email::dkim::DkimSigner;
 use herald_email::message::{Composed, Mailbox, Outgoing, Unsubscribe, compose};
 use herald_email::smtp::{SmtpClient, SmtpFailure};
 use herald_store::StoreError;
+use herald_store::broadcast::BroadcastState;
 use herald_store::email::{DOMAIN_UNVERIFIED, Delivery, from_domain};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -52,9 +53,16 @@ pub const SMTP_GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
 /// A rate-limited send waits at most this long in the job before the job is put back.
 const MAX_RATE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a message of a paused broadcast waits before its job looks again (a resume
+/// normally brings it back first: it sets the due times of the held messages).
+const PAUSED_RECHECK: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Deserialize)]
 struct DeliverPayload {
     message: MessageId,
+    /// The broadcast the message is part of: held while it is paused.
+    #[serde(default)]
+    broadcast: Option<BroadcastId>,
 }
 
 /// Who a message is handed to.
@@ -75,7 +83,7 @@ impl Email {
     pub async fn deliver(&self, leased: &LeasedJob) -> Result<&'static str, StoreError> {
         let workspace = leased.job.workspace_id;
         let now = self.clock.now();
-        let Ok(DeliverPayload { message: id }) = serde_json::from_value(leased.job.payload.clone()) else {
+        let Ok(DeliverPayload { message: id, broadcast }) = serde_json::from_value(leased.job.payload.clone()) else {
             let error = "the job's payload names no message".to_owned();
             self.store.finish_job(workspace, &leased.lease, &JobOutcome::Dead { error }, now).await?;
             return Ok("dead");
@@ -89,6 +97,13 @@ impl Email {
             }
             Err(e) => return Err(e),
         };
+        if let Some(broadcast) = broadcast
+            && self.store.get_broadcast(workspace, broadcast).await?.state == BroadcastState::Paused
+        {
+            let outcome = JobOutcome::Retry { at: now + PAUSED_RECHECK, error: "the broadcast is paused".into() };
+            self.store.finish_job(workspace, &leased.lease, &outcome, now).await?;
+            return Ok("held");
+        }
         let mut decision = self.decide(&message, now).await?;
         self.suppress_repeated_soft_bounces(&message, &mut decision).await?;
         decision.delivery.activity = delivery_activity(&message, &decision.delivery, now);

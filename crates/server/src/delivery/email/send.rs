@@ -68,7 +68,7 @@ pub struct SendBody {
 pub struct Accepted {
     /// The message (`msg_…`), found in `GET /api/v1/messages/{id}`.
     #[schema(value_type = String)]
-    id: MessageId,
+    pub id: MessageId,
     /// `queued` for a relay or provider, `sent` for the embedded outbox.
     #[schema(example = "queued")]
     status: &'static str,
@@ -155,7 +155,7 @@ async fn email_of(state: &EmailState, workspace: WorkspaceId, body: &SendBody) -
 }
 
 /// The sender, on a verified sending domain of the workspace.
-async fn sender(state: &EmailState, workspace: WorkspaceId, from: &str) -> Result<Mailbox, ApiError> {
+pub(crate) async fn sender(state: &EmailState, workspace: WorkspaceId, from: &str) -> Result<Mailbox, ApiError> {
     let mailbox = parse_mailbox(from).map_err(|e| ApiError::invalid("from", e))?;
     let domain = from_domain(mailbox.address.as_str());
     match state.store.domain_key(workspace, &domain).await? {
