@@ -318,6 +318,9 @@ pub trait CampaignStore {
 
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message>;
 
+    /// The messages of `ids` that exist, in no particular order (deleted ones are left out).
+    async fn get_messages(&self, workspace: WorkspaceId, ids: &[MessageId]) -> StoreResult<Vec<Message>>;
+
     /// The journey's emails, oldest first, each with its opens and clicks.
     async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>>;
 }

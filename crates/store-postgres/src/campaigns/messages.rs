@@ -141,3 +141,15 @@ pub(super) async fn by_id(pool: &PgPool, workspace: WorkspaceId, id: MessageId) 
         .ok_or(StoreError::NotFound { entity: "message" })?;
     message(&row)
 }
+
+pub(super) async fn by_ids(pool: &PgPool, workspace: WorkspaceId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+    let ids: Vec<_> = ids.iter().map(MessageId::as_uuid).collect();
+    let rows =
+        sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = $1 AND id = ANY($2)"))
+            .bind(workspace.as_uuid())
+            .bind(&ids)
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+    rows.iter().map(message).collect()
+}

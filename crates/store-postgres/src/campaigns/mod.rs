@@ -531,4 +531,8 @@ impl CampaignStore for PgStore {
     async fn get_message(&self, workspace: WorkspaceId, id: MessageId) -> StoreResult<Message> {
         messages::by_id(&self.pool, workspace, id).await
     }
+
+    async fn get_messages(&self, workspace: WorkspaceId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+        messages::by_ids(&self.pool, workspace, ids).await
+    }
 }

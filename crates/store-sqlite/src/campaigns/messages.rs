@@ -146,3 +146,25 @@ pub(super) async fn by_id(readers: &SqlitePool, workspace: WorkspaceId, id: Mess
         .ok_or(StoreError::NotFound { entity: "message" })?;
     message(&row)
 }
+
+pub(super) async fn by_ids(
+    readers: &SqlitePool,
+    workspace: WorkspaceId,
+    ids: &[MessageId],
+) -> StoreResult<Vec<Message>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE workspace_id = "));
+        query.push_bind(workspace.as_uuid()).push(" AND id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_uuid());
+        }
+        query.push(")");
+        for row in query.build().fetch_all(readers).await.map_err(db_error)? {
+            found.push(message(&row)?);
+        }
+    }
+    Ok(found)
+}

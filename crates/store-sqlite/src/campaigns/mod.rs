@@ -565,6 +565,10 @@ impl CampaignStore for SqliteStore {
         messages::by_id(&self.readers, workspace, id).await
     }
 
+    async fn get_messages(&self, workspace: WorkspaceId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+        messages::by_ids(&self.readers, workspace, ids).await
+    }
+
     async fn journey_emails(&self, workspace: WorkspaceId, journey: JourneyId) -> StoreResult<Vec<EmailSummary>> {
         crate::activity::journey_emails(&self.readers, workspace, journey).await
     }

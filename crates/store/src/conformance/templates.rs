@@ -125,6 +125,14 @@ pub async fn transactional_sends_are_stored_once_per_key(store: SharedStore) {
     let third = message(3);
     let renewed = TransactionalSend { key: Some(("order-1", "hash-b")), message: &third, job: None };
     assert_eq!(store.send_transactional(ws, renewed, at(3)).await.expect("renewed"), SendOutcome::Accepted(third.id));
+    // Messages read together: those that exist, whatever the order asked.
+    let unknown = herald_domain::MessageId::from_uuid(crate::new_uuid(at(9)));
+    let mut found: Vec<_> =
+        store.get_messages(ws, &[third.id, unknown, first.id]).await.expect("messages").iter().map(|m| m.id).collect();
+    found.sort();
+    let mut expected = vec![first.id, third.id];
+    expected.sort();
+    assert_eq!(found, expected);
     let jobs = store.claim_jobs(&super::helpers::claim(at(3), 10)).await.expect("claim");
     let deliveries: Vec<_> = jobs.iter().filter(|j| j.job.kind == JobKind::DeliverMessage.as_str()).collect();
     assert_eq!(deliveries.len(), 1, "one delivery job: {jobs:?}");

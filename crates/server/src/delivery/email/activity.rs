@@ -66,9 +66,21 @@ impl Email {
             Err(StoreError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let suppress = self.activity_suppression(&message, &activity).await?;
-        let follow_up = self.activity_hooks(&message, &activity).await?;
-        Ok(Some(ActivityWrite { workspace, activity, suppress, follow_up }))
+        self.write_for(&message, activity, true).await.map(Some)
+    }
+
+    /// The write that records `activity` of `message` with what it causes. `hooked` says
+    /// whether the message's campaign may have event webhooks listening (`false` when the
+    /// caller knows it has none, sparing their lookup).
+    pub(super) async fn write_for(
+        &self,
+        message: &Message,
+        activity: Activity,
+        hooked: bool,
+    ) -> Result<ActivityWrite, StoreError> {
+        let suppress = self.activity_suppression(message, &activity).await?;
+        let follow_up = if hooked { self.activity_hooks(message, &activity).await? } else { Vec::new() };
+        Ok(ActivityWrite { workspace: message.workspace_id, activity, suppress, follow_up })
     }
 
     /// The message that carries this `Message-ID` (without angle brackets), in any workspace.

@@ -2,10 +2,14 @@
 //! group-committed with the others arriving at the same time ([`Email::track`]); the
 //! `record_hits` job that commits with them then records each as an email activity, with its
 //! contact event, the jobs evaluating it and the campaign event webhooks it fires
-//! ([`Email::record_hits`]). Each hit's activity is keyed by the hit, so a job run again after
-//! a crash records nothing twice.
+//! ([`Email::record_hits`]), reading the messages of a job's hits and the workspace's campaign
+//! event webhooks once per job. Each hit's activity is keyed by the hit, so a job run again
+//! after a crash records nothing twice.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use herald_domain::job::{JobOutcome, LeasedJob};
+use herald_domain::{CampaignEventKind, CampaignId, Message, MessageId};
 use herald_store::StoreError;
 use herald_store::hits::{Hit, HitsPayload};
 
@@ -56,10 +60,28 @@ impl Email {
             return Ok("dead");
         };
         let hits = self.store.stored_hits(workspace, &ids).await?;
+        // One read of the hits' messages and one of the workspace's campaign event webhooks,
+        // not one of each per hit.
+        let wanted: BTreeSet<MessageId> = hits.iter().map(|(_, hit)| hit.message).collect();
+        let wanted: Vec<MessageId> = wanted.into_iter().collect();
+        let messages: HashMap<MessageId, Message> =
+            self.store.get_messages(workspace, &wanted).await?.into_iter().map(|m| (m.id, m)).collect();
+        let hooked: HashSet<CampaignId> = self
+            .store
+            .list_campaign_webhooks(workspace, None)
+            .await?
+            .iter()
+            .filter(|hook| {
+                hook.listens_to(CampaignEventKind::EmailOpened) || hook.listens_to(CampaignEventKind::EmailClicked)
+            })
+            .map(|hook| hook.campaign_id)
+            .collect();
         let mut writes = Vec::with_capacity(hits.len());
         for (id, hit) in &hits {
             // A hit of a message deleted since has nothing left to count.
-            writes.extend(self.activity_write(workspace, hit.activity(*id)).await?);
+            let Some(message) = messages.get(&hit.message) else { continue };
+            let hooked = message.campaign_id.is_some_and(|campaign| hooked.contains(&campaign));
+            writes.push(self.write_for(message, hit.activity(*id), hooked).await?);
         }
         if !writes.is_empty() {
             self.store.record_activities(&writes, now).await?;
