@@ -62,7 +62,9 @@ fn start_node(url: &str, dir: &std::path::Path, name: &str, sink: &SmtpSink) -> 
     command
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("HERALD_DATABASE_URL", url)
-        .env("HERALD_JOB_LEASE_SECS", "2")
+        // Short, so the killed node's jobs are taken over soon; not so short that a delivery
+        // on a loaded machine outlives its lease and a second node sends it too.
+        .env("HERALD_JOB_LEASE_SECS", "5")
         .env("HERALD_QUEUE_POLL_MS", "100")
         .env("HERALD_LOG", "warn")
         .env("HERALD_SMTP_URL", format!("smtp://127.0.0.1:{}?security=none&pool=8", sink.port()));
