@@ -2,6 +2,7 @@
 //! pause, resume and cancel, and the recipients' standing. Every change locks the broadcast's
 //! row first, so a page and a pause (or two nodes' pages) are ordered.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,8 @@ use herald_domain::job::{JobLease, JobOutcome};
 use herald_domain::{BroadcastId, ContactId, Page, PageRequest, Timestamp, WorkspaceId};
 use herald_store::broadcast::{
     Audience, AudienceMember, BROADCAST_STATE, Broadcast, BroadcastDraft, BroadcastStart, BroadcastState,
-    BroadcastStore, FanOutPage, FanOutResult, Progress, broadcast_delivery_job, due_times, fan_out_job, next_page_at,
+    BroadcastStore, FanOutPage, FanOutResult, Progress, Recipient, broadcast_delivery_job, due_times, fan_out_job,
+    next_page_at,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
 use sqlx::postgres::PgRow;
@@ -287,49 +289,7 @@ impl BroadcastStore for PgStore {
             tx.commit().await.map_err(db_error)?;
             return Ok(FanOutResult { written: false, added: 0 });
         }
-        let mut added = Vec::with_capacity(page.recipients.len());
-        for recipient in &page.recipients {
-            let inserted = sqlx::query(
-                "INSERT INTO broadcast_recipients (broadcast_id, contact_id, message_id, not_before, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(page.broadcast.as_uuid())
-            .bind(recipient.message.contact_id.as_uuid())
-            .bind(recipient.message.id.as_uuid())
-            .bind(encode::ts(recipient.not_before))
-            .bind(encode::ts(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if inserted.rows_affected() == 1 {
-                added.push(recipient);
-            }
-        }
-        let messages: Vec<_> = added.iter().map(|r| (workspace, &r.message)).collect();
-        messages::insert(&mut tx, &messages).await?;
-        let delivered: Vec<_> = added.iter().filter(|r| r.deliver).collect();
-        let (due, next_slot) = due_times(delivered.iter().map(|r| r.not_before), current.next_slot, page.spacing);
-        let jobs: Vec<_> =
-            delivered.iter().zip(due).map(|(r, at)| broadcast_delivery_job(page.broadcast, r.message.id, at)).collect();
-        let delivered: Vec<_> = delivered.iter().map(|r| r.message.id).collect();
-        let job_ids = insert_jobs(&mut tx, workspace, &jobs, now).await?;
-        for recipient in &added {
-            sqlx::query("UPDATE messages SET broadcast_id = $1 WHERE id = $2")
-                .bind(page.broadcast.as_uuid())
-                .bind(recipient.message.id.as_uuid())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        for (message, job) in delivered.iter().zip(&job_ids) {
-            sqlx::query("UPDATE broadcast_recipients SET job_id = $1 WHERE broadcast_id = $2 AND message_id = $3")
-                .bind(job.as_uuid())
-                .bind(page.broadcast.as_uuid())
-                .bind(message.as_uuid())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
+        let (added, next_slot) = write_recipients(&mut tx, workspace, page, current.next_slot, now).await?;
         let state = if page.done { BroadcastState::Finished } else { BroadcastState::Sending };
         sqlx::query(
             "UPDATE broadcasts SET cursor = $1, next_slot = $2, state = $3, finished_at = $4, \
@@ -490,6 +450,66 @@ impl BroadcastStore for PgStore {
         .map_err(db_error)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// Writes a page's recipients in a handful of statements (a page fits in one statement of
+/// each): the recipient rows, whose primary key leaves a contact already written alone; the
+/// messages of the new ones, marked as the broadcast's; and the delivery jobs of those that
+/// need one, linked from their rows. Returns the new recipients and the broadcast's next slot.
+async fn write_recipients<'a>(
+    tx: &mut Tx,
+    workspace: WorkspaceId,
+    page: &'a FanOutPage,
+    next_slot: Option<Timestamp>,
+    now: Timestamp,
+) -> StoreResult<(Vec<&'a Recipient>, Option<Timestamp>)> {
+    if page.recipients.is_empty() {
+        return Ok((Vec::new(), next_slot));
+    }
+    let broadcast = page.broadcast.as_uuid();
+    let mut insert = QueryBuilder::<Postgres>::new(
+        "INSERT INTO broadcast_recipients (broadcast_id, contact_id, message_id, not_before, created_at) ",
+    );
+    insert.push_values(&page.recipients, |mut row, r| {
+        row.push_bind(broadcast)
+            .push_bind(r.message.contact_id.as_uuid())
+            .push_bind(r.message.id.as_uuid())
+            .push_bind(encode::ts(r.not_before))
+            .push_bind(encode::ts(now));
+    });
+    insert.push(" ON CONFLICT DO NOTHING RETURNING contact_id");
+    let new: HashSet<uuid::Uuid> =
+        insert.build_query_scalar().fetch_all(&mut **tx).await.map_err(db_error)?.into_iter().collect();
+    let added: Vec<&Recipient> =
+        page.recipients.iter().filter(|r| new.contains(&r.message.contact_id.as_uuid())).collect();
+    if added.is_empty() {
+        return Ok((added, next_slot));
+    }
+    let messages: Vec<_> = added.iter().map(|r| (workspace, &r.message)).collect();
+    messages::insert(tx, &messages).await?;
+    let mut mark = QueryBuilder::<Postgres>::new("UPDATE messages SET broadcast_id = ");
+    mark.push_bind(broadcast).push(" WHERE id IN (");
+    let mut ids = mark.separated(", ");
+    for r in &added {
+        ids.push_bind(r.message.id.as_uuid());
+    }
+    mark.push(")").build().execute(&mut **tx).await.map_err(db_error)?;
+    let delivered: Vec<_> = added.iter().filter(|r| r.deliver).collect();
+    let (due, next_slot) = due_times(delivered.iter().map(|r| r.not_before), next_slot, page.spacing);
+    let jobs: Vec<_> =
+        delivered.iter().zip(due).map(|(r, at)| broadcast_delivery_job(page.broadcast, r.message.id, at)).collect();
+    let job_ids = insert_jobs(tx, workspace, &jobs, now).await?;
+    if !job_ids.is_empty() {
+        let mut link = QueryBuilder::<Postgres>::new("UPDATE broadcast_recipients r SET job_id = v.job FROM (");
+        link.push_values(delivered.iter().zip(&job_ids), |mut row, (r, job)| {
+            row.push_bind(r.message.id.as_uuid()).push_bind(job.as_uuid());
+        });
+        link.push(") AS v (message, job) WHERE r.broadcast_id = ")
+            .push_bind(broadcast)
+            .push(" AND r.message_id = v.message");
+        link.build().execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok((added, next_slot))
 }
 
 /// Withdraws a cancelled broadcast's queued messages whose delivery has not started: the
