@@ -6,45 +6,17 @@
 
 mod common;
 
+use common::sending::world;
+
 use std::time::Duration;
 
-use common::{Backend, TestApp, expect_error, json, spawn_app_with};
-use herald_email::testing::dns::DnsServer;
-use herald_email::testing::smtp::{SinkOptions, SmtpSink};
-use herald_server::delivery::email::EmailSettings;
+use common::{Backend, TestApp, expect_error, json};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 on_both_backends!(a_transactional_send_reaches_the_relay_once_per_key, sends_refuse_bad_input_and_suppressed_addresses,);
 
 const FROM: &str = "Acme <hello@mail.acme.test>";
-
-struct World {
-    app: TestApp,
-    _dns: DnsServer,
-    sink: SmtpSink,
-}
-
-/// An app sending through a real SMTP sink from a verified `mail.acme.test`.
-async fn world(backend: Backend) -> World {
-    let dns = DnsServer::start().await.expect("dns server");
-    let sink = SmtpSink::start_with(SinkOptions::default()).expect("smtp sink");
-    let settings = EmailSettings { dns_resolver: Some(dns.addr()), ..EmailSettings::default() };
-    let app = spawn_app_with(backend, settings).await;
-    let transport = json!({"host": "127.0.0.1", "port": sink.port(), "security": "none"});
-    let (status, body) =
-        json(app.request(Method::PUT, "/api/v1/transport").json(&transport).send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, domain) = json(app.post("/api/v1/domains", &json!({"name": "mail.acme.test"})).await).await;
-    assert_eq!(status, StatusCode::CREATED, "{domain}");
-    for r in domain["records"].as_array().unwrap() {
-        dns.set_txt(r["name"].as_str().unwrap(), &[r["value"].as_str().unwrap()]);
-    }
-    let id = domain["id"].as_str().unwrap();
-    let (_, verified) = json(app.post(&format!("/api/v1/domains/{id}/verify"), &json!({})).await).await;
-    assert_eq!(verified["status"], "verified", "{verified}");
-    World { app, _dns: dns, sink }
-}
 
 async fn send(app: &TestApp, key: Option<&str>, body: &Value) -> Response {
     let mut request = app.request(Method::POST, "/api/v1/send").json(body);

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod mail;
 pub mod openapi;
 pub mod process;
+pub mod sending;
 
 use std::any::Any;
 use std::sync::Arc;
