@@ -30,13 +30,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{contacts, env_list, percentile};
+use herald_domain::PageRequest;
 use herald_domain::{ContactId, SegmentId, SourceKind, SourceToken, Timestamp, WorkspaceId};
 use herald_server::app::App;
 use herald_server::app::config::WorkerSettings;
 use herald_server::clock::{SharedClock, SystemClock};
 use herald_server::delivery::email::EmailSettings;
 use herald_store::segment::{SegmentDraft, SegmentStatus};
-use herald_domain::PageRequest;
 use herald_store::{ContactFilter, EventFilter, NewSource, SharedStore};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -68,8 +68,14 @@ fn definitions() -> Vec<(&'static str, Value)> {
         ("Signed up", json!({"performed": "signed_up"})),
         ("Opened mail", json!({"email": "opened", "within": "30d"})),
         ("Clicked mail", json!({"email": "clicked"})),
-        ("Trial", json!({"all": [{"field": "plan", "op": "eq", "value": "trial"}, {"performed": "signed_up", "within": "14d"}]})),
-        ("Churn risk", json!({"any": [{"field": "plan", "op": "eq", "value": "pro"}, {"field": "seats", "op": "gte", "value": 10}]})),
+        (
+            "Trial",
+            json!({"all": [{"field": "plan", "op": "eq", "value": "trial"}, {"performed": "signed_up", "within": "14d"}]}),
+        ),
+        (
+            "Churn risk",
+            json!({"any": [{"field": "plan", "op": "eq", "value": "pro"}, {"field": "seats", "op": "gte", "value": 10}]}),
+        ),
         ("Enterprise", json!({"field": "plan", "op": "in", "value": ["enterprise", "business"]})),
         ("Support heavy", json!({"performed": "ticket_opened", "times": {"at_least": 3}, "within": "30d"})),
         ("Not pro", json!({"not": {"field": "plan", "op": "eq", "value": "pro"}})),
@@ -202,7 +208,8 @@ async fn latency(
         let id = contact(store, workspace, n).await;
         let filter = EventFilter { contact: Some(id), ..EventFilter::default() };
         let events = store.list_events(workspace, &filter, PageRequest::first(10)).await.expect("events");
-        let received = events.items.iter().find(|e| e.name.as_deref() == Some("viewed_pricing")).expect("the event").received_at;
+        let received =
+            events.items.iter().find(|e| e.name.as_deref() == Some("viewed_pricing")).expect("the event").received_at;
         let memberships = store.contact_memberships(workspace, id).await.expect("memberships");
         let since = memberships.iter().find(|m| m.segment_id == segment && m.member).and_then(|m| m.since);
         let since = since.expect("the contact entered the segment");
@@ -260,7 +267,8 @@ async fn run() {
     contacts(&store, workspace, count, now()).await;
     eprintln!("{count} contacts written in {:.0} s", started.elapsed().as_secs_f64());
     let token = SourceToken::generate(rand::random());
-    let source = NewSource { name: "app".into(), kind: SourceKind::Generic, token_hash: token.hash(), token_hint: token.hint() };
+    let source =
+        NewSource { name: "app".into(), kind: SourceKind::Generic, token_hash: token.hash(), token_hint: token.hint() };
     store.create_source(workspace, source, now()).await.expect("source");
     let url = format!("{base}/webhooks/inbound/{}", token.expose());
     // Events name contacts after the imported ones: each is a contact's first event.

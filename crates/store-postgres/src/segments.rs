@@ -281,12 +281,13 @@ impl SegmentStore for PgStore {
         rows.iter().map(segment).collect()
     }
 
-    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>> {
+    async fn memberships_of(&self, workspace: WorkspaceId, contacts: &[ContactId]) -> StoreResult<Vec<Membership>> {
+        let ids: Vec<uuid::Uuid> = contacts.iter().map(|c| c.as_uuid()).collect();
         let rows = sqlx::query(
-            "SELECT segment_id, member, since, recheck_at FROM segment_memberships \
-             WHERE contact_id = $1 AND workspace_id = $2",
+            "SELECT segment_id, contact_id, member, since, recheck_at FROM segment_memberships \
+             WHERE contact_id = ANY($1) AND workspace_id = $2",
         )
-        .bind(contact.as_uuid())
+        .bind(&ids)
         .bind(workspace.as_uuid())
         .fetch_all(&self.pool)
         .await
@@ -295,7 +296,7 @@ impl SegmentStore for PgStore {
             .map(|row| {
                 Ok(Membership {
                     segment_id: SegmentId::from_uuid(uuid(row, "segment_id")?),
-                    contact_id: contact,
+                    contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
                     member: get(row, "member")?,
                     since: opt_ts(row, "since")?,
                     recheck_at: opt_ts(row, "recheck_at")?,
@@ -304,22 +305,26 @@ impl SegmentStore for PgStore {
             .collect()
     }
 
-    async fn contact_event_facts(
+    async fn event_facts_of(
         &self,
         workspace: WorkspaceId,
-        contact: ContactId,
+        contacts: &[ContactId],
         names: &[String],
         limit: u32,
-    ) -> StoreResult<Vec<EventFact>> {
-        if names.is_empty() {
+    ) -> StoreResult<Vec<(ContactId, EventFact)>> {
+        if names.is_empty() || contacts.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<uuid::Uuid> = contacts.iter().map(|c| c.as_uuid()).collect();
+        // Each contact's newest `limit`, through its own index scan.
         let rows = sqlx::query(
-            "SELECT name, occurred_at, properties FROM events WHERE workspace_id = $1 AND contact_id = $2 \
-             AND name = ANY($3) ORDER BY occurred_at DESC LIMIT $4",
+            "SELECT c.id AS contact_id, f.name, f.occurred_at, f.properties FROM unnest($2::uuid[]) AS c (id) \
+             CROSS JOIN LATERAL (SELECT name, occurred_at, properties FROM events \
+             WHERE workspace_id = $1 AND contact_id = c.id AND name = ANY($3) \
+             ORDER BY occurred_at DESC LIMIT $4) f ORDER BY c.id, f.occurred_at DESC",
         )
         .bind(workspace.as_uuid())
-        .bind(contact.as_uuid())
+        .bind(&ids)
         .bind(names)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -327,11 +332,12 @@ impl SegmentStore for PgStore {
         .map_err(db_error)?;
         rows.iter()
             .map(|row| {
-                Ok(EventFact {
+                let fact = EventFact {
                     name: get(row, "name")?,
                     occurred_at: ts(row, "occurred_at")?,
                     properties: rows::object(row, "properties")?,
-                })
+                };
+                Ok((ContactId::from_uuid(uuid(row, "contact_id")?), fact))
             })
             .collect()
     }

@@ -286,7 +286,13 @@ pub trait SegmentStore {
     async fn list_segments(&self, workspace: WorkspaceId) -> StoreResult<Vec<SegmentRecord>>;
 
     /// The contact's stored standings (memberships and timers).
-    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>>;
+    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>> {
+        self.memberships_of(workspace, &[contact]).await
+    }
+
+    /// The stored standings of several contacts, in one read: what a batch of re-decisions
+    /// starts from.
+    async fn memberships_of(&self, workspace: WorkspaceId, contacts: &[ContactId]) -> StoreResult<Vec<Membership>>;
 
     /// The contact's events with one of `names`, newest first, at most `limit`.
     async fn contact_event_facts(
@@ -295,7 +301,20 @@ pub trait SegmentStore {
         contact: ContactId,
         names: &[String],
         limit: u32,
-    ) -> StoreResult<Vec<EventFact>>;
+    ) -> StoreResult<Vec<EventFact>> {
+        let facts = self.event_facts_of(workspace, &[contact], names, limit).await?;
+        Ok(facts.into_iter().map(|(_, fact)| fact).collect())
+    }
+
+    /// The events with one of `names` of several contacts, in one read: each contact's newest
+    /// first, at most `limit` per contact.
+    async fn event_facts_of(
+        &self,
+        workspace: WorkspaceId,
+        contacts: &[ContactId],
+        names: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<(ContactId, EventFact)>>;
 
     /// Writes a live re-decision in one transaction (see the module's note on races).
     async fn apply_segment_work(&self, workspace: WorkspaceId, work: &SegmentWork, now: Timestamp) -> StoreResult<()>;

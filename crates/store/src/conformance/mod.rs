@@ -105,6 +105,7 @@ macro_rules! conformance_suite {
             transactional_sends_are_stored_once_per_key,
             segments_are_saved_referred_to_and_built,
             live_decisions_record_changes_once,
+            batch_reads_keep_each_contacts_own,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -197,3 +197,47 @@ pub async fn live_decisions_record_changes_once(store: SharedStore) {
     store.delete_contact(ws, contact).await.expect("delete");
     assert!(store.membership_history(ws, Some(segment.id), None, 10).await.expect("history").is_empty());
 }
+
+pub async fn batch_reads_keep_each_contacts_own(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let segment = store.create_segment(ws, &draft("pro", vec![]), at(1)).await.expect("create");
+    let mut ids = Vec::new();
+    for (n, (address, name)) in [
+        ("a@example.com", "signed_up"),
+        ("a@example.com", "order_placed"),
+        ("a@example.com", "signed_up"),
+        ("b@example.com", "signed_up"),
+        ("b@example.com", "page_viewed"),
+        ("c@example.com", "signed_up"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = at(2 + n as u64);
+        let body = json!({"email": address, "event": name});
+        let receipt = accepted(&store.ingest(&[request(ws, source, body, None, t)], t).await.expect("ingest")[0]);
+        ids.push(receipt.contact_id.expect("a contact"));
+    }
+    let (a, b, c) = (ids[0], ids[3], ids[5]);
+    let names = ["signed_up".to_owned(), "order_placed".to_owned()];
+    let facts = store.event_facts_of(ws, &[a, b], &names, 2).await.expect("facts");
+    let of = |contact: ContactId| {
+        facts.iter().filter(|(c, _)| *c == contact).map(|(_, f)| (f.name.as_str(), f.occurred_at)).collect::<Vec<_>>()
+    };
+    assert_eq!(of(a), vec![("signed_up", at(4)), ("order_placed", at(3))], "each contact's newest, at most the limit");
+    assert_eq!(of(b), vec![("signed_up", at(5))], "only the names asked for");
+    assert!(of(c).is_empty(), "only the contacts asked for");
+
+    let work = SegmentWork {
+        decisions: [a, b, c].map(|contact| decision(segment.id, contact, Some(false), true)).to_vec(),
+        ..Default::default()
+    };
+    store.apply_segment_work(ws, &work, at(10)).await.expect("enter");
+    let mut standings: Vec<(ContactId, bool)> =
+        store.memberships_of(ws, &[a, c]).await.expect("standings").iter().map(|m| (m.contact_id, m.member)).collect();
+    standings.sort();
+    let mut expected = vec![(a, true), (c, true)];
+    expected.sort();
+    assert_eq!(standings, expected);
+    assert_eq!(store.get_segment(ws, segment.id).await.expect("read").members, 3, "one change per contact counted");
+}

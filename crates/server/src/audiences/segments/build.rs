@@ -30,29 +30,39 @@ pub struct Preview {
 }
 
 impl Segments {
-    /// One contact's answer for `definition`, its other memberships read as stored.
-    async fn decide_one(&self, definition: &Segment, names: &[String], contact: &Contact) -> StoreResult<Verdict> {
-        let events = self.facts(contact, names).await?;
-        let members: HashMap<SegmentId, bool> = if definition.references().is_empty() {
+    /// The answers for `definition` of a page of contacts (in their order), their other
+    /// memberships read as stored; their events and standings are read for the page at once.
+    async fn decide_page(
+        &self,
+        workspace: WorkspaceId,
+        definition: &Segment,
+        names: &[String],
+        contacts: &[Contact],
+    ) -> StoreResult<Vec<Verdict>> {
+        let ids: Vec<ContactId> = contacts.iter().map(|c| c.id).collect();
+        let mut facts = self.facts_of(workspace, &ids, names).await?;
+        let mut standings = if definition.references().is_empty() {
             HashMap::new()
         } else {
-            self.store
-                .contact_memberships(contact.workspace_id, contact.id)
-                .await?
-                .into_iter()
-                .map(|m| (m.segment_id, m.member))
-                .collect()
+            self.standings_of(workspace, &ids).await?
         };
-        let left = self.left_topics(contact, !definition.topics().is_empty()).await?;
-        let variables = segment::contact_variables(contact);
-        let member_of = |id: SegmentId| members.get(&id).copied().unwrap_or(false);
-        Ok(definition.evaluate(&Facts {
-            contact: &variables,
-            events: &events,
-            member_of: &member_of,
-            subscribed: &|topic| !left.contains(&topic),
-            now: self.clock.now(),
-        }))
+        let now = self.clock.now();
+        let mut verdicts = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            let events = facts.remove(&contact.id).unwrap_or_default();
+            let members = standings.remove(&contact.id).unwrap_or_default();
+            let left = self.left_topics(contact, !definition.topics().is_empty()).await?;
+            let variables = segment::contact_variables(contact);
+            let member_of = |id: SegmentId| members.get(&id).is_some_and(|m| m.member);
+            verdicts.push(definition.evaluate(&Facts {
+                contact: &variables,
+                events: &events,
+                member_of: &member_of,
+                subscribed: &|topic| !left.contains(&topic),
+                now,
+            }));
+        }
+        Ok(verdicts)
     }
 
     /// Decides one page of contacts for the build of `payload`'s generation and queues the
@@ -81,8 +91,8 @@ impl Segments {
         let mut decisions = Vec::with_capacity(page.items.len());
         let mut timers: Vec<ContactId> = Vec::new();
         let mut first_timer = None;
-        for contact in &page.items {
-            let verdict = self.decide_one(&definition, &names, contact).await?;
+        let verdicts = self.decide_page(workspace, &definition, &names, &page.items).await?;
+        for (contact, verdict) in page.items.iter().zip(verdicts) {
             if verdict.changes_at.is_some() {
                 timers.push(contact.id);
                 first_timer = earliest(first_timer, verdict.changes_at);
@@ -128,15 +138,16 @@ impl Segments {
                 .store
                 .list_contacts(workspace, &ContactFilter::default(), PageRequest { after, limit: PREVIEW_PAGE })
                 .await?;
-            for contact in page.items {
+            let verdicts = self.decide_page(workspace, definition, &names, &page.items).await?;
+            for (contact, verdict) in page.items.into_iter().zip(verdicts) {
                 preview.examined += 1;
-                if self.decide_one(definition, &names, &contact).await?.member {
+                after = Some(contact.id);
+                if verdict.member {
                     preview.matches += 1;
                     if preview.sample.len() < sample {
-                        preview.sample.push(contact.clone());
+                        preview.sample.push(contact);
                     }
                 }
-                after = Some(contact.id);
             }
             if page.next_cursor.is_none() {
                 preview.complete = true;
