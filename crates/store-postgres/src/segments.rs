@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use herald_domain::{ContactId, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_store::campaign::evaluation_jobs;
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
     SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of, tally,
@@ -351,7 +352,20 @@ impl SegmentStore for PgStore {
         }
         count_changes(&mut tx, changes, now).await?;
         crate::events::insert_events(&mut tx, &work.events).await?;
-        crate::jobs::insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
+        let mut jobs = work.jobs.clone();
+        if !work.events.is_empty() {
+            let live: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM campaigns WHERE workspace_id = $1 AND state IN ('active', 'paused') LIMIT 1",
+            )
+            .bind(workspace.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if work.evaluate || live.is_some() {
+                jobs.extend(evaluation_jobs(&work.events, |_| true, now).into_iter().map(|(_, job)| job));
+            }
+        }
+        crate::jobs::insert_jobs(&mut tx, workspace, &jobs, now).await?;
         tx.commit().await.map_err(db_error)
     }
 

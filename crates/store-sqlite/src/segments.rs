@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use herald_domain::{ContactId, NewJob, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_store::campaign::evaluation_jobs;
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
     SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of,
@@ -226,6 +227,13 @@ fn insert_jobs(
     Ok(jobs.iter().map(|job| job.run_at).min())
 }
 
+/// Whether the workspace has a campaign whose triggers may react to events.
+fn live_campaigns(db: &Connection, workspace: WorkspaceId) -> StoreResult<bool> {
+    db.prepare_cached("SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') LIMIT 1")
+        .and_then(|mut probe| probe.exists([&workspace.as_uuid().as_bytes()[..]]))
+        .map_err(direct_error)
+}
+
 /// Whether the contact changed after `read_at`: its attributes, or an event received since.
 fn changed_since(db: &Connection, contact: ContactId, read_at: Timestamp) -> StoreResult<bool> {
     db.prepare_cached(
@@ -414,7 +422,11 @@ impl SegmentStore for SqliteStore {
                 }
                 count_changes(db, changes, now)?;
                 crate::events::insert_events(db, &work.events)?;
-                insert_jobs(db, workspace, &work.jobs, now)
+                let mut jobs = work.jobs.clone();
+                if !work.events.is_empty() && (work.evaluate || live_campaigns(db, workspace)?) {
+                    jobs.extend(evaluation_jobs(&work.events, |_| true, now).into_iter().map(|(_, job)| job));
+                }
+                insert_jobs(db, workspace, &jobs, now)
             })
             .await?;
         self.announce(due);

@@ -100,12 +100,17 @@ pub struct SegmentDecision {
 }
 
 /// The writes of one live re-decision: decisions, the contact events recording the changes,
-/// and jobs (the evaluation of those events, the next timer), in one transaction.
+/// and jobs (the next timers), in one transaction. The events are evaluated (one job for
+/// them all) when the workspace has a live campaign at the commit (a segment trigger may
+/// react), or when `evaluate` says some segment reads them; otherwise evaluating them would
+/// change nothing, and costs as much as the re-decision itself.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentWork {
     pub decisions: Vec<SegmentDecision>,
     pub events: Vec<Event>,
     pub jobs: Vec<NewJob>,
+    /// Some segment reads the membership events (`performed: "segment_entered"`).
+    pub evaluate: bool,
 }
 
 /// One page of a build.

@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
             segments_are_saved_referred_to_and_built,
             live_decisions_record_changes_once,
             batch_reads_keep_each_contacts_own,
+            membership_events_are_evaluated_when_something_reacts,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

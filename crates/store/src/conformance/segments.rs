@@ -163,6 +163,7 @@ pub async fn live_decisions_record_changes_once(store: SharedStore) {
         decisions: vec![entered.clone()],
         events: vec![event],
         jobs: vec![crate::segment::refresh_job(&[contact], at(100))],
+        evaluate: false,
     };
     store.apply_segment_work(ws, &work, at(3)).await.expect("enter");
     // The same decision again (another node, or a retry) finds the change made.
@@ -240,4 +241,39 @@ pub async fn batch_reads_keep_each_contacts_own(store: SharedStore) {
     expected.sort();
     assert_eq!(standings, expected);
     assert_eq!(store.get_segment(ws, segment.id).await.expect("read").members, 3, "one change per contact counted");
+}
+
+pub async fn membership_events_are_evaluated_when_something_reacts(store: SharedStore) {
+    use herald_domain::CampaignState::{Active, Draft};
+    let (ws, _) = with_source(&store).await;
+    let segment = store.create_segment(ws, &draft("pro", vec![]), at(1)).await.expect("create");
+    let a = contact(&store, ws, "a@example.com").await;
+    drain(&store, at(1)).await;
+    let evaluations = |jobs: Vec<(JobKind, serde_json::Value)>| {
+        jobs.into_iter().filter(|(kind, _)| *kind == JobKind::EvaluateEvents).map(|(_, p)| p).collect::<Vec<_>>()
+    };
+    let mut member = false;
+    let mut change = |evaluate: bool, t: u64| {
+        member = !member;
+        let event = crate::segment::membership_event(ws, a, segment.id, "pro", member, "test", at(t));
+        SegmentWork {
+            decisions: vec![decision(segment.id, a, Some(!member), member)],
+            events: vec![event],
+            evaluate,
+            ..Default::default()
+        }
+    };
+    // No campaign and no segment reading the events: nothing would react.
+    store.apply_segment_work(ws, &change(false, 2), at(2)).await.expect("enter");
+    assert!(evaluations(drain(&store, at(2)).await).is_empty());
+    // A segment reads them.
+    let work = change(true, 3);
+    store.apply_segment_work(ws, &work, at(3)).await.expect("leave");
+    assert_eq!(evaluations(drain(&store, at(3)).await), vec![json!({"events": [work.events[0].id]})]);
+    // A live campaign may react.
+    let campaign = store.create_campaign(ws, "C", &json!({}), at(4)).await.expect("campaign");
+    store.set_campaign_state(ws, campaign.id, &[Draft], Active, at(4)).await.expect("activate");
+    let work = change(false, 5);
+    store.apply_segment_work(ws, &work, at(5)).await.expect("enter again");
+    assert_eq!(evaluations(drain(&store, at(5)).await), vec![json!({"events": [work.events[0].id]})]);
 }

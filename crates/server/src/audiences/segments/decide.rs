@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use herald_campaign::segment::{self, EventFact, Facts, Segment, graph};
+use herald_domain::activity::{SEGMENT_ENTERED, SEGMENT_LEFT};
 use herald_domain::{Contact, ContactId, SegmentId, Timestamp, TopicId, WorkspaceId};
+use herald_store::StoreResult;
 use herald_store::segment::{Membership, SegmentDecision, SegmentRecord, SegmentWork, membership_event, refresh_job};
-use herald_store::{StoreResult, campaign::evaluation_jobs};
 use serde_json::Value;
 
 use super::Segments;
@@ -133,9 +134,9 @@ impl Segments {
             };
             decide_contact(compiled, contact, cause, &read, now, &mut work);
         }
-        // The changes are events of their own: campaign triggers and other segments see them,
-        // through one evaluation job for the batch.
-        work.jobs.extend(evaluation_jobs(&work.events, |_| true, now).into_iter().map(|(_, job)| job));
+        // The changes are events of their own: campaign triggers and segments that read them
+        // see them (the store queues their evaluation).
+        work.evaluate = [SEGMENT_ENTERED, SEGMENT_LEFT].iter().any(|name| compiled.names.iter().any(|n| n == name));
         if work.decisions.is_empty() && work.jobs.is_empty() {
             return Ok(());
         }
