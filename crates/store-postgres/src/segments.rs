@@ -189,6 +189,52 @@ async fn count_changes(tx: &mut Tx, mut changes: Vec<(SegmentId, i64)>, now: Tim
     Ok(())
 }
 
+/// Writes one page of a build inside `tx`; `false` (writing nothing) when the segment was
+/// edited or deleted since, or another run wrote the page.
+async fn build_page(tx: &mut Tx, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
+    let place: Option<(i32, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+            .bind(workspace.as_uuid())
+            .bind(page.segment.as_uuid())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    let generation = i32::try_from(page.generation).unwrap_or(i32::MAX);
+    if place != Some((generation, page.after.map(|c| c.as_uuid()))) {
+        return Ok(false);
+    }
+    let mut changes = Vec::new();
+    for decision in &page.decisions {
+        // Changed since the page was read: its own re-decision (queued with the change)
+        // decides it on what is committed.
+        let changed: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM contacts c WHERE c.id = $1 AND (c.updated_at > $2 OR EXISTS \
+             (SELECT 1 FROM events e WHERE e.contact_id = $1 AND e.received_at > $2))",
+        )
+        .bind(decision.contact_id.as_uuid())
+        .bind(encode::ts(page.read_at))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if changed.is_none() {
+            let delta = decide(tx, workspace, decision, now).await?;
+            tally(&mut changes, decision.segment_id, delta);
+        }
+    }
+    let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
+    sqlx::query("UPDATE segments SET progress = progress + $1, cursor = $2, status = $3 WHERE id = $4")
+        .bind(i64::try_from(page.decided).unwrap_or(i64::MAX))
+        .bind(page.cursor.map(|c| c.as_uuid()))
+        .bind(status.as_str())
+        .bind(page.segment.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    count_changes(tx, changes, now).await?;
+    crate::jobs::insert_jobs(tx, workspace, &page.jobs, now).await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl SegmentStore for PgStore {
     async fn create_segment(
@@ -369,50 +415,23 @@ impl SegmentStore for PgStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
         let mut tx = self.begin().await?;
-        let place: Option<(i32, Option<uuid::Uuid>)> =
-            sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
-                .bind(workspace.as_uuid())
-                .bind(page.segment.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let generation = i32::try_from(page.generation).unwrap_or(i32::MAX);
-        if place != Some((generation, page.after.map(|c| c.as_uuid()))) {
-            return Ok(false);
+        // In segment order: two nodes locking the same segments never wait for each other in
+        // a circle.
+        let mut order: Vec<usize> = (0..pages.len()).collect();
+        order.sort_by_key(|&i| pages[i].segment);
+        let mut written = vec![false; pages.len()];
+        for i in order {
+            written[i] = build_page(&mut tx, workspace, &pages[i], now).await?;
         }
-        let mut changes = Vec::new();
-        for decision in &page.decisions {
-            // Changed since the page was read: its own re-decision (queued with the change)
-            // decides it on what is committed.
-            let changed: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM contacts c WHERE c.id = $1 AND (c.updated_at > $2 OR EXISTS \
-                 (SELECT 1 FROM events e WHERE e.contact_id = $1 AND e.received_at > $2))",
-            )
-            .bind(decision.contact_id.as_uuid())
-            .bind(encode::ts(page.read_at))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if changed.is_none() {
-                let delta = decide(&mut tx, workspace, decision, now).await?;
-                tally(&mut changes, decision.segment_id, delta);
-            }
-        }
-        let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
-        sqlx::query("UPDATE segments SET progress = progress + $1, cursor = $2, status = $3 WHERE id = $4")
-            .bind(i64::try_from(page.decided).unwrap_or(i64::MAX))
-            .bind(page.cursor.map(|c| c.as_uuid()))
-            .bind(status.as_str())
-            .bind(page.segment.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        count_changes(&mut tx, changes, now).await?;
-        crate::jobs::insert_jobs(&mut tx, workspace, &page.jobs, now).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(written)
     }
 
     async fn list_members(

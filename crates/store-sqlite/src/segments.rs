@@ -1,5 +1,7 @@
 //! Segments on SQLite: definitions, memberships with their timers, history and daily sizes.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use herald_domain::{ContactId, NewJob, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
 use herald_store::campaign::evaluation_jobs;
@@ -227,6 +229,22 @@ fn insert_jobs(
     Ok(jobs.iter().map(|job| job.run_at).min())
 }
 
+/// Whether a build page's segment is still at the generation and place the page was read
+/// for (not edited or deleted since, and no other run wrote the page).
+fn build_place_holds(db: &Connection, workspace: WorkspaceId, page: &BuildPage) -> StoreResult<bool> {
+    let place: Option<(i64, Option<Vec<u8>>)> = db
+        .prepare_cached("SELECT generation, cursor FROM segments WHERE workspace_id = ?1 AND id = ?2")
+        .and_then(|mut read| {
+            read.query_row(params![workspace.as_uuid().into_bytes(), page.segment.as_uuid().into_bytes()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(direct_error)?;
+    let after = page.after.map(|c| c.as_uuid().as_bytes().to_vec());
+    Ok(place == Some((i64::from(page.generation), after)))
+}
+
 /// Whether the workspace has a campaign whose triggers may react to events.
 fn live_campaigns(db: &Connection, workspace: WorkspaceId) -> StoreResult<bool> {
     db.prepare_cached("SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') LIMIT 1")
@@ -433,52 +451,62 @@ impl SegmentStore for SqliteStore {
         Ok(())
     }
 
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
-        let due = self
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        let (written, due) = self
             .write_direct(|db| {
-                let segment = page.segment.as_uuid().into_bytes();
-                let place: Option<(i64, Option<Vec<u8>>)> = db
-                    .prepare_cached("SELECT generation, cursor FROM segments WHERE workspace_id = ?1 AND id = ?2")
-                    .and_then(|mut read| {
-                        read.query_row(params![&workspace.as_uuid().as_bytes()[..], segment], |row| {
-                            Ok((row.get(0)?, row.get(1)?))
-                        })
-                        .optional()
+                // Whether each contact changed since its page was read, asked once per contact.
+                let mut changed: HashMap<(ContactId, Timestamp), bool> = HashMap::new();
+                let mut counts = Vec::new();
+                let (mut written, mut jobs) = (Vec::with_capacity(pages.len()), Vec::new());
+                for page in pages {
+                    if !build_place_holds(db, workspace, page)? {
+                        written.push(false);
+                        continue;
+                    }
+                    for decision in &page.decisions {
+                        let key = (decision.contact_id, page.read_at);
+                        let since = match changed.get(&key) {
+                            Some(since) => *since,
+                            None => {
+                                let since = changed_since(db, decision.contact_id, page.read_at)?;
+                                changed.insert(key, since);
+                                since
+                            }
+                        };
+                        // Changed since the page was read: its own re-decision (queued with
+                        // the change) decides it on what is committed.
+                        if !since {
+                            let delta = decide(db, workspace, decision, now)?;
+                            tally(&mut counts, decision.segment_id, delta);
+                        }
+                    }
+                    let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
+                    db.prepare_cached(
+                        "UPDATE segments SET progress = progress + ?1, cursor = ?2, status = ?3 WHERE id = ?4",
+                    )
+                    .and_then(|mut update| {
+                        update.execute(params![
+                            i64::try_from(page.decided).unwrap_or(i64::MAX),
+                            page.cursor.map(|c| c.as_uuid().into_bytes()),
+                            status.as_str(),
+                            page.segment.as_uuid().into_bytes()
+                        ])
                     })
                     .map_err(direct_error)?;
-                let after = page.after.map(|c| c.as_uuid().as_bytes().to_vec());
-                if place != Some((i64::from(page.generation), after)) {
-                    return Ok(None);
+                    jobs.extend(page.jobs.iter().cloned());
+                    written.push(true);
                 }
-                let mut changes = Vec::new();
-                for decision in &page.decisions {
-                    // Changed since the page was read: its own re-decision (queued with the
-                    // change) decides it on what is committed.
-                    if !changed_since(db, decision.contact_id, page.read_at)? {
-                        let delta = decide(db, workspace, decision, now)?;
-                        tally(&mut changes, decision.segment_id, delta);
-                    }
-                }
-                count_changes(db, changes, now)?;
-                let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
-                db.prepare_cached(
-                    "UPDATE segments SET progress = progress + ?1, cursor = ?2, status = ?3 WHERE id = ?4",
-                )
-                .and_then(|mut update| {
-                    update.execute(params![
-                        i64::try_from(page.decided).unwrap_or(i64::MAX),
-                        page.cursor.map(|c| c.as_uuid().into_bytes()),
-                        status.as_str(),
-                        segment
-                    ])
-                })
-                .map_err(direct_error)?;
-                Ok(Some(insert_jobs(db, workspace, &page.jobs, now)?))
+                count_changes(db, counts, now)?;
+                Ok((written, insert_jobs(db, workspace, &jobs, now)?))
             })
             .await?;
-        let Some(due) = due else { return Ok(false) };
         self.announce(due);
-        Ok(true)
+        Ok(written)
     }
 
     async fn list_members(

@@ -327,7 +327,20 @@ pub trait SegmentStore {
     /// Writes one page of a build, with its progress and the next page's job. Returns `false`
     /// (writing nothing) when the segment was edited or deleted since the build began, or
     /// another run wrote this page already.
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool>;
+    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
+        let written = self.apply_build_pages(workspace, std::slice::from_ref(page), now).await?;
+        Ok(written.first().copied().unwrap_or(false))
+    }
+
+    /// Writes the same page of contacts for the builds of several segments, in one
+    /// transaction; for each page, as [`SegmentStore::apply_build_page`] would (whether it was
+    /// written).
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>>;
 
     /// Members ordered by contact id.
     async fn list_members(

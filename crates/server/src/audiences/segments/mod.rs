@@ -42,6 +42,8 @@ pub struct Segments {
     clock: SharedClock,
     /// Compiled definitions by segment and generation (a generation never changes).
     cache: Mutex<HashMap<(SegmentId, u32), Arc<Segment>>>,
+    /// Held while a build page is decided and written (see `build`).
+    building: tokio::sync::Mutex<()>,
 }
 
 /// What the segments' API uses.
@@ -54,7 +56,7 @@ pub struct SegmentsState {
 
 impl Segments {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock, cache: Mutex::default() }
+        Self { store, clock, cache: Mutex::default(), building: tokio::sync::Mutex::default() }
     }
 
     /// Re-decides the memberships of the contacts of committed events, before the events'
