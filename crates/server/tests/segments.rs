@@ -17,6 +17,7 @@ on_both_backends!(
     a_new_segment_is_built_over_existing_contacts,
     bad_segments_are_refused_by_field,
     topic_choices_move_contacts_in_and_out,
+    segments_saved_together_build_together,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -380,5 +381,44 @@ async fn topic_choices_move_contacts_in_and_out(backend: Backend) {
     let error = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(error["field"], "definition");
     assert!(error["message"].as_str().unwrap_or_default().contains("no topic"), "{error}");
+    app.stop().await;
+}
+
+/// Segments saved before their builds ran build in one pass, each after those it refers to:
+/// a segment of "not in the other" is right as soon as both are ready.
+async fn segments_saved_together_build_together(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut csv = String::from("email,plan\n");
+    for n in 0..450 {
+        csv.push_str(&format!("c{n:03}@example.com,{}\n", if n % 3 == 0 { "pro" } else { "free" }));
+    }
+    let response = app
+        .request(Method::POST, "/api/v1/contacts/import")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status(), StatusCode::OK);
+    let save = |name: &'static str, definition: Value| {
+        let app = &app;
+        async move {
+            let (status, body) =
+                json(app.post("/api/v1/segments", &json!({"name": name, "definition": definition})).await).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let pro = save("Pro", json!({"field": "plan", "op": "eq", "value": "pro"})).await;
+    let others = save("Not pro", json!({"not": {"member_of": pro}})).await;
+    app.run_jobs().await;
+    for (id, members) in [(&pro, 150), (&others, 300)] {
+        let built = get(&app, &format!("/api/v1/segments/{id}")).await;
+        assert_eq!(
+            (built["status"].as_str(), built["progress"].as_u64(), built["members"].as_u64()),
+            (Some("ready"), Some(450), Some(members)),
+            "{built}"
+        );
+    }
     app.stop().await;
 }
