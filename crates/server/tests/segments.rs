@@ -18,6 +18,7 @@ on_both_backends!(
     bad_segments_are_refused_by_field,
     topic_choices_move_contacts_in_and_out,
     segments_saved_together_build_together,
+    a_built_segment_keeps_each_contacts_own_timer,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -420,5 +421,25 @@ async fn segments_saved_together_build_together(backend: Backend) {
             "{built}"
         );
     }
+    app.stop().await;
+}
+
+/// A segment built over contacts whose answers expire at different times: each leaves on its
+/// own time, the later one too (one timer per time, not one for the page at its earliest).
+async fn a_built_segment_keeps_each_contacts_own_timer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    send(&app, &url, &json!({"email": "ada@example.com", "event": "order_placed", "data": {}})).await;
+    app.clock.advance(DAY);
+    send(&app, &url, &json!({"email": "bob@example.com", "event": "order_placed", "data": {}})).await;
+    app.run_jobs().await;
+    let recent = segment(&app, "Recent buyers", json!({"performed": "order_placed", "within": "7d"})).await;
+    assert_eq!(members(&app, &recent).await, ["ada@example.com", "bob@example.com"]);
+    app.clock.advance(DAY * 6 + Duration::from_secs(1));
+    app.run_jobs().await;
+    assert_eq!(members(&app, &recent).await, ["bob@example.com"], "a week and a second after ada's order");
+    app.clock.advance(DAY);
+    app.run_jobs().await;
+    assert!(members(&app, &recent).await.is_empty(), "a week and a second after bob's order");
     app.stop().await;
 }

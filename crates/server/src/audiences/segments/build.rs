@@ -1,18 +1,17 @@
 //! Computing a segment over the contacts already there: the background build, a page of
 //! contacts per job, and the preview of a definition not yet saved.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use herald_campaign::segment::{self, Facts, Segment, Verdict};
-use herald_domain::{Contact, ContactId, PageRequest, SegmentId, WorkspaceId};
+use herald_domain::{Contact, ContactId, PageRequest, SegmentId, Timestamp, WorkspaceId};
 use herald_store::segment::{
     BuildPage, BuildPayload, SegmentDecision, SegmentRecord, SegmentStatus, build_job, refresh_job,
 };
 use herald_store::{ContactFilter, StoreResult};
 
 use super::Segments;
-use super::decide::earliest;
 
 /// Contacts per build job: small enough that a page's transaction is short (ingest waits for
 /// no more than one page on SQLite's single writer).
@@ -116,17 +115,16 @@ impl Segments {
             cohort.iter().map(|(record, definition)| (Some(record.id), definition.as_ref())).collect();
         let verdicts = self.decide_page(workspace, &definitions, &page.items).await?;
         let cursor = page.next_cursor.is_some().then(|| page.items.last().map(|c| c.id)).flatten();
-        let mut timers: Vec<ContactId> = Vec::new();
-        let mut first_timer = None;
+        // The contacts whose answers time may change, by when.
+        let mut timers: BTreeMap<Timestamp, Vec<ContactId>> = BTreeMap::new();
         let mut pages = Vec::with_capacity(cohort.len());
         for (n, (member, _)) in cohort.iter().enumerate() {
             let reason = if member.generation == 1 { "segment built" } else { "segment edited" };
             let mut decisions = Vec::with_capacity(page.items.len());
             for (contact, answers) in page.items.iter().zip(&verdicts) {
                 let verdict = &answers[n];
-                if verdict.changes_at.is_some() {
-                    timers.push(contact.id);
-                    first_timer = earliest(first_timer, verdict.changes_at);
+                if let Some(at) = verdict.changes_at {
+                    timers.entry(at).or_default().push(contact.id);
                 }
                 decisions.push(SegmentDecision {
                     segment_id: member.id,
@@ -148,13 +146,13 @@ impl Segments {
                 jobs: Vec::new(),
             });
         }
-        // The job's own next page, and one timer for the page's contacts whose answers time
-        // may change: each re-decision then sets that contact's own next timer. They go with
-        // this job's segment's page: written only if that page is.
-        let own = pages.iter_mut().find(|p| p.segment == record.id).expect("the job's segment is in its cohort");
-        own.jobs.extend(cursor.map(|_| build_job(record.id, record.generation, read_at)));
-        if let Some(at) = first_timer {
-            own.jobs.push(refresh_job(&timers, at));
+        // The job's own next page, and a timer for each time at which some of the page's
+        // contacts' answers may change: a stored `recheck_at` always has its job at that very
+        // time (a re-decision that comes early sets no new timer, trusting that one). They go
+        // with this job's segment's page: written only if that page is.
+        if let Some(own) = pages.iter_mut().find(|p| p.segment == record.id) {
+            own.jobs.extend(cursor.map(|_| build_job(record.id, record.generation, read_at)));
+            own.jobs.extend(timers.iter().map(|(at, contacts)| refresh_job(contacts, *at)));
         }
         self.store.apply_build_pages(workspace, &pages, read_at).await?;
         Ok(())

@@ -222,7 +222,7 @@ fn decide_contact(
 /// How many compiled definitions a node keeps.
 const DEFINITION_CACHE: usize = 4096;
 
-pub(super) fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
