@@ -94,7 +94,7 @@ struct Load {
 /// The event posted for the `n`th contact not used before.
 fn event(n: usize, name: &str) -> Value {
     json!({"email": format!("c{n}@bench.test"), "event": name,
-           "data": {"plan": if n % 3 == 0 { "pro" } else { "free" }, "country": "DE", "seats": n % 60}})
+           "data": {"plan": if n.is_multiple_of(3) { "pro" } else { "free" }, "country": "DE", "seats": n % 60}})
 }
 
 /// `connections` connections posting events for fresh contacts (numbered from `next`), back
