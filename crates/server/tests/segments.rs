@@ -17,6 +17,8 @@ on_both_backends!(
     a_new_segment_is_built_over_existing_contacts,
     bad_segments_are_refused_by_field,
     topic_choices_move_contacts_in_and_out,
+    segments_saved_together_build_together,
+    a_built_segment_keeps_each_contacts_own_timer,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -380,5 +382,64 @@ async fn topic_choices_move_contacts_in_and_out(backend: Backend) {
     let error = expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(error["field"], "definition");
     assert!(error["message"].as_str().unwrap_or_default().contains("no topic"), "{error}");
+    app.stop().await;
+}
+
+/// Segments saved before their builds ran build in one pass, each after those it refers to:
+/// a segment of "not in the other" is right as soon as both are ready.
+async fn segments_saved_together_build_together(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut csv = String::from("email,plan\n");
+    for n in 0..450 {
+        csv.push_str(&format!("c{n:03}@example.com,{}\n", if n % 3 == 0 { "pro" } else { "free" }));
+    }
+    let response = app
+        .request(Method::POST, "/api/v1/contacts/import")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status(), StatusCode::OK);
+    let save = |name: &'static str, definition: Value| {
+        let app = &app;
+        async move {
+            let (status, body) =
+                json(app.post("/api/v1/segments", &json!({"name": name, "definition": definition})).await).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let pro = save("Pro", json!({"field": "plan", "op": "eq", "value": "pro"})).await;
+    let others = save("Not pro", json!({"not": {"member_of": pro}})).await;
+    app.run_jobs().await;
+    for (id, members) in [(&pro, 150), (&others, 300)] {
+        let built = get(&app, &format!("/api/v1/segments/{id}")).await;
+        assert_eq!(
+            (built["status"].as_str(), built["progress"].as_u64(), built["members"].as_u64()),
+            (Some("ready"), Some(450), Some(members)),
+            "{built}"
+        );
+    }
+    app.stop().await;
+}
+
+/// A segment built over contacts whose answers expire at different times: each leaves on its
+/// own time, the later one too (one timer per time, not one for the page at its earliest).
+async fn a_built_segment_keeps_each_contacts_own_timer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = source_url(&app).await;
+    send(&app, &url, &json!({"email": "ada@example.com", "event": "order_placed", "data": {}})).await;
+    app.clock.advance(DAY);
+    send(&app, &url, &json!({"email": "bob@example.com", "event": "order_placed", "data": {}})).await;
+    app.run_jobs().await;
+    let recent = segment(&app, "Recent buyers", json!({"performed": "order_placed", "within": "7d"})).await;
+    assert_eq!(members(&app, &recent).await, ["ada@example.com", "bob@example.com"]);
+    app.clock.advance(DAY * 6 + Duration::from_secs(1));
+    app.run_jobs().await;
+    assert_eq!(members(&app, &recent).await, ["bob@example.com"], "a week and a second after ada's order");
+    app.clock.advance(DAY);
+    app.run_jobs().await;
+    assert!(members(&app, &recent).await.is_empty(), "a week and a second after bob's order");
     app.stop().await;
 }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use herald_domain::{ContactId, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_store::campaign::evaluation_jobs;
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
     SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of, tally,
@@ -188,6 +189,52 @@ async fn count_changes(tx: &mut Tx, mut changes: Vec<(SegmentId, i64)>, now: Tim
     Ok(())
 }
 
+/// Writes one page of a build inside `tx`; `false` (writing nothing) when the segment was
+/// edited or deleted since, or another run wrote the page.
+async fn build_page(tx: &mut Tx, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
+    let place: Option<(i32, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
+            .bind(workspace.as_uuid())
+            .bind(page.segment.as_uuid())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    let generation = i32::try_from(page.generation).unwrap_or(i32::MAX);
+    if place != Some((generation, page.after.map(|c| c.as_uuid()))) {
+        return Ok(false);
+    }
+    let mut changes = Vec::new();
+    for decision in &page.decisions {
+        // Changed since the page was read: its own re-decision (queued with the change)
+        // decides it on what is committed.
+        let changed: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM contacts c WHERE c.id = $1 AND (c.updated_at > $2 OR EXISTS \
+             (SELECT 1 FROM events e WHERE e.contact_id = $1 AND e.received_at > $2))",
+        )
+        .bind(decision.contact_id.as_uuid())
+        .bind(encode::ts(page.read_at))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if changed.is_none() {
+            let delta = decide(tx, workspace, decision, now).await?;
+            tally(&mut changes, decision.segment_id, delta);
+        }
+    }
+    let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
+    sqlx::query("UPDATE segments SET progress = progress + $1, cursor = $2, status = $3 WHERE id = $4")
+        .bind(i64::try_from(page.decided).unwrap_or(i64::MAX))
+        .bind(page.cursor.map(|c| c.as_uuid()))
+        .bind(status.as_str())
+        .bind(page.segment.as_uuid())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    count_changes(tx, changes, now).await?;
+    crate::jobs::insert_jobs(tx, workspace, &page.jobs, now).await?;
+    Ok(true)
+}
+
 #[async_trait]
 impl SegmentStore for PgStore {
     async fn create_segment(
@@ -281,12 +328,13 @@ impl SegmentStore for PgStore {
         rows.iter().map(segment).collect()
     }
 
-    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>> {
+    async fn memberships_of(&self, workspace: WorkspaceId, contacts: &[ContactId]) -> StoreResult<Vec<Membership>> {
+        let ids: Vec<uuid::Uuid> = contacts.iter().map(|c| c.as_uuid()).collect();
         let rows = sqlx::query(
-            "SELECT segment_id, member, since, recheck_at FROM segment_memberships \
-             WHERE contact_id = $1 AND workspace_id = $2",
+            "SELECT segment_id, contact_id, member, since, recheck_at FROM segment_memberships \
+             WHERE contact_id = ANY($1) AND workspace_id = $2",
         )
-        .bind(contact.as_uuid())
+        .bind(&ids)
         .bind(workspace.as_uuid())
         .fetch_all(&self.pool)
         .await
@@ -295,7 +343,7 @@ impl SegmentStore for PgStore {
             .map(|row| {
                 Ok(Membership {
                     segment_id: SegmentId::from_uuid(uuid(row, "segment_id")?),
-                    contact_id: contact,
+                    contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
                     member: get(row, "member")?,
                     since: opt_ts(row, "since")?,
                     recheck_at: opt_ts(row, "recheck_at")?,
@@ -304,22 +352,26 @@ impl SegmentStore for PgStore {
             .collect()
     }
 
-    async fn contact_event_facts(
+    async fn event_facts_of(
         &self,
         workspace: WorkspaceId,
-        contact: ContactId,
+        contacts: &[ContactId],
         names: &[String],
         limit: u32,
-    ) -> StoreResult<Vec<EventFact>> {
-        if names.is_empty() {
+    ) -> StoreResult<Vec<(ContactId, EventFact)>> {
+        if names.is_empty() || contacts.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<uuid::Uuid> = contacts.iter().map(|c| c.as_uuid()).collect();
+        // Each contact's newest `limit`, through its own index scan.
         let rows = sqlx::query(
-            "SELECT name, occurred_at, properties FROM events WHERE workspace_id = $1 AND contact_id = $2 \
-             AND name = ANY($3) ORDER BY occurred_at DESC LIMIT $4",
+            "SELECT c.id AS contact_id, f.name, f.occurred_at, f.properties FROM unnest($2::uuid[]) AS c (id) \
+             CROSS JOIN LATERAL (SELECT name, occurred_at, properties FROM events \
+             WHERE workspace_id = $1 AND contact_id = c.id AND name = ANY($3) \
+             ORDER BY occurred_at DESC LIMIT $4) f ORDER BY c.id, f.occurred_at DESC",
         )
         .bind(workspace.as_uuid())
-        .bind(contact.as_uuid())
+        .bind(&ids)
         .bind(names)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -327,11 +379,12 @@ impl SegmentStore for PgStore {
         .map_err(db_error)?;
         rows.iter()
             .map(|row| {
-                Ok(EventFact {
+                let fact = EventFact {
                     name: get(row, "name")?,
                     occurred_at: ts(row, "occurred_at")?,
                     properties: rows::object(row, "properties")?,
-                })
+                };
+                Ok((ContactId::from_uuid(uuid(row, "contact_id")?), fact))
             })
             .collect()
     }
@@ -345,54 +398,40 @@ impl SegmentStore for PgStore {
         }
         count_changes(&mut tx, changes, now).await?;
         crate::events::insert_events(&mut tx, &work.events).await?;
-        crate::jobs::insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
-        tx.commit().await.map_err(db_error)
-    }
-
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let place: Option<(i32, Option<uuid::Uuid>)> =
-            sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE")
-                .bind(workspace.as_uuid())
-                .bind(page.segment.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let generation = i32::try_from(page.generation).unwrap_or(i32::MAX);
-        if place != Some((generation, page.after.map(|c| c.as_uuid()))) {
-            return Ok(false);
-        }
-        let mut changes = Vec::new();
-        for decision in &page.decisions {
-            // Changed since the page was read: its own re-decision (queued with the change)
-            // decides it on what is committed.
-            let changed: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM contacts c WHERE c.id = $1 AND (c.updated_at > $2 OR EXISTS \
-                 (SELECT 1 FROM events e WHERE e.contact_id = $1 AND e.received_at > $2))",
+        let mut jobs = work.jobs.clone();
+        if !work.events.is_empty() {
+            let live: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM campaigns WHERE workspace_id = $1 AND state IN ('active', 'paused') LIMIT 1",
             )
-            .bind(decision.contact_id.as_uuid())
-            .bind(encode::ts(page.read_at))
+            .bind(workspace.as_uuid())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            if changed.is_none() {
-                let delta = decide(&mut tx, workspace, decision, now).await?;
-                tally(&mut changes, decision.segment_id, delta);
+            if work.evaluate || live.is_some() {
+                jobs.extend(evaluation_jobs(&work.events, |_| true, now).into_iter().map(|(_, job)| job));
             }
         }
-        let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
-        sqlx::query("UPDATE segments SET progress = progress + $1, cursor = $2, status = $3 WHERE id = $4")
-            .bind(i64::try_from(page.decided).unwrap_or(i64::MAX))
-            .bind(page.cursor.map(|c| c.as_uuid()))
-            .bind(status.as_str())
-            .bind(page.segment.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        count_changes(&mut tx, changes, now).await?;
-        crate::jobs::insert_jobs(&mut tx, workspace, &page.jobs, now).await?;
+        crate::jobs::insert_jobs(&mut tx, workspace, &jobs, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin().await?;
+        // In segment order: two nodes locking the same segments never wait for each other in
+        // a circle.
+        let mut order: Vec<usize> = (0..pages.len()).collect();
+        order.sort_by_key(|&i| pages[i].segment);
+        let mut written = vec![false; pages.len()];
+        for i in order {
+            written[i] = build_page(&mut tx, workspace, &pages[i], now).await?;
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(written)
     }
 
     async fn list_members(

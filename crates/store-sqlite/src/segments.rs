@@ -1,14 +1,17 @@
 //! Segments on SQLite: definitions, memberships with their timers, history and daily sizes.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use herald_domain::{ContactId, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_domain::{ContactId, NewJob, Page, PageRequest, SegmentId, Timestamp, WorkspaceId};
+use herald_store::campaign::evaluation_jobs;
 use herald_store::segment::{
     BuildPage, DailySize, EventFact, MEMBERSHIP_RACE, Member, Membership, MembershipChange, REFERENCED,
     SegmentDecision, SegmentDraft, SegmentRecord, SegmentStatus, SegmentStore, SegmentWork, build_job, day_of,
     refresh_job, tally,
 };
 use herald_store::{StoreError, StoreResult, new_uuid};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -17,6 +20,9 @@ use crate::rows::{self, corrupt, get, opt_ts, ts, uuid};
 use crate::{SqliteStore, Tx, db_error};
 
 const NOT_FOUND: StoreError = StoreError::NotFound { entity: "segment" };
+/// Contacts per read of a batch's standings or events (bound parameters stay well within
+/// SQLite's limit).
+const READ_CHUNK: usize = 500;
 
 macro_rules! segment_columns {
     () => {
@@ -126,90 +132,134 @@ async fn read_segment(tx: &mut Tx, workspace: WorkspaceId, id: SegmentId) -> Sto
 }
 
 /// Writes one decision; returns +1, -1 or 0 for the change in members. A live decision
-/// whose `was_member` no longer holds fails with the membership race.
-async fn decide(tx: &mut Tx, workspace: WorkspaceId, d: &SegmentDecision, now: Timestamp) -> StoreResult<i64> {
-    let current: Option<(bool, Option<i64>)> =
-        sqlx::query_as("SELECT member, since FROM segment_memberships WHERE segment_id = ? AND contact_id = ?")
-            .bind(d.segment_id.as_uuid())
-            .bind(d.contact_id.as_uuid())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
+/// whose `was_member` no longer holds fails with the membership race. Runs on the direct
+/// writer: a batch of decisions is hundreds of statements, each costing SQLite's time only.
+fn decide(db: &Connection, workspace: WorkspaceId, d: &SegmentDecision, now: Timestamp) -> StoreResult<i64> {
+    let (segment, contact) = (d.segment_id.as_uuid().into_bytes(), d.contact_id.as_uuid().into_bytes());
+    let current: Option<(bool, Option<i64>)> = db
+        .prepare_cached("SELECT member, since FROM segment_memberships WHERE segment_id = ?1 AND contact_id = ?2")
+        .and_then(|mut read| read.query_row(params![segment, contact], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+        .map_err(direct_error)?;
     let was = current.is_some_and(|(member, _)| member);
     if d.was_member.is_some_and(|expected| expected != was) {
         return Err(StoreError::Conflict { constraint: MEMBERSHIP_RACE.into() });
     }
     if !d.member && d.recheck_at.is_none() {
-        sqlx::query("DELETE FROM segment_memberships WHERE segment_id = ? AND contact_id = ?")
-            .bind(d.segment_id.as_uuid())
-            .bind(d.contact_id.as_uuid())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        // Non-members without a timer have no row.
+        if current.is_some() {
+            db.prepare_cached("DELETE FROM segment_memberships WHERE segment_id = ?1 AND contact_id = ?2")
+                .and_then(|mut delete| delete.execute(params![segment, contact]))
+                .map_err(direct_error)?;
+        }
     } else {
         let since = match (d.member, was) {
             (true, true) => current.and_then(|(_, since)| since),
             (true, false) => Some(now.unix_millis()),
             (false, _) => None,
         };
-        sqlx::query(
+        db.prepare_cached(
             "INSERT INTO segment_memberships (segment_id, contact_id, workspace_id, member, since, recheck_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (segment_id, contact_id) DO UPDATE SET \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (segment_id, contact_id) DO UPDATE SET \
              member = excluded.member, since = excluded.since, recheck_at = excluded.recheck_at",
         )
-        .bind(d.segment_id.as_uuid())
-        .bind(d.contact_id.as_uuid())
-        .bind(workspace.as_uuid())
-        .bind(d.member)
-        .bind(since)
-        .bind(d.recheck_at.map(Timestamp::unix_millis))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .and_then(|mut upsert| {
+            upsert.execute(params![
+                segment,
+                contact,
+                &workspace.as_uuid().as_bytes()[..],
+                d.member,
+                since,
+                d.recheck_at.map(Timestamp::unix_millis)
+            ])
+        })
+        .map_err(direct_error)?;
     }
     if d.member == was {
         return Ok(0);
     }
-    sqlx::query(
+    db.prepare_cached(
         "INSERT INTO segment_history (workspace_id, segment_id, contact_id, entered, at, reason) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .bind(workspace.as_uuid())
-    .bind(d.segment_id.as_uuid())
-    .bind(d.contact_id.as_uuid())
-    .bind(d.member)
-    .bind(now.unix_millis())
-    .bind(&d.reason)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .and_then(|mut insert| {
+        insert.execute(params![
+            &workspace.as_uuid().as_bytes()[..],
+            segment,
+            contact,
+            d.member,
+            now.unix_millis(),
+            d.reason
+        ])
+    })
+    .map_err(direct_error)?;
     Ok(if d.member { 1 } else { -1 })
 }
 
 /// Moves the segments' member counts and today's sizes by the changes of a transaction.
-async fn count_changes(tx: &mut Tx, mut changes: Vec<(SegmentId, i64)>, now: Timestamp) -> StoreResult<()> {
+fn count_changes(db: &Connection, mut changes: Vec<(SegmentId, i64)>, now: Timestamp) -> StoreResult<()> {
     let day = day_of(now);
     changes.sort();
     for (segment, delta) in changes.iter().filter(|(_, d)| *d != 0) {
-        let members: i64 =
-            sqlx::query_scalar("UPDATE segments SET members = members + ? WHERE id = ? RETURNING members")
-                .bind(delta)
-                .bind(segment.as_uuid())
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO segment_sizes (segment_id, day, members) VALUES (?, ?, ?) \
+        let segment = segment.as_uuid().into_bytes();
+        let members: i64 = db
+            .prepare_cached("UPDATE segments SET members = members + ?1 WHERE id = ?2 RETURNING members")
+            .and_then(|mut update| update.query_row(params![delta, segment], |row| row.get(0)))
+            .map_err(direct_error)?;
+        db.prepare_cached(
+            "INSERT INTO segment_sizes (segment_id, day, members) VALUES (?1, ?2, ?3) \
              ON CONFLICT (segment_id, day) DO UPDATE SET members = excluded.members",
         )
-        .bind(segment.as_uuid())
-        .bind(&day)
-        .bind(members)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .and_then(|mut upsert| upsert.execute(params![segment, day, members]))
+        .map_err(direct_error)?;
     }
     Ok(())
+}
+
+/// Inserts a transaction's jobs (segment and evaluation jobs carry no secret); when the
+/// earliest is due, for the store to announce after the commit.
+fn insert_jobs(
+    db: &Connection,
+    workspace: WorkspaceId,
+    jobs: &[NewJob],
+    now: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
+    for job in jobs {
+        crate::jobs::insert_job_direct(db, workspace, job, now)?;
+    }
+    Ok(jobs.iter().map(|job| job.run_at).min())
+}
+
+/// Whether a build page's segment is still at the generation and place the page was read
+/// for (not edited or deleted since, and no other run wrote the page).
+fn build_place_holds(db: &Connection, workspace: WorkspaceId, page: &BuildPage) -> StoreResult<bool> {
+    let place: Option<(i64, Option<Vec<u8>>)> = db
+        .prepare_cached("SELECT generation, cursor FROM segments WHERE workspace_id = ?1 AND id = ?2")
+        .and_then(|mut read| {
+            read.query_row(params![workspace.as_uuid().into_bytes(), page.segment.as_uuid().into_bytes()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(direct_error)?;
+    let after = page.after.map(|c| c.as_uuid().as_bytes().to_vec());
+    Ok(place == Some((i64::from(page.generation), after)))
+}
+
+/// Whether the workspace has a campaign whose triggers may react to events.
+fn live_campaigns(db: &Connection, workspace: WorkspaceId) -> StoreResult<bool> {
+    db.prepare_cached("SELECT 1 FROM campaigns WHERE workspace_id = ?1 AND state IN ('active', 'paused') LIMIT 1")
+        .and_then(|mut probe| probe.exists([&workspace.as_uuid().as_bytes()[..]]))
+        .map_err(direct_error)
+}
+
+/// Whether the contact changed after `read_at`: its attributes, or an event received since.
+fn changed_since(db: &Connection, contact: ContactId, read_at: Timestamp) -> StoreResult<bool> {
+    db.prepare_cached(
+        "SELECT 1 FROM contacts c WHERE c.id = ?1 AND (c.updated_at > ?2 OR EXISTS \
+         (SELECT 1 FROM events e WHERE e.contact_id = ?1 AND e.received_at > ?2))",
+    )
+    .and_then(|mut probe| probe.exists(params![&contact.as_uuid().as_bytes()[..], read_at.unix_millis()]))
+    .map_err(direct_error)
 }
 
 #[async_trait]
@@ -313,118 +363,150 @@ impl SegmentStore for SqliteStore {
         rows.iter().map(segment).collect()
     }
 
-    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>> {
-        let rows = sqlx::query(
-            "SELECT segment_id, member, since, recheck_at FROM segment_memberships \
-             WHERE contact_id = ? AND workspace_id = ?",
-        )
-        .bind(contact.as_uuid())
-        .bind(workspace.as_uuid())
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Membership {
+    async fn memberships_of(&self, workspace: WorkspaceId, contacts: &[ContactId]) -> StoreResult<Vec<Membership>> {
+        let mut found = Vec::new();
+        for chunk in contacts.chunks(READ_CHUNK) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT segment_id, contact_id, member, since, recheck_at FROM segment_memberships WHERE contact_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for contact in chunk {
+                list.push_bind(contact.as_uuid());
+            }
+            query.push(") AND workspace_id = ").push_bind(workspace.as_uuid());
+            let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+            for row in &rows {
+                found.push(Membership {
                     segment_id: SegmentId::from_uuid(uuid(row, "segment_id")?),
-                    contact_id: contact,
+                    contact_id: ContactId::from_uuid(uuid(row, "contact_id")?),
                     member: get(row, "member")?,
                     since: opt_ts(row, "since")?,
                     recheck_at: opt_ts(row, "recheck_at")?,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(found)
     }
 
-    async fn contact_event_facts(
+    async fn event_facts_of(
         &self,
         workspace: WorkspaceId,
-        contact: ContactId,
+        contacts: &[ContactId],
         names: &[String],
         limit: u32,
-    ) -> StoreResult<Vec<EventFact>> {
+    ) -> StoreResult<Vec<(ContactId, EventFact)>> {
+        let mut found = Vec::new();
         if names.is_empty() {
-            return Ok(Vec::new());
+            return Ok(found);
         }
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT name, occurred_at, properties FROM events WHERE +workspace_id = ");
-        query.push_bind(workspace.as_uuid()).push(" AND contact_id = ").push_bind(contact.as_uuid());
-        query.push(" AND name IN (");
-        let mut list = query.separated(", ");
-        for name in names {
-            list.push_bind(name.clone());
-        }
-        query.push(") ORDER BY occurred_at DESC LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(EventFact {
+        for chunk in contacts.chunks(READ_CHUNK) {
+            // `+workspace_id`: the contacts' index, not the workspace's, finds the rows.
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT contact_id, name, occurred_at, properties FROM (SELECT contact_id, name, occurred_at, \
+                 properties, row_number() OVER (PARTITION BY contact_id ORDER BY occurred_at DESC) AS n \
+                 FROM events WHERE +workspace_id = ",
+            );
+            query.push_bind(workspace.as_uuid()).push(" AND contact_id IN (");
+            let mut list = query.separated(", ");
+            for contact in chunk {
+                list.push_bind(contact.as_uuid());
+            }
+            query.push(") AND name IN (");
+            let mut list = query.separated(", ");
+            for name in names {
+                list.push_bind(name.clone());
+            }
+            query.push(")) WHERE n <= ").push_bind(i64::from(limit)).push(" ORDER BY contact_id, n");
+            let rows = query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+            for row in &rows {
+                let fact = EventFact {
                     name: get(row, "name")?,
                     occurred_at: ts(row, "occurred_at")?,
                     properties: rows::json_object(row, "properties")?,
-                })
-            })
-            .collect()
+                };
+                found.push((ContactId::from_uuid(uuid(row, "contact_id")?), fact));
+            }
+        }
+        Ok(found)
     }
 
     async fn apply_segment_work(&self, workspace: WorkspaceId, work: &SegmentWork, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        let mut changes = Vec::new();
-        for decision in &work.decisions {
-            let delta = decide(&mut tx, workspace, decision, now).await?;
-            tally(&mut changes, decision.segment_id, delta);
-        }
-        count_changes(&mut tx, changes, now).await?;
-        for event in &work.events {
-            crate::activity::insert_event(&mut tx, event).await?;
-        }
-        crate::jobs::insert_jobs(&mut tx, workspace, &work.jobs, now).await?;
-        tx.commit().await.map_err(db_error)
+        let due = self
+            .write_direct(|db| {
+                let mut changes = Vec::new();
+                for decision in &work.decisions {
+                    let delta = decide(db, workspace, decision, now)?;
+                    tally(&mut changes, decision.segment_id, delta);
+                }
+                count_changes(db, changes, now)?;
+                crate::events::insert_events(db, &work.events)?;
+                let mut jobs = work.jobs.clone();
+                if !work.events.is_empty() && (work.evaluate || live_campaigns(db, workspace)?) {
+                    jobs.extend(evaluation_jobs(&work.events, |_| true, now).into_iter().map(|(_, job)| job));
+                }
+                insert_jobs(db, workspace, &jobs, now)
+            })
+            .await?;
+        self.announce(due);
+        Ok(())
     }
 
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        let place: Option<(i64, Option<uuid::Uuid>)> =
-            sqlx::query_as("SELECT generation, cursor FROM segments WHERE workspace_id = ? AND id = ?")
-                .bind(workspace.as_uuid())
-                .bind(page.segment.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if place != Some((i64::from(page.generation), page.after.map(|c| c.as_uuid()))) {
-            return Ok(false);
-        }
-        let mut changes = Vec::new();
-        for decision in &page.decisions {
-            // Changed since the page was read: its own re-decision (queued with the change)
-            // decides it on what is committed.
-            let changed: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM contacts c WHERE c.id = ?1 AND (c.updated_at > ?2 OR EXISTS \
-                 (SELECT 1 FROM events e WHERE e.contact_id = ?1 AND e.received_at > ?2))",
-            )
-            .bind(decision.contact_id.as_uuid())
-            .bind(page.read_at.unix_millis())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            if changed.is_none() {
-                let delta = decide(&mut tx, workspace, decision, now).await?;
-                tally(&mut changes, decision.segment_id, delta);
-            }
-        }
-        count_changes(&mut tx, changes, now).await?;
-        let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
-        sqlx::query("UPDATE segments SET progress = progress + ?, cursor = ?, status = ? WHERE id = ?")
-            .bind(i64::try_from(page.decided).unwrap_or(i64::MAX))
-            .bind(page.cursor.map(|c| c.as_uuid()))
-            .bind(status.as_str())
-            .bind(page.segment.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        crate::jobs::insert_jobs(&mut tx, workspace, &page.jobs, now).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        let (written, due) = self
+            .write_direct(|db| {
+                // Whether each contact changed since its page was read, asked once per contact.
+                let mut changed: HashMap<(ContactId, Timestamp), bool> = HashMap::new();
+                let mut counts = Vec::new();
+                let (mut written, mut jobs) = (Vec::with_capacity(pages.len()), Vec::new());
+                for page in pages {
+                    if !build_place_holds(db, workspace, page)? {
+                        written.push(false);
+                        continue;
+                    }
+                    for decision in &page.decisions {
+                        let key = (decision.contact_id, page.read_at);
+                        let since = match changed.get(&key) {
+                            Some(since) => *since,
+                            None => {
+                                let since = changed_since(db, decision.contact_id, page.read_at)?;
+                                changed.insert(key, since);
+                                since
+                            }
+                        };
+                        // Changed since the page was read: its own re-decision (queued with
+                        // the change) decides it on what is committed.
+                        if !since {
+                            let delta = decide(db, workspace, decision, now)?;
+                            tally(&mut counts, decision.segment_id, delta);
+                        }
+                    }
+                    let status = if page.cursor.is_some() { SegmentStatus::Building } else { SegmentStatus::Ready };
+                    db.prepare_cached(
+                        "UPDATE segments SET progress = progress + ?1, cursor = ?2, status = ?3 WHERE id = ?4",
+                    )
+                    .and_then(|mut update| {
+                        update.execute(params![
+                            i64::try_from(page.decided).unwrap_or(i64::MAX),
+                            page.cursor.map(|c| c.as_uuid().into_bytes()),
+                            status.as_str(),
+                            page.segment.as_uuid().into_bytes()
+                        ])
+                    })
+                    .map_err(direct_error)?;
+                    jobs.extend(page.jobs.iter().cloned());
+                    written.push(true);
+                }
+                count_changes(db, counts, now)?;
+                Ok((written, insert_jobs(db, workspace, &jobs, now)?))
+            })
+            .await?;
+        self.announce(due);
+        Ok(written)
     }
 
     async fn list_members(

@@ -100,12 +100,17 @@ pub struct SegmentDecision {
 }
 
 /// The writes of one live re-decision: decisions, the contact events recording the changes,
-/// and jobs (the evaluation of those events, the next timer), in one transaction.
+/// and jobs (the next timers), in one transaction. The events are evaluated (one job for
+/// them all) when the workspace has a live campaign at the commit (a segment trigger may
+/// react), or when `evaluate` says some segment reads them; otherwise evaluating them would
+/// change nothing, and costs as much as the re-decision itself.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentWork {
     pub decisions: Vec<SegmentDecision>,
     pub events: Vec<Event>,
     pub jobs: Vec<NewJob>,
+    /// Some segment reads the membership events (`performed: "segment_entered"`).
+    pub evaluate: bool,
 }
 
 /// One page of a build.
@@ -286,7 +291,13 @@ pub trait SegmentStore {
     async fn list_segments(&self, workspace: WorkspaceId) -> StoreResult<Vec<SegmentRecord>>;
 
     /// The contact's stored standings (memberships and timers).
-    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>>;
+    async fn contact_memberships(&self, workspace: WorkspaceId, contact: ContactId) -> StoreResult<Vec<Membership>> {
+        self.memberships_of(workspace, &[contact]).await
+    }
+
+    /// The stored standings of several contacts, in one read: what a batch of re-decisions
+    /// starts from.
+    async fn memberships_of(&self, workspace: WorkspaceId, contacts: &[ContactId]) -> StoreResult<Vec<Membership>>;
 
     /// The contact's events with one of `names`, newest first, at most `limit`.
     async fn contact_event_facts(
@@ -295,7 +306,20 @@ pub trait SegmentStore {
         contact: ContactId,
         names: &[String],
         limit: u32,
-    ) -> StoreResult<Vec<EventFact>>;
+    ) -> StoreResult<Vec<EventFact>> {
+        let facts = self.event_facts_of(workspace, &[contact], names, limit).await?;
+        Ok(facts.into_iter().map(|(_, fact)| fact).collect())
+    }
+
+    /// The events with one of `names` of several contacts, in one read: each contact's newest
+    /// first, at most `limit` per contact.
+    async fn event_facts_of(
+        &self,
+        workspace: WorkspaceId,
+        contacts: &[ContactId],
+        names: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<(ContactId, EventFact)>>;
 
     /// Writes a live re-decision in one transaction (see the module's note on races).
     async fn apply_segment_work(&self, workspace: WorkspaceId, work: &SegmentWork, now: Timestamp) -> StoreResult<()>;
@@ -303,7 +327,20 @@ pub trait SegmentStore {
     /// Writes one page of a build, with its progress and the next page's job. Returns `false`
     /// (writing nothing) when the segment was edited or deleted since the build began, or
     /// another run wrote this page already.
-    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool>;
+    async fn apply_build_page(&self, workspace: WorkspaceId, page: &BuildPage, now: Timestamp) -> StoreResult<bool> {
+        let written = self.apply_build_pages(workspace, std::slice::from_ref(page), now).await?;
+        Ok(written.first().copied().unwrap_or(false))
+    }
+
+    /// Writes the same page of contacts for the builds of several segments, in one
+    /// transaction; for each page, as [`SegmentStore::apply_build_page`] would (whether it was
+    /// written).
+    async fn apply_build_pages(
+        &self,
+        workspace: WorkspaceId,
+        pages: &[BuildPage],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>>;
 
     /// Members ordered by contact id.
     async fn list_members(

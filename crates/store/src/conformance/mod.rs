@@ -109,6 +109,8 @@ macro_rules! conformance_suite {
             live_decisions_record_changes_once,
             broadcast_pages_write_each_recipient_once,
             broadcasts_pause_resume_and_cancel,
+            batch_reads_keep_each_contacts_own,
+            membership_events_are_evaluated_when_something_reacts,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

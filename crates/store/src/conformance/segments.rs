@@ -163,6 +163,7 @@ pub async fn live_decisions_record_changes_once(store: SharedStore) {
         decisions: vec![entered.clone()],
         events: vec![event],
         jobs: vec![crate::segment::refresh_job(&[contact], at(100))],
+        evaluate: false,
     };
     store.apply_segment_work(ws, &work, at(3)).await.expect("enter");
     // The same decision again (another node, or a retry) finds the change made.
@@ -196,4 +197,83 @@ pub async fn live_decisions_record_changes_once(store: SharedStore) {
     // Erasing the contact erases its standing and history.
     store.delete_contact(ws, contact).await.expect("delete");
     assert!(store.membership_history(ws, Some(segment.id), None, 10).await.expect("history").is_empty());
+}
+
+pub async fn batch_reads_keep_each_contacts_own(store: SharedStore) {
+    let (ws, source) = with_source(&store).await;
+    let segment = store.create_segment(ws, &draft("pro", vec![]), at(1)).await.expect("create");
+    let mut ids = Vec::new();
+    for (n, (address, name)) in [
+        ("a@example.com", "signed_up"),
+        ("a@example.com", "order_placed"),
+        ("a@example.com", "signed_up"),
+        ("b@example.com", "signed_up"),
+        ("b@example.com", "page_viewed"),
+        ("c@example.com", "signed_up"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = at(2 + n as u64);
+        let body = json!({"email": address, "event": name});
+        let receipt = accepted(&store.ingest(&[request(ws, source, body, None, t)], t).await.expect("ingest")[0]);
+        ids.push(receipt.contact_id.expect("a contact"));
+    }
+    let (a, b, c) = (ids[0], ids[3], ids[5]);
+    let names = ["signed_up".to_owned(), "order_placed".to_owned()];
+    let facts = store.event_facts_of(ws, &[a, b], &names, 2).await.expect("facts");
+    let of = |contact: ContactId| {
+        facts.iter().filter(|(c, _)| *c == contact).map(|(_, f)| (f.name.as_str(), f.occurred_at)).collect::<Vec<_>>()
+    };
+    assert_eq!(of(a), vec![("signed_up", at(4)), ("order_placed", at(3))], "each contact's newest, at most the limit");
+    assert_eq!(of(b), vec![("signed_up", at(5))], "only the names asked for");
+    assert!(of(c).is_empty(), "only the contacts asked for");
+
+    let work = SegmentWork {
+        decisions: [a, b, c].map(|contact| decision(segment.id, contact, Some(false), true)).to_vec(),
+        ..Default::default()
+    };
+    store.apply_segment_work(ws, &work, at(10)).await.expect("enter");
+    let mut standings: Vec<(ContactId, bool)> =
+        store.memberships_of(ws, &[a, c]).await.expect("standings").iter().map(|m| (m.contact_id, m.member)).collect();
+    standings.sort();
+    let mut expected = vec![(a, true), (c, true)];
+    expected.sort();
+    assert_eq!(standings, expected);
+    assert_eq!(store.get_segment(ws, segment.id).await.expect("read").members, 3, "one change per contact counted");
+}
+
+pub async fn membership_events_are_evaluated_when_something_reacts(store: SharedStore) {
+    use herald_domain::CampaignState::{Active, Draft};
+    let (ws, _) = with_source(&store).await;
+    let segment = store.create_segment(ws, &draft("pro", vec![]), at(1)).await.expect("create");
+    let a = contact(&store, ws, "a@example.com").await;
+    drain(&store, at(1)).await;
+    let evaluations = |jobs: Vec<(JobKind, serde_json::Value)>| {
+        jobs.into_iter().filter(|(kind, _)| *kind == JobKind::EvaluateEvents).map(|(_, p)| p).collect::<Vec<_>>()
+    };
+    let mut member = false;
+    let mut change = |evaluate: bool, t: u64| {
+        member = !member;
+        let event = crate::segment::membership_event(ws, a, segment.id, "pro", member, "test", at(t));
+        SegmentWork {
+            decisions: vec![decision(segment.id, a, Some(!member), member)],
+            events: vec![event],
+            evaluate,
+            ..Default::default()
+        }
+    };
+    // No campaign and no segment reading the events: nothing would react.
+    store.apply_segment_work(ws, &change(false, 2), at(2)).await.expect("enter");
+    assert!(evaluations(drain(&store, at(2)).await).is_empty());
+    // A segment reads them.
+    let work = change(true, 3);
+    store.apply_segment_work(ws, &work, at(3)).await.expect("leave");
+    assert_eq!(evaluations(drain(&store, at(3)).await), vec![json!({"events": [work.events[0].id]})]);
+    // A live campaign may react.
+    let campaign = store.create_campaign(ws, "C", &json!({}), at(4)).await.expect("campaign");
+    store.set_campaign_state(ws, campaign.id, &[Draft], Active, at(4)).await.expect("activate");
+    let work = change(false, 5);
+    store.apply_segment_work(ws, &work, at(5)).await.expect("enter again");
+    assert_eq!(evaluations(drain(&store, at(5)).await), vec![json!({"events": [work.events[0].id]})]);
 }

@@ -6,9 +6,10 @@
 //! change without an event (a `refresh_segments` job the store queues with the change), and
 //! when a time-relative answer comes due (the same job, queued as a
 //! timer for the earliest time any answer may change). A change is written with its
-//! `segment_entered` / `segment_left` contact event and that event's evaluation job, so the
-//! timeline shows it and segment triggers and `member_of` tests see it. A new or edited
-//! segment is computed by `build_segment` jobs, a page of contacts each, that never block
+//! `segment_entered` / `segment_left` contact event, so the timeline shows it, and that
+//! event's evaluation job when a live campaign (a segment trigger) or a segment reading those
+//! events may react. A new or edited segment is computed by `build_segment` jobs, a page of
+//! contacts each (for every segment whose build stands at the same place), that never block
 //! ingest. `decide` holds the re-decision, `build` the build and the preview, `service` the
 //! checks and saving that `api` (the `/api/v1/segments` endpoints) and `pages` (the list, the
 //! builder and each segment's page) share.
@@ -42,6 +43,8 @@ pub struct Segments {
     clock: SharedClock,
     /// Compiled definitions by segment and generation (a generation never changes).
     cache: Mutex<HashMap<(SegmentId, u32), Arc<Segment>>>,
+    /// Held while a build page is decided and written (see `build`).
+    building: tokio::sync::Mutex<()>,
 }
 
 /// What the segments' API uses.
@@ -54,7 +57,7 @@ pub struct SegmentsState {
 
 impl Segments {
     pub fn new(store: SharedStore, clock: SharedClock) -> Self {
-        Self { store, clock, cache: Mutex::default() }
+        Self { store, clock, cache: Mutex::default(), building: tokio::sync::Mutex::default() }
     }
 
     /// Re-decides the memberships of the contacts of committed events, before the events'
