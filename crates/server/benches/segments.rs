@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{contacts, env_list, percentile};
+use common::{bench_store, contacts, env_list, percentile};
 use herald_domain::PageRequest;
 use herald_domain::{ContactId, SegmentId, SourceKind, SourceToken, Timestamp, WorkspaceId};
 use herald_server::app::App;
@@ -226,22 +226,6 @@ async fn contact(store: &SharedStore, workspace: WorkspaceId, n: usize) -> Conta
     page.items.first().expect("the contact").id
 }
 
-async fn store() -> (SharedStore, Option<tempfile::TempDir>) {
-    if std::env::var("HERALD_BENCH_BACKEND").as_deref() == Ok("postgres") {
-        let url = std::env::var("HERALD_TEST_POSTGRES_URL").expect("HERALD_TEST_POSTGRES_URL");
-        let store: SharedStore = Arc::new(herald_store_postgres::PgStore::connect(&url).await.expect("connect"));
-        store.migrate().await.expect("migrate");
-        return (store, None);
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-segments");
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let dir = tempfile::tempdir_in(dir).expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let store: SharedStore = Arc::new(herald_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
-    store.migrate().await.expect("migrate");
-    (store, Some(dir))
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run());
@@ -252,7 +236,7 @@ async fn run() {
     let seconds = env_list("HERALD_BENCH_SECONDS", "10")[0] as u64;
     let connections = env_list("HERALD_BENCH_CONNECTIONS", "64")[0];
     let rate = env_list("HERALD_BENCH_RATE", "200")[0];
-    let (store, _dir) = store().await;
+    let (store, _dir) = bench_store("bench-segments").await;
     let clock: SharedClock = Arc::new(SystemClock);
     herald_server::app::bootstrap(&store, &clock, None).await.expect("bootstrap");
     let workspace = store.ensure_default_workspace(now()).await.expect("workspace").id;

@@ -24,7 +24,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{contacts, enrol, env_list, percentile, sent_messages};
+use common::{bench_store, contacts, enrol, env_list, percentile, sent_messages};
 use herald_domain::{ActivityKind, MessageId, Timestamp, WorkspaceId};
 use herald_server::app::App;
 use herald_server::app::config::WorkerSettings;
@@ -133,22 +133,6 @@ async fn noop_server() -> String {
     base
 }
 
-async fn store() -> (SharedStore, Option<tempfile::TempDir>) {
-    if std::env::var("HERALD_BENCH_BACKEND").as_deref() == Ok("postgres") {
-        let url = std::env::var("HERALD_TEST_POSTGRES_URL").expect("HERALD_TEST_POSTGRES_URL");
-        let store: SharedStore = Arc::new(herald_store_postgres::PgStore::connect(&url).await.expect("connect"));
-        store.migrate().await.expect("migrate");
-        return (store, None);
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-tracking");
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    let dir = tempfile::tempdir_in(dir).expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
-    let store: SharedStore = Arc::new(herald_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
-    store.migrate().await.expect("migrate");
-    (store, Some(dir))
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run());
@@ -158,7 +142,7 @@ async fn run() {
     let count = env_list("HERALD_BENCH_MESSAGES", "1000")[0];
     let seconds = env_list("HERALD_BENCH_SECONDS", "10")[0] as u64;
     let connections = env_list("HERALD_BENCH_CONNECTIONS", "64")[0];
-    let (store, _dir) = store().await;
+    let (store, _dir) = bench_store("bench-tracking").await;
     let clock: SharedClock = Arc::new(SystemClock);
     herald_server::app::bootstrap(&store, &clock, None).await.expect("bootstrap");
     let workspace = store.ensure_default_workspace(now()).await.expect("workspace").id;

@@ -130,6 +130,26 @@ pub async fn sent_messages(
     ids
 }
 
+/// A fresh store for a benchmark: the PostgreSQL database of `HERALD_TEST_POSTGRES_URL` with
+/// `HERALD_BENCH_BACKEND=postgres`, else a new SQLite file under `target/<folder>/` (not /tmp,
+/// which may be a tmpfs where fsync is free), deleted with the returned directory.
+pub async fn bench_store(folder: &str) -> (SharedStore, Option<tempfile::TempDir>) {
+    if std::env::var("HERALD_BENCH_BACKEND").as_deref() == Ok("postgres") {
+        let url = std::env::var("HERALD_TEST_POSTGRES_URL").expect("HERALD_TEST_POSTGRES_URL");
+        let store: SharedStore =
+            std::sync::Arc::new(herald_store_postgres::PgStore::connect(&url).await.expect("connect"));
+        store.migrate().await.expect("migrate");
+        return (store, None);
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target").join(folder);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let dir = tempfile::tempdir_in(dir).expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+    let store: SharedStore = std::sync::Arc::new(herald_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
+    store.migrate().await.expect("migrate");
+    (store, Some(dir))
+}
+
 /// The allocator `herald serve` runs with, so Herald measured in this process allocates as it
 /// does there.
 #[global_allocator]
